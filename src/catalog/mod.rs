@@ -1,0 +1,110 @@
+//! Catalog: what is archived, per backup set. One trait, interchangeable
+//! implementations (SQLite embedded default; DynamoDB later).
+
+pub mod sqlite;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::hash::{Sha1Digest, TreeHash};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveState {
+    Current,
+    Superseded,
+    Deleting,
+}
+
+impl ArchiveState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveState::Current => "current",
+            ArchiveState::Superseded => "superseded",
+            ArchiveState::Deleting => "deleting",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "current" => Some(ArchiveState::Current),
+            "superseded" => Some(ArchiveState::Superseded),
+            "deleting" => Some(ArchiveState::Deleting),
+            _ => None,
+        }
+    }
+}
+
+/// One archived version of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveRecord {
+    pub key: String,
+    /// Original bytes of the relative path when they differ from the key.
+    pub raw: Option<Vec<u8>>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha1: Sha1Digest,
+    pub tree_hash: TreeHash,
+    pub archive_id: String,
+    /// Which store holds it, e.g. `local:/mnt/disk/firn-store`.
+    pub target: String,
+    /// Unix seconds.
+    pub uploaded_at: i64,
+    pub state: ArchiveState,
+    pub host: String,
+    /// Unix seconds; set when a newer version became current.
+    pub superseded_at: Option<i64>,
+}
+
+/// What status needs of the current version of each file (kept small: one per file).
+#[derive(Debug, Clone)]
+pub struct CurrentSummary {
+    pub key: String,
+    pub raw: Option<Box<[u8]>>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha1: Sha1Digest,
+}
+
+/// Another writer changed the entry since it was read (optimistic concurrency).
+#[derive(Debug, thiserror::Error)]
+#[error("catalog conflict on {key}: expected current archive {expected:?}, found {found:?} (another host or run wrote this entry); run again to re-evaluate")]
+pub struct Conflict {
+    pub key: String,
+    pub expected: Option<String>,
+    pub found: Option<String>,
+}
+
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Human-readable location, for messages.
+    fn describe(&self) -> String;
+
+    /// The current version of every file in the set, sorted by key.
+    async fn current_summaries(&self) -> Result<Vec<CurrentSummary>>;
+
+    /// Every record of the set (all states), sorted by key then upload time.
+    async fn records(&self) -> Result<Vec<ArchiveRecord>>;
+
+    /// Every record of one key, oldest first.
+    async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>>;
+
+    /// Records a confirmed upload as the current version of its key. `replaces` is
+    /// the archive id this run saw as current (None for a new file); if the catalog
+    /// disagrees, nothing is written and a [`Conflict`] is returned. The replaced
+    /// version becomes superseded in the same atomic write.
+    async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()>;
+
+    /// Records an archive that is not current (a stray adopted as a superseded version).
+    async fn record_superseded(&self, record: &ArchiveRecord) -> Result<()>;
+
+    async fn update_mtime(&self, key: &str, archive_id: &str, mtime_ns: i64) -> Result<()>;
+
+    async fn set_state(&self, key: &str, archive_id: &str, state: ArchiveState) -> Result<()>;
+
+    /// Forgets one archive (after the store confirmed its deletion).
+    async fn remove(&self, key: &str, archive_id: &str) -> Result<()>;
+
+    async fn find_archive(&self, archive_id: &str) -> Result<Option<ArchiveRecord>>;
+}

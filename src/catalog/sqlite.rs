@@ -1,0 +1,194 @@
+//! Embedded catalog: one SQLite file that can hold many backup sets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
+
+pub struct SqliteCatalog {
+    path: PathBuf,
+    set_id: String,
+    conn: Mutex<Connection>,
+}
+
+const COLUMNS: &str =
+    "key, raw_path, size, mtime_ns, sha1, tree_hash, archive_id, target, uploaded_at, state, host, superseded_at";
+
+impl SqliteCatalog {
+    pub fn open(path: &Path, set_id: &str) -> Result<Self> {
+        let conn = crate::state::open_db(path)?;
+        // synchronous=FULL: a recorded archive must survive a power cut, or the
+        // archive would look orphaned.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS archive (
+                set_id TEXT NOT NULL, key TEXT NOT NULL, archive_id TEXT NOT NULL,
+                raw_path BLOB, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                sha1 BLOB NOT NULL, tree_hash BLOB NOT NULL, target TEXT NOT NULL,
+                uploaded_at INTEGER NOT NULL, state TEXT NOT NULL, host TEXT NOT NULL,
+                superseded_at INTEGER,
+                PRIMARY KEY (set_id, key, archive_id));
+             CREATE UNIQUE INDEX IF NOT EXISTS archive_one_current ON archive (set_id, key) WHERE state = 'current';
+             CREATE INDEX IF NOT EXISTS archive_by_id ON archive (archive_id);",
+        )
+        .with_context(|| format!("cannot initialise catalog {}", path.display()))?;
+        Ok(SqliteCatalog { path: path.to_path_buf(), set_id: set_id.to_owned(), conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn query_records(&self, sql_tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<ArchiveRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM archive WHERE {sql_tail}"))?;
+        let rows = stmt.query_map(args, record_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn insert(conn: &Connection, set_id: &str, r: &ArchiveRecord) -> rusqlite::Result<usize> {
+        conn.execute(
+            &format!("INSERT INTO archive (set_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            params![
+                set_id,
+                r.key,
+                r.raw,
+                r.size as i64,
+                r.mtime_ns,
+                &r.sha1[..],
+                &r.tree_hash[..],
+                r.archive_id,
+                r.target,
+                r.uploaded_at,
+                r.state.as_str(),
+                r.host,
+                r.superseded_at
+            ],
+        )
+    }
+}
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<ArchiveRecord> {
+    let bad = |i: usize| rusqlite::Error::InvalidColumnType(i, "blob length".into(), rusqlite::types::Type::Blob);
+    let sha1: Vec<u8> = row.get(4)?;
+    let tree: Vec<u8> = row.get(5)?;
+    let state: String = row.get(9)?;
+    Ok(ArchiveRecord {
+        key: row.get(0)?,
+        raw: row.get(1)?,
+        size: row.get::<_, i64>(2)? as u64,
+        mtime_ns: row.get(3)?,
+        sha1: sha1.try_into().map_err(|_| bad(4))?,
+        tree_hash: tree.try_into().map_err(|_| bad(5))?,
+        archive_id: row.get(6)?,
+        target: row.get(7)?,
+        uploaded_at: row.get(8)?,
+        state: ArchiveState::parse(&state).ok_or_else(|| bad(9))?,
+        host: row.get(10)?,
+        superseded_at: row.get(11)?,
+    })
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    async fn current_summaries(&self) -> Result<Vec<CurrentSummary>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, raw_path, size, mtime_ns, sha1 FROM archive
+             WHERE set_id = ?1 AND state = 'current' ORDER BY key",
+        )?;
+        let mut rows = stmt.query([&self.set_id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let sha1: Vec<u8> = row.get(4)?;
+            let Ok(sha1) = sha1.try_into() else { continue };
+            out.push(CurrentSummary {
+                key: row.get(0)?,
+                raw: row.get::<_, Option<Vec<u8>>>(1)?.map(Vec::into_boxed_slice),
+                size: row.get::<_, i64>(2)? as u64,
+                mtime_ns: row.get(3)?,
+                sha1,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn records(&self) -> Result<Vec<ArchiveRecord>> {
+        self.query_records("set_id = ?1 ORDER BY key, uploaded_at", &[&self.set_id])
+    }
+
+    async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
+        self.query_records("set_id = ?1 AND key = ?2 ORDER BY uploaded_at", &[&self.set_id, &key])
+    }
+
+    async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let found: Option<String> = tx
+            .query_row(
+                "SELECT archive_id FROM archive WHERE set_id = ?1 AND key = ?2 AND state = 'current'",
+                params![self.set_id, record.key],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if found.as_deref() != replaces {
+            return Err(Conflict { key: record.key.clone(), expected: replaces.map(str::to_owned), found }.into());
+        }
+        if let Some(previous) = replaces {
+            tx.execute(
+                "UPDATE archive SET state = 'superseded', superseded_at = ?4
+                 WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
+                params![self.set_id, record.key, previous, record.uploaded_at],
+            )?;
+        }
+        let mut current = record.clone();
+        current.state = ArchiveState::Current;
+        current.superseded_at = None;
+        Self::insert(&tx, &self.set_id, &current)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn record_superseded(&self, record: &ArchiveRecord) -> Result<()> {
+        let mut r = record.clone();
+        r.state = ArchiveState::Superseded;
+        Self::insert(&self.conn(), &self.set_id, &r)?;
+        Ok(())
+    }
+
+    async fn update_mtime(&self, key: &str, archive_id: &str, mtime_ns: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE archive SET mtime_ns = ?4 WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
+            params![self.set_id, key, archive_id, mtime_ns],
+        )?;
+        Ok(())
+    }
+
+    async fn set_state(&self, key: &str, archive_id: &str, state: ArchiveState) -> Result<()> {
+        self.conn().execute(
+            "UPDATE archive SET state = ?4 WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
+            params![self.set_id, key, archive_id, state.as_str()],
+        )?;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &str, archive_id: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM archive WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
+            params![self.set_id, key, archive_id],
+        )?;
+        Ok(())
+    }
+
+    async fn find_archive(&self, archive_id: &str) -> Result<Option<ArchiveRecord>> {
+        Ok(self.query_records("set_id = ?1 AND archive_id = ?2", &[&self.set_id, &archive_id])?.into_iter().next())
+    }
+}

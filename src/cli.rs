@@ -1,0 +1,570 @@
+//! Headless front end: `firn status`, `firn backup`, `firn ls`, `firn restore`.
+//!
+//! Exit codes: 0 all done; 1 some files failed (or could not be backed up);
+//! 2 usage or configuration error; 3 the backup set is busy (another firn holds it).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::ArchiveState;
+use crate::config::{self, Overrides, ResolvedSet, RootUse, UsageError};
+use crate::engine::{BackupSummary, Engine, Event, Plan, RestoreOptions, RestoreOutcome};
+use crate::hash::ReadCounters;
+use crate::lock::{Busy, SetLock};
+use crate::scan::{Entry, ScanOptions};
+use crate::status::{Rollup, StatusReport};
+use crate::store::Tier;
+
+#[derive(Parser, Debug)]
+#[command(name = "firn", version, about = "Keep a directory tree backed up, file by file, in cold storage")]
+#[command(after_help = "Exit codes: 0 all done, 1 some files failed, 2 usage or configuration error, 3 backup set busy.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compare the tree with the catalog: new, changed, up to date, archived-only,
+    /// ignored, unreadable, skipped. Reads only files whose fingerprint moved.
+    Status {
+        /// The directory to compare (or use --set / a configured set).
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Print a JSON document with a per-file list instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload every new or changed file, then apply the retention policy.
+    Backup {
+        /// The directory to back up (or use --set / a configured set).
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Show what would be uploaded without uploading anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON (counters included).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the catalog: what is archived for the set.
+    Ls {
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Include superseded versions.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore archived files (current versions) into a directory.
+    Restore {
+        /// Paths relative to the root; a directory restores everything below it.
+        /// None: the whole set.
+        paths: Vec<String>,
+        /// Where to write the files (by relative path under it).
+        #[arg(long)]
+        to: PathBuf,
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Retrieval tier (Glacier's speed / price trade-off).
+        #[arg(long, value_enum, default_value_t = Tier::Standard)]
+        tier: Tier,
+        /// Replace existing files whose content differs.
+        #[arg(long)]
+        overwrite: bool,
+        /// Do not wait for retrieval jobs that are not ready; run again later.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+/// Which backup set, and overrides of its configuration.
+#[derive(Args, Debug, Clone, Default)]
+struct SetArgs {
+    /// A backup set named in the config file.
+    #[arg(long)]
+    set: Option<String>,
+    /// Config file (default: $FIRN_CONFIG, else the platform config dir's firn/config.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Only back up files whose path relative to the root matches this regular
+    /// expression (case-insensitive, Unicode; repeatable).
+    #[arg(long = "pattern", value_name = "REGEX")]
+    patterns: Vec<String>,
+    /// Ignore files and directories whose path relative to the root matches this
+    /// regular expression (case-insensitive, Unicode; repeatable).
+    #[arg(long = "ignore-pattern", value_name = "REGEX")]
+    ignore_patterns: Vec<String>,
+    /// Follow symbolic links (loops are detected and reported).
+    #[arg(long)]
+    follow_symlinks: bool,
+    /// Directory of the embedded archive store (default: <data dir>/store).
+    #[arg(long, value_name = "DIR")]
+    store_dir: Option<PathBuf>,
+    /// SQLite catalog file (default: <data dir>/catalog.sqlite).
+    #[arg(long, value_name = "FILE")]
+    catalog_db: Option<PathBuf>,
+    /// What to do with superseded archives: keep, delete, or after-days N.
+    #[arg(long, value_name = "POLICY")]
+    retention: Option<String>,
+    /// Uploads at once.
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+impl SetArgs {
+    fn overrides(&self, root: Option<PathBuf>) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            set: self.set.clone(),
+            root,
+            patterns: self.patterns.clone(),
+            ignore_patterns: self.ignore_patterns.clone(),
+            follow_symlinks: self.follow_symlinks,
+            store_dir: self.store_dir.clone(),
+            catalog_db: self.catalog_db.clone(),
+            retention: self.retention.clone(),
+            concurrency: self.concurrency,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("firn: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("firn: {}", one_line(&e));
+            if e.downcast_ref::<Busy>().is_some() { ExitCode::from(3) } else { ExitCode::from(2) }
+        }
+    }
+}
+
+/// The whole error chain on one line, each cause once.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        None => Err(UsageError(
+            "the interactive interface is not built yet; use `firn status ROOT` or `firn backup ROOT` (see --help)".into(),
+        )
+        .into()),
+        Some(Command::Status { root, set, json }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MustExist)?;
+            status_command(&resolved, json).await
+        }
+        Some(Command::Backup { root, set, dry_run, json }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MustExist)?;
+            backup_command(&resolved, dry_run, json).await
+        }
+        Some(Command::Ls { root, set, all, json }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            ls_command(&resolved, all, json).await
+        }
+        Some(Command::Restore { paths, to, root, set, tier, overwrite, no_wait }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            let options = RestoreOptions { destination: to, overwrite, tier, wait: !no_wait };
+            restore_command(&resolved, &paths, &options).await
+        }
+    }
+}
+
+fn scan_options(set: &ResolvedSet) -> ScanOptions {
+    ScanOptions { filter: set.filter.clone(), follow_symlinks: set.follow_symlinks }
+}
+
+async fn status_command(set: &ResolvedSet, json: bool) -> Result<ExitCode> {
+    let engine = Engine::open(set)?;
+    let before = ReadCounters::now();
+    let report = engine.status(&scan_options(set), &mut |_| {}).await?;
+    let reads = ReadCounters::now().since(before);
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &StatusJson::new(set, &report, reads))?;
+        writeln!(out)?;
+    } else {
+        print_status(&mut out, set, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(out: &mut impl Write, set: &ResolvedSet, report: &StatusReport) -> Result<()> {
+    let t = &report.totals;
+    writeln!(out, "{} (set {})", set.root.display(), set.id)?;
+    for (label, tally) in [
+        ("new", t.new),
+        ("changed", t.changed),
+        ("up to date", t.up_to_date),
+        ("archived-only", t.archived_only),
+        ("ignored", t.ignored),
+        ("unreadable", t.unreadable),
+        ("skipped", t.skipped),
+    ] {
+        if tally.files > 0 {
+            writeln!(out, "  {label:<14} {:>9} {:>11}", plural(tally.files, "file"), human_bytes(tally.bytes))?;
+        }
+    }
+    let pending = t.pending();
+    writeln!(out, "pending: {}, {}", plural(pending.files, "file"), human_bytes(pending.bytes))?;
+    let problems: Vec<&Entry> = report.entries.iter().filter(|e| e.status.is_problem()).collect();
+    if !problems.is_empty() {
+        writeln!(out, "problems:")?;
+        for entry in problems {
+            writeln!(out, "  {}: {}", entry.key, entry.status.reason().unwrap_or(""))?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    root: String,
+    set: &'a str,
+    summary: SummaryJson,
+    directories: Vec<DirJson>,
+    files: Vec<FileJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct SummaryJson {
+    #[serde(flatten)]
+    totals: Rollup,
+    pending: crate::status::Tally,
+    files_read: u64,
+    bytes_read: u64,
+}
+
+#[derive(Serialize)]
+struct DirJson {
+    path: String,
+    #[serde(flatten)]
+    rollup: Rollup,
+    pending: crate::status::Tally,
+}
+
+#[derive(Serialize)]
+struct FileJson<'a> {
+    path: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtime_ns: Option<i64>,
+    /// base64url of the original name bytes, when they differ from `path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_path: Option<String>,
+}
+
+impl<'a> StatusJson<'a> {
+    fn new(set: &'a ResolvedSet, report: &'a StatusReport, reads: ReadCounters) -> Self {
+        let files = report
+            .entries
+            .iter()
+            .map(|e| {
+                let local = e.fingerprint != crate::scan::Fingerprint::default();
+                FileJson {
+                    path: &e.key,
+                    status: e.status.label(),
+                    reason: e.status.reason(),
+                    size: if local { e.fingerprint.size } else { e.archived.map_or(0, |a| a.size) },
+                    mtime_ns: if local { Some(e.fingerprint.mtime_ns) } else { e.archived.map(|a| a.mtime_ns) },
+                    raw_path: e.raw.as_ref().map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r)),
+                }
+            })
+            .collect();
+        let directories = report
+            .directories(usize::MAX)
+            .into_iter()
+            .map(|(path, rollup)| DirJson { path, pending: rollup.pending(), rollup })
+            .collect();
+        StatusJson {
+            root: set.root.display().to_string(),
+            set: &set.id,
+            summary: SummaryJson { totals: report.totals, pending: report.totals.pending(), files_read: reads.files_read, bytes_read: reads.bytes_read },
+            directories,
+            files,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BackupJson<'a> {
+    root: String,
+    set: &'a str,
+    dry_run: bool,
+    pending_files: u64,
+    pending_bytes: u64,
+    #[serde(flatten)]
+    summary: &'a BackupSummary,
+    problems: Vec<FileProblem<'a>>,
+}
+
+#[derive(Serialize)]
+struct FileProblem<'a> {
+    #[serde(skip)]
+    is_failure: bool,
+    path: &'a str,
+    status: &'static str,
+    reason: &'a str,
+}
+
+async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<ExitCode> {
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "backup")?;
+    let engine = Arc::new(Engine::open(set)?);
+    let reads_before = ReadCounters::now();
+    let recovery = engine.recover().await.context("cannot finish the interrupted run's uploads")?;
+    let interactive = !json && std::io::stderr().is_terminal();
+    if !json {
+        for key in &recovery.adopted {
+            println!("recovered: {key} (stored by an interrupted run, now recorded)");
+        }
+        for key in &recovery.superseded {
+            println!("recovered: {key} (stray archive of an older version, recorded as superseded)");
+        }
+        for key in &recovery.unresolved {
+            println!("unresolved: {key} (interrupted upload; run an inventory to find its archive)");
+        }
+    }
+    let report = engine.status(&scan_options(set), &mut |_| {}).await?;
+    let plan = Plan::from_report(&report);
+    let problems: Vec<FileProblem> = report
+        .entries
+        .iter()
+        .filter(|e| e.status.is_problem())
+        .map(|e| FileProblem { is_failure: e.status.is_failure(), path: &e.key, status: e.status.label(), reason: e.status.reason().unwrap_or("") })
+        .collect();
+    let (pending_files, pending_bytes) = (plan.uploads.len() as u64, plan.bytes());
+
+    let mut summary = if dry_run {
+        if !json {
+            for item in &plan.uploads {
+                println!("would upload: {} ({})", item.key, human_bytes(item.fingerprint.size));
+            }
+        }
+        BackupSummary::default()
+    } else {
+        let (tx, rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let names: Vec<(String, u64)> = plan.uploads.iter().map(|u| (u.key.clone(), u.fingerprint.size)).collect();
+        let printer = tokio::spawn(print_progress(rx, names, pending_bytes, interactive, json));
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("firn: interrupted; finishing the uploads in flight cleanly");
+                stop.cancel();
+            }
+        });
+        let mut summary = engine.backup(plan, tx, cancel).await;
+        let _ = printer.await;
+        match engine.sweep_superseded().await {
+            Ok(retention) => {
+                summary.superseded_deleted += retention.deleted;
+                summary.superseded_kept = retention.kept;
+                for failure in retention.failed {
+                    summary.failed.push(crate::engine::FailedFile { path: "(retention)".into(), reason: failure });
+                }
+            }
+            Err(e) => summary.failed.push(crate::engine::FailedFile { path: "(retention)".into(), reason: format!("{e:#}") }),
+        }
+        summary
+    };
+    summary.recovered = recovery.found() as u64;
+    summary.orphans = recovery.unresolved.clone();
+    let reads = ReadCounters::now().since(reads_before);
+    summary.files_read = reads.files_read;
+    summary.bytes_read = reads.bytes_read;
+
+    let failed = !summary.failed.is_empty() || summary.cancelled > 0 || problems.iter().any(|p| p.is_failure);
+    if json {
+        let doc = BackupJson { root: set.root.display().to_string(), set: &set.id, dry_run, pending_files, pending_bytes, summary: &summary, problems };
+        println!("{}", serde_json::to_string(&doc)?);
+    } else {
+        for p in &problems {
+            println!("not backed up: {}: {}", p.path, p.reason);
+        }
+        for f in &summary.failed {
+            println!("failed: {}: {}", f.path, f.reason);
+        }
+        println!(
+            "{}: {} uploaded ({}), {} failed, {} not backed up, {} mtimes updated, {} superseded archives deleted, {} kept",
+            if dry_run { "dry run" } else { "backup" },
+            plural(summary.uploaded_files, "file"),
+            human_bytes(summary.uploaded_bytes),
+            summary.failed.len(),
+            report.totals.unreadable.files + report.totals.skipped.files,
+            summary.mtimes_updated,
+            summary.superseded_deleted,
+            summary.superseded_kept,
+        );
+        if dry_run {
+            println!("would upload {}, {}", plural(pending_files, "file"), human_bytes(pending_bytes));
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Reduces engine events to a progress bar (terminal) or one line per file (pipes).
+async fn print_progress(mut rx: mpsc::Receiver<Event>, names: Vec<(String, u64)>, total: u64, interactive: bool, quiet: bool) {
+    let bar = interactive.then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}") {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let name = |id: u64| names.get(id as usize).map(|(n, _)| n.as_str()).unwrap_or("?");
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Advanced { bytes, .. } => {
+                if let Some(bar) = &bar {
+                    bar.inc(bytes);
+                }
+            }
+            Event::Started { id } => {
+                if let Some(bar) = &bar {
+                    bar.set_message(name(id).to_string());
+                }
+            }
+            Event::Done { id, .. } if !quiet => {
+                let size = names.get(id as usize).map_or(0, |(_, s)| *s);
+                let line = format!("uploaded: {} ({})", name(id), human_bytes(size));
+                match &bar {
+                    Some(bar) => bar.println(line),
+                    None => println!("{line}"),
+                }
+            }
+            Event::Note(note) if !quiet => match &bar {
+                Some(bar) => bar.println(note),
+                None => println!("{note}"),
+            },
+            _ => {}
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+async fn ls_command(set: &ResolvedSet, all: bool, json: bool) -> Result<ExitCode> {
+    let engine = Engine::open(set)?;
+    let records: Vec<_> = engine.catalog.records().await?.into_iter().filter(|r| all || r.state == ArchiveState::Current).collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "path": r.key, "state": r.state, "size": r.size, "mtime_ns": r.mtime_ns,
+                    "sha1": hex::encode(r.sha1), "tree_hash": hex::encode(r.tree_hash),
+                    "archive_id": r.archive_id, "target": r.target, "uploaded_at": r.uploaded_at, "host": r.host,
+                })
+            })
+            .collect();
+        serde_json::to_writer(&mut out, &rows)?;
+        writeln!(out)?;
+    } else {
+        for r in &records {
+            writeln!(out, "{:<10} {:>11}  {}  {}  {}", r.state.as_str(), human_bytes(r.size), format_time(r.uploaded_at), r.archive_id, r.key)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore_command(set: &ResolvedSet, paths: &[String], options: &RestoreOptions) -> Result<ExitCode> {
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "restore")?;
+    let engine = Engine::open(set)?;
+    let wanted = |key: &str| {
+        paths.is_empty()
+            || paths.iter().any(|p| {
+                let p = p.trim_end_matches('/');
+                key == p || (key.starts_with(p) && key.as_bytes().get(p.len()) == Some(&b'/'))
+            })
+    };
+    let records: Vec<_> =
+        engine.catalog.records().await?.into_iter().filter(|r| r.state == ArchiveState::Current && wanted(&r.key)).collect();
+    if records.is_empty() {
+        return Err(UsageError(format!("nothing archived matches {}; see `firn ls`", if paths.is_empty() { "this set".into() } else { paths.join(", ") })).into());
+    }
+    let mut failed = 0;
+    for record in &records {
+        match engine.restore(record, options).await {
+            Ok(RestoreOutcome::Restored { path }) => println!("restored: {}", path.display()),
+            Ok(RestoreOutcome::Identical { path }) => println!("identical, skipped: {}", path.display()),
+            Ok(RestoreOutcome::Waiting { ready_at }) => {
+                println!("waiting: {} (retrieval job ready {}); run again later", record.key, ready_at.map(format_time).unwrap_or_else(|| "later".into()))
+            }
+            Err(e) => {
+                failed += 1;
+                println!("failed: {}: {}", record.key, one_line(&e));
+            }
+        }
+    }
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM` UTC.
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Inverse of days_from_civil (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}

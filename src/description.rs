@@ -1,0 +1,185 @@
+//! Archive descriptions: a self-describing, versioned record stored with every archive
+//! so a catalog can be rebuilt from the store's inventory alone.
+//!
+//! firn's format (version 1): `"firn1 " + base64url_nopad(json)` where json is
+//! `{"p": key, "r": raw path bytes (base64url, only when they differ from the key),
+//!   "s": size, "m": mtime in ns, "h": SHA-1 hex}`. Glacier allows 1024 printable
+//! ASCII characters; when a path is too long to fit, `"p"` is dropped and `"k"` holds
+//! the SHA-1 of the key instead (the catalog still has the path).
+//!
+//! mt-aws-glacier's `mt2` descriptions (`"mt2 " + base64url_nopad(json {"filename",
+//! "mtime": "YYYYMMDDTHHMMSSZ"})`) are read so vaults written by that tool can be adopted.
+
+use base64::Engine;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+
+use crate::hash::Sha1Digest;
+
+pub const MAX_LEN: usize = 1024;
+const FIRN_PREFIX: &str = "firn1 ";
+const MT2_PREFIX: &str = "mt2 ";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    /// None when the path did not fit (firn) — the catalog is then the only record.
+    pub key: Option<String>,
+    pub raw: Option<Vec<u8>>,
+    pub size: Option<u64>,
+    pub mtime_ns: i64,
+    pub sha1: Option<Sha1Digest>,
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Firn1,
+    MtAwsGlacier2,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FirnRecord {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k: Option<String>,
+    s: u64,
+    m: i64,
+    h: String,
+}
+
+#[derive(Deserialize)]
+struct Mt2Record {
+    filename: String,
+    mtime: String,
+}
+
+pub fn encode(key: &str, raw: Option<&[u8]>, size: u64, mtime_ns: i64, sha1: &Sha1Digest) -> String {
+    let full = FirnRecord {
+        p: Some(key.to_owned()),
+        r: raw.map(|r| URL_SAFE_NO_PAD.encode(r)),
+        k: None,
+        s: size,
+        m: mtime_ns,
+        h: hex::encode(sha1),
+    };
+    let text = wrap(&full);
+    if text.len() <= MAX_LEN {
+        return text;
+    }
+    let short = FirnRecord { p: None, r: None, k: Some(hex::encode(Sha1::digest(key.as_bytes()))), ..full };
+    wrap(&short)
+}
+
+fn wrap(record: &FirnRecord) -> String {
+    let json = serde_json::to_vec(record).unwrap_or_default();
+    format!("{FIRN_PREFIX}{}", URL_SAFE_NO_PAD.encode(json))
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("not a firn or mt-aws-glacier description")]
+    Unknown,
+    #[error("malformed {0} description")]
+    Malformed(&'static str),
+}
+
+pub fn decode(text: &str) -> Result<Description, DecodeError> {
+    if let Some(body) = text.strip_prefix(FIRN_PREFIX) {
+        let json = URL_SAFE_NO_PAD.decode(body.trim()).map_err(|_| DecodeError::Malformed("firn1"))?;
+        let rec: FirnRecord = serde_json::from_slice(&json).map_err(|_| DecodeError::Malformed("firn1"))?;
+        let sha1 = hex::decode(&rec.h).ok().and_then(|v| v.try_into().ok()).ok_or(DecodeError::Malformed("firn1"))?;
+        let raw = match rec.r {
+            Some(r) => Some(URL_SAFE_NO_PAD.decode(r).map_err(|_| DecodeError::Malformed("firn1"))?),
+            None => None,
+        };
+        return Ok(Description { key: rec.p, raw, size: Some(rec.s), mtime_ns: rec.m, sha1: Some(sha1), format: Format::Firn1 });
+    }
+    if let Some(body) = text.strip_prefix(MT2_PREFIX) {
+        let body = body.trim();
+        // mt-aws-glacier writes without padding; accept padded input too.
+        let json = URL_SAFE_NO_PAD.decode(body).or_else(|_| URL_SAFE.decode(body)).map_err(|_| DecodeError::Malformed("mt2"))?;
+        let rec: Mt2Record = serde_json::from_slice(&json).map_err(|_| DecodeError::Malformed("mt2"))?;
+        let mtime = parse_mt2_time(&rec.mtime).ok_or(DecodeError::Malformed("mt2"))?;
+        let (key, raw) = crate::pathkey::relative_key(std::path::Path::new(&rec.filename));
+        return Ok(Description {
+            key: Some(key),
+            raw,
+            size: None,
+            mtime_ns: mtime * 1_000_000_000,
+            sha1: None,
+            format: Format::MtAwsGlacier2,
+        });
+    }
+    Err(DecodeError::Unknown)
+}
+
+/// `YYYYMMDDTHHMMSSZ` → Unix seconds.
+fn parse_mt2_time(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| s.get(range)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Howard Hinnant's days-from-civil: proleptic Gregorian date → days since 1970-01-01.
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firn_description_round_trips_and_is_printable_ascii() {
+        let raw = b"dir/bad\xffname".to_vec();
+        let text = encode("dir/bad\\xFFname", Some(&raw), 42, 1_700_000_000_123_456_789, &[7u8; 20]);
+        assert!(text.len() <= MAX_LEN && text.bytes().all(|b| (0x20..0x7f).contains(&b)));
+        let d = decode(&text).unwrap();
+        assert_eq!(d.key.as_deref(), Some("dir/bad\\xFFname"));
+        assert_eq!(d.raw, Some(raw));
+        assert_eq!((d.size, d.mtime_ns, d.sha1), (Some(42), 1_700_000_000_123_456_789, Some([7u8; 20])));
+    }
+
+    #[test]
+    fn an_overlong_path_still_fits() {
+        let key = "x/".repeat(600) + "file";
+        let text = encode(&key, None, 1, 2, &[0u8; 20]);
+        assert!(text.len() <= MAX_LEN);
+        assert_eq!(decode(&text).unwrap().key, None);
+    }
+
+    #[test]
+    fn reads_mt_aws_glacier_mt2() {
+        // As mt-aws-glacier writes it: base64url without padding of its JSON.
+        let json = r#"{"mtime":"20130327T133716Z","filename":"photos/2013/a b.jpg"}"#;
+        let text = format!("mt2 {}", URL_SAFE_NO_PAD.encode(json));
+        let d = decode(&text).unwrap();
+        assert_eq!(d.key.as_deref(), Some("photos/2013/a b.jpg"));
+        assert_eq!(d.mtime_ns, 1_364_391_436 * 1_000_000_000);
+        assert_eq!(d.format, Format::MtAwsGlacier2);
+    }
+
+    #[test]
+    fn junk_is_refused() {
+        assert_eq!(decode("hello"), Err(DecodeError::Unknown));
+        assert_eq!(decode("firn1 !!!"), Err(DecodeError::Malformed("firn1")));
+    }
+}

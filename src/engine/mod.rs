@@ -1,0 +1,362 @@
+//! The backup engine: background tasks that move bytes between the tree, the store
+//! and the catalog, reporting typed progress events on one channel. No terminal code.
+//!
+//! Order of every upload (DESIGN invariants 1, 2 and 4):
+//! 1. journal the intent in local state;
+//! 2. read the file once, hashing exactly the bytes sent to the store;
+//! 3. refuse it if size, mtime or ctime moved while it was read;
+//! 4. let the store confirm it and compare the store's tree hash with ours;
+//! 5. journal the archive id, then record it in the catalog (conditionally on the
+//!    current version this run saw), then close the journal;
+//! 6. only then apply the retention policy to the version it superseded.
+//!
+//! A crash anywhere leaves either the old archive current, or the new one, and the
+//! journal lets the next run find and account for an archive stored but not recorded.
+
+mod recover;
+mod restore;
+mod retention;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use recover::RecoveryReport;
+pub use restore::{RestoreOptions, RestoreOutcome};
+pub use retention::{Retention, RetentionReport};
+
+use crate::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict};
+use crate::description;
+use crate::hash::{self, ContentHasher, ReadCounters};
+use crate::scan::{Entry, Fingerprint};
+use crate::state::LocalState;
+use crate::status::{Status, StatusReport};
+use crate::store::Store;
+use crate::store::local::now_secs;
+
+pub type TaskId = u64;
+
+/// Progress of background work, small typed deltas reduced by the front ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Queued { id: TaskId, key: String, bytes: u64 },
+    Started { id: TaskId },
+    Advanced { id: TaskId, bytes: u64 },
+    Done { id: TaskId, archive_id: String },
+    Failed { id: TaskId, reason: String },
+    /// Something worth telling the user that is not a task (recovery, retention).
+    Note(String),
+}
+
+/// Everything the engine works with for one backup set.
+pub struct Engine {
+    pub root: PathBuf,
+    pub state: Arc<LocalState>,
+    pub catalog: Arc<dyn Catalog>,
+    pub store: Arc<dyn Store>,
+    pub host: String,
+    pub retention: Retention,
+    pub concurrency: usize,
+}
+
+/// One file to upload, as status saw it.
+#[derive(Debug, Clone)]
+pub struct UploadItem {
+    pub key: String,
+    pub raw: Option<Box<[u8]>>,
+    pub fingerprint: Fingerprint,
+}
+
+/// What a status report asks of a backup.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub uploads: Vec<UploadItem>,
+    /// Up-to-date files whose mtime moved: the catalog's mtime is updated instead.
+    pub mtime_updates: Vec<(String, i64)>,
+}
+
+impl Plan {
+    pub fn from_report(report: &StatusReport) -> Plan {
+        Plan::for_entries(report.entries.iter())
+    }
+
+    pub fn for_entries<'a>(entries: impl Iterator<Item = &'a Entry>) -> Plan {
+        let mut plan = Plan::default();
+        for entry in entries {
+            match entry.status {
+                Status::New | Status::Changed => plan.uploads.push(UploadItem {
+                    key: entry.key.clone(),
+                    raw: entry.raw.clone(),
+                    fingerprint: entry.fingerprint,
+                }),
+                Status::UpToDate => {
+                    if let Some(archived) = entry.archived
+                        && archived.mtime_ns != entry.fingerprint.mtime_ns
+                    {
+                        plan.mtime_updates.push((entry.key.clone(), entry.fingerprint.mtime_ns));
+                    }
+                }
+                _ => {}
+            }
+        }
+        plan
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.uploads.iter().map(|u| u.fingerprint.size).sum()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FailedFile {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BackupSummary {
+    pub uploaded_files: u64,
+    pub uploaded_bytes: u64,
+    pub mtimes_updated: u64,
+    pub failed: Vec<FailedFile>,
+    pub cancelled: u64,
+    pub superseded_deleted: u64,
+    pub superseded_kept: u64,
+    pub recovered: u64,
+    pub orphans: Vec<String>,
+    /// File content read by this process (status and backup together).
+    pub files_read: u64,
+    pub bytes_read: u64,
+}
+
+/// Why one upload did not end in a recorded archive.
+#[derive(Debug, thiserror::Error)]
+enum UploadError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Engine {
+    /// Opens the embedded store, catalog and local state a resolved set names.
+    pub fn open(set: &crate::config::ResolvedSet) -> Result<Engine> {
+        let state = LocalState::open(&set.state_dir.join("state.sqlite"))?;
+        let catalog = crate::catalog::sqlite::SqliteCatalog::open(&set.catalog_path, &set.id)?;
+        let store = crate::store::local::LocalStore::open(&set.store_dir, set.retrieval_delay_secs)?;
+        Ok(Engine {
+            root: set.root.clone(),
+            state: Arc::new(state),
+            catalog: Arc::new(catalog),
+            store: Arc::new(store),
+            host: crate::lock::hostname(),
+            retention: set.retention,
+            concurrency: set.concurrency,
+        })
+    }
+
+    /// Scans the root and compares it with the catalog.
+    pub async fn status(&self, options: &crate::scan::ScanOptions, on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send)) -> Result<StatusReport> {
+        let root = self.root.clone();
+        let scan_options = options.clone();
+        // The walk is blocking work; keep it off the async workers.
+        let entries = tokio::task::block_in_place(|| crate::scan::scan(&root, &scan_options, on_scan))?;
+        crate::status::compute(&self.root, entries, &options.filter, &self.state, self.catalog.as_ref()).await
+    }
+
+    /// Uploads `plan`, reporting on `events`. Runs up to `concurrency` uploads at once.
+    pub async fn backup(self: &Arc<Self>, plan: Plan, events: mpsc::Sender<Event>, cancel: CancellationToken) -> BackupSummary {
+        let reads_before = ReadCounters::now();
+        let mut summary = BackupSummary::default();
+        for (key, mtime_ns) in &plan.mtime_updates {
+            match self.update_mtime(key, *mtime_ns).await {
+                Ok(()) => summary.mtimes_updated += 1,
+                Err(e) => summary.failed.push(FailedFile { path: key.clone(), reason: format!("cannot update mtime: {e:#}") }),
+            }
+        }
+        let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        for (n, item) in plan.uploads.into_iter().enumerate() {
+            let id = n as TaskId;
+            let _ = events.send(Event::Queued { id, key: item.key.clone(), bytes: item.fingerprint.size }).await;
+            let engine = Arc::clone(self);
+            let (events, cancel, semaphore) = (events.clone(), cancel.clone(), Arc::clone(&semaphore));
+            tasks.spawn(async move {
+                let outcome = match semaphore.acquire_owned().await {
+                    Ok(_permit) if !cancel.is_cancelled() => {
+                        let _ = events.send(Event::Started { id }).await;
+                        engine.upload(id, &item, &events, &cancel).await
+                    }
+                    _ => Err(UploadError::Cancelled),
+                };
+                let event = match &outcome {
+                    Ok(archive_id) => Event::Done { id, archive_id: archive_id.clone() },
+                    Err(e) => Event::Failed { id, reason: format!("{e:#}") },
+                };
+                let _ = events.send(event).await;
+                (item, outcome)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((item, Ok(_))) => {
+                    summary.uploaded_files += 1;
+                    summary.uploaded_bytes += item.fingerprint.size;
+                }
+                Ok((_, Err(UploadError::Cancelled))) => summary.cancelled += 1,
+                Ok((item, Err(UploadError::Other(e)))) => summary.failed.push(FailedFile { path: item.key, reason: format!("{e:#}") }),
+                Err(join_error) => summary.failed.push(FailedFile { path: "?".into(), reason: format!("upload task failed: {join_error}") }),
+            }
+        }
+        summary.failed.sort_by(|a, b| a.path.cmp(&b.path));
+        let reads = ReadCounters::now().since(reads_before);
+        summary.files_read = reads.files_read;
+        summary.bytes_read = reads.bytes_read;
+        summary
+    }
+
+    async fn update_mtime(&self, key: &str, mtime_ns: i64) -> Result<()> {
+        let versions = self.catalog.versions(key).await?;
+        if let Some(current) = versions.iter().find(|r| r.state == ArchiveState::Current) {
+            self.catalog.update_mtime(key, &current.archive_id, mtime_ns).await?;
+        }
+        Ok(())
+    }
+
+    async fn upload(&self, id: TaskId, item: &UploadItem, events: &mpsc::Sender<Event>, cancel: &CancellationToken) -> Result<String, UploadError> {
+        let path = match &item.raw {
+            Some(raw) => self.root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
+            None => self.root.join(&item.key),
+        };
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, Fingerprint)> {
+                let file = std::fs::File::open(&path)?;
+                let fingerprint = Fingerprint::of(&file.metadata()?);
+                Ok((file, fingerprint))
+            })
+            .await
+            .context("open task failed")?
+        };
+        let (file, before) = opened.map_err(|e| anyhow::anyhow!("cannot read {}: {}", path.display(), crate::scan::describe_io_error(&e)))?;
+        hash::count_file_opened();
+
+        let replaces = self.catalog.versions(&item.key).await?.into_iter().find(|r| r.state == ArchiveState::Current);
+        self.state.journal_begin(&item.key, item.raw.as_deref(), &before, now_secs())?;
+
+        let mut upload = self.store.begin_upload(before.size).await?;
+        let part_size = self.store.part_size(before.size).max(1);
+        let mut reader = Some((file, ContentHasher::new()));
+        let mut offset = 0u64;
+        let read_result: Result<(), UploadError> = async {
+            loop {
+                if cancel.is_cancelled() {
+                    return Err(UploadError::Cancelled);
+                }
+                let (mut file, mut hasher) = reader.take().context("reader lost")?;
+                let (file, hasher, chunk) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                    let mut buf = vec![0u8; part_size];
+                    let n = hash::read_full(&mut file, &mut buf)?;
+                    buf.truncate(n);
+                    // The bytes hashed here are exactly the bytes sent below.
+                    hasher.update(&buf);
+                    Ok((file, hasher, Bytes::from(buf)))
+                })
+                .await
+                .context("read task failed")?
+                .with_context(|| format!("cannot read {}", path.display()))?;
+                let n = chunk.len() as u64;
+                reader = Some((file, hasher));
+                if n == 0 {
+                    return Ok(());
+                }
+                upload.send(offset, chunk).await?;
+                offset += n;
+                let _ = events.send(Event::Advanced { id, bytes: n }).await;
+            }
+        }
+        .await;
+        let (file, hasher) = match (read_result, reader) {
+            (Ok(()), Some(reader)) => reader,
+            (result, _) => {
+                let _ = upload.abort().await;
+                let _ = self.state.journal_end(&item.key);
+                return Err(result.err().unwrap_or_else(|| anyhow::anyhow!("reader lost").into()));
+            }
+        };
+        let after = Fingerprint::of(&file.metadata().context("cannot stat file after reading")?);
+        let content = hasher.finish();
+        if !after.same_content_stamp(&before) || content.size != before.size {
+            let _ = upload.abort().await;
+            let _ = self.state.journal_end(&item.key);
+            return Err(anyhow::anyhow!("{} changed while it was read (size, mtime or ctime moved); not recorded, it will be tried again next run", item.key).into());
+        }
+
+        let description = description::encode(&item.key, item.raw.as_deref(), content.size, before.mtime_ns, &content.sha1);
+        let stored = upload.complete(content.size, content.tree_hash, &description).await?;
+        if stored.tree_hash != content.tree_hash || stored.size != content.size {
+            // Never record what the store did not confirm byte for byte.
+            let _ = self.store.delete(&stored.archive_id).await;
+            let _ = self.state.journal_end(&item.key);
+            return Err(anyhow::anyhow!(
+                "store reported tree hash {} for {}, computed {}; archive discarded",
+                hex::encode(stored.tree_hash),
+                item.key,
+                hex::encode(content.tree_hash)
+            )
+            .into());
+        }
+        fault_point("after-store");
+        self.state.journal_stored(&item.key, &stored.archive_id, &content)?;
+
+        let record = ArchiveRecord {
+            key: item.key.clone(),
+            raw: item.raw.as_ref().map(|r| r.to_vec()),
+            size: content.size,
+            mtime_ns: before.mtime_ns,
+            sha1: content.sha1,
+            tree_hash: content.tree_hash,
+            archive_id: stored.archive_id.clone(),
+            target: self.store.target(),
+            uploaded_at: now_secs(),
+            state: ArchiveState::Current,
+            host: self.host.clone(),
+            superseded_at: None,
+        };
+        if let Err(e) = self.catalog.record_upload(&record, replaces.as_ref().map(|r| r.archive_id.as_str())).await {
+            if e.downcast_ref::<Conflict>().is_some() {
+                // Keep the archive accounted for; retention decides its fate.
+                self.catalog.record_superseded(&record).await?;
+                self.state.journal_end(&item.key)?;
+            }
+            return Err(e.into());
+        }
+        self.state.journal_end(&item.key)?;
+        self.state.put_fingerprints(&[(item.key.clone(), before, content)])?;
+
+        if let Some(previous) = replaces {
+            let mut previous = previous;
+            previous.state = ArchiveState::Superseded;
+            previous.superseded_at = Some(record.uploaded_at);
+            if let Err(e) = self.apply_retention_to(&previous, now_secs()).await {
+                let _ = events.send(Event::Note(format!("retention of {} failed: {e:#}", previous.archive_id))).await;
+            }
+        }
+        Ok(stored.archive_id)
+    }
+}
+
+/// Test hook: `FIRN_FAULT=<point>` aborts the process at that point, as a crash or
+/// kill -9 would. Only in debug builds (the test suite), never in release.
+fn fault_point(point: &str) {
+    if cfg!(debug_assertions) && std::env::var("FIRN_FAULT").is_ok_and(|v| v == point) {
+        eprintln!("firn: injected crash at {point}");
+        std::process::abort();
+    }
+}

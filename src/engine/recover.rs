@@ -1,0 +1,141 @@
+//! Finishing what an interrupted run left: uploads the store confirmed but the
+//! catalog never recorded (DESIGN invariant 3: every archive is accounted for).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::Engine;
+use crate::catalog::{ArchiveRecord, ArchiveState};
+use crate::description;
+use crate::hash::{ContentHash, TreeHash};
+use crate::scan::Fingerprint;
+use crate::state::JournalEntry;
+use crate::store::local::now_secs;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecoveryReport {
+    /// Keys whose stray archive matched the unchanged file and became current.
+    pub adopted: Vec<String>,
+    /// Stray archives of files that changed since: recorded as superseded versions.
+    pub superseded: Vec<String>,
+    /// Interrupted uploads the store cannot list (check with an inventory).
+    pub unresolved: Vec<String>,
+}
+
+impl RecoveryReport {
+    pub fn found(&self) -> usize {
+        self.adopted.len() + self.superseded.len()
+    }
+}
+
+struct Stray {
+    archive_id: String,
+    hash: ContentHash,
+    mtime_ns: i64,
+    created_at: i64,
+}
+
+impl Engine {
+    /// Resolves every journal entry left by an interrupted run.
+    pub async fn recover(&self) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        let journal = self.state.journal()?;
+        if journal.is_empty() {
+            return Ok(report);
+        }
+        let mut listing = None;
+        for entry in journal {
+            let mut strays = Vec::new();
+            match (&entry.archive_id, entry.hash) {
+                (Some(id), Some(hash)) => {
+                    if self.catalog.find_archive(id).await?.is_none() {
+                        strays.push(Stray { archive_id: id.clone(), hash, mtime_ns: entry.fingerprint.mtime_ns, created_at: entry.started_at });
+                    }
+                }
+                _ => {
+                    // The store may have finished before the crash: look for archives
+                    // whose description names this file and that nothing records.
+                    if listing.is_none() {
+                        listing = Some(self.store.list().await?);
+                    }
+                    match listing.as_ref().and_then(|l| l.as_ref()) {
+                        None => report.unresolved.push(entry.key.clone()),
+                        Some(archives) => {
+                            for archive in archives {
+                                let Ok(desc) = description::decode(&archive.description) else { continue };
+                                if desc.key.as_deref() != Some(entry.key.as_str()) {
+                                    continue;
+                                }
+                                let Some(sha1) = desc.sha1 else { continue };
+                                if self.catalog.find_archive(&archive.archive_id).await?.is_some() {
+                                    continue;
+                                }
+                                strays.push(Stray {
+                                    archive_id: archive.archive_id.clone(),
+                                    hash: ContentHash { size: archive.size, sha1, tree_hash: archive.tree_hash },
+                                    mtime_ns: desc.mtime_ns,
+                                    created_at: archive.created_at,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            strays.sort_by_key(|s| s.created_at);
+            let newest = strays.len().checked_sub(1);
+            for (i, stray) in strays.into_iter().enumerate() {
+                let adopt = Some(i) == newest && self.still_matches(&entry, &stray).await?;
+                self.account_for(&entry, stray, adopt, &mut report).await?;
+            }
+            self.state.journal_end(&entry.key)?;
+        }
+        Ok(report)
+    }
+
+    /// The file on disk is the one whose upload was interrupted, and its content is
+    /// not already the current version.
+    async fn still_matches(&self, entry: &JournalEntry, stray: &Stray) -> Result<bool> {
+        let path = match &entry.raw {
+            Some(raw) => self.root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
+            None => self.root.join(&entry.key),
+        };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { return Ok(false) };
+        let now = Fingerprint::of(&meta);
+        if now != entry.fingerprint || stray.hash.size != now.size || stray.mtime_ns != now.mtime_ns {
+            return Ok(false);
+        }
+        let current = self.catalog.versions(&entry.key).await?.into_iter().find(|r| r.state == ArchiveState::Current);
+        Ok(current.is_none_or(|c| c.sha1 != stray.hash.sha1))
+    }
+
+    async fn account_for(&self, entry: &JournalEntry, stray: Stray, adopt: bool, report: &mut RecoveryReport) -> Result<()> {
+        let record = ArchiveRecord {
+            key: entry.key.clone(),
+            raw: entry.raw.clone(),
+            size: stray.hash.size,
+            mtime_ns: stray.mtime_ns,
+            sha1: stray.hash.sha1,
+            tree_hash: stray.hash.tree_hash as TreeHash,
+            archive_id: stray.archive_id,
+            target: self.store.target(),
+            uploaded_at: stray.created_at,
+            state: ArchiveState::Superseded,
+            host: self.host.clone(),
+            superseded_at: Some(now_secs()),
+        };
+        if !adopt {
+            self.catalog.record_superseded(&record).await?;
+            report.superseded.push(entry.key.clone());
+            return Ok(());
+        }
+        let previous = self.catalog.versions(&entry.key).await?.into_iter().find(|r| r.state == ArchiveState::Current);
+        self.catalog.record_upload(&record, previous.as_ref().map(|p| p.archive_id.as_str())).await?;
+        self.state.put_fingerprints(&[(entry.key.clone(), entry.fingerprint, stray.hash)])?;
+        report.adopted.push(entry.key.clone());
+        if let Some(mut previous) = previous {
+            previous.state = ArchiveState::Superseded;
+            self.apply_retention_to(&previous, now_secs()).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! Scan: walk the root and describe every entry by key and metadata, without reading
+//! any file content.
+
+use std::fs::Metadata;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use regex::{RegexSet, RegexSetBuilder};
+use walkdir::WalkDir;
+
+use crate::hash::Sha1Digest;
+use crate::pathkey;
+use crate::status::Status;
+
+/// What says whether a file may have changed: restic's size + mtime + ctime + inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fingerprint {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+}
+
+impl Fingerprint {
+    pub fn of(meta: &Metadata) -> Self {
+        Fingerprint {
+            size: meta.size(),
+            mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
+            ctime_ns: meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec()),
+            inode: meta.ino(),
+        }
+    }
+
+    /// Size, mtime and ctime agree: the content cannot have been rewritten in between
+    /// (the inode is left out because the same open file is compared).
+    pub fn same_content_stamp(&self, other: &Fingerprint) -> bool {
+        self.size == other.size && self.mtime_ns == other.mtime_ns && self.ctime_ns == other.ctime_ns
+    }
+}
+
+/// Why an entry is not backed up although it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    Symlink,
+    SymlinkLoop,
+    Fifo,
+    Socket,
+    Device,
+    /// Two names that normalize to one key: both are refused rather than merged.
+    NameCollision,
+}
+
+impl SkipReason {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            SkipReason::Symlink => "symbolic link (not followed; pass --follow-symlinks to back up its target)",
+            SkipReason::SymlinkLoop => "symbolic link loop",
+            SkipReason::Fifo => "named pipe (fifo)",
+            SkipReason::Socket => "socket",
+            SkipReason::Device => "device file",
+            SkipReason::NameCollision => {
+                "name collision: another name in this directory normalizes (NFC) to the same key; rename one of them"
+            }
+        }
+    }
+}
+
+/// One path under the root (or, after status, one archived-only key). Scan fills
+/// key, raw bytes, fingerprint and a first status; status completes the comparison
+/// in place, so the tree costs one of these per entry and nothing more.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    /// Original bytes of the relative path when they differ from `key`.
+    pub raw: Option<Box<[u8]>>,
+    /// Zero for anything that is not a local regular file.
+    pub fingerprint: Fingerprint,
+    pub status: Status,
+    /// Known content SHA-1 of the local file (from the cache or hashed this run).
+    pub sha1: Option<Sha1Digest>,
+    /// Size and mtime of the current archived version, if any.
+    pub archived: Option<ArchivedSummary>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchivedSummary {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha1: Sha1Digest,
+}
+
+impl Entry {
+    fn new(key: String, raw: Option<Vec<u8>>, fingerprint: Fingerprint, status: Status) -> Self {
+        Entry { key, raw: raw.map(Vec::into_boxed_slice), fingerprint, status, sha1: None, archived: None }
+    }
+
+    /// The path of this entry on disk under `root`.
+    pub fn local_path(&self, root: &Path) -> PathBuf {
+        match &self.raw {
+            Some(raw) => root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
+            None => root.join(&self.key),
+        }
+    }
+}
+
+/// Include / ignore expressions, matched case-insensitively (Unicode) against the key.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    include: Option<RegexSet>,
+    ignore: Option<RegexSet>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("invalid {flag} expression {pattern:?}: {reason}; fix the expression (Rust regex syntax)")]
+    Invalid { flag: &'static str, pattern: String, reason: String },
+}
+
+impl Filter {
+    pub fn new(include: &[String], ignore: &[String]) -> Result<Self, FilterError> {
+        Ok(Filter { include: build_set(include, "--pattern")?, ignore: build_set(ignore, "--ignore-pattern")? })
+    }
+
+    pub fn is_ignored_dir(&self, key: &str) -> bool {
+        self.ignore.as_ref().is_some_and(|set| set.is_match(key))
+    }
+
+    pub fn is_ignored_file(&self, key: &str) -> bool {
+        self.is_ignored_dir(key) || self.include.as_ref().is_some_and(|set| !set.is_match(key))
+    }
+}
+
+fn build_set(patterns: &[String], flag: &'static str) -> Result<Option<RegexSet>, FilterError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    // Compile one by one first so the error names the expression at fault.
+    for pattern in patterns {
+        if let Err(e) = regex::RegexBuilder::new(pattern).case_insensitive(true).unicode(true).build() {
+            let reason = e.to_string().lines().last().unwrap_or("invalid").trim().to_string();
+            return Err(FilterError::Invalid { flag, pattern: pattern.clone(), reason });
+        }
+    }
+    RegexSetBuilder::new(patterns)
+        .case_insensitive(true)
+        .unicode(true)
+        .build()
+        .map(Some)
+        .map_err(|e| FilterError::Invalid { flag, pattern: patterns.join(" "), reason: e.to_string() })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    pub filter: Filter,
+    pub follow_symlinks: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanProgress {
+    pub entries: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("backup root {0} does not exist; check the path or the set's `root` in the config")]
+    MissingRoot(PathBuf),
+    #[error("backup root {0} is not a directory; point firn at the directory to back up")]
+    NotADirectory(PathBuf),
+    #[error("cannot read backup root {path}: {source}")]
+    UnreadableRoot { path: PathBuf, source: std::io::Error },
+}
+
+/// Walks `root` and returns its entries sorted by key, name collisions marked.
+pub fn scan(root: &Path, options: &ScanOptions, on_progress: &mut dyn FnMut(ScanProgress)) -> Result<Vec<Entry>, ScanError> {
+    match std::fs::metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ScanError::MissingRoot(root.to_path_buf())),
+        Err(e) => return Err(ScanError::UnreadableRoot { path: root.to_path_buf(), source: e }),
+        Ok(meta) if !meta.is_dir() => return Err(ScanError::NotADirectory(root.to_path_buf())),
+        Ok(_) => {}
+    }
+    let mut entries = Vec::new();
+    let mut progress = ScanProgress::default();
+    let mut walker = WalkDir::new(root).follow_links(options.follow_symlinks).min_depth(1).into_iter();
+    while let Some(next) = walker.next() {
+        progress.entries += 1;
+        if progress.entries % 4096 == 0 {
+            on_progress(progress);
+        }
+        let entry = match next {
+            Ok(entry) => entry,
+            Err(err) => {
+                if err.depth() == 0 {
+                    let source = err.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed"));
+                    return Err(ScanError::UnreadableRoot { path: root.to_path_buf(), source });
+                }
+                let Some(path) = err.path().map(Path::to_path_buf) else { continue };
+                let (key, raw) = key_of(root, &path);
+                let status = if err.loop_ancestor().is_some() {
+                    Status::Skipped(SkipReason::SymlinkLoop)
+                } else {
+                    let reason = err.io_error().map(describe_io_error).unwrap_or_else(|| err.to_string());
+                    Status::Unreadable(reason.into())
+                };
+                entries.push(Entry::new(key, raw, Fingerprint::default(), status));
+                continue;
+            }
+        };
+        let (key, raw) = key_of(root, entry.path());
+        let file_type = entry.file_type();
+        let mut fingerprint = Fingerprint::default();
+        let status = if file_type.is_dir() {
+            if options.filter.is_ignored_dir(&key) {
+                walker.skip_current_dir();
+                Status::Ignored { is_dir: true }
+            } else {
+                continue;
+            }
+        } else if file_type.is_symlink() {
+            Status::Skipped(SkipReason::Symlink)
+        } else if file_type.is_fifo() {
+            Status::Skipped(SkipReason::Fifo)
+        } else if file_type.is_socket() {
+            Status::Skipped(SkipReason::Socket)
+        } else if file_type.is_block_device() || file_type.is_char_device() {
+            Status::Skipped(SkipReason::Device)
+        } else {
+            match entry.metadata() {
+                Ok(meta) => {
+                    fingerprint = Fingerprint::of(&meta);
+                    if options.filter.is_ignored_file(&key) {
+                        Status::Ignored { is_dir: false }
+                    } else {
+                        progress.files += 1;
+                        progress.bytes += fingerprint.size;
+                        Status::Local
+                    }
+                }
+                Err(err) => Status::Unreadable(err.io_error().map(describe_io_error).unwrap_or_else(|| err.to_string()).into()),
+            }
+        };
+        entries.push(Entry::new(key, raw, fingerprint, status));
+    }
+    on_progress(progress);
+    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    mark_collisions(&mut entries);
+    entries.shrink_to_fit();
+    Ok(entries)
+}
+
+fn key_of(root: &Path, path: &Path) -> (String, Option<Vec<u8>>) {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    pathkey::relative_key(relative)
+}
+
+fn mark_collisions(entries: &mut [Entry]) {
+    let mut i = 0;
+    while i < entries.len() {
+        let mut j = i + 1;
+        while j < entries.len() && entries[j].key == entries[i].key {
+            j += 1;
+        }
+        if j - i > 1 {
+            for entry in &mut entries[i..j] {
+                entry.status = Status::Skipped(SkipReason::NameCollision);
+                entry.fingerprint = Fingerprint::default();
+            }
+        }
+        i = j;
+    }
+}
+
+pub fn describe_io_error(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::PermissionDenied => "permission denied (check the file's owner and mode)".to_string(),
+        _ => err.to_string(),
+    }
+}

@@ -1,0 +1,214 @@
+//! Local state of one backup set (SQLite in the platform data dir): the fingerprint
+//! cache, the journal of uploads in flight, and retrieval jobs.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::hash::{ContentHash, Sha1Digest, TreeHash};
+use crate::scan::Fingerprint;
+
+pub struct LocalState {
+    conn: Mutex<Connection>,
+}
+
+/// A cached fingerprint and the content hash it was computed for.
+#[derive(Debug, Clone, Copy)]
+pub struct CachedHash {
+    pub fingerprint: Fingerprint,
+    pub hash: ContentHash,
+}
+
+/// An upload that was started but whose catalog record was not yet confirmed.
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    pub key: String,
+    pub raw: Option<Vec<u8>>,
+    pub fingerprint: Fingerprint,
+    pub started_at: i64,
+    /// Set once the store confirmed the archive.
+    pub archive_id: Option<String>,
+    pub hash: Option<ContentHash>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetrievalRecord {
+    pub archive_id: String,
+    pub job_id: String,
+    pub tier: String,
+    pub requested_at: i64,
+}
+
+pub(crate) fn open_db(path: &Path) -> Result<Connection> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create directory {}", parent.display()))?;
+    }
+    let conn = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
+    // WAL keeps readers (a second `firn status`) from blocking a running backup.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .with_context(|| format!("cannot use database {} (is it an SQLite file on a writable disk?)", path.display()))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+fn blob<const N: usize>(v: Option<Vec<u8>>) -> Option<[u8; N]> {
+    v.and_then(|b| b.try_into().ok())
+}
+
+impl LocalState {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = open_db(path)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS fingerprint (
+                key TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+                sha1 BLOB NOT NULL, tree_hash BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS upload_journal (
+                key TEXT PRIMARY KEY, raw BLOB, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, started_at INTEGER NOT NULL,
+                archive_id TEXT, sha1 BLOB, tree_hash BLOB);
+             CREATE TABLE IF NOT EXISTS retrieval (
+                archive_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, tier TEXT NOT NULL,
+                requested_at INTEGER NOT NULL);",
+        )
+        .with_context(|| format!("cannot initialise local state {}", path.display()))?;
+        Ok(LocalState { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Visits every cached fingerprint in ascending key order.
+    pub fn for_each_fingerprint(&self, mut visit: impl FnMut(&str, CachedHash)) -> Result<()> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash FROM fingerprint ORDER BY key",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            let size: i64 = row.get(1)?;
+            let (Some(sha1), Some(tree_hash)) = (blob::<20>(row.get(5)?), blob::<32>(row.get(6)?)) else { continue };
+            let cached = CachedHash {
+                fingerprint: Fingerprint { size: size as u64, mtime_ns: row.get(2)?, ctime_ns: row.get(3)?, inode: row.get::<_, i64>(4)? as u64 },
+                hash: ContentHash { size: size as u64, sha1, tree_hash },
+            };
+            visit(&key, cached);
+        }
+        Ok(())
+    }
+
+    pub fn cached(&self, key: &str) -> Result<Option<CachedHash>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT size, mtime_ns, ctime_ns, inode, sha1, tree_hash FROM fingerprint WHERE key = ?1",
+        )?;
+        let row = stmt
+            .query_row([key], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get::<_, i64>(3)?, row.get(4)?, row.get(5)?))
+            })
+            .optional()?;
+        Ok(row.and_then(|(size, mtime_ns, ctime_ns, inode, sha1, tree)| {
+            Some(CachedHash {
+                fingerprint: Fingerprint { size: size as u64, mtime_ns, ctime_ns, inode: inode as u64 },
+                hash: ContentHash { size: size as u64, sha1: blob::<20>(sha1)?, tree_hash: blob::<32>(tree)? },
+            })
+        }))
+    }
+
+    pub fn put_fingerprints(&self, items: &[(String, Fingerprint, ContentHash)]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO fingerprint (key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (key, fp, hash) in items {
+                stmt.execute(params![key, fp.size as i64, fp.mtime_ns, fp.ctime_ns, fp.inode as i64, &hash.sha1[..], &hash.tree_hash[..]])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn forget_fingerprint(&self, key: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM fingerprint WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    pub fn journal_begin(&self, key: &str, raw: Option<&[u8]>, fp: &Fingerprint, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO upload_journal (key, raw, size, mtime_ns, ctime_ns, inode, started_at, archive_id, sha1, tree_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL)",
+            params![key, raw, fp.size as i64, fp.mtime_ns, fp.ctime_ns, fp.inode as i64, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn journal_stored(&self, key: &str, archive_id: &str, hash: &ContentHash) -> Result<()> {
+        self.conn().execute(
+            "UPDATE upload_journal SET archive_id = ?2, sha1 = ?3, tree_hash = ?4 WHERE key = ?1",
+            params![key, archive_id, &hash.sha1[..], &hash.tree_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    pub fn journal_end(&self, key: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM upload_journal WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    pub fn journal(&self) -> Result<Vec<JournalEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT key, raw, size, mtime_ns, ctime_ns, inode, started_at, archive_id, sha1, tree_hash
+             FROM upload_journal ORDER BY key",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            let size: i64 = row.get(2)?;
+            let sha1: Option<Sha1Digest> = blob::<20>(row.get(8)?);
+            let tree: Option<TreeHash> = blob::<32>(row.get(9)?);
+            Ok(JournalEntry {
+                key: row.get(0)?,
+                raw: row.get(1)?,
+                fingerprint: Fingerprint { size: size as u64, mtime_ns: row.get(3)?, ctime_ns: row.get(4)?, inode: row.get::<_, i64>(5)? as u64 },
+                started_at: row.get(6)?,
+                archive_id: row.get(7)?,
+                hash: sha1.zip(tree).map(|(sha1, tree_hash)| ContentHash { size: size as u64, sha1, tree_hash }),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn retrieval(&self, archive_id: &str) -> Result<Option<RetrievalRecord>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT archive_id, job_id, tier, requested_at FROM retrieval WHERE archive_id = ?1",
+                [archive_id],
+                |row| Ok(RetrievalRecord { archive_id: row.get(0)?, job_id: row.get(1)?, tier: row.get(2)?, requested_at: row.get(3)? }),
+            )
+            .optional()?)
+    }
+
+    pub fn put_retrieval(&self, record: &RetrievalRecord) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO retrieval (archive_id, job_id, tier, requested_at) VALUES (?1, ?2, ?3, ?4)",
+            params![record.archive_id, record.job_id, record.tier, record.requested_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn forget_retrieval(&self, archive_id: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM retrieval WHERE archive_id = ?1", [archive_id])?;
+        Ok(())
+    }
+}

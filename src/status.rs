@@ -1,0 +1,307 @@
+//! Status: each local file compared with the catalog, and rolled up per directory.
+//!
+//! A file whose fingerprint (size, mtime, ctime, inode) matches the local cache is
+//! not read. A file that is new, or whose size differs from its archived version, is
+//! classified without reading it either. Only a file of unchanged size whose
+//! fingerprint moved is hashed, on a pool of one thread per core.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, CurrentSummary};
+use crate::hash::{self, ContentHash, HashError};
+use crate::scan::{ArchivedSummary, Entry, Filter, Fingerprint, SkipReason};
+use crate::state::LocalState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// A local regular file not compared yet (scan's output).
+    Local,
+    New,
+    Changed,
+    UpToDate,
+    ArchivedOnly,
+    Ignored { is_dir: bool },
+    Unreadable(Box<str>),
+    Skipped(SkipReason),
+}
+
+impl Status {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Local => "local",
+            Status::New => "new",
+            Status::Changed => "changed",
+            Status::UpToDate => "up-to-date",
+            Status::ArchivedOnly => "archived-only",
+            Status::Ignored { .. } => "ignored",
+            Status::Unreadable(_) => "unreadable",
+            Status::Skipped(_) => "skipped",
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Status::New | Status::Changed)
+    }
+
+    pub fn is_problem(&self) -> bool {
+        matches!(self, Status::Unreadable(_) | Status::Skipped(_))
+    }
+
+    /// A file that exists and should be backed up but cannot be: the run reports
+    /// failure (exit 1). Symlinks and special files are skipped by design instead.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Status::Unreadable(_) | Status::Skipped(SkipReason::NameCollision))
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Status::Unreadable(reason) => Some(reason),
+            Status::Skipped(reason) => Some(reason.describe()),
+            _ => None,
+        }
+    }
+}
+
+/// Files and bytes in one status class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// Counts per status, for the whole tree or one directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Rollup {
+    pub new: Tally,
+    pub changed: Tally,
+    pub up_to_date: Tally,
+    pub archived_only: Tally,
+    pub ignored: Tally,
+    pub unreadable: Tally,
+    pub skipped: Tally,
+}
+
+impl Rollup {
+    pub fn add(&mut self, entry: &Entry) {
+        let size = entry.fingerprint.size;
+        match entry.status {
+            Status::New => self.new.add(size),
+            Status::Changed => self.changed.add(size),
+            Status::UpToDate => self.up_to_date.add(size),
+            Status::ArchivedOnly => self.archived_only.add(entry.archived.map_or(0, |a| a.size)),
+            Status::Ignored { .. } => self.ignored.add(size),
+            Status::Unreadable(_) => self.unreadable.add(0),
+            Status::Skipped(_) => self.skipped.add(0),
+            Status::Local => {}
+        }
+    }
+
+    pub fn pending(&self) -> Tally {
+        Tally { files: self.new.files + self.changed.files, bytes: self.new.bytes + self.changed.bytes }
+    }
+}
+
+pub struct StatusReport {
+    /// Every entry, sorted by key, archived-only ones included.
+    pub entries: Vec<Entry>,
+    pub totals: Rollup,
+}
+
+impl StatusReport {
+    /// Roll-ups per directory down to `max_depth` levels (1 = top-level directories).
+    pub fn directories(&self, max_depth: usize) -> BTreeMap<String, Rollup> {
+        let mut dirs: BTreeMap<String, Rollup> = BTreeMap::new();
+        for entry in &self.entries {
+            let mut end = 0;
+            for (depth, (i, _)) in entry.key.match_indices('/').enumerate() {
+                if depth >= max_depth {
+                    break;
+                }
+                end = i;
+                dirs.entry(entry.key[..end].to_owned()).or_default().add(entry);
+            }
+            let _ = end;
+        }
+        dirs
+    }
+}
+
+/// Compares scanned entries with the fingerprint cache and the catalog.
+pub async fn compute(
+    root: &Path,
+    mut entries: Vec<Entry>,
+    filter: &Filter,
+    state: &LocalState,
+    catalog: &dyn Catalog,
+) -> Result<StatusReport> {
+    attach_cached_hashes(&mut entries, state)?;
+    let archived_only = attach_catalog(&mut entries, catalog.current_summaries().await?, filter);
+    let mut work = Vec::new();
+    for (index, entry) in entries.iter_mut().enumerate() {
+        if entry.status != Status::Local {
+            continue;
+        }
+        match (entry.archived, entry.sha1) {
+            (None, known) => {
+                entry.status = Status::New;
+                if known.is_none() {
+                    work.push(Work::Probe(index));
+                }
+            }
+            (Some(archived), known) if archived.size != entry.fingerprint.size => {
+                entry.status = Status::Changed;
+                if known.is_none() {
+                    work.push(Work::Probe(index));
+                }
+            }
+            (Some(archived), Some(sha1)) => entry.status = content_status(sha1, &archived),
+            (Some(_), None) => work.push(Work::Hash(index)),
+        }
+    }
+    let mut cache_rows = Vec::new();
+    for (index, outcome) in run_pool(root, &entries, &work) {
+        let entry = &mut entries[index];
+        match outcome {
+            Outcome::Readable => {}
+            Outcome::Hashed(hash) => {
+                entry.sha1 = Some(hash.sha1);
+                if let Some(archived) = &entry.archived {
+                    entry.status = content_status(hash.sha1, archived);
+                }
+                cache_rows.push((entry.key.clone(), entry.fingerprint, hash));
+            }
+            Outcome::ChangedWhileRead => entry.status = Status::Changed,
+            Outcome::Failed(reason) => entry.status = Status::Unreadable(reason.into()),
+        }
+    }
+    state.put_fingerprints(&cache_rows)?;
+    drop(cache_rows);
+    entries.extend(archived_only);
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut totals = Rollup::default();
+    for entry in &entries {
+        totals.add(entry);
+    }
+    Ok(StatusReport { entries, totals })
+}
+
+fn attach_cached_hashes(entries: &mut [Entry], state: &LocalState) -> Result<()> {
+    let mut i = 0;
+    state.for_each_fingerprint(|key, cached| {
+        while i < entries.len() && entries[i].key.as_str() < key {
+            i += 1;
+        }
+        if let Some(entry) = entries.get_mut(i)
+            && entry.key == key
+            && entry.status == Status::Local
+            && entry.fingerprint == cached.fingerprint
+        {
+            entry.sha1 = Some(cached.hash.sha1);
+        }
+    })
+}
+
+/// Identical content is up to date even when the mtime moved (backup then
+/// updates the catalog's mtime instead of uploading).
+fn content_status(local_sha1: hash::Sha1Digest, archived: &ArchivedSummary) -> Status {
+    if local_sha1 == archived.sha1 { Status::UpToDate } else { Status::Changed }
+}
+
+/// Marks each local file with its archived version; returns the archived-only entries.
+fn attach_catalog(entries: &mut [Entry], summaries: Vec<CurrentSummary>, filter: &Filter) -> Vec<Entry> {
+    let mut archived_only = Vec::new();
+    let mut i = 0;
+    for summary in summaries {
+        while i < entries.len() && entries[i].key < summary.key {
+            i += 1;
+        }
+        let archived = ArchivedSummary { size: summary.size, mtime_ns: summary.mtime_ns, sha1: summary.sha1 };
+        match entries.get_mut(i) {
+            Some(entry) if entry.key == summary.key => entry.archived = Some(archived),
+            _ => {
+                let status =
+                    if is_filtered(filter, &summary.key) { Status::Ignored { is_dir: false } } else { Status::ArchivedOnly };
+                archived_only.push(Entry {
+                    key: summary.key,
+                    raw: summary.raw,
+                    fingerprint: Fingerprint::default(),
+                    status,
+                    sha1: Some(summary.sha1),
+                    archived: Some(archived),
+                });
+            }
+        }
+    }
+    archived_only
+}
+
+/// An archived key that is excluded by the filters now (itself or a directory above it).
+fn is_filtered(filter: &Filter, key: &str) -> bool {
+    filter.is_ignored_file(key) || key.match_indices('/').any(|(i, _)| filter.is_ignored_dir(&key[..i]))
+}
+
+enum Work {
+    /// Only check that the file can be opened (new files are not read by status).
+    Probe(usize),
+    Hash(usize),
+}
+
+enum Outcome {
+    Readable,
+    Hashed(ContentHash),
+    ChangedWhileRead,
+    Failed(String),
+}
+
+fn run_pool(root: &Path, entries: &[Entry], work: &[Work]) -> Vec<(usize, Outcome)> {
+    if work.is_empty() {
+        return Vec::new();
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(work.len());
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(work.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = work.get(n) else { break };
+                    let (index, outcome) = match *item {
+                        Work::Probe(index) => (index, probe(&entries[index].local_path(root))),
+                        Work::Hash(index) => {
+                            let entry = &entries[index];
+                            let outcome = match hash::hash_file(&entry.local_path(root), &entry.fingerprint, &mut |_| {}) {
+                                Ok(hash) => Outcome::Hashed(hash),
+                                Err(HashError::ChangedWhileRead) => Outcome::ChangedWhileRead,
+                                Err(HashError::Io(e)) => Outcome::Failed(crate::scan::describe_io_error(&e)),
+                            };
+                            (index, outcome)
+                        }
+                    };
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push((index, outcome));
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+fn probe(path: &Path) -> Outcome {
+    match std::fs::File::open(path) {
+        Ok(_) => Outcome::Readable,
+        Err(e) => Outcome::Failed(crate::scan::describe_io_error(&e)),
+    }
+}

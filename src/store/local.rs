@@ -1,0 +1,300 @@
+//! The embedded default store: archives as files in a directory (an external disk,
+//! say). Each archive is written to a temporary file, fsync'd and renamed into
+//! place, so a crash leaves either a whole archive or none.
+//!
+//! Layout under the store root:
+//! - `archives/<first two hex digits>/<archive id>`: the archive's bytes followed by a
+//!   trailer (JSON metadata: description, tree hash, size, creation time; then its
+//!   length as 8 bytes little-endian and the magic `FIRNARC1`).
+//! - `tmp/`: uploads in progress.
+//! - `jobs/<job id>.json`: retrieval jobs (ready after a configurable delay, as
+//!   Glacier's are after hours).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{ArchiveListing, JobState, Store, StoredArchive, Tier, Upload};
+use crate::hash::{TreeHash, TreeHasher};
+
+const MAGIC: &[u8; 8] = b"FIRNARC1";
+const PART_SIZE: usize = 1 << 20;
+
+pub struct LocalStore {
+    root: PathBuf,
+    retrieval_delay_secs: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Trailer {
+    description: String,
+    tree_hash: String,
+    size: u64,
+    created_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JobFile {
+    archive_id: String,
+    tier: Tier,
+    requested_at: i64,
+    ready_at: i64,
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn random_id(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+    Ok(hex::encode(buf))
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync directory {}", dir.display()))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl LocalStore {
+    pub fn open(root: &Path, retrieval_delay_secs: u64) -> Result<Self> {
+        for sub in ["archives", "tmp", "jobs"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).with_context(|| {
+                format!("cannot create store directory {} (is the disk mounted and writable?)", dir.display())
+            })?;
+        }
+        Ok(LocalStore { root: root.to_path_buf(), retrieval_delay_secs })
+    }
+
+    fn archive_path(&self, archive_id: &str) -> Result<PathBuf> {
+        if !valid_id(archive_id) {
+            bail!("invalid archive id {archive_id:?}");
+        }
+        Ok(self.root.join("archives").join(&archive_id[..2]).join(archive_id))
+    }
+
+    fn job_path(&self, job_id: &str) -> Result<PathBuf> {
+        if !valid_id(job_id) {
+            bail!("invalid job id {job_id:?}");
+        }
+        Ok(self.root.join("jobs").join(format!("{job_id}.json")))
+    }
+
+    fn read_trailer(file: &mut File) -> Result<Trailer> {
+        let len = file.metadata()?.len();
+        if len < 16 {
+            bail!("archive file too short");
+        }
+        file.seek(SeekFrom::Start(len - 16))?;
+        let mut tail = [0u8; 16];
+        file.read_exact(&mut tail)?;
+        if &tail[8..] != MAGIC {
+            bail!("archive file has no firn trailer");
+        }
+        let meta_len = u64::from_le_bytes(tail[..8].try_into()?);
+        if meta_len > len - 16 {
+            bail!("archive trailer length is corrupt");
+        }
+        file.seek(SeekFrom::Start(len - 16 - meta_len))?;
+        let mut meta = vec![0u8; meta_len as usize];
+        file.read_exact(&mut meta)?;
+        Ok(serde_json::from_slice(&meta)?)
+    }
+}
+
+struct LocalUpload {
+    temp_path: PathBuf,
+    final_dir: PathBuf,
+    archive_id: String,
+    file: Option<File>,
+    tree: TreeHasher,
+    written: u64,
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    fn target(&self) -> String {
+        format!("local:{}", self.root.display())
+    }
+
+    fn part_size(&self, _archive_size: u64) -> usize {
+        PART_SIZE
+    }
+
+    async fn begin_upload(&self, _size: u64) -> Result<Box<dyn Upload>> {
+        let archive_id = random_id(16)?;
+        let temp_path = self.root.join("tmp").join(format!("{archive_id}.partial"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .with_context(|| format!("cannot create {} in the store", temp_path.display()))?;
+        Ok(Box::new(LocalUpload {
+            temp_path,
+            final_dir: self.root.join("archives").join(&archive_id[..2]),
+            archive_id,
+            file: Some(file),
+            tree: TreeHasher::new(),
+            written: 0,
+        }))
+    }
+
+    async fn delete(&self, archive_id: &str) -> Result<()> {
+        let path = self.archive_path(archive_id)?;
+        // Idempotent, like S3's DeleteObject: a deletion a crash interrupted after
+        // the file went away is finished by marking it gone in the catalog.
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot delete {}", path.display())),
+        }
+        if let Some(parent) = path.parent() {
+            fsync_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Option<Vec<ArchiveListing>>> {
+        let root = self.root.join("archives");
+        tokio::task::spawn_blocking(move || -> Result<Option<Vec<ArchiveListing>>> {
+            let mut out = Vec::new();
+            for entry in walkdir::WalkDir::new(&root).min_depth(2).max_depth(2) {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                if !entry.file_type().is_file() || !valid_id(&name) {
+                    continue;
+                }
+                let mut file = File::open(entry.path())?;
+                let trailer = LocalStore::read_trailer(&mut file)
+                    .with_context(|| format!("unreadable archive {}", entry.path().display()))?;
+                let tree_hash = hex::decode(&trailer.tree_hash).ok().and_then(|v| v.try_into().ok()).unwrap_or([0u8; 32]);
+                out.push(ArchiveListing {
+                    archive_id: name,
+                    size: trailer.size,
+                    tree_hash,
+                    description: trailer.description,
+                    created_at: trailer.created_at,
+                });
+            }
+            out.sort_by(|a, b| a.archive_id.cmp(&b.archive_id));
+            Ok(Some(out))
+        })
+        .await?
+    }
+
+    async fn request_retrieval(&self, archive_id: &str, tier: Tier) -> Result<String> {
+        let path = self.archive_path(archive_id)?;
+        if !path.exists() {
+            bail!("archive {archive_id} is not in the store {}", self.root.display());
+        }
+        let job_id = random_id(16)?;
+        let now = now_secs();
+        let job = JobFile { archive_id: archive_id.to_owned(), tier, requested_at: now, ready_at: now + self.retrieval_delay_secs as i64 };
+        let job_path = self.job_path(&job_id)?;
+        let temp = job_path.with_extension("json.partial");
+        fs::write(&temp, serde_json::to_vec(&job)?)?;
+        fs::rename(&temp, &job_path)?;
+        Ok(job_id)
+    }
+
+    async fn job_state(&self, job_id: &str) -> Result<JobState> {
+        let path = self.job_path(job_id)?;
+        let Ok(bytes) = fs::read(&path) else { return Ok(JobState::Gone) };
+        let job: JobFile = serde_json::from_slice(&bytes).with_context(|| format!("corrupt job file {}", path.display()))?;
+        if !self.archive_path(&job.archive_id)?.exists() {
+            return Ok(JobState::Failed(format!("archive {} no longer exists", job.archive_id)));
+        }
+        let now = now_secs();
+        if now >= job.ready_at { Ok(JobState::Ready) } else { Ok(JobState::InProgress { ready_at: Some(job.ready_at) }) }
+    }
+
+    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes> {
+        let path = self.job_path(job_id)?;
+        let job: JobFile = serde_json::from_slice(&fs::read(&path).with_context(|| format!("retrieval job {job_id} is unknown"))?)?;
+        let archive = self.archive_path(&job.archive_id)?;
+        tokio::task::spawn_blocking(move || -> Result<Bytes> {
+            let mut file = File::open(&archive).with_context(|| format!("cannot open {}", archive.display()))?;
+            let trailer = LocalStore::read_trailer(&mut file)?;
+            if offset > trailer.size {
+                bail!("range starts past the end of the archive");
+            }
+            let len = len.min(trailer.size - offset);
+            file.seek(SeekFrom::Start(offset))?;
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact(&mut buf)?;
+            Ok(Bytes::from(buf))
+        })
+        .await?
+    }
+}
+
+#[async_trait]
+impl Upload for LocalUpload {
+    async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        if offset != self.written {
+            bail!("part at offset {offset} sent out of order (expected {})", self.written);
+        }
+        let mut file = self.file.take().context("upload already failed")?;
+        let mut tree = std::mem::take(&mut self.tree);
+        let len = data.len() as u64;
+        let (file, tree) = tokio::task::spawn_blocking(move || -> Result<(File, TreeHasher)> {
+            file.write_all(&data)?;
+            tree.update(&data);
+            Ok((file, tree))
+        })
+        .await??;
+        self.written += len;
+        self.file = Some(file);
+        self.tree = tree;
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>, size: u64, tree_hash: TreeHash, description: &str) -> Result<StoredArchive> {
+        let computed = std::mem::take(&mut self.tree).finish();
+        if size != self.written || computed != tree_hash {
+            let _ = fs::remove_file(&self.temp_path);
+            bail!(
+                "store received {} bytes with tree hash {}, the uploader claimed {} bytes with {}",
+                self.written,
+                hex::encode(computed),
+                size,
+                hex::encode(tree_hash)
+            );
+        }
+        let mut file = self.file.take().context("upload already failed")?;
+        let trailer = Trailer { description: description.to_owned(), tree_hash: hex::encode(computed), size, created_at: now_secs() };
+        let final_dir = self.final_dir.clone();
+        let final_path = final_dir.join(&self.archive_id);
+        let temp_path = self.temp_path.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let meta = serde_json::to_vec(&trailer)?;
+            file.write_all(&meta)?;
+            file.write_all(&(meta.len() as u64).to_le_bytes())?;
+            file.write_all(MAGIC)?;
+            file.sync_all().context("cannot fsync archive")?;
+            drop(file);
+            fs::create_dir_all(&final_dir)?;
+            fs::rename(&temp_path, &final_path).context("cannot move archive into place")?;
+            fsync_dir(&final_dir)
+        })
+        .await??;
+        Ok(StoredArchive { archive_id: self.archive_id.clone(), tree_hash: computed, size })
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.file = None;
+        match fs::remove_file(&self.temp_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Store: where archive bytes live. One trait, interchangeable implementations
+//! (a local directory by default; Glacier vaults later). Retrieval always goes
+//! through jobs, as Glacier's does, so the restore flow is the same everywhere.
+
+pub mod local;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::hash::TreeHash;
+
+/// What the store reports once it holds an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredArchive {
+    pub archive_id: String,
+    /// The tree hash the store computed over the bytes it received.
+    pub tree_hash: TreeHash,
+    pub size: u64,
+}
+
+/// One archive as the store lists it (an inventory line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveListing {
+    pub archive_id: String,
+    pub size: u64,
+    pub tree_hash: TreeHash,
+    pub description: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Expedited,
+    Standard,
+    Bulk,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Expedited => "expedited",
+            Tier::Standard => "standard",
+            Tier::Bulk => "bulk",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    InProgress { ready_at: Option<i64> },
+    Ready,
+    Failed(String),
+    /// The job is unknown or its output expired: request a new one.
+    Gone,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Where archives go, recorded with each archive, e.g. `local:/mnt/disk/store`.
+    fn target(&self) -> String;
+
+    /// The size of the pieces an upload of `archive_size` bytes is sent in.
+    fn part_size(&self, archive_size: u64) -> usize;
+
+    async fn begin_upload(&self, size: u64) -> Result<Box<dyn Upload>>;
+
+    async fn delete(&self, archive_id: &str) -> Result<()>;
+
+    /// Every archive the store holds, or None when it can only tell through an
+    /// inventory job (Glacier).
+    async fn list(&self) -> Result<Option<Vec<ArchiveListing>>>;
+
+    async fn request_retrieval(&self, archive_id: &str, tier: Tier) -> Result<String>;
+
+    async fn job_state(&self, job_id: &str) -> Result<JobState>;
+
+    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes>;
+}
+
+/// An upload in progress. Parts are sent in order; the caller hashes exactly the
+/// bytes it sends.
+#[async_trait]
+pub trait Upload: Send {
+    async fn send(&mut self, offset: u64, data: Bytes) -> Result<()>;
+
+    /// Finishes the upload. `description` is the archive's self-describing record
+    /// (known in full only once the content is hashed). The returned tree hash is the
+    /// store's own; the caller compares it with the one it computed before recording
+    /// anything.
+    async fn complete(self: Box<Self>, size: u64, tree_hash: TreeHash, description: &str) -> Result<StoredArchive>;
+
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
