@@ -25,8 +25,14 @@ use crate::status::{Rollup, StatusReport};
 use crate::store::Tier;
 
 #[derive(Parser, Debug)]
-#[command(name = "firn", version, about = "Keep a directory tree backed up, file by file, in cold storage")]
-#[command(after_help = "Exit codes: 0 all done, 1 some files failed, 2 usage or configuration error, 3 backup set busy.")]
+#[command(
+    name = "firn",
+    version,
+    about = "Keep a directory tree backed up, file by file, in cold storage"
+)]
+#[command(
+    after_help = "Exit codes: 0 all done, 1 some files failed, 2 usage or configuration error, 3 backup set busy."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -70,6 +76,11 @@ enum Command {
         all: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Print the SHA-1 and the Glacier SHA-256 tree hash of files (one read each).
+    Hash {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Restore archived files (current versions) into a directory.
     Restore {
@@ -149,7 +160,10 @@ impl SetArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("firn: cannot start the async runtime: {e}");
@@ -160,7 +174,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("firn: {}", one_line(&e));
-            if e.downcast_ref::<Busy>().is_some() { ExitCode::from(3) } else { ExitCode::from(2) }
+            if e.downcast_ref::<Busy>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }
@@ -195,6 +213,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
             ls_command(&resolved, all, json).await
         }
+        Some(Command::Hash { files }) => hash_command(&files),
         Some(Command::Restore { paths, to, root, set, tier, overwrite, no_wait }) => {
             let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
             let options = RestoreOptions { destination: to, overwrite, tier, wait: !no_wait };
@@ -204,7 +223,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn scan_options(set: &ResolvedSet) -> ScanOptions {
-    ScanOptions { filter: set.filter.clone(), follow_symlinks: set.follow_symlinks }
+    ScanOptions {
+        filter: set.filter.clone(),
+        follow_symlinks: set.follow_symlinks,
+    }
 }
 
 async fn status_command(set: &ResolvedSet, json: bool) -> Result<ExitCode> {
@@ -235,16 +257,35 @@ fn print_status(out: &mut impl Write, set: &ResolvedSet, report: &StatusReport) 
         ("skipped", t.skipped),
     ] {
         if tally.files > 0 {
-            writeln!(out, "  {label:<14} {:>9} {:>11}", plural(tally.files, "file"), human_bytes(tally.bytes))?;
+            writeln!(
+                out,
+                "  {label:<14} {:>9} {:>11}",
+                plural(tally.files, "file"),
+                human_bytes(tally.bytes)
+            )?;
         }
     }
     let pending = t.pending();
-    writeln!(out, "pending: {}, {}", plural(pending.files, "file"), human_bytes(pending.bytes))?;
-    let problems: Vec<&Entry> = report.entries.iter().filter(|e| e.status.is_problem()).collect();
+    writeln!(
+        out,
+        "pending: {}, {}",
+        plural(pending.files, "file"),
+        human_bytes(pending.bytes)
+    )?;
+    let problems: Vec<&Entry> = report
+        .entries
+        .iter()
+        .filter(|e| e.status.is_problem())
+        .collect();
     if !problems.is_empty() {
         writeln!(out, "problems:")?;
         for entry in problems {
-            writeln!(out, "  {}: {}", entry.key, entry.status.reason().unwrap_or(""))?;
+            writeln!(
+                out,
+                "  {}: {}",
+                entry.key,
+                entry.status.reason().unwrap_or("")
+            )?;
         }
     }
     Ok(())
@@ -301,21 +342,41 @@ impl<'a> StatusJson<'a> {
                     path: &e.key,
                     status: e.status.label(),
                     reason: e.status.reason(),
-                    size: if local { e.fingerprint.size } else { e.archived.map_or(0, |a| a.size) },
-                    mtime_ns: if local { Some(e.fingerprint.mtime_ns) } else { e.archived.map(|a| a.mtime_ns) },
-                    raw_path: e.raw.as_ref().map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r)),
+                    size: if local {
+                        e.fingerprint.size
+                    } else {
+                        e.archived.map_or(0, |a| a.size)
+                    },
+                    mtime_ns: if local {
+                        Some(e.fingerprint.mtime_ns)
+                    } else {
+                        e.archived.map(|a| a.mtime_ns)
+                    },
+                    raw_path: e
+                        .raw
+                        .as_ref()
+                        .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r)),
                 }
             })
             .collect();
         let directories = report
             .directories(usize::MAX)
             .into_iter()
-            .map(|(path, rollup)| DirJson { path, pending: rollup.pending(), rollup })
+            .map(|(path, rollup)| DirJson {
+                path,
+                pending: rollup.pending(),
+                rollup,
+            })
             .collect();
         StatusJson {
             root: set.root.display().to_string(),
             set: &set.id,
-            summary: SummaryJson { totals: report.totals, pending: report.totals.pending(), files_read: reads.files_read, bytes_read: reads.bytes_read },
+            summary: SummaryJson {
+                totals: report.totals,
+                pending: report.totals.pending(),
+                files_read: reads.files_read,
+                bytes_read: reads.bytes_read,
+            },
             directories,
             files,
         }
@@ -347,17 +408,24 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "backup")?;
     let engine = Arc::new(Engine::open(set)?);
     let reads_before = ReadCounters::now();
-    let recovery = engine.recover().await.context("cannot finish the interrupted run's uploads")?;
+    let recovery = engine
+        .recover()
+        .await
+        .context("cannot finish the interrupted run's uploads")?;
     let interactive = !json && std::io::stderr().is_terminal();
     if !json {
         for key in &recovery.adopted {
             println!("recovered: {key} (stored by an interrupted run, now recorded)");
         }
         for key in &recovery.superseded {
-            println!("recovered: {key} (stray archive of an older version, recorded as superseded)");
+            println!(
+                "recovered: {key} (stray archive of an older version, recorded as superseded)"
+            );
         }
         for key in &recovery.unresolved {
-            println!("unresolved: {key} (interrupted upload; run an inventory to find its archive)");
+            println!(
+                "unresolved: {key} (interrupted upload; run an inventory to find its archive)"
+            );
         }
     }
     let report = engine.status(&scan_options(set), &mut |_| {}).await?;
@@ -366,21 +434,34 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
         .entries
         .iter()
         .filter(|e| e.status.is_problem())
-        .map(|e| FileProblem { is_failure: e.status.is_failure(), path: &e.key, status: e.status.label(), reason: e.status.reason().unwrap_or("") })
+        .map(|e| FileProblem {
+            is_failure: e.status.is_failure(),
+            path: &e.key,
+            status: e.status.label(),
+            reason: e.status.reason().unwrap_or(""),
+        })
         .collect();
     let (pending_files, pending_bytes) = (plan.uploads.len() as u64, plan.bytes());
 
     let mut summary = if dry_run {
         if !json {
             for item in &plan.uploads {
-                println!("would upload: {} ({})", item.key, human_bytes(item.fingerprint.size));
+                println!(
+                    "would upload: {} ({})",
+                    item.key,
+                    human_bytes(item.fingerprint.size)
+                );
             }
         }
         BackupSummary::default()
     } else {
         let (tx, rx) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
-        let names: Vec<(String, u64)> = plan.uploads.iter().map(|u| (u.key.clone(), u.fingerprint.size)).collect();
+        let names: Vec<(String, u64)> = plan
+            .uploads
+            .iter()
+            .map(|u| (u.key.clone(), u.fingerprint.size))
+            .collect();
         let printer = tokio::spawn(print_progress(rx, names, pending_bytes, interactive, json));
         let stop = cancel.clone();
         tokio::spawn(async move {
@@ -396,10 +477,16 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
                 summary.superseded_deleted += retention.deleted;
                 summary.superseded_kept = retention.kept;
                 for failure in retention.failed {
-                    summary.failed.push(crate::engine::FailedFile { path: "(retention)".into(), reason: failure });
+                    summary.failed.push(crate::engine::FailedFile {
+                        path: "(retention)".into(),
+                        reason: failure,
+                    });
                 }
             }
-            Err(e) => summary.failed.push(crate::engine::FailedFile { path: "(retention)".into(), reason: format!("{e:#}") }),
+            Err(e) => summary.failed.push(crate::engine::FailedFile {
+                path: "(retention)".into(),
+                reason: format!("{e:#}"),
+            }),
         }
         summary
     };
@@ -409,9 +496,19 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
     summary.files_read = reads.files_read;
     summary.bytes_read = reads.bytes_read;
 
-    let failed = !summary.failed.is_empty() || summary.cancelled > 0 || problems.iter().any(|p| p.is_failure);
+    let failed = !summary.failed.is_empty()
+        || summary.cancelled > 0
+        || problems.iter().any(|p| p.is_failure);
     if json {
-        let doc = BackupJson { root: set.root.display().to_string(), set: &set.id, dry_run, pending_files, pending_bytes, summary: &summary, problems };
+        let doc = BackupJson {
+            root: set.root.display().to_string(),
+            set: &set.id,
+            dry_run,
+            pending_files,
+            pending_bytes,
+            summary: &summary,
+            problems,
+        };
         println!("{}", serde_json::to_string(&doc)?);
     } else {
         for p in &problems {
@@ -432,22 +529,43 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
             summary.superseded_kept,
         );
         if dry_run {
-            println!("would upload {}, {}", plural(pending_files, "file"), human_bytes(pending_bytes));
+            println!(
+                "would upload {}, {}",
+                plural(pending_files, "file"),
+                human_bytes(pending_bytes)
+            );
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Reduces engine events to a progress bar (terminal) or one line per file (pipes).
-async fn print_progress(mut rx: mpsc::Receiver<Event>, names: Vec<(String, u64)>, total: u64, interactive: bool, quiet: bool) {
+async fn print_progress(
+    mut rx: mpsc::Receiver<Event>,
+    names: Vec<(String, u64)>,
+    total: u64,
+    interactive: bool,
+    quiet: bool,
+) {
     let bar = interactive.then(|| {
         let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}") {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        ) {
             bar.set_style(style);
         }
         bar
     });
-    let name = |id: u64| names.get(id as usize).map(|(n, _)| n.as_str()).unwrap_or("?");
+    let name = |id: u64| {
+        names
+            .get(id as usize)
+            .map(|(n, _)| n.as_str())
+            .unwrap_or("?")
+    };
     while let Some(event) = rx.recv().await {
         match event {
             Event::Advanced { bytes, .. } => {
@@ -482,7 +600,13 @@ async fn print_progress(mut rx: mpsc::Receiver<Event>, names: Vec<(String, u64)>
 
 async fn ls_command(set: &ResolvedSet, all: bool, json: bool) -> Result<ExitCode> {
     let engine = Engine::open(set)?;
-    let records: Vec<_> = engine.catalog.records().await?.into_iter().filter(|r| all || r.state == ArchiveState::Current).collect();
+    let records: Vec<_> = engine
+        .catalog
+        .records()
+        .await?
+        .into_iter()
+        .filter(|r| all || r.state == ArchiveState::Current)
+        .collect();
     let mut out = std::io::stdout().lock();
     if json {
         let rows: Vec<_> = records
@@ -499,13 +623,25 @@ async fn ls_command(set: &ResolvedSet, all: bool, json: bool) -> Result<ExitCode
         writeln!(out)?;
     } else {
         for r in &records {
-            writeln!(out, "{:<10} {:>11}  {}  {}  {}", r.state.as_str(), human_bytes(r.size), format_time(r.uploaded_at), r.archive_id, r.key)?;
+            writeln!(
+                out,
+                "{:<10} {:>11}  {}  {}  {}",
+                r.state.as_str(),
+                human_bytes(r.size),
+                format_time(r.uploaded_at),
+                r.archive_id,
+                r.key
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn restore_command(set: &ResolvedSet, paths: &[String], options: &RestoreOptions) -> Result<ExitCode> {
+async fn restore_command(
+    set: &ResolvedSet,
+    paths: &[String],
+    options: &RestoreOptions,
+) -> Result<ExitCode> {
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "restore")?;
     let engine = Engine::open(set)?;
     let wanted = |key: &str| {
@@ -515,18 +651,37 @@ async fn restore_command(set: &ResolvedSet, paths: &[String], options: &RestoreO
                 key == p || (key.starts_with(p) && key.as_bytes().get(p.len()) == Some(&b'/'))
             })
     };
-    let records: Vec<_> =
-        engine.catalog.records().await?.into_iter().filter(|r| r.state == ArchiveState::Current && wanted(&r.key)).collect();
+    let records: Vec<_> = engine
+        .catalog
+        .records()
+        .await?
+        .into_iter()
+        .filter(|r| r.state == ArchiveState::Current && wanted(&r.key))
+        .collect();
     if records.is_empty() {
-        return Err(UsageError(format!("nothing archived matches {}; see `firn ls`", if paths.is_empty() { "this set".into() } else { paths.join(", ") })).into());
+        return Err(UsageError(format!(
+            "nothing archived matches {}; see `firn ls`",
+            if paths.is_empty() {
+                "this set".into()
+            } else {
+                paths.join(", ")
+            }
+        ))
+        .into());
     }
     let mut failed = 0;
     for record in &records {
         match engine.restore(record, options).await {
             Ok(RestoreOutcome::Restored { path }) => println!("restored: {}", path.display()),
-            Ok(RestoreOutcome::Identical { path }) => println!("identical, skipped: {}", path.display()),
+            Ok(RestoreOutcome::Identical { path }) => {
+                println!("identical, skipped: {}", path.display())
+            }
             Ok(RestoreOutcome::Waiting { ready_at }) => {
-                println!("waiting: {} (retrieval job ready {}); run again later", record.key, ready_at.map(format_time).unwrap_or_else(|| "later".into()))
+                println!(
+                    "waiting: {} (retrieval job ready {}); run again later",
+                    record.key,
+                    ready_at.map(format_time).unwrap_or_else(|| "later".into())
+                )
             }
             Err(e) => {
                 failed += 1;
@@ -534,11 +689,47 @@ async fn restore_command(set: &ResolvedSet, paths: &[String], options: &RestoreO
             }
         }
     }
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn hash_command(files: &[PathBuf]) -> Result<ExitCode> {
+    let mut failed = false;
+    for path in files {
+        let outcome = std::fs::metadata(path)
+            .map_err(crate::hash::HashError::Io)
+            .and_then(|meta| {
+                crate::hash::hash_file(path, &crate::scan::Fingerprint::of(&meta), &mut |_| {})
+            });
+        match outcome {
+            Ok(hash) => println!(
+                "{}  {}  {}",
+                hex::encode(hash.sha1),
+                hex::encode(hash.tree_hash),
+                path.display()
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("firn: {}: {e}", path.display());
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn plural(n: u64, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 pub fn human_bytes(bytes: u64) -> String {
@@ -549,7 +740,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM` UTC.
@@ -566,5 +761,9 @@ pub fn format_time(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }

@@ -52,7 +52,10 @@ pub struct SetSettings {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StoreConfig {
     /// A directory of archive files (default: `<data dir>/store`).
-    Local { path: Option<PathBuf>, retrieval_delay_secs: Option<u64> },
+    Local {
+        path: Option<PathBuf>,
+        retrieval_delay_secs: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -129,24 +132,38 @@ pub fn config_path(flag: Option<&Path>) -> Option<PathBuf> {
 }
 
 pub fn load(path: Option<&Path>, explicit: bool) -> Result<ConfigFile> {
-    let Some(path) = path else { return Ok(ConfigFile::default()) };
+    let Some(path) = path else {
+        return Ok(ConfigFile::default());
+    };
     match std::fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text).map_err(|e| {
             let detail = e.message().to_string();
-            usage(format!("invalid config file {}: {detail}; fix it or point --config elsewhere", path.display()))
+            usage(format!(
+                "invalid config file {}: {detail}; fix it or point --config elsewhere",
+                path.display()
+            ))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(ConfigFile::default()),
-        Err(e) => Err(usage(format!("cannot read config file {}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            Ok(ConfigFile::default())
+        }
+        Err(e) => Err(usage(format!(
+            "cannot read config file {}: {e}",
+            path.display()
+        ))),
     }
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     match std::fs::canonicalize(path) {
         Ok(p) => Ok(p),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(usage(format!("backup root {} does not exist; check the path or the set's `root` in the config", path.display())))
-        }
-        Err(e) => Err(usage(format!("cannot resolve backup root {}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(usage(format!(
+            "backup root {} does not exist; check the path or the set's `root` in the config",
+            path.display()
+        ))),
+        Err(e) => Err(usage(format!(
+            "cannot resolve backup root {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -162,14 +179,18 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
     let absolute = |path: &Path| -> Result<PathBuf> {
         match (absolute(path), root_use) {
             (Ok(p), _) => Ok(p),
-            (Err(_), RootUse::MayBeMissing) => std::path::absolute(path).map_err(|e| usage(format!("invalid path {}: {e}", path.display()))),
+            (Err(_), RootUse::MayBeMissing) => std::path::absolute(path)
+                .map_err(|e| usage(format!("invalid path {}: {e}", path.display()))),
             (Err(e), RootUse::MustExist) => Err(e),
         }
     };
     let explicit_config = overrides.config.is_some() || std::env::var_os("FIRN_CONFIG").is_some();
     let config_file = config_path(overrides.config.as_deref());
     let config = load(config_file.as_deref(), explicit_config)?;
-    let where_config = config_file.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "the config file".into());
+    let where_config = config_file
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the config file".into());
 
     let (name, settings) = if let Some(name) = &overrides.set {
         let settings = config.sets.get(name).cloned().ok_or_else(|| {
@@ -182,15 +203,34 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         (Some(name.clone()), settings)
     } else if let Some(root) = &overrides.root {
         let root = absolute(root)?;
-        let matching = config.sets.iter().find(|(_, s)| s.root.as_deref().and_then(|r| std::fs::canonicalize(r).ok()).as_deref() == Some(&root));
+        let matching = config.sets.iter().find(|(_, s)| {
+            s.root
+                .as_deref()
+                .and_then(|r| std::fs::canonicalize(r).ok())
+                .as_deref()
+                == Some(&root)
+        });
         match matching {
             Some((name, settings)) => (Some(name.clone()), settings.clone()),
-            None => (None, SetSettings { root: Some(root), ..SetSettings::default() }),
+            None => (
+                None,
+                SetSettings {
+                    root: Some(root),
+                    ..SetSettings::default()
+                },
+            ),
         }
     } else {
         match config.sets.len() {
-            1 => config.sets.iter().next().map(|(n, s)| (Some(n.clone()), s.clone())).unwrap_or_default(),
-            0 => bail!(usage(format!("name a directory to back up (firn backup ROOT) or configure a set in {where_config}"))),
+            1 => config
+                .sets
+                .iter()
+                .next()
+                .map(|(n, s)| (Some(n.clone()), s.clone()))
+                .unwrap_or_default(),
+            0 => bail!(usage(format!(
+                "name a directory to back up (firn backup ROOT) or configure a set in {where_config}"
+            ))),
             _ => bail!(usage(format!(
                 "several backup sets are configured ({}); choose one with --set NAME",
                 config.sets.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -198,14 +238,26 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         }
     };
 
-    let root_setting = overrides.root.clone().or(settings.root.clone()).ok_or_else(|| {
-        usage(format!("backup set {:?} has no `root` in {where_config}", name.as_deref().unwrap_or("?")))
-    })?;
+    let root_setting = overrides
+        .root
+        .clone()
+        .or(settings.root.clone())
+        .ok_or_else(|| {
+            usage(format!(
+                "backup set {:?} has no `root` in {where_config}",
+                name.as_deref().unwrap_or("?")
+            ))
+        })?;
     let root = absolute(&root_setting)?;
     if root_use == RootUse::MustExist && !root.is_dir() {
-        bail!(usage(format!("backup root {} is not a directory; point firn at the directory to back up", root.display())));
+        bail!(usage(format!(
+            "backup root {} is not a directory; point firn at the directory to back up",
+            root.display()
+        )));
     }
-    let id = name.clone().unwrap_or_else(|| root.to_string_lossy().into_owned());
+    let id = name
+        .clone()
+        .unwrap_or_else(|| root.to_string_lossy().into_owned());
 
     let defaults = &config.defaults;
     let mut patterns = settings.patterns.clone();
@@ -218,7 +270,13 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
     let data = data_dir()?;
     let store = settings.store.clone().or(defaults.store.clone());
     let (mut store_dir, retrieval_delay_secs) = match store {
-        Some(StoreConfig::Local { path, retrieval_delay_secs }) => (path.unwrap_or_else(|| data.join("store")), retrieval_delay_secs.unwrap_or(0)),
+        Some(StoreConfig::Local {
+            path,
+            retrieval_delay_secs,
+        }) => (
+            path.unwrap_or_else(|| data.join("store")),
+            retrieval_delay_secs.unwrap_or(0),
+        ),
         None => (data.join("store"), 0),
     };
     if let Some(dir) = &overrides.store_dir {
@@ -233,19 +291,42 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         catalog_path = path.clone();
     }
 
-    let retention_text = overrides.retention.clone().or(settings.retention.clone()).or(defaults.retention.clone());
+    let retention_text = overrides
+        .retention
+        .clone()
+        .or(settings.retention.clone())
+        .or(defaults.retention.clone());
     let retention = match retention_text {
         Some(text) => text.parse::<Retention>().map_err(usage)?,
         None => Retention::default(),
     };
-    let concurrency = overrides.concurrency.or(settings.concurrency).or(defaults.concurrency).unwrap_or(4);
+    let concurrency = overrides
+        .concurrency
+        .or(settings.concurrency)
+        .or(defaults.concurrency)
+        .unwrap_or(4);
     if concurrency == 0 {
         bail!(usage("concurrency must be at least 1"));
     }
-    let follow_symlinks = overrides.follow_symlinks || settings.follow_symlinks.or(defaults.follow_symlinks).unwrap_or(false);
+    let follow_symlinks = overrides.follow_symlinks
+        || settings
+            .follow_symlinks
+            .or(defaults.follow_symlinks)
+            .unwrap_or(false);
 
     use sha1::Digest;
     let set_hash = hex::encode(sha1::Sha1::digest(id.as_bytes()));
     let state_dir = data.join("sets").join(&set_hash[..16]);
-    Ok(ResolvedSet { id, root, filter, follow_symlinks, store_dir, retrieval_delay_secs, catalog_path, retention, concurrency, state_dir })
+    Ok(ResolvedSet {
+        id,
+        root,
+        filter,
+        follow_symlinks,
+        store_dir,
+        retrieval_delay_secs,
+        catalog_path,
+        retention,
+        concurrency,
+        state_dir,
+    })
 }

@@ -57,7 +57,13 @@ struct Mt2Record {
     mtime: String,
 }
 
-pub fn encode(key: &str, raw: Option<&[u8]>, size: u64, mtime_ns: i64, sha1: &Sha1Digest) -> String {
+pub fn encode(
+    key: &str,
+    raw: Option<&[u8]>,
+    size: u64,
+    mtime_ns: i64,
+    sha1: &Sha1Digest,
+) -> String {
     let full = FirnRecord {
         p: Some(key.to_owned()),
         r: raw.map(|r| URL_SAFE_NO_PAD.encode(r)),
@@ -70,7 +76,12 @@ pub fn encode(key: &str, raw: Option<&[u8]>, size: u64, mtime_ns: i64, sha1: &Sh
     if text.len() <= MAX_LEN {
         return text;
     }
-    let short = FirnRecord { p: None, r: None, k: Some(hex::encode(Sha1::digest(key.as_bytes()))), ..full };
+    let short = FirnRecord {
+        p: None,
+        r: None,
+        k: Some(hex::encode(Sha1::digest(key.as_bytes()))),
+        ..full
+    };
     wrap(&short)
 }
 
@@ -89,20 +100,41 @@ pub enum DecodeError {
 
 pub fn decode(text: &str) -> Result<Description, DecodeError> {
     if let Some(body) = text.strip_prefix(FIRN_PREFIX) {
-        let json = URL_SAFE_NO_PAD.decode(body.trim()).map_err(|_| DecodeError::Malformed("firn1"))?;
-        let rec: FirnRecord = serde_json::from_slice(&json).map_err(|_| DecodeError::Malformed("firn1"))?;
-        let sha1 = hex::decode(&rec.h).ok().and_then(|v| v.try_into().ok()).ok_or(DecodeError::Malformed("firn1"))?;
+        let json = URL_SAFE_NO_PAD
+            .decode(body.trim())
+            .map_err(|_| DecodeError::Malformed("firn1"))?;
+        let rec: FirnRecord =
+            serde_json::from_slice(&json).map_err(|_| DecodeError::Malformed("firn1"))?;
+        let sha1 = hex::decode(&rec.h)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or(DecodeError::Malformed("firn1"))?;
         let raw = match rec.r {
-            Some(r) => Some(URL_SAFE_NO_PAD.decode(r).map_err(|_| DecodeError::Malformed("firn1"))?),
+            Some(r) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(r)
+                    .map_err(|_| DecodeError::Malformed("firn1"))?,
+            ),
             None => None,
         };
-        return Ok(Description { key: rec.p, raw, size: Some(rec.s), mtime_ns: rec.m, sha1: Some(sha1), format: Format::Firn1 });
+        return Ok(Description {
+            key: rec.p,
+            raw,
+            size: Some(rec.s),
+            mtime_ns: rec.m,
+            sha1: Some(sha1),
+            format: Format::Firn1,
+        });
     }
     if let Some(body) = text.strip_prefix(MT2_PREFIX) {
         let body = body.trim();
         // mt-aws-glacier writes without padding; accept padded input too.
-        let json = URL_SAFE_NO_PAD.decode(body).or_else(|_| URL_SAFE.decode(body)).map_err(|_| DecodeError::Malformed("mt2"))?;
-        let rec: Mt2Record = serde_json::from_slice(&json).map_err(|_| DecodeError::Malformed("mt2"))?;
+        let json = URL_SAFE_NO_PAD
+            .decode(body)
+            .or_else(|_| URL_SAFE.decode(body))
+            .map_err(|_| DecodeError::Malformed("mt2"))?;
+        let rec: Mt2Record =
+            serde_json::from_slice(&json).map_err(|_| DecodeError::Malformed("mt2"))?;
         let mtime = parse_mt2_time(&rec.mtime).ok_or(DecodeError::Malformed("mt2"))?;
         let (key, raw) = crate::pathkey::relative_key(std::path::Path::new(&rec.filename));
         return Ok(Description {
@@ -150,12 +182,21 @@ mod tests {
     #[test]
     fn firn_description_round_trips_and_is_printable_ascii() {
         let raw = b"dir/bad\xffname".to_vec();
-        let text = encode("dir/bad\\xFFname", Some(&raw), 42, 1_700_000_000_123_456_789, &[7u8; 20]);
+        let text = encode(
+            "dir/bad\\xFFname",
+            Some(&raw),
+            42,
+            1_700_000_000_123_456_789,
+            &[7u8; 20],
+        );
         assert!(text.len() <= MAX_LEN && text.bytes().all(|b| (0x20..0x7f).contains(&b)));
         let d = decode(&text).unwrap();
         assert_eq!(d.key.as_deref(), Some("dir/bad\\xFFname"));
         assert_eq!(d.raw, Some(raw));
-        assert_eq!((d.size, d.mtime_ns, d.sha1), (Some(42), 1_700_000_000_123_456_789, Some([7u8; 20])));
+        assert_eq!(
+            (d.size, d.mtime_ns, d.sha1),
+            (Some(42), 1_700_000_000_123_456_789, Some([7u8; 20]))
+        );
     }
 
     #[test]

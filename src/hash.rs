@@ -161,7 +161,11 @@ impl ContentHasher {
     }
 
     pub fn finish(self) -> ContentHash {
-        ContentHash { size: self.len, sha1: self.sha1.finalize().into(), tree_hash: self.tree.finish() }
+        ContentHash {
+            size: self.len,
+            sha1: self.sha1.finalize().into(),
+            tree_hash: self.tree.finish(),
+        }
     }
 }
 
@@ -170,7 +174,9 @@ impl ContentHasher {
 pub enum HashError {
     #[error("cannot read: {0}")]
     Io(#[from] io::Error),
-    #[error("changed while it was read (size, mtime or ctime moved); it will be tried again next run")]
+    #[error(
+        "changed while it was read (size, mtime or ctime moved); it will be tried again next run"
+    )]
     ChangedWhileRead,
 }
 
@@ -182,7 +188,11 @@ const BLOCK: usize = 4 << 20;
 /// checks again afterwards: a file whose size, mtime or ctime moved while it was
 /// read is reported as [`HashError::ChangedWhileRead`], never hashed.
 /// `progress` gets the byte count of each block read.
-pub fn hash_file(path: &Path, seen: &Fingerprint, progress: &mut dyn FnMut(u64)) -> Result<ContentHash, HashError> {
+pub fn hash_file(
+    path: &Path,
+    seen: &Fingerprint,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ContentHash, HashError> {
     let mut file = File::open(path)?;
     count_file_opened();
     let before = Fingerprint::of(&file.metadata()?);
@@ -267,9 +277,15 @@ fn hash_on_two_threads(file: &mut File, progress: &mut dyn FnMut(u64)) -> io::Re
             }
         }
         drop(full_tx);
-        let tree = tree_thread.join().map_err(|_| io::Error::other("tree-hash thread panicked"))?;
+        let tree = tree_thread
+            .join()
+            .map_err(|_| io::Error::other("tree-hash thread panicked"))?;
         outcome?;
-        Ok(ContentHash { size: len, sha1: sha1.finalize().into(), tree_hash: tree.finish() })
+        Ok(ContentHash {
+            size: len,
+            sha1: sha1.finalize().into(),
+            tree_hash: tree.finish(),
+        })
     })
 }
 
@@ -282,11 +298,20 @@ mod tests {
         if data.is_empty() {
             return Sha256::digest([]).into();
         }
-        let mut level: Vec<TreeHash> = data.chunks(LEAF_SIZE).map(|c| Sha256::digest(c).into()).collect();
+        let mut level: Vec<TreeHash> = data
+            .chunks(LEAF_SIZE)
+            .map(|c| Sha256::digest(c).into())
+            .collect();
         while level.len() > 1 {
             level = level
                 .chunks(2)
-                .map(|pair| if pair.len() == 2 { combine(&pair[0], &pair[1]) } else { pair[0] })
+                .map(|pair| {
+                    if pair.len() == 2 {
+                        combine(&pair[0], &pair[1])
+                    } else {
+                        pair[0]
+                    }
+                })
                 .collect();
         }
         level[0]
@@ -294,14 +319,31 @@ mod tests {
 
     #[test]
     fn tree_hash_matches_reference_for_many_leaf_counts() {
-        let data: Vec<u8> = (0..(9 * LEAF_SIZE + 12345)).map(|i| (i % 251) as u8).collect();
-        for len in [0, 1, LEAF_SIZE - 1, LEAF_SIZE, LEAF_SIZE + 1, 2 * LEAF_SIZE, 3 * LEAF_SIZE + 7, 5 * LEAF_SIZE, 7 * LEAF_SIZE + 1, data.len()] {
+        let data: Vec<u8> = (0..(9 * LEAF_SIZE + 12345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for len in [
+            0,
+            1,
+            LEAF_SIZE - 1,
+            LEAF_SIZE,
+            LEAF_SIZE + 1,
+            2 * LEAF_SIZE,
+            3 * LEAF_SIZE + 7,
+            5 * LEAF_SIZE,
+            7 * LEAF_SIZE + 1,
+            data.len(),
+        ] {
             let mut h = TreeHasher::new();
             // Feed in uneven pieces to exercise leaf boundaries.
             for piece in data[..len].chunks(777_777) {
                 h.update(piece);
             }
-            assert_eq!(h.finish(), reference_tree_hash(&data[..len]), "length {len}");
+            assert_eq!(
+                h.finish(),
+                reference_tree_hash(&data[..len]),
+                "length {len}"
+            );
         }
     }
 
@@ -309,15 +351,23 @@ mod tests {
     fn known_vector_one_mebibyte_of_zeros() {
         // SHA-256 of 1 MiB of zero bytes: a single leaf is its own tree hash.
         let zeros = vec![0u8; LEAF_SIZE];
-        assert_eq!(tree_hash_of(&zeros), <TreeHash>::from(Sha256::digest(&zeros)));
-        assert_eq!(hex::encode(tree_hash_of(&zeros)), "30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58");
+        assert_eq!(
+            tree_hash_of(&zeros),
+            <TreeHash>::from(Sha256::digest(&zeros))
+        );
+        assert_eq!(
+            hex::encode(tree_hash_of(&zeros)),
+            "30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58"
+        );
     }
 
     #[test]
     fn two_thread_and_one_thread_hashes_agree() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big");
-        let data: Vec<u8> = (0..(PIPELINE_THRESHOLD as usize + 3 * BLOCK + 99)).map(|i| (i * 7 % 256) as u8).collect();
+        let data: Vec<u8> = (0..(PIPELINE_THRESHOLD as usize + 3 * BLOCK + 99))
+            .map(|i| (i * 7 % 256) as u8)
+            .collect();
         std::fs::write(&path, &data).unwrap();
         let seen = Fingerprint::of(&std::fs::metadata(&path).unwrap());
         let mut total = 0;
@@ -339,10 +389,16 @@ mod tests {
             if !appended {
                 appended = true;
                 use std::io::Write;
-                let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
                 f.write_all(b"more").unwrap();
             }
         });
-        assert!(matches!(result, Err(HashError::ChangedWhileRead)), "{result:?}");
+        assert!(
+            matches!(result, Err(HashError::ChangedWhileRead)),
+            "{result:?}"
+        );
     }
 }

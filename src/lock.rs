@@ -22,7 +22,8 @@ pub struct SetLock {
 
 impl SetLock {
     pub fn acquire(state_dir: &Path, set_id: &str, command: &str) -> Result<SetLock> {
-        std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create {}", state_dir.display()))?;
         let path = state_dir.join("lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -37,15 +38,27 @@ impl SetLock {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                let holder = if holder.is_empty() { "another firn process holds it".to_string() } else { holder.to_string() };
-                return Err(Busy { set: set_id.to_string(), holder }.into());
+                let holder = if holder.is_empty() {
+                    "another firn process holds it".to_string()
+                } else {
+                    holder.to_string()
+                };
+                return Err(Busy {
+                    set: set_id.to_string(),
+                    holder,
+                }
+                .into());
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()));
             }
         }
         let started = crate::store::local::now_secs();
-        let line = format!("firn {command} (pid {}) on {} since unix time {started}", std::process::id(), hostname());
+        let line = format!(
+            "firn {command} (pid {}) on {} since unix time {started}",
+            std::process::id(),
+            hostname()
+        );
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(line.as_bytes())?;

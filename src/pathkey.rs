@@ -141,11 +141,23 @@ mod tests {
 
     #[test]
     fn unsafe_paths_are_refused() {
-        assert_eq!(safe_relative_path("/etc/passwd", None), Err(UnsafePath::Absolute));
-        assert_eq!(safe_relative_path("a/../../x", None), Err(UnsafePath::BadComponent));
-        assert_eq!(safe_relative_path("ok", Some(b"../x")), Err(UnsafePath::BadComponent));
+        assert_eq!(
+            safe_relative_path("/etc/passwd", None),
+            Err(UnsafePath::Absolute)
+        );
+        assert_eq!(
+            safe_relative_path("a/../../x", None),
+            Err(UnsafePath::BadComponent)
+        );
+        assert_eq!(
+            safe_relative_path("ok", Some(b"../x")),
+            Err(UnsafePath::BadComponent)
+        );
         assert_eq!(safe_relative_path("", None), Err(UnsafePath::Empty));
-        assert_eq!(safe_relative_path("a//b", None), Err(UnsafePath::BadComponent));
+        assert_eq!(
+            safe_relative_path("a//b", None),
+            Err(UnsafePath::BadComponent)
+        );
         assert_eq!(safe_relative_path("a/b", None), Ok(PathBuf::from("a/b")));
     }
 }

@@ -25,8 +25,14 @@ impl Fingerprint {
     pub fn of(meta: &Metadata) -> Self {
         Fingerprint {
             size: meta.size(),
-            mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
-            ctime_ns: meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec()),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
             inode: meta.ino(),
         }
     }
@@ -34,7 +40,9 @@ impl Fingerprint {
     /// Size, mtime and ctime agree: the content cannot have been rewritten in between
     /// (the inode is left out because the same open file is compared).
     pub fn same_content_stamp(&self, other: &Fingerprint) -> bool {
-        self.size == other.size && self.mtime_ns == other.mtime_ns && self.ctime_ns == other.ctime_ns
+        self.size == other.size
+            && self.mtime_ns == other.mtime_ns
+            && self.ctime_ns == other.ctime_ns
     }
 }
 
@@ -53,7 +61,9 @@ pub enum SkipReason {
 impl SkipReason {
     pub fn describe(&self) -> &'static str {
         match self {
-            SkipReason::Symlink => "symbolic link (not followed; pass --follow-symlinks to back up its target)",
+            SkipReason::Symlink => {
+                "symbolic link (not followed; pass --follow-symlinks to back up its target)"
+            }
             SkipReason::SymlinkLoop => "symbolic link loop",
             SkipReason::Fifo => "named pipe (fifo)",
             SkipReason::Socket => "socket",
@@ -91,13 +101,22 @@ pub struct ArchivedSummary {
 
 impl Entry {
     fn new(key: String, raw: Option<Vec<u8>>, fingerprint: Fingerprint, status: Status) -> Self {
-        Entry { key, raw: raw.map(Vec::into_boxed_slice), fingerprint, status, sha1: None, archived: None }
+        Entry {
+            key,
+            raw: raw.map(Vec::into_boxed_slice),
+            fingerprint,
+            status,
+            sha1: None,
+            archived: None,
+        }
     }
 
     /// The path of this entry on disk under `root`.
     pub fn local_path(&self, root: &Path) -> PathBuf {
         match &self.raw {
-            Some(raw) => root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
+            Some(raw) => {
+                root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw))
+            }
             None => root.join(&self.key),
         }
     }
@@ -112,13 +131,22 @@ pub struct Filter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
-    #[error("invalid {flag} expression {pattern:?}: {reason}; fix the expression (Rust regex syntax)")]
-    Invalid { flag: &'static str, pattern: String, reason: String },
+    #[error(
+        "invalid {flag} expression {pattern:?}: {reason}; fix the expression (Rust regex syntax)"
+    )]
+    Invalid {
+        flag: &'static str,
+        pattern: String,
+        reason: String,
+    },
 }
 
 impl Filter {
     pub fn new(include: &[String], ignore: &[String]) -> Result<Self, FilterError> {
-        Ok(Filter { include: build_set(include, "--pattern")?, ignore: build_set(ignore, "--ignore-pattern")? })
+        Ok(Filter {
+            include: build_set(include, "--pattern")?,
+            ignore: build_set(ignore, "--ignore-pattern")?,
+        })
     }
 
     pub fn is_ignored_dir(&self, key: &str) -> bool {
@@ -136,9 +164,23 @@ fn build_set(patterns: &[String], flag: &'static str) -> Result<Option<RegexSet>
     }
     // Compile one by one first so the error names the expression at fault.
     for pattern in patterns {
-        if let Err(e) = regex::RegexBuilder::new(pattern).case_insensitive(true).unicode(true).build() {
-            let reason = e.to_string().lines().last().unwrap_or("invalid").trim().to_string();
-            return Err(FilterError::Invalid { flag, pattern: pattern.clone(), reason });
+        if let Err(e) = regex::RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .unicode(true)
+            .build()
+        {
+            let reason = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .trim()
+                .to_string();
+            return Err(FilterError::Invalid {
+                flag,
+                pattern: pattern.clone(),
+                reason,
+            });
         }
     }
     RegexSetBuilder::new(patterns)
@@ -146,7 +188,11 @@ fn build_set(patterns: &[String], flag: &'static str) -> Result<Option<RegexSet>
         .unicode(true)
         .build()
         .map(Some)
-        .map_err(|e| FilterError::Invalid { flag, pattern: patterns.join(" "), reason: e.to_string() })
+        .map_err(|e| FilterError::Invalid {
+            flag,
+            pattern: patterns.join(" "),
+            reason: e.to_string(),
+        })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -169,20 +215,37 @@ pub enum ScanError {
     #[error("backup root {0} is not a directory; point firn at the directory to back up")]
     NotADirectory(PathBuf),
     #[error("cannot read backup root {path}: {source}")]
-    UnreadableRoot { path: PathBuf, source: std::io::Error },
+    UnreadableRoot {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Walks `root` and returns its entries sorted by key, name collisions marked.
-pub fn scan(root: &Path, options: &ScanOptions, on_progress: &mut dyn FnMut(ScanProgress)) -> Result<Vec<Entry>, ScanError> {
+pub fn scan(
+    root: &Path,
+    options: &ScanOptions,
+    on_progress: &mut dyn FnMut(ScanProgress),
+) -> Result<Vec<Entry>, ScanError> {
     match std::fs::metadata(root) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ScanError::MissingRoot(root.to_path_buf())),
-        Err(e) => return Err(ScanError::UnreadableRoot { path: root.to_path_buf(), source: e }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ScanError::MissingRoot(root.to_path_buf()));
+        }
+        Err(e) => {
+            return Err(ScanError::UnreadableRoot {
+                path: root.to_path_buf(),
+                source: e,
+            });
+        }
         Ok(meta) if !meta.is_dir() => return Err(ScanError::NotADirectory(root.to_path_buf())),
         Ok(_) => {}
     }
     let mut entries = Vec::new();
     let mut progress = ScanProgress::default();
-    let mut walker = WalkDir::new(root).follow_links(options.follow_symlinks).min_depth(1).into_iter();
+    let mut walker = WalkDir::new(root)
+        .follow_links(options.follow_symlinks)
+        .min_depth(1)
+        .into_iter();
     while let Some(next) = walker.next() {
         progress.entries += 1;
         if progress.entries % 4096 == 0 {
@@ -192,15 +255,25 @@ pub fn scan(root: &Path, options: &ScanOptions, on_progress: &mut dyn FnMut(Scan
             Ok(entry) => entry,
             Err(err) => {
                 if err.depth() == 0 {
-                    let source = err.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed"));
-                    return Err(ScanError::UnreadableRoot { path: root.to_path_buf(), source });
+                    let source = err
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("walk failed"));
+                    return Err(ScanError::UnreadableRoot {
+                        path: root.to_path_buf(),
+                        source,
+                    });
                 }
-                let Some(path) = err.path().map(Path::to_path_buf) else { continue };
+                let Some(path) = err.path().map(Path::to_path_buf) else {
+                    continue;
+                };
                 let (key, raw) = key_of(root, &path);
                 let status = if err.loop_ancestor().is_some() {
                     Status::Skipped(SkipReason::SymlinkLoop)
                 } else {
-                    let reason = err.io_error().map(describe_io_error).unwrap_or_else(|| err.to_string());
+                    let reason = err
+                        .io_error()
+                        .map(describe_io_error)
+                        .unwrap_or_else(|| err.to_string());
                     Status::Unreadable(reason.into())
                 };
                 entries.push(Entry::new(key, raw, Fingerprint::default(), status));
@@ -237,7 +310,12 @@ pub fn scan(root: &Path, options: &ScanOptions, on_progress: &mut dyn FnMut(Scan
                         Status::Local
                     }
                 }
-                Err(err) => Status::Unreadable(err.io_error().map(describe_io_error).unwrap_or_else(|| err.to_string()).into()),
+                Err(err) => Status::Unreadable(
+                    err.io_error()
+                        .map(describe_io_error)
+                        .unwrap_or_else(|| err.to_string())
+                        .into(),
+                ),
             }
         };
         entries.push(Entry::new(key, raw, fingerprint, status));
@@ -273,7 +351,9 @@ fn mark_collisions(entries: &mut [Entry]) {
 
 pub fn describe_io_error(err: &std::io::Error) -> String {
     match err.kind() {
-        std::io::ErrorKind::PermissionDenied => "permission denied (check the file's owner and mode)".to_string(),
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (check the file's owner and mode)".to_string()
+        }
         _ => err.to_string(),
     }
 }

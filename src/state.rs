@@ -43,12 +43,19 @@ pub struct RetrievalRecord {
 
 pub(crate) fn open_db(path: &Path) -> Result<Connection> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create directory {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create directory {}", parent.display()))?;
     }
-    let conn = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open database {}", path.display()))?;
     // WAL keeps readers (a second `firn status`) from blocking a running backup.
     conn.pragma_update(None, "journal_mode", "WAL")
-        .with_context(|| format!("cannot use database {} (is it an SQLite file on a writable disk?)", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot use database {} (is it an SQLite file on a writable disk?)",
+                path.display()
+            )
+        })?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     Ok(conn)
@@ -75,11 +82,15 @@ impl LocalState {
                 requested_at INTEGER NOT NULL);",
         )
         .with_context(|| format!("cannot initialise local state {}", path.display()))?;
-        Ok(LocalState { conn: Mutex::new(conn) })
+        Ok(LocalState {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Visits every cached fingerprint in ascending key order.
@@ -92,10 +103,22 @@ impl LocalState {
         while let Some(row) = rows.next()? {
             let key: String = row.get(0)?;
             let size: i64 = row.get(1)?;
-            let (Some(sha1), Some(tree_hash)) = (blob::<20>(row.get(5)?), blob::<32>(row.get(6)?)) else { continue };
+            let (Some(sha1), Some(tree_hash)) = (blob::<20>(row.get(5)?), blob::<32>(row.get(6)?))
+            else {
+                continue;
+            };
             let cached = CachedHash {
-                fingerprint: Fingerprint { size: size as u64, mtime_ns: row.get(2)?, ctime_ns: row.get(3)?, inode: row.get::<_, i64>(4)? as u64 },
-                hash: ContentHash { size: size as u64, sha1, tree_hash },
+                fingerprint: Fingerprint {
+                    size: size as u64,
+                    mtime_ns: row.get(2)?,
+                    ctime_ns: row.get(3)?,
+                    inode: row.get::<_, i64>(4)? as u64,
+                },
+                hash: ContentHash {
+                    size: size as u64,
+                    sha1,
+                    tree_hash,
+                },
             };
             visit(&key, cached);
         }
@@ -109,15 +132,33 @@ impl LocalState {
         )?;
         let row = stmt
             .query_row([key], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get::<_, i64>(3)?, row.get(4)?, row.get(5)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
             })
             .optional()?;
-        Ok(row.and_then(|(size, mtime_ns, ctime_ns, inode, sha1, tree)| {
-            Some(CachedHash {
-                fingerprint: Fingerprint { size: size as u64, mtime_ns, ctime_ns, inode: inode as u64 },
-                hash: ContentHash { size: size as u64, sha1: blob::<20>(sha1)?, tree_hash: blob::<32>(tree)? },
-            })
-        }))
+        Ok(
+            row.and_then(|(size, mtime_ns, ctime_ns, inode, sha1, tree)| {
+                Some(CachedHash {
+                    fingerprint: Fingerprint {
+                        size: size as u64,
+                        mtime_ns,
+                        ctime_ns,
+                        inode: inode as u64,
+                    },
+                    hash: ContentHash {
+                        size: size as u64,
+                        sha1: blob::<20>(sha1)?,
+                        tree_hash: blob::<32>(tree)?,
+                    },
+                })
+            }),
+        )
     }
 
     pub fn put_fingerprints(&self, items: &[(String, Fingerprint, ContentHash)]) -> Result<()> {
@@ -132,7 +173,15 @@ impl LocalState {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (key, fp, hash) in items {
-                stmt.execute(params![key, fp.size as i64, fp.mtime_ns, fp.ctime_ns, fp.inode as i64, &hash.sha1[..], &hash.tree_hash[..]])?;
+                stmt.execute(params![
+                    key,
+                    fp.size as i64,
+                    fp.mtime_ns,
+                    fp.ctime_ns,
+                    fp.inode as i64,
+                    &hash.sha1[..],
+                    &hash.tree_hash[..]
+                ])?;
             }
         }
         tx.commit()?;
@@ -140,11 +189,18 @@ impl LocalState {
     }
 
     pub fn forget_fingerprint(&self, key: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM fingerprint WHERE key = ?1", [key])?;
+        self.conn()
+            .execute("DELETE FROM fingerprint WHERE key = ?1", [key])?;
         Ok(())
     }
 
-    pub fn journal_begin(&self, key: &str, raw: Option<&[u8]>, fp: &Fingerprint, now: i64) -> Result<()> {
+    pub fn journal_begin(
+        &self,
+        key: &str,
+        raw: Option<&[u8]>,
+        fp: &Fingerprint,
+        now: i64,
+    ) -> Result<()> {
         self.conn().execute(
             "INSERT OR REPLACE INTO upload_journal (key, raw, size, mtime_ns, ctime_ns, inode, started_at, archive_id, sha1, tree_hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL)",
@@ -162,7 +218,8 @@ impl LocalState {
     }
 
     pub fn journal_end(&self, key: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM upload_journal WHERE key = ?1", [key])?;
+        self.conn()
+            .execute("DELETE FROM upload_journal WHERE key = ?1", [key])?;
         Ok(())
     }
 
@@ -179,10 +236,19 @@ impl LocalState {
             Ok(JournalEntry {
                 key: row.get(0)?,
                 raw: row.get(1)?,
-                fingerprint: Fingerprint { size: size as u64, mtime_ns: row.get(3)?, ctime_ns: row.get(4)?, inode: row.get::<_, i64>(5)? as u64 },
+                fingerprint: Fingerprint {
+                    size: size as u64,
+                    mtime_ns: row.get(3)?,
+                    ctime_ns: row.get(4)?,
+                    inode: row.get::<_, i64>(5)? as u64,
+                },
                 started_at: row.get(6)?,
                 archive_id: row.get(7)?,
-                hash: sha1.zip(tree).map(|(sha1, tree_hash)| ContentHash { size: size as u64, sha1, tree_hash }),
+                hash: sha1.zip(tree).map(|(sha1, tree_hash)| ContentHash {
+                    size: size as u64,
+                    sha1,
+                    tree_hash,
+                }),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -208,7 +274,8 @@ impl LocalState {
     }
 
     pub fn forget_retrieval(&self, archive_id: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM retrieval WHERE archive_id = ?1", [archive_id])?;
+        self.conn()
+            .execute("DELETE FROM retrieval WHERE archive_id = ?1", [archive_id])?;
         Ok(())
     }
 }

@@ -26,7 +26,9 @@ pub enum Status {
     Changed,
     UpToDate,
     ArchivedOnly,
-    Ignored { is_dir: bool },
+    Ignored {
+        is_dir: bool,
+    },
     Unreadable(Box<str>),
     Skipped(SkipReason),
 }
@@ -56,7 +58,10 @@ impl Status {
     /// A file that exists and should be backed up but cannot be: the run reports
     /// failure (exit 1). Symlinks and special files are skipped by design instead.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Status::Unreadable(_) | Status::Skipped(SkipReason::NameCollision))
+        matches!(
+            self,
+            Status::Unreadable(_) | Status::Skipped(SkipReason::NameCollision)
+        )
     }
 
     pub fn reason(&self) -> Option<&str> {
@@ -110,7 +115,10 @@ impl Rollup {
     }
 
     pub fn pending(&self) -> Tally {
-        Tally { files: self.new.files + self.changed.files, bytes: self.new.bytes + self.changed.bytes }
+        Tally {
+            files: self.new.files + self.changed.files,
+            bytes: self.new.bytes + self.changed.bytes,
+        }
     }
 }
 
@@ -131,7 +139,9 @@ impl StatusReport {
                     break;
                 }
                 end = i;
-                dirs.entry(entry.key[..end].to_owned()).or_default().add(entry);
+                dirs.entry(entry.key[..end].to_owned())
+                    .or_default()
+                    .add(entry);
             }
             let _ = end;
         }
@@ -217,23 +227,38 @@ fn attach_cached_hashes(entries: &mut [Entry], state: &LocalState) -> Result<()>
 /// Identical content is up to date even when the mtime moved (backup then
 /// updates the catalog's mtime instead of uploading).
 fn content_status(local_sha1: hash::Sha1Digest, archived: &ArchivedSummary) -> Status {
-    if local_sha1 == archived.sha1 { Status::UpToDate } else { Status::Changed }
+    if local_sha1 == archived.sha1 {
+        Status::UpToDate
+    } else {
+        Status::Changed
+    }
 }
 
 /// Marks each local file with its archived version; returns the archived-only entries.
-fn attach_catalog(entries: &mut [Entry], summaries: Vec<CurrentSummary>, filter: &Filter) -> Vec<Entry> {
+fn attach_catalog(
+    entries: &mut [Entry],
+    summaries: Vec<CurrentSummary>,
+    filter: &Filter,
+) -> Vec<Entry> {
     let mut archived_only = Vec::new();
     let mut i = 0;
     for summary in summaries {
         while i < entries.len() && entries[i].key < summary.key {
             i += 1;
         }
-        let archived = ArchivedSummary { size: summary.size, mtime_ns: summary.mtime_ns, sha1: summary.sha1 };
+        let archived = ArchivedSummary {
+            size: summary.size,
+            mtime_ns: summary.mtime_ns,
+            sha1: summary.sha1,
+        };
         match entries.get_mut(i) {
             Some(entry) if entry.key == summary.key => entry.archived = Some(archived),
             _ => {
-                let status =
-                    if is_filtered(filter, &summary.key) { Status::Ignored { is_dir: false } } else { Status::ArchivedOnly };
+                let status = if is_filtered(filter, &summary.key) {
+                    Status::Ignored { is_dir: false }
+                } else {
+                    Status::ArchivedOnly
+                };
                 archived_only.push(Entry {
                     key: summary.key,
                     raw: summary.raw,
@@ -250,7 +275,10 @@ fn attach_catalog(entries: &mut [Entry], summaries: Vec<CurrentSummary>, filter:
 
 /// An archived key that is excluded by the filters now (itself or a directory above it).
 fn is_filtered(filter: &Filter, key: &str) -> bool {
-    filter.is_ignored_file(key) || key.match_indices('/').any(|(i, _)| filter.is_ignored_dir(&key[..i]))
+    filter.is_ignored_file(key)
+        || key
+            .match_indices('/')
+            .any(|(i, _)| filter.is_ignored_dir(&key[..i]))
 }
 
 enum Work {
@@ -270,7 +298,10 @@ fn run_pool(root: &Path, entries: &[Entry], work: &[Work]) -> Vec<(usize, Outcom
     if work.is_empty() {
         return Vec::new();
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(work.len());
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(work.len());
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(work.len()));
     std::thread::scope(|scope| {
@@ -283,15 +314,24 @@ fn run_pool(root: &Path, entries: &[Entry], work: &[Work]) -> Vec<(usize, Outcom
                         Work::Probe(index) => (index, probe(&entries[index].local_path(root))),
                         Work::Hash(index) => {
                             let entry = &entries[index];
-                            let outcome = match hash::hash_file(&entry.local_path(root), &entry.fingerprint, &mut |_| {}) {
+                            let outcome = match hash::hash_file(
+                                &entry.local_path(root),
+                                &entry.fingerprint,
+                                &mut |_| {},
+                            ) {
                                 Ok(hash) => Outcome::Hashed(hash),
                                 Err(HashError::ChangedWhileRead) => Outcome::ChangedWhileRead,
-                                Err(HashError::Io(e)) => Outcome::Failed(crate::scan::describe_io_error(&e)),
+                                Err(HashError::Io(e)) => {
+                                    Outcome::Failed(crate::scan::describe_io_error(&e))
+                                }
                             };
                             (index, outcome)
                         }
                     };
-                    results.lock().unwrap_or_else(|p| p.into_inner()).push((index, outcome));
+                    results
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((index, outcome));
                 }
             });
         }

@@ -69,7 +69,9 @@ pub struct CurrentSummary {
 
 /// Another writer changed the entry since it was read (optimistic concurrency).
 #[derive(Debug, thiserror::Error)]
-#[error("catalog conflict on {key}: expected current archive {expected:?}, found {found:?} (another host or run wrote this entry); run again to re-evaluate")]
+#[error(
+    "catalog conflict on {key}: expected current archive {expected:?}, found {found:?} (another host or run wrote this entry); run again to re-evaluate"
+)]
 pub struct Conflict {
     pub key: String,
     pub expected: Option<String>,

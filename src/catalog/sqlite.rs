@@ -15,8 +15,7 @@ pub struct SqliteCatalog {
     conn: Mutex<Connection>,
 }
 
-const COLUMNS: &str =
-    "key, raw_path, size, mtime_ns, sha1, tree_hash, archive_id, target, uploaded_at, state, host, superseded_at";
+const COLUMNS: &str = "key, raw_path, size, mtime_ns, sha1, tree_hash, archive_id, target, uploaded_at, state, host, superseded_at";
 
 impl SqliteCatalog {
     pub fn open(path: &Path, set_id: &str) -> Result<Self> {
@@ -36,16 +35,27 @@ impl SqliteCatalog {
              CREATE INDEX IF NOT EXISTS archive_by_id ON archive (archive_id);",
         )
         .with_context(|| format!("cannot initialise catalog {}", path.display()))?;
-        Ok(SqliteCatalog { path: path.to_path_buf(), set_id: set_id.to_owned(), conn: Mutex::new(conn) })
+        Ok(SqliteCatalog {
+            path: path.to_path_buf(),
+            set_id: set_id.to_owned(),
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn query_records(&self, sql_tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<ArchiveRecord>> {
+    fn query_records(
+        &self,
+        sql_tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<ArchiveRecord>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM archive WHERE {sql_tail}"))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM archive WHERE {sql_tail}"))?;
         let rows = stmt.query_map(args, record_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -73,7 +83,9 @@ impl SqliteCatalog {
 }
 
 fn record_from_row(row: &Row<'_>) -> rusqlite::Result<ArchiveRecord> {
-    let bad = |i: usize| rusqlite::Error::InvalidColumnType(i, "blob length".into(), rusqlite::types::Type::Blob);
+    let bad = |i: usize| {
+        rusqlite::Error::InvalidColumnType(i, "blob length".into(), rusqlite::types::Type::Blob)
+    };
     let sha1: Vec<u8> = row.get(4)?;
     let tree: Vec<u8> = row.get(5)?;
     let state: String = row.get(9)?;
@@ -126,7 +138,10 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
-        self.query_records("set_id = ?1 AND key = ?2 ORDER BY uploaded_at", &[&self.set_id, &key])
+        self.query_records(
+            "set_id = ?1 AND key = ?2 ORDER BY uploaded_at",
+            &[&self.set_id, &key],
+        )
     }
 
     async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
@@ -140,7 +155,12 @@ impl Catalog for SqliteCatalog {
             )
             .optional()?;
         if found.as_deref() != replaces {
-            return Err(Conflict { key: record.key.clone(), expected: replaces.map(str::to_owned), found }.into());
+            return Err(Conflict {
+                key: record.key.clone(),
+                expected: replaces.map(str::to_owned),
+                found,
+            }
+            .into());
         }
         if let Some(previous) = replaces {
             tx.execute(
@@ -189,6 +209,12 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn find_archive(&self, archive_id: &str) -> Result<Option<ArchiveRecord>> {
-        Ok(self.query_records("set_id = ?1 AND archive_id = ?2", &[&self.set_id, &archive_id])?.into_iter().next())
+        Ok(self
+            .query_records(
+                "set_id = ?1 AND archive_id = ?2",
+                &[&self.set_id, &archive_id],
+            )?
+            .into_iter()
+            .next())
     }
 }

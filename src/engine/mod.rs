@@ -45,11 +45,26 @@ pub type TaskId = u64;
 /// Progress of background work, small typed deltas reduced by the front ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Queued { id: TaskId, key: String, bytes: u64 },
-    Started { id: TaskId },
-    Advanced { id: TaskId, bytes: u64 },
-    Done { id: TaskId, archive_id: String },
-    Failed { id: TaskId, reason: String },
+    Queued {
+        id: TaskId,
+        key: String,
+        bytes: u64,
+    },
+    Started {
+        id: TaskId,
+    },
+    Advanced {
+        id: TaskId,
+        bytes: u64,
+    },
+    Done {
+        id: TaskId,
+        archive_id: String,
+    },
+    Failed {
+        id: TaskId,
+        reason: String,
+    },
     /// Something worth telling the user that is not a task (recovery, retention).
     Note(String),
 }
@@ -99,7 +114,8 @@ impl Plan {
                     if let Some(archived) = entry.archived
                         && archived.mtime_ns != entry.fingerprint.mtime_ns
                     {
-                        plan.mtime_updates.push((entry.key.clone(), entry.fingerprint.mtime_ns));
+                        plan.mtime_updates
+                            .push((entry.key.clone(), entry.fingerprint.mtime_ns));
                     }
                 }
                 _ => {}
@@ -135,6 +151,13 @@ pub struct BackupSummary {
     pub bytes_read: u64,
 }
 
+/// One upload recorded in the catalog.
+struct Uploaded {
+    archive_id: String,
+    /// The version it replaced was deleted at once by the retention policy.
+    superseded_deleted: bool,
+}
+
 /// Why one upload did not end in a recorded archive.
 #[derive(Debug, thiserror::Error)]
 enum UploadError {
@@ -149,7 +172,8 @@ impl Engine {
     pub fn open(set: &crate::config::ResolvedSet) -> Result<Engine> {
         let state = LocalState::open(&set.state_dir.join("state.sqlite"))?;
         let catalog = crate::catalog::sqlite::SqliteCatalog::open(&set.catalog_path, &set.id)?;
-        let store = crate::store::local::LocalStore::open(&set.store_dir, set.retrieval_delay_secs)?;
+        let store =
+            crate::store::local::LocalStore::open(&set.store_dir, set.retrieval_delay_secs)?;
         Ok(Engine {
             root: set.root.clone(),
             state: Arc::new(state),
@@ -162,31 +186,58 @@ impl Engine {
     }
 
     /// Scans the root and compares it with the catalog.
-    pub async fn status(&self, options: &crate::scan::ScanOptions, on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send)) -> Result<StatusReport> {
+    pub async fn status(
+        &self,
+        options: &crate::scan::ScanOptions,
+        on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
+    ) -> Result<StatusReport> {
         let root = self.root.clone();
         let scan_options = options.clone();
         // The walk is blocking work; keep it off the async workers.
-        let entries = tokio::task::block_in_place(|| crate::scan::scan(&root, &scan_options, on_scan))?;
-        crate::status::compute(&self.root, entries, &options.filter, &self.state, self.catalog.as_ref()).await
+        let entries =
+            tokio::task::block_in_place(|| crate::scan::scan(&root, &scan_options, on_scan))?;
+        crate::status::compute(
+            &self.root,
+            entries,
+            &options.filter,
+            &self.state,
+            self.catalog.as_ref(),
+        )
+        .await
     }
 
     /// Uploads `plan`, reporting on `events`. Runs up to `concurrency` uploads at once.
-    pub async fn backup(self: &Arc<Self>, plan: Plan, events: mpsc::Sender<Event>, cancel: CancellationToken) -> BackupSummary {
+    pub async fn backup(
+        self: &Arc<Self>,
+        plan: Plan,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> BackupSummary {
         let reads_before = ReadCounters::now();
         let mut summary = BackupSummary::default();
         for (key, mtime_ns) in &plan.mtime_updates {
             match self.update_mtime(key, *mtime_ns).await {
                 Ok(()) => summary.mtimes_updated += 1,
-                Err(e) => summary.failed.push(FailedFile { path: key.clone(), reason: format!("cannot update mtime: {e:#}") }),
+                Err(e) => summary.failed.push(FailedFile {
+                    path: key.clone(),
+                    reason: format!("cannot update mtime: {e:#}"),
+                }),
             }
         }
         let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         for (n, item) in plan.uploads.into_iter().enumerate() {
             let id = n as TaskId;
-            let _ = events.send(Event::Queued { id, key: item.key.clone(), bytes: item.fingerprint.size }).await;
+            let _ = events
+                .send(Event::Queued {
+                    id,
+                    key: item.key.clone(),
+                    bytes: item.fingerprint.size,
+                })
+                .await;
             let engine = Arc::clone(self);
-            let (events, cancel, semaphore) = (events.clone(), cancel.clone(), Arc::clone(&semaphore));
+            let (events, cancel, semaphore) =
+                (events.clone(), cancel.clone(), Arc::clone(&semaphore));
             tasks.spawn(async move {
                 let outcome = match semaphore.acquire_owned().await {
                     Ok(_permit) if !cancel.is_cancelled() => {
@@ -196,8 +247,14 @@ impl Engine {
                     _ => Err(UploadError::Cancelled),
                 };
                 let event = match &outcome {
-                    Ok(archive_id) => Event::Done { id, archive_id: archive_id.clone() },
-                    Err(e) => Event::Failed { id, reason: format!("{e:#}") },
+                    Ok(uploaded) => Event::Done {
+                        id,
+                        archive_id: uploaded.archive_id.clone(),
+                    },
+                    Err(e) => Event::Failed {
+                        id,
+                        reason: format!("{e:#}"),
+                    },
                 };
                 let _ = events.send(event).await;
                 (item, outcome)
@@ -205,13 +262,20 @@ impl Engine {
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((item, Ok(_))) => {
+                Ok((item, Ok(uploaded))) => {
                     summary.uploaded_files += 1;
                     summary.uploaded_bytes += item.fingerprint.size;
+                    summary.superseded_deleted += u64::from(uploaded.superseded_deleted);
                 }
                 Ok((_, Err(UploadError::Cancelled))) => summary.cancelled += 1,
-                Ok((item, Err(UploadError::Other(e)))) => summary.failed.push(FailedFile { path: item.key, reason: format!("{e:#}") }),
-                Err(join_error) => summary.failed.push(FailedFile { path: "?".into(), reason: format!("upload task failed: {join_error}") }),
+                Ok((item, Err(UploadError::Other(e)))) => summary.failed.push(FailedFile {
+                    path: item.key,
+                    reason: format!("{e:#}"),
+                }),
+                Err(join_error) => summary.failed.push(FailedFile {
+                    path: "?".into(),
+                    reason: format!("upload task failed: {join_error}"),
+                }),
             }
         }
         summary.failed.sort_by(|a, b| a.path.cmp(&b.path));
@@ -224,14 +288,24 @@ impl Engine {
     async fn update_mtime(&self, key: &str, mtime_ns: i64) -> Result<()> {
         let versions = self.catalog.versions(key).await?;
         if let Some(current) = versions.iter().find(|r| r.state == ArchiveState::Current) {
-            self.catalog.update_mtime(key, &current.archive_id, mtime_ns).await?;
+            self.catalog
+                .update_mtime(key, &current.archive_id, mtime_ns)
+                .await?;
         }
         Ok(())
     }
 
-    async fn upload(&self, id: TaskId, item: &UploadItem, events: &mpsc::Sender<Event>, cancel: &CancellationToken) -> Result<String, UploadError> {
+    async fn upload(
+        &self,
+        id: TaskId,
+        item: &UploadItem,
+        events: &mpsc::Sender<Event>,
+        cancel: &CancellationToken,
+    ) -> Result<Uploaded, UploadError> {
         let path = match &item.raw {
-            Some(raw) => self.root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
+            Some(raw) => self
+                .root
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
             None => self.root.join(&item.key),
         };
         let opened = {
@@ -244,11 +318,23 @@ impl Engine {
             .await
             .context("open task failed")?
         };
-        let (file, before) = opened.map_err(|e| anyhow::anyhow!("cannot read {}: {}", path.display(), crate::scan::describe_io_error(&e)))?;
+        let (file, before) = opened.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {}: {}",
+                path.display(),
+                crate::scan::describe_io_error(&e)
+            )
+        })?;
         hash::count_file_opened();
 
-        let replaces = self.catalog.versions(&item.key).await?.into_iter().find(|r| r.state == ArchiveState::Current);
-        self.state.journal_begin(&item.key, item.raw.as_deref(), &before, now_secs())?;
+        let replaces = self
+            .catalog
+            .versions(&item.key)
+            .await?
+            .into_iter()
+            .find(|r| r.state == ArchiveState::Current);
+        self.state
+            .journal_begin(&item.key, item.raw.as_deref(), &before, now_secs())?;
 
         let mut upload = self.store.begin_upload(before.size).await?;
         let part_size = self.store.part_size(before.size).max(1);
@@ -260,17 +346,18 @@ impl Engine {
                     return Err(UploadError::Cancelled);
                 }
                 let (mut file, mut hasher) = reader.take().context("reader lost")?;
-                let (file, hasher, chunk) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                    let mut buf = vec![0u8; part_size];
-                    let n = hash::read_full(&mut file, &mut buf)?;
-                    buf.truncate(n);
-                    // The bytes hashed here are exactly the bytes sent below.
-                    hasher.update(&buf);
-                    Ok((file, hasher, Bytes::from(buf)))
-                })
-                .await
-                .context("read task failed")?
-                .with_context(|| format!("cannot read {}", path.display()))?;
+                let (file, hasher, chunk) =
+                    tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                        let mut buf = vec![0u8; part_size];
+                        let n = hash::read_full(&mut file, &mut buf)?;
+                        buf.truncate(n);
+                        // The bytes hashed here are exactly the bytes sent below.
+                        hasher.update(&buf);
+                        Ok((file, hasher, Bytes::from(buf)))
+                    })
+                    .await
+                    .context("read task failed")?
+                    .with_context(|| format!("cannot read {}", path.display()))?;
                 let n = chunk.len() as u64;
                 reader = Some((file, hasher));
                 if n == 0 {
@@ -287,7 +374,9 @@ impl Engine {
             (result, _) => {
                 let _ = upload.abort().await;
                 let _ = self.state.journal_end(&item.key);
-                return Err(result.err().unwrap_or_else(|| anyhow::anyhow!("reader lost").into()));
+                return Err(result
+                    .err()
+                    .unwrap_or_else(|| anyhow::anyhow!("reader lost").into()));
             }
         };
         let after = Fingerprint::of(&file.metadata().context("cannot stat file after reading")?);
@@ -298,8 +387,16 @@ impl Engine {
             return Err(anyhow::anyhow!("{} changed while it was read (size, mtime or ctime moved); not recorded, it will be tried again next run", item.key).into());
         }
 
-        let description = description::encode(&item.key, item.raw.as_deref(), content.size, before.mtime_ns, &content.sha1);
-        let stored = upload.complete(content.size, content.tree_hash, &description).await?;
+        let description = description::encode(
+            &item.key,
+            item.raw.as_deref(),
+            content.size,
+            before.mtime_ns,
+            &content.sha1,
+        );
+        let stored = upload
+            .complete(content.size, content.tree_hash, &description)
+            .await?;
         if stored.tree_hash != content.tree_hash || stored.size != content.size {
             // Never record what the store did not confirm byte for byte.
             let _ = self.store.delete(&stored.archive_id).await;
@@ -313,7 +410,8 @@ impl Engine {
             .into());
         }
         fault_point("after-store");
-        self.state.journal_stored(&item.key, &stored.archive_id, &content)?;
+        self.state
+            .journal_stored(&item.key, &stored.archive_id, &content)?;
 
         let record = ArchiveRecord {
             key: item.key.clone(),
@@ -329,7 +427,11 @@ impl Engine {
             host: self.host.clone(),
             superseded_at: None,
         };
-        if let Err(e) = self.catalog.record_upload(&record, replaces.as_ref().map(|r| r.archive_id.as_str())).await {
+        if let Err(e) = self
+            .catalog
+            .record_upload(&record, replaces.as_ref().map(|r| r.archive_id.as_str()))
+            .await
+        {
             if e.downcast_ref::<Conflict>().is_some() {
                 // Keep the archive accounted for; retention decides its fate.
                 self.catalog.record_superseded(&record).await?;
@@ -338,17 +440,29 @@ impl Engine {
             return Err(e.into());
         }
         self.state.journal_end(&item.key)?;
-        self.state.put_fingerprints(&[(item.key.clone(), before, content)])?;
+        self.state
+            .put_fingerprints(&[(item.key.clone(), before, content)])?;
 
-        if let Some(previous) = replaces {
-            let mut previous = previous;
+        let mut superseded_deleted = false;
+        if let Some(mut previous) = replaces {
             previous.state = ArchiveState::Superseded;
             previous.superseded_at = Some(record.uploaded_at);
-            if let Err(e) = self.apply_retention_to(&previous, now_secs()).await {
-                let _ = events.send(Event::Note(format!("retention of {} failed: {e:#}", previous.archive_id))).await;
+            match self.apply_retention_to(&previous, now_secs()).await {
+                Ok(deleted) => superseded_deleted = deleted,
+                Err(e) => {
+                    let _ = events
+                        .send(Event::Note(format!(
+                            "retention of {} failed: {e:#}",
+                            previous.archive_id
+                        )))
+                        .await;
+                }
             }
         }
-        Ok(stored.archive_id)
+        Ok(Uploaded {
+            archive_id: stored.archive_id,
+            superseded_deleted,
+        })
     }
 }
 

@@ -49,7 +49,12 @@ impl Engine {
             match (&entry.archive_id, entry.hash) {
                 (Some(id), Some(hash)) => {
                     if self.catalog.find_archive(id).await?.is_none() {
-                        strays.push(Stray { archive_id: id.clone(), hash, mtime_ns: entry.fingerprint.mtime_ns, created_at: entry.started_at });
+                        strays.push(Stray {
+                            archive_id: id.clone(),
+                            hash,
+                            mtime_ns: entry.fingerprint.mtime_ns,
+                            created_at: entry.started_at,
+                        });
                     }
                 }
                 _ => {
@@ -62,17 +67,28 @@ impl Engine {
                         None => report.unresolved.push(entry.key.clone()),
                         Some(archives) => {
                             for archive in archives {
-                                let Ok(desc) = description::decode(&archive.description) else { continue };
+                                let Ok(desc) = description::decode(&archive.description) else {
+                                    continue;
+                                };
                                 if desc.key.as_deref() != Some(entry.key.as_str()) {
                                     continue;
                                 }
                                 let Some(sha1) = desc.sha1 else { continue };
-                                if self.catalog.find_archive(&archive.archive_id).await?.is_some() {
+                                if self
+                                    .catalog
+                                    .find_archive(&archive.archive_id)
+                                    .await?
+                                    .is_some()
+                                {
                                     continue;
                                 }
                                 strays.push(Stray {
                                     archive_id: archive.archive_id.clone(),
-                                    hash: ContentHash { size: archive.size, sha1, tree_hash: archive.tree_hash },
+                                    hash: ContentHash {
+                                        size: archive.size,
+                                        sha1,
+                                        tree_hash: archive.tree_hash,
+                                    },
                                     mtime_ns: desc.mtime_ns,
                                     created_at: archive.created_at,
                                 });
@@ -96,19 +112,35 @@ impl Engine {
     /// not already the current version.
     async fn still_matches(&self, entry: &JournalEntry, stray: &Stray) -> Result<bool> {
         let path = match &entry.raw {
-            Some(raw) => self.root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
+            Some(raw) => self
+                .root
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
             None => self.root.join(&entry.key),
         };
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { return Ok(false) };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return Ok(false);
+        };
         let now = Fingerprint::of(&meta);
-        if now != entry.fingerprint || stray.hash.size != now.size || stray.mtime_ns != now.mtime_ns {
+        if now != entry.fingerprint || stray.hash.size != now.size || stray.mtime_ns != now.mtime_ns
+        {
             return Ok(false);
         }
-        let current = self.catalog.versions(&entry.key).await?.into_iter().find(|r| r.state == ArchiveState::Current);
+        let current = self
+            .catalog
+            .versions(&entry.key)
+            .await?
+            .into_iter()
+            .find(|r| r.state == ArchiveState::Current);
         Ok(current.is_none_or(|c| c.sha1 != stray.hash.sha1))
     }
 
-    async fn account_for(&self, entry: &JournalEntry, stray: Stray, adopt: bool, report: &mut RecoveryReport) -> Result<()> {
+    async fn account_for(
+        &self,
+        entry: &JournalEntry,
+        stray: Stray,
+        adopt: bool,
+        report: &mut RecoveryReport,
+    ) -> Result<()> {
         let record = ArchiveRecord {
             key: entry.key.clone(),
             raw: entry.raw.clone(),
@@ -128,9 +160,17 @@ impl Engine {
             report.superseded.push(entry.key.clone());
             return Ok(());
         }
-        let previous = self.catalog.versions(&entry.key).await?.into_iter().find(|r| r.state == ArchiveState::Current);
-        self.catalog.record_upload(&record, previous.as_ref().map(|p| p.archive_id.as_str())).await?;
-        self.state.put_fingerprints(&[(entry.key.clone(), entry.fingerprint, stray.hash)])?;
+        let previous = self
+            .catalog
+            .versions(&entry.key)
+            .await?
+            .into_iter()
+            .find(|r| r.state == ArchiveState::Current);
+        self.catalog
+            .record_upload(&record, previous.as_ref().map(|p| p.archive_id.as_str()))
+            .await?;
+        self.state
+            .put_fingerprints(&[(entry.key.clone(), entry.fingerprint, stray.hash)])?;
         report.adopted.push(entry.key.clone());
         if let Some(mut previous) = previous {
             previous.state = ArchiveState::Superseded;

@@ -42,7 +42,11 @@ pub enum RestoreOutcome {
 }
 
 impl Engine {
-    pub async fn restore(&self, record: &ArchiveRecord, options: &RestoreOptions) -> Result<RestoreOutcome> {
+    pub async fn restore(
+        &self,
+        record: &ArchiveRecord,
+        options: &RestoreOptions,
+    ) -> Result<RestoreOutcome> {
         let relative = safe_relative_path(&record.key, record.raw.as_deref())
             .map_err(|why| anyhow::anyhow!("refusing to restore {:?}: {why}", record.key))?;
         let target = options.destination.join(&relative);
@@ -50,41 +54,65 @@ impl Engine {
 
         match fs::symlink_metadata(&target) {
             Ok(meta) if meta.file_type().is_symlink() || !meta.is_file() => {
-                bail!("{} exists and is not a regular file; move it away first", target.display())
+                bail!(
+                    "{} exists and is not a regular file; move it away first",
+                    target.display()
+                )
             }
             Ok(_) => {
                 if same_content(&target, record)? {
                     return Ok(RestoreOutcome::Identical { path: target });
                 }
                 if !options.overwrite {
-                    bail!("{} exists with other content; pass --overwrite to replace it", target.display());
+                    bail!(
+                        "{} exists with other content; pass --overwrite to replace it",
+                        target.display()
+                    );
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", target.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot inspect {}", target.display()));
+            }
         }
 
         let job_id = match self.ready_job(record, options).await? {
             Ok(job_id) => job_id,
             Err(ready_at) => return Ok(RestoreOutcome::Waiting { ready_at }),
         };
-        self.download(record, &job_id, &parent, &target, options.overwrite).await?;
+        self.download(record, &job_id, &parent, &target, options.overwrite)
+            .await?;
         self.state.forget_retrieval(&record.archive_id)?;
         Ok(RestoreOutcome::Restored { path: target })
     }
 
     /// Reuses a job requested in the last 24 hours, else requests one; waits for it
     /// when asked. Err(ready_at) when it is not ready and we do not wait.
-    async fn ready_job(&self, record: &ArchiveRecord, options: &RestoreOptions) -> Result<Result<String, Option<i64>>> {
+    async fn ready_job(
+        &self,
+        record: &ArchiveRecord,
+        options: &RestoreOptions,
+    ) -> Result<Result<String, Option<i64>>> {
         let now = now_secs();
-        let mut job = self.state.retrieval(&record.archive_id)?.filter(|j| now - j.requested_at < JOB_REUSE_SECS);
+        let mut job = self
+            .state
+            .retrieval(&record.archive_id)?
+            .filter(|j| now - j.requested_at < JOB_REUSE_SECS);
         let mut delay = Duration::from_millis(200);
         loop {
             let job_id = match &job {
                 Some(j) => j.job_id.clone(),
                 None => {
-                    let job_id = self.store.request_retrieval(&record.archive_id, options.tier).await?;
-                    let rec = RetrievalRecord { archive_id: record.archive_id.clone(), job_id: job_id.clone(), tier: options.tier.as_str().into(), requested_at: now_secs() };
+                    let job_id = self
+                        .store
+                        .request_retrieval(&record.archive_id, options.tier)
+                        .await?;
+                    let rec = RetrievalRecord {
+                        archive_id: record.archive_id.clone(),
+                        job_id: job_id.clone(),
+                        tier: options.tier.as_str().into(),
+                        requested_at: now_secs(),
+                    };
                     self.state.put_retrieval(&rec)?;
                     job = Some(rec);
                     job_id
@@ -108,11 +136,22 @@ impl Engine {
         }
     }
 
-    async fn download(&self, record: &ArchiveRecord, job_id: &str, parent: &Path, target: &Path, overwrite: bool) -> Result<()> {
+    async fn download(
+        &self,
+        record: &ArchiveRecord,
+        job_id: &str,
+        parent: &Path,
+        target: &Path,
+        overwrite: bool,
+    ) -> Result<()> {
         let mut suffix = [0u8; 6];
         getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let temp = parent.join(format!(".firn-restore-{}.partial", hex::encode(suffix)));
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .with_context(|| format!("cannot create {}", temp.display()))?;
         let result = async {
             let mut hasher = ContentHasher::new();
             let mut offset = 0;
@@ -154,14 +193,18 @@ impl Engine {
 /// Creates the directories from the destination down to the file's parent, refusing
 /// to pass through a symlink (which could lead outside the destination).
 fn prepare_parent(destination: &Path, relative: &Path) -> Result<PathBuf> {
-    fs::create_dir_all(destination).with_context(|| format!("cannot create destination {}", destination.display()))?;
+    fs::create_dir_all(destination)
+        .with_context(|| format!("cannot create destination {}", destination.display()))?;
     let mut dir = destination.to_path_buf();
     let components: Vec<_> = relative.components().collect();
     for component in &components[..components.len().saturating_sub(1)] {
         dir.push(component);
         match fs::symlink_metadata(&dir) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                bail!("refusing to restore through symbolic link {}", dir.display())
+                bail!(
+                    "refusing to restore through symbolic link {}",
+                    dir.display()
+                )
             }
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => bail!("{} exists and is not a directory", dir.display()),

@@ -52,7 +52,9 @@ impl FromStr for Retention {
                 return Ok(Retention::AfterDays(days));
             }
         }
-        Err(format!("invalid retention {s:?}: use `keep`, `delete` or `after-days N` (for example `after-days 90`)"))
+        Err(format!(
+            "invalid retention {s:?}: use `keep`, `delete` or `after-days N` (for example `after-days 90`)"
+        ))
     }
 }
 
@@ -62,7 +64,9 @@ impl Retention {
         match self {
             Retention::Keep => false,
             Retention::Delete => true,
-            Retention::AfterDays(days) => now.saturating_sub(uploaded_at) >= i64::from(days) * 86_400,
+            Retention::AfterDays(days) => {
+                now.saturating_sub(uploaded_at) >= i64::from(days) * 86_400
+            }
         }
     }
 }
@@ -76,8 +80,13 @@ pub struct RetentionReport {
 
 impl Engine {
     /// Applies the policy to one superseded archive; returns whether it was deleted.
-    pub(super) async fn apply_retention_to(&self, record: &ArchiveRecord, now: i64) -> Result<bool> {
-        if record.state == ArchiveState::Current || !self.retention.is_due(record.uploaded_at, now) {
+    pub(super) async fn apply_retention_to(
+        &self,
+        record: &ArchiveRecord,
+        now: i64,
+    ) -> Result<bool> {
+        if record.state == ArchiveState::Current || !self.retention.is_due(record.uploaded_at, now)
+        {
             return Ok(false);
         }
         self.delete_archive(record).await?;
@@ -87,7 +96,9 @@ impl Engine {
     /// Deletes one archive: marked `deleting` first so a crash in between is finished
     /// by the next sweep, removed from the catalog only after the store confirmed.
     pub async fn delete_archive(&self, record: &ArchiveRecord) -> Result<()> {
-        self.catalog.set_state(&record.key, &record.archive_id, ArchiveState::Deleting).await?;
+        self.catalog
+            .set_state(&record.key, &record.archive_id, ArchiveState::Deleting)
+            .await?;
         self.store.delete(&record.archive_id).await?;
         self.catalog.remove(&record.key, &record.archive_id).await
     }
@@ -109,7 +120,9 @@ impl Engine {
             }
             match self.delete_archive(&record).await {
                 Ok(()) => report.deleted += 1,
-                Err(e) => report.failed.push(format!("{} ({}): {e:#}", record.key, record.archive_id)),
+                Err(e) => report
+                    .failed
+                    .push(format!("{} ({}): {e:#}", record.key, record.archive_id)),
             }
         }
         Ok(report)

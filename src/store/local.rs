@@ -47,7 +47,10 @@ struct JobFile {
 }
 
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn random_id(bytes: usize) -> Result<String> {
@@ -57,7 +60,9 @@ fn random_id(bytes: usize) -> Result<String> {
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync directory {}", dir.display()))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync directory {}", dir.display()))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -69,17 +74,27 @@ impl LocalStore {
         for sub in ["archives", "tmp", "jobs"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).with_context(|| {
-                format!("cannot create store directory {} (is the disk mounted and writable?)", dir.display())
+                format!(
+                    "cannot create store directory {} (is the disk mounted and writable?)",
+                    dir.display()
+                )
             })?;
         }
-        Ok(LocalStore { root: root.to_path_buf(), retrieval_delay_secs })
+        Ok(LocalStore {
+            root: root.to_path_buf(),
+            retrieval_delay_secs,
+        })
     }
 
     fn archive_path(&self, archive_id: &str) -> Result<PathBuf> {
         if !valid_id(archive_id) {
             bail!("invalid archive id {archive_id:?}");
         }
-        Ok(self.root.join("archives").join(&archive_id[..2]).join(archive_id))
+        Ok(self
+            .root
+            .join("archives")
+            .join(&archive_id[..2])
+            .join(archive_id))
     }
 
     fn job_path(&self, job_id: &str) -> Result<PathBuf> {
@@ -176,7 +191,10 @@ impl Store for LocalStore {
                 let mut file = File::open(entry.path())?;
                 let trailer = LocalStore::read_trailer(&mut file)
                     .with_context(|| format!("unreadable archive {}", entry.path().display()))?;
-                let tree_hash = hex::decode(&trailer.tree_hash).ok().and_then(|v| v.try_into().ok()).unwrap_or([0u8; 32]);
+                let tree_hash = hex::decode(&trailer.tree_hash)
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .unwrap_or([0u8; 32]);
                 out.push(ArchiveListing {
                     archive_id: name,
                     size: trailer.size,
@@ -194,11 +212,19 @@ impl Store for LocalStore {
     async fn request_retrieval(&self, archive_id: &str, tier: Tier) -> Result<String> {
         let path = self.archive_path(archive_id)?;
         if !path.exists() {
-            bail!("archive {archive_id} is not in the store {}", self.root.display());
+            bail!(
+                "archive {archive_id} is not in the store {}",
+                self.root.display()
+            );
         }
         let job_id = random_id(16)?;
         let now = now_secs();
-        let job = JobFile { archive_id: archive_id.to_owned(), tier, requested_at: now, ready_at: now + self.retrieval_delay_secs as i64 };
+        let job = JobFile {
+            archive_id: archive_id.to_owned(),
+            tier,
+            requested_at: now,
+            ready_at: now + self.retrieval_delay_secs as i64,
+        };
         let job_path = self.job_path(&job_id)?;
         let temp = job_path.with_extension("json.partial");
         fs::write(&temp, serde_json::to_vec(&job)?)?;
@@ -208,21 +234,36 @@ impl Store for LocalStore {
 
     async fn job_state(&self, job_id: &str) -> Result<JobState> {
         let path = self.job_path(job_id)?;
-        let Ok(bytes) = fs::read(&path) else { return Ok(JobState::Gone) };
-        let job: JobFile = serde_json::from_slice(&bytes).with_context(|| format!("corrupt job file {}", path.display()))?;
+        let Ok(bytes) = fs::read(&path) else {
+            return Ok(JobState::Gone);
+        };
+        let job: JobFile = serde_json::from_slice(&bytes)
+            .with_context(|| format!("corrupt job file {}", path.display()))?;
         if !self.archive_path(&job.archive_id)?.exists() {
-            return Ok(JobState::Failed(format!("archive {} no longer exists", job.archive_id)));
+            return Ok(JobState::Failed(format!(
+                "archive {} no longer exists",
+                job.archive_id
+            )));
         }
         let now = now_secs();
-        if now >= job.ready_at { Ok(JobState::Ready) } else { Ok(JobState::InProgress { ready_at: Some(job.ready_at) }) }
+        if now >= job.ready_at {
+            Ok(JobState::Ready)
+        } else {
+            Ok(JobState::InProgress {
+                ready_at: Some(job.ready_at),
+            })
+        }
     }
 
     async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes> {
         let path = self.job_path(job_id)?;
-        let job: JobFile = serde_json::from_slice(&fs::read(&path).with_context(|| format!("retrieval job {job_id} is unknown"))?)?;
+        let job: JobFile = serde_json::from_slice(
+            &fs::read(&path).with_context(|| format!("retrieval job {job_id} is unknown"))?,
+        )?;
         let archive = self.archive_path(&job.archive_id)?;
         tokio::task::spawn_blocking(move || -> Result<Bytes> {
-            let mut file = File::open(&archive).with_context(|| format!("cannot open {}", archive.display()))?;
+            let mut file = File::open(&archive)
+                .with_context(|| format!("cannot open {}", archive.display()))?;
             let trailer = LocalStore::read_trailer(&mut file)?;
             if offset > trailer.size {
                 bail!("range starts past the end of the archive");
@@ -241,7 +282,10 @@ impl Store for LocalStore {
 impl Upload for LocalUpload {
     async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
         if offset != self.written {
-            bail!("part at offset {offset} sent out of order (expected {})", self.written);
+            bail!(
+                "part at offset {offset} sent out of order (expected {})",
+                self.written
+            );
         }
         let mut file = self.file.take().context("upload already failed")?;
         let mut tree = std::mem::take(&mut self.tree);
@@ -258,7 +302,12 @@ impl Upload for LocalUpload {
         Ok(())
     }
 
-    async fn complete(mut self: Box<Self>, size: u64, tree_hash: TreeHash, description: &str) -> Result<StoredArchive> {
+    async fn complete(
+        mut self: Box<Self>,
+        size: u64,
+        tree_hash: TreeHash,
+        description: &str,
+    ) -> Result<StoredArchive> {
         let computed = std::mem::take(&mut self.tree).finish();
         if size != self.written || computed != tree_hash {
             let _ = fs::remove_file(&self.temp_path);
@@ -271,7 +320,12 @@ impl Upload for LocalUpload {
             );
         }
         let mut file = self.file.take().context("upload already failed")?;
-        let trailer = Trailer { description: description.to_owned(), tree_hash: hex::encode(computed), size, created_at: now_secs() };
+        let trailer = Trailer {
+            description: description.to_owned(),
+            tree_hash: hex::encode(computed),
+            size,
+            created_at: now_secs(),
+        };
         let final_dir = self.final_dir.clone();
         let final_path = final_dir.join(&self.archive_id);
         let temp_path = self.temp_path.clone();
@@ -287,7 +341,11 @@ impl Upload for LocalUpload {
             fsync_dir(&final_dir)
         })
         .await??;
-        Ok(StoredArchive { archive_id: self.archive_id.clone(), tree_hash: computed, size })
+        Ok(StoredArchive {
+            archive_id: self.archive_id.clone(),
+            tree_hash: computed,
+            size,
+        })
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {

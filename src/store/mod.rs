@@ -50,7 +50,9 @@ impl Tier {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
-    InProgress { ready_at: Option<i64> },
+    InProgress {
+        ready_at: Option<i64>,
+    },
     Ready,
     Failed(String),
     /// The job is unknown or its output expired: request a new one.
@@ -90,7 +92,12 @@ pub trait Upload: Send {
     /// (known in full only once the content is hashed). The returned tree hash is the
     /// store's own; the caller compares it with the one it computed before recording
     /// anything.
-    async fn complete(self: Box<Self>, size: u64, tree_hash: TreeHash, description: &str) -> Result<StoredArchive>;
+    async fn complete(
+        self: Box<Self>,
+        size: u64,
+        tree_hash: TreeHash,
+        description: &str,
+    ) -> Result<StoredArchive>;
 
     async fn abort(self: Box<Self>) -> Result<()>;
 }

@@ -1,0 +1,637 @@
+//! Foundation benchmark: firn next to a reference tool, measured in the same run.
+//!
+//! `cargo bench --bench foundation` builds its own data and prints one table:
+//!
+//! 1. `firn status` on an unchanged tree of many small files (default 200,000)
+//!    against `find -printf '%s %T@ %i\n'`, which stats the same files;
+//!    plus firn's peak RSS and the read counters of `firn status --json`.
+//! 2. `firn hash` of one large file (default 1 GiB) against `openssl sha1` plus
+//!    `openssl sha256`, the two digests firn computes in one read.
+//!
+//! Timings are only reported, never asserted: machines are noisy.
+//! Quick mode for smoke tests: `FIRN_BENCH_FILES=2000 FIRN_BENCH_HASH_MIB=64`.
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const FIRN: &str = env!("CARGO_BIN_EXE_firn");
+/// Where cargo lets benches put scratch data: under `target/`, on real disk.
+const TARGET_TMPDIR: &str = env!("CARGO_TARGET_TMPDIR");
+
+const RUNS: usize = 3;
+const FILES_PER_DIR: usize = 100;
+const BLOCK: usize = 8 << 20;
+
+const STATUS_TARGET_RATIO: f64 = 2.0;
+const RSS_TARGET_MB: f64 = 60.0;
+const HASH_TARGET_RATIO: f64 = 1.1;
+
+fn main() {
+    let files = env_usize("FIRN_BENCH_FILES", 200_000).max(1);
+    let hash_mib = env_usize("FIRN_BENCH_HASH_MIB", 1024).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let status = bench_status(files);
+    let hash = bench_hash(hash_mib);
+
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "firn foundation benchmark ({cores} {})",
+        if cores == 1 { "core" } else { "cores" }
+    );
+    row(
+        &mut out,
+        "measure",
+        "firn",
+        "reference",
+        "ratio",
+        "target",
+        "",
+    );
+    let ratio = secs(status.firn) / secs(status.find);
+    row(
+        &mut out,
+        &format!("status, {files} files, no change"),
+        &fmt_secs(status.firn),
+        &format!("find {}", fmt_secs(status.find)),
+        &format!("{ratio:.2}x"),
+        &format!("<= {STATUS_TARGET_RATIO}x"),
+        verdict(ratio <= STATUS_TARGET_RATIO),
+    );
+    let rss_mb = status.peak_rss_kib as f64 * 1024.0 / 1e6;
+    row(
+        &mut out,
+        "status peak RSS",
+        &format!("{rss_mb:.1} MB"),
+        "-",
+        "-",
+        &format!("<= {RSS_TARGET_MB} MB"),
+        verdict(rss_mb <= RSS_TARGET_MB),
+    );
+    let reference = secs(hash.sha1) + secs(hash.sha256);
+    let ratio = secs(hash.firn) / reference;
+    row(
+        &mut out,
+        &format!("sha1 + tree hash, {}", fmt_mib(hash_mib)),
+        &fmt_secs(hash.firn),
+        &format!("openssl {}", fmt_secs(Duration::from_secs_f64(reference))),
+        &format!("{ratio:.2}x"),
+        &format!("<= {HASH_TARGET_RATIO}x"),
+        verdict(ratio <= HASH_TARGET_RATIO),
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "first backup: {} files uploaded in {} ({})",
+        status
+            .uploaded_files
+            .map_or_else(|| "?".to_string(), |n| n.to_string()),
+        fmt_secs(status.backup),
+        status.tree_location.display(),
+    );
+    let _ = writeln!(
+        out,
+        "status --json, unchanged tree: files_read {}, bytes_read {} (expected 0 and 0){}",
+        opt(status.files_read),
+        opt(status.bytes_read),
+        if status.files_read == Some(0) && status.bytes_read == Some(0) {
+            ""
+        } else {
+            "  <-- UNEXPECTED"
+        },
+    );
+    let _ = writeln!(
+        out,
+        "openssl: sha1 {}, sha256 {} (best of {RUNS} each); firn hash file on {}",
+        fmt_secs(hash.sha1),
+        fmt_secs(hash.sha256),
+        hash.location.display(),
+    );
+    if hash.sha1_matches {
+        let _ = writeln!(
+            out,
+            "sha1 check: firn and openssl agree ({})",
+            hash.firn_sha1
+        );
+    } else {
+        let _ = writeln!(out, "!!!!!!!! SHA-1 MISMATCH !!!!!!!!");
+        let _ = writeln!(out, "!!! firn hash:    {}", hash.firn_sha1);
+        let _ = writeln!(out, "!!! openssl sha1: {}", hash.openssl_sha1);
+    }
+    let _ = out.flush();
+}
+
+// ---------------------------------------------------------------------------
+// 1. status on an unchanged tree
+
+struct StatusResult {
+    firn: Duration,
+    find: Duration,
+    peak_rss_kib: u64,
+    backup: Duration,
+    uploaded_files: Option<u64>,
+    files_read: Option<u64>,
+    bytes_read: Option<u64>,
+    tree_location: PathBuf,
+}
+
+fn bench_status(files: usize) -> StatusResult {
+    let dirs = files.div_ceil(FILES_PER_DIR);
+    // Tree plus one stored archive per file, each at least a page, plus catalog.
+    let bytes_needed = files as u64 * 4096 * 3 + (512 << 20);
+    let inodes_needed = (files + dirs) as u64 * 3;
+    let scratch = scratch_dir(
+        &["/dev/shm"],
+        bytes_needed,
+        inodes_needed,
+        "firn-bench-status-",
+    );
+    let base = scratch.path();
+    let tree = base.join("tree");
+    let data = base.join("data");
+    let config = base.join("config");
+    for dir in [&data, &config] {
+        fs::create_dir_all(dir)
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
+    }
+
+    eprintln!(
+        "building a tree of {files} files in {dirs} directories under {}",
+        base.display()
+    );
+    let started = Instant::now();
+    build_tree(&tree, files, dirs);
+    eprintln!("  built in {}", fmt_secs(started.elapsed()));
+
+    let firn = |args: &[&str]| {
+        let mut cmd = Command::new(FIRN);
+        cmd.args(args).arg(&tree);
+        cmd.env("FIRN_DATA_DIR", &data)
+            .env("XDG_CONFIG_HOME", &config)
+            .env_remove("FIRN_CONFIG");
+        cmd
+    };
+
+    eprintln!("first backup (populates the catalog)");
+    let backup = run(firn(&["backup", "--json"]), base, "firn backup");
+    backup.require_success();
+    let last_line = backup
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let uploaded_files = json_u64(last_line, "uploaded_files");
+    eprintln!(
+        "  {} files uploaded in {}",
+        opt(uploaded_files),
+        fmt_secs(backup.wall)
+    );
+    if uploaded_files != Some(files as u64) {
+        eprintln!("  warning: expected {files} uploaded files; last line of output: {last_line}");
+    }
+
+    eprintln!("timing firn status vs find, best of {RUNS}");
+    let (mut best_firn, mut best_find, mut peak_rss_kib) = (Duration::MAX, Duration::MAX, 0);
+    for i in 0..RUNS {
+        let status = run_quiet(firn(&["status"]), base, "firn status");
+        status.require_success();
+        let mut find = Command::new("find");
+        find.arg(&tree).args(["-printf", "%s %T@ %i\n"]);
+        let find = run_quiet(find, base, "find");
+        find.require_success();
+        eprintln!(
+            "  run {}: firn {} ({:.1} MB peak RSS), find {}",
+            i + 1,
+            fmt_secs(status.wall),
+            status.maxrss_kib as f64 * 1024.0 / 1e6,
+            fmt_secs(find.wall)
+        );
+        best_firn = best_firn.min(status.wall);
+        best_find = best_find.min(find.wall);
+        peak_rss_kib = peak_rss_kib.max(status.maxrss_kib);
+    }
+
+    let json = run(firn(&["status", "--json"]), base, "firn status --json");
+    json.require_success();
+    let files_read = json_u64(&json.stdout, "files_read");
+    let bytes_read = json_u64(&json.stdout, "bytes_read");
+
+    StatusResult {
+        firn: best_firn,
+        find: best_find,
+        peak_rss_kib,
+        backup: backup.wall,
+        uploaded_files,
+        files_read,
+        bytes_read,
+        tree_location: base.to_path_buf(),
+    }
+}
+
+/// `files` files of 1-100 bytes spread over `dirs` directories. The first 20
+/// directories sit at the top; each later one is nested under an earlier one
+/// (ten children each), so the tree is three levels deep at 2,000 directories.
+fn build_tree(tree: &Path, files: usize, dirs: usize) {
+    let mut paths: Vec<PathBuf> = Vec::with_capacity(dirs);
+    for i in 0..dirs {
+        let parent = if i < 20 {
+            tree.to_path_buf()
+        } else {
+            paths[(i - 20) / 10].clone()
+        };
+        let dir = parent.join(format!("d{i:04}"));
+        fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
+        paths.push(dir);
+    }
+    let mut rng = XorShift::new(0x5eed_f12e);
+    let mut content = [0u8; 100];
+    for j in 0..files {
+        let len = 1 + (rng.next() % 100) as usize;
+        rng.fill(&mut content[..len]);
+        let path = paths[j % dirs].join(format!("f{j:06}.dat"));
+        fs::write(&path, &content[..len])
+            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. hashing one large file
+
+struct HashResult {
+    firn: Duration,
+    sha1: Duration,
+    sha256: Duration,
+    firn_sha1: String,
+    openssl_sha1: String,
+    sha1_matches: bool,
+    location: PathBuf,
+}
+
+fn bench_hash(mib: usize) -> HashResult {
+    let bytes = mib as u64 * (1 << 20);
+    let scratch = scratch_dir(&[TARGET_TMPDIR], bytes + (64 << 20), 16, "firn-bench-hash-");
+    let base = scratch.path();
+    let file = base.join("random.bin");
+
+    eprintln!(
+        "writing a {} file of pseudo-random bytes to {}",
+        fmt_mib(mib),
+        file.display()
+    );
+    let started = Instant::now();
+    write_random_file(&file, bytes);
+    eprintln!("  written and synced in {}", fmt_secs(started.elapsed()));
+    warm_cache(&file);
+
+    eprintln!("timing firn hash vs openssl sha1 + sha256, best of {RUNS}");
+    let (mut firn, mut sha1, mut sha256) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut firn_sha1, mut openssl_sha1) = (String::new(), String::new());
+    for i in 0..RUNS {
+        let mut cmd = Command::new(FIRN);
+        cmd.arg("hash").arg(&file);
+        let f = run(cmd, base, "firn hash");
+        f.require_success();
+        firn_sha1 = f
+            .stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+
+        let mut cmd = Command::new("openssl");
+        cmd.arg("sha1").arg(&file);
+        let s1 = run(cmd, base, "openssl sha1");
+        s1.require_success();
+        openssl_sha1 = openssl_digest(&s1.stdout);
+
+        let mut cmd = Command::new("openssl");
+        cmd.arg("sha256").arg(&file);
+        let s256 = run(cmd, base, "openssl sha256");
+        s256.require_success();
+
+        eprintln!(
+            "  run {}: firn {}, openssl sha1 {}, openssl sha256 {}",
+            i + 1,
+            fmt_secs(f.wall),
+            fmt_secs(s1.wall),
+            fmt_secs(s256.wall)
+        );
+        firn = firn.min(f.wall);
+        sha1 = sha1.min(s1.wall);
+        sha256 = sha256.min(s256.wall);
+    }
+    let sha1_matches = !firn_sha1.is_empty() && firn_sha1 == openssl_sha1;
+    if !sha1_matches {
+        eprintln!("!!! SHA-1 MISMATCH: firn {firn_sha1:?}, openssl {openssl_sha1:?}");
+    }
+    HashResult {
+        firn,
+        sha1,
+        sha256,
+        firn_sha1,
+        openssl_sha1,
+        sha1_matches,
+        location: base.to_path_buf(),
+    }
+}
+
+fn write_random_file(path: &Path, bytes: u64) {
+    let mut file = File::create(path)
+        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", path.display())));
+    let mut rng = XorShift::new(0x00c0_ffee_1234_5678);
+    let mut buf = vec![0u8; BLOCK];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(BLOCK as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        file.write_all(&buf[..n])
+            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+        left -= n as u64;
+    }
+    // Flush to disk now so background writeback does not disturb the timings.
+    file.sync_all()
+        .unwrap_or_else(|e| fail(&format!("cannot fsync {}: {e}", path.display())));
+}
+
+fn warm_cache(path: &Path) {
+    let mut file =
+        File::open(path).unwrap_or_else(|e| fail(&format!("cannot open {}: {e}", path.display())));
+    let mut buf = vec![0u8; BLOCK];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => fail(&format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+/// `SHA1(path)= hex` (or `SHA1(path)=hex`): the hex digest, lower case.
+fn openssl_digest(stdout: &str) -> String {
+    let line = stdout.lines().next().unwrap_or("");
+    line.rsplit_once('=')
+        .map_or("", |(_, hex)| hex.trim())
+        .to_ascii_lowercase()
+}
+
+// ---------------------------------------------------------------------------
+// Running children
+
+struct Run {
+    what: &'static str,
+    wall: Duration,
+    /// Peak resident set of the child, KiB (Linux `ru_maxrss`).
+    maxrss_kib: u64,
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn require_success(&self) {
+        if !self.status.success() {
+            fail(&format!(
+                "{} failed ({}); stderr:\n{}\nstdout (tail):\n{}",
+                self.what,
+                self.status,
+                self.stderr.trim_end(),
+                tail(&self.stdout, 2000)
+            ));
+        }
+    }
+}
+
+/// Runs `cmd` with stdout and stderr captured in files under `scratch`.
+fn run(cmd: Command, scratch: &Path, what: &'static str) -> Run {
+    run_with(cmd, scratch, what, true)
+}
+
+/// Runs `cmd` with stdout to /dev/null (stderr captured for error reports).
+fn run_quiet(cmd: Command, scratch: &Path, what: &'static str) -> Run {
+    run_with(cmd, scratch, what, false)
+}
+
+/// Spawns `cmd` and reaps it with `wait4`, for its wall time and peak RSS.
+/// Output goes to files rather than pipes so nothing can block the child.
+fn run_with(mut cmd: Command, scratch: &Path, what: &'static str, keep_stdout: bool) -> Run {
+    let out_path = scratch.join("child.stdout");
+    let err_path = scratch.join("child.stderr");
+    let stdout = if keep_stdout {
+        Stdio::from(
+            File::create(&out_path)
+                .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out_path.display()))),
+        )
+    } else {
+        Stdio::null()
+    };
+    let stderr = File::create(&err_path)
+        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", err_path.display())));
+    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+
+    let started = Instant::now();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot start {what}: {e}")));
+    let pid = child.id() as libc::pid_t;
+    let mut raw_status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own unreaped child; both pointers are valid for writes.
+        let rc = unsafe { libc::wait4(pid, &mut raw_status, 0, &mut rusage) };
+        if rc == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            fail(&format!("wait4 on {what} (pid {pid}) failed: {err}"));
+        }
+    }
+    let wall = started.elapsed();
+    // Reaped by wait4; dropping `Child` neither waits nor kills.
+    drop(child);
+
+    use std::os::unix::process::ExitStatusExt;
+    let read = |path: &Path| {
+        fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    Run {
+        what,
+        wall,
+        maxrss_kib: u64::try_from(rusage.ru_maxrss).unwrap_or(0),
+        status: ExitStatus::from_raw(raw_status),
+        stdout: if keep_stdout {
+            read(&out_path)
+        } else {
+            String::new()
+        },
+        stderr: read(&err_path),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// A temporary directory in the first of `preferred` with room, else the system temp dir.
+fn scratch_dir(preferred: &[&str], bytes: u64, inodes: u64, prefix: &str) -> tempfile::TempDir {
+    for dir in preferred {
+        let path = Path::new(dir);
+        if !path.is_dir() {
+            if fs::create_dir_all(path).is_err() {
+                continue;
+            }
+        }
+        match free_space(path) {
+            Some((free_bytes, free_inodes)) if free_bytes >= bytes && free_inodes >= inodes => {
+                match tempfile::Builder::new().prefix(prefix).tempdir_in(path) {
+                    Ok(t) => return t,
+                    Err(e) => eprintln!("cannot use {dir} ({e}); trying elsewhere"),
+                }
+            }
+            Some((free_bytes, _)) => eprintln!(
+                "{dir} has too little room ({} MiB free, {} MiB wanted); trying elsewhere",
+                free_bytes >> 20,
+                bytes >> 20
+            ),
+            None => {}
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .unwrap_or_else(|e| fail(&format!("cannot create a temporary directory: {e}")))
+}
+
+/// Free bytes and inodes available to us on the file system holding `path`.
+fn free_space(path: &Path) -> Option<(u64, u64)> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is a valid NUL-terminated string and st is valid for writes.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let free_inodes = if st.f_files == 0 {
+        u64::MAX
+    } else {
+        st.f_favail as u64
+    };
+    Some((st.f_bavail as u64 * st.f_frsize as u64, free_inodes))
+}
+
+/// The first `"key": <unsigned integer>` in a JSON text (enough for firn's flat counters).
+fn json_u64(text: &str, key: &str) -> Option<u64> {
+    let needle = format!("\"{key}\"");
+    let at = text.find(&needle)? + needle.len();
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// xorshift64*: fast, deterministic filler bytes.
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64) -> Self {
+        XorShift(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let word = self.next().to_le_bytes();
+            rest.copy_from_slice(&word[..rest.len()]);
+        }
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{name} must be a whole number, not {v:?}"))),
+        Err(_) => default,
+    }
+}
+
+fn row(
+    out: &mut impl Write,
+    measure: &str,
+    firn: &str,
+    reference: &str,
+    ratio: &str,
+    target: &str,
+    verdict: &str,
+) {
+    let line = format!("{measure:<36} {firn:<11} {reference:<14} {ratio:<7} {target:<7} {verdict}");
+    let _ = writeln!(out, "{}", line.trim_end());
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 0.1 {
+        format!("{s:.3} s")
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+fn fmt_mib(mib: usize) -> String {
+    if mib % 1024 == 0 {
+        format!("{} GiB", mib / 1024)
+    } else {
+        format!("{mib} MiB")
+    }
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "?".to_string(), |n| n.to_string())
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// Gives up with a message. A panic (not `exit`) so the temporary directories
+/// are still removed as the stack unwinds.
+fn fail(message: &str) -> ! {
+    panic!("foundation bench: {message}");
+}

@@ -1,0 +1,177 @@
+//! A sandbox per test: a tree to back up, firn's data dir and config dir, all in
+//! one temporary directory, and helpers to run the real binary against them.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox::new_in(std::env::temp_dir())
+    }
+
+    /// /dev/shm when it exists: the embedded store fsyncs every archive, which is
+    /// free on tmpfs and slow on a shared disk.
+    pub fn in_memory() -> Sandbox {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            Sandbox::new_in(shm.to_path_buf())
+        } else {
+            Sandbox::new()
+        }
+    }
+
+    fn new_in(parent: PathBuf) -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("firn-test-")
+            .tempdir_in(parent)
+            .expect("create sandbox");
+        std::fs::create_dir_all(dir.path().join("tree")).expect("create tree");
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn tree(&self) -> PathBuf {
+        self.dir.path().join("tree")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.data().join("store")
+    }
+
+    pub fn catalog_db(&self) -> PathBuf {
+        self.data().join("catalog.sqlite")
+    }
+
+    /// Writes a file under the tree (path given as raw bytes, so any name works).
+    pub fn write(&self, relative: impl AsRef<[u8]>, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.tree().join(OsStr::from_bytes(relative.as_ref()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(&path, content).expect("write file");
+        path
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firn"));
+        cmd.env("FIRN_DATA_DIR", self.data())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env_remove("FIRN_CONFIG")
+            .env_remove("FIRN_FAULT");
+        cmd
+    }
+
+    pub fn firn<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command().args(args).output().expect("run firn")
+    }
+
+    /// Runs firn and parses the last line of stdout as JSON.
+    pub fn firn_json<I, S>(&self, args: I) -> (Option<i32>, serde_json::Value)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.firn(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_else(|| {
+            panic!(
+                "no output; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let value = serde_json::from_str(last).unwrap_or_else(|e| {
+            panic!(
+                "bad JSON ({e}): {last}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), value)
+    }
+
+    pub fn status_json(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec![
+            "status".to_string(),
+            self.tree().display().to_string(),
+            "--json".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (code, value) = self.firn_json(&args);
+        assert_eq!(code, Some(0), "status failed: {value}");
+        value
+    }
+
+    pub fn backup_json(&self, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+        let mut args = vec![
+            "backup".to_string(),
+            self.tree().display().to_string(),
+            "--json".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.firn_json(&args)
+    }
+
+    /// Catalog records of the set (`firn ls --all --json`).
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let root = self.tree().display().to_string();
+        let (code, value) = self.firn_json(["ls", "--root", root.as_str(), "--all", "--json"]);
+        assert_eq!(code, Some(0));
+        value.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Archive files in the embedded store.
+    pub fn store_archives(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let archives = self.store_dir().join("archives");
+        for shard in std::fs::read_dir(&archives).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(shard.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push(file.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// status of one path in a `firn status --json` document.
+pub fn status_of<'a>(doc: &'a serde_json::Value, path: &str) -> &'a str {
+    doc["files"]
+        .as_array()
+        .and_then(|files| files.iter().find(|f| f["path"] == path))
+        .and_then(|f| f["status"].as_str())
+        .unwrap_or_else(|| panic!("{path} not in status output: {doc}"))
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -1,0 +1,304 @@
+//! The engine through the library: progress events, invariants 1 and 4, and the
+//! catalog's optimistic concurrency.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+use firn::catalog::sqlite::SqliteCatalog;
+use firn::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict};
+use firn::engine::{Engine, Event, Plan, Retention};
+use firn::hash::TreeHash;
+use firn::scan::ScanOptions;
+use firn::state::LocalState;
+use firn::store::local::LocalStore;
+use firn::store::{ArchiveListing, JobState, Store, StoredArchive, Tier, Upload};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn engine_with(dir: &Path, store: Arc<dyn Store>) -> Arc<Engine> {
+    Arc::new(Engine {
+        root: dir.join("tree"),
+        state: Arc::new(LocalState::open(&dir.join("state.sqlite")).unwrap()),
+        catalog: Arc::new(SqliteCatalog::open(&dir.join("catalog.sqlite"), "set").unwrap()),
+        store,
+        host: "test-host".into(),
+        retention: Retention::Keep,
+        concurrency: 2,
+    })
+}
+
+fn local_store(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(LocalStore::open(&dir.join("store"), 0).unwrap())
+}
+
+async fn plan_for(engine: &Engine) -> Plan {
+    let report = engine
+        .status(&ScanOptions::default(), &mut |_| {})
+        .await
+        .unwrap();
+    Plan::from_report(&report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cover_the_life_of_each_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tree")).unwrap();
+    std::fs::write(dir.path().join("tree/a.bin"), vec![1u8; (2 << 20) + 5]).unwrap();
+    std::fs::write(dir.path().join("tree/b.txt"), "bee").unwrap();
+    let engine = engine_with(dir.path(), local_store(dir.path()));
+    let plan = plan_for(&engine).await;
+    let (tx, mut rx) = mpsc::channel(64);
+    let collector = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        events
+    });
+    let summary = engine.backup(plan, tx, CancellationToken::new()).await;
+    let events = collector.await.unwrap();
+    assert_eq!(summary.uploaded_files, 2, "{summary:?}");
+    let queued: Vec<_> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Queued { id, key, bytes } = e {
+                Some((*id, key.clone(), *bytes))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(queued.len(), 2);
+    for (id, _key, bytes) in queued {
+        assert!(events.contains(&Event::Started { id }));
+        let advanced: u64 = events
+            .iter()
+            .map(|e| {
+                if let Event::Advanced { id: i, bytes } = e {
+                    if *i == id { *bytes } else { 0 }
+                } else {
+                    0
+                }
+            })
+            .sum();
+        assert_eq!(advanced, bytes, "progress adds up to the file size");
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Done { id: i, .. } if *i == id))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_grows_while_it_is_uploaded_is_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tree")).unwrap();
+    let path = dir.path().join("tree/growing.log");
+    std::fs::write(&path, vec![9u8; 8 << 20]).unwrap();
+    let engine = engine_with(dir.path(), local_store(dir.path()));
+    let plan = plan_for(&engine).await;
+    // Capacity 1: the upload can run at most a part or two ahead of this test,
+    // so the append below lands while the file is still being read.
+    let (tx, mut rx) = mpsc::channel(1);
+    let backup = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move { engine.backup(plan, tx, CancellationToken::new()).await })
+    };
+    let mut appended = false;
+    let mut failure = None;
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Advanced { .. } if !appended => {
+                use std::io::Write;
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap()
+                    .write_all(b"late line\n")
+                    .unwrap();
+                appended = true;
+            }
+            Event::Failed { reason, .. } => failure = Some(reason),
+            _ => {}
+        }
+    }
+    let summary = backup.await.unwrap();
+    assert!(appended);
+    assert_eq!(summary.uploaded_files, 0);
+    let reason = failure.expect("the upload fails");
+    assert!(reason.contains("changed while it was read"), "{reason}");
+    assert!(
+        engine.catalog.records().await.unwrap().is_empty(),
+        "nothing recorded"
+    );
+    assert_eq!(
+        engine.store.list().await.unwrap().unwrap().len(),
+        0,
+        "no archive left in the store"
+    );
+    assert!(engine.state.journal().unwrap().is_empty(), "journal closed");
+}
+
+/// A store that keeps what it is sent but reports a wrong tree hash, as a corrupted
+/// transfer would.
+struct LyingStore {
+    inner: Arc<dyn Store>,
+}
+
+struct LyingUpload {
+    inner: Box<dyn Upload>,
+}
+
+#[async_trait]
+impl Store for LyingStore {
+    fn target(&self) -> String {
+        self.inner.target()
+    }
+    fn part_size(&self, size: u64) -> usize {
+        self.inner.part_size(size)
+    }
+    async fn begin_upload(&self, size: u64) -> Result<Box<dyn Upload>> {
+        Ok(Box::new(LyingUpload {
+            inner: self.inner.begin_upload(size).await?,
+        }))
+    }
+    async fn delete(&self, archive_id: &str) -> Result<()> {
+        self.inner.delete(archive_id).await
+    }
+    async fn list(&self) -> Result<Option<Vec<ArchiveListing>>> {
+        self.inner.list().await
+    }
+    async fn request_retrieval(&self, archive_id: &str, tier: Tier) -> Result<String> {
+        self.inner.request_retrieval(archive_id, tier).await
+    }
+    async fn job_state(&self, job_id: &str) -> Result<JobState> {
+        self.inner.job_state(job_id).await
+    }
+    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes> {
+        self.inner.read_job_output(job_id, offset, len).await
+    }
+}
+
+#[async_trait]
+impl Upload for LyingUpload {
+    async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        self.inner.send(offset, data).await
+    }
+    async fn complete(
+        self: Box<Self>,
+        size: u64,
+        tree_hash: TreeHash,
+        description: &str,
+    ) -> Result<StoredArchive> {
+        let mut stored = self.inner.complete(size, tree_hash, description).await?;
+        stored.tree_hash[0] ^= 0xff;
+        Ok(stored)
+    }
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.inner.abort().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tree")).unwrap();
+    std::fs::write(dir.path().join("tree/a.txt"), "content").unwrap();
+    let honest = local_store(dir.path());
+    let engine = engine_with(
+        dir.path(),
+        Arc::new(LyingStore {
+            inner: Arc::clone(&honest),
+        }),
+    );
+    let plan = plan_for(&engine).await;
+    let (tx, rx) = mpsc::channel(64);
+    drop(rx);
+    let summary = engine.backup(plan, tx, CancellationToken::new()).await;
+    assert_eq!(summary.uploaded_files, 0);
+    assert_eq!(summary.failed.len(), 1);
+    assert!(
+        summary.failed[0].reason.contains("tree hash"),
+        "{:?}",
+        summary.failed
+    );
+    assert!(
+        engine.catalog.records().await.unwrap().is_empty(),
+        "nothing recorded"
+    );
+    assert!(
+        honest.list().await.unwrap().unwrap().is_empty(),
+        "the unconfirmed archive is discarded"
+    );
+}
+
+fn record(key: &str, archive_id: &str, uploaded_at: i64) -> ArchiveRecord {
+    ArchiveRecord {
+        key: key.into(),
+        raw: None,
+        size: 1,
+        mtime_ns: 0,
+        sha1: [1; 20],
+        tree_hash: [2; 32],
+        archive_id: archive_id.into(),
+        target: "local:/x".into(),
+        uploaded_at,
+        state: ArchiveState::Current,
+        host: "h".into(),
+        superseded_at: None,
+    }
+}
+
+#[tokio::test]
+async fn two_writers_on_one_entry_get_a_conflict_not_a_lost_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    let host_a = SqliteCatalog::open(&path, "set").unwrap();
+    let host_b = SqliteCatalog::open(&path, "set").unwrap();
+    host_a
+        .record_upload(&record("f", "a1", 1), None)
+        .await
+        .unwrap();
+    // Both saw a1 as current; A records a2 first.
+    host_a
+        .record_upload(&record("f", "a2", 2), Some("a1"))
+        .await
+        .unwrap();
+    let err = host_b
+        .record_upload(&record("f", "b2", 3), Some("a1"))
+        .await
+        .unwrap_err();
+    let conflict = err.downcast_ref::<Conflict>().expect("a Conflict");
+    assert_eq!(conflict.found.as_deref(), Some("a2"));
+    let versions = host_b.versions("f").await.unwrap();
+    let current: Vec<_> = versions
+        .iter()
+        .filter(|r| r.state == ArchiveState::Current)
+        .map(|r| r.archive_id.as_str())
+        .collect();
+    assert_eq!(current, vec!["a2"]);
+    assert_eq!(
+        versions
+            .iter()
+            .filter(|r| r.state == ArchiveState::Superseded)
+            .count(),
+        1
+    );
+    // A brand-new file raced by two hosts: the second is refused too.
+    host_a
+        .record_upload(&record("g", "a", 1), None)
+        .await
+        .unwrap();
+    assert!(
+        host_b
+            .record_upload(&record("g", "b", 1), None)
+            .await
+            .unwrap_err()
+            .downcast_ref::<Conflict>()
+            .is_some()
+    );
+}
