@@ -620,3 +620,56 @@ fn a_config_file_names_sets_and_flags_override_it() {
         stderr(&out)
     );
 }
+
+#[test]
+fn dry_run_uploads_nothing() {
+    let sb = Sandbox::new();
+    sb.write("a.txt", "aaa");
+    sb.write("b/c.txt", "cc");
+    let (code, doc) = sb.backup_json(&["--dry-run"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["pending_files"], 2);
+    assert_eq!(doc["pending_bytes"], 5);
+    assert_eq!(doc["uploaded_files"], 0);
+    assert!(sb.records().is_empty());
+    assert!(sb.store_archives().is_empty());
+}
+
+#[test]
+fn retrieval_jobs_wait_and_are_reused_not_requested_again() {
+    let sb = Sandbox::new();
+    sb.write("a.txt", "slow to retrieve");
+    let config = sb.path().join("config/firn/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!("[sets.s]\nroot = {:?}\nstore = {{ kind = \"local\", retrieval_delay_secs = 2 }}\n", sb.tree()),
+    )
+    .unwrap();
+    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let out_dir = sb.path().join("out");
+    let to = out_dir.to_str().unwrap();
+    let out = sb.firn(["restore", "--set", "s", "--to", to, "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("waiting: a.txt"), "{}", stdout(&out));
+    assert!(!out_dir.join("a.txt").exists());
+    let jobs = || std::fs::read_dir(sb.store_dir().join("jobs")).unwrap().count();
+    assert_eq!(jobs(), 1);
+
+    // Waiting (the default) picks up the same job once it is ready.
+    let out = sb.firn(["restore", "--set", "s", "--to", to]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(std::fs::read_to_string(out_dir.join("a.txt")).unwrap(), "slow to retrieve");
+    assert_eq!(jobs(), 1, "the job requested earlier was reused");
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let sb = Sandbox::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/config.example.toml");
+    // Its roots do not exist here: status must fail on the root, not on the file.
+    let out = sb.firn(["status", "--config", example, "--set", "vms"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/srv/vm") && stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}

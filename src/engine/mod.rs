@@ -23,7 +23,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -224,43 +224,56 @@ impl Engine {
                 }),
             }
         }
-        let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
-        let mut tasks = JoinSet::new();
-        for (n, item) in plan.uploads.into_iter().enumerate() {
-            let id = n as TaskId;
-            let _ = events
-                .send(Event::Queued {
-                    id,
-                    key: item.key.clone(),
-                    bytes: item.fingerprint.size,
-                })
-                .await;
-            let engine = Arc::clone(self);
-            let (events, cancel, semaphore) =
-                (events.clone(), cancel.clone(), Arc::clone(&semaphore));
-            tasks.spawn(async move {
-                let outcome = match semaphore.acquire_owned().await {
-                    Ok(_permit) if !cancel.is_cancelled() => {
-                        let _ = events.send(Event::Started { id }).await;
-                        engine.upload(id, &item, &events, &cancel).await
-                    }
-                    _ => Err(UploadError::Cancelled),
-                };
-                let event = match &outcome {
-                    Ok(uploaded) => Event::Done {
-                        id,
-                        archive_id: uploaded.archive_id.clone(),
-                    },
-                    Err(e) => Event::Failed {
-                        id,
-                        reason: format!("{e:#}"),
-                    },
-                };
-                let _ = events.send(event).await;
-                (item, outcome)
-            });
+        for (n, item) in plan.uploads.iter().enumerate() {
+            let queued = Event::Queued {
+                id: n as TaskId,
+                key: item.key.clone(),
+                bytes: item.fingerprint.size,
+            };
+            let _ = events.send(queued).await;
         }
-        while let Some(joined) = tasks.join_next().await {
+        // Only `concurrency` tasks exist at a time, so memory does not grow with
+        // the number of files to upload.
+        let mut waiting = plan.uploads.into_iter().enumerate();
+        let mut tasks = JoinSet::new();
+        loop {
+            while tasks.len() < self.concurrency.max(1) {
+                let Some((n, item)) = waiting.next() else {
+                    break;
+                };
+                let id = n as TaskId;
+                if cancel.is_cancelled() {
+                    summary.cancelled += 1;
+                    let _ = events
+                        .send(Event::Failed {
+                            id,
+                            reason: "cancelled".into(),
+                        })
+                        .await;
+                    continue;
+                }
+                let engine = Arc::clone(self);
+                let (events, cancel) = (events.clone(), cancel.clone());
+                tasks.spawn(async move {
+                    let _ = events.send(Event::Started { id }).await;
+                    let outcome = engine.upload(id, &item, &events, &cancel).await;
+                    let event = match &outcome {
+                        Ok(uploaded) => Event::Done {
+                            id,
+                            archive_id: uploaded.archive_id.clone(),
+                        },
+                        Err(e) => Event::Failed {
+                            id,
+                            reason: format!("{e:#}"),
+                        },
+                    };
+                    let _ = events.send(event).await;
+                    (item, outcome)
+                });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
             match joined {
                 Ok((item, Ok(uploaded))) => {
                     summary.uploaded_files += 1;
