@@ -256,6 +256,9 @@ fn attach_catalog(
             _ => {
                 let status = if is_filtered(filter, &summary.key) {
                     Status::Ignored { is_dir: false }
+                } else if let Some(reason) = unreadable_ancestor(entries, &summary.key) {
+                    // It may well still exist: firn just cannot see it.
+                    Status::Unreadable(reason)
                 } else {
                     Status::ArchivedOnly
                 };
@@ -271,6 +274,21 @@ fn attach_catalog(
         }
     }
     archived_only
+}
+
+/// The reason a directory above `key` could not be read, if one could not.
+fn unreadable_ancestor(entries: &[Entry], key: &str) -> Option<Box<str>> {
+    key.match_indices('/').find_map(|(i, _)| {
+        let found = entries
+            .binary_search_by(|e| e.key.as_str().cmp(&key[..i]))
+            .ok()?;
+        match &entries[found].status {
+            Status::Unreadable(reason) => {
+                Some(format!("inside unreadable directory {}: {reason}", &key[..i]).into())
+            }
+            _ => None,
+        }
+    })
 }
 
 /// An archived key that is excluded by the filters now (itself or a directory above it).

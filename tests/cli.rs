@@ -268,6 +268,12 @@ fn an_unreadable_file_is_reported_and_the_rest_backed_up() {
     sb.write("ok.txt", "readable");
     let secret = sb.write("secret.txt", "not for you");
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    sb.write("locked/inside.txt", "behind a closed directory");
+    std::fs::set_permissions(
+        sb.tree().join("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
 
     let mut cmd = sb.command();
     if is_root() {
@@ -305,16 +311,14 @@ fn an_unreadable_file_is_reported_and_the_rest_backed_up() {
     let doc: serde_json::Value =
         serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
     assert_eq!(doc["uploaded_files"], 1);
-    let problem = &doc["problems"][0];
-    assert_eq!(problem["path"], "secret.txt");
-    assert_eq!(problem["status"], "unreadable");
-    assert!(
-        problem["reason"]
-            .as_str()
-            .unwrap()
-            .contains("permission denied"),
-        "{problem}"
-    );
+    let problems = doc["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{doc}");
+    for (problem, path) in problems.iter().zip(["locked", "secret.txt"]) {
+        assert_eq!(problem["path"], path);
+        assert_eq!(problem["status"], "unreadable");
+        let reason = problem["reason"].as_str().unwrap();
+        assert!(reason.contains("permission denied"), "{problem}");
+    }
 }
 
 #[test]
@@ -643,7 +647,10 @@ fn retrieval_jobs_wait_and_are_reused_not_requested_again() {
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     std::fs::write(
         &config,
-        format!("[sets.s]\nroot = {:?}\nstore = {{ kind = \"local\", retrieval_delay_secs = 2 }}\n", sb.tree()),
+        format!(
+            "[sets.s]\nroot = {:?}\nstore = {{ kind = \"local\", retrieval_delay_secs = 2 }}\n",
+            sb.tree()
+        ),
     )
     .unwrap();
     let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
@@ -654,13 +661,20 @@ fn retrieval_jobs_wait_and_are_reused_not_requested_again() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("waiting: a.txt"), "{}", stdout(&out));
     assert!(!out_dir.join("a.txt").exists());
-    let jobs = || std::fs::read_dir(sb.store_dir().join("jobs")).unwrap().count();
+    let jobs = || {
+        std::fs::read_dir(sb.store_dir().join("jobs"))
+            .unwrap()
+            .count()
+    };
     assert_eq!(jobs(), 1);
 
     // Waiting (the default) picks up the same job once it is ready.
     let out = sb.firn(["restore", "--set", "s", "--to", to]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(std::fs::read_to_string(out_dir.join("a.txt")).unwrap(), "slow to retrieve");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("a.txt")).unwrap(),
+        "slow to retrieve"
+    );
     assert_eq!(jobs(), 1, "the job requested earlier was reused");
 }
 
@@ -671,5 +685,9 @@ fn the_example_config_is_valid() {
     // Its roots do not exist here: status must fail on the root, not on the file.
     let out = sb.firn(["status", "--config", example, "--set", "vms"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/srv/vm") && stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/srv/vm") && stderr(&out).contains("does not exist"),
+        "{}",
+        stderr(&out)
+    );
 }

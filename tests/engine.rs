@@ -143,6 +143,37 @@ async fn a_file_that_grows_while_it_is_uploaded_is_not_recorded() {
     assert!(engine.state.journal().unwrap().is_empty(), "journal closed");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_upload_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tree")).unwrap();
+    std::fs::write(dir.path().join("tree/big.img"), vec![3u8; 8 << 20]).unwrap();
+    std::fs::write(dir.path().join("tree/later.txt"), "never started").unwrap();
+    let mut engine = engine_with(dir.path(), local_store(dir.path()));
+    Arc::get_mut(&mut engine).unwrap().concurrency = 1;
+    let plan = plan_for(&engine).await;
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::channel(1);
+    let backup = {
+        let (engine, cancel) = (Arc::clone(&engine), cancel.clone());
+        tokio::spawn(async move { engine.backup(plan, tx, cancel).await })
+    };
+    while let Some(event) = rx.recv().await {
+        if matches!(event, Event::Advanced { .. }) {
+            cancel.cancel();
+        }
+    }
+    let summary = backup.await.unwrap();
+    assert_eq!(summary.uploaded_files, 0);
+    assert_eq!(summary.cancelled, 2, "{summary:?}");
+    assert!(engine.catalog.records().await.unwrap().is_empty());
+    assert!(engine.state.journal().unwrap().is_empty());
+    let leftovers = std::fs::read_dir(dir.path().join("store/tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0, "the partial archive is removed");
+}
+
 /// A store that keeps what it is sent but reports a wrong tree hash, as a corrupted
 /// transfer would.
 struct LyingStore {
