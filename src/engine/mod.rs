@@ -86,6 +86,8 @@ pub struct UploadItem {
     pub key: String,
     pub raw: Option<Box<[u8]>>,
     pub fingerprint: Fingerprint,
+    /// Cancels this upload alone (the run's token cancels all of them).
+    pub cancel: Option<CancellationToken>,
 }
 
 /// What a status report asks of a backup.
@@ -109,6 +111,7 @@ impl Plan {
                     key: entry.key.clone(),
                     raw: entry.raw.clone(),
                     fingerprint: entry.fingerprint,
+                    cancel: None,
                 }),
                 Status::UpToDate => {
                     if let Some(archived) = entry.archived
@@ -242,7 +245,7 @@ impl Engine {
                     break;
                 };
                 let id = n as TaskId;
-                if cancel.is_cancelled() {
+                if cancel.is_cancelled() || item.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
                     summary.cancelled += 1;
                     let _ = events
                         .send(Event::Failed {
@@ -355,7 +358,7 @@ impl Engine {
         let mut offset = 0u64;
         let read_result: Result<(), UploadError> = async {
             loop {
-                if cancel.is_cancelled() {
+                if cancel.is_cancelled() || item.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
                     return Err(UploadError::Cancelled);
                 }
                 let (mut file, mut hasher) = reader.take().context("reader lost")?;
