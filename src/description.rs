@@ -3,7 +3,7 @@
 //!
 //! firn's format (version 1): `"firn1 " + base64url_nopad(json)` where json is
 //! `{"p": key, "r": raw path bytes (base64url, only when they differ from the key),
-//!   "s": size, "m": mtime in ns, "h": SHA-1 hex}`. Glacier allows 1024 printable
+//!   "s": size, "m": mtime in ns, "h": SHA-1 hex (absent when not known yet)}`. Glacier allows 1024 printable
 //! ASCII characters; when a path is too long to fit, `"p"` is dropped and `"k"` holds
 //! the SHA-1 of the key instead (the catalog still has the path).
 //!
@@ -48,7 +48,10 @@ struct FirnRecord {
     k: Option<String>,
     s: u64,
     m: i64,
-    h: String,
+    /// Absent when the archive's description had to be written before its content
+    /// was hashed (a Glacier multipart upload of a file not hashed before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    h: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +65,7 @@ pub fn encode(
     raw: Option<&[u8]>,
     size: u64,
     mtime_ns: i64,
-    sha1: &Sha1Digest,
+    sha1: Option<&Sha1Digest>,
 ) -> String {
     let full = FirnRecord {
         p: Some(key.to_owned()),
@@ -70,7 +73,7 @@ pub fn encode(
         k: None,
         s: size,
         m: mtime_ns,
-        h: hex::encode(sha1),
+        h: sha1.map(hex::encode),
     };
     let text = wrap(&full);
     if text.len() <= MAX_LEN {
@@ -105,10 +108,15 @@ pub fn decode(text: &str) -> Result<Description, DecodeError> {
             .map_err(|_| DecodeError::Malformed("firn1"))?;
         let rec: FirnRecord =
             serde_json::from_slice(&json).map_err(|_| DecodeError::Malformed("firn1"))?;
-        let sha1 = hex::decode(&rec.h)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or(DecodeError::Malformed("firn1"))?;
+        let sha1 = match &rec.h {
+            Some(h) => Some(
+                hex::decode(h)
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or(DecodeError::Malformed("firn1"))?,
+            ),
+            None => None,
+        };
         let raw = match rec.r {
             Some(r) => Some(
                 URL_SAFE_NO_PAD
@@ -122,7 +130,7 @@ pub fn decode(text: &str) -> Result<Description, DecodeError> {
             raw,
             size: Some(rec.s),
             mtime_ns: rec.m,
-            sha1: Some(sha1),
+            sha1,
             format: Format::Firn1,
         });
     }
@@ -187,7 +195,7 @@ mod tests {
             Some(&raw),
             42,
             1_700_000_000_123_456_789,
-            &[7u8; 20],
+            Some(&[7u8; 20]),
         );
         assert!(text.len() <= MAX_LEN && text.bytes().all(|b| (0x20..0x7f).contains(&b)));
         let d = decode(&text).unwrap();
@@ -202,7 +210,7 @@ mod tests {
     #[test]
     fn an_overlong_path_still_fits() {
         let key = "x/".repeat(600) + "file";
-        let text = encode(&key, None, 1, 2, &[0u8; 20]);
+        let text = encode(&key, None, 1, 2, Some(&[0u8; 20]));
         assert!(text.len() <= MAX_LEN);
         assert_eq!(decode(&text).unwrap().key, None);
     }

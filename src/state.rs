@@ -33,6 +33,15 @@ pub struct JournalEntry {
     pub hash: Option<ContentHash>,
 }
 
+/// A resumable upload (Glacier multipart) of the file as it was when it started.
+#[derive(Debug, Clone)]
+pub struct MultipartRecord {
+    pub key: String,
+    pub token: String,
+    pub fingerprint: Fingerprint,
+    pub started_at: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct RetrievalRecord {
     pub archive_id: String,
@@ -77,6 +86,10 @@ impl LocalState {
                 key TEXT PRIMARY KEY, raw BLOB, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
                 ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, started_at INTEGER NOT NULL,
                 archive_id TEXT, sha1 BLOB, tree_hash BLOB);
+             CREATE TABLE IF NOT EXISTS multipart (
+                key TEXT PRIMARY KEY, token TEXT NOT NULL, size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+                started_at INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS retrieval (
                 archive_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, tier TEXT NOT NULL,
                 requested_at INTEGER NOT NULL);",
@@ -252,6 +265,51 @@ impl LocalState {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn multipart(&self, key: &str) -> Result<Option<MultipartRecord>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT key, token, size, mtime_ns, ctime_ns, inode, started_at FROM multipart WHERE key = ?1",
+                [key],
+                |row| {
+                    Ok(MultipartRecord {
+                        key: row.get(0)?,
+                        token: row.get(1)?,
+                        fingerprint: Fingerprint {
+                            size: row.get::<_, i64>(2)? as u64,
+                            mtime_ns: row.get(3)?,
+                            ctime_ns: row.get(4)?,
+                            inode: row.get::<_, i64>(5)? as u64,
+                        },
+                        started_at: row.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn multipart_tokens(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT token FROM multipart")?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn put_multipart(&self, key: &str, token: &str, fp: &Fingerprint, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO multipart (key, token, size, mtime_ns, ctime_ns, inode, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![key, token, fp.size as i64, fp.mtime_ns, fp.ctime_ns, fp.inode as i64, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn forget_multipart(&self, key: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM multipart WHERE key = ?1", [key])?;
+        Ok(())
     }
 
     pub fn retrieval(&self, archive_id: &str) -> Result<Option<RetrievalRecord>> {

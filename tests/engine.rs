@@ -192,9 +192,9 @@ impl Store for LyingStore {
     fn part_size(&self, size: u64) -> usize {
         self.inner.part_size(size)
     }
-    async fn begin_upload(&self, size: u64) -> Result<Box<dyn Upload>> {
+    async fn begin_upload(&self, size: u64, description: &str) -> Result<Box<dyn Upload>> {
         Ok(Box::new(LyingUpload {
-            inner: self.inner.begin_upload(size).await?,
+            inner: self.inner.begin_upload(size, description).await?,
         }))
     }
     async fn delete(&self, archive_id: &str) -> Result<()> {

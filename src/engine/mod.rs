@@ -352,7 +352,7 @@ impl Engine {
         self.state
             .journal_begin(&item.key, item.raw.as_deref(), &before, now_secs())?;
 
-        let mut upload = self.store.begin_upload(before.size).await?;
+        let (mut upload, already_stored) = self.open_upload(item, &before).await?;
         let part_size = self.store.part_size(before.size).max(1);
         let mut reader = Some((file, ContentHasher::new()));
         let mut offset = 0u64;
@@ -379,7 +379,14 @@ impl Engine {
                 if n == 0 {
                     return Ok(());
                 }
-                upload.send(offset, chunk).await?;
+                // A part an interrupted run already delivered is sent again only
+                // if its bytes differ from what the store holds.
+                let delivered = already_stored.iter().any(|p| {
+                    p.offset == offset && p.len == n && p.tree_hash == hash::tree_hash_of(&chunk)
+                });
+                if !delivered {
+                    upload.send(offset, chunk).await?;
+                }
                 offset += n;
                 let _ = events.send(Event::Advanced { id, bytes: n }).await;
             }
@@ -388,17 +395,24 @@ impl Engine {
         let (file, hasher) = match (read_result, reader) {
             (Ok(()), Some(reader)) => reader,
             (result, _) => {
-                let _ = upload.abort().await;
-                let _ = self.state.journal_end(&item.key);
-                return Err(result
+                let error = result
                     .err()
-                    .unwrap_or_else(|| anyhow::anyhow!("reader lost").into()));
+                    .unwrap_or_else(|| anyhow::anyhow!("reader lost").into());
+                // A resumable upload that failed on the network is picked up by the
+                // next run; anything else is abandoned now.
+                if matches!(error, UploadError::Cancelled) || upload.resume_token().is_none() {
+                    let _ = upload.abort().await;
+                    let _ = self.state.forget_multipart(&item.key);
+                }
+                let _ = self.state.journal_end(&item.key);
+                return Err(error);
             }
         };
         let after = Fingerprint::of(&file.metadata().context("cannot stat file after reading")?);
         let content = hasher.finish();
         if !after.same_content_stamp(&before) || content.size != before.size {
             let _ = upload.abort().await;
+            let _ = self.state.forget_multipart(&item.key);
             let _ = self.state.journal_end(&item.key);
             return Err(anyhow::anyhow!("{} changed while it was read (size, mtime or ctime moved); not recorded, it will be tried again next run", item.key).into());
         }
@@ -408,11 +422,14 @@ impl Engine {
             item.raw.as_deref(),
             content.size,
             before.mtime_ns,
-            &content.sha1,
+            Some(&content.sha1),
         );
         let stored = upload
             .complete(content.size, content.tree_hash, &description)
-            .await?;
+            .await;
+        // Completed or refused, this upload cannot be resumed any more.
+        let _ = self.state.forget_multipart(&item.key);
+        let stored = stored?;
         if stored.tree_hash != content.tree_hash || stored.size != content.size {
             // Never record what the store did not confirm byte for byte.
             let _ = self.store.delete(&stored.archive_id).await;
@@ -479,6 +496,53 @@ impl Engine {
             archive_id: stored.archive_id,
             superseded_deleted,
         })
+    }
+}
+
+impl Engine {
+    /// Resumes this file's interrupted upload when the file is unchanged since it
+    /// started; otherwise aborts that upload and begins a new one.
+    async fn open_upload(
+        &self,
+        item: &UploadItem,
+        before: &Fingerprint,
+    ) -> Result<(Box<dyn crate::store::Upload>, Vec<crate::store::StoredPart>)> {
+        if let Some(previous) = self.state.multipart(&item.key)? {
+            let resumed = self
+                .store
+                .resume_upload(&previous.token, before.size)
+                .await?;
+            match resumed {
+                Some((upload, parts)) if previous.fingerprint == *before => {
+                    return Ok((upload, parts));
+                }
+                Some((upload, _)) => {
+                    let _ = upload.abort().await;
+                }
+                None => {}
+            }
+            self.state.forget_multipart(&item.key)?;
+        }
+        // Glacier multipart takes the description up front: give it the SHA-1
+        // when an earlier status already hashed this exact file.
+        let known_sha1 = self
+            .state
+            .cached(&item.key)?
+            .filter(|c| c.fingerprint == *before)
+            .map(|c| c.hash.sha1);
+        let description = description::encode(
+            &item.key,
+            item.raw.as_deref(),
+            before.size,
+            before.mtime_ns,
+            known_sha1.as_ref(),
+        );
+        let upload = self.store.begin_upload(before.size, &description).await?;
+        if let Some(token) = upload.resume_token() {
+            self.state
+                .put_multipart(&item.key, &token, before, now_secs())?;
+        }
+        Ok((upload, Vec::new()))
     }
 }
 

@@ -20,6 +20,8 @@ pub struct RecoveryReport {
     pub superseded: Vec<String>,
     /// Interrupted uploads the store cannot list (check with an inventory).
     pub unresolved: Vec<String>,
+    /// Uploads in progress in the store that nothing will resume, aborted.
+    pub aborted_uploads: Vec<String>,
 }
 
 impl RecoveryReport {
@@ -38,7 +40,13 @@ struct Stray {
 impl Engine {
     /// Resolves every journal entry left by an interrupted run.
     pub async fn recover(&self) -> Result<RecoveryReport> {
-        let mut report = RecoveryReport::default();
+        let mut report = RecoveryReport {
+            aborted_uploads: self
+                .store
+                .abort_abandoned(&self.state.multipart_tokens()?)
+                .await?,
+            ..RecoveryReport::default()
+        };
         let journal = self.state.journal()?;
         if journal.is_empty() {
             return Ok(report);

@@ -145,7 +145,7 @@ impl Store for LocalStore {
         PART_SIZE
     }
 
-    async fn begin_upload(&self, _size: u64) -> Result<Box<dyn Upload>> {
+    async fn begin_upload(&self, _size: u64, _description: &str) -> Result<Box<dyn Upload>> {
         let archive_id = random_id(16)?;
         let temp_path = self.root.join("tmp").join(format!("{archive_id}.partial"));
         let file = OpenOptions::new()

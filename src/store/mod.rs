@@ -67,7 +67,27 @@ pub trait Store: Send + Sync {
     /// The size of the pieces an upload of `archive_size` bytes is sent in.
     fn part_size(&self, archive_size: u64) -> usize;
 
-    async fn begin_upload(&self, size: u64) -> Result<Box<dyn Upload>>;
+    /// Starts an upload. `description` is the best record known before reading
+    /// (a store that needs it up front, like Glacier multipart, uses this one;
+    /// others take the final one given to [`Upload::complete`]).
+    async fn begin_upload(&self, size: u64, description: &str) -> Result<Box<dyn Upload>>;
+
+    /// Reopens an upload an earlier run started (its [`Upload::resume_token`]):
+    /// the upload and the parts the store already holds. None when the store no
+    /// longer knows it (expired or aborted).
+    async fn resume_upload(
+        &self,
+        _token: &str,
+        _size: u64,
+    ) -> Result<Option<(Box<dyn Upload>, Vec<StoredPart>)>> {
+        Ok(None)
+    }
+
+    /// Aborts uploads in progress that nothing will resume (tokens in `keep` are
+    /// resumed by this set and left alone). Returns what it aborted.
+    async fn abort_abandoned(&self, _keep: &[String]) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 
     async fn delete(&self, archive_id: &str) -> Result<()>;
 
@@ -84,8 +104,22 @@ pub trait Store: Send + Sync {
 
 /// An upload in progress. Parts are sent in order; the caller hashes exactly the
 /// bytes it sends.
+/// A part an interrupted upload already delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub offset: u64,
+    pub len: u64,
+    pub tree_hash: TreeHash,
+}
+
 #[async_trait]
 pub trait Upload: Send {
+    /// What identifies this upload to a later run, for uploads that survive a
+    /// crash (Glacier multipart). None for uploads that cannot be resumed.
+    fn resume_token(&self) -> Option<String> {
+        None
+    }
+
     async fn send(&mut self, offset: u64, data: Bytes) -> Result<()>;
 
     /// Finishes the upload. `description` is the archive's self-describing record

@@ -1,0 +1,938 @@
+//! The TUI's state and its one reducer: `update(&mut State, Action) -> Vec<Effect>`.
+//! No terminal and no I/O here: the runtime (`mod.rs`) turns terminal events,
+//! engine events and background results into actions, and effects into tasks.
+
+use std::collections::VecDeque;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+use tokio_util::sync::CancellationToken;
+
+use super::jobs::{Change, JobState, Jobs};
+use super::keys::{Key, KeyAction, KeyMap, Lookup};
+use super::theme::Theme;
+use super::tree::{Class, JobMark, NodeId, ROOT, SortBy, Tree, View};
+use super::view;
+use crate::catalog::ArchiveRecord;
+use crate::engine::{BackupSummary, Event, RetentionReport, UploadItem};
+use crate::scan::{Fingerprint, ScanProgress};
+use crate::state::CachedHash;
+
+/// What the details pane shows for one file (loaded in the background).
+#[derive(Debug, Clone)]
+pub struct Details {
+    pub node: NodeId,
+    pub key: String,
+    pub versions: Result<Vec<ArchiveRecord>, String>,
+    pub cached: Option<CachedHash>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Phase {
+    Scanning(ScanProgress),
+    Ready,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialog {
+    ConfirmBackupAll { files: u64, bytes: u64 },
+    ConfirmQuit { running: usize },
+    Error { title: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Tree,
+    Jobs,
+}
+
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub query: String,
+    /// Where the selection was when the search began (Esc goes back there).
+    pub origin: Option<NodeId>,
+    pub found: bool,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// Time passed (rates, ETAs, spinners).
+    Tick,
+    ScanProgress(ScanProgress),
+    ScanDone(Result<Box<Tree>, String>),
+    Engine {
+        batch: u32,
+        event: Event,
+    },
+    BatchDone {
+        batch: u32,
+        summary: BackupSummary,
+        retention: Result<RetentionReport, String>,
+    },
+    Details(Box<Details>),
+    Log(String),
+    Error {
+        title: String,
+        message: String,
+    },
+    /// SIGTERM / SIGHUP: stop cleanly without asking.
+    Terminate,
+}
+
+/// Work for the runtime.
+#[derive(Debug)]
+pub enum Effect {
+    Upload {
+        batch: u32,
+        items: Vec<UploadItem>,
+        mtime_updates: Vec<(String, i64)>,
+    },
+    LoadDetails {
+        node: NodeId,
+        key: String,
+    },
+    Rescan,
+}
+
+pub const LOG_LINES: usize = 500;
+
+pub struct State {
+    pub root: String,
+    pub set_id: String,
+    pub keys: KeyMap,
+    pub theme: Theme,
+    pub phase: Phase,
+    pub tree: Tree,
+    /// The rows of the tree pane (expanded, filtered, sorted), rebuilt on change.
+    pub rows: Vec<NodeId>,
+    rows_dirty: bool,
+    pub selected: usize,
+    pub offset: usize,
+    pub view: View,
+    pub sort: SortBy,
+    pub search: Option<Search>,
+    pub last_search: String,
+    pub focus: Focus,
+    pub jobs: Jobs,
+    pub job_selected: usize,
+    pub job_offset: usize,
+    pub show_details: bool,
+    pub show_log: bool,
+    pub show_help: bool,
+    pub help_scroll: u16,
+    pub dialog: Option<Dialog>,
+    pub log: VecDeque<(i64, String)>,
+    pub details: Option<Details>,
+    details_requested: Option<NodeId>,
+    /// A one-line message in the status bar until the next key.
+    pub message: Option<String>,
+    pub size: (u16, u16),
+    prefix: Option<Key>,
+    /// Milliseconds since the UI started, and the wall clock (unix seconds).
+    pub clock_ms: u64,
+    pub now_secs: i64,
+    pub quitting: bool,
+    pub should_quit: bool,
+    /// Something changed since the last frame.
+    pub dirty: bool,
+}
+
+impl State {
+    pub fn new(root: String, set_id: String, keys: KeyMap, theme: Theme) -> State {
+        State {
+            root,
+            set_id,
+            keys,
+            theme,
+            phase: Phase::Scanning(ScanProgress::default()),
+            tree: Tree::new(),
+            rows: Vec::new(),
+            rows_dirty: false,
+            selected: 0,
+            offset: 0,
+            view: View::All,
+            sort: SortBy::Name,
+            search: None,
+            last_search: String::new(),
+            focus: Focus::Tree,
+            jobs: Jobs::default(),
+            job_selected: 0,
+            job_offset: 0,
+            show_details: true,
+            show_log: false,
+            show_help: false,
+            help_scroll: 0,
+            dialog: None,
+            log: VecDeque::new(),
+            details: None,
+            details_requested: None,
+            message: None,
+            size: (80, 24),
+            prefix: None,
+            clock_ms: 0,
+            now_secs: 0,
+            quitting: false,
+            should_quit: false,
+            dirty: true,
+        }
+    }
+
+    /// Installs a scanned tree (tests use this directly).
+    pub fn set_tree(&mut self, tree: Tree) {
+        let keep = self.selected_node().map(|id| self.tree.key(id));
+        self.tree = tree;
+        self.phase = Phase::Ready;
+        self.rows_dirty = true;
+        self.details = None;
+        self.details_requested = None;
+        self.refresh();
+        if let Some(key) = keep
+            && let Some(id) = self.tree.find(&key)
+        {
+            self.select_node(id);
+        }
+    }
+
+    pub fn set_clock(&mut self, clock_ms: u64, now_secs: i64) {
+        self.clock_ms = clock_ms;
+        self.now_secs = now_secs;
+    }
+
+    pub fn selected_node(&self) -> Option<NodeId> {
+        self.rows.get(self.selected).copied()
+    }
+
+    pub fn log(&mut self, line: impl Into<String>) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back((self.now_secs, line.into()));
+    }
+
+    /// Something moves on screen without input: the runtime ticks while this holds.
+    pub fn animating(&self) -> bool {
+        matches!(self.phase, Phase::Scanning(_)) || self.jobs.active() > 0
+    }
+
+    fn tree_height(&self) -> usize {
+        let areas = view::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
+        areas.tree.height.saturating_sub(2) as usize
+    }
+
+    fn jobs_height(&self) -> usize {
+        let areas = view::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
+        areas.jobs.map_or(0, |r| r.height.saturating_sub(3) as usize)
+    }
+
+    /// Rebuilds the rows if their shape changed; keeps the selected node selected.
+    fn refresh(&mut self) {
+        if self.rows_dirty {
+            let keep = self.selected_node();
+            self.rows = self.tree.flatten(self.view, self.sort);
+            self.rows_dirty = false;
+            if let Some(node) = keep
+                && let Some(index) = self.rows.iter().position(|&r| r == node)
+            {
+                self.selected = index;
+            }
+        }
+        self.selected = self.selected.min(self.rows.len().saturating_sub(1));
+        let height = self.tree_height().max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(self.rows.len().saturating_sub(height));
+        let jobs = self.jobs.len();
+        self.job_selected = self.job_selected.min(jobs.saturating_sub(1));
+        let jh = self.jobs_height().max(1);
+        if self.job_selected < self.job_offset {
+            self.job_offset = self.job_selected;
+        } else if self.job_selected >= self.job_offset + jh {
+            self.job_offset = self.job_selected + 1 - jh;
+        }
+    }
+
+    fn select_node(&mut self, id: NodeId) {
+        self.tree.reveal(id);
+        self.rows_dirty = true;
+        self.refresh();
+        if let Some(index) = self.rows.iter().position(|&r| r == id) {
+            self.selected = index;
+        } else if self.view != View::All {
+            // Filtered out of this view: show everything so the jump lands.
+            self.view = View::All;
+            self.rows_dirty = true;
+            self.refresh();
+            if let Some(index) = self.rows.iter().position(|&r| r == id) {
+                self.selected = index;
+            }
+        }
+        self.refresh();
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        match self.focus {
+            Focus::Tree => {
+                let last = self.rows.len().saturating_sub(1) as isize;
+                self.selected = (self.selected as isize + delta).clamp(0, last.max(0)) as usize;
+            }
+            Focus::Jobs => {
+                let last = self.jobs.len().saturating_sub(1) as isize;
+                self.job_selected =
+                    (self.job_selected as isize + delta).clamp(0, last.max(0)) as usize;
+            }
+        }
+    }
+
+    fn page(&self) -> isize {
+        match self.focus {
+            Focus::Tree => self.tree_height().max(1) as isize,
+            Focus::Jobs => self.jobs_height().max(1) as isize,
+        }
+    }
+
+    /// Files a batch would upload from `targets`, and mtime-only updates.
+    fn collect(&self, targets: &[NodeId]) -> (Vec<NodeId>, Vec<NodeId>) {
+        let mut files = Vec::new();
+        for &target in targets {
+            self.tree.files_under(target, &mut files);
+        }
+        files.sort_unstable();
+        files.dedup();
+        let mut uploads = Vec::new();
+        let mut mtimes = Vec::new();
+        for id in files {
+            let node = self.tree.node(id);
+            if node.class.is_pending() && matches!(node.job, JobMark::None | JobMark::Failed) {
+                uploads.push(id);
+            } else if node.class == Class::UpToDate
+                && node.job == JobMark::None
+                && self.tree.mtime_moved(id)
+            {
+                mtimes.push(id);
+            }
+        }
+        (uploads, mtimes)
+    }
+
+    fn start_upload(&mut self, targets: &[NodeId]) -> Vec<Effect> {
+        let (uploads, mtimes) = self.collect(targets);
+        if uploads.is_empty() && mtimes.is_empty() {
+            self.message = Some("nothing to upload there: no new or changed files".into());
+            return Vec::new();
+        }
+        let mut items = Vec::with_capacity(uploads.len());
+        let mut jobs = Vec::with_capacity(uploads.len());
+        for &id in &uploads {
+            let key = self.tree.key(id);
+            let node = self.tree.node(id);
+            let cancel = CancellationToken::new();
+            items.push(UploadItem {
+                key: key.clone(),
+                raw: self.tree.raw(id).map(Box::from),
+                fingerprint: Fingerprint {
+                    size: node.size,
+                    mtime_ns: node.mtime_ns,
+                    ctime_ns: 0,
+                    inode: 0,
+                },
+                cancel: Some(cancel.clone()),
+            });
+            jobs.push((id, key, node.size, cancel));
+            let class = node.class;
+            self.tree.set_state(id, class, JobMark::Queued);
+        }
+        let mtime_updates = mtimes
+            .iter()
+            .map(|&id| (self.tree.key(id), self.tree.node(id).mtime_ns))
+            .collect();
+        for &id in &mtimes {
+            self.tree.set_uploaded(id);
+        }
+        let bytes: u64 = jobs.iter().map(|j| j.2).sum();
+        let batch = self.jobs.add_batch(jobs);
+        self.log(format!(
+            "queued {} ({}){}",
+            plural(uploads.len() as u64, "file"),
+            super::text::human_bytes(bytes),
+            if mtimes.is_empty() {
+                String::new()
+            } else {
+                format!(", {} mtime updates", mtimes.len())
+            }
+        ));
+        self.tree.clear_marks();
+        self.after_tree_change();
+        vec![Effect::Upload {
+            batch,
+            items,
+            mtime_updates,
+        }]
+    }
+
+    fn after_tree_change(&mut self) {
+        self.tree.invalidate_order(self.sort);
+        if self.view != View::All || self.sort != SortBy::Name {
+            self.rows_dirty = true;
+        }
+    }
+
+    fn retry(&mut self, indices: Vec<usize>) -> Vec<Effect> {
+        let indices: Vec<usize> = indices
+            .into_iter()
+            .filter(|&i| matches!(self.jobs.jobs[i].state, JobState::Failed(_) | JobState::Cancelled))
+            .collect();
+        if indices.is_empty() {
+            self.message = Some("only a failed or cancelled upload can be retried".into());
+            return Vec::new();
+        }
+        let batch = self.jobs.retry_batch(&indices);
+        let mut items = Vec::new();
+        for &i in &indices {
+            let job = &self.jobs.jobs[i];
+            let node = self.tree.node(job.node);
+            items.push(UploadItem {
+                key: job.key.clone(),
+                raw: self.tree.raw(job.node).map(Box::from),
+                fingerprint: Fingerprint {
+                    size: node.size,
+                    mtime_ns: node.mtime_ns,
+                    ctime_ns: 0,
+                    inode: 0,
+                },
+                cancel: Some(job.cancel.clone()),
+            });
+            let (id, class) = (job.node, node.class);
+            self.tree.set_state(id, class, JobMark::Queued);
+        }
+        self.log(format!("retrying {}", plural(indices.len() as u64, "upload")));
+        self.after_tree_change();
+        vec![Effect::Upload {
+            batch,
+            items,
+            mtime_updates: Vec::new(),
+        }]
+    }
+
+    /// The job the cancel / retry keys act on.
+    fn target_job(&self) -> Option<usize> {
+        match self.focus {
+            Focus::Jobs => (!self.jobs.is_empty()).then_some(self.job_selected),
+            Focus::Tree => self.selected_node().and_then(|n| self.jobs.of_node(n)),
+        }
+    }
+
+    fn begin_quit(&mut self) {
+        self.dialog = None;
+        if self.jobs.running_batches == 0 {
+            self.should_quit = true;
+            return;
+        }
+        if !self.quitting {
+            self.quitting = true;
+            self.jobs.cancel_all();
+            self.log("quitting: cancelled the uploads; waiting for those in flight to stop");
+        }
+    }
+
+    fn apply_change(&mut self, change: Change) {
+        match change {
+            Change::Started(node) => {
+                let class = self.tree.node(node).class;
+                self.tree.set_state(node, class, JobMark::Uploading);
+            }
+            Change::Done(node) => {
+                self.tree.set_uploaded(node);
+                if self.details_requested == Some(node) {
+                    self.details_requested = None;
+                }
+            }
+            Change::Failed(node, reason) => {
+                let class = self.tree.node(node).class;
+                self.tree.set_state(node, class, JobMark::Failed);
+                let key = self.tree.key(node);
+                self.log(format!("failed: {key}: {reason}"));
+            }
+            Change::Cancelled(node) => {
+                let class = self.tree.node(node).class;
+                self.tree.set_state(node, class, JobMark::None);
+            }
+            Change::Note(note) => self.log(note),
+        }
+        self.after_tree_change();
+    }
+
+    fn key_action(&mut self, action: KeyAction) -> Vec<Effect> {
+        use KeyAction as A;
+        match action {
+            A::Up => self.move_by(-1),
+            A::Down => self.move_by(1),
+            A::PageUp => self.move_by(-self.page()),
+            A::PageDown => self.move_by(self.page()),
+            A::HalfPageUp => self.move_by(-(self.page() / 2).max(1)),
+            A::HalfPageDown => self.move_by((self.page() / 2).max(1)),
+            A::Top => self.move_by(isize::MIN / 2),
+            A::Bottom => self.move_by(isize::MAX / 2),
+            A::Collapse => {
+                if let Some(id) = self.selected_node() {
+                    if self.tree.is_expanded(id) {
+                        self.tree.set_expanded(id, false);
+                        self.rows_dirty = true;
+                    } else {
+                        let parent = self.tree.node(id).parent;
+                        if parent != ROOT {
+                            self.select_node(parent);
+                        }
+                    }
+                }
+            }
+            A::Expand => {
+                if let Some(id) = self.selected_node()
+                    && self.tree.is_dir(id)
+                {
+                    if self.tree.is_expanded(id) {
+                        self.move_by(1);
+                    } else {
+                        self.tree.set_expanded(id, true);
+                        self.rows_dirty = true;
+                    }
+                }
+            }
+            A::Open => match self.focus {
+                Focus::Tree => {
+                    if let Some(id) = self.selected_node()
+                        && self.tree.is_dir(id)
+                    {
+                        let expanded = self.tree.is_expanded(id);
+                        self.tree.set_expanded(id, !expanded);
+                        self.rows_dirty = true;
+                    }
+                }
+                Focus::Jobs => {
+                    if let Some(job) = self.jobs.jobs.get(self.job_selected) {
+                        let node = job.node;
+                        self.focus = Focus::Tree;
+                        self.select_node(node);
+                    }
+                }
+            },
+            A::Mark => {
+                if let Some(id) = self.selected_node() {
+                    self.tree.toggle_mark(id);
+                    self.move_by(1);
+                }
+            }
+            A::ClearMarks => self.tree.clear_marks(),
+            A::Upload => {
+                if !matches!(self.phase, Phase::Ready) {
+                    self.message = Some("wait for the scan to finish".into());
+                    return Vec::new();
+                }
+                let targets = if self.tree.marked_count() > 0 {
+                    self.tree.marked()
+                } else {
+                    self.selected_node().into_iter().collect()
+                };
+                return self.start_upload(&targets);
+            }
+            A::BackupAll => {
+                if !matches!(self.phase, Phase::Ready) {
+                    self.message = Some("wait for the scan to finish".into());
+                    return Vec::new();
+                }
+                let (uploads, mtimes) = self.collect(&[ROOT]);
+                if uploads.is_empty() && mtimes.is_empty() {
+                    self.message = Some("nothing pending: every file is up to date".into());
+                } else {
+                    let bytes = uploads.iter().map(|&id| self.tree.node(id).size).sum();
+                    self.dialog = Some(Dialog::ConfirmBackupAll {
+                        files: uploads.len() as u64,
+                        bytes,
+                    });
+                }
+            }
+            A::Search => {
+                self.search = Some(Search {
+                    query: String::new(),
+                    origin: self.selected_node(),
+                    found: true,
+                });
+            }
+            A::SearchNext | A::SearchPrev => {
+                let query = self.last_search.clone();
+                if query.is_empty() {
+                    self.message = Some("no search yet: press / to search".into());
+                } else {
+                    let from = self.selected_node().unwrap_or(ROOT);
+                    match self.tree.search(from, &query, action == A::SearchNext) {
+                        Some(id) => self.select_node(id),
+                        None => self.message = Some(format!("no name contains {query:?}")),
+                    }
+                }
+            }
+            A::NextPending | A::PrevPending => {
+                let from = self.selected_node().unwrap_or(ROOT);
+                match self.tree.next_pending(from, action == A::NextPending) {
+                    Some(id) => self.select_node(id),
+                    None => self.message = Some("nothing pending".into()),
+                }
+            }
+            A::Sort => {
+                self.sort = self.sort.next();
+                self.rows_dirty = true;
+            }
+            A::View => {
+                self.view = self.view.next();
+                self.rows_dirty = true;
+            }
+            A::FocusNext => {
+                self.focus = match self.focus {
+                    Focus::Tree if !self.jobs.is_empty() => Focus::Jobs,
+                    Focus::Tree => {
+                        self.message = Some("no uploads yet".into());
+                        Focus::Tree
+                    }
+                    Focus::Jobs => Focus::Tree,
+                };
+            }
+            A::CancelJob => match self.target_job() {
+                Some(i) if !self.jobs.jobs[i].state.is_finished() => {
+                    let job = &mut self.jobs.jobs[i];
+                    job.cancel_requested = true;
+                    job.cancel.cancel();
+                    let key = job.key.clone();
+                    self.log(format!("cancelling {key}"));
+                }
+                _ => self.message = Some("no running or queued upload selected".into()),
+            },
+            A::RetryJob => match self.target_job() {
+                Some(i) => return self.retry(vec![i]),
+                None => self.message = Some("no failed upload selected".into()),
+            },
+            A::ToggleDetails => self.show_details = !self.show_details,
+            A::ToggleLog => self.show_log = !self.show_log,
+            A::Rescan => {
+                if self.jobs.running_batches > 0 {
+                    self.message = Some("uploads are running: rescan when they finish".into());
+                } else if matches!(self.phase, Phase::Scanning(_)) {
+                    self.message = Some("already scanning".into());
+                } else {
+                    self.phase = Phase::Scanning(ScanProgress::default());
+                    return vec![Effect::Rescan];
+                }
+            }
+            A::Help => {
+                self.show_help = true;
+                self.help_scroll = 0;
+            }
+            A::Back => {
+                if self.focus == Focus::Jobs {
+                    self.focus = Focus::Tree;
+                } else if self.tree.marked_count() > 0 {
+                    self.tree.clear_marks();
+                }
+            }
+            A::Quit => {
+                let running = self.jobs.active();
+                if running > 0 && !self.quitting {
+                    self.dialog = Some(Dialog::ConfirmQuit { running });
+                } else {
+                    self.begin_quit();
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn on_key(&mut self, event: KeyEvent) -> Vec<Effect> {
+        if event.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        self.message = None;
+        let key = Key::from_event(&event);
+        if let Some(dialog) = self.dialog.clone() {
+            let yes = matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter);
+            let no = matches!(key.code, KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q'));
+            match dialog {
+                Dialog::Error { .. } if yes || no => self.dialog = None,
+                Dialog::ConfirmBackupAll { .. } if yes => {
+                    self.dialog = None;
+                    return self.start_upload(&[ROOT]);
+                }
+                Dialog::ConfirmQuit { .. } if yes => self.begin_quit(),
+                _ if no => self.dialog = None,
+                _ => {}
+            }
+            return Vec::new();
+        }
+        if self.show_help {
+            match self.keys.lookup(None, key) {
+                Lookup::Action(KeyAction::Down) => self.help_scroll = self.help_scroll.saturating_add(1),
+                Lookup::Action(KeyAction::Up) => self.help_scroll = self.help_scroll.saturating_sub(1),
+                Lookup::Action(KeyAction::PageDown) => self.help_scroll = self.help_scroll.saturating_add(10),
+                Lookup::Action(KeyAction::PageUp) => self.help_scroll = self.help_scroll.saturating_sub(10),
+                Lookup::Action(KeyAction::Help | KeyAction::Back | KeyAction::Quit) => {
+                    self.show_help = false
+                }
+                _ => {}
+            }
+            return Vec::new();
+        }
+        if let Some(search) = &mut self.search {
+            let ctrl = key.mods.contains(crossterm::event::KeyModifiers::CONTROL);
+            match key.code {
+                KeyCode::Esc => {
+                    let origin = search.origin;
+                    self.search = None;
+                    if let Some(origin) = origin {
+                        self.select_node(origin);
+                    }
+                    return Vec::new();
+                }
+                KeyCode::Enter => {
+                    self.last_search = search.query.clone();
+                    self.search = None;
+                    return Vec::new();
+                }
+                KeyCode::Backspace => {
+                    search.query.pop();
+                }
+                KeyCode::Char('c') if ctrl => {
+                    self.search = None;
+                    return Vec::new();
+                }
+                KeyCode::Char(c) if !ctrl => search.query.push(c),
+                KeyCode::Down | KeyCode::Up => {
+                    let forward = key.code == KeyCode::Down;
+                    let query = search.query.clone();
+                    let from = self.selected_node().unwrap_or(ROOT);
+                    if let Some(id) = self.tree.search(from, &query, forward) {
+                        self.select_node(id);
+                    }
+                    return Vec::new();
+                }
+                _ => return Vec::new(),
+            }
+            // Incremental: the first match at or after where the search began.
+            let query = search.query.clone();
+            let origin = search.origin.unwrap_or(ROOT);
+            let start = if origin == ROOT { ROOT } else { origin - 1 };
+            let found = self.tree.search(start, &query, true);
+            if let Some(search) = &mut self.search {
+                search.found = found.is_some() || query.is_empty();
+            }
+            self.last_search = query;
+            match found {
+                Some(id) => self.select_node(id),
+                None if self.last_search.is_empty() => {
+                    if let Some(origin) = self.search.as_ref().and_then(|s| s.origin) {
+                        self.select_node(origin);
+                    }
+                }
+                None => {}
+            }
+            return Vec::new();
+        }
+        let prefix = self.prefix.take();
+        match self.keys.lookup(prefix, key) {
+            Lookup::Action(action) => self.key_action(action),
+            Lookup::Prefix => {
+                self.prefix = Some(key);
+                Vec::new()
+            }
+            Lookup::None if prefix.is_some() => {
+                // Not a sequence after all: treat the key on its own.
+                match self.keys.lookup(None, key) {
+                    Lookup::Action(action) => self.key_action(action),
+                    Lookup::Prefix => {
+                        self.prefix = Some(key);
+                        Vec::new()
+                    }
+                    Lookup::None => Vec::new(),
+                }
+            }
+            Lookup::None => Vec::new(),
+        }
+    }
+
+    fn on_mouse(&mut self, event: MouseEvent) {
+        let areas = view::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
+        let at = Position::new(event.column, event.row);
+        let in_jobs = areas.jobs.is_some_and(|r| r.contains(at));
+        let in_tree = areas.tree.contains(at);
+        match event.kind {
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let delta = if event.kind == MouseEventKind::ScrollDown { 3 } else { -3 };
+                let focus = self.focus;
+                if in_jobs {
+                    self.focus = Focus::Jobs;
+                } else if in_tree {
+                    self.focus = Focus::Tree;
+                }
+                self.move_by(delta);
+                if !in_jobs && !in_tree {
+                    self.focus = focus;
+                }
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                if in_tree {
+                    self.focus = Focus::Tree;
+                    let inner_top = areas.tree.y + 1;
+                    if event.row >= inner_top && event.row < areas.tree.bottom().saturating_sub(1) {
+                        let index = self.offset + (event.row - inner_top) as usize;
+                        if index < self.rows.len() {
+                            if index == self.selected
+                                && let Some(id) = self.selected_node()
+                                && self.tree.is_dir(id)
+                            {
+                                let expanded = self.tree.is_expanded(id);
+                                self.tree.set_expanded(id, !expanded);
+                                self.rows_dirty = true;
+                            }
+                            self.selected = index;
+                        }
+                    }
+                } else if let Some(jobs) = areas.jobs
+                    && in_jobs
+                {
+                    self.focus = Focus::Jobs;
+                    let first_row = jobs.y + 2;
+                    if event.row >= first_row && event.row < jobs.bottom().saturating_sub(1) {
+                        let offset = view::job_window(self, jobs.height.saturating_sub(3) as usize);
+                        let index = offset + (event.row - first_row) as usize;
+                        if index < self.jobs.len() {
+                            self.job_selected = index;
+                        }
+                    }
+                }
+            }
+            _ => return,
+        }
+        self.dirty = true;
+    }
+}
+
+pub fn plural(n: u64, noun: &str) -> String {
+    crate::cli::plural(n, noun)
+}
+
+/// The one reducer.
+pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    state.dirty = true;
+    let mut effects = match action {
+        Action::Key(key) => state.on_key(key),
+        Action::Mouse(mouse) => {
+            state.on_mouse(mouse);
+            Vec::new()
+        }
+        Action::Resize(w, h) => {
+            state.size = (w, h);
+            Vec::new()
+        }
+        Action::Tick => Vec::new(),
+        Action::ScanProgress(progress) => {
+            if let Phase::Scanning(p) = &mut state.phase {
+                *p = progress;
+            }
+            Vec::new()
+        }
+        Action::ScanDone(Ok(tree)) => {
+            let totals = *tree.totals();
+            state.set_tree(*tree);
+            state.log(format!(
+                "scanned: {} entries, {} pending ({})",
+                super::text::count(state.tree.len() as u64),
+                super::text::count(u64::from(totals.pending())),
+                super::text::human_bytes(totals.pending_bytes)
+            ));
+            Vec::new()
+        }
+        Action::ScanDone(Err(message)) => {
+            state.phase = Phase::Failed;
+            state.log(format!("scan failed: {message}"));
+            state.dialog = Some(Dialog::Error {
+                title: "Cannot scan the tree".into(),
+                message,
+            });
+            Vec::new()
+        }
+        Action::Engine { batch, event } => {
+            if let Some(change) = state.jobs.apply(batch, event, state.clock_ms) {
+                state.apply_change(change);
+            }
+            Vec::new()
+        }
+        Action::BatchDone {
+            batch,
+            summary,
+            retention,
+        } => {
+            for change in state.jobs.finish_batch(batch, state.clock_ms) {
+                state.apply_change(change);
+            }
+            let mut line = format!(
+                "batch finished: {} uploaded ({}), {} failed, {} cancelled",
+                plural(summary.uploaded_files, "file"),
+                super::text::human_bytes(summary.uploaded_bytes),
+                summary.failed.len(),
+                summary.cancelled
+            );
+            if summary.mtimes_updated > 0 {
+                line.push_str(&format!(", {} mtimes updated", summary.mtimes_updated));
+            }
+            match retention {
+                Ok(r) if r.deleted > 0 || !r.failed.is_empty() => line.push_str(&format!(
+                    "; retention deleted {} superseded archives ({} failed)",
+                    r.deleted,
+                    r.failed.len()
+                )),
+                Ok(_) => {}
+                Err(e) => line.push_str(&format!("; retention failed: {e}")),
+            }
+            state.log(line);
+            if state.quitting && state.jobs.running_batches == 0 {
+                state.should_quit = true;
+            }
+            Vec::new()
+        }
+        Action::Details(details) => {
+            if state.selected_node() == Some(details.node) {
+                state.details = Some(*details);
+            }
+            Vec::new()
+        }
+        Action::Log(line) => {
+            state.log(line);
+            Vec::new()
+        }
+        Action::Error { title, message } => {
+            state.log(format!("{title}: {message}"));
+            state.dialog = Some(Dialog::Error { title, message });
+            Vec::new()
+        }
+        Action::Terminate => {
+            state.begin_quit();
+            Vec::new()
+        }
+    };
+    state.refresh();
+    // The details pane follows the selection.
+    if let Some(node) = state.selected_node()
+        && state.details_requested != Some(node)
+    {
+        state.details_requested = Some(node);
+        if !state.tree.is_dir(node) {
+            effects.push(Effect::LoadDetails {
+                node,
+                key: state.tree.key(node),
+            });
+        }
+    }
+    effects
+}

@@ -1,0 +1,534 @@
+//! The key map (gitui style): one list of bindings per action, with defaults and a
+//! vim-ish preset, overridable from the config file. The status-bar hints and the
+//! help overlay are generated from it, so they never disagree with what keys do.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Everything a key can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyAction {
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    HalfPageUp,
+    HalfPageDown,
+    Top,
+    Bottom,
+    Collapse,
+    Expand,
+    Open,
+    Mark,
+    ClearMarks,
+    Upload,
+    BackupAll,
+    Search,
+    SearchNext,
+    SearchPrev,
+    NextPending,
+    PrevPending,
+    Sort,
+    View,
+    FocusNext,
+    CancelJob,
+    RetryJob,
+    ToggleDetails,
+    ToggleLog,
+    Rescan,
+    Help,
+    Back,
+    Quit,
+}
+
+impl KeyAction {
+    pub const ALL: [KeyAction; 31] = [
+        KeyAction::Up,
+        KeyAction::Down,
+        KeyAction::PageUp,
+        KeyAction::PageDown,
+        KeyAction::HalfPageUp,
+        KeyAction::HalfPageDown,
+        KeyAction::Top,
+        KeyAction::Bottom,
+        KeyAction::Collapse,
+        KeyAction::Expand,
+        KeyAction::Open,
+        KeyAction::Mark,
+        KeyAction::ClearMarks,
+        KeyAction::Upload,
+        KeyAction::BackupAll,
+        KeyAction::Search,
+        KeyAction::SearchNext,
+        KeyAction::SearchPrev,
+        KeyAction::NextPending,
+        KeyAction::PrevPending,
+        KeyAction::Sort,
+        KeyAction::View,
+        KeyAction::FocusNext,
+        KeyAction::CancelJob,
+        KeyAction::RetryJob,
+        KeyAction::ToggleDetails,
+        KeyAction::ToggleLog,
+        KeyAction::Rescan,
+        KeyAction::Help,
+        KeyAction::Back,
+        KeyAction::Quit,
+    ];
+
+    /// The name used in the config file (`[tui.keys] upload = ["u"]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAction::Up => "up",
+            KeyAction::Down => "down",
+            KeyAction::PageUp => "page_up",
+            KeyAction::PageDown => "page_down",
+            KeyAction::HalfPageUp => "half_page_up",
+            KeyAction::HalfPageDown => "half_page_down",
+            KeyAction::Top => "top",
+            KeyAction::Bottom => "bottom",
+            KeyAction::Collapse => "collapse",
+            KeyAction::Expand => "expand",
+            KeyAction::Open => "open",
+            KeyAction::Mark => "mark",
+            KeyAction::ClearMarks => "clear_marks",
+            KeyAction::Upload => "upload",
+            KeyAction::BackupAll => "backup_all",
+            KeyAction::Search => "search",
+            KeyAction::SearchNext => "search_next",
+            KeyAction::SearchPrev => "search_prev",
+            KeyAction::NextPending => "next_pending",
+            KeyAction::PrevPending => "prev_pending",
+            KeyAction::Sort => "sort",
+            KeyAction::View => "view",
+            KeyAction::FocusNext => "focus_next",
+            KeyAction::CancelJob => "cancel_job",
+            KeyAction::RetryJob => "retry_job",
+            KeyAction::ToggleDetails => "toggle_details",
+            KeyAction::ToggleLog => "toggle_log",
+            KeyAction::Rescan => "rescan",
+            KeyAction::Help => "help",
+            KeyAction::Back => "back",
+            KeyAction::Quit => "quit",
+        }
+    }
+
+    /// What the help overlay says it does.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyAction::Up => "move up",
+            KeyAction::Down => "move down",
+            KeyAction::PageUp => "page up",
+            KeyAction::PageDown => "page down",
+            KeyAction::HalfPageUp => "half a page up",
+            KeyAction::HalfPageDown => "half a page down",
+            KeyAction::Top => "first row",
+            KeyAction::Bottom => "last row",
+            KeyAction::Collapse => "collapse directory / go to parent",
+            KeyAction::Expand => "expand directory",
+            KeyAction::Open => "expand or collapse directory",
+            KeyAction::Mark => "mark file or directory",
+            KeyAction::ClearMarks => "clear all marks",
+            KeyAction::Upload => "upload marked entries (or the selection)",
+            KeyAction::BackupAll => "back up everything pending (asks first)",
+            KeyAction::Search => "search names incrementally",
+            KeyAction::SearchNext => "next search match",
+            KeyAction::SearchPrev => "previous search match",
+            KeyAction::NextPending => "next pending file",
+            KeyAction::PrevPending => "previous pending file",
+            KeyAction::Sort => "sort by name / size / mtime / status",
+            KeyAction::View => "view all / pending / archived-only / problems",
+            KeyAction::FocusNext => "switch between tree and jobs",
+            KeyAction::CancelJob => "cancel the selected upload",
+            KeyAction::RetryJob => "retry the selected failed upload",
+            KeyAction::ToggleDetails => "show / hide details",
+            KeyAction::ToggleLog => "show / hide log",
+            KeyAction::Rescan => "scan the tree again",
+            KeyAction::Help => "this help",
+            KeyAction::Back => "close overlay / cancel search",
+            KeyAction::Quit => "quit (asks while uploads run)",
+        }
+    }
+
+    /// The shortest word for the status bar.
+    pub fn hint(self) -> &'static str {
+        match self {
+            KeyAction::Mark => "mark",
+            KeyAction::Upload => "upload",
+            KeyAction::BackupAll => "back up all",
+            KeyAction::Search => "search",
+            KeyAction::NextPending => "next pending",
+            KeyAction::Sort => "sort",
+            KeyAction::View => "view",
+            KeyAction::FocusNext => "jobs",
+            KeyAction::CancelJob => "cancel",
+            KeyAction::RetryJob => "retry",
+            KeyAction::ToggleLog => "log",
+            KeyAction::Help => "help",
+            KeyAction::Quit => "quit",
+            KeyAction::Open => "open",
+            other => other.name(),
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<KeyAction> {
+        KeyAction::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// One key press (code + modifiers), comparable with crossterm's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+impl Key {
+    pub const fn new(code: KeyCode, mods: KeyModifiers) -> Key {
+        Key { code, mods }
+    }
+
+    pub const fn plain(code: KeyCode) -> Key {
+        Key::new(code, KeyModifiers::NONE)
+    }
+
+    pub const fn ch(c: char) -> Key {
+        Key::plain(KeyCode::Char(c))
+    }
+
+    pub const fn ctrl(c: char) -> Key {
+        Key::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    /// A crossterm event, normalised (shift is implied by an upper-case char).
+    pub fn from_event(event: &KeyEvent) -> Key {
+        let mut mods = event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
+        if !matches!(event.code, KeyCode::Char(_)) {
+            mods |= event.modifiers & KeyModifiers::SHIFT;
+        }
+        let code = match event.code {
+            KeyCode::BackTab => KeyCode::BackTab,
+            other => other,
+        };
+        Key { code, mods }
+    }
+
+    /// Parses `u`, `U`, `ctrl-r`, `space`, `pgdn`, `f5`, ...
+    pub fn parse(text: &str) -> Result<Key, String> {
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = text;
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            if let Some(r) = lower.strip_prefix("ctrl-").or(lower.strip_prefix("c-")) {
+                mods |= KeyModifiers::CONTROL;
+                rest = &rest[rest.len() - r.len()..];
+            } else if let Some(r) = lower.strip_prefix("alt-").or(lower.strip_prefix("m-")) {
+                mods |= KeyModifiers::ALT;
+                rest = &rest[rest.len() - r.len()..];
+            } else if let Some(r) = lower.strip_prefix("shift-") {
+                mods |= KeyModifiers::SHIFT;
+                rest = &rest[rest.len() - r.len()..];
+            } else {
+                break;
+            }
+        }
+        let mut chars = rest.chars();
+        let code = match (chars.next(), chars.next()) {
+            (Some(c), None) => {
+                if mods.contains(KeyModifiers::SHIFT) && c.is_ascii_alphabetic() {
+                    mods.remove(KeyModifiers::SHIFT);
+                    KeyCode::Char(c.to_ascii_uppercase())
+                } else {
+                    KeyCode::Char(c)
+                }
+            }
+            _ => match rest.to_ascii_lowercase().as_str() {
+                "space" => KeyCode::Char(' '),
+                "enter" | "return" => KeyCode::Enter,
+                "esc" | "escape" => KeyCode::Esc,
+                "tab" => KeyCode::Tab,
+                "backtab" => KeyCode::BackTab,
+                "up" => KeyCode::Up,
+                "down" => KeyCode::Down,
+                "left" => KeyCode::Left,
+                "right" => KeyCode::Right,
+                "pgup" | "pageup" => KeyCode::PageUp,
+                "pgdn" | "pagedown" => KeyCode::PageDown,
+                "home" => KeyCode::Home,
+                "end" => KeyCode::End,
+                "backspace" => KeyCode::Backspace,
+                "delete" | "del" => KeyCode::Delete,
+                "insert" => KeyCode::Insert,
+                f if f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
+                    KeyCode::F(f[1..].parse().unwrap_or(1))
+                }
+                _ => return Err(format!("unknown key {text:?}")),
+            },
+        };
+        if let KeyCode::Char(c) = code
+            && mods.contains(KeyModifiers::CONTROL)
+        {
+            return Ok(Key::new(
+                KeyCode::Char(c.to_ascii_lowercase()),
+                mods - KeyModifiers::SHIFT,
+            ));
+        }
+        Ok(Key { code, mods })
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            f.write_str("ctrl-")?;
+        }
+        if self.mods.contains(KeyModifiers::ALT) {
+            f.write_str("alt-")?;
+        }
+        if self.mods.contains(KeyModifiers::SHIFT) {
+            f.write_str("shift-")?;
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::Enter => f.write_str("enter"),
+            KeyCode::Esc => f.write_str("esc"),
+            KeyCode::Tab => f.write_str("tab"),
+            KeyCode::BackTab => f.write_str("backtab"),
+            KeyCode::Up => f.write_str("↑"),
+            KeyCode::Down => f.write_str("↓"),
+            KeyCode::Left => f.write_str("←"),
+            KeyCode::Right => f.write_str("→"),
+            KeyCode::PageUp => f.write_str("pgup"),
+            KeyCode::PageDown => f.write_str("pgdn"),
+            KeyCode::Home => f.write_str("home"),
+            KeyCode::End => f.write_str("end"),
+            KeyCode::Backspace => f.write_str("backspace"),
+            KeyCode::Delete => f.write_str("del"),
+            KeyCode::F(n) => write!(f, "f{n}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// One or two keys pressed in sequence (`gg`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Binding(pub Vec<Key>);
+
+impl Binding {
+    pub fn parse(text: &str) -> Result<Binding, String> {
+        let keys: Vec<Key> = if text.chars().count() == 2
+            && text.chars().all(|c| c.is_ascii_alphabetic())
+            && !text.contains('-')
+        {
+            // "gg": two plain keys in a row.
+            text.chars().map(Key::ch).collect()
+        } else {
+            text.split_whitespace()
+                .map(Key::parse)
+                .collect::<Result<_, _>>()?
+        };
+        if keys.is_empty() || keys.len() > 2 {
+            return Err(format!(
+                "key binding {text:?} must be one key or two in a row"
+            ));
+        }
+        Ok(Binding(keys))
+    }
+}
+
+impl fmt::Display for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for key in &self.0 {
+            write!(f, "{key}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a key press did with respect to the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Action(KeyAction),
+    /// The first key of a sequence: wait for the next.
+    Prefix,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMap {
+    pub bindings: BTreeMap<KeyAction, Vec<Binding>>,
+}
+
+fn b(keys: &[Key]) -> Binding {
+    Binding(keys.to_vec())
+}
+
+impl Default for KeyMap {
+    fn default() -> Self {
+        use KeyAction as A;
+        use KeyCode as C;
+        let p = Key::plain;
+        let c = Key::ch;
+        let mut m = BTreeMap::new();
+        m.insert(A::Up, vec![b(&[p(C::Up)]), b(&[c('k')])]);
+        m.insert(A::Down, vec![b(&[p(C::Down)]), b(&[c('j')])]);
+        m.insert(A::PageUp, vec![b(&[p(C::PageUp)])]);
+        m.insert(A::PageDown, vec![b(&[p(C::PageDown)])]);
+        m.insert(A::HalfPageUp, vec![b(&[Key::ctrl('u')])]);
+        m.insert(A::HalfPageDown, vec![b(&[Key::ctrl('d')])]);
+        m.insert(A::Top, vec![b(&[p(C::Home)]), b(&[c('g'), c('g')])]);
+        m.insert(A::Bottom, vec![b(&[p(C::End)]), b(&[c('G')])]);
+        m.insert(A::Collapse, vec![b(&[p(C::Left)]), b(&[c('h')])]);
+        m.insert(A::Expand, vec![b(&[p(C::Right)]), b(&[c('l')])]);
+        m.insert(A::Open, vec![b(&[p(C::Enter)])]);
+        m.insert(A::Mark, vec![b(&[c(' ')])]);
+        m.insert(A::ClearMarks, vec![b(&[c('M')])]);
+        m.insert(A::Upload, vec![b(&[c('u')])]);
+        m.insert(A::BackupAll, vec![b(&[c('U')])]);
+        m.insert(A::Search, vec![b(&[c('/')])]);
+        m.insert(A::SearchNext, vec![b(&[c('n')])]);
+        m.insert(A::SearchPrev, vec![b(&[c('N')])]);
+        m.insert(A::NextPending, vec![b(&[c(']')])]);
+        m.insert(A::PrevPending, vec![b(&[c('[')])]);
+        m.insert(A::Sort, vec![b(&[c('s')])]);
+        m.insert(A::View, vec![b(&[c('v')])]);
+        m.insert(
+            A::FocusNext,
+            vec![b(&[p(C::Tab)]), b(&[Key::new(C::BackTab, KeyModifiers::SHIFT)])],
+        );
+        m.insert(A::CancelJob, vec![b(&[c('x')])]);
+        m.insert(A::RetryJob, vec![b(&[c('r')])]);
+        m.insert(A::ToggleDetails, vec![b(&[c('d')])]);
+        m.insert(A::ToggleLog, vec![b(&[c('L')])]);
+        m.insert(A::Rescan, vec![b(&[Key::ctrl('r')]), b(&[p(C::F(5))])]);
+        m.insert(A::Help, vec![b(&[c('?')]), b(&[p(C::F(1))])]);
+        m.insert(A::Back, vec![b(&[p(C::Esc)])]);
+        m.insert(A::Quit, vec![b(&[c('q')]), b(&[Key::ctrl('c')])]);
+        KeyMap { bindings: m }
+    }
+}
+
+impl KeyMap {
+    /// The default map plus vim's paging keys and `zc`/`zo`-style folding.
+    pub fn vim() -> KeyMap {
+        use KeyAction as A;
+        let mut map = KeyMap::default();
+        let add = |map: &mut KeyMap, action, binding: Binding| {
+            map.bindings.entry(action).or_default().push(binding);
+        };
+        add(&mut map, A::PageDown, b(&[Key::ctrl('f')]));
+        add(&mut map, A::PageUp, b(&[Key::ctrl('b')]));
+        add(&mut map, A::Collapse, b(&[Key::ch('z'), Key::ch('c')]));
+        add(&mut map, A::Expand, b(&[Key::ch('z'), Key::ch('o')]));
+        add(&mut map, A::Open, b(&[Key::ch('z'), Key::ch('a')]));
+        add(&mut map, A::Quit, b(&[Key::ch('Z'), Key::ch('Z')]));
+        map
+    }
+
+    pub fn preset(name: &str) -> Result<KeyMap, String> {
+        match name {
+            "default" => Ok(KeyMap::default()),
+            "vim" => Ok(KeyMap::vim()),
+            other => Err(format!(
+                "unknown key preset {other:?} (known: default, vim)"
+            )),
+        }
+    }
+
+    /// Replaces the bindings of one action.
+    pub fn set(&mut self, action: KeyAction, bindings: Vec<Binding>) {
+        self.bindings.insert(action, bindings);
+    }
+
+    pub fn keys(&self, action: KeyAction) -> &[Binding] {
+        self.bindings.get(&action).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The first binding of an action, for hints (`?`).
+    pub fn first(&self, action: KeyAction) -> Option<&Binding> {
+        self.keys(action).first()
+    }
+
+    /// What `key` does, given the key pressed before it (if it began a sequence).
+    pub fn lookup(&self, prefix: Option<Key>, key: Key) -> Lookup {
+        let wanted: Vec<Key> = prefix.into_iter().chain([key]).collect();
+        for (action, bindings) in &self.bindings {
+            if bindings.iter().any(|b| b.0 == wanted) {
+                return Lookup::Action(*action);
+            }
+        }
+        if prefix.is_none()
+            && self
+                .bindings
+                .values()
+                .flatten()
+                .any(|b| b.0.len() == 2 && b.0[0] == key)
+        {
+            return Lookup::Prefix;
+        }
+        Lookup::None
+    }
+
+    /// The same key bound to two actions (reported as a config error).
+    pub fn conflicts(&self) -> Vec<String> {
+        let mut seen: BTreeMap<String, KeyAction> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (action, bindings) in &self.bindings {
+            for binding in bindings {
+                let text = binding.to_string();
+                if let Some(other) = seen.insert(text.clone(), *action)
+                    && other != *action
+                {
+                    out.push(format!(
+                        "{text:?} is bound to both {} and {}",
+                        other.name(),
+                        action.name()
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_keys() {
+        assert_eq!(Key::parse("u").unwrap(), Key::ch('u'));
+        assert_eq!(Key::parse("U").unwrap(), Key::ch('U'));
+        assert_eq!(Key::parse("shift-u").unwrap(), Key::ch('U'));
+        assert_eq!(Key::parse("ctrl-R").unwrap(), Key::ctrl('r'));
+        assert_eq!(Key::parse("space").unwrap(), Key::ch(' '));
+        assert_eq!(Key::parse("pgdn").unwrap(), Key::plain(KeyCode::PageDown));
+        assert_eq!(Key::parse("f5").unwrap(), Key::plain(KeyCode::F(5)));
+        assert!(Key::parse("hyper-x").is_err());
+        assert_eq!(
+            Binding::parse("gg").unwrap(),
+            Binding(vec![Key::ch('g'), Key::ch('g')])
+        );
+        assert_eq!(
+            Binding::parse("z c").unwrap(),
+            Binding(vec![Key::ch('z'), Key::ch('c')])
+        );
+    }
+
+    #[test]
+    fn sequences_and_defaults_have_no_conflicts() {
+        let map = KeyMap::default();
+        assert!(map.conflicts().is_empty(), "{:?}", map.conflicts());
+        assert!(KeyMap::vim().conflicts().is_empty());
+        assert_eq!(map.lookup(None, Key::ch('g')), Lookup::Prefix);
+        assert_eq!(
+            map.lookup(Some(Key::ch('g')), Key::ch('g')),
+            Lookup::Action(KeyAction::Top)
+        );
+        assert_eq!(map.lookup(None, Key::ch('G')), Lookup::Action(KeyAction::Bottom));
+        assert_eq!(map.lookup(None, Key::ch('Q')), Lookup::None);
+    }
+}

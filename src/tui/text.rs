@@ -1,0 +1,112 @@
+//! Small formatting helpers shared by the panes.
+
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+pub use crate::cli::{format_time, human_bytes};
+
+/// `1234567` → `1,234,567`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Nanoseconds since the epoch as `YYYY-MM-DD HH:MM` UTC.
+pub fn time_ns(ns: i64) -> String {
+    format_time(ns.div_euclid(1_000_000_000))
+}
+
+/// Seconds as `42s`, `3m12s`, `2h05m`, `3d04h`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+pub fn rate(bytes_per_sec: Option<f64>) -> String {
+    match bytes_per_sec {
+        Some(r) => format!("{}/s", human_bytes(r as u64)),
+        None => "–".into(),
+    }
+}
+
+/// `text` cut to `width` columns, with `…` when cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// `text` cut from the left (keeps the end of a path).
+pub fn fit_left(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut kept: Vec<char> = Vec::new();
+    let mut used = 0;
+    for c in text.chars().rev() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        kept.push(c);
+        used += w;
+    }
+    let mut out = String::from("…");
+    out.extend(kept.into_iter().rev());
+    out
+}
+
+pub fn width(text: &str) -> usize {
+    text.width()
+}
+
+/// A text gauge `█████░░░░░` of `cells` cells.
+pub fn bar(ratio: f64, cells: usize) -> String {
+    let full = ((ratio.clamp(0.0, 1.0) * cells as f64).round() as usize).min(cells);
+    let mut s = "█".repeat(full);
+    s.push_str(&"░".repeat(cells - full));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(12), "12");
+        assert_eq!(duration(192), "3m12s");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit_left("abcdef", 4), "…def");
+        assert_eq!(bar(0.5, 4), "██░░");
+    }
+}

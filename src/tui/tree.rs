@@ -1,0 +1,975 @@
+//! The tree the terminal UI shows: an arena of nodes (dua-cli / broot style).
+//!
+//! Every node is one `Node` in a `Vec`, addressed by a `u32` id, with a parent link
+//! and its own name (never a full path). Directories keep their children and a
+//! roll-up (counts per status, bytes pending) that is updated along the parent chain
+//! whenever a file is inserted or changes status, so nothing is ever recounted.
+//! The rows on screen are a flat list of the expanded, filtered nodes, rebuilt only
+//! when the shape changes (expand, collapse, sort, view); a frame reads only the
+//! rows it shows.
+
+use std::collections::HashMap;
+
+use crate::scan::Entry;
+use crate::status::{Status, StatusReport};
+
+pub type NodeId = u32;
+pub const ROOT: NodeId = 0;
+const NO_DIR: u32 = u32::MAX;
+
+const MARKED: u8 = 1;
+/// An up-to-date file whose mtime moved: a backup updates the catalog's mtime.
+const MTIME_MOVED: u8 = 2;
+/// A directory that is itself ignored or unreadable (its class counts, not a roll-up).
+const OWN_CLASS: u8 = 4;
+
+/// What status said about one entry, compressed to a byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Class {
+    New = 0,
+    Changed = 1,
+    UpToDate = 2,
+    ArchivedOnly = 3,
+    Ignored = 4,
+    Unreadable = 5,
+    Skipped = 6,
+}
+
+pub const CLASSES: usize = 7;
+
+impl Class {
+    pub fn of(status: &Status) -> Class {
+        match status {
+            Status::New | Status::Local => Class::New,
+            Status::Changed => Class::Changed,
+            Status::UpToDate => Class::UpToDate,
+            Status::ArchivedOnly => Class::ArchivedOnly,
+            Status::Ignored { .. } => Class::Ignored,
+            Status::Unreadable(_) => Class::Unreadable,
+            Status::Skipped(_) => Class::Skipped,
+        }
+    }
+
+    pub fn is_pending(self) -> bool {
+        matches!(self, Class::New | Class::Changed)
+    }
+}
+
+/// Where an entry stands with the background uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum JobMark {
+    None = 0,
+    Queued = 1,
+    Uploading = 2,
+    Failed = 3,
+}
+
+/// The mark a row shows: one symbol each, readable without colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mark {
+    New,
+    Changed,
+    UpToDate,
+    ArchivedOnly,
+    Ignored,
+    Unreadable,
+    Skipped,
+    Queued,
+    Uploading,
+    Failed,
+    Empty,
+}
+
+impl Mark {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Mark::New => "+",
+            Mark::Changed => "~",
+            Mark::UpToDate => "=",
+            Mark::ArchivedOnly => "-",
+            Mark::Ignored => ".",
+            Mark::Unreadable | Mark::Failed => "!",
+            Mark::Skipped => "?",
+            Mark::Queued => "…",
+            Mark::Uploading => "↑",
+            Mark::Empty => " ",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mark::New => "new",
+            Mark::Changed => "changed",
+            Mark::UpToDate => "up to date",
+            Mark::ArchivedOnly => "archived-only",
+            Mark::Ignored => "ignored",
+            Mark::Unreadable => "unreadable",
+            Mark::Skipped => "skipped",
+            Mark::Queued => "queued",
+            Mark::Uploading => "uploading",
+            Mark::Failed => "failed",
+            Mark::Empty => "empty",
+        }
+    }
+
+    /// Sort rank for "sort by status": what needs attention first.
+    fn rank(self) -> u8 {
+        match self {
+            Mark::Failed => 0,
+            Mark::Unreadable => 1,
+            Mark::Uploading => 2,
+            Mark::Queued => 3,
+            Mark::Changed => 4,
+            Mark::New => 5,
+            Mark::Skipped => 6,
+            Mark::ArchivedOnly => 7,
+            Mark::UpToDate => 8,
+            Mark::Ignored => 9,
+            Mark::Empty => 10,
+        }
+    }
+
+    pub const ALL: [Mark; 10] = [
+        Mark::New,
+        Mark::Changed,
+        Mark::UpToDate,
+        Mark::ArchivedOnly,
+        Mark::Ignored,
+        Mark::Unreadable,
+        Mark::Skipped,
+        Mark::Queued,
+        Mark::Uploading,
+        Mark::Failed,
+    ];
+}
+
+fn class_mark(class: Class) -> Mark {
+    match class {
+        Class::New => Mark::New,
+        Class::Changed => Mark::Changed,
+        Class::UpToDate => Mark::UpToDate,
+        Class::ArchivedOnly => Mark::ArchivedOnly,
+        Class::Ignored => Mark::Ignored,
+        Class::Unreadable => Mark::Unreadable,
+        Class::Skipped => Mark::Skipped,
+    }
+}
+
+/// Counts below one directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rollup {
+    /// Entries per [`Class`].
+    pub counts: [u32; CLASSES],
+    /// Entries queued, uploading, failed (index = `JobMark as usize - 1`).
+    pub jobs: [u32; 3],
+    /// Bytes of local files.
+    pub bytes: u64,
+    /// Bytes of new and changed files.
+    pub pending_bytes: u64,
+    /// Newest mtime below.
+    pub mtime_ns: i64,
+}
+
+impl Rollup {
+    pub fn count(&self, class: Class) -> u32 {
+        self.counts[class as usize]
+    }
+
+    pub fn pending(&self) -> u32 {
+        self.count(Class::New) + self.count(Class::Changed)
+    }
+
+    pub fn problems(&self) -> u32 {
+        self.count(Class::Unreadable) + self.count(Class::Skipped) + self.job(JobMark::Failed)
+    }
+
+    pub fn job(&self, job: JobMark) -> u32 {
+        match job {
+            JobMark::None => 0,
+            other => self.jobs[other as usize - 1],
+        }
+    }
+
+    pub fn entries(&self) -> u32 {
+        self.counts.iter().sum()
+    }
+
+    /// The most urgent mark below.
+    pub fn mark(&self) -> Mark {
+        if self.job(JobMark::Uploading) > 0 {
+            Mark::Uploading
+        } else if self.job(JobMark::Queued) > 0 {
+            Mark::Queued
+        } else if self.job(JobMark::Failed) > 0 {
+            Mark::Failed
+        } else if self.count(Class::Unreadable) > 0 {
+            Mark::Unreadable
+        } else if self.count(Class::Changed) > 0 {
+            Mark::Changed
+        } else if self.count(Class::New) > 0 {
+            Mark::New
+        } else if self.count(Class::ArchivedOnly) > 0 {
+            Mark::ArchivedOnly
+        } else if self.count(Class::UpToDate) > 0 {
+            Mark::UpToDate
+        } else if self.count(Class::Skipped) > 0 {
+            Mark::Skipped
+        } else if self.count(Class::Ignored) > 0 {
+            Mark::Ignored
+        } else {
+            Mark::Empty
+        }
+    }
+}
+
+/// One file or directory. Kept small: a 1,000,000-entry tree is held in memory.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: Box<str>,
+    /// Local size (archived size for archived-only entries).
+    pub size: u64,
+    /// Local mtime (archived mtime for archived-only entries).
+    pub mtime_ns: i64,
+    pub parent: NodeId,
+    dir: u32,
+    pub class: Class,
+    pub job: JobMark,
+    flags: u8,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Dir {
+    children: Vec<NodeId>,
+    rollup: Rollup,
+    expanded: bool,
+    /// The order `children` is sorted in, if any.
+    sorted: Option<SortBy>,
+}
+
+/// Rarely present details: original name bytes, and why an entry is a problem.
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    raw: Option<Box<[u8]>>,
+    reason: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    #[default]
+    Name,
+    Size,
+    Mtime,
+    Status,
+}
+
+impl SortBy {
+    pub fn next(self) -> SortBy {
+        match self {
+            SortBy::Name => SortBy::Size,
+            SortBy::Size => SortBy::Mtime,
+            SortBy::Mtime => SortBy::Status,
+            SortBy::Status => SortBy::Name,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortBy::Name => "name",
+            SortBy::Size => "size",
+            SortBy::Mtime => "mtime",
+            SortBy::Status => "status",
+        }
+    }
+}
+
+/// Which entries the tree shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    #[default]
+    All,
+    Pending,
+    ArchivedOnly,
+    Problems,
+}
+
+impl View {
+    pub fn next(self) -> View {
+        match self {
+            View::All => View::Pending,
+            View::Pending => View::ArchivedOnly,
+            View::ArchivedOnly => View::Problems,
+            View::Problems => View::All,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            View::All => "all",
+            View::Pending => "pending",
+            View::ArchivedOnly => "archived-only",
+            View::Problems => "problems",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tree {
+    nodes: Vec<Node>,
+    dirs: Vec<Dir>,
+    extra: HashMap<NodeId, Extra>,
+    /// The directories leading to the last insert (input arrives sorted by key).
+    cursor: Vec<NodeId>,
+    marked: u32,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        let root = Node {
+            name: "".into(),
+            size: 0,
+            mtime_ns: 0,
+            parent: ROOT,
+            dir: 0,
+            class: Class::UpToDate,
+            job: JobMark::None,
+            flags: 0,
+        };
+        Tree {
+            nodes: vec![root],
+            dirs: vec![Dir {
+                expanded: true,
+                ..Dir::default()
+            }],
+            extra: HashMap::new(),
+            cursor: vec![ROOT],
+            marked: 0,
+        }
+    }
+
+    pub fn from_report(report: StatusReport) -> Tree {
+        Tree::from_entries(report.entries)
+    }
+
+    /// Builds the tree from entries (sorted by key is fastest; any order works).
+    pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Tree {
+        let mut tree = Tree::new();
+        for entry in entries {
+            tree.insert(entry);
+        }
+        tree.finish();
+        tree
+    }
+
+    /// Releases spare capacity once everything is inserted.
+    pub fn finish(&mut self) {
+        self.nodes.shrink_to_fit();
+        self.dirs.shrink_to_fit();
+        for dir in &mut self.dirs {
+            dir.children.shrink_to_fit();
+        }
+        self.cursor = vec![ROOT];
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    pub fn is_dir(&self, id: NodeId) -> bool {
+        self.nodes[id as usize].dir != NO_DIR
+    }
+
+    pub fn rollup(&self, id: NodeId) -> Option<&Rollup> {
+        let dir = self.nodes[id as usize].dir;
+        (dir != NO_DIR).then(|| &self.dirs[dir as usize].rollup)
+    }
+
+    pub fn totals(&self) -> &Rollup {
+        &self.dirs[0].rollup
+    }
+
+    pub fn children(&self, id: NodeId) -> &[NodeId] {
+        let dir = self.nodes[id as usize].dir;
+        if dir == NO_DIR {
+            &[]
+        } else {
+            &self.dirs[dir as usize].children
+        }
+    }
+
+    pub fn is_expanded(&self, id: NodeId) -> bool {
+        let dir = self.nodes[id as usize].dir;
+        dir != NO_DIR && self.dirs[dir as usize].expanded
+    }
+
+    pub fn set_expanded(&mut self, id: NodeId, expanded: bool) {
+        let dir = self.nodes[id as usize].dir;
+        if dir != NO_DIR {
+            self.dirs[dir as usize].expanded = expanded || id == ROOT;
+        }
+    }
+
+    pub fn raw(&self, id: NodeId) -> Option<&[u8]> {
+        self.extra.get(&id).and_then(|e| e.raw.as_deref())
+    }
+
+    pub fn reason(&self, id: NodeId) -> Option<&str> {
+        self.extra.get(&id).and_then(|e| e.reason.as_deref())
+    }
+
+    pub fn mtime_moved(&self, id: NodeId) -> bool {
+        self.nodes[id as usize].flags & MTIME_MOVED != 0
+    }
+
+    pub fn depth(&self, mut id: NodeId) -> usize {
+        let mut depth = 0;
+        while id != ROOT {
+            id = self.nodes[id as usize].parent;
+            depth += 1;
+        }
+        depth.saturating_sub(1)
+    }
+
+    /// The key ('/'-separated path relative to the root) of a node.
+    pub fn key(&self, id: NodeId) -> String {
+        let mut parts = Vec::new();
+        let mut at = id;
+        while at != ROOT {
+            parts.push(&*self.nodes[at as usize].name);
+            at = self.nodes[at as usize].parent;
+        }
+        parts.reverse();
+        parts.join("/")
+    }
+
+    /// The node of a key, if the tree holds it.
+    pub fn find(&self, key: &str) -> Option<NodeId> {
+        let mut at = ROOT;
+        for part in key.split('/') {
+            at = *self
+                .children(at)
+                .iter()
+                .find(|&&c| &*self.nodes[c as usize].name == part)?;
+        }
+        Some(at)
+    }
+
+    /// The mark a row shows for this node.
+    pub fn mark(&self, id: NodeId) -> Mark {
+        let node = &self.nodes[id as usize];
+        if node.dir != NO_DIR && node.flags & OWN_CLASS == 0 {
+            return self.dirs[node.dir as usize].rollup.mark();
+        }
+        match node.job {
+            JobMark::Queued => Mark::Queued,
+            JobMark::Uploading => Mark::Uploading,
+            JobMark::Failed => Mark::Failed,
+            JobMark::None => class_mark(node.class),
+        }
+    }
+
+    fn push_node(&mut self, node: Node) -> NodeId {
+        let id = u32::try_from(self.nodes.len()).expect("tree holds fewer than 2^32 entries");
+        self.nodes.push(node);
+        id
+    }
+
+    fn make_dir(&mut self, id: NodeId) -> u32 {
+        let node = &mut self.nodes[id as usize];
+        if node.dir == NO_DIR {
+            node.dir = u32::try_from(self.dirs.len()).expect("fewer than 2^32 directories");
+            self.dirs.push(Dir::default());
+        }
+        node.dir
+    }
+
+    fn add_child(&mut self, parent: NodeId, name: &str, size: u64, mtime_ns: i64) -> NodeId {
+        let id = self.push_node(Node {
+            name: name.into(),
+            size,
+            mtime_ns,
+            parent,
+            dir: NO_DIR,
+            class: Class::UpToDate,
+            job: JobMark::None,
+            flags: 0,
+        });
+        let dir = self.make_dir(parent);
+        let dir = &mut self.dirs[dir as usize];
+        dir.children.push(id);
+        dir.sorted = None;
+        id
+    }
+
+    /// The child directory `name` of `parent`, created if missing.
+    fn child_dir(&mut self, parent: NodeId, name: &str) -> NodeId {
+        let existing = self.children(parent).iter().rev().copied().find(|&c| {
+            let node = &self.nodes[c as usize];
+            &*node.name == name && (node.dir != NO_DIR || node.class == Class::Unreadable)
+        });
+        let id = match existing {
+            Some(id) => id,
+            None => self.add_child(parent, name, 0, 0),
+        };
+        if self.nodes[id as usize].dir == NO_DIR {
+            if self.nodes[id as usize].class == Class::Unreadable && existing.is_some() {
+                // An unreadable directory that turns out to hold archived entries.
+                self.nodes[id as usize].flags |= OWN_CLASS;
+            }
+            self.make_dir(id);
+        }
+        id
+    }
+
+    /// Adds one entry (its key's directories are created as needed).
+    pub fn insert(&mut self, entry: Entry) -> NodeId {
+        let Entry {
+            key,
+            raw,
+            fingerprint,
+            status,
+            archived,
+            ..
+        } = entry;
+        let mut parts = key.split('/');
+        let Some(leaf) = parts.next_back() else {
+            return ROOT;
+        };
+        let mut depth = 0;
+        for part in parts {
+            depth += 1;
+            let reuse = self
+                .cursor
+                .get(depth)
+                .copied()
+                .filter(|&c| &*self.nodes[c as usize].name == part);
+            if reuse.is_none() {
+                self.cursor.truncate(depth);
+                let parent = self.cursor[depth - 1];
+                let id = self.child_dir(parent, part);
+                self.cursor.push(id);
+            }
+        }
+        self.cursor.truncate(depth + 1);
+        let parent = self.cursor[depth];
+        let class = Class::of(&status);
+        let local = fingerprint != crate::scan::Fingerprint::default();
+        let (size, mtime_ns) = match (local, archived) {
+            (false, Some(a)) => (a.size, a.mtime_ns),
+            _ => (fingerprint.size, fingerprint.mtime_ns),
+        };
+        let id = self.add_child(parent, leaf, size, mtime_ns);
+        let node = &mut self.nodes[id as usize];
+        node.class = class;
+        if class == Class::UpToDate
+            && archived.is_some_and(|a| a.mtime_ns != fingerprint.mtime_ns)
+        {
+            node.flags |= MTIME_MOVED;
+        }
+        if matches!(status, Status::Ignored { is_dir: true }) {
+            node.flags |= OWN_CLASS;
+            self.make_dir(id);
+        }
+        let reason = status.reason().map(Box::<str>::from);
+        if raw.is_some() || reason.is_some() {
+            self.extra.insert(id, Extra { raw, reason });
+        }
+        self.account(id, 1);
+        id
+    }
+
+    /// Adds (`sign` 1) or removes (-1) one node's contribution to its ancestors.
+    fn account(&mut self, id: NodeId, sign: i64) {
+        let node = &self.nodes[id as usize];
+        let (class, job, size, mtime_ns) = (node.class, node.job, node.size, node.mtime_ns);
+        let local = !matches!(class, Class::ArchivedOnly);
+        let mut at = node.parent;
+        loop {
+            let dir = self.nodes[at as usize].dir;
+            let rollup = &mut self.dirs[dir as usize].rollup;
+            let apply = |v: &mut u32| *v = (*v as i64 + sign).max(0) as u32;
+            apply(&mut rollup.counts[class as usize]);
+            if job != JobMark::None {
+                apply(&mut rollup.jobs[job as usize - 1]);
+            }
+            let bytes = if sign > 0 {
+                |v: &mut u64, b: u64| *v += b
+            } else {
+                |v: &mut u64, b: u64| *v = v.saturating_sub(b)
+            };
+            if local {
+                bytes(&mut rollup.bytes, size);
+            }
+            if class.is_pending() {
+                bytes(&mut rollup.pending_bytes, size);
+            }
+            if sign > 0 && local {
+                rollup.mtime_ns = rollup.mtime_ns.max(mtime_ns);
+            }
+            if at == ROOT {
+                break;
+            }
+            at = self.nodes[at as usize].parent;
+        }
+    }
+
+    /// Changes a file's class and job mark, keeping every roll-up above it right.
+    pub fn set_state(&mut self, id: NodeId, class: Class, job: JobMark) {
+        let node = &self.nodes[id as usize];
+        if id == ROOT || (node.class == class && node.job == job) {
+            return;
+        }
+        self.account(id, -1);
+        let node = &mut self.nodes[id as usize];
+        node.class = class;
+        node.job = job;
+        if class != Class::UpToDate {
+            node.flags &= !MTIME_MOVED;
+        }
+        self.account(id, 1);
+    }
+
+    /// Marks the file as uploaded and recorded.
+    pub fn set_uploaded(&mut self, id: NodeId) {
+        self.nodes[id as usize].flags &= !MTIME_MOVED;
+        self.set_state(id, Class::UpToDate, JobMark::None);
+    }
+
+    pub fn is_marked(&self, id: NodeId) -> bool {
+        self.nodes[id as usize].flags & MARKED != 0
+    }
+
+    /// Marked itself or inside a marked directory.
+    pub fn is_marked_within(&self, mut id: NodeId) -> bool {
+        loop {
+            if self.is_marked(id) {
+                return true;
+            }
+            if id == ROOT {
+                return false;
+            }
+            id = self.nodes[id as usize].parent;
+        }
+    }
+
+    pub fn toggle_mark(&mut self, id: NodeId) {
+        if id == ROOT {
+            return;
+        }
+        let node = &mut self.nodes[id as usize];
+        node.flags ^= MARKED;
+        if node.flags & MARKED != 0 {
+            self.marked += 1;
+        } else {
+            self.marked -= 1;
+        }
+    }
+
+    pub fn marked_count(&self) -> u32 {
+        self.marked
+    }
+
+    pub fn marked(&self) -> Vec<NodeId> {
+        if self.marked == 0 {
+            return Vec::new();
+        }
+        (1..self.nodes.len() as NodeId)
+            .filter(|&id| self.is_marked(id))
+            .collect()
+    }
+
+    pub fn clear_marks(&mut self) {
+        if self.marked == 0 {
+            return;
+        }
+        for node in &mut self.nodes {
+            node.flags &= !MARKED;
+        }
+        self.marked = 0;
+    }
+
+    /// Every file at or below `id`, depth first.
+    pub fn files_under(&self, id: NodeId, out: &mut Vec<NodeId>) {
+        let mut stack = vec![id];
+        while let Some(at) = stack.pop() {
+            let node = &self.nodes[at as usize];
+            if node.dir == NO_DIR {
+                out.push(at);
+            } else {
+                stack.extend(self.dirs[node.dir as usize].children.iter().rev());
+            }
+        }
+    }
+
+    /// Whether a node belongs in `view`.
+    pub fn shows(&self, id: NodeId, view: View) -> bool {
+        if view == View::All {
+            return true;
+        }
+        let node = &self.nodes[id as usize];
+        if node.dir != NO_DIR && node.flags & OWN_CLASS == 0 {
+            let r = &self.dirs[node.dir as usize].rollup;
+            return match view {
+                View::All => true,
+                View::Pending => {
+                    r.pending() + r.job(JobMark::Queued) + r.job(JobMark::Uploading) > 0
+                }
+                View::ArchivedOnly => r.count(Class::ArchivedOnly) > 0,
+                View::Problems => r.problems() > 0,
+            };
+        }
+        match view {
+            View::All => true,
+            View::Pending => node.class.is_pending() || node.job != JobMark::None,
+            View::ArchivedOnly => node.class == Class::ArchivedOnly,
+            View::Problems => {
+                matches!(node.class, Class::Unreadable | Class::Skipped)
+                    || node.job == JobMark::Failed
+            }
+        }
+    }
+
+    fn sort_dir(&mut self, dir: u32, sort: SortBy) {
+        if self.dirs[dir as usize].sorted == Some(sort) {
+            return;
+        }
+        let mut children = std::mem::take(&mut self.dirs[dir as usize].children);
+        {
+            let this = &*self;
+            let size = |id: NodeId| match this.rollup(id) {
+                Some(r) => r.bytes,
+                None => this.nodes[id as usize].size,
+            };
+            let mtime = |id: NodeId| match this.rollup(id) {
+                Some(r) => r.mtime_ns,
+                None => this.nodes[id as usize].mtime_ns,
+            };
+            let name = |id: NodeId| &*this.nodes[id as usize].name;
+            children.sort_by(|&a, &b| {
+                let dirs_first = this.is_dir(b).cmp(&this.is_dir(a));
+                let by = match sort {
+                    SortBy::Name => std::cmp::Ordering::Equal,
+                    SortBy::Size => size(b).cmp(&size(a)),
+                    SortBy::Mtime => mtime(b).cmp(&mtime(a)),
+                    SortBy::Status => this.mark(a).rank().cmp(&this.mark(b).rank()),
+                };
+                dirs_first.then(by).then_with(|| name(a).cmp(name(b)))
+            });
+        }
+        let d = &mut self.dirs[dir as usize];
+        d.children = children;
+        d.sorted = Some(sort);
+    }
+
+    /// Forgets every directory's order (after statuses or sizes changed).
+    pub fn invalidate_order(&mut self, sort: SortBy) {
+        if sort != SortBy::Name {
+            for dir in &mut self.dirs {
+                dir.sorted = None;
+            }
+        }
+    }
+
+    /// The rows on screen: expanded directories' children in `sort` order, filtered
+    /// by `view`, depth first.
+    pub fn flatten(&mut self, view: View, sort: SortBy) -> Vec<NodeId> {
+        let mut rows = Vec::new();
+        let mut stack: Vec<(NodeId, usize)> = vec![(ROOT, 0)];
+        self.sort_dir(0, sort);
+        while let Some((dir_node, index)) = stack.pop() {
+            let dir = self.nodes[dir_node as usize].dir as usize;
+            let Some(&child) = self.dirs[dir].children.get(index) else {
+                continue;
+            };
+            stack.push((dir_node, index + 1));
+            if !self.shows(child, view) {
+                continue;
+            }
+            rows.push(child);
+            let child_dir = self.nodes[child as usize].dir;
+            if child_dir != NO_DIR && self.dirs[child_dir as usize].expanded {
+                self.sort_dir(child_dir, sort);
+                stack.push((child, 0));
+            }
+        }
+        rows
+    }
+
+    /// Expands every directory above `id` so it can be shown.
+    pub fn reveal(&mut self, id: NodeId) {
+        let mut at = self.nodes[id as usize].parent;
+        while at != ROOT {
+            self.set_expanded(at, true);
+            at = self.nodes[at as usize].parent;
+        }
+    }
+
+    /// The next node after `from` in key order (wrapping) that satisfies `wanted`.
+    pub fn find_next(
+        &self,
+        from: NodeId,
+        forward: bool,
+        wanted: impl Fn(NodeId, &Node) -> bool,
+    ) -> Option<NodeId> {
+        let n = self.nodes.len() as u64;
+        if n <= 1 {
+            return None;
+        }
+        let count = n - 1;
+        let start = u64::from(from.max(1)) - 1;
+        for step in 1..=count {
+            let index = if forward {
+                (start + step) % count
+            } else {
+                (start + count - step % count) % count
+            };
+            let id = (index + 1) as NodeId;
+            if wanted(id, &self.nodes[id as usize]) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Next file that is new or changed and not being uploaded.
+    pub fn next_pending(&self, from: NodeId, forward: bool) -> Option<NodeId> {
+        self.find_next(from, forward, |_, node| {
+            node.dir == NO_DIR && node.class.is_pending() && node.job == JobMark::None
+        })
+    }
+
+    /// Next node whose name contains `query` (case-insensitive).
+    pub fn search(&self, from: NodeId, query: &str, forward: bool) -> Option<NodeId> {
+        if query.is_empty() {
+            return None;
+        }
+        if query.is_ascii() {
+            let q = query.as_bytes();
+            self.find_next(from, forward, |_, node| {
+                node.name
+                    .as_bytes()
+                    .windows(q.len())
+                    .any(|w| w.eq_ignore_ascii_case(q))
+            })
+        } else {
+            let q = query.to_lowercase();
+            self.find_next(from, forward, |_, node| {
+                node.name.to_lowercase().contains(&q)
+            })
+        }
+    }
+
+    /// Approximate bytes held (for the benchmark's report).
+    pub fn heap_estimate(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.nodes.iter().map(|n| n.name.len()).sum::<usize>()
+            + self.dirs.capacity() * std::mem::size_of::<Dir>()
+            + self
+                .dirs
+                .iter()
+                .map(|d| d.children.capacity() * 4)
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{ArchivedSummary, Fingerprint};
+
+    fn entry(key: &str, size: u64, status: Status) -> Entry {
+        Entry {
+            key: key.into(),
+            raw: None,
+            fingerprint: Fingerprint {
+                size,
+                mtime_ns: 1,
+                ctime_ns: 1,
+                inode: 1,
+            },
+            status,
+            sha1: None,
+            archived: None,
+        }
+    }
+
+    #[test]
+    fn rollups_follow_inserts_and_changes() {
+        let mut tree = Tree::from_entries([
+            entry("a/b/c.txt", 10, Status::New),
+            entry("a/b/d.txt", 5, Status::Changed),
+            entry("a/e.txt", 7, Status::UpToDate),
+            entry("f.txt", 3, Status::New),
+        ]);
+        let a = tree.find("a").unwrap();
+        let b = tree.find("a/b").unwrap();
+        assert_eq!(tree.rollup(a).unwrap().pending(), 2);
+        assert_eq!(tree.rollup(a).unwrap().pending_bytes, 15);
+        assert_eq!(tree.totals().pending_bytes, 18);
+        assert_eq!(tree.rollup(b).unwrap().mark(), Mark::Changed);
+        let c = tree.find("a/b/c.txt").unwrap();
+        tree.set_state(c, Class::New, JobMark::Uploading);
+        assert_eq!(tree.mark(a), Mark::Uploading);
+        tree.set_uploaded(c);
+        assert_eq!(tree.rollup(a).unwrap().pending(), 1);
+        assert_eq!(tree.rollup(a).unwrap().pending_bytes, 5);
+        assert_eq!(tree.rollup(a).unwrap().job(JobMark::Uploading), 0);
+        assert_eq!(tree.key(c), "a/b/c.txt");
+    }
+
+    #[test]
+    fn flatten_shows_expanded_and_filtered_rows() {
+        let mut tree = Tree::from_entries([
+            entry("a/x", 1, Status::UpToDate),
+            entry("a/y", 1, Status::New),
+            entry("b/z", 1, Status::UpToDate),
+            Entry {
+                archived: Some(ArchivedSummary {
+                    size: 4,
+                    mtime_ns: 2,
+                    sha1: [0; 20],
+                }),
+                fingerprint: Fingerprint::default(),
+                ..entry("gone", 0, Status::ArchivedOnly)
+            },
+        ]);
+        assert_eq!(tree.flatten(View::All, SortBy::Name).len(), 3);
+        let a = tree.find("a").unwrap();
+        tree.set_expanded(a, true);
+        let rows = tree.flatten(View::All, SortBy::Name);
+        let names: Vec<_> = rows.iter().map(|&r| &*tree.node(r).name).collect();
+        assert_eq!(names, ["a", "x", "y", "b", "gone"]);
+        let rows = tree.flatten(View::Pending, SortBy::Name);
+        let names: Vec<_> = rows.iter().map(|&r| &*tree.node(r).name).collect();
+        assert_eq!(names, ["a", "y"]);
+        let rows = tree.flatten(View::ArchivedOnly, SortBy::Name);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(tree.node(rows[0]).size, 4);
+    }
+
+    #[test]
+    fn unsorted_input_still_merges_directories() {
+        let tree = Tree::from_entries([
+            entry("a/x", 1, Status::New),
+            entry("b/y", 1, Status::New),
+            entry("a/z", 1, Status::New),
+        ]);
+        assert_eq!(tree.children(ROOT).len(), 2);
+        assert_eq!(tree.children(tree.find("a").unwrap()).len(), 2);
+    }
+}
