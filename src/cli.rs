@@ -33,9 +33,15 @@ use crate::store::Tier;
 #[command(
     after_help = "Exit codes: 0 all done, 1 some files failed, 2 usage or configuration error, 3 backup set busy."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// With no command: open the terminal UI on this directory (or --set / a
+    /// configured set).
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,6 +82,18 @@ enum Command {
         all: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Create what a backup set needs: the Glacier vault and the DynamoDB table
+    /// (on-demand billing, firn's key schema), or the embedded store's directories.
+    /// Shows the plan and asks first.
+    Init {
+        /// The set's root directory.
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Create without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
     },
     /// Print the SHA-1 and the Glacier SHA-256 tree hash of files (one read each).
     Hash {
@@ -197,26 +215,59 @@ fn one_line(e: &anyhow::Error) -> String {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        None => Err(UsageError(
-            "the interactive interface is not built yet; use `firn status ROOT` or `firn backup ROOT` (see --help)".into(),
-        )
-        .into()),
+        None => {
+            if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+                return Err(UsageError(
+                    "the interactive interface needs a terminal; use `firn status ROOT` or `firn backup ROOT` in scripts (see --help)".into(),
+                )
+                .into());
+            }
+            let resolved = config::resolve(&cli.set.overrides(cli.root), RootUse::MustExist)?;
+            crate::tui::run(&resolved, cli.set.config.as_deref()).await
+        }
         Some(Command::Status { root, set, json }) => {
             let resolved = config::resolve(&set.overrides(root), RootUse::MustExist)?;
             status_command(&resolved, json).await
         }
-        Some(Command::Backup { root, set, dry_run, json }) => {
+        Some(Command::Backup {
+            root,
+            set,
+            dry_run,
+            json,
+        }) => {
             let resolved = config::resolve(&set.overrides(root), RootUse::MustExist)?;
             backup_command(&resolved, dry_run, json).await
         }
-        Some(Command::Ls { root, set, all, json }) => {
+        Some(Command::Ls {
+            root,
+            set,
+            all,
+            json,
+        }) => {
             let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
             ls_command(&resolved, all, json).await
         }
         Some(Command::Hash { files }) => hash_command(&files),
-        Some(Command::Restore { paths, to, root, set, tier, overwrite, no_wait }) => {
+        Some(Command::Init { root, set, yes }) => {
             let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
-            let options = RestoreOptions { destination: to, overwrite, tier, wait: !no_wait };
+            init_command(&resolved, yes).await
+        }
+        Some(Command::Restore {
+            paths,
+            to,
+            root,
+            set,
+            tier,
+            overwrite,
+            no_wait,
+        }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            let options = RestoreOptions {
+                destination: to,
+                overwrite,
+                tier,
+                wait: !no_wait,
+            };
             restore_command(&resolved, &paths, &options).await
         }
     }
@@ -230,7 +281,7 @@ fn scan_options(set: &ResolvedSet) -> ScanOptions {
 }
 
 async fn status_command(set: &ResolvedSet, json: bool) -> Result<ExitCode> {
-    let engine = Engine::open(set)?;
+    let engine = Engine::open(set).await?;
     let before = ReadCounters::now();
     let report = engine.status(&scan_options(set), &mut |_| {}).await?;
     let reads = ReadCounters::now().since(before);
@@ -406,7 +457,7 @@ struct FileProblem<'a> {
 
 async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<ExitCode> {
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "backup")?;
-    let engine = Arc::new(Engine::open(set)?);
+    let engine = Arc::new(Engine::open(set).await?);
     let reads_before = ReadCounters::now();
     let recovery = engine
         .recover()
@@ -599,7 +650,7 @@ async fn print_progress(
 }
 
 async fn ls_command(set: &ResolvedSet, all: bool, json: bool) -> Result<ExitCode> {
-    let engine = Engine::open(set)?;
+    let engine = Engine::open(set).await?;
     let records: Vec<_> = engine
         .catalog
         .records()
@@ -643,7 +694,7 @@ async fn restore_command(
     options: &RestoreOptions,
 ) -> Result<ExitCode> {
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "restore")?;
-    let engine = Engine::open(set)?;
+    let engine = Engine::open(set).await?;
     let wanted = |key: &str| {
         paths.is_empty()
             || paths.iter().any(|p| {
@@ -694,6 +745,119 @@ async fn restore_command(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn init_command(set: &ResolvedSet, yes: bool) -> Result<ExitCode> {
+    use crate::config::{CatalogChoice, StoreChoice};
+    let mut plan: Vec<String> = Vec::new();
+    let mut create_vault = None;
+    let mut create_table = None;
+    match &set.store {
+        StoreChoice::Local { dir, .. } => {
+            if !dir.join("archives").is_dir() {
+                plan.push(format!(
+                    "create the embedded store directory {}",
+                    dir.display()
+                ));
+            }
+        }
+        StoreChoice::Glacier(settings) => {
+            let config = crate::aws::sdk_config(&settings.aws).await?;
+            let client = aws_sdk_glacier::Client::new(&config);
+            let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+            let what = format!("Glacier vault {:?} in {region}", settings.vault);
+            match client
+                .describe_vault()
+                .account_id("-")
+                .vault_name(&settings.vault)
+                .send()
+                .await
+            {
+                Ok(_) => println!("exists: {what}"),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    plan.push(format!("create {what}"));
+                    create_vault = Some((client, settings.vault.clone(), what));
+                }
+                Err(e) => return Err(crate::aws::explain(&e, &what)),
+            }
+        }
+    }
+    match &set.catalog {
+        CatalogChoice::Sqlite(path) => {
+            if !path.exists() {
+                plan.push(format!("create the embedded catalog {}", path.display()));
+            }
+        }
+        CatalogChoice::Dynamodb(settings) => {
+            let config = crate::aws::sdk_config(&settings.aws).await?;
+            let client = aws_sdk_dynamodb::Client::new(&config);
+            let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+            let what = format!("DynamoDB table {:?} in {region}", settings.table);
+            match crate::catalog::dynamodb::table_schema_matches(&client, &settings.table).await? {
+                Some(true) => println!("exists: {what}"),
+                Some(false) => {
+                    return Err(UsageError(format!(
+                        "{what} exists with another key schema (firn needs partition key set_id and sort key path, both strings); name another table in the config"
+                    ))
+                    .into());
+                }
+                None => {
+                    plan.push(format!("create {what} (on-demand billing; keys: set_id (S) partition, path (S) sort)"));
+                    create_table = Some((client, settings.table.clone()));
+                }
+            }
+        }
+    }
+    if plan.is_empty() {
+        println!("nothing to create for set {}", set.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("firn init will:");
+    for step in &plan {
+        println!("  - {step}");
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(UsageError(
+                "not creating anything without confirmation; run again with --yes".into(),
+            )
+            .into());
+        }
+        print!("Create? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing created");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    if let Some((client, vault, what)) = create_vault {
+        client
+            .create_vault()
+            .account_id("-")
+            .vault_name(&vault)
+            .send()
+            .await
+            .map_err(|e| crate::aws::explain(&e, &what))?;
+        println!("created: {what}");
+    }
+    if let Some((client, table)) = create_table {
+        crate::catalog::dynamodb::create_table(&client, &table).await?;
+        crate::catalog::dynamodb::wait_until_active(&client, &table).await?;
+        println!("created: DynamoDB table {table:?}");
+    }
+    // The embedded backend creates its files on first open.
+    if matches!(set.store, StoreChoice::Local { .. })
+        || matches!(set.catalog, CatalogChoice::Sqlite(_))
+    {
+        Engine::open(set).await?;
+        println!("created: embedded store and catalog");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn hash_command(files: &[PathBuf]) -> Result<ExitCode> {

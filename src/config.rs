@@ -20,8 +20,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
+use crate::aws::AwsSettings;
+use crate::catalog::dynamodb::DynamoSettings;
 use crate::engine::Retention;
 use crate::scan::Filter;
+use crate::store::glacier::GlacierSettings;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +33,9 @@ pub struct ConfigFile {
     pub defaults: SetSettings,
     #[serde(default)]
     pub sets: BTreeMap<String, SetSettings>,
+    /// Terminal UI settings (keys, colours), read by `tui::settings`.
+    #[serde(default)]
+    pub tui: Option<toml::Value>,
 }
 
 /// Settings of one set; `[defaults]` uses the same shape (its `root` is ignored).
@@ -56,6 +62,17 @@ pub enum StoreConfig {
         path: Option<PathBuf>,
         retrieval_delay_secs: Option<u64>,
     },
+    /// An Amazon Glacier vault.
+    Glacier {
+        vault: String,
+        region: Option<String>,
+        profile: Option<String>,
+        endpoint_url: Option<String>,
+        single_upload_max: Option<u64>,
+        part_memory_budget: Option<u64>,
+        part_concurrency: Option<usize>,
+        abandoned_after_hours: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -63,6 +80,30 @@ pub enum StoreConfig {
 pub enum CatalogConfig {
     /// An SQLite file (default: `<data dir>/catalog.sqlite`).
     Sqlite { path: Option<PathBuf> },
+    /// An Amazon DynamoDB table.
+    Dynamodb {
+        table: String,
+        region: Option<String>,
+        profile: Option<String>,
+        endpoint_url: Option<String>,
+    },
+}
+
+/// The store a set uses, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    Local {
+        dir: PathBuf,
+        retrieval_delay_secs: u64,
+    },
+    Glacier(GlacierSettings),
+}
+
+/// The catalog a set uses, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogChoice {
+    Sqlite(PathBuf),
+    Dynamodb(DynamoSettings),
 }
 
 /// Flags that override the config file.
@@ -88,9 +129,8 @@ pub struct ResolvedSet {
     pub root: PathBuf,
     pub filter: Filter,
     pub follow_symlinks: bool,
-    pub store_dir: PathBuf,
-    pub retrieval_delay_secs: u64,
-    pub catalog_path: PathBuf,
+    pub store: StoreChoice,
+    pub catalog: CatalogChoice,
     pub retention: Retention,
     pub concurrency: usize,
     /// Local state of this set: fingerprint cache, journal, lock.
@@ -268,29 +308,79 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
     let filter = Filter::new(&patterns, &ignore_patterns).map_err(|e| usage(e.to_string()))?;
 
     let data = data_dir()?;
-    let store = settings.store.clone().or(defaults.store.clone());
-    let (mut store_dir, retrieval_delay_secs) = match store {
-        Some(StoreConfig::Local {
-            path,
-            retrieval_delay_secs,
-        }) => (
-            path.unwrap_or_else(|| data.join("store")),
-            retrieval_delay_secs.unwrap_or(0),
-        ),
-        None => (data.join("store"), 0),
+    let store = match (
+        &overrides.store_dir,
+        settings.store.clone().or(defaults.store.clone()),
+    ) {
+        (Some(dir), _) => StoreChoice::Local {
+            dir: dir.clone(),
+            retrieval_delay_secs: 0,
+        },
+        (None, None) => StoreChoice::Local {
+            dir: data.join("store"),
+            retrieval_delay_secs: 0,
+        },
+        (
+            None,
+            Some(StoreConfig::Local {
+                path,
+                retrieval_delay_secs,
+            }),
+        ) => StoreChoice::Local {
+            dir: path.unwrap_or_else(|| data.join("store")),
+            retrieval_delay_secs: retrieval_delay_secs.unwrap_or(0),
+        },
+        (
+            None,
+            Some(StoreConfig::Glacier {
+                vault,
+                region,
+                profile,
+                endpoint_url,
+                single_upload_max,
+                part_memory_budget,
+                part_concurrency,
+                abandoned_after_hours,
+            }),
+        ) => StoreChoice::Glacier(GlacierSettings {
+            vault,
+            aws: AwsSettings {
+                region,
+                profile,
+                endpoint_url,
+            },
+            single_upload_max,
+            part_memory_budget,
+            part_concurrency,
+            abandoned_after_hours,
+        }),
     };
-    if let Some(dir) = &overrides.store_dir {
-        store_dir = dir.clone();
-    }
-    let catalog = settings.catalog.clone().or(defaults.catalog.clone());
-    let mut catalog_path = match catalog {
-        Some(CatalogConfig::Sqlite { path }) => path.unwrap_or_else(|| data.join("catalog.sqlite")),
-        None => data.join("catalog.sqlite"),
+    let catalog = match (
+        &overrides.catalog_db,
+        settings.catalog.clone().or(defaults.catalog.clone()),
+    ) {
+        (Some(path), _) => CatalogChoice::Sqlite(path.clone()),
+        (None, None) => CatalogChoice::Sqlite(data.join("catalog.sqlite")),
+        (None, Some(CatalogConfig::Sqlite { path })) => {
+            CatalogChoice::Sqlite(path.unwrap_or_else(|| data.join("catalog.sqlite")))
+        }
+        (
+            None,
+            Some(CatalogConfig::Dynamodb {
+                table,
+                region,
+                profile,
+                endpoint_url,
+            }),
+        ) => CatalogChoice::Dynamodb(DynamoSettings {
+            table,
+            aws: AwsSettings {
+                region,
+                profile,
+                endpoint_url,
+            },
+        }),
     };
-    if let Some(path) = &overrides.catalog_db {
-        catalog_path = path.clone();
-    }
-
     let retention_text = overrides
         .retention
         .clone()
@@ -322,9 +412,8 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         root,
         filter,
         follow_symlinks,
-        store_dir,
-        retrieval_delay_secs,
-        catalog_path,
+        store,
+        catalog,
         retention,
         concurrency,
         state_dir,

@@ -4,6 +4,7 @@
 //! the fingerprint cache in `state`) → `engine` (uploads to `store`, records in
 //! `catalog`, typed progress events) → front ends (`cli`).
 
+pub mod aws;
 pub mod catalog;
 pub mod cli;
 pub mod config;

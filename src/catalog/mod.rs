@@ -1,6 +1,7 @@
 //! Catalog: what is archived, per backup set. One trait, interchangeable
 //! implementations (SQLite embedded default; DynamoDB later).
 
+pub mod dynamodb;
 pub mod sqlite;
 
 use anyhow::Result;
@@ -83,6 +84,11 @@ pub trait Catalog: Send + Sync {
     /// Human-readable location, for messages.
     fn describe(&self) -> String;
 
+    /// Fails with one clear line when the catalog is missing or unreachable.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The current version of every file in the set, sorted by key.
     async fn current_summaries(&self) -> Result<Vec<CurrentSummary>>;
 
@@ -109,4 +115,7 @@ pub trait Catalog: Send + Sync {
     async fn remove(&self, key: &str, archive_id: &str) -> Result<()>;
 
     async fn find_archive(&self, archive_id: &str) -> Result<Option<ArchiveRecord>>;
+
+    /// Writes many records at once (a rebuilt or copied catalog), in batches.
+    async fn import(&self, records: &[ArchiveRecord]) -> Result<()>;
 }

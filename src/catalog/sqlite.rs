@@ -208,6 +208,16 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
+    async fn import(&self, records: &[ArchiveRecord]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for record in records {
+            Self::insert(&tx, &self.set_id, record)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     async fn find_archive(&self, archive_id: &str) -> Result<Option<ArchiveRecord>> {
         Ok(self
             .query_records(

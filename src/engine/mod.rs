@@ -171,17 +171,40 @@ enum UploadError {
 }
 
 impl Engine {
-    /// Opens the embedded store, catalog and local state a resolved set names.
-    pub fn open(set: &crate::config::ResolvedSet) -> Result<Engine> {
+    /// Opens the store, catalog and local state a resolved set names (for the
+    /// Amazon backends this builds the SDK clients; nothing is sent yet).
+    pub async fn open(set: &crate::config::ResolvedSet) -> Result<Engine> {
+        use crate::config::{CatalogChoice, StoreChoice};
         let state = LocalState::open(&set.state_dir.join("state.sqlite"))?;
-        let catalog = crate::catalog::sqlite::SqliteCatalog::open(&set.catalog_path, &set.id)?;
-        let store =
-            crate::store::local::LocalStore::open(&set.store_dir, set.retrieval_delay_secs)?;
+        let catalog: Arc<dyn Catalog> = match &set.catalog {
+            CatalogChoice::Sqlite(path) => {
+                Arc::new(crate::catalog::sqlite::SqliteCatalog::open(path, &set.id)?)
+            }
+            CatalogChoice::Dynamodb(settings) => {
+                Arc::new(crate::catalog::dynamodb::DynamoCatalog::connect(settings, &set.id).await?)
+            }
+        };
+        let store: Arc<dyn Store> = match &set.store {
+            StoreChoice::Local {
+                dir,
+                retrieval_delay_secs,
+            } => Arc::new(crate::store::local::LocalStore::open(
+                dir,
+                *retrieval_delay_secs,
+            )?),
+            StoreChoice::Glacier(settings) => {
+                Arc::new(crate::store::glacier::GlacierStore::connect(settings).await?)
+            }
+        };
+        // One clear line now (missing vault or table, bad credentials, unreachable
+        // endpoint) rather than a failure per file later.
+        store.check().await?;
+        catalog.check().await?;
         Ok(Engine {
             root: set.root.clone(),
             state: Arc::new(state),
-            catalog: Arc::new(catalog),
-            store: Arc::new(store),
+            catalog,
+            store,
             host: crate::lock::hostname(),
             retention: set.retention,
             concurrency: set.concurrency,

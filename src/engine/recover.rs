@@ -56,7 +56,7 @@ impl Engine {
             let mut strays = Vec::new();
             match (&entry.archive_id, entry.hash) {
                 (Some(id), Some(hash)) => {
-                    if self.catalog.find_archive(id).await?.is_none() {
+                    if !self.is_recorded(&entry.key, id).await? {
                         strays.push(Stray {
                             archive_id: id.clone(),
                             hash,
@@ -82,12 +82,7 @@ impl Engine {
                                     continue;
                                 }
                                 let Some(sha1) = desc.sha1 else { continue };
-                                if self
-                                    .catalog
-                                    .find_archive(&archive.archive_id)
-                                    .await?
-                                    .is_some()
-                                {
+                                if self.is_recorded(&entry.key, &archive.archive_id).await? {
                                     continue;
                                 }
                                 strays.push(Stray {
@@ -114,6 +109,15 @@ impl Engine {
             self.state.journal_end(&entry.key)?;
         }
         Ok(report)
+    }
+
+    async fn is_recorded(&self, key: &str, archive_id: &str) -> Result<bool> {
+        Ok(self
+            .catalog
+            .versions(key)
+            .await?
+            .iter()
+            .any(|r| r.archive_id == archive_id))
     }
 
     /// The file on disk is the one whose upload was interrupted, and its content is

@@ -2,6 +2,7 @@
 //! (a local directory by default; Glacier vaults later). Retrieval always goes
 //! through jobs, as Glacier's does, so the restore flow is the same everywhere.
 
+pub mod glacier;
 pub mod local;
 
 use anyhow::Result;
@@ -63,6 +64,11 @@ pub enum JobState {
 pub trait Store: Send + Sync {
     /// Where archives go, recorded with each archive, e.g. `local:/mnt/disk/store`.
     fn target(&self) -> String;
+
+    /// Fails with one clear line when the store is missing or unreachable.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// The size of the pieces an upload of `archive_size` bytes is sent in.
     fn part_size(&self, archive_size: u64) -> usize;

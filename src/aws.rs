@@ -1,0 +1,229 @@
+//! What the Amazon backends share: SDK configuration from the standard credential
+//! chain (never a key on the command line or in a file firn writes), retries, and
+//! turning SDK errors into one line that names the problem and the fix.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_glacier::error::{ProvideErrorMetadata, SdkError};
+
+/// Where and as whom to reach AWS. Credentials come only from the default chain
+/// (environment, shared profiles, SSO, instance metadata).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// A stand-in server (tests, a local emulator); `AWS_ENDPOINT_URL` works too.
+    pub endpoint_url: Option<String>,
+}
+
+/// Regions of the standard partitions, to refuse a typo before any request.
+const KNOWN_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+];
+
+pub async fn sdk_config(settings: &AwsSettings) -> anyhow::Result<aws_config::SdkConfig> {
+    if let Some(region) = &settings.region
+        && !KNOWN_REGIONS.contains(&region.as_str())
+    {
+        anyhow::bail!(crate::config::usage(format!(
+            "unknown AWS region {region:?}; use a region code such as us-east-1 or eu-west-1"
+        )));
+    }
+    // Throttling, 5xx, timeouts and dropped connections are retried by the SDK
+    // with exponential backoff and jitter; firn adds its own retry per part.
+    let retry = RetryConfig::standard()
+        .with_max_attempts(6)
+        .with_initial_backoff(Duration::from_millis(100))
+        .with_max_backoff(Duration::from_secs(20));
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(Duration::from_secs(600))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts);
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(endpoint) = &settings.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        anyhow::bail!(crate::config::usage(
+            "no AWS region configured; set `region` in the set's store/catalog config, AWS_REGION, or a profile's region"
+        ));
+    }
+    Ok(config)
+}
+
+/// One clear line for an SDK error. `what` names the resource ("Glacier vault
+/// \"photos\"", "DynamoDB table \"firn\"").
+pub fn explain<E, R>(err: &SdkError<E, R>, what: &str) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let message = match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            explain_code(
+                e.code().unwrap_or("Unknown"),
+                e.message().unwrap_or(""),
+                what,
+            )
+        }
+        SdkError::DispatchFailure(failure) => {
+            let cause = std::error::Error::source(err)
+                .map(deepest_cause)
+                .unwrap_or_else(|| format!("{failure:?}"));
+            if failure.is_timeout() {
+                format!(
+                    "timed out reaching AWS for {what} ({cause}); check the network and try again"
+                )
+            } else {
+                format!(
+                    "cannot reach AWS for {what}: {cause}; check the network, the region and the endpoint URL"
+                )
+            }
+        }
+        SdkError::TimeoutError(_) => {
+            format!("timed out talking to AWS about {what}; check the network and try again")
+        }
+        SdkError::ConstructionFailure(_) => {
+            let cause = std::error::Error::source(err)
+                .map(deepest_cause)
+                .unwrap_or_default();
+            if cause.to_lowercase().contains("credential") {
+                format!(
+                    "no usable AWS credentials for {what} ({cause}); configure them through the standard chain (AWS_* environment, ~/.aws profiles, SSO, instance role)"
+                )
+            } else {
+                format!("cannot build the request for {what}: {cause}")
+            }
+        }
+        SdkError::ResponseError(_) => {
+            format!("unreadable answer from AWS for {what}; is the endpoint an AWS service?")
+        }
+        other => format!("AWS error for {what}: {}", deepest_cause(other)),
+    };
+    anyhow::anyhow!(message)
+}
+
+fn explain_code(code: &str, message: &str, what: &str) -> String {
+    match code {
+        "ResourceNotFoundException" | "NoSuchVault" => {
+            format!("{what} does not exist; create it with `firn init`")
+        }
+        "AccessDeniedException" | "AccessDenied" => format!(
+            "access denied to {what} ({message}); check the IAM policy of the credentials in use"
+        ),
+        "ExpiredTokenException" | "ExpiredToken" | "RequestExpired" => format!(
+            "the AWS credentials have expired ({what}); refresh them (e.g. `aws sso login`) and run again"
+        ),
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "MissingAuthenticationTokenException" => format!(
+            "AWS rejected the credentials for {what} ({code}); check the access key, secret and profile in use"
+        ),
+        "NoLongerSupportedException" => format!(
+            "the Glacier vault API is closed to this account: AWS stopped opening it to new customers on 2025-12-15 ({what}). \
+             Use the embedded default store (store = {{ kind = \"local\" }}) or, once available, firn's S3 store with a Glacier storage class"
+        ),
+        "ThrottlingException"
+        | "ProvisionedThroughputExceededException"
+        | "RequestLimitExceeded"
+        | "SlowDown" => {
+            format!(
+                "AWS kept throttling requests for {what} after several retries; try again later or lower --concurrency"
+            )
+        }
+        _ => format!("AWS refused the request for {what}: {code}: {message}"),
+    }
+}
+
+fn deepest_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// Whether an error is worth another try by firn itself (after the SDK's own).
+pub fn is_transient<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("");
+            matches!(
+                code,
+                "ThrottlingException"
+                    | "RequestTimeoutException"
+                    | "ServiceUnavailableException"
+                    | "SlowDown"
+                    | "InternalFailure"
+                    | "InternalServerError"
+            ) || code.is_empty()
+        }
+        _ => false,
+    }
+}
+
+/// Exponential backoff with full jitter: 0..(base × 2^attempt), capped.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap_ms = (200u64 << attempt.min(8)).min(20_000);
+    let mut byte = [0u8; 2];
+    let _ = getrandom::fill(&mut byte);
+    let fraction = u16::from_le_bytes(byte) as u64;
+    Duration::from_millis(cap_ms * fraction / u16::MAX as u64)
+}

@@ -1,0 +1,709 @@
+//! Amazon Glacier vault store (aws-sdk-glacier).
+//!
+//! - Files up to `single_upload_max` go in one UploadArchive request: the SDK keeps
+//!   the whole request body in memory, so only small files take this path.
+//! - Larger files go multipart. The part size is 1 MiB × 2^n, chosen so the file
+//!   fits in 10,000 parts and the parts in flight fit the memory budget; parts are
+//!   sent concurrently. Every part's tree hash the service returns is compared with
+//!   the local one, and CompleteMultipartUpload gets the total tree hash and size
+//!   computed locally.
+//! - Glacier does not take empty archives: a 0-byte file is recorded with the
+//!   sentinel archive id [`EMPTY_ARCHIVE_ID`], which needs no request to restore.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use async_trait::async_trait;
+use aws_sdk_glacier::Client;
+use aws_sdk_glacier::primitives::ByteStream;
+use aws_sdk_glacier::types::{JobParameters, StatusCode};
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::{ArchiveListing, JobState, Store, StoredArchive, StoredPart, Tier, Upload};
+use crate::aws::{self, AwsSettings};
+use crate::hash::{TreeHash, tree_hash_of};
+
+/// The archive id of every empty file: Glacier refuses 0-byte archives.
+pub const EMPTY_ARCHIVE_ID: &str = "firn-empty-archive";
+const MIB: u64 = 1 << 20;
+const MAX_PARTS: u64 = 10_000;
+/// firn's own retries of one part, after the SDK's.
+const PART_ATTEMPTS: u32 = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlacierSettings {
+    pub vault: String,
+    pub aws: AwsSettings,
+    /// Largest file sent in a single request (the SDK buffers it whole).
+    pub single_upload_max: Option<u64>,
+    /// Memory for parts in flight, all uploads together.
+    pub part_memory_budget: Option<u64>,
+    /// Parts in flight per upload.
+    pub part_concurrency: Option<usize>,
+    /// Multipart uploads nothing resumes are aborted once older than this.
+    pub abandoned_after_hours: Option<u64>,
+}
+
+pub struct GlacierStore {
+    client: Client,
+    vault: String,
+    region: String,
+    single_upload_max: u64,
+    budget: u64,
+    part_concurrency: usize,
+    abandoned_after_secs: i64,
+    /// One permit per MiB of part data in flight, shared by every upload.
+    memory: Arc<Semaphore>,
+}
+
+impl GlacierStore {
+    pub async fn connect(settings: &GlacierSettings) -> Result<Self> {
+        let config = aws::sdk_config(&settings.aws).await?;
+        let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+        let budget = settings.part_memory_budget.unwrap_or(256 * MIB).max(MIB);
+        Ok(GlacierStore {
+            client: Client::new(&config),
+            vault: settings.vault.clone(),
+            region,
+            single_upload_max: settings.single_upload_max.unwrap_or(8 * MIB),
+            budget,
+            part_concurrency: settings.part_concurrency.unwrap_or(4).max(1),
+            abandoned_after_secs: settings.abandoned_after_hours.unwrap_or(24) as i64 * 3600,
+            memory: Arc::new(Semaphore::new((budget / MIB) as usize)),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn vault(&self) -> &str {
+        &self.vault
+    }
+
+    fn what(&self) -> String {
+        format!("Glacier vault {:?} in {}", self.vault, self.region)
+    }
+
+    async fn describe_vault(&self) -> Result<()> {
+        self.client
+            .describe_vault()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .send()
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        Ok(())
+    }
+
+    /// Part size: the smallest 1 MiB × 2^n that keeps the file within 10,000
+    /// parts, raised towards budget / concurrency for fewer requests.
+    pub fn choose_part_size(size: u64, budget: u64, concurrency: usize) -> u64 {
+        let mut minimum = MIB;
+        while size.div_ceil(minimum) > MAX_PARTS {
+            minimum *= 2;
+        }
+        let mut part = minimum;
+        let target = (budget / concurrency.max(1) as u64).min(4096 * MIB);
+        while part * 2 <= target && size > part * 2 {
+            part *= 2;
+        }
+        part
+    }
+
+    fn token(upload_id: &str, part_size: u64) -> String {
+        format!("glacier:{part_size}:{upload_id}")
+    }
+
+    fn parse_token(token: &str) -> Option<(u64, &str)> {
+        let rest = token.strip_prefix("glacier:")?;
+        let (size, id) = rest.split_once(':')?;
+        Some((size.parse().ok()?, id))
+    }
+}
+
+#[async_trait]
+impl Store for GlacierStore {
+    fn target(&self) -> String {
+        format!("glacier:{}/{}", self.region, self.vault)
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.describe_vault().await
+    }
+
+    fn part_size(&self, archive_size: u64) -> usize {
+        if archive_size <= self.single_upload_max {
+            // Read in modest pieces; the whole body is assembled for one request.
+            MIB as usize
+        } else {
+            Self::choose_part_size(archive_size, self.budget, self.part_concurrency) as usize
+        }
+    }
+
+    async fn begin_upload(&self, size: u64, description: &str) -> Result<Box<dyn Upload>> {
+        if size == 0 {
+            return Ok(Box::new(EmptyUpload));
+        }
+        if size <= self.single_upload_max {
+            return Ok(Box::new(SingleUpload {
+                client: self.client.clone(),
+                vault: self.vault.clone(),
+                what: self.what(),
+                body: Vec::with_capacity(size as usize),
+            }));
+        }
+        let part_size = Self::choose_part_size(size, self.budget, self.part_concurrency);
+        let out = self
+            .client
+            .initiate_multipart_upload()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .archive_description(description)
+            .part_size(part_size.to_string())
+            .send()
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        let upload_id = out
+            .upload_id()
+            .context("Glacier returned no upload id")?
+            .to_string();
+        Ok(Box::new(self.multipart(upload_id, part_size)))
+    }
+
+    async fn resume_upload(
+        &self,
+        token: &str,
+        size: u64,
+    ) -> Result<Option<(Box<dyn Upload>, Vec<StoredPart>)>> {
+        let Some((part_size, upload_id)) = Self::parse_token(token) else {
+            return Ok(None);
+        };
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = match self
+                .client
+                .list_parts()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .upload_id(upload_id)
+                .set_marker(marker.clone())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(aws::explain(&e, &self.what())),
+            };
+            if out.part_size_in_bytes() as u64 != part_size {
+                return Ok(None);
+            }
+            for part in out.parts() {
+                let (Some(range), Some(hash)) = (part.range_in_bytes(), part.sha256_tree_hash())
+                else {
+                    continue;
+                };
+                let Some((start, end)) = range
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+                else {
+                    continue;
+                };
+                let Some(tree_hash) = hex::decode(hash).ok().and_then(|v| v.try_into().ok()) else {
+                    continue;
+                };
+                if end < size {
+                    parts.push(StoredPart {
+                        offset: start,
+                        len: end - start + 1,
+                        tree_hash,
+                    });
+                }
+            }
+            marker = out.marker().map(str::to_owned);
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(Some((
+            Box::new(self.multipart(upload_id.to_string(), part_size)),
+            parts,
+        )))
+    }
+
+    async fn abort_abandoned(&self, keep: &[String]) -> Result<Vec<String>> {
+        let keep_ids: Vec<&str> = keep
+            .iter()
+            .filter_map(|t| Self::parse_token(t).map(|(_, id)| id))
+            .collect();
+        let now = crate::store::local::now_secs();
+        let mut aborted = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| aws::explain(&e, &self.what()))?;
+            for upload in out.uploads_list() {
+                let Some(id) = upload.multipart_upload_id() else {
+                    continue;
+                };
+                let ours = upload
+                    .archive_description()
+                    .is_some_and(|d| crate::description::decode(d).is_ok());
+                let age = upload
+                    .creation_date()
+                    .and_then(parse_iso8601)
+                    .map(|t| now - t)
+                    .unwrap_or(0);
+                if !ours || keep_ids.contains(&id) || age < self.abandoned_after_secs {
+                    continue;
+                }
+                self.client
+                    .abort_multipart_upload()
+                    .account_id("-")
+                    .vault_name(&self.vault)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| aws::explain(&e, &self.what()))?;
+                aborted.push(id.to_string());
+            }
+            marker = out.marker().map(str::to_owned);
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(aborted)
+    }
+
+    async fn delete(&self, archive_id: &str) -> Result<()> {
+        if archive_id == EMPTY_ARCHIVE_ID {
+            return Ok(());
+        }
+        self.client
+            .delete_archive()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .archive_id(archive_id)
+            .send()
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Option<Vec<ArchiveListing>>> {
+        // A vault lists its archives only through an inventory job (hours).
+        Ok(None)
+    }
+
+    async fn request_retrieval(&self, archive_id: &str, tier: Tier) -> Result<String> {
+        if archive_id == EMPTY_ARCHIVE_ID {
+            return Ok(EMPTY_ARCHIVE_ID.to_string());
+        }
+        let tier_name = match tier {
+            Tier::Expedited => "Expedited",
+            Tier::Standard => "Standard",
+            Tier::Bulk => "Bulk",
+        };
+        let params = JobParameters::builder()
+            .r#type("archive-retrieval")
+            .archive_id(archive_id)
+            .tier(tier_name)
+            .build();
+        let out = self
+            .client
+            .initiate_job()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .job_parameters(params)
+            .send()
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        out.job_id()
+            .map(str::to_owned)
+            .context("Glacier returned no job id")
+    }
+
+    async fn job_state(&self, job_id: &str) -> Result<JobState> {
+        if job_id == EMPTY_ARCHIVE_ID {
+            return Ok(JobState::Ready);
+        }
+        let out = match self
+            .client
+            .describe_job()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .job_id(job_id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                return Ok(JobState::Gone);
+            }
+            Err(e) => return Err(aws::explain(&e, &self.what())),
+        };
+        Ok(match out.status_code() {
+            Some(StatusCode::Succeeded) => JobState::Ready,
+            Some(StatusCode::Failed) => {
+                JobState::Failed(out.status_message().unwrap_or("failed").to_string())
+            }
+            _ => JobState::InProgress { ready_at: None },
+        })
+    }
+
+    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes> {
+        if job_id == EMPTY_ARCHIVE_ID || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let out = self
+            .client
+            .get_job_output()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .job_id(job_id)
+            .range(format!("bytes={}-{}", offset, offset + len - 1))
+            .send()
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .context("retrieval download interrupted")?;
+        Ok(body.into_bytes())
+    }
+}
+
+impl GlacierStore {
+    fn multipart(&self, upload_id: String, part_size: u64) -> MultipartUpload {
+        MultipartUpload {
+            client: self.client.clone(),
+            vault: self.vault.clone(),
+            what: self.what(),
+            upload_id,
+            part_size,
+            in_flight: JoinSet::new(),
+            max_in_flight: self.part_concurrency,
+            memory: Arc::clone(&self.memory),
+            budget_mib: (self.budget / MIB) as u32,
+        }
+    }
+}
+
+/// `2024-01-31T12:34:56.789Z` → Unix seconds.
+fn parse_iso8601(text: &str) -> Option<i64> {
+    let date = text.get(0..10)?;
+    let time = text.get(11..19)?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
+    Some(crate::description::days_from_civil(y, m, day) * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+struct EmptyUpload;
+
+#[async_trait]
+impl Upload for EmptyUpload {
+    async fn send(&mut self, _offset: u64, data: Bytes) -> Result<()> {
+        if !data.is_empty() {
+            bail!("an empty file grew while it was uploaded");
+        }
+        Ok(())
+    }
+
+    async fn complete(
+        self: Box<Self>,
+        size: u64,
+        _tree_hash: TreeHash,
+        _description: &str,
+    ) -> Result<StoredArchive> {
+        if size != 0 {
+            bail!("an empty file grew while it was uploaded");
+        }
+        Ok(StoredArchive {
+            archive_id: EMPTY_ARCHIVE_ID.to_string(),
+            tree_hash: tree_hash_of(&[]),
+            size: 0,
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct SingleUpload {
+    client: Client,
+    vault: String,
+    what: String,
+    body: Vec<u8>,
+}
+
+#[async_trait]
+impl Upload for SingleUpload {
+    async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        if offset != self.body.len() as u64 {
+            bail!("part at offset {offset} sent out of order");
+        }
+        self.body.extend_from_slice(&data);
+        Ok(())
+    }
+
+    async fn complete(
+        self: Box<Self>,
+        size: u64,
+        tree_hash: TreeHash,
+        description: &str,
+    ) -> Result<StoredArchive> {
+        if size != self.body.len() as u64 {
+            bail!(
+                "upload size mismatch: {size} declared, {} sent",
+                self.body.len()
+            );
+        }
+        let body = Bytes::from(self.body);
+        let mut attempt = 0;
+        let out = loop {
+            let result = self
+                .client
+                .upload_archive()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .archive_description(description)
+                .checksum(hex::encode(tree_hash))
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(out) => break out,
+                Err(e) if aws::is_transient(&e) && attempt + 1 < PART_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(aws::backoff(attempt)).await;
+                }
+                Err(e) => return Err(aws::explain(&e, &self.what)),
+            }
+        };
+        let archive_id = out
+            .archive_id()
+            .context("Glacier returned no archive id")?
+            .to_string();
+        let reported = parse_tree_hash(out.checksum()).context("Glacier returned no tree hash")?;
+        Ok(StoredArchive {
+            archive_id,
+            tree_hash: reported,
+            size,
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn parse_tree_hash(text: Option<&str>) -> Option<TreeHash> {
+    hex::decode(text?).ok()?.try_into().ok()
+}
+
+struct MultipartUpload {
+    client: Client,
+    vault: String,
+    what: String,
+    upload_id: String,
+    part_size: u64,
+    in_flight: JoinSet<Result<()>>,
+    max_in_flight: usize,
+    memory: Arc<Semaphore>,
+    budget_mib: u32,
+}
+
+impl MultipartUpload {
+    async fn wait_one(&mut self) -> Result<()> {
+        match self.in_flight.join_next().await {
+            Some(joined) => joined.context("part upload task failed")?,
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Upload for MultipartUpload {
+    fn resume_token(&self) -> Option<String> {
+        Some(GlacierStore::token(&self.upload_id, self.part_size))
+    }
+
+    async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        if offset % self.part_size != 0 || data.len() as u64 > self.part_size {
+            bail!(
+                "part at offset {offset} of {} bytes does not fit part size {}",
+                data.len(),
+                self.part_size
+            );
+        }
+        while self.in_flight.len() >= self.max_in_flight {
+            self.wait_one().await?;
+        }
+        let mib = (data.len() as u64)
+            .div_ceil(MIB)
+            .clamp(1, self.budget_mib.max(1) as u64) as u32;
+        let permit: OwnedSemaphorePermit = Arc::clone(&self.memory)
+            .acquire_many_owned(mib)
+            .await
+            .context("memory budget closed")?;
+        let (client, vault, upload_id, what) = (
+            self.client.clone(),
+            self.vault.clone(),
+            self.upload_id.clone(),
+            self.what.clone(),
+        );
+        self.in_flight.spawn(async move {
+            let _permit = permit;
+            let local = tree_hash_of(&data);
+            let range = format!("bytes {}-{}/*", offset, offset + data.len() as u64 - 1);
+            let mut attempt = 0;
+            loop {
+                let result = client
+                    .upload_multipart_part()
+                    .account_id("-")
+                    .vault_name(&vault)
+                    .upload_id(&upload_id)
+                    .range(&range)
+                    .checksum(hex::encode(local))
+                    .body(ByteStream::from(data.clone()))
+                    .send()
+                    .await;
+                match result {
+                    Ok(out) => {
+                        let reported = parse_tree_hash(out.checksum());
+                        if reported != Some(local) {
+                            return Err(anyhow!(
+                                "Glacier reported tree hash {} for the part at {offset}, computed {}",
+                                out.checksum().unwrap_or("none"),
+                                hex::encode(local)
+                            ));
+                        }
+                        return Ok(());
+                    }
+                    Err(e) if aws::is_transient(&e) && attempt + 1 < PART_ATTEMPTS => {
+                        attempt += 1;
+                        tokio::time::sleep(aws::backoff(attempt)).await;
+                    }
+                    Err(e) => return Err(aws::explain(&e, &what)),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn complete(
+        mut self: Box<Self>,
+        size: u64,
+        tree_hash: TreeHash,
+        _description: &str,
+    ) -> Result<StoredArchive> {
+        while !self.in_flight.is_empty() {
+            self.wait_one().await?;
+        }
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .upload_id(&self.upload_id)
+            .archive_size(size.to_string())
+            .checksum(hex::encode(tree_hash))
+            .send()
+            .await
+            .map_err(|e| aws::explain(&e, &self.what))?;
+        let archive_id = out
+            .archive_id()
+            .context("Glacier returned no archive id")?
+            .to_string();
+        let reported = parse_tree_hash(out.checksum()).context("Glacier returned no tree hash")?;
+        Ok(StoredArchive {
+            archive_id,
+            tree_hash: reported,
+            size,
+        })
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        self.client
+            .abort_multipart_upload()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .upload_id(&self.upload_id)
+            .send()
+            .await
+            .map_err(|e| aws::explain(&e, &self.what))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_are_powers_of_two_mib_within_ten_thousand_parts() {
+        for (size, budget, conc) in [
+            (9 * MIB, 256 * MIB, 4),
+            (5 << 30, 64 * MIB, 4),
+            (100 << 30, 64 * MIB, 4),
+            (40 << 40, 256 * MIB, 4),
+            (3 * MIB + 1, MIB, 1),
+        ] {
+            let part = GlacierStore::choose_part_size(size, budget, conc);
+            assert!(part.is_power_of_two() && part >= MIB, "{part}");
+            assert!(size.div_ceil(part) <= MAX_PARTS, "size {size} part {part}");
+        }
+        assert_eq!(
+            GlacierStore::choose_part_size(5 << 30, 64 * MIB, 4),
+            16 * MIB
+        );
+        assert_eq!(
+            GlacierStore::choose_part_size(100 << 30, 64 * MIB, 4),
+            16 * MIB
+        );
+        assert_eq!(
+            GlacierStore::choose_part_size(200 << 30, 64 * MIB, 4),
+            32 * MIB,
+            "10,000 parts force larger parts"
+        );
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        let token = GlacierStore::token("abc-123", 16 * MIB);
+        assert_eq!(
+            GlacierStore::parse_token(&token),
+            Some((16 * MIB, "abc-123"))
+        );
+        assert_eq!(GlacierStore::parse_token("local:x"), None);
+    }
+
+    #[test]
+    fn parses_glacier_dates() {
+        assert_eq!(parse_iso8601("1970-01-02T00:00:01.000Z"), Some(86_401));
+    }
+}

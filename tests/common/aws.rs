@@ -1,0 +1,324 @@
+//! A local AWS-compatible server for the tests (fakecloud: Glacier multipart with
+//! tree-hash, alignment and Content-Range checks; DynamoDB with 1 MB Query pages),
+//! started on a free port per test and killed when dropped; and a fault-injecting
+//! HTTP proxy to put between firn and it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub struct FakeCloud {
+    child: Child,
+    pub endpoint: String,
+}
+
+fn fakecloud_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FAKECLOUD_BIN") {
+        return PathBuf::from(path);
+    }
+    let in_cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|d| d.join("bin/fakecloud"));
+    match in_cargo_home {
+        Some(path) if path.exists() => path,
+        _ => PathBuf::from("fakecloud"),
+    }
+}
+
+impl FakeCloud {
+    /// Starts fakecloud on a free port. A missing server is a test failure (never a
+    /// skip): `bash tests/run.sh` installs it.
+    pub fn start() -> FakeCloud {
+        let bin = fakecloud_binary();
+        let mut child = Command::new(&bin)
+            .args(["--addr", "127.0.0.1:0", "--log-level", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start fakecloud ({}): {e}; run `bash tests/run.sh`, which installs it", bin.display())
+            });
+        let stdout = child.stdout.take().expect("fakecloud stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let port = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(port) = line.trim().strip_prefix("FAKECLOUD_PORT=") {
+                        break port.parse::<u16>().expect("port number");
+                    }
+                }
+                _ => panic!("fakecloud exited before announcing its port"),
+            }
+        };
+        // Keep draining its stdout so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        FakeCloud { child, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for FakeCloud {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Environment for an AWS SDK client (or firn) talking to the local server:
+/// dummy credentials through the standard chain, never on argv.
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "firntest".into()),
+        ("AWS_SECRET_ACCESS_KEY", "firntestsecret".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT_URL", endpoint.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials".into()),
+    ]
+}
+
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let creds = aws_sdk_dynamodb::config::Credentials::new("firntest", "firntestsecret", None, None, "test");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(creds)
+        .load()
+        .await
+}
+
+/// What the proxy does with one request.
+#[derive(Clone, Debug)]
+pub enum Action {
+    Forward,
+    /// Answer without asking the server (an AWS error, say).
+    Respond { status: u16, headers: Vec<(String, String)>, body: String },
+    /// Drop the connection without an answer (a reset).
+    Reset,
+    /// Forward, then replace the value of one response header.
+    TamperHeader { name: String, value: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct RequestInfo {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// 0-based count of requests seen.
+    pub n: usize,
+}
+
+impl RequestInfo {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// An UploadMultipartPart request.
+    pub fn is_part_upload(&self) -> bool {
+        self.method == "PUT" && self.path.contains("/multipart-uploads/")
+    }
+
+    pub fn dynamodb_target(&self) -> Option<&str> {
+        self.header("x-amz-target")
+    }
+}
+
+type Rule = dyn Fn(&RequestInfo) -> Action + Send + Sync;
+
+/// An HTTP/1.1 proxy that applies `rule` to every request and records what it did.
+pub struct FaultProxy {
+    pub endpoint: String,
+    pub seen: Arc<Mutex<Vec<(RequestInfo, String)>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str, rule: impl Fn(&RequestInfo) -> Action + Send + Sync + 'static) -> FaultProxy {
+        let upstream: SocketAddr = upstream.trim_start_matches("http://").parse().expect("upstream address");
+        let rule: Arc<Rule> = Arc::new(rule);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let seen_in = Arc::clone(&seen);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+                addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+                let counter = Arc::new(AtomicUsize::new(0));
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        accepted = listener.accept() => {
+                            let Ok((client, _)) = accepted else { continue };
+                            let (rule, seen, counter) = (Arc::clone(&rule), Arc::clone(&seen_in), Arc::clone(&counter));
+                            tokio::spawn(async move {
+                                let _ = serve(client, upstream, rule, seen, counter).await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        let addr = addr_rx.recv().expect("proxy address");
+        FaultProxy { endpoint: format!("http://{addr}"), seen, shutdown: Some(shutdown), thread: Some(thread) }
+    }
+
+    /// Requests seen, each with what was done ("forward", "respond 503", "reset", ...).
+    pub fn log(&self) -> Vec<(RequestInfo, String)> {
+        self.seen.lock().expect("proxy log").clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+    loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(Some(pos + 4));
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn parse_head(head: &[u8]) -> (String, Vec<(String, String)>) {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect();
+    (first, headers)
+}
+
+fn content_length(headers: &[(String, String)]) -> usize {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0)
+}
+
+fn build_head(first: &str, headers: &[(String, String)]) -> Vec<u8> {
+    let mut out = format!("{first}\r\n");
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// One request per client connection: the proxy answers with `Connection: close`.
+async fn serve(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    rule: Arc<Rule>,
+    seen: Arc<Mutex<Vec<(RequestInfo, String)>>>,
+    counter: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let Some(head_len) = read_head(&mut client, &mut buf).await? else { return Ok(()) };
+    let (request_line, mut headers) = parse_head(&buf[..head_len - 4]);
+    let body_len = content_length(&headers);
+    while buf.len() < head_len + body_len {
+        let mut chunk = vec![0u8; 65536];
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[head_len..head_len + body_len].to_vec();
+    let mut parts = request_line.split(' ');
+    let info = RequestInfo {
+        method: parts.next().unwrap_or_default().to_string(),
+        path: parts.next().unwrap_or_default().to_string(),
+        headers: headers.clone(),
+        n: counter.fetch_add(1, Ordering::SeqCst),
+    };
+    let action = rule(&info);
+    let label = match &action {
+        Action::Forward => "forward".to_string(),
+        Action::Respond { status, .. } => format!("respond {status}"),
+        Action::Reset => "reset".to_string(),
+        Action::TamperHeader { name, .. } => format!("tamper {name}"),
+    };
+    seen.lock().expect("proxy log").push((info, label));
+    match action {
+        Action::Reset => {
+            // Close abruptly: SO_LINGER 0 sends a TCP reset.
+            let std_stream = client.into_std()?;
+            let socket = socket2::Socket::from(std_stream);
+            let _ = socket.set_linger(Some(std::time::Duration::from_secs(0)));
+            drop(socket);
+            Ok(())
+        }
+        Action::Respond { status, headers: extra, body } => {
+            let mut h = extra;
+            h.push(("Content-Length".into(), body.len().to_string()));
+            h.push(("Connection".into(), "close".into()));
+            let mut out = build_head(&format!("HTTP/1.1 {status} Injected"), &h);
+            out.extend_from_slice(body.as_bytes());
+            client.write_all(&out).await?;
+            client.shutdown().await
+        }
+        Action::Forward | Action::TamperHeader { .. } => {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("connection"));
+            headers.push(("Connection".into(), "close".into()));
+            let mut upstream_conn = TcpStream::connect(upstream).await?;
+            let mut request = build_head(&request_line, &headers);
+            request.extend_from_slice(&body);
+            upstream_conn.write_all(&request).await?;
+            let mut response = Vec::new();
+            upstream_conn.read_to_end(&mut response).await?;
+            if let Action::TamperHeader { name, value } = &action {
+                if let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let (status_line, mut resp_headers) = parse_head(&response[..head_end]);
+                    for (k, v) in resp_headers.iter_mut() {
+                        if k.eq_ignore_ascii_case(name) {
+                            *v = value.clone();
+                        }
+                    }
+                    let mut rebuilt = build_head(&status_line, &resp_headers);
+                    rebuilt.extend_from_slice(&response[head_end + 4..]);
+                    response = rebuilt;
+                }
+            }
+            client.write_all(&response).await?;
+            client.shutdown().await
+        }
+    }
+}
+
+/// An AWS JSON-protocol error answer (Glacier and DynamoDB both speak it).
+pub fn aws_error(status: u16, code: &str, message: &str) -> Action {
+    Action::Respond {
+        status,
+        headers: vec![
+            ("Content-Type".into(), "application/x-amz-json-1.0".into()),
+            ("x-amzn-ErrorType".into(), code.into()),
+            ("x-amzn-RequestId".into(), "injected".into()),
+        ],
+        body: format!(r#"{{"__type":"{code}","code":"{code}","message":"{message}","Message":"{message}"}}"#),
+    }
+}
