@@ -2,6 +2,8 @@
 //! one temporary directory, and helpers to run the real binary against them.
 #![allow(dead_code)]
 
+pub mod aws;
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,363 @@
+//! The Amazon backends end to end: the real binary and the real SDK clients talk
+//! HTTP to a local AWS-compatible server (fakecloud: Glacier multipart with tree
+//! hash, alignment and Content-Range checks; DynamoDB paging Query at 1 MB), with
+//! a fault-injecting proxy in between where a test needs one.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::aws::{Action, FakeCloud, FaultProxy, RequestInfo, aws_env, aws_error, sdk_config};
+use common::{Sandbox, stderr, stdout};
+
+const MIB: usize = 1 << 20;
+
+/// A sandbox whose set `s` backs up to a Glacier vault and a DynamoDB table.
+struct AwsSandbox {
+    sb: Sandbox,
+    cloud: FakeCloud,
+}
+
+impl AwsSandbox {
+    fn new(store_extra: &str) -> AwsSandbox {
+        let sb = Sandbox::new();
+        let cloud = FakeCloud::start();
+        let config = sb.path().join("config/firn/config.toml");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[sets.s]\nroot = {:?}\nretention = \"keep\"\nstore = {{ kind = \"glacier\", vault = \"photos\"{store_extra} }}\ncatalog = {{ kind = \"dynamodb\", table = \"firn-catalog\" }}\n",
+                sb.tree()
+            ),
+        )
+        .unwrap();
+        AwsSandbox { sb, cloud }
+    }
+
+    fn command(&self, endpoint: &str) -> Command {
+        let mut cmd = self.sb.command();
+        for (k, v) in aws_env(endpoint) {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn run(&self, endpoint: &str, args: &[&str]) -> Output {
+        self.command(endpoint).args(args).output().expect("run firn")
+    }
+
+    fn firn(&self, args: &[&str]) -> Output {
+        self.run(&self.cloud.endpoint.clone(), args)
+    }
+
+    fn init(&self) {
+        let out = self.firn(&["init", "--set", "s", "--yes"]);
+        assert!(out.status.success(), "init: {}{}", stdout(&out), stderr(&out));
+    }
+
+    fn backup_via(&self, endpoint: &str) -> (Option<i32>, serde_json::Value) {
+        let out = self.run(endpoint, &["backup", "--set", "s", "--json"]);
+        let text = stdout(&out);
+        let last = text.lines().last().unwrap_or_else(|| panic!("no output: {}", stderr(&out)));
+        (out.status.code(), serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last} / {}", stderr(&out))))
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        let out = self.firn(&["ls", "--set", "s", "--all", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(stdout(&out).trim()).unwrap().as_array().cloned().unwrap_or_default()
+    }
+
+    /// Restores everything into a fresh directory and checks every byte against the tree.
+    fn restore_and_compare(&self, files: &[(&str, &[u8])]) {
+        let out_dir = self.sb.path().join(format!("restored-{}", Instant::now().elapsed().as_nanos()));
+        let out = self.firn(&["restore", "--set", "s", "--to", out_dir.to_str().unwrap(), "--tier", "expedited"]);
+        assert!(out.status.success(), "restore: {}{}", stdout(&out), stderr(&out));
+        for (name, content) in files {
+            let restored = std::fs::read(out_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(restored == *content, "{name}: restored bytes differ");
+        }
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = seed as u32 | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn one_line_error(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "exit 2 expected: {}{}", stdout(out), err);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn init_creates_the_vault_and_table_and_refuses_a_foreign_table() {
+    let a = AwsSandbox::new("");
+    let out = a.firn(&["init", "--set", "s"]);
+    assert_eq!(out.status.code(), Some(2), "no confirmation without a terminal: {}", stdout(&out));
+    assert!(stdout(&out).contains("create Glacier vault \"photos\""), "shows the plan: {}", stdout(&out));
+    assert!(stdout(&out).contains("on-demand"), "{}", stdout(&out));
+    a.init();
+    let again = a.firn(&["init", "--set", "s", "--yes"]);
+    assert!(stdout(&again).contains("nothing to create"), "{}", stdout(&again));
+
+    // A table of the same name with another key schema is refused.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+        let client = aws_sdk_dynamodb::Client::new(&sdk_config(&a.cloud.endpoint).await);
+        client
+            .create_table()
+            .table_name("other")
+            .attribute_definitions(AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap())
+            .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap();
+    });
+    let config = a.sb.path().join("config/firn/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("firn-catalog", "other");
+    std::fs::write(&config, text).unwrap();
+    let out = a.firn(&["init", "--set", "s", "--yes"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("another key schema"), "{err}");
+}
+
+#[test]
+fn small_multipart_and_empty_files_round_trip_through_glacier() {
+    let a = AwsSandbox::new(", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2");
+    a.init();
+    let small = b"small file".to_vec();
+    let medium = pattern(3 * MIB + 17, 1);
+    let big = pattern(20 * MIB + 5, 2);
+    let files: Vec<(&str, &[u8])> = vec![
+        ("small.txt", &small),
+        ("dir/medium.bin", &medium),
+        ("dir/big.bin", &big),
+        ("empty", b""),
+        ("Cafe\u{301} quote'\" space.txt", b"nfd"),
+    ];
+    for (name, content) in &files {
+        a.sb.write(name, content);
+    }
+    let proxy = FaultProxy::start(&a.cloud.endpoint, |_| Action::Forward);
+    let (code, doc) = a.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["uploaded_files"], 5);
+    let log = proxy.log();
+    let parts = log.iter().filter(|(r, _)| r.is_part_upload()).count();
+    assert_eq!(parts, 2 + 5, "3 MiB in 2 MiB parts, 20 MiB in 4 MiB parts");
+    let singles = log.iter().filter(|(r, _)| r.method == "POST" && r.path.ends_with("/archives")).count();
+    assert_eq!(singles, 2, "only the small files go in one request (the empty one needs none)");
+
+    let records = a.records();
+    assert_eq!(records.len(), 5);
+    assert!(records.iter().all(|r| r["target"].as_str().unwrap().starts_with("glacier:us-east-1/photos")));
+    a.restore_and_compare(&files);
+
+    // A second run finds nothing to do.
+    let (code, doc) = a.backup_via(&a.cloud.endpoint);
+    assert_eq!(code, Some(0));
+    assert_eq!(doc["pending_files"], 0, "{doc}");
+}
+
+/// Runs `cmd` and returns its output and peak RSS in KiB (from wait4's rusage).
+fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid);
+    (std::process::ExitStatus::from_raw(status), usage.ru_maxrss)
+}
+
+#[test]
+fn a_multi_gib_sparse_file_uploads_within_the_memory_budget() {
+    let budget = 32 * MIB;
+    let a = AwsSandbox::new(&format!(", part_memory_budget = {budget}, part_concurrency = 2"));
+    a.init();
+    let path = a.sb.tree().join("disk.img");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(2 << 30).unwrap(); // 2 GiB, sparse
+    let mut cmd = a.command(&a.cloud.endpoint);
+    cmd.args(["backup", "--set", "s"]);
+    let (status, rss_kib) = run_measuring_rss(cmd);
+    assert!(status.success(), "backup failed");
+    let rss_mib = rss_kib / 1024;
+    eprintln!("peak RSS of firn backup of a 2 GiB file with a {} MiB part budget: {rss_mib} MiB", budget / MIB);
+    // Parts in flight (the budget) + the part being read + the runtime and SDK.
+    assert!(rss_mib < (budget / MIB) as i64 + 16 + 64, "peak RSS {rss_mib} MiB exceeds the budget");
+    let records = a.records();
+    assert_eq!(records[0]["size"], 2u64 << 30);
+    assert_eq!(records[0]["tree_hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
+    let a = AwsSandbox::new(&format!(", part_memory_budget = {}, part_concurrency = 1", 4 * MIB));
+    a.init();
+    let content = pattern(24 * MIB, 3);
+    a.sb.write("vm.img", &content);
+    // Each part is held back a little so the kill lands mid-upload.
+    let proxy = FaultProxy::start(&a.cloud.endpoint, |r: &RequestInfo| {
+        if r.is_part_upload() {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        Action::Forward
+    });
+    let mut child = a.command(&proxy.endpoint).args(["backup", "--set", "s"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.log().iter().filter(|(r, _)| r.is_part_upload()).count() < 3 {
+        assert!(Instant::now() < deadline, "upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(proxy);
+
+    // What the server holds now.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let held = rt.block_on(async {
+        let client = aws_sdk_glacier::Client::new(&sdk_config(&a.cloud.endpoint).await);
+        let uploads = client.list_multipart_uploads().account_id("-").vault_name("photos").send().await.unwrap();
+        let upload = &uploads.uploads_list()[0];
+        let parts = client
+            .list_parts()
+            .account_id("-")
+            .vault_name("photos")
+            .upload_id(upload.multipart_upload_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        parts.parts().len()
+    });
+    assert!((1..6).contains(&held), "some but not all of the 6 parts arrived: {held}");
+    assert!(a.records().is_empty(), "nothing recorded by the killed run");
+
+    let second = FaultProxy::start(&a.cloud.endpoint, |_| Action::Forward);
+    let (code, doc) = a.backup_via(&second.endpoint);
+    assert_eq!(code, Some(0), "{doc}");
+    let sent = second.log().iter().filter(|(r, _)| r.is_part_upload()).count();
+    assert_eq!(sent, 6 - held, "only the missing parts are sent again");
+    a.restore_and_compare(&[("vm.img", &content)]);
+}
+
+#[test]
+fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
+    let a = AwsSandbox::new(", single_upload_max = 1048576, part_memory_budget = 4194304");
+    a.init();
+    a.sb.write("small.txt", "small");
+    a.sb.write("big.bin", pattern(3 * MIB, 4));
+    let zeros = "0".repeat(64);
+    let proxy = FaultProxy::start(&a.cloud.endpoint, move |r: &RequestInfo| {
+        let completes = r.method == "POST" && (r.path.contains("/multipart-uploads/") || r.path.ends_with("/archives"));
+        if completes { Action::TamperHeader { name: "x-amz-sha256-tree-hash".into(), value: zeros.clone() } } else { Action::Forward }
+    });
+    let (code, doc) = a.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(1), "{doc}");
+    let failed = doc["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{doc}");
+    assert!(failed.iter().all(|f| f["reason"].as_str().unwrap().contains("tree hash")), "{doc}");
+    assert!(a.records().is_empty(), "nothing recorded");
+    // The archives the service stored under a hash firn could not confirm are deleted.
+    let deletes = proxy.log().iter().filter(|(r, _)| r.method == "DELETE" && r.path.contains("/archives/")).count();
+    assert_eq!(deletes, 2);
+}
+
+#[test]
+fn throttling_server_errors_and_resets_are_retried_and_every_archive_is_right() {
+    let a = AwsSandbox::new(", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2");
+    a.init();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..6).map(|i| (format!("f{i}.bin"), pattern(if i % 2 == 0 { 100 + i } else { 5 * MIB + i }, i as u8 + 10))).collect();
+    for (name, content) in &files {
+        a.sb.write(name, content);
+    }
+    let n = Arc::new(AtomicUsize::new(0));
+    let proxy = FaultProxy::start(&a.cloud.endpoint, move |_r: &RequestInfo| {
+        match n.fetch_add(1, Ordering::SeqCst) % 6 {
+            1 => aws_error(503, "ServiceUnavailableException", "injected outage"),
+            3 => aws_error(400, "ThrottlingException", "Rate exceeded"),
+            5 => Action::Reset,
+            _ => Action::Forward,
+        }
+    });
+    let (code, doc) = a.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["uploaded_files"], 6);
+    let log = proxy.log();
+    for fault in ["respond 503", "respond 400", "reset"] {
+        assert!(log.iter().any(|(_, what)| what == fault), "no {fault} injected");
+    }
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+    a.restore_and_compare(&refs);
+}
+
+#[test]
+fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
+    let a = AwsSandbox::new("");
+    a.sb.write("a.txt", "a");
+
+    // Vault (and table) missing: points at firn init.
+    let out = a.firn(&["backup", "--set", "s"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("Glacier vault \"photos\"") && err.contains("firn init"), "{err}");
+
+    a.init();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = aws_sdk_dynamodb::Client::new(&sdk_config(&a.cloud.endpoint).await);
+        client.delete_table().table_name("firn-catalog").send().await.unwrap();
+    });
+    let err = one_line_error(&a.firn(&["backup", "--set", "s"]));
+    assert!(err.contains("DynamoDB table \"firn-catalog\"") && err.contains("firn init"), "{err}");
+    a.init();
+
+    for (status, code, expect) in [
+        (403, "AccessDeniedException", "access denied"),
+        (400, "ExpiredTokenException", "expired"),
+        (400, "UnrecognizedClientException", "rejected the credentials"),
+        (400, "NoLongerSupportedException", "2025-12-15"),
+    ] {
+        let proxy = FaultProxy::start(&a.cloud.endpoint, move |_| aws_error(status, code, "injected"));
+        let err = one_line_error(&a.run(&proxy.endpoint, &["backup", "--set", "s"]));
+        assert!(err.contains(expect), "{code}: {err}");
+        if code == "NoLongerSupportedException" {
+            assert!(err.contains("embedded default") && err.contains("S3"), "{err}");
+        }
+    }
+
+    // Unreachable endpoint: nothing listens on port 1.
+    let err = one_line_error(&a.run("http://127.0.0.1:1", &["backup", "--set", "s"]));
+    assert!(err.contains("cannot reach"), "{err}");
+
+    // Unknown region.
+    let config = a.sb.path().join("config/firn/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("vault = \"photos\"", "vault = \"photos\", region = \"mars-north-1\"");
+    std::fs::write(&config, text).unwrap();
+    let err = one_line_error(&a.firn(&["backup", "--set", "s"]));
+    assert!(err.contains("unknown AWS region \"mars-north-1\""), "{err}");
+
+    let text = std::fs::read_to_string(&config).unwrap().replace(", region = \"mars-north-1\"", "");
+    std::fs::write(&config, text).unwrap();
+    assert!(a.records().is_empty(), "nothing was written");
+}
