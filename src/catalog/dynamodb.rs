@@ -243,7 +243,8 @@ impl DynamoCatalog {
             if let Some(p) = projection {
                 query = query
                     .projection_expression(p)
-                    .expression_attribute_names("#p", "path");
+                    .expression_attribute_names("#p", "path")
+                    .expression_attribute_names("#sz", "size");
             }
             self.query_requests.fetch_add(1, Ordering::Relaxed);
             let out = query
@@ -362,7 +363,8 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn current_summaries(&self) -> Result<Vec<CurrentSummary>> {
-        let projection = "#p, full_path, raw_path, archive_id, size, mtime_ns, sha1";
+        // `path` and `size` are DynamoDB reserved words: aliased.
+        let projection = "#p, full_path, raw_path, archive_id, #sz, mtime_ns, sha1";
         let mut out: Vec<CurrentSummary> = self
             .load_all(Some(projection))
             .await?

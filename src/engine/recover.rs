@@ -65,6 +65,9 @@ impl Engine {
                         });
                     }
                 }
+                _ if self.state.multipart(&entry.key)?.is_some() => {
+                    // A resumable upload: the next backup picks it up where it stopped.
+                }
                 _ => {
                     // The store may have finished before the crash: look for archives
                     // whose description names this file and that nothing records.
