@@ -197,6 +197,12 @@ impl State {
         }
     }
 
+    /// The tree's shape changed outside `update` (tests, benchmarks): rebuild rows.
+    pub fn tree_changed(&mut self) {
+        self.rows_dirty = true;
+        self.refresh();
+    }
+
     pub fn set_clock(&mut self, clock_ms: u64, now_secs: i64) {
         self.clock_ms = clock_ms;
         self.now_secs = now_secs;
@@ -225,7 +231,9 @@ impl State {
 
     fn jobs_height(&self) -> usize {
         let areas = view::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
-        areas.jobs.map_or(0, |r| r.height.saturating_sub(3) as usize)
+        areas
+            .jobs
+            .map_or(0, |r| r.height.saturating_sub(3) as usize)
     }
 
     /// Rebuilds the rows if their shape changed; keeps the selected node selected.
@@ -386,7 +394,12 @@ impl State {
     fn retry(&mut self, indices: Vec<usize>) -> Vec<Effect> {
         let indices: Vec<usize> = indices
             .into_iter()
-            .filter(|&i| matches!(self.jobs.jobs[i].state, JobState::Failed(_) | JobState::Cancelled))
+            .filter(|&i| {
+                matches!(
+                    self.jobs.jobs[i].state,
+                    JobState::Failed(_) | JobState::Cancelled
+                )
+            })
             .collect();
         if indices.is_empty() {
             self.message = Some("only a failed or cancelled upload can be retried".into());
@@ -411,7 +424,10 @@ impl State {
             let (id, class) = (job.node, node.class);
             self.tree.set_state(id, class, JobMark::Queued);
         }
-        self.log(format!("retrying {}", plural(indices.len() as u64, "upload")));
+        self.log(format!(
+            "retrying {}",
+            plural(indices.len() as u64, "upload")
+        ));
         self.after_tree_change();
         vec![Effect::Upload {
             batch,
@@ -657,8 +673,14 @@ impl State {
         self.message = None;
         let key = Key::from_event(&event);
         if let Some(dialog) = self.dialog.clone() {
-            let yes = matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter);
-            let no = matches!(key.code, KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q'));
+            let yes = matches!(
+                key.code,
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
+            );
+            let no = matches!(
+                key.code,
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q')
+            );
             match dialog {
                 Dialog::Error { .. } if yes || no => self.dialog = None,
                 Dialog::ConfirmBackupAll { .. } if yes => {
@@ -673,10 +695,18 @@ impl State {
         }
         if self.show_help {
             match self.keys.lookup(None, key) {
-                Lookup::Action(KeyAction::Down) => self.help_scroll = self.help_scroll.saturating_add(1),
-                Lookup::Action(KeyAction::Up) => self.help_scroll = self.help_scroll.saturating_sub(1),
-                Lookup::Action(KeyAction::PageDown) => self.help_scroll = self.help_scroll.saturating_add(10),
-                Lookup::Action(KeyAction::PageUp) => self.help_scroll = self.help_scroll.saturating_sub(10),
+                Lookup::Action(KeyAction::Down) => {
+                    self.help_scroll = self.help_scroll.saturating_add(1)
+                }
+                Lookup::Action(KeyAction::Up) => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1)
+                }
+                Lookup::Action(KeyAction::PageDown) => {
+                    self.help_scroll = self.help_scroll.saturating_add(10)
+                }
+                Lookup::Action(KeyAction::PageUp) => {
+                    self.help_scroll = self.help_scroll.saturating_sub(10)
+                }
                 Lookup::Action(KeyAction::Help | KeyAction::Back | KeyAction::Quit) => {
                     self.show_help = false
                 }
@@ -768,7 +798,11 @@ impl State {
         let in_tree = areas.tree.contains(at);
         match event.kind {
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
-                let delta = if event.kind == MouseEventKind::ScrollDown { 3 } else { -3 };
+                let delta = if event.kind == MouseEventKind::ScrollDown {
+                    3
+                } else {
+                    -3
+                };
                 let focus = self.focus;
                 if in_jobs {
                     self.focus = Focus::Jobs;

@@ -70,7 +70,11 @@ impl Job {
 
     pub fn ratio(&self) -> f64 {
         if self.state == JobState::Done || self.bytes == 0 {
-            return if self.state == JobState::Done { 1.0 } else { 0.0 };
+            return if self.state == JobState::Done {
+                1.0
+            } else {
+                0.0
+            };
         }
         (self.done as f64 / self.bytes as f64).min(1.0)
     }
@@ -275,10 +279,7 @@ impl Jobs {
     }
 
     pub fn active(&self) -> usize {
-        self.jobs
-            .iter()
-            .filter(|j| !j.state.is_finished())
-            .count()
+        self.jobs.iter().filter(|j| !j.state.is_finished()).count()
     }
 
     /// Overall bytes per second over the current busy stretch.
@@ -316,16 +317,41 @@ mod tests {
             (1, "a".into(), 100, CancellationToken::new()),
             (2, "b".into(), 50, CancellationToken::new()),
         ]);
-        jobs.apply(batch, Event::Queued { id: 0, key: "a".into(), bytes: 100 }, 0);
-        assert_eq!(jobs.apply(batch, Event::Started { id: 0 }, 0), Some(Change::Started(1)));
+        jobs.apply(
+            batch,
+            Event::Queued {
+                id: 0,
+                key: "a".into(),
+                bytes: 100,
+            },
+            0,
+        );
+        assert_eq!(
+            jobs.apply(batch, Event::Started { id: 0 }, 0),
+            Some(Change::Started(1))
+        );
         jobs.apply(batch, Event::Advanced { id: 0, bytes: 50 }, 1000);
         assert_eq!(jobs.jobs[0].rate(1000), Some(50.0));
         assert_eq!(jobs.jobs[0].eta_secs(1000), Some(1));
         assert_eq!(
-            jobs.apply(batch, Event::Failed { id: 1, reason: "boom".into() }, 1000),
+            jobs.apply(
+                batch,
+                Event::Failed {
+                    id: 1,
+                    reason: "boom".into()
+                },
+                1000
+            ),
             Some(Change::Failed(2, "boom".into()))
         );
-        jobs.apply(batch, Event::Done { id: 0, archive_id: "x".into() }, 2000);
+        jobs.apply(
+            batch,
+            Event::Done {
+                id: 0,
+                archive_id: "x".into(),
+            },
+            2000,
+        );
         let t = jobs.totals();
         assert_eq!((t.done, t.failed, t.bytes_done), (1, 1, 100));
         assert!(jobs.finish_batch(batch, 2000).is_empty());

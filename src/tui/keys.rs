@@ -287,7 +287,7 @@ impl fmt::Display for Key {
         if self.mods.contains(KeyModifiers::ALT) {
             f.write_str("alt-")?;
         }
-        if self.mods.contains(KeyModifiers::SHIFT) {
+        if self.mods.contains(KeyModifiers::SHIFT) && self.code != KeyCode::BackTab {
             f.write_str("shift-")?;
         }
         match self.code {
@@ -296,7 +296,7 @@ impl fmt::Display for Key {
             KeyCode::Enter => f.write_str("enter"),
             KeyCode::Esc => f.write_str("esc"),
             KeyCode::Tab => f.write_str("tab"),
-            KeyCode::BackTab => f.write_str("backtab"),
+            KeyCode::BackTab => f.write_str("shift-tab"),
             KeyCode::Up => f.write_str("↑"),
             KeyCode::Down => f.write_str("↓"),
             KeyCode::Left => f.write_str("←"),
@@ -397,7 +397,10 @@ impl Default for KeyMap {
         m.insert(A::View, vec![b(&[c('v')])]);
         m.insert(
             A::FocusNext,
-            vec![b(&[p(C::Tab)]), b(&[Key::new(C::BackTab, KeyModifiers::SHIFT)])],
+            vec![
+                b(&[p(C::Tab)]),
+                b(&[Key::new(C::BackTab, KeyModifiers::SHIFT)]),
+            ],
         );
         m.insert(A::CancelJob, vec![b(&[c('x')])]);
         m.insert(A::RetryJob, vec![b(&[c('r')])]);
@@ -528,7 +531,10 @@ mod tests {
             map.lookup(Some(Key::ch('g')), Key::ch('g')),
             Lookup::Action(KeyAction::Top)
         );
-        assert_eq!(map.lookup(None, Key::ch('G')), Lookup::Action(KeyAction::Bottom));
+        assert_eq!(
+            map.lookup(None, Key::ch('G')),
+            Lookup::Action(KeyAction::Bottom)
+        );
         assert_eq!(map.lookup(None, Key::ch('Q')), Lookup::None);
     }
 }

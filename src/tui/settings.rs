@@ -60,12 +60,8 @@ impl Settings {
                 )));
             }
         };
-        Settings::from_toml(&text, Theme::from_env()).map_err(|e| {
-            usage(format!(
-                "invalid [tui] settings in {}: {e}",
-                path.display()
-            ))
-        })
+        Settings::from_toml(&text, Theme::from_env())
+            .map_err(|e| usage(format!("invalid [tui] settings in {}: {e}", path.display())))
     }
 
     /// Parses a whole config file's text, using its `[tui]` table if any.

@@ -155,7 +155,9 @@ impl Theme {
             Style::new().fg(self.color(role))
         } else {
             match role {
-                Role::Problem | Role::Title | Role::Key => Style::new().add_modifier(Modifier::BOLD),
+                Role::Problem | Role::Title | Role::Key => {
+                    Style::new().add_modifier(Modifier::BOLD)
+                }
                 _ => Style::new(),
             }
         }

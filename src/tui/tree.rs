@@ -437,7 +437,7 @@ impl Tree {
     }
 
     pub fn depth(&self, mut id: NodeId) -> usize {
-        let mut depth = 0;
+        let mut depth: usize = 0;
         while id != ROOT {
             id = self.nodes[id as usize].parent;
             depth += 1;
@@ -576,8 +576,7 @@ impl Tree {
         let id = self.add_child(parent, leaf, size, mtime_ns);
         let node = &mut self.nodes[id as usize];
         node.class = class;
-        if class == Class::UpToDate
-            && archived.is_some_and(|a| a.mtime_ns != fingerprint.mtime_ns)
+        if class == Class::UpToDate && archived.is_some_and(|a| a.mtime_ns != fingerprint.mtime_ns)
         {
             node.flags |= MTIME_MOVED;
         }
@@ -607,7 +606,7 @@ impl Tree {
             if job != JobMark::None {
                 apply(&mut rollup.jobs[job as usize - 1]);
             }
-            let bytes = if sign > 0 {
+            let bytes: fn(&mut u64, u64) = if sign > 0 {
                 |v: &mut u64, b: u64| *v += b
             } else {
                 |v: &mut u64, b: u64| *v = v.saturating_sub(b)

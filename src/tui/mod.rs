@@ -1,0 +1,300 @@
+//! The terminal UI: `firn [ROOT]` with no subcommand.
+//!
+//! Shape (ratatui's template): [`app::State`] holds everything on screen,
+//! [`app::update`] is the one reducer of [`app::Action`]s (keys, mouse, engine
+//! events, background results) and returns [`app::Effect`]s for this runtime to
+//! start as tasks, and [`view::view`] draws a frame from the state. The scan, the
+//! hashing, the catalog look-ups and the uploads all run on background tasks, so
+//! input and drawing never wait for them; a frame is drawn when something changed
+//! (and on a tick only while something animates: the scan spinner, rates, ETAs).
+
+pub mod app;
+pub mod jobs;
+pub mod keys;
+pub mod settings;
+pub mod text;
+pub mod theme;
+pub mod tree;
+pub mod view;
+
+use std::io::{Stdout, stdout};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use crossterm::execute;
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use app::{Action, Effect, State, update};
+pub use settings::Settings;
+pub use tree::Tree;
+pub use view::view;
+
+use crate::config::ResolvedSet;
+use crate::engine::{Engine, Plan};
+use crate::lock::SetLock;
+use crate::scan::{ScanOptions, ScanProgress};
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// Opens the UI on one backup set and runs it until the user quits.
+pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCode> {
+    let settings = Settings::load(config_flag)?;
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "tui")?;
+    let engine = Arc::new(Engine::open(set).await?);
+    // Finish what an interrupted run left before showing anything as pending.
+    let recovery = engine
+        .recover()
+        .await
+        .context("cannot finish the interrupted run's uploads")?;
+
+    let mut state = State::new(
+        set.root.display().to_string(),
+        set.id.clone(),
+        settings.keys,
+        settings.theme,
+    );
+    for key in &recovery.adopted {
+        state.log(format!(
+            "recovered: {key} (stored by an interrupted run, now recorded)"
+        ));
+    }
+    for key in &recovery.unresolved {
+        state.log(format!(
+            "unresolved: {key} (interrupted upload; run an inventory)"
+        ));
+    }
+
+    let mut terminal = init_terminal().context("cannot set up the terminal")?;
+    let result = event_loop(&mut terminal, &mut state, engine, set).await;
+    restore_terminal();
+    let _ = terminal.show_cursor();
+    result
+}
+
+/// Raw mode, alternate screen, mouse; a panic hook that undoes them first.
+fn init_terminal() -> std::io::Result<Term> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        hook(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    execute!(stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    Terminal::new(CrosstermBackend::new(stdout()))
+}
+
+/// Puts the terminal back as it was (safe to call more than once).
+pub fn restore_terminal() {
+    let _ = execute!(
+        stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = crossterm::terminal::disable_raw_mode();
+}
+
+fn scan_options(set: &ResolvedSet) -> ScanOptions {
+    ScanOptions {
+        filter: set.filter.clone(),
+        follow_symlinks: set.follow_symlinks,
+    }
+}
+
+/// Walks and compares on a background task; the tree is built off the UI too.
+fn spawn_scan(engine: Arc<Engine>, options: ScanOptions, tx: mpsc::UnboundedSender<Action>) {
+    tokio::spawn(async move {
+        let progress = tx.clone();
+        let mut on_scan = move |p: ScanProgress| {
+            let _ = progress.send(Action::ScanProgress(p));
+        };
+        let action = match engine.status(&options, &mut on_scan).await {
+            Ok(report) => {
+                match tokio::task::spawn_blocking(move || Tree::from_report(report)).await {
+                    Ok(tree) => Action::ScanDone(Ok(Box::new(tree))),
+                    Err(e) => Action::ScanDone(Err(format!("building the tree failed: {e}"))),
+                }
+            }
+            Err(e) => Action::ScanDone(Err(format!("{e:#}"))),
+        };
+        let _ = tx.send(action);
+    });
+}
+
+struct Runtime {
+    engine: Arc<Engine>,
+    options: ScanOptions,
+    tx: mpsc::UnboundedSender<Action>,
+    /// One upload batch at a time, so the set's concurrency limit holds.
+    batches: Arc<tokio::sync::Mutex<()>>,
+    cancel: CancellationToken,
+}
+
+impl Runtime {
+    fn start(&self, effect: Effect) {
+        match effect {
+            Effect::Upload {
+                batch,
+                items,
+                mtime_updates,
+            } => {
+                let engine = Arc::clone(&self.engine);
+                let tx = self.tx.clone();
+                let lock = Arc::clone(&self.batches);
+                let cancel = self.cancel.child_token();
+                tokio::spawn(async move {
+                    let _turn = lock.lock().await;
+                    let (events_tx, mut events_rx) = mpsc::channel(1024);
+                    let forward_tx = tx.clone();
+                    let forward = tokio::spawn(async move {
+                        while let Some(event) = events_rx.recv().await {
+                            if forward_tx.send(Action::Engine { batch, event }).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    let plan = Plan {
+                        uploads: items,
+                        mtime_updates,
+                    };
+                    let summary = engine.backup(plan, events_tx, cancel).await;
+                    let _ = forward.await;
+                    let retention = engine
+                        .sweep_superseded()
+                        .await
+                        .map_err(|e| format!("{e:#}"));
+                    let _ = tx.send(Action::BatchDone {
+                        batch,
+                        summary,
+                        retention,
+                    });
+                });
+            }
+            Effect::LoadDetails { node, key } => {
+                let engine = Arc::clone(&self.engine);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let versions = engine
+                        .catalog
+                        .versions(&key)
+                        .await
+                        .map_err(|e| format!("{e:#}"));
+                    let state = Arc::clone(&engine.state);
+                    let lookup = key.clone();
+                    let cached = tokio::task::spawn_blocking(move || state.cached(&lookup))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok())
+                        .flatten();
+                    let _ = tx.send(Action::Details(Box::new(app::Details {
+                        node,
+                        key,
+                        versions,
+                        cached,
+                    })));
+                });
+            }
+            Effect::Rescan => {
+                spawn_scan(
+                    Arc::clone(&self.engine),
+                    self.options.clone(),
+                    self.tx.clone(),
+                );
+            }
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+async fn event_loop(
+    terminal: &mut Term,
+    state: &mut State,
+    engine: Arc<Engine>,
+    set: &ResolvedSet,
+) -> Result<ExitCode> {
+    let started = Instant::now();
+    let size = terminal.size()?;
+    state.size = (size.width, size.height);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let runtime = Runtime {
+        engine: Arc::clone(&engine),
+        options: scan_options(set),
+        tx: tx.clone(),
+        batches: Arc::new(tokio::sync::Mutex::new(())),
+        cancel: CancellationToken::new(),
+    };
+    spawn_scan(engine, runtime.options.clone(), tx.clone());
+    let mut terminal_events = EventStream::new();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+
+    let clock = |state: &mut State| {
+        state.set_clock(started.elapsed().as_millis() as u64, now_secs());
+    };
+    clock(state);
+    let mut effects = update(state, Action::Tick);
+    loop {
+        for effect in effects.drain(..) {
+            runtime.start(effect);
+        }
+        if state.should_quit {
+            break;
+        }
+        if state.dirty {
+            terminal.draw(|frame| view(state, frame))?;
+            state.dirty = false;
+        }
+        let tick = if matches!(state.phase, app::Phase::Scanning(_)) {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_millis(500)
+        };
+        let action = tokio::select! {
+            event = terminal_events.next() => match event {
+                Some(Ok(crossterm::event::Event::Key(key))) => Action::Key(key),
+                Some(Ok(crossterm::event::Event::Mouse(mouse))) => Action::Mouse(mouse),
+                Some(Ok(crossterm::event::Event::Resize(w, h))) => {
+                    // Repaint everything: the old screen content is gone.
+                    terminal.autoresize()?;
+                    terminal.clear()?;
+                    Action::Resize(w, h)
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e).context("cannot read terminal input"),
+                None => Action::Terminate,
+            },
+            Some(action) = rx.recv() => action,
+            _ = sigterm.recv() => Action::Terminate,
+            _ = sighup.recv() => Action::Terminate,
+            _ = sigint.recv() => Action::Terminate,
+            _ = tokio::time::sleep(tick), if state.animating() => Action::Tick,
+        };
+        clock(state);
+        effects = update(state, action);
+        // Take what else is waiting before drawing (one frame for a burst of events).
+        for _ in 0..4096 {
+            match rx.try_recv() {
+                Ok(action) => effects.extend(update(state, action)),
+                Err(_) => break,
+            }
+        }
+    }
+    runtime.cancel.cancel();
+    Ok(ExitCode::SUCCESS)
+}

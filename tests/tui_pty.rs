@@ -1,0 +1,259 @@
+//! End to end: the real binary in a pseudo-terminal, read through a vt100 parser.
+//! Opens a temporary tree, marks a directory, uploads it, waits until its rows read
+//! up to date, quits, and checks the terminal was restored and the catalog holds
+//! the files.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Sandbox;
+
+const ROWS: u16 = 40;
+const COLS: u16 = 120;
+
+struct Pty {
+    master: std::fs::File,
+    child: Child,
+    parser: Arc<Mutex<vt100::Parser>>,
+}
+
+impl Pty {
+    fn spawn(mut cmd: std::process::Command) -> Pty {
+        let mut master: libc::c_int = 0;
+        let mut slave: libc::c_int = 0;
+        let size = libc::winsize {
+            ws_row: ROWS,
+            ws_col: COLS,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two fds; the name and termios pointers may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty failed");
+        // SAFETY: both fds were just opened by openpty and are owned here.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn firn in a pty");
+        drop(cmd);
+        let master = std::fs::File::from(master);
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
+        let mut reader = master.try_clone().unwrap();
+        let sink = Arc::clone(&parser);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.lock().unwrap().process(&buf[..n]),
+                }
+            }
+        });
+        Pty {
+            master,
+            child,
+            parser,
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.parser.lock().unwrap().screen().contents()
+    }
+
+    fn send(&mut self, keys: &str) {
+        self.master.write_all(keys.as_bytes()).unwrap();
+        self.master.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            if started.elapsed() > timeout {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.contains(name))
+}
+
+/// The status mark of a tree row: the second column.
+fn mark(screen: &str, name: &str) -> Option<char> {
+    row(screen, name).and_then(|l| l.chars().nth(1))
+}
+
+#[test]
+fn mark_upload_and_quit_in_a_real_terminal() {
+    let sandbox = Sandbox::in_memory();
+    sandbox.write("docs/a.txt", "alpha\n".repeat(1000));
+    sandbox.write("docs/b.txt", "bravo\n".repeat(2000));
+    sandbox.write("other.txt", "left alone");
+    let mut cmd = sandbox.command();
+    cmd.arg(sandbox.tree())
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR");
+    let mut pty = Pty::spawn(cmd);
+
+    let screen = pty.wait_for("the scanned tree", Duration::from_secs(30), |s| {
+        s.contains("docs/") && s.contains("other.txt")
+    });
+    assert_eq!(mark(&screen, "docs/"), Some('+'), "{screen}");
+    assert!(
+        row(&screen, "docs/").unwrap().contains("2 pending"),
+        "{screen}"
+    );
+    assert!(pty.parser.lock().unwrap().screen().alternate_screen());
+
+    // Directories come first: the selection is on docs/. Mark it, upload it.
+    pty.send(" ");
+    pty.wait_for("the mark", Duration::from_secs(5), |s| {
+        row(s, "docs/").is_some_and(|l| l.starts_with('*'))
+    });
+    pty.send("u");
+    let screen = pty.wait_for("docs/ up to date", Duration::from_secs(30), |s| {
+        mark(s, "docs/") == Some('=') && row(s, "docs/").is_some_and(|l| l.contains("2 up to date"))
+    });
+    assert_eq!(
+        mark(&screen, "other.txt"),
+        Some('+'),
+        "only the marked directory is uploaded"
+    );
+    assert!(
+        screen.contains("Jobs"),
+        "the jobs pane shows the uploads:\n{screen}"
+    );
+
+    // Open docs/: both files read up to date.
+    pty.send("gg");
+    pty.send("l");
+    let screen = pty.wait_for("the files of docs/", Duration::from_secs(10), |s| {
+        mark(s, "a.txt") == Some('=') && mark(s, "b.txt") == Some('=')
+    });
+    assert!(row(&screen, "a.txt").is_some());
+
+    pty.send("q");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = pty.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "firn did not quit; screen:\n{}",
+            pty.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    std::thread::sleep(Duration::from_millis(200));
+
+    // The terminal is back as it was: main screen, cursor shown, no mouse
+    // reporting, canonical mode with echo.
+    {
+        let parser = pty.parser.lock().unwrap();
+        let screen = parser.screen();
+        assert!(!screen.alternate_screen(), "still on the alternate screen");
+        assert!(!screen.hide_cursor(), "cursor left hidden");
+        assert_eq!(
+            screen.mouse_protocol_mode(),
+            vt100::MouseProtocolMode::None,
+            "mouse reporting left on"
+        );
+    }
+    // SAFETY: termios is plain data, filled by tcgetattr.
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::tcgetattr(pty.master.as_raw_fd(), &mut termios) };
+    assert_eq!(rc, 0);
+    assert!(
+        termios.c_lflag & libc::ICANON != 0,
+        "raw mode left on (no ICANON)"
+    );
+    assert!(
+        termios.c_lflag & libc::ECHO != 0,
+        "raw mode left on (no ECHO)"
+    );
+
+    // The catalog holds the directory's files, and only those.
+    let mut keys: Vec<String> = sandbox
+        .records()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["docs/a.txt", "docs/b.txt"]);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let sandbox = Sandbox::in_memory();
+    sandbox.write("x.txt", "x");
+    let mut cmd = sandbox.command();
+    cmd.arg(sandbox.tree()).env("TERM", "xterm-256color");
+    let mut pty = Pty::spawn(cmd);
+    pty.wait_for("the tree", Duration::from_secs(30), |s| s.contains("x.txt"));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pty.child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    while pty.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not end firn"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let parser = pty.parser.lock().unwrap();
+    assert!(!parser.screen().alternate_screen());
+    assert!(!parser.screen().hide_cursor());
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::tcgetattr(pty.master.as_raw_fd(), &mut termios) },
+        0
+    );
+    assert!(termios.c_lflag & libc::ICANON != 0);
+}

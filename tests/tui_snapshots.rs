@@ -1,0 +1,264 @@
+//! Whole-screen snapshots of the terminal UI (ratatui TestBackend + insta), at
+//! fixed sizes, with a fixed root path and clock so nothing varies between runs.
+
+mod tui_common;
+
+use crossterm::event::KeyCode;
+use firn::catalog::{ArchiveRecord, ArchiveState};
+use firn::engine::Event;
+use firn::hash::ContentHash;
+use firn::scan::{Fingerprint, ScanProgress};
+use firn::state::CachedHash;
+use firn::tui::app::{Action, Details, Effect, Phase, State, update};
+use firn::tui::keys::KeyMap;
+use firn::tui::theme::Theme;
+use firn::tui::tree::Tree;
+use tui_common::*;
+
+fn mixed_state() -> State {
+    let mut state = state(Tree::from_entries(mixed_entries()), 120, 30);
+    // Open docs/ and photos/ with its 2024/ directory.
+    for name in ["docs", "photos", "photos/2024"] {
+        let id = state.tree.find(name).unwrap();
+        state.tree.set_expanded(id, true);
+    }
+    state.set_tree(state.tree.clone());
+    state
+}
+
+#[test]
+fn scan_in_progress() {
+    let mut state = State::new(
+        "/srv/backup".into(),
+        "photos".into(),
+        KeyMap::default(),
+        Theme::default(),
+    );
+    state.set_clock(300, NOW);
+    update(&mut state, Action::Resize(100, 20));
+    update(
+        &mut state,
+        Action::ScanProgress(ScanProgress {
+            entries: 12_288,
+            files: 11_902,
+            bytes: 48_318_382_080,
+        }),
+    );
+    assert!(matches!(state.phase, Phase::Scanning(_)));
+    insta::assert_snapshot!(render(&state));
+}
+
+#[test]
+fn mixed_status_tree_with_rollups() {
+    let state = mixed_state();
+    let screen = render(&state);
+    // Roll-ups count what is below, and the marks read without colour.
+    assert!(line_with(&screen, "photos/").contains("3 pending 36.0 MiB"));
+    assert!(line_with(&screen, "2023/").contains("1 archived-only"));
+    assert!(line_with(&screen, "sunset.jpg").contains("~"));
+    assert!(line_with(&screen, "dunes.jpg").contains("+"));
+    assert!(line_with(&screen, "beach.jpg").contains("="));
+    assert!(line_with(&screen, "private").contains("!"));
+    insta::assert_snapshot!(screen);
+}
+
+fn record(archive: &str, days_ago: i64, size: u64, state: ArchiveState) -> ArchiveRecord {
+    ArchiveRecord {
+        key: "photos/2024/sunset.jpg".into(),
+        raw: None,
+        size,
+        mtime_ns: (NOW - days_ago * DAY - 3600) * 1_000_000_000,
+        sha1: [1; 20],
+        tree_hash: [2; 32],
+        archive_id: archive.into(),
+        target: "local:/mnt/store".into(),
+        uploaded_at: NOW - days_ago * DAY,
+        state,
+        host: "nas".into(),
+        superseded_at: None,
+    }
+}
+
+#[test]
+fn details_of_a_file_with_superseded_versions() {
+    let mut state = mixed_state();
+    let id = state.tree.find("photos/2024/sunset.jpg").unwrap();
+    while state.selected_node() != Some(id) {
+        key(&mut state, KeyCode::Down);
+    }
+    let node = state.tree.node(id).clone();
+    let details = Details {
+        node: id,
+        key: "photos/2024/sunset.jpg".into(),
+        versions: Ok(vec![
+            record("8d1f0c2a9b7e4f11", 400, 6 * MIB, ArchiveState::Superseded),
+            record(
+                "3b9e77a0c4d2e815",
+                120,
+                6 * MIB + 4096,
+                ArchiveState::Superseded,
+            ),
+            record(
+                "f02c5d19aa6b3e70",
+                30,
+                6 * MIB + 8192,
+                ArchiveState::Current,
+            ),
+        ]),
+        cached: Some(CachedHash {
+            fingerprint: Fingerprint {
+                size: node.size,
+                mtime_ns: node.mtime_ns,
+                ctime_ns: 0,
+                inode: 0,
+            },
+            hash: ContentHash {
+                size: node.size,
+                sha1: [0xab; 20],
+                tree_hash: [0xcd; 32],
+            },
+        }),
+    };
+    update(&mut state, Action::Details(Box::new(details)));
+    let screen = render(&state);
+    assert!(screen.contains("Archived versions (3)"));
+    assert!(
+        screen.contains("60d left"),
+        "30-day-old current version: 60 days of early deletion left"
+    );
+    assert!(
+        screen.contains("free to delete since"),
+        "the 400-day-old version is past the window"
+    );
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn jobs_pane_mid_upload_with_a_failed_task() {
+    let mut state = mixed_state();
+    // Mark photos/ and upload it: three pending files become three jobs.
+    let photos = state.tree.find("photos").unwrap();
+    while state.selected_node() != Some(photos) {
+        key(&mut state, KeyCode::Down);
+    }
+    keys(&mut state, " ");
+    let effects = keys(&mut state, "u");
+    let Some(Effect::Upload { batch, items, .. }) = effects
+        .into_iter()
+        .find(|e| matches!(e, Effect::Upload { .. }))
+    else {
+        panic!("u started no upload");
+    };
+    let mut keys_sent: Vec<_> = items.iter().map(|i| i.key.as_str()).collect();
+    keys_sent.sort();
+    assert_eq!(
+        keys_sent,
+        [
+            "photos/2024/dunes.jpg",
+            "photos/2024/sunset.jpg",
+            "photos/2025/jan.raw"
+        ]
+    );
+    let index = |key: &str| items.iter().position(|i| i.key == key).unwrap() as u64;
+    let (dunes, sunset, jan) = (
+        index("photos/2024/dunes.jpg"),
+        index("photos/2024/sunset.jpg"),
+        index("photos/2025/jan.raw"),
+    );
+    let at = |state: &mut State, ms: u64, event: Event| {
+        state.set_clock(ms, NOW);
+        update(state, Action::Engine { batch, event });
+    };
+    for (n, item) in items.iter().enumerate() {
+        at(
+            &mut state,
+            10_000,
+            Event::Queued {
+                id: n as u64,
+                key: item.key.clone(),
+                bytes: item.fingerprint.size,
+            },
+        );
+    }
+    at(&mut state, 10_000, Event::Started { id: jan });
+    at(&mut state, 10_000, Event::Started { id: dunes });
+    at(
+        &mut state,
+        10_500,
+        Event::Failed {
+            id: dunes,
+            reason: "cannot read /srv/backup/photos/2024/dunes.jpg: permission denied".into(),
+        },
+    );
+    at(
+        &mut state,
+        14_000,
+        Event::Advanced {
+            id: jan,
+            bytes: 16 * MIB,
+        },
+    );
+    state.set_clock(14_000, NOW);
+    update(&mut state, Action::Tick);
+    let screen = render(&state);
+    assert!(line_with(&screen, "photos/2025/jan.raw").contains("66%"));
+    assert!(line_with(&screen, "photos/2025/jan.raw").contains("4.0 MiB/s"));
+    assert!(line_with(&screen, "photos/2024/dunes.jpg").contains("failed: cannot read"));
+    assert!(line_with(&screen, "photos/2024/sunset.jpg").contains("queued"));
+    let _ = sunset;
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn help_overlay() {
+    let mut state = mixed_state();
+    update(&mut state, Action::Resize(100, 45));
+    keys(&mut state, "?");
+    assert!(state.show_help);
+    insta::assert_snapshot!(render(&state));
+}
+
+#[test]
+fn error_dialog() {
+    let mut state = State::new(
+        "/srv/backup".into(),
+        "/srv/backup".into(),
+        KeyMap::default(),
+        Theme::default(),
+    );
+    state.set_clock(0, NOW);
+    update(&mut state, Action::Resize(100, 20));
+    update(
+        &mut state,
+        Action::ScanDone(Err(
+            "cannot read backup root /srv/backup: permission denied (check the file's owner and mode)"
+                .into(),
+        )),
+    );
+    let screen = render(&state);
+    assert!(screen.contains("Cannot scan the tree"));
+    insta::assert_snapshot!(screen);
+    key(&mut state, KeyCode::Esc);
+    assert!(state.dialog.is_none(), "esc closes the dialog");
+}
+
+#[test]
+fn terminal_too_small() {
+    let mut state = mixed_state();
+    update(&mut state, Action::Resize(40, 10));
+    let screen = render(&state);
+    assert!(screen.contains("Terminal too small"));
+    insta::assert_snapshot!(screen);
+    // And back to a usable size: the panes come back.
+    update(&mut state, Action::Resize(120, 30));
+    assert!(render(&state).contains("photos/"));
+}
+
+#[test]
+fn confirm_backup_all() {
+    let mut state = mixed_state();
+    keys(&mut state, "U");
+    let screen = render(&state);
+    assert!(screen.contains("Upload 5 files (38.0 MiB)"), "{screen}");
+    insta::assert_snapshot!(screen);
+}

@@ -1,0 +1,512 @@
+//! The TUI's reducer without a terminal: keys, marks, uploads, jobs, quitting.
+
+mod tui_common;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use firn::engine::{BackupSummary, Event};
+use firn::tui::app::{Action, Dialog, Effect, Focus, State, update};
+use firn::tui::jobs::JobState;
+use firn::tui::settings::Settings;
+use firn::tui::theme::Theme;
+use firn::tui::tree::{JobMark, Mark, SortBy, Tree, View};
+use ratatui::style::Color;
+use tui_common::*;
+
+fn mixed() -> State {
+    state(Tree::from_entries(mixed_entries()), 120, 30)
+}
+
+fn select(state: &mut State, key_path: &str) {
+    let id = state.tree.find(key_path).unwrap();
+    state.tree.reveal(id);
+    state.set_tree(state.tree.clone());
+    key(state, KeyCode::Home);
+    let mut guard = 0;
+    while state.selected_node() != Some(id) {
+        key(state, KeyCode::Down);
+        guard += 1;
+        assert!(guard < 100, "cannot reach {key_path}");
+    }
+}
+
+fn upload_effect(effects: Vec<Effect>) -> (u32, Vec<String>) {
+    for effect in effects {
+        if let Effect::Upload { batch, items, .. } = effect {
+            return (batch, items.into_iter().map(|i| i.key).collect());
+        }
+    }
+    panic!("no upload effect");
+}
+
+fn names(state: &State) -> Vec<String> {
+    state.rows.iter().map(|&id| state.tree.key(id)).collect()
+}
+
+#[test]
+fn marking_a_directory_uploads_only_its_pending_files() {
+    let mut state = mixed();
+    select(&mut state, "docs");
+    keys(&mut state, " ");
+    assert_eq!(state.tree.marked_count(), 1);
+    let (_, mut items) = upload_effect(keys(&mut state, "u"));
+    items.sort();
+    assert_eq!(items, ["docs/taxes-2024.pdf"]);
+    let id = state.tree.find("docs/taxes-2024.pdf").unwrap();
+    assert_eq!(state.tree.node(id).job, JobMark::Queued);
+    assert_eq!(
+        state.tree.mark(state.tree.find("docs").unwrap()),
+        Mark::Queued
+    );
+    assert_eq!(
+        state.tree.marked_count(),
+        0,
+        "marks are cleared once queued"
+    );
+    // Queuing again does not duplicate the job.
+    select(&mut state, "docs");
+    let effects = keys(&mut state, "u");
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Upload { .. })));
+    assert_eq!(state.jobs.len(), 1);
+}
+
+#[test]
+fn upload_without_marks_takes_the_selection() {
+    let mut state = mixed();
+    select(&mut state, "notes.txt");
+    let (_, items) = upload_effect(keys(&mut state, "u"));
+    assert_eq!(items, ["notes.txt"]);
+}
+
+#[test]
+fn backup_all_confirms_with_count_and_bytes() {
+    let mut state = mixed();
+    assert!(
+        keys(&mut state, "U").is_empty(),
+        "nothing starts before confirmation"
+    );
+    assert_eq!(
+        state.dialog,
+        Some(Dialog::ConfirmBackupAll {
+            files: 5,
+            bytes: 38 * MIB + 1200
+        })
+    );
+    let (_, items) = upload_effect(keys(&mut state, "y"));
+    assert_eq!(items.len(), 5);
+    assert_eq!(state.tree.totals().job(JobMark::Queued), 5);
+    // n cancels.
+    let mut state = mixed();
+    keys(&mut state, "U");
+    assert!(keys(&mut state, "n").is_empty());
+    assert!(state.dialog.is_none());
+}
+
+#[test]
+fn engine_events_drive_jobs_and_tree() {
+    let mut state = mixed();
+    select(&mut state, "photos");
+    keys(&mut state, " ");
+    let (batch, items) = upload_effect(keys(&mut state, "u"));
+    let id_of = |k: &str| items.iter().position(|i| i == k).unwrap() as u64;
+    let ev = |state: &mut State, event| update(state, Action::Engine { batch, event });
+    ev(
+        &mut state,
+        Event::Started {
+            id: id_of("photos/2025/jan.raw"),
+        },
+    );
+    let jan = state.tree.find("photos/2025/jan.raw").unwrap();
+    assert_eq!(state.tree.node(jan).job, JobMark::Uploading);
+    ev(
+        &mut state,
+        Event::Done {
+            id: id_of("photos/2025/jan.raw"),
+            archive_id: "a1".into(),
+        },
+    );
+    assert_eq!(state.tree.mark(jan), Mark::UpToDate);
+    ev(
+        &mut state,
+        Event::Failed {
+            id: id_of("photos/2024/dunes.jpg"),
+            reason: "boom".into(),
+        },
+    );
+    let dunes = state.tree.find("photos/2024/dunes.jpg").unwrap();
+    assert_eq!(state.tree.mark(dunes), Mark::Failed);
+    let photos = state.tree.find("photos").unwrap();
+    assert_eq!(state.tree.rollup(photos).unwrap().pending(), 2);
+    assert_eq!(state.tree.rollup(photos).unwrap().pending_bytes, 12 * MIB);
+    // Retry the failed job from the jobs pane.
+    key(&mut state, KeyCode::Tab);
+    assert_eq!(state.focus, Focus::Jobs);
+    let failed = state
+        .jobs
+        .jobs
+        .iter()
+        .position(|j| matches!(j.state, JobState::Failed(_)))
+        .unwrap();
+    while state.job_selected != failed {
+        let code = if state.job_selected < failed {
+            KeyCode::Down
+        } else {
+            KeyCode::Up
+        };
+        key(&mut state, code);
+    }
+    let (retry_batch, retried) = upload_effect(keys(&mut state, "r"));
+    assert_eq!(retried, ["photos/2024/dunes.jpg"]);
+    assert_ne!(retry_batch, batch);
+    assert_eq!(state.tree.node(dunes).job, JobMark::Queued);
+    // Cancel the still-queued sunset.jpg.
+    let sunset = state
+        .jobs
+        .jobs
+        .iter()
+        .position(|j| j.key.ends_with("sunset.jpg"))
+        .unwrap();
+    while state.job_selected != sunset {
+        let code = if state.job_selected < sunset {
+            KeyCode::Down
+        } else {
+            KeyCode::Up
+        };
+        key(&mut state, code);
+    }
+    keys(&mut state, "x");
+    assert!(state.jobs.jobs[sunset].cancel.is_cancelled());
+    ev(
+        &mut state,
+        Event::Failed {
+            id: id_of("photos/2024/sunset.jpg"),
+            reason: "cancelled".into(),
+        },
+    );
+    assert_eq!(state.jobs.jobs[sunset].state, JobState::Cancelled);
+    let node = state.tree.find("photos/2024/sunset.jpg").unwrap();
+    assert_eq!(
+        state.tree.mark(node),
+        Mark::Changed,
+        "a cancelled upload leaves the file pending"
+    );
+}
+
+#[test]
+fn quitting_with_uploads_asks_cancels_and_waits() {
+    let mut state = mixed();
+    select(&mut state, "notes.txt");
+    let (batch, _) = upload_effect(keys(&mut state, "u"));
+    update(
+        &mut state,
+        Action::Engine {
+            batch,
+            event: Event::Started { id: 0 },
+        },
+    );
+    keys(&mut state, "q");
+    assert!(matches!(
+        state.dialog,
+        Some(Dialog::ConfirmQuit { running: 1 })
+    ));
+    keys(&mut state, "n");
+    assert!(!state.quitting && !state.should_quit);
+    keys(&mut state, "q");
+    keys(&mut state, "y");
+    assert!(state.quitting);
+    assert!(state.jobs.jobs[0].cancel.is_cancelled());
+    assert!(!state.should_quit, "waits for the task in flight");
+    update(
+        &mut state,
+        Action::Engine {
+            batch,
+            event: Event::Failed {
+                id: 0,
+                reason: "cancelled".into(),
+            },
+        },
+    );
+    assert!(!state.should_quit, "waits for the batch to end");
+    update(
+        &mut state,
+        Action::BatchDone {
+            batch,
+            summary: BackupSummary::default(),
+            retention: Ok(Default::default()),
+        },
+    );
+    assert!(state.should_quit);
+    // With nothing running, q quits at once; SIGTERM never asks.
+    let mut state = mixed();
+    keys(&mut state, "q");
+    assert!(state.should_quit);
+    let mut state = mixed();
+    select(&mut state, "notes.txt");
+    keys(&mut state, "u");
+    update(&mut state, Action::Terminate);
+    assert!(state.quitting && state.dialog.is_none());
+}
+
+#[test]
+fn navigation_keys() {
+    let mut state = mixed();
+    let top = names(&state);
+    assert_eq!(
+        top,
+        ["cache", "docs", "photos", "notes.txt"],
+        "directories first, by name"
+    );
+    keys(&mut state, "G");
+    assert_eq!(state.selected, 3);
+    keys(&mut state, "gg");
+    assert_eq!(state.selected, 0);
+    key(&mut state, KeyCode::End);
+    key(&mut state, KeyCode::Home);
+    assert_eq!(state.selected, 0);
+    keys(&mut state, "jl");
+    assert_eq!(names(&state)[2], "docs/letter.odt", "l expands docs");
+    keys(&mut state, "l");
+    assert_eq!(
+        state.selected_node(),
+        state.tree.find("docs/letter.odt"),
+        "l again enters it"
+    );
+    keys(&mut state, "h");
+    assert_eq!(
+        state.selected_node(),
+        state.tree.find("docs"),
+        "h goes to the parent"
+    );
+    keys(&mut state, "h");
+    assert_eq!(names(&state).len(), 4, "h collapses");
+    key(&mut state, KeyCode::Enter);
+    assert_eq!(names(&state).len(), 7, "enter toggles");
+    key(&mut state, KeyCode::PageDown);
+    assert_eq!(state.selected, 6);
+}
+
+#[test]
+fn search_and_jump_to_pending() {
+    let mut state = mixed();
+    keys(&mut state, "/sun");
+    assert_eq!(
+        state.selected_node(),
+        state.tree.find("photos/2024/sunset.jpg"),
+        "expands to the match"
+    );
+    key(&mut state, KeyCode::Enter);
+    assert!(state.search.is_none());
+    keys(&mut state, "/zzz");
+    assert!(!state.search.as_ref().unwrap().found);
+    key(&mut state, KeyCode::Esc);
+    assert_eq!(
+        state.selected_node(),
+        state.tree.find("photos/2024/sunset.jpg")
+    );
+    keys(&mut state, "/JAN");
+    assert_eq!(
+        state.selected_node(),
+        state.tree.find("photos/2025/jan.raw"),
+        "case-insensitive"
+    );
+    key(&mut state, KeyCode::Enter);
+    keys(&mut state, "gg]");
+    assert_eq!(
+        state.selected_node(),
+        state.tree.find("docs/taxes-2024.pdf")
+    );
+    keys(&mut state, "]");
+    assert_eq!(state.selected_node(), state.tree.find("notes.txt"));
+    keys(&mut state, "]");
+    assert_eq!(
+        state.selected_node(),
+        state.tree.find("photos/2024/dunes.jpg")
+    );
+    keys(&mut state, "[");
+    assert_eq!(state.selected_node(), state.tree.find("notes.txt"));
+}
+
+#[test]
+fn sort_and_views() {
+    let mut state = mixed();
+    let photos = state.tree.find("photos").unwrap();
+    state.tree.set_expanded(photos, true);
+    state.set_tree(state.tree.clone());
+    keys(&mut state, "s");
+    assert_eq!(state.sort, SortBy::Size);
+    let rows = names(&state);
+    let p = rows.iter().position(|r| r == "photos").unwrap();
+    assert_eq!(rows[p + 1], "photos/2025", "24 MiB before 18 MiB");
+    keys(&mut state, "v");
+    assert_eq!(state.view, View::Pending);
+    assert!(
+        names(&state)
+            .iter()
+            .all(|n| !n.contains("lost") && !n.contains("cache"))
+    );
+    keys(&mut state, "v");
+    assert_eq!(state.view, View::ArchivedOnly);
+    assert_eq!(names(&state), ["photos", "photos/2023"]);
+    keys(&mut state, "v");
+    assert_eq!(state.view, View::Problems);
+    let rows = names(&state);
+    assert!(rows.contains(&"photos/latest".to_string()) && rows.contains(&"docs".to_string()));
+}
+
+#[test]
+fn details_follow_the_selection() {
+    let mut state = mixed();
+    let effects = keys(&mut state, "G");
+    let loads: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::LoadDetails { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(loads, ["notes.txt"]);
+    assert!(
+        keys(&mut state, "G").is_empty(),
+        "no reload for the same row"
+    );
+}
+
+#[test]
+fn mouse_wheel_and_click() {
+    let mut state = mixed();
+    let photos = state.tree.find("photos").unwrap();
+    state.tree.set_expanded(photos, true);
+    state.set_tree(state.tree.clone());
+    let mouse = |kind, column, row| MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    // Row 0 is the title, row 1 the tree's top border, row 2 the first row.
+    update(
+        &mut state,
+        Action::Mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 5)),
+    );
+    assert_eq!(state.selected, 3);
+    update(
+        &mut state,
+        Action::Mouse(mouse(MouseEventKind::ScrollDown, 10, 5)),
+    );
+    assert_eq!(state.selected, 6);
+    update(
+        &mut state,
+        Action::Mouse(mouse(MouseEventKind::ScrollUp, 10, 5)),
+    );
+    assert_eq!(state.selected, 3);
+}
+
+#[test]
+fn keys_and_colours_from_the_config_file() {
+    let settings = Settings::from_toml(
+        "[sets.a]\nroot = \"/x\"\n[tui]\nkeys_preset = \"vim\"\n[tui.keys]\nupload = [\"ctrl-u\"]\nhalf_page_up = []\nmark = [\"m\"]\n[tui.colors]\nnew = \"#ff8800\"\n",
+        Theme::default(),
+    )
+    .unwrap();
+    let mut state = mixed();
+    state.keys = settings.keys;
+    state.theme = settings.theme;
+    select(&mut state, "notes.txt");
+    assert!(keys(&mut state, "u").is_empty(), "u is no longer bound");
+    keys(&mut state, "k");
+    keys(&mut state, "m");
+    assert_eq!(state.tree.marked_count(), 1);
+    let effects = update(
+        &mut state,
+        Action::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    upload_effect(effects);
+    let screen = render(&state);
+    let status = screen.lines().last().unwrap();
+    assert!(
+        status.contains("m mark") && status.contains("ctrl-u upload"),
+        "hints follow the map: {status}"
+    );
+    // The vim preset's ctrl-f pages down.
+    update(
+        &mut state,
+        Action::Key(KeyEvent::new(KeyCode::Char('f'), KeyModifiers::CONTROL)),
+    );
+    assert_eq!(state.selected, state.rows.len() - 1);
+    // The remapped colour is used for new files.
+    let buf = buffer(&state);
+    let has = buf
+        .content()
+        .iter()
+        .any(|c| c.fg == Color::Rgb(0xff, 0x88, 0x00));
+    assert!(has, "the configured colour for `new` is drawn");
+}
+
+#[test]
+fn no_color_draws_no_colour_but_keeps_the_marks() {
+    let mut state = mixed();
+    state.theme = Theme::no_color();
+    let buf = buffer(&state);
+    assert!(
+        buf.content()
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+        "NO_COLOR: no colour at all"
+    );
+    let screen = render(&state);
+    assert!(line_with(&screen, "notes.txt").contains("+"));
+    // And with colour, marks are coloured by role.
+    let mut state = mixed();
+    state.theme = Theme::default();
+    let buf = buffer(&state);
+    assert!(buf.content().iter().any(|c| c.fg == Color::Green));
+}
+
+#[test]
+fn every_action_is_in_the_help_and_the_status_bar_fits() {
+    let mut state = mixed();
+    update(&mut state, Action::Resize(100, 60));
+    keys(&mut state, "?");
+    let screen = render(&state);
+    for action in firn::tui::keys::KeyAction::ALL {
+        assert!(
+            screen.contains(action.describe()),
+            "help lacks {}",
+            action.describe()
+        );
+    }
+    keys(&mut state, "?");
+    assert!(!state.show_help);
+    for width in [60u16, 80, 100, 200] {
+        update(&mut state, Action::Resize(width, 20));
+        let screen = render(&state);
+        let status = screen.lines().last().unwrap();
+        assert!(status.contains("help") || width < 80, "{status}");
+    }
+}
+
+#[test]
+fn resize_redraws_at_every_size() {
+    let mut state = mixed();
+    select(&mut state, "photos/2024/sunset.jpg");
+    for (w, h) in [
+        (200, 60),
+        (60, 15),
+        (59, 15),
+        (60, 14),
+        (1, 1),
+        (80, 24),
+        (99, 40),
+        (100, 40),
+    ] {
+        update(&mut state, Action::Resize(w, h));
+        let screen = render(&state);
+        if w < 60 || h < 15 {
+            assert!(screen.contains("small") || w < 20, "{w}x{h}\n{screen}");
+        } else {
+            assert!(
+                screen.contains("sunset.jpg"),
+                "selection kept visible at {w}x{h}\n{screen}"
+            );
+        }
+    }
+}
