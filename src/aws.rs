@@ -154,7 +154,7 @@ where
 
 fn explain_code(code: &str, message: &str, what: &str) -> String {
     match code {
-        "ResourceNotFoundException" | "NoSuchVault" => {
+        "ResourceNotFoundException" | "NoSuchVault" | "VaultNotFound" => {
             format!("{what} does not exist; create it with `firn init`")
         }
         "AccessDeniedException" | "AccessDenied" => format!(
@@ -192,6 +192,21 @@ fn deepest_cause(err: &(dyn std::error::Error + 'static)) -> String {
         current = next;
     }
     current.to_string()
+}
+
+/// The resource (vault, table, upload, job) does not exist. Servers spell it
+/// differently (ResourceNotFoundException, VaultNotFound), all with HTTP 404.
+pub fn is_not_found<E>(err: &SdkError<E>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            matches!(service.err().code(), Some("ResourceNotFoundException" | "VaultNotFound" | "NoSuchVault"))
+                || service.raw().status().as_u16() == 404
+        }
+        _ => false,
+    }
 }
 
 /// Whether an error is worth another try by firn itself (after the SDK's own).

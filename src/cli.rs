@@ -473,6 +473,12 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
                 "recovered: {key} (stray archive of an older version, recorded as superseded)"
             );
         }
+        for warning in &recovery.warnings {
+            println!("warning: {warning}");
+        }
+        for id in &recovery.aborted_uploads {
+            println!("aborted: abandoned upload {id}");
+        }
         for key in &recovery.unresolved {
             println!(
                 "unresolved: {key} (interrupted upload; run an inventory to find its archive)"
@@ -775,8 +781,7 @@ async fn init_command(set: &ResolvedSet, yes: bool) -> Result<ExitCode> {
             {
                 Ok(_) => println!("exists: {what}"),
                 Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    if crate::aws::is_not_found(&e) =>
                 {
                     plan.push(format!("create {what}"));
                     create_vault = Some((client, settings.vault.clone(), what));

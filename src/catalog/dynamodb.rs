@@ -624,8 +624,7 @@ pub async fn table_schema_matches(client: &Client, table: &str) -> Result<Option
     let out = match client.describe_table().table_name(table).send().await {
         Ok(out) => out,
         Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            if crate::aws::is_not_found(&e) =>
         {
             return Ok(None);
         }

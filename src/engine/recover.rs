@@ -22,6 +22,8 @@ pub struct RecoveryReport {
     pub unresolved: Vec<String>,
     /// Uploads in progress in the store that nothing will resume, aborted.
     pub aborted_uploads: Vec<String>,
+    /// What could not be checked (the run goes on).
+    pub warnings: Vec<String>,
 }
 
 impl RecoveryReport {
@@ -40,13 +42,11 @@ struct Stray {
 impl Engine {
     /// Resolves every journal entry left by an interrupted run.
     pub async fn recover(&self) -> Result<RecoveryReport> {
-        let mut report = RecoveryReport {
-            aborted_uploads: self
-                .store
-                .abort_abandoned(&self.state.multipart_tokens()?)
-                .await?,
-            ..RecoveryReport::default()
-        };
+        let mut report = RecoveryReport::default();
+        match self.store.abort_abandoned(&self.state.multipart_tokens()?).await {
+            Ok(aborted) => report.aborted_uploads = aborted,
+            Err(e) => report.warnings.push(format!("cannot look for abandoned uploads: {e:#}")),
+        }
         let journal = self.state.journal()?;
         if journal.is_empty() {
             return Ok(report);

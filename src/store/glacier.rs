@@ -196,8 +196,7 @@ impl Store for GlacierStore {
             {
                 Ok(out) => out,
                 Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    if crate::aws::is_not_found(&e) =>
                 {
                     return Ok(None);
                 }
@@ -353,8 +352,7 @@ impl Store for GlacierStore {
         {
             Ok(out) => out,
             Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                if crate::aws::is_not_found(&e) =>
             {
                 return Ok(JobState::Gone);
             }
