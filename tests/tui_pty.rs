@@ -118,11 +118,17 @@ impl Drop for Pty {
     }
 }
 
+/// The tree row showing `name`: the tree pane's part of a screen line (left of
+/// the details pane), without the pane's left border.
 fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
-    screen.lines().find(|l| l.contains(name))
+    screen
+        .lines()
+        .filter_map(|l| l.strip_prefix('│'))
+        .map(|l| l.split("││").next().unwrap_or(l))
+        .find(|l| l.contains(name))
 }
 
-/// The status mark of a tree row: the second column.
+/// The status mark of a tree row: the column after the mark-for-upload `*`.
 fn mark(screen: &str, name: &str) -> Option<char> {
     row(screen, name).and_then(|l| l.chars().nth(1))
 }
@@ -161,7 +167,7 @@ fn mark_upload_and_quit_in_a_real_terminal() {
     assert_eq!(
         mark(&screen, "other.txt"),
         Some('+'),
-        "only the marked directory is uploaded"
+        "only the marked directory is uploaded:\n{screen}"
     );
     assert!(
         screen.contains("Jobs"),
