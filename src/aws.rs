@@ -61,13 +61,6 @@ const KNOWN_REGIONS: &[&str] = &[
 ];
 
 pub async fn sdk_config(settings: &AwsSettings) -> anyhow::Result<aws_config::SdkConfig> {
-    if let Some(region) = &settings.region
-        && !KNOWN_REGIONS.contains(&region.as_str())
-    {
-        anyhow::bail!(crate::config::usage(format!(
-            "unknown AWS region {region:?}; use a region code such as us-east-1 or eu-west-1"
-        )));
-    }
     // Throttling, 5xx, timeouts and dropped connections are retried by the SDK
     // with exponential backoff and jitter; firn adds its own retry per part.
     let retry = RetryConfig::standard()
@@ -91,6 +84,14 @@ pub async fn sdk_config(settings: &AwsSettings) -> anyhow::Result<aws_config::Sd
         loader = loader.endpoint_url(endpoint);
     }
     let config = loader.load().await;
+    if let Some(region) = config.region()
+        && !KNOWN_REGIONS.contains(&region.as_ref())
+    {
+        anyhow::bail!(crate::config::usage(format!(
+            "unknown AWS region {:?}; use a region code such as us-east-1 or eu-west-1",
+            region.as_ref()
+        )));
+    }
     if config.region().is_none() {
         anyhow::bail!(crate::config::usage(
             "no AWS region configured; set `region` in the set's store/catalog config, AWS_REGION, or a profile's region"

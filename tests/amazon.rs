@@ -361,3 +361,78 @@ fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
     std::fs::write(&config, text).unwrap();
     assert!(a.records().is_empty(), "nothing was written");
 }
+
+#[test]
+fn an_interrupted_upload_of_a_file_changed_since_is_aborted_and_restarted() {
+    let a = AwsSandbox::new(&format!(", part_memory_budget = {}, part_concurrency = 1", 4 * MIB));
+    a.init();
+    a.sb.write("vm.img", pattern(16 * MIB, 5));
+    let proxy = FaultProxy::start(&a.cloud.endpoint, |r: &RequestInfo| {
+        if r.is_part_upload() {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        Action::Forward
+    });
+    let mut child = a.command(&proxy.endpoint).args(["backup", "--set", "s"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.log().iter().filter(|(r, _)| r.is_part_upload()).count() < 2 {
+        assert!(Instant::now() < deadline, "upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(proxy);
+
+    let changed = pattern(16 * MIB, 6);
+    a.sb.write("vm.img", &changed);
+    let second = FaultProxy::start(&a.cloud.endpoint, |_| Action::Forward);
+    let (code, doc) = a.backup_via(&second.endpoint);
+    assert_eq!(code, Some(0), "{doc}");
+    let log = second.log();
+    assert!(log.iter().any(|(r, _)| r.method == "DELETE" && r.path.contains("/multipart-uploads/")), "the stale upload is aborted");
+    assert_eq!(log.iter().filter(|(r, _)| r.is_part_upload()).count(), 4, "every part of the new content is sent");
+    a.restore_and_compare(&[("vm.img", &changed)]);
+}
+
+#[test]
+fn abandoned_multipart_uploads_are_found_and_aborted() {
+    let a = AwsSandbox::new(", abandoned_after_hours = 0");
+    a.init();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(async { aws_sdk_glacier::Client::new(&sdk_config(&a.cloud.endpoint).await) });
+    let description = firn::description::encode("lost/file.bin", None, 5 << 20, 0, None);
+    let abandoned = rt.block_on(async {
+        let out = client
+            .initiate_multipart_upload()
+            .account_id("-")
+            .vault_name("photos")
+            .archive_description(description)
+            .part_size((1 << 20).to_string())
+            .send()
+            .await
+            .unwrap();
+        out.upload_id().unwrap().to_string()
+    });
+    // Someone else's upload (not a firn description) is left alone.
+    let foreign = rt.block_on(async {
+        let out = client
+            .initiate_multipart_upload()
+            .account_id("-")
+            .vault_name("photos")
+            .archive_description("another tool")
+            .part_size((1 << 20).to_string())
+            .send()
+            .await
+            .unwrap();
+        out.upload_id().unwrap().to_string()
+    });
+    a.sb.write("a.txt", "a");
+    let out = a.firn(&["backup", "--set", "s"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&format!("aborted: abandoned upload {abandoned}")), "{}", stdout(&out));
+    let left: Vec<String> = rt.block_on(async {
+        let out = client.list_multipart_uploads().account_id("-").vault_name("photos").send().await.unwrap();
+        out.uploads_list().iter().filter_map(|u| u.multipart_upload_id().map(str::to_owned)).collect()
+    });
+    assert_eq!(left, vec![foreign]);
+}
