@@ -203,8 +203,10 @@ where
 {
     match err {
         SdkError::ServiceError(service) => {
-            matches!(service.err().code(), Some("ResourceNotFoundException" | "VaultNotFound" | "NoSuchVault"))
-                || service.raw().status().as_u16() == 404
+            matches!(
+                service.err().code(),
+                Some("ResourceNotFoundException" | "VaultNotFound" | "NoSuchVault")
+            ) || service.raw().status().as_u16() == 404
         }
         _ => false,
     }
@@ -232,6 +234,26 @@ where
             ) || code.is_empty()
         }
         _ => false,
+    }
+}
+
+/// Runs `op` again on transient errors (after the SDK's own retries gave up),
+/// waiting with exponential backoff and jitter, up to `attempts` times in all.
+pub async fn retry_transient<T, E, F, Fut>(attempts: u32, mut op: F) -> Result<T, SdkError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E>>>,
+    E: ProvideErrorMetadata,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if is_transient(&e) && attempt + 1 < attempts => {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            outcome => return outcome,
+        }
     }
 }
 

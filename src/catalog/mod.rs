@@ -98,6 +98,15 @@ pub trait Catalog: Send + Sync {
     /// Every record of one key, oldest first.
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>>;
 
+    /// The current version of one key, if any.
+    async fn current(&self, key: &str) -> Result<Option<ArchiveRecord>> {
+        Ok(self
+            .versions(key)
+            .await?
+            .into_iter()
+            .find(|r| r.state == ArchiveState::Current))
+    }
+
     /// Records a confirmed upload as the current version of its key. `replaces` is
     /// the archive id this run saw as current (None for a new file); if the catalog
     /// disagrees, nothing is written and a [`Conflict`] is returned. The replaced

@@ -325,8 +325,7 @@ impl Engine {
     }
 
     async fn update_mtime(&self, key: &str, mtime_ns: i64) -> Result<()> {
-        let versions = self.catalog.versions(key).await?;
-        if let Some(current) = versions.iter().find(|r| r.state == ArchiveState::Current) {
+        if let Some(current) = self.catalog.current(key).await? {
             self.catalog
                 .update_mtime(key, &current.archive_id, mtime_ns)
                 .await?;
@@ -366,12 +365,7 @@ impl Engine {
         })?;
         hash::count_file_opened();
 
-        let replaces = self
-            .catalog
-            .versions(&item.key)
-            .await?
-            .into_iter()
-            .find(|r| r.state == ArchiveState::Current);
+        let replaces = self.catalog.current(&item.key).await?;
         self.state
             .journal_begin(&item.key, item.raw.as_deref(), &before, now_secs())?;
 

@@ -43,9 +43,15 @@ impl Engine {
     /// Resolves every journal entry left by an interrupted run.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
-        match self.store.abort_abandoned(&self.state.multipart_tokens()?).await {
+        match self
+            .store
+            .abort_abandoned(&self.state.multipart_tokens()?)
+            .await
+        {
             Ok(aborted) => report.aborted_uploads = aborted,
-            Err(e) => report.warnings.push(format!("cannot look for abandoned uploads: {e:#}")),
+            Err(e) => report
+                .warnings
+                .push(format!("cannot look for abandoned uploads: {e:#}")),
         }
         let journal = self.state.journal()?;
         if journal.is_empty() {
@@ -140,12 +146,7 @@ impl Engine {
         {
             return Ok(false);
         }
-        let current = self
-            .catalog
-            .versions(&entry.key)
-            .await?
-            .into_iter()
-            .find(|r| r.state == ArchiveState::Current);
+        let current = self.catalog.current(&entry.key).await?;
         Ok(current.is_none_or(|c| c.sha1 != stray.hash.sha1))
     }
 
@@ -175,12 +176,7 @@ impl Engine {
             report.superseded.push(entry.key.clone());
             return Ok(());
         }
-        let previous = self
-            .catalog
-            .versions(&entry.key)
-            .await?
-            .into_iter()
-            .find(|r| r.state == ArchiveState::Current);
+        let previous = self.catalog.current(&entry.key).await?;
         self.catalog
             .record_upload(&record, previous.as_ref().map(|p| p.archive_id.as_str()))
             .await?;

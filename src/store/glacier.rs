@@ -195,9 +195,7 @@ impl Store for GlacierStore {
                 .await
             {
                 Ok(out) => out,
-                Err(e)
-                    if crate::aws::is_not_found(&e) =>
-                {
+                Err(e) if crate::aws::is_not_found(&e) => {
                     return Ok(None);
                 }
                 Err(e) => return Err(aws::explain(&e, &self.what())),
@@ -351,9 +349,7 @@ impl Store for GlacierStore {
             .await
         {
             Ok(out) => out,
-            Err(e)
-                if crate::aws::is_not_found(&e) =>
-            {
+            Err(e) if crate::aws::is_not_found(&e) => {
                 return Ok(JobState::Gone);
             }
             Err(e) => return Err(aws::explain(&e, &self.what())),
@@ -479,10 +475,8 @@ impl Upload for SingleUpload {
             );
         }
         let body = Bytes::from(self.body);
-        let mut attempt = 0;
-        let out = loop {
-            let result = self
-                .client
+        let out = aws::retry_transient(PART_ATTEMPTS, || {
+            self.client
                 .upload_archive()
                 .account_id("-")
                 .vault_name(&self.vault)
@@ -490,31 +484,28 @@ impl Upload for SingleUpload {
                 .checksum(hex::encode(tree_hash))
                 .body(ByteStream::from(body.clone()))
                 .send()
-                .await;
-            match result {
-                Ok(out) => break out,
-                Err(e) if aws::is_transient(&e) && attempt + 1 < PART_ATTEMPTS => {
-                    attempt += 1;
-                    tokio::time::sleep(aws::backoff(attempt)).await;
-                }
-                Err(e) => return Err(aws::explain(&e, &self.what)),
-            }
-        };
-        let archive_id = out
-            .archive_id()
-            .context("Glacier returned no archive id")?
-            .to_string();
-        let reported = parse_tree_hash(out.checksum()).context("Glacier returned no tree hash")?;
-        Ok(StoredArchive {
-            archive_id,
-            tree_hash: reported,
-            size,
         })
+        .await
+        .map_err(|e| aws::explain(&e, &self.what))?;
+        stored(out.archive_id(), out.checksum(), size)
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
         Ok(())
     }
+}
+
+/// What Glacier confirmed: its archive id and the tree hash it computed.
+fn stored(archive_id: Option<&str>, checksum: Option<&str>, size: u64) -> Result<StoredArchive> {
+    let archive_id = archive_id
+        .context("Glacier returned no archive id")?
+        .to_string();
+    let tree_hash = parse_tree_hash(checksum).context("Glacier returned no tree hash")?;
+    Ok(StoredArchive {
+        archive_id,
+        tree_hash,
+        size,
+    })
 }
 
 fn parse_tree_hash(text: Option<&str>) -> Option<TreeHash> {
@@ -576,9 +567,8 @@ impl Upload for MultipartUpload {
             let _permit = permit;
             let local = tree_hash_of(&data);
             let range = format!("bytes {}-{}/*", offset, offset + data.len() as u64 - 1);
-            let mut attempt = 0;
-            loop {
-                let result = client
+            let out = aws::retry_transient(PART_ATTEMPTS, || {
+                client
                     .upload_multipart_part()
                     .account_id("-")
                     .vault_name(&vault)
@@ -587,26 +577,17 @@ impl Upload for MultipartUpload {
                     .checksum(hex::encode(local))
                     .body(ByteStream::from(data.clone()))
                     .send()
-                    .await;
-                match result {
-                    Ok(out) => {
-                        let reported = parse_tree_hash(out.checksum());
-                        if reported != Some(local) {
-                            return Err(anyhow!(
-                                "Glacier reported tree hash {} for the part at {offset}, computed {}",
-                                out.checksum().unwrap_or("none"),
-                                hex::encode(local)
-                            ));
-                        }
-                        return Ok(());
-                    }
-                    Err(e) if aws::is_transient(&e) && attempt + 1 < PART_ATTEMPTS => {
-                        attempt += 1;
-                        tokio::time::sleep(aws::backoff(attempt)).await;
-                    }
-                    Err(e) => return Err(aws::explain(&e, &what)),
-                }
+            })
+            .await
+            .map_err(|e| aws::explain(&e, &what))?;
+            if parse_tree_hash(out.checksum()) != Some(local) {
+                return Err(anyhow!(
+                    "Glacier reported tree hash {} for the part at {offset}, computed {}",
+                    out.checksum().unwrap_or("none"),
+                    hex::encode(local)
+                ));
             }
+            Ok(())
         });
         Ok(())
     }
@@ -631,16 +612,7 @@ impl Upload for MultipartUpload {
             .send()
             .await
             .map_err(|e| aws::explain(&e, &self.what))?;
-        let archive_id = out
-            .archive_id()
-            .context("Glacier returned no archive id")?
-            .to_string();
-        let reported = parse_tree_hash(out.checksum()).context("Glacier returned no tree hash")?;
-        Ok(StoredArchive {
-            archive_id,
-            tree_hash: reported,
-            size,
-        })
+        stored(out.archive_id(), out.checksum(), size)
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
