@@ -5,6 +5,9 @@ use std::fs::Metadata;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+
 use regex::{RegexSet, RegexSetBuilder};
 use walkdir::WalkDir;
 
@@ -227,6 +230,17 @@ pub fn scan(
     options: &ScanOptions,
     on_progress: &mut dyn FnMut(ScanProgress),
 ) -> Result<Vec<Entry>, ScanError> {
+    scan_with_hint(root, options, 0, on_progress)
+}
+
+/// Like [`scan`], with the number of entries expected (the last scan's), so the
+/// entry list is allocated once instead of grown by doubling.
+pub fn scan_with_hint(
+    root: &Path,
+    options: &ScanOptions,
+    capacity_hint: usize,
+    on_progress: &mut dyn FnMut(ScanProgress),
+) -> Result<Vec<Entry>, ScanError> {
     match std::fs::metadata(root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ScanError::MissingRoot(root.to_path_buf()));
@@ -240,7 +254,25 @@ pub fn scan(
         Ok(meta) if !meta.is_dir() => return Err(ScanError::NotADirectory(root.to_path_buf())),
         Ok(_) => {}
     }
-    let mut entries = Vec::new();
+    let mut entries = if options.follow_symlinks {
+        // Loop detection needs walkdir's view of every ancestor: one thread.
+        walk_sequential(root, options, capacity_hint, on_progress)?
+    } else {
+        walk_parallel(root, options, capacity_hint, on_progress)?
+    };
+    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    mark_collisions(&mut entries);
+    entries.shrink_to_fit();
+    Ok(entries)
+}
+
+fn walk_sequential(
+    root: &Path,
+    options: &ScanOptions,
+    capacity_hint: usize,
+    on_progress: &mut dyn FnMut(ScanProgress),
+) -> Result<Vec<Entry>, ScanError> {
+    let mut entries = Vec::with_capacity(capacity_hint);
     let mut progress = ScanProgress::default();
     let mut walker = WalkDir::new(root)
         .follow_links(options.follow_symlinks)
@@ -321,10 +353,221 @@ pub fn scan(
         entries.push(Entry::new(key, raw, fingerprint, status));
     }
     on_progress(progress);
-    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    mark_collisions(&mut entries);
-    entries.shrink_to_fit();
     Ok(entries)
+}
+
+/// Walks without following symlinks on every core: directories are shared out
+/// through a queue, each listed by walkdir one level deep, and entries are handed
+/// to one list (allocated once from the hint) in batches.
+fn walk_parallel(
+    root: &Path,
+    options: &ScanOptions,
+    capacity_hint: usize,
+    on_progress: &mut dyn FnMut(ScanProgress),
+) -> Result<Vec<Entry>, ScanError> {
+    struct Queue {
+        /// Directory on disk, its key, whether any name on its path differs from the key.
+        dirs: Vec<(PathBuf, String, bool)>,
+        busy: usize,
+        failed: Option<ScanError>,
+    }
+    let queue = Mutex::new(Queue {
+        dirs: vec![(root.to_path_buf(), String::new(), false)],
+        busy: 0,
+        failed: None,
+    });
+    let wake = Condvar::new();
+    let all = Mutex::new(Vec::with_capacity(capacity_hint));
+    let (entries_seen, files_seen, bytes_seen) =
+        (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 8);
+
+    let work = |report: &mut dyn FnMut(ScanProgress)| {
+        let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
+        loop {
+            let job = {
+                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if q.failed.is_some() {
+                        break None;
+                    }
+                    if let Some(job) = q.dirs.pop() {
+                        q.busy += 1;
+                        break Some(job);
+                    }
+                    if q.busy == 0 {
+                        break None;
+                    }
+                    q = wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let Some((dir, dir_key, dir_differs)) = job else {
+                break;
+            };
+            let mut subdirs = Vec::new();
+            let outcome = list_dir(
+                &dir,
+                &dir_key,
+                dir_differs,
+                root,
+                options,
+                &mut batch,
+                &mut subdirs,
+                &files_seen,
+                &bytes_seen,
+            );
+            let listed = batch.len() as u64;
+            let total = entries_seen.fetch_add(listed, Ordering::Relaxed) + listed;
+            if batch.len() >= BATCH {
+                all.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .append(&mut batch);
+            }
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.busy -= 1;
+            match outcome {
+                Err(e) => q.failed = Some(e),
+                Ok(()) => q.dirs.extend(subdirs),
+            }
+            drop(q);
+            wake.notify_all();
+            report(ScanProgress {
+                entries: total,
+                files: files_seen.load(Ordering::Relaxed),
+                bytes: bytes_seen.load(Ordering::Relaxed),
+            });
+        }
+        all.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(&mut batch);
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|| work(&mut |_| {}));
+        }
+        let mut last = 0;
+        work(&mut |p: ScanProgress| {
+            if p.entries >= last + 4096 {
+                last = p.entries;
+                on_progress(p);
+            }
+        });
+    });
+    if let Some(e) = queue.into_inner().unwrap_or_else(|p| p.into_inner()).failed {
+        return Err(e);
+    }
+    on_progress(ScanProgress {
+        entries: entries_seen.load(Ordering::Relaxed),
+        files: files_seen.load(Ordering::Relaxed),
+        bytes: bytes_seen.load(Ordering::Relaxed),
+    });
+    Ok(all.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+const BATCH: usize = 512;
+
+/// Lists one directory (walkdir, one level): entries go to `out`, subdirectories
+/// to `subdirs`. Only the root failing to open is an error; anything else is an
+/// entry that says what went wrong.
+#[allow(clippy::too_many_arguments)]
+fn list_dir(
+    dir: &Path,
+    dir_key: &str,
+    dir_differs: bool,
+    root: &Path,
+    options: &ScanOptions,
+    out: &mut Vec<Entry>,
+    subdirs: &mut Vec<(PathBuf, String, bool)>,
+    files_seen: &AtomicU64,
+    bytes_seen: &AtomicU64,
+) -> Result<(), ScanError> {
+    for next in WalkDir::new(dir)
+        .min_depth(1)
+        .max_depth(1)
+        .follow_links(false)
+    {
+        let entry = match next {
+            Ok(entry) => entry,
+            Err(err) => {
+                if dir_key.is_empty() {
+                    let source = err
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("walk failed"));
+                    return Err(ScanError::UnreadableRoot {
+                        path: root.to_path_buf(),
+                        source,
+                    });
+                }
+                let reason = err
+                    .io_error()
+                    .map(describe_io_error)
+                    .unwrap_or_else(|| err.to_string());
+                let raw = dir_differs.then(|| relative_bytes(root, dir));
+                out.push(Entry::new(
+                    dir_key.to_string(),
+                    raw,
+                    Fingerprint::default(),
+                    Status::Unreadable(reason.into()),
+                ));
+                return Ok(());
+            }
+        };
+        let (name, name_differs) = pathkey::name_key(entry.file_name());
+        let key = pathkey::join(dir_key, &name);
+        let differs = dir_differs || name_differs;
+        let raw = || differs.then(|| relative_bytes(root, entry.path()));
+        let file_type = entry.file_type();
+        let mut fingerprint = Fingerprint::default();
+        let status = if file_type.is_dir() {
+            if options.filter.is_ignored_dir(&key) {
+                Status::Ignored { is_dir: true }
+            } else {
+                subdirs.push((entry.into_path(), key, differs));
+                continue;
+            }
+        } else if file_type.is_symlink() {
+            Status::Skipped(SkipReason::Symlink)
+        } else if file_type.is_fifo() {
+            Status::Skipped(SkipReason::Fifo)
+        } else if file_type.is_socket() {
+            Status::Skipped(SkipReason::Socket)
+        } else if file_type.is_block_device() || file_type.is_char_device() {
+            Status::Skipped(SkipReason::Device)
+        } else {
+            match entry.metadata() {
+                Ok(meta) => {
+                    fingerprint = Fingerprint::of(&meta);
+                    if options.filter.is_ignored_file(&key) {
+                        Status::Ignored { is_dir: false }
+                    } else {
+                        files_seen.fetch_add(1, Ordering::Relaxed);
+                        bytes_seen.fetch_add(fingerprint.size, Ordering::Relaxed);
+                        Status::Local
+                    }
+                }
+                Err(err) => Status::Unreadable(
+                    err.io_error()
+                        .map(describe_io_error)
+                        .unwrap_or_else(|| err.to_string())
+                        .into(),
+                ),
+            }
+        };
+        out.push(Entry::new(key, raw(), fingerprint, status));
+    }
+    Ok(())
+}
+
+fn relative_bytes(root: &Path, path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .as_os_str()
+        .as_bytes()
+        .to_vec()
 }
 
 fn key_of(root: &Path, path: &Path) -> (String, Option<Vec<u8>>) {

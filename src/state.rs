@@ -90,6 +90,7 @@ impl LocalState {
                 key TEXT PRIMARY KEY, token TEXT NOT NULL, size INTEGER NOT NULL,
                 mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
                 started_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS retrieval (
                 archive_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, tier TEXT NOT NULL,
                 requested_at INTEGER NOT NULL);",
@@ -198,6 +199,24 @@ impl LocalState {
             }
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// A number remembered between runs (e.g. how many entries the last scan saw).
+    pub fn number(&self, name: &str) -> Result<Option<i64>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_number(&self, name: &str, value: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![name, value],
+        )?;
         Ok(())
     }
 

@@ -158,7 +158,19 @@ pub async fn compute(
     catalog: &dyn Catalog,
 ) -> Result<StatusReport> {
     attach_cached_hashes(&mut entries, state)?;
-    let archived_only = attach_catalog(&mut entries, catalog.current_summaries().await?, filter);
+    let mut archived_only = Vec::new();
+    let mut cursor = 0;
+    catalog
+        .for_each_current(&mut |summary| {
+            attach_summary(
+                &mut entries,
+                &mut cursor,
+                summary,
+                filter,
+                &mut archived_only,
+            )
+        })
+        .await?;
     let mut work = Vec::new();
     for (index, entry) in entries.iter_mut().enumerate() {
         if entry.status != Status::Local {
@@ -234,46 +246,44 @@ fn content_status(local_sha1: hash::Sha1Digest, archived: &ArchivedSummary) -> S
     }
 }
 
-/// Marks each local file with its archived version; returns the archived-only entries.
-fn attach_catalog(
+/// Pairs one catalog summary (they arrive in key order) with its local file, or
+/// records it as archived-only.
+fn attach_summary(
     entries: &mut [Entry],
-    summaries: Vec<CurrentSummary>,
+    cursor: &mut usize,
+    summary: CurrentSummary,
     filter: &Filter,
-) -> Vec<Entry> {
-    let mut archived_only = Vec::new();
-    let mut i = 0;
-    for summary in summaries {
-        while i < entries.len() && entries[i].key < summary.key {
-            i += 1;
-        }
-        let archived = ArchivedSummary {
-            size: summary.size,
-            mtime_ns: summary.mtime_ns,
-            sha1: summary.sha1,
-        };
-        match entries.get_mut(i) {
-            Some(entry) if entry.key == summary.key => entry.archived = Some(archived),
-            _ => {
-                let status = if is_filtered(filter, &summary.key) {
-                    Status::Ignored { is_dir: false }
-                } else if let Some(reason) = unreadable_ancestor(entries, &summary.key) {
-                    // It may well still exist: firn just cannot see it.
-                    Status::Unreadable(reason)
-                } else {
-                    Status::ArchivedOnly
-                };
-                archived_only.push(Entry {
-                    key: summary.key,
-                    raw: summary.raw,
-                    fingerprint: Fingerprint::default(),
-                    status,
-                    sha1: Some(summary.sha1),
-                    archived: Some(archived),
-                });
-            }
+    archived_only: &mut Vec<Entry>,
+) {
+    while *cursor < entries.len() && entries[*cursor].key < summary.key {
+        *cursor += 1;
+    }
+    let archived = ArchivedSummary {
+        size: summary.size,
+        mtime_ns: summary.mtime_ns,
+        sha1: summary.sha1,
+    };
+    match entries.get_mut(*cursor) {
+        Some(entry) if entry.key == summary.key => entry.archived = Some(archived),
+        _ => {
+            let status = if is_filtered(filter, &summary.key) {
+                Status::Ignored { is_dir: false }
+            } else if let Some(reason) = unreadable_ancestor(entries, &summary.key) {
+                // It may well still exist: firn just cannot see it.
+                Status::Unreadable(reason)
+            } else {
+                Status::ArchivedOnly
+            };
+            archived_only.push(Entry {
+                key: summary.key,
+                raw: summary.raw,
+                fingerprint: Fingerprint::default(),
+                status,
+                sha1: Some(summary.sha1),
+                archived: Some(archived),
+            });
         }
     }
-    archived_only
 }
 
 /// The reason a directory above `key` could not be read, if one could not.

@@ -92,6 +92,15 @@ pub trait Catalog: Send + Sync {
     /// The current version of every file in the set, sorted by key.
     async fn current_summaries(&self) -> Result<Vec<CurrentSummary>>;
 
+    /// Visits the current version of every file in ascending key order, without
+    /// holding them all (the embedded catalog streams them from SQLite).
+    async fn for_each_current(&self, visit: &mut (dyn FnMut(CurrentSummary) + Send)) -> Result<()> {
+        for summary in self.current_summaries().await? {
+            visit(summary);
+        }
+        Ok(())
+    }
+
     /// Every record of the set (all states), sorted by key then upload time.
     async fn records(&self) -> Result<Vec<ArchiveRecord>>;
 

@@ -112,17 +112,23 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn current_summaries(&self) -> Result<Vec<CurrentSummary>> {
+        let mut out = Vec::new();
+        self.for_each_current(&mut |summary| out.push(summary))
+            .await?;
+        Ok(out)
+    }
+
+    async fn for_each_current(&self, visit: &mut (dyn FnMut(CurrentSummary) + Send)) -> Result<()> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT key, raw_path, size, mtime_ns, sha1 FROM archive
              WHERE set_id = ?1 AND state = 'current' ORDER BY key",
         )?;
         let mut rows = stmt.query([&self.set_id])?;
-        let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let sha1: Vec<u8> = row.get(4)?;
             let Ok(sha1) = sha1.try_into() else { continue };
-            out.push(CurrentSummary {
+            visit(CurrentSummary {
                 key: row.get(0)?,
                 raw: row.get::<_, Option<Vec<u8>>>(1)?.map(Vec::into_boxed_slice),
                 size: row.get::<_, i64>(2)? as u64,
@@ -130,7 +136,7 @@ impl Catalog for SqliteCatalog {
                 sha1,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn records(&self) -> Result<Vec<ArchiveRecord>> {

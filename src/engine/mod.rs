@@ -219,9 +219,15 @@ impl Engine {
     ) -> Result<StatusReport> {
         let root = self.root.clone();
         let scan_options = options.clone();
+        let last = self.state.number("scan_entries")?.unwrap_or(0).max(0) as usize;
+        // Room for some growth, so a few new files do not double the allocation.
+        let hint = last + last / 16 + 64;
         // The walk is blocking work; keep it off the async workers.
-        let entries =
-            tokio::task::block_in_place(|| crate::scan::scan(&root, &scan_options, on_scan))?;
+        let entries = tokio::task::block_in_place(|| {
+            crate::scan::scan_with_hint(&root, &scan_options, hint, on_scan)
+        })?;
+        self.state
+            .set_number("scan_entries", entries.len() as i64)?;
         crate::status::compute(
             &self.root,
             entries,
