@@ -780,9 +780,7 @@ async fn init_command(set: &ResolvedSet, yes: bool) -> Result<ExitCode> {
                 .await
             {
                 Ok(_) => println!("exists: {what}"),
-                Err(e)
-                    if crate::aws::is_not_found(&e) =>
-                {
+                Err(e) if crate::aws::is_not_found(&e) => {
                     plan.push(format!("create {what}"));
                     create_vault = Some((client, settings.vault.clone(), what));
                 }

@@ -48,7 +48,10 @@ impl AwsSandbox {
     }
 
     fn run(&self, endpoint: &str, args: &[&str]) -> Output {
-        self.command(endpoint).args(args).output().expect("run firn")
+        self.command(endpoint)
+            .args(args)
+            .output()
+            .expect("run firn")
     }
 
     fn firn(&self, args: &[&str]) -> Output {
@@ -57,29 +60,61 @@ impl AwsSandbox {
 
     fn init(&self) {
         let out = self.firn(&["init", "--set", "s", "--yes"]);
-        assert!(out.status.success(), "init: {}{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "init: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
     }
 
     fn backup_via(&self, endpoint: &str) -> (Option<i32>, serde_json::Value) {
         let out = self.run(endpoint, &["backup", "--set", "s", "--json"]);
         let text = stdout(&out);
-        let last = text.lines().last().unwrap_or_else(|| panic!("no output: {}", stderr(&out)));
-        (out.status.code(), serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last} / {}", stderr(&out))))
+        let last = text
+            .lines()
+            .last()
+            .unwrap_or_else(|| panic!("no output: {}", stderr(&out)));
+        (
+            out.status.code(),
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last} / {}", stderr(&out))),
+        )
     }
 
     fn records(&self) -> Vec<serde_json::Value> {
         let out = self.firn(&["ls", "--set", "s", "--all", "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str::<serde_json::Value>(stdout(&out).trim()).unwrap().as_array().cloned().unwrap_or_default()
+        serde_json::from_str::<serde_json::Value>(stdout(&out).trim())
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Restores everything into a fresh directory and checks every byte against the tree.
     fn restore_and_compare(&self, files: &[(&str, &[u8])]) {
-        let out_dir = self.sb.path().join(format!("restored-{}", Instant::now().elapsed().as_nanos()));
-        let out = self.firn(&["restore", "--set", "s", "--to", out_dir.to_str().unwrap(), "--tier", "expedited"]);
-        assert!(out.status.success(), "restore: {}{}", stdout(&out), stderr(&out));
+        let out_dir = self
+            .sb
+            .path()
+            .join(format!("restored-{}", Instant::now().elapsed().as_nanos()));
+        let out = self.firn(&[
+            "restore",
+            "--set",
+            "s",
+            "--to",
+            out_dir.to_str().unwrap(),
+            "--tier",
+            "expedited",
+        ]);
+        assert!(
+            out.status.success(),
+            "restore: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         for (name, content) in files {
-            let restored = std::fs::read(out_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let restored =
+                std::fs::read(out_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(restored == *content, "{name}: restored bytes differ");
         }
     }
@@ -99,7 +134,13 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 
 fn one_line_error(out: &Output) -> String {
     let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "exit 2 expected: {}{}", stdout(out), err);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit 2 expected: {}{}",
+        stdout(out),
+        err
+    );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(!err.contains("panicked"), "{err}");
     err
@@ -109,30 +150,59 @@ fn one_line_error(out: &Output) -> String {
 fn init_creates_the_vault_and_table_and_refuses_a_foreign_table() {
     let a = AwsSandbox::new("");
     let out = a.firn(&["init", "--set", "s"]);
-    assert_eq!(out.status.code(), Some(2), "no confirmation without a terminal: {}", stdout(&out));
-    assert!(stdout(&out).contains("create Glacier vault \"photos\""), "shows the plan: {}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no confirmation without a terminal: {}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("create Glacier vault \"photos\""),
+        "shows the plan: {}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("on-demand"), "{}", stdout(&out));
     a.init();
     let again = a.firn(&["init", "--set", "s", "--yes"]);
-    assert!(stdout(&again).contains("nothing to create"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("nothing to create"),
+        "{}",
+        stdout(&again)
+    );
 
     // A table of the same name with another key schema is refused.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
         let client = aws_sdk_dynamodb::Client::new(&sdk_config(&a.cloud.endpoint).await);
         client
             .create_table()
             .table_name("other")
-            .attribute_definitions(AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap())
-            .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
             .billing_mode(BillingMode::PayPerRequest)
             .send()
             .await
             .unwrap();
     });
     let config = a.sb.path().join("config/firn/config.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace("firn-catalog", "other");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("firn-catalog", "other");
     std::fs::write(&config, text).unwrap();
     let out = a.firn(&["init", "--set", "s", "--yes"]);
     let err = one_line_error(&out);
@@ -141,7 +211,9 @@ fn init_creates_the_vault_and_table_and_refuses_a_foreign_table() {
 
 #[test]
 fn small_multipart_and_empty_files_round_trip_through_glacier() {
-    let a = AwsSandbox::new(", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2");
+    let a = AwsSandbox::new(
+        ", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2",
+    );
     a.init();
     let small = b"small file".to_vec();
     let medium = pattern(3 * MIB + 17, 1);
@@ -163,12 +235,23 @@ fn small_multipart_and_empty_files_round_trip_through_glacier() {
     let log = proxy.log();
     let parts = log.iter().filter(|(r, _)| r.is_part_upload()).count();
     assert_eq!(parts, 2 + 5, "3 MiB in 2 MiB parts, 20 MiB in 4 MiB parts");
-    let singles = log.iter().filter(|(r, _)| r.method == "POST" && r.path.ends_with("/archives")).count();
-    assert_eq!(singles, 2, "only the small files go in one request (the empty one needs none)");
+    let singles = log
+        .iter()
+        .filter(|(r, _)| r.method == "POST" && r.path.ends_with("/archives"))
+        .count();
+    assert_eq!(
+        singles, 2,
+        "only the small files go in one request (the empty one needs none)"
+    );
 
     let records = a.records();
     assert_eq!(records.len(), 5);
-    assert!(records.iter().all(|r| r["target"].as_str().unwrap().starts_with("glacier:us-east-1/photos")));
+    assert!(records.iter().all(|r| {
+        r["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("glacier:us-east-1/photos")
+    }));
     a.restore_and_compare(&files);
 
     // A second run finds nothing to do.
@@ -179,7 +262,11 @@ fn small_multipart_and_empty_files_round_trip_through_glacier() {
 
 /// Runs `cmd` and returns its output and peak RSS in KiB (from wait4's rusage).
 fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for our own child.
@@ -192,7 +279,9 @@ fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
 #[test]
 fn a_multi_gib_sparse_file_uploads_within_the_memory_budget() {
     let budget = 32 * MIB;
-    let a = AwsSandbox::new(&format!(", part_memory_budget = {budget}, part_concurrency = 2"));
+    let a = AwsSandbox::new(&format!(
+        ", part_memory_budget = {budget}, part_concurrency = 2"
+    ));
     a.init();
     let path = a.sb.tree().join("disk.img");
     let file = std::fs::File::create(&path).unwrap();
@@ -202,9 +291,15 @@ fn a_multi_gib_sparse_file_uploads_within_the_memory_budget() {
     let (status, rss_kib) = run_measuring_rss(cmd);
     assert!(status.success(), "backup failed");
     let rss_mib = rss_kib / 1024;
-    eprintln!("peak RSS of firn backup of a 2 GiB file with a {} MiB part budget: {rss_mib} MiB", budget / MIB);
+    eprintln!(
+        "peak RSS of firn backup of a 2 GiB file with a {} MiB part budget: {rss_mib} MiB",
+        budget / MIB
+    );
     // Parts in flight (the budget) + the part being read + the runtime and SDK.
-    assert!(rss_mib < (budget / MIB) as i64 + 16 + 64, "peak RSS {rss_mib} MiB exceeds the budget");
+    assert!(
+        rss_mib < (budget / MIB) as i64 + 16 + 64,
+        "peak RSS {rss_mib} MiB exceeds the budget"
+    );
     let records = a.records();
     assert_eq!(records[0]["size"], 2u64 << 30);
     assert_eq!(records[0]["tree_hash"].as_str().unwrap().len(), 64);
@@ -212,7 +307,10 @@ fn a_multi_gib_sparse_file_uploads_within_the_memory_budget() {
 
 #[test]
 fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
-    let a = AwsSandbox::new(&format!(", part_memory_budget = {}, part_concurrency = 1", 4 * MIB));
+    let a = AwsSandbox::new(&format!(
+        ", part_memory_budget = {}, part_concurrency = 1",
+        4 * MIB
+    ));
     a.init();
     let content = pattern(24 * MIB, 3);
     a.sb.write("vm.img", &content);
@@ -223,9 +321,21 @@ fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
         }
         Action::Forward
     });
-    let mut child = a.command(&proxy.endpoint).args(["backup", "--set", "s"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = a
+        .command(&proxy.endpoint)
+        .args(["backup", "--set", "s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy.log().iter().filter(|(r, _)| r.is_part_upload()).count() < 3 {
+    while proxy
+        .log()
+        .iter()
+        .filter(|(r, _)| r.is_part_upload())
+        .count()
+        < 3
+    {
         assert!(Instant::now() < deadline, "upload never started");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -238,7 +348,13 @@ fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let held = rt.block_on(async {
         let client = aws_sdk_glacier::Client::new(&sdk_config(&a.cloud.endpoint).await);
-        let uploads = client.list_multipart_uploads().account_id("-").vault_name("photos").send().await.unwrap();
+        let uploads = client
+            .list_multipart_uploads()
+            .account_id("-")
+            .vault_name("photos")
+            .send()
+            .await
+            .unwrap();
         let upload = &uploads.uploads_list()[0];
         let parts = client
             .list_parts()
@@ -250,13 +366,20 @@ fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
             .unwrap();
         parts.parts().len()
     });
-    assert!((1..6).contains(&held), "some but not all of the 6 parts arrived: {held}");
+    assert!(
+        (1..6).contains(&held),
+        "some but not all of the 6 parts arrived: {held}"
+    );
     assert!(a.records().is_empty(), "nothing recorded by the killed run");
 
     let second = FaultProxy::start(&a.cloud.endpoint, |_| Action::Forward);
     let (code, doc) = a.backup_via(&second.endpoint);
     assert_eq!(code, Some(0), "{doc}");
-    let sent = second.log().iter().filter(|(r, _)| r.is_part_upload()).count();
+    let sent = second
+        .log()
+        .iter()
+        .filter(|(r, _)| r.is_part_upload())
+        .count();
     assert_eq!(sent, 6 - held, "only the missing parts are sent again");
     a.restore_and_compare(&[("vm.img", &content)]);
 }
@@ -269,26 +392,51 @@ fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
     a.sb.write("big.bin", pattern(3 * MIB, 4));
     let zeros = "0".repeat(64);
     let proxy = FaultProxy::start(&a.cloud.endpoint, move |r: &RequestInfo| {
-        let completes = r.method == "POST" && (r.path.contains("/multipart-uploads/") || r.path.ends_with("/archives"));
-        if completes { Action::TamperHeader { name: "x-amz-sha256-tree-hash".into(), value: zeros.clone() } } else { Action::Forward }
+        let completes = r.method == "POST"
+            && (r.path.contains("/multipart-uploads/") || r.path.ends_with("/archives"));
+        if completes {
+            Action::TamperHeader {
+                name: "x-amz-sha256-tree-hash".into(),
+                value: zeros.clone(),
+            }
+        } else {
+            Action::Forward
+        }
     });
     let (code, doc) = a.backup_via(&proxy.endpoint);
     assert_eq!(code, Some(1), "{doc}");
     let failed = doc["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 2, "{doc}");
-    assert!(failed.iter().all(|f| f["reason"].as_str().unwrap().contains("tree hash")), "{doc}");
+    assert!(
+        failed
+            .iter()
+            .all(|f| f["reason"].as_str().unwrap().contains("tree hash")),
+        "{doc}"
+    );
     assert!(a.records().is_empty(), "nothing recorded");
     // The archives the service stored under a hash firn could not confirm are deleted.
-    let deletes = proxy.log().iter().filter(|(r, _)| r.method == "DELETE" && r.path.contains("/archives/")).count();
+    let deletes = proxy
+        .log()
+        .iter()
+        .filter(|(r, _)| r.method == "DELETE" && r.path.contains("/archives/"))
+        .count();
     assert_eq!(deletes, 2);
 }
 
 #[test]
 fn throttling_server_errors_and_resets_are_retried_and_every_archive_is_right() {
-    let a = AwsSandbox::new(", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2");
+    let a = AwsSandbox::new(
+        ", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2",
+    );
     a.init();
-    let files: Vec<(String, Vec<u8>)> =
-        (0..6).map(|i| (format!("f{i}.bin"), pattern(if i % 2 == 0 { 100 + i } else { 5 * MIB + i }, i as u8 + 10))).collect();
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                format!("f{i}.bin"),
+                pattern(if i % 2 == 0 { 100 + i } else { 5 * MIB + i }, i as u8 + 10),
+            )
+        })
+        .collect();
     for (name, content) in &files {
         a.sb.write(name, content);
     }
@@ -306,9 +454,15 @@ fn throttling_server_errors_and_resets_are_retried_and_every_archive_is_right() 
     assert_eq!(doc["uploaded_files"], 6);
     let log = proxy.log();
     for fault in ["respond 503", "respond 400", "reset"] {
-        assert!(log.iter().any(|(_, what)| what == fault), "no {fault} injected");
+        assert!(
+            log.iter().any(|(_, what)| what == fault),
+            "no {fault} injected"
+        );
     }
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice()))
+        .collect();
     a.restore_and_compare(&refs);
 }
 
@@ -320,29 +474,49 @@ fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
     // Vault (and table) missing: points at firn init.
     let out = a.firn(&["backup", "--set", "s"]);
     let err = one_line_error(&out);
-    assert!(err.contains("Glacier vault \"photos\"") && err.contains("firn init"), "{err}");
+    assert!(
+        err.contains("Glacier vault \"photos\"") && err.contains("firn init"),
+        "{err}"
+    );
 
     a.init();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let client = aws_sdk_dynamodb::Client::new(&sdk_config(&a.cloud.endpoint).await);
-        client.delete_table().table_name("firn-catalog").send().await.unwrap();
+        client
+            .delete_table()
+            .table_name("firn-catalog")
+            .send()
+            .await
+            .unwrap();
     });
     let err = one_line_error(&a.firn(&["backup", "--set", "s"]));
-    assert!(err.contains("DynamoDB table \"firn-catalog\"") && err.contains("firn init"), "{err}");
+    assert!(
+        err.contains("DynamoDB table \"firn-catalog\"") && err.contains("firn init"),
+        "{err}"
+    );
     a.init();
 
     for (status, code, expect) in [
         (403, "AccessDeniedException", "access denied"),
         (400, "ExpiredTokenException", "expired"),
-        (400, "UnrecognizedClientException", "rejected the credentials"),
+        (
+            400,
+            "UnrecognizedClientException",
+            "rejected the credentials",
+        ),
         (400, "NoLongerSupportedException", "2025-12-15"),
     ] {
-        let proxy = FaultProxy::start(&a.cloud.endpoint, move |_| aws_error(status, code, "injected"));
+        let proxy = FaultProxy::start(&a.cloud.endpoint, move |_| {
+            aws_error(status, code, "injected")
+        });
         let err = one_line_error(&a.run(&proxy.endpoint, &["backup", "--set", "s"]));
         assert!(err.contains(expect), "{code}: {err}");
         if code == "NoLongerSupportedException" {
-            assert!(err.contains("embedded default") && err.contains("S3"), "{err}");
+            assert!(
+                err.contains("embedded default") && err.contains("S3"),
+                "{err}"
+            );
         }
     }
 
@@ -352,19 +526,27 @@ fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
 
     // Unknown region.
     let config = a.sb.path().join("config/firn/config.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace("vault = \"photos\"", "vault = \"photos\", region = \"mars-north-1\"");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "vault = \"photos\"",
+        "vault = \"photos\", region = \"mars-north-1\"",
+    );
     std::fs::write(&config, text).unwrap();
     let err = one_line_error(&a.firn(&["backup", "--set", "s"]));
     assert!(err.contains("unknown AWS region \"mars-north-1\""), "{err}");
 
-    let text = std::fs::read_to_string(&config).unwrap().replace(", region = \"mars-north-1\"", "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(", region = \"mars-north-1\"", "");
     std::fs::write(&config, text).unwrap();
     assert!(a.records().is_empty(), "nothing was written");
 }
 
 #[test]
 fn an_interrupted_upload_of_a_file_changed_since_is_aborted_and_restarted() {
-    let a = AwsSandbox::new(&format!(", part_memory_budget = {}, part_concurrency = 1", 4 * MIB));
+    let a = AwsSandbox::new(&format!(
+        ", part_memory_budget = {}, part_concurrency = 1",
+        4 * MIB
+    ));
     a.init();
     a.sb.write("vm.img", pattern(16 * MIB, 5));
     let proxy = FaultProxy::start(&a.cloud.endpoint, |r: &RequestInfo| {
@@ -373,9 +555,21 @@ fn an_interrupted_upload_of_a_file_changed_since_is_aborted_and_restarted() {
         }
         Action::Forward
     });
-    let mut child = a.command(&proxy.endpoint).args(["backup", "--set", "s"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = a
+        .command(&proxy.endpoint)
+        .args(["backup", "--set", "s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy.log().iter().filter(|(r, _)| r.is_part_upload()).count() < 2 {
+    while proxy
+        .log()
+        .iter()
+        .filter(|(r, _)| r.is_part_upload())
+        .count()
+        < 2
+    {
         assert!(Instant::now() < deadline, "upload never started");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -389,8 +583,16 @@ fn an_interrupted_upload_of_a_file_changed_since_is_aborted_and_restarted() {
     let (code, doc) = a.backup_via(&second.endpoint);
     assert_eq!(code, Some(0), "{doc}");
     let log = second.log();
-    assert!(log.iter().any(|(r, _)| r.method == "DELETE" && r.path.contains("/multipart-uploads/")), "the stale upload is aborted");
-    assert_eq!(log.iter().filter(|(r, _)| r.is_part_upload()).count(), 4, "every part of the new content is sent");
+    assert!(
+        log.iter()
+            .any(|(r, _)| r.method == "DELETE" && r.path.contains("/multipart-uploads/")),
+        "the stale upload is aborted"
+    );
+    assert_eq!(
+        log.iter().filter(|(r, _)| r.is_part_upload()).count(),
+        4,
+        "every part of the new content is sent"
+    );
     a.restore_and_compare(&[("vm.img", &changed)]);
 }
 
@@ -399,7 +601,8 @@ fn abandoned_multipart_uploads_are_found_and_aborted() {
     let a = AwsSandbox::new(", abandoned_after_hours = 0");
     a.init();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt.block_on(async { aws_sdk_glacier::Client::new(&sdk_config(&a.cloud.endpoint).await) });
+    let client =
+        rt.block_on(async { aws_sdk_glacier::Client::new(&sdk_config(&a.cloud.endpoint).await) });
     let description = firn::description::encode("lost/file.bin", None, 5 << 20, 0, None);
     let abandoned = rt.block_on(async {
         let out = client
@@ -429,10 +632,23 @@ fn abandoned_multipart_uploads_are_found_and_aborted() {
     a.sb.write("a.txt", "a");
     let out = a.firn(&["backup", "--set", "s"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains(&format!("aborted: abandoned upload {abandoned}")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("aborted: abandoned upload {abandoned}")),
+        "{}",
+        stdout(&out)
+    );
     let left: Vec<String> = rt.block_on(async {
-        let out = client.list_multipart_uploads().account_id("-").vault_name("photos").send().await.unwrap();
-        out.uploads_list().iter().filter_map(|u| u.multipart_upload_id().map(str::to_owned)).collect()
+        let out = client
+            .list_multipart_uploads()
+            .account_id("-")
+            .vault_name("photos")
+            .send()
+            .await
+            .unwrap();
+        out.uploads_list()
+            .iter()
+            .filter_map(|u| u.multipart_upload_id().map(str::to_owned))
+            .collect()
     });
     assert_eq!(left, vec![foreign]);
 }

@@ -15,14 +15,22 @@ async fn catalog(cloud: &FakeCloud, set: &str) -> DynamoCatalog {
     }
     let settings = DynamoSettings {
         table: "catalog".into(),
-        aws: AwsSettings { region: Some("us-east-1".into()), profile: None, endpoint_url: Some(cloud.endpoint.clone()) },
+        aws: AwsSettings {
+            region: Some("us-east-1".into()),
+            profile: None,
+            endpoint_url: Some(cloud.endpoint.clone()),
+        },
     };
-    DynamoCatalog::connect(&settings, set).await.expect("connect")
+    DynamoCatalog::connect(&settings, set)
+        .await
+        .expect("connect")
 }
 
 async fn make_table(cloud: &FakeCloud) {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config(&cloud.endpoint).await);
-    create_table(&client, "catalog").await.expect("create table");
+    create_table(&client, "catalog")
+        .await
+        .expect("create table");
     wait_until_active(&client, "catalog").await.expect("active");
 }
 
@@ -49,17 +57,41 @@ async fn two_hosts_writing_one_entry_get_a_conflict() {
     make_table(&cloud).await;
     let host_a = catalog(&cloud, "set").await;
     let host_b = catalog(&cloud, "set").await;
-    host_a.record_upload(&record("f", "a1", 1), None).await.unwrap();
-    host_a.record_upload(&record("f", "a2", 2), Some("a1")).await.unwrap();
-    let err = host_b.record_upload(&record("f", "b2", 3), Some("a1")).await.unwrap_err();
+    host_a
+        .record_upload(&record("f", "a1", 1), None)
+        .await
+        .unwrap();
+    host_a
+        .record_upload(&record("f", "a2", 2), Some("a1"))
+        .await
+        .unwrap();
+    let err = host_b
+        .record_upload(&record("f", "b2", 3), Some("a1"))
+        .await
+        .unwrap_err();
     let conflict = err.downcast_ref::<Conflict>().expect("a Conflict");
     assert_eq!(conflict.found.as_deref(), Some("a2"));
     let versions = host_b.versions("f").await.unwrap();
-    let ids: Vec<(&str, ArchiveState)> = versions.iter().map(|r| (r.archive_id.as_str(), r.state)).collect();
-    assert_eq!(ids, vec![("a1", ArchiveState::Superseded), ("a2", ArchiveState::Current)]);
+    let ids: Vec<(&str, ArchiveState)> = versions
+        .iter()
+        .map(|r| (r.archive_id.as_str(), r.state))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("a1", ArchiveState::Superseded),
+            ("a2", ArchiveState::Current)
+        ]
+    );
     // Both hosts racing to record a brand-new file: the second is refused.
-    host_a.record_upload(&record("g", "a", 1), None).await.unwrap();
-    let err = host_b.record_upload(&record("g", "b", 1), None).await.unwrap_err();
+    host_a
+        .record_upload(&record("g", "a", 1), None)
+        .await
+        .unwrap();
+    let err = host_b
+        .record_upload(&record("g", "b", 1), None)
+        .await
+        .unwrap_err();
     assert!(err.downcast_ref::<Conflict>().is_some(), "{err:#}");
 }
 
@@ -68,7 +100,15 @@ async fn a_10000_entry_set_loads_in_one_query_per_page() {
     let cloud = FakeCloud::start();
     make_table(&cloud).await;
     let writer = catalog(&cloud, "big").await;
-    let mut records: Vec<ArchiveRecord> = (0..10_000).map(|i| record(&format!("photos/{:05}/IMG_{i}.jpg", i / 100), &format!("archive-{i:05}-{}", "x".repeat(100)), i)).collect();
+    let mut records: Vec<ArchiveRecord> = (0..10_000)
+        .map(|i| {
+            record(
+                &format!("photos/{:05}/IMG_{i}.jpg", i / 100),
+                &format!("archive-{i:05}-{}", "x".repeat(100)),
+                i,
+            )
+        })
+        .collect();
     // A long path takes the hashed sort-key scheme and still loads.
     let long_key = format!("{}/end.txt", "deep".repeat(300));
     records.push(record(&long_key, "long-archive", 1));
@@ -83,7 +123,10 @@ async fn a_10000_entry_set_loads_in_one_query_per_page() {
             .query()
             .table_name("catalog")
             .key_condition_expression("set_id = :s")
-            .expression_attribute_values(":s", aws_sdk_dynamodb::types::AttributeValue::S("big".into()))
+            .expression_attribute_values(
+                ":s",
+                aws_sdk_dynamodb::types::AttributeValue::S("big".into()),
+            )
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -100,9 +143,17 @@ async fn a_10000_entry_set_loads_in_one_query_per_page() {
     let records = reader.records().await.unwrap();
     assert_eq!(records.len(), 10_001);
     assert!(records.iter().any(|r| r.key == long_key));
-    let queries = reader.query_requests.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(queries, pages, "one Query request per page, never one per file");
+    let queries = reader
+        .query_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        queries, pages,
+        "one Query request per page, never one per file"
+    );
     let summaries = reader.current_summaries().await.unwrap();
     assert_eq!(summaries.len(), 10_001);
-    assert!(summaries.windows(2).all(|w| w[0].key < w[1].key), "sorted by key");
+    assert!(
+        summaries.windows(2).all(|w| w[0].key < w[1].key),
+        "sorted by key"
+    );
 }

@@ -623,9 +623,7 @@ pub async fn table_schema_matches(client: &Client, table: &str) -> Result<Option
     use aws_sdk_dynamodb::types::KeyType;
     let out = match client.describe_table().table_name(table).send().await {
         Ok(out) => out,
-        Err(e)
-            if crate::aws::is_not_found(&e) =>
-        {
+        Err(e) if crate::aws::is_not_found(&e) => {
             return Ok(None);
         }
         Err(e) => return Err(aws::explain(&e, &format!("DynamoDB table {table:?}"))),

@@ -44,7 +44,10 @@ impl FakeCloud {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start fakecloud ({}): {e}; run `bash tests/run.sh`, which installs it", bin.display())
+                panic!(
+                    "cannot start fakecloud ({}): {e}; run `bash tests/run.sh`, which installs it",
+                    bin.display()
+                )
             });
         let stdout = child.stdout.take().expect("fakecloud stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -60,7 +63,10 @@ impl FakeCloud {
         };
         // Keep draining its stdout so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        FakeCloud { child, endpoint: format!("http://127.0.0.1:{port}") }
+        FakeCloud {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
     }
 }
 
@@ -81,12 +87,21 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
         ("AWS_ENDPOINT_URL", endpoint.into()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ("AWS_CONFIG_FILE", "/nonexistent/aws-config".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials".into()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials".into(),
+        ),
     ]
 }
 
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    let creds = aws_sdk_dynamodb::config::Credentials::new("firntest", "firntestsecret", None, None, "test");
+    let creds = aws_sdk_dynamodb::config::Credentials::new(
+        "firntest",
+        "firntestsecret",
+        None,
+        None,
+        "test",
+    );
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
@@ -100,11 +115,18 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 pub enum Action {
     Forward,
     /// Answer without asking the server (an AWS error, say).
-    Respond { status: u16, headers: Vec<(String, String)>, body: String },
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
     /// Drop the connection without an answer (a reset).
     Reset,
     /// Forward, then replace the value of one response header.
-    TamperHeader { name: String, value: String },
+    TamperHeader {
+        name: String,
+        value: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -118,7 +140,10 @@ pub struct RequestInfo {
 
 impl RequestInfo {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// An UploadMultipartPart request.
@@ -142,15 +167,25 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    pub fn start(upstream: &str, rule: impl Fn(&RequestInfo) -> Action + Send + Sync + 'static) -> FaultProxy {
-        let upstream: SocketAddr = upstream.trim_start_matches("http://").parse().expect("upstream address");
+    pub fn start(
+        upstream: &str,
+        rule: impl Fn(&RequestInfo) -> Action + Send + Sync + 'static,
+    ) -> FaultProxy {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .parse()
+            .expect("upstream address");
         let rule: Arc<Rule> = Arc::new(rule);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
         let seen_in = Arc::clone(&seen);
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
                 addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
@@ -170,7 +205,12 @@ impl FaultProxy {
             });
         });
         let addr = addr_rx.recv().expect("proxy address");
-        FaultProxy { endpoint: format!("http://{addr}"), seen, shutdown: Some(shutdown), thread: Some(thread) }
+        FaultProxy {
+            endpoint: format!("http://{addr}"),
+            seen,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
     }
 
     /// Requests seen, each with what was done ("forward", "respond 503", "reset", ...).
@@ -210,13 +250,20 @@ fn parse_head(head: &[u8]) -> (String, Vec<(String, String)>) {
     let first = lines.next().unwrap_or_default().to_string();
     let headers = lines
         .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     (first, headers)
 }
 
 fn content_length(headers: &[(String, String)]) -> usize {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0)
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn build_head(first: &str, headers: &[(String, String)]) -> Vec<u8> {
@@ -237,7 +284,9 @@ async fn serve(
     counter: Arc<AtomicUsize>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
-    let Some(head_len) = read_head(&mut client, &mut buf).await? else { return Ok(()) };
+    let Some(head_len) = read_head(&mut client, &mut buf).await? else {
+        return Ok(());
+    };
     let (request_line, mut headers) = parse_head(&buf[..head_len - 4]);
     let body_len = content_length(&headers);
     while buf.len() < head_len + body_len {
@@ -273,7 +322,11 @@ async fn serve(
             drop(socket);
             Ok(())
         }
-        Action::Respond { status, headers: extra, body } => {
+        Action::Respond {
+            status,
+            headers: extra,
+            body,
+        } => {
             let mut h = extra;
             h.push(("Content-Length".into(), body.len().to_string()));
             h.push(("Connection".into(), "close".into()));
@@ -319,6 +372,8 @@ pub fn aws_error(status: u16, code: &str, message: &str) -> Action {
             ("x-amzn-ErrorType".into(), code.into()),
             ("x-amzn-RequestId".into(), "injected".into()),
         ],
-        body: format!(r#"{{"__type":"{code}","code":"{code}","message":"{message}","Message":"{message}"}}"#),
+        body: format!(
+            r#"{{"__type":"{code}","code":"{code}","message":"{message}","Message":"{message}"}}"#
+        ),
     }
 }
