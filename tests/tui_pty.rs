@@ -263,3 +263,46 @@ fn sigterm_restores_the_terminal() {
     );
     assert!(termios.c_lflag & libc::ICANON != 0);
 }
+
+#[test]
+fn a_panic_restores_the_terminal() {
+    let sandbox = Sandbox::in_memory();
+    sandbox.write("x.txt", "x");
+    let mut cmd = sandbox.command();
+    cmd.arg(sandbox.tree())
+        .env("TERM", "xterm-256color")
+        .env("FIRN_TUI_PANIC", "1")
+        .env("RUST_BACKTRACE", "0");
+    let mut pty = Pty::spawn(cmd);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = pty.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "firn did not panic"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    std::thread::sleep(Duration::from_millis(200));
+    let screen = pty.screen();
+    assert!(
+        screen.contains("injected panic"),
+        "the panic message is readable:\n{screen}"
+    );
+    let parser = pty.parser.lock().unwrap();
+    assert!(!parser.screen().alternate_screen());
+    assert!(!parser.screen().hide_cursor());
+    assert_eq!(
+        parser.screen().mouse_protocol_mode(),
+        vt100::MouseProtocolMode::None
+    );
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::tcgetattr(pty.master.as_raw_fd(), &mut termios) },
+        0
+    );
+    assert!(termios.c_lflag & libc::ICANON != 0);
+}

@@ -185,6 +185,11 @@ impl State {
     pub fn set_tree(&mut self, tree: Tree) {
         let keep = self.selected_node().map(|id| self.tree.key(id));
         self.tree = tree;
+        // Jobs outlive a rescan: point them at the new tree's nodes (ROOT when the
+        // file is gone, which retry skips).
+        for job in &mut self.jobs.jobs {
+            job.node = self.tree.find(&job.key).unwrap_or(ROOT);
+        }
         self.phase = Phase::Ready;
         self.rows_dirty = true;
         self.details = None;
@@ -395,14 +400,19 @@ impl State {
         let indices: Vec<usize> = indices
             .into_iter()
             .filter(|&i| {
-                matches!(
-                    self.jobs.jobs[i].state,
-                    JobState::Failed(_) | JobState::Cancelled
-                )
+                let job = &self.jobs.jobs[i];
+                job.node != ROOT
+                    && matches!(job.state, JobState::Failed(_) | JobState::Cancelled)
+                    && self.tree.node(job.node).class.is_pending()
+                    && matches!(
+                        self.tree.node(job.node).job,
+                        JobMark::None | JobMark::Failed
+                    )
             })
             .collect();
         if indices.is_empty() {
-            self.message = Some("only a failed or cancelled upload can be retried".into());
+            self.message =
+                Some("only a failed or cancelled upload of a pending file can be retried".into());
             return Vec::new();
         }
         let batch = self.jobs.retry_batch(&indices);

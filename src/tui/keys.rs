@@ -208,10 +208,7 @@ impl Key {
         if !matches!(event.code, KeyCode::Char(_)) {
             mods |= event.modifiers & KeyModifiers::SHIFT;
         }
-        let code = match event.code {
-            KeyCode::BackTab => KeyCode::BackTab,
-            other => other,
-        };
+        let code = event.code;
         Key { code, mods }
     }
 

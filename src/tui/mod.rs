@@ -256,6 +256,14 @@ async fn event_loop(
         if state.should_quit {
             break;
         }
+        // Test hook (debug builds only, like FIRN_FAULT): panic once the tree is
+        // shown, to check that the panic hook gives the terminal back.
+        if cfg!(debug_assertions)
+            && matches!(state.phase, app::Phase::Ready)
+            && std::env::var_os("FIRN_TUI_PANIC").is_some()
+        {
+            panic!("injected panic (FIRN_TUI_PANIC)");
+        }
         if state.dirty {
             terminal.draw(|frame| view(state, frame))?;
             state.dirty = false;

@@ -700,7 +700,13 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
         };
         let failed = matches!(job.state, JobState::Failed(_));
         let bar_cells = 12;
-        let key_w = (width / 3).max(12);
+        // The key gets what the progress columns (about 64 cells) leave.
+        let longest = state.jobs.jobs[offset..end]
+            .iter()
+            .map(|j| text::width(&j.key))
+            .max()
+            .unwrap_or(0);
+        let key_w = longest.clamp(12, width.saturating_sub(3 + bar_cells + 64).max(12));
         let key = fit_left(&job.key, key_w);
         let bar = if failed || job.state == JobState::Cancelled {
             " ".repeat(bar_cells)
