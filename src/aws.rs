@@ -212,6 +212,11 @@ where
     }
 }
 
+/// The service answered with this error code.
+pub fn has_code<E: ProvideErrorMetadata>(err: &SdkError<E>, code: &str) -> bool {
+    matches!(err, SdkError::ServiceError(service) if service.err().code() == Some(code))
+}
+
 /// Whether an error is worth another try by firn itself (after the SDK's own).
 pub fn is_transient<E, R>(err: &SdkError<E, R>) -> bool
 where
@@ -236,6 +241,10 @@ where
         _ => false,
     }
 }
+
+/// How many times firn itself tries a request (each try has the SDK's own
+/// retries inside, until the SDK's retry quota runs dry in a long storm).
+pub const ATTEMPTS: u32 = 8;
 
 /// Runs `op` again on transient errors (after the SDK's own retries gave up),
 /// waiting with exponential backoff and jitter, up to `attempts` times in all.
@@ -264,4 +273,31 @@ pub fn backoff(attempt: u32) -> Duration {
     let _ = getrandom::fill(&mut byte);
     let fraction = u16::from_le_bytes(byte) as u64;
     Duration::from_millis(cap_ms * fraction / u16::MAX as u64)
+}
+
+/// Keeps the first of several `Content-Type` headers in a response. Some
+/// AWS-compatible servers (fakecloud's GetJobOutput) send the header twice, which
+/// the SDK refuses to parse; AWS itself sends one, so this changes nothing there.
+#[derive(Debug)]
+pub struct SingleContentType;
+
+impl aws_sdk_glacier::config::Intercept for SingleContentType {
+    fn name(&self) -> &'static str {
+        "SingleContentType"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_glacier::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &aws_sdk_glacier::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_glacier::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let headers = context.response_mut().headers_mut();
+        let values: Vec<String> = headers.get_all("content-type").map(str::to_owned).collect();
+        if let [first, _, ..] = values.as_slice() {
+            headers.remove("content-type");
+            headers.insert("content-type", first.clone());
+        }
+        Ok(())
+    }
 }

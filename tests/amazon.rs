@@ -234,7 +234,11 @@ fn small_multipart_and_empty_files_round_trip_through_glacier() {
     assert_eq!(doc["uploaded_files"], 5);
     let log = proxy.log();
     let parts = log.iter().filter(|(r, _)| r.is_part_upload()).count();
-    assert_eq!(parts, 2 + 5, "3 MiB in 2 MiB parts, 20 MiB in 4 MiB parts");
+    assert_eq!(
+        parts,
+        2 + 6,
+        "3 MiB + 17 B in 2 MiB parts, 20 MiB + 5 B in 4 MiB parts"
+    );
     let singles = log
         .iter()
         .filter(|(r, _)| r.method == "POST" && r.path.ends_with("/archives"))
@@ -442,10 +446,11 @@ fn throttling_server_errors_and_resets_are_retried_and_every_archive_is_right() 
     }
     let n = Arc::new(AtomicUsize::new(0));
     let proxy = FaultProxy::start(&a.cloud.endpoint, move |_r: &RequestInfo| {
-        match n.fetch_add(1, Ordering::SeqCst) % 6 {
+        // Three requests in ten fail: an outage, throttling and a dropped connection.
+        match n.fetch_add(1, Ordering::SeqCst) % 10 {
             1 => aws_error(503, "ServiceUnavailableException", "injected outage"),
-            3 => aws_error(400, "ThrottlingException", "Rate exceeded"),
-            5 => Action::Reset,
+            4 => aws_error(400, "ThrottlingException", "Rate exceeded"),
+            7 => Action::Reset,
             _ => Action::Forward,
         }
     });

@@ -247,8 +247,7 @@ impl DynamoCatalog {
                     .expression_attribute_names("#sz", "size");
             }
             self.query_requests.fetch_add(1, Ordering::Relaxed);
-            let out = query
-                .send()
+            let out = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
                 .await
                 .map_err(|e| aws::explain(&e, &self.what()))?;
             items.extend(out.items.unwrap_or_default());
@@ -261,14 +260,14 @@ impl DynamoCatalog {
     }
 
     async fn read(&self, key: &str) -> Result<FileItem> {
-        let out = self
+        let get = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("set_id", s(&self.set_id))
             .key("path", s(sort_key(key)))
-            .consistent_read(true)
-            .send()
+            .consistent_read(true);
+        let out = aws::retry_transient(aws::ATTEMPTS, || get.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(out
@@ -283,16 +282,8 @@ impl DynamoCatalog {
 
     /// Writes `item` only if nobody wrote it since it was read.
     async fn write(&self, item: &FileItem) -> Result<()> {
-        let mut put = self.client.put_item().table_name(&self.table);
-        put = match item.revision {
-            Some(rev) => put
-                .condition_expression("revision = :rev")
-                .expression_attribute_values(":rev", n(rev)),
-            None => put
-                .condition_expression("attribute_not_exists(#p)")
-                .expression_attribute_names("#p", "path"),
-        };
-        let result = if item.current.is_none() && item.versions.is_empty() {
+        let deleting = item.current.is_none() && item.versions.is_empty();
+        let result = if deleting {
             let mut delete = self
                 .client
                 .delete_item()
@@ -304,44 +295,56 @@ impl DynamoCatalog {
                     .condition_expression("revision = :rev")
                     .expression_attribute_values(":rev", n(rev));
             }
-            match delete.send().await {
+            match aws::retry_transient(aws::ATTEMPTS, || delete.clone().send()).await {
                 Ok(_) => Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Err(None)
-                }
+                Err(e) if aws::has_code(&e, "ConditionalCheckFailedException") => Err(None),
                 Err(e) => Err(Some(aws::explain(&e, &self.what()))),
             }
         } else {
-            match put.set_item(Some(item.encode(&self.set_id))).send().await {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.encode(&self.set_id)));
+            put = match item.revision {
+                Some(rev) => put
+                    .condition_expression("revision = :rev")
+                    .expression_attribute_values(":rev", n(rev)),
+                None => put
+                    .condition_expression("attribute_not_exists(#p)")
+                    .expression_attribute_names("#p", "path"),
+            };
+            match aws::retry_transient(aws::ATTEMPTS, || put.clone().send()).await {
                 Ok(_) => Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Err(None)
-                }
+                Err(e) if aws::has_code(&e, "ConditionalCheckFailedException") => Err(None),
                 Err(e) => Err(Some(aws::explain(&e, &self.what()))),
             }
         };
         match result {
             Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
             Err(None) => {
-                let found = self
-                    .read(&item.key)
-                    .await
-                    .ok()
-                    .and_then(|i| i.current.map(|c| c.archive_id));
+                // A retried write whose first attempt landed (its answer was lost)
+                // fails its own condition: check what is there before crying conflict.
+                let now = self.read(&item.key).await?;
+                let landed = if deleting {
+                    now.revision.is_none()
+                } else {
+                    now.revision == Some(item.revision.unwrap_or(0) + 1)
+                        && now.current.as_ref().map(|c| &c.archive_id)
+                            == item.current.as_ref().map(|c| &c.archive_id)
+                        && now.versions.len() == item.versions.len()
+                };
+                if landed {
+                    return Ok(());
+                }
                 Err(Conflict {
                     key: item.key.clone(),
                     expected: item.current.as_ref().map(|c| c.archive_id.clone()),
-                    found,
+                    found: now.current.map(|c| c.archive_id),
                 }
                 .into())
             }
-            Err(Some(e)) => Err(e),
         }
     }
 
@@ -531,11 +534,11 @@ impl Catalog for DynamoCatalog {
                 .collect::<Result<_>>()?;
             let mut attempt = 0;
             while !pending.is_empty() {
-                let out = self
+                let batch = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
+                    .request_items(&self.table, pending);
+                let out = aws::retry_transient(aws::ATTEMPTS, || batch.clone().send())
                     .await
                     .map_err(|e| aws::explain(&e, &self.what()))?;
                 // DynamoDB may accept only part of a batch: resend the rest.

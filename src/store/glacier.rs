@@ -29,8 +29,6 @@ use crate::hash::{TreeHash, tree_hash_of};
 pub const EMPTY_ARCHIVE_ID: &str = "firn-empty-archive";
 const MIB: u64 = 1 << 20;
 const MAX_PARTS: u64 = 10_000;
-/// firn's own retries of one part, after the SDK's.
-const PART_ATTEMPTS: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlacierSettings {
@@ -374,6 +372,8 @@ impl Store for GlacierStore {
             .vault_name(&self.vault)
             .job_id(job_id)
             .range(format!("bytes={}-{}", offset, offset + len - 1))
+            .customize()
+            .interceptor(aws::SingleContentType)
             .send()
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
@@ -475,7 +475,7 @@ impl Upload for SingleUpload {
             );
         }
         let body = Bytes::from(self.body);
-        let out = aws::retry_transient(PART_ATTEMPTS, || {
+        let out = aws::retry_transient(aws::ATTEMPTS, || {
             self.client
                 .upload_archive()
                 .account_id("-")
@@ -567,7 +567,7 @@ impl Upload for MultipartUpload {
             let _permit = permit;
             let local = tree_hash_of(&data);
             let range = format!("bytes {}-{}/*", offset, offset + data.len() as u64 - 1);
-            let out = aws::retry_transient(PART_ATTEMPTS, || {
+            let out = aws::retry_transient(aws::ATTEMPTS, || {
                 client
                     .upload_multipart_part()
                     .account_id("-")
