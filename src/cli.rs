@@ -202,7 +202,7 @@ pub fn main() -> ExitCode {
 }
 
 /// The whole error chain on one line, each cause once.
-fn one_line(e: &anyhow::Error) -> String {
+pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let text = cause.to_string();

@@ -306,3 +306,48 @@ fn a_panic_restores_the_terminal() {
     );
     assert!(termios.c_lflag & libc::ICANON != 0);
 }
+
+#[test]
+fn a_backend_that_cannot_be_reached_is_a_dialog_not_a_crash() {
+    let sandbox = Sandbox::in_memory();
+    sandbox.write("x.txt", "x");
+    let config = sandbox.path().join("config/firn/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[sets.s]\nroot = {:?}\nstore = {{ kind = \"glacier\", vault = \"v\", region = \"us-east-1\", endpoint_url = \"http://127.0.0.1:1\" }}\ncatalog = {{ kind = \"dynamodb\", table = \"firn\", region = \"us-east-1\", endpoint_url = \"http://127.0.0.1:1\" }}\n",
+            sandbox.tree()
+        ),
+    )
+    .unwrap();
+    let mut cmd = sandbox.command();
+    cmd.args(["--set", "s"])
+        .env("TERM", "xterm-256color")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let mut pty = Pty::spawn(cmd);
+    let screen = pty.wait_for("the error dialog", Duration::from_secs(60), |s| {
+        s.contains("Cannot open the backup set")
+    });
+    assert!(screen.contains("cannot reach"), "{screen}");
+    pty.send("x");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = pty.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "firn did not quit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !pty.parser.lock().unwrap().screen().alternate_screen(),
+        "terminal restored"
+    );
+}

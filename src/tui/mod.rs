@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
 use crossterm::execute;
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
@@ -34,7 +34,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use app::{Action, Effect, State, update};
+pub use app::{Action, Dialog, Effect, State, update};
 pub use settings::Settings;
 pub use tree::Tree;
 pub use view::view;
@@ -50,7 +50,16 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCode> {
     let settings = Settings::load(config_flag)?;
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "tui")?;
-    let engine = Arc::new(Engine::open(set).await?);
+    let engine = match Engine::open(set).await {
+        Ok(engine) => Arc::new(engine),
+        Err(e) => {
+            // A missing vault or table, bad credentials, an unreachable endpoint:
+            // say so in the interface the user opened, then exit as the CLI would.
+            let message = crate::cli::one_line(&e);
+            show_fatal(set, settings, "Cannot open the backup set", &message).await?;
+            return Err(e);
+        }
+    };
     // Finish what an interrupted run left before showing anything as pending.
     let recovery = engine
         .recover()
@@ -79,6 +88,44 @@ pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCo
     restore_terminal();
     let _ = terminal.show_cursor();
     result
+}
+
+/// Shows one error dialog until a key is pressed, then gives the terminal back.
+async fn show_fatal(
+    set: &ResolvedSet,
+    settings: Settings,
+    title: &str,
+    message: &str,
+) -> Result<()> {
+    let mut state = State::new(
+        set.root.display().to_string(),
+        set.id.clone(),
+        settings.keys,
+        settings.theme,
+    );
+    state.dialog = Some(Dialog::Error {
+        title: title.to_string(),
+        message: format!("{message}\n\nPress any key to quit."),
+    });
+    let mut terminal = init_terminal().context("cannot set up the terminal")?;
+    let mut events = EventStream::new();
+    let outcome = async {
+        loop {
+            let size = terminal.size()?;
+            state.size = (size.width, size.height);
+            terminal.draw(|frame| view(&state, frame))?;
+            match events.next().await {
+                Some(Ok(Event::Key(_))) | None => break,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    restore_terminal();
+    let _ = terminal.show_cursor();
+    outcome
 }
 
 /// Raw mode, alternate screen, mouse; a panic hook that undoes them first.
