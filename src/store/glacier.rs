@@ -540,7 +540,7 @@ impl Upload for MultipartUpload {
     }
 
     async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
-        if offset % self.part_size != 0 || data.len() as u64 > self.part_size {
+        if !offset.is_multiple_of(self.part_size) || data.len() as u64 > self.part_size {
             bail!(
                 "part at offset {offset} of {} bytes does not fit part size {}",
                 data.len(),

@@ -488,10 +488,8 @@ fn run_with(mut cmd: Command, scratch: &Path, what: &'static str, keep_stdout: b
 fn scratch_dir(preferred: &[&str], bytes: u64, inodes: u64, prefix: &str) -> tempfile::TempDir {
     for dir in preferred {
         let path = Path::new(dir);
-        if !path.is_dir() {
-            if fs::create_dir_all(path).is_err() {
-                continue;
-            }
+        if !path.is_dir() && fs::create_dir_all(path).is_err() {
+            continue;
         }
         match free_space(path) {
             Some((free_bytes, free_inodes)) if free_bytes >= bytes && free_inodes >= inodes => {
@@ -611,7 +609,7 @@ fn fmt_secs(d: Duration) -> String {
 }
 
 fn fmt_mib(mib: usize) -> String {
-    if mib % 1024 == 0 {
+    if mib.is_multiple_of(1024) {
         format!("{} GiB", mib / 1024)
     } else {
         format!("{mib} MiB")

@@ -344,18 +344,18 @@ async fn serve(
             upstream_conn.write_all(&request).await?;
             let mut response = Vec::new();
             upstream_conn.read_to_end(&mut response).await?;
-            if let Action::TamperHeader { name, value } = &action {
-                if let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let (status_line, mut resp_headers) = parse_head(&response[..head_end]);
-                    for (k, v) in resp_headers.iter_mut() {
-                        if k.eq_ignore_ascii_case(name) {
-                            *v = value.clone();
-                        }
+            if let Action::TamperHeader { name, value } = &action
+                && let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n")
+            {
+                let (status_line, mut resp_headers) = parse_head(&response[..head_end]);
+                for (k, v) in resp_headers.iter_mut() {
+                    if k.eq_ignore_ascii_case(name) {
+                        *v = value.clone();
                     }
-                    let mut rebuilt = build_head(&status_line, &resp_headers);
-                    rebuilt.extend_from_slice(&response[head_end + 4..]);
-                    response = rebuilt;
                 }
+                let mut rebuilt = build_head(&status_line, &resp_headers);
+                rebuilt.extend_from_slice(&response[head_end + 4..]);
+                response = rebuilt;
             }
             client.write_all(&response).await?;
             client.shutdown().await
