@@ -322,33 +322,14 @@ fn walk_sequential(
             } else {
                 continue;
             }
-        } else if file_type.is_symlink() {
-            Status::Skipped(SkipReason::Symlink)
-        } else if file_type.is_fifo() {
-            Status::Skipped(SkipReason::Fifo)
-        } else if file_type.is_socket() {
-            Status::Skipped(SkipReason::Socket)
-        } else if file_type.is_block_device() || file_type.is_char_device() {
-            Status::Skipped(SkipReason::Device)
         } else {
-            match entry.metadata() {
-                Ok(meta) => {
-                    fingerprint = Fingerprint::of(&meta);
-                    if options.filter.is_ignored_file(&key) {
-                        Status::Ignored { is_dir: false }
-                    } else {
-                        progress.files += 1;
-                        progress.bytes += fingerprint.size;
-                        Status::Local
-                    }
-                }
-                Err(err) => Status::Unreadable(
-                    err.io_error()
-                        .map(describe_io_error)
-                        .unwrap_or_else(|| err.to_string())
-                        .into(),
-                ),
+            let (status, found) = classify(&entry, &key, &options.filter);
+            if status == Status::Local {
+                progress.files += 1;
+                progress.bytes += found.size;
             }
+            fingerprint = found;
+            status
         };
         entries.push(Entry::new(key, raw, fingerprint, status));
     }
@@ -528,37 +509,51 @@ fn list_dir(
                 subdirs.push((entry.into_path(), key, differs));
                 continue;
             }
-        } else if file_type.is_symlink() {
-            Status::Skipped(SkipReason::Symlink)
-        } else if file_type.is_fifo() {
-            Status::Skipped(SkipReason::Fifo)
-        } else if file_type.is_socket() {
-            Status::Skipped(SkipReason::Socket)
-        } else if file_type.is_block_device() || file_type.is_char_device() {
-            Status::Skipped(SkipReason::Device)
         } else {
-            match entry.metadata() {
-                Ok(meta) => {
-                    fingerprint = Fingerprint::of(&meta);
-                    if options.filter.is_ignored_file(&key) {
-                        Status::Ignored { is_dir: false }
-                    } else {
-                        files_seen.fetch_add(1, Ordering::Relaxed);
-                        bytes_seen.fetch_add(fingerprint.size, Ordering::Relaxed);
-                        Status::Local
-                    }
-                }
-                Err(err) => Status::Unreadable(
-                    err.io_error()
-                        .map(describe_io_error)
-                        .unwrap_or_else(|| err.to_string())
-                        .into(),
-                ),
+            let (status, found) = classify(&entry, &key, &options.filter);
+            if status == Status::Local {
+                files_seen.fetch_add(1, Ordering::Relaxed);
+                bytes_seen.fetch_add(found.size, Ordering::Relaxed);
             }
+            fingerprint = found;
+            status
         };
         out.push(Entry::new(key, raw(), fingerprint, status));
     }
     Ok(())
+}
+
+/// What a non-directory entry is: a file to compare (with its fingerprint), an
+/// ignored file, or something skipped or unreadable.
+fn classify(entry: &walkdir::DirEntry, key: &str, filter: &Filter) -> (Status, Fingerprint) {
+    let file_type = entry.file_type();
+    let skipped = if file_type.is_symlink() {
+        Some(SkipReason::Symlink)
+    } else if file_type.is_fifo() {
+        Some(SkipReason::Fifo)
+    } else if file_type.is_socket() {
+        Some(SkipReason::Socket)
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        Some(SkipReason::Device)
+    } else {
+        None
+    };
+    if let Some(reason) = skipped {
+        return (Status::Skipped(reason), Fingerprint::default());
+    }
+    match entry.metadata() {
+        Ok(meta) if filter.is_ignored_file(key) => {
+            (Status::Ignored { is_dir: false }, Fingerprint::of(&meta))
+        }
+        Ok(meta) => (Status::Local, Fingerprint::of(&meta)),
+        Err(err) => {
+            let reason = err
+                .io_error()
+                .map(describe_io_error)
+                .unwrap_or_else(|| err.to_string());
+            (Status::Unreadable(reason.into()), Fingerprint::default())
+        }
+    }
 }
 
 fn relative_bytes(root: &Path, path: &Path) -> Vec<u8> {
