@@ -58,6 +58,39 @@ impl AwsSandbox {
         self.run(&self.cloud.endpoint.clone(), args)
     }
 
+    /// Starts a backup through a proxy that holds each part back a little, and
+    /// SIGKILLs it once `parts` part uploads have reached the proxy.
+    fn kill_backup_after_parts(&self, parts: usize) {
+        let proxy = FaultProxy::start(&self.cloud.endpoint, |r: &RequestInfo| {
+            if r.is_part_upload() {
+                std::thread::sleep(Duration::from_millis(150));
+            }
+            Action::Forward
+        });
+        let mut child = self
+            .command(&proxy.endpoint)
+            .args(["backup", "--set", "s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while proxy
+            .log()
+            .iter()
+            .filter(|(r, _)| r.is_part_upload())
+            .count()
+            < parts
+        {
+            assert!(Instant::now() < deadline, "upload never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // Let a part already forwarded land before anyone looks at the server.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     fn init(&self) {
         let out = self.firn(&["init", "--set", "s", "--yes"]);
         assert!(
@@ -320,35 +353,7 @@ fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
     a.init();
     let content = pattern(24 * MIB, 3);
     a.sb.write("vm.img", &content);
-    // Each part is held back a little so the kill lands mid-upload.
-    let proxy = FaultProxy::start(&a.cloud.endpoint, |r: &RequestInfo| {
-        if r.is_part_upload() {
-            std::thread::sleep(Duration::from_millis(150));
-        }
-        Action::Forward
-    });
-    let mut child = a
-        .command(&proxy.endpoint)
-        .args(["backup", "--set", "s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy
-        .log()
-        .iter()
-        .filter(|(r, _)| r.is_part_upload())
-        .count()
-        < 3
-    {
-        assert!(Instant::now() < deadline, "upload never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    drop(proxy);
+    a.kill_backup_after_parts(3);
 
     // What the server holds now.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -556,33 +561,7 @@ fn an_interrupted_upload_of_a_file_changed_since_is_aborted_and_restarted() {
     ));
     a.init();
     a.sb.write("vm.img", pattern(16 * MIB, 5));
-    let proxy = FaultProxy::start(&a.cloud.endpoint, |r: &RequestInfo| {
-        if r.is_part_upload() {
-            std::thread::sleep(Duration::from_millis(150));
-        }
-        Action::Forward
-    });
-    let mut child = a
-        .command(&proxy.endpoint)
-        .args(["backup", "--set", "s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy
-        .log()
-        .iter()
-        .filter(|(r, _)| r.is_part_upload())
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "upload never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    drop(proxy);
+    a.kill_backup_after_parts(2);
 
     let changed = pattern(16 * MIB, 6);
     a.sb.write("vm.img", &changed);

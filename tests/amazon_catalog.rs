@@ -4,6 +4,7 @@
 mod common;
 
 use common::aws::{FakeCloud, aws_env, sdk_config};
+use common::sample_record;
 use firn::aws::AwsSettings;
 use firn::catalog::dynamodb::{DynamoCatalog, DynamoSettings, create_table, wait_until_active};
 use firn::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict};
@@ -34,23 +35,6 @@ async fn make_table(cloud: &FakeCloud) {
     wait_until_active(&client, "catalog").await.expect("active");
 }
 
-fn record(key: &str, archive_id: &str, uploaded_at: i64) -> ArchiveRecord {
-    ArchiveRecord {
-        key: key.into(),
-        raw: None,
-        size: 1,
-        mtime_ns: 0,
-        sha1: [1; 20],
-        tree_hash: [2; 32],
-        archive_id: archive_id.into(),
-        target: "glacier:us-east-1/v".into(),
-        uploaded_at,
-        state: ArchiveState::Current,
-        host: "h".into(),
-        superseded_at: None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_writing_one_entry_get_a_conflict() {
     let cloud = FakeCloud::start();
@@ -58,15 +42,15 @@ async fn two_hosts_writing_one_entry_get_a_conflict() {
     let host_a = catalog(&cloud, "set").await;
     let host_b = catalog(&cloud, "set").await;
     host_a
-        .record_upload(&record("f", "a1", 1), None)
+        .record_upload(&sample_record("f", "a1", 1), None)
         .await
         .unwrap();
     host_a
-        .record_upload(&record("f", "a2", 2), Some("a1"))
+        .record_upload(&sample_record("f", "a2", 2), Some("a1"))
         .await
         .unwrap();
     let err = host_b
-        .record_upload(&record("f", "b2", 3), Some("a1"))
+        .record_upload(&sample_record("f", "b2", 3), Some("a1"))
         .await
         .unwrap_err();
     let conflict = err.downcast_ref::<Conflict>().expect("a Conflict");
@@ -85,11 +69,11 @@ async fn two_hosts_writing_one_entry_get_a_conflict() {
     );
     // Both hosts racing to record a brand-new file: the second is refused.
     host_a
-        .record_upload(&record("g", "a", 1), None)
+        .record_upload(&sample_record("g", "a", 1), None)
         .await
         .unwrap();
     let err = host_b
-        .record_upload(&record("g", "b", 1), None)
+        .record_upload(&sample_record("g", "b", 1), None)
         .await
         .unwrap_err();
     assert!(err.downcast_ref::<Conflict>().is_some(), "{err:#}");
@@ -102,7 +86,7 @@ async fn a_10000_entry_set_loads_in_one_query_per_page() {
     let writer = catalog(&cloud, "big").await;
     let mut records: Vec<ArchiveRecord> = (0..10_000)
         .map(|i| {
-            record(
+            sample_record(
                 &format!("photos/{:05}/IMG_{i}.jpg", i / 100),
                 &format!("archive-{i:05}-{}", "x".repeat(100)),
                 i,
@@ -111,7 +95,7 @@ async fn a_10000_entry_set_loads_in_one_query_per_page() {
         .collect();
     // A long path takes the hashed sort-key scheme and still loads.
     let long_key = format!("{}/end.txt", "deep".repeat(300));
-    records.push(record(&long_key, "long-archive", 1));
+    records.push(sample_record(&long_key, "long-archive", 1));
     writer.import(&records).await.expect("batch import");
 
     // Count the pages independently with the raw client.

@@ -1,14 +1,17 @@
 //! The engine through the library: progress events, invariants 1 and 4, and the
 //! catalog's optimistic concurrency.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
+use common::sample_record;
 use firn::catalog::sqlite::SqliteCatalog;
-use firn::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict};
+use firn::catalog::{ArchiveState, Catalog, Conflict};
 use firn::engine::{Engine, Event, Plan, Retention};
 use firn::hash::TreeHash;
 use firn::scan::ScanOptions;
@@ -267,23 +270,6 @@ async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
     );
 }
 
-fn record(key: &str, archive_id: &str, uploaded_at: i64) -> ArchiveRecord {
-    ArchiveRecord {
-        key: key.into(),
-        raw: None,
-        size: 1,
-        mtime_ns: 0,
-        sha1: [1; 20],
-        tree_hash: [2; 32],
-        archive_id: archive_id.into(),
-        target: "local:/x".into(),
-        uploaded_at,
-        state: ArchiveState::Current,
-        host: "h".into(),
-        superseded_at: None,
-    }
-}
-
 #[tokio::test]
 async fn two_writers_on_one_entry_get_a_conflict_not_a_lost_update() {
     let dir = tempfile::tempdir().unwrap();
@@ -291,16 +277,16 @@ async fn two_writers_on_one_entry_get_a_conflict_not_a_lost_update() {
     let host_a = SqliteCatalog::open(&path, "set").unwrap();
     let host_b = SqliteCatalog::open(&path, "set").unwrap();
     host_a
-        .record_upload(&record("f", "a1", 1), None)
+        .record_upload(&sample_record("f", "a1", 1), None)
         .await
         .unwrap();
     // Both saw a1 as current; A records a2 first.
     host_a
-        .record_upload(&record("f", "a2", 2), Some("a1"))
+        .record_upload(&sample_record("f", "a2", 2), Some("a1"))
         .await
         .unwrap();
     let err = host_b
-        .record_upload(&record("f", "b2", 3), Some("a1"))
+        .record_upload(&sample_record("f", "b2", 3), Some("a1"))
         .await
         .unwrap_err();
     let conflict = err.downcast_ref::<Conflict>().expect("a Conflict");
@@ -321,12 +307,12 @@ async fn two_writers_on_one_entry_get_a_conflict_not_a_lost_update() {
     );
     // A brand-new file raced by two hosts: the second is refused too.
     host_a
-        .record_upload(&record("g", "a", 1), None)
+        .record_upload(&sample_record("g", "a", 1), None)
         .await
         .unwrap();
     assert!(
         host_b
-            .record_upload(&record("g", "b", 1), None)
+            .record_upload(&sample_record("g", "b", 1), None)
             .await
             .unwrap_err()
             .downcast_ref::<Conflict>()

@@ -177,3 +177,25 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// A catalog record with fixed content, for tests of the catalogs themselves.
+pub fn sample_record(
+    key: &str,
+    archive_id: &str,
+    uploaded_at: i64,
+) -> firn::catalog::ArchiveRecord {
+    firn::catalog::ArchiveRecord {
+        key: key.into(),
+        raw: None,
+        size: 1,
+        mtime_ns: 0,
+        sha1: [1; 20],
+        tree_hash: [2; 32],
+        archive_id: archive_id.into(),
+        target: "test:/x".into(),
+        uploaded_at,
+        state: firn::catalog::ArchiveState::Current,
+        host: "h".into(),
+        superseded_at: None,
+    }
+}
