@@ -22,6 +22,11 @@ pub const LEAF_SIZE: usize = 1 << 20;
 pub type Sha1Digest = [u8; 20];
 pub type TreeHash = [u8; 32];
 
+/// The SHA-1 of an archive whose description did not carry one (a Glacier multipart
+/// upload of a file not hashed before it started, or an mt-aws-glacier archive)
+/// and that was recorded from an inventory: the tree hash still verifies its bytes.
+pub const UNKNOWN_SHA1: Sha1Digest = [0; 20];
+
 static FILES_READ: AtomicU64 = AtomicU64::new(0);
 static BYTES_READ: AtomicU64 = AtomicU64::new(0);
 

@@ -189,7 +189,9 @@ pub async fn compute(
                     work.push(Work::Probe(index));
                 }
             }
-            (Some(archived), Some(sha1)) => entry.status = content_status(sha1, &archived),
+            (Some(archived), Some(sha1)) => {
+                entry.status = content_status(sha1, &entry.fingerprint, &archived)
+            }
             (Some(_), None) => work.push(Work::Hash(index)),
         }
     }
@@ -201,7 +203,7 @@ pub async fn compute(
             Outcome::Hashed(hash) => {
                 entry.sha1 = Some(hash.sha1);
                 if let Some(archived) = &entry.archived {
-                    entry.status = content_status(hash.sha1, archived);
+                    entry.status = content_status(hash.sha1, &entry.fingerprint, archived);
                 }
                 cache_rows.push((entry.key.clone(), entry.fingerprint, hash));
             }
@@ -238,8 +240,17 @@ fn attach_cached_hashes(entries: &mut [Entry], state: &LocalState) -> Result<()>
 
 /// Identical content is up to date even when the mtime moved (backup then
 /// updates the catalog's mtime instead of uploading).
-fn content_status(local_sha1: hash::Sha1Digest, archived: &ArchivedSummary) -> Status {
-    if local_sha1 == archived.sha1 {
+/// An archive recorded without a SHA-1 (rebuilt from an inventory) is compared by
+/// size and mtime, as mt-aws-glacier does.
+fn content_status(
+    local_sha1: hash::Sha1Digest,
+    local: &Fingerprint,
+    archived: &ArchivedSummary,
+) -> Status {
+    let unknown_matches = archived.sha1 == hash::UNKNOWN_SHA1
+        && archived.size == local.size
+        && archived.mtime_ns == local.mtime_ns;
+    if local_sha1 == archived.sha1 || unknown_matches {
         Status::UpToDate
     } else {
         Status::Changed
