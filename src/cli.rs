@@ -95,16 +95,33 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// List the retrieval jobs this set is waiting on or has not downloaded yet:
+    /// tier, age, expected window, state and when the output expires.
+    Jobs {
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the SHA-1 and the Glacier SHA-256 tree hash of files (one read each).
     Hash {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Restore archived files (current versions) into a directory.
+    /// Restore archived files (current versions) into a directory. Requests one
+    /// retrieval job per archive (reusing jobs requested in the last 24 hours),
+    /// waits for them, and downloads verified data.
     Restore {
         /// Paths relative to the root; a directory restores everything below it.
         /// None: the whole set.
         paths: Vec<String>,
+        /// Restore this archive (any version, superseded ones included) instead of
+        /// current versions by path (repeatable; see `firn ls --all`).
+        #[arg(long = "archive", value_name = "ID")]
+        archives: Vec<String>,
         /// Where to write the files (by relative path under it).
         #[arg(long)]
         to: PathBuf,
@@ -252,8 +269,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
             init_command(&resolved, yes).await
         }
+        Some(Command::Jobs { root, set, json }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            jobs_command(&resolved, json).await
+        }
         Some(Command::Restore {
             paths,
+            archives,
             to,
             root,
             set,
@@ -268,7 +290,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 tier,
                 wait: !no_wait,
             };
-            restore_command(&resolved, &paths, &options).await
+            restore_command(&resolved, &paths, &archives, &options).await
         }
     }
 }
@@ -694,13 +716,74 @@ async fn ls_command(set: &ResolvedSet, all: bool, json: bool) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+async fn jobs_command(set: &ResolvedSet, json: bool) -> Result<ExitCode> {
+    let engine = Engine::open(set).await?;
+    let jobs = engine.retrieval_jobs().await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &jobs)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if jobs.is_empty() {
+        writeln!(out, "no retrieval jobs pending")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = crate::store::local::now_secs();
+    for job in &jobs {
+        writeln!(
+            out,
+            "{}  {}  {}  requested {} ago, expected within {}–{}, {}, output kept until {}  → {}",
+            job.key,
+            human_bytes(job.size),
+            job.tier,
+            human_duration((now - job.requested_at).max(0) as u64),
+            human_duration(job.expected_from),
+            human_duration(job.expected_to),
+            job.state,
+            format_time(job.expires_at),
+            job.destination
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `90 s`, `12 min`, `5 h`, `3 d`.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    }
+}
+
 async fn restore_command(
     set: &ResolvedSet,
     paths: &[String],
+    archives: &[String],
     options: &RestoreOptions,
 ) -> Result<ExitCode> {
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "restore")?;
     let engine = Engine::open(set).await?;
+    if !archives.is_empty() {
+        if !paths.is_empty() {
+            return Err(UsageError("give either paths or --archive IDs, not both".into()).into());
+        }
+        let mut records = Vec::new();
+        for id in archives {
+            match engine.catalog.find_archive(id).await? {
+                Some(record) => records.push(record),
+                None => {
+                    return Err(UsageError(format!(
+                        "the catalog has no archive {id}; see `firn ls --all`"
+                    ))
+                    .into());
+                }
+            }
+        }
+        return report_restore(&engine, records, options).await;
+    }
     let wanted = |key: &str| {
         paths.is_empty()
             || paths.iter().any(|p| {
@@ -726,25 +809,60 @@ async fn restore_command(
         ))
         .into());
     }
-    let mut failed = 0;
-    for record in &records {
-        match engine.restore(record, options).await {
-            Ok(RestoreOutcome::Restored { path }) => println!("restored: {}", path.display()),
+    report_restore(&engine, records, options).await
+}
+
+async fn report_restore(
+    engine: &Engine,
+    records: Vec<crate::catalog::ArchiveRecord>,
+    options: &RestoreOptions,
+) -> Result<ExitCode> {
+    let cancel = CancellationToken::new();
+    let results = engine.restore_all(records, options, None, &cancel).await;
+    let (mut failed, mut waiting) = (0, 0);
+    for result in &results {
+        let key = &result.record.key;
+        match &result.outcome {
+            Ok(RestoreOutcome::Restored {
+                path,
+                resumed_bytes,
+            }) => {
+                if *resumed_bytes > 0 {
+                    println!(
+                        "restored: {} (continued after {} already downloaded)",
+                        path.display(),
+                        human_bytes(*resumed_bytes)
+                    )
+                } else {
+                    println!("restored: {}", path.display())
+                }
+            }
             Ok(RestoreOutcome::Identical { path }) => {
                 println!("identical, skipped: {}", path.display())
             }
-            Ok(RestoreOutcome::Waiting { ready_at }) => {
+            Ok(RestoreOutcome::Waiting {
+                requested_at,
+                ready_at,
+                ..
+            }) => {
+                waiting += 1;
                 println!(
-                    "waiting: {} (retrieval job ready {}); run again later",
-                    record.key,
+                    "waiting: {key} (retrieval job requested {}, ready {}); run again later",
+                    format_time(*requested_at),
                     ready_at.map(format_time).unwrap_or_else(|| "later".into())
                 )
             }
             Err(e) => {
                 failed += 1;
-                println!("failed: {}: {}", record.key, one_line(&e));
+                println!("failed: {key}: {}", one_line(e));
             }
         }
+    }
+    if waiting > 0 {
+        println!(
+            "{} waiting for the store; the jobs are kept (`firn jobs` lists them) and `firn restore` again downloads what is ready",
+            plural(waiting, "file")
+        );
     }
     Ok(if failed > 0 {
         ExitCode::from(1)

@@ -132,6 +132,37 @@ fn combine(left: &TreeHash, right: &TreeHash) -> TreeHash {
     h.finalize().into()
 }
 
+/// Joins the tree hashes of consecutive ranges of `2^level` leaves each (the last
+/// one may be shorter) into the tree hash of the whole, without re-reading the
+/// bytes: a range aligned to a power-of-two number of MiB is one node of Glacier's
+/// tree, which is why Glacier can return a checksum for such ranges.
+pub struct RangeTreeJoiner {
+    tree: TreeHasher,
+    level: u32,
+}
+
+impl RangeTreeJoiner {
+    /// `range_size` must be a power-of-two multiple of [`LEAF_SIZE`].
+    pub fn new(range_size: u64) -> Self {
+        let leaves = (range_size / LEAF_SIZE as u64).max(1);
+        debug_assert!(leaves.is_power_of_two());
+        RangeTreeJoiner {
+            tree: TreeHasher::new(),
+            level: leaves.trailing_zeros(),
+        }
+    }
+
+    /// The tree hash of the next range.
+    pub fn push(&mut self, range_tree_hash: TreeHash) {
+        self.tree.any_leaf = true;
+        self.tree.push_node(self.level, range_tree_hash);
+    }
+
+    pub fn finish(self) -> TreeHash {
+        self.tree.finish()
+    }
+}
+
 /// Tree hash of a whole in-memory buffer (stores use it to check what they received).
 pub fn tree_hash_of(data: &[u8]) -> TreeHash {
     let mut h = TreeHasher::new();
@@ -297,6 +328,35 @@ fn hash_on_two_threads(file: &mut File, progress: &mut dyn FnMut(u64)) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_range_hashes_equal_the_whole_tree_hash() {
+        let data: Vec<u8> = (0..(40u32 << 20) + 3)
+            .map(|i| (i * 7 % 253) as u8)
+            .collect();
+        for range in [1u64 << 20, 4 << 20, 16 << 20] {
+            for len in [
+                1usize,
+                1 << 20,
+                (1 << 20) + 1,
+                16 << 20,
+                (16 << 20) + 1,
+                33 << 20,
+                data.len(),
+            ] {
+                let mut joiner = RangeTreeJoiner::new(range);
+                for chunk in data[..len].chunks(range as usize) {
+                    joiner.push(tree_hash_of(chunk));
+                }
+                assert_eq!(
+                    joiner.finish(),
+                    tree_hash_of(&data[..len]),
+                    "range {range}, len {len}"
+                );
+            }
+        }
+        assert_eq!(RangeTreeJoiner::new(16 << 20).finish(), tree_hash_of(&[]));
+    }
 
     /// Reference: Glacier's algorithm written the obvious way, level by level.
     fn reference_tree_hash(data: &[u8]) -> TreeHash {

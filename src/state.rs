@@ -42,12 +42,36 @@ pub struct MultipartRecord {
     pub started_at: i64,
 }
 
-#[derive(Debug, Clone)]
+/// A retrieval job requested for one archive, kept so a restart picks it up again
+/// instead of requesting (and paying for) another.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrievalRecord {
     pub archive_id: String,
     pub job_id: String,
     pub tier: String,
     pub requested_at: i64,
+    /// The file it restores and where to (empty for jobs from older versions).
+    pub key: String,
+    pub destination: Vec<u8>,
+    pub size: u64,
+    /// When the store first said the output was ready (its 24-hour window starts).
+    pub ready_at: Option<i64>,
+}
+
+const RETRIEVAL_COLUMNS: &str =
+    "archive_id, job_id, tier, requested_at, key, destination, size, ready_at";
+
+fn retrieval_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RetrievalRecord> {
+    Ok(RetrievalRecord {
+        archive_id: row.get(0)?,
+        job_id: row.get(1)?,
+        tier: row.get(2)?,
+        requested_at: row.get(3)?,
+        key: row.get(4)?,
+        destination: row.get(5)?,
+        size: row.get::<_, i64>(6)? as u64,
+        ready_at: row.get(7)?,
+    })
 }
 
 pub(crate) fn open_db(path: &Path) -> Result<Connection> {
@@ -68,6 +92,20 @@ pub(crate) fn open_db(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     Ok(conn)
+}
+
+/// Upgrades a table created by an older firn in place.
+fn add_missing_columns(conn: &Connection, table: &str, columns: &[(&str, &str)]) -> Result<()> {
+    let existing: Vec<String> = conn
+        .prepare(&format!("PRAGMA table_info({table})"))?
+        .query_map([], |row| row.get(1))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, decl) in columns {
+        if !existing.iter().any(|c| c == name) {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn blob<const N: usize>(v: Option<Vec<u8>>) -> Option<[u8; N]> {
@@ -96,6 +134,17 @@ impl LocalState {
                 requested_at INTEGER NOT NULL);",
         )
         .with_context(|| format!("cannot initialise local state {}", path.display()))?;
+        add_missing_columns(
+            &conn,
+            "retrieval",
+            &[
+                ("key", "TEXT NOT NULL DEFAULT ''"),
+                ("destination", "BLOB NOT NULL DEFAULT x''"),
+                ("size", "INTEGER NOT NULL DEFAULT 0"),
+                ("ready_at", "INTEGER"),
+            ],
+        )
+        .with_context(|| format!("cannot upgrade local state {}", path.display()))?;
         Ok(LocalState {
             conn: Mutex::new(conn),
         })
@@ -335,17 +384,37 @@ impl LocalState {
         let conn = self.conn();
         Ok(conn
             .query_row(
-                "SELECT archive_id, job_id, tier, requested_at FROM retrieval WHERE archive_id = ?1",
+                &format!("SELECT {RETRIEVAL_COLUMNS} FROM retrieval WHERE archive_id = ?1"),
                 [archive_id],
-                |row| Ok(RetrievalRecord { archive_id: row.get(0)?, job_id: row.get(1)?, tier: row.get(2)?, requested_at: row.get(3)? }),
+                retrieval_row,
             )
             .optional()?)
     }
 
+    /// Every retrieval job not yet downloaded, oldest first.
+    pub fn retrievals(&self) -> Result<Vec<RetrievalRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RETRIEVAL_COLUMNS} FROM retrieval ORDER BY requested_at, key"
+        ))?;
+        let rows = stmt.query_map([], retrieval_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn put_retrieval(&self, record: &RetrievalRecord) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO retrieval (archive_id, job_id, tier, requested_at) VALUES (?1, ?2, ?3, ?4)",
-            params![record.archive_id, record.job_id, record.tier, record.requested_at],
+            "INSERT OR REPLACE INTO retrieval (archive_id, job_id, tier, requested_at, key, destination, size, ready_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                record.archive_id,
+                record.job_id,
+                record.tier,
+                record.requested_at,
+                record.key,
+                record.destination,
+                record.size as i64,
+                record.ready_at
+            ],
         )?;
         Ok(())
     }

@@ -638,3 +638,116 @@ fn abandoned_multipart_uploads_are_found_and_aborted() {
     });
     assert_eq!(left, vec![foreign]);
 }
+
+/// GetJobOutput requests (downloads of a retrieval job's bytes).
+fn is_job_output(r: &RequestInfo) -> bool {
+    r.method == "GET" && r.path.contains("/jobs/") && r.path.ends_with("/output")
+}
+
+/// InitiateJob requests (each one a retrieval Amazon bills).
+fn job_requests(proxy: &FaultProxy) -> usize {
+    proxy
+        .log()
+        .iter()
+        .filter(|(r, _)| r.method == "POST" && r.path.ends_with("/jobs"))
+        .count()
+}
+
+#[test]
+fn a_download_corrupted_in_transit_is_never_renamed_into_place_and_can_be_retried() {
+    let a = AwsSandbox::new(", single_upload_max = 1048576");
+    a.init();
+    let content = pattern(3 * MIB + 5, 9);
+    a.sb.write("photo.raw", &content);
+    let (code, doc) = a.backup_via(&a.cloud.endpoint.clone());
+    assert_eq!(code, Some(0), "{doc}");
+
+    let flips = Arc::new(AtomicUsize::new(0));
+    let flips_in = Arc::clone(&flips);
+    let proxy = FaultProxy::start(&a.cloud.endpoint, move |r: &RequestInfo| {
+        if is_job_output(r) && flips_in.fetch_add(1, Ordering::SeqCst) == 0 {
+            Action::FlipBodyByte { offset: 1000 }
+        } else {
+            Action::Forward
+        }
+    });
+    let out_dir = a.sb.path().join("out");
+    let to = out_dir.to_str().unwrap();
+    let out = a.run(&proxy.endpoint, &["restore", "--set", "s", "--to", to]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("tree hash") && stdout(&out).contains("discarded"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        !out_dir.join("photo.raw").exists(),
+        "never renamed into place"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&out_dir).unwrap().collect();
+    assert!(
+        leftovers.is_empty(),
+        "no temporary file left: {leftovers:?}"
+    );
+    assert_eq!(job_requests(&proxy), 1);
+
+    // The retry downloads from the same job.
+    let out = a.run(&proxy.endpoint, &["restore", "--set", "s", "--to", to]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(std::fs::read(out_dir.join("photo.raw")).unwrap() == content);
+    assert_eq!(job_requests(&proxy), 1, "no new retrieval job");
+}
+
+#[test]
+fn a_download_killed_midway_resumes_without_a_new_job() {
+    let a = AwsSandbox::new(", single_upload_max = 1048576");
+    a.init();
+    // Two 16 MiB download ranges and a short third.
+    let content = pattern(33 * MIB + 17, 4);
+    a.sb.write("vm/disk.img", &content);
+    let (code, doc) = a.backup_via(&a.cloud.endpoint.clone());
+    assert_eq!(code, Some(0), "{doc}");
+
+    // Hold back every range after the first, so the kill lands mid-download.
+    let proxy = FaultProxy::start(&a.cloud.endpoint, |r: &RequestInfo| {
+        if is_job_output(r) && !r.header("range").is_some_and(|v| v.starts_with("bytes=0-")) {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        Action::Forward
+    });
+    let out_dir = a.sb.path().join("out");
+    let to = out_dir.to_str().unwrap();
+    let mut child = a
+        .command(&proxy.endpoint)
+        .args(["restore", "--set", "s", "--to", to])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.log().iter().filter(|(r, _)| is_job_output(r)).count() < 2 {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9));
+    assert!(!out_dir.join("vm/disk.img").exists());
+    assert_eq!(job_requests(&proxy), 1);
+
+    let out = a.run(&proxy.endpoint, &["restore", "--set", "s", "--to", to]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("continued after 16.0 MiB"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(std::fs::read(out_dir.join("vm/disk.img")).unwrap() == content);
+    assert_eq!(job_requests(&proxy), 1, "the restart reused the job");
+}

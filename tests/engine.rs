@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -12,12 +13,12 @@ use bytes::Bytes;
 use common::sample_record;
 use firn::catalog::sqlite::SqliteCatalog;
 use firn::catalog::{ArchiveState, Catalog, Conflict};
-use firn::engine::{Engine, Event, Plan, Retention};
+use firn::engine::{Engine, Event, Plan, RestoreOptions, RestoreOutcome, Retention};
 use firn::hash::TreeHash;
 use firn::scan::ScanOptions;
 use firn::state::LocalState;
 use firn::store::local::LocalStore;
-use firn::store::{ArchiveListing, JobState, Store, StoredArchive, Tier, Upload};
+use firn::store::{ArchiveListing, JobOutput, JobState, Store, StoredArchive, Tier, Upload};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -178,9 +179,11 @@ async fn a_cancelled_upload_leaves_nothing_behind() {
 }
 
 /// A store that keeps what it is sent but reports a wrong tree hash, as a corrupted
-/// transfer would.
+/// transfer would; and flips a bit in the first `corrupt_reads` ranges it sends back
+/// (the checksum it sends with them stays the true one).
 struct LyingStore {
     inner: Arc<dyn Store>,
+    corrupt_reads: AtomicUsize,
 }
 
 struct LyingUpload {
@@ -212,8 +215,22 @@ impl Store for LyingStore {
     async fn job_state(&self, job_id: &str) -> Result<JobState> {
         self.inner.job_state(job_id).await
     }
-    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes> {
-        self.inner.read_job_output(job_id, offset, len).await
+    fn expected_wait(&self, tier: Tier) -> (u64, u64) {
+        self.inner.expected_wait(tier)
+    }
+
+    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<JobOutput> {
+        let mut output = self.inner.read_job_output(job_id, offset, len).await?;
+        let corrupt = self
+            .corrupt_reads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if corrupt && !output.data.is_empty() {
+            let mut data = output.data.to_vec();
+            data[len as usize / 2] ^= 0x01;
+            output.data = Bytes::from(data);
+        }
+        Ok(output)
     }
 }
 
@@ -247,6 +264,7 @@ async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
         dir.path(),
         Arc::new(LyingStore {
             inner: Arc::clone(&honest),
+            corrupt_reads: AtomicUsize::new(0),
         }),
     );
     let plan = plan_for(&engine).await;
@@ -318,4 +336,52 @@ async fn two_writers_on_one_entry_get_a_conflict_not_a_lost_update() {
             .downcast_ref::<Conflict>()
             .is_some()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tree")).unwrap();
+    let content: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("tree/big.bin"), &content).unwrap();
+    let honest = local_store(dir.path());
+    let engine = engine_with(dir.path(), Arc::clone(&honest));
+    let plan = plan_for(&engine).await;
+    let (tx, rx) = mpsc::channel(64);
+    drop(rx);
+    let summary = engine.backup(plan, tx, CancellationToken::new()).await;
+    assert_eq!(summary.uploaded_files, 1, "{summary:?}");
+    let record = engine.catalog.current("big.bin").await.unwrap().unwrap();
+
+    let restore_through = |corrupt_reads: usize, to: &str| {
+        let engine = engine_with(
+            dir.path(),
+            Arc::new(LyingStore {
+                inner: Arc::clone(&honest),
+                corrupt_reads: AtomicUsize::new(corrupt_reads),
+            }),
+        );
+        let (record, to) = (record.clone(), dir.path().join(to));
+        async move {
+            let options = RestoreOptions {
+                destination: to.clone(),
+                overwrite: false,
+                tier: Tier::Standard,
+                wait: true,
+            };
+            (engine.restore(&record, &options).await, to)
+        }
+    };
+    // One damaged range: caught by its checksum, fetched again, restored.
+    let (outcome, to) = restore_through(1, "once").await;
+    assert!(
+        matches!(outcome, Ok(RestoreOutcome::Restored { .. })),
+        "{outcome:?}"
+    );
+    assert!(std::fs::read(to.join("big.bin")).unwrap() == content);
+    // Damage on every attempt: the restore fails and nothing is renamed into place.
+    let (outcome, to) = restore_through(usize::MAX, "always").await;
+    let err = format!("{:#}", outcome.unwrap_err());
+    assert!(err.contains("corrupted in transit"), "{err}");
+    assert!(!to.join("big.bin").exists());
 }

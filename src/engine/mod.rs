@@ -28,7 +28,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use recover::RecoveryReport;
-pub use restore::{RestoreOptions, RestoreOutcome};
+pub use restore::{
+    DOWNLOAD_RANGE, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome, RestoreResult,
+    RetrievalJobView, job_reusable, partial_name,
+};
 pub use retention::{Retention, RetentionReport};
 
 use crate::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict};
@@ -64,6 +67,11 @@ pub enum Event {
     Failed {
         id: TaskId,
         reason: String,
+    },
+    /// A retrieval job is not ready yet (the store's estimate, when it gives one).
+    Waiting {
+        id: TaskId,
+        ready_at: Option<i64>,
     },
     /// Something worth telling the user that is not a task (recovery, retention).
     Note(String),

@@ -3,26 +3,41 @@
 //! DESIGN invariant 5: the data goes to a temporary file inside the destination,
 //! is verified (tree hash, then SHA-1) before it is renamed into place, never lands
 //! outside the destination, and never replaces an existing file without consent.
+//!
+//! A restore of many files requests every job first (one per archive, persisted in
+//! local state so a restart picks them up instead of paying for new ones), then
+//! polls them with backoff and downloads each as it becomes ready. Downloads go in
+//! ranges of a power-of-two number of MiB, which are nodes of Glacier's tree: each
+//! range is checked against the checksum the store sends for it, and the range
+//! hashes join into the whole archive's tree hash without a second pass. The
+//! temporary file survives an interruption, so a rerun continues where it stopped.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::Engine;
+use super::{Engine, Event, TaskId, fault_point};
 use crate::catalog::ArchiveRecord;
-use crate::hash::ContentHasher;
+use crate::hash::{RangeTreeJoiner, TreeHash, UNKNOWN_SHA1, tree_hash_of};
 use crate::pathkey::safe_relative_path;
 use crate::state::RetrievalRecord;
 use crate::store::local::now_secs;
 use crate::store::{JobState, Tier};
 
 /// Glacier keeps job output at least 24 hours: a job younger than that is reused.
-const JOB_REUSE_SECS: i64 = 24 * 3600;
-const DOWNLOAD_RANGE: u64 = 16 << 20;
+pub const JOB_OUTPUT_KEPT_SECS: i64 = 24 * 3600;
+/// 16 MiB: a power-of-two number of MiB, so every range is a node of the tree hash.
+pub const DOWNLOAD_RANGE: u64 = 16 << 20;
+const RANGE_ATTEMPTS: u32 = 3;
+const MAX_POLL_DELAY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -36,22 +51,331 @@ pub struct RestoreOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "outcome")]
 pub enum RestoreOutcome {
-    Restored { path: PathBuf },
-    Identical { path: PathBuf },
-    Waiting { ready_at: Option<i64> },
+    Restored {
+        path: PathBuf,
+        /// Bytes a previous, interrupted run had already downloaded.
+        resumed_bytes: u64,
+    },
+    Identical {
+        path: PathBuf,
+    },
+    Waiting {
+        job_id: String,
+        requested_at: i64,
+        /// When the store expects the job to be ready, if it says.
+        ready_at: Option<i64>,
+    },
+}
+
+/// One file of a restore and what became of it.
+pub struct RestoreResult {
+    pub record: ArchiveRecord,
+    pub outcome: Result<RestoreOutcome>,
+}
+
+/// A file whose bytes have to come from the store.
+struct Pending {
+    index: usize,
+    target: PathBuf,
+    parent: PathBuf,
+    job: RetrievalRecord,
+}
+
+/// Whether a persisted job can still deliver its output (jobs are reused for 24
+/// hours after they were requested, or after they were seen ready).
+pub fn job_reusable(job: &RetrievalRecord, now: i64) -> bool {
+    let since = job.ready_at.unwrap_or(job.requested_at);
+    now - since < JOB_OUTPUT_KEPT_SECS
+}
+
+/// The name of the temporary file of one archive's download: stable, so a rerun
+/// finds and continues it.
+pub fn partial_name(archive_id: &str) -> String {
+    let digest = Sha256::digest(archive_id.as_bytes());
+    format!(".firn-restore-{}.partial", hex::encode(&digest[..8]))
+}
+
+/// A persisted retrieval job as the jobs pane and `firn jobs` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievalJobView {
+    pub key: String,
+    pub archive_id: String,
+    pub job_id: String,
+    pub tier: String,
+    pub size: u64,
+    pub destination: String,
+    pub requested_at: i64,
+    /// The store's usual completion window for the tier, seconds after the request.
+    pub expected_from: u64,
+    pub expected_to: u64,
+    /// `ready`, `in-progress`, `failed: ...`, `expired`, or `unknown: ...` when the
+    /// store could not be asked.
+    pub state: String,
+    /// When the output stops being downloadable (24 hours after it was ready; before
+    /// that, the earliest it could be).
+    pub expires_at: i64,
 }
 
 impl Engine {
+    /// Every retrieval job this set is waiting on or has not downloaded yet, with
+    /// the store's word on each.
+    pub async fn retrieval_jobs(&self) -> Result<Vec<RetrievalJobView>> {
+        let mut views = Vec::new();
+        for mut job in self.state.retrievals()? {
+            let tier = match job.tier.as_str() {
+                "expedited" => Tier::Expedited,
+                "bulk" => Tier::Bulk,
+                _ => Tier::Standard,
+            };
+            let (expected_from, expected_to) = self.store.expected_wait(tier);
+            let state = match self.store.job_state(&job.job_id).await {
+                Ok(JobState::Ready) => {
+                    if job.ready_at.is_none() {
+                        job.ready_at = Some(now_secs());
+                        self.state.put_retrieval(&job)?;
+                    }
+                    "ready".to_string()
+                }
+                Ok(JobState::InProgress { .. }) => "in-progress".into(),
+                Ok(JobState::Failed(reason)) => format!("failed: {reason}"),
+                Ok(JobState::Gone) => "expired".into(),
+                Err(e) => format!("unknown: {}", crate::cli::one_line(&e)),
+            };
+            let expires_at = job
+                .ready_at
+                .unwrap_or(job.requested_at + expected_from as i64)
+                + JOB_OUTPUT_KEPT_SECS;
+            views.push(RetrievalJobView {
+                key: job.key.clone(),
+                archive_id: job.archive_id.clone(),
+                job_id: job.job_id.clone(),
+                tier: job.tier.clone(),
+                size: job.size,
+                destination: String::from_utf8_lossy(&job.destination).into_owned(),
+                requested_at: job.requested_at,
+                expected_from,
+                expected_to,
+                state,
+                expires_at,
+            });
+        }
+        Ok(views)
+    }
+
+    /// Restores one archived version (see [`Engine::restore_all`]).
     pub async fn restore(
         &self,
         record: &ArchiveRecord,
         options: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
-        let relative = safe_relative_path(&record.key, record.raw.as_deref())
-            .map_err(|why| anyhow::anyhow!("refusing to restore {:?}: {why}", record.key))?;
+        let mut results = self
+            .restore_all(
+                vec![record.clone()],
+                options,
+                None,
+                &CancellationToken::new(),
+            )
+            .await;
+        match results.pop() {
+            Some(result) => result.outcome,
+            None => bail!("nothing to restore"),
+        }
+    }
+
+    /// Restores archived versions under `options.destination`, each by its relative
+    /// path: requests (or reuses) one retrieval job per archive, polls them with
+    /// backoff, and downloads each as it becomes ready. Results come back in the
+    /// order of `records`; one file failing does not stop the others.
+    pub async fn restore_all(
+        &self,
+        records: Vec<ArchiveRecord>,
+        options: &RestoreOptions,
+        events: Option<&mpsc::Sender<Event>>,
+        cancel: &CancellationToken,
+    ) -> Vec<RestoreResult> {
+        let emit = |event: Event| async move {
+            if let Some(events) = events {
+                let _ = events.send(event).await;
+            }
+        };
+        let mut outcomes: Vec<Option<Result<RestoreOutcome>>> =
+            records.iter().map(|_| None).collect();
+        let mut pending = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            emit(Event::Queued {
+                id: index as TaskId,
+                key: record.key.clone(),
+                bytes: record.size,
+            })
+            .await;
+            match self.prepare_restore(record, options) {
+                Ok(Prepared::Done(outcome)) => outcomes[index] = Some(Ok(outcome)),
+                Ok(Prepared::Fetch { target, parent }) if record.size == 0 => {
+                    // Nothing to retrieve: an empty file needs no job.
+                    outcomes[index] = Some(
+                        self.download(
+                            index as TaskId,
+                            record,
+                            None,
+                            &parent,
+                            &target,
+                            options,
+                            events,
+                            cancel,
+                        )
+                        .await
+                        .map(|resumed_bytes| RestoreOutcome::Restored {
+                            path: target,
+                            resumed_bytes,
+                        }),
+                    );
+                }
+                Ok(Prepared::Fetch { target, parent }) => {
+                    match self.job_for(record, options, &target).await {
+                        Ok(job) => pending.push(Pending {
+                            index,
+                            target,
+                            parent,
+                            job,
+                        }),
+                        Err(e) => outcomes[index] = Some(Err(e)),
+                    }
+                }
+                Err(e) => outcomes[index] = Some(Err(e)),
+            }
+        }
+
+        let mut delay = Duration::from_millis(200);
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for mut item in pending {
+                let record = &records[item.index];
+                let id = item.index as TaskId;
+                if cancel.is_cancelled() {
+                    outcomes[item.index] = Some(Err(anyhow::anyhow!("cancelled")));
+                    continue;
+                }
+                match self.store.job_state(&item.job.job_id).await {
+                    Ok(JobState::Ready) => {
+                        if item.job.ready_at.is_none() {
+                            item.job.ready_at = Some(now_secs());
+                            let _ = self.state.put_retrieval(&item.job);
+                        }
+                        emit(Event::Started { id }).await;
+                        let result = self
+                            .download(
+                                id,
+                                record,
+                                Some(&item.job.job_id),
+                                &item.parent,
+                                &item.target,
+                                options,
+                                events,
+                                cancel,
+                            )
+                            .await;
+                        if result.is_ok()
+                            && let Err(e) = self.state.forget_retrieval(&record.archive_id)
+                        {
+                            outcomes[item.index] = Some(Err(e));
+                            continue;
+                        }
+                        outcomes[item.index] =
+                            Some(result.map(|resumed_bytes| RestoreOutcome::Restored {
+                                path: item.target.clone(),
+                                resumed_bytes,
+                            }));
+                    }
+                    Ok(JobState::Gone) => {
+                        // Expired or unknown to the store: this is the one case that
+                        // pays for a new job.
+                        let _ = self.state.forget_retrieval(&record.archive_id);
+                        match self.job_for(record, options, &item.target).await {
+                            Ok(job) => {
+                                item.job = job;
+                                still.push(item);
+                            }
+                            Err(e) => outcomes[item.index] = Some(Err(e)),
+                        }
+                    }
+                    Ok(JobState::Failed(reason)) => {
+                        let _ = self.state.forget_retrieval(&record.archive_id);
+                        outcomes[item.index] = Some(Err(anyhow::anyhow!(
+                            "the store's retrieval job for {} failed: {reason}; run the restore again to request a new one",
+                            record.key
+                        )));
+                    }
+                    Ok(JobState::InProgress { ready_at }) => {
+                        if options.wait {
+                            emit(Event::Waiting { id, ready_at }).await;
+                            still.push(item);
+                        } else {
+                            outcomes[item.index] = Some(Ok(RestoreOutcome::Waiting {
+                                job_id: item.job.job_id.clone(),
+                                requested_at: item.job.requested_at,
+                                ready_at,
+                            }));
+                        }
+                    }
+                    Err(e) => {
+                        outcomes[item.index] = Some(Err(e.context(format!(
+                            "cannot ask about the retrieval job of {} (it is kept; run again)",
+                            record.key
+                        ))))
+                    }
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(MAX_POLL_DELAY);
+        }
+
+        let mut results = Vec::with_capacity(records.len());
+        for (index, (record, outcome)) in records.into_iter().zip(outcomes).enumerate() {
+            let outcome = outcome.unwrap_or_else(|| Err(anyhow::anyhow!("not attempted")));
+            let id = index as TaskId;
+            match &outcome {
+                Ok(RestoreOutcome::Waiting { .. }) => {}
+                Ok(_) => {
+                    emit(Event::Done {
+                        id,
+                        archive_id: record.archive_id.clone(),
+                    })
+                    .await
+                }
+                Err(e) => {
+                    emit(Event::Failed {
+                        id,
+                        reason: format!("{e:#}"),
+                    })
+                    .await
+                }
+            }
+            results.push(RestoreResult { record, outcome });
+        }
+        results
+    }
+
+    /// Where the file goes, and whether it is already there.
+    fn prepare_restore(
+        &self,
+        record: &ArchiveRecord,
+        options: &RestoreOptions,
+    ) -> Result<Prepared> {
+        let relative = safe_relative_path(&record.key, record.raw.as_deref()).map_err(|why| {
+            anyhow::anyhow!(
+                "refusing to restore {:?}: {why}; nothing was written",
+                record.key
+            )
+        })?;
         let target = options.destination.join(&relative);
         let parent = prepare_parent(&options.destination, &relative)?;
-
         match fs::symlink_metadata(&target) {
             Ok(meta) if meta.file_type().is_symlink() || !meta.is_file() => {
                 bail!(
@@ -61,7 +385,7 @@ impl Engine {
             }
             Ok(_) => {
                 if same_content(&target, record)? {
-                    return Ok(RestoreOutcome::Identical { path: target });
+                    return Ok(Prepared::Done(RestoreOutcome::Identical { path: target }));
                 }
                 if !options.overwrite {
                     bail!(
@@ -75,119 +399,245 @@ impl Engine {
                 return Err(e).with_context(|| format!("cannot inspect {}", target.display()));
             }
         }
-
-        let job_id = match self.ready_job(record, options).await? {
-            Ok(job_id) => job_id,
-            Err(ready_at) => return Ok(RestoreOutcome::Waiting { ready_at }),
-        };
-        self.download(record, &job_id, &parent, &target, options.overwrite)
-            .await?;
-        self.state.forget_retrieval(&record.archive_id)?;
-        Ok(RestoreOutcome::Restored { path: target })
+        Ok(Prepared::Fetch { target, parent })
     }
 
-    /// Reuses a job requested in the last 24 hours, else requests one; waits for it
-    /// when asked. Err(ready_at) when it is not ready and we do not wait.
-    async fn ready_job(
+    /// The retrieval job of this archive: the persisted one while the store keeps
+    /// its output, else a new one (persisted before anything else happens).
+    async fn job_for(
         &self,
         record: &ArchiveRecord,
         options: &RestoreOptions,
-    ) -> Result<Result<String, Option<i64>>> {
-        let now = now_secs();
-        let mut job = self
-            .state
-            .retrieval(&record.archive_id)?
-            .filter(|j| now - j.requested_at < JOB_REUSE_SECS);
-        let mut delay = Duration::from_millis(200);
-        loop {
-            let job_id = match &job {
-                Some(j) => j.job_id.clone(),
-                None => {
-                    let job_id = self
-                        .store
-                        .request_retrieval(&record.archive_id, options.tier)
-                        .await?;
-                    let rec = RetrievalRecord {
-                        archive_id: record.archive_id.clone(),
-                        job_id: job_id.clone(),
-                        tier: options.tier.as_str().into(),
-                        requested_at: now_secs(),
-                    };
-                    self.state.put_retrieval(&rec)?;
-                    job = Some(rec);
-                    job_id
-                }
-            };
-            match self.store.job_state(&job_id).await? {
-                JobState::Ready => return Ok(Ok(job_id)),
-                JobState::Gone => {
-                    self.state.forget_retrieval(&record.archive_id)?;
-                    job = None;
-                }
-                JobState::Failed(reason) => bail!("retrieval of {} failed: {reason}", record.key),
-                JobState::InProgress { ready_at } => {
-                    if !options.wait {
-                        return Ok(Err(ready_at));
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
+        target: &Path,
+    ) -> Result<RetrievalRecord> {
+        use std::os::unix::ffi::OsStrExt;
+        let destination = target.as_os_str().as_bytes().to_vec();
+        if let Some(mut job) = self.state.retrieval(&record.archive_id)?
+            && job_reusable(&job, now_secs())
+        {
+            if job.destination != destination || job.key != record.key {
+                job.destination = destination;
+                job.key = record.key.clone();
+                job.size = record.size;
+                self.state.put_retrieval(&job)?;
             }
+            return Ok(job);
         }
+        let job_id = self
+            .store
+            .request_retrieval(&record.archive_id, options.tier)
+            .await
+            .with_context(|| format!("cannot request the retrieval of {}", record.key))?;
+        let job = RetrievalRecord {
+            archive_id: record.archive_id.clone(),
+            job_id,
+            tier: options.tier.as_str().into(),
+            requested_at: now_secs(),
+            key: record.key.clone(),
+            destination,
+            size: record.size,
+            ready_at: None,
+        };
+        self.state.put_retrieval(&job)?;
+        Ok(job)
     }
 
+    /// Downloads one archive into its temporary file (continuing a previous run's),
+    /// verifies it and renames it into place. Returns the bytes an earlier run had
+    /// already downloaded. A verification failure removes the temporary file and
+    /// keeps the job, so running again downloads it afresh.
+    #[allow(clippy::too_many_arguments)]
     async fn download(
         &self,
+        id: TaskId,
         record: &ArchiveRecord,
-        job_id: &str,
+        job_id: Option<&str>,
         parent: &Path,
         target: &Path,
-        overwrite: bool,
-    ) -> Result<()> {
-        let mut suffix = [0u8; 6];
-        getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let temp = parent.join(format!(".firn-restore-{}.partial", hex::encode(suffix)));
+        options: &RestoreOptions,
+        events: Option<&mpsc::Sender<Event>>,
+        cancel: &CancellationToken,
+    ) -> Result<u64> {
+        let temp = parent.join(partial_name(&record.archive_id));
+        if fs::symlink_metadata(&temp).is_ok_and(|m| !m.is_file()) {
+            bail!(
+                "{} is in the way and is not a file; remove it",
+                temp.display()
+            );
+        }
         let mut file = OpenOptions::new()
+            .read(true)
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(false)
             .open(&temp)
             .with_context(|| format!("cannot create {}", temp.display()))?;
-        let result = async {
-            let mut hasher = ContentHasher::new();
-            let mut offset = 0;
-            while offset < record.size {
-                let len = DOWNLOAD_RANGE.min(record.size - offset);
-                let bytes = self.store.read_job_output(job_id, offset, len).await?;
-                if bytes.len() as u64 != len {
-                    bail!("short read from the store at offset {offset} of {}", record.key);
-                }
-                hasher.update(&bytes);
-                file.write_all(&bytes).with_context(|| format!("cannot write {}", temp.display()))?;
-                offset += len;
+        let mut sha1 = Sha1::new();
+        let mut joiner = RangeTreeJoiner::new(DOWNLOAD_RANGE);
+        let resumed = resume_partial(&mut file, &temp, record.size, &mut sha1, &mut joiner)?;
+        if resumed > 0
+            && let Some(events) = events
+        {
+            let _ = events.send(Event::Advanced { id, bytes: resumed }).await;
+        }
+
+        let mut offset = resumed;
+        while offset < record.size {
+            if cancel.is_cancelled() {
+                // The temporary file stays: the next run continues it.
+                bail!("cancelled");
             }
-            let got = hasher.finish();
-            if got.tree_hash != record.tree_hash {
-                bail!("retrieved data for {} has tree hash {}, the catalog says {}; nothing was written", record.key, hex::encode(got.tree_hash), hex::encode(record.tree_hash));
+            let len = DOWNLOAD_RANGE.min(record.size - offset);
+            let Some(job_id) = job_id else {
+                bail!("no retrieval job for {}", record.key);
+            };
+            let data = self.fetch_range(record, job_id, offset, len).await?;
+            sha1.update(&data.0);
+            joiner.push(data.1);
+            file.write_all(&data.0)
+                .with_context(|| format!("cannot write {}", temp.display()))?;
+            offset += len;
+            if let Some(events) = events {
+                let _ = events.send(Event::Advanced { id, bytes: len }).await;
             }
-            if got.sha1 != record.sha1 {
-                bail!("retrieved data for {} has SHA-1 {}, the catalog says {}; nothing was written", record.key, hex::encode(got.sha1), hex::encode(record.sha1));
-            }
+            fault_point("during-download");
+        }
+
+        let tree_hash = joiner.finish();
+        let sha1: [u8; 20] = sha1.finalize().into();
+        let mismatch = if tree_hash != record.tree_hash {
+            Some(format!(
+                "tree hash {}, the catalog says {}",
+                hex::encode(tree_hash),
+                hex::encode(record.tree_hash)
+            ))
+        } else if record.sha1 != UNKNOWN_SHA1 && sha1 != record.sha1 {
+            Some(format!(
+                "SHA-1 {}, the catalog says {}",
+                hex::encode(sha1),
+                hex::encode(record.sha1)
+            ))
+        } else {
+            None
+        };
+        if let Some(mismatch) = mismatch {
+            drop(file);
+            let _ = fs::remove_file(&temp);
+            bail!(
+                "the data retrieved for {} has {mismatch}; it was discarded and nothing was written. The retrieval job is kept: run the restore again to download it again",
+                record.key
+            );
+        }
+        let finish = || -> Result<()> {
             let mtime = std::time::UNIX_EPOCH + Duration::from_nanos(record.mtime_ns.max(0) as u64);
-            file.set_modified(mtime).context("cannot set mtime")?;
-            file.sync_all().context("cannot fsync restored file")?;
-            if !overwrite && fs::symlink_metadata(target).is_ok() {
-                bail!("{} appeared while restoring; pass --overwrite to replace it", target.display());
+            file.set_modified(mtime).context("cannot set the mtime")?;
+            file.sync_all().context("cannot fsync the restored file")?;
+            if !options.overwrite && fs::symlink_metadata(target).is_ok() {
+                bail!(
+                    "{} appeared while restoring; pass --overwrite to replace it",
+                    target.display()
+                );
             }
-            fs::rename(&temp, target).with_context(|| format!("cannot move restored file to {}", target.display()))?;
+            fs::rename(&temp, target).with_context(|| {
+                format!("cannot move the restored file to {}", target.display())
+            })?;
             File::open(parent).and_then(|d| d.sync_all()).ok();
             Ok(())
-        }
-        .await;
+        };
+        let result = finish();
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
-        result
+        result.map(|()| resumed)
     }
+
+    /// One range of a job's output with its tree hash, checked against the checksum
+    /// the store sends; a range that fails the check is fetched again.
+    async fn fetch_range(
+        &self,
+        record: &ArchiveRecord,
+        job_id: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<(bytes::Bytes, TreeHash)> {
+        let mut last_error = None;
+        for attempt in 0..RANGE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            }
+            let output = match self.store.read_job_output(job_id, offset, len).await {
+                Ok(output) => output,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            if output.data.len() as u64 != len {
+                last_error = Some(anyhow::anyhow!(
+                    "the store sent {} bytes for the range at offset {offset}, expected {len}",
+                    output.data.len()
+                ));
+                continue;
+            }
+            let range_hash = tree_hash_of(&output.data);
+            match output.checksum {
+                // Verified on its own.
+                Some(sum) if sum == range_hash => return Ok((output.data, range_hash)),
+                // No checksum for this range, or the whole archive's (some servers
+                // send that for every range): the whole is verified at the end.
+                None => return Ok((output.data, range_hash)),
+                Some(sum) if sum == record.tree_hash => return Ok((output.data, range_hash)),
+                Some(sum) => {
+                    last_error = Some(anyhow::anyhow!(
+                        "the range at offset {offset} arrived with tree hash {}, the store sent {} (corrupted in transit)",
+                        hex::encode(range_hash),
+                        hex::encode(sum)
+                    ));
+                }
+            }
+        }
+        let e = last_error.unwrap_or_else(|| anyhow::anyhow!("no attempt made"));
+        Err(e.context(format!(
+            "cannot download {} (the retrieval job and the bytes so far are kept; run again to continue)",
+            record.key
+        )))
+    }
+}
+
+enum Prepared {
+    Done(RestoreOutcome),
+    Fetch { target: PathBuf, parent: PathBuf },
+}
+
+/// Hashes the whole ranges an interrupted run left in the temporary file and drops
+/// anything after them; returns how many bytes are kept. A corrupt leftover is
+/// caught by the final verification like any other byte.
+fn resume_partial(
+    file: &mut File,
+    temp: &Path,
+    size: u64,
+    sha1: &mut Sha1,
+    joiner: &mut RangeTreeJoiner,
+) -> Result<u64> {
+    let existing = file
+        .metadata()
+        .with_context(|| format!("cannot inspect {}", temp.display()))?
+        .len();
+    let keep = existing.min(size) / DOWNLOAD_RANGE * DOWNLOAD_RANGE;
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; DOWNLOAD_RANGE as usize];
+    let mut done = 0;
+    while done < keep {
+        file.read_exact(&mut buf)
+            .with_context(|| format!("cannot read {}", temp.display()))?;
+        sha1.update(&buf);
+        joiner.push(tree_hash_of(&buf));
+        done += DOWNLOAD_RANGE;
+    }
+    file.set_len(keep)
+        .with_context(|| format!("cannot truncate {}", temp.display()))?;
+    file.seek(SeekFrom::Start(keep))?;
+    Ok(keep)
 }
 
 /// Creates the directories from the destination down to the file's parent, refusing
@@ -202,7 +652,7 @@ fn prepare_parent(destination: &Path, relative: &Path) -> Result<PathBuf> {
         match fs::symlink_metadata(&dir) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 bail!(
-                    "refusing to restore through symbolic link {}",
+                    "refusing to restore through symbolic link {}; nothing was written there",
                     dir.display()
                 )
             }
@@ -224,7 +674,8 @@ fn same_content(path: &Path, record: &ArchiveRecord) -> Result<bool> {
     }
     let fingerprint = crate::scan::Fingerprint::of(&meta);
     match crate::hash::hash_file(path, &fingerprint, &mut |_| {}) {
-        Ok(hash) => Ok(hash.sha1 == record.sha1 && hash.tree_hash == record.tree_hash),
+        Ok(hash) => Ok(hash.tree_hash == record.tree_hash
+            && (record.sha1 == UNKNOWN_SHA1 || hash.sha1 == record.sha1)),
         Err(_) => Ok(false),
     }
 }

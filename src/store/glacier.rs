@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::{ArchiveListing, JobState, Store, StoredArchive, StoredPart, Tier, Upload};
+use super::{ArchiveListing, JobOutput, JobState, Store, StoredArchive, StoredPart, Tier, Upload};
 use crate::aws::{self, AwsSettings};
 use crate::hash::{TreeHash, tree_hash_of};
 
@@ -361,9 +361,21 @@ impl Store for GlacierStore {
         })
     }
 
-    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes> {
+    fn expected_wait(&self, tier: Tier) -> (u64, u64) {
+        // Amazon's published completion times for vault retrievals.
+        match tier {
+            Tier::Expedited => (60, 5 * 60),
+            Tier::Standard => (3 * 3600, 5 * 3600),
+            Tier::Bulk => (5 * 3600, 12 * 3600),
+        }
+    }
+
+    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<JobOutput> {
         if job_id == EMPTY_ARCHIVE_ID || len == 0 {
-            return Ok(Bytes::new());
+            return Ok(JobOutput {
+                data: Bytes::new(),
+                checksum: None,
+            });
         }
         let out = self
             .client
@@ -377,12 +389,16 @@ impl Store for GlacierStore {
             .send()
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
+        let checksum = parse_tree_hash(out.checksum());
         let body = out
             .body
             .collect()
             .await
             .context("retrieval download interrupted")?;
-        Ok(body.into_bytes())
+        Ok(JobOutput {
+            data: body.into_bytes(),
+            checksum,
+        })
     }
 }
 

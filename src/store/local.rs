@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{ArchiveListing, JobState, Store, StoredArchive, Tier, Upload};
-use crate::hash::{TreeHash, TreeHasher};
+use super::{ArchiveListing, JobOutput, JobState, Store, StoredArchive, Tier, Upload};
+use crate::hash::{LEAF_SIZE, TreeHash, TreeHasher, tree_hash_of};
 
 const MAGIC: &[u8; 8] = b"FIRNARC1";
 const PART_SIZE: usize = 1 << 20;
@@ -255,13 +255,17 @@ impl Store for LocalStore {
         }
     }
 
-    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes> {
+    fn expected_wait(&self, _tier: Tier) -> (u64, u64) {
+        (self.retrieval_delay_secs, self.retrieval_delay_secs)
+    }
+
+    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<JobOutput> {
         let path = self.job_path(job_id)?;
         let job: JobFile = serde_json::from_slice(
             &fs::read(&path).with_context(|| format!("retrieval job {job_id} is unknown"))?,
         )?;
         let archive = self.archive_path(&job.archive_id)?;
-        tokio::task::spawn_blocking(move || -> Result<Bytes> {
+        tokio::task::spawn_blocking(move || -> Result<JobOutput> {
             let mut file = File::open(&archive)
                 .with_context(|| format!("cannot open {}", archive.display()))?;
             let trailer = LocalStore::read_trailer(&mut file)?;
@@ -272,7 +276,13 @@ impl Store for LocalStore {
             file.seek(SeekFrom::Start(offset))?;
             let mut buf = vec![0u8; len as usize];
             file.read_exact(&mut buf)?;
-            Ok(Bytes::from(buf))
+            // Like Glacier: a checksum for ranges on MiB boundaries.
+            let aligned = offset.is_multiple_of(LEAF_SIZE as u64)
+                && (len.is_multiple_of(LEAF_SIZE as u64) || offset + len == trailer.size);
+            Ok(JobOutput {
+                checksum: aligned.then(|| tree_hash_of(&buf)),
+                data: Bytes::from(buf),
+            })
         })
         .await?
     }

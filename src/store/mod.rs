@@ -49,6 +49,16 @@ impl Tier {
     }
 }
 
+/// One range of a retrieval job's output.
+#[derive(Debug, Clone)]
+pub struct JobOutput {
+    pub data: Bytes,
+    /// The tree hash the store reports for this range (Glacier sends one for ranges
+    /// aligned to a power-of-two number of MiB, or running to the end). Some servers
+    /// report the whole archive's tree hash instead; the caller tells them apart.
+    pub checksum: Option<TreeHash>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
     InProgress {
@@ -105,7 +115,10 @@ pub trait Store: Send + Sync {
 
     async fn job_state(&self, job_id: &str) -> Result<JobState>;
 
-    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<Bytes>;
+    async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<JobOutput>;
+
+    /// How long a retrieval job of this tier usually takes, in seconds (from, to).
+    fn expected_wait(&self, tier: Tier) -> (u64, u64);
 }
 
 /// An upload in progress. Parts are sent in order; the caller hashes exactly the

@@ -211,6 +211,8 @@ impl Jobs {
                 self.settle();
                 Some(Change::Done(node))
             }
+            // Retrieval jobs get their own pane state with the restore work.
+            Event::Waiting { .. } => None,
             Event::Failed { id, reason } => {
                 let (_, job) = self.job_mut(batch, id)?;
                 job.finished_ms = Some(now_ms);

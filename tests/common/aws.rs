@@ -127,6 +127,11 @@ pub enum Action {
         name: String,
         value: String,
     },
+    /// Forward, then flip the lowest bit of the response body's byte at `offset`
+    /// (corruption in transit that TCP's checksum missed).
+    FlipBodyByte {
+        offset: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -311,6 +316,7 @@ async fn serve(
         Action::Respond { status, .. } => format!("respond {status}"),
         Action::Reset => "reset".to_string(),
         Action::TamperHeader { name, .. } => format!("tamper {name}"),
+        Action::FlipBodyByte { offset } => format!("flip body byte {offset}"),
     };
     seen.lock().expect("proxy log").push((info, label));
     match action {
@@ -335,7 +341,7 @@ async fn serve(
             client.write_all(&out).await?;
             client.shutdown().await
         }
-        Action::Forward | Action::TamperHeader { .. } => {
+        Action::Forward | Action::TamperHeader { .. } | Action::FlipBodyByte { .. } => {
             headers.retain(|(k, _)| !k.eq_ignore_ascii_case("connection"));
             headers.push(("Connection".into(), "close".into()));
             let mut upstream_conn = TcpStream::connect(upstream).await?;
@@ -356,6 +362,12 @@ async fn serve(
                 let mut rebuilt = build_head(&status_line, &resp_headers);
                 rebuilt.extend_from_slice(&response[head_end + 4..]);
                 response = rebuilt;
+            }
+            if let Action::FlipBodyByte { offset } = &action
+                && let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n")
+                && let Some(byte) = response.get_mut(head_end + 4 + offset)
+            {
+                *byte ^= 0x01;
             }
             client.write_all(&response).await?;
             client.shutdown().await
