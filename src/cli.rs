@@ -737,25 +737,15 @@ async fn jobs_command(set: &ResolvedSet, json: bool) -> Result<ExitCode> {
             job.key,
             human_bytes(job.size),
             job.tier,
-            human_duration((now - job.requested_at).max(0) as u64),
-            human_duration(job.expected_from),
-            human_duration(job.expected_to),
+            crate::tui::text::duration((now - job.requested_at).max(0) as u64),
+            crate::tui::text::duration(job.expected_from),
+            crate::tui::text::duration(job.expected_to),
             job.state,
             format_time(job.expires_at),
             job.destination
         )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `90 s`, `12 min`, `5 h`, `3 d`.
-pub fn human_duration(secs: u64) -> String {
-    match secs {
-        0..120 => format!("{secs} s"),
-        120..7200 => format!("{} min", secs / 60),
-        7200..172_800 => format!("{} h", secs / 3600),
-        _ => format!("{} d", secs / 86_400),
-    }
 }
 
 async fn restore_command(

@@ -50,7 +50,8 @@ pub struct RetrievalRecord {
     pub job_id: String,
     pub tier: String,
     pub requested_at: i64,
-    /// The file it restores and where to (empty for jobs from older versions).
+    /// The file it restores and the directory it restores under (empty for jobs
+    /// from older versions).
     pub key: String,
     pub destination: Vec<u8>,
     pub size: u64,

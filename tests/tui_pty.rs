@@ -351,3 +351,95 @@ fn a_backend_that_cannot_be_reached_is_a_dialog_not_a_crash() {
         "terminal restored"
     );
 }
+
+impl Pty {
+    /// Waits for the process to end on its own.
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "firn did not quit; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_retrieval_requested_then_quit_is_picked_up_by_the_next_run() {
+    let sandbox = Sandbox::in_memory();
+    sandbox.write("gone/photo.jpg", "pixels ".repeat(3000));
+    sandbox.write("kept.txt", "still here");
+    let config = sandbox.path().join("config/firn/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[sets.s]\nroot = {:?}\nstore = {{ kind = \"local\", retrieval_delay_secs = 4 }}\n",
+            sandbox.tree()
+        ),
+    )
+    .unwrap();
+    let out = sandbox.firn(["backup", "--set", "s"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    std::fs::remove_dir_all(sandbox.tree().join("gone")).unwrap();
+    let jobs = || {
+        std::fs::read_dir(sandbox.store_dir().join("jobs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let tui = || {
+        let mut cmd = sandbox.command();
+        cmd.args(["--set", "s"]).env("TERM", "xterm-256color");
+        Pty::spawn(cmd)
+    };
+
+    let mut pty = tui();
+    let screen = pty.wait_for("the scanned tree", Duration::from_secs(30), |s| {
+        s.contains("gone/") && s.contains("kept.txt")
+    });
+    assert_eq!(
+        mark(&screen, "gone/"),
+        Some('-'),
+        "archived-only:\n{screen}"
+    );
+    // Directories first: the selection is on gone/.
+    pty.send("r");
+    pty.wait_for("the retrieval dialog", Duration::from_secs(5), |s| {
+        s.contains("Retrieve archived files") && s.contains("expedited")
+    });
+    pty.send("\r");
+    pty.wait_for("the job at the store", Duration::from_secs(10), |s| {
+        s.contains("at the store")
+    });
+    assert_eq!(jobs(), 1);
+    pty.send("q");
+    pty.wait_for("the quit question", Duration::from_secs(5), |s| {
+        s.contains("Quit anyway?")
+    });
+    pty.send("y");
+    assert!(pty.wait_exit(Duration::from_secs(10)).success());
+    assert!(!sandbox.tree().join("gone/photo.jpg").exists());
+    drop(pty);
+
+    // The next run picks the job up, downloads once it is ready, and the file
+    // reads up to date again.
+    let mut pty = tui();
+    pty.wait_for(
+        "gone/ restored and up to date",
+        Duration::from_secs(60),
+        |s| mark(s, "gone/") == Some('='),
+    );
+    assert_eq!(
+        std::fs::read_to_string(sandbox.tree().join("gone/photo.jpg")).unwrap(),
+        "pixels ".repeat(3000)
+    );
+    assert_eq!(jobs(), 1, "the job requested by the first run was reused");
+    pty.send("q");
+    assert!(pty.wait_exit(Duration::from_secs(10)).success());
+}

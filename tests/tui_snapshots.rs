@@ -262,3 +262,41 @@ fn confirm_backup_all() {
     assert!(screen.contains("Upload 5 files (38.0 MiB)"), "{screen}");
     insta::assert_snapshot!(screen);
 }
+
+#[test]
+fn retrieval_dialog_and_a_job_at_the_store() {
+    let mut state = mixed_state();
+    state.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    // Mark the archived-only file and retrieve it.
+    let lost = state.tree.find("photos/2023/lost.jpg").unwrap();
+    state.tree.toggle_mark(lost);
+    keys(&mut state, "r");
+    let dialog = render(&state);
+    assert!(dialog.contains("Retrieve 1 file (3.0 MiB)"), "{dialog}");
+    insta::assert_snapshot!("retrieval_dialog", dialog);
+
+    let effects = key(&mut state, KeyCode::Enter);
+    let Some(Effect::Restore { batch, .. }) = effects.into_iter().next() else {
+        panic!("no restore effect");
+    };
+    state.set_clock(10_000 + 600_000, NOW + 600);
+    for event in [
+        Event::Queued {
+            id: 0,
+            key: "photos/2023/lost.jpg".into(),
+            bytes: 3 << 20,
+        },
+        Event::Waiting {
+            id: 0,
+            ready_at: None,
+        },
+    ] {
+        update(&mut state, Action::Engine { batch, event });
+    }
+    let screen = render(&state);
+    assert!(
+        screen.contains("standard · at the store 10m00s"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("retrieval_at_the_store", screen);
+}

@@ -510,3 +510,168 @@ fn resize_redraws_at_every_size() {
         }
     }
 }
+
+fn restore_effect(effects: Vec<Effect>) -> (u32, Vec<String>, firn::store::Tier, String, bool) {
+    for effect in effects {
+        if let Effect::Restore {
+            batch,
+            items,
+            tier,
+            destination,
+            overwrite,
+            ..
+        } = effect
+        {
+            let keys = items.into_iter().map(|i| i.key).collect();
+            return (batch, keys, tier, destination, overwrite);
+        }
+    }
+    panic!("no restore effect");
+}
+
+#[test]
+fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
+    use firn::store::Tier;
+    use firn::tui::app::RestoreReport;
+    let mut state = mixed();
+    state.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    // A directory with new, changed, up-to-date and archived-only files: only the
+    // archived ones are offered.
+    select(&mut state, "photos");
+    keys(&mut state, "r");
+    let Some(Dialog::Retrieve {
+        keys: offered,
+        tier,
+        destination,
+        ..
+    }) = state.dialog.clone()
+    else {
+        panic!("no retrieval dialog: {:?}", state.dialog);
+    };
+    assert_eq!(
+        offered,
+        [
+            "photos/2023/lost.jpg",
+            "photos/2024/beach.jpg",
+            "photos/2024/sunset.jpg"
+        ]
+    );
+    assert_eq!(tier, Tier::Standard);
+    assert_eq!(destination, "/srv/backup");
+    let screen = render(&state);
+    assert!(
+        screen.contains("● standard   ready in 3h00m–5h00m"),
+        "{screen}"
+    );
+    // Tab picks the next tier; typing replaces the destination.
+    key(&mut state, KeyCode::Tab);
+    update(
+        &mut state,
+        Action::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    keys(&mut state, "/restore here");
+    let (batch, items, tier, destination, overwrite) =
+        restore_effect(key(&mut state, KeyCode::Enter));
+    assert_eq!(items.len(), 3);
+    assert_eq!(tier, Tier::Bulk);
+    assert_eq!(destination, "/restore here");
+    assert!(!overwrite);
+    assert!(state.dialog.is_none());
+    assert_eq!(state.jobs.len(), 3);
+    assert!(state.jobs.jobs.iter().all(|j| j.is_retrieval()));
+
+    // The store has not finished: the pane says so, with tier and window.
+    update(
+        &mut state,
+        Action::Engine {
+            batch,
+            event: Event::Waiting {
+                id: 0,
+                ready_at: None,
+            },
+        },
+    );
+    assert_eq!(
+        state.jobs.jobs[0].state,
+        JobState::AtStore { ready_at: None }
+    );
+    let screen = render(&state);
+    assert!(
+        screen.contains("bulk · at the store"),
+        "the jobs pane shows the retrieval: {screen}"
+    );
+    // Retrievals do not touch the tree's upload marks.
+    let lost = state.tree.find("photos/2023/lost.jpg").unwrap();
+    update(
+        &mut state,
+        Action::Engine {
+            batch,
+            event: Event::Started { id: 0 },
+        },
+    );
+    assert_eq!(state.tree.node(lost).job, JobMark::None);
+
+    // Two files were in place with other content: the user is asked.
+    let effects = update(
+        &mut state,
+        Action::RestoreDone {
+            batch,
+            report: RestoreReport {
+                restored: 1,
+                conflicts: vec![
+                    "photos/2024/beach.jpg".into(),
+                    "photos/2024/sunset.jpg".into(),
+                ],
+                tier: Some(Tier::Bulk),
+                destination: "/restore here".into(),
+                ..Default::default()
+            },
+        },
+    );
+    assert!(
+        effects.iter().all(|e| !matches!(e, Effect::Rescan)),
+        "not the root"
+    );
+    assert!(matches!(
+        state.dialog,
+        Some(Dialog::ConfirmOverwrite { .. })
+    ));
+    assert!(render(&state).contains("Replace them with the archived versions?"));
+    let (_, items, tier, _, overwrite) = restore_effect(keys(&mut state, "y"));
+    assert_eq!(items, ["photos/2024/beach.jpg", "photos/2024/sunset.jpg"]);
+    assert_eq!(tier, Tier::Bulk);
+    assert!(overwrite, "only after the explicit yes");
+}
+
+#[test]
+fn retrieval_of_nothing_archived_says_so_and_jobs_from_a_previous_run_resume() {
+    use firn::tui::app::RetrievalGroup;
+    let mut state = mixed();
+    select(&mut state, "notes.txt");
+    keys(&mut state, "r");
+    assert!(state.dialog.is_none());
+    assert_eq!(
+        state.message.as_deref(),
+        Some("nothing archived there to retrieve")
+    );
+    let effects = update(
+        &mut state,
+        Action::ResumeRetrievals(vec![RetrievalGroup {
+            destination: "/srv/backup".into(),
+            tier: firn::store::Tier::Expedited,
+            items: vec![("photos/2023/lost.jpg".into(), "abc123".into(), 3 << 20)],
+        }]),
+    );
+    let Some(Effect::Restore {
+        items, overwrite, ..
+    }) = effects.into_iter().next()
+    else {
+        panic!("no restore effect");
+    };
+    assert_eq!(items[0].archive_id.as_deref(), Some("abc123"));
+    assert!(!overwrite);
+    assert_eq!(
+        state.jobs.jobs[0].node,
+        state.tree.find("photos/2023/lost.jpg").unwrap()
+    );
+}

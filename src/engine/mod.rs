@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use recover::RecoveryReport;
 pub use restore::{
-    DOWNLOAD_RANGE, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome, RestoreResult,
-    RetrievalJobView, job_reusable, partial_name,
+    DOWNLOAD_RANGE, ExistsWithOtherContent, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome,
+    RestoreResult, RetrievalJobView, job_reusable, partial_name,
 };
 pub use retention::{Retention, RetentionReport};
 

@@ -67,6 +67,13 @@ pub enum RestoreOutcome {
     },
 }
 
+/// A file is in the way with other content, and the restore may not replace it.
+#[derive(Debug, thiserror::Error)]
+#[error("{} exists with other content; pass --overwrite to replace it", path.display())]
+pub struct ExistsWithOtherContent {
+    pub path: PathBuf,
+}
+
 /// One file of a restore and what became of it.
 pub struct RestoreResult {
     pub record: ArchiveRecord,
@@ -231,7 +238,7 @@ impl Engine {
                     );
                 }
                 Ok(Prepared::Fetch { target, parent }) => {
-                    match self.job_for(record, options, &target).await {
+                    match self.job_for(record, options).await {
                         Ok(job) => pending.push(Pending {
                             index,
                             target,
@@ -290,7 +297,7 @@ impl Engine {
                         // Expired or unknown to the store: this is the one case that
                         // pays for a new job.
                         let _ = self.state.forget_retrieval(&record.archive_id);
-                        match self.job_for(record, options, &item.target).await {
+                        match self.job_for(record, options).await {
                             Ok(job) => {
                                 item.job = job;
                                 still.push(item);
@@ -388,10 +395,7 @@ impl Engine {
                     return Ok(Prepared::Done(RestoreOutcome::Identical { path: target }));
                 }
                 if !options.overwrite {
-                    bail!(
-                        "{} exists with other content; pass --overwrite to replace it",
-                        target.display()
-                    );
+                    return Err(ExistsWithOtherContent { path: target }.into());
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -408,10 +412,9 @@ impl Engine {
         &self,
         record: &ArchiveRecord,
         options: &RestoreOptions,
-        target: &Path,
     ) -> Result<RetrievalRecord> {
         use std::os::unix::ffi::OsStrExt;
-        let destination = target.as_os_str().as_bytes().to_vec();
+        let destination = options.destination.as_os_str().as_bytes().to_vec();
         if let Some(mut job) = self.state.retrieval(&record.archive_id)?
             && job_reusable(&job, now_secs())
         {

@@ -4,11 +4,13 @@
 
 use std::collections::VecDeque;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui::layout::{Position, Rect};
 use tokio_util::sync::CancellationToken;
 
-use super::jobs::{Change, JobState, Jobs};
+use super::jobs::{Change, JobKind, JobState, Jobs};
 use super::keys::{Key, KeyAction, KeyMap, Lookup};
 use super::theme::Theme;
 use super::tree::{Class, JobMark, NodeId, ROOT, SortBy, Tree, View};
@@ -17,6 +19,7 @@ use crate::catalog::ArchiveRecord;
 use crate::engine::{BackupSummary, Event, RetentionReport, UploadItem};
 use crate::scan::{Fingerprint, ScanProgress};
 use crate::state::CachedHash;
+use crate::store::Tier;
 
 /// What the details pane shows for one file (loaded in the background).
 #[derive(Debug, Clone)]
@@ -36,9 +39,30 @@ pub enum Phase {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dialog {
-    ConfirmBackupAll { files: u64, bytes: u64 },
-    ConfirmQuit { running: usize },
-    Error { title: String, message: String },
+    ConfirmBackupAll {
+        files: u64,
+        bytes: u64,
+    },
+    /// Choose the tier and the destination of a retrieval.
+    Retrieve {
+        keys: Vec<String>,
+        bytes: u64,
+        tier: Tier,
+        destination: String,
+    },
+    /// Files a retrieval found in place with other content: replace them?
+    ConfirmOverwrite {
+        keys: Vec<String>,
+        tier: Tier,
+        destination: String,
+    },
+    ConfirmQuit {
+        running: usize,
+    },
+    Error {
+        title: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +97,13 @@ pub enum Action {
         summary: BackupSummary,
         retention: Result<RetentionReport, String>,
     },
+    /// A retrieval batch ended.
+    RestoreDone {
+        batch: u32,
+        report: RestoreReport,
+    },
+    /// Retrieval jobs an earlier run left (local state), to pick up again.
+    ResumeRetrievals(Vec<RetrievalGroup>),
     Details(Box<Details>),
     Log(String),
     Error {
@@ -83,9 +114,48 @@ pub enum Action {
     Terminate,
 }
 
+/// What a retrieval batch did.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    pub restored: u64,
+    pub identical: u64,
+    pub waiting: u64,
+    pub failed: Vec<(String, String)>,
+    /// Files in place with other content (not touched; the user decides).
+    pub conflicts: Vec<String>,
+    pub tier: Option<Tier>,
+    pub destination: String,
+}
+
+/// Persisted retrieval jobs with one destination and tier.
+#[derive(Debug, Clone)]
+pub struct RetrievalGroup {
+    pub destination: String,
+    pub tier: Tier,
+    /// (key, archive id, size)
+    pub items: Vec<(String, String, u64)>,
+}
+
+/// One file to retrieve: its current version, or a given archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrieveItem {
+    pub key: String,
+    pub archive_id: Option<String>,
+}
+
 /// Work for the runtime.
 #[derive(Debug)]
 pub enum Effect {
+    Restore {
+        batch: u32,
+        items: Vec<RetrieveItem>,
+        tier: Tier,
+        destination: String,
+        overwrite: bool,
+        /// Shared by the batch's jobs: cancelling one stops the batch (its jobs
+        /// stay at the store and are picked up next time).
+        cancel: CancellationToken,
+    },
     Upload {
         batch: u32,
         items: Vec<UploadItem>,
@@ -131,6 +201,9 @@ pub struct State {
     /// A one-line message in the status bar until the next key.
     pub message: Option<String>,
     pub size: (u16, u16),
+    /// The store's usual retrieval times per tier (expedited, standard, bulk),
+    /// seconds from request to ready.
+    pub retrieval_waits: [(u64, u64); 3],
     prefix: Option<Key>,
     /// Milliseconds since the UI started, and the wall clock (unix seconds).
     pub clock_ms: u64,
@@ -172,6 +245,7 @@ impl State {
             details_requested: None,
             message: None,
             size: (80, 24),
+            retrieval_waits: [(0, 0); 3],
             prefix: None,
             clock_ms: 0,
             now_secs: 0,
@@ -389,6 +463,128 @@ impl State {
         }]
     }
 
+    /// Files under `targets` that have an archived version to retrieve.
+    fn archived_under(&self, targets: &[NodeId]) -> Vec<NodeId> {
+        let mut files = Vec::new();
+        for &target in targets {
+            self.tree.files_under(target, &mut files);
+        }
+        files.sort_unstable();
+        files.dedup();
+        files.retain(|&id| {
+            matches!(
+                self.tree.node(id).class,
+                Class::Changed | Class::UpToDate | Class::ArchivedOnly
+            )
+        });
+        files
+    }
+
+    fn ask_retrieval(&mut self, targets: &[NodeId]) {
+        let files = self.archived_under(targets);
+        if files.is_empty() {
+            self.message = Some("nothing archived there to retrieve".into());
+            return;
+        }
+        let bytes = files.iter().map(|&id| self.tree.node(id).size).sum();
+        self.dialog = Some(Dialog::Retrieve {
+            keys: files.iter().map(|&id| self.tree.key(id)).collect(),
+            bytes,
+            tier: Tier::Standard,
+            destination: self.root.clone(),
+        });
+    }
+
+    /// Opens a retrieval batch in the jobs pane and asks the runtime to run it.
+    fn start_retrieval(
+        &mut self,
+        items: Vec<(RetrieveItem, u64)>,
+        tier: Tier,
+        destination: String,
+        overwrite: bool,
+    ) -> Vec<Effect> {
+        let cancel = CancellationToken::new();
+        let jobs = items
+            .iter()
+            .map(|(item, size)| {
+                let node = self.tree.find(&item.key).unwrap_or(ROOT);
+                (node, item.key.clone(), *size, cancel.clone())
+            })
+            .collect();
+        let kind = JobKind::Retrieve {
+            tier,
+            destination: destination.clone(),
+            started_at: self.now_secs,
+        };
+        let batch = self.jobs.add_batch_of(kind, jobs);
+        self.log(format!(
+            "retrieving {} ({} tier) into {destination}",
+            plural(items.len() as u64, "file"),
+            tier.as_str()
+        ));
+        self.tree.clear_marks();
+        vec![Effect::Restore {
+            batch,
+            items: items.into_iter().map(|(item, _)| item).collect(),
+            tier,
+            destination,
+            overwrite,
+            cancel,
+        }]
+    }
+
+    /// Keys typed into the retrieval dialog: tier with Tab / arrows, the
+    /// destination as text, Enter to go, Esc to cancel.
+    fn on_retrieve_dialog(&mut self, key: &Key) -> Vec<Effect> {
+        let Some(Dialog::Retrieve {
+            keys,
+            bytes,
+            tier,
+            destination,
+        }) = self.dialog.as_mut()
+        else {
+            return Vec::new();
+        };
+        const TIERS: [Tier; 3] = [Tier::Expedited, Tier::Standard, Tier::Bulk];
+        let index = TIERS.iter().position(|t| t == tier).unwrap_or(1);
+        match key.code {
+            KeyCode::Esc => self.dialog = None,
+            KeyCode::Tab | KeyCode::Right | KeyCode::Down => *tier = TIERS[(index + 1) % 3],
+            KeyCode::BackTab | KeyCode::Left | KeyCode::Up => *tier = TIERS[(index + 2) % 3],
+            KeyCode::Backspace => {
+                destination.pop();
+            }
+            KeyCode::Char('u') if key.mods.contains(KeyModifiers::CONTROL) => destination.clear(),
+            KeyCode::Char(c) if !key.mods.contains(KeyModifiers::CONTROL) => destination.push(c),
+            KeyCode::Enter => {
+                let destination = destination.trim().to_string();
+                if destination.is_empty() {
+                    self.message = Some("type the directory to restore into".into());
+                    return Vec::new();
+                }
+                let (tier, keys) = (*tier, std::mem::take(keys));
+                let _ = bytes;
+                self.dialog = None;
+                let items = keys
+                    .into_iter()
+                    .map(|key| {
+                        let size = self.tree.find(&key).map_or(0, |id| self.tree.node(id).size);
+                        (
+                            RetrieveItem {
+                                key,
+                                archive_id: None,
+                            },
+                            size,
+                        )
+                    })
+                    .collect();
+                return self.start_retrieval(items, tier, destination, false);
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
     fn after_tree_change(&mut self) {
         self.tree.invalidate_order(self.sort);
         if self.view != View::All || self.sort != SortBy::Name {
@@ -397,6 +593,32 @@ impl State {
     }
 
     fn retry(&mut self, indices: Vec<usize>) -> Vec<Effect> {
+        // A failed retrieval runs again with its tier and destination (the job
+        // the store already has is reused).
+        let (retrievals, indices): (Vec<usize>, Vec<usize>) = indices
+            .into_iter()
+            .partition(|&i| self.jobs.jobs[i].is_retrieval());
+        let mut effects = Vec::new();
+        for i in retrievals {
+            let job = &self.jobs.jobs[i];
+            if !matches!(job.state, JobState::Failed(_) | JobState::Cancelled) {
+                continue;
+            }
+            if let JobKind::Retrieve {
+                tier, destination, ..
+            } = job.kind.clone()
+            {
+                let item = RetrieveItem {
+                    key: job.key.clone(),
+                    archive_id: job.archive_id.clone(),
+                };
+                let size = job.bytes;
+                effects.extend(self.start_retrieval(vec![(item, size)], tier, destination, false));
+            }
+        }
+        if indices.is_empty() && !effects.is_empty() {
+            return effects;
+        }
         let indices: Vec<usize> = indices
             .into_iter()
             .filter(|&i| {
@@ -567,6 +789,24 @@ impl State {
                 };
                 return self.start_upload(&targets);
             }
+            // In the jobs pane, `r` keeps meaning "retry".
+            A::Retrieve if self.focus == Focus::Jobs => {
+                if let Some(index) = self.target_job() {
+                    return self.retry(vec![index]);
+                }
+            }
+            A::Retrieve => {
+                if !matches!(self.phase, Phase::Ready) {
+                    self.message = Some("wait for the scan to finish".into());
+                    return Vec::new();
+                }
+                let targets = if self.tree.marked_count() > 0 {
+                    self.tree.marked()
+                } else {
+                    self.selected_node().into_iter().collect()
+                };
+                self.ask_retrieval(&targets);
+            }
             A::BackupAll => {
                 if !matches!(self.phase, Phase::Ready) {
                     self.message = Some("wait for the scan to finish".into());
@@ -692,6 +932,28 @@ impl State {
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q')
             );
             match dialog {
+                Dialog::Retrieve { .. } => return self.on_retrieve_dialog(&key),
+                Dialog::ConfirmOverwrite {
+                    keys,
+                    tier,
+                    destination,
+                } if yes => {
+                    self.dialog = None;
+                    let items = keys
+                        .into_iter()
+                        .map(|key| {
+                            let size = self.tree.find(&key).map_or(0, |id| self.tree.node(id).size);
+                            (
+                                RetrieveItem {
+                                    key,
+                                    archive_id: None,
+                                },
+                                size,
+                            )
+                        })
+                        .collect();
+                    return self.start_retrieval(items, tier, destination, true);
+                }
                 Dialog::Error { .. } if yes || no => self.dialog = None,
                 Dialog::ConfirmBackupAll { .. } if yes => {
                     self.dialog = None;
@@ -862,6 +1124,55 @@ impl State {
     }
 }
 
+impl State {
+    fn restore_done(&mut self, batch: u32, report: RestoreReport) -> Vec<Effect> {
+        for change in self.jobs.finish_batch(batch, self.clock_ms) {
+            self.apply_change(change);
+        }
+        let mut line = format!(
+            "retrieval finished: {} restored, {} identical, {} waiting, {} failed",
+            report.restored,
+            report.identical,
+            report.waiting,
+            report.failed.len()
+        );
+        if !report.conflicts.is_empty() {
+            line.push_str(&format!(
+                ", {} in place with other content",
+                report.conflicts.len()
+            ));
+        }
+        self.log(line);
+        for (key, reason) in &report.failed {
+            self.log(format!("retrieval failed: {key}: {reason}"));
+        }
+        if report.waiting > 0 {
+            self.log(format!(
+                "{} still at the store: the jobs are kept and picked up when firn starts again",
+                plural(report.waiting, "file")
+            ));
+        }
+        if !report.conflicts.is_empty()
+            && let Some(tier) = report.tier
+        {
+            self.dialog = Some(Dialog::ConfirmOverwrite {
+                keys: report.conflicts,
+                tier,
+                destination: report.destination.clone(),
+            });
+        }
+        if self.quitting && self.jobs.running_batches == 0 {
+            self.should_quit = true;
+        }
+        // Files restored into the tree itself change their status: look again.
+        let into_root = report.destination.trim_end_matches('/') == self.root.trim_end_matches('/');
+        if into_root && report.restored > 0 && self.jobs.running_batches == 0 {
+            return vec![Effect::Rescan];
+        }
+        Vec::new()
+    }
+}
+
 pub fn plural(n: u64, noun: &str) -> String {
     crate::cli::plural(n, noun)
 }
@@ -944,6 +1255,31 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 state.should_quit = true;
             }
             Vec::new()
+        }
+        Action::RestoreDone { batch, report } => state.restore_done(batch, report),
+        Action::ResumeRetrievals(groups) => {
+            let mut effects = Vec::new();
+            for group in groups {
+                state.log(format!(
+                    "picking up {} requested by an earlier run",
+                    plural(group.items.len() as u64, "retrieval job")
+                ));
+                let items = group
+                    .items
+                    .into_iter()
+                    .map(|(key, archive_id, size)| {
+                        (
+                            RetrieveItem {
+                                key,
+                                archive_id: Some(archive_id),
+                            },
+                            size,
+                        )
+                    })
+                    .collect();
+                effects.extend(state.start_retrieval(items, group.tier, group.destination, false));
+            }
+            effects
         }
         Action::Details(details) => {
             if state.selected_node() == Some(details.node) {

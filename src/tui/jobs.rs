@@ -1,4 +1,4 @@
-//! Upload jobs as the jobs pane shows them. Engine events are reduced into this
+//! Upload and retrieval jobs as the jobs pane shows them. Engine events are reduced into this
 //! state in one place ([`Jobs::apply`]), yazi style; rates and ETAs are derived
 //! from the bytes and the clock (milliseconds since the UI started).
 
@@ -6,12 +6,31 @@ use tokio_util::sync::CancellationToken;
 
 use super::tree::NodeId;
 use crate::engine::Event;
+use crate::store::Tier;
+
+/// What a job does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobKind {
+    Upload,
+    /// Retrieve an archive from the store into `destination`.
+    Retrieve {
+        tier: Tier,
+        destination: String,
+        /// Unix seconds the batch started (its job is requested then, or was
+        /// requested by an earlier run; the engine knows which).
+        started_at: i64,
+    },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
     /// Waiting for its batch to start (the engine has not queued it yet).
     Waiting,
     Queued,
+    /// A retrieval job the store has not finished (its estimate, if it gave one).
+    AtStore {
+        ready_at: Option<i64>,
+    },
     Running,
     Done,
     Failed(String),
@@ -29,6 +48,7 @@ impl JobState {
     pub fn label(&self) -> &'static str {
         match self {
             JobState::Waiting | JobState::Queued => "queued",
+            JobState::AtStore { .. } => "at the store",
             JobState::Running => "uploading",
             JobState::Done => "done",
             JobState::Failed(_) => "failed",
@@ -39,6 +59,7 @@ impl JobState {
 
 #[derive(Debug, Clone)]
 pub struct Job {
+    pub kind: JobKind,
     pub node: NodeId,
     pub key: String,
     pub bytes: u64,
@@ -52,6 +73,16 @@ pub struct Job {
 }
 
 impl Job {
+    /// Upload jobs move the tree's marks; retrievals write elsewhere and leave
+    /// them alone.
+    pub fn tracks_tree(&self) -> bool {
+        self.kind == JobKind::Upload
+    }
+
+    pub fn is_retrieval(&self) -> bool {
+        matches!(self.kind, JobKind::Retrieve { .. })
+    }
+
     /// Bytes per second since it started.
     pub fn rate(&self, now_ms: u64) -> Option<f64> {
         let started = self.started_ms?;
@@ -105,6 +136,8 @@ pub struct Jobs {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
     pub waiting: usize,
+    /// Retrievals the store has not finished.
+    pub at_store: usize,
     pub running: usize,
     pub done: usize,
     pub failed: usize,
@@ -122,12 +155,22 @@ impl Jobs {
         self.jobs.is_empty()
     }
 
-    /// Opens a batch of new jobs; returns the batch number.
+    /// Opens a batch of new upload jobs; returns the batch number.
     pub fn add_batch(&mut self, items: Vec<(NodeId, String, u64, CancellationToken)>) -> u32 {
+        self.add_batch_of(JobKind::Upload, items)
+    }
+
+    /// Opens a batch of new jobs of one kind; returns the batch number.
+    pub fn add_batch_of(
+        &mut self,
+        kind: JobKind,
+        items: Vec<(NodeId, String, u64, CancellationToken)>,
+    ) -> u32 {
         let mut ids = Vec::with_capacity(items.len());
         for (node, key, bytes, cancel) in items {
             ids.push(self.jobs.len());
             self.jobs.push(Job {
+                kind: kind.clone(),
                 node,
                 key,
                 bytes,
@@ -193,7 +236,7 @@ impl Jobs {
                 let (_, job) = self.job_mut(batch, id)?;
                 job.state = JobState::Running;
                 job.started_ms = Some(now_ms);
-                Some(Change::Started(job.node))
+                job.tracks_tree().then_some(Change::Started(job.node))
             }
             Event::Advanced { id, bytes } => {
                 self.busy_bytes += bytes;
@@ -207,16 +250,19 @@ impl Jobs {
                 job.done = job.bytes;
                 job.finished_ms = Some(now_ms);
                 job.archive_id = Some(archive_id);
-                let node = job.node;
+                let (node, tracks) = (job.node, job.tracks_tree());
                 self.settle();
-                Some(Change::Done(node))
+                tracks.then_some(Change::Done(node))
             }
-            // Retrieval jobs get their own pane state with the restore work.
-            Event::Waiting { .. } => None,
+            Event::Waiting { id, ready_at } => {
+                let (_, job) = self.job_mut(batch, id)?;
+                job.state = JobState::AtStore { ready_at };
+                None
+            }
             Event::Failed { id, reason } => {
                 let (_, job) = self.job_mut(batch, id)?;
                 job.finished_ms = Some(now_ms);
-                let node = job.node;
+                let (node, tracks) = (job.node, job.tracks_tree());
                 let change = if reason == "cancelled" || job.cancel.is_cancelled() {
                     job.state = JobState::Cancelled;
                     Change::Cancelled(node)
@@ -225,7 +271,8 @@ impl Jobs {
                     Change::Failed(node, reason)
                 };
                 self.settle();
-                Some(change)
+                // A retrieval's failure is reported when its batch ends.
+                tracks.then_some(change)
             }
         }
     }
@@ -238,13 +285,16 @@ impl Jobs {
             let job = &mut self.jobs[index];
             if !job.state.is_finished() {
                 job.finished_ms = Some(now_ms);
-                if job.cancel.is_cancelled() {
+                let change = if job.cancel.is_cancelled() {
                     job.state = JobState::Cancelled;
-                    changes.push(Change::Cancelled(job.node));
+                    Change::Cancelled(job.node)
                 } else {
-                    let reason = "the upload task ended without a result".to_string();
+                    let reason = "the task ended without a result".to_string();
                     job.state = JobState::Failed(reason.clone());
-                    changes.push(Change::Failed(job.node, reason));
+                    Change::Failed(job.node, reason)
+                };
+                if job.tracks_tree() {
+                    changes.push(change);
                 }
             }
         }
@@ -263,6 +313,7 @@ impl Jobs {
         for job in &self.jobs {
             match job.state {
                 JobState::Waiting | JobState::Queued => t.waiting += 1,
+                JobState::AtStore { .. } => t.at_store += 1,
                 JobState::Running => t.running += 1,
                 JobState::Done => t.done += 1,
                 JobState::Failed(_) => t.failed += 1,

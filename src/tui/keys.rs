@@ -25,6 +25,7 @@ pub enum KeyAction {
     ClearMarks,
     Upload,
     BackupAll,
+    Retrieve,
     Search,
     SearchNext,
     SearchPrev,
@@ -44,7 +45,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 31] = [
+    pub const ALL: [KeyAction; 32] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -60,6 +61,7 @@ impl KeyAction {
         KeyAction::ClearMarks,
         KeyAction::Upload,
         KeyAction::BackupAll,
+        KeyAction::Retrieve,
         KeyAction::Search,
         KeyAction::SearchNext,
         KeyAction::SearchPrev,
@@ -104,6 +106,7 @@ impl KeyAction {
             KeyAction::Sort => "sort",
             KeyAction::View => "view",
             KeyAction::FocusNext => "focus_next",
+            KeyAction::Retrieve => "retrieve",
             KeyAction::CancelJob => "cancel_job",
             KeyAction::RetryJob => "retry_job",
             KeyAction::ToggleDetails => "toggle_details",
@@ -141,8 +144,9 @@ impl KeyAction {
             KeyAction::Sort => "sort by name / size / mtime / status",
             KeyAction::View => "view all / pending / archived-only / problems",
             KeyAction::FocusNext => "switch between tree and jobs",
-            KeyAction::CancelJob => "cancel the selected upload",
-            KeyAction::RetryJob => "retry the selected failed upload",
+            KeyAction::Retrieve => "retrieve archived files (asks tier)",
+            KeyAction::CancelJob => "cancel the selected job",
+            KeyAction::RetryJob => "retry the selected failed job",
             KeyAction::ToggleDetails => "show / hide details",
             KeyAction::ToggleLog => "show / hide log",
             KeyAction::Rescan => "scan the tree again",
@@ -163,6 +167,7 @@ impl KeyAction {
             KeyAction::Sort => "sort",
             KeyAction::View => "view",
             KeyAction::FocusNext => "jobs",
+            KeyAction::Retrieve => "retrieve",
             KeyAction::CancelJob => "cancel",
             KeyAction::RetryJob => "retry",
             KeyAction::ToggleLog => "log",
@@ -400,8 +405,9 @@ impl Default for KeyMap {
             ],
         );
         m.insert(A::CancelJob, vec![b(&[c('x')])]);
-        m.insert(A::RetryJob, vec![b(&[c('r')])]);
-        m.insert(A::ToggleDetails, vec![b(&[c('d')])]);
+        m.insert(A::Retrieve, vec![b(&[c('r')])]);
+        m.insert(A::RetryJob, vec![b(&[c('R')])]);
+        m.insert(A::ToggleDetails, vec![b(&[c('i')])]);
         m.insert(A::ToggleLog, vec![b(&[c('L')])]);
         m.insert(A::Rescan, vec![b(&[Key::ctrl('r')]), b(&[p(C::F(5))])]);
         m.insert(A::Help, vec![b(&[c('?')]), b(&[p(C::F(1))])]);

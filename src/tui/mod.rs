@@ -18,7 +18,7 @@ pub mod tree;
 pub mod view;
 
 use std::io::{Stdout, stdout};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,9 +40,12 @@ pub use tree::Tree;
 pub use view::view;
 
 use crate::config::ResolvedSet;
-use crate::engine::{Engine, Plan};
+use crate::engine::{
+    Engine, Event as EngineEvent, ExistsWithOtherContent, Plan, RestoreOptions, RestoreOutcome,
+};
 use crate::lock::SetLock;
 use crate::scan::{ScanOptions, ScanProgress};
+use crate::store::Tier;
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
@@ -227,6 +230,31 @@ impl Runtime {
                     });
                 });
             }
+            Effect::Restore {
+                batch,
+                items,
+                tier,
+                destination,
+                overwrite,
+                cancel,
+            } => {
+                let engine = Arc::clone(&self.engine);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let report = restore_batch(
+                        &engine,
+                        batch,
+                        items,
+                        tier,
+                        destination,
+                        overwrite,
+                        &tx,
+                        cancel,
+                    )
+                    .await;
+                    let _ = tx.send(Action::RestoreDone { batch, report });
+                });
+            }
             Effect::LoadDetails { node, key } => {
                 let engine = Arc::clone(&self.engine);
                 let tx = self.tx.clone();
@@ -262,6 +290,154 @@ impl Runtime {
     }
 }
 
+/// Runs one retrieval batch, forwarding its progress to the UI.
+#[allow(clippy::too_many_arguments)]
+async fn restore_batch(
+    engine: &Engine,
+    batch: u32,
+    items: Vec<app::RetrieveItem>,
+    tier: Tier,
+    destination: String,
+    overwrite: bool,
+    tx: &mpsc::UnboundedSender<Action>,
+    cancel: CancellationToken,
+) -> app::RestoreReport {
+    let mut report = app::RestoreReport {
+        tier: Some(tier),
+        destination: destination.clone(),
+        ..Default::default()
+    };
+    // Look every file up first; one the catalog no longer has fails alone.
+    let mut records = Vec::new();
+    let mut lookups = Vec::new();
+    for item in &items {
+        let found = match &item.archive_id {
+            Some(id) => engine.catalog.find_archive(id).await,
+            None => engine.catalog.current(&item.key).await,
+        };
+        lookups.push(matches!(found, Ok(Some(_))));
+        match found {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => report
+                .failed
+                .push((item.key.clone(), "no longer in the catalog".into())),
+            Err(e) => report.failed.push((item.key.clone(), format!("{e:#}"))),
+        }
+    }
+    // Task ids are positions in `items`; the engine numbers the records it gets.
+    let positions: Vec<usize> = lookups
+        .iter()
+        .enumerate()
+        .filter_map(|(i, found)| found.then_some(i))
+        .collect();
+    for (i, found) in lookups.iter().enumerate() {
+        if !found {
+            let _ = tx.send(Action::Engine {
+                batch,
+                event: EngineEvent::Failed {
+                    id: i as u64,
+                    reason: "no longer in the catalog".into(),
+                },
+            });
+        }
+    }
+    let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let forward_tx = tx.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(event) = events_rx.recv().await {
+            let event = renumber(event, &positions);
+            if forward_tx.send(Action::Engine { batch, event }).is_err() {
+                break;
+            }
+        }
+    });
+    let options = RestoreOptions {
+        destination: PathBuf::from(&destination),
+        overwrite,
+        tier,
+        wait: true,
+    };
+    let results = engine
+        .restore_all(records, &options, Some(&events_tx), &cancel)
+        .await;
+    drop(events_tx);
+    let _ = forward.await;
+    for result in results {
+        match result.outcome {
+            Ok(RestoreOutcome::Restored { .. }) => report.restored += 1,
+            Ok(RestoreOutcome::Identical { .. }) => report.identical += 1,
+            Ok(RestoreOutcome::Waiting { .. }) => report.waiting += 1,
+            Err(e) if e.downcast_ref::<ExistsWithOtherContent>().is_some() => {
+                report.conflicts.push(result.record.key)
+            }
+            Err(e) => report
+                .failed
+                .push((result.record.key, crate::cli::one_line(&e))),
+        }
+    }
+    report
+}
+
+/// Maps an engine task id (position among the records found) back to the
+/// position in the batch.
+fn renumber(event: EngineEvent, positions: &[usize]) -> EngineEvent {
+    let map = |id: u64| positions.get(id as usize).map_or(id, |&p| p as u64);
+    match event {
+        EngineEvent::Queued { id, key, bytes } => EngineEvent::Queued {
+            id: map(id),
+            key,
+            bytes,
+        },
+        EngineEvent::Started { id } => EngineEvent::Started { id: map(id) },
+        EngineEvent::Advanced { id, bytes } => EngineEvent::Advanced { id: map(id), bytes },
+        EngineEvent::Done { id, archive_id } => EngineEvent::Done {
+            id: map(id),
+            archive_id,
+        },
+        EngineEvent::Failed { id, reason } => EngineEvent::Failed {
+            id: map(id),
+            reason,
+        },
+        EngineEvent::Waiting { id, ready_at } => EngineEvent::Waiting {
+            id: map(id),
+            ready_at,
+        },
+        EngineEvent::Note(note) => EngineEvent::Note(note),
+    }
+}
+
+/// Retrieval jobs an earlier run left, grouped by destination and tier.
+fn pending_retrievals(engine: &Engine) -> Vec<app::RetrievalGroup> {
+    let Ok(jobs) = engine.state.retrievals() else {
+        return Vec::new();
+    };
+    let mut groups: Vec<app::RetrievalGroup> = Vec::new();
+    for job in jobs {
+        if job.key.is_empty() || job.destination.is_empty() {
+            continue;
+        }
+        let tier = match job.tier.as_str() {
+            "expedited" => Tier::Expedited,
+            "bulk" => Tier::Bulk,
+            _ => Tier::Standard,
+        };
+        let destination = String::from_utf8_lossy(&job.destination).into_owned();
+        let item = (job.key, job.archive_id, job.size);
+        match groups
+            .iter_mut()
+            .find(|g| g.destination == destination && g.tier == tier)
+        {
+            Some(group) => group.items.push(item),
+            None => groups.push(app::RetrievalGroup {
+                destination,
+                tier,
+                items: vec![item],
+            }),
+        }
+    }
+    groups
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -285,6 +461,13 @@ async fn event_loop(
         batches: Arc::new(tokio::sync::Mutex::new(())),
         cancel: CancellationToken::new(),
     };
+    state.retrieval_waits =
+        [Tier::Expedited, Tier::Standard, Tier::Bulk].map(|tier| engine.store.expected_wait(tier));
+    // Retrieval jobs an earlier run requested are picked up, not requested again.
+    let resumed = pending_retrievals(&engine);
+    if !resumed.is_empty() {
+        let _ = tx.send(Action::ResumeRetrievals(resumed));
+    }
     spawn_scan(engine, runtime.options.clone(), tx.clone());
     let mut terminal_events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;

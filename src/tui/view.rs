@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{Dialog, Focus, Phase, State};
-use super::jobs::JobState;
+use super::jobs::{JobKind, JobState};
 use super::keys::KeyAction;
 use super::text::{self, count, duration, fit, fit_left, human_bytes, time_ns};
 use super::theme::Role;
@@ -612,9 +612,12 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     let focused = state.focus == Focus::Jobs && state.dialog.is_none();
     let totals = state.jobs.totals();
     let mut title = format!(
-        " Jobs · {} uploading · {} queued · {} done",
+        " Jobs · {} running · {} queued · {} done",
         totals.running, totals.waiting, totals.done
     );
+    if totals.at_store > 0 {
+        title.push_str(&format!(" · {} at the store", totals.at_store));
+    }
     if totals.failed > 0 {
         title.push_str(&format!(" · {} failed", totals.failed));
     }
@@ -630,7 +633,7 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     }
     // Overall gauge.
     let ratio = if totals.bytes == 0 {
-        if totals.waiting + totals.running == 0 {
+        if totals.waiting + totals.running + totals.at_store == 0 {
             1.0
         } else {
             0.0
@@ -648,7 +651,7 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
         human_bytes(totals.bytes_done),
         human_bytes(totals.bytes),
         text::rate(rate),
-        if totals.waiting + totals.running == 0 {
+        if totals.waiting + totals.running + totals.at_store == 0 {
             "–".into()
         } else {
             eta.map(duration).unwrap_or_else(|| "–".into())
@@ -672,17 +675,30 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     for (i, job) in state.jobs.jobs[offset..end].iter().enumerate() {
         let index = offset + i;
         let mark = match &job.state {
-            JobState::Waiting | JobState::Queued => Mark::Queued,
+            JobState::Waiting | JobState::Queued | JobState::AtStore { .. } => Mark::Queued,
             JobState::Running => Mark::Uploading,
             JobState::Done => Mark::UpToDate,
             JobState::Failed(_) => Mark::Failed,
             JobState::Cancelled => Mark::Ignored,
         };
         let rate = job.rate(state.clock_ms);
-        let right = match &job.state {
-            JobState::Failed(reason) => format!(" failed: {reason}"),
-            JobState::Cancelled => " cancelled".to_string(),
-            state_ => format!(
+        let right = match (&job.state, &job.kind) {
+            (
+                JobState::AtStore { ready_at },
+                JobKind::Retrieve {
+                    tier, started_at, ..
+                },
+            ) => retrieval_wait(state, *tier, *started_at, *ready_at),
+            (JobState::Running, JobKind::Retrieve { .. }) => format!(
+                " {:>4}%  {:>10} / {:<10} {:>11}  downloading",
+                (job.ratio() * 100.0).floor() as u64,
+                human_bytes(job.done.min(job.bytes)),
+                human_bytes(job.bytes),
+                text::rate(rate),
+            ),
+            (JobState::Failed(reason), _) => format!(" failed: {reason}"),
+            (JobState::Cancelled, _) => " cancelled".to_string(),
+            (state_, _) => format!(
                 " {:>4}%  {:>10} / {:<10} {:>11}  ETA {:>6}  {}",
                 (job.ratio() * 100.0).floor() as u64,
                 human_bytes(job.done.min(job.bytes)),
@@ -740,6 +756,39 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
             Rect::new(inner.x, inner.y + 1 + i as u16, inner.width, 1),
         );
     }
+}
+
+/// A retrieval job the store is working on: tier, age, the tier's usual window and
+/// when its output stops being downloadable.
+fn retrieval_wait(
+    state: &State,
+    tier: crate::store::Tier,
+    started_at: i64,
+    ready_at: Option<i64>,
+) -> String {
+    let (from, to) = tier_wait(state, tier);
+    let age = (state.now_secs - started_at).max(0) as u64;
+    let expected = match ready_at {
+        Some(at) => format!("ready ~{}", text::format_time(at)),
+        None => format!("expected {}–{}", duration(from), duration(to)),
+    };
+    let expires =
+        ready_at.unwrap_or(started_at + from as i64) + crate::engine::JOB_OUTPUT_KEPT_SECS;
+    format!(
+        " {} · at the store {} · {expected} · output kept until {}",
+        tier.as_str(),
+        duration(age),
+        text::format_time(expires)
+    )
+}
+
+fn tier_wait(state: &State, tier: crate::store::Tier) -> (u64, u64) {
+    use crate::store::Tier;
+    state.retrieval_waits[match tier {
+        Tier::Expedited => 0,
+        Tier::Standard => 1,
+        Tier::Bulk => 2,
+    }]
 }
 
 fn log_pane(state: &State, frame: &mut Frame, area: Rect) {
@@ -942,6 +991,58 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
             "y / enter: cancel them and quit    n / esc: keep running",
             Role::Changed,
         ),
+        Dialog::Retrieve {
+            keys,
+            bytes,
+            tier,
+            destination,
+        } => {
+            use crate::store::Tier;
+            let mut body = format!(
+                "Retrieve {} ({}) into:\n  {destination}▏\n\nTier:",
+                super::app::plural(keys.len() as u64, "file"),
+                human_bytes(*bytes)
+            );
+            for option in [Tier::Expedited, Tier::Standard, Tier::Bulk] {
+                let (from, to) = tier_wait(state, option);
+                body.push_str(&format!(
+                    "\n{} {:<10} ready in {}–{}",
+                    if option == *tier { "●" } else { "○" },
+                    option.as_str(),
+                    duration(from),
+                    duration(to)
+                ));
+            }
+            body.push_str("\n\nFiles in place with other content are not replaced without asking; identical ones are skipped.");
+            (
+                " Retrieve archived files ".to_string(),
+                body,
+                "enter: request  tab: tier  type: folder  esc: cancel",
+                Role::Changed,
+            )
+        }
+        Dialog::ConfirmOverwrite {
+            keys, destination, ..
+        } => {
+            let mut body = format!(
+                "{} in {destination} with other content than the archive:",
+                super::app::plural(keys.len() as u64, "file exists")
+                    .replace("files exists", "files exist")
+            );
+            for key in keys.iter().take(5) {
+                body.push_str(&format!("\n  {key}"));
+            }
+            if keys.len() > 5 {
+                body.push_str(&format!("\n  … and {} more", keys.len() - 5));
+            }
+            body.push_str("\n\nReplace them with the archived versions?");
+            (
+                " Overwrite local files? ".to_string(),
+                body,
+                "y: replace them    n / esc: keep the local files",
+                Role::Problem,
+            )
+        }
         Dialog::Error { title, message } => (
             format!(" {title} "),
             message.clone(),
