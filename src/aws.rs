@@ -100,6 +100,36 @@ pub async fn sdk_config(settings: &AwsSettings) -> anyhow::Result<aws_config::Sd
     Ok(config)
 }
 
+/// An SDK error explained in one line, keeping the service's error code so a
+/// caller can tell a missing resource from other failures (a deletion treats an
+/// archive that is already gone as deleted).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AwsError {
+    pub message: String,
+    /// The service's error code, when the service answered.
+    pub code: Option<String>,
+}
+
+impl AwsError {
+    /// The service said the resource (vault, archive, table, job) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some("ResourceNotFoundException" | "VaultNotFound" | "NoSuchVault")
+        )
+    }
+
+    /// Whether some cause in an error's chain is a not-found answer from AWS.
+    pub fn in_chain_is_not_found(err: &anyhow::Error) -> bool {
+        err.chain().any(|cause| {
+            cause
+                .downcast_ref::<AwsError>()
+                .is_some_and(AwsError::is_not_found)
+        })
+    }
+}
+
 /// One clear line for an SDK error. `what` names the resource ("Glacier vault
 /// \"photos\"", "DynamoDB table \"firn\"").
 pub fn explain<E, R>(err: &SdkError<E, R>, what: &str) -> anyhow::Error
@@ -150,7 +180,11 @@ where
         }
         other => format!("AWS error for {what}: {}", deepest_cause(other)),
     };
-    anyhow::anyhow!(message)
+    let code = match err {
+        SdkError::ServiceError(service) => service.err().code().map(str::to_owned),
+        _ => None,
+    };
+    AwsError { message, code }.into()
 }
 
 fn explain_code(code: &str, message: &str, what: &str) -> String {

@@ -1,4 +1,5 @@
-//! Headless front end: `firn status`, `firn backup`, `firn ls`, `firn restore`.
+//! Headless front end: `firn status`, `firn backup`, `firn ls`, `firn restore`,
+//! `firn delete`, `firn prune`, `firn cost`.
 //!
 //! Exit codes: 0 all done; 1 some files failed (or could not be backed up);
 //! 2 usage or configuration error; 3 the backup set is busy (another firn holds it).
@@ -17,7 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::ArchiveState;
 use crate::config::{self, Overrides, ResolvedSet, RootUse, UsageError};
-use crate::engine::{BackupSummary, Engine, Event, Plan, RestoreOptions, RestoreOutcome};
+use crate::cost::Prices;
+use crate::engine::{
+    BackupSummary, DeletionPlan, DeletionReport, Engine, Event, InterruptedDeletions, Plan,
+    RestoreOptions, RestoreOutcome,
+};
 use crate::hash::ReadCounters;
 use crate::lock::{Busy, SetLock};
 use crate::scan::{Entry, ScanOptions};
@@ -139,6 +144,66 @@ enum Command {
         /// Do not wait for retrieval jobs that are not ready; run again later.
         #[arg(long)]
         no_wait: bool,
+    },
+    /// Delete archives from the store, then from the catalog: the current version
+    /// of each PATH, or the archives named with --archive. Lists each archive's
+    /// size, age and early-deletion charge and asks first.
+    Delete {
+        /// Paths relative to the root; a directory means everything below it.
+        paths: Vec<String>,
+        /// Delete this archive (an id from `firn ls --all`), whatever its file
+        /// or state (repeatable).
+        #[arg(long = "archive", value_name = "ID")]
+        archives: Vec<String>,
+        /// Also delete the superseded versions of the files PATH matches.
+        #[arg(long)]
+        all_versions: bool,
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Delete without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
+        /// Show what would be deleted and what it would cost; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan and the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete superseded versions in bulk, skipping those still inside their
+    /// minimum storage period (deleting them is billed) unless --include-early.
+    Prune {
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Also delete superseded archives inside their minimum storage period.
+        #[arg(long)]
+        include_early: bool,
+        /// Delete without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
+        /// Show what would be deleted and what it would cost; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan and the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the set's archives cost: bytes and counts, monthly storage, pending
+    /// early-deletion charges, and what retrieving everything would cost per tier.
+    Cost {
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -291,6 +356,47 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 wait: !no_wait,
             };
             restore_command(&resolved, &paths, &archives, &options).await
+        }
+        Some(Command::Delete {
+            paths,
+            archives,
+            all_versions,
+            root,
+            set,
+            yes,
+            dry_run,
+            json,
+        }) => {
+            if paths.is_empty() && archives.is_empty() {
+                return Err(UsageError(
+                    "name what to delete: PATH... relative to the root, or --archive ID (see `firn ls --all`)".into(),
+                )
+                .into());
+            }
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            let selection = Selection {
+                paths,
+                archives,
+                all_versions,
+            };
+            let confirm = Confirm { yes, dry_run, json };
+            delete_command(&resolved, &selection, confirm).await
+        }
+        Some(Command::Prune {
+            root,
+            set,
+            include_early,
+            yes,
+            dry_run,
+            json,
+        }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            let confirm = Confirm { yes, dry_run, json };
+            prune_command(&resolved, include_early, confirm).await
+        }
+        Some(Command::Cost { root, set, json }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            cost_command(&resolved, json).await
         }
     }
 }
@@ -498,6 +604,9 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
         for warning in &recovery.warnings {
             println!("warning: {warning}");
         }
+        for key in &recovery.deletions_finished {
+            println!("finished: deletion of {key} (interrupted by an earlier run)");
+        }
         for id in &recovery.aborted_uploads {
             println!("aborted: abandoned upload {id}");
         }
@@ -570,6 +679,7 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
         summary
     };
     summary.recovered = recovery.found() as u64;
+    summary.deletions_finished = recovery.deletions_finished.len() as u64;
     summary.orphans = recovery.unresolved.clone();
     let reads = ReadCounters::now().since(reads_before);
     summary.files_read = reads.files_read;
@@ -774,13 +884,8 @@ async fn restore_command(
         }
         return report_restore(&engine, records, options).await;
     }
-    let wanted = |key: &str| {
-        paths.is_empty()
-            || paths.iter().any(|p| {
-                let p = p.trim_end_matches('/');
-                key == p || (key.starts_with(p) && key.as_bytes().get(p.len()) == Some(&b'/'))
-            })
-    };
+    let prefixes: Vec<String> = paths.iter().map(|p| path_prefix(set, p)).collect();
+    let wanted = |key: &str| prefixes.is_empty() || prefixes.iter().any(|p| is_under(key, p));
     let records: Vec<_> = engine
         .catalog
         .records()
@@ -859,6 +964,482 @@ async fn report_restore(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The catalog key prefix a PATH argument names: relative to the root (an
+/// absolute path inside the root works too), `/`-separated, NFC like keys;
+/// `.` is the whole set.
+fn path_prefix(set: &ResolvedSet, path: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let as_path = std::path::Path::new(path);
+    let relative = if as_path.is_absolute() {
+        // The root is canonical; the argument may go through a symlink.
+        let canonical = std::fs::canonicalize(as_path).ok();
+        [Some(as_path), canonical.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(|p| p.strip_prefix(&set.root).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.to_string())
+    } else {
+        path.to_string()
+    };
+    let mut prefix = relative.as_str();
+    while let Some(rest) = prefix.strip_prefix("./") {
+        prefix = rest;
+    }
+    let prefix = prefix.trim_end_matches('/');
+    let prefix = if prefix == "." { "" } else { prefix };
+    prefix.nfc().collect()
+}
+
+/// Whether `key` is `prefix` itself or below it (the empty prefix is everything).
+fn is_under(key: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || key == prefix
+        || (key.starts_with(prefix) && key.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+/// What `firn delete` was asked to delete.
+struct Selection {
+    paths: Vec<String>,
+    archives: Vec<String>,
+    all_versions: bool,
+}
+
+/// How a deletion is confirmed and reported.
+#[derive(Clone, Copy)]
+struct Confirm {
+    yes: bool,
+    dry_run: bool,
+    json: bool,
+}
+
+async fn delete_command(
+    set: &ResolvedSet,
+    selection: &Selection,
+    confirm: Confirm,
+) -> Result<ExitCode> {
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "delete")?;
+    let engine = Engine::open(set).await?;
+    let interrupted = engine.finish_interrupted_deletions().await?;
+    let records = engine.catalog.records().await?;
+    let mut chosen = Vec::new();
+    let mut problems = Vec::new();
+    for path in &selection.paths {
+        let prefix = path_prefix(set, path);
+        let matching: Vec<_> = records
+            .iter()
+            .filter(|r| is_under(&r.key, &prefix))
+            .collect();
+        let wanted: Vec<_> = matching
+            .iter()
+            .filter(|r| selection.all_versions || r.state == ArchiveState::Current)
+            .collect();
+        if wanted.is_empty() {
+            problems.push(if matching.is_empty() {
+                format!("nothing archived matches {path:?}")
+            } else {
+                format!("{path:?} has only superseded versions (add --all-versions to delete them)")
+            });
+        }
+        chosen.extend(wanted.into_iter().map(|r| (*r).clone()));
+    }
+    for id in &selection.archives {
+        match records.iter().find(|r| &r.archive_id == id) {
+            Some(record) => chosen.push(record.clone()),
+            None => problems.push(format!(
+                "archive {id} is not in the catalog of set {}",
+                set.id
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(UsageError(format!(
+            "{}; nothing deleted (see `firn ls --all`)",
+            problems.join("; ")
+        ))
+        .into());
+    }
+    let plan = engine.plan_deletion(chosen, &set.prices, crate::store::local::now_secs());
+    run_deletion(set, &engine, &plan, confirm, &interrupted, None).await
+}
+
+async fn prune_command(
+    set: &ResolvedSet,
+    include_early: bool,
+    confirm: Confirm,
+) -> Result<ExitCode> {
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "prune")?;
+    let engine = Engine::open(set).await?;
+    let interrupted = engine.finish_interrupted_deletions().await?;
+    let now = crate::store::local::now_secs();
+    let prunable = engine.prunable(&set.prices, now, include_early).await?;
+    let skipped = engine.plan_deletion(prunable.skipped_early, &set.prices, now);
+    let plan = engine.plan_deletion(prunable.records, &set.prices, now);
+    run_deletion(set, &engine, &plan, confirm, &interrupted, Some(&skipped)).await
+}
+
+/// Shows the plan, asks (or refuses without a terminal and without --yes),
+/// deletes, reports. `skipped` is what a prune leaves for being early.
+async fn run_deletion(
+    set: &ResolvedSet,
+    engine: &Engine,
+    plan: &DeletionPlan,
+    confirm: Confirm,
+    interrupted: &InterruptedDeletions,
+    skipped: Option<&DeletionPlan>,
+) -> Result<ExitCode> {
+    let prices = &set.prices;
+    let ask = !confirm.yes && !confirm.dry_run && !plan.is_empty();
+    let terminal = std::io::stdin().is_terminal();
+    if !confirm.json {
+        for key in &interrupted.finished {
+            println!("finished: deletion of {key} (interrupted by an earlier run)");
+        }
+        for warning in &interrupted.failed {
+            println!("warning: {warning}");
+        }
+    }
+    // The plan goes to stdout, or to stderr when stdout is JSON and we must ask.
+    let show_plan = !confirm.json || (ask && terminal);
+    if show_plan {
+        let mut out: Box<dyn Write> = if confirm.json {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
+        print_plan(&mut out, set, plan, prices, skipped)?;
+        out.flush()?;
+    }
+    let report = if plan.is_empty() || confirm.dry_run {
+        DeletionReport::default()
+    } else {
+        if ask {
+            if !terminal {
+                return Err(UsageError(format!(
+                    "not deleting {} without confirmation; pass --yes to delete without asking",
+                    plural(plan.len() as u64, "archive")
+                ))
+                .into());
+            }
+            let question = format!(
+                "Delete {} ({}, early-deletion charge ≈ {})? [y/N] ",
+                plural(plan.len() as u64, "archive"),
+                human_bytes(plan.total_bytes),
+                prices.format(plan.total_charge)
+            );
+            if !ask_yes(&question, confirm.json)? {
+                if confirm.json {
+                    eprintln!("nothing deleted");
+                } else {
+                    println!("nothing deleted");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("firn: interrupted; finishing the deletions in flight cleanly");
+                stop.cancel();
+            }
+        });
+        let names: Vec<(String, u64)> = plan
+            .items
+            .iter()
+            .map(|i| (i.record.key.clone(), i.record.size))
+            .collect();
+        let quiet = confirm.json;
+        let printer = tokio::spawn(async move {
+            let mut rx = rx;
+            while let Some(event) = rx.recv().await {
+                if quiet {
+                    continue;
+                }
+                let name = |id: u64| names.get(id as usize).cloned().unwrap_or_default();
+                match event {
+                    Event::Done { id, archive_id } => {
+                        let (key, size) = name(id);
+                        println!(
+                            "deleted: {key} ({}, archive {archive_id})",
+                            human_bytes(size)
+                        );
+                    }
+                    Event::Failed { id, reason } => {
+                        println!("failed: {}: {reason}", name(id).0);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let report = engine.delete_archives(plan, tx, cancel).await;
+        let _ = printer.await;
+        report
+    };
+    let failed = !report.failed.is_empty() || report.cancelled > 0;
+    if confirm.json {
+        let doc = DeletionJson::new(set, plan, confirm.dry_run, &report, interrupted, skipped);
+        println!("{}", serde_json::to_string(&doc)?);
+    } else if confirm.dry_run {
+        println!("dry run: nothing deleted");
+    } else if !plan.is_empty() {
+        println!(
+            "deleted {} ({}), early-deletion charge ≈ {}; {} failed{}",
+            plural(report.deleted, "archive"),
+            human_bytes(report.deleted_bytes),
+            prices.format(report.charged),
+            report.failed.len(),
+            if report.cancelled > 0 {
+                format!(", {} cancelled", report.cancelled)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Asks on the terminal; true for y / yes.
+fn ask_yes(question: &str, on_stderr: bool) -> Result<bool> {
+    if on_stderr {
+        eprint!("{question}");
+        std::io::stderr().flush()?;
+    } else {
+        print!("{question}");
+        std::io::stdout().flush()?;
+    }
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+fn print_plan(
+    out: &mut dyn Write,
+    set: &ResolvedSet,
+    plan: &DeletionPlan,
+    prices: &Prices,
+    skipped: Option<&DeletionPlan>,
+) -> Result<()> {
+    if plan.is_empty() {
+        match skipped {
+            Some(_) => writeln!(out, "nothing to prune in set {}", set.id)?,
+            None => writeln!(out, "nothing to delete in set {}", set.id)?,
+        }
+    } else {
+        writeln!(
+            out,
+            "{} of set {} to delete:",
+            plural(plan.len() as u64, "archive"),
+            set.id
+        )?;
+        let charges: Vec<String> = plan
+            .items
+            .iter()
+            .map(|i| prices.format(i.early_charge))
+            .collect();
+        let width = charges.iter().map(|c| c.len()).max().unwrap_or(0).max(14);
+        writeln!(
+            out,
+            "  {:>10}  {:>6}  {:>width$}  {:<10}  path",
+            "size", "age", "early-deletion", "state"
+        )?;
+        for (item, charge) in plan.items.iter().zip(&charges) {
+            writeln!(
+                out,
+                "  {:>10}  {:>4} d  {charge:>width$}  {:<10}  {}",
+                human_bytes(item.record.size),
+                item.age_days(),
+                item.record.state.as_str(),
+                item.record.key
+            )?;
+        }
+        let early = plan.early_count();
+        writeln!(
+            out,
+            "total: {}, {}, early-deletion charge ≈ {}{}",
+            plural(plan.len() as u64, "archive"),
+            human_bytes(plan.total_bytes),
+            prices.format(plan.total_charge),
+            if early > 0 {
+                format!(
+                    " ({early} inside the {}-day minimum storage period)",
+                    prices.minimum_storage_days
+                )
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    if let Some(skipped) = skipped.filter(|s| !s.is_empty()) {
+        writeln!(
+            out,
+            "kept: {} ({}) inside the {}-day minimum storage period; --include-early deletes them too (early-deletion charge ≈ {})",
+            plural(skipped.len() as u64, "superseded archive"),
+            human_bytes(skipped.total_bytes),
+            prices.minimum_storage_days,
+            prices.format(skipped.total_charge)
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct DeletionItemJson<'a> {
+    path: &'a str,
+    archive_id: &'a str,
+    state: ArchiveState,
+    size: u64,
+    uploaded_at: i64,
+    age_days: i64,
+    early: bool,
+    early_deletion_charge: f64,
+}
+
+#[derive(Serialize)]
+struct DeletionJson<'a> {
+    set: &'a str,
+    dry_run: bool,
+    currency: &'a str,
+    archives: Vec<DeletionItemJson<'a>>,
+    total_archives: usize,
+    total_bytes: u64,
+    total_early_deletion_charge: f64,
+    #[serde(flatten)]
+    report: &'a DeletionReport,
+    /// Interrupted deletions of an earlier run finished first.
+    interrupted_finished: &'a [String],
+    warnings: &'a [String],
+    /// Prune only: superseded archives kept for being inside the minimum period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped_early: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped_early_bytes: Option<u64>,
+}
+
+impl<'a> DeletionJson<'a> {
+    fn new(
+        set: &'a ResolvedSet,
+        plan: &'a DeletionPlan,
+        dry_run: bool,
+        report: &'a DeletionReport,
+        interrupted: &'a InterruptedDeletions,
+        skipped: Option<&DeletionPlan>,
+    ) -> Self {
+        DeletionJson {
+            set: &set.id,
+            dry_run,
+            currency: &plan.currency,
+            archives: plan
+                .items
+                .iter()
+                .map(|i| DeletionItemJson {
+                    path: &i.record.key,
+                    archive_id: &i.record.archive_id,
+                    state: i.record.state,
+                    size: i.record.size,
+                    uploaded_at: i.record.uploaded_at,
+                    age_days: i.age_days(),
+                    early: i.early,
+                    early_deletion_charge: i.early_charge,
+                })
+                .collect(),
+            total_archives: plan.len(),
+            total_bytes: plan.total_bytes,
+            total_early_deletion_charge: plan.total_charge,
+            report,
+            interrupted_finished: &interrupted.finished,
+            warnings: &interrupted.failed,
+            skipped_early: skipped.map(DeletionPlan::len),
+            skipped_early_bytes: skipped.map(|s| s.total_bytes),
+        }
+    }
+}
+
+async fn cost_command(set: &ResolvedSet, json: bool) -> Result<ExitCode> {
+    let engine = Engine::open(set).await?;
+    let prices = &set.prices;
+    let summary = engine
+        .cost_summary(prices, crate::store::local::now_secs())
+        .await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        #[derive(Serialize)]
+        struct CostJson<'a> {
+            set: &'a str,
+            target: String,
+            #[serde(flatten)]
+            summary: &'a crate::cost::CostSummary,
+        }
+        let doc = CostJson {
+            set: &set.id,
+            target: engine.store.target(),
+            summary: &summary,
+        };
+        serde_json::to_writer(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let money = |amount: f64| prices.format(amount);
+    writeln!(out, "set {} ({})", set.id, engine.store.target())?;
+    writeln!(
+        out,
+        "archived: {}, {} (current: {}, {}; superseded: {}, {})",
+        plural(summary.total.archives, "archive"),
+        human_bytes(summary.total.bytes),
+        plural(summary.current.archives, "archive"),
+        human_bytes(summary.current.bytes),
+        plural(summary.superseded.archives, "archive"),
+        human_bytes(summary.superseded.bytes),
+    )?;
+    writeln!(
+        out,
+        "storage: ≈ {} per month",
+        money(summary.monthly_storage)
+    )?;
+    if prices.minimum_storage_days > 0 {
+        writeln!(
+            out,
+            "pending early-deletion charges: ≈ {} ({} inside the {}-day minimum storage period)",
+            money(summary.pending_early_deletion),
+            plural(summary.early.archives, "superseded archive"),
+            prices.minimum_storage_days
+        )?;
+    }
+    writeln!(
+        out,
+        "retrieving every current archive ({}, {}):",
+        plural(summary.current.archives, "archive"),
+        human_bytes(summary.current.bytes)
+    )?;
+    for estimate in &summary.retrieval {
+        writeln!(
+            out,
+            "  {:<10} ≈ {}",
+            estimate.tier.as_str(),
+            money(estimate.cost)
+        )?;
+    }
+    if matches!(set.store, config::StoreChoice::Local { .. }) && *prices == Prices::free() {
+        writeln!(
+            out,
+            "the embedded local store has no charges; set a [prices] table in the config to estimate another store's"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "prices: {} per GB-month (GB = 2^30 bytes), {}-day minimum; estimates, not a bill",
+            money(prices.storage_per_gb_month),
+            prices.minimum_storage_days
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn init_command(set: &ResolvedSet, yes: bool) -> Result<ExitCode> {

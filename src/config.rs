@@ -12,6 +12,9 @@
 //! ignore_patterns = ['(^|/)\.DS_Store$']
 //! store = { kind = "local", path = "/mnt/external/firn-store" }
 //! catalog = { kind = "sqlite", path = "/mnt/external/firn-catalog.sqlite" }
+//!
+//! [prices]                      # estimates (see `cost`); per set: [sets.NAME.prices]
+//! storage_per_gb_month = 0.0036
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,6 +25,7 @@ use serde::Deserialize;
 
 use crate::aws::AwsSettings;
 use crate::catalog::dynamodb::DynamoSettings;
+use crate::cost::{PriceSettings, Prices};
 use crate::engine::Retention;
 use crate::scan::Filter;
 use crate::store::glacier::GlacierSettings;
@@ -36,6 +40,9 @@ pub struct ConfigFile {
     /// Terminal UI settings (keys, colours), read by `tui::settings`.
     #[serde(default)]
     pub tui: Option<toml::Value>,
+    /// Prices for cost estimates, for every set (a set's own `prices` overrides them).
+    #[serde(default)]
+    pub prices: Option<PriceSettings>,
 }
 
 /// Settings of one set; `[defaults]` uses the same shape (its `root` is ignored).
@@ -52,6 +59,8 @@ pub struct SetSettings {
     pub catalog: Option<CatalogConfig>,
     pub retention: Option<String>,
     pub concurrency: Option<usize>,
+    /// This set's prices, field by field over the top-level `[prices]`.
+    pub prices: Option<PriceSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -133,6 +142,9 @@ pub struct ResolvedSet {
     pub catalog: CatalogChoice,
     pub retention: Retention,
     pub concurrency: usize,
+    /// Prices for cost estimates: the config's, else Glacier's list prices for a
+    /// vault and none for the embedded local store.
+    pub prices: Prices,
     /// Local state of this set: fingerprint cache, journal, lock.
     pub state_dir: PathBuf,
 }
@@ -398,6 +410,27 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
     if concurrency == 0 {
         bail!(usage("concurrency must be at least 1"));
     }
+    if config.defaults.prices.is_some() {
+        bail!(usage(format!(
+            "prices go in a top-level [prices] table (or [sets.NAME.prices]), not under [defaults]; move them in {where_config}"
+        )));
+    }
+    let configured_prices = match (&config.prices, &settings.prices) {
+        (None, None) => None,
+        (top, set) => {
+            let top = top.clone().unwrap_or_default();
+            let merged = match set {
+                Some(set) => set.clone().over(&top),
+                None => top,
+            };
+            Some(
+                merged
+                    .resolve()
+                    .map_err(|e| usage(format!("{e}; fix it in {where_config}")))?,
+            )
+        }
+    };
+    let prices = Prices::for_store(&store, configured_prices);
     let follow_symlinks = overrides.follow_symlinks
         || settings
             .follow_symlinks
@@ -416,6 +449,7 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         catalog,
         retention,
         concurrency,
+        prices,
         state_dir,
     })
 }

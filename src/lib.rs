@@ -8,6 +8,7 @@ pub mod aws;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod description;
 pub mod engine;
 pub mod hash;

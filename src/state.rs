@@ -1,5 +1,6 @@
 //! Local state of one backup set (SQLite in the platform data dir): the fingerprint
-//! cache, the journal of uploads in flight, and retrieval jobs.
+//! cache, the journal of uploads in flight, the journal of deletions in flight, and
+//! retrieval jobs.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -39,6 +40,15 @@ pub struct MultipartRecord {
     pub key: String,
     pub token: String,
     pub fingerprint: Fingerprint,
+    pub started_at: i64,
+}
+
+/// A deletion asked of the store whose catalog record may still be there: the
+/// next run deletes it from the store again (idempotent) and from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionIntent {
+    pub archive_id: String,
+    pub key: String,
     pub started_at: i64,
 }
 
@@ -132,7 +142,9 @@ impl LocalState {
              CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS retrieval (
                 archive_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, tier TEXT NOT NULL,
-                requested_at INTEGER NOT NULL);",
+                requested_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS deletion_journal (
+                archive_id TEXT PRIMARY KEY, key TEXT NOT NULL, started_at INTEGER NOT NULL);",
         )
         .with_context(|| format!("cannot initialise local state {}", path.display()))?;
         add_missing_columns(
@@ -424,5 +436,38 @@ impl LocalState {
         self.conn()
             .execute("DELETE FROM retrieval WHERE archive_id = ?1", [archive_id])?;
         Ok(())
+    }
+
+    /// Journals a deletion before the store is asked (see [`DeletionIntent`]).
+    pub fn deletion_begin(&self, archive_id: &str, key: &str, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO deletion_journal (archive_id, key, started_at) VALUES (?1, ?2, ?3)",
+            params![archive_id, key, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn deletion_end(&self, archive_id: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM deletion_journal WHERE archive_id = ?1",
+            [archive_id],
+        )?;
+        Ok(())
+    }
+
+    /// Deletions an interrupted run left, oldest first.
+    pub fn deletions(&self) -> Result<Vec<DeletionIntent>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT archive_id, key, started_at FROM deletion_journal ORDER BY started_at, archive_id",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(DeletionIntent {
+                archive_id: row.get(0)?,
+                key: row.get(1)?,
+                started_at: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -13,6 +13,7 @@
 //! A crash anywhere leaves either the old archive current, or the new one, and the
 //! journal lets the next run find and account for an archive stored but not recorded.
 
+mod delete;
 mod recover;
 mod restore;
 mod retention;
@@ -27,6 +28,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use delete::{
+    DeletionItem, DeletionPlan, DeletionReport, FailedDeletion, InterruptedDeletions, Prunable,
+};
 pub use recover::RecoveryReport;
 pub use restore::{
     DOWNLOAD_RANGE, ExistsWithOtherContent, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome,
@@ -156,6 +160,8 @@ pub struct BackupSummary {
     pub superseded_deleted: u64,
     pub superseded_kept: u64,
     pub recovered: u64,
+    /// Deletions an interrupted run left, finished before this backup.
+    pub deletions_finished: u64,
     pub orphans: Vec<String>,
     /// File content read by this process (status and backup together).
     pub files_read: u64,

@@ -1,5 +1,6 @@
 //! Finishing what an interrupted run left: uploads the store confirmed but the
-//! catalog never recorded (DESIGN invariant 3: every archive is accounted for).
+//! catalog never recorded (DESIGN invariant 3: every archive is accounted for),
+//! and deletions the store confirmed but the catalog still lists.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -22,6 +23,8 @@ pub struct RecoveryReport {
     pub unresolved: Vec<String>,
     /// Uploads in progress in the store that nothing will resume, aborted.
     pub aborted_uploads: Vec<String>,
+    /// Keys whose interrupted deletion was finished (store, then catalog).
+    pub deletions_finished: Vec<String>,
     /// What could not be checked (the run goes on).
     pub warnings: Vec<String>,
 }
@@ -43,6 +46,9 @@ impl Engine {
     /// Resolves every journal entry left by an interrupted run.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
+        let deletions = self.finish_interrupted_deletions().await?;
+        report.deletions_finished = deletions.finished;
+        report.warnings.extend(deletions.failed);
         match self
             .store
             .abort_abandoned(&self.state.multipart_tokens()?)

@@ -93,18 +93,10 @@ impl Engine {
         Ok(true)
     }
 
-    /// Deletes one archive: marked `deleting` first so a crash in between is finished
-    /// by the next sweep, removed from the catalog only after the store confirmed.
-    pub async fn delete_archive(&self, record: &ArchiveRecord) -> Result<()> {
-        self.catalog
-            .set_state(&record.key, &record.archive_id, ArchiveState::Deleting)
-            .await?;
-        self.store.delete(&record.archive_id).await?;
-        self.catalog.remove(&record.key, &record.archive_id).await
-    }
-
-    /// Applies the policy to every superseded archive of the set, and finishes
-    /// deletions a crash interrupted.
+    /// Applies the policy to every superseded archive of the set. Records an older
+    /// firn left `deleting` (it marked the catalog before asking the store) are
+    /// deleted whatever the policy; deletions are journaled in local state now
+    /// (see `delete.rs`).
     pub async fn sweep_superseded(&self) -> Result<RetentionReport> {
         let now = now_secs();
         let mut report = RetentionReport::default();

@@ -199,3 +199,35 @@ pub fn sample_record(
         superseded_at: None,
     }
 }
+
+impl Sandbox {
+    /// A command that runs firn without root's power to ignore file permissions:
+    /// as root, a copy of the binary run as `nobody` (65534) through `setpriv` on
+    /// a sandbox it is then given (call this after the files it needs exist);
+    /// otherwise the usual command.
+    pub fn unprivileged_command(&self) -> Command {
+        if !is_root() {
+            return self.command();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.path().join("firn");
+        std::fs::copy(env!("CARGO_BIN_EXE_firn"), &bin).expect("copy firn");
+        std::fs::set_permissions(self.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("open the sandbox to nobody");
+        let chown = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(self.path())
+            .status()
+            .expect("run chown");
+        assert!(chown.success(), "chown the sandbox");
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .env("FIRN_DATA_DIR", self.data())
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("HOME", self.path())
+            .env_remove("FIRN_CONFIG")
+            .env_remove("FIRN_FAULT");
+        cmd
+    }
+}

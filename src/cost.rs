@@ -1,0 +1,540 @@
+//! What archiving costs: storage per month, the charge for deleting an archive
+//! before its minimum storage period ends, and the price of a retrieval before it
+//! is requested. Figures are estimates from configurable list prices.
+//!
+//! The defaults are Amazon Glacier (vault API) list prices for us-east-1 as of
+//! 2024 (check <https://aws.amazon.com/glacier/pricing/>; override them in the
+//! config's `[prices]` table):
+//!
+//! | item | price |
+//! | --- | --- |
+//! | storage | 0.0036 USD per GB-month |
+//! | minimum storage period | 90 days (deleting earlier is billed for the rest) |
+//! | Expedited retrieval | 0.03 USD per GB + 10.00 USD per 1,000 requests |
+//! | Standard retrieval | 0.01 USD per GB + 0.05 USD per 1,000 requests |
+//! | Bulk retrieval | 0.0025 USD per GB + 0.025 USD per 1,000 requests |
+//!
+//! A "GB" is 2^30 bytes, as AWS bills it. A month is 30 days (AWS pro-rates the
+//! early-deletion charge over the remaining days of the 90-day minimum, which is
+//! 3 months of storage). Glacier's per-archive overhead (32 KiB at the Glacier
+//! rate plus 8 KiB at the S3 Standard rate) is not included.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{ArchiveRecord, ArchiveState};
+use crate::config::StoreChoice;
+use crate::store::Tier;
+
+/// Bytes in the "GB" of a price (AWS bills 2^30 bytes as one GB).
+pub const BYTES_PER_GB: f64 = (1u64 << 30) as f64;
+/// Days in the "month" of a storage price.
+pub const DAYS_PER_MONTH: f64 = 30.0;
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Retrieval prices of one tier.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TierPrices {
+    pub retrieval_per_gb: f64,
+    pub retrieval_per_1000_requests: f64,
+}
+
+/// The prices estimates are made with. Deserializes from a `[prices]` table where
+/// every field is optional (missing ones take the Glacier defaults) and unknown
+/// keys are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "PriceSettings")]
+pub struct Prices {
+    pub currency: String,
+    pub storage_per_gb_month: f64,
+    /// Deleting an archive younger than this is billed for the remaining days.
+    pub minimum_storage_days: u32,
+    pub expedited: TierPrices,
+    pub standard: TierPrices,
+    pub bulk: TierPrices,
+}
+
+impl Default for Prices {
+    /// Amazon Glacier (vault API), us-east-1 list prices as of 2024.
+    fn default() -> Self {
+        Prices {
+            currency: "USD".into(),
+            storage_per_gb_month: 0.0036,
+            minimum_storage_days: 90,
+            expedited: TierPrices {
+                retrieval_per_gb: 0.03,
+                retrieval_per_1000_requests: 10.0,
+            },
+            standard: TierPrices {
+                retrieval_per_gb: 0.01,
+                retrieval_per_1000_requests: 0.05,
+            },
+            bulk: TierPrices {
+                retrieval_per_gb: 0.0025,
+                retrieval_per_1000_requests: 0.025,
+            },
+        }
+    }
+}
+
+/// One tier's prices as written in the config (every field optional).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierPriceSettings {
+    pub retrieval_per_gb: Option<f64>,
+    pub retrieval_per_1000_requests: Option<f64>,
+}
+
+/// A `[prices]` table as written in the config: what is missing comes from the
+/// layer below (`[sets.NAME.prices]` over `[prices]` over the defaults).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSettings {
+    pub currency: Option<String>,
+    pub storage_per_gb_month: Option<f64>,
+    pub minimum_storage_days: Option<u32>,
+    pub expedited: Option<TierPriceSettings>,
+    pub standard: Option<TierPriceSettings>,
+    pub bulk: Option<TierPriceSettings>,
+}
+
+impl TierPriceSettings {
+    fn over(self, below: Option<TierPriceSettings>) -> TierPriceSettings {
+        let below = below.unwrap_or_default();
+        TierPriceSettings {
+            retrieval_per_gb: self.retrieval_per_gb.or(below.retrieval_per_gb),
+            retrieval_per_1000_requests: self
+                .retrieval_per_1000_requests
+                .or(below.retrieval_per_1000_requests),
+        }
+    }
+
+    fn apply(self, base: TierPrices) -> TierPrices {
+        TierPrices {
+            retrieval_per_gb: self.retrieval_per_gb.unwrap_or(base.retrieval_per_gb),
+            retrieval_per_1000_requests: self
+                .retrieval_per_1000_requests
+                .unwrap_or(base.retrieval_per_1000_requests),
+        }
+    }
+}
+
+impl PriceSettings {
+    /// These settings, with what they leave out taken from `below`.
+    pub fn over(self, below: &PriceSettings) -> PriceSettings {
+        let tier = |mine: Option<TierPriceSettings>, theirs: Option<TierPriceSettings>| match mine {
+            Some(mine) => Some(mine.over(theirs)),
+            None => theirs,
+        };
+        PriceSettings {
+            currency: self.currency.or_else(|| below.currency.clone()),
+            storage_per_gb_month: self.storage_per_gb_month.or(below.storage_per_gb_month),
+            minimum_storage_days: self.minimum_storage_days.or(below.minimum_storage_days),
+            expedited: tier(self.expedited, below.expedited),
+            standard: tier(self.standard, below.standard),
+            bulk: tier(self.bulk, below.bulk),
+        }
+    }
+
+    /// The prices these settings describe, the Glacier defaults filling the gaps.
+    /// Refuses a negative or non-finite price with one line naming it.
+    pub fn resolve(self) -> Result<Prices, String> {
+        let prices = self.fill();
+        prices.validate()?;
+        Ok(prices)
+    }
+
+    fn fill(self) -> Prices {
+        let settings = self;
+        let base = Prices::default();
+        Prices {
+            currency: settings.currency.unwrap_or(base.currency),
+            storage_per_gb_month: settings
+                .storage_per_gb_month
+                .unwrap_or(base.storage_per_gb_month),
+            minimum_storage_days: settings
+                .minimum_storage_days
+                .unwrap_or(base.minimum_storage_days),
+            expedited: settings.expedited.unwrap_or_default().apply(base.expedited),
+            standard: settings.standard.unwrap_or_default().apply(base.standard),
+            bulk: settings.bulk.unwrap_or_default().apply(base.bulk),
+        }
+    }
+}
+
+impl TryFrom<PriceSettings> for Prices {
+    type Error = String;
+
+    fn try_from(settings: PriceSettings) -> Result<Prices, String> {
+        settings.resolve()
+    }
+}
+
+/// A retrieval estimate for one tier.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RetrievalEstimate {
+    pub tier: Tier,
+    pub bytes: u64,
+    pub requests: u64,
+    pub cost: f64,
+}
+
+impl Prices {
+    /// Prices that make everything free: the embedded local store.
+    pub fn free() -> Prices {
+        let nothing = TierPrices {
+            retrieval_per_gb: 0.0,
+            retrieval_per_1000_requests: 0.0,
+        };
+        Prices {
+            currency: "USD".into(),
+            storage_per_gb_month: 0.0,
+            minimum_storage_days: 0,
+            expedited: nothing,
+            standard: nothing,
+            bulk: nothing,
+        }
+    }
+
+    /// The prices of a set: what the config says when it has a `[prices]` table,
+    /// else Glacier's defaults for a Glacier vault and nothing for the embedded
+    /// local store (which has no charges).
+    pub fn for_store(store: &StoreChoice, configured: Option<Prices>) -> Prices {
+        match (configured, store) {
+            (Some(prices), _) => prices,
+            (None, StoreChoice::Local { .. }) => Prices::free(),
+            (None, StoreChoice::Glacier(_)) => Prices::default(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut figures = vec![(
+            "storage_per_gb_month".to_string(),
+            self.storage_per_gb_month,
+        )];
+        for (name, tier) in [
+            ("expedited", self.expedited),
+            ("standard", self.standard),
+            ("bulk", self.bulk),
+        ] {
+            figures.push((format!("{name}.retrieval_per_gb"), tier.retrieval_per_gb));
+            figures.push((
+                format!("{name}.retrieval_per_1000_requests"),
+                tier.retrieval_per_1000_requests,
+            ));
+        }
+        for (name, value) in figures {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!(
+                    "price {name} = {value} in [prices] must be a number of at least 0"
+                ));
+            }
+        }
+        if self.currency.trim().is_empty() {
+            return Err("[prices] currency must not be empty (for example \"USD\")".into());
+        }
+        Ok(())
+    }
+
+    pub fn tier(&self, tier: Tier) -> TierPrices {
+        match tier {
+            Tier::Expedited => self.expedited,
+            Tier::Standard => self.standard,
+            Tier::Bulk => self.bulk,
+        }
+    }
+
+    /// Whole days of the minimum storage period left for an archive uploaded at
+    /// `uploaded_at` (Unix seconds): 0 once the period is over. A day begun counts.
+    pub fn remaining_minimum_days(&self, uploaded_at: i64, now: i64) -> u32 {
+        let age_days = now.saturating_sub(uploaded_at).max(0) / SECS_PER_DAY;
+        let remaining = i64::from(self.minimum_storage_days) - age_days;
+        remaining.clamp(0, i64::from(u32::MAX)) as u32
+    }
+
+    /// Whether deleting this archive now falls inside its minimum storage period.
+    pub fn is_early(&self, uploaded_at: i64, now: i64) -> bool {
+        self.remaining_minimum_days(uploaded_at, now) > 0
+    }
+
+    /// What deleting an archive of `size` bytes uploaded at `uploaded_at` costs at
+    /// `now`: the storage charge for the days left of the minimum period, pro-rated
+    /// (size in GB × price per GB-month × remaining days / 30). 0 after the period.
+    pub fn early_deletion_charge(&self, size: u64, uploaded_at: i64, now: i64) -> f64 {
+        let days = self.remaining_minimum_days(uploaded_at, now);
+        gb(size) * self.storage_per_gb_month * f64::from(days) / DAYS_PER_MONTH
+    }
+
+    /// Storing `bytes` for one month.
+    pub fn monthly_storage(&self, bytes: u64) -> f64 {
+        gb(bytes) * self.storage_per_gb_month
+    }
+
+    /// Retrieving `bytes` in `archive_count` archives (one request each) at `tier`.
+    pub fn retrieval_estimate(&self, bytes: u64, archive_count: u64, tier: Tier) -> f64 {
+        let prices = self.tier(tier);
+        gb(bytes) * prices.retrieval_per_gb
+            + archive_count as f64 / 1000.0 * prices.retrieval_per_1000_requests
+    }
+
+    /// The estimate of every tier, fastest first.
+    pub fn retrieval_estimates(&self, bytes: u64, archive_count: u64) -> Vec<RetrievalEstimate> {
+        [Tier::Expedited, Tier::Standard, Tier::Bulk]
+            .into_iter()
+            .map(|tier| RetrievalEstimate {
+                tier,
+                bytes,
+                requests: archive_count,
+                cost: self.retrieval_estimate(bytes, archive_count, tier),
+            })
+            .collect()
+    }
+
+    /// An amount in this currency, for people.
+    pub fn format(&self, amount: f64) -> String {
+        format_money(amount, &self.currency)
+    }
+}
+
+/// How many archives and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ArchiveTally {
+    pub archives: u64,
+    pub bytes: u64,
+}
+
+impl ArchiveTally {
+    fn add(&mut self, size: u64) {
+        self.archives += 1;
+        self.bytes += size;
+    }
+}
+
+/// What a set's archives cost (`firn cost`, the TUI's cost view).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CostSummary {
+    pub currency: String,
+    /// Current versions (one per file).
+    pub current: ArchiveTally,
+    /// Older versions still stored (superseded, or left `deleting` by an old run).
+    pub superseded: ArchiveTally,
+    pub total: ArchiveTally,
+    /// Storing every archive for a month.
+    pub monthly_storage: f64,
+    /// Superseded archives still inside their minimum storage period...
+    pub early: ArchiveTally,
+    /// ...and what deleting all of them now would be charged.
+    pub pending_early_deletion: f64,
+    /// Restoring every current archive, per tier (empty archives need no request).
+    pub retrieval: Vec<RetrievalEstimate>,
+    pub prices: Prices,
+}
+
+impl CostSummary {
+    pub fn of<'a>(
+        records: impl IntoIterator<Item = &'a ArchiveRecord>,
+        prices: &Prices,
+        now: i64,
+    ) -> CostSummary {
+        let mut current = ArchiveTally::default();
+        let mut superseded = ArchiveTally::default();
+        let mut early = ArchiveTally::default();
+        let mut requests = 0;
+        let mut pending_early_deletion = 0.0;
+        for record in records {
+            if record.state == ArchiveState::Current {
+                current.add(record.size);
+                if record.size > 0 {
+                    requests += 1;
+                }
+            } else {
+                superseded.add(record.size);
+                if prices.is_early(record.uploaded_at, now) {
+                    early.add(record.size);
+                    pending_early_deletion +=
+                        prices.early_deletion_charge(record.size, record.uploaded_at, now);
+                }
+            }
+        }
+        let total = ArchiveTally {
+            archives: current.archives + superseded.archives,
+            bytes: current.bytes + superseded.bytes,
+        };
+        CostSummary {
+            currency: prices.currency.clone(),
+            current,
+            superseded,
+            total,
+            monthly_storage: prices.monthly_storage(total.bytes),
+            early,
+            pending_early_deletion,
+            retrieval: prices.retrieval_estimates(current.bytes, requests),
+            prices: prices.clone(),
+        }
+    }
+}
+
+/// Bytes as the GB of a price (2^30 bytes).
+pub fn gb(bytes: u64) -> f64 {
+    bytes as f64 / BYTES_PER_GB
+}
+
+/// An amount for people: two decimals from 1 up, four below (cold storage
+/// charges are often fractions of a cent), `<0.0001` for what rounds to nothing
+/// but is not nothing. `format_money(0.0293, "USD")` is `0.0293 USD`.
+pub fn format_money(amount: f64, currency: &str) -> String {
+    if !amount.is_finite() {
+        return format!("? {currency}");
+    }
+    let magnitude = amount.abs();
+    if magnitude == 0.0 {
+        format!("0.00 {currency}")
+    } else if magnitude >= 1.0 {
+        format!("{amount:.2} {currency}")
+    } else if magnitude >= 0.000_05 {
+        format!("{amount:.4} {currency}")
+    } else {
+        format!("<0.0001 {currency}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    const GIB: u64 = 1 << 30;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn defaults_are_glacier_us_east_1() {
+        let p = Prices::default();
+        assert_eq!(p.currency, "USD");
+        assert!(close(p.storage_per_gb_month, 0.0036));
+        assert_eq!(p.minimum_storage_days, 90);
+        assert!(close(p.expedited.retrieval_per_gb, 0.03));
+        assert!(close(p.expedited.retrieval_per_1000_requests, 10.0));
+        assert!(close(p.standard.retrieval_per_gb, 0.01));
+        assert!(close(p.standard.retrieval_per_1000_requests, 0.05));
+        assert!(close(p.bulk.retrieval_per_gb, 0.0025));
+        assert!(close(p.bulk.retrieval_per_1000_requests, 0.025));
+    }
+
+    #[test]
+    fn early_deletion_is_the_storage_of_the_remaining_days() {
+        let p = Prices::default();
+        // Deleted at once: the whole 90 days (3 months) of storage.
+        assert!(close(p.early_deletion_charge(GIB, 0, 0), 0.0036 * 3.0));
+        // 60 days after upload: 30 days left, one month.
+        assert!(close(p.early_deletion_charge(GIB, 0, 60 * DAY), 0.0036));
+        // 10 GiB, half a day old: the day begun counts, 90 days left.
+        assert!(close(
+            p.early_deletion_charge(10 * GIB, 0, DAY / 2),
+            10.0 * 0.0036 * 3.0
+        ));
+        // 89.9 days old: one day left.
+        assert_eq!(p.remaining_minimum_days(0, 89 * DAY + DAY * 9 / 10), 1);
+        assert!(close(
+            p.early_deletion_charge(GIB, 0, 89 * DAY + 1),
+            0.0036 / 30.0
+        ));
+        // From day 90 on, nothing.
+        assert_eq!(p.early_deletion_charge(GIB, 0, 90 * DAY), 0.0);
+        assert_eq!(p.early_deletion_charge(GIB, 0, 1000 * DAY), 0.0);
+        assert!(!p.is_early(0, 90 * DAY));
+        assert!(p.is_early(0, 90 * DAY - 1));
+        // A clock that went backwards is treated as age 0, not a negative age.
+        assert_eq!(p.remaining_minimum_days(100, 0), 90);
+    }
+
+    #[test]
+    fn storage_and_retrieval_estimates() {
+        let p = Prices::default();
+        assert!(close(p.monthly_storage(GIB), 0.0036));
+        assert!(close(p.monthly_storage(500 * GIB), 1.8));
+        // 2 GiB in 1,000 archives, Standard: 2 × 0.01 + 1 × 0.05.
+        assert!(close(
+            p.retrieval_estimate(2 * GIB, 1000, Tier::Standard),
+            0.07
+        ));
+        // One 1 GiB archive, Expedited: 0.03 + 0.01.
+        assert!(close(p.retrieval_estimate(GIB, 1, Tier::Expedited), 0.04));
+        assert!(close(
+            p.retrieval_estimate(4 * GIB, 2000, Tier::Bulk),
+            0.01 + 0.05
+        ));
+        let all = p.retrieval_estimates(GIB, 1);
+        assert_eq!(
+            all.iter().map(|e| e.tier).collect::<Vec<_>>(),
+            [Tier::Expedited, Tier::Standard, Tier::Bulk]
+        );
+    }
+
+    #[test]
+    fn the_local_store_is_free_unless_prices_are_configured() {
+        let local = StoreChoice::Local {
+            dir: "/tmp/x".into(),
+            retrieval_delay_secs: 0,
+        };
+        let free = Prices::for_store(&local, None);
+        assert_eq!(free.early_deletion_charge(GIB, 0, 0), 0.0);
+        assert!(!free.is_early(0, 0));
+        assert_eq!(free.retrieval_estimate(GIB, 10, Tier::Expedited), 0.0);
+        let configured = Prices {
+            storage_per_gb_month: 1.0,
+            ..Prices::default()
+        };
+        assert_eq!(
+            Prices::for_store(&local, Some(configured.clone())),
+            configured
+        );
+    }
+
+    #[test]
+    fn a_partial_table_keeps_the_other_defaults_and_refuses_unknown_keys() {
+        let prices: Prices =
+            toml::from_str("storage_per_gb_month = 2\n[standard]\nretrieval_per_gb = 0.5\n")
+                .unwrap();
+        assert!(close(prices.storage_per_gb_month, 2.0));
+        assert!(close(prices.standard.retrieval_per_gb, 0.5));
+        assert!(close(prices.standard.retrieval_per_1000_requests, 0.05));
+        assert_eq!(prices.minimum_storage_days, 90);
+        let err = toml::from_str::<Prices>("storage_per_gb = 2\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn set_prices_override_the_top_level_field_by_field() {
+        let top: PriceSettings = toml::from_str(
+            "currency = \"EUR\"\nstorage_per_gb_month = 0.004\n[bulk]\nretrieval_per_gb = 0.003\n",
+        )
+        .unwrap();
+        let set: PriceSettings =
+            toml::from_str("minimum_storage_days = 180\n[bulk]\nretrieval_per_1000_requests = 1\n")
+                .unwrap();
+        let prices = set.over(&top).resolve().unwrap();
+        assert_eq!(prices.currency, "EUR");
+        assert!(close(prices.storage_per_gb_month, 0.004));
+        assert_eq!(prices.minimum_storage_days, 180);
+        assert!(close(prices.bulk.retrieval_per_gb, 0.003));
+        assert!(close(prices.bulk.retrieval_per_1000_requests, 1.0));
+        assert!(close(prices.expedited.retrieval_per_gb, 0.03));
+    }
+
+    #[test]
+    fn a_negative_price_is_refused() {
+        let bad: PriceSettings = toml::from_str("storage_per_gb_month = -1\n").unwrap();
+        let err = bad.resolve().unwrap_err();
+        assert!(err.contains("storage_per_gb_month"), "{err}");
+    }
+
+    #[test]
+    fn money_reads_well_at_every_scale() {
+        assert_eq!(format_money(0.0, "USD"), "0.00 USD");
+        assert_eq!(format_money(12.345, "USD"), "12.35 USD");
+        assert_eq!(format_money(0.029296875, "USD"), "0.0293 USD");
+        assert_eq!(format_money(0.000_01, "EUR"), "<0.0001 EUR");
+    }
+}

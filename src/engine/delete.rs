@@ -1,0 +1,326 @@
+//! Deleting archives: on request (`firn delete`, `firn prune`, the TUI) and by the
+//! retention policy, through one path. What a deletion costs is shown before it
+//! is made (`plan_deletion`), and what the set costs is summed up (`cost_summary`).
+//!
+//! Order of every deletion (the catalog changes only after the store confirms):
+//! 1. journal the intent in local state (`deletion_journal`), not in the catalog;
+//! 2. delete the archive from the store (an archive already gone counts as deleted);
+//! 3. remove its record from the catalog;
+//! 4. close the journal entry.
+//!
+//! A store that refuses (2) leaves the catalog as it was and the journal entry is
+//! dropped. A crash after (1) leaves the catalog record and the journal entry: the
+//! next run (`recover`, and `firn delete` / `firn prune` before they start) repeats
+//! 2–4, which is safe because deleting twice is not an error.
+//!
+//! Deleting the current version of a file leaves the file with no current version
+//! (status calls it new if it still exists locally); older versions stay superseded.
+
+use anyhow::{Context as _, Result};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, Event, TaskId, fault_point};
+use crate::catalog::{ArchiveRecord, ArchiveState};
+use crate::cost::{CostSummary, Prices};
+use crate::store::local::now_secs;
+
+const SECS_PER_DAY: i64 = 86_400;
+
+/// One archive of a deletion plan and what deleting it now costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletionItem {
+    pub record: ArchiveRecord,
+    /// Seconds since upload.
+    pub age_secs: i64,
+    /// Inside the minimum storage period: deleting now is billed.
+    pub early: bool,
+    /// The early-deletion charge (0 once the minimum period is over).
+    pub early_charge: f64,
+}
+
+impl DeletionItem {
+    /// Whole days since upload.
+    pub fn age_days(&self) -> i64 {
+        self.age_secs / SECS_PER_DAY
+    }
+}
+
+/// What a deletion will remove and what it will cost, shown before asking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletionPlan {
+    /// Sorted by key, then upload time; one per archive.
+    pub items: Vec<DeletionItem>,
+    pub total_bytes: u64,
+    pub total_charge: f64,
+    pub currency: String,
+}
+
+impl DeletionPlan {
+    pub fn new(records: Vec<ArchiveRecord>, prices: &Prices, now: i64) -> DeletionPlan {
+        let mut records = records;
+        records.sort_by(|a, b| {
+            (a.key.as_str(), a.uploaded_at, a.archive_id.as_str()).cmp(&(
+                b.key.as_str(),
+                b.uploaded_at,
+                b.archive_id.as_str(),
+            ))
+        });
+        records.dedup_by(|a, b| a.archive_id == b.archive_id && a.key == b.key);
+        let items: Vec<DeletionItem> = records
+            .into_iter()
+            .map(|record| DeletionItem {
+                age_secs: now.saturating_sub(record.uploaded_at).max(0),
+                early: prices.is_early(record.uploaded_at, now),
+                early_charge: prices.early_deletion_charge(record.size, record.uploaded_at, now),
+                record,
+            })
+            .collect();
+        DeletionPlan {
+            total_bytes: items.iter().map(|i| i.record.size).sum(),
+            total_charge: items.iter().map(|i| i.early_charge).sum(),
+            currency: prices.currency.clone(),
+            items,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// How many archives are inside their minimum storage period.
+    pub fn early_count(&self) -> usize {
+        self.items.iter().filter(|i| i.early).count()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedDeletion {
+    pub path: String,
+    pub archive_id: String,
+    pub reason: String,
+}
+
+/// What `delete_archives` did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeletionReport {
+    pub deleted: u64,
+    pub deleted_bytes: u64,
+    /// Early-deletion charges incurred by what was deleted (estimate).
+    pub charged: f64,
+    /// The store refused, or the catalog could not be updated (the next run
+    /// finishes those from the journal).
+    pub failed: Vec<FailedDeletion>,
+    /// Not attempted because the run was cancelled.
+    pub cancelled: u64,
+}
+
+/// Deletions an interrupted run left, finished (or not) by this one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct InterruptedDeletions {
+    /// Keys whose archive was deleted from the store and the catalog.
+    pub finished: Vec<String>,
+    /// What could not be finished now (kept in the journal for the next run).
+    pub failed: Vec<String>,
+}
+
+/// Superseded archives a bulk prune would delete, and those it leaves alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prunable {
+    pub records: Vec<ArchiveRecord>,
+    /// Inside their minimum storage period, skipped (unless `include_early`).
+    pub skipped_early: Vec<ArchiveRecord>,
+}
+
+impl Engine {
+    /// The plan (per archive: age, early-deletion charge; totals) for deleting
+    /// `records` at `now`.
+    pub fn plan_deletion(
+        &self,
+        records: Vec<ArchiveRecord>,
+        prices: &Prices,
+        now: i64,
+    ) -> DeletionPlan {
+        DeletionPlan::new(records, prices, now)
+    }
+
+    /// Deletes every archive of `plan` (up to `concurrency` at once), reporting on
+    /// `events`: per archive `Queued` (bytes = its size), `Started`, then `Done` or
+    /// `Failed`, the task id being its index in `plan.items`. Archives not started
+    /// when `cancel` fires are reported `Failed { reason: "cancelled" }`.
+    pub async fn delete_archives(
+        &self,
+        plan: &DeletionPlan,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> DeletionReport {
+        for (n, item) in plan.items.iter().enumerate() {
+            let queued = Event::Queued {
+                id: n as TaskId,
+                key: item.record.key.clone(),
+                bytes: item.record.size,
+            };
+            let _ = events.send(queued).await;
+        }
+        let (events, cancel) = (&events, &cancel);
+        let outcomes: Vec<(usize, Option<Result<(), String>>)> =
+            futures_util::stream::iter(plan.items.iter().enumerate())
+                .map(|(n, item)| async move {
+                    let id = n as TaskId;
+                    if cancel.is_cancelled() {
+                        let reason = "cancelled".to_string();
+                        let _ = events.send(Event::Failed { id, reason }).await;
+                        return (n, None);
+                    }
+                    let _ = events.send(Event::Started { id }).await;
+                    match self.delete_archive(&item.record).await {
+                        Ok(()) => {
+                            let archive_id = item.record.archive_id.clone();
+                            let _ = events.send(Event::Done { id, archive_id }).await;
+                            (n, Some(Ok(())))
+                        }
+                        Err(e) => {
+                            let reason = format!("{e:#}");
+                            let failed = Event::Failed {
+                                id,
+                                reason: reason.clone(),
+                            };
+                            let _ = events.send(failed).await;
+                            (n, Some(Err(reason)))
+                        }
+                    }
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+        let mut outcomes = outcomes;
+        outcomes.sort_by_key(|(n, _)| *n);
+        let mut report = DeletionReport::default();
+        for (n, outcome) in outcomes {
+            let Some(item) = plan.items.get(n) else {
+                continue;
+            };
+            match outcome {
+                None => report.cancelled += 1,
+                Some(Ok(())) => {
+                    report.deleted += 1;
+                    report.deleted_bytes += item.record.size;
+                    report.charged += item.early_charge;
+                }
+                Some(Err(reason)) => report.failed.push(FailedDeletion {
+                    path: item.record.key.clone(),
+                    archive_id: item.record.archive_id.clone(),
+                    reason,
+                }),
+            }
+        }
+        report
+    }
+
+    /// Deletes one archive: intent journaled locally, store first, catalog only
+    /// after the store confirmed, journal closed last (see the module docs).
+    pub async fn delete_archive(&self, record: &ArchiveRecord) -> Result<()> {
+        self.state
+            .deletion_begin(&record.archive_id, &record.key, now_secs())
+            .context("cannot journal the deletion in local state")?;
+        if let Err(e) = self.delete_from_store(&record.archive_id).await {
+            // Not confirmed: the catalog is untouched, nothing is left to finish.
+            let _ = self.state.deletion_end(&record.archive_id);
+            return Err(e.context(format!(
+                "the store did not delete archive {} of {}; the catalog still lists it",
+                record.archive_id, record.key
+            )));
+        }
+        fault_point("after-store-delete");
+        self.catalog
+            .remove(&record.key, &record.archive_id)
+            .await
+            .with_context(|| {
+                format!(
+                    "archive {} of {} was deleted from the store but is still in the catalog; the next firn run removes it",
+                    record.archive_id, record.key
+                )
+            })?;
+        self.state.deletion_end(&record.archive_id)
+    }
+
+    /// Store deletion that treats an archive already gone as deleted. The local
+    /// store and Glacier's DeleteArchive already are idempotent; a stand-in that
+    /// answers "not found" counts as deleted too when the vault itself is there.
+    async fn delete_from_store(&self, archive_id: &str) -> Result<()> {
+        match self.store.delete(archive_id).await {
+            Ok(()) => Ok(()),
+            Err(e)
+                if crate::aws::AwsError::in_chain_is_not_found(&e)
+                    && self.store.check().await.is_ok() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Finishes deletions a crash interrupted after they were journaled: deletes
+    /// each archive from the store again (a no-op if it is gone) and from the
+    /// catalog. Errors only when local state cannot be read; deletions that cannot
+    /// be finished now are reported and stay journaled.
+    pub async fn finish_interrupted_deletions(&self) -> Result<InterruptedDeletions> {
+        let mut report = InterruptedDeletions::default();
+        let intents = self
+            .state
+            .deletions()
+            .context("cannot read the journal of deletions in local state")?;
+        for intent in intents {
+            let outcome = async {
+                self.delete_from_store(&intent.archive_id).await?;
+                self.catalog.remove(&intent.key, &intent.archive_id).await?;
+                self.state.deletion_end(&intent.archive_id)
+            }
+            .await;
+            match outcome {
+                Ok(()) => report.finished.push(intent.key),
+                Err(e) => report.failed.push(format!(
+                    "interrupted deletion of {} (archive {}): {e:#}; it is tried again next run",
+                    intent.key, intent.archive_id
+                )),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Superseded archives (and any left `deleting` by an older firn) that a bulk
+    /// prune deletes; those inside their minimum storage period are skipped unless
+    /// `include_early`.
+    pub async fn prunable(
+        &self,
+        prices: &Prices,
+        now: i64,
+        include_early: bool,
+    ) -> Result<Prunable> {
+        let mut prunable = Prunable::default();
+        for record in self.catalog.records().await? {
+            if record.state == ArchiveState::Current {
+                continue;
+            }
+            if !include_early && prices.is_early(record.uploaded_at, now) {
+                prunable.skipped_early.push(record);
+            } else {
+                prunable.records.push(record);
+            }
+        }
+        Ok(prunable)
+    }
+
+    /// Archived bytes and counts, monthly storage, pending early-deletion charges
+    /// and retrieval estimates of the whole set.
+    pub async fn cost_summary(&self, prices: &Prices, now: i64) -> Result<CostSummary> {
+        let records = self.catalog.records().await?;
+        Ok(CostSummary::of(&records, prices, now))
+    }
+}
