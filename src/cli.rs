@@ -882,7 +882,7 @@ async fn restore_command(
                 }
             }
         }
-        return report_restore(&engine, records, options).await;
+        return report_restore(&engine, set, records, options).await;
     }
     let prefixes: Vec<String> = paths.iter().map(|p| path_prefix(set, p)).collect();
     let wanted = |key: &str| prefixes.is_empty() || prefixes.iter().any(|p| is_under(key, p));
@@ -904,14 +904,30 @@ async fn restore_command(
         ))
         .into());
     }
-    report_restore(&engine, records, options).await
+    report_restore(&engine, set, records, options).await
 }
 
 async fn report_restore(
     engine: &Engine,
+    set: &ResolvedSet,
     records: Vec<crate::catalog::ArchiveRecord>,
     options: &RestoreOptions,
 ) -> Result<ExitCode> {
+    // What it will cost, before anything is requested (jobs reused from an earlier
+    // run and files already in place cost less).
+    let bytes: u64 = records.iter().map(|r| r.size).sum();
+    let requests = records.iter().filter(|r| r.size > 0).count() as u64;
+    let (from, to) = engine.store.expected_wait(options.tier);
+    println!(
+        "retrieving {} ({}) with the {} tier: ready in {}–{}, estimated cost at most {}",
+        plural(records.len() as u64, "file"),
+        human_bytes(bytes),
+        options.tier.as_str(),
+        crate::tui::text::duration(from),
+        crate::tui::text::duration(to),
+        set.prices
+            .format(set.prices.retrieval_estimate(bytes, requests, options.tier))
+    );
     let cancel = CancellationToken::new();
     let results = engine.restore_all(records, options, None, &cancel).await;
     let (mut failed, mut waiting) = (0, 0);

@@ -443,3 +443,33 @@ fn a_retrieval_requested_then_quit_is_picked_up_by_the_next_run() {
     pty.send("q");
     assert!(pty.wait_exit(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn deleting_an_archive_in_the_tui_makes_the_file_new_again() {
+    let sandbox = Sandbox::in_memory();
+    sandbox.write("only.txt", "the one file");
+    let out = sandbox.firn(["backup", sandbox.tree().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(sandbox.records().len(), 1);
+    let mut cmd = sandbox.command();
+    cmd.arg(sandbox.tree()).env("TERM", "xterm-256color");
+    let mut pty = Pty::spawn(cmd);
+    let screen = pty.wait_for("the tree", Duration::from_secs(30), |s| {
+        s.contains("only.txt")
+    });
+    assert_eq!(mark(&screen, "only.txt"), Some('='), "{screen}");
+    pty.send("d");
+    let screen = pty.wait_for("the deletion plan", Duration::from_secs(10), |s| {
+        s.contains("Delete archives?")
+    });
+    assert!(screen.contains("Delete 1 archive (12 B)"), "{screen}");
+    pty.send("y");
+    pty.wait_for("only.txt new again", Duration::from_secs(30), |s| {
+        mark(s, "only.txt") == Some('+')
+    });
+    pty.send("q");
+    assert!(pty.wait_exit(Duration::from_secs(10)).success());
+    assert!(sandbox.records().is_empty(), "the catalog forgot it");
+    let stored = sandbox.store_archives();
+    assert!(stored.is_empty(), "the store deleted it: {stored:?}");
+}

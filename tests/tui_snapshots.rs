@@ -267,6 +267,7 @@ fn confirm_backup_all() {
 fn retrieval_dialog_and_a_job_at_the_store() {
     let mut state = mixed_state();
     state.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    state.prices = firn::cost::Prices::default();
     // Mark the archived-only file and retrieve it.
     let lost = state.tree.find("photos/2023/lost.jpg").unwrap();
     state.tree.toggle_mark(lost);

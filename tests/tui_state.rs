@@ -675,3 +675,93 @@ fn retrieval_of_nothing_archived_says_so_and_jobs_from_a_previous_run_resume() {
         state.tree.find("photos/2023/lost.jpg").unwrap()
     );
 }
+
+#[test]
+fn deletion_shows_ages_and_charges_and_needs_an_explicit_y() {
+    use firn::cost::Prices;
+    use firn::engine::DeletionReport;
+    let mut state = mixed();
+    state.prices = Prices::default();
+    select(&mut state, "photos/2024");
+    let effects = keys(&mut state, "d");
+    let Some(Effect::PlanDeletion { keys: planned }) = effects.into_iter().next() else {
+        panic!("no deletion plan asked for");
+    };
+    // Only files with an archive: beach (up to date) and sunset (changed).
+    assert_eq!(planned, ["photos/2024/beach.jpg", "photos/2024/sunset.jpg"]);
+    let records = vec![
+        archive("photos/2024/beach.jpg", 6 << 20, 200),
+        archive("photos/2024/sunset.jpg", 7 << 20, 10),
+    ];
+    let plan = firn::engine::DeletionPlan::new(records, &state.prices, NOW);
+    let expected_charge = state
+        .prices
+        .early_deletion_charge(7 << 20, NOW - 10 * DAY, NOW);
+    assert!(expected_charge > 0.0);
+    update(&mut state, Action::DeletionPlanned { plan, note: None });
+    let screen = render(&state);
+    assert!(screen.contains("Delete 2 archives (13.0 MiB)"), "{screen}");
+    assert!(
+        screen.contains(&format!("early ≈ {}", state.prices.format(expected_charge))),
+        "the early archive's charge: {screen}"
+    );
+    assert!(screen.contains("(1 inside the 90-day"), "{screen}");
+    // Enter is not consent here.
+    assert!(key(&mut state, KeyCode::Enter).is_empty());
+    assert!(matches!(state.dialog, Some(Dialog::ConfirmDelete { .. })));
+    let effects = keys(&mut state, "y");
+    let Some(Effect::Delete { batch, plan, .. }) = effects.into_iter().next() else {
+        panic!("no delete effect");
+    };
+    assert_eq!(plan.items.len(), 2);
+    assert_eq!(state.jobs.len(), 2);
+    let effects = update(
+        &mut state,
+        Action::DeleteDone {
+            batch,
+            report: DeletionReport {
+                deleted: 2,
+                deleted_bytes: 13 << 20,
+                charged: expected_charge,
+                ..Default::default()
+            },
+        },
+    );
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Rescan)),
+        "the tree is compared again"
+    );
+}
+
+#[test]
+fn the_cost_view_adds_up_the_archives() {
+    use firn::cost::{CostSummary, Prices};
+    let mut state = mixed();
+    state.prices = Prices::default();
+    state.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    let effects = keys(&mut state, "$");
+    assert!(matches!(effects.as_slice(), [Effect::LoadCost]));
+    let mut old = archive("a", 1 << 30, 30);
+    old.state = firn::catalog::ArchiveState::Superseded;
+    let records = [archive("a", 2 << 30, 1), old];
+    let summary = CostSummary::of(records.iter(), &state.prices, NOW);
+    update(&mut state, Action::CostLoaded(Box::new(summary.clone())));
+    let screen = render(&state);
+    assert!(
+        screen.contains("Current versions   1 archives, 2.0 GiB"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!(
+            "≈ {} per month",
+            state.prices.format(3.0 * 0.0036)
+        )),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&state.prices.format(summary.pending_early_deletion)),
+        "{screen}"
+    );
+    keys(&mut state, "q");
+    assert!(state.dialog.is_none());
+}

@@ -168,34 +168,16 @@ impl Engine {
             };
             let _ = events.send(queued).await;
         }
-        let (events, cancel) = (&events, &cancel);
+        // A named async fn per archive (not a closure returning a future), so the
+        // whole deletion can run on a spawned task (the TUI's).
+        let deletions: Vec<_> = plan
+            .items
+            .iter()
+            .enumerate()
+            .map(|(n, item)| self.delete_reporting(n, item, &events, &cancel))
+            .collect();
         let outcomes: Vec<(usize, Option<Result<(), String>>)> =
-            futures_util::stream::iter(plan.items.iter().enumerate())
-                .map(|(n, item)| async move {
-                    let id = n as TaskId;
-                    if cancel.is_cancelled() {
-                        let reason = "cancelled".to_string();
-                        let _ = events.send(Event::Failed { id, reason }).await;
-                        return (n, None);
-                    }
-                    let _ = events.send(Event::Started { id }).await;
-                    match self.delete_archive(&item.record).await {
-                        Ok(()) => {
-                            let archive_id = item.record.archive_id.clone();
-                            let _ = events.send(Event::Done { id, archive_id }).await;
-                            (n, Some(Ok(())))
-                        }
-                        Err(e) => {
-                            let reason = format!("{e:#}");
-                            let failed = Event::Failed {
-                                id,
-                                reason: reason.clone(),
-                            };
-                            let _ = events.send(failed).await;
-                            (n, Some(Err(reason)))
-                        }
-                    }
-                })
+            futures_util::stream::iter(deletions)
                 .buffer_unordered(self.concurrency.max(1))
                 .collect()
                 .await;
@@ -221,6 +203,40 @@ impl Engine {
             }
         }
         report
+    }
+
+    /// Deletes the archive of one plan item, reporting it as task `n`. None when
+    /// cancelled before it started.
+    async fn delete_reporting(
+        &self,
+        n: usize,
+        item: &DeletionItem,
+        events: &mpsc::Sender<Event>,
+        cancel: &CancellationToken,
+    ) -> (usize, Option<Result<(), String>>) {
+        let id = n as TaskId;
+        if cancel.is_cancelled() {
+            let reason = "cancelled".to_string();
+            let _ = events.send(Event::Failed { id, reason }).await;
+            return (n, None);
+        }
+        let _ = events.send(Event::Started { id }).await;
+        match self.delete_archive(&item.record).await {
+            Ok(()) => {
+                let archive_id = item.record.archive_id.clone();
+                let _ = events.send(Event::Done { id, archive_id }).await;
+                (n, Some(Ok(())))
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                let failed = Event::Failed {
+                    id,
+                    reason: reason.clone(),
+                };
+                let _ = events.send(failed).await;
+                (n, Some(Err(reason)))
+            }
+        }
     }
 
     /// Deletes one archive: intent journaled locally, store first, catalog only

@@ -16,7 +16,10 @@ use super::theme::Theme;
 use super::tree::{Class, JobMark, NodeId, ROOT, SortBy, Tree, View};
 use super::view;
 use crate::catalog::ArchiveRecord;
-use crate::engine::{BackupSummary, Event, RetentionReport, UploadItem};
+use crate::cost::{CostSummary, Prices};
+use crate::engine::{
+    BackupSummary, DeletionPlan, DeletionReport, Event, RetentionReport, UploadItem,
+};
 use crate::scan::{Fingerprint, ScanProgress};
 use crate::state::CachedHash;
 use crate::store::Tier;
@@ -37,7 +40,7 @@ pub enum Phase {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Dialog {
     ConfirmBackupAll {
         files: u64,
@@ -50,6 +53,14 @@ pub enum Dialog {
         tier: Tier,
         destination: String,
     },
+    /// Archives about to be deleted, with their ages and early-deletion charges.
+    ConfirmDelete {
+        plan: DeletionPlan,
+        /// What the plan left out and why (a prune's early archives).
+        note: Option<String>,
+    },
+    /// What the set's archives cost.
+    Cost(Box<CostSummary>),
     /// Files a retrieval found in place with other content: replace them?
     ConfirmOverwrite {
         keys: Vec<String>,
@@ -104,6 +115,16 @@ pub enum Action {
     },
     /// Retrieval jobs an earlier run left (local state), to pick up again.
     ResumeRetrievals(Vec<RetrievalGroup>),
+    /// A deletion plan is ready to be confirmed.
+    DeletionPlanned {
+        plan: DeletionPlan,
+        note: Option<String>,
+    },
+    DeleteDone {
+        batch: u32,
+        report: DeletionReport,
+    },
+    CostLoaded(Box<CostSummary>),
     Details(Box<Details>),
     Log(String),
     Error {
@@ -146,6 +167,18 @@ pub struct RetrieveItem {
 /// Work for the runtime.
 #[derive(Debug)]
 pub enum Effect {
+    /// Plan deleting the current archives of these files (ages, charges).
+    PlanDeletion {
+        keys: Vec<String>,
+    },
+    /// Plan deleting superseded archives past their minimum storage period.
+    PlanPrune,
+    Delete {
+        batch: u32,
+        plan: DeletionPlan,
+        cancel: CancellationToken,
+    },
+    LoadCost,
     Restore {
         batch: u32,
         items: Vec<RetrieveItem>,
@@ -204,6 +237,8 @@ pub struct State {
     /// The store's usual retrieval times per tier (expedited, standard, bulk),
     /// seconds from request to ready.
     pub retrieval_waits: [(u64, u64); 3],
+    /// The set's prices, for the estimates dialogs show.
+    pub prices: Prices,
     prefix: Option<Key>,
     /// Milliseconds since the UI started, and the wall clock (unix seconds).
     pub clock_ms: u64,
@@ -246,6 +281,7 @@ impl State {
             message: None,
             size: (80, 24),
             retrieval_waits: [(0, 0); 3],
+            prices: Prices::free(),
             prefix: None,
             clock_ms: 0,
             now_secs: 0,
@@ -585,6 +621,78 @@ impl State {
         Vec::new()
     }
 
+    /// Opens a deletion batch in the jobs pane and asks the runtime to run it.
+    fn start_deletion(&mut self, plan: DeletionPlan) -> Vec<Effect> {
+        let cancel = CancellationToken::new();
+        let jobs = plan
+            .items
+            .iter()
+            .map(|item| {
+                let node = self.tree.find(&item.record.key).unwrap_or(ROOT);
+                (
+                    node,
+                    item.record.key.clone(),
+                    item.record.size,
+                    cancel.clone(),
+                )
+            })
+            .collect();
+        let batch = self.jobs.add_batch_of(JobKind::Delete, jobs);
+        self.log(format!(
+            "deleting {} ({})",
+            plural(plan.items.len() as u64, "archive"),
+            super::text::human_bytes(plan.total_bytes)
+        ));
+        self.tree.clear_marks();
+        vec![Effect::Delete {
+            batch,
+            plan,
+            cancel,
+        }]
+    }
+
+    fn delete_done(&mut self, batch: u32, report: DeletionReport) -> Vec<Effect> {
+        for change in self.jobs.finish_batch(batch, self.clock_ms) {
+            self.apply_change(change);
+        }
+        self.log(format!(
+            "deletion finished: {} deleted ({}), {} failed, {} cancelled; early-deletion charge ≈ {}",
+            plural(report.deleted, "archive"),
+            super::text::human_bytes(report.deleted_bytes),
+            report.failed.len(),
+            report.cancelled,
+            self.prices.format(report.charged)
+        ));
+        for failed in &report.failed {
+            self.log(format!(
+                "deletion failed: {} ({}): {}",
+                failed.path, failed.archive_id, failed.reason
+            ));
+        }
+        if self.quitting && self.jobs.running_batches == 0 {
+            self.should_quit = true;
+        }
+        // Deleted current versions make their files new (or gone): look again.
+        if report.deleted > 0 && self.jobs.running_batches == 0 && !self.quitting {
+            return vec![Effect::Rescan];
+        }
+        Vec::new()
+    }
+
+    /// What `u`, `r` and `d` act on: the marked entries, else the selection. None
+    /// (with a message) while the tree is still being scanned.
+    fn targets(&mut self) -> Option<Vec<NodeId>> {
+        if !matches!(self.phase, Phase::Ready) {
+            self.message = Some("wait for the scan to finish".into());
+            return None;
+        }
+        Some(if self.tree.marked_count() > 0 {
+            self.tree.marked()
+        } else {
+            self.selected_node().into_iter().collect()
+        })
+    }
+
     fn after_tree_change(&mut self) {
         self.tree.invalidate_order(self.sort);
         if self.view != View::All || self.sort != SortBy::Name {
@@ -778,16 +886,31 @@ impl State {
             }
             A::ClearMarks => self.tree.clear_marks(),
             A::Upload => {
-                if !matches!(self.phase, Phase::Ready) {
-                    self.message = Some("wait for the scan to finish".into());
+                let Some(targets) = self.targets() else {
                     return Vec::new();
-                }
-                let targets = if self.tree.marked_count() > 0 {
-                    self.tree.marked()
-                } else {
-                    self.selected_node().into_iter().collect()
                 };
                 return self.start_upload(&targets);
+            }
+            A::Delete => {
+                let Some(targets) = self.targets() else {
+                    return Vec::new();
+                };
+                let files = self.archived_under(&targets);
+                if files.is_empty() {
+                    self.message = Some("nothing archived there to delete".into());
+                    return Vec::new();
+                }
+                self.message = Some("working out what the deletion costs…".into());
+                let keys = files.iter().map(|&id| self.tree.key(id)).collect();
+                return vec![Effect::PlanDeletion { keys }];
+            }
+            A::Prune => {
+                self.message = Some("looking for superseded versions…".into());
+                return vec![Effect::PlanPrune];
+            }
+            A::Cost => {
+                self.message = Some("adding up the archives…".into());
+                return vec![Effect::LoadCost];
             }
             // In the jobs pane, `r` keeps meaning "retry".
             A::Retrieve if self.focus == Focus::Jobs => {
@@ -796,14 +919,8 @@ impl State {
                 }
             }
             A::Retrieve => {
-                if !matches!(self.phase, Phase::Ready) {
-                    self.message = Some("wait for the scan to finish".into());
+                let Some(targets) = self.targets() else {
                     return Vec::new();
-                }
-                let targets = if self.tree.marked_count() > 0 {
-                    self.tree.marked()
-                } else {
-                    self.selected_node().into_iter().collect()
                 };
                 self.ask_retrieval(&targets);
             }
@@ -954,6 +1071,13 @@ impl State {
                         .collect();
                     return self.start_retrieval(items, tier, destination, true);
                 }
+                Dialog::ConfirmDelete { plan, .. } if key.code == KeyCode::Char('y') => {
+                    // Only an explicit `y`: Enter is too easy to press by habit here.
+                    self.dialog = None;
+                    return self.start_deletion(plan);
+                }
+                Dialog::ConfirmDelete { .. } if key.code == KeyCode::Enter => {}
+                Dialog::Cost(_) if yes || no => self.dialog = None,
                 Dialog::Error { .. } if yes || no => self.dialog = None,
                 Dialog::ConfirmBackupAll { .. } if yes => {
                     self.dialog = None;
@@ -1257,6 +1381,21 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::RestoreDone { batch, report } => state.restore_done(batch, report),
+        Action::DeletionPlanned { plan, note } => {
+            state.message = None;
+            if plan.is_empty() {
+                state.message = Some(note.unwrap_or_else(|| "nothing to delete".into()));
+            } else {
+                state.dialog = Some(Dialog::ConfirmDelete { plan, note });
+            }
+            Vec::new()
+        }
+        Action::DeleteDone { batch, report } => state.delete_done(batch, report),
+        Action::CostLoaded(summary) => {
+            state.message = None;
+            state.dialog = Some(Dialog::Cost(summary));
+            Vec::new()
+        }
         Action::ResumeRetrievals(groups) => {
             let mut effects = Vec::new();
             for group in groups {

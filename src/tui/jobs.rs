@@ -20,6 +20,8 @@ pub enum JobKind {
         /// requested by an earlier run; the engine knows which).
         started_at: i64,
     },
+    /// Delete an archive from the store (then from the catalog).
+    Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

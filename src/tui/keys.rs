@@ -26,6 +26,9 @@ pub enum KeyAction {
     Upload,
     BackupAll,
     Retrieve,
+    Delete,
+    Prune,
+    Cost,
     Search,
     SearchNext,
     SearchPrev,
@@ -45,7 +48,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 32] = [
+    pub const ALL: [KeyAction; 35] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -62,6 +65,9 @@ impl KeyAction {
         KeyAction::Upload,
         KeyAction::BackupAll,
         KeyAction::Retrieve,
+        KeyAction::Delete,
+        KeyAction::Prune,
+        KeyAction::Cost,
         KeyAction::Search,
         KeyAction::SearchNext,
         KeyAction::SearchPrev,
@@ -107,6 +113,9 @@ impl KeyAction {
             KeyAction::View => "view",
             KeyAction::FocusNext => "focus_next",
             KeyAction::Retrieve => "retrieve",
+            KeyAction::Delete => "delete",
+            KeyAction::Prune => "prune",
+            KeyAction::Cost => "cost",
             KeyAction::CancelJob => "cancel_job",
             KeyAction::RetryJob => "retry_job",
             KeyAction::ToggleDetails => "toggle_details",
@@ -145,6 +154,9 @@ impl KeyAction {
             KeyAction::View => "view all / pending / archived-only / problems",
             KeyAction::FocusNext => "switch between tree and jobs",
             KeyAction::Retrieve => "retrieve archived files (asks tier)",
+            KeyAction::Delete => "delete archives of marked files (asks)",
+            KeyAction::Prune => "delete old superseded versions (asks)",
+            KeyAction::Cost => "what the archives cost",
             KeyAction::CancelJob => "cancel the selected job",
             KeyAction::RetryJob => "retry the selected failed job",
             KeyAction::ToggleDetails => "show / hide details",
@@ -168,6 +180,9 @@ impl KeyAction {
             KeyAction::View => "view",
             KeyAction::FocusNext => "jobs",
             KeyAction::Retrieve => "retrieve",
+            KeyAction::Delete => "delete",
+            KeyAction::Prune => "prune",
+            KeyAction::Cost => "cost",
             KeyAction::CancelJob => "cancel",
             KeyAction::RetryJob => "retry",
             KeyAction::ToggleLog => "log",
@@ -406,6 +421,9 @@ impl Default for KeyMap {
         );
         m.insert(A::CancelJob, vec![b(&[c('x')])]);
         m.insert(A::Retrieve, vec![b(&[c('r')])]);
+        m.insert(A::Delete, vec![b(&[c('d')])]);
+        m.insert(A::Prune, vec![b(&[c('P')])]);
+        m.insert(A::Cost, vec![b(&[c('$')])]);
         m.insert(A::RetryJob, vec![b(&[c('R')])]);
         m.insert(A::ToggleDetails, vec![b(&[c('i')])]);
         m.insert(A::ToggleLog, vec![b(&[c('L')])]);

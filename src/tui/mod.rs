@@ -40,6 +40,7 @@ pub use tree::Tree;
 pub use view::view;
 
 use crate::config::ResolvedSet;
+use crate::cost::Prices;
 use crate::engine::{
     Engine, Event as EngineEvent, ExistsWithOtherContent, Plan, RestoreOptions, RestoreOutcome,
 };
@@ -188,6 +189,7 @@ struct Runtime {
     /// One upload batch at a time, so the set's concurrency limit holds.
     batches: Arc<tokio::sync::Mutex<()>>,
     cancel: CancellationToken,
+    prices: Prices,
 }
 
 impl Runtime {
@@ -204,15 +206,7 @@ impl Runtime {
                 let cancel = self.cancel.child_token();
                 tokio::spawn(async move {
                     let _turn = lock.lock().await;
-                    let (events_tx, mut events_rx) = mpsc::channel(1024);
-                    let forward_tx = tx.clone();
-                    let forward = tokio::spawn(async move {
-                        while let Some(event) = events_rx.recv().await {
-                            if forward_tx.send(Action::Engine { batch, event }).is_err() {
-                                break;
-                            }
-                        }
-                    });
+                    let (events_tx, forward) = forward_events(batch, &tx, |event| event);
                     let plan = Plan {
                         uploads: items,
                         mtime_updates,
@@ -255,6 +249,81 @@ impl Runtime {
                     let _ = tx.send(Action::RestoreDone { batch, report });
                 });
             }
+            Effect::PlanDeletion { keys } => {
+                let engine = Arc::clone(&self.engine);
+                let (tx, prices) = (self.tx.clone(), self.prices.clone());
+                tokio::spawn(async move {
+                    let mut records = Vec::new();
+                    for key in &keys {
+                        match engine.catalog.current(key).await {
+                            Ok(Some(record)) => records.push(record),
+                            Ok(None) => {}
+                            Err(e) => {
+                                let _ = tx.send(Action::Error {
+                                    title: "Cannot read the catalog".into(),
+                                    message: format!("{e:#}"),
+                                });
+                                return;
+                            }
+                        }
+                    }
+                    let plan = engine.plan_deletion(records, &prices, now_secs());
+                    let _ = tx.send(Action::DeletionPlanned { plan, note: None });
+                });
+            }
+            Effect::PlanPrune => {
+                let engine = Arc::clone(&self.engine);
+                let (tx, prices) = (self.tx.clone(), self.prices.clone());
+                tokio::spawn(async move {
+                    let now = now_secs();
+                    let action = match engine.prunable(&prices, now, false).await {
+                        Ok(prunable) => {
+                            let note = (!prunable.skipped_early.is_empty()).then(|| {
+                                format!(
+                                    "{} still inside the minimum storage period {} kept (`firn prune --include-early` deletes them too).",
+                                    app::plural(prunable.skipped_early.len() as u64, "superseded archive"),
+                                    if prunable.skipped_early.len() == 1 { "is" } else { "are" }
+                                )
+                            });
+                            let plan = engine.plan_deletion(prunable.records, &prices, now);
+                            Action::DeletionPlanned { plan, note }
+                        }
+                        Err(e) => Action::Error {
+                            title: "Cannot read the catalog".into(),
+                            message: format!("{e:#}"),
+                        },
+                    };
+                    let _ = tx.send(action);
+                });
+            }
+            Effect::Delete {
+                batch,
+                plan,
+                cancel,
+            } => {
+                let engine = Arc::clone(&self.engine);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let (events_tx, forward) = forward_events(batch, &tx, |event| event);
+                    let report = engine.delete_archives(&plan, events_tx, cancel).await;
+                    let _ = forward.await;
+                    let _ = tx.send(Action::DeleteDone { batch, report });
+                });
+            }
+            Effect::LoadCost => {
+                let engine = Arc::clone(&self.engine);
+                let (tx, prices) = (self.tx.clone(), self.prices.clone());
+                tokio::spawn(async move {
+                    let action = match engine.cost_summary(&prices, now_secs()).await {
+                        Ok(summary) => Action::CostLoaded(Box::new(summary)),
+                        Err(e) => Action::Error {
+                            title: "Cannot read the catalog".into(),
+                            message: format!("{e:#}"),
+                        },
+                    };
+                    let _ = tx.send(action);
+                });
+            }
             Effect::LoadDetails { node, key } => {
                 let engine = Arc::clone(&self.engine);
                 let tx = self.tx.clone();
@@ -288,6 +357,31 @@ impl Runtime {
             }
         }
     }
+}
+
+/// A channel for one batch's engine events and the task that hands them to the
+/// UI (through `map`) until the engine drops its sender.
+fn forward_events(
+    batch: u32,
+    tx: &mpsc::UnboundedSender<Action>,
+    map: impl Fn(EngineEvent) -> EngineEvent + Send + 'static,
+) -> (mpsc::Sender<EngineEvent>, tokio::task::JoinHandle<()>) {
+    let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let tx = tx.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(event) = events_rx.recv().await {
+            if tx
+                .send(Action::Engine {
+                    batch,
+                    event: map(event),
+                })
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (events_tx, forward)
 }
 
 /// Runs one retrieval batch, forwarding its progress to the UI.
@@ -341,16 +435,7 @@ async fn restore_batch(
             });
         }
     }
-    let (events_tx, mut events_rx) = mpsc::channel(1024);
-    let forward_tx = tx.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(event) = events_rx.recv().await {
-            let event = renumber(event, &positions);
-            if forward_tx.send(Action::Engine { batch, event }).is_err() {
-                break;
-            }
-        }
-    });
+    let (events_tx, forward) = forward_events(batch, tx, move |event| renumber(event, &positions));
     let options = RestoreOptions {
         destination: PathBuf::from(&destination),
         overwrite,
@@ -460,7 +545,9 @@ async fn event_loop(
         tx: tx.clone(),
         batches: Arc::new(tokio::sync::Mutex::new(())),
         cancel: CancellationToken::new(),
+        prices: set.prices.clone(),
     };
+    state.prices = set.prices.clone();
     state.retrieval_waits =
         [Tier::Expedited, Tier::Standard, Tier::Bulk].map(|tier| engine.store.expected_wait(tier));
     // Retrieval jobs an earlier run requested are picked up, not requested again.

@@ -697,6 +697,16 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
                 text::rate(rate),
             ),
             (JobState::Failed(reason), _) => format!(" failed: {reason}"),
+            (state_, JobKind::Delete) => format!(
+                " {:>10}  {}",
+                human_bytes(job.bytes),
+                match state_ {
+                    JobState::Running => "deleting",
+                    JobState::Done => "deleted",
+                    JobState::Cancelled => "cancelled",
+                    _ => "to delete",
+                }
+            ),
             (JobState::Cancelled, _) => " cancelled".to_string(),
             (state_, _) => format!(
                 " {:>4}%  {:>10} / {:<10} {:>11}  ETA {:>6}  {}",
@@ -1005,12 +1015,16 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
             );
             for option in [Tier::Expedited, Tier::Standard, Tier::Bulk] {
                 let (from, to) = tier_wait(state, option);
+                let requests = keys.len() as u64;
                 body.push_str(&format!(
-                    "\n{} {:<10} ready in {}–{}",
+                    "\n{} {:<10} ready in {}–{}, ≈ {}",
                     if option == *tier { "●" } else { "○" },
                     option.as_str(),
                     duration(from),
-                    duration(to)
+                    duration(to),
+                    state
+                        .prices
+                        .format(state.prices.retrieval_estimate(*bytes, requests, option))
                 ));
             }
             body.push_str("\n\nFiles in place with other content are not replaced without asking; identical ones are skipped.");
@@ -1019,6 +1033,76 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
                 body,
                 "enter: request  tab: tier  type: folder  esc: cancel",
                 Role::Changed,
+            )
+        }
+        Dialog::ConfirmDelete { plan, note } => {
+            let prices = &state.prices;
+            let mut body = format!(
+                "Delete {} ({}) from the store? This cannot be undone.",
+                super::app::plural(plan.items.len() as u64, "archive"),
+                human_bytes(plan.total_bytes)
+            );
+            for item in plan.items.iter().take(8) {
+                body.push_str(&format!(
+                    "\n{} · {} · {} d{}",
+                    item.record.key,
+                    human_bytes(item.record.size),
+                    item.age_days(),
+                    if item.early {
+                        format!(" · early ≈ {}", prices.format(item.early_charge))
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            if plan.items.len() > 8 {
+                body.push_str(&format!("\n… and {} more", plan.items.len() - 8));
+            }
+            body.push_str(&format!(
+                "\n\nEarly-deletion charge ≈ {} ({} inside the {}-day minimum).",
+                prices.format(plan.total_charge),
+                plan.early_count(),
+                prices.minimum_storage_days
+            ));
+            if let Some(note) = note {
+                body.push_str(&format!("\n{note}"));
+            }
+            body.push_str("\nLocal files are not touched; one that still exists becomes new.");
+            (
+                " Delete archives? ".to_string(),
+                body,
+                "y: delete    n / esc: keep them",
+                Role::Problem,
+            )
+        }
+        Dialog::Cost(summary) => {
+            let prices = &state.prices;
+            let mut body = format!(
+                "Current versions   {} archives, {}\nSuperseded         {} archives, {}\nStorage            ≈ {} per month\nEarly deletion     ≈ {} if the {} superseded archives inside the {}-day minimum were deleted now\n\nRetrieving every current file:",
+                count(summary.current.archives),
+                human_bytes(summary.current.bytes),
+                count(summary.superseded.archives),
+                human_bytes(summary.superseded.bytes),
+                prices.format(summary.monthly_storage),
+                prices.format(summary.pending_early_deletion),
+                count(summary.early.archives),
+                prices.minimum_storage_days,
+            );
+            for estimate in &summary.retrieval {
+                let (from, to) = tier_wait(state, estimate.tier);
+                body.push_str(&format!(
+                    "\n{:<10} ≈ {}, ready in {}–{}",
+                    estimate.tier.as_str(),
+                    prices.format(estimate.cost),
+                    duration(from),
+                    duration(to)
+                ));
+            }
+            (
+                " Cost ".to_string(),
+                body,
+                "enter / esc: close",
+                Role::Title,
             )
         }
         Dialog::ConfirmOverwrite {
