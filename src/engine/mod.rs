@@ -13,6 +13,7 @@
 //! A crash anywhere leaves either the old archive current, or the new one, and the
 //! journal lets the next run find and account for an archive stored but not recorded.
 
+mod inventory;
 mod recover;
 mod restore;
 mod retention;
@@ -27,6 +28,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use inventory::{
+    DescribedFile, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch, Missing,
+    Orphan, OrphanOutcome, OrphanResult, RebuildReport, Reconciliation, Skipped,
+};
 pub use recover::RecoveryReport;
 pub use restore::{RestoreOptions, RestoreOutcome};
 pub use retention::{Retention, RetentionReport};
