@@ -1,8 +1,10 @@
 //! Headless front end: `firn status`, `firn backup`, `firn ls`, `firn restore`,
-//! `firn delete`, `firn prune`, `firn cost`.
+//! `firn delete`, `firn prune`, `firn cost`, `firn inventory`, `firn catalog rebuild`.
 //!
-//! Exit codes: 0 all done; 1 some files failed (or could not be backed up);
-//! 2 usage or configuration error; 3 the backup set is busy (another firn holds it).
+//! Exit codes: 0 all done; 1 some files failed (or could not be backed up), an
+//! inventory found orphans, missing archives or mismatches, or a rebuild skipped
+//! archives; 2 usage or configuration error; 3 the backup set is busy (another firn
+//! holds it).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,8 +22,9 @@ use crate::catalog::ArchiveState;
 use crate::config::{self, Overrides, ResolvedSet, RootUse, UsageError};
 use crate::cost::Prices;
 use crate::engine::{
-    BackupSummary, DeletionPlan, DeletionReport, Engine, Event, InterruptedDeletions, Plan,
-    RestoreOptions, RestoreOutcome,
+    BackupSummary, DeletionPlan, DeletionReport, Engine, Event, InterruptedDeletions,
+    InventoryFetch, InventoryOutcome, OrphanOutcome, OrphanResult, Plan, RebuildReport,
+    Reconciliation, RestoreOptions, RestoreOutcome,
 };
 use crate::hash::ReadCounters;
 use crate::lock::{Busy, SetLock};
@@ -36,7 +39,7 @@ use crate::store::Tier;
     about = "Keep a directory tree backed up, file by file, in cold storage"
 )]
 #[command(
-    after_help = "Exit codes: 0 all done, 1 some files failed, 2 usage or configuration error, 3 backup set busy."
+    after_help = "Exit codes: 0 all done, 1 some files failed (or an inventory found problems, or a rebuild skipped archives), 2 usage or configuration error, 3 backup set busy."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -202,6 +205,57 @@ enum Command {
         root: Option<PathBuf>,
         #[command(flatten)]
         set: SetArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the store's inventory with the catalog: orphans (in the store, not
+    /// in the catalog), missing archives, size or tree-hash mismatches. Exit 1 when
+    /// it finds any. The inventory job is reused for 24 hours.
+    Inventory {
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Do not wait for an inventory job that is not ready; run again later.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long)]
+        json: bool,
+        /// Record orphans whose description names a file under a safe path.
+        #[arg(long, conflicts_with = "delete_orphans")]
+        adopt_orphans: bool,
+        /// Delete orphans from the store (cannot be undone; needs --yes).
+        #[arg(long)]
+        delete_orphans: bool,
+        /// Confirm --delete-orphans.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Work on the catalog itself.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogCommand {
+    /// Recreate a lost catalog from the store's inventory: every archive whose
+    /// description (firn's own, or mt-aws-glacier's mt2) names a file under a safe
+    /// path. Archives the catalog already records are left alone.
+    Rebuild {
+        /// Rebuild from the archive descriptions of an inventory (the only source).
+        #[arg(long, required = true)]
+        from_inventory: bool,
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Do not wait for an inventory job that is not ready; run again later.
+        #[arg(long)]
+        no_wait: bool,
         #[arg(long)]
         json: bool,
     },
@@ -397,6 +451,44 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Cost { root, set, json }) => {
             let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
             cost_command(&resolved, json).await
+        }
+        Some(Command::Inventory {
+            root,
+            set,
+            no_wait,
+            json,
+            adopt_orphans,
+            delete_orphans,
+            yes,
+        }) => {
+            if delete_orphans && !yes {
+                return Err(UsageError(
+                    "--delete-orphans deletes archives from the store and cannot be undone; add --yes to confirm".into(),
+                )
+                .into());
+            }
+            let action = if adopt_orphans {
+                OrphanAction::Adopt
+            } else if delete_orphans {
+                OrphanAction::Delete
+            } else {
+                OrphanAction::None
+            };
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            inventory_command(&resolved, !no_wait, json, action).await
+        }
+        Some(Command::Catalog {
+            command:
+                CatalogCommand::Rebuild {
+                    from_inventory: _,
+                    root,
+                    set,
+                    no_wait,
+                    json,
+                },
+        }) => {
+            let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
+            rebuild_command(&resolved, !no_wait, json).await
         }
     }
 }
@@ -1456,6 +1548,277 @@ async fn cost_command(set: &ResolvedSet, json: bool) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrphanAction {
+    None,
+    Adopt,
+    Delete,
+}
+
+fn print_waiting(json: bool, what: &str, requested_at: i64, ready_at: Option<i64>) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"outcome": "waiting", "requested_at": requested_at, "ready_at": ready_at})
+        );
+    } else {
+        println!(
+            "waiting: {what} (inventory job requested {}, ready {}); run again later",
+            format_time(requested_at),
+            ready_at
+                .map(format_time)
+                .unwrap_or_else(|| "in a few hours".into())
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct InventoryJson<'a> {
+    outcome: &'static str,
+    set: &'a str,
+    #[serde(flatten)]
+    reconciliation: &'a Reconciliation,
+    actions: &'a [OrphanResult],
+    /// Orphans, missing archives and mismatches the actions did not resolve.
+    problems: usize,
+}
+
+async fn inventory_command(
+    set: &ResolvedSet,
+    wait: bool,
+    json: bool,
+    action: OrphanAction,
+) -> Result<ExitCode> {
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "inventory")?;
+    let engine = Engine::open(set).await?;
+    let r = match engine.inventory(wait).await? {
+        InventoryOutcome::Waiting {
+            requested_at,
+            ready_at,
+        } => {
+            print_waiting(json, "no reconciliation yet", requested_at, ready_at)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        InventoryOutcome::Ready(r) => r,
+    };
+    let actions = match action {
+        OrphanAction::None => Vec::new(),
+        OrphanAction::Adopt => engine.adopt_orphans(&r.orphans).await?,
+        OrphanAction::Delete => engine.delete_orphans(&r.orphans).await?,
+    };
+    let resolved = actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.outcome,
+                OrphanOutcome::AdoptedCurrent
+                    | OrphanOutcome::AdoptedSuperseded
+                    | OrphanOutcome::Deleted
+                    | OrphanOutcome::AlreadyInCatalog
+            )
+        })
+        .count();
+    let problems = r.problems() - resolved;
+    if json {
+        let doc = InventoryJson {
+            outcome: "ready",
+            set: &set.id,
+            reconciliation: &r,
+            actions: &actions,
+            problems,
+        };
+        println!("{}", serde_json::to_string(&doc)?);
+    } else {
+        print_reconciliation(&mut std::io::stdout().lock(), set, &r, &actions, problems)?;
+    }
+    Ok(if problems > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_reconciliation(
+    out: &mut impl Write,
+    set: &ResolvedSet,
+    r: &Reconciliation,
+    actions: &[OrphanResult],
+    problems: usize,
+) -> Result<()> {
+    writeln!(
+        out,
+        "inventory of {} (set {}): {}, checked against {}",
+        format_time(r.inventory_date),
+        set.id,
+        plural(r.archive_count, "archive"),
+        plural(r.record_count, "catalog record"),
+    )?;
+    let mut counts = vec![format!("{} matched", r.matched)];
+    for (n, label) in [
+        (r.too_new, "too new to check (uploaded after the inventory)"),
+        (r.empty_sentinels, "empty files with nothing stored"),
+        (r.other_store, "recorded in another store"),
+        (r.deleted_since, "deleted since the inventory"),
+    ] {
+        if n > 0 {
+            counts.push(format!("{n} {label}"));
+        }
+    }
+    writeln!(out, "  {}", counts.join(", "))?;
+    for o in &r.orphans {
+        let what = match (&o.description, &o.refused) {
+            (Some(d), None) => d.key.clone().unwrap_or_default(),
+            (Some(d), Some(why)) => format!(
+                "{} (cannot be adopted: {why})",
+                d.key.as_deref().unwrap_or("(no path)")
+            ),
+            (None, why) => format!("({})", why.as_deref().unwrap_or("no description")),
+        };
+        writeln!(
+            out,
+            "orphan: {} {} created {} {what}",
+            o.archive_id,
+            human_bytes(o.size),
+            format_time(o.created_at),
+        )?;
+    }
+    for m in &r.missing {
+        writeln!(
+            out,
+            "missing: {} ({} version, archive {}, {}, uploaded {})",
+            m.key,
+            m.state,
+            m.archive_id,
+            human_bytes(m.size),
+            format_time(m.uploaded_at)
+        )?;
+    }
+    for m in &r.mismatched {
+        writeln!(
+            out,
+            "mismatch: {} (archive {}): catalog {} bytes, tree hash {}; store {} bytes, tree hash {}",
+            m.key,
+            m.archive_id,
+            m.catalog_size,
+            m.catalog_tree_hash,
+            m.store_size,
+            m.store_tree_hash
+        )?;
+    }
+    for a in actions {
+        let key = a.key.as_deref().unwrap_or("(no path)");
+        match &a.outcome {
+            OrphanOutcome::AdoptedCurrent => writeln!(
+                out,
+                "adopted: {key} (archive {}) as the current version",
+                a.archive_id
+            )?,
+            OrphanOutcome::AdoptedSuperseded => writeln!(
+                out,
+                "adopted: {key} (archive {}) as a superseded version",
+                a.archive_id
+            )?,
+            OrphanOutcome::Deleted => writeln!(out, "deleted: archive {} ({key})", a.archive_id)?,
+            OrphanOutcome::AlreadyInCatalog => writeln!(
+                out,
+                "already in the catalog: archive {} ({key})",
+                a.archive_id
+            )?,
+            OrphanOutcome::Refused(why) => {
+                writeln!(out, "refused: archive {} ({key}): {why}", a.archive_id)?
+            }
+            OrphanOutcome::Failed(why) => {
+                writeln!(out, "failed: archive {} ({key}): {why}", a.archive_id)?
+            }
+        }
+    }
+    if problems == 0 {
+        writeln!(out, "consistent: every archive is accounted for")?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} orphaned, {} missing, {} mismatched{}",
+            plural(problems as u64, "problem"),
+            r.orphans.len(),
+            r.missing.len(),
+            r.mismatched.len(),
+            if actions.is_empty() && !r.orphans.is_empty() {
+                "; act on orphans with --adopt-orphans or --delete-orphans --yes"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RebuildJson<'a> {
+    outcome: &'static str,
+    set: &'a str,
+    #[serde(flatten)]
+    report: &'a RebuildReport,
+}
+
+async fn rebuild_command(set: &ResolvedSet, wait: bool, json: bool) -> Result<ExitCode> {
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "catalog rebuild")?;
+    let engine = Engine::open(set).await?;
+    let inventory = match engine.fetch_inventory(wait).await? {
+        InventoryFetch::Waiting {
+            requested_at,
+            ready_at,
+        } => {
+            print_waiting(json, "nothing rebuilt yet", requested_at, ready_at)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        InventoryFetch::Ready(inventory) => inventory,
+    };
+    let report = engine.rebuild_catalog(&inventory).await?;
+    if json {
+        let doc = RebuildJson {
+            outcome: "ready",
+            set: &set.id,
+            report: &report,
+        };
+        println!("{}", serde_json::to_string(&doc)?);
+    } else {
+        for s in &report.skipped {
+            println!(
+                "skipped: archive {}{}: {}",
+                s.archive_id,
+                s.key
+                    .as_deref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default(),
+                s.reason
+            );
+        }
+        if report.merged {
+            println!(
+                "merged: {} already had records of set {}; only archives it did not know were added",
+                engine.catalog.describe(),
+                set.id
+            );
+        }
+        println!(
+            "rebuilt from the inventory of {}: {} ({} current, {} superseded; {} without SHA-1), {} skipped, {} already in the catalog",
+            format_time(report.inventory_date),
+            plural(report.files, "file"),
+            report.current,
+            report.superseded,
+            report.unknown_sha1,
+            plural(report.skipped.len() as u64, "archive"),
+            report.already_known
+        );
+    }
+    Ok(if report.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn init_command(set: &ResolvedSet, yes: bool) -> Result<ExitCode> {

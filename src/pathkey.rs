@@ -87,6 +87,8 @@ pub enum UnsafePath {
     BadComponent,
     #[error("path contains a NUL byte")]
     Nul,
+    #[error("its raw bytes name another path than its key")]
+    RawDiffers,
 }
 
 /// Turns a stored path (raw bytes when kept, else the key) into a relative path,
@@ -110,6 +112,24 @@ pub fn safe_relative_path(key: &str, raw: Option<&[u8]>) -> Result<PathBuf, Unsa
         path.push(OsString::from_vec(component.to_vec()));
     }
     Ok(path)
+}
+
+/// Checks a key (and its raw bytes, when kept) that firn did not write itself, such
+/// as one read from an archive description: the key and the raw bytes must both be
+/// safe relative paths, and the raw bytes must be a spelling of the key (so what
+/// status compares and what restore writes are the same file).
+pub fn safe_key(key: &str, raw: Option<&[u8]>) -> Result<PathBuf, UnsafePath> {
+    let from_key = safe_relative_path(key, None)?;
+    match raw {
+        None => Ok(from_key),
+        Some(raw) => {
+            let path = safe_relative_path(key, Some(raw))?;
+            if relative_key(&path).0 != key {
+                return Err(UnsafePath::RawDiffers);
+            }
+            Ok(path)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -159,5 +179,21 @@ mod tests {
             Err(UnsafePath::BadComponent)
         );
         assert_eq!(safe_relative_path("a/b", None), Ok(PathBuf::from("a/b")));
+    }
+
+    #[test]
+    fn foreign_keys_need_a_safe_key_and_matching_raw_bytes() {
+        assert_eq!(safe_key("a/b", None), Ok(PathBuf::from("a/b")));
+        assert_eq!(safe_key("../x", Some(b"ok")), Err(UnsafePath::BadComponent));
+        assert_eq!(
+            safe_key("ok", Some(b"a/../../x")),
+            Err(UnsafePath::BadComponent)
+        );
+        assert_eq!(safe_key("ok", Some(b"/etc/x")), Err(UnsafePath::Absolute));
+        assert_eq!(safe_key("a\0b", Some(b"a\0b\0")), Err(UnsafePath::Nul));
+        assert_eq!(safe_key("ok", Some(b"other")), Err(UnsafePath::RawDiffers));
+        let nfd = "Cafe\u{301}.txt".as_bytes();
+        assert!(safe_key("Caf\u{e9}.txt", Some(nfd)).is_ok());
+        assert!(safe_key("caf\\xE9.bin", Some(b"caf\xe9.bin")).is_ok());
     }
 }

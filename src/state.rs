@@ -1,6 +1,7 @@
 //! Local state of one backup set (SQLite in the platform data dir): the fingerprint
-//! cache, the journal of uploads in flight, the journal of deletions in flight, and
-//! retrieval jobs.
+//! cache, the journal of uploads in flight, the journal of deletions in flight,
+//! retrieval jobs, the pending inventory job, the last reconciliation report and
+//! the archives this host deleted lately.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -158,6 +159,8 @@ impl LocalState {
             ],
         )
         .with_context(|| format!("cannot upgrade local state {}", path.display()))?;
+        conn.execute_batch(INVENTORY_SCHEMA)
+            .with_context(|| format!("cannot initialise local state {}", path.display()))?;
         Ok(LocalState {
             conn: Mutex::new(conn),
         })
@@ -468,6 +471,97 @@ impl LocalState {
                 started_at: row.get(2)?,
             })
         })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Inventory jobs, saved reports, and archives this host deleted (an inventory
+/// taken before a deletion still lists the archive).
+const INVENTORY_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS inventory_job (
+        id INTEGER PRIMARY KEY CHECK (id = 1), job_id TEXT NOT NULL,
+        requested_at INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS report (
+        name TEXT PRIMARY KEY, body TEXT NOT NULL, saved_at INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS deleted_archive (
+        archive_id TEXT PRIMARY KEY, deleted_at INTEGER NOT NULL);";
+
+/// The inventory job this set is waiting for (or read last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryJob {
+    pub job_id: String,
+    pub requested_at: i64,
+}
+
+impl LocalState {
+    pub fn inventory_job(&self) -> Result<Option<InventoryJob>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT job_id, requested_at FROM inventory_job WHERE id = 1",
+                [],
+                |row| {
+                    Ok(InventoryJob {
+                        job_id: row.get(0)?,
+                        requested_at: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn put_inventory_job(&self, job: &InventoryJob) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO inventory_job (id, job_id, requested_at) VALUES (1, ?1, ?2)",
+            params![job.job_id, job.requested_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn forget_inventory_job(&self) -> Result<()> {
+        self.conn().execute("DELETE FROM inventory_job", [])?;
+        Ok(())
+    }
+
+    /// Saves a report (JSON) under a name, replacing the previous one.
+    pub fn put_report(&self, name: &str, body: &str, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO report (name, body, saved_at) VALUES (?1, ?2, ?3)",
+            params![name, body, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn report(&self, name: &str) -> Result<Option<String>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row("SELECT body FROM report WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Remembers that this host deleted an archive from the store, so an inventory
+    /// taken before the deletion does not report it as an orphan. Entries older
+    /// than 30 days are dropped (inventories are at most a few days old).
+    pub fn remember_deleted(&self, archive_id: &str, now: i64) -> Result<()> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR REPLACE INTO deleted_archive (archive_id, deleted_at) VALUES (?1, ?2)",
+            params![archive_id, now],
+        )?;
+        conn.execute(
+            "DELETE FROM deleted_archive WHERE deleted_at < ?1",
+            [now - 30 * 86_400],
+        )?;
+        Ok(())
+    }
+
+    /// Archives this host deleted, with when.
+    pub fn deleted_archives(&self) -> Result<std::collections::HashMap<String, i64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT archive_id, deleted_at FROM deleted_archive")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -277,12 +277,20 @@ fn small_multipart_and_empty_files_round_trip_through_glacier() {
         .filter(|(r, _)| r.method == "POST" && r.path.ends_with("/archives"))
         .count();
     assert_eq!(
-        singles, 2,
-        "only the small files go in one request (the empty one needs none)"
+        singles, 3,
+        "only the small files go in one request (the empty one as a 1-byte placeholder)"
     );
 
     let records = a.records();
     assert_eq!(records.len(), 5);
+    // The empty file is a real archive (an inventory knows it), recorded as empty.
+    let empty = records.iter().find(|r| r["path"] == "empty").unwrap();
+    assert_eq!(empty["size"], 0);
+    assert_eq!(
+        empty["tree_hash"],
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_ne!(empty["archive_id"], "firn-empty-archive");
     assert!(records.iter().all(|r| {
         r["target"]
             .as_str()
@@ -401,6 +409,7 @@ fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
     a.init();
     a.sb.write("small.txt", "small");
     a.sb.write("big.bin", pattern(3 * MIB, 4));
+    a.sb.write("empty", "");
     let zeros = "0".repeat(64);
     let proxy = FaultProxy::start(&a.cloud.endpoint, move |r: &RequestInfo| {
         let completes = r.method == "POST"
@@ -417,7 +426,7 @@ fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
     let (code, doc) = a.backup_via(&proxy.endpoint);
     assert_eq!(code, Some(1), "{doc}");
     let failed = doc["failed"].as_array().unwrap();
-    assert_eq!(failed.len(), 2, "{doc}");
+    assert_eq!(failed.len(), 3, "{doc}");
     assert!(
         failed
             .iter()
@@ -431,7 +440,7 @@ fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
         .iter()
         .filter(|(r, _)| r.method == "DELETE" && r.path.contains("/archives/"))
         .count();
-    assert_eq!(deletes, 2);
+    assert_eq!(deletes, 3, "the empty file's placeholder too");
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! journal lets the next run find and account for an archive stored but not recorded.
 
 mod delete;
+mod inventory;
 mod recover;
 mod restore;
 mod retention;
@@ -30,6 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use delete::{
     DeletionItem, DeletionPlan, DeletionReport, FailedDeletion, InterruptedDeletions, Prunable,
+};
+pub use inventory::{
+    DescribedFile, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch, Missing,
+    Orphan, OrphanOutcome, OrphanResult, RebuildReport, Reconciliation, Skipped,
 };
 pub use recover::RecoveryReport;
 pub use restore::{

@@ -7,8 +7,12 @@
 //!   sent concurrently. Every part's tree hash the service returns is compared with
 //!   the local one, and CompleteMultipartUpload gets the total tree hash and size
 //!   computed locally.
-//! - Glacier does not take empty archives: a 0-byte file is recorded with the
-//!   sentinel archive id [`EMPTY_ARCHIVE_ID`], which needs no request to restore.
+//! - Glacier does not take empty archives: a 0-byte file is stored as a 1-byte
+//!   placeholder ([`super::EMPTY_PLACEHOLDER`]) whose description says `s: 0`, so an
+//!   inventory still knows about it. Catalogs written before that recorded empty
+//!   files with the sentinel archive id [`EMPTY_ARCHIVE_ID`] (nothing stored), which
+//!   still works.
+//! - Inventories are `inventory-retrieval` jobs in JSON.
 
 use std::sync::Arc;
 
@@ -21,11 +25,15 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::{ArchiveListing, JobOutput, JobState, Store, StoredArchive, StoredPart, Tier, Upload};
+use super::{
+    ArchiveListing, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, Store, StoredArchive,
+    StoredPart, Tier, Upload, placeholder_tree_hash,
+};
 use crate::aws::{self, AwsSettings};
 use crate::hash::{TreeHash, tree_hash_of};
 
-/// The archive id of every empty file: Glacier refuses 0-byte archives.
+/// The archive id older catalogs gave every empty file (nothing stored): Glacier
+/// refuses 0-byte archives. New empty files are stored as a 1-byte placeholder.
 pub const EMPTY_ARCHIVE_ID: &str = "firn-empty-archive";
 const MIB: u64 = 1 << 20;
 const MAX_PARTS: u64 = 10_000;
@@ -143,15 +151,12 @@ impl Store for GlacierStore {
 
     async fn begin_upload(&self, size: u64, description: &str) -> Result<Box<dyn Upload>> {
         if size == 0 {
-            return Ok(Box::new(EmptyUpload));
+            return Ok(Box::new(EmptyUpload {
+                placeholder: self.single(EMPTY_PLACEHOLDER.to_vec()),
+            }));
         }
         if size <= self.single_upload_max {
-            return Ok(Box::new(SingleUpload {
-                client: self.client.clone(),
-                vault: self.vault.clone(),
-                what: self.what(),
-                body: Vec::with_capacity(size as usize),
-            }));
+            return Ok(Box::new(self.single(Vec::with_capacity(size as usize))));
         }
         let part_size = Self::choose_part_size(size, self.budget, self.part_concurrency);
         let out = self
@@ -400,9 +405,118 @@ impl Store for GlacierStore {
             checksum,
         })
     }
+
+    async fn request_inventory(&self) -> Result<String> {
+        let params = JobParameters::builder()
+            .r#type("inventory-retrieval")
+            .format("JSON")
+            .build();
+        let out = self
+            .client
+            .initiate_job()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .job_parameters(params)
+            .send()
+            .await
+            .map_err(|e| {
+                if aws::is_not_found(&e) {
+                    // The vault exists (checked on open): it has no inventory yet.
+                    anyhow!(
+                        "{} has no inventory yet (Glacier takes the first one about a day after the first upload); run again later",
+                        self.what()
+                    )
+                } else {
+                    aws::explain(&e, &self.what())
+                }
+            })?;
+        out.job_id()
+            .map(str::to_owned)
+            .context("Glacier returned no job id")
+    }
+
+    async fn read_inventory(&self, job_id: &str) -> Result<Inventory> {
+        let out = self
+            .client
+            .get_job_output()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .job_id(job_id)
+            .customize()
+            .interceptor(aws::SingleContentType)
+            .send()
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .context("inventory download interrupted")?;
+        parse_inventory(&body.into_bytes())
+            .with_context(|| format!("unreadable inventory of {}", self.what()))
+    }
+}
+
+/// Glacier's JSON inventory (only the fields firn reads).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InventoryJson {
+    inventory_date: String,
+    #[serde(default)]
+    archive_list: Vec<InventoryArchiveJson>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InventoryArchiveJson {
+    archive_id: String,
+    #[serde(default)]
+    archive_description: String,
+    creation_date: String,
+    size: u64,
+    #[serde(rename = "SHA256TreeHash")]
+    sha256_tree_hash: String,
+}
+
+fn parse_inventory(bytes: &[u8]) -> Result<Inventory> {
+    let json: InventoryJson = serde_json::from_slice(bytes).context("not Glacier's JSON")?;
+    let date = parse_iso8601(&json.inventory_date)
+        .with_context(|| format!("bad InventoryDate {:?}", json.inventory_date))?;
+    let archives = json
+        .archive_list
+        .into_iter()
+        .map(|a| {
+            let created_at = parse_iso8601(&a.creation_date).with_context(|| {
+                format!("bad CreationDate {:?} of {}", a.creation_date, a.archive_id)
+            })?;
+            let tree_hash = parse_tree_hash(Some(&a.sha256_tree_hash)).with_context(|| {
+                format!(
+                    "bad SHA256TreeHash {:?} of {}",
+                    a.sha256_tree_hash, a.archive_id
+                )
+            })?;
+            Ok(ArchiveListing {
+                archive_id: a.archive_id,
+                size: a.size,
+                tree_hash,
+                description: a.archive_description,
+                created_at,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Inventory { date, archives })
 }
 
 impl GlacierStore {
+    fn single(&self, body: Vec<u8>) -> SingleUpload {
+        SingleUpload {
+            client: self.client.clone(),
+            vault: self.vault.clone(),
+            what: self.what(),
+            body,
+        }
+    }
+
     fn multipart(&self, upload_id: String, part_size: u64) -> MultipartUpload {
         MultipartUpload {
             client: self.client.clone(),
@@ -429,7 +543,11 @@ fn parse_iso8601(text: &str) -> Option<i64> {
     Some(crate::description::days_from_civil(y, m, day) * 86_400 + h * 3600 + mi * 60 + s)
 }
 
-struct EmptyUpload;
+/// A 0-byte file: Glacier refuses empty archives, so one 0x00 byte is stored under
+/// the file's description (which says `s: 0`).
+struct EmptyUpload {
+    placeholder: SingleUpload,
+}
 
 #[async_trait]
 impl Upload for EmptyUpload {
@@ -440,18 +558,45 @@ impl Upload for EmptyUpload {
         Ok(())
     }
 
+    /// Stores the placeholder, checks Glacier's tree hash of it, and reports the
+    /// tree hash of the empty content the caller hashed (what the catalog records).
     async fn complete(
         self: Box<Self>,
         size: u64,
-        _tree_hash: TreeHash,
-        _description: &str,
+        tree_hash: TreeHash,
+        description: &str,
     ) -> Result<StoredArchive> {
-        if size != 0 {
+        let empty = tree_hash_of(&[]);
+        if size != 0 || tree_hash != empty {
             bail!("an empty file grew while it was uploaded");
         }
+        let (client, vault, what) = (
+            self.placeholder.client.clone(),
+            self.placeholder.vault.clone(),
+            self.placeholder.what.clone(),
+        );
+        let expected = placeholder_tree_hash();
+        let stored = Box::new(self.placeholder)
+            .complete(EMPTY_PLACEHOLDER.len() as u64, expected, description)
+            .await?;
+        if stored.tree_hash != expected {
+            // Never hand back an archive Glacier did not confirm byte for byte.
+            let _ = client
+                .delete_archive()
+                .account_id("-")
+                .vault_name(&vault)
+                .archive_id(&stored.archive_id)
+                .send()
+                .await;
+            bail!(
+                "{what} reported tree hash {} for the placeholder of an empty file, computed {}; archive discarded",
+                hex::encode(stored.tree_hash),
+                hex::encode(expected)
+            );
+        }
         Ok(StoredArchive {
-            archive_id: EMPTY_ARCHIVE_ID.to_string(),
-            tree_hash: tree_hash_of(&[]),
+            archive_id: stored.archive_id,
+            tree_hash: empty,
             size: 0,
         })
     }
@@ -686,6 +831,21 @@ mod tests {
             Some((16 * MIB, "abc-123"))
         );
         assert_eq!(GlacierStore::parse_token("local:x"), None);
+    }
+
+    #[test]
+    fn parses_a_glacier_inventory() {
+        let text = r#"{"VaultARN":"arn:aws:glacier:us-east-1:1:vaults/v","InventoryDate":"2024-01-02T03:04:05Z",
+            "ArchiveList":[{"ArchiveId":"abc","ArchiveDescription":"firn1 x","CreationDate":"2024-01-01T00:00:00.000Z",
+            "Size":1,"SHA256TreeHash":"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"}]}"#;
+        let inventory = parse_inventory(text.as_bytes()).unwrap();
+        assert_eq!(inventory.date, 1_704_164_645);
+        assert_eq!(inventory.archives.len(), 1);
+        let a = &inventory.archives[0];
+        assert_eq!((a.archive_id.as_str(), a.size), ("abc", 1));
+        assert_eq!(a.created_at, 1_704_067_200);
+        assert!(a.is_empty_placeholder(Some(0)), "one 0x00 byte");
+        assert!(parse_inventory(b"{}").is_err());
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!   trailer (JSON metadata: description, tree hash, size, creation time; then its
 //!   length as 8 bytes little-endian and the magic `FIRNARC1`).
 //! - `tmp/`: uploads in progress.
-//! - `jobs/<job id>.json`: retrieval jobs (ready after a configurable delay, as
-//!   Glacier's are after hours).
+//! - `jobs/<job id>.json`: retrieval and inventory jobs (ready after a configurable
+//!   delay, as Glacier's are after hours). An inventory job's listing is taken when
+//!   it is requested and kept in `jobs/<job id>.inventory.json`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{ArchiveListing, JobOutput, JobState, Store, StoredArchive, Tier, Upload};
+use super::{ArchiveListing, Inventory, JobOutput, JobState, Store, StoredArchive, Tier, Upload};
 use crate::hash::{LEAF_SIZE, TreeHash, TreeHasher, tree_hash_of};
 
 const MAGIC: &[u8; 8] = b"FIRNARC1";
@@ -124,6 +125,70 @@ impl LocalStore {
         file.read_exact(&mut meta)?;
         Ok(serde_json::from_slice(&meta)?)
     }
+
+    fn inventory_path(&self, job_id: &str) -> Result<PathBuf> {
+        if !valid_id(job_id) {
+            bail!("invalid job id {job_id:?}");
+        }
+        Ok(self
+            .root
+            .join("jobs")
+            .join(format!("{job_id}.inventory.json")))
+    }
+
+    fn inventory_job_state(&self, job_id: &str, bytes: &[u8]) -> Result<JobState> {
+        let job: InventoryJobFile = serde_json::from_slice(bytes)
+            .with_context(|| format!("corrupt inventory job file of job {job_id}"))?;
+        if !self.inventory_path(job_id)?.exists() {
+            return Ok(JobState::Gone);
+        }
+        Ok(if now_secs() >= job.ready_at {
+            JobState::Ready
+        } else {
+            JobState::InProgress {
+                ready_at: Some(job.ready_at),
+            }
+        })
+    }
+}
+
+/// What a job file is; retrieval job files carry no kind.
+#[derive(Serialize, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum JobKind {
+    #[default]
+    Retrieval,
+    Inventory,
+}
+
+#[derive(Deserialize)]
+struct JobKindOnly {
+    #[serde(default)]
+    kind: JobKind,
+}
+
+/// `jobs/<id>.json` of an inventory job; its listing is `jobs/<id>.inventory.json`.
+#[derive(Serialize, Deserialize)]
+struct InventoryJobFile {
+    kind: JobKind,
+    requested_at: i64,
+    ready_at: i64,
+}
+
+/// An inventory job's output as kept in the store's `jobs/` directory.
+#[derive(Serialize, Deserialize)]
+struct InventoryFile {
+    date: i64,
+    archives: Vec<InventoryLine>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InventoryLine {
+    archive_id: String,
+    size: u64,
+    tree_hash: String,
+    description: String,
+    created_at: i64,
 }
 
 struct LocalUpload {
@@ -237,6 +302,12 @@ impl Store for LocalStore {
         let Ok(bytes) = fs::read(&path) else {
             return Ok(JobState::Gone);
         };
+        if let Ok(JobKindOnly {
+            kind: JobKind::Inventory,
+        }) = serde_json::from_slice(&bytes)
+        {
+            return self.inventory_job_state(job_id, &bytes);
+        }
         let job: JobFile = serde_json::from_slice(&bytes)
             .with_context(|| format!("corrupt job file {}", path.display()))?;
         if !self.archive_path(&job.archive_id)?.exists() {
@@ -285,6 +356,87 @@ impl Store for LocalStore {
             })
         })
         .await?
+    }
+
+    async fn request_inventory(&self) -> Result<String> {
+        self.write_inventory_job().await
+    }
+
+    async fn read_inventory(&self, job_id: &str) -> Result<Inventory> {
+        let unknown =
+            || format!("inventory job {job_id} is unknown or expired; request a new inventory");
+        let job: InventoryJobFile =
+            serde_json::from_slice(&fs::read(self.job_path(job_id)?).with_context(unknown)?)
+                .with_context(|| format!("job {job_id} is not an inventory job"))?;
+        if job.kind != JobKind::Inventory {
+            bail!("job {job_id} is not an inventory job");
+        }
+        if now_secs() < job.ready_at {
+            bail!("inventory job {job_id} is not ready yet; wait for it");
+        }
+        let path = self.inventory_path(job_id)?;
+        let output: InventoryFile = serde_json::from_slice(&fs::read(&path).with_context(unknown)?)
+            .with_context(|| format!("corrupt inventory {}", path.display()))?;
+        let archives = output
+            .archives
+            .into_iter()
+            .map(|line| {
+                let tree_hash = hex::decode(&line.tree_hash)
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .with_context(|| format!("corrupt inventory {}", path.display()))?;
+                Ok(ArchiveListing {
+                    archive_id: line.archive_id,
+                    size: line.size,
+                    tree_hash,
+                    description: line.description,
+                    created_at: line.created_at,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Inventory {
+            date: output.date,
+            archives,
+        })
+    }
+}
+
+impl LocalStore {
+    async fn write_inventory_job(&self) -> Result<String> {
+        let date = now_secs();
+        let archives = self.list().await?.unwrap_or_default();
+        let output = InventoryFile {
+            date,
+            archives: archives
+                .into_iter()
+                .map(|a| InventoryLine {
+                    archive_id: a.archive_id,
+                    size: a.size,
+                    tree_hash: hex::encode(a.tree_hash),
+                    description: a.description,
+                    created_at: a.created_at,
+                })
+                .collect(),
+        };
+        let job_id = random_id(16)?;
+        let job = InventoryJobFile {
+            kind: JobKind::Inventory,
+            requested_at: date,
+            ready_at: date + self.retrieval_delay_secs as i64,
+        };
+        // The listing first, then the job that points at it: a job file never
+        // exists without its output.
+        for (path, bytes) in [
+            (self.inventory_path(&job_id)?, serde_json::to_vec(&output)?),
+            (self.job_path(&job_id)?, serde_json::to_vec(&job)?),
+        ] {
+            let temp = path.with_extension("partial");
+            fs::write(&temp, bytes)
+                .with_context(|| format!("cannot write {} in the store", temp.display()))?;
+            fs::rename(&temp, &path)
+                .with_context(|| format!("cannot write {} in the store", path.display()))?;
+        }
+        Ok(job_id)
     }
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::hash::TreeHash;
+use crate::hash::{TreeHash, tree_hash_of};
 
 /// What the store reports once it holds an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,44 @@ pub struct ArchiveListing {
     pub tree_hash: TreeHash,
     pub description: String,
     pub created_at: i64,
+}
+
+/// Every archive a store held at one moment, as an inventory job reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// Unix seconds: the moment the listing reflects (Glacier's lags about a day).
+    pub date: i64,
+    pub archives: Vec<ArchiveListing>,
+}
+
+/// What a 0-byte file is stored as where empty archives are refused (Glacier): one
+/// 0x00 byte, whose description says `s: 0`. The catalog records size 0 and the
+/// tree hash of empty content.
+pub const EMPTY_PLACEHOLDER: &[u8] = &[0];
+
+/// The tree hash of [`EMPTY_PLACEHOLDER`].
+pub fn placeholder_tree_hash() -> TreeHash {
+    tree_hash_of(EMPTY_PLACEHOLDER)
+}
+
+impl ArchiveListing {
+    /// Whether this archive is the placeholder of an empty file, given the size its
+    /// description declares.
+    pub fn is_empty_placeholder(&self, described_size: Option<u64>) -> bool {
+        described_size == Some(0)
+            && self.size == EMPTY_PLACEHOLDER.len() as u64
+            && self.tree_hash == placeholder_tree_hash()
+    }
+
+    /// Size and tree hash of the file content this archive holds: a placeholder
+    /// holds an empty file.
+    pub fn content(&self, described_size: Option<u64>) -> (u64, TreeHash) {
+        if self.is_empty_placeholder(described_size) {
+            (0, tree_hash_of(&[]))
+        } else {
+            (self.size, self.tree_hash)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -119,6 +157,16 @@ pub trait Store: Send + Sync {
 
     /// How long a retrieval job of this tier usually takes, in seconds (from, to).
     fn expected_wait(&self, tier: Tier) -> (u64, u64);
+    /// Requests a listing of every archive (Glacier: an inventory-retrieval job,
+    /// hours). Returns a job id whose progress [`Store::job_state`] reports.
+    async fn request_inventory(&self) -> Result<String> {
+        anyhow::bail!("the store {} cannot take an inventory", self.target())
+    }
+
+    /// The listing of a ready inventory job.
+    async fn read_inventory(&self, _job_id: &str) -> Result<Inventory> {
+        anyhow::bail!("the store {} cannot take an inventory", self.target())
+    }
 }
 
 /// An upload in progress. Parts are sent in order; the caller hashes exactly the

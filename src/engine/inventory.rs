@@ -1,0 +1,701 @@
+//! Inventory and reconciliation (DESIGN invariant 3: every archive in the store is
+//! accounted for), acting on orphans, and rebuilding a lost catalog from the archive
+//! descriptions an inventory lists.
+//!
+//! - An inventory is a store job (Glacier: hours). The job is kept in local state and
+//!   reused while younger than 24 hours (Glacier keeps job output that long and
+//!   refreshes a vault's inventory about daily); a job the store forgot is requested
+//!   again.
+//! - Reconciliation compares the inventory with every catalog record of the set
+//!   (current and superseded): orphans (in the store, not in the catalog), missing
+//!   (in the catalog, not in the store), and size or tree-hash mismatches. Records
+//!   uploaded at or after the inventory date are "too new to check", not missing.
+//! - A 0-byte file on Glacier is a 1-byte placeholder whose description says `s: 0`:
+//!   it holds empty content. Records with the old sentinel id `firn-empty-archive`
+//!   have nothing stored and are never missing.
+//! - Paths read from descriptions are untrusted: a key that is absolute, has empty,
+//!   `.` or `..` components or a NUL, or whose raw bytes name another path, is never
+//!   imported.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use crate::catalog::{ArchiveRecord, ArchiveState};
+use crate::description::{self, DecodeError, Format};
+use crate::hash::UNKNOWN_SHA1;
+use crate::pathkey;
+use crate::state::InventoryJob;
+use crate::store::glacier::EMPTY_ARCHIVE_ID;
+use crate::store::local::now_secs;
+use crate::store::{ArchiveListing, Inventory, JobState};
+
+/// An inventory job younger than this is reused rather than requested again.
+pub const INVENTORY_REUSE_SECS: i64 = 24 * 3600;
+const RECONCILIATION_REPORT: &str = "reconciliation";
+
+/// An inventory, or the job it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryFetch {
+    Waiting {
+        requested_at: i64,
+        ready_at: Option<i64>,
+    },
+    Ready(Inventory),
+}
+
+/// What [`Engine::inventory`] found: a reconciliation, or a job still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryOutcome {
+    Waiting {
+        requested_at: i64,
+        ready_at: Option<i64>,
+    },
+    Ready(Reconciliation),
+}
+
+/// The store's inventory compared with the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    /// Unix seconds: the moment the inventory reflects.
+    pub inventory_date: i64,
+    /// Unix seconds: when the comparison was made.
+    pub checked_at: i64,
+    /// Archives the inventory lists.
+    pub archive_count: u64,
+    /// Catalog records compared (current, superseded and being deleted).
+    pub record_count: u64,
+    /// Records whose archive the inventory lists with the same size and tree hash.
+    pub matched: u64,
+    /// Records uploaded at or after the inventory date: not checked yet.
+    pub too_new: u64,
+    /// Empty files recorded with the old sentinel id (nothing stored).
+    pub empty_sentinels: u64,
+    /// Records that name another store than this one (not expected in its inventory).
+    pub other_store: u64,
+    /// Archives the inventory lists that this host deleted after it was taken.
+    pub deleted_since: u64,
+    pub orphans: Vec<Orphan>,
+    pub missing: Vec<Missing>,
+    pub mismatched: Vec<Mismatch>,
+}
+
+impl Reconciliation {
+    /// Orphans, missing archives and mismatches together.
+    pub fn problems(&self) -> usize {
+        self.orphans.len() + self.missing.len() + self.mismatched.len()
+    }
+
+    pub fn is_consistent(&self) -> bool {
+        self.problems() == 0
+    }
+}
+
+/// An archive in the store that no catalog record names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orphan {
+    pub archive_id: String,
+    /// Bytes stored (a placeholder of an empty file is 1).
+    pub size: u64,
+    /// Hex.
+    pub tree_hash: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The archive's description as stored.
+    pub description_text: String,
+    /// What the description says, when it is firn's or mt-aws-glacier's.
+    pub description: Option<DescribedFile>,
+    /// Why [`Engine::adopt_orphans`] would refuse it; None when it can be adopted.
+    pub refused: Option<String>,
+}
+
+/// A file as an archive description names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescribedFile {
+    /// `firn1` or `mt2`.
+    pub format: String,
+    /// None when the path did not fit in the description (firn1 `k`).
+    pub key: Option<String>,
+    /// base64url (no padding) of the path's bytes, when they differ from the key.
+    pub raw_path: Option<String>,
+    /// The file's size (mt2 descriptions do not say).
+    pub size: Option<u64>,
+    pub mtime_ns: i64,
+    /// Hex, when the description carries it.
+    pub sha1: Option<String>,
+}
+
+/// A catalog record whose archive the inventory does not list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Missing {
+    pub key: String,
+    pub archive_id: String,
+    pub size: u64,
+    pub uploaded_at: i64,
+    /// `current` or `superseded`.
+    pub state: String,
+}
+
+/// A catalog record whose archive the store holds with another size or tree hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mismatch {
+    pub key: String,
+    pub archive_id: String,
+    pub catalog_size: u64,
+    pub catalog_tree_hash: String,
+    pub store_size: u64,
+    pub store_tree_hash: String,
+}
+
+/// What happened to one orphan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanResult {
+    pub archive_id: String,
+    pub key: Option<String>,
+    pub outcome: OrphanOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "result", content = "reason")]
+pub enum OrphanOutcome {
+    /// Recorded as the current version of its file (it had none).
+    AdoptedCurrent,
+    /// Recorded as an older version of a file that has a current one.
+    AdoptedSuperseded,
+    /// Deleted from the store.
+    Deleted,
+    /// The catalog records it by now: nothing to do.
+    AlreadyInCatalog,
+    /// Not acted on, and why (foreign description, unsafe path, ...).
+    Refused(String),
+    /// The action failed (network, catalog conflict, ...).
+    Failed(String),
+}
+
+/// What [`Engine::rebuild_catalog`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebuildReport {
+    pub inventory_date: i64,
+    /// Archives the inventory lists.
+    pub archive_count: u64,
+    /// The catalog already held records of this set: only archives it did not
+    /// know were added.
+    pub merged: bool,
+    /// Archives the catalog already recorded (left as they were).
+    pub already_known: u64,
+    /// Files (keys) that got at least one record.
+    pub files: u64,
+    /// Records added as current versions.
+    pub current: u64,
+    /// Records added as superseded versions.
+    pub superseded: u64,
+    /// Records added without a SHA-1 (description without one: Glacier multipart
+    /// uploads of files not hashed before, every mt2 archive). Status compares them
+    /// by size and mtime; the tree hash still verifies their bytes.
+    pub unknown_sha1: u64,
+    /// Archives not imported, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub archive_id: String,
+    /// The key the description names, when it names one.
+    pub key: Option<String>,
+    pub reason: String,
+    /// Not a firn or mt-aws-glacier description (another tool's archive).
+    pub foreign: bool,
+}
+
+/// Why an archive cannot be recorded from its description.
+struct Refusal {
+    reason: String,
+    key: Option<String>,
+    foreign: bool,
+}
+
+fn describe(listing: &ArchiveListing) -> Option<DescribedFile> {
+    let desc = description::decode(&listing.description).ok()?;
+    Some(DescribedFile {
+        format: match desc.format {
+            Format::Firn1 => "firn1",
+            Format::MtAwsGlacier2 => "mt2",
+        }
+        .into(),
+        key: desc.key,
+        raw_path: desc
+            .raw
+            .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r)),
+        size: desc.size,
+        mtime_ns: desc.mtime_ns,
+        sha1: desc.sha1.map(hex::encode),
+    })
+}
+
+/// The catalog record an archive's description supports (state current), or why
+/// there is none.
+fn record_from(
+    listing: &ArchiveListing,
+    target: &str,
+    host: &str,
+) -> Result<ArchiveRecord, Refusal> {
+    let desc = description::decode(&listing.description).map_err(|e| Refusal {
+        reason: match e {
+            DecodeError::Unknown => {
+                "not a firn or mt-aws-glacier description (another tool's archive)".into()
+            }
+            DecodeError::Malformed(format) => format!("malformed {format} description"),
+        },
+        key: None,
+        foreign: matches!(e, DecodeError::Unknown),
+    })?;
+    let Some(key) = desc.key.clone() else {
+        return Err(Refusal {
+            reason: "its description holds only a hash of the path (too long to fit); only the lost catalog knew the path".into(),
+            key: None,
+            foreign: false,
+        });
+    };
+    let refuse = |reason: String| Refusal {
+        reason,
+        key: Some(key.clone()),
+        foreign: false,
+    };
+    if let Err(why) = pathkey::safe_key(&key, desc.raw.as_deref()) {
+        return Err(refuse(format!("unsafe path: {why}")));
+    }
+    let (size, tree_hash) = listing.content(desc.size);
+    if let Some(described) = desc.size
+        && described != size
+    {
+        return Err(refuse(format!(
+            "its description says {described} bytes, the store holds {}",
+            listing.size
+        )));
+    }
+    Ok(ArchiveRecord {
+        key,
+        raw: desc.raw,
+        size,
+        mtime_ns: desc.mtime_ns,
+        sha1: desc.sha1.unwrap_or(UNKNOWN_SHA1),
+        tree_hash,
+        archive_id: listing.archive_id.clone(),
+        target: target.to_owned(),
+        uploaded_at: listing.created_at,
+        state: ArchiveState::Current,
+        host: host.to_owned(),
+        superseded_at: None,
+    })
+}
+
+/// Records of a relocated embedded store still name it by its old directory.
+fn same_store(a: &str, b: &str) -> bool {
+    a == b || (a.starts_with("local:") && b.starts_with("local:"))
+}
+
+impl Orphan {
+    fn from_listing(listing: &ArchiveListing, target: &str, host: &str) -> Orphan {
+        Orphan {
+            archive_id: listing.archive_id.clone(),
+            size: listing.size,
+            tree_hash: hex::encode(listing.tree_hash),
+            created_at: listing.created_at,
+            description_text: listing.description.clone(),
+            description: describe(listing),
+            refused: record_from(listing, target, host).err().map(|r| r.reason),
+        }
+    }
+
+    /// The inventory line this orphan came from.
+    fn listing(&self) -> Option<ArchiveListing> {
+        Some(ArchiveListing {
+            archive_id: self.archive_id.clone(),
+            size: self.size,
+            tree_hash: hex::decode(&self.tree_hash).ok()?.try_into().ok()?,
+            description: self.description_text.clone(),
+            created_at: self.created_at,
+        })
+    }
+
+    fn key(&self) -> Option<String> {
+        self.description.as_ref().and_then(|d| d.key.clone())
+    }
+}
+
+impl Engine {
+    /// The store's inventory: reuses the job this set requested in the last 24
+    /// hours, requests one otherwise (or when the store forgot it), and polls it
+    /// with backoff (200 ms doubling to 60 s) when `wait`.
+    pub async fn fetch_inventory(&self, wait: bool) -> Result<InventoryFetch> {
+        let now = now_secs();
+        let mut job = self
+            .state
+            .inventory_job()?
+            .filter(|j| now - j.requested_at < INVENTORY_REUSE_SECS);
+        let mut fresh = false;
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let current = match job.take() {
+                Some(j) => j,
+                None => {
+                    let job_id = self.store.request_inventory().await?;
+                    let j = InventoryJob {
+                        job_id,
+                        requested_at: now_secs(),
+                    };
+                    self.state.put_inventory_job(&j)?;
+                    fresh = true;
+                    j
+                }
+            };
+            match self.store.job_state(&current.job_id).await? {
+                JobState::Ready => {
+                    return Ok(InventoryFetch::Ready(
+                        self.store.read_inventory(&current.job_id).await?,
+                    ));
+                }
+                JobState::Gone if !fresh => self.state.forget_inventory_job()?,
+                JobState::Gone => {
+                    self.state.forget_inventory_job()?;
+                    bail!(
+                        "the store {} forgot the inventory job {} it was just given; run again",
+                        self.store.target(),
+                        current.job_id
+                    );
+                }
+                JobState::Failed(reason) => {
+                    self.state.forget_inventory_job()?;
+                    bail!(
+                        "the inventory job of {} failed: {reason}; run again to request a new one",
+                        self.store.target()
+                    );
+                }
+                JobState::InProgress { ready_at } => {
+                    if !wait {
+                        return Ok(InventoryFetch::Waiting {
+                            requested_at: current.requested_at,
+                            ready_at,
+                        });
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                    job = Some(current);
+                }
+            }
+        }
+    }
+
+    /// Fetches the inventory (see [`Engine::fetch_inventory`]) and reconciles it
+    /// with the catalog; the result is saved for [`Engine::last_reconciliation`].
+    pub async fn inventory(&self, wait: bool) -> Result<InventoryOutcome> {
+        Ok(match self.fetch_inventory(wait).await? {
+            InventoryFetch::Waiting {
+                requested_at,
+                ready_at,
+            } => InventoryOutcome::Waiting {
+                requested_at,
+                ready_at,
+            },
+            InventoryFetch::Ready(inventory) => {
+                let reconciliation = self.reconcile(&inventory).await?;
+                self.state.put_report(
+                    RECONCILIATION_REPORT,
+                    &serde_json::to_string(&reconciliation)?,
+                    reconciliation.checked_at,
+                )?;
+                InventoryOutcome::Ready(reconciliation)
+            }
+        })
+    }
+
+    /// The reconciliation [`Engine::inventory`] saved last (None before the first,
+    /// or when it was written by an incompatible version).
+    pub fn last_reconciliation(&self) -> Result<Option<Reconciliation>> {
+        Ok(self
+            .state
+            .report(RECONCILIATION_REPORT)?
+            .and_then(|body| serde_json::from_str(&body).ok()))
+    }
+
+    /// Compares an inventory with every catalog record of the set.
+    pub async fn reconcile(&self, inventory: &Inventory) -> Result<Reconciliation> {
+        let records = self.catalog.records().await?;
+        let deleted = self.state.deleted_archives()?;
+        let target = self.store.target();
+        let listed: HashMap<&str, &ArchiveListing> = inventory
+            .archives
+            .iter()
+            .map(|a| (a.archive_id.as_str(), a))
+            .collect();
+        let mut report = Reconciliation {
+            inventory_date: inventory.date,
+            checked_at: now_secs(),
+            archive_count: inventory.archives.len() as u64,
+            record_count: records.len() as u64,
+            ..Reconciliation::default()
+        };
+        let mut known: HashSet<&str> = HashSet::with_capacity(records.len());
+        for record in &records {
+            known.insert(record.archive_id.as_str());
+            if record.archive_id == EMPTY_ARCHIVE_ID {
+                report.empty_sentinels += 1;
+                continue;
+            }
+            match listed.get(record.archive_id.as_str()) {
+                Some(listing) => {
+                    // A placeholder holds empty content: by its description, or by
+                    // the catalog when the description is unreadable.
+                    let described = description::decode(&listing.description)
+                        .ok()
+                        .and_then(|d| d.size)
+                        .or((record.size == 0).then_some(0));
+                    let (size, tree_hash) = listing.content(described);
+                    if size == record.size && tree_hash == record.tree_hash {
+                        report.matched += 1;
+                    } else {
+                        report.mismatched.push(Mismatch {
+                            key: record.key.clone(),
+                            archive_id: record.archive_id.clone(),
+                            catalog_size: record.size,
+                            catalog_tree_hash: hex::encode(record.tree_hash),
+                            store_size: listing.size,
+                            store_tree_hash: hex::encode(listing.tree_hash),
+                        });
+                    }
+                }
+                None if !same_store(&record.target, &target) => report.other_store += 1,
+                // Its deletion is under way: absence is what it is waiting for.
+                None if record.state == ArchiveState::Deleting => {}
+                None if record.uploaded_at >= inventory.date => report.too_new += 1,
+                None => report.missing.push(Missing {
+                    key: record.key.clone(),
+                    archive_id: record.archive_id.clone(),
+                    size: record.size,
+                    uploaded_at: record.uploaded_at,
+                    state: record.state.as_str().into(),
+                }),
+            }
+        }
+        for listing in &inventory.archives {
+            if known.contains(listing.archive_id.as_str()) {
+                continue;
+            }
+            if deleted
+                .get(&listing.archive_id)
+                .is_some_and(|&at| at >= inventory.date)
+            {
+                report.deleted_since += 1;
+                continue;
+            }
+            report
+                .orphans
+                .push(Orphan::from_listing(listing, &target, &self.host));
+        }
+        report.orphans.sort_by_key(|o| (o.key(), o.created_at));
+        report.missing.sort_by(|a, b| a.key.cmp(&b.key));
+        report.mismatched.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(report)
+    }
+
+    /// Records orphans whose description names a file (firn1 or mt2) under a safe
+    /// path: as the current version of a file that has none (the newest orphan of
+    /// a file first), else as a superseded version. Results are in input order.
+    pub async fn adopt_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
+        let records = self.catalog.records().await?;
+        let mut known: HashSet<String> = records.iter().map(|r| r.archive_id.clone()).collect();
+        let mut has_current: HashSet<String> = records
+            .iter()
+            .filter(|r| r.state == ArchiveState::Current)
+            .map(|r| r.key.clone())
+            .collect();
+        drop(records);
+        let target = self.store.target();
+        let mut order: Vec<usize> = (0..orphans.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(orphans[i].created_at));
+        let mut results: Vec<Option<OrphanResult>> = vec![None; orphans.len()];
+        for i in order {
+            let orphan = &orphans[i];
+            let outcome = if known.contains(&orphan.archive_id) {
+                (orphan.key(), OrphanOutcome::AlreadyInCatalog)
+            } else {
+                match orphan.listing() {
+                    None => (
+                        orphan.key(),
+                        OrphanOutcome::Refused(format!("bad tree hash {:?}", orphan.tree_hash)),
+                    ),
+                    Some(listing) => match record_from(&listing, &target, &self.host) {
+                        Err(refusal) => (refusal.key, OrphanOutcome::Refused(refusal.reason)),
+                        Ok(mut record) => {
+                            let key = Some(record.key.clone());
+                            let adopted = if has_current.contains(&record.key) {
+                                record.state = ArchiveState::Superseded;
+                                record.superseded_at = Some(now_secs());
+                                self.catalog
+                                    .record_superseded(&record)
+                                    .await
+                                    .map(|()| OrphanOutcome::AdoptedSuperseded)
+                            } else {
+                                self.catalog
+                                    .record_upload(&record, None)
+                                    .await
+                                    .map(|()| OrphanOutcome::AdoptedCurrent)
+                            };
+                            match adopted {
+                                Ok(outcome) => {
+                                    known.insert(record.archive_id.clone());
+                                    has_current.insert(record.key.clone());
+                                    (key, outcome)
+                                }
+                                Err(e) => (key, OrphanOutcome::Failed(format!("{e:#}"))),
+                            }
+                        }
+                    },
+                }
+            };
+            results[i] = Some(OrphanResult {
+                archive_id: orphan.archive_id.clone(),
+                key: outcome.0,
+                outcome: outcome.1,
+            });
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Deletes orphans from the store. An archive the catalog records by now is
+    /// refused, never deleted. Results are in input order.
+    pub async fn delete_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
+        let known: HashSet<String> = self
+            .catalog
+            .records()
+            .await?
+            .into_iter()
+            .map(|r| r.archive_id)
+            .collect();
+        let mut results = Vec::with_capacity(orphans.len());
+        for orphan in orphans {
+            let outcome = if known.contains(&orphan.archive_id) {
+                OrphanOutcome::Refused(
+                    "the catalog records this archive: it is no orphan any more".into(),
+                )
+            } else if orphan.archive_id == EMPTY_ARCHIVE_ID {
+                OrphanOutcome::Refused("not an archive".into())
+            } else {
+                match self.store.delete(&orphan.archive_id).await {
+                    Ok(()) => {
+                        self.state
+                            .remember_deleted(&orphan.archive_id, now_secs())?;
+                        OrphanOutcome::Deleted
+                    }
+                    Err(e) => OrphanOutcome::Failed(format!("{e:#}")),
+                }
+            };
+            results.push(OrphanResult {
+                archive_id: orphan.archive_id.clone(),
+                key: orphan.key(),
+                outcome,
+            });
+        }
+        Ok(results)
+    }
+
+    /// Recreates the catalog of this set from an inventory's archive descriptions
+    /// (firn1 and mt2). Per file, the archive created last is current and the
+    /// others superseded (at their successor's creation). Archives the catalog
+    /// already records are left alone (a merge); for a file the catalog knows, a
+    /// newer archive becomes current and older ones are added as superseded.
+    /// Archives whose description is foreign, holds only a path hash, names an
+    /// unsafe path or disagrees with the stored size are skipped and listed.
+    pub async fn rebuild_catalog(&self, inventory: &Inventory) -> Result<RebuildReport> {
+        let existing = self.catalog.records().await?;
+        let target = self.store.target();
+        let mut report = RebuildReport {
+            inventory_date: inventory.date,
+            archive_count: inventory.archives.len() as u64,
+            merged: !existing.is_empty(),
+            ..RebuildReport::default()
+        };
+        let known: HashSet<&str> = existing.iter().map(|r| r.archive_id.as_str()).collect();
+        let mut by_key: BTreeMap<String, Vec<ArchiveRecord>> = BTreeMap::new();
+        for listing in &inventory.archives {
+            if known.contains(listing.archive_id.as_str()) {
+                report.already_known += 1;
+                continue;
+            }
+            match record_from(listing, &target, &self.host) {
+                Ok(record) => by_key.entry(record.key.clone()).or_default().push(record),
+                Err(refusal) => report.skipped.push(Skipped {
+                    archive_id: listing.archive_id.clone(),
+                    key: refusal.key,
+                    reason: refusal.reason,
+                    foreign: refusal.foreign,
+                }),
+            }
+        }
+        let mut existing_by_key: HashMap<&str, Vec<&ArchiveRecord>> = HashMap::new();
+        for record in &existing {
+            existing_by_key
+                .entry(record.key.as_str())
+                .or_default()
+                .push(record);
+        }
+        let now = now_secs();
+        let mut batch = Vec::new();
+        for (key, mut group) in by_key {
+            group.sort_by(|a, b| {
+                (a.uploaded_at, &a.archive_id).cmp(&(b.uploaded_at, &b.archive_id))
+            });
+            report.files += 1;
+            report.unknown_sha1 += group.iter().filter(|r| r.sha1 == UNKNOWN_SHA1).count() as u64;
+            let current = existing_by_key
+                .get(key.as_str())
+                .and_then(|v| v.iter().find(|r| r.state == ArchiveState::Current).copied());
+            let known_key = existing_by_key.contains_key(key.as_str());
+            // The newest archive found becomes current unless the catalog has a
+            // newer current version.
+            let promote = match current {
+                Some(c) => group.last().is_some_and(|r| r.uploaded_at > c.uploaded_at),
+                None => true,
+            };
+            let successor_of_last = match (promote, current) {
+                (false, Some(c)) => c.uploaded_at,
+                _ => now,
+            };
+            let newest = if promote { group.pop() } else { None };
+            let older: Vec<ArchiveRecord> = (0..group.len())
+                .map(|i| {
+                    let mut r = group[i].clone();
+                    r.state = ArchiveState::Superseded;
+                    r.superseded_at = Some(match (group.get(i + 1), &newest) {
+                        (Some(next), _) => next.uploaded_at,
+                        (None, Some(newest)) => newest.uploaded_at,
+                        (None, None) => successor_of_last,
+                    });
+                    r
+                })
+                .collect();
+            report.superseded += older.len() as u64;
+            report.current += u64::from(newest.is_some());
+            if known_key {
+                // Another record of this file exists: conditional writes, one by one.
+                if let Some(newest) = &newest {
+                    self.catalog
+                        .record_upload(newest, current.map(|c| c.archive_id.as_str()))
+                        .await?;
+                }
+                for r in &older {
+                    self.catalog.record_superseded(r).await?;
+                }
+            } else {
+                batch.extend(older);
+                batch.extend(newest);
+            }
+        }
+        self.catalog.import(&batch).await?;
+        Ok(report)
+    }
+}
