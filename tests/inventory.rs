@@ -374,6 +374,30 @@ fn an_inventory_not_ready_is_waited_for_or_reported() {
 }
 
 #[test]
+fn an_archive_deleted_after_the_inventory_was_taken_is_not_an_orphan() {
+    let sb = sandbox();
+    let config = sb.path().join("config/firn/config.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
+    std::fs::write(&config, text).unwrap();
+    sb.write("a.txt", "a");
+    sb.write("b.txt", "b");
+    backup(&sb);
+    // The inventory lists both archives as they are now...
+    let (code, doc) = json(&sb, &["inventory", "--set", "s", "--no-wait"]);
+    assert_eq!(code, Some(0), "{doc}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let out = firn(&sb, &["delete", "--set", "s", "b.txt", "--yes"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // ...and is read after b.txt's archive was deleted.
+    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["orphans"].as_array().map(Vec::len), Some(0), "{doc}");
+    assert_eq!(doc["matched"], 1, "{doc}");
+}
+
+#[test]
 fn orphans_are_adopted_or_deleted_on_request() {
     let sb = sandbox();
     sb.write("x.txt", "x version 2");

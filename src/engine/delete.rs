@@ -271,15 +271,15 @@ impl Engine {
     /// answers "not found" counts as deleted too when the vault itself is there.
     async fn delete_from_store(&self, archive_id: &str) -> Result<()> {
         match self.store.delete(archive_id).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             Err(e)
                 if crate::aws::AwsError::in_chain_is_not_found(&e)
-                    && self.store.check().await.is_ok() =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e),
+                    && self.store.check().await.is_ok() => {}
+            Err(e) => return Err(e),
         }
+        // An inventory taken before this deletion still lists the archive: it is
+        // not an orphan.
+        self.state.remember_deleted(archive_id, now_secs())
     }
 
     /// Finishes deletions a crash interrupted after they were journaled: deletes
