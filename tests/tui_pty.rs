@@ -473,3 +473,40 @@ fn deleting_an_archive_in_the_tui_makes_the_file_new_again() {
     let stored = sandbox.store_archives();
     assert!(stored.is_empty(), "the store deleted it: {stored:?}");
 }
+
+#[test]
+fn orphans_found_by_an_inventory_are_adopted_from_the_tui() {
+    let sandbox = Sandbox::in_memory();
+    sandbox.write("photos/a.jpg", "jpeg bytes");
+    let out = sandbox.firn(["backup", sandbox.tree().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    // The catalog is lost: the store's archive is now an orphan.
+    std::fs::remove_file(sandbox.catalog_db()).unwrap();
+    let mut cmd = sandbox.command();
+    cmd.arg(sandbox.tree()).env("TERM", "xterm-256color");
+    let mut pty = Pty::spawn(cmd);
+    let screen = pty.wait_for("the tree", Duration::from_secs(30), |s| {
+        s.contains("photos/")
+    });
+    assert_eq!(mark(&screen, "photos/"), Some('+'), "new again: {screen}");
+    pty.send("I");
+    pty.wait_for(
+        "the empty reconciliation view",
+        Duration::from_secs(5),
+        |s| s.contains("No inventory has been compared"),
+    );
+    pty.send("n");
+    let screen = pty.wait_for("the orphan", Duration::from_secs(30), |s| {
+        s.contains("Orphans (in the store, not in the catalog): 1")
+    });
+    assert!(screen.contains("photos/a.jpg"), "{screen}");
+    pty.send("a");
+    pty.wait_for("photos/ archived again", Duration::from_secs(30), |s| {
+        mark(s, "photos/") == Some('=')
+    });
+    pty.send("q");
+    assert!(pty.wait_exit(Duration::from_secs(10)).success());
+    let records = sandbox.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["path"], "photos/a.jpg");
+}

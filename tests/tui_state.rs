@@ -765,3 +765,77 @@ fn the_cost_view_adds_up_the_archives() {
     keys(&mut state, "q");
     assert!(state.dialog.is_none());
 }
+
+#[test]
+fn the_reconciliation_view_acts_on_orphans() {
+    use firn::engine::{Orphan, OrphanOutcome, OrphanResult, Reconciliation};
+    let mut state = mixed();
+    let orphan = |id: &str, refused: Option<&str>| Orphan {
+        archive_id: id.into(),
+        size: 42,
+        tree_hash: "00".into(),
+        created_at: NOW - DAY,
+        description_text: "firn1 ...".into(),
+        description: None,
+        refused: refused.map(str::to_string),
+    };
+    keys(&mut state, "I");
+    assert!(render(&state).contains("No inventory has been compared"));
+    assert!(matches!(
+        keys(&mut state, "n").as_slice(),
+        [Effect::RunInventory]
+    ));
+    let reconciliation = Reconciliation {
+        inventory_date: NOW - DAY,
+        checked_at: NOW,
+        archive_count: 3,
+        record_count: 1,
+        matched: 1,
+        orphans: vec![orphan("good", None), orphan("foreign", Some("not firn's"))],
+        ..Default::default()
+    };
+    update(
+        &mut state,
+        Action::Reconciled {
+            reconciliation: Some(Box::new(reconciliation)),
+            show: true,
+        },
+    );
+    let screen = render(&state);
+    assert!(
+        screen.contains("Orphans (in the store, not in the catalog): 2"),
+        "{screen}"
+    );
+    assert!(screen.contains("adopt: not firn's"), "{screen}");
+    assert!(
+        screen.contains("inventory: 2 to check"),
+        "title bar: {screen}"
+    );
+    // a adopts only what can be adopted.
+    let effects = keys(&mut state, "a");
+    let Some(Effect::AdoptOrphans(adopting)) = effects.into_iter().next() else {
+        panic!("no adopt effect");
+    };
+    assert_eq!(adopting.len(), 1);
+    assert_eq!(adopting[0].archive_id, "good");
+    let effects = update(
+        &mut state,
+        Action::OrphansActed(vec![OrphanResult {
+            archive_id: "good".into(),
+            key: Some("photos/new.jpg".into()),
+            outcome: OrphanOutcome::AdoptedCurrent,
+        }]),
+    );
+    assert!(effects.iter().any(|e| matches!(e, Effect::Rescan)));
+    assert_eq!(state.reconciliation.as_ref().unwrap().orphans.len(), 1);
+    // x deletes, after an explicit y.
+    keys(&mut state, "I");
+    keys(&mut state, "x");
+    assert!(matches!(
+        state.dialog,
+        Some(Dialog::ConfirmDeleteOrphans { .. })
+    ));
+    assert!(key(&mut state, KeyCode::Enter).is_empty());
+    let effects = keys(&mut state, "y");
+    assert!(matches!(effects.as_slice(), [Effect::DeleteOrphans(o)] if o.len() == 1));
+}

@@ -18,7 +18,8 @@ use super::view;
 use crate::catalog::ArchiveRecord;
 use crate::cost::{CostSummary, Prices};
 use crate::engine::{
-    BackupSummary, DeletionPlan, DeletionReport, Event, RetentionReport, UploadItem,
+    BackupSummary, DeletionPlan, DeletionReport, Event, Orphan, OrphanOutcome, OrphanResult,
+    Reconciliation, RetentionReport, UploadItem,
 };
 use crate::scan::{Fingerprint, ScanProgress};
 use crate::state::CachedHash;
@@ -61,6 +62,13 @@ pub enum Dialog {
     },
     /// What the set's archives cost.
     Cost(Box<CostSummary>),
+    /// The last comparison of the store's inventory with the catalog, and what
+    /// can be done about its orphans.
+    Reconciliation,
+    /// Delete the orphans from the store?
+    ConfirmDeleteOrphans {
+        orphans: Vec<Orphan>,
+    },
     /// Files a retrieval found in place with other content: replace them?
     ConfirmOverwrite {
         keys: Vec<String>,
@@ -125,6 +133,16 @@ pub enum Action {
         report: DeletionReport,
     },
     CostLoaded(Box<CostSummary>),
+    /// The last reconciliation (at start, or a new one).
+    Reconciled {
+        reconciliation: Option<Box<Reconciliation>>,
+        /// Open the view (the user asked for it).
+        show: bool,
+    },
+    /// What adopting or deleting orphans did.
+    OrphansActed(Vec<OrphanResult>),
+    /// A line for the status bar (and the log).
+    Notice(String),
     Details(Box<Details>),
     Log(String),
     Error {
@@ -179,6 +197,10 @@ pub enum Effect {
         cancel: CancellationToken,
     },
     LoadCost,
+    /// Request (or reuse) an inventory job and compare it when it is ready.
+    RunInventory,
+    AdoptOrphans(Vec<Orphan>),
+    DeleteOrphans(Vec<Orphan>),
     Restore {
         batch: u32,
         items: Vec<RetrieveItem>,
@@ -239,6 +261,8 @@ pub struct State {
     pub retrieval_waits: [(u64, u64); 3],
     /// The set's prices, for the estimates dialogs show.
     pub prices: Prices,
+    /// The last comparison of the store's inventory with the catalog.
+    pub reconciliation: Option<Box<Reconciliation>>,
     prefix: Option<Key>,
     /// Milliseconds since the UI started, and the wall clock (unix seconds).
     pub clock_ms: u64,
@@ -282,6 +306,7 @@ impl State {
             size: (80, 24),
             retrieval_waits: [(0, 0); 3],
             prices: Prices::free(),
+            reconciliation: None,
             prefix: None,
             clock_ms: 0,
             now_secs: 0,
@@ -693,6 +718,84 @@ impl State {
         })
     }
 
+    /// In the reconciliation view: `n` a new inventory, `a` adopt the orphans
+    /// whose description names a file, `x` delete orphans (asks), Esc closes.
+    fn on_reconciliation_key(&mut self, key: &Key) -> Vec<Effect> {
+        let orphans: Vec<Orphan> = self
+            .reconciliation
+            .as_ref()
+            .map(|r| r.orphans.clone())
+            .unwrap_or_default();
+        match key.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => self.dialog = None,
+            KeyCode::Char('n') => {
+                self.dialog = None;
+                self.message = Some("asking the store for an inventory…".into());
+                return vec![Effect::RunInventory];
+            }
+            KeyCode::Char('a') => {
+                let adoptable: Vec<Orphan> = orphans
+                    .into_iter()
+                    .filter(|o| o.refused.is_none())
+                    .collect();
+                if adoptable.is_empty() {
+                    self.message = Some("no orphan has a description firn can adopt".into());
+                } else {
+                    self.dialog = None;
+                    self.message = Some("adopting orphans…".into());
+                    return vec![Effect::AdoptOrphans(adoptable)];
+                }
+            }
+            KeyCode::Char('x') if !orphans.is_empty() => {
+                self.dialog = Some(Dialog::ConfirmDeleteOrphans { orphans });
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn orphans_acted(&mut self, results: Vec<OrphanResult>) -> Vec<Effect> {
+        let mut adopted = 0;
+        let mut done = std::collections::HashSet::new();
+        for result in &results {
+            let name = result.key.as_deref().unwrap_or(&result.archive_id);
+            match &result.outcome {
+                OrphanOutcome::AdoptedCurrent | OrphanOutcome::AdoptedSuperseded => {
+                    adopted += 1;
+                    done.insert(result.archive_id.clone());
+                    self.log(format!("adopted orphan {} as {name}", result.archive_id));
+                }
+                OrphanOutcome::Deleted => {
+                    done.insert(result.archive_id.clone());
+                    self.log(format!("deleted orphan {} ({name})", result.archive_id));
+                }
+                OrphanOutcome::AlreadyInCatalog => {
+                    done.insert(result.archive_id.clone());
+                    self.log(format!(
+                        "orphan {} ({name}) is in the catalog by now",
+                        result.archive_id
+                    ));
+                }
+                OrphanOutcome::Refused(why) | OrphanOutcome::Failed(why) => {
+                    self.log(format!("orphan {} ({name}): {why}", result.archive_id))
+                }
+            }
+        }
+        if let Some(r) = self.reconciliation.as_mut() {
+            r.orphans.retain(|o| !done.contains(&o.archive_id));
+        }
+        self.message = Some(format!(
+            "{} of {} dealt with (details in the log, L)",
+            done.len(),
+            plural(results.len() as u64, "orphan")
+        ));
+        // Adopted archives are files the catalog now knows: look again.
+        if adopted > 0 && self.jobs.running_batches == 0 {
+            return vec![Effect::Rescan];
+        }
+        Vec::new()
+    }
+
     fn after_tree_change(&mut self) {
         self.tree.invalidate_order(self.sort);
         if self.view != View::All || self.sort != SortBy::Name {
@@ -912,6 +1015,7 @@ impl State {
                 self.message = Some("adding up the archives…".into());
                 return vec![Effect::LoadCost];
             }
+            A::Reconcile => self.dialog = Some(Dialog::Reconciliation),
             // In the jobs pane, `r` keeps meaning "retry".
             A::Retrieve if self.focus == Focus::Jobs => {
                 if let Some(index) = self.target_job() {
@@ -1078,6 +1182,13 @@ impl State {
                 }
                 Dialog::ConfirmDelete { .. } if key.code == KeyCode::Enter => {}
                 Dialog::Cost(_) if yes || no => self.dialog = None,
+                Dialog::Reconciliation => return self.on_reconciliation_key(&key),
+                Dialog::ConfirmDeleteOrphans { orphans } if key.code == KeyCode::Char('y') => {
+                    self.dialog = None;
+                    self.message = Some("deleting orphans…".into());
+                    return vec![Effect::DeleteOrphans(orphans)];
+                }
+                Dialog::ConfirmDeleteOrphans { .. } if key.code == KeyCode::Enter => {}
                 Dialog::Error { .. } if yes || no => self.dialog = None,
                 Dialog::ConfirmBackupAll { .. } if yes => {
                     self.dialog = None;
@@ -1391,6 +1502,23 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::DeleteDone { batch, report } => state.delete_done(batch, report),
+        Action::Reconciled {
+            reconciliation,
+            show,
+        } => {
+            state.message = None;
+            state.reconciliation = reconciliation;
+            if show {
+                state.dialog = Some(Dialog::Reconciliation);
+            }
+            Vec::new()
+        }
+        Action::OrphansActed(results) => state.orphans_acted(results),
+        Action::Notice(line) => {
+            state.log(line.clone());
+            state.message = Some(line);
+            Vec::new()
+        }
         Action::CostLoaded(summary) => {
             state.message = None;
             state.dialog = Some(Dialog::Cost(summary));

@@ -29,6 +29,7 @@ pub enum KeyAction {
     Delete,
     Prune,
     Cost,
+    Reconcile,
     Search,
     SearchNext,
     SearchPrev,
@@ -48,7 +49,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 35] = [
+    pub const ALL: [KeyAction; 36] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -68,6 +69,7 @@ impl KeyAction {
         KeyAction::Delete,
         KeyAction::Prune,
         KeyAction::Cost,
+        KeyAction::Reconcile,
         KeyAction::Search,
         KeyAction::SearchNext,
         KeyAction::SearchPrev,
@@ -116,6 +118,7 @@ impl KeyAction {
             KeyAction::Delete => "delete",
             KeyAction::Prune => "prune",
             KeyAction::Cost => "cost",
+            KeyAction::Reconcile => "reconcile",
             KeyAction::CancelJob => "cancel_job",
             KeyAction::RetryJob => "retry_job",
             KeyAction::ToggleDetails => "toggle_details",
@@ -157,6 +160,7 @@ impl KeyAction {
             KeyAction::Delete => "delete archives of marked files (asks)",
             KeyAction::Prune => "delete old superseded versions (asks)",
             KeyAction::Cost => "what the archives cost",
+            KeyAction::Reconcile => "store inventory vs catalog, orphans",
             KeyAction::CancelJob => "cancel the selected job",
             KeyAction::RetryJob => "retry the selected failed job",
             KeyAction::ToggleDetails => "show / hide details",
@@ -183,6 +187,7 @@ impl KeyAction {
             KeyAction::Delete => "delete",
             KeyAction::Prune => "prune",
             KeyAction::Cost => "cost",
+            KeyAction::Reconcile => "inventory",
             KeyAction::CancelJob => "cancel",
             KeyAction::RetryJob => "retry",
             KeyAction::ToggleLog => "log",
@@ -424,6 +429,7 @@ impl Default for KeyMap {
         m.insert(A::Delete, vec![b(&[c('d')])]);
         m.insert(A::Prune, vec![b(&[c('P')])]);
         m.insert(A::Cost, vec![b(&[c('$')])]);
+        m.insert(A::Reconcile, vec![b(&[c('I')])]);
         m.insert(A::RetryJob, vec![b(&[c('R')])]);
         m.insert(A::ToggleDetails, vec![b(&[c('i')])]);
         m.insert(A::ToggleLog, vec![b(&[c('L')])]);

@@ -42,7 +42,8 @@ pub use view::view;
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
 use crate::engine::{
-    Engine, Event as EngineEvent, ExistsWithOtherContent, Plan, RestoreOptions, RestoreOutcome,
+    Engine, Event as EngineEvent, ExistsWithOtherContent, InventoryOutcome, Plan, RestoreOptions,
+    RestoreOutcome,
 };
 use crate::lock::SetLock;
 use crate::scan::{ScanOptions, ScanProgress};
@@ -310,6 +311,50 @@ impl Runtime {
                     let _ = tx.send(Action::DeleteDone { batch, report });
                 });
             }
+            Effect::RunInventory => {
+                let engine = Arc::clone(&self.engine);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let action = match engine.inventory(false).await {
+                        Ok(InventoryOutcome::Ready(r)) => Action::Reconciled {
+                            reconciliation: Some(Box::new(r)),
+                            show: true,
+                        },
+                        Ok(InventoryOutcome::Waiting {
+                            requested_at,
+                            ready_at,
+                        }) => Action::Notice(format!(
+                            "inventory job requested {}, ready {}: press I, then n, later (the job is reused)",
+                            text::format_time(requested_at),
+                            ready_at.map_or_else(
+                                || "in a few hours".into(),
+                                |at| format!("~{}", text::format_time(at))
+                            )
+                        )),
+                        Err(e) => Action::Error {
+                            title: "Cannot take an inventory".into(),
+                            message: format!("{e:#}"),
+                        },
+                    };
+                    let _ = tx.send(action);
+                });
+            }
+            Effect::AdoptOrphans(orphans) => {
+                let engine = Arc::clone(&self.engine);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = engine.adopt_orphans(&orphans).await;
+                    let _ = tx.send(orphan_action(result, "Cannot adopt the orphans"));
+                });
+            }
+            Effect::DeleteOrphans(orphans) => {
+                let engine = Arc::clone(&self.engine);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = engine.delete_orphans(&orphans).await;
+                    let _ = tx.send(orphan_action(result, "Cannot delete the orphans"));
+                });
+            }
             Effect::LoadCost => {
                 let engine = Arc::clone(&self.engine);
                 let (tx, prices) = (self.tx.clone(), self.prices.clone());
@@ -491,6 +536,16 @@ fn renumber(event: EngineEvent, positions: &[usize]) -> EngineEvent {
     }
 }
 
+fn orphan_action(result: Result<Vec<crate::engine::OrphanResult>>, title: &str) -> Action {
+    match result {
+        Ok(results) => Action::OrphansActed(results),
+        Err(e) => Action::Error {
+            title: title.into(),
+            message: format!("{e:#}"),
+        },
+    }
+}
+
 /// Retrieval jobs an earlier run left, grouped by destination and tier.
 fn pending_retrievals(engine: &Engine) -> Vec<app::RetrievalGroup> {
     let Ok(jobs) = engine.state.retrievals() else {
@@ -550,6 +605,13 @@ async fn event_loop(
     state.prices = set.prices.clone();
     state.retrieval_waits =
         [Tier::Expedited, Tier::Standard, Tier::Bulk].map(|tier| engine.store.expected_wait(tier));
+    // The last reconciliation, for the title bar and the I view.
+    if let Ok(Some(r)) = engine.last_reconciliation() {
+        let _ = tx.send(Action::Reconciled {
+            reconciliation: Some(Box::new(r)),
+            show: false,
+        });
+    }
     // Retrieval jobs an earlier run requested are picked up, not requested again.
     let resumed = pending_retrievals(&engine);
     if !resumed.is_empty() {

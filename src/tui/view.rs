@@ -163,6 +163,16 @@ fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
             t.fg(Role::Marked),
         ));
     }
+    // The last reconciliation, when it found something (I shows it).
+    if let Some(r) = &state.reconciliation
+        && r.problems() > 0
+    {
+        right.push(Span::styled(" · ", t.dim()));
+        right.push(Span::styled(
+            format!("inventory: {} to check", r.problems()),
+            t.fg(Role::Problem),
+        ));
+    }
     right.push(Span::raw(" "));
     let right_w: usize = right.iter().map(|s| s.width()).sum();
     let left_room = (area.width as usize).saturating_sub(right_w + 1);
@@ -801,6 +811,92 @@ fn tier_wait(state: &State, tier: crate::store::Tier) -> (u64, u64) {
     }]
 }
 
+/// One orphan: what its description names (or its id), size and age.
+fn orphan_line(orphan: &crate::engine::Orphan) -> String {
+    let name = orphan
+        .description
+        .as_ref()
+        .and_then(|d| d.key.clone())
+        .unwrap_or_else(|| format!("archive {}", fit(&orphan.archive_id, 16)));
+    format!(
+        "{name} · {} · stored {}{}",
+        human_bytes(orphan.size),
+        text::format_time(orphan.created_at),
+        match &orphan.refused {
+            Some(why) => format!(" · cannot adopt: {why}"),
+            None => String::new(),
+        }
+    )
+}
+
+/// The reconciliation view's body and key line.
+fn reconciliation_text(state: &State) -> (String, &'static str) {
+    let Some(r) = &state.reconciliation else {
+        return (
+            "No inventory has been compared with the catalog yet.\nAn inventory lists every archive the store holds; Glacier takes hours to prepare one (the job is kept and reused for 24 hours).".into(),
+            "n: request an inventory    esc: close",
+        );
+    };
+    let mut body = format!(
+        "Inventory of {}, compared {}.\n{} archives in the store, {} catalog records: {} match, {} too new to check.",
+        text::format_time(r.inventory_date),
+        text::format_time(r.checked_at),
+        count(r.archive_count),
+        count(r.record_count),
+        count(r.matched),
+        count(r.too_new)
+    );
+    if r.is_consistent() {
+        body.push_str("\n\nEvery archive is accounted for.");
+    }
+    if !r.orphans.is_empty() {
+        body.push_str(&format!(
+            "\n\nOrphans (in the store, not in the catalog): {}",
+            r.orphans.len()
+        ));
+        for orphan in r.orphans.iter().take(6) {
+            body.push_str(&format!("\n{}", orphan_line(orphan)));
+        }
+        if r.orphans.len() > 6 {
+            body.push_str(&format!("\n… and {} more", r.orphans.len() - 6));
+        }
+    }
+    if !r.missing.is_empty() {
+        body.push_str(&format!(
+            "\n\nMissing (in the catalog, not in the store): {}",
+            r.missing.len()
+        ));
+        for missing in r.missing.iter().take(4) {
+            body.push_str(&format!(
+                "\n{} · {} · {}",
+                missing.key,
+                human_bytes(missing.size),
+                missing.state
+            ));
+        }
+    }
+    if !r.mismatched.is_empty() {
+        body.push_str(&format!(
+            "\n\nSize or tree hash differs: {}",
+            r.mismatched.len()
+        ));
+        for m in r.mismatched.iter().take(4) {
+            body.push_str(&format!(
+                "\n{} · catalog {} · store {}",
+                m.key,
+                human_bytes(m.catalog_size),
+                human_bytes(m.store_size)
+            ));
+        }
+    }
+    let keys = if r.orphans.is_empty() {
+        "n: new inventory    esc: close"
+    } else {
+        "a: adopt  x: delete  n: new inventory  esc: close"
+    };
+    (body, keys)
+}
+
 fn log_pane(state: &State, frame: &mut Frame, area: Rect) {
     let block = pane(state, " Log ", false);
     let inner = block.inner(area);
@@ -1103,6 +1199,35 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
                 body,
                 "enter / esc: close",
                 Role::Title,
+            )
+        }
+        Dialog::Reconciliation => {
+            let (body, keys) = reconciliation_text(state);
+            (
+                " Store inventory vs catalog ".to_string(),
+                body,
+                keys,
+                Role::Title,
+            )
+        }
+        Dialog::ConfirmDeleteOrphans { orphans } => {
+            let bytes: u64 = orphans.iter().map(|o| o.size).sum();
+            let mut body = format!(
+                "Delete {} ({}) from the store? No catalog records them, so nothing else changes. This cannot be undone.",
+                super::app::plural(orphans.len() as u64, "orphan"),
+                human_bytes(bytes)
+            );
+            for orphan in orphans.iter().take(6) {
+                body.push_str(&format!("\n{}", orphan_line(orphan)));
+            }
+            if orphans.len() > 6 {
+                body.push_str(&format!("\n… and {} more", orphans.len() - 6));
+            }
+            (
+                " Delete orphans? ".to_string(),
+                body,
+                "y: delete    n / esc: keep them",
+                Role::Problem,
             )
         }
         Dialog::ConfirmOverwrite {
