@@ -956,6 +956,14 @@ async fn restore_command(
     archives: &[String],
     options: &RestoreOptions,
 ) -> Result<ExitCode> {
+    // One clear line for a destination that cannot be one, before any job is paid for.
+    if let Err(e) = std::fs::create_dir_all(&options.destination) {
+        return Err(UsageError(format!(
+            "cannot use {} as the destination: {e}; give a directory with --to",
+            options.destination.display()
+        ))
+        .into());
+    }
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "restore")?;
     let engine = Engine::open(set).await?;
     if !archives.is_empty() {
@@ -1010,13 +1018,20 @@ async fn report_restore(
     let bytes: u64 = records.iter().map(|r| r.size).sum();
     let requests = records.iter().filter(|r| r.size > 0).count() as u64;
     let (from, to) = engine.store.expected_wait(options.tier);
+    let when = if to == 0 {
+        "ready at once".to_string()
+    } else {
+        format!(
+            "ready in {}–{}",
+            crate::tui::text::duration(from),
+            crate::tui::text::duration(to)
+        )
+    };
     println!(
-        "retrieving {} ({}) with the {} tier: ready in {}–{}, estimated cost at most {}",
+        "retrieving {} ({}) with the {} tier: {when}, estimated cost at most {}",
         plural(records.len() as u64, "file"),
         human_bytes(bytes),
         options.tier.as_str(),
-        crate::tui::text::duration(from),
-        crate::tui::text::duration(to),
         set.prices
             .format(set.prices.retrieval_estimate(bytes, requests, options.tier))
     );

@@ -297,3 +297,20 @@ fn a_superseded_version_restores_by_archive_id() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_destination_that_is_not_a_directory_is_one_line_and_requests_nothing() {
+    let sb = Sandbox::in_memory();
+    configure(&sb, 0);
+    sb.write("a.txt", "a");
+    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let file = sb.path().join("a-file");
+    std::fs::write(&file, "in the way").unwrap();
+    let out = sb.firn(["restore", "--set", "s", "--to", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("as the destination"), "{err}");
+    assert_eq!(job_files(&sb), 0);
+}

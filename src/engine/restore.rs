@@ -37,7 +37,12 @@ pub const JOB_OUTPUT_KEPT_SECS: i64 = 24 * 3600;
 /// 16 MiB: a power-of-two number of MiB, so every range is a node of the tree hash.
 pub const DOWNLOAD_RANGE: u64 = 16 << 20;
 const RANGE_ATTEMPTS: u32 = 3;
-const MAX_POLL_DELAY: Duration = Duration::from_secs(60);
+/// Polls back off to a tenth of the tier's usual wait, between these bounds: a
+/// minute for Expedited, a quarter of an hour for jobs that take hours (a
+/// thousand Standard jobs then cost a thousand DescribeJob calls per 15 minutes,
+/// not per minute).
+const MIN_POLL_CAP: u64 = 60;
+const MAX_POLL_CAP: u64 = 15 * 60;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -252,6 +257,8 @@ impl Engine {
             }
         }
 
+        let expected_from = self.store.expected_wait(options.tier).0;
+        let max_delay = Duration::from_secs((expected_from / 10).clamp(MIN_POLL_CAP, MAX_POLL_CAP));
         let mut delay = Duration::from_millis(200);
         while !pending.is_empty() {
             let mut still = Vec::new();
@@ -340,7 +347,7 @@ impl Engine {
                 _ = cancel.cancelled() => {}
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(MAX_POLL_DELAY);
+            delay = (delay * 2).min(max_delay);
         }
 
         let mut results = Vec::with_capacity(records.len());
