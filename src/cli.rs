@@ -130,9 +130,11 @@ enum Command {
         /// current versions by path (repeatable; see `firn ls --all`).
         #[arg(long = "archive", value_name = "ID")]
         archives: Vec<String>,
-        /// Where to write the files (by relative path under it).
+        /// Where to write the files (by relative path under it). Default: back
+        /// into the set's root, where files with other content are kept unless
+        /// --overwrite.
         #[arg(long)]
-        to: PathBuf,
+        to: Option<PathBuf>,
         /// The set's root directory (it may no longer exist).
         #[arg(long)]
         root: Option<PathBuf>,
@@ -404,7 +406,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }) => {
             let resolved = config::resolve(&set.overrides(root), RootUse::MayBeMissing)?;
             let options = RestoreOptions {
-                destination: to,
+                destination: to.unwrap_or_else(|| resolved.root.clone()),
                 overwrite,
                 tier,
                 wait: !no_wait,

@@ -314,3 +314,27 @@ fn a_destination_that_is_not_a_directory_is_one_line_and_requests_nothing() {
     assert!(err.contains("as the destination"), "{err}");
     assert_eq!(job_files(&sb), 0);
 }
+
+#[test]
+fn without_to_files_go_back_into_the_root_and_local_edits_are_kept() {
+    let sb = Sandbox::in_memory();
+    configure(&sb, 0);
+    sb.write("gone.txt", "archived");
+    let edited = sb.write("edited.txt", "archived version");
+    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
+    assert_eq!(code, Some(0), "{doc}");
+    std::fs::remove_file(sb.tree().join("gone.txt")).unwrap();
+    std::fs::write(&edited, "edited since").unwrap();
+    let out = sb.firn(["restore", "--set", "s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read_to_string(sb.tree().join("gone.txt")).unwrap(),
+        "archived"
+    );
+    assert_eq!(std::fs::read_to_string(&edited).unwrap(), "edited since");
+    assert!(
+        stdout(&out).contains("pass --overwrite"),
+        "{}",
+        stdout(&out)
+    );
+}
