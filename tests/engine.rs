@@ -184,6 +184,22 @@ async fn a_cancelled_upload_leaves_nothing_behind() {
 struct LyingStore {
     inner: Arc<dyn Store>,
     corrupt_reads: AtomicUsize,
+    /// Reads take this long, and how many overlap is recorded.
+    read_delay_ms: u64,
+    reads_in_flight: AtomicUsize,
+    most_reads_in_flight: AtomicUsize,
+}
+
+impl LyingStore {
+    fn over(inner: &Arc<dyn Store>) -> LyingStore {
+        LyingStore {
+            inner: Arc::clone(inner),
+            corrupt_reads: AtomicUsize::new(0),
+            read_delay_ms: 0,
+            reads_in_flight: AtomicUsize::new(0),
+            most_reads_in_flight: AtomicUsize::new(0),
+        }
+    }
 }
 
 struct LyingUpload {
@@ -220,7 +236,12 @@ impl Store for LyingStore {
     }
 
     async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<JobOutput> {
-        let mut output = self.inner.read_job_output(job_id, offset, len).await?;
+        let now = self.reads_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_reads_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(self.read_delay_ms)).await;
+        let output = self.inner.read_job_output(job_id, offset, len).await;
+        self.reads_in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut output = output?;
         let corrupt = self
             .corrupt_reads
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -260,13 +281,7 @@ async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
     std::fs::create_dir_all(dir.path().join("tree")).unwrap();
     std::fs::write(dir.path().join("tree/a.txt"), "content").unwrap();
     let honest = local_store(dir.path());
-    let engine = engine_with(
-        dir.path(),
-        Arc::new(LyingStore {
-            inner: Arc::clone(&honest),
-            corrupt_reads: AtomicUsize::new(0),
-        }),
-    );
+    let engine = engine_with(dir.path(), Arc::new(LyingStore::over(&honest)));
     let plan = plan_for(&engine).await;
     let (tx, rx) = mpsc::channel(64);
     drop(rx);
@@ -357,8 +372,8 @@ async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_
         let engine = engine_with(
             dir.path(),
             Arc::new(LyingStore {
-                inner: Arc::clone(&honest),
                 corrupt_reads: AtomicUsize::new(corrupt_reads),
+                ..LyingStore::over(&honest)
             }),
         );
         let (record, to) = (record.clone(), dir.path().join(to));
@@ -384,4 +399,52 @@ async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_
     let err = format!("{:#}", outcome.unwrap_err());
     assert!(err.contains("corrupted in transit"), "{err}");
     assert!(!to.join("big.bin").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_jobs_download_concurrently_up_to_the_set_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tree")).unwrap();
+    for n in 0..5 {
+        std::fs::write(
+            dir.path().join(format!("tree/{n}.txt")),
+            format!("file {n}"),
+        )
+        .unwrap();
+    }
+    let honest = local_store(dir.path());
+    let engine = engine_with(dir.path(), Arc::clone(&honest));
+    let plan = plan_for(&engine).await;
+    let (tx, rx) = mpsc::channel(64);
+    drop(rx);
+    assert_eq!(
+        engine
+            .backup(plan, tx, CancellationToken::new())
+            .await
+            .uploaded_files,
+        5
+    );
+
+    let slow = Arc::new(LyingStore {
+        read_delay_ms: 200,
+        ..LyingStore::over(&honest)
+    });
+    let restorer = engine_with(dir.path(), Arc::clone(&slow) as Arc<dyn Store>);
+    assert_eq!(restorer.concurrency, 2);
+    let records = restorer.catalog.records().await.unwrap();
+    let options = RestoreOptions {
+        destination: dir.path().join("out"),
+        overwrite: false,
+        tier: Tier::Bulk,
+        wait: true,
+    };
+    let results = restorer
+        .restore_all(records, &options, None, &CancellationToken::new())
+        .await;
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    assert_eq!(slow.most_reads_in_flight.load(Ordering::SeqCst), 2);
+    for n in 0..5 {
+        let got = std::fs::read_to_string(dir.path().join(format!("out/{n}.txt"))).unwrap();
+        assert_eq!(got, format!("file {n}"));
+    }
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
@@ -261,84 +262,27 @@ impl Engine {
         let max_delay = Duration::from_secs((expected_from / 10).clamp(MIN_POLL_CAP, MAX_POLL_CAP));
         let mut delay = Duration::from_millis(200);
         while !pending.is_empty() {
+            // Up to `concurrency` jobs asked about (and downloaded, when ready) at
+            // once: each download holds one range (16 MiB) in memory.
+            let steps: Vec<_> = pending
+                .into_iter()
+                .map(|item| {
+                    let record = &records[item.index];
+                    self.advance(item, record, options, events, cancel)
+                })
+                .collect();
+            let steps: Vec<Step> = futures_util::stream::iter(steps)
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
             let mut still = Vec::new();
-            for mut item in pending {
-                let record = &records[item.index];
-                let id = item.index as TaskId;
-                if cancel.is_cancelled() {
-                    outcomes[item.index] = Some(Err(anyhow::anyhow!("cancelled")));
-                    continue;
-                }
-                match self.store.job_state(&item.job.job_id).await {
-                    Ok(JobState::Ready) => {
-                        if item.job.ready_at.is_none() {
-                            item.job.ready_at = Some(now_secs());
-                            let _ = self.state.put_retrieval(&item.job);
-                        }
-                        emit(Event::Started { id }).await;
-                        let result = self
-                            .download(
-                                id,
-                                record,
-                                Some(&item.job.job_id),
-                                &item.parent,
-                                &item.target,
-                                options,
-                                events,
-                                cancel,
-                            )
-                            .await;
-                        if result.is_ok()
-                            && let Err(e) = self.state.forget_retrieval(&record.archive_id)
-                        {
-                            outcomes[item.index] = Some(Err(e));
-                            continue;
-                        }
-                        outcomes[item.index] =
-                            Some(result.map(|resumed_bytes| RestoreOutcome::Restored {
-                                path: item.target.clone(),
-                                resumed_bytes,
-                            }));
-                    }
-                    Ok(JobState::Gone) => {
-                        // Expired or unknown to the store: this is the one case that
-                        // pays for a new job.
-                        let _ = self.state.forget_retrieval(&record.archive_id);
-                        match self.job_for(record, options).await {
-                            Ok(job) => {
-                                item.job = job;
-                                still.push(item);
-                            }
-                            Err(e) => outcomes[item.index] = Some(Err(e)),
-                        }
-                    }
-                    Ok(JobState::Failed(reason)) => {
-                        let _ = self.state.forget_retrieval(&record.archive_id);
-                        outcomes[item.index] = Some(Err(anyhow::anyhow!(
-                            "the store's retrieval job for {} failed: {reason}; run the restore again to request a new one",
-                            record.key
-                        )));
-                    }
-                    Ok(JobState::InProgress { ready_at }) => {
-                        if options.wait {
-                            emit(Event::Waiting { id, ready_at }).await;
-                            still.push(item);
-                        } else {
-                            outcomes[item.index] = Some(Ok(RestoreOutcome::Waiting {
-                                job_id: item.job.job_id.clone(),
-                                requested_at: item.job.requested_at,
-                                ready_at,
-                            }));
-                        }
-                    }
-                    Err(e) => {
-                        outcomes[item.index] = Some(Err(e.context(format!(
-                            "cannot ask about the retrieval job of {} (it is kept; run again)",
-                            record.key
-                        ))))
-                    }
+            for step in steps {
+                match step {
+                    Step::Pending(item) => still.push(item),
+                    Step::Finished(index, outcome) => outcomes[index] = Some(outcome),
                 }
             }
+            still.sort_by_key(|item| item.index);
             pending = still;
             if pending.is_empty() {
                 break;
@@ -374,6 +318,92 @@ impl Engine {
             results.push(RestoreResult { record, outcome });
         }
         results
+    }
+
+    /// Asks the store about one file's job and downloads it when it is ready.
+    async fn advance(
+        &self,
+        mut item: Pending,
+        record: &ArchiveRecord,
+        options: &RestoreOptions,
+        events: Option<&mpsc::Sender<Event>>,
+        cancel: &CancellationToken,
+    ) -> Step {
+        let id = item.index as TaskId;
+        let finished = |outcome| Step::Finished(item.index, outcome);
+        if cancel.is_cancelled() {
+            return finished(Err(anyhow::anyhow!("cancelled")));
+        }
+        match self.store.job_state(&item.job.job_id).await {
+            Ok(JobState::Ready) => {
+                if item.job.ready_at.is_none() {
+                    item.job.ready_at = Some(now_secs());
+                    let _ = self.state.put_retrieval(&item.job);
+                }
+                if let Some(events) = events {
+                    let _ = events.send(Event::Started { id }).await;
+                }
+                let result = self
+                    .download(
+                        id,
+                        record,
+                        Some(&item.job.job_id),
+                        &item.parent,
+                        &item.target,
+                        options,
+                        events,
+                        cancel,
+                    )
+                    .await;
+                if result.is_ok()
+                    && let Err(e) = self.state.forget_retrieval(&record.archive_id)
+                {
+                    return finished(Err(e));
+                }
+                let target = item.target.clone();
+                finished(result.map(|resumed_bytes| RestoreOutcome::Restored {
+                    path: target,
+                    resumed_bytes,
+                }))
+            }
+            Ok(JobState::Gone) => {
+                // Expired or unknown to the store: this is the one case that pays
+                // for a new job.
+                let _ = self.state.forget_retrieval(&record.archive_id);
+                match self.job_for(record, options).await {
+                    Ok(job) => {
+                        item.job = job;
+                        Step::Pending(item)
+                    }
+                    Err(e) => finished(Err(e)),
+                }
+            }
+            Ok(JobState::Failed(reason)) => {
+                let _ = self.state.forget_retrieval(&record.archive_id);
+                finished(Err(anyhow::anyhow!(
+                    "the store's retrieval job for {} failed: {reason}; run the restore again to request a new one",
+                    record.key
+                )))
+            }
+            Ok(JobState::InProgress { ready_at }) => {
+                if options.wait {
+                    if let Some(events) = events {
+                        let _ = events.send(Event::Waiting { id, ready_at }).await;
+                    }
+                    Step::Pending(item)
+                } else {
+                    finished(Ok(RestoreOutcome::Waiting {
+                        job_id: item.job.job_id.clone(),
+                        requested_at: item.job.requested_at,
+                        ready_at,
+                    }))
+                }
+            }
+            Err(e) => finished(Err(e.context(format!(
+                "cannot ask about the retrieval job of {} (it is kept; run again)",
+                record.key
+            )))),
+        }
     }
 
     /// Where the file goes, and whether it is already there.
@@ -612,6 +642,12 @@ impl Engine {
             record.key
         )))
     }
+}
+
+/// Where one file's restore stands after a round of polling.
+enum Step {
+    Pending(Pending),
+    Finished(usize, Result<RestoreOutcome>),
 }
 
 enum Prepared {
