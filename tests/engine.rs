@@ -14,7 +14,7 @@ use common::sample_record;
 use firn::catalog::sqlite::SqliteCatalog;
 use firn::catalog::{ArchiveState, Catalog, Conflict};
 use firn::engine::{Engine, Event, Plan, RestoreOptions, RestoreOutcome, Retention};
-use firn::hash::TreeHash;
+use firn::hash::{TreeHash, tree_hash_of};
 use firn::scan::ScanOptions;
 use firn::state::LocalState;
 use firn::store::local::LocalStore;
@@ -242,6 +242,9 @@ impl Store for LyingStore {
         let output = self.inner.read_job_output(job_id, offset, len).await;
         self.reads_in_flight.fetch_sub(1, Ordering::SeqCst);
         let mut output = output?;
+        // Like Glacier, send the range's tree hash with it (computed before any
+        // damage, as a server's would be).
+        output.checksum = Some(tree_hash_of(&output.data));
         let corrupt = self
             .corrupt_reads
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

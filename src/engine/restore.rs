@@ -531,11 +531,19 @@ impl Engine {
             let Some(job_id) = job_id else {
                 bail!("no retrieval job for {}", record.key);
             };
-            let data = self.fetch_range(record, job_id, offset, len).await?;
-            sha1.update(&data.0);
-            joiner.push(data.1);
-            file.write_all(&data.0)
-                .with_context(|| format!("cannot write {}", temp.display()))?;
+            let (data, range_hash, sha1_after) =
+                self.fetch_range(record, job_id, offset, len, &sha1).await?;
+            sha1 = sha1_after;
+            joiner.push(range_hash);
+            // Off the async threads: a 16 MiB write can take a while.
+            let (returned, written) = tokio::task::spawn_blocking(move || {
+                let written = file.write_all(&data);
+                (file, written)
+            })
+            .await
+            .context("the writing task failed")?;
+            file = returned;
+            written.with_context(|| format!("cannot write {}", temp.display()))?;
             offset += len;
             if let Some(events) = events {
                 let _ = events.send(Event::Advanced { id, bytes: len }).await;
@@ -593,13 +601,15 @@ impl Engine {
 
     /// One range of a job's output with its tree hash, checked against the checksum
     /// the store sends; a range that fails the check is fetched again.
+    /// Returns the bytes, their tree hash, and `sha1` advanced over them.
     async fn fetch_range(
         &self,
         record: &ArchiveRecord,
         job_id: &str,
         offset: u64,
         len: u64,
-    ) -> Result<(bytes::Bytes, TreeHash)> {
+        sha1: &Sha1,
+    ) -> Result<(bytes::Bytes, TreeHash, Sha1)> {
         let mut last_error = None;
         for attempt in 0..RANGE_ATTEMPTS {
             if attempt > 0 {
@@ -619,14 +629,20 @@ impl Engine {
                 ));
                 continue;
             }
-            let range_hash = tree_hash_of(&output.data);
+            let (data, before) = (output.data.clone(), sha1.clone());
+            let (range_hash, after) =
+                tokio::task::spawn_blocking(move || hash_range(&data, before))
+                    .await
+                    .context("the hashing task failed")?;
             match output.checksum {
                 // Verified on its own.
-                Some(sum) if sum == range_hash => return Ok((output.data, range_hash)),
+                Some(sum) if sum == range_hash => return Ok((output.data, range_hash, after)),
                 // No checksum for this range, or the whole archive's (some servers
                 // send that for every range): the whole is verified at the end.
-                None => return Ok((output.data, range_hash)),
-                Some(sum) if sum == record.tree_hash => return Ok((output.data, range_hash)),
+                None => return Ok((output.data, range_hash, after)),
+                Some(sum) if sum == record.tree_hash => {
+                    return Ok((output.data, range_hash, after));
+                }
                 Some(sum) => {
                     last_error = Some(anyhow::anyhow!(
                         "the range at offset {offset} arrived with tree hash {}, the store sent {} (corrupted in transit)",
@@ -642,6 +658,19 @@ impl Engine {
             record.key
         )))
     }
+}
+
+/// The tree hash of one range and `sha1` advanced over it, the two computed side
+/// by side (each is a full pass over 16 MiB).
+fn hash_range(data: &[u8], mut sha1: Sha1) -> (TreeHash, Sha1) {
+    std::thread::scope(|scope| {
+        let tree = scope.spawn(|| tree_hash_of(data));
+        sha1.update(data);
+        match tree.join() {
+            Ok(tree) => (tree, sha1),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 /// Where one file's restore stands after a round of polling.

@@ -7,6 +7,10 @@
 //!    plus firn's peak RSS and the read counters of `firn status --json`.
 //! 2. `firn hash` of one large file (default 1 GiB) against `openssl sha1` plus
 //!    `openssl sha256`, the two digests firn computes in one read.
+//! 3. `firn restore` of that file from the embedded store (download in verified
+//!    ranges, SHA-1 and tree hash, fsync, rename) against `dd conv=fsync` of the
+//!    stored archive plus `openssl sha1` and `sha256` of the copy (the same bytes
+//!    moved, as durably, and the same digests); plus the restore's peak RSS.
 //!
 //! Timings are only reported, never asserted: machines are noisy.
 //! Quick mode for smoke tests: `FIRN_BENCH_FILES=2000 FIRN_BENCH_HASH_MIB=64`.
@@ -30,6 +34,9 @@ const BLOCK: usize = 8 << 20;
 const STATUS_TARGET_RATIO: f64 = 2.0;
 const RSS_TARGET_MB: f64 = 60.0;
 const HASH_TARGET_RATIO: f64 = 1.1;
+const RESTORE_TARGET_RATIO: f64 = 1.2;
+/// One 16 MiB download range per file in flight, plus the runtime.
+const RESTORE_RSS_TARGET_MB: f64 = 100.0;
 
 fn main() {
     let files = env_usize("FIRN_BENCH_FILES", 200_000).max(1);
@@ -38,6 +45,7 @@ fn main() {
 
     let status = bench_status(files);
     let hash = bench_hash(hash_mib);
+    let restore = bench_restore(hash_mib);
 
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out);
@@ -85,6 +93,30 @@ fn main() {
         &format!("{ratio:.2}x"),
         &format!("<= {HASH_TARGET_RATIO}x"),
         verdict(ratio <= HASH_TARGET_RATIO),
+    );
+    let reference = secs(restore.cp) + secs(restore.sha1) + secs(restore.sha256);
+    let ratio = secs(restore.firn) / reference;
+    row(
+        &mut out,
+        &format!("restore, {}", fmt_mib(hash_mib)),
+        &fmt_secs(restore.firn),
+        &format!(
+            "dd+openssl {}",
+            fmt_secs(Duration::from_secs_f64(reference))
+        ),
+        &format!("{ratio:.2}x"),
+        &format!("<= {RESTORE_TARGET_RATIO}x"),
+        verdict(ratio <= RESTORE_TARGET_RATIO),
+    );
+    let rss_mb = restore.peak_rss_kib as f64 * 1024.0 / 1e6;
+    row(
+        &mut out,
+        "restore peak RSS",
+        &format!("{rss_mb:.1} MB"),
+        "-",
+        "-",
+        &format!("<= {RESTORE_RSS_TARGET_MB} MB"),
+        verdict(rss_mb <= RESTORE_RSS_TARGET_MB),
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -342,6 +374,107 @@ fn bench_hash(mib: usize) -> HashResult {
         sha1_matches,
         location: base.to_path_buf(),
     }
+}
+
+// ---------------------------------------------------------------------------
+// 3. restore of one large file from the embedded store
+
+struct RestoreResult {
+    firn: Duration,
+    cp: Duration,
+    sha1: Duration,
+    sha256: Duration,
+    peak_rss_kib: u64,
+}
+
+fn bench_restore(mib: usize) -> RestoreResult {
+    let bytes = mib as u64 * (1 << 20);
+    let scratch = scratch_dir(
+        &[TARGET_TMPDIR],
+        3 * bytes + (64 << 20),
+        64,
+        "firn-bench-restore-",
+    );
+    let base = scratch.path();
+    let tree = base.join("tree");
+    let data = base.join("data");
+    fs::create_dir_all(&tree).unwrap_or_else(|e| fail(&format!("cannot create tree: {e}")));
+    let file = tree.join("disk.img");
+    eprintln!(
+        "backing up a {} file for the restore benchmark",
+        fmt_mib(mib)
+    );
+    write_random_file(&file, bytes);
+    let firn = |args: &[&str]| {
+        let mut cmd = Command::new(FIRN);
+        cmd.args(args)
+            .env("FIRN_DATA_DIR", &data)
+            .env("XDG_CONFIG_HOME", base.join("config"))
+            .env_remove("FIRN_CONFIG");
+        cmd
+    };
+    let tree_arg = tree.display().to_string();
+    run_quiet(firn(&["backup", &tree_arg]), base, "firn backup").require_success();
+    let archive = walkdir::WalkDir::new(data.join("store/archives"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .unwrap_or_else(|| fail("the backup stored no archive"));
+    warm_cache(&archive);
+
+    eprintln!("timing firn restore vs dd conv=fsync + openssl sha1 + sha256, best of {RUNS}");
+    let mut best = RestoreResult {
+        firn: Duration::MAX,
+        cp: Duration::MAX,
+        sha1: Duration::MAX,
+        sha256: Duration::MAX,
+        peak_rss_kib: 0,
+    };
+    for i in 0..RUNS {
+        let out = base.join(format!("restored-{i}"));
+        let to = out.display().to_string();
+        let f = run_quiet(
+            firn(&["restore", "--root", &tree_arg, "--to", &to]),
+            base,
+            "firn restore",
+        );
+        f.require_success();
+        // dd with conv=fsync: the copy is on disk when it returns, as a restored
+        // file is.
+        let copy = base.join(format!("copy-{i}"));
+        let mut cmd = Command::new("dd");
+        cmd.arg(format!("if={}", archive.display()))
+            .arg(format!("of={}", copy.display()))
+            .args(["bs=16M", "conv=fsync", "status=none"]);
+        let c = run_quiet(cmd, base, "dd");
+        c.require_success();
+        let mut cmd = Command::new("openssl");
+        cmd.arg("sha1").arg(&copy);
+        let s1 = run_quiet(cmd, base, "openssl sha1");
+        s1.require_success();
+        let mut cmd = Command::new("openssl");
+        cmd.arg("sha256").arg(&copy);
+        let s256 = run_quiet(cmd, base, "openssl sha256");
+        s256.require_success();
+        eprintln!(
+            "  run {}: firn {} ({} MB peak), dd {}, openssl sha1 {}, sha256 {}",
+            i + 1,
+            fmt_secs(f.wall),
+            f.maxrss_kib / 1000,
+            fmt_secs(c.wall),
+            fmt_secs(s1.wall),
+            fmt_secs(s256.wall)
+        );
+        best.firn = best.firn.min(f.wall);
+        best.cp = best.cp.min(c.wall);
+        best.sha1 = best.sha1.min(s1.wall);
+        best.sha256 = best.sha256.min(s256.wall);
+        best.peak_rss_kib = best.peak_rss_kib.max(f.maxrss_kib);
+        let _ = fs::remove_dir_all(&out);
+        let _ = fs::remove_file(&copy);
+    }
+    best
 }
 
 fn write_random_file(path: &Path, bytes: u64) {
