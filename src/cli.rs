@@ -738,20 +738,13 @@ async fn backup_command(set: &ResolvedSet, dry_run: bool, json: bool) -> Result<
         BackupSummary::default()
     } else {
         let (tx, rx) = mpsc::channel(1024);
-        let cancel = CancellationToken::new();
+        let cancel = cancel_on_ctrl_c("finishing the uploads in flight cleanly");
         let names: Vec<(String, u64)> = plan
             .uploads
             .iter()
             .map(|u| (u.key.clone(), u.fingerprint.size))
             .collect();
         let printer = tokio::spawn(print_progress(rx, names, pending_bytes, interactive, json));
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("firn: interrupted; finishing the uploads in flight cleanly");
-                stop.cancel();
-            }
-        });
         let mut summary = engine.backup(plan, tx, cancel).await;
         let _ = printer.await;
         match engine.sweep_superseded().await {
@@ -1009,6 +1002,19 @@ async fn restore_command(
     report_restore(&engine, set, records, options).await
 }
 
+/// A token Ctrl-C cancels, saying what firn does about it.
+fn cancel_on_ctrl_c(what: &'static str) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("firn: interrupted; {what}");
+            stop.cancel();
+        }
+    });
+    cancel
+}
+
 async fn report_restore(
     engine: &Engine,
     set: &ResolvedSet,
@@ -1037,7 +1043,9 @@ async fn report_restore(
         set.prices
             .format(set.prices.retrieval_estimate(bytes, requests, options.tier))
     );
-    let cancel = CancellationToken::new();
+    let cancel = cancel_on_ctrl_c(
+        "stopping; the retrieval jobs and the ranges downloaded so far are kept, run the restore again to continue",
+    );
     let results = engine.restore_all(records, options, None, &cancel).await;
     let (mut failed, mut waiting) = (0, 0);
     for result in &results {
@@ -1264,14 +1272,7 @@ async fn run_deletion(
             }
         }
         let (tx, rx) = mpsc::channel(1024);
-        let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("firn: interrupted; finishing the deletions in flight cleanly");
-                stop.cancel();
-            }
-        });
+        let cancel = cancel_on_ctrl_c("finishing the deletions in flight cleanly");
         let names: Vec<(String, u64)> = plan
             .items
             .iter()

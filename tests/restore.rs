@@ -338,3 +338,46 @@ fn without_to_files_go_back_into_the_root_and_local_edits_are_kept() {
         stdout(&out)
     );
 }
+
+#[test]
+fn ctrl_c_while_waiting_keeps_the_job_for_the_next_run() {
+    let sb = Sandbox::in_memory();
+    configure(&sb, 3);
+    sb.write("slow.txt", "worth the wait");
+    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let out_dir = sb.path().join("out");
+    let to = out_dir.to_str().unwrap();
+    let child = sb
+        .command()
+        .args(["restore", "--set", "s", "--to", to])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while job_files(&sb) == 0 {
+        assert!(started.elapsed().as_secs() < 30, "no job was requested");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("failed: slow.txt: cancelled"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!out_dir.join("slow.txt").exists());
+
+    let out = sb.firn(["restore", "--set", "s", "--to", to]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("slow.txt")).unwrap(),
+        "worth the wait"
+    );
+    assert_eq!(job_files(&sb), 1, "the interrupted run's job was reused");
+}
