@@ -293,6 +293,13 @@ fn drill(d: &Drill, multipart_files: u64) {
     // The rebuilt catalog is consistent with the store.
     let check = d.json(&["inventory", "--set", "s", "--json"]);
     assert_eq!(check["problems"], 0, "{check}");
+    // The restore verified every file by tree hash and filled in the SHA-1s the
+    // descriptions did not carry.
+    let listing = d.json(&["ls", "--set", "s", "--all", "--json"]);
+    let unknown = "0".repeat(40);
+    for record in listing.as_array().unwrap() {
+        assert_ne!(record["sha1"], unknown.as_str(), "{record}");
+    }
 }
 
 #[test]

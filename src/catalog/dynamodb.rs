@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
 use crate::aws::{self, AwsSettings};
+use crate::hash::{Sha1Digest, UNKNOWN_SHA1};
 
 /// Sort keys longer than this (bytes) are stored hashed.
 const MAX_SORT_KEY: usize = 1024;
@@ -449,6 +450,22 @@ impl Catalog for DynamoCatalog {
         self.modify(key, |item| {
             if let Some(c) = item.current.as_mut().filter(|c| c.archive_id == archive_id) {
                 c.mtime_ns = mtime_ns;
+            }
+        })
+        .await
+    }
+
+    async fn fill_unknown_sha1(
+        &self,
+        key: &str,
+        archive_id: &str,
+        sha1: &Sha1Digest,
+    ) -> Result<()> {
+        self.modify(key, |item| {
+            for record in item.current.iter_mut().chain(item.versions.iter_mut()) {
+                if record.archive_id == archive_id && record.sha1 == UNKNOWN_SHA1 {
+                    record.sha1 = *sha1;
+                }
             }
         })
         .await

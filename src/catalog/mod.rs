@@ -127,6 +127,12 @@ pub trait Catalog: Send + Sync {
 
     async fn update_mtime(&self, key: &str, archive_id: &str, mtime_ns: i64) -> Result<()>;
 
+    /// Records the SHA-1 of an archive whose SHA-1 was unknown (rebuilt from an
+    /// inventory), once a restore verified its bytes by tree hash. A known SHA-1
+    /// is never replaced.
+    async fn fill_unknown_sha1(&self, key: &str, archive_id: &str, sha1: &Sha1Digest)
+    -> Result<()>;
+
     async fn set_state(&self, key: &str, archive_id: &str, state: ArchiveState) -> Result<()>;
 
     /// Forgets one archive (after the store confirmed its deletion).

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
+use crate::hash::{Sha1Digest, UNKNOWN_SHA1};
 
 pub struct SqliteCatalog {
     path: PathBuf,
@@ -194,6 +195,19 @@ impl Catalog for SqliteCatalog {
         self.conn().execute(
             "UPDATE archive SET mtime_ns = ?4 WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
             params![self.set_id, key, archive_id, mtime_ns],
+        )?;
+        Ok(())
+    }
+
+    async fn fill_unknown_sha1(
+        &self,
+        key: &str,
+        archive_id: &str,
+        sha1: &Sha1Digest,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE archive SET sha1 = ?4 WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3 AND sha1 = ?5",
+            params![self.set_id, key, archive_id, &sha1[..], &UNKNOWN_SHA1[..]],
         )?;
         Ok(())
     }

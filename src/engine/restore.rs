@@ -596,7 +596,17 @@ impl Engine {
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
-        result.map(|()| resumed)
+        result?;
+        if record.sha1 == UNKNOWN_SHA1 {
+            // The tree hash vouched for these bytes: their SHA-1 is now known too.
+            // Best effort: the file is restored either way, and status falls back
+            // to size and mtime while the SHA-1 stays unknown.
+            let _ = self
+                .catalog
+                .fill_unknown_sha1(&record.key, &record.archive_id, &sha1)
+                .await;
+        }
+        Ok(resumed)
     }
 
     /// One range of a job's output with its tree hash, checked against the checksum
