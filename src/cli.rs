@@ -24,7 +24,7 @@ use crate::cost::Prices;
 use crate::engine::{
     BackupSummary, DeletionPlan, DeletionReport, Engine, Event, InterruptedDeletions,
     InventoryFetch, InventoryOutcome, OrphanOutcome, OrphanResult, Plan, RebuildReport,
-    Reconciliation, RestoreOptions, RestoreOutcome,
+    Reconciliation, RecordLookup, RestoreOptions, RestoreOutcome,
 };
 use crate::hash::ReadCounters;
 use crate::lock::{Busy, SetLock};
@@ -965,9 +965,16 @@ async fn restore_command(
         if !paths.is_empty() {
             return Err(UsageError("give either paths or --archive IDs, not both".into()).into());
         }
+        let lookups: Vec<RecordLookup> = archives
+            .iter()
+            .map(|id| RecordLookup {
+                key: None,
+                archive_id: Some(id.clone()),
+            })
+            .collect();
         let mut records = Vec::new();
-        for id in archives {
-            match engine.catalog.find_archive(id).await? {
+        for (id, found) in archives.iter().zip(engine.look_up(&lookups).await?) {
+            match found {
                 Some(record) => records.push(record),
                 None => {
                     return Err(UsageError(format!(

@@ -451,3 +451,57 @@ async fn ready_jobs_download_concurrently_up_to_the_set_limit() {
         assert_eq!(got, format!("file {n}"));
     }
 }
+
+#[tokio::test]
+async fn look_up_finds_the_same_records_per_file_or_from_one_load_of_the_set() {
+    use firn::engine::RecordLookup;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), local_store(dir.path()));
+    for n in 0..40 {
+        let key = format!("f{n:02}");
+        engine
+            .catalog
+            .record_upload(&sample_record(&key, &format!("{key}-v1"), 1), None)
+            .await
+            .unwrap();
+        engine
+            .catalog
+            .record_upload(
+                &sample_record(&key, &format!("{key}-v2"), 2),
+                Some(&format!("{key}-v1")),
+            )
+            .await
+            .unwrap();
+    }
+    let by_key = |n: usize| RecordLookup {
+        key: Some(format!("f{n:02}")),
+        archive_id: None,
+    };
+    let ids = |found: Vec<Option<firn::catalog::ArchiveRecord>>| -> Vec<Option<String>> {
+        found.into_iter().map(|r| r.map(|r| r.archive_id)).collect()
+    };
+    // A few files by key: current versions.
+    let few = engine.look_up(&[by_key(3), by_key(7)]).await.unwrap();
+    assert_eq!(ids(few), [Some("f03-v2".into()), Some("f07-v2".into())]);
+    // Many, and archive ids with or without a key (superseded ones included), and
+    // what the catalog lacks: the same answers from one load of the set.
+    let mut many: Vec<RecordLookup> = (0..40).map(by_key).collect();
+    many.push(RecordLookup {
+        key: None,
+        archive_id: Some("f05-v1".into()),
+    });
+    many.push(RecordLookup {
+        key: Some("f06".into()),
+        archive_id: Some("f05-v1".into()),
+    });
+    many.push(RecordLookup {
+        key: Some("nope".into()),
+        archive_id: None,
+    });
+    let found = ids(engine.look_up(&many).await.unwrap());
+    assert_eq!(found[0], Some("f00-v2".into()));
+    assert_eq!(found[39], Some("f39-v2".into()));
+    assert_eq!(found[40], Some("f05-v1".into()));
+    assert_eq!(found[41], None, "the archive belongs to another file");
+    assert_eq!(found[42], None);
+}

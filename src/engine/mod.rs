@@ -97,6 +97,18 @@ pub struct Engine {
     pub concurrency: usize,
 }
 
+/// A catalog record asked for by the front ends: the current version of `key`,
+/// or the archive `archive_id` (of `key`, when known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordLookup {
+    pub key: Option<String>,
+    pub archive_id: Option<String>,
+}
+
+/// Past this many lookups, one load of the whole set (a paginated Query on
+/// DynamoDB) is cheaper than one request per file.
+const LOOKUPS_PER_FILE_MAX: usize = 32;
+
 /// One file to upload, as status saw it.
 #[derive(Debug, Clone)]
 pub struct UploadItem {
@@ -190,6 +202,49 @@ enum UploadError {
 }
 
 impl Engine {
+    /// The records `lookups` ask for, in order (None for what the catalog does not
+    /// have): one request per file for a few files named by key, else the whole
+    /// set read once, never one full read per archive id.
+    pub async fn look_up(&self, lookups: &[RecordLookup]) -> Result<Vec<Option<ArchiveRecord>>> {
+        let wants = |lookup: &RecordLookup, record: &ArchiveRecord| match &lookup.archive_id {
+            Some(id) => record.archive_id == *id,
+            None => record.state == ArchiveState::Current,
+        };
+        if lookups.len() <= LOOKUPS_PER_FILE_MAX && lookups.iter().all(|l| l.key.is_some()) {
+            let mut found = Vec::with_capacity(lookups.len());
+            for lookup in lookups {
+                let key = lookup.key.as_deref().unwrap_or_default();
+                let versions = self.catalog.versions(key).await?;
+                found.push(versions.into_iter().find(|r| wants(lookup, r)));
+            }
+            return Ok(found);
+        }
+        let records = self.catalog.records().await?;
+        let mut by_id: std::collections::HashMap<&str, &ArchiveRecord> =
+            std::collections::HashMap::with_capacity(records.len());
+        let mut current: std::collections::HashMap<&str, &ArchiveRecord> =
+            std::collections::HashMap::new();
+        for record in &records {
+            by_id.insert(record.archive_id.as_str(), record);
+            if record.state == ArchiveState::Current {
+                current.insert(record.key.as_str(), record);
+            }
+        }
+        Ok(lookups
+            .iter()
+            .map(|lookup| {
+                let record = match (&lookup.archive_id, &lookup.key) {
+                    (Some(id), _) => by_id.get(id.as_str()),
+                    (None, Some(key)) => current.get(key.as_str()),
+                    (None, None) => None,
+                };
+                record
+                    .filter(|r| lookup.key.as_ref().is_none_or(|k| *k == r.key))
+                    .map(|r| (*r).clone())
+            })
+            .collect())
+    }
+
     /// Opens the store, catalog and local state a resolved set names (for the
     /// Amazon backends this builds the SDK clients; nothing is sent yet).
     pub async fn open(set: &crate::config::ResolvedSet) -> Result<Engine> {

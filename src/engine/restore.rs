@@ -135,11 +135,7 @@ impl Engine {
     pub async fn retrieval_jobs(&self) -> Result<Vec<RetrievalJobView>> {
         let mut views = Vec::new();
         for mut job in self.state.retrievals()? {
-            let tier = match job.tier.as_str() {
-                "expedited" => Tier::Expedited,
-                "bulk" => Tier::Bulk,
-                _ => Tier::Standard,
-            };
+            let tier = Tier::from_saved(&job.tier);
             let (expected_from, expected_to) = self.store.expected_wait(tier);
             let state = match self.store.job_state(&job.job_id).await {
                 Ok(JobState::Ready) => {

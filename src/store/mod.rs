@@ -85,6 +85,16 @@ impl Tier {
             Tier::Bulk => "bulk",
         }
     }
+
+    /// The tier a job was saved with ([`Tier::as_str`]); Standard for anything
+    /// else (jobs saved by an older firn).
+    pub fn from_saved(name: &str) -> Tier {
+        match name {
+            "expedited" => Tier::Expedited,
+            "bulk" => Tier::Bulk,
+            _ => Tier::Standard,
+        }
+    }
 }
 
 /// One range of a retrieval job's output.

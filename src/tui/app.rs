@@ -556,6 +556,20 @@ impl State {
         });
     }
 
+    /// The current versions of `keys` to retrieve, with the sizes the tree shows.
+    fn current_versions(&self, keys: Vec<String>) -> Vec<(RetrieveItem, u64)> {
+        keys.into_iter()
+            .map(|key| {
+                let size = self.tree.find(&key).map_or(0, |id| self.tree.node(id).size);
+                let item = RetrieveItem {
+                    key,
+                    archive_id: None,
+                };
+                (item, size)
+            })
+            .collect()
+    }
+
     /// Opens a retrieval batch in the jobs pane and asks the runtime to run it.
     fn start_retrieval(
         &mut self,
@@ -626,19 +640,7 @@ impl State {
                 let (tier, keys) = (*tier, std::mem::take(keys));
                 let _ = bytes;
                 self.dialog = None;
-                let items = keys
-                    .into_iter()
-                    .map(|key| {
-                        let size = self.tree.find(&key).map_or(0, |id| self.tree.node(id).size);
-                        (
-                            RetrieveItem {
-                                key,
-                                archive_id: None,
-                            },
-                            size,
-                        )
-                    })
-                    .collect();
+                let items = self.current_versions(keys);
                 return self.start_retrieval(items, tier, destination, false);
             }
             _ => {}
@@ -1160,19 +1162,7 @@ impl State {
                     destination,
                 } if yes => {
                     self.dialog = None;
-                    let items = keys
-                        .into_iter()
-                        .map(|key| {
-                            let size = self.tree.find(&key).map_or(0, |id| self.tree.node(id).size);
-                            (
-                                RetrieveItem {
-                                    key,
-                                    archive_id: None,
-                                },
-                                size,
-                            )
-                        })
-                        .collect();
+                    let items = self.current_versions(keys);
                     return self.start_retrieval(items, tier, destination, true);
                 }
                 Dialog::ConfirmDelete { plan, .. } if key.code == KeyCode::Char('y') => {

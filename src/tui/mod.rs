@@ -42,8 +42,8 @@ pub use view::view;
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
 use crate::engine::{
-    Engine, Event as EngineEvent, ExistsWithOtherContent, InventoryOutcome, Plan, RestoreOptions,
-    RestoreOutcome,
+    Engine, Event as EngineEvent, ExistsWithOtherContent, InventoryOutcome, Plan, RecordLookup,
+    RestoreOptions, RestoreOutcome,
 };
 use crate::lock::SetLock;
 use crate::scan::{ScanOptions, ScanProgress};
@@ -254,20 +254,23 @@ impl Runtime {
                 let engine = Arc::clone(&self.engine);
                 let (tx, prices) = (self.tx.clone(), self.prices.clone());
                 tokio::spawn(async move {
-                    let mut records = Vec::new();
-                    for key in &keys {
-                        match engine.catalog.current(key).await {
-                            Ok(Some(record)) => records.push(record),
-                            Ok(None) => {}
-                            Err(e) => {
-                                let _ = tx.send(Action::Error {
-                                    title: "Cannot read the catalog".into(),
-                                    message: format!("{e:#}"),
-                                });
-                                return;
-                            }
+                    let lookups: Vec<RecordLookup> = keys
+                        .into_iter()
+                        .map(|key| RecordLookup {
+                            key: Some(key),
+                            archive_id: None,
+                        })
+                        .collect();
+                    let records = match engine.look_up(&lookups).await {
+                        Ok(found) => found.into_iter().flatten().collect(),
+                        Err(e) => {
+                            let _ = tx.send(Action::Error {
+                                title: "Cannot read the catalog".into(),
+                                message: format!("{e:#}"),
+                            });
+                            return;
                         }
-                    }
+                    };
                     let plan = engine.plan_deletion(records, &prices, now_secs());
                     let _ = tx.send(Action::DeletionPlanned { plan, note: None });
                 });
@@ -447,20 +450,29 @@ async fn restore_batch(
         ..Default::default()
     };
     // Look every file up first; one the catalog no longer has fails alone.
+    let wanted: Vec<RecordLookup> = items
+        .iter()
+        .map(|item| RecordLookup {
+            key: Some(item.key.clone()),
+            archive_id: item.archive_id.clone(),
+        })
+        .collect();
+    let (found, unreadable) = match engine.look_up(&wanted).await {
+        Ok(found) => (found, None),
+        Err(e) => (vec![None; items.len()], Some(format!("{e:#}"))),
+    };
     let mut records = Vec::new();
     let mut lookups = Vec::new();
-    for item in &items {
-        let found = match &item.archive_id {
-            Some(id) => engine.catalog.find_archive(id).await,
-            None => engine.catalog.current(&item.key).await,
-        };
-        lookups.push(matches!(found, Ok(Some(_))));
+    for (item, found) in items.iter().zip(found) {
+        lookups.push(found.is_some());
         match found {
-            Ok(Some(record)) => records.push(record),
-            Ok(None) => report
-                .failed
-                .push((item.key.clone(), "no longer in the catalog".into())),
-            Err(e) => report.failed.push((item.key.clone(), format!("{e:#}"))),
+            Some(record) => records.push(record),
+            None => report.failed.push((
+                item.key.clone(),
+                unreadable
+                    .clone()
+                    .unwrap_or_else(|| "no longer in the catalog".into()),
+            )),
         }
     }
     // Task ids are positions in `items`; the engine numbers the records it gets.
@@ -556,11 +568,7 @@ fn pending_retrievals(engine: &Engine) -> Vec<app::RetrievalGroup> {
         if job.key.is_empty() || job.destination.is_empty() {
             continue;
         }
-        let tier = match job.tier.as_str() {
-            "expedited" => Tier::Expedited,
-            "bulk" => Tier::Bulk,
-            _ => Tier::Standard,
-        };
+        let tier = Tier::from_saved(&job.tier);
         let destination = String::from_utf8_lossy(&job.destination).into_owned();
         let item = (job.key, job.archive_id, job.size);
         match groups
