@@ -87,13 +87,13 @@ pub async fn sdk_config(settings: &AwsSettings) -> anyhow::Result<aws_config::Sd
     if let Some(region) = config.region()
         && !KNOWN_REGIONS.contains(&region.as_ref())
     {
-        anyhow::bail!(crate::config::usage(format!(
+        anyhow::bail!(crate::model::usage(format!(
             "unknown AWS region {:?}; use a region code such as us-east-1 or eu-west-1",
             region.as_ref()
         )));
     }
     if config.region().is_none() {
-        anyhow::bail!(crate::config::usage(
+        anyhow::bail!(crate::model::usage(
             "no AWS region configured; set `region` in the set's store/catalog config, AWS_REGION, or a profile's region"
         ));
     }

@@ -23,12 +23,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
-use crate::aws::AwsSettings;
-use crate::catalog::dynamodb::DynamoSettings;
+use crate::backend::{CatalogSettings, StoreSettings};
 use crate::cost::{PriceSettings, Prices};
-use crate::engine::Retention;
+use crate::model::{Retention, usage};
 use crate::scan::Filter;
-use crate::store::glacier::GlacierSettings;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,64 +53,12 @@ pub struct SetSettings {
     #[serde(default)]
     pub ignore_patterns: Vec<String>,
     pub follow_symlinks: Option<bool>,
-    pub store: Option<StoreConfig>,
-    pub catalog: Option<CatalogConfig>,
+    pub store: Option<StoreSettings>,
+    pub catalog: Option<CatalogSettings>,
     pub retention: Option<String>,
     pub concurrency: Option<usize>,
     /// This set's prices, field by field over the top-level `[prices]`.
     pub prices: Option<PriceSettings>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum StoreConfig {
-    /// A directory of archive files (default: `<data dir>/store`).
-    Local {
-        path: Option<PathBuf>,
-        retrieval_delay_secs: Option<u64>,
-    },
-    /// An Amazon Glacier vault.
-    Glacier {
-        vault: String,
-        region: Option<String>,
-        profile: Option<String>,
-        endpoint_url: Option<String>,
-        single_upload_max: Option<u64>,
-        part_memory_budget: Option<u64>,
-        part_concurrency: Option<usize>,
-        abandoned_after_hours: Option<u64>,
-    },
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum CatalogConfig {
-    /// An SQLite file (default: `<data dir>/catalog.sqlite`).
-    Sqlite { path: Option<PathBuf> },
-    /// An Amazon DynamoDB table.
-    Dynamodb {
-        table: String,
-        region: Option<String>,
-        profile: Option<String>,
-        endpoint_url: Option<String>,
-    },
-}
-
-/// The store a set uses, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreChoice {
-    Local {
-        dir: PathBuf,
-        retrieval_delay_secs: u64,
-    },
-    Glacier(GlacierSettings),
-}
-
-/// The catalog a set uses, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CatalogChoice {
-    Sqlite(PathBuf),
-    Dynamodb(DynamoSettings),
 }
 
 /// Flags that override the config file.
@@ -121,6 +67,9 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub set: Option<String>,
     pub root: Option<PathBuf>,
+    /// Paths the command names (restore, delete): with no --set or --root, the
+    /// set whose root holds them is the one meant.
+    pub paths: Vec<PathBuf>,
     pub patterns: Vec<String>,
     pub ignore_patterns: Vec<String>,
     pub follow_symlinks: bool,
@@ -138,8 +87,8 @@ pub struct ResolvedSet {
     pub root: PathBuf,
     pub filter: Filter,
     pub follow_symlinks: bool,
-    pub store: StoreChoice,
-    pub catalog: CatalogChoice,
+    pub store: StoreSettings,
+    pub catalog: CatalogSettings,
     pub retention: Retention,
     pub concurrency: usize,
     /// Prices for cost estimates: the config's, else Glacier's list prices for a
@@ -147,15 +96,183 @@ pub struct ResolvedSet {
     pub prices: Prices,
     /// Local state of this set: fingerprint cache, journal, lock.
     pub state_dir: PathBuf,
+    /// Whether the set was named in the config (else ad hoc, by its root).
+    pub configured: bool,
 }
 
-/// A problem with what the user asked for; exits with status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+impl ResolvedSet {
+    /// `set photos (/srv/photos)`, or `/home/me/docs (ad-hoc set)`: the line a
+    /// command starts with, so it is plain which set it works on.
+    pub fn describe(&self) -> String {
+        if self.configured {
+            format!("set {} ({})", self.id, self.root.display())
+        } else {
+            format!("{} (ad-hoc set)", self.root.display())
+        }
+    }
 
-pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    UsageError(message.into()).into()
+    /// Writes down this set's id and root in its state directory, so a later
+    /// command run from inside the root (with no ROOT or --set) finds it.
+    pub fn remember(&self) -> Result<()> {
+        let path = self.state_dir.join(SET_FILE);
+        let record = KnownSetFile {
+            id: self.id.clone(),
+            root: self.root.clone(),
+        };
+        let text = serde_json::to_string(&record)?;
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.state_dir)
+            .map_err(|e| usage(format!("cannot create {}: {e}", self.state_dir.display())))?;
+        let temporary = self.state_dir.join(format!("{SET_FILE}.tmp"));
+        std::fs::write(&temporary, &text)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?;
+        Ok(())
+    }
+}
+
+/// The file in a set's state directory that names its id and root.
+const SET_FILE: &str = "set.json";
+
+#[derive(serde::Serialize, Deserialize)]
+struct KnownSetFile {
+    id: String,
+    root: PathBuf,
+}
+
+/// A set firn knows: configured, or ad hoc and used on this machine before.
+struct KnownSet {
+    name: Option<String>,
+    root: PathBuf,
+}
+
+impl KnownSet {
+    fn describe(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({})", self.root.display()),
+            None => self.root.display().to_string(),
+        }
+    }
+}
+
+/// Configured sets and ad-hoc sets remembered in firn's data directory.
+fn known_sets(config: &ConfigFile) -> Result<Vec<KnownSet>> {
+    let mut known: Vec<KnownSet> = config
+        .sets
+        .iter()
+        .filter_map(|(name, settings)| {
+            let root = settings.root.as_deref()?;
+            Some(KnownSet {
+                name: Some(name.clone()),
+                root: std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
+            })
+        })
+        .collect();
+    let sets = data_dir()?.join("sets");
+    if let Ok(dirs) = std::fs::read_dir(&sets) {
+        for dir in dirs.flatten() {
+            let Ok(text) = std::fs::read_to_string(dir.path().join(SET_FILE)) else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_str::<KnownSetFile>(&text) else {
+                continue;
+            };
+            // A configured set's own state names it by name, not by root.
+            if config.sets.contains_key(&record.id) {
+                continue;
+            }
+            if record.id == record.root.to_string_lossy() {
+                known.push(KnownSet {
+                    name: None,
+                    root: record.root,
+                });
+            }
+        }
+    }
+    Ok(known)
+}
+
+/// The set a command means when it names none: the one whose root holds the
+/// paths it was given, else the one whose root holds the current directory
+/// (the innermost), else the only configured set.
+fn locate(
+    known: &[KnownSet],
+    overrides: &Overrides,
+    config: &ConfigFile,
+) -> Result<Option<(Option<String>, SetSettings)>> {
+    let cwd = current_dir()?;
+    let holding = |path: &Path| -> Option<&KnownSet> {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| cwd.join(path));
+        known
+            .iter()
+            .filter(|k| path.starts_with(&k.root))
+            .max_by_key(|k| k.root.components().count())
+    };
+    let as_found = |set: &KnownSet| match &set.name {
+        Some(name) => (
+            Some(name.clone()),
+            config.sets.get(name).cloned().unwrap_or_default(),
+        ),
+        None => (
+            None,
+            SetSettings {
+                root: Some(set.root.clone()),
+                ..SetSettings::default()
+            },
+        ),
+    };
+    let mut by_path: Option<&KnownSet> = None;
+    for path in &overrides.paths {
+        let absolute = cwd.join(path);
+        if let Some(set) = holding(&absolute) {
+            if by_path.is_some_and(|other| other.root != set.root) {
+                bail!(usage(format!(
+                    "the paths given belong to different backup sets ({} and {}); name one set at a time",
+                    by_path.map(KnownSet::describe).unwrap_or_default(),
+                    set.describe()
+                )));
+            }
+            by_path = Some(set);
+        } else if path.is_absolute() {
+            return Err(usage(format!(
+                "{} is in no backup set firn knows (known sets: {}); name the set with --set NAME or --root DIR",
+                path.display(),
+                describe_all(known)
+            )));
+        }
+    }
+    if let Some(set) = by_path.or_else(|| holding(&cwd)) {
+        return Ok(Some(as_found(set)));
+    }
+    if config.sets.len() == 1 {
+        return Ok(config
+            .sets
+            .iter()
+            .next()
+            .map(|(n, s)| (Some(n.clone()), s.clone())));
+    }
+    Ok(None)
+}
+
+fn describe_all(known: &[KnownSet]) -> String {
+    if known.is_empty() {
+        return "none yet".into();
+    }
+    known
+        .iter()
+        .map(KnownSet::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn current_dir() -> Result<PathBuf> {
+    std::env::current_dir().map_err(|e| {
+        usage(format!(
+            "cannot tell the current directory: {e}; run firn from a directory that exists"
+        ))
+    })
 }
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
@@ -273,20 +390,30 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
             ),
         }
     } else {
-        match config.sets.len() {
-            1 => config
-                .sets
-                .iter()
-                .next()
-                .map(|(n, s)| (Some(n.clone()), s.clone()))
-                .unwrap_or_default(),
-            0 => bail!(usage(format!(
-                "name a directory to back up (firn backup ROOT) or configure a set in {where_config}"
-            ))),
-            _ => bail!(usage(format!(
-                "several backup sets are configured ({}); choose one with --set NAME",
-                config.sets.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))),
+        let known = known_sets(&config)?;
+        match locate(&known, overrides, &config)? {
+            Some(found) => found,
+            None if root_use == RootUse::MustExist => {
+                // As the original batch script did: the directory firn is started in.
+                let cwd = current_dir()?;
+                (
+                    None,
+                    SetSettings {
+                        root: Some(cwd),
+                        ..SetSettings::default()
+                    },
+                )
+            }
+            None => {
+                let what = match overrides.paths.first() {
+                    Some(path) => format!("{} is", path.display()),
+                    None => "the current directory is".to_string(),
+                };
+                bail!(usage(format!(
+                    "{what} in no backup set firn knows (known sets: {}); name the set with --set NAME or --root DIR, or run the command from inside its root",
+                    describe_all(&known)
+                )))
+            }
         }
     };
 
@@ -320,79 +447,24 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
     let filter = Filter::new(&patterns, &ignore_patterns).map_err(|e| usage(e.to_string()))?;
 
     let data = data_dir()?;
-    let store = match (
-        &overrides.store_dir,
-        settings.store.clone().or(defaults.store.clone()),
-    ) {
-        (Some(dir), _) => StoreChoice::Local {
-            dir: dir.clone(),
-            retrieval_delay_secs: 0,
-        },
-        (None, None) => StoreChoice::Local {
-            dir: data.join("store"),
-            retrieval_delay_secs: 0,
-        },
-        (
-            None,
-            Some(StoreConfig::Local {
-                path,
-                retrieval_delay_secs,
-            }),
-        ) => StoreChoice::Local {
-            dir: path.unwrap_or_else(|| data.join("store")),
-            retrieval_delay_secs: retrieval_delay_secs.unwrap_or(0),
-        },
-        (
-            None,
-            Some(StoreConfig::Glacier {
-                vault,
-                region,
-                profile,
-                endpoint_url,
-                single_upload_max,
-                part_memory_budget,
-                part_concurrency,
-                abandoned_after_hours,
-            }),
-        ) => StoreChoice::Glacier(GlacierSettings {
-            vault,
-            aws: AwsSettings {
-                region,
-                profile,
-                endpoint_url,
-            },
-            single_upload_max,
-            part_memory_budget,
-            part_concurrency,
-            abandoned_after_hours,
-        }),
-    };
-    let catalog = match (
-        &overrides.catalog_db,
-        settings.catalog.clone().or(defaults.catalog.clone()),
-    ) {
-        (Some(path), _) => CatalogChoice::Sqlite(path.clone()),
-        (None, None) => CatalogChoice::Sqlite(data.join("catalog.sqlite")),
-        (None, Some(CatalogConfig::Sqlite { path })) => {
-            CatalogChoice::Sqlite(path.unwrap_or_else(|| data.join("catalog.sqlite")))
-        }
-        (
-            None,
-            Some(CatalogConfig::Dynamodb {
-                table,
-                region,
-                profile,
-                endpoint_url,
-            }),
-        ) => CatalogChoice::Dynamodb(DynamoSettings {
-            table,
-            aws: AwsSettings {
-                region,
-                profile,
-                endpoint_url,
-            },
-        }),
-    };
+    let store = match &overrides.store_dir {
+        Some(dir) => StoreSettings::local_dir(dir),
+        None => settings
+            .store
+            .clone()
+            .or(defaults.store.clone())
+            .unwrap_or(StoreSettings::Local(Default::default())),
+    }
+    .with_defaults(&data);
+    let catalog = match &overrides.catalog_db {
+        Some(path) => CatalogSettings::sqlite_file(path),
+        None => settings
+            .catalog
+            .clone()
+            .or(defaults.catalog.clone())
+            .unwrap_or(CatalogSettings::Sqlite(Default::default())),
+    }
+    .with_defaults(&data);
     let retention_text = overrides
         .retention
         .clone()
@@ -430,7 +502,7 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
             )
         }
     };
-    let prices = Prices::for_store(&store, configured_prices);
+    let prices = Prices::for_profile(store.price_profile(), configured_prices);
     let follow_symlinks = overrides.follow_symlinks
         || settings
             .follow_symlinks
@@ -451,5 +523,6 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         concurrency,
         prices,
         state_dir,
+        configured: name.is_some(),
     })
 }

@@ -22,10 +22,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ArchiveRecord, ArchiveState};
-use crate::config::StoreChoice;
-use crate::store::Tier;
-
+use crate::model::Tier;
 /// Bytes in the "GB" of a price (AWS bills 2^30 bytes as one GB).
+/// Which list prices a store's archives are charged at when the config names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceProfile {
+    /// The embedded store: no charges.
+    Free,
+    GlacierVault,
+}
+
 pub const BYTES_PER_GB: f64 = (1u64 << 30) as f64;
 /// Days in the "month" of a storage price.
 pub const DAYS_PER_MONTH: f64 = 30.0;
@@ -198,11 +204,11 @@ impl Prices {
     /// The prices of a set: what the config says when it has a `[prices]` table,
     /// else Glacier's defaults for a Glacier vault and nothing for the embedded
     /// local store (which has no charges).
-    pub fn for_store(store: &StoreChoice, configured: Option<Prices>) -> Prices {
-        match (configured, store) {
+    pub fn for_profile(profile: PriceProfile, configured: Option<Prices>) -> Prices {
+        match (configured, profile) {
             (Some(prices), _) => prices,
-            (None, StoreChoice::Local { .. }) => Prices::free(),
-            (None, StoreChoice::Glacier(_)) => Prices::default(),
+            (None, PriceProfile::Free) => Prices::free(),
+            (None, PriceProfile::GlacierVault) => Prices::default(),
         }
     }
 
@@ -474,11 +480,8 @@ mod tests {
 
     #[test]
     fn the_local_store_is_free_unless_prices_are_configured() {
-        let local = StoreChoice::Local {
-            dir: "/tmp/x".into(),
-            retrieval_delay_secs: 0,
-        };
-        let free = Prices::for_store(&local, None);
+        let local = PriceProfile::Free;
+        let free = Prices::for_profile(local, None);
         assert_eq!(free.early_deletion_charge(GIB, 0, 0), 0.0);
         assert!(!free.is_early(0, 0));
         assert_eq!(free.retrieval_estimate(GIB, 10, Tier::Expedited), 0.0);
@@ -487,7 +490,7 @@ mod tests {
             ..Prices::default()
         };
         assert_eq!(
-            Prices::for_store(&local, Some(configured.clone())),
+            Prices::for_profile(local, Some(configured.clone())),
             configured
         );
     }

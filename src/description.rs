@@ -15,8 +15,7 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::hash::Sha1Digest;
-
+use crate::model::Sha1Digest;
 pub const MAX_LEN: usize = 1024;
 const FIRN_PREFIX: &str = "firn1 ";
 const MT2_PREFIX: &str = "mt2 ";

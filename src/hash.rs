@@ -14,18 +14,11 @@ use std::sync::mpsc;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::scan::Fingerprint;
-
+use crate::model::ContentHash;
+use crate::model::Fingerprint;
+use crate::model::TreeHash;
 /// Glacier's tree-hash leaf size.
 pub const LEAF_SIZE: usize = 1 << 20;
-
-pub type Sha1Digest = [u8; 20];
-pub type TreeHash = [u8; 32];
-
-/// The SHA-1 of an archive whose description did not carry one (a Glacier multipart
-/// upload of a file not hashed before it started, or an mt-aws-glacier archive)
-/// and that was recorded from an inventory: the tree hash still verifies its bytes.
-pub const UNKNOWN_SHA1: Sha1Digest = [0; 20];
 
 static FILES_READ: AtomicU64 = AtomicU64::new(0);
 static BYTES_READ: AtomicU64 = AtomicU64::new(0);
@@ -176,13 +169,6 @@ pub struct ContentHasher {
     sha1: Sha1,
     tree: TreeHasher,
     len: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContentHash {
-    pub size: u64,
-    pub sha1: Sha1Digest,
-    pub tree_hash: TreeHash,
 }
 
 impl ContentHasher {

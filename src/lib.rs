@@ -5,15 +5,19 @@
 //! `catalog`, typed progress events) → front ends (`cli`).
 
 pub mod aws;
+pub mod backend;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod cost;
 pub mod description;
 pub mod engine;
+pub mod fmt;
 pub mod hash;
 pub mod lock;
+pub mod model;
 pub mod pathkey;
+pub mod provision;
 pub mod scan;
 pub mod state;
 pub mod status;

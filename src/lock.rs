@@ -53,7 +53,7 @@ impl SetLock {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()));
             }
         }
-        let started = crate::store::local::now_secs();
+        let started = crate::model::now_secs();
         let line = format!(
             "firn {command} (pid {}) on {} since unix time {started}",
             std::process::id(),

@@ -1,8 +1,7 @@
 //! Scan: walk the root and describe every entry by key and metadata, without reading
 //! any file content.
 
-use std::fs::Metadata;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,120 +10,11 @@ use std::sync::{Condvar, Mutex};
 use regex::{RegexSet, RegexSetBuilder};
 use walkdir::WalkDir;
 
-use crate::hash::Sha1Digest;
+use crate::model::Entry;
+use crate::model::Fingerprint;
+use crate::model::SkipReason;
+use crate::model::Status;
 use crate::pathkey;
-use crate::status::Status;
-
-/// What says whether a file may have changed: restic's size + mtime + ctime + inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Fingerprint {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub inode: u64,
-}
-
-impl Fingerprint {
-    pub fn of(meta: &Metadata) -> Self {
-        Fingerprint {
-            size: meta.size(),
-            mtime_ns: meta
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(meta.mtime_nsec()),
-            ctime_ns: meta
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(meta.ctime_nsec()),
-            inode: meta.ino(),
-        }
-    }
-
-    /// Size, mtime and ctime agree: the content cannot have been rewritten in between
-    /// (the inode is left out because the same open file is compared).
-    pub fn same_content_stamp(&self, other: &Fingerprint) -> bool {
-        self.size == other.size
-            && self.mtime_ns == other.mtime_ns
-            && self.ctime_ns == other.ctime_ns
-    }
-}
-
-/// Why an entry is not backed up although it exists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkipReason {
-    Symlink,
-    SymlinkLoop,
-    Fifo,
-    Socket,
-    Device,
-    /// Two names that normalize to one key: both are refused rather than merged.
-    NameCollision,
-}
-
-impl SkipReason {
-    pub fn describe(&self) -> &'static str {
-        match self {
-            SkipReason::Symlink => {
-                "symbolic link (not followed; pass --follow-symlinks to back up its target)"
-            }
-            SkipReason::SymlinkLoop => "symbolic link loop",
-            SkipReason::Fifo => "named pipe (fifo)",
-            SkipReason::Socket => "socket",
-            SkipReason::Device => "device file",
-            SkipReason::NameCollision => {
-                "name collision: another name in this directory normalizes (NFC) to the same key; rename one of them"
-            }
-        }
-    }
-}
-
-/// One path under the root (or, after status, one archived-only key). Scan fills
-/// key, raw bytes, fingerprint and a first status; status completes the comparison
-/// in place, so the tree costs one of these per entry and nothing more.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub key: String,
-    /// Original bytes of the relative path when they differ from `key`.
-    pub raw: Option<Box<[u8]>>,
-    /// Zero for anything that is not a local regular file.
-    pub fingerprint: Fingerprint,
-    pub status: Status,
-    /// Known content SHA-1 of the local file (from the cache or hashed this run).
-    pub sha1: Option<Sha1Digest>,
-    /// Size and mtime of the current archived version, if any.
-    pub archived: Option<ArchivedSummary>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArchivedSummary {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub sha1: Sha1Digest,
-}
-
-impl Entry {
-    fn new(key: String, raw: Option<Vec<u8>>, fingerprint: Fingerprint, status: Status) -> Self {
-        Entry {
-            key,
-            raw: raw.map(Vec::into_boxed_slice),
-            fingerprint,
-            status,
-            sha1: None,
-            archived: None,
-        }
-    }
-
-    /// The path of this entry on disk under `root`.
-    pub fn local_path(&self, root: &Path) -> PathBuf {
-        match &self.raw {
-            Some(raw) => {
-                root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw))
-            }
-            None => root.join(&self.key),
-        }
-    }
-}
-
 /// Include / ignore expressions, matched case-insensitively (Unicode) against the key.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -9,9 +9,8 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::hash::{ContentHash, Sha1Digest, TreeHash};
-use crate::scan::Fingerprint;
-
+use crate::model::Fingerprint;
+use crate::model::{ContentHash, Sha1Digest, TreeHash};
 pub struct LocalState {
     conn: Mutex<Connection>,
 }

@@ -14,64 +14,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, CurrentSummary};
-use crate::hash::{self, ContentHash, HashError};
-use crate::scan::{ArchivedSummary, Entry, Filter, Fingerprint, SkipReason};
+use crate::hash::{self, HashError};
+use crate::model::ContentHash;
+use crate::model::Status;
+use crate::model::{ArchivedSummary, Entry, Fingerprint};
+use crate::scan::Filter;
 use crate::state::LocalState;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    /// A local regular file not compared yet (scan's output).
-    Local,
-    New,
-    Changed,
-    UpToDate,
-    ArchivedOnly,
-    Ignored {
-        is_dir: bool,
-    },
-    Unreadable(Box<str>),
-    Skipped(SkipReason),
-}
-
-impl Status {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Status::Local => "local",
-            Status::New => "new",
-            Status::Changed => "changed",
-            Status::UpToDate => "up-to-date",
-            Status::ArchivedOnly => "archived-only",
-            Status::Ignored { .. } => "ignored",
-            Status::Unreadable(_) => "unreadable",
-            Status::Skipped(_) => "skipped",
-        }
-    }
-
-    pub fn is_pending(&self) -> bool {
-        matches!(self, Status::New | Status::Changed)
-    }
-
-    pub fn is_problem(&self) -> bool {
-        matches!(self, Status::Unreadable(_) | Status::Skipped(_))
-    }
-
-    /// A file that exists and should be backed up but cannot be: the run reports
-    /// failure (exit 1). Symlinks and special files are skipped by design instead.
-    pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            Status::Unreadable(_) | Status::Skipped(SkipReason::NameCollision)
-        )
-    }
-
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            Status::Unreadable(reason) => Some(reason),
-            Status::Skipped(reason) => Some(reason.describe()),
-            _ => None,
-        }
-    }
-}
 
 /// Files and bytes in one status class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -243,11 +191,11 @@ fn attach_cached_hashes(entries: &mut [Entry], state: &LocalState) -> Result<()>
 /// An archive recorded without a SHA-1 (rebuilt from an inventory) is compared by
 /// size and mtime, as mt-aws-glacier does.
 fn content_status(
-    local_sha1: hash::Sha1Digest,
+    local_sha1: crate::model::Sha1Digest,
     local: &Fingerprint,
     archived: &ArchivedSummary,
 ) -> Status {
-    let unknown_matches = archived.sha1 == hash::UNKNOWN_SHA1
+    let unknown_matches = archived.sha1 == crate::model::UNKNOWN_SHA1
         && archived.size == local.size
         && archived.mtime_ns == local.mtime_ns;
     if local_sha1 == archived.sha1 || unknown_matches {

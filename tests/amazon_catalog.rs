@@ -5,7 +5,6 @@ mod common;
 
 use common::aws::{FakeCloud, aws_env, sdk_config};
 use common::sample_record;
-use firn::aws::AwsSettings;
 use firn::catalog::dynamodb::{DynamoCatalog, DynamoSettings, create_table, wait_until_active};
 use firn::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict};
 
@@ -16,11 +15,9 @@ async fn catalog(cloud: &FakeCloud, set: &str) -> DynamoCatalog {
     }
     let settings = DynamoSettings {
         table: "catalog".into(),
-        aws: AwsSettings {
-            region: Some("us-east-1".into()),
-            profile: None,
-            endpoint_url: Some(cloud.endpoint.clone()),
-        },
+        region: Some("us-east-1".into()),
+        profile: None,
+        endpoint_url: Some(cloud.endpoint.clone()),
     };
     DynamoCatalog::connect(&settings, set)
         .await

@@ -13,25 +13,62 @@ use bytes::Bytes;
 use common::sample_record;
 use firn::catalog::sqlite::SqliteCatalog;
 use firn::catalog::{ArchiveState, Catalog, Conflict};
-use firn::engine::{Engine, Event, Plan, RestoreOptions, RestoreOutcome, Retention};
-use firn::hash::{TreeHash, tree_hash_of};
-use firn::scan::ScanOptions;
+use firn::cost::Prices;
+use firn::engine::{Engine, Event, Parts, Plan, Progress, RestoreOptions, RestoreOutcome};
+use firn::hash::tree_hash_of;
+use firn::model::Retention;
+use firn::model::Tier;
+use firn::model::TreeHash;
 use firn::state::LocalState;
 use firn::store::local::LocalStore;
-use firn::store::{ArchiveListing, JobOutput, JobState, Store, StoredArchive, Tier, Upload};
+use firn::store::{ArchiveListing, JobOutput, JobState, Store, StoredArchive, Upload};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-fn engine_with(dir: &Path, store: Arc<dyn Store>) -> Arc<Engine> {
-    Arc::new(Engine {
+/// An engine and the parts it was built from, so a test can look behind it.
+struct Harness {
+    engine: Arc<Engine>,
+    catalog: Arc<dyn Catalog>,
+    state: Arc<LocalState>,
+    store: Arc<dyn Store>,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Arc<Engine>;
+    fn deref(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+fn engine_with(dir: &Path, store: Arc<dyn Store>) -> Harness {
+    engine_with_concurrency(dir, store, 2)
+}
+
+fn engine_with_concurrency(dir: &Path, store: Arc<dyn Store>, concurrency: usize) -> Harness {
+    let state = Arc::new(LocalState::open(&dir.join("state.sqlite")).unwrap());
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqliteCatalog::open(&dir.join("catalog.sqlite"), "set").unwrap());
+    let engine = Arc::new(Engine::from_parts(Parts {
         root: dir.join("tree"),
-        state: Arc::new(LocalState::open(&dir.join("state.sqlite")).unwrap()),
-        catalog: Arc::new(SqliteCatalog::open(&dir.join("catalog.sqlite"), "set").unwrap()),
-        store,
+        set_id: "set".into(),
+        state: Arc::clone(&state),
+        catalog: Arc::clone(&catalog),
+        store: Arc::clone(&store),
         host: "test-host".into(),
         retention: Retention::Keep,
-        concurrency: 2,
-    })
+        concurrency,
+        prices: Prices::free(),
+    }));
+    Harness {
+        engine,
+        catalog,
+        state,
+        store,
+    }
+}
+
+fn watched(events: mpsc::Sender<Event>, cancel: CancellationToken) -> Progress {
+    Progress::new(events, cancel)
 }
 
 fn local_store(dir: &Path) -> Arc<dyn Store> {
@@ -39,11 +76,8 @@ fn local_store(dir: &Path) -> Arc<dyn Store> {
 }
 
 async fn plan_for(engine: &Engine) -> Plan {
-    let report = engine
-        .status(&ScanOptions::default(), &mut |_| {})
-        .await
-        .unwrap();
-    Plan::from_report(&report)
+    let report = engine.status(&mut |_| {}).await.unwrap();
+    engine.plan_report(&report)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +96,9 @@ async fn events_cover_the_life_of_each_upload() {
         }
         events
     });
-    let summary = engine.backup(plan, tx, CancellationToken::new()).await;
+    let summary = engine
+        .backup(plan, &watched(tx, CancellationToken::new()))
+        .await;
     let events = collector.await.unwrap();
     assert_eq!(summary.uploaded_files, 2, "{summary:?}");
     let queued: Vec<_> = events
@@ -109,8 +145,12 @@ async fn a_file_that_grows_while_it_is_uploaded_is_not_recorded() {
     // so the append below lands while the file is still being read.
     let (tx, mut rx) = mpsc::channel(1);
     let backup = {
-        let engine = Arc::clone(&engine);
-        tokio::spawn(async move { engine.backup(plan, tx, CancellationToken::new()).await })
+        let engine = Arc::clone(&engine.engine);
+        tokio::spawn(async move {
+            engine
+                .backup(plan, &watched(tx, CancellationToken::new()))
+                .await
+        })
     };
     let mut appended = false;
     let mut failure = None;
@@ -153,14 +193,13 @@ async fn a_cancelled_upload_leaves_nothing_behind() {
     std::fs::create_dir_all(dir.path().join("tree")).unwrap();
     std::fs::write(dir.path().join("tree/big.img"), vec![3u8; 8 << 20]).unwrap();
     std::fs::write(dir.path().join("tree/later.txt"), "never started").unwrap();
-    let mut engine = engine_with(dir.path(), local_store(dir.path()));
-    Arc::get_mut(&mut engine).unwrap().concurrency = 1;
+    let engine = engine_with_concurrency(dir.path(), local_store(dir.path()), 1);
     let plan = plan_for(&engine).await;
     let cancel = CancellationToken::new();
     let (tx, mut rx) = mpsc::channel(1);
     let backup = {
-        let (engine, cancel) = (Arc::clone(&engine), cancel.clone());
-        tokio::spawn(async move { engine.backup(plan, tx, cancel).await })
+        let (engine, cancel) = (Arc::clone(&engine.engine), cancel.clone());
+        tokio::spawn(async move { engine.backup(plan, &watched(tx, cancel)).await })
     };
     while let Some(event) = rx.recv().await {
         if matches!(event, Event::Advanced { .. }) {
@@ -288,7 +327,9 @@ async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
     let plan = plan_for(&engine).await;
     let (tx, rx) = mpsc::channel(64);
     drop(rx);
-    let summary = engine.backup(plan, tx, CancellationToken::new()).await;
+    let summary = engine
+        .backup(plan, &watched(tx, CancellationToken::new()))
+        .await;
     assert_eq!(summary.uploaded_files, 0);
     assert_eq!(summary.failed.len(), 1);
     assert!(
@@ -367,7 +408,9 @@ async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_
     let plan = plan_for(&engine).await;
     let (tx, rx) = mpsc::channel(64);
     drop(rx);
-    let summary = engine.backup(plan, tx, CancellationToken::new()).await;
+    let summary = engine
+        .backup(plan, &watched(tx, CancellationToken::new()))
+        .await;
     assert_eq!(summary.uploaded_files, 1, "{summary:?}");
     let record = engine.catalog.current("big.bin").await.unwrap().unwrap();
 
@@ -387,7 +430,7 @@ async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_
                 tier: Tier::Standard,
                 wait: true,
             };
-            (engine.restore(&record, &options).await, to)
+            (engine.restore_one(&record, &options).await, to)
         }
     };
     // One damaged range: caught by its checksum, fetched again, restored.
@@ -422,7 +465,7 @@ async fn ready_jobs_download_concurrently_up_to_the_set_limit() {
     drop(rx);
     assert_eq!(
         engine
-            .backup(plan, tx, CancellationToken::new())
+            .backup(plan, &watched(tx, CancellationToken::new()))
             .await
             .uploaded_files,
         5
@@ -433,7 +476,6 @@ async fn ready_jobs_download_concurrently_up_to_the_set_limit() {
         ..LyingStore::over(&honest)
     });
     let restorer = engine_with(dir.path(), Arc::clone(&slow) as Arc<dyn Store>);
-    assert_eq!(restorer.concurrency, 2);
     let records = restorer.catalog.records().await.unwrap();
     let options = RestoreOptions {
         destination: dir.path().join("out"),
@@ -442,8 +484,13 @@ async fn ready_jobs_download_concurrently_up_to_the_set_limit() {
         wait: true,
     };
     let results = restorer
-        .restore_all(records, &options, None, &CancellationToken::new())
-        .await;
+        .restore(
+            restorer.number(records),
+            &options,
+            &Progress::unwatched(CancellationToken::new()),
+        )
+        .await
+        .results;
     assert!(results.iter().all(|r| r.outcome.is_ok()));
     assert_eq!(slow.most_reads_in_flight.load(Ordering::SeqCst), 2);
     for n in 0..5 {

@@ -260,10 +260,17 @@ fn the_engine_keeps_the_last_reconciliation_and_acts_on_its_orphans() {
     backup(&sb);
     let x = put_archive(&sb, b"x", &firn1("x.txt", None, b"x", 1));
     let engine = engine(&sb);
-    assert_eq!(engine.last_reconciliation().unwrap(), None, "none yet");
+    assert_eq!(
+        rt().block_on(engine.last_reconciliation()).unwrap(),
+        None,
+        "none yet"
+    );
     let (code, _) = json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(code, Some(1));
-    let last = engine.last_reconciliation().unwrap().expect("saved");
+    let last = rt()
+        .block_on(engine.last_reconciliation())
+        .unwrap()
+        .expect("saved");
     assert!(!last.is_consistent());
     assert_eq!(last.orphans.len(), 1);
     assert_eq!(

@@ -6,8 +6,9 @@ mod tui_common;
 use crossterm::event::KeyCode;
 use firn::catalog::{ArchiveRecord, ArchiveState};
 use firn::engine::Event;
-use firn::hash::ContentHash;
-use firn::scan::{Fingerprint, ScanProgress};
+use firn::model::ContentHash;
+use firn::model::Fingerprint;
+use firn::scan::ScanProgress;
 use firn::state::CachedHash;
 use firn::tui::app::{Action, Details, Effect, Phase, State, update};
 use firn::tui::keys::KeyMap;
@@ -143,7 +144,9 @@ fn jobs_pane_mid_upload_with_a_failed_task() {
     }
     keys(&mut state, " ");
     let effects = keys(&mut state, "u");
-    let Some(Effect::Upload { batch, items, .. }) = effects
+    let Some(Effect::Upload {
+        candidates: items, ..
+    }) = effects
         .into_iter()
         .find(|e| matches!(e, Effect::Upload { .. }))
     else {
@@ -159,7 +162,7 @@ fn jobs_pane_mid_upload_with_a_failed_task() {
             "photos/2025/jan.raw"
         ]
     );
-    let index = |key: &str| items.iter().position(|i| i.key == key).unwrap() as u64;
+    let index = |key: &str| items.iter().find(|i| i.key == key).unwrap().id.unwrap();
     let (dunes, sunset, jan) = (
         index("photos/2024/dunes.jpg"),
         index("photos/2024/sunset.jpg"),
@@ -167,16 +170,16 @@ fn jobs_pane_mid_upload_with_a_failed_task() {
     );
     let at = |state: &mut State, ms: u64, event: Event| {
         state.set_clock(ms, NOW);
-        update(state, Action::Engine { batch, event });
+        update(state, Action::Engine(event));
     };
-    for (n, item) in items.iter().enumerate() {
+    for item in &items {
         at(
             &mut state,
             10_000,
             Event::Queued {
-                id: n as u64,
+                id: item.id.unwrap(),
                 key: item.key.clone(),
-                bytes: item.fingerprint.size,
+                bytes: item.size,
             },
         );
     }
@@ -277,7 +280,7 @@ fn retrieval_dialog_and_a_job_at_the_store() {
     insta::assert_snapshot!("retrieval_dialog", dialog);
 
     let effects = key(&mut state, KeyCode::Enter);
-    let Some(Effect::Restore { batch, .. }) = effects.into_iter().next() else {
+    let Some(Effect::Restore { .. }) = effects.into_iter().next() else {
         panic!("no restore effect");
     };
     state.set_clock(10_000 + 600_000, NOW + 600);
@@ -292,7 +295,7 @@ fn retrieval_dialog_and_a_job_at_the_store() {
             ready_at: None,
         },
     ] {
-        update(&mut state, Action::Engine { batch, event });
+        update(&mut state, Action::Engine(event));
     }
     let screen = render(&state);
     assert!(

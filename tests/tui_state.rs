@@ -31,8 +31,9 @@ fn select(state: &mut State, key_path: &str) {
 
 fn upload_effect(effects: Vec<Effect>) -> (u32, Vec<String>) {
     for effect in effects {
-        if let Effect::Upload { batch, items, .. } = effect {
-            return (batch, items.into_iter().map(|i| i.key).collect());
+        if let Effect::Upload { batch, candidates } = effect {
+            let uploads = candidates.into_iter().filter(|c| c.pending);
+            return (batch, uploads.map(|c| c.key).collect());
         }
     }
     panic!("no upload effect");
@@ -108,7 +109,7 @@ fn engine_events_drive_jobs_and_tree() {
     keys(&mut state, " ");
     let (batch, items) = upload_effect(keys(&mut state, "u"));
     let id_of = |k: &str| items.iter().position(|i| i == k).unwrap() as u64;
-    let ev = |state: &mut State, event| update(state, Action::Engine { batch, event });
+    let ev = |state: &mut State, event| update(state, Action::Engine(event));
     ev(
         &mut state,
         Event::Started {
@@ -142,7 +143,6 @@ fn engine_events_drive_jobs_and_tree() {
     assert_eq!(state.focus, Focus::Jobs);
     let failed = state
         .jobs
-        .jobs
         .iter()
         .position(|j| matches!(j.state, JobState::Failed(_)))
         .unwrap();
@@ -161,7 +161,6 @@ fn engine_events_drive_jobs_and_tree() {
     // Cancel the still-queued sunset.jpg.
     let sunset = state
         .jobs
-        .jobs
         .iter()
         .position(|j| j.key.ends_with("sunset.jpg"))
         .unwrap();
@@ -174,15 +173,14 @@ fn engine_events_drive_jobs_and_tree() {
         key(&mut state, code);
     }
     keys(&mut state, "x");
-    assert!(state.jobs.jobs[sunset].cancel.is_cancelled());
+    assert!(state.jobs.job(sunset).cancel.is_cancelled());
     ev(
         &mut state,
-        Event::Failed {
+        Event::Cancelled {
             id: id_of("photos/2024/sunset.jpg"),
-            reason: "cancelled".into(),
         },
     );
-    assert_eq!(state.jobs.jobs[sunset].state, JobState::Cancelled);
+    assert_eq!(state.jobs.job(sunset).state, JobState::Cancelled);
     let node = state.tree.find("photos/2024/sunset.jpg").unwrap();
     assert_eq!(
         state.tree.mark(node),
@@ -196,13 +194,7 @@ fn quitting_with_uploads_asks_cancels_and_waits() {
     let mut state = mixed();
     select(&mut state, "notes.txt");
     let (batch, _) = upload_effect(keys(&mut state, "u"));
-    update(
-        &mut state,
-        Action::Engine {
-            batch,
-            event: Event::Started { id: 0 },
-        },
-    );
+    update(&mut state, Action::Engine(Event::Started { id: 0 }));
     keys(&mut state, "q");
     assert!(matches!(
         state.dialog,
@@ -213,25 +205,15 @@ fn quitting_with_uploads_asks_cancels_and_waits() {
     keys(&mut state, "q");
     keys(&mut state, "y");
     assert!(state.quitting);
-    assert!(state.jobs.jobs[0].cancel.is_cancelled());
+    assert!(state.jobs.job(0).cancel.is_cancelled());
     assert!(!state.should_quit, "waits for the task in flight");
-    update(
-        &mut state,
-        Action::Engine {
-            batch,
-            event: Event::Failed {
-                id: 0,
-                reason: "cancelled".into(),
-            },
-        },
-    );
+    update(&mut state, Action::Engine(Event::Cancelled { id: 0 }));
     assert!(!state.should_quit, "waits for the batch to end");
     update(
         &mut state,
         Action::BatchDone {
             batch,
             summary: BackupSummary::default(),
-            retention: Ok(Default::default()),
         },
     );
     assert!(state.should_quit);
@@ -511,7 +493,7 @@ fn resize_redraws_at_every_size() {
     }
 }
 
-fn restore_effect(effects: Vec<Effect>) -> (u32, Vec<String>, firn::store::Tier, String, bool) {
+fn restore_effect(effects: Vec<Effect>) -> (u32, Vec<String>, firn::model::Tier, String, bool) {
     for effect in effects {
         if let Effect::Restore {
             batch,
@@ -522,7 +504,7 @@ fn restore_effect(effects: Vec<Effect>) -> (u32, Vec<String>, firn::store::Tier,
             ..
         } = effect
         {
-            let keys = items.into_iter().map(|i| i.key).collect();
+            let keys = items.into_iter().map(|(_, i)| i.key).collect();
             return (batch, keys, tier, destination, overwrite);
         }
     }
@@ -531,7 +513,7 @@ fn restore_effect(effects: Vec<Effect>) -> (u32, Vec<String>, firn::store::Tier,
 
 #[test]
 fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
-    use firn::store::Tier;
+    use firn::model::Tier;
     use firn::tui::app::RestoreReport;
     let mut state = mixed();
     state.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
@@ -578,21 +560,18 @@ fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
     assert!(!overwrite);
     assert!(state.dialog.is_none());
     assert_eq!(state.jobs.len(), 3);
-    assert!(state.jobs.jobs.iter().all(|j| j.is_retrieval()));
+    assert!(state.jobs.iter().all(|j| j.is_retrieval()));
 
     // The store has not finished: the pane says so, with tier and window.
     update(
         &mut state,
-        Action::Engine {
-            batch,
-            event: Event::Waiting {
-                id: 0,
-                ready_at: None,
-            },
-        },
+        Action::Engine(Event::Waiting {
+            id: 0,
+            ready_at: None,
+        }),
     );
     assert_eq!(
-        state.jobs.jobs[0].state,
+        state.jobs.job(0).state,
         JobState::AtStore { ready_at: None }
     );
     let screen = render(&state);
@@ -602,13 +581,7 @@ fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
     );
     // Retrievals do not touch the tree's upload marks.
     let lost = state.tree.find("photos/2023/lost.jpg").unwrap();
-    update(
-        &mut state,
-        Action::Engine {
-            batch,
-            event: Event::Started { id: 0 },
-        },
-    );
+    update(&mut state, Action::Engine(Event::Started { id: 0 }));
     assert_eq!(state.tree.node(lost).job, JobMark::None);
 
     // Two files were in place with other content: the user is asked.
@@ -617,14 +590,16 @@ fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
         Action::RestoreDone {
             batch,
             report: RestoreReport {
-                restored: 1,
-                conflicts: vec![
-                    "photos/2024/beach.jpg".into(),
-                    "photos/2024/sunset.jpg".into(),
-                ],
+                tally: firn::engine::RestoreTally {
+                    restored: 1,
+                    conflicts: vec![
+                        "photos/2024/beach.jpg".into(),
+                        "photos/2024/sunset.jpg".into(),
+                    ],
+                    ..Default::default()
+                },
                 tier: Some(Tier::Bulk),
                 destination: "/restore here".into(),
-                ..Default::default()
             },
         },
     );
@@ -658,7 +633,7 @@ fn retrieval_of_nothing_archived_says_so_and_jobs_from_a_previous_run_resume() {
         &mut state,
         Action::ResumeRetrievals(vec![RetrievalGroup {
             destination: "/srv/backup".into(),
-            tier: firn::store::Tier::Expedited,
+            tier: firn::model::Tier::Expedited,
             items: vec![("photos/2023/lost.jpg".into(), "abc123".into(), 3 << 20)],
         }]),
     );
@@ -668,10 +643,10 @@ fn retrieval_of_nothing_archived_says_so_and_jobs_from_a_previous_run_resume() {
     else {
         panic!("no restore effect");
     };
-    assert_eq!(items[0].archive_id.as_deref(), Some("abc123"));
+    assert_eq!(items[0].1.archive_id.as_deref(), Some("abc123"));
     assert!(!overwrite);
     assert_eq!(
-        state.jobs.jobs[0].node,
+        state.jobs.job(0).node,
         state.tree.find("photos/2023/lost.jpg").unwrap()
     );
 }
@@ -693,7 +668,7 @@ fn deletion_shows_ages_and_charges_and_needs_an_explicit_y() {
         archive("photos/2024/beach.jpg", 6 << 20, 200),
         archive("photos/2024/sunset.jpg", 7 << 20, 10),
     ];
-    let plan = firn::engine::DeletionPlan::new(records, &state.prices, NOW);
+    let plan = firn::engine::DeletionPlan::new(records, &state.prices, NOW, &state.task_ids);
     let expected_charge = state
         .prices
         .early_deletion_charge(7 << 20, NOW - 10 * DAY, NOW);

@@ -29,16 +29,29 @@ use sha2::{Digest, Sha256};
 
 use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
 use crate::aws::{self, AwsSettings};
-use crate::hash::{Sha1Digest, UNKNOWN_SHA1};
-
+use crate::model::{Sha1Digest, UNKNOWN_SHA1};
 /// Sort keys longer than this (bytes) are stored hashed.
 const MAX_SORT_KEY: usize = 1024;
 const LONG_PREFIX: &str = "#long/";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `catalog = { kind = "dynamodb", table = "…", … }` in a set's config.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DynamoSettings {
     pub table: String,
-    pub aws: AwsSettings,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+impl DynamoSettings {
+    pub fn aws(&self) -> AwsSettings {
+        AwsSettings {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
 }
 
 pub struct DynamoCatalog {
@@ -201,7 +214,7 @@ impl FileItem {
 
 impl DynamoCatalog {
     pub async fn connect(settings: &DynamoSettings, set_id: &str) -> Result<Self> {
-        let config = aws::sdk_config(&settings.aws).await?;
+        let config = aws::sdk_config(&settings.aws()).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         Ok(DynamoCatalog {
             client: Client::new(&config),
@@ -661,6 +674,35 @@ pub async fn table_schema_matches(client: &Client, table: &str) -> Result<Option
     Ok(Some(
         schema.len() == 2 && has("set_id", KeyType::Hash) && has("path", KeyType::Range),
     ))
+}
+
+/// Whether the table exists with firn's key schema, for `firn init` (creating it,
+/// on-demand billing, once the plan is accepted).
+pub async fn readiness(settings: &DynamoSettings) -> Result<crate::provision::Readiness> {
+    use crate::provision::Readiness;
+    let config = aws::sdk_config(&settings.aws()).await?;
+    let client = Client::new(&config);
+    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+    let what = format!("DynamoDB table {:?} in {region}", settings.table);
+    match table_schema_matches(&client, &settings.table).await? {
+        Some(true) => Ok(Readiness::Exists(what)),
+        Some(false) => Err(crate::model::usage(format!(
+            "{what} exists with another key schema (firn needs partition key set_id and sort key path, both strings); name another table in the config"
+        ))),
+        None => {
+            let table = settings.table.clone();
+            Ok(Readiness::Missing {
+                plan: format!(
+                    "create {what} (on-demand billing; keys: set_id (S) partition, path (S) sort)"
+                ),
+                create: Box::pin(async move {
+                    create_table(&client, &table).await?;
+                    wait_until_active(&client, &table).await?;
+                    Ok(format!("created: DynamoDB table {table:?}"))
+                }),
+            })
+        }
+    }
 }
 
 #[cfg(test)]

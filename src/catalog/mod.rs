@@ -8,8 +8,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::hash::{Sha1Digest, TreeHash};
-
+use crate::model::{Sha1Digest, TreeHash};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArchiveState {

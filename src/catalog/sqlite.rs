@@ -8,7 +8,14 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
-use crate::hash::{Sha1Digest, UNKNOWN_SHA1};
+use crate::model::{Sha1Digest, UNKNOWN_SHA1};
+/// `catalog = { kind = "sqlite", path = "…" }` in a set's config; the path
+/// defaults to `<data dir>/catalog.sqlite`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSettings {
+    pub path: Option<std::path::PathBuf>,
+}
 
 pub struct SqliteCatalog {
     path: PathBuf,
@@ -246,5 +253,22 @@ impl Catalog for SqliteCatalog {
             )?
             .into_iter()
             .next())
+    }
+}
+
+/// Whether the embedded catalog exists at `path`, for `firn init`.
+pub fn readiness(path: &std::path::Path) -> crate::provision::Readiness {
+    use crate::provision::Readiness;
+    let what = format!("embedded catalog {}", path.display());
+    if path.exists() {
+        return Readiness::Exists(what);
+    }
+    let path = path.to_path_buf();
+    Readiness::Missing {
+        plan: format!("create the embedded catalog {}", path.display()),
+        create: Box::pin(async move {
+            SqliteCatalog::open(&path, "")?;
+            Ok(format!("created: {what}"))
+        }),
     }
 }

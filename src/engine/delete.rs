@@ -19,19 +19,18 @@
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::{Engine, Event, TaskId, fault_point};
+use super::{Engine, Event, Progress, TaskId, fault_point};
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::cost::{CostSummary, Prices};
-use crate::store::local::now_secs;
-
+use crate::model::now_secs;
 const SECS_PER_DAY: i64 = 86_400;
 
 /// One archive of a deletion plan and what deleting it now costs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletionItem {
+    /// The task id its deletion reports under.
+    pub id: TaskId,
     pub record: ArchiveRecord,
     /// Seconds since upload.
     pub age_secs: i64,
@@ -59,7 +58,12 @@ pub struct DeletionPlan {
 }
 
 impl DeletionPlan {
-    pub fn new(records: Vec<ArchiveRecord>, prices: &Prices, now: i64) -> DeletionPlan {
+    pub fn new(
+        records: Vec<ArchiveRecord>,
+        prices: &Prices,
+        now: i64,
+        ids: &super::TaskIds,
+    ) -> DeletionPlan {
         let mut records = records;
         records.sort_by(|a, b| {
             (a.key.as_str(), a.uploaded_at, a.archive_id.as_str()).cmp(&(
@@ -72,6 +76,7 @@ impl DeletionPlan {
         let items: Vec<DeletionItem> = records
             .into_iter()
             .map(|record| DeletionItem {
+                id: ids.next(),
                 age_secs: now.saturating_sub(record.uploaded_at).max(0),
                 early: prices.is_early(record.uploaded_at, now),
                 early_charge: prices.early_deletion_charge(record.size, record.uploaded_at, now),
@@ -130,43 +135,36 @@ pub struct InterruptedDeletions {
     pub failed: Vec<String>,
 }
 
-/// Superseded archives a bulk prune would delete, and those it leaves alone.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What a bulk prune deletes, and what it leaves alone for being early.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Prunable {
-    pub records: Vec<ArchiveRecord>,
+    pub plan: DeletionPlan,
     /// Inside their minimum storage period, skipped (unless `include_early`).
-    pub skipped_early: Vec<ArchiveRecord>,
+    pub skipped_early: DeletionPlan,
 }
 
 impl Engine {
     /// The plan (per archive: age, early-deletion charge; totals) for deleting
     /// `records` at `now`.
-    pub fn plan_deletion(
-        &self,
-        records: Vec<ArchiveRecord>,
-        prices: &Prices,
-        now: i64,
-    ) -> DeletionPlan {
-        DeletionPlan::new(records, prices, now)
+    pub fn plan_deletion(&self, records: Vec<ArchiveRecord>, now: i64) -> DeletionPlan {
+        DeletionPlan::new(records, &self.prices, now, &self.task_ids)
     }
 
-    /// Deletes every archive of `plan` (up to `concurrency` at once), reporting on
-    /// `events`: per archive `Queued` (bytes = its size), `Started`, then `Done` or
-    /// `Failed`, the task id being its index in `plan.items`. Archives not started
-    /// when `cancel` fires are reported `Failed { reason: "cancelled" }`.
+    /// Deletes every archive of `plan` (up to `concurrency` at once), reporting
+    /// per archive `Queued` (bytes = its size), `Started`, then `Done` or `Failed`.
+    /// Archives not started when the job is cancelled are reported `Cancelled`.
     pub async fn delete_archives(
         &self,
         plan: &DeletionPlan,
-        events: mpsc::Sender<Event>,
-        cancel: CancellationToken,
+        progress: &Progress,
     ) -> DeletionReport {
-        for (n, item) in plan.items.iter().enumerate() {
+        for item in &plan.items {
             let queued = Event::Queued {
-                id: n as TaskId,
+                id: item.id,
                 key: item.record.key.clone(),
                 bytes: item.record.size,
             };
-            let _ = events.send(queued).await;
+            progress.send(queued).await;
         }
         // A named async fn per archive (not a closure returning a future), so the
         // whole deletion can run on a spawned task (the TUI's).
@@ -174,7 +172,7 @@ impl Engine {
             .items
             .iter()
             .enumerate()
-            .map(|(n, item)| self.delete_reporting(n, item, &events, &cancel))
+            .map(|(n, item)| self.delete_reporting(n, item.id, item, progress))
             .collect();
         let outcomes: Vec<(usize, Option<Result<(), String>>)> =
             futures_util::stream::iter(deletions)
@@ -210,21 +208,19 @@ impl Engine {
     async fn delete_reporting(
         &self,
         n: usize,
+        id: TaskId,
         item: &DeletionItem,
-        events: &mpsc::Sender<Event>,
-        cancel: &CancellationToken,
+        progress: &Progress,
     ) -> (usize, Option<Result<(), String>>) {
-        let id = n as TaskId;
-        if cancel.is_cancelled() {
-            let reason = "cancelled".to_string();
-            let _ = events.send(Event::Failed { id, reason }).await;
+        if progress.is_cancelled() {
+            progress.send(Event::Cancelled { id }).await;
             return (n, None);
         }
-        let _ = events.send(Event::Started { id }).await;
+        progress.send(Event::Started { id }).await;
         match self.delete_archive(&item.record).await {
             Ok(()) => {
                 let archive_id = item.record.archive_id.clone();
-                let _ = events.send(Event::Done { id, archive_id }).await;
+                progress.send(Event::Done { id, archive_id }).await;
                 (n, Some(Ok(())))
             }
             Err(e) => {
@@ -233,7 +229,7 @@ impl Engine {
                     id,
                     reason: reason.clone(),
                 };
-                let _ = events.send(failed).await;
+                progress.send(failed).await;
                 (n, Some(Err(reason)))
             }
         }
@@ -310,33 +306,32 @@ impl Engine {
         Ok(report)
     }
 
-    /// Superseded archives (and any left `deleting` by an older firn) that a bulk
-    /// prune deletes; those inside their minimum storage period are skipped unless
-    /// `include_early`.
-    pub async fn prunable(
-        &self,
-        prices: &Prices,
-        now: i64,
-        include_early: bool,
-    ) -> Result<Prunable> {
-        let mut prunable = Prunable::default();
+    /// What a bulk prune deletes: superseded archives (and any left `deleting` by
+    /// an older firn), except those inside their minimum storage period unless
+    /// `include_early`; the plan for those skipped comes along to be shown.
+    pub async fn plan_prune(&self, now: i64, include_early: bool) -> Result<Prunable> {
+        let mut chosen = Vec::new();
+        let mut early = Vec::new();
         for record in self.catalog.records().await? {
             if record.state == ArchiveState::Current {
                 continue;
             }
-            if !include_early && prices.is_early(record.uploaded_at, now) {
-                prunable.skipped_early.push(record);
+            if !include_early && self.prices.is_early(record.uploaded_at, now) {
+                early.push(record);
             } else {
-                prunable.records.push(record);
+                chosen.push(record);
             }
         }
-        Ok(prunable)
+        Ok(Prunable {
+            plan: self.plan_deletion(chosen, now),
+            skipped_early: self.plan_deletion(early, now),
+        })
     }
 
     /// Archived bytes and counts, monthly storage, pending early-deletion charges
     /// and retrieval estimates of the whole set.
-    pub async fn cost_summary(&self, prices: &Prices, now: i64) -> Result<CostSummary> {
+    pub async fn cost_summary(&self, now: i64) -> Result<CostSummary> {
         let records = self.catalog.records().await?;
-        Ok(CostSummary::of(&records, prices, now))
+        Ok(CostSummary::of(&records, &self.prices, now))
     }
 }

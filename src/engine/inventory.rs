@@ -27,12 +27,11 @@ use serde::{Deserialize, Serialize};
 use super::Engine;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::description::{self, DecodeError, Format};
-use crate::hash::UNKNOWN_SHA1;
+use crate::model::UNKNOWN_SHA1;
+use crate::model::now_secs;
 use crate::pathkey;
 use crate::state::InventoryJob;
-use crate::store::glacier::EMPTY_ARCHIVE_ID;
-use crate::store::local::now_secs;
-use crate::store::{ArchiveListing, Inventory, JobState};
+use crate::store::{ArchiveListing, EMPTY_ARCHIVE_ID, Inventory, JobState};
 
 /// An inventory job younger than this is reused rather than requested again.
 pub const INVENTORY_REUSE_SECS: i64 = 24 * 3600;
@@ -415,11 +414,12 @@ impl Engine {
 
     /// The reconciliation [`Engine::inventory`] saved last (None before the first,
     /// or when it was written by an incompatible version).
-    pub fn last_reconciliation(&self) -> Result<Option<Reconciliation>> {
-        Ok(self
-            .state
-            .report(RECONCILIATION_REPORT)?
-            .and_then(|body| serde_json::from_str(&body).ok()))
+    pub async fn last_reconciliation(&self) -> Result<Option<Reconciliation>> {
+        let state = std::sync::Arc::clone(&self.state);
+        let body = tokio::task::spawn_blocking(move || state.report(RECONCILIATION_REPORT))
+            .await
+            .map_err(|e| anyhow::anyhow!("local state task failed: {e}"))??;
+        Ok(body.and_then(|body| serde_json::from_str(&body).ok()))
     }
 
     /// Compares an inventory with every catalog record of the set.

@@ -15,9 +15,11 @@
 
 mod delete;
 mod inventory;
+mod progress;
 mod recover;
 mod restore;
 mod retention;
+mod select;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +27,6 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -36,65 +37,82 @@ pub use inventory::{
     DescribedFile, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch, Missing,
     Orphan, OrphanOutcome, OrphanResult, RebuildReport, Reconciliation, Skipped,
 };
+pub use progress::{
+    Cancelled, Change, Event, Progress, Task, TaskId, TaskIds, TaskState, TaskTable, Totals,
+};
 pub use recover::RecoveryReport;
 pub use restore::{
     DOWNLOAD_RANGE, ExistsWithOtherContent, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome,
-    RestoreResult, RetrievalJobView, job_reusable, partial_name,
+    RestoreReport, RestoreResult, RestoreTally, ResumableRetrievals, RetrievalJobView,
+    RetrievalQuote, job_reusable, partial_name,
 };
-pub use retention::{Retention, RetentionReport};
+pub use retention::RetentionReport;
+pub use select::{Selection, is_under};
 
-use crate::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict};
+pub use crate::catalog::{ArchiveRecord, ArchiveState};
+use crate::catalog::{Catalog, Conflict};
+use crate::config::ResolvedSet;
+use crate::cost::Prices;
 use crate::description;
 use crate::hash::{self, ContentHasher, ReadCounters};
-use crate::scan::{Entry, Fingerprint};
+use crate::model::Retention;
+use crate::model::Status;
+use crate::model::Tier;
+use crate::model::now_secs;
+use crate::model::{Entry, Fingerprint};
+use crate::scan::ScanOptions;
+pub use crate::state::CachedHash;
 use crate::state::LocalState;
-use crate::status::{Status, StatusReport};
+use crate::status::StatusReport;
 use crate::store::Store;
-use crate::store::local::now_secs;
-
-pub type TaskId = u64;
-
-/// Progress of background work, small typed deltas reduced by the front ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Queued {
-        id: TaskId,
-        key: String,
-        bytes: u64,
-    },
-    Started {
-        id: TaskId,
-    },
-    Advanced {
-        id: TaskId,
-        bytes: u64,
-    },
-    Done {
-        id: TaskId,
-        archive_id: String,
-    },
-    Failed {
-        id: TaskId,
-        reason: String,
-    },
-    /// A retrieval job is not ready yet (the store's estimate, when it gives one).
-    Waiting {
-        id: TaskId,
-        ready_at: Option<i64>,
-    },
-    /// Something worth telling the user that is not a task (recovery, retention).
-    Note(String),
+/// Everything the engine works with for one backup set. Front ends reach the
+/// store, the catalog and the local state only through its operations.
+pub struct Engine {
+    root: PathBuf,
+    scan: ScanOptions,
+    set_id: String,
+    state: Arc<LocalState>,
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn Store>,
+    host: String,
+    retention: Retention,
+    concurrency: usize,
+    prices: Prices,
+    task_ids: TaskIds,
 }
 
-/// Everything the engine works with for one backup set.
-pub struct Engine {
+/// What an engine is made of, for [`Engine::from_parts`] (tests put a store with
+/// injected faults here; everything else goes through [`Engine::open`]).
+pub struct Parts {
     pub root: PathBuf,
+    pub set_id: String,
     pub state: Arc<LocalState>,
     pub catalog: Arc<dyn Catalog>,
     pub store: Arc<dyn Store>,
     pub host: String,
     pub retention: Retention,
     pub concurrency: usize,
+    pub prices: Prices,
+}
+
+/// A file's archived versions and what the local cache knows of its content
+/// (the TUI's details pane).
+#[derive(Debug, Clone)]
+pub struct FileDetails {
+    /// Oldest first.
+    pub versions: Vec<ArchiveRecord>,
+    pub cached: Option<CachedHash>,
+}
+
+/// What a front end shows about the set it opened.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetInfo {
+    pub id: String,
+    pub root: PathBuf,
+    /// Where archives go, e.g. `local:/mnt/disk/store` or `glacier:us-east-1/photos`.
+    pub target: String,
+    /// Where the catalog is.
+    pub catalog: String,
 }
 
 /// A catalog record asked for by the front ends: the current version of `key`,
@@ -109,17 +127,59 @@ pub struct RecordLookup {
 /// DynamoDB) is cheaper than one request per file.
 const LOOKUPS_PER_FILE_MAX: usize = 32;
 
-/// One file to upload, as status saw it.
+/// A file a backup may act on, as status saw it: the one description both front
+/// ends give [`Engine::plan`], which alone decides what a backup does with it.
 #[derive(Debug, Clone)]
-pub struct UploadItem {
+pub struct Candidate {
+    /// The task id its upload will report under (None: the engine assigns one).
+    pub id: Option<TaskId>,
     pub key: String,
     pub raw: Option<Box<[u8]>>,
-    pub fingerprint: Fingerprint,
-    /// Cancels this upload alone (the run's token cancels all of them).
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// New or changed: its content goes to the store.
+    pub pending: bool,
+    /// Up to date by content, but its mtime differs from the archived version's.
+    pub mtime_moved: bool,
+    /// Cancels this file alone (the job's progress token cancels all of them).
     pub cancel: Option<CancellationToken>,
 }
 
-/// What a status report asks of a backup.
+impl Candidate {
+    /// The candidate a status entry makes, if it is a local regular file.
+    pub fn of(entry: &Entry) -> Option<Candidate> {
+        let pending = entry.status.is_pending();
+        if !pending && entry.status != Status::UpToDate {
+            return None;
+        }
+        Some(Candidate {
+            id: None,
+            key: entry.key.clone(),
+            raw: entry.raw.clone(),
+            size: entry.fingerprint.size,
+            mtime_ns: entry.fingerprint.mtime_ns,
+            pending,
+            mtime_moved: entry
+                .archived
+                .is_some_and(|a| a.mtime_ns != entry.fingerprint.mtime_ns),
+            cancel: None,
+        })
+    }
+}
+
+/// One file to upload, with the id its progress events carry.
+#[derive(Debug, Clone)]
+pub struct UploadItem {
+    pub id: TaskId,
+    pub key: String,
+    pub raw: Option<Box<[u8]>>,
+    /// The size status saw (the upload re-reads the file's metadata itself).
+    pub size: u64,
+    /// Cancels this upload alone (the job's token cancels all of them).
+    pub cancel: Option<CancellationToken>,
+}
+
+/// What a backup will do.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub uploads: Vec<UploadItem>,
@@ -128,36 +188,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_report(report: &StatusReport) -> Plan {
-        Plan::for_entries(report.entries.iter())
-    }
-
-    pub fn for_entries<'a>(entries: impl Iterator<Item = &'a Entry>) -> Plan {
-        let mut plan = Plan::default();
-        for entry in entries {
-            match entry.status {
-                Status::New | Status::Changed => plan.uploads.push(UploadItem {
-                    key: entry.key.clone(),
-                    raw: entry.raw.clone(),
-                    fingerprint: entry.fingerprint,
-                    cancel: None,
-                }),
-                Status::UpToDate => {
-                    if let Some(archived) = entry.archived
-                        && archived.mtime_ns != entry.fingerprint.mtime_ns
-                    {
-                        plan.mtime_updates
-                            .push((entry.key.clone(), entry.fingerprint.mtime_ns));
-                    }
-                }
-                _ => {}
-            }
-        }
-        plan
-    }
-
     pub fn bytes(&self) -> u64 {
-        self.uploads.iter().map(|u| u.fingerprint.size).sum()
+        self.uploads.iter().map(|u| u.size).sum()
     }
 }
 
@@ -183,6 +215,20 @@ pub struct BackupSummary {
     /// File content read by this process (status and backup together).
     pub files_read: u64,
     pub bytes_read: u64,
+}
+
+impl BackupSummary {
+    /// Counts what the recovery before this backup found.
+    pub fn add_recovery(&mut self, recovery: &RecoveryReport) {
+        self.recovered = recovery.found() as u64;
+        self.deletions_finished = recovery.deletions_finished.len() as u64;
+        self.orphans = recovery.unresolved.clone();
+    }
+
+    /// Files that did not end backed up: the run reports failure (exit 1).
+    pub fn has_failures(&self) -> bool {
+        !self.failed.is_empty() || self.cancelled > 0
+    }
 }
 
 /// One upload recorded in the catalog.
@@ -245,55 +291,120 @@ impl Engine {
             .collect())
     }
 
-    /// Opens the store, catalog and local state a resolved set names (for the
-    /// Amazon backends this builds the SDK clients; nothing is sent yet).
-    pub async fn open(set: &crate::config::ResolvedSet) -> Result<Engine> {
-        use crate::config::{CatalogChoice, StoreChoice};
+    /// Opens the store, catalog and local state a resolved set names (the one
+    /// backend factory builds them) and checks the store and catalog answer.
+    pub async fn open(set: &ResolvedSet) -> Result<Engine> {
         let state = LocalState::open(&set.state_dir.join("state.sqlite"))?;
-        let catalog: Arc<dyn Catalog> = match &set.catalog {
-            CatalogChoice::Sqlite(path) => {
-                Arc::new(crate::catalog::sqlite::SqliteCatalog::open(path, &set.id)?)
-            }
-            CatalogChoice::Dynamodb(settings) => {
-                Arc::new(crate::catalog::dynamodb::DynamoCatalog::connect(settings, &set.id).await?)
-            }
-        };
-        let store: Arc<dyn Store> = match &set.store {
-            StoreChoice::Local {
-                dir,
-                retrieval_delay_secs,
-            } => Arc::new(crate::store::local::LocalStore::open(
-                dir,
-                *retrieval_delay_secs,
-            )?),
-            StoreChoice::Glacier(settings) => {
-                Arc::new(crate::store::glacier::GlacierStore::connect(settings).await?)
-            }
-        };
-        // One clear line now (missing vault or table, bad credentials, unreachable
-        // endpoint) rather than a failure per file later.
-        store.check().await?;
-        catalog.check().await?;
-        Ok(Engine {
+        set.remember()?;
+        let (store, catalog) = crate::backend::open(&set.store, &set.catalog, &set.id).await?;
+        Ok(Engine::from_parts(Parts {
             root: set.root.clone(),
+            set_id: set.id.clone(),
             state: Arc::new(state),
             catalog,
             store,
             host: crate::lock::hostname(),
             retention: set.retention,
             concurrency: set.concurrency,
+            prices: set.prices.clone(),
         })
+        .with_scan(ScanOptions {
+            filter: set.filter.clone(),
+            follow_symlinks: set.follow_symlinks,
+        }))
+    }
+
+    /// What `firn init` would create for a set, and what exists already (nothing
+    /// is created until [`crate::backend::Provisioning::apply`]).
+    pub async fn provisioning(set: &ResolvedSet) -> Result<crate::backend::Provisioning> {
+        crate::backend::provisioning(&set.store, &set.catalog).await
+    }
+
+    /// An engine over given parts (tests wrap a store with injected faults).
+    pub fn from_parts(parts: Parts) -> Engine {
+        Engine {
+            root: parts.root,
+            set_id: parts.set_id,
+            state: parts.state,
+            catalog: parts.catalog,
+            store: parts.store,
+            host: parts.host,
+            retention: parts.retention,
+            concurrency: parts.concurrency.max(1),
+            prices: parts.prices,
+            scan: ScanOptions::default(),
+            task_ids: TaskIds::default(),
+        }
+    }
+
+    /// What to scan (filter, symlinks); the default scans everything.
+    pub fn with_scan(mut self, scan: ScanOptions) -> Engine {
+        self.scan = scan;
+        self
+    }
+
+    pub fn info(&self) -> SetInfo {
+        SetInfo {
+            id: self.set_id.clone(),
+            root: self.root.clone(),
+            target: self.store.target(),
+            catalog: self.catalog.describe(),
+        }
+    }
+
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    pub fn prices(&self) -> &Prices {
+        &self.prices
+    }
+
+    /// The store's usual wait for a retrieval job of each tier it offers, in
+    /// seconds (from, to), fastest first.
+    pub fn tiers(&self) -> Vec<(Tier, (u64, u64))> {
+        Tier::ALL
+            .into_iter()
+            .map(|tier| (tier, self.store.expected_wait(tier)))
+            .collect()
+    }
+
+    /// A file's versions and cached hashes (the cache is read off the async threads).
+    pub async fn file_details(&self, key: &str) -> Result<FileDetails> {
+        let versions = self.catalog.versions(key).await?;
+        let (state, key) = (Arc::clone(&self.state), key.to_string());
+        let cached = tokio::task::spawn_blocking(move || state.cached(&key))
+            .await
+            .context("local state task failed")??;
+        Ok(FileDetails { versions, cached })
+    }
+
+    /// The allocator every task id of this engine comes from.
+    pub fn task_ids(&self) -> TaskIds {
+        self.task_ids.clone()
+    }
+
+    /// Gives each record a fresh task id (for [`Engine::restore`]).
+    pub fn number<T>(&self, items: Vec<T>) -> Vec<(TaskId, T)> {
+        items
+            .into_iter()
+            .map(|item| (self.task_ids.next(), item))
+            .collect()
     }
 
     /// Scans the root and compares it with the catalog.
     pub async fn status(
         &self,
-        options: &crate::scan::ScanOptions,
         on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
     ) -> Result<StatusReport> {
         let root = self.root.clone();
-        let scan_options = options.clone();
-        let last = self.state.number("scan_entries")?.unwrap_or(0).max(0) as usize;
+        let scan_options = self.scan.clone();
+        let state = Arc::clone(&self.state);
+        let last = tokio::task::spawn_blocking(move || state.number("scan_entries"))
+            .await
+            .context("scan task failed")??
+            .unwrap_or(0)
+            .max(0) as usize;
         // Room for some growth, so a few new files do not double the allocation.
         let hint = last + last / 16 + 64;
         // The walk is blocking work; keep it off the async workers.
@@ -305,20 +416,75 @@ impl Engine {
         crate::status::compute(
             &self.root,
             entries,
-            &options.filter,
+            &self.scan.filter,
             &self.state,
             self.catalog.as_ref(),
         )
         .await
     }
 
-    /// Uploads `plan`, reporting on `events`. Runs up to `concurrency` uploads at once.
-    pub async fn backup(
-        self: &Arc<Self>,
-        plan: Plan,
-        events: mpsc::Sender<Event>,
-        cancel: CancellationToken,
-    ) -> BackupSummary {
+    /// What a backup does with each candidate, the one rule for both front ends:
+    /// new and changed files are uploaded; an up-to-date file whose mtime moved
+    /// only has its catalog mtime updated; nothing else is touched. Each upload
+    /// gets a task id its progress events carry.
+    pub fn plan(&self, candidates: impl IntoIterator<Item = Candidate>) -> Plan {
+        let mut plan = Plan::default();
+        let mut uploads = Vec::new();
+        for candidate in candidates {
+            if candidate.pending {
+                uploads.push(candidate);
+            } else if candidate.mtime_moved {
+                plan.mtime_updates.push((candidate.key, candidate.mtime_ns));
+            }
+        }
+        plan.uploads = uploads
+            .into_iter()
+            .map(|c| UploadItem {
+                id: c.id.unwrap_or_else(|| self.task_ids.next()),
+                key: c.key,
+                raw: c.raw,
+                size: c.size,
+                cancel: c.cancel,
+            })
+            .collect();
+        plan
+    }
+
+    /// The plan for everything a status report found to back up.
+    pub fn plan_report(&self, report: &StatusReport) -> Plan {
+        self.plan(report.entries.iter().filter_map(Candidate::of))
+    }
+
+    /// Runs one backup job: uploads `plan` (up to `concurrency` at once), then
+    /// applies the retention policy to every superseded archive, and sums both up.
+    /// Files not started when the job is cancelled are reported cancelled at once;
+    /// only uploads in flight are awaited.
+    pub async fn backup(self: &Arc<Self>, plan: Plan, progress: &Progress) -> BackupSummary {
+        let mut summary = self.upload_all(plan, progress).await;
+        if progress.is_cancelled() {
+            // Stopping (Ctrl-C, quitting the UI): the sweep runs with the next backup.
+            return summary;
+        }
+        match self.sweep_superseded().await {
+            Ok(retention) => {
+                summary.superseded_deleted += retention.deleted;
+                summary.superseded_kept = retention.kept;
+                for failure in retention.failed {
+                    summary.failed.push(FailedFile {
+                        path: "(retention)".into(),
+                        reason: failure,
+                    });
+                }
+            }
+            Err(e) => summary.failed.push(FailedFile {
+                path: "(retention)".into(),
+                reason: format!("{e:#}"),
+            }),
+        }
+        summary
+    }
+
+    async fn upload_all(self: &Arc<Self>, plan: Plan, progress: &Progress) -> BackupSummary {
         let reads_before = ReadCounters::now();
         let mut summary = BackupSummary::default();
         for (key, mtime_ns) in &plan.mtime_updates {
@@ -330,50 +496,47 @@ impl Engine {
                 }),
             }
         }
-        for (n, item) in plan.uploads.iter().enumerate() {
+        for item in &plan.uploads {
             let queued = Event::Queued {
-                id: n as TaskId,
+                id: item.id,
                 key: item.key.clone(),
-                bytes: item.fingerprint.size,
+                bytes: item.size,
             };
-            let _ = events.send(queued).await;
+            progress.send(queued).await;
         }
         // Only `concurrency` tasks exist at a time, so memory does not grow with
         // the number of files to upload.
-        let mut waiting = plan.uploads.into_iter().enumerate();
+        let mut waiting = plan.uploads.into_iter();
         let mut tasks = JoinSet::new();
         loop {
-            while tasks.len() < self.concurrency.max(1) {
-                let Some((n, item)) = waiting.next() else {
+            while tasks.len() < self.concurrency {
+                let Some(item) = waiting.next() else {
                     break;
                 };
-                let id = n as TaskId;
-                if cancel.is_cancelled() || item.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                if progress.is_cancelled() || item.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+                {
                     summary.cancelled += 1;
-                    let _ = events
-                        .send(Event::Failed {
-                            id,
-                            reason: "cancelled".into(),
-                        })
-                        .await;
+                    progress.send(Event::Cancelled { id: item.id }).await;
                     continue;
                 }
                 let engine = Arc::clone(self);
-                let (events, cancel) = (events.clone(), cancel.clone());
+                let progress = progress.clone();
                 tasks.spawn(async move {
-                    let _ = events.send(Event::Started { id }).await;
-                    let outcome = engine.upload(id, &item, &events, &cancel).await;
+                    let id = item.id;
+                    progress.send(Event::Started { id }).await;
+                    let outcome = engine.upload(&item, &progress).await;
                     let event = match &outcome {
                         Ok(uploaded) => Event::Done {
                             id,
                             archive_id: uploaded.archive_id.clone(),
                         },
+                        Err(UploadError::Cancelled) => Event::Cancelled { id },
                         Err(e) => Event::Failed {
                             id,
                             reason: format!("{e:#}"),
                         },
                     };
-                    let _ = events.send(event).await;
+                    progress.send(event).await;
                     (item, outcome)
                 });
             }
@@ -383,7 +546,7 @@ impl Engine {
             match joined {
                 Ok((item, Ok(uploaded))) => {
                     summary.uploaded_files += 1;
-                    summary.uploaded_bytes += item.fingerprint.size;
+                    summary.uploaded_bytes += item.size;
                     summary.superseded_deleted += u64::from(uploaded.superseded_deleted);
                 }
                 Ok((_, Err(UploadError::Cancelled))) => summary.cancelled += 1,
@@ -415,11 +578,10 @@ impl Engine {
 
     async fn upload(
         &self,
-        id: TaskId,
         item: &UploadItem,
-        events: &mpsc::Sender<Event>,
-        cancel: &CancellationToken,
+        progress: &Progress,
     ) -> Result<Uploaded, UploadError> {
+        let id = item.id;
         let path = match &item.raw {
             Some(raw) => self
                 .root
@@ -455,7 +617,8 @@ impl Engine {
         let mut offset = 0u64;
         let read_result: Result<(), UploadError> = async {
             loop {
-                if cancel.is_cancelled() || item.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                if progress.is_cancelled() || item.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+                {
                     return Err(UploadError::Cancelled);
                 }
                 let (mut file, mut hasher) = reader.take().context("reader lost")?;
@@ -485,7 +648,7 @@ impl Engine {
                     upload.send(offset, chunk).await?;
                 }
                 offset += n;
-                let _ = events.send(Event::Advanced { id, bytes: n }).await;
+                progress.send(Event::Advanced { id, bytes: n }).await;
             }
         }
         .await;
@@ -580,7 +743,7 @@ impl Engine {
             match self.apply_retention_to(&previous, now_secs()).await {
                 Ok(deleted) => superseded_deleted = deleted,
                 Err(e) => {
-                    let _ = events
+                    progress
                         .send(Event::Note(format!(
                             "retention of {} failed: {e:#}",
                             previous.archive_id

@@ -8,11 +8,10 @@ use serde::Serialize;
 use super::Engine;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::description;
-use crate::hash::{ContentHash, TreeHash};
-use crate::scan::Fingerprint;
+use crate::model::Fingerprint;
+use crate::model::now_secs;
+use crate::model::{ContentHash, TreeHash};
 use crate::state::JournalEntry;
-use crate::store::local::now_secs;
-
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RecoveryReport {
     /// Keys whose stray archive matched the unchanged file and became current.
@@ -32,6 +31,38 @@ pub struct RecoveryReport {
 impl RecoveryReport {
     pub fn found(&self) -> usize {
         self.adopted.len() + self.superseded.len()
+    }
+
+    /// What recovery did, a line each, in the words both front ends show.
+    pub fn messages(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for key in &self.adopted {
+            lines.push(format!(
+                "recovered: {key} (stored by an interrupted run, now recorded)"
+            ));
+        }
+        for key in &self.superseded {
+            lines.push(format!(
+                "recovered: {key} (stray archive of an older version, recorded as superseded)"
+            ));
+        }
+        for warning in &self.warnings {
+            lines.push(format!("warning: {warning}"));
+        }
+        for key in &self.deletions_finished {
+            lines.push(format!(
+                "finished: deletion of {key} (interrupted by an earlier run)"
+            ));
+        }
+        for id in &self.aborted_uploads {
+            lines.push(format!("aborted: abandoned upload {id}"));
+        }
+        for key in &self.unresolved {
+            lines.push(format!(
+                "unresolved: {key} (interrupted upload; run an inventory to find its archive)"
+            ));
+        }
+        lines
     }
 }
 

@@ -22,17 +22,17 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::{Engine, Event, TaskId, fault_point};
+use super::progress::Cancelled;
+use super::{Engine, Event, Progress, TaskId, fault_point};
 use crate::catalog::ArchiveRecord;
-use crate::hash::{RangeTreeJoiner, TreeHash, UNKNOWN_SHA1, tree_hash_of};
+use crate::hash::{RangeTreeJoiner, tree_hash_of};
+use crate::model::Tier;
+use crate::model::now_secs;
+use crate::model::{TreeHash, UNKNOWN_SHA1};
 use crate::pathkey::safe_relative_path;
 use crate::state::RetrievalRecord;
-use crate::store::local::now_secs;
-use crate::store::{JobState, Tier};
-
+use crate::store::JobState;
 /// Glacier keeps job output at least 24 hours: a job younger than that is reused.
 pub const JOB_OUTPUT_KEPT_SECS: i64 = 24 * 3600;
 /// 16 MiB: a power-of-two number of MiB, so every range is a node of the tree hash.
@@ -86,9 +86,47 @@ pub struct RestoreResult {
     pub outcome: Result<RestoreOutcome>,
 }
 
+/// What a restore did, file by file, in the order asked.
+pub struct RestoreReport {
+    pub results: Vec<RestoreResult>,
+}
+
+/// A restore counted up, as both front ends report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreTally {
+    pub restored: u64,
+    pub identical: u64,
+    /// Waiting for the store (jobs kept for the next run).
+    pub waiting: u64,
+    pub cancelled: u64,
+    /// Files in the way with other content (kept; replace with consent).
+    pub conflicts: Vec<String>,
+    /// Key and one-line reason.
+    pub failed: Vec<(String, String)>,
+}
+
+impl RestoreReport {
+    pub fn tally(&self) -> RestoreTally {
+        let mut tally = RestoreTally::default();
+        for result in &self.results {
+            let key = result.record.key.clone();
+            match &result.outcome {
+                Ok(RestoreOutcome::Restored { .. }) => tally.restored += 1,
+                Ok(RestoreOutcome::Identical { .. }) => tally.identical += 1,
+                Ok(RestoreOutcome::Waiting { .. }) => tally.waiting += 1,
+                Err(e) if e.is::<Cancelled>() => tally.cancelled += 1,
+                Err(e) if e.is::<ExistsWithOtherContent>() => tally.conflicts.push(key),
+                Err(e) => tally.failed.push((key, crate::fmt::one_line(e))),
+            }
+        }
+        tally
+    }
+}
+
 /// A file whose bytes have to come from the store.
 struct Pending {
     index: usize,
+    id: TaskId,
     target: PathBuf,
     parent: PathBuf,
     job: RetrievalRecord,
@@ -129,7 +167,75 @@ pub struct RetrievalJobView {
     pub expires_at: i64,
 }
 
+/// Retrieval jobs an earlier run requested for one destination and tier, to be
+/// picked up (never requested again) when a front end starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumableRetrievals {
+    pub destination: String,
+    pub tier: Tier,
+    /// Key, archive id, size.
+    pub items: Vec<(String, String, u64)>,
+}
+
+/// What a retrieval will take before anything is requested: jobs reused from an
+/// earlier run and files already in place make it cost less.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrievalQuote {
+    pub files: u64,
+    pub bytes: u64,
+    /// The tier's usual wait, seconds (from, to); (0, 0) when ready at once.
+    pub wait: (u64, u64),
+    /// Upper bound, in the set's currency.
+    pub cost: f64,
+    /// The cost as text, with its currency.
+    pub cost_text: String,
+}
+
 impl Engine {
+    /// What retrieving `records` with `tier` will cost and how long it usually
+    /// takes.
+    pub fn retrieval_quote(&self, records: &[ArchiveRecord], tier: Tier) -> RetrievalQuote {
+        let bytes: u64 = records.iter().map(|r| r.size).sum();
+        let requests = records.iter().filter(|r| r.size > 0).count() as u64;
+        let cost = self.prices.retrieval_estimate(bytes, requests, tier);
+        RetrievalQuote {
+            files: records.len() as u64,
+            bytes,
+            wait: self.store.expected_wait(tier),
+            cost,
+            cost_text: self.prices.format(cost),
+        }
+    }
+
+    /// Retrieval jobs an earlier run left, grouped by destination and tier.
+    pub async fn resumable_retrievals(&self) -> Result<Vec<ResumableRetrievals>> {
+        let state = std::sync::Arc::clone(&self.state);
+        let jobs = tokio::task::spawn_blocking(move || state.retrievals())
+            .await
+            .context("local state task failed")??;
+        let mut groups: Vec<ResumableRetrievals> = Vec::new();
+        for job in jobs {
+            if job.key.is_empty() || job.destination.is_empty() {
+                continue;
+            }
+            let tier = Tier::from_saved(&job.tier);
+            let destination = String::from_utf8_lossy(&job.destination).into_owned();
+            let item = (job.key, job.archive_id, job.size);
+            match groups
+                .iter_mut()
+                .find(|g| g.destination == destination && g.tier == tier)
+            {
+                Some(group) => group.items.push(item),
+                None => groups.push(ResumableRetrievals {
+                    destination,
+                    tier,
+                    items: vec![item],
+                }),
+            }
+        }
+        Ok(groups)
+    }
+
     /// Every retrieval job this set is waiting on or has not downloaded yet, with
     /// the store's word on each.
     pub async fn retrieval_jobs(&self) -> Result<Vec<RetrievalJobView>> {
@@ -148,7 +254,7 @@ impl Engine {
                 Ok(JobState::InProgress { .. }) => "in-progress".into(),
                 Ok(JobState::Failed(reason)) => format!("failed: {reason}"),
                 Ok(JobState::Gone) => "expired".into(),
-                Err(e) => format!("unknown: {}", crate::cli::one_line(&e)),
+                Err(e) => format!("unknown: {}", crate::fmt::one_line(&e)),
             };
             let expires_at = job
                 .ready_at
@@ -171,21 +277,21 @@ impl Engine {
         Ok(views)
     }
 
-    /// Restores one archived version (see [`Engine::restore_all`]).
-    pub async fn restore(
+    /// Restores one archived version (see [`Engine::restore`]).
+    pub async fn restore_one(
         &self,
         record: &ArchiveRecord,
         options: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
-        let mut results = self
-            .restore_all(
-                vec![record.clone()],
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let report = self
+            .restore(
+                self.number(vec![record.clone()]),
                 options,
-                None,
-                &CancellationToken::new(),
+                &Progress::unwatched(cancel),
             )
             .await;
-        match results.pop() {
+        match report.results.into_iter().next() {
             Some(result) => result.outcome,
             None => bail!("nothing to restore"),
         }
@@ -195,24 +301,21 @@ impl Engine {
     /// path: requests (or reuses) one retrieval job per archive, polls them with
     /// backoff, and downloads each as it becomes ready. Results come back in the
     /// order of `records`; one file failing does not stop the others.
-    pub async fn restore_all(
+    pub async fn restore(
         &self,
-        records: Vec<ArchiveRecord>,
+        tasks: Vec<(TaskId, ArchiveRecord)>,
         options: &RestoreOptions,
-        events: Option<&mpsc::Sender<Event>>,
-        cancel: &CancellationToken,
-    ) -> Vec<RestoreResult> {
-        let emit = |event: Event| async move {
-            if let Some(events) = events {
-                let _ = events.send(event).await;
-            }
-        };
+        progress: &Progress,
+    ) -> RestoreReport {
+        let (ids, records): (Vec<TaskId>, Vec<ArchiveRecord>) = tasks.into_iter().unzip();
+        let id_of = |index: usize| ids[index];
+        let emit = |event: Event| progress.send(event);
         let mut outcomes: Vec<Option<Result<RestoreOutcome>>> =
             records.iter().map(|_| None).collect();
         let mut pending = Vec::new();
         for (index, record) in records.iter().enumerate() {
             emit(Event::Queued {
-                id: index as TaskId,
+                id: id_of(index),
                 key: record.key.clone(),
                 bytes: record.size,
             })
@@ -223,14 +326,13 @@ impl Engine {
                     // Nothing to retrieve: an empty file needs no job.
                     outcomes[index] = Some(
                         self.download(
-                            index as TaskId,
+                            id_of(index),
                             record,
                             None,
                             &parent,
                             &target,
                             options,
-                            events,
-                            cancel,
+                            progress,
                         )
                         .await
                         .map(|resumed_bytes| RestoreOutcome::Restored {
@@ -243,6 +345,7 @@ impl Engine {
                     match self.job_for(record, options).await {
                         Ok(job) => pending.push(Pending {
                             index,
+                            id: id_of(index),
                             target,
                             parent,
                             job,
@@ -264,7 +367,7 @@ impl Engine {
                 .into_iter()
                 .map(|item| {
                     let record = &records[item.index];
-                    self.advance(item, record, options, events, cancel)
+                    self.advance(item, record, options, progress)
                 })
                 .collect();
             let steps: Vec<Step> = futures_util::stream::iter(steps)
@@ -284,7 +387,7 @@ impl Engine {
                 break;
             }
             tokio::select! {
-                _ = cancel.cancelled() => {}
+                _ = progress.cancelled() => {}
                 _ = tokio::time::sleep(delay) => {}
             }
             delay = (delay * 2).min(max_delay);
@@ -293,7 +396,7 @@ impl Engine {
         let mut results = Vec::with_capacity(records.len());
         for (index, (record, outcome)) in records.into_iter().zip(outcomes).enumerate() {
             let outcome = outcome.unwrap_or_else(|| Err(anyhow::anyhow!("not attempted")));
-            let id = index as TaskId;
+            let id = id_of(index);
             match &outcome {
                 Ok(RestoreOutcome::Waiting { .. }) => {}
                 Ok(_) => {
@@ -303,6 +406,7 @@ impl Engine {
                     })
                     .await
                 }
+                Err(e) if e.is::<Cancelled>() => emit(Event::Cancelled { id }).await,
                 Err(e) => {
                     emit(Event::Failed {
                         id,
@@ -313,7 +417,7 @@ impl Engine {
             }
             results.push(RestoreResult { record, outcome });
         }
-        results
+        RestoreReport { results }
     }
 
     /// Asks the store about one file's job and downloads it when it is ready.
@@ -322,13 +426,12 @@ impl Engine {
         mut item: Pending,
         record: &ArchiveRecord,
         options: &RestoreOptions,
-        events: Option<&mpsc::Sender<Event>>,
-        cancel: &CancellationToken,
+        progress: &Progress,
     ) -> Step {
-        let id = item.index as TaskId;
+        let id = item.id;
         let finished = |outcome| Step::Finished(item.index, outcome);
-        if cancel.is_cancelled() {
-            return finished(Err(anyhow::anyhow!("cancelled")));
+        if progress.is_cancelled() {
+            return finished(Err(Cancelled.into()));
         }
         match self.store.job_state(&item.job.job_id).await {
             Ok(JobState::Ready) => {
@@ -336,9 +439,7 @@ impl Engine {
                     item.job.ready_at = Some(now_secs());
                     let _ = self.state.put_retrieval(&item.job);
                 }
-                if let Some(events) = events {
-                    let _ = events.send(Event::Started { id }).await;
-                }
+                progress.send(Event::Started { id }).await;
                 let result = self
                     .download(
                         id,
@@ -347,8 +448,7 @@ impl Engine {
                         &item.parent,
                         &item.target,
                         options,
-                        events,
-                        cancel,
+                        progress,
                     )
                     .await;
                 if result.is_ok()
@@ -383,9 +483,7 @@ impl Engine {
             }
             Ok(JobState::InProgress { ready_at }) => {
                 if options.wait {
-                    if let Some(events) = events {
-                        let _ = events.send(Event::Waiting { id, ready_at }).await;
-                    }
+                    progress.send(Event::Waiting { id, ready_at }).await;
                     Step::Pending(item)
                 } else {
                     finished(Ok(RestoreOutcome::Waiting {
@@ -491,8 +589,7 @@ impl Engine {
         parent: &Path,
         target: &Path,
         options: &RestoreOptions,
-        events: Option<&mpsc::Sender<Event>>,
-        cancel: &CancellationToken,
+        progress: &Progress,
     ) -> Result<u64> {
         let temp = parent.join(partial_name(&record.archive_id));
         if fs::symlink_metadata(&temp).is_ok_and(|m| !m.is_file()) {
@@ -511,17 +608,15 @@ impl Engine {
         let mut sha1 = Sha1::new();
         let mut joiner = RangeTreeJoiner::new(DOWNLOAD_RANGE);
         let resumed = resume_partial(&mut file, &temp, record.size, &mut sha1, &mut joiner)?;
-        if resumed > 0
-            && let Some(events) = events
-        {
-            let _ = events.send(Event::Advanced { id, bytes: resumed }).await;
+        if resumed > 0 {
+            progress.send(Event::Advanced { id, bytes: resumed }).await;
         }
 
         let mut offset = resumed;
         while offset < record.size {
-            if cancel.is_cancelled() {
+            if progress.is_cancelled() {
                 // The temporary file stays: the next run continues it.
-                bail!("cancelled");
+                return Err(Cancelled.into());
             }
             let len = DOWNLOAD_RANGE.min(record.size - offset);
             let Some(job_id) = job_id else {
@@ -541,9 +636,7 @@ impl Engine {
             file = returned;
             written.with_context(|| format!("cannot write {}", temp.display()))?;
             offset += len;
-            if let Some(events) = events {
-                let _ = events.send(Event::Advanced { id, bytes: len }).await;
-            }
+            progress.send(Event::Advanced { id, bytes: len }).await;
             fault_point("during-download");
         }
 
@@ -753,7 +846,7 @@ fn same_content(path: &Path, record: &ArchiveRecord) -> Result<bool> {
     if meta.len() != record.size {
         return Ok(false);
     }
-    let fingerprint = crate::scan::Fingerprint::of(&meta);
+    let fingerprint = crate::model::Fingerprint::of(&meta);
     match crate::hash::hash_file(path, &fingerprint, &mut |_| {}) {
         Ok(hash) => Ok(hash.tree_hash == record.tree_hash
             && (record.sha1 == UNKNOWN_SHA1 || hash.sha1 == record.sha1)),

@@ -2,75 +2,12 @@
 //! is older than N days (Glacier bills deletion within 90 days of upload).
 //! Applied only after the successor is recorded.
 
-use std::fmt;
-use std::str::FromStr;
-
 use anyhow::Result;
 use serde::Serialize;
 
 use super::Engine;
 use crate::catalog::{ArchiveRecord, ArchiveState};
-use crate::store::local::now_secs;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retention {
-    Keep,
-    Delete,
-    AfterDays(u32),
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention::AfterDays(90)
-    }
-}
-
-impl fmt::Display for Retention {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Retention::Keep => f.write_str("keep"),
-            Retention::Delete => f.write_str("delete"),
-            Retention::AfterDays(days) => write!(f, "after-days {days}"),
-        }
-    }
-}
-
-impl FromStr for Retention {
-    type Err = String;
-
-    /// `keep`, `delete`, or `after-days N` (also `after-days=N`, `after-days:N`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        match s {
-            "keep" => return Ok(Retention::Keep),
-            "delete" => return Ok(Retention::Delete),
-            _ => {}
-        }
-        if let Some(rest) = s.strip_prefix("after-days") {
-            let days = rest.trim_start_matches([' ', '=', ':']).trim();
-            if let Ok(days) = days.parse::<u32>() {
-                return Ok(Retention::AfterDays(days));
-            }
-        }
-        Err(format!(
-            "invalid retention {s:?}: use `keep`, `delete` or `after-days N` (for example `after-days 90`)"
-        ))
-    }
-}
-
-impl Retention {
-    /// Whether a superseded archive uploaded at `uploaded_at` is due for deletion.
-    pub fn is_due(self, uploaded_at: i64, now: i64) -> bool {
-        match self {
-            Retention::Keep => false,
-            Retention::Delete => true,
-            Retention::AfterDays(days) => {
-                now.saturating_sub(uploaded_at) >= i64::from(days) * 86_400
-            }
-        }
-    }
-}
-
+use crate::model::now_secs;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RetentionReport {
     pub deleted: u64,
@@ -118,28 +55,5 @@ impl Engine {
             }
         }
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_policies() {
-        assert_eq!("keep".parse(), Ok(Retention::Keep));
-        assert_eq!("delete".parse(), Ok(Retention::Delete));
-        assert_eq!("after-days 30".parse(), Ok(Retention::AfterDays(30)));
-        assert_eq!("after-days=7".parse(), Ok(Retention::AfterDays(7)));
-        assert!("sometimes".parse::<Retention>().is_err());
-    }
-
-    #[test]
-    fn after_days_counts_from_upload() {
-        let day = 86_400;
-        assert!(!Retention::AfterDays(90).is_due(0, 89 * day));
-        assert!(Retention::AfterDays(90).is_due(0, 90 * day));
-        assert!(!Retention::Keep.is_due(0, 1000 * day));
-        assert!(Retention::Delete.is_due(0, 0));
     }
 }

@@ -26,22 +26,26 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::{
-    ArchiveListing, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, Store, StoredArchive,
-    StoredPart, Tier, Upload, placeholder_tree_hash,
+    ArchiveListing, EMPTY_ARCHIVE_ID, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, Store,
+    StoredArchive, StoredPart, Upload, placeholder_tree_hash,
 };
 use crate::aws::{self, AwsSettings};
-use crate::hash::{TreeHash, tree_hash_of};
-
+use crate::hash::tree_hash_of;
+use crate::model::Tier;
+use crate::model::TreeHash;
 /// The archive id older catalogs gave every empty file (nothing stored): Glacier
 /// refuses 0-byte archives. New empty files are stored as a 1-byte placeholder.
-pub const EMPTY_ARCHIVE_ID: &str = "firn-empty-archive";
 const MIB: u64 = 1 << 20;
 const MAX_PARTS: u64 = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `store = { kind = "glacier", vault = "…", … }` in a set's config.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GlacierSettings {
     pub vault: String,
-    pub aws: AwsSettings,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
     /// Largest file sent in a single request (the SDK buffers it whole).
     pub single_upload_max: Option<u64>,
     /// Memory for parts in flight, all uploads together.
@@ -50,6 +54,16 @@ pub struct GlacierSettings {
     pub part_concurrency: Option<usize>,
     /// Multipart uploads nothing resumes are aborted once older than this.
     pub abandoned_after_hours: Option<u64>,
+}
+
+impl GlacierSettings {
+    pub fn aws(&self) -> AwsSettings {
+        AwsSettings {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
 }
 
 pub struct GlacierStore {
@@ -66,7 +80,7 @@ pub struct GlacierStore {
 
 impl GlacierStore {
     pub async fn connect(settings: &GlacierSettings) -> Result<Self> {
-        let config = aws::sdk_config(&settings.aws).await?;
+        let config = aws::sdk_config(&settings.aws()).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         let budget = settings.part_memory_budget.unwrap_or(256 * MIB).max(MIB);
         Ok(GlacierStore {
@@ -244,7 +258,7 @@ impl Store for GlacierStore {
             .iter()
             .filter_map(|t| Self::parse_token(t).map(|(_, id)| id))
             .collect();
-        let now = crate::store::local::now_secs();
+        let now = crate::model::now_secs();
         let mut aborted = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -788,6 +802,41 @@ impl Upload for MultipartUpload {
             .await
             .map_err(|e| aws::explain(&e, &self.what))?;
         Ok(())
+    }
+}
+
+/// Whether the vault exists, for `firn init` (creating it once the plan is accepted).
+pub async fn readiness(settings: &GlacierSettings) -> Result<crate::provision::Readiness> {
+    use crate::provision::Readiness;
+    let config = aws::sdk_config(&settings.aws()).await?;
+    let client = Client::new(&config);
+    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+    let what = format!("Glacier vault {:?} in {region}", settings.vault);
+    match client
+        .describe_vault()
+        .account_id("-")
+        .vault_name(&settings.vault)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(Readiness::Exists(what)),
+        Err(e) if aws::is_not_found(&e) => {
+            let vault = settings.vault.clone();
+            Ok(Readiness::Missing {
+                plan: format!("create {what}"),
+                create: Box::pin(async move {
+                    client
+                        .create_vault()
+                        .account_id("-")
+                        .vault_name(&vault)
+                        .send()
+                        .await
+                        .map_err(|e| aws::explain(&e, &what))?;
+                    Ok(format!("created: {what}"))
+                }),
+            })
+        }
+        Err(e) => Err(aws::explain(&e, &what)),
     }
 }
 

@@ -20,11 +20,23 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{ArchiveListing, Inventory, JobOutput, JobState, Store, StoredArchive, Tier, Upload};
-use crate::hash::{TreeHash, TreeHasher};
-
+use super::{ArchiveListing, Inventory, JobOutput, JobState, Store, StoredArchive, Upload};
+use crate::hash::TreeHasher;
+use crate::model::Tier;
+use crate::model::TreeHash;
+use crate::model::now_secs;
 const MAGIC: &[u8; 8] = b"FIRNARC1";
 const PART_SIZE: usize = 1 << 20;
+
+/// `store = { kind = "local", path = "…" }` in a set's config; the path defaults
+/// to `<data dir>/store`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSettings {
+    pub path: Option<PathBuf>,
+    /// Retrieval jobs become ready after this long (to rehearse a vault's wait).
+    pub retrieval_delay_secs: Option<u64>,
+}
 
 pub struct LocalStore {
     root: PathBuf,
@@ -47,11 +59,21 @@ struct JobFile {
     ready_at: i64,
 }
 
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// Whether the embedded store exists in `dir`, for `firn init`.
+pub fn readiness(dir: &Path) -> crate::provision::Readiness {
+    use crate::provision::Readiness;
+    let what = format!("embedded store {}", dir.display());
+    if dir.join("archives").is_dir() {
+        return Readiness::Exists(what);
+    }
+    let dir = dir.to_path_buf();
+    Readiness::Missing {
+        plan: format!("create the embedded store directory {}", dir.display()),
+        create: Box::pin(async move {
+            LocalStore::open(&dir, 0)?;
+            Ok(format!("created: {what}"))
+        }),
+    }
 }
 
 fn random_id(bytes: usize) -> Result<String> {

@@ -8,10 +8,11 @@ pub mod local;
 use anyhow::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
-use crate::hash::{TreeHash, tree_hash_of};
+use crate::hash::tree_hash_of;
 
+use crate::model::Tier;
+use crate::model::TreeHash;
 /// What the store reports once it holds an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredArchive {
@@ -39,6 +40,10 @@ pub struct Inventory {
     pub archives: Vec<ArchiveListing>,
 }
 
+/// The archive id older firn versions recorded for a 0-byte file on a store that
+/// refuses empty archives: nothing is stored under it, so it is never missing.
+pub const EMPTY_ARCHIVE_ID: &str = "firn-empty-archive";
+
 /// What a 0-byte file is stored as where empty archives are refused (Glacier): one
 /// 0x00 byte, whose description says `s: 0`. The catalog records size 0 and the
 /// tree hash of empty content.
@@ -65,34 +70,6 @@ impl ArchiveListing {
             (0, tree_hash_of(&[]))
         } else {
             (self.size, self.tree_hash)
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Expedited,
-    Standard,
-    Bulk,
-}
-
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Expedited => "expedited",
-            Tier::Standard => "standard",
-            Tier::Bulk => "bulk",
-        }
-    }
-
-    /// The tier a job was saved with ([`Tier::as_str`]); Standard for anything
-    /// else (jobs saved by an older firn).
-    pub fn from_saved(name: &str) -> Tier {
-        match name {
-            "expedited" => Tier::Expedited,
-            "bulk" => Tier::Bulk,
-            _ => Tier::Standard,
         }
     }
 }

@@ -10,21 +10,19 @@ use crossterm::event::{
 use ratatui::layout::{Position, Rect};
 use tokio_util::sync::CancellationToken;
 
-use super::jobs::{Change, JobKind, JobState, Jobs};
+use super::jobs::{JobKind, JobState, Jobs, NewJob, NodeChange};
 use super::keys::{Key, KeyAction, KeyMap, Lookup};
 use super::theme::Theme;
 use super::tree::{Class, JobMark, NodeId, ROOT, SortBy, Tree, View};
 use super::view;
-use crate::catalog::ArchiveRecord;
 use crate::cost::{CostSummary, Prices};
 use crate::engine::{
-    BackupSummary, DeletionPlan, DeletionReport, Event, Orphan, OrphanOutcome, OrphanResult,
-    Reconciliation, RetentionReport, UploadItem,
+    ArchiveRecord, BackupSummary, CachedHash, Candidate, DeletionPlan, DeletionReport, Event,
+    Orphan, OrphanOutcome, OrphanResult, Reconciliation, RestoreTally, TaskId, TaskIds,
 };
-use crate::scan::{Fingerprint, ScanProgress};
-use crate::state::CachedHash;
-use crate::store::Tier;
-
+use crate::fmt::plural;
+use crate::model::Tier;
+use crate::scan::ScanProgress;
 /// What the details pane shows for one file (loaded in the background).
 #[derive(Debug, Clone)]
 pub struct Details {
@@ -107,14 +105,12 @@ pub enum Action {
     Tick,
     ScanProgress(ScanProgress),
     ScanDone(Result<Box<Tree>, String>),
-    Engine {
-        batch: u32,
-        event: Event,
-    },
+    /// Progress of a running job (the engine's task ids name the rows).
+    Engine(Event),
+    /// A backup batch ended (its retention sweep included).
     BatchDone {
         batch: u32,
         summary: BackupSummary,
-        retention: Result<RetentionReport, String>,
     },
     /// A retrieval batch ended.
     RestoreDone {
@@ -156,24 +152,15 @@ pub enum Action {
 /// What a retrieval batch did.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreReport {
-    pub restored: u64,
-    pub identical: u64,
-    pub waiting: u64,
-    pub failed: Vec<(String, String)>,
-    /// Files in place with other content (not touched; the user decides).
-    pub conflicts: Vec<String>,
+    /// Counted by the engine; files in place with other content were not touched
+    /// (the user decides).
+    pub tally: RestoreTally,
     pub tier: Option<Tier>,
     pub destination: String,
 }
 
 /// Persisted retrieval jobs with one destination and tier.
-#[derive(Debug, Clone)]
-pub struct RetrievalGroup {
-    pub destination: String,
-    pub tier: Tier,
-    /// (key, archive id, size)
-    pub items: Vec<(String, String, u64)>,
-}
+pub use crate::engine::ResumableRetrievals as RetrievalGroup;
 
 /// One file to retrieve: its current version, or a given archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +190,8 @@ pub enum Effect {
     DeleteOrphans(Vec<Orphan>),
     Restore {
         batch: u32,
-        items: Vec<RetrieveItem>,
+        /// Each file with the task id its row reports under.
+        items: Vec<(TaskId, RetrieveItem)>,
         tier: Tier,
         destination: String,
         overwrite: bool,
@@ -211,10 +199,10 @@ pub enum Effect {
         /// stay at the store and are picked up next time).
         cancel: CancellationToken,
     },
+    /// Back up these files (the engine plans: upload or only update an mtime).
     Upload {
         batch: u32,
-        items: Vec<UploadItem>,
-        mtime_updates: Vec<(String, i64)>,
+        candidates: Vec<Candidate>,
     },
     LoadDetails {
         node: NodeId,
@@ -269,6 +257,8 @@ pub struct State {
     pub now_secs: i64,
     pub quitting: bool,
     pub should_quit: bool,
+    /// Where task ids come from: the engine's allocator once the runtime sets it.
+    pub task_ids: TaskIds,
     /// Something changed since the last frame.
     pub dirty: bool,
 }
@@ -312,6 +302,7 @@ impl State {
             now_secs: 0,
             quitting: false,
             should_quit: false,
+            task_ids: TaskIds::default(),
             dirty: true,
         }
     }
@@ -322,9 +313,8 @@ impl State {
         self.tree = tree;
         // Jobs outlive a rescan: point them at the new tree's nodes (ROOT when the
         // file is gone, which retry skips).
-        for job in &mut self.jobs.jobs {
-            job.node = self.tree.find(&job.key).unwrap_or(ROOT);
-        }
+        let tree = &self.tree;
+        self.jobs.relink(|key| tree.find(key), ROOT);
         self.phase = Phase::Ready;
         self.rows_dirty = true;
         self.details = None;
@@ -475,36 +465,30 @@ impl State {
             self.message = Some("nothing to upload there: no new or changed files".into());
             return Vec::new();
         }
-        let mut items = Vec::with_capacity(uploads.len());
+        let mut candidates = Vec::with_capacity(uploads.len() + mtimes.len());
         let mut jobs = Vec::with_capacity(uploads.len());
-        for &id in &uploads {
-            let key = self.tree.key(id);
-            let node = self.tree.node(id);
+        for &node_id in &uploads {
             let cancel = CancellationToken::new();
-            items.push(UploadItem {
-                key: key.clone(),
-                raw: self.tree.raw(id).map(Box::from),
-                fingerprint: Fingerprint {
-                    size: node.size,
-                    mtime_ns: node.mtime_ns,
-                    ctime_ns: 0,
-                    inode: 0,
-                },
-                cancel: Some(cancel.clone()),
+            let candidate = self.candidate(node_id, Some(cancel.clone()));
+            jobs.push(NewJob {
+                id: candidate.id.unwrap_or_default(),
+                node: node_id,
+                key: candidate.key.clone(),
+                bytes: candidate.size,
+                cancel,
             });
-            jobs.push((id, key, node.size, cancel));
-            let class = node.class;
-            self.tree.set_state(id, class, JobMark::Queued);
+            candidates.push(candidate);
+            let class = self.tree.node(node_id).class;
+            self.tree.set_state(node_id, class, JobMark::Queued);
         }
-        let mtime_updates = mtimes
-            .iter()
-            .map(|&id| (self.tree.key(id), self.tree.node(id).mtime_ns))
-            .collect();
-        for &id in &mtimes {
-            self.tree.set_uploaded(id);
+        for &node_id in &mtimes {
+            let mut candidate = self.candidate(node_id, None);
+            candidate.id = None;
+            candidates.push(candidate);
+            self.tree.set_uploaded(node_id);
         }
-        let bytes: u64 = jobs.iter().map(|j| j.2).sum();
-        let batch = self.jobs.add_batch(jobs);
+        let bytes: u64 = jobs.iter().map(|j| j.bytes).sum();
+        let batch = self.jobs.add_batch(JobKind::Upload, jobs);
         self.log(format!(
             "queued {} ({}){}",
             plural(uploads.len() as u64, "file"),
@@ -517,11 +501,23 @@ impl State {
         ));
         self.tree.clear_marks();
         self.after_tree_change();
-        vec![Effect::Upload {
-            batch,
-            items,
-            mtime_updates,
-        }]
+        vec![Effect::Upload { batch, candidates }]
+    }
+
+    /// What the engine's plan needs to know of a file node (with a task id for
+    /// its upload from the engine's allocator).
+    fn candidate(&self, node_id: NodeId, cancel: Option<CancellationToken>) -> Candidate {
+        let node = self.tree.node(node_id);
+        Candidate {
+            id: Some(self.task_ids.next()),
+            key: self.tree.key(node_id),
+            raw: self.tree.raw(node_id).map(Box::from),
+            size: node.size,
+            mtime_ns: node.mtime_ns,
+            pending: node.class.is_pending(),
+            mtime_moved: self.tree.mtime_moved(node_id),
+            cancel,
+        }
     }
 
     /// Files under `targets` that have an archived version to retrieve.
@@ -579,11 +575,18 @@ impl State {
         overwrite: bool,
     ) -> Vec<Effect> {
         let cancel = CancellationToken::new();
+        let items: Vec<(TaskId, RetrieveItem, u64)> = items
+            .into_iter()
+            .map(|(item, size)| (self.task_ids.next(), item, size))
+            .collect();
         let jobs = items
             .iter()
-            .map(|(item, size)| {
-                let node = self.tree.find(&item.key).unwrap_or(ROOT);
-                (node, item.key.clone(), *size, cancel.clone())
+            .map(|(id, item, size)| NewJob {
+                id: *id,
+                node: self.tree.find(&item.key).unwrap_or(ROOT),
+                key: item.key.clone(),
+                bytes: *size,
+                cancel: cancel.clone(),
             })
             .collect();
         let kind = JobKind::Retrieve {
@@ -591,7 +594,7 @@ impl State {
             destination: destination.clone(),
             started_at: self.now_secs,
         };
-        let batch = self.jobs.add_batch_of(kind, jobs);
+        let batch = self.jobs.add_batch(kind, jobs);
         self.log(format!(
             "retrieving {} ({} tier) into {destination}",
             plural(items.len() as u64, "file"),
@@ -600,7 +603,7 @@ impl State {
         self.tree.clear_marks();
         vec![Effect::Restore {
             batch,
-            items: items.into_iter().map(|(item, _)| item).collect(),
+            items: items.into_iter().map(|(id, item, _)| (id, item)).collect(),
             tier,
             destination,
             overwrite,
@@ -654,17 +657,15 @@ impl State {
         let jobs = plan
             .items
             .iter()
-            .map(|item| {
-                let node = self.tree.find(&item.record.key).unwrap_or(ROOT);
-                (
-                    node,
-                    item.record.key.clone(),
-                    item.record.size,
-                    cancel.clone(),
-                )
+            .map(|item| NewJob {
+                id: item.id,
+                node: self.tree.find(&item.record.key).unwrap_or(ROOT),
+                key: item.record.key.clone(),
+                bytes: item.record.size,
+                cancel: cancel.clone(),
             })
             .collect();
-        let batch = self.jobs.add_batch_of(JobKind::Delete, jobs);
+        let batch = self.jobs.add_batch(JobKind::Delete, jobs);
         self.log(format!(
             "deleting {} ({})",
             plural(plan.items.len() as u64, "archive"),
@@ -810,10 +811,10 @@ impl State {
         // the store already has is reused).
         let (retrievals, indices): (Vec<usize>, Vec<usize>) = indices
             .into_iter()
-            .partition(|&i| self.jobs.jobs[i].is_retrieval());
+            .partition(|&i| self.jobs.job(i).is_retrieval());
         let mut effects = Vec::new();
         for i in retrievals {
-            let job = &self.jobs.jobs[i];
+            let job = self.jobs.job(i);
             if !matches!(job.state, JobState::Failed(_) | JobState::Cancelled) {
                 continue;
             }
@@ -821,6 +822,7 @@ impl State {
                 tier, destination, ..
             } = job.kind.clone()
             {
+                let job = self.jobs.job(i);
                 let item = RetrieveItem {
                     key: job.key.clone(),
                     archive_id: job.archive_id.clone(),
@@ -835,7 +837,7 @@ impl State {
         let indices: Vec<usize> = indices
             .into_iter()
             .filter(|&i| {
-                let job = &self.jobs.jobs[i];
+                let job = self.jobs.job(i);
                 job.node != ROOT
                     && matches!(job.state, JobState::Failed(_) | JobState::Cancelled)
                     && self.tree.node(job.node).class.is_pending()
@@ -850,35 +852,27 @@ impl State {
                 Some("only a failed or cancelled upload of a pending file can be retried".into());
             return Vec::new();
         }
-        let batch = self.jobs.retry_batch(&indices);
-        let mut items = Vec::new();
-        for &i in &indices {
-            let job = &self.jobs.jobs[i];
-            let node = self.tree.node(job.node);
-            items.push(UploadItem {
-                key: job.key.clone(),
-                raw: self.tree.raw(job.node).map(Box::from),
-                fingerprint: Fingerprint {
-                    size: node.size,
-                    mtime_ns: node.mtime_ns,
-                    ctime_ns: 0,
-                    inode: 0,
-                },
-                cancel: Some(job.cancel.clone()),
-            });
-            let (id, class) = (job.node, node.class);
-            self.tree.set_state(id, class, JobMark::Queued);
+        let rows: Vec<(usize, TaskId)> = indices
+            .iter()
+            .map(|&row| (row, self.task_ids.next()))
+            .collect();
+        let batch = self.jobs.retry_batch(&rows);
+        let mut candidates = Vec::new();
+        for &(row, id) in &rows {
+            let job = self.jobs.job(row);
+            let (node_id, cancel) = (job.node, job.cancel.clone());
+            let mut candidate = self.candidate(node_id, Some(cancel));
+            candidate.id = Some(id);
+            candidates.push(candidate);
+            let class = self.tree.node(node_id).class;
+            self.tree.set_state(node_id, class, JobMark::Queued);
         }
         self.log(format!(
             "retrying {}",
             plural(indices.len() as u64, "upload")
         ));
         self.after_tree_change();
-        vec![Effect::Upload {
-            batch,
-            items,
-            mtime_updates: Vec::new(),
-        }]
+        vec![Effect::Upload { batch, candidates }]
     }
 
     /// The job the cancel / retry keys act on.
@@ -897,34 +891,36 @@ impl State {
         }
         if !self.quitting {
             self.quitting = true;
-            self.jobs.cancel_all();
-            self.log("quitting: cancelled the uploads; waiting for those in flight to stop");
+            for change in self.jobs.cancel_all(self.clock_ms) {
+                self.apply_change(change);
+            }
+            self.log("quitting: cancelled the queued work; waiting for what is in flight to stop");
         }
     }
 
-    fn apply_change(&mut self, change: Change) {
+    fn apply_change(&mut self, change: NodeChange) {
         match change {
-            Change::Started(node) => {
+            NodeChange::Started(node) => {
                 let class = self.tree.node(node).class;
                 self.tree.set_state(node, class, JobMark::Uploading);
             }
-            Change::Done(node) => {
+            NodeChange::Done(node) => {
                 self.tree.set_uploaded(node);
                 if self.details_requested == Some(node) {
                     self.details_requested = None;
                 }
             }
-            Change::Failed(node, reason) => {
+            NodeChange::Failed(node, reason) => {
                 let class = self.tree.node(node).class;
                 self.tree.set_state(node, class, JobMark::Failed);
                 let key = self.tree.key(node);
                 self.log(format!("failed: {key}: {reason}"));
             }
-            Change::Cancelled(node) => {
+            NodeChange::Cancelled(node) => {
                 let class = self.tree.node(node).class;
                 self.tree.set_state(node, class, JobMark::None);
             }
-            Change::Note(note) => self.log(note),
+            NodeChange::Note(note) => self.log(note),
         }
         self.after_tree_change();
     }
@@ -976,7 +972,7 @@ impl State {
                     }
                 }
                 Focus::Jobs => {
-                    if let Some(job) = self.jobs.jobs.get(self.job_selected) {
+                    if let Some(job) = self.jobs.get(self.job_selected) {
                         let node = job.node;
                         self.focus = Focus::Tree;
                         self.select_node(node);
@@ -1090,15 +1086,9 @@ impl State {
                     Focus::Jobs => Focus::Tree,
                 };
             }
-            A::CancelJob => match self.target_job() {
-                Some(i) if !self.jobs.jobs[i].state.is_finished() => {
-                    let job = &mut self.jobs.jobs[i];
-                    job.cancel_requested = true;
-                    job.cancel.cancel();
-                    let key = job.key.clone();
-                    self.log(format!("cancelling {key}"));
-                }
-                _ => self.message = Some("no running or queued upload selected".into()),
+            A::CancelJob => match self.target_job().and_then(|row| self.jobs.cancel(row)) {
+                Some(key) => self.log(format!("cancelling {key}")),
+                None => self.message = Some("no running or queued upload selected".into()),
             },
             A::RetryJob => match self.target_job() {
                 Some(i) => return self.retry(vec![i]),
@@ -1354,6 +1344,11 @@ impl State {
         for change in self.jobs.finish_batch(batch, self.clock_ms) {
             self.apply_change(change);
         }
+        let RestoreReport {
+            tally: report,
+            tier,
+            destination,
+        } = report;
         let mut line = format!(
             "retrieval finished: {} restored, {} identical, {} waiting, {} failed",
             report.restored,
@@ -1377,29 +1372,25 @@ impl State {
                 plural(report.waiting, "file")
             ));
         }
+        let into_root = destination.trim_end_matches('/') == self.root.trim_end_matches('/');
         if !report.conflicts.is_empty()
-            && let Some(tier) = report.tier
+            && let Some(tier) = tier
         {
             self.dialog = Some(Dialog::ConfirmOverwrite {
                 keys: report.conflicts,
                 tier,
-                destination: report.destination.clone(),
+                destination,
             });
         }
         if self.quitting && self.jobs.running_batches == 0 {
             self.should_quit = true;
         }
         // Files restored into the tree itself change their status: look again.
-        let into_root = report.destination.trim_end_matches('/') == self.root.trim_end_matches('/');
         if into_root && report.restored > 0 && self.jobs.running_batches == 0 {
             return vec![Effect::Rescan];
         }
         Vec::new()
     }
-}
-
-pub fn plural(n: u64, noun: &str) -> String {
-    crate::cli::plural(n, noun)
 }
 
 /// The one reducer.
@@ -1442,17 +1433,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             });
             Vec::new()
         }
-        Action::Engine { batch, event } => {
-            if let Some(change) = state.jobs.apply(batch, event, state.clock_ms) {
+        Action::Engine(event) => {
+            if let Some(change) = state.jobs.apply(event, state.clock_ms) {
                 state.apply_change(change);
             }
             Vec::new()
         }
-        Action::BatchDone {
-            batch,
-            summary,
-            retention,
-        } => {
+        Action::BatchDone { batch, summary } => {
             for change in state.jobs.finish_batch(batch, state.clock_ms) {
                 state.apply_change(change);
             }
@@ -1466,16 +1453,16 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             if summary.mtimes_updated > 0 {
                 line.push_str(&format!(", {} mtimes updated", summary.mtimes_updated));
             }
-            match retention {
-                Ok(r) if r.deleted > 0 || !r.failed.is_empty() => line.push_str(&format!(
-                    "; retention deleted {} superseded archives ({} failed)",
-                    r.deleted,
-                    r.failed.len()
-                )),
-                Ok(_) => {}
-                Err(e) => line.push_str(&format!("; retention failed: {e}")),
+            if summary.superseded_deleted > 0 {
+                line.push_str(&format!(
+                    "; retention deleted {}",
+                    plural(summary.superseded_deleted, "superseded archive")
+                ));
             }
             state.log(line);
+            for failure in &summary.failed {
+                state.log(format!("failed: {}: {}", failure.path, failure.reason));
+            }
             if state.quitting && state.jobs.running_batches == 0 {
                 state.should_quit = true;
             }

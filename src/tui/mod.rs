@@ -40,15 +40,13 @@ pub use tree::Tree;
 pub use view::view;
 
 use crate::config::ResolvedSet;
-use crate::cost::Prices;
 use crate::engine::{
-    Engine, Event as EngineEvent, ExistsWithOtherContent, InventoryOutcome, Plan, RecordLookup,
-    RestoreOptions, RestoreOutcome,
+    Engine, Event as EngineEvent, InventoryOutcome, Progress, RecordLookup, RestoreOptions,
+    RestoreTally, TaskId,
 };
 use crate::lock::SetLock;
-use crate::scan::{ScanOptions, ScanProgress};
-use crate::store::Tier;
-
+use crate::model::{Tier, now_secs};
+use crate::scan::ScanProgress;
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
 /// Opens the UI on one backup set and runs it until the user quits.
@@ -60,7 +58,7 @@ pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCo
         Err(e) => {
             // A missing vault or table, bad credentials, an unreachable endpoint:
             // say so in the interface the user opened, then exit as the CLI would.
-            let message = crate::cli::one_line(&e);
+            let message = crate::fmt::one_line(&e);
             show_fatal(set, settings, "Cannot open the backup set", &message).await?;
             return Err(e);
         }
@@ -77,19 +75,12 @@ pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCo
         settings.keys,
         settings.theme,
     );
-    for key in &recovery.adopted {
-        state.log(format!(
-            "recovered: {key} (stored by an interrupted run, now recorded)"
-        ));
-    }
-    for key in &recovery.unresolved {
-        state.log(format!(
-            "unresolved: {key} (interrupted upload; run an inventory)"
-        ));
+    for line in recovery.messages() {
+        state.log(line);
     }
 
     let mut terminal = init_terminal().context("cannot set up the terminal")?;
-    let result = event_loop(&mut terminal, &mut state, engine, set).await;
+    let result = event_loop(&mut terminal, &mut state, engine).await;
     restore_terminal();
     let _ = terminal.show_cursor();
     result
@@ -156,21 +147,14 @@ pub fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
 }
 
-fn scan_options(set: &ResolvedSet) -> ScanOptions {
-    ScanOptions {
-        filter: set.filter.clone(),
-        follow_symlinks: set.follow_symlinks,
-    }
-}
-
 /// Walks and compares on a background task; the tree is built off the UI too.
-fn spawn_scan(engine: Arc<Engine>, options: ScanOptions, tx: mpsc::UnboundedSender<Action>) {
+fn spawn_scan(engine: Arc<Engine>, tx: mpsc::UnboundedSender<Action>) {
     tokio::spawn(async move {
         let progress = tx.clone();
         let mut on_scan = move |p: ScanProgress| {
             let _ = progress.send(Action::ScanProgress(p));
         };
-        let action = match engine.status(&options, &mut on_scan).await {
+        let action = match engine.status(&mut on_scan).await {
             Ok(report) => {
                 match tokio::task::spawn_blocking(move || Tree::from_report(report)).await {
                     Ok(tree) => Action::ScanDone(Ok(Box::new(tree))),
@@ -185,44 +169,52 @@ fn spawn_scan(engine: Arc<Engine>, options: ScanOptions, tx: mpsc::UnboundedSend
 
 struct Runtime {
     engine: Arc<Engine>,
-    options: ScanOptions,
     tx: mpsc::UnboundedSender<Action>,
     /// One upload batch at a time, so the set's concurrency limit holds.
     batches: Arc<tokio::sync::Mutex<()>>,
     cancel: CancellationToken,
-    prices: Prices,
 }
 
 impl Runtime {
+    /// Runs `work` on a task of its own and hands its result to the reducer.
+    fn spawn<F>(&self, work: impl FnOnce(Arc<Engine>, mpsc::UnboundedSender<Action>) -> F)
+    where
+        F: std::future::Future<Output = Action> + Send + 'static,
+    {
+        let work = work(Arc::clone(&self.engine), self.tx.clone());
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(work.await);
+        });
+    }
+
+    /// The progress of one job: its events go to the reducer as they come, and
+    /// `cancel` (or quitting) stops it.
+    fn progress(&self, cancel: CancellationToken) -> (Progress, tokio::task::JoinHandle<()>) {
+        let (progress, mut events) = Progress::channel(1024, cancel);
+        let tx = self.tx.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if tx.send(Action::Engine(event)).is_err() {
+                    break;
+                }
+            }
+        });
+        (progress, forward)
+    }
+
     fn start(&self, effect: Effect) {
         match effect {
-            Effect::Upload {
-                batch,
-                items,
-                mtime_updates,
-            } => {
-                let engine = Arc::clone(&self.engine);
-                let tx = self.tx.clone();
+            Effect::Upload { batch, candidates } => {
                 let lock = Arc::clone(&self.batches);
-                let cancel = self.cancel.child_token();
-                tokio::spawn(async move {
+                let (progress, forward) = self.progress(self.cancel.child_token());
+                self.spawn(|engine, _| async move {
                     let _turn = lock.lock().await;
-                    let (events_tx, forward) = forward_events(batch, &tx, |event| event);
-                    let plan = Plan {
-                        uploads: items,
-                        mtime_updates,
-                    };
-                    let summary = engine.backup(plan, events_tx, cancel).await;
+                    let plan = engine.plan(candidates);
+                    let summary = engine.backup(plan, &progress).await;
+                    drop(progress);
                     let _ = forward.await;
-                    let retention = engine
-                        .sweep_superseded()
-                        .await
-                        .map_err(|e| format!("{e:#}"));
-                    let _ = tx.send(Action::BatchDone {
-                        batch,
-                        summary,
-                        retention,
-                    });
+                    Action::BatchDone { batch, summary }
                 });
             }
             Effect::Restore {
@@ -233,226 +225,146 @@ impl Runtime {
                 overwrite,
                 cancel,
             } => {
-                let engine = Arc::clone(&self.engine);
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let report = restore_batch(
-                        &engine,
+                let (progress, forward) = self.progress(cancel);
+                self.spawn(|engine, tx| async move {
+                    let tally =
+                        restore_batch(&engine, items, tier, &destination, overwrite, &progress, &tx)
+                            .await;
+                    drop(progress);
+                    let _ = forward.await;
+                    Action::RestoreDone {
                         batch,
-                        items,
-                        tier,
-                        destination,
-                        overwrite,
-                        &tx,
-                        cancel,
-                    )
-                    .await;
-                    let _ = tx.send(Action::RestoreDone { batch, report });
-                });
-            }
-            Effect::PlanDeletion { keys } => {
-                let engine = Arc::clone(&self.engine);
-                let (tx, prices) = (self.tx.clone(), self.prices.clone());
-                tokio::spawn(async move {
-                    let lookups: Vec<RecordLookup> = keys
-                        .into_iter()
-                        .map(|key| RecordLookup {
-                            key: Some(key),
-                            archive_id: None,
-                        })
-                        .collect();
-                    let records = match engine.look_up(&lookups).await {
-                        Ok(found) => found.into_iter().flatten().collect(),
-                        Err(e) => {
-                            let _ = tx.send(Action::Error {
-                                title: "Cannot read the catalog".into(),
-                                message: format!("{e:#}"),
-                            });
-                            return;
-                        }
-                    };
-                    let plan = engine.plan_deletion(records, &prices, now_secs());
-                    let _ = tx.send(Action::DeletionPlanned { plan, note: None });
-                });
-            }
-            Effect::PlanPrune => {
-                let engine = Arc::clone(&self.engine);
-                let (tx, prices) = (self.tx.clone(), self.prices.clone());
-                tokio::spawn(async move {
-                    let now = now_secs();
-                    let action = match engine.prunable(&prices, now, false).await {
-                        Ok(prunable) => {
-                            let note = (!prunable.skipped_early.is_empty()).then(|| {
-                                format!(
-                                    "{} still inside the minimum storage period {} kept (`firn prune --include-early` deletes them too).",
-                                    app::plural(prunable.skipped_early.len() as u64, "superseded archive"),
-                                    if prunable.skipped_early.len() == 1 { "is" } else { "are" }
-                                )
-                            });
-                            let plan = engine.plan_deletion(prunable.records, &prices, now);
-                            Action::DeletionPlanned { plan, note }
-                        }
-                        Err(e) => Action::Error {
-                            title: "Cannot read the catalog".into(),
-                            message: format!("{e:#}"),
+                        report: app::RestoreReport {
+                            tally,
+                            tier: Some(tier),
+                            destination,
                         },
-                    };
-                    let _ = tx.send(action);
+                    }
                 });
             }
+            Effect::PlanDeletion { keys } => self.spawn(|engine, _| async move {
+                let lookups: Vec<RecordLookup> = keys
+                    .into_iter()
+                    .map(|key| RecordLookup {
+                        key: Some(key),
+                        archive_id: None,
+                    })
+                    .collect();
+                match engine.look_up(&lookups).await {
+                    Ok(found) => Action::DeletionPlanned {
+                        plan: engine.plan_deletion(found.into_iter().flatten().collect(), now_secs()),
+                        note: None,
+                    },
+                    Err(e) => error("Cannot read the catalog", &e),
+                }
+            }),
+            Effect::PlanPrune => self.spawn(|engine, _| async move {
+                match engine.plan_prune(now_secs(), false).await {
+                    Ok(prunable) => {
+                        let early = prunable.skipped_early.len() as u64;
+                        let note = (early > 0).then(|| {
+                            format!(
+                                "{} still inside the minimum storage period kept (`firn prune --include-early` deletes them too).",
+                                crate::fmt::plural_with(early, "superseded archive", "is", "are")
+                            )
+                        });
+                        Action::DeletionPlanned {
+                            plan: prunable.plan,
+                            note,
+                        }
+                    }
+                    Err(e) => error("Cannot read the catalog", &e),
+                }
+            }),
             Effect::Delete {
                 batch,
                 plan,
                 cancel,
             } => {
-                let engine = Arc::clone(&self.engine);
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let (events_tx, forward) = forward_events(batch, &tx, |event| event);
-                    let report = engine.delete_archives(&plan, events_tx, cancel).await;
+                let (progress, forward) = self.progress(cancel);
+                self.spawn(|engine, _| async move {
+                    let report = engine.delete_archives(&plan, &progress).await;
+                    drop(progress);
                     let _ = forward.await;
-                    let _ = tx.send(Action::DeleteDone { batch, report });
+                    Action::DeleteDone { batch, report }
                 });
             }
-            Effect::RunInventory => {
-                let engine = Arc::clone(&self.engine);
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let action = match engine.inventory(false).await {
-                        Ok(InventoryOutcome::Ready(r)) => Action::Reconciled {
-                            reconciliation: Some(Box::new(r)),
-                            show: true,
-                        },
-                        Ok(InventoryOutcome::Waiting {
-                            requested_at,
-                            ready_at,
-                        }) => Action::Notice(format!(
-                            "inventory job requested {}, ready {}: press I, then n, later (the job is reused)",
-                            text::format_time(requested_at),
-                            ready_at.map_or_else(
-                                || "in a few hours".into(),
-                                |at| format!("~{}", text::format_time(at))
-                            )
-                        )),
-                        Err(e) => Action::Error {
-                            title: "Cannot take an inventory".into(),
-                            message: format!("{e:#}"),
-                        },
-                    };
-                    let _ = tx.send(action);
-                });
-            }
-            Effect::AdoptOrphans(orphans) => {
-                let engine = Arc::clone(&self.engine);
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let result = engine.adopt_orphans(&orphans).await;
-                    let _ = tx.send(orphan_action(result, "Cannot adopt the orphans"));
-                });
-            }
-            Effect::DeleteOrphans(orphans) => {
-                let engine = Arc::clone(&self.engine);
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let result = engine.delete_orphans(&orphans).await;
-                    let _ = tx.send(orphan_action(result, "Cannot delete the orphans"));
-                });
-            }
-            Effect::LoadCost => {
-                let engine = Arc::clone(&self.engine);
-                let (tx, prices) = (self.tx.clone(), self.prices.clone());
-                tokio::spawn(async move {
-                    let action = match engine.cost_summary(&prices, now_secs()).await {
-                        Ok(summary) => Action::CostLoaded(Box::new(summary)),
-                        Err(e) => Action::Error {
-                            title: "Cannot read the catalog".into(),
-                            message: format!("{e:#}"),
-                        },
-                    };
-                    let _ = tx.send(action);
-                });
-            }
-            Effect::LoadDetails { node, key } => {
-                let engine = Arc::clone(&self.engine);
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let versions = engine
-                        .catalog
-                        .versions(&key)
-                        .await
-                        .map_err(|e| format!("{e:#}"));
-                    let state = Arc::clone(&engine.state);
-                    let lookup = key.clone();
-                    let cached = tokio::task::spawn_blocking(move || state.cached(&lookup))
-                        .await
-                        .ok()
-                        .and_then(|r| r.ok())
-                        .flatten();
-                    let _ = tx.send(Action::Details(Box::new(app::Details {
-                        node,
-                        key,
-                        versions,
-                        cached,
-                    })));
-                });
-            }
-            Effect::Rescan => {
-                spawn_scan(
-                    Arc::clone(&self.engine),
-                    self.options.clone(),
-                    self.tx.clone(),
-                );
-            }
+            Effect::RunInventory => self.spawn(|engine, _| async move {
+                match engine.inventory(false).await {
+                    Ok(InventoryOutcome::Ready(r)) => Action::Reconciled {
+                        reconciliation: Some(Box::new(r)),
+                        show: true,
+                    },
+                    Ok(InventoryOutcome::Waiting {
+                        requested_at,
+                        ready_at,
+                    }) => Action::Notice(format!(
+                        "inventory job requested {}, ready {}: press I, then n, later (the job is reused)",
+                        text::format_time(requested_at),
+                        ready_at.map_or_else(
+                            || "in a few hours".into(),
+                            |at| format!("~{}", text::format_time(at))
+                        )
+                    )),
+                    Err(e) => error("Cannot take an inventory", &e),
+                }
+            }),
+            Effect::AdoptOrphans(orphans) => self.spawn(|engine, _| async move {
+                match engine.adopt_orphans(&orphans).await {
+                    Ok(results) => Action::OrphansActed(results),
+                    Err(e) => error("Cannot adopt the orphans", &e),
+                }
+            }),
+            Effect::DeleteOrphans(orphans) => self.spawn(|engine, _| async move {
+                match engine.delete_orphans(&orphans).await {
+                    Ok(results) => Action::OrphansActed(results),
+                    Err(e) => error("Cannot delete the orphans", &e),
+                }
+            }),
+            Effect::LoadCost => self.spawn(|engine, _| async move {
+                match engine.cost_summary(now_secs()).await {
+                    Ok(summary) => Action::CostLoaded(Box::new(summary)),
+                    Err(e) => error("Cannot read the catalog", &e),
+                }
+            }),
+            Effect::LoadDetails { node, key } => self.spawn(|engine, _| async move {
+                let (versions, cached) = match engine.file_details(&key).await {
+                    Ok(details) => (Ok(details.versions), details.cached),
+                    Err(e) => (Err(format!("{e:#}")), None),
+                };
+                Action::Details(Box::new(app::Details {
+                    node,
+                    key,
+                    versions,
+                    cached,
+                }))
+            }),
+            Effect::Rescan => spawn_scan(Arc::clone(&self.engine), self.tx.clone()),
         }
     }
 }
 
-/// A channel for one batch's engine events and the task that hands them to the
-/// UI (through `map`) until the engine drops its sender.
-fn forward_events(
-    batch: u32,
-    tx: &mpsc::UnboundedSender<Action>,
-    map: impl Fn(EngineEvent) -> EngineEvent + Send + 'static,
-) -> (mpsc::Sender<EngineEvent>, tokio::task::JoinHandle<()>) {
-    let (events_tx, mut events_rx) = mpsc::channel(1024);
-    let tx = tx.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(event) = events_rx.recv().await {
-            if tx
-                .send(Action::Engine {
-                    batch,
-                    event: map(event),
-                })
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    (events_tx, forward)
+fn error(title: &str, e: &anyhow::Error) -> Action {
+    Action::Error {
+        title: title.into(),
+        message: format!("{e:#}"),
+    }
 }
 
-/// Runs one retrieval batch, forwarding its progress to the UI.
-#[allow(clippy::too_many_arguments)]
+/// Runs one retrieval batch: files the catalog no longer has fail alone, the
+/// rest are restored by the engine under the rows' task ids.
 async fn restore_batch(
     engine: &Engine,
-    batch: u32,
-    items: Vec<app::RetrieveItem>,
+    items: Vec<(TaskId, app::RetrieveItem)>,
     tier: Tier,
-    destination: String,
+    destination: &str,
     overwrite: bool,
+    progress: &Progress,
     tx: &mpsc::UnboundedSender<Action>,
-    cancel: CancellationToken,
-) -> app::RestoreReport {
-    let mut report = app::RestoreReport {
-        tier: Some(tier),
-        destination: destination.clone(),
-        ..Default::default()
-    };
-    // Look every file up first; one the catalog no longer has fails alone.
+) -> RestoreTally {
     let wanted: Vec<RecordLookup> = items
         .iter()
-        .map(|item| RecordLookup {
+        .map(|(_, item)| RecordLookup {
             key: Some(item.key.clone()),
             archive_id: item.archive_id.clone(),
         })
@@ -461,142 +373,38 @@ async fn restore_batch(
         Ok(found) => (found, None),
         Err(e) => (vec![None; items.len()], Some(format!("{e:#}"))),
     };
-    let mut records = Vec::new();
-    let mut lookups = Vec::new();
-    for (item, found) in items.iter().zip(found) {
-        lookups.push(found.is_some());
+    let mut tasks = Vec::new();
+    let mut missing = Vec::new();
+    for ((id, item), found) in items.into_iter().zip(found) {
         match found {
-            Some(record) => records.push(record),
-            None => report.failed.push((
-                item.key.clone(),
-                unreadable
+            Some(record) => tasks.push((id, record)),
+            None => {
+                let reason = unreadable
                     .clone()
-                    .unwrap_or_else(|| "no longer in the catalog".into()),
-            )),
+                    .unwrap_or_else(|| "no longer in the catalog".into());
+                let _ = tx.send(Action::Engine(EngineEvent::Failed {
+                    id,
+                    reason: reason.clone(),
+                }));
+                missing.push((item.key, reason));
+            }
         }
     }
-    // Task ids are positions in `items`; the engine numbers the records it gets.
-    let positions: Vec<usize> = lookups
-        .iter()
-        .enumerate()
-        .filter_map(|(i, found)| found.then_some(i))
-        .collect();
-    for (i, found) in lookups.iter().enumerate() {
-        if !found {
-            let _ = tx.send(Action::Engine {
-                batch,
-                event: EngineEvent::Failed {
-                    id: i as u64,
-                    reason: "no longer in the catalog".into(),
-                },
-            });
-        }
-    }
-    let (events_tx, forward) = forward_events(batch, tx, move |event| renumber(event, &positions));
     let options = RestoreOptions {
-        destination: PathBuf::from(&destination),
+        destination: PathBuf::from(destination),
         overwrite,
         tier,
         wait: true,
     };
-    let results = engine
-        .restore_all(records, &options, Some(&events_tx), &cancel)
-        .await;
-    drop(events_tx);
-    let _ = forward.await;
-    for result in results {
-        match result.outcome {
-            Ok(RestoreOutcome::Restored { .. }) => report.restored += 1,
-            Ok(RestoreOutcome::Identical { .. }) => report.identical += 1,
-            Ok(RestoreOutcome::Waiting { .. }) => report.waiting += 1,
-            Err(e) if e.downcast_ref::<ExistsWithOtherContent>().is_some() => {
-                report.conflicts.push(result.record.key)
-            }
-            Err(e) => report
-                .failed
-                .push((result.record.key, crate::cli::one_line(&e))),
-        }
-    }
-    report
-}
-
-/// Maps an engine task id (position among the records found) back to the
-/// position in the batch.
-fn renumber(event: EngineEvent, positions: &[usize]) -> EngineEvent {
-    let map = |id: u64| positions.get(id as usize).map_or(id, |&p| p as u64);
-    match event {
-        EngineEvent::Queued { id, key, bytes } => EngineEvent::Queued {
-            id: map(id),
-            key,
-            bytes,
-        },
-        EngineEvent::Started { id } => EngineEvent::Started { id: map(id) },
-        EngineEvent::Advanced { id, bytes } => EngineEvent::Advanced { id: map(id), bytes },
-        EngineEvent::Done { id, archive_id } => EngineEvent::Done {
-            id: map(id),
-            archive_id,
-        },
-        EngineEvent::Failed { id, reason } => EngineEvent::Failed {
-            id: map(id),
-            reason,
-        },
-        EngineEvent::Waiting { id, ready_at } => EngineEvent::Waiting {
-            id: map(id),
-            ready_at,
-        },
-        EngineEvent::Note(note) => EngineEvent::Note(note),
-    }
-}
-
-fn orphan_action(result: Result<Vec<crate::engine::OrphanResult>>, title: &str) -> Action {
-    match result {
-        Ok(results) => Action::OrphansActed(results),
-        Err(e) => Action::Error {
-            title: title.into(),
-            message: format!("{e:#}"),
-        },
-    }
-}
-
-/// Retrieval jobs an earlier run left, grouped by destination and tier.
-fn pending_retrievals(engine: &Engine) -> Vec<app::RetrievalGroup> {
-    let Ok(jobs) = engine.state.retrievals() else {
-        return Vec::new();
-    };
-    let mut groups: Vec<app::RetrievalGroup> = Vec::new();
-    for job in jobs {
-        if job.key.is_empty() || job.destination.is_empty() {
-            continue;
-        }
-        let tier = Tier::from_saved(&job.tier);
-        let destination = String::from_utf8_lossy(&job.destination).into_owned();
-        let item = (job.key, job.archive_id, job.size);
-        match groups
-            .iter_mut()
-            .find(|g| g.destination == destination && g.tier == tier)
-        {
-            Some(group) => group.items.push(item),
-            None => groups.push(app::RetrievalGroup {
-                destination,
-                tier,
-                items: vec![item],
-            }),
-        }
-    }
-    groups
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    let mut tally = engine.restore(tasks, &options, progress).await.tally();
+    tally.failed.extend(missing);
+    tally
 }
 
 async fn event_loop(
     terminal: &mut Term,
     state: &mut State,
     engine: Arc<Engine>,
-    set: &ResolvedSet,
 ) -> Result<ExitCode> {
     let started = Instant::now();
     let size = terminal.size()?;
@@ -604,28 +412,32 @@ async fn event_loop(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let runtime = Runtime {
         engine: Arc::clone(&engine),
-        options: scan_options(set),
         tx: tx.clone(),
         batches: Arc::new(tokio::sync::Mutex::new(())),
         cancel: CancellationToken::new(),
-        prices: set.prices.clone(),
     };
-    state.prices = set.prices.clone();
-    state.retrieval_waits =
-        [Tier::Expedited, Tier::Standard, Tier::Bulk].map(|tier| engine.store.expected_wait(tier));
+    state.prices = engine.prices().clone();
+    state.task_ids = engine.task_ids();
+    let waits = engine.tiers();
+    for (slot, tier) in state.retrieval_waits.iter_mut().zip(Tier::ALL) {
+        if let Some((_, wait)) = waits.iter().find(|(t, _)| *t == tier) {
+            *slot = *wait;
+        }
+    }
     // The last reconciliation, for the title bar and the I view.
-    if let Ok(Some(r)) = engine.last_reconciliation() {
+    if let Ok(Some(r)) = engine.last_reconciliation().await {
         let _ = tx.send(Action::Reconciled {
             reconciliation: Some(Box::new(r)),
             show: false,
         });
     }
     // Retrieval jobs an earlier run requested are picked up, not requested again.
-    let resumed = pending_retrievals(&engine);
-    if !resumed.is_empty() {
+    if let Ok(resumed) = engine.resumable_retrievals().await
+        && !resumed.is_empty()
+    {
         let _ = tx.send(Action::ResumeRetrievals(resumed));
     }
-    spawn_scan(engine, runtime.options.clone(), tx.clone());
+    spawn_scan(engine, tx.clone());
     let mut terminal_events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;

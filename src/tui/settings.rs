@@ -23,8 +23,7 @@ use ratatui::style::Color;
 
 use super::keys::{Binding, KeyAction, KeyMap};
 use super::theme::{Role, Theme};
-use crate::config::usage;
-
+use crate::model::usage;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub keys: KeyMap,

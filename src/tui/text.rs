@@ -2,35 +2,7 @@
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-pub use crate::cli::{format_time, human_bytes};
-
-/// `1234567` → `1,234,567`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Nanoseconds since the epoch as `YYYY-MM-DD HH:MM` UTC.
-pub fn time_ns(ns: i64) -> String {
-    format_time(ns.div_euclid(1_000_000_000))
-}
-
-/// Seconds as `42s`, `3m12s`, `2h05m`, `3d04h`.
-pub fn duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
-    }
-}
+pub use crate::fmt::{count, duration, format_time, human_bytes, time_ns};
 
 pub fn rate(bytes_per_sec: Option<f64>) -> String {
     match bytes_per_sec {
@@ -102,9 +74,6 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert_eq!(count(1_234_567), "1,234,567");
-        assert_eq!(count(12), "12");
-        assert_eq!(duration(192), "3m12s");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit_left("abcdef", 4), "…def");
         assert_eq!(bar(0.5, 4), "██░░");

@@ -10,9 +10,9 @@
 
 use std::collections::HashMap;
 
-use crate::scan::Entry;
-use crate::status::{Status, StatusReport};
-
+use crate::model::Entry;
+use crate::model::Status;
+use crate::status::StatusReport;
 pub type NodeId = u32;
 pub const ROOT: NodeId = 0;
 const NO_DIR: u32 = u32::MAX;
@@ -568,7 +568,7 @@ impl Tree {
         self.cursor.truncate(depth + 1);
         let parent = self.cursor[depth];
         let class = Class::of(&status);
-        let local = fingerprint != crate::scan::Fingerprint::default();
+        let local = fingerprint != crate::model::Fingerprint::default();
         let (size, mtime_ns) = match (local, archived) {
             (false, Some(a)) => (a.size, a.mtime_ns),
             _ => (fingerprint.size, fingerprint.mtime_ns),
@@ -889,8 +889,7 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::{ArchivedSummary, Fingerprint};
-
+    use crate::model::{ArchivedSummary, Fingerprint};
     fn entry(key: &str, size: u64, status: Status) -> Entry {
         Entry {
             key: key.into(),

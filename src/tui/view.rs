@@ -454,7 +454,7 @@ fn details_pane(state: &State, frame: &mut Frame, area: Rect) {
     if let Some(reason) = tree.reason(id) {
         lines.push(kv(state, "reason", reason.to_string()));
     }
-    if let Some(job) = state.jobs.of_node(id).map(|i| &state.jobs.jobs[i])
+    if let Some(job) = state.jobs.of_node(id).and_then(|i| state.jobs.get(i))
         && let JobState::Failed(reason) = &job.state
     {
         lines.push(Line::from(vec![
@@ -610,11 +610,22 @@ pub fn job_window(state: &State, height: usize) -> usize {
     }
     let first_active = state
         .jobs
-        .jobs
         .iter()
         .position(|j| !j.state.is_finished())
         .unwrap_or(n);
     first_active.saturating_sub(1).min(n - height)
+}
+
+/// A row's state as the jobs pane words it.
+fn state_label(state: &JobState) -> &'static str {
+    match state {
+        JobState::Queued => "queued",
+        JobState::AtStore { .. } => "at the store",
+        JobState::Running => "uploading",
+        JobState::Done => "done",
+        JobState::Failed(_) => "failed",
+        JobState::Cancelled => "cancelled",
+    }
 }
 
 fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
@@ -623,7 +634,7 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     let totals = state.jobs.totals();
     let mut title = format!(
         " Jobs · {} running · {} queued · {} done",
-        totals.running, totals.waiting, totals.done
+        totals.running, totals.queued, totals.done
     );
     if totals.at_store > 0 {
         title.push_str(&format!(" · {} at the store", totals.at_store));
@@ -643,25 +654,19 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     }
     // Overall gauge.
     let ratio = if totals.bytes == 0 {
-        if totals.waiting + totals.running + totals.at_store == 0 {
-            1.0
-        } else {
-            0.0
-        }
+        if totals.active() == 0 { 1.0 } else { 0.0 }
     } else {
         totals.bytes_done as f64 / totals.bytes as f64
     };
     let rate = state.jobs.rate(state.clock_ms);
-    let eta = rate
-        .filter(|r| *r > 0.0)
-        .map(|r| ((totals.bytes - totals.bytes_done.min(totals.bytes)) as f64 / r).ceil() as u64);
+    let eta = state.jobs.eta_secs(state.clock_ms);
     let info = format!(
         " {:>3}%  {} / {}  {}  ETA {}",
         (ratio * 100.0).floor() as u64,
         human_bytes(totals.bytes_done),
         human_bytes(totals.bytes),
         text::rate(rate),
-        if totals.waiting + totals.running + totals.at_store == 0 {
+        if totals.active() == 0 {
             "–".into()
         } else {
             eta.map(duration).unwrap_or_else(|| "–".into())
@@ -682,17 +687,17 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     let offset = job_window(state, height);
     let end = (offset + height).min(state.jobs.len());
     let width = inner.width as usize;
-    for (i, job) in state.jobs.jobs[offset..end].iter().enumerate() {
+    for (i, job) in state.jobs.slice(offset..end).enumerate() {
         let index = offset + i;
         let mark = match &job.state {
-            JobState::Waiting | JobState::Queued | JobState::AtStore { .. } => Mark::Queued,
+            JobState::Queued | JobState::AtStore { .. } => Mark::Queued,
             JobState::Running => Mark::Uploading,
             JobState::Done => Mark::UpToDate,
             JobState::Failed(_) => Mark::Failed,
             JobState::Cancelled => Mark::Ignored,
         };
         let rate = job.rate(state.clock_ms);
-        let right = match (&job.state, &job.kind) {
+        let right = match (&job.state, job.kind) {
             (
                 JobState::AtStore { ready_at },
                 JobKind::Retrieve {
@@ -730,15 +735,16 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
                 if job.cancel_requested && !state_.is_finished() {
                     "cancelling"
                 } else {
-                    state_.label()
+                    state_label(state_)
                 }
             ),
         };
         let failed = matches!(job.state, JobState::Failed(_));
         let bar_cells = 12;
         // The key gets what the progress columns (about 64 cells) leave.
-        let longest = state.jobs.jobs[offset..end]
-            .iter()
+        let longest = state
+            .jobs
+            .slice(offset..end)
             .map(|j| text::width(&j.key))
             .max()
             .unwrap_or(0);
@@ -782,7 +788,7 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
 /// when its output stops being downloadable.
 fn retrieval_wait(
     state: &State,
-    tier: crate::store::Tier,
+    tier: crate::model::Tier,
     started_at: i64,
     ready_at: Option<i64>,
 ) -> String {
@@ -802,8 +808,8 @@ fn retrieval_wait(
     )
 }
 
-fn tier_wait(state: &State, tier: crate::store::Tier) -> (u64, u64) {
-    use crate::store::Tier;
+fn tier_wait(state: &State, tier: crate::model::Tier) -> (u64, u64) {
+    use crate::model::Tier;
     state.retrieval_waits[match tier {
         Tier::Expedited => 0,
         Tier::Standard => 1,
@@ -974,8 +980,8 @@ fn status_bar(state: &State, frame: &mut Frame, area: Rect) {
     } else if state.quitting {
         Line::from(Span::styled(
             format!(
-                "Stopping: uploads cancelled, waiting for {} in flight to finish cleanly…",
-                state.jobs.active()
+                "Stopping: queued work dropped, waiting for {} in flight to finish cleanly…",
+                crate::fmt::count(state.jobs.in_flight() as u64)
             ),
             t.fg(Role::Changed),
         ))
@@ -1081,7 +1087,7 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
             " Back up everything pending? ".to_string(),
             format!(
                 "Upload {} ({}) that are new or changed.\nUploads run in the background; you can keep browsing.",
-                super::app::plural(*files, "file"),
+                crate::fmt::plural(*files, "file"),
                 human_bytes(*bytes)
             ),
             "y / enter: back up    n / esc: cancel",
@@ -1091,8 +1097,7 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
             " Uploads are running ".to_string(),
             format!(
                 "{} not finished. Quit anyway?\nThey are cancelled; firn waits for those in flight to stop cleanly, so nothing is left half-recorded.",
-                super::app::plural(*running as u64, "upload is")
-                    .replace("uploads is", "uploads are")
+                crate::fmt::plural_with(*running as u64, "upload", "is", "are")
             ),
             "y / enter: cancel them and quit    n / esc: keep running",
             Role::Changed,
@@ -1103,10 +1108,10 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
             tier,
             destination,
         } => {
-            use crate::store::Tier;
+            use crate::model::Tier;
             let mut body = format!(
                 "Retrieve {} ({}) into:\n  {destination}▏\n\nTier:",
-                super::app::plural(keys.len() as u64, "file"),
+                crate::fmt::plural(keys.len() as u64, "file"),
                 human_bytes(*bytes)
             );
             for option in [Tier::Expedited, Tier::Standard, Tier::Bulk] {
@@ -1135,7 +1140,7 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
             let prices = &state.prices;
             let mut body = format!(
                 "Delete {} ({}) from the store? This cannot be undone.",
-                super::app::plural(plan.items.len() as u64, "archive"),
+                crate::fmt::plural(plan.items.len() as u64, "archive"),
                 human_bytes(plan.total_bytes)
             );
             for item in plan.items.iter().take(8) {
@@ -1214,7 +1219,7 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
             let bytes: u64 = orphans.iter().map(|o| o.size).sum();
             let mut body = format!(
                 "Delete {} ({}) from the store? No catalog records them, so nothing else changes. This cannot be undone.",
-                super::app::plural(orphans.len() as u64, "orphan"),
+                crate::fmt::plural(orphans.len() as u64, "orphan"),
                 human_bytes(bytes)
             );
             for orphan in orphans.iter().take(6) {
@@ -1235,8 +1240,7 @@ fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
         } => {
             let mut body = format!(
                 "{} in {destination} with other content than the archive:",
-                super::app::plural(keys.len() as u64, "file exists")
-                    .replace("files exists", "files exist")
+                crate::fmt::plural_with(keys.len() as u64, "file", "exists", "exist")
             );
             for key in keys.iter().take(5) {
                 body.push_str(&format!("\n  {key}"));

@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use firn::scan::{ArchivedSummary, Entry, Fingerprint, SkipReason};
-use firn::status::Status;
+use firn::model::Status;
+use firn::model::{ArchivedSummary, Entry, Fingerprint, SkipReason};
 use firn::tui::app::{Action, State, update};
 use firn::tui::keys::KeyMap;
 use firn::tui::theme::Theme;

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use firn::scan::{ArchivedSummary, Entry, Fingerprint, SkipReason};
-use firn::status::Status;
+use firn::model::Status;
+use firn::model::{ArchivedSummary, Entry, Fingerprint, SkipReason};
 use firn::tui::app::{Action, Effect, State, update};
 use firn::tui::keys::KeyMap;
 use firn::tui::theme::Theme;

@@ -1,0 +1,189 @@
+//! The one backend factory: a set's store and catalog settings (plain data read
+//! from the config) become a [`Store`] and a [`Catalog`], or a provisioning plan
+//! for `firn init`. Adding a backend means a variant here and the backend's own
+//! file under `store/` or `catalog/`; nothing else names a concrete backend.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use crate::catalog::Catalog;
+use crate::catalog::dynamodb::{self, DynamoSettings};
+use crate::catalog::sqlite::{self, SqliteSettings};
+use crate::cost::PriceProfile;
+use crate::provision::Readiness;
+use crate::store::Store;
+use crate::store::glacier::{self, GlacierSettings};
+use crate::store::local::{self, LocalSettings};
+
+/// Where a set's archives go: `store = { kind = "…", … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreSettings {
+    /// A directory of archive files (default: `<data dir>/store`).
+    Local(LocalSettings),
+    /// An Amazon Glacier vault.
+    Glacier(GlacierSettings),
+}
+
+/// Where a set's catalog lives: `catalog = { kind = "…", … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CatalogSettings {
+    /// An SQLite file (default: `<data dir>/catalog.sqlite`).
+    Sqlite(SqliteSettings),
+    /// An Amazon DynamoDB table.
+    Dynamodb(DynamoSettings),
+}
+
+impl StoreSettings {
+    /// The embedded store in `dir`.
+    pub fn local_dir(dir: &Path) -> StoreSettings {
+        StoreSettings::Local(LocalSettings {
+            path: Some(dir.to_path_buf()),
+            retrieval_delay_secs: None,
+        })
+    }
+
+    /// Fills what defaults to a place in firn's data directory.
+    pub fn with_defaults(self, data_dir: &Path) -> StoreSettings {
+        match self {
+            StoreSettings::Local(mut settings) => {
+                settings.path.get_or_insert_with(|| data_dir.join("store"));
+                StoreSettings::Local(settings)
+            }
+            other => other,
+        }
+    }
+
+    /// The embedded store, which needs no account and costs nothing.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, StoreSettings::Local(_))
+    }
+
+    /// Which default prices apply when the config names none.
+    pub fn price_profile(&self) -> PriceProfile {
+        match self {
+            StoreSettings::Local(_) => PriceProfile::Free,
+            StoreSettings::Glacier(_) => PriceProfile::GlacierVault,
+        }
+    }
+}
+
+impl CatalogSettings {
+    pub fn sqlite_file(path: &Path) -> CatalogSettings {
+        CatalogSettings::Sqlite(SqliteSettings {
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    pub fn with_defaults(self, data_dir: &Path) -> CatalogSettings {
+        match self {
+            CatalogSettings::Sqlite(mut settings) => {
+                settings
+                    .path
+                    .get_or_insert_with(|| data_dir.join("catalog.sqlite"));
+                CatalogSettings::Sqlite(settings)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Opens the store and catalog a set names, and checks both answer (a missing
+/// vault or table, bad credentials or an unreachable endpoint is one clear line
+/// now rather than a failure per file later).
+pub async fn open(
+    store: &StoreSettings,
+    catalog: &CatalogSettings,
+    set_id: &str,
+) -> Result<(Arc<dyn Store>, Arc<dyn Catalog>)> {
+    let catalog: Arc<dyn Catalog> = match catalog {
+        CatalogSettings::Sqlite(settings) => {
+            Arc::new(sqlite::SqliteCatalog::open(&sqlite_path(settings), set_id)?)
+        }
+        CatalogSettings::Dynamodb(settings) => {
+            Arc::new(dynamodb::DynamoCatalog::connect(settings, set_id).await?)
+        }
+    };
+    let store: Arc<dyn Store> = match store {
+        StoreSettings::Local(settings) => Arc::new(local::LocalStore::open(
+            &local_dir(settings),
+            settings.retrieval_delay_secs.unwrap_or(0),
+        )?),
+        StoreSettings::Glacier(settings) => {
+            Arc::new(glacier::GlacierStore::connect(settings).await?)
+        }
+    };
+    store.check().await?;
+    catalog.check().await?;
+    Ok((store, catalog))
+}
+
+/// What `firn init` would create for these settings, and what already exists.
+pub async fn provisioning(
+    store: &StoreSettings,
+    catalog: &CatalogSettings,
+) -> Result<Provisioning> {
+    let store = match store {
+        StoreSettings::Local(settings) => local::readiness(&local_dir(settings)),
+        StoreSettings::Glacier(settings) => glacier::readiness(settings).await?,
+    };
+    let catalog = match catalog {
+        CatalogSettings::Sqlite(settings) => sqlite::readiness(&sqlite_path(settings)),
+        CatalogSettings::Dynamodb(settings) => dynamodb::readiness(settings).await?,
+    };
+    let mut plan = Provisioning::default();
+    for readiness in [store, catalog] {
+        match readiness {
+            Readiness::Exists(what) => plan.existing.push(what),
+            Readiness::Missing { plan: step, create } => plan.steps.push((step, create)),
+        }
+    }
+    Ok(plan)
+}
+
+/// The plan `firn init` shows, then runs once accepted.
+#[derive(Default)]
+pub struct Provisioning {
+    /// Resources that exist already, described.
+    pub existing: Vec<String>,
+    steps: Vec<(
+        String,
+        futures_util::future::BoxFuture<'static, Result<String>>,
+    )>,
+}
+
+impl Provisioning {
+    /// What will be created, a line per resource.
+    pub fn steps(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().map(|(step, _)| step.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Creates everything in order; returns a line per resource created.
+    pub async fn apply(self) -> Result<Vec<String>> {
+        let mut created = Vec::new();
+        for (_, create) in self.steps {
+            created.push(create.await?);
+        }
+        Ok(created)
+    }
+}
+
+fn local_dir(settings: &LocalSettings) -> std::path::PathBuf {
+    // with_defaults always fills it; a bare relative default keeps a bug visible.
+    settings.path.clone().unwrap_or_else(|| "store".into())
+}
+
+fn sqlite_path(settings: &SqliteSettings) -> std::path::PathBuf {
+    settings
+        .path
+        .clone()
+        .unwrap_or_else(|| "catalog.sqlite".into())
+}

@@ -1,0 +1,94 @@
+//! `firn cost`: what the set's archives cost: bytes and counts, monthly storage,
+//! pending early-deletion charges, and what retrieving everything would cost.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::output::Output;
+use crate::config::ResolvedSet;
+use crate::cost::{CostSummary, Prices};
+use crate::engine::Engine;
+use crate::fmt::{human_bytes, plural};
+use crate::model::now_secs;
+
+pub async fn run(set: &ResolvedSet, output: &Output) -> Result<ExitCode> {
+    let engine = Engine::open(set).await?;
+    let prices = &set.prices;
+    let summary = engine.cost_summary(now_secs()).await?;
+    let target = engine.info().target;
+    if output.json {
+        #[derive(Serialize)]
+        struct CostJson<'a> {
+            set: &'a str,
+            target: String,
+            #[serde(flatten)]
+            summary: &'a CostSummary,
+        }
+        let doc = CostJson {
+            set: &set.id,
+            target,
+            summary: &summary,
+        };
+        output.document(&doc)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let money = |amount: f64| prices.format(amount);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", set.describe())?;
+    writeln!(out, "store: {target}")?;
+    writeln!(
+        out,
+        "archived: {}, {} (current: {}, {}; superseded: {}, {})",
+        plural(summary.total.archives, "archive"),
+        human_bytes(summary.total.bytes),
+        plural(summary.current.archives, "archive"),
+        human_bytes(summary.current.bytes),
+        plural(summary.superseded.archives, "archive"),
+        human_bytes(summary.superseded.bytes),
+    )?;
+    writeln!(
+        out,
+        "storage: ≈ {} per month",
+        money(summary.monthly_storage)
+    )?;
+    if prices.minimum_storage_days > 0 {
+        writeln!(
+            out,
+            "pending early-deletion charges: ≈ {} ({} inside the {}-day minimum storage period)",
+            money(summary.pending_early_deletion),
+            plural(summary.early.archives, "superseded archive"),
+            prices.minimum_storage_days
+        )?;
+    }
+    writeln!(
+        out,
+        "retrieving every current archive ({}, {}):",
+        plural(summary.current.archives, "archive"),
+        human_bytes(summary.current.bytes)
+    )?;
+    for estimate in &summary.retrieval {
+        writeln!(
+            out,
+            "  {:<10} ≈ {}",
+            estimate.tier.as_str(),
+            money(estimate.cost)
+        )?;
+    }
+    if set.store.is_embedded() && *prices == Prices::free() {
+        writeln!(
+            out,
+            "the embedded local store has no charges; set a [prices] table in the config to estimate another store's"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "prices: {} per GB-month (GB = 2^30 bytes), {}-day minimum; estimates, not a bill",
+            money(prices.storage_per_gb_month),
+            prices.minimum_storage_days
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

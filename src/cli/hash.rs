@@ -1,0 +1,31 @@
+//! `firn hash FILE...`: the SHA-1 and the Glacier tree hash of files, one read each.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::hash::{HashError, hash_file};
+use crate::model::Fingerprint;
+
+pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
+    let mut failed = false;
+    for path in files {
+        let outcome = std::fs::metadata(path)
+            .map_err(HashError::Io)
+            .and_then(|meta| hash_file(path, &Fingerprint::of(&meta), &mut |_| {}));
+        match outcome {
+            Ok(hash) => println!(
+                "{}  {}  {}",
+                hex::encode(hash.sha1),
+                hex::encode(hash.tree_hash),
+                path.display()
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("firn: {}: {e}", path.display());
+            }
+        }
+    }
+    Ok(super::exit_code(failed))
+}

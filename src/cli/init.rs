@@ -1,0 +1,34 @@
+//! `firn init`: create what a set needs (the store, the catalog), after showing
+//! the plan and asking.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::prompt;
+use crate::config::ResolvedSet;
+use crate::engine::Engine;
+
+pub async fn run(set: &ResolvedSet, yes: bool) -> Result<ExitCode> {
+    println!("{}", set.describe());
+    let plan = Engine::provisioning(set).await?;
+    for what in &plan.existing {
+        println!("exists: {what}");
+    }
+    if plan.is_empty() {
+        println!("nothing to create for set {}", set.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("firn init will:");
+    for step in plan.steps() {
+        println!("  - {step}");
+    }
+    if !yes && !prompt::confirm("Create?", "run again with --yes to create", false)? {
+        println!("nothing created");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for line in plan.apply().await? {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

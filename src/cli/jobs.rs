@@ -1,0 +1,41 @@
+//! `firn jobs`: the retrieval jobs the set waits on or has not downloaded yet.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::output::Output;
+use crate::config::ResolvedSet;
+use crate::engine::Engine;
+use crate::fmt::{duration, format_time, human_bytes};
+use crate::model::now_secs;
+
+pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
+    let engine = Engine::open(set).await?;
+    let jobs = engine.retrieval_jobs().await?;
+    if out.json {
+        out.document(&jobs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.header(set);
+    if jobs.is_empty() {
+        out.line("no retrieval jobs pending");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = now_secs();
+    for job in &jobs {
+        out.line(format!(
+            "{}  {}  {}  requested {} ago, expected within {}–{}, {}, output kept until {}  → {}",
+            job.key,
+            human_bytes(job.size),
+            job.tier,
+            duration((now - job.requested_at).max(0) as u64),
+            duration(job.expected_from),
+            duration(job.expected_to),
+            job.state,
+            format_time(job.expires_at),
+            job.destination
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}

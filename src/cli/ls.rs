@@ -1,0 +1,41 @@
+//! `firn ls`: what the catalog holds for the set, current versions (or all).
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::output::Output;
+use crate::config::ResolvedSet;
+use crate::engine::Engine;
+use crate::fmt::{format_time, human_bytes};
+
+pub async fn run(set: &ResolvedSet, all: bool, out: &Output) -> Result<ExitCode> {
+    let engine = Engine::open(set).await?;
+    let records = engine.records(all).await?;
+    if out.json {
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "path": r.key, "state": r.state, "size": r.size, "mtime_ns": r.mtime_ns,
+                    "sha1": hex::encode(r.sha1), "tree_hash": hex::encode(r.tree_hash),
+                    "archive_id": r.archive_id, "target": r.target, "uploaded_at": r.uploaded_at, "host": r.host,
+                })
+            })
+            .collect();
+        out.document(&rows)?;
+    } else {
+        out.header(set);
+        for r in &records {
+            out.line(format!(
+                "{:<10} {:>11}  {}  {}  {}",
+                r.state.as_str(),
+                human_bytes(r.size),
+                format_time(r.uploaded_at),
+                r.archive_id,
+                r.key
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,46 @@
+//! How a command speaks: words for people (quiet by default, a line per file with
+//! `-v`), or one JSON document for scripts (`--json`, nothing else on stdout).
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::ResolvedSet;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+    pub verbose: bool,
+}
+
+impl Output {
+    pub fn new(json: bool, verbose: bool) -> Output {
+        Output { json, verbose }
+    }
+
+    /// The first line of human output: which set and root the command works on.
+    pub fn header(&self, set: &ResolvedSet) {
+        self.line(set.describe());
+    }
+
+    /// A line for people (nothing under `--json`).
+    pub fn line(&self, text: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    /// The one JSON document of a `--json` run.
+    pub fn document(&self, doc: &impl Serialize) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, doc)?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    /// Whether a live progress display may animate (people watching a terminal).
+    pub fn animates(&self) -> bool {
+        !self.json && std::io::stderr().is_terminal()
+    }
+}

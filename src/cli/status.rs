@@ -1,0 +1,169 @@
+//! `firn status`: the tree compared with the catalog, summed up per class, with
+//! every problem named (or a JSON document with a per-file list).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::output::Output;
+use crate::config::ResolvedSet;
+use crate::engine::Engine;
+use crate::fmt::{human_bytes, plural};
+use crate::hash::ReadCounters;
+use crate::model::{Entry, Fingerprint};
+use crate::status::{Rollup, StatusReport, Tally};
+
+pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
+    let engine = Engine::open(set).await?;
+    let before = ReadCounters::now();
+    let report = engine.status(&mut |_| {}).await?;
+    let reads = ReadCounters::now().since(before);
+    if out.json {
+        out.document(&StatusJson::new(set, &report, reads))?;
+    } else {
+        print_status(&mut std::io::stdout().lock(), set, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(out: &mut impl Write, set: &ResolvedSet, report: &StatusReport) -> Result<()> {
+    let t = &report.totals;
+    writeln!(out, "{}", set.describe())?;
+    for (label, tally) in [
+        ("new", t.new),
+        ("changed", t.changed),
+        ("up to date", t.up_to_date),
+        ("archived-only", t.archived_only),
+        ("ignored", t.ignored),
+        ("unreadable", t.unreadable),
+        ("skipped", t.skipped),
+    ] {
+        if tally.files > 0 {
+            writeln!(
+                out,
+                "  {label:<14} {:>9} {:>11}",
+                plural(tally.files, "file"),
+                human_bytes(tally.bytes)
+            )?;
+        }
+    }
+    let pending = t.pending();
+    writeln!(
+        out,
+        "pending: {}, {}",
+        plural(pending.files, "file"),
+        human_bytes(pending.bytes)
+    )?;
+    let problems: Vec<&Entry> = report
+        .entries
+        .iter()
+        .filter(|e| e.status.is_problem())
+        .collect();
+    if !problems.is_empty() {
+        writeln!(out, "problems:")?;
+        for entry in problems {
+            writeln!(
+                out,
+                "  {}: {}",
+                entry.key,
+                entry.status.reason().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    root: String,
+    set: &'a str,
+    summary: SummaryJson,
+    directories: Vec<DirJson>,
+    files: Vec<FileJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct SummaryJson {
+    #[serde(flatten)]
+    totals: Rollup,
+    pending: Tally,
+    files_read: u64,
+    bytes_read: u64,
+}
+
+#[derive(Serialize)]
+struct DirJson {
+    path: String,
+    #[serde(flatten)]
+    rollup: Rollup,
+    pending: Tally,
+}
+
+#[derive(Serialize)]
+struct FileJson<'a> {
+    path: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtime_ns: Option<i64>,
+    /// base64url of the original name bytes, when they differ from `path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_path: Option<String>,
+}
+
+impl<'a> StatusJson<'a> {
+    fn new(set: &'a ResolvedSet, report: &'a StatusReport, reads: ReadCounters) -> Self {
+        let files = report
+            .entries
+            .iter()
+            .map(|e| {
+                let local = e.fingerprint != Fingerprint::default();
+                FileJson {
+                    path: &e.key,
+                    status: e.status.label(),
+                    reason: e.status.reason(),
+                    size: if local {
+                        e.fingerprint.size
+                    } else {
+                        e.archived.map_or(0, |a| a.size)
+                    },
+                    mtime_ns: if local {
+                        Some(e.fingerprint.mtime_ns)
+                    } else {
+                        e.archived.map(|a| a.mtime_ns)
+                    },
+                    raw_path: e
+                        .raw
+                        .as_ref()
+                        .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r)),
+                }
+            })
+            .collect();
+        let directories = report
+            .directories(usize::MAX)
+            .into_iter()
+            .map(|(path, rollup)| DirJson {
+                path,
+                pending: rollup.pending(),
+                rollup,
+            })
+            .collect();
+        StatusJson {
+            root: set.root.display().to_string(),
+            set: &set.id,
+            summary: SummaryJson {
+                totals: report.totals,
+                pending: report.totals.pending(),
+                files_read: reads.files_read,
+                bytes_read: reads.bytes_read,
+            },
+            directories,
+            files,
+        }
+    }
+}
