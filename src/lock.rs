@@ -55,9 +55,10 @@ impl SetLock {
         }
         let started = crate::model::now_secs();
         let line = format!(
-            "firn {command} (pid {}) on {} since unix time {started}",
+            "firn {command} (pid {}) on {} since {}",
             std::process::id(),
-            hostname()
+            hostname(),
+            crate::fmt::format_time(started)
         );
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;

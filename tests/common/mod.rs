@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod pty;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
