@@ -1,8 +1,89 @@
-//! firn: keep a directory tree backed up, file by file, in cold storage.
+//! firn keeps a local directory tree backed up, file by file, in cold storage, and
+//! says honestly what is and is not safely archived. This page is the design a
+//! contributor needs: what firn promises, and how the code is laid out to keep
+//! those promises. (`cargo doc --open` renders it.)
 //!
-//! The flow (see DESIGN.md): `config` → `scan` → `status` (against `catalog`, with
-//! the fingerprint cache in `state`) → `engine` (uploads to `store`, records in
-//! `catalog`, typed progress events) → front ends (`cli`).
+//! # Invariants
+//!
+//! These are what people trust firn with; comments elsewhere cite them by number.
+//!
+//! 1. **Record only what the store confirmed.** The catalog records an archive only
+//!    after the store has confirmed it, with the tree hash the store reported equal
+//!    to the one computed locally.
+//! 2. **Upload, record, then remove.** A new version is uploaded first, recorded
+//!    second, and the version it superseded is removed last, and only by the
+//!    retention policy (early deletion is billed: 90 days on Glacier, 180 on S3
+//!    Deep Archive). No run, crash or kill at any instant leaves a file with neither
+//!    its old nor its new archive.
+//! 3. **Every archive is accounted for.** Each archive in the store is a current or
+//!    superseded version in the catalog, or an interrupted upload the next run
+//!    resumes or adopts; `firn inventory` finds and reports orphans.
+//! 4. **Hash what you send.** Every byte sent is hashed in the same read that sends
+//!    it; a file that changes while it is read (size, mtime or ctime move) is not
+//!    recorded as backed up.
+//! 5. **Restore verifies before rename.** A restore writes to a temporary file inside
+//!    the destination, verifies the tree hash (and SHA-1) before renaming it into
+//!    place, never writes outside the destination, and never replaces an existing
+//!    file without consent.
+//! 6. **Bad input changes nothing.** A bad regex, a missing root, vault, bucket or
+//!    table, wrong credentials, an unreachable endpoint, an unreadable file, a name
+//!    that is not UTF-8, a path too long for a key, a special file or a symlink loop
+//!    gets one clear line that names the problem and the fix, and nothing is lost
+//!    or half-written.
+//! 7. **No secrets.** Credentials come only from the AWS default chain: never on the
+//!    command line, in files firn writes, or in logs.
+//! 8. **Bounded memory.** Part buffers are at most part size × parts in flight; the
+//!    in-memory tree costs a small, fixed number of bytes per entry; nothing loads a
+//!    whole file.
+//! 9. **Safe only against the store in use.** A file is up to date only against the
+//!    store its set uses now; an archive in another store never makes it look safe.
+//! 10. **Archives describe themselves.** Each archive carries a self-describing
+//!     record (path, mtime, size, SHA-1), so a lost catalog is rebuilt from the
+//!     store (`firn catalog rebuild`).
+//! 11. **Re-read nothing unchanged.** A file whose size, mtime, ctime and inode match
+//!     the fingerprint cache is not read again.
+//!
+//! # The flow, and the modules along it
+//!
+//! Data flows one way, and so do imports (no module imports one above it):
+//!
+//! ```text
+//!  config (file + flags + env) ──► a resolved set (plain data)
+//!    │
+//!  scan ──► entries (path, size, mtime, ctime, inode)
+//!    │        fingerprint cache (state): re-hash only what changed
+//!  status ◄── catalog (what is archived) ──► per-file status, rolled up per directory
+//!    │
+//!  engine: the only door ── backup · restore · delete · inventory · rebuild
+//!    │      uploads to the store, records in the catalog, typed progress events
+//!    ▼
+//!  front ends: cli (one file per command) · tui (state, update, view)
+//! ```
+//!
+//! - [`model`]: the shared vocabulary (digests, fingerprints, entries, statuses,
+//!   retention, tiers, the usage error); imports nothing above it.
+//! - [`fmt`]: sizes, counts, plurals, local times and one-line errors, for both
+//!   front ends.
+//! - [`config`]: the config file and flags resolved into one [`config::ResolvedSet`];
+//!   finds the set a command means from the paths it names or where it is run.
+//! - [`scan`], [`hash`], [`status`], [`pathkey`], [`description`]: walking the tree,
+//!   SHA-1 and the Glacier tree hash in one read, the comparison with the catalog,
+//!   keys for names (NFC, raw bytes kept), the self-describing archive record.
+//! - [`state`]: a set's local state (fingerprint cache, upload journal, multipart
+//!   uploads, retrieval jobs, deletion journal), in SQLite in the data directory.
+//! - [`store`] and [`catalog`]: the two traits and their implementations (the
+//!   embedded directory store and SQLite catalog; Glacier and DynamoDB).
+//! - [`backend`]: the one factory from a set's settings to a store and a catalog (and
+//!   to the provisioning plan of `firn init`). A new backend is a variant there plus
+//!   its own file.
+//! - [`engine`]: every workflow, and the only door to store, catalog and local
+//!   state. Jobs take a [`engine::Progress`] (events + cancellation) and report
+//!   [`engine::Event`]s under engine-assigned task ids; [`engine::TaskTable`] is the
+//!   one reducer both front ends use to show them.
+//! - [`cli`] and [`tui`]: thin front ends that call the engine and print or draw what
+//!   it reports.
+//! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per
+//!   set, what `init` creates, what the Amazon backends share.
 
 pub mod aws;
 pub mod backend;

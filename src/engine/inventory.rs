@@ -1,4 +1,4 @@
-//! Inventory and reconciliation (DESIGN invariant 3: every archive in the store is
+//! Inventory and reconciliation (invariant 3 in the crate docs: every archive in the store is
 //! accounted for), acting on orphans, and rebuilding a lost catalog from the archive
 //! descriptions an inventory lists.
 //!

@@ -1,7 +1,7 @@
 //! The backup engine: background tasks that move bytes between the tree, the store
 //! and the catalog, reporting typed progress events on one channel. No terminal code.
 //!
-//! Order of every upload (DESIGN invariants 1, 2 and 4):
+//! Order of every upload (invariants 1, 2 and 4 in the crate docs):
 //! 1. journal the intent in local state;
 //! 2. read the file once, hashing exactly the bytes sent to the store;
 //! 3. refuse it if size, mtime or ctime moved while it was read;

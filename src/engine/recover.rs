@@ -1,5 +1,5 @@
 //! Finishing what an interrupted run left: uploads the store confirmed but the
-//! catalog never recorded (DESIGN invariant 3: every archive is accounted for),
+//! catalog never recorded (invariant 3 in the crate docs: every archive is accounted for),
 //! and deletions the store confirmed but the catalog still lists.
 
 use anyhow::Result;

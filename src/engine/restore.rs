@@ -1,6 +1,6 @@
 //! Restore: archived versions back onto disk through the store's retrieval jobs.
 //!
-//! DESIGN invariant 5: the data goes to a temporary file inside the destination,
+//! invariant 5 in the crate docs: the data goes to a temporary file inside the destination,
 //! is verified (tree hash, then SHA-1) before it is renamed into place, never lands
 //! outside the destination, and never replaces an existing file without consent.
 //!
