@@ -13,7 +13,7 @@ use super::keys::KeyAction;
 use super::text::{self, count, duration, fit, fit_left, human_bytes, time_ns};
 use super::theme::Role;
 use super::tree::{Class, JobMark, Mark, NodeId};
-use crate::catalog::ArchiveState;
+use crate::engine::ArchiveState;
 
 /// Smaller than this, the UI shows a message instead of panes.
 pub const MIN_WIDTH: u16 = 60;
