@@ -148,6 +148,9 @@ pub enum Status {
     New,
     Changed,
     UpToDate,
+    /// Archived, but only in a store the set no longer uses: not safe here, so a
+    /// backup uploads it to the store in use (invariant 9).
+    OtherStore,
     ArchivedOnly,
     Ignored {
         is_dir: bool,
@@ -163,6 +166,7 @@ impl Status {
             Status::New => "new",
             Status::Changed => "changed",
             Status::UpToDate => "up-to-date",
+            Status::OtherStore => "other-store",
             Status::ArchivedOnly => "archived-only",
             Status::Ignored { .. } => "ignored",
             Status::Unreadable(_) => "unreadable",
@@ -171,7 +175,7 @@ impl Status {
     }
 
     pub fn is_pending(&self) -> bool {
-        matches!(self, Status::New | Status::Changed)
+        matches!(self, Status::New | Status::Changed | Status::OtherStore)
     }
 
     pub fn is_problem(&self) -> bool {
@@ -191,6 +195,9 @@ impl Status {
         match self {
             Status::Unreadable(reason) => Some(reason),
             Status::Skipped(reason) => Some(reason.describe()),
+            Status::OtherStore => Some(
+                "archived only in another store, not in the one this set uses; a backup uploads it here",
+            ),
             _ => None,
         }
     }

@@ -41,6 +41,8 @@ pub struct Rollup {
     pub new: Tally,
     pub changed: Tally,
     pub up_to_date: Tally,
+    /// Archived only in a store the set no longer uses (pending here).
+    pub other_store: Tally,
     pub archived_only: Tally,
     pub ignored: Tally,
     pub unreadable: Tally,
@@ -54,6 +56,7 @@ impl Rollup {
             Status::New => self.new.add(size),
             Status::Changed => self.changed.add(size),
             Status::UpToDate => self.up_to_date.add(size),
+            Status::OtherStore => self.other_store.add(size),
             Status::ArchivedOnly => self.archived_only.add(entry.archived.map_or(0, |a| a.size)),
             Status::Ignored { .. } => self.ignored.add(size),
             Status::Unreadable(_) => self.unreadable.add(0),
@@ -64,8 +67,8 @@ impl Rollup {
 
     pub fn pending(&self) -> Tally {
         Tally {
-            files: self.new.files + self.changed.files,
-            bytes: self.new.bytes + self.changed.bytes,
+            files: self.new.files + self.changed.files + self.other_store.files,
+            bytes: self.new.bytes + self.changed.bytes + self.other_store.bytes,
         }
     }
 }
@@ -97,13 +100,16 @@ impl StatusReport {
     }
 }
 
-/// Compares scanned entries with the fingerprint cache and the catalog.
+/// Compares scanned entries with the fingerprint cache and the catalog. Only
+/// archives held by `store_target` (the store the set uses now) count; a file
+/// archived only elsewhere is [`Status::OtherStore`].
 pub async fn compute(
     root: &Path,
     mut entries: Vec<Entry>,
     filter: &Filter,
     state: &LocalState,
     catalog: &dyn Catalog,
+    store_target: &str,
 ) -> Result<StatusReport> {
     attach_cached_hashes(&mut entries, state)?;
     let mut archived_only = Vec::new();
@@ -115,6 +121,7 @@ pub async fn compute(
                 &mut cursor,
                 summary,
                 filter,
+                store_target,
                 &mut archived_only,
             )
         })
@@ -212,6 +219,7 @@ fn attach_summary(
     cursor: &mut usize,
     summary: CurrentSummary,
     filter: &Filter,
+    store_target: &str,
     archived_only: &mut Vec<Entry>,
 ) {
     while *cursor < entries.len() && entries[*cursor].key < summary.key {
@@ -222,7 +230,15 @@ fn attach_summary(
         mtime_ns: summary.mtime_ns,
         sha1: summary.sha1,
     };
+    // Records written before firn knew targets carry none: they are this store's.
+    let here = summary.target.is_empty() || summary.target == store_target;
     match entries.get_mut(*cursor) {
+        Some(entry) if entry.key == summary.key && !here => {
+            // Nothing to compare with here: the file must go to this store.
+            if entry.status == Status::Local {
+                entry.status = Status::OtherStore;
+            }
+        }
         Some(entry) if entry.key == summary.key => entry.archived = Some(archived),
         _ => {
             let status = if is_filtered(filter, &summary.key) {

@@ -381,7 +381,7 @@ impl Catalog for DynamoCatalog {
 
     async fn current_summaries(&self) -> Result<Vec<CurrentSummary>> {
         // `path` and `size` are DynamoDB reserved words: aliased.
-        let projection = "#p, full_path, raw_path, archive_id, #sz, mtime_ns, sha1";
+        let projection = "#p, full_path, raw_path, archive_id, #sz, mtime_ns, sha1, target";
         let mut out: Vec<CurrentSummary> = self
             .load_all(Some(projection))
             .await?
@@ -397,6 +397,7 @@ impl Catalog for DynamoCatalog {
                     size: get_n(item, "size")?,
                     mtime_ns: get_n(item, "mtime_ns")?,
                     sha1: get_hex(item, "sha1")?,
+                    target: get_s(item, "target").unwrap_or_default(),
                 })
             })
             .collect();

@@ -65,6 +65,8 @@ pub struct CurrentSummary {
     pub size: u64,
     pub mtime_ns: i64,
     pub sha1: Sha1Digest,
+    /// Which store holds it (see [`ArchiveRecord::target`]).
+    pub target: String,
 }
 
 /// Another writer changed the entry since it was read (optimistic concurrency).

@@ -129,7 +129,7 @@ impl Catalog for SqliteCatalog {
     async fn for_each_current(&self, visit: &mut (dyn FnMut(CurrentSummary) + Send)) -> Result<()> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT key, raw_path, size, mtime_ns, sha1 FROM archive
+            "SELECT key, raw_path, size, mtime_ns, sha1, target FROM archive
              WHERE set_id = ?1 AND state = 'current' ORDER BY key",
         )?;
         let mut rows = stmt.query([&self.set_id])?;
@@ -142,6 +142,7 @@ impl Catalog for SqliteCatalog {
                 size: row.get::<_, i64>(2)? as u64,
                 mtime_ns: row.get(3)?,
                 sha1,
+                target: row.get(5)?,
             });
         }
         Ok(())

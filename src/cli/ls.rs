@@ -26,9 +26,16 @@ pub async fn run(set: &ResolvedSet, all: bool, out: &Output) -> Result<ExitCode>
         out.document(&rows)?;
     } else {
         out.header(set);
+        out.line(format!("store: {}", engine.info().target));
         for r in &records {
+            // Archives in another store (one the set used before) say which.
+            let elsewhere = if engine.holds(r) {
+                String::new()
+            } else {
+                format!("  (in {})", r.target)
+            };
             out.line(format!(
-                "{:<10} {:>11}  {}  {}  {}",
+                "{:<10} {:>11}  {}  {}  {}{elsewhere}",
                 r.state.as_str(),
                 human_bytes(r.size),
                 format_time(r.uploaded_at),

@@ -36,6 +36,7 @@ fn print_status(out: &mut impl Write, set: &ResolvedSet, report: &StatusReport) 
         ("new", t.new),
         ("changed", t.changed),
         ("up to date", t.up_to_date),
+        ("in another store only", t.other_store),
         ("archived-only", t.archived_only),
         ("ignored", t.ignored),
         ("unreadable", t.unreadable),
@@ -44,7 +45,7 @@ fn print_status(out: &mut impl Write, set: &ResolvedSet, report: &StatusReport) 
         if tally.files > 0 {
             writeln!(
                 out,
-                "  {label:<14} {:>9} {:>11}",
+                "  {label:<21} {:>9} {:>11}",
                 plural(tally.files, "file"),
                 human_bytes(tally.bytes)
             )?;

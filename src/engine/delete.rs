@@ -238,6 +238,15 @@ impl Engine {
     /// Deletes one archive: intent journaled locally, store first, catalog only
     /// after the store confirmed, journal closed last (see the module docs).
     pub async fn delete_archive(&self, record: &ArchiveRecord) -> Result<()> {
+        if !self.holds(record) {
+            anyhow::bail!(
+                "archive {} of {} is in store {}, not in {} (the store this set uses); nothing deleted",
+                record.archive_id,
+                record.key,
+                record.target,
+                self.store.target()
+            );
+        }
         self.state
             .deletion_begin(&record.archive_id, &record.key, now_secs())
             .context("cannot journal the deletion in local state")?;

@@ -369,6 +369,12 @@ impl Engine {
             .collect()
     }
 
+    /// Whether the store this set uses holds `record` (records written before
+    /// firn knew targets carry none and are taken as this store's).
+    pub fn holds(&self, record: &ArchiveRecord) -> bool {
+        record.target.is_empty() || record.target == self.store.target()
+    }
+
     /// A file's versions and cached hashes (the cache is read off the async threads).
     pub async fn file_details(&self, key: &str) -> Result<FileDetails> {
         let versions = self.catalog.versions(key).await?;
@@ -419,6 +425,7 @@ impl Engine {
             &self.scan.filter,
             &self.state,
             self.catalog.as_ref(),
+            &self.store.target(),
         )
         .await
     }

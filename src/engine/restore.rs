@@ -506,6 +506,14 @@ impl Engine {
         record: &ArchiveRecord,
         options: &RestoreOptions,
     ) -> Result<Prepared> {
+        if !self.holds(record) {
+            bail!(
+                "{} is archived in store {}, not in {} (the store this set uses); name that store (--store-dir, or the set's `store` in the config) to restore from it",
+                record.key,
+                record.target,
+                self.store.target()
+            );
+        }
         let relative = safe_relative_path(&record.key, record.raw.as_deref()).map_err(|why| {
             anyhow::anyhow!(
                 "refusing to restore {:?}: {why}; nothing was written",

@@ -22,7 +22,9 @@ impl Engine {
         record: &ArchiveRecord,
         now: i64,
     ) -> Result<bool> {
-        if record.state == ArchiveState::Current || !self.retention.is_due(record.uploaded_at, now)
+        if record.state == ArchiveState::Current
+            || !self.retention.is_due(record.uploaded_at, now)
+            || !self.holds(record)
         {
             return Ok(false);
         }
@@ -38,6 +40,13 @@ impl Engine {
         let now = now_secs();
         let mut report = RetentionReport::default();
         for record in self.catalog.records().await? {
+            // Another store's archives are not this store's to delete.
+            if !self.holds(&record) {
+                if record.state != ArchiveState::Current {
+                    report.kept += 1;
+                }
+                continue;
+            }
             let due = match record.state {
                 ArchiveState::Current => continue,
                 ArchiveState::Deleting => true,

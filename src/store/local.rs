@@ -103,8 +103,11 @@ impl LocalStore {
                 )
             })?;
         }
+        // Canonical, so the target recorded with each archive names the store the
+        // same way however the path was spelled.
+        let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         Ok(LocalStore {
-            root: root.to_path_buf(),
+            root,
             retrieval_delay_secs,
         })
     }

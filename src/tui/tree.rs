@@ -41,7 +41,7 @@ pub const CLASSES: usize = 7;
 impl Class {
     pub fn of(status: &Status) -> Class {
         match status {
-            Status::New | Status::Local => Class::New,
+            Status::New | Status::Local | Status::OtherStore => Class::New,
             Status::Changed => Class::Changed,
             Status::UpToDate => Class::UpToDate,
             Status::ArchivedOnly => Class::ArchivedOnly,
