@@ -140,11 +140,15 @@ where
     let message = match err {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            explain_code(
-                e.code().unwrap_or("Unknown"),
-                e.message().unwrap_or(""),
-                what,
-            )
+            match e.code() {
+                Some(code) => explain_code(code, e.message().unwrap_or(""), what),
+                // No error code: say what the service did answer.
+                None => format!(
+                    "AWS refused the request for {what} with no error code ({}){}",
+                    deepest_cause(e),
+                    e.message().map(|m| format!(": {m}")).unwrap_or_default()
+                ),
+            }
         }
         SdkError::DispatchFailure(failure) => {
             let cause = std::error::Error::source(err)

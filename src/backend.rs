@@ -17,6 +17,7 @@ use crate::provision::Readiness;
 use crate::store::Store;
 use crate::store::glacier::{self, GlacierSettings};
 use crate::store::local::{self, LocalSettings};
+use crate::store::s3::{self, S3Settings};
 
 /// Where a set's archives go: `store = { kind = "…", … }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -24,8 +25,10 @@ use crate::store::local::{self, LocalSettings};
 pub enum StoreSettings {
     /// A directory of archive files (default: `<data dir>/store`).
     Local(LocalSettings),
-    /// An Amazon Glacier vault.
+    /// An Amazon Glacier vault (for accounts that had vaults before 2025-12-15).
     Glacier(GlacierSettings),
+    /// An S3 bucket with a storage class (DEEP_ARCHIVE by default).
+    S3(S3Settings),
 }
 
 /// Where a set's catalog lives: `catalog = { kind = "…", … }`.
@@ -68,6 +71,7 @@ impl StoreSettings {
         match self {
             StoreSettings::Local(_) => PriceProfile::Free,
             StoreSettings::Glacier(_) => PriceProfile::GlacierVault,
+            StoreSettings::S3(settings) => PriceProfile::S3(settings.class()),
         }
     }
 }
@@ -116,6 +120,7 @@ pub async fn open(
         StoreSettings::Glacier(settings) => {
             Arc::new(glacier::GlacierStore::connect(settings).await?)
         }
+        StoreSettings::S3(settings) => Arc::new(s3::S3Store::connect(settings).await?),
     };
     store.check().await?;
     catalog.check().await?;
@@ -130,6 +135,7 @@ pub async fn provisioning(
     let store = match store {
         StoreSettings::Local(settings) => local::readiness(&local_dir(settings)),
         StoreSettings::Glacier(settings) => glacier::readiness(settings).await?,
+        StoreSettings::S3(settings) => s3::readiness(settings).await?,
     };
     let catalog = match catalog {
         CatalogSettings::Sqlite(settings) => sqlite::readiness(&sqlite_path(settings)),

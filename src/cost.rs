@@ -16,22 +16,37 @@
 //!
 //! A "GB" is 2^30 bytes, as AWS bills it. A month is 30 days (AWS pro-rates the
 //! early-deletion charge over the remaining days of the 90-day minimum, which is
-//! 3 months of storage). Glacier's per-archive overhead (32 KiB at the Glacier
-//! rate plus 8 KiB at the S3 Standard rate) is not included.
+//! 3 months of storage). Glacier vaults' per-archive overhead (32 KiB at the
+//! Glacier rate plus 8 KiB at the S3 Standard rate) is not included in the vault
+//! defaults.
+//!
+//! S3 sets default to the list prices of their storage class (us-east-1, 2024),
+//! per-object overhead and minimum billable size included, since many small files
+//! are where they matter:
+//!
+//! | class | storage per GB-month | minimum days | Expedited / Standard / Bulk retrieval per GB + per 1,000 | per object |
+//! | --- | --- | --- | --- | --- |
+//! | DEEP_ARCHIVE | 0.00099 | 180 | – / 0.02 + 0.10 / 0.0025 + 0.025 | 32 KiB at the class rate + 8 KiB at 0.023 |
+//! | GLACIER | 0.0036 | 90 | 0.03 + 10.00 / 0.01 + 0.05 / 0 + 0 | 32 KiB at the class rate + 8 KiB at 0.023 |
+//! | GLACIER_IR | 0.004 | 90 | 0.03 + 0.01 (read at once) | billed as at least 128 KiB |
+//! | STANDARD | 0.023 | 0 | 0 + 0.0004 (read at once) | – |
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::model::Tier;
-/// Bytes in the "GB" of a price (AWS bills 2^30 bytes as one GB).
+use crate::store::s3::StorageClass;
+
 /// Which list prices a store's archives are charged at when the config names none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PriceProfile {
     /// The embedded store: no charges.
     Free,
     GlacierVault,
+    S3(StorageClass),
 }
 
+/// Bytes in the "GB" of a price (AWS bills 2^30 bytes as one GB).
 pub const BYTES_PER_GB: f64 = (1u64 << 30) as f64;
 /// Days in the "month" of a storage price.
 pub const DAYS_PER_MONTH: f64 = 30.0;
@@ -57,6 +72,19 @@ pub struct Prices {
     pub expedited: TierPrices,
     pub standard: TierPrices,
     pub bulk: TierPrices,
+    /// Bytes each archive is billed for on top of its size at the storage rate
+    /// (S3 GLACIER / DEEP_ARCHIVE: 32 KiB of index).
+    #[serde(default)]
+    pub overhead_bytes: u64,
+    /// Bytes each archive is billed for at `overhead_storage_per_gb_month` (S3
+    /// GLACIER / DEEP_ARCHIVE: 8 KiB of name and metadata at the STANDARD rate).
+    #[serde(default)]
+    pub overhead_standard_bytes: u64,
+    #[serde(default)]
+    pub overhead_storage_per_gb_month: f64,
+    /// An archive is billed as at least this large (GLACIER_IR: 128 KiB).
+    #[serde(default)]
+    pub minimum_billable_bytes: u64,
 }
 
 impl Default for Prices {
@@ -78,7 +106,84 @@ impl Default for Prices {
                 retrieval_per_gb: 0.0025,
                 retrieval_per_1000_requests: 0.025,
             },
+            overhead_bytes: 0,
+            overhead_standard_bytes: 0,
+            overhead_storage_per_gb_month: 0.0,
+            minimum_billable_bytes: 0,
         }
+    }
+}
+
+const KIB: u64 = 1024;
+
+impl Prices {
+    /// The defaults of a store with no `[prices]` table (see the module docs).
+    pub fn defaults_for(profile: PriceProfile) -> Prices {
+        let tier = |per_gb, per_1000| TierPrices {
+            retrieval_per_gb: per_gb,
+            retrieval_per_1000_requests: per_1000,
+        };
+        match profile {
+            PriceProfile::Free => Prices::free(),
+            PriceProfile::GlacierVault => Prices::default(),
+            PriceProfile::S3(class) => {
+                let base = Prices {
+                    overhead_bytes: 32 * KIB,
+                    overhead_standard_bytes: 8 * KIB,
+                    overhead_storage_per_gb_month: 0.023,
+                    ..Prices::default()
+                };
+                match class {
+                    StorageClass::DeepArchive => Prices {
+                        storage_per_gb_month: 0.00099,
+                        minimum_storage_days: 180,
+                        // Deep Archive has no Expedited: priced like Standard.
+                        expedited: tier(0.02, 0.10),
+                        standard: tier(0.02, 0.10),
+                        bulk: tier(0.0025, 0.025),
+                        ..base
+                    },
+                    StorageClass::Glacier => Prices {
+                        bulk: tier(0.0, 0.0),
+                        ..base
+                    },
+                    StorageClass::GlacierIr => Prices {
+                        storage_per_gb_month: 0.004,
+                        minimum_storage_days: 90,
+                        expedited: tier(0.03, 0.01),
+                        standard: tier(0.03, 0.01),
+                        bulk: tier(0.03, 0.01),
+                        overhead_bytes: 0,
+                        overhead_standard_bytes: 0,
+                        minimum_billable_bytes: 128 * KIB,
+                        ..base
+                    },
+                    StorageClass::Standard => Prices {
+                        storage_per_gb_month: 0.023,
+                        minimum_storage_days: 0,
+                        expedited: tier(0.0, 0.0004),
+                        standard: tier(0.0, 0.0004),
+                        bulk: tier(0.0, 0.0004),
+                        overhead_bytes: 0,
+                        overhead_standard_bytes: 0,
+                        ..base
+                    },
+                }
+            }
+        }
+    }
+
+    /// The bytes an archive of `size` is billed for at the storage rate.
+    pub fn billed_bytes(&self, size: u64) -> u64 {
+        size.max(self.minimum_billable_bytes) + self.overhead_bytes
+    }
+
+    /// What the per-archive overhead (and minimum billable size) adds to a month
+    /// of storing `archives` archives holding `bytes` bytes, given their billed
+    /// bytes at the storage rate.
+    pub fn monthly_overhead(&self, archives: u64, bytes: u64, billed: u64) -> f64 {
+        gb(billed.saturating_sub(bytes)) * self.storage_per_gb_month
+            + gb(archives * self.overhead_standard_bytes) * self.overhead_storage_per_gb_month
     }
 }
 
@@ -101,6 +206,10 @@ pub struct PriceSettings {
     pub expedited: Option<TierPriceSettings>,
     pub standard: Option<TierPriceSettings>,
     pub bulk: Option<TierPriceSettings>,
+    pub overhead_bytes: Option<u64>,
+    pub overhead_standard_bytes: Option<u64>,
+    pub overhead_storage_per_gb_month: Option<f64>,
+    pub minimum_billable_bytes: Option<u64>,
 }
 
 impl TierPriceSettings {
@@ -138,20 +247,32 @@ impl PriceSettings {
             expedited: tier(self.expedited, below.expedited),
             standard: tier(self.standard, below.standard),
             bulk: tier(self.bulk, below.bulk),
+            overhead_bytes: self.overhead_bytes.or(below.overhead_bytes),
+            overhead_standard_bytes: self
+                .overhead_standard_bytes
+                .or(below.overhead_standard_bytes),
+            overhead_storage_per_gb_month: self
+                .overhead_storage_per_gb_month
+                .or(below.overhead_storage_per_gb_month),
+            minimum_billable_bytes: self.minimum_billable_bytes.or(below.minimum_billable_bytes),
         }
     }
 
     /// The prices these settings describe, the Glacier defaults filling the gaps.
     /// Refuses a negative or non-finite price with one line naming it.
     pub fn resolve(self) -> Result<Prices, String> {
-        let prices = self.fill();
+        self.resolve_over(Prices::default())
+    }
+
+    /// The prices these settings describe, `base` filling the gaps.
+    pub fn resolve_over(self, base: Prices) -> Result<Prices, String> {
+        let prices = self.fill(base);
         prices.validate()?;
         Ok(prices)
     }
 
-    fn fill(self) -> Prices {
+    fn fill(self, base: Prices) -> Prices {
         let settings = self;
-        let base = Prices::default();
         Prices {
             currency: settings.currency.unwrap_or(base.currency),
             storage_per_gb_month: settings
@@ -163,6 +284,16 @@ impl PriceSettings {
             expedited: settings.expedited.unwrap_or_default().apply(base.expedited),
             standard: settings.standard.unwrap_or_default().apply(base.standard),
             bulk: settings.bulk.unwrap_or_default().apply(base.bulk),
+            overhead_bytes: settings.overhead_bytes.unwrap_or(base.overhead_bytes),
+            overhead_standard_bytes: settings
+                .overhead_standard_bytes
+                .unwrap_or(base.overhead_standard_bytes),
+            overhead_storage_per_gb_month: settings
+                .overhead_storage_per_gb_month
+                .unwrap_or(base.overhead_storage_per_gb_month),
+            minimum_billable_bytes: settings
+                .minimum_billable_bytes
+                .unwrap_or(base.minimum_billable_bytes),
         }
     }
 }
@@ -198,6 +329,10 @@ impl Prices {
             expedited: nothing,
             standard: nothing,
             bulk: nothing,
+            overhead_bytes: 0,
+            overhead_standard_bytes: 0,
+            overhead_storage_per_gb_month: 0.0,
+            minimum_billable_bytes: 0,
         }
     }
 
@@ -205,11 +340,7 @@ impl Prices {
     /// else Glacier's defaults for a Glacier vault and nothing for the embedded
     /// local store (which has no charges).
     pub fn for_profile(profile: PriceProfile, configured: Option<Prices>) -> Prices {
-        match (configured, profile) {
-            (Some(prices), _) => prices,
-            (None, PriceProfile::Free) => Prices::free(),
-            (None, PriceProfile::GlacierVault) => Prices::default(),
-        }
+        configured.unwrap_or_else(|| Prices::defaults_for(profile))
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -267,7 +398,7 @@ impl Prices {
     /// (size in GB × price per GB-month × remaining days / 30). 0 after the period.
     pub fn early_deletion_charge(&self, size: u64, uploaded_at: i64, now: i64) -> f64 {
         let days = self.remaining_minimum_days(uploaded_at, now);
-        gb(size) * self.storage_per_gb_month * f64::from(days) / DAYS_PER_MONTH
+        gb(self.billed_bytes(size)) * self.storage_per_gb_month * f64::from(days) / DAYS_PER_MONTH
     }
 
     /// Storing `bytes` for one month.
@@ -324,8 +455,10 @@ pub struct CostSummary {
     /// Older versions still stored (superseded, or left `deleting` by an old run).
     pub superseded: ArchiveTally,
     pub total: ArchiveTally,
-    /// Storing every archive for a month.
+    /// Storing every archive for a month (overhead included).
     pub monthly_storage: f64,
+    /// Of which: what the per-archive overhead and minimum billable size add.
+    pub monthly_overhead: f64,
     /// Superseded archives still inside their minimum storage period...
     pub early: ArchiveTally,
     /// ...and what deleting all of them now would be charged.
@@ -346,7 +479,9 @@ impl CostSummary {
         let mut early = ArchiveTally::default();
         let mut requests = 0;
         let mut pending_early_deletion = 0.0;
+        let mut billed = 0;
         for record in records {
+            billed += prices.billed_bytes(record.size);
             if record.state == ArchiveState::Current {
                 current.add(record.size);
                 if record.size > 0 {
@@ -370,7 +505,10 @@ impl CostSummary {
             current,
             superseded,
             total,
-            monthly_storage: prices.monthly_storage(total.bytes),
+            monthly_storage: prices.monthly_storage(billed)
+                + gb(total.archives * prices.overhead_standard_bytes)
+                    * prices.overhead_storage_per_gb_month,
+            monthly_overhead: prices.monthly_overhead(total.archives, total.bytes, billed),
             early,
             pending_early_deletion,
             retrieval: prices.retrieval_estimates(current.bytes, requests),

@@ -3,9 +3,11 @@
 //!
 //! firn's format (version 1): `"firn1 " + base64url_nopad(json)` where json is
 //! `{"p": key, "r": raw path bytes (base64url, only when they differ from the key),
-//!   "s": size, "m": mtime in ns, "h": SHA-1 hex (absent when not known yet)}`. Glacier allows 1024 printable
-//! ASCII characters; when a path is too long to fit, `"p"` is dropped and `"k"` holds
-//! the SHA-1 of the key instead (the catalog still has the path).
+//!   "s": size, "m": mtime in ns, "h": SHA-1 hex (absent when not known yet),
+//!   "t": SHA-256 tree hash hex (S3 only: Glacier reports its own)}`. Glacier allows
+//! 1024 printable ASCII characters, S3 metadata 2 KB; when a path is too long to fit,
+//! `"p"` is dropped and `"k"` holds the SHA-1 of the key instead (the catalog still
+//! has the path).
 //!
 //! mt-aws-glacier's `mt2` descriptions (`"mt2 " + base64url_nopad(json {"filename",
 //! "mtime": "YYYYMMDDTHHMMSSZ"})`) are read so vaults written by that tool can be adopted.
@@ -15,7 +17,8 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::model::Sha1Digest;
+use crate::model::{Sha1Digest, TreeHash};
+/// Glacier's limit on an archive description.
 pub const MAX_LEN: usize = 1024;
 const FIRN_PREFIX: &str = "firn1 ";
 const MT2_PREFIX: &str = "mt2 ";
@@ -28,6 +31,8 @@ pub struct Description {
     pub size: Option<u64>,
     pub mtime_ns: i64,
     pub sha1: Option<Sha1Digest>,
+    /// The tree hash, when the store keeps it in the record (S3).
+    pub tree_hash: Option<TreeHash>,
     pub format: Format,
 }
 
@@ -51,6 +56,8 @@ struct FirnRecord {
     /// was hashed (a Glacier multipart upload of a file not hashed before).
     #[serde(skip_serializing_if = "Option::is_none")]
     h: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -59,12 +66,26 @@ struct Mt2Record {
     mtime: String,
 }
 
+/// The description of an archive for Glacier (at most [`MAX_LEN`] characters).
 pub fn encode(
     key: &str,
     raw: Option<&[u8]>,
     size: u64,
     mtime_ns: i64,
     sha1: Option<&Sha1Digest>,
+) -> String {
+    encode_within(key, raw, size, mtime_ns, sha1, None, MAX_LEN)
+}
+
+/// The description within `limit` characters, with the tree hash when given.
+pub fn encode_within(
+    key: &str,
+    raw: Option<&[u8]>,
+    size: u64,
+    mtime_ns: i64,
+    sha1: Option<&Sha1Digest>,
+    tree_hash: Option<&TreeHash>,
+    limit: usize,
 ) -> String {
     let full = FirnRecord {
         p: Some(key.to_owned()),
@@ -73,9 +94,10 @@ pub fn encode(
         s: size,
         m: mtime_ns,
         h: sha1.map(hex::encode),
+        t: tree_hash.map(hex::encode),
     };
     let text = wrap(&full);
-    if text.len() <= MAX_LEN {
+    if text.len() <= limit {
         return text;
     }
     let short = FirnRecord {
@@ -107,15 +129,8 @@ pub fn decode(text: &str) -> Result<Description, DecodeError> {
             .map_err(|_| DecodeError::Malformed("firn1"))?;
         let rec: FirnRecord =
             serde_json::from_slice(&json).map_err(|_| DecodeError::Malformed("firn1"))?;
-        let sha1 = match &rec.h {
-            Some(h) => Some(
-                hex::decode(h)
-                    .ok()
-                    .and_then(|v| v.try_into().ok())
-                    .ok_or(DecodeError::Malformed("firn1"))?,
-            ),
-            None => None,
-        };
+        let sha1 = decode_hex(rec.h.as_deref())?;
+        let tree_hash = decode_hex(rec.t.as_deref())?;
         let raw = match rec.r {
             Some(r) => Some(
                 URL_SAFE_NO_PAD
@@ -130,6 +145,7 @@ pub fn decode(text: &str) -> Result<Description, DecodeError> {
             size: Some(rec.s),
             mtime_ns: rec.m,
             sha1,
+            tree_hash,
             format: Format::Firn1,
         });
     }
@@ -150,10 +166,23 @@ pub fn decode(text: &str) -> Result<Description, DecodeError> {
             size: None,
             mtime_ns: mtime * 1_000_000_000,
             sha1: None,
+            tree_hash: None,
             format: Format::MtAwsGlacier2,
         });
     }
     Err(DecodeError::Unknown)
+}
+
+/// An optional hex digest of N bytes.
+fn decode_hex<const N: usize>(text: Option<&str>) -> Result<Option<[u8; N]>, DecodeError> {
+    match text {
+        Some(h) => hex::decode(h)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .map(Some)
+            .ok_or(DecodeError::Malformed("firn1")),
+        None => Ok(None),
+    }
 }
 
 /// `YYYYMMDDTHHMMSSZ` → Unix seconds.
@@ -204,6 +233,20 @@ mod tests {
             (d.size, d.mtime_ns, d.sha1),
             (Some(42), 1_700_000_000_123_456_789, Some([7u8; 20]))
         );
+    }
+
+    #[test]
+    fn s3_records_carry_the_tree_hash_within_their_limit() {
+        let text = encode_within("a", None, 3, 4, Some(&[1; 20]), Some(&[2; 32]), 2000);
+        let d = decode(&text).unwrap();
+        assert_eq!((d.sha1, d.tree_hash), (Some([1; 20]), Some([2; 32])));
+        let key = "y/".repeat(1100) + "file";
+        let text = encode_within(&key, None, 1, 2, None, Some(&[2; 32]), 2000);
+        assert!(text.len() <= 2000);
+        assert_eq!(decode(&text).unwrap().key, None);
+        let medium = "z/".repeat(600);
+        let text = encode_within(&medium, None, 1, 2, None, None, 2000);
+        assert_eq!(decode(&text).unwrap().key.as_deref(), Some(medium.as_str()));
     }
 
     #[test]

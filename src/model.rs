@@ -19,6 +19,11 @@ pub type TreeHash = [u8; 32];
 /// and that was recorded from an inventory: the tree hash still verifies its bytes.
 pub const UNKNOWN_SHA1: Sha1Digest = [0; 20];
 
+/// The tree hash of an archive whose record did not carry one (an S3 multipart
+/// object whose tags were lost, rebuilt from a listing): a restore then verifies
+/// its SHA-1 and the store's own checksums instead.
+pub const UNKNOWN_TREE_HASH: TreeHash = [0; 32];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContentHash {
     pub size: u64,

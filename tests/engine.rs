@@ -250,6 +250,9 @@ impl Store for LyingStore {
     fn target(&self) -> String {
         self.inner.target()
     }
+    fn kind(&self) -> String {
+        self.inner.kind()
+    }
     fn part_size(&self, size: u64) -> usize {
         self.inner.part_size(size)
     }

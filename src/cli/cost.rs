@@ -54,6 +54,16 @@ pub async fn run(set: &ResolvedSet, output: &Output) -> Result<ExitCode> {
         "storage: ≈ {} per month",
         money(summary.monthly_storage)
     )?;
+    if summary.monthly_overhead > 0.0 {
+        // Many small files cost more in overhead than in bytes: say how much.
+        writeln!(
+            out,
+            "  of which ≈ {} is per-archive overhead ({} × {} billed beyond their size)",
+            money(summary.monthly_overhead),
+            plural(summary.total.archives, "archive"),
+            overhead_words(prices)
+        )?;
+    }
     if prices.minimum_storage_days > 0 {
         writeln!(
             out,
@@ -91,4 +101,29 @@ pub async fn run(set: &ResolvedSet, output: &Output) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What each archive is billed for beyond its bytes, in words.
+fn overhead_words(prices: &Prices) -> String {
+    let mut parts = Vec::new();
+    if prices.overhead_bytes > 0 {
+        parts.push(format!(
+            "{} at the storage rate",
+            human_bytes(prices.overhead_bytes)
+        ));
+    }
+    if prices.overhead_standard_bytes > 0 {
+        parts.push(format!(
+            "{} at {} per GB-month",
+            human_bytes(prices.overhead_standard_bytes),
+            prices.format(prices.overhead_storage_per_gb_month)
+        ));
+    }
+    if prices.minimum_billable_bytes > 0 {
+        parts.push(format!(
+            "at least {} each",
+            human_bytes(prices.minimum_billable_bytes)
+        ));
+    }
+    parts.join(" + ")
 }

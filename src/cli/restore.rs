@@ -36,6 +36,7 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
     }
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "restore")?;
     let engine = Engine::open(set).await?;
+    engine.check_tier(request.tier)?;
     out.header(set);
     let prefixes = engine.key_prefixes(&request.paths, &std::env::current_dir()?)?;
     let selection = Selection {

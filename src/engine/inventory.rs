@@ -353,7 +353,7 @@ impl Engine {
                 }
             };
             match self.store.job_state(&current.job_id).await? {
-                JobState::Ready => {
+                JobState::Ready { .. } => {
                     return Ok(InventoryFetch::Ready(
                         self.store.read_inventory(&current.job_id).await?,
                     ));
@@ -455,7 +455,9 @@ impl Engine {
                         .and_then(|d| d.size)
                         .or((record.size == 0).then_some(0));
                     let (size, tree_hash) = listing.content(described);
-                    if size == record.size && tree_hash == record.tree_hash {
+                    let unknown = tree_hash == crate::model::UNKNOWN_TREE_HASH
+                        || record.tree_hash == crate::model::UNKNOWN_TREE_HASH;
+                    if size == record.size && (unknown || tree_hash == record.tree_hash) {
                         report.matched += 1;
                     } else {
                         report.mismatched.push(Mismatch {

@@ -42,7 +42,7 @@ pub use progress::{
 };
 pub use recover::RecoveryReport;
 pub use restore::{
-    DOWNLOAD_RANGE, ExistsWithOtherContent, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome,
+    ExistsWithOtherContent, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome,
     RestoreReport, RestoreResult, RestoreTally, ResumableRetrievals, RetrievalJobView,
     RetrievalQuote, job_reusable, partial_name,
 };
@@ -363,10 +363,25 @@ impl Engine {
     /// The store's usual wait for a retrieval job of each tier it offers, in
     /// seconds (from, to), fastest first.
     pub fn tiers(&self) -> Vec<(Tier, (u64, u64))> {
-        Tier::ALL
+        self.store
+            .tiers()
             .into_iter()
             .map(|tier| (tier, self.store.expected_wait(tier)))
             .collect()
+    }
+
+    /// Refuses a tier the store does not offer, before anything is requested.
+    pub fn check_tier(&self, tier: Tier) -> Result<()> {
+        let offered = self.store.tiers();
+        if offered.contains(&tier) {
+            return Ok(());
+        }
+        let names: Vec<&str> = offered.iter().map(|t| t.as_str()).collect();
+        Err(crate::model::usage(format!(
+            "the {tier} tier does not exist for {}: choose --tier {}",
+            self.store.target(),
+            names.join(" or ")
+        )))
     }
 
     /// Whether the store this set uses holds `record` (records written before
@@ -648,9 +663,7 @@ impl Engine {
                 }
                 // A part an interrupted run already delivered is sent again only
                 // if its bytes differ from what the store holds.
-                let delivered = already_stored.iter().any(|p| {
-                    p.offset == offset && p.len == n && p.tree_hash == hash::tree_hash_of(&chunk)
-                });
+                let delivered = already_stored.iter().any(|p| p.holds(offset, &chunk));
                 if !delivered {
                     upload.send(offset, chunk).await?;
                 }

@@ -29,14 +29,12 @@ use crate::catalog::ArchiveRecord;
 use crate::hash::{RangeTreeJoiner, tree_hash_of};
 use crate::model::Tier;
 use crate::model::now_secs;
-use crate::model::{TreeHash, UNKNOWN_SHA1};
+use crate::model::{TreeHash, UNKNOWN_SHA1, UNKNOWN_TREE_HASH};
 use crate::pathkey::safe_relative_path;
 use crate::state::RetrievalRecord;
 use crate::store::JobState;
 /// Glacier keeps job output at least 24 hours: a job younger than that is reused.
 pub const JOB_OUTPUT_KEPT_SECS: i64 = 24 * 3600;
-/// 16 MiB: a power-of-two number of MiB, so every range is a node of the tree hash.
-pub const DOWNLOAD_RANGE: u64 = 16 << 20;
 const RANGE_ATTEMPTS: u32 = 3;
 /// Polls back off to a tenth of the tier's usual wait, between these bounds: a
 /// minute for Expedited, a quarter of an hour for jobs that take hours (a
@@ -243,8 +241,10 @@ impl Engine {
         for mut job in self.state.retrievals()? {
             let tier = Tier::from_saved(&job.tier);
             let (expected_from, expected_to) = self.store.expected_wait(tier);
+            let mut store_expiry = None;
             let state = match self.store.job_state(&job.job_id).await {
-                Ok(JobState::Ready) => {
+                Ok(JobState::Ready { expires_at }) => {
+                    store_expiry = expires_at;
                     if job.ready_at.is_none() {
                         job.ready_at = Some(now_secs());
                         self.state.put_retrieval(&job)?;
@@ -256,10 +256,12 @@ impl Engine {
                 Ok(JobState::Gone) => "expired".into(),
                 Err(e) => format!("unknown: {}", crate::fmt::one_line(&e)),
             };
-            let expires_at = job
-                .ready_at
-                .unwrap_or(job.requested_at + expected_from as i64)
-                + JOB_OUTPUT_KEPT_SECS;
+            // The store's word (S3: the restored copy's expiry), else Glacier's 24 h.
+            let expires_at = store_expiry.unwrap_or(
+                job.ready_at
+                    .unwrap_or(job.requested_at + expected_from as i64)
+                    + JOB_OUTPUT_KEPT_SECS,
+            );
             views.push(RetrievalJobView {
                 key: job.key.clone(),
                 archive_id: job.archive_id.clone(),
@@ -434,7 +436,7 @@ impl Engine {
             return finished(Err(Cancelled.into()));
         }
         match self.store.job_state(&item.job.job_id).await {
-            Ok(JobState::Ready) => {
+            Ok(JobState::Ready { .. }) => {
                 if item.job.ready_at.is_none() {
                     item.job.ready_at = Some(now_secs());
                     let _ = self.state.put_retrieval(&item.job);
@@ -614,8 +616,10 @@ impl Engine {
             .open(&temp)
             .with_context(|| format!("cannot create {}", temp.display()))?;
         let mut sha1 = Sha1::new();
-        let mut joiner = RangeTreeJoiner::new(DOWNLOAD_RANGE);
-        let resumed = resume_partial(&mut file, &temp, record.size, &mut sha1, &mut joiner)?;
+        let range = self.store.download_range(record.size);
+        let mut joiner = RangeTreeJoiner::new(range);
+        let resumed =
+            resume_partial(&mut file, &temp, record.size, range, &mut sha1, &mut joiner)?;
         if resumed > 0 {
             progress.send(Event::Advanced { id, bytes: resumed }).await;
         }
@@ -626,7 +630,7 @@ impl Engine {
                 // The temporary file stays: the next run continues it.
                 return Err(Cancelled.into());
             }
-            let len = DOWNLOAD_RANGE.min(record.size - offset);
+            let len = range.min(record.size - offset);
             let Some(job_id) = job_id else {
                 bail!("no retrieval job for {}", record.key);
             };
@@ -650,7 +654,9 @@ impl Engine {
 
         let tree_hash = joiner.finish();
         let sha1: [u8; 20] = sha1.finalize().into();
-        let mismatch = if tree_hash != record.tree_hash {
+        // A record rebuilt without its tree hash is verified by its SHA-1 and by the
+        // store's checksum of every piece.
+        let mismatch = if record.tree_hash != UNKNOWN_TREE_HASH && tree_hash != record.tree_hash {
             Some(format!(
                 "tree hash {}, the catalog says {}",
                 hex::encode(tree_hash),
@@ -798,6 +804,7 @@ fn resume_partial(
     file: &mut File,
     temp: &Path,
     size: u64,
+    range: u64,
     sha1: &mut Sha1,
     joiner: &mut RangeTreeJoiner,
 ) -> Result<u64> {
@@ -805,16 +812,16 @@ fn resume_partial(
         .metadata()
         .with_context(|| format!("cannot inspect {}", temp.display()))?
         .len();
-    let keep = existing.min(size) / DOWNLOAD_RANGE * DOWNLOAD_RANGE;
+    let keep = existing.min(size) / range * range;
     file.seek(SeekFrom::Start(0))?;
-    let mut buf = vec![0u8; DOWNLOAD_RANGE as usize];
+    let mut buf = vec![0u8; range as usize];
     let mut done = 0;
     while done < keep {
         file.read_exact(&mut buf)
             .with_context(|| format!("cannot read {}", temp.display()))?;
         sha1.update(&buf);
         joiner.push(tree_hash_of(&buf));
-        done += DOWNLOAD_RANGE;
+        done += range;
     }
     file.set_len(keep)
         .with_context(|| format!("cannot truncate {}", temp.display()))?;

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 
 use super::{
     ArchiveListing, EMPTY_ARCHIVE_ID, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, Store,
-    StoredArchive, StoredPart, Upload, placeholder_tree_hash,
+    PartCheck, StoredArchive, StoredPart, Upload, placeholder_tree_hash,
 };
 use crate::aws::{self, AwsSettings};
 use crate::hash::tree_hash_of;
@@ -150,6 +150,10 @@ impl Store for GlacierStore {
         format!("glacier:{}/{}", self.region, self.vault)
     }
 
+    fn kind(&self) -> String {
+        "Glacier vault".into()
+    }
+
     async fn check(&self) -> Result<()> {
         self.describe_vault().await
     }
@@ -238,7 +242,7 @@ impl Store for GlacierStore {
                     parts.push(StoredPart {
                         offset: start,
                         len: end - start + 1,
-                        tree_hash,
+                        check: PartCheck::TreeHash(tree_hash),
                     });
                 }
             }
@@ -354,7 +358,7 @@ impl Store for GlacierStore {
 
     async fn job_state(&self, job_id: &str) -> Result<JobState> {
         if job_id == EMPTY_ARCHIVE_ID {
-            return Ok(JobState::Ready);
+            return Ok(JobState::Ready { expires_at: None });
         }
         let out = match self
             .client
@@ -372,7 +376,7 @@ impl Store for GlacierStore {
             Err(e) => return Err(aws::explain(&e, &self.what())),
         };
         Ok(match out.status_code() {
-            Some(StatusCode::Succeeded) => JobState::Ready,
+            Some(StatusCode::Succeeded) => JobState::Ready { expires_at: None },
             Some(StatusCode::Failed) => {
                 JobState::Failed(out.status_message().unwrap_or("failed").to_string())
             }

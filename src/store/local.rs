@@ -168,7 +168,7 @@ impl LocalStore {
             return Ok(JobState::Gone);
         }
         Ok(if now_secs() >= job.ready_at {
-            JobState::Ready
+            JobState::Ready { expires_at: None }
         } else {
             JobState::InProgress {
                 ready_at: Some(job.ready_at),
@@ -229,6 +229,10 @@ struct LocalUpload {
 impl Store for LocalStore {
     fn target(&self) -> String {
         format!("local:{}", self.root.display())
+    }
+
+    fn kind(&self) -> String {
+        "embedded store".into()
     }
 
     fn part_size(&self, _archive_size: u64) -> usize {
@@ -343,7 +347,7 @@ impl Store for LocalStore {
         }
         let now = now_secs();
         if now >= job.ready_at {
-            Ok(JobState::Ready)
+            Ok(JobState::Ready { expires_at: None })
         } else {
             Ok(JobState::InProgress {
                 ready_at: Some(job.ready_at),

@@ -4,6 +4,7 @@
 
 pub mod glacier;
 pub mod local;
+pub mod s3;
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -39,6 +40,9 @@ pub struct Inventory {
     pub date: i64,
     pub archives: Vec<ArchiveListing>,
 }
+
+/// 16 MiB: a power-of-two number of MiB, so every range is a node of the tree hash.
+pub const DOWNLOAD_RANGE: u64 = 16 << 20;
 
 /// The archive id older firn versions recorded for a 0-byte file on a store that
 /// refuses empty archives: nothing is stored under it, so it is never missing.
@@ -89,7 +93,10 @@ pub enum JobState {
     InProgress {
         ready_at: Option<i64>,
     },
-    Ready,
+    /// The output can be downloaded (until `expires_at`, when the store says).
+    Ready {
+        expires_at: Option<i64>,
+    },
     Failed(String),
     /// The job is unknown or its output expired: request a new one.
     Gone,
@@ -99,6 +106,9 @@ pub enum JobState {
 pub trait Store: Send + Sync {
     /// Where archives go, recorded with each archive, e.g. `local:/mnt/disk/store`.
     fn target(&self) -> String;
+
+    /// What kind of store this is, for people (`embedded store`, `S3 DEEP_ARCHIVE`).
+    fn kind(&self) -> String;
 
     /// Fails with one clear line when the store is missing or unreachable.
     async fn check(&self) -> Result<()> {
@@ -144,6 +154,20 @@ pub trait Store: Send + Sync {
 
     /// How long a retrieval job of this tier usually takes, in seconds (from, to).
     fn expected_wait(&self, tier: Tier) -> (u64, u64);
+
+    /// The retrieval tiers this store offers for its archives (S3 Deep Archive
+    /// has no Expedited).
+    fn tiers(&self) -> Vec<Tier> {
+        Tier::ALL.to_vec()
+    }
+
+    /// The size of the pieces a retrieval of an archive of `archive_size` bytes is
+    /// downloaded in: a power-of-two number of MiB (a node of the tree hash), each
+    /// verified on its own when the store keeps a checksum for it.
+    fn download_range(&self, _archive_size: u64) -> u64 {
+        DOWNLOAD_RANGE
+    }
+
     /// Requests a listing of every archive (Glacier: an inventory-retrieval job,
     /// hours). Returns a job id whose progress [`Store::job_state`] reports.
     async fn request_inventory(&self) -> Result<String> {
@@ -156,14 +180,40 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// An upload in progress. Parts are sent in order; the caller hashes exactly the
-/// bytes it sends.
-/// A part an interrupted upload already delivered.
+/// A part an interrupted upload already delivered, and how to tell whether bytes
+/// read again now are the bytes the store holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPart {
     pub offset: u64,
     pub len: u64,
-    pub tree_hash: TreeHash,
+    pub check: PartCheck,
+}
+
+/// The checksum a store keeps of one part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartCheck {
+    /// Glacier's SHA-256 tree hash.
+    TreeHash(TreeHash),
+    /// S3's CRC32C.
+    Crc32c(u32),
+    /// S3's ETag of a part sent with Content-MD5.
+    Md5([u8; 16]),
+}
+
+impl StoredPart {
+    /// Whether `data`, read at `offset`, is exactly this part.
+    pub fn holds(&self, offset: u64, data: &[u8]) -> bool {
+        self.offset == offset
+            && self.len == data.len() as u64
+            && match self.check {
+                PartCheck::TreeHash(hash) => tree_hash_of(data) == hash,
+                PartCheck::Crc32c(crc) => crc32c::crc32c(data) == crc,
+                PartCheck::Md5(digest) => {
+                    use md5::Digest as _;
+                    <[u8; 16]>::from(md5::Md5::digest(data)) == digest
+                }
+            }
+    }
 }
 
 #[async_trait]
