@@ -341,6 +341,10 @@ impl Engine {
     /// and retrieval estimates of the whole set.
     pub async fn cost_summary(&self, now: i64) -> Result<CostSummary> {
         let records = self.catalog.records().await?;
-        Ok(CostSummary::of(&records, &self.prices, now))
+        let mut summary = CostSummary::of(&records, &self.prices, now);
+        // Only the tiers this store offers (S3 Deep Archive has no Expedited).
+        let offered = self.store.tiers();
+        summary.retrieval.retain(|estimate| offered.contains(&estimate.tier));
+        Ok(summary)
     }
 }

@@ -132,6 +132,11 @@ pub enum Action {
     FlipBodyByte {
         offset: usize,
     },
+    /// Flip the lowest bit of the request body's byte at `offset`, then forward
+    /// (corruption on the way to the server).
+    FlipRequestBodyByte {
+        offset: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +159,26 @@ impl RequestInfo {
     /// An UploadMultipartPart request.
     pub fn is_part_upload(&self) -> bool {
         self.method == "PUT" && self.path.contains("/multipart-uploads/")
+    }
+
+    /// An S3 UploadPart request.
+    pub fn is_s3_part_upload(&self) -> bool {
+        self.method == "PUT" && self.path.contains("partNumber=") && self.path.contains("uploadId=")
+    }
+
+    /// An S3 PutObject request (a whole object in one request).
+    pub fn is_s3_put_object(&self) -> bool {
+        self.method == "PUT" && self.path.contains("x-id=PutObject")
+    }
+
+    /// An S3 RestoreObject request.
+    pub fn is_s3_restore(&self) -> bool {
+        self.method == "POST" && self.path.contains("restore")
+    }
+
+    /// An S3 GetObject request (a download of bytes).
+    pub fn is_s3_get_object(&self) -> bool {
+        self.method == "GET" && self.path.contains("x-id=GetObject")
     }
 
     pub fn dynamodb_target(&self) -> Option<&str> {
@@ -317,6 +342,7 @@ async fn serve(
         Action::Reset => "reset".to_string(),
         Action::TamperHeader { name, .. } => format!("tamper {name}"),
         Action::FlipBodyByte { offset } => format!("flip body byte {offset}"),
+        Action::FlipRequestBodyByte { offset } => format!("flip request body byte {offset}"),
     };
     seen.lock().expect("proxy log").push((info, label));
     match action {
@@ -341,11 +367,20 @@ async fn serve(
             client.write_all(&out).await?;
             client.shutdown().await
         }
-        Action::Forward | Action::TamperHeader { .. } | Action::FlipBodyByte { .. } => {
+        Action::Forward
+        | Action::TamperHeader { .. }
+        | Action::FlipBodyByte { .. }
+        | Action::FlipRequestBodyByte { .. } => {
             headers.retain(|(k, _)| !k.eq_ignore_ascii_case("connection"));
             headers.push(("Connection".into(), "close".into()));
             let mut upstream_conn = TcpStream::connect(upstream).await?;
             let mut request = build_head(&request_line, &headers);
+            let mut body = body;
+            if let Action::FlipRequestBodyByte { offset } = &action
+                && let Some(byte) = body.get_mut(*offset)
+            {
+                *byte ^= 0x01;
+            }
             request.extend_from_slice(&body);
             upstream_conn.write_all(&request).await?;
             let mut response = Vec::new();
@@ -372,6 +407,22 @@ async fn serve(
             client.write_all(&response).await?;
             client.shutdown().await
         }
+    }
+}
+
+/// An S3 (REST-XML) error answer, with extra headers.
+pub fn s3_error(status: u16, code: &str, message: &str, headers: &[(&str, &str)]) -> Action {
+    let mut all: Vec<(String, String)> = vec![
+        ("Content-Type".into(), "application/xml".into()),
+        ("x-amz-request-id".into(), "injected".into()),
+    ];
+    all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Action::Respond {
+        status,
+        headers: all,
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message><RequestId>injected</RequestId></Error>"
+        ),
     }
 }
 

@@ -1,0 +1,540 @@
+//! The S3 store end to end: the real binary and the real aws-sdk-s3 client talk
+//! HTTP to local stand-ins: fakecloud's S3 (the slim stand-in; it verifies every
+//! checksum and answers BadDigest) and moto (storage classes whose restores take
+//! time, an unrestored object refusing GET), with a fault-injecting proxy in
+//! between where a test needs one.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::aws::{Action, FakeCloud, FaultProxy, Moto, RequestInfo, aws_env, s3_error};
+use common::{Sandbox, stderr, stdout};
+
+const MIB: usize = 1 << 20;
+
+/// A sandbox whose set `s` backs up to an S3 bucket (catalog: SQLite).
+struct S3Sandbox {
+    sb: Sandbox,
+    endpoint: String,
+}
+
+impl S3Sandbox {
+    fn new(endpoint: &str, store_extra: &str) -> S3Sandbox {
+        let sb = Sandbox::new();
+        let config = sb.path().join("config/firn/config.toml");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[sets.s]\nroot = {:?}\nretention = \"keep\"\nstore = {{ kind = \"s3\", bucket = \"firn-archive\", force_path_style = true{store_extra} }}\n",
+                sb.tree()
+            ),
+        )
+        .unwrap();
+        S3Sandbox {
+            sb,
+            endpoint: endpoint.to_string(),
+        }
+    }
+
+    fn command(&self, endpoint: &str) -> Command {
+        let mut cmd = self.sb.command();
+        for (k, v) in aws_env(endpoint) {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn run(&self, endpoint: &str, args: &[&str]) -> Output {
+        self.command(endpoint).args(args).output().expect("run firn")
+    }
+
+    fn firn(&self, args: &[&str]) -> Output {
+        self.run(&self.endpoint.clone(), args)
+    }
+
+    fn init(&self) {
+        let out = self.firn(&["init", "--set", "s", "--yes"]);
+        assert!(out.status.success(), "init: {}{}", stdout(&out), stderr(&out));
+    }
+
+    fn backup_via(&self, endpoint: &str) -> (Option<i32>, serde_json::Value) {
+        let out = self.run(endpoint, &["backup", "--set", "s", "--json"]);
+        let text = stdout(&out);
+        let last = text
+            .lines()
+            .last()
+            .unwrap_or_else(|| panic!("no output: {}", stderr(&out)));
+        (
+            out.status.code(),
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last} / {}", stderr(&out))),
+        )
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        let out = self.firn(&["ls", "--set", "s", "--all", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(stdout(&out).trim())
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Restores everything into a fresh directory and checks every byte.
+    fn restore_and_compare(&self, files: &[(&str, &[u8])]) {
+        let out_dir = self.sb.path().join(format!("restored-{}", rand_suffix()));
+        let to = out_dir.display().to_string();
+        let out = self.firn(&["restore", "--set", "s", "--to", &to]);
+        assert!(out.status.success(), "restore: {}{}", stdout(&out), stderr(&out));
+        for (name, content) in files {
+            let got = std::fs::read(out_dir.join(name)).unwrap();
+            assert!(got == *content, "{name} differs after the round trip");
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u64 * 2_654_435_761 >> 7) as u8 ^ seed)
+        .collect()
+}
+
+/// An SDK client on the stand-in, to look at the bucket behind firn's back.
+async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = common::aws::sdk_config(endpoint).await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// The storage class S3 reports for every object of the bucket.
+fn classes(endpoint: &str) -> Vec<(String, String)> {
+    rt().block_on(async {
+        let client = s3_client(endpoint).await;
+        let listed = client
+            .list_objects_v2()
+            .bucket("firn-archive")
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for object in listed.contents() {
+            let key = object.key().unwrap().to_string();
+            let head = client
+                .head_object()
+                .bucket("firn-archive")
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            let class = head
+                .storage_class()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_else(|| "STANDARD".into());
+            out.push((key, class));
+        }
+        out
+    })
+}
+
+fn one_line_error(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}{}", stdout(out));
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn every_class_round_trips_single_and_multipart_files() {
+    let small = pattern(3000, 1);
+    let multi = pattern(2 * 16 * MIB + 5, 2);
+    for class in ["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD"] {
+        let cloud = FakeCloud::start();
+        let s = S3Sandbox::new(
+            &cloud.endpoint,
+            &format!(", storage_class = \"{class}\", prefix = \"photos\""),
+        );
+        s.init();
+        s.sb.write("small.jpg", &small);
+        s.sb.write("raw/multi.bin", &multi);
+        s.sb.write("empty", b"");
+        let proxy = FaultProxy::start(&cloud.endpoint, |_| Action::Forward);
+        let (code, doc) = s.backup_via(&proxy.endpoint);
+        assert_eq!(code, Some(0), "{class}: {doc}");
+        assert_eq!(doc["uploaded_files"], 3, "{class}: {doc}");
+        let log = proxy.log();
+        let parts = log.iter().filter(|(r, _)| r.is_s3_part_upload()).count();
+        let puts = log.iter().filter(|(r, _)| r.is_s3_put_object()).count();
+        assert_eq!((parts, puts), (3, 2), "{class}: 3 parts of 16 MiB, 2 single puts");
+        assert!(
+            log.iter()
+                .filter(|(r, _)| r.is_s3_put_object() || r.is_s3_part_upload())
+                .all(|(r, _)| r.header("x-amz-checksum-crc32c").is_some()),
+            "every body carries the checksum S3 verifies"
+        );
+        // The class is set when each object is created; keys read as the files.
+        let objects = classes(&cloud.endpoint);
+        assert_eq!(objects.len(), 3);
+        for (key, got) in &objects {
+            assert_eq!(got, class, "{key}");
+            assert!(key.starts_with("photos/"), "{key}");
+        }
+        assert!(objects.iter().any(|(k, _)| k.starts_with("photos/raw/multi.bin/")));
+        s.restore_and_compare(&[
+            ("small.jpg", &small),
+            ("raw/multi.bin", &multi),
+            ("empty", b""),
+        ]);
+    }
+}
+
+#[test]
+fn expedited_on_deep_archive_is_refused_before_anything_is_requested() {
+    let cloud = FakeCloud::start();
+    let s = S3Sandbox::new(&cloud.endpoint, "");
+    s.init();
+    s.sb.write("a.txt", "a");
+    assert_eq!(s.backup_via(&cloud.endpoint).0, Some(0));
+    let proxy = FaultProxy::start(&cloud.endpoint, |_| Action::Forward);
+    let to = s.sb.path().join("out").display().to_string();
+    let out = s.run(
+        &proxy.endpoint,
+        &["restore", "--set", "s", "--tier", "expedited", "--to", &to],
+    );
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("expedited") && err.contains("standard or bulk"),
+        "names the valid tiers: {err}"
+    );
+    assert_eq!(
+        proxy.log().iter().filter(|(r, _)| r.is_s3_restore()).count(),
+        0,
+        "nothing requested"
+    );
+}
+
+#[test]
+fn a_body_corrupted_on_the_way_is_refused_by_s3_and_nothing_is_recorded() {
+    let cloud = FakeCloud::start();
+    let s = S3Sandbox::new(&cloud.endpoint, "");
+    s.init();
+    s.sb.write("photo.jpg", pattern(5000, 3));
+    s.sb.write("film.mov", pattern(16 * MIB + 7, 4));
+    // One bit flipped in every body on its way: S3 checks each against its CRC32C.
+    let proxy = FaultProxy::start(&cloud.endpoint, |r: &RequestInfo| {
+        if r.is_s3_put_object() || r.is_s3_part_upload() {
+            Action::FlipRequestBodyByte { offset: 100 }
+        } else {
+            Action::Forward
+        }
+    });
+    let (code, doc) = s.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["uploaded_files"], 0, "{doc}");
+    let reasons = doc["failed"].to_string();
+    assert!(reasons.contains("corrupted in transit"), "{reasons}");
+    assert!(s.records().is_empty(), "nothing recorded");
+    assert!(
+        classes(&cloud.endpoint).is_empty(),
+        "no object left in the bucket"
+    );
+    // Without the damage the same files go up.
+    let (code, doc) = s.backup_via(&cloud.endpoint);
+    assert_eq!((code, doc["uploaded_files"].clone()), (Some(0), 2.into()), "{doc}");
+}
+
+/// Runs a backup through a proxy that holds each part back, and SIGKILLs it once
+/// `parts` part uploads have reached the proxy.
+fn kill_backup_after_parts(s: &S3Sandbox, upstream: &str, parts: usize) {
+    let proxy = FaultProxy::start(upstream, |r: &RequestInfo| {
+        if r.is_s3_part_upload() {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        Action::Forward
+    });
+    let mut child = s
+        .command(&proxy.endpoint)
+        .args(["backup", "--set", "s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy
+        .log()
+        .iter()
+        .filter(|(r, _)| r.is_s3_part_upload())
+        .count()
+        < parts
+    {
+        assert!(Instant::now() < deadline, "upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+#[test]
+fn a_multipart_upload_killed_midway_resumes_sending_only_the_missing_parts() {
+    let cloud = FakeCloud::start();
+    let s = S3Sandbox::new(&cloud.endpoint, ", part_concurrency = 1");
+    s.init();
+    let content = pattern(6 * 16 * MIB - 3, 5);
+    s.sb.write("vm.img", &content);
+    kill_backup_after_parts(&s, &cloud.endpoint, 3);
+    assert!(s.records().is_empty(), "nothing recorded by the killed run");
+    let held = rt().block_on(async {
+        let client = s3_client(&cloud.endpoint).await;
+        let uploads = client
+            .list_multipart_uploads()
+            .bucket("firn-archive")
+            .send()
+            .await
+            .unwrap();
+        let upload = &uploads.uploads()[0];
+        client
+            .list_parts()
+            .bucket("firn-archive")
+            .key(upload.key().unwrap())
+            .upload_id(upload.upload_id().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .parts()
+            .len()
+    });
+    assert!((1..6).contains(&held), "{held} parts held");
+    let proxy = FaultProxy::start(&cloud.endpoint, |_| Action::Forward);
+    let (code, doc) = s.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(0), "{doc}");
+    let sent = proxy
+        .log()
+        .iter()
+        .filter(|(r, _)| r.is_s3_part_upload())
+        .count();
+    assert_eq!(sent, 6 - held, "only the missing parts are sent again");
+    s.restore_and_compare(&[("vm.img", &content)]);
+}
+
+#[test]
+fn a_flipped_bit_in_a_download_is_caught_by_its_checksum_and_fetched_again() {
+    let cloud = FakeCloud::start();
+    let s = S3Sandbox::new(&cloud.endpoint, ", storage_class = \"GLACIER_IR\"");
+    s.init();
+    let small = pattern(100_000, 6);
+    let big = pattern(2 * 16 * MIB + 11, 7);
+    s.sb.write("small.bin", &small);
+    s.sb.write("big.bin", &big);
+    assert_eq!(s.backup_via(&cloud.endpoint).0, Some(0));
+    // The first download of each object arrives with one bit flipped.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let proxy = FaultProxy::start(&cloud.endpoint, move |r: &RequestInfo| {
+        let object = r.path.split('?').next().unwrap_or_default().to_string();
+        if r.is_s3_get_object() && seen.lock().unwrap().insert(object) {
+            Action::FlipBodyByte { offset: 1000 }
+        } else {
+            Action::Forward
+        }
+    });
+    let to = s.sb.path().join("out");
+    let out = s.run(
+        &proxy.endpoint,
+        &["restore", "--set", "s", "--to", to.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(std::fs::read(to.join("small.bin")).unwrap() == small);
+    assert!(std::fs::read(to.join("big.bin")).unwrap() == big);
+    let gets = proxy
+        .log()
+        .iter()
+        .filter(|(r, _)| r.is_s3_get_object())
+        .count();
+    // 1 small + 3 parts, and one fetch again for each damaged object.
+    assert_eq!(gets, 4 + 2, "each damaged piece was fetched again");
+}
+
+#[test]
+fn a_restore_in_progress_is_kept_then_downloaded_and_never_requested_twice() {
+    let moto = Moto::start();
+    moto.restores_take(4);
+    let s = S3Sandbox::new(&moto.endpoint, ", checksum = \"md5\"");
+    s.init();
+    s.sb.write("deep.txt", "from the deep");
+    assert_eq!(s.backup_via(&moto.endpoint).0, Some(0));
+    let proxy = FaultProxy::start(&moto.endpoint, |_| Action::Forward);
+    let to = s.sb.path().join("out");
+    let to_arg = to.display().to_string();
+    let out = s.run(
+        &proxy.endpoint,
+        &["restore", "--set", "s", "--to", &to_arg, "--no-wait"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("waiting: deep.txt"), "{}", stdout(&out));
+    assert!(!to.join("deep.txt").exists());
+    let jobs = s.run(&proxy.endpoint, &["jobs", "--set", "s", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
+    assert_eq!(listed[0]["state"], "in-progress", "{listed}");
+    std::thread::sleep(Duration::from_secs(5));
+    let jobs = s.run(&proxy.endpoint, &["jobs", "--set", "s", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
+    assert_eq!(listed[0]["state"], "ready", "{listed}");
+    let expires = listed[0]["expires_at"].as_i64().unwrap();
+    let now = firn::model::now_secs();
+    assert!(
+        (now + 2 * 86_400..=now + 4 * 86_400).contains(&expires),
+        "the restored copy's own expiry ({expires}, now {now})"
+    );
+    let out = s.run(&proxy.endpoint, &["restore", "--set", "s", "--to", &to_arg]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(std::fs::read_to_string(to.join("deep.txt")).unwrap(), "from the deep");
+    assert_eq!(
+        proxy.log().iter().filter(|(r, _)| r.is_s3_restore()).count(),
+        1,
+        "one RestoreObject over both runs"
+    );
+}
+
+#[test]
+fn an_object_not_restored_yet_is_reported_as_such_not_as_corruption() {
+    let moto = Moto::start();
+    moto.restores_take(60);
+    let s = S3Sandbox::new(&moto.endpoint, ", checksum = \"md5\", storage_class = \"GLACIER\"");
+    s.init();
+    s.sb.write("cold.txt", "cold");
+    assert_eq!(s.backup_via(&moto.endpoint).0, Some(0));
+    // A GET of the archived object is refused with InvalidObjectState.
+    let key = s.records()[0]["archive_id"].as_str().unwrap().to_string();
+    let refused = rt().block_on(async {
+        let client = s3_client(&moto.endpoint).await;
+        client
+            .get_object()
+            .bucket("firn-archive")
+            .key(&key)
+            .send()
+            .await
+            .err()
+            .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(&e).map(str::to_owned))
+    });
+    assert_eq!(refused.as_deref(), Some("InvalidObjectState"));
+    let to = s.sb.path().join("out").display().to_string();
+    let out = s.firn(&["restore", "--set", "s", "--to", &to, "--no-wait"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("waiting: cold.txt"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("corrupt"), "{}", stdout(&out));
+}
+
+#[test]
+fn each_s3_problem_is_one_clear_line_and_writes_nothing() {
+    let cloud = FakeCloud::start();
+    let s = S3Sandbox::new(&cloud.endpoint, "");
+    s.sb.write("a.txt", "a");
+    // No bucket yet.
+    let err = one_line_error(&s.firn(&["backup", "--set", "s"]));
+    assert!(err.contains("does not exist") && err.contains("firn init"), "{err}");
+    s.init();
+    for (action, expect) in [
+        (
+            s3_error(403, "AccessDenied", "Access Denied", &[]),
+            "access denied",
+        ),
+        (
+            s3_error(
+                301,
+                "PermanentRedirect",
+                "The bucket is in this region: eu-west-1.",
+                &[("x-amz-bucket-region", "eu-west-1")],
+            ),
+            "eu-west-1",
+        ),
+    ] {
+        let proxy = FaultProxy::start(&cloud.endpoint, move |_| action.clone());
+        let err = one_line_error(&s.run(&proxy.endpoint, &["backup", "--set", "s"]));
+        assert!(err.to_lowercase().contains(expect), "{err}");
+    }
+    // A server that refuses the checksum headers: the line names the setting.
+    let proxy = FaultProxy::start(&cloud.endpoint, |r: &RequestInfo| {
+        if r.header("x-amz-checksum-crc32c").is_some() {
+            s3_error(
+                400,
+                "InvalidRequest",
+                "x-amz-checksum-crc32c header is not supported",
+                &[],
+            )
+        } else {
+            Action::Forward
+        }
+    });
+    let (code, doc) = s.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(1), "{doc}");
+    assert!(doc["failed"].to_string().contains("checksum = \\\"md5\\\""), "{doc}");
+    assert!(s.records().is_empty());
+    // An unknown storage class in the config.
+    let bad = S3Sandbox::new(&cloud.endpoint, ", storage_class = \"ONEZONE\"");
+    bad.sb.write("a.txt", "a");
+    let err = one_line_error(&bad.firn(&["status", "--set", "s"]));
+    assert!(err.contains("ONEZONE") || err.contains("storage_class"), "{err}");
+}
+
+/// Runs `cmd` and returns its exit status and peak RSS in KiB (from wait4's rusage).
+// The child is reaped by wait4 itself, which std's Child cannot see.
+#[allow(clippy::zombie_processes)]
+fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid);
+    (std::process::ExitStatus::from_raw(status), usage.ru_maxrss)
+}
+
+#[test]
+fn a_2_gib_multipart_upload_stays_within_the_part_budget() {
+    let budget = 64 * MIB;
+    let cloud = FakeCloud::start();
+    let s = S3Sandbox::new(
+        &cloud.endpoint,
+        &format!(", part_memory_budget = {budget}, part_concurrency = 4"),
+    );
+    s.init();
+    let file = std::fs::File::create(s.sb.tree().join("disk.img")).unwrap();
+    file.set_len(2 << 30).unwrap(); // 2 GiB, sparse
+    let mut cmd = s.command(&cloud.endpoint);
+    cmd.args(["backup", "--set", "s"]);
+    let (status, rss_kib) = run_measuring_rss(cmd);
+    assert!(status.success(), "backup failed");
+    let rss_mib = rss_kib / 1024;
+    eprintln!(
+        "peak RSS of firn backup of a 2 GiB file to S3 with a {} MiB part budget: {rss_mib} MiB",
+        budget / MIB
+    );
+    assert!(
+        rss_mib <= (budget / MIB) as i64 + 50,
+        "peak RSS {rss_mib} MiB is over the part budget + 50 MB"
+    );
+    assert_eq!(s.records()[0]["size"], 2u64 << 30);
+}
