@@ -1,7 +1,7 @@
-//! A local AWS-compatible server for the tests (fakecloud: Glacier multipart with
-//! tree-hash, alignment and Content-Range checks; DynamoDB with 1 MB Query pages),
-//! started on a free port per test and killed when dropped; and a fault-injecting
-//! HTTP proxy to put between firn and it.
+//! Local AWS-compatible servers for the tests, each started on a free port per
+//! test and killed when dropped: `FakeCloud` (firn-standin, for Glacier, DynamoDB
+//! and S3) and `Moto` (S3 with storage classes and timed restores); and a
+//! fault-injecting HTTP proxy to put between firn and either.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -14,6 +14,13 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// firn-standin (tests/standin/): a slim build of fakecloud with only Glacier
+/// (multipart with tree-hash, alignment and Content-Range checks), DynamoDB (Query
+/// paged at 1 MB, conditional writes) and S3 (every checksum algorithm verified,
+/// BadDigest on a mismatch; restores complete at once), from fakecloud's own
+/// service crates. `bash tests/run.sh` builds it once per machine and points
+/// `FAKECLOUD_BIN` at it; a full `fakecloud` binary also works, since the stand-in
+/// keeps its command line and port announcement.
 pub struct FakeCloud {
     child: Child,
     pub endpoint: String,
@@ -34,8 +41,8 @@ fn fakecloud_binary() -> PathBuf {
 }
 
 impl FakeCloud {
-    /// Starts fakecloud on a free port. A missing server is a test failure (never a
-    /// skip): `bash tests/run.sh` installs it.
+    /// Starts the stand-in on a free port. A missing server is a test failure
+    /// (never a skip): `bash tests/run.sh` builds it.
     pub fn start() -> FakeCloud {
         let bin = fakecloud_binary();
         let mut child = Command::new(&bin)
@@ -45,11 +52,11 @@ impl FakeCloud {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start fakecloud ({}): {e}; run `bash tests/run.sh`, which installs it",
+                    "cannot start the AWS stand-in ({}): {e}; run `bash tests/run.sh`, which builds it and sets FAKECLOUD_BIN",
                     bin.display()
                 )
             });
-        let stdout = child.stdout.take().expect("fakecloud stdout");
+        let stdout = child.stdout.take().expect("stand-in stdout");
         let mut lines = BufReader::new(stdout).lines();
         let port = loop {
             match lines.next() {
@@ -58,7 +65,10 @@ impl FakeCloud {
                         break port.parse::<u16>().expect("port number");
                     }
                 }
-                _ => panic!("fakecloud exited before announcing its port"),
+                _ => panic!(
+                    "the AWS stand-in ({}) exited before announcing its port",
+                    bin.display()
+                ),
             }
         };
         // Keep draining its stdout so it never blocks on a full pipe.
@@ -75,6 +85,141 @@ impl Drop for FakeCloud {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// moto's S3 server, for what the stand-in does not model: storage classes where
+/// an unrestored GLACIER or DEEP_ARCHIVE object refuses GET, and restores that take
+/// time (`restores_take`). It does not verify `x-amz-checksum-*` headers: checksum
+/// tests belong on `FakeCloud`. `bash tests/run.sh` installs it in a virtual
+/// environment and sets `FIRN_MOTO_BIN`; it accepts any credentials (see `aws_env`).
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto on a free port and waits until it answers. A missing server is
+    /// a test failure (never a skip): `bash tests/run.sh` installs it.
+    pub fn start() -> Moto {
+        let Some(bin) = std::env::var_os("FIRN_MOTO_BIN").map(PathBuf::from) else {
+            panic!(
+                "FIRN_MOTO_BIN is not set: run `bash tests/run.sh`, which installs moto and sets it"
+            );
+        };
+        let mut last_error = String::new();
+        // moto takes a port number, not port 0: take one the system says is free
+        // and start again on another if something grabbed it in between.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start moto ({}): {e}; run `bash tests/run.sh`, which installs it",
+                        bin.display()
+                    )
+                });
+            // Keep draining its request log so it never blocks on a full pipe; the
+            // last lines explain a failed start.
+            let log = Arc::new(Mutex::new(Vec::<String>::new()));
+            let stderr = child.stderr.take().expect("moto stderr");
+            let log_in = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut log = log_in.lock().expect("moto log");
+                    if log.len() == 20 {
+                        log.remove(0);
+                    }
+                    log.push(line);
+                }
+            });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                // Alive and answering: the port is moto's (it exits when it cannot bind).
+                if let Ok(Some(status)) = child.try_wait() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    last_error = format!(
+                        "exited with {status}: {}",
+                        log.lock().expect("moto log").join("\n")
+                    );
+                    break;
+                }
+                if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json", "") {
+                    return Moto {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        port,
+                    };
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_error = "did not answer within 30 s".into();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        panic!("moto ({}) did not start: {last_error}", bin.display());
+    }
+
+    /// From now on a RestoreObject on a GLACIER or DEEP_ARCHIVE object is in
+    /// progress (HEAD says `ongoing-request="true"`, GET is refused) for `seconds`,
+    /// then done. The default is done at once.
+    pub fn restores_take(&self, seconds: u64) {
+        let body = format!(
+            r#"{{"model_name": "s3::keyrestore", "transition": {{"progression": "time", "seconds": {seconds}}}}}"#
+        );
+        match http(
+            self.port,
+            "POST",
+            "/moto-api/state-manager/set-transition",
+            &body,
+        ) {
+            Ok((status, _)) if (200..300).contains(&status) => {}
+            other => panic!("moto refused set-transition: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One plain HTTP/1.1 request to 127.0.0.1:`port`: the status and the body.
+fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// Environment for an AWS SDK client (or firn) talking to the local server:
