@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::jobs::{JobKind, JobState, Jobs, NewJob, NodeChange};
 use super::keys::{Key, KeyAction, KeyMap, Lookup};
+use super::layout::{self, Areas};
 use super::theme::Theme;
 use super::tree::{Class, JobMark, NodeId, ROOT, SortBy, Tree, View};
-use super::view;
 use crate::cost::{CostSummary, Prices};
 use crate::engine::{
     ArchiveRecord, BackupSummary, CachedHash, Candidate, DeletionPlan, DeletionReport, Event,
@@ -354,16 +354,50 @@ impl State {
         matches!(self.phase, Phase::Scanning(_)) || self.jobs.active() > 0
     }
 
+    /// Which optional panes are open (what the layout depends on).
+    pub fn open_panes(&self) -> layout::Open {
+        let jobs_shown = !self.jobs.is_empty() || self.focus == Focus::Jobs;
+        layout::Open {
+            jobs: jobs_shown.then_some(self.jobs.len()),
+            details: self.show_details,
+            log: self.show_log,
+        }
+    }
+
+    /// Where each pane goes on a screen of `area`.
+    pub fn areas(&self, area: Rect) -> Areas {
+        layout::layout(area, self.open_panes())
+    }
+
+    /// Where each pane goes on the terminal.
+    fn screen(&self) -> Areas {
+        self.areas(Rect::new(0, 0, self.size.0, self.size.1))
+    }
+
     fn tree_height(&self) -> usize {
-        let areas = view::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
-        areas.tree.height.saturating_sub(2) as usize
+        self.screen().tree_rows()
     }
 
     fn jobs_height(&self) -> usize {
-        let areas = view::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
-        areas
+        self.screen().job_rows()
+    }
+
+    /// The first job row shown in a pane of `height` rows: follows the work
+    /// unless the pane has focus.
+    pub fn job_window(&self, height: usize) -> usize {
+        let n = self.jobs.len();
+        if height == 0 || n <= height {
+            return 0;
+        }
+        if self.focus == Focus::Jobs {
+            return self.job_offset.min(n - height);
+        }
+        let first_active = self
             .jobs
-            .map_or(0, |r| r.height.saturating_sub(3) as usize)
+            .iter()
+            .position(|j| !j.state.is_finished())
+            .unwrap_or(n);
+        first_active.saturating_sub(1).min(n - height)
     }
 
     /// Rebuilds the rows if their shape changed; keeps the selected node selected.
@@ -1279,10 +1313,10 @@ impl State {
     }
 
     fn on_mouse(&mut self, event: MouseEvent) {
-        let areas = view::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
+        let areas = self.screen();
         let at = Position::new(event.column, event.row);
-        let in_jobs = areas.jobs.is_some_and(|r| r.contains(at));
-        let in_tree = areas.tree.contains(at);
+        let in_jobs = areas.in_jobs(at);
+        let in_tree = areas.in_tree(at);
         match event.kind {
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                 let delta = if event.kind == MouseEventKind::ScrollDown {
@@ -1304,9 +1338,8 @@ impl State {
             MouseEventKind::Down(MouseButton::Left) => {
                 if in_tree {
                     self.focus = Focus::Tree;
-                    let inner_top = areas.tree.y + 1;
-                    if event.row >= inner_top && event.row < areas.tree.bottom().saturating_sub(1) {
-                        let index = self.offset + (event.row - inner_top) as usize;
+                    if let Some(row) = areas.tree_row_at(event.row) {
+                        let index = self.offset + row;
                         if index < self.rows.len() {
                             if index == self.selected
                                 && let Some(id) = self.selected_node()
@@ -1319,14 +1352,10 @@ impl State {
                             self.selected = index;
                         }
                     }
-                } else if let Some(jobs) = areas.jobs
-                    && in_jobs
-                {
+                } else if in_jobs {
                     self.focus = Focus::Jobs;
-                    let first_row = jobs.y + 2;
-                    if event.row >= first_row && event.row < jobs.bottom().saturating_sub(1) {
-                        let offset = view::job_window(self, jobs.height.saturating_sub(3) as usize);
-                        let index = offset + (event.row - first_row) as usize;
+                    if let Some(row) = areas.job_row_at(event.row) {
+                        let index = self.job_window(areas.job_rows()) + row;
                         if index < self.jobs.len() {
                             self.job_selected = index;
                         }

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod jobs;
 pub mod keys;
+pub mod layout;
 pub mod settings;
 pub mod text;
 pub mod theme;

@@ -10,69 +10,14 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 use super::app::{Dialog, Focus, Phase, State};
 use super::jobs::{JobKind, JobState};
 use super::keys::KeyAction;
+use super::layout::{MIN_HEIGHT, MIN_WIDTH};
 use super::text::{self, count, duration, fit, fit_left, human_bytes, time_ns};
 use super::theme::Role;
 use super::tree::{Class, JobMark, Mark, NodeId};
 use crate::catalog::ArchiveState;
 
-/// Smaller than this, the UI shows a message instead of panes.
-pub const MIN_WIDTH: u16 = 60;
-pub const MIN_HEIGHT: u16 = 15;
-
 /// Glacier bills deleting an archive within this many days of its upload.
 pub const EARLY_DELETION_DAYS: i64 = 90;
-
-#[derive(Debug, Clone, Copy)]
-pub struct Areas {
-    pub title: Rect,
-    pub tree: Rect,
-    pub details: Option<Rect>,
-    pub jobs: Option<Rect>,
-    pub log: Option<Rect>,
-    pub status: Rect,
-}
-
-/// Where each pane goes (shared with the reducer for paging and mouse clicks).
-pub fn layout(area: Rect, state: &State) -> Areas {
-    let jobs_h = if state.jobs.is_empty() && state.focus != Focus::Jobs {
-        0
-    } else {
-        (state.jobs.len() as u16 + 3).clamp(5, (area.height / 3).max(5))
-    };
-    let log_h = if state.show_log {
-        (area.height / 5).clamp(4, 10)
-    } else {
-        0
-    };
-    let [title, main, jobs, log, status] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(3),
-        Constraint::Length(jobs_h),
-        Constraint::Length(log_h),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    let (tree, details) = if !state.show_details {
-        (main, None)
-    } else if main.width >= 100 {
-        let [tree, details] =
-            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
-                .areas(main);
-        (tree, Some(details))
-    } else {
-        let [tree, details] =
-            Layout::vertical([Constraint::Min(3), Constraint::Length(9)]).areas(main);
-        (tree, Some(details))
-    };
-    Areas {
-        title,
-        tree,
-        details,
-        jobs: (jobs_h > 0).then_some(jobs),
-        log: (log_h > 0).then_some(log),
-        status,
-    }
-}
 
 pub fn view(state: &State, frame: &mut Frame) {
     let area = frame.area();
@@ -80,7 +25,7 @@ pub fn view(state: &State, frame: &mut Frame) {
         too_small(state, frame, area);
         return;
     }
-    let areas = layout(area, state);
+    let areas = state.areas(area);
     title_bar(state, frame, areas.title);
     tree_pane(state, frame, areas.tree);
     if let Some(rect) = areas.details {
@@ -599,23 +544,6 @@ fn details_pane(state: &State, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
-/// The first job row shown: follows the work unless the pane has focus.
-pub fn job_window(state: &State, height: usize) -> usize {
-    let n = state.jobs.len();
-    if height == 0 || n <= height {
-        return 0;
-    }
-    if state.focus == Focus::Jobs {
-        return state.job_offset.min(n - height);
-    }
-    let first_active = state
-        .jobs
-        .iter()
-        .position(|j| !j.state.is_finished())
-        .unwrap_or(n);
-    first_active.saturating_sub(1).min(n - height)
-}
-
 /// A row's state as the jobs pane words it.
 fn state_label(state: &JobState) -> &'static str {
     match state {
@@ -684,7 +612,7 @@ fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
         Rect::new(inner.x, inner.y, inner.width, 1),
     );
     let height = inner.height.saturating_sub(1) as usize;
-    let offset = job_window(state, height);
+    let offset = state.job_window(height);
     let end = (offset + height).min(state.jobs.len());
     let width = inner.width as usize;
     for (i, job) in state.jobs.slice(offset..end).enumerate() {
