@@ -382,6 +382,15 @@ impl State {
         self.screen().job_rows()
     }
 
+    /// The store's usual wait for a retrieval of `tier`: (from, to) seconds.
+    pub fn tier_wait(&self, tier: Tier) -> (u64, u64) {
+        self.retrieval_waits[match tier {
+            Tier::Expedited => 0,
+            Tier::Standard => 1,
+            Tier::Bulk => 2,
+        }]
+    }
+
     /// The first job row shown in a pane of `height` rows: follows the work
     /// unless the pane has focus.
     pub fn job_window(&self, height: usize) -> usize {
