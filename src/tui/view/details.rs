@@ -29,7 +29,7 @@ pub fn details_pane(state: &State, frame: &mut Frame, area: Rect) {
         return;
     };
     let t = &state.theme;
-    let tree = &state.tree;
+    let tree = &state.browse.tree;
     let node = tree.node(id);
     let mark = tree.mark(id);
     let key = tree.key(id);
@@ -144,7 +144,7 @@ pub fn details_pane(state: &State, frame: &mut Frame, area: Rect) {
                 Style::new().add_modifier(Modifier::BOLD),
             )));
             for v in versions.iter().rev() {
-                let age_days = (state.now_secs - v.uploaded_at).max(0) / 86_400;
+                let age_days = (state.clock.now_secs - v.uploaded_at).max(0) / 86_400;
                 let state_style = match v.state {
                     ArchiveState::Current => t.fg(Role::Ok).add_modifier(Modifier::BOLD),
                     _ => t.dim(),
@@ -163,7 +163,7 @@ pub fn details_pane(state: &State, frame: &mut Frame, area: Rect) {
                     Span::raw(v.archive_id.clone()),
                 ]));
                 let window_end = v.uploaded_at + EARLY_DELETION_DAYS * 86_400;
-                let left = window_end - state.now_secs;
+                let left = window_end - state.clock.now_secs;
                 let window = if left > 0 {
                     Span::styled(
                         format!(

@@ -54,9 +54,12 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                     option.as_str(),
                     duration(from),
                     duration(to),
-                    state
-                        .prices
-                        .format(state.prices.retrieval_estimate(*bytes, requests, option))
+                    state.set.prices.format(
+                        state
+                            .set
+                            .prices
+                            .retrieval_estimate(*bytes, requests, option)
+                    )
                 ));
             }
             body.push_str("\n\nFiles in place with other content are not replaced without asking; identical ones are skipped.");
@@ -68,7 +71,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             )
         }
         Dialog::ConfirmDelete { plan, note } => {
-            let prices = &state.prices;
+            let prices = &state.set.prices;
             let mut body = format!(
                 "Delete {} ({}) from the store? This cannot be undone.",
                 crate::fmt::plural(plan.items.len() as u64, "archive"),
@@ -108,7 +111,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             )
         }
         Dialog::Cost(summary) => {
-            let prices = &state.prices;
+            let prices = &state.set.prices;
             let mut body = format!(
                 "Current versions   {} archives, {}\nSuperseded         {} archives, {}\nStorage            ≈ {} per month\nEarly deletion     ≈ {} if the {} superseded archives inside the {}-day minimum were deleted now\n\nRetrieving every current file:",
                 count(summary.current.archives),
@@ -242,7 +245,7 @@ fn orphan_line(orphan: &crate::engine::Orphan) -> String {
 
 /// The reconciliation view's body and key line.
 fn reconciliation_text(state: &State) -> (String, &'static str) {
-    let Some(r) = &state.reconciliation else {
+    let Some(r) = &state.set.reconciliation else {
         return (
             "No inventory has been compared with the catalog yet.\nAn inventory lists every archive the store holds; Glacier takes hours to prepare one (the job is kept and reused for 24 hours).".into(),
             "n: request an inventory    esc: close",

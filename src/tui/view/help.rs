@@ -57,7 +57,7 @@ pub fn help_overlay(state: &State, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
-            .scroll((state.help_scroll, 0)),
+            .scroll((state.panes.help.unwrap_or(0), 0)),
         rect,
     );
 }

@@ -56,8 +56,8 @@ pub fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     } else {
         totals.bytes_done as f64 / totals.bytes as f64
     };
-    let rate = state.jobs.rate(state.clock_ms);
-    let eta = state.jobs.eta_secs(state.clock_ms);
+    let rate = state.jobs.rate(state.clock.ms);
+    let eta = state.jobs.eta_secs(state.clock.ms);
     let info = format!(
         " {:>3}%  {} / {}  {}  ETA {}",
         (ratio * 100.0).floor() as u64,
@@ -94,7 +94,7 @@ pub fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
             JobState::Failed(_) => Mark::Failed,
             JobState::Cancelled => Mark::Ignored,
         };
-        let rate = job.rate(state.clock_ms);
+        let rate = job.rate(state.clock.ms);
         let right = match (&job.state, job.kind) {
             (
                 JobState::AtStore { ready_at },
@@ -127,7 +127,7 @@ pub fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
                 human_bytes(job.done.min(job.bytes)),
                 human_bytes(job.bytes),
                 text::rate(rate),
-                job.eta_secs(state.clock_ms)
+                job.eta_secs(state.clock.ms)
                     .map(duration)
                     .unwrap_or_else(|| "–".into()),
                 if job.cancel_requested && !state_.is_finished() {
@@ -156,7 +156,7 @@ pub fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
         let mut line_text_w = 2 + key_w + 1 + bar_cells;
         let right = fit(&right, width.saturating_sub(line_text_w));
         line_text_w += text::width(&right);
-        let selected = focused && index == state.job_selected;
+        let selected = focused && index == state.jobs.selected;
         let spans = vec![
             Span::styled(format!("{} ", mark.symbol()), t.mark(mark)),
             Span::raw(format!("{key:<key_w$} ")),
@@ -191,7 +191,7 @@ fn retrieval_wait(
     ready_at: Option<i64>,
 ) -> String {
     let (from, to) = state.tier_wait(tier);
-    let age = (state.now_secs - started_at).max(0) as u64;
+    let age = (state.clock.now_secs - started_at).max(0) as u64;
     let expected = match ready_at {
         Some(at) => format!("ready ~{}", text::format_time(at)),
         None => format!("expected {}–{}", duration(from), duration(to)),

@@ -43,7 +43,7 @@ pub fn view(state: &State, frame: &mut Frame) {
         log::log_pane(state, frame, rect);
     }
     status::status_bar(state, frame, areas.status);
-    if state.show_help {
+    if state.panes.help.is_some() {
         help::help_overlay(state, frame, area);
     }
     if let Some(dialog) = &state.dialog {

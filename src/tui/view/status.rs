@@ -13,12 +13,12 @@ use crate::tui::theme::Role;
 
 pub fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
-    let totals = state.tree.totals();
+    let totals = state.browse.tree.totals();
     let mut right = vec![
         Span::styled("view ", t.dim()),
-        Span::raw(state.view.label()),
+        Span::raw(state.browse.view.label()),
         Span::styled(" · sort ", t.dim()),
-        Span::raw(state.sort.label()),
+        Span::raw(state.browse.sort.label()),
     ];
     if matches!(state.phase, Phase::Ready) {
         right.push(Span::styled(" · ", t.dim()));
@@ -31,15 +31,15 @@ pub fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
             t.fg(Role::Changed),
         ));
     }
-    if state.tree.marked_count() > 0 {
+    if state.browse.tree.marked_count() > 0 {
         right.push(Span::styled(" · ", t.dim()));
         right.push(Span::styled(
-            format!("{} marked", state.tree.marked_count()),
+            format!("{} marked", state.browse.tree.marked_count()),
             t.fg(Role::Marked),
         ));
     }
     // The last reconciliation, when it found something (I shows it).
-    if let Some(r) = &state.reconciliation
+    if let Some(r) = &state.set.reconciliation
         && r.problems() > 0
     {
         right.push(Span::styled(" · ", t.dim()));
@@ -51,12 +51,15 @@ pub fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
     right.push(Span::raw(" "));
     let right_w: usize = right.iter().map(|s| s.width()).sum();
     let left_room = (area.width as usize).saturating_sub(right_w + 1);
-    let set = if state.set_id == state.root {
+    let set = if state.set.id == state.set.root {
         String::new()
     } else {
-        format!(" (set {})", state.set_id)
+        format!(" (set {})", state.set.id)
     };
-    let left_text = fit_left(&format!("{}{set}", state.root), left_room.saturating_sub(7));
+    let left_text = fit_left(
+        &format!("{}{set}", state.set.root),
+        left_room.saturating_sub(7),
+    );
     let mut spans = vec![
         Span::styled(" firn ", t.fg(Role::Title).add_modifier(Modifier::BOLD)),
         Span::raw(left_text),
@@ -106,7 +109,7 @@ pub fn hints(state: &State) -> Vec<(String, &'static str)> {
 pub fn status_bar(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let width = area.width as usize;
-    let line = if let Some(search) = &state.search {
+    let line = if let Some(search) = &state.browse.search {
         let mut spans = vec![
             Span::styled("/", t.fg(Role::Key)),
             Span::raw(search.query.clone()),
@@ -120,7 +123,7 @@ pub fn status_bar(state: &State, frame: &mut Frame, area: Rect) {
             t.dim(),
         ));
         Line::from(spans)
-    } else if state.quitting {
+    } else if state.quitting() {
         Line::from(Span::styled(
             format!(
                 "Stopping: queued work dropped, waiting for {} in flight to finish cleanly…",

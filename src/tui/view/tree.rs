@@ -19,7 +19,7 @@ pub fn tree_pane(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let focused = state.focus == Focus::Tree && state.dialog.is_none();
     let title = match state.phase {
-        Phase::Ready => format!(" Tree · {} entries ", count(state.tree.len() as u64)),
+        Phase::Ready => format!(" Tree · {} entries ", count(state.browse.tree.len() as u64)),
         _ => " Tree ".into(),
     };
     let block = pane(state, title, focused);
@@ -27,7 +27,7 @@ pub fn tree_pane(state: &State, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, area);
     match &state.phase {
         Phase::Scanning(progress) => {
-            let spin = SPINNER[(state.clock_ms / 100) as usize % SPINNER.len()];
+            let spin = SPINNER[(state.clock.ms / 100) as usize % SPINNER.len()];
             let lines = vec![
                 Line::from(vec![
                     Span::styled(format!("{spin} "), t.fg(Role::Uploading)),
@@ -61,23 +61,26 @@ pub fn tree_pane(state: &State, frame: &mut Frame, area: Rect) {
         }
         Phase::Ready => {}
     }
-    if state.rows.is_empty() {
-        let text = if state.tree.is_empty() {
+    if state.browse.rows.is_empty() {
+        let text = if state.browse.tree.is_empty() {
             "The tree is empty and nothing is archived.".to_string()
         } else {
             format!(
                 "Nothing in the {} view (v switches views).",
-                state.view.label()
+                state.browse.view.label()
             )
         };
         frame.render_widget(Paragraph::new(Span::styled(text, t.dim())), inner);
         return;
     }
     let height = inner.height as usize;
-    let offset = state.offset.min(state.rows.len().saturating_sub(1));
-    let end = (offset + height).min(state.rows.len());
-    for (i, &id) in state.rows[offset..end].iter().enumerate() {
-        let selected = offset + i == state.selected;
+    let offset = state
+        .browse
+        .offset
+        .min(state.browse.rows.len().saturating_sub(1));
+    let end = (offset + height).min(state.browse.rows.len());
+    for (i, &id) in state.browse.rows[offset..end].iter().enumerate() {
+        let selected = offset + i == state.browse.selected;
         let line = tree_row(state, id, inner.width as usize, selected && focused);
         let rect = Rect::new(inner.x, inner.y + i as u16, inner.width, 1);
         let mut paragraph = Paragraph::new(line);
@@ -90,7 +93,7 @@ pub fn tree_pane(state: &State, frame: &mut Frame, area: Rect) {
 
 /// Directory summary: `3 pending 1.2 MiB · 2 archived-only · 1 problem`.
 fn dir_summary(state: &State, id: NodeId) -> String {
-    let Some(r) = state.tree.rollup(id) else {
+    let Some(r) = state.browse.tree.rollup(id) else {
         return String::new();
     };
     let mut parts = Vec::new();
@@ -121,7 +124,7 @@ fn dir_summary(state: &State, id: NodeId) -> String {
     if parts.is_empty() {
         let n = r.entries();
         if n == 0 {
-            return state.tree.mark(id).label().to_string();
+            return state.browse.tree.mark(id).label().to_string();
         }
         if r.count(Class::UpToDate) == n && n > 0 {
             parts.push(format!("{} up to date", count(n.into())));
@@ -134,7 +137,7 @@ fn dir_summary(state: &State, id: NodeId) -> String {
 
 fn tree_row(state: &State, id: NodeId, width: usize, focused_selection: bool) -> Line<'static> {
     let t = &state.theme;
-    let tree = &state.tree;
+    let tree = &state.browse.tree;
     let node = tree.node(id);
     let mark = tree.mark(id);
     let is_dir = tree.is_dir(id);
