@@ -457,7 +457,7 @@ fn no_color_draws_no_colour_but_keeps_the_marks() {
 #[test]
 fn every_action_is_in_the_help_and_the_status_bar_fits() {
     let mut state = mixed();
-    update(&mut state, Action::Resize(100, 60));
+    update(&mut state, Action::Resize(100, 70));
     keys(&mut state, "?");
     let screen = render(&state);
     for action in firn::tui::keys::KeyAction::ALL {
@@ -623,6 +623,10 @@ fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
         Some(Dialog::ConfirmOverwrite { .. })
     ));
     assert!(render(&state).contains("Replace them with the archived versions?"));
+    assert!(
+        key(&mut state, KeyCode::Enter).is_empty() && keys(&mut state, "Y").is_empty(),
+        "overwriting takes the explicit confirm key only"
+    );
     let (_, items, tier, _, overwrite) = restore_effect(keys(&mut state, "y"));
     assert_eq!(items, ["photos/2024/beach.jpg", "photos/2024/sunset.jpg"]);
     assert_eq!(tier, Tier::Bulk);
@@ -829,4 +833,90 @@ fn the_reconciliation_view_acts_on_orphans() {
     assert!(key(&mut state, KeyCode::Enter).is_empty());
     let effects = keys(&mut state, "y");
     assert!(matches!(effects.as_slice(), [Effect::DeleteOrphans(o)] if o.len() == 1));
+}
+
+#[test]
+fn dialogs_read_their_keys_and_hints_from_the_key_map() {
+    use firn::cost::Prices;
+    use firn::tui::keys::KeyMap;
+    let settings = Settings::from_toml(
+        "[tui.keys]\nconfirm = [\"o\"]\ndecline = [\"N\"]\n",
+        Theme::default(),
+    )
+    .unwrap();
+    let mut state = mixed();
+    state.keys = settings.keys;
+    state.set.prices = Prices::default();
+    // A destructive question: the remapped confirm key, and only it.
+    select(&mut state, "photos/2024");
+    keys(&mut state, "d");
+    let records = vec![archive("photos/2024/beach.jpg", 6 << 20, 200)];
+    let plan =
+        firn::engine::DeletionPlan::new(records, &state.set.prices, NOW, &state.set.task_ids);
+    update(&mut state, Action::DeletionPlanned { plan, note: None });
+    let screen = render(&state);
+    assert!(
+        screen.contains("o: delete    N / esc: keep them"),
+        "the hint shows the remapped keys:\n{screen}"
+    );
+    assert!(!screen.contains("y: delete"), "{screen}");
+    for old in ["y", "n"] {
+        assert!(keys(&mut state, old).is_empty(), "{old} is no longer bound");
+        assert!(matches!(state.dialog, Some(Dialog::ConfirmDelete { .. })));
+    }
+    assert!(key(&mut state, KeyCode::Enter).is_empty(), "never Enter");
+    let effects = keys(&mut state, "o");
+    assert!(
+        matches!(effects.as_slice(), [Effect::Delete { .. }]),
+        "o confirms: {effects:?}"
+    );
+    assert!(state.dialog.is_none());
+
+    // A question that destroys nothing: confirm or Enter, and the hint says so.
+    keys(&mut state, "U");
+    assert!(render(&state).contains("o / enter: back up    N / esc: cancel"));
+    keys(&mut state, "N");
+    assert!(state.dialog.is_none(), "the remapped decline key closes it");
+
+    // The vim preset keeps the default dialog keys.
+    let vim = KeyMap::vim();
+    let default = KeyMap::default();
+    for action in firn::tui::keys::KeyAction::dialog_only() {
+        assert_eq!(
+            vim.keys(*action),
+            default.keys(*action),
+            "{}",
+            action.name()
+        );
+    }
+}
+
+#[test]
+fn the_quit_question_counts_the_unfinished_uploads() {
+    let entries: Vec<_> = (0..5_000)
+        .map(|n| local(&format!("many/{n:05}.txt"), 10, 1, firn::model::Status::New))
+        .collect();
+    let mut state = state(Tree::from_entries(entries), 120, 30);
+    keys(&mut state, "U");
+    let (_, items) = upload_effect(keys(&mut state, "y"));
+    assert_eq!(items.len(), 5_000);
+    keys(&mut state, "q");
+    assert!(matches!(
+        state.dialog,
+        Some(Dialog::ConfirmQuit { running: 5_000 })
+    ));
+    let screen = render(&state);
+    assert!(
+        screen.contains("5,000 uploads are not finished. Quit anyway?"),
+        "{screen}"
+    );
+    keys(&mut state, "n");
+    // One left: the singular.
+    let last = state.jobs.len() - 1;
+    for row in 0..last {
+        let id = state.jobs.job(row).id;
+        update(&mut state, Action::Engine(Event::Cancelled { id }));
+    }
+    keys(&mut state, "q");
+    assert!(render(&state).contains("1 upload is not finished."));
 }

@@ -1,6 +1,11 @@
 //! The key map (gitui style): one list of bindings per action, with defaults and a
-//! vim-ish preset, overridable from the config file. The status-bar hints and the
-//! help overlay are generated from it, so they never disagree with what keys do.
+//! vim-ish preset, overridable from the config file. The status-bar hints, the
+//! dialogs' key lines and the help overlay are generated from it, so they never
+//! disagree with what keys do.
+//!
+//! Keys are read in a [`Context`]: the panes, or one of the dialogs. A key means
+//! one thing in each context; the same key may mean other things in another
+//! (`n` searches again in the panes and says no in a question).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,10 +51,20 @@ pub enum KeyAction {
     Help,
     Back,
     Quit,
+    // In dialogs.
+    Confirm,
+    Accept,
+    Decline,
+    NextTier,
+    PrevTier,
+    ClearText,
+    NewInventory,
+    Adopt,
+    DeleteOrphans,
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 36] = [
+    pub const ALL: [KeyAction; 45] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -86,7 +101,27 @@ impl KeyAction {
         KeyAction::Help,
         KeyAction::Back,
         KeyAction::Quit,
+        KeyAction::Confirm,
+        KeyAction::Accept,
+        KeyAction::Decline,
+        KeyAction::NextTier,
+        KeyAction::PrevTier,
+        KeyAction::ClearText,
+        KeyAction::NewInventory,
+        KeyAction::Adopt,
+        KeyAction::DeleteOrphans,
     ];
+
+    /// The actions of the panes (the first of [`KeyAction::ALL`]); the rest are
+    /// read only in dialogs.
+    pub fn panes() -> &'static [KeyAction] {
+        &KeyAction::ALL[..36]
+    }
+
+    /// The actions read only in dialogs.
+    pub fn dialog_only() -> &'static [KeyAction] {
+        &KeyAction::ALL[36..]
+    }
 
     /// The name used in the config file (`[tui.keys] upload = ["u"]`).
     pub fn name(self) -> &'static str {
@@ -127,6 +162,15 @@ impl KeyAction {
             KeyAction::Help => "help",
             KeyAction::Back => "back",
             KeyAction::Quit => "quit",
+            KeyAction::Confirm => "confirm",
+            KeyAction::Accept => "accept",
+            KeyAction::Decline => "decline",
+            KeyAction::NextTier => "next_tier",
+            KeyAction::PrevTier => "prev_tier",
+            KeyAction::ClearText => "clear_text",
+            KeyAction::NewInventory => "new_inventory",
+            KeyAction::Adopt => "adopt",
+            KeyAction::DeleteOrphans => "delete_orphans",
         }
     }
 
@@ -169,6 +213,15 @@ impl KeyAction {
             KeyAction::Help => "this help",
             KeyAction::Back => "close overlay / cancel search",
             KeyAction::Quit => "quit (asks while uploads run)",
+            KeyAction::Confirm => "yes; the only key that deletes or overwrites",
+            KeyAction::Accept => "yes where nothing is deleted; close",
+            KeyAction::Decline => "no: close the question",
+            KeyAction::NextTier => "retrieval: next tier",
+            KeyAction::PrevTier => "retrieval: previous tier",
+            KeyAction::ClearText => "retrieval: clear the folder",
+            KeyAction::NewInventory => "inventory view: ask for a new inventory",
+            KeyAction::Adopt => "inventory view: adopt the orphans",
+            KeyAction::DeleteOrphans => "inventory view: delete the orphans (asks)",
         }
     }
 
@@ -200,6 +253,55 @@ impl KeyAction {
 
     pub fn from_name(name: &str) -> Option<KeyAction> {
         KeyAction::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// Where keys are read: the actions of one context never share a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// The tree, the jobs pane, the help overlay.
+    Panes,
+    /// A yes / no question, or a dialog that only shows something.
+    Question,
+    /// The retrieval dialog (its printable keys type the folder).
+    Retrieval,
+    /// The inventory view (store inventory vs catalog).
+    Inventory,
+}
+
+impl Context {
+    pub const ALL: [Context; 4] = [
+        Context::Panes,
+        Context::Question,
+        Context::Retrieval,
+        Context::Inventory,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Context::Panes => "the panes",
+            Context::Question => "a question",
+            Context::Retrieval => "the retrieval dialog",
+            Context::Inventory => "the inventory view",
+        }
+    }
+
+    /// The actions read in this context.
+    pub fn actions(self) -> &'static [KeyAction] {
+        use KeyAction as A;
+        match self {
+            Context::Panes => KeyAction::panes(),
+            Context::Question => &[A::Confirm, A::Accept, A::Decline, A::Back],
+            Context::Retrieval => &[A::Accept, A::NextTier, A::PrevTier, A::ClearText, A::Back],
+            Context::Inventory => &[
+                A::NewInventory,
+                A::Adopt,
+                A::DeleteOrphans,
+                A::Back,
+                A::Accept,
+                A::Quit,
+            ],
+        }
     }
 }
 
@@ -437,6 +539,27 @@ impl Default for KeyMap {
         m.insert(A::Help, vec![b(&[c('?')]), b(&[p(C::F(1))])]);
         m.insert(A::Back, vec![b(&[p(C::Esc)])]);
         m.insert(A::Quit, vec![b(&[c('q')]), b(&[Key::ctrl('c')])]);
+        // Dialogs. Only `confirm` deletes or overwrites; `accept` (Enter) says yes
+        // only where nothing is destroyed.
+        m.insert(A::Confirm, vec![b(&[c('y')])]);
+        m.insert(A::Accept, vec![b(&[p(C::Enter)]), b(&[c('Y')])]);
+        m.insert(A::Decline, vec![b(&[c('n')]), b(&[c('N')]), b(&[c('q')])]);
+        m.insert(
+            A::NextTier,
+            vec![b(&[p(C::Tab)]), b(&[p(C::Right)]), b(&[p(C::Down)])],
+        );
+        m.insert(
+            A::PrevTier,
+            vec![
+                b(&[Key::new(C::BackTab, KeyModifiers::SHIFT)]),
+                b(&[p(C::Left)]),
+                b(&[p(C::Up)]),
+            ],
+        );
+        m.insert(A::ClearText, vec![b(&[Key::ctrl('u')])]);
+        m.insert(A::NewInventory, vec![b(&[c('n')])]);
+        m.insert(A::Adopt, vec![b(&[c('a')])]);
+        m.insert(A::DeleteOrphans, vec![b(&[c('x')])]);
         KeyMap { bindings: m }
     }
 }
@@ -482,19 +605,20 @@ impl KeyMap {
         self.keys(action).first()
     }
 
-    /// What `key` does, given the key pressed before it (if it began a sequence).
+    /// What `key` does in the panes, given the key pressed before it (if it
+    /// began a sequence).
     pub fn lookup(&self, prefix: Option<Key>, key: Key) -> Lookup {
         let wanted: Vec<Key> = prefix.into_iter().chain([key]).collect();
-        for (action, bindings) in &self.bindings {
-            if bindings.iter().any(|b| b.0 == wanted) {
-                return Lookup::Action(*action);
+        let panes = KeyAction::panes();
+        for &action in panes {
+            if self.keys(action).iter().any(|b| b.0 == wanted) {
+                return Lookup::Action(action);
             }
         }
         if prefix.is_none()
-            && self
-                .bindings
-                .values()
-                .flatten()
+            && panes
+                .iter()
+                .flat_map(|&a| self.keys(a))
                 .any(|b| b.0.len() == 2 && b.0[0] == key)
         {
             return Lookup::Prefix;
@@ -502,22 +626,52 @@ impl KeyMap {
         Lookup::None
     }
 
-    /// The same key bound to two actions (reported as a config error).
-    pub fn conflicts(&self) -> Vec<String> {
-        let mut seen: BTreeMap<String, KeyAction> = BTreeMap::new();
+    /// Whether `key` alone is one of `action`'s bindings (dialogs read single
+    /// keys, never sequences).
+    pub fn binds(&self, action: KeyAction, key: Key) -> bool {
+        self.keys(action).iter().any(|b| b.0 == [key])
+    }
+
+    /// The single keys of `action`, in order (what dialogs read and show).
+    pub fn single_keys(&self, action: KeyAction) -> impl Iterator<Item = Key> + '_ {
+        self.keys(action)
+            .iter()
+            .filter(|b| b.0.len() == 1)
+            .map(|b| b.0[0])
+    }
+
+    /// What cannot work (reported as a config error): the same key bound to
+    /// two actions of one context, a sequence bound to a dialog's action.
+    pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for (action, bindings) in &self.bindings {
-            for binding in bindings {
-                let text = binding.to_string();
-                if let Some(other) = seen.insert(text.clone(), *action)
-                    && other != *action
-                {
-                    out.push(format!(
-                        "{text:?} is bound to both {} and {}",
-                        other.name(),
-                        action.name()
-                    ));
+        let mut reported = Vec::new();
+        for context in Context::ALL {
+            let mut seen: BTreeMap<String, KeyAction> = BTreeMap::new();
+            for &action in context.actions() {
+                for binding in self.keys(action) {
+                    let text = binding.to_string();
+                    if let Some(other) = seen.insert(text.clone(), action)
+                        && other != action
+                        && !reported.contains(&(text.clone(), other, action))
+                    {
+                        out.push(format!(
+                            "{text:?} is bound to both {} and {} in {}",
+                            other.name(),
+                            action.name(),
+                            context.name()
+                        ));
+                        reported.push((text, other, action));
+                    }
                 }
+            }
+        }
+        for &action in KeyAction::dialog_only() {
+            for binding in self.keys(action).iter().filter(|b| b.0.len() > 1) {
+                out.push(format!(
+                    "{} = {:?}: dialogs read single keys, not sequences",
+                    action.name(),
+                    binding.to_string()
+                ));
             }
         }
         out
@@ -551,8 +705,8 @@ mod tests {
     #[test]
     fn sequences_and_defaults_have_no_conflicts() {
         let map = KeyMap::default();
-        assert!(map.conflicts().is_empty(), "{:?}", map.conflicts());
-        assert!(KeyMap::vim().conflicts().is_empty());
+        assert!(map.problems().is_empty(), "{:?}", map.problems());
+        assert!(KeyMap::vim().problems().is_empty());
         assert_eq!(map.lookup(None, Key::ch('g')), Lookup::Prefix);
         assert_eq!(
             map.lookup(Some(Key::ch('g')), Key::ch('g')),
@@ -563,5 +717,42 @@ mod tests {
             Lookup::Action(KeyAction::Bottom)
         );
         assert_eq!(map.lookup(None, Key::ch('Q')), Lookup::None);
+        // Dialog keys are not read in the panes.
+        assert_eq!(map.lookup(None, Key::ch('y')), Lookup::None);
+        assert_eq!(
+            map.lookup(None, Key::ch('n')),
+            Lookup::Action(KeyAction::SearchNext)
+        );
+    }
+
+    #[test]
+    fn one_key_means_one_thing_per_context() {
+        let mut map = KeyMap::default();
+        // `n` is "search again" in the panes and "no" in a question: fine.
+        assert!(map.binds(KeyAction::Decline, Key::ch('n')));
+        // Two answers to one question on the same key: refused.
+        map.set(KeyAction::Confirm, vec![Binding::parse("n").unwrap()]);
+        let problems = map.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("in a question"), "{problems:?}");
+        // Dialogs read single keys.
+        let mut map = KeyMap::default();
+        map.set(KeyAction::Confirm, vec![Binding::parse("yy").unwrap()]);
+        assert!(map.problems()[0].contains("single keys"));
+    }
+
+    #[test]
+    fn every_action_is_read_somewhere() {
+        for action in KeyAction::ALL {
+            assert!(
+                Context::ALL.iter().any(|c| c.actions().contains(&action)),
+                "{} is read in no context",
+                action.name()
+            );
+        }
+        assert_eq!(
+            KeyAction::panes().len() + KeyAction::dialog_only().len(),
+            KeyAction::ALL.len()
+        );
     }
 }

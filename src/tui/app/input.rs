@@ -2,16 +2,13 @@
 //! search being typed, else the key map), and what each mapped action does,
 //! one function per concern.
 
-use crossterm::event::{
-    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
-};
+use crossterm::event::{KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
 use super::action::Effect;
-use super::dialogs::Dialog;
+use super::dialogs::{Answer, Dialog};
 use super::state::{Focus, Phase, State};
 use crate::engine::Orphan;
-use crate::model::Tier;
 use crate::scan::ScanProgress;
 use crate::tui::keys::{Key, KeyAction, Lookup};
 use crate::tui::tree::ROOT;
@@ -101,6 +98,16 @@ impl State {
             A::ToggleDetails | A::ToggleLog | A::Help | A::Back | A::Quit => {
                 self.window_action(action)
             }
+            // Read only in dialogs (the map's lookup for the panes never gives them).
+            A::Confirm
+            | A::Accept
+            | A::Decline
+            | A::NextTier
+            | A::PrevTier
+            | A::ClearText
+            | A::NewInventory
+            | A::Adopt
+            | A::DeleteOrphans => {}
         }
         Vec::new()
     }
@@ -235,129 +242,104 @@ impl State {
         }
     }
 
+    /// A key while a dialog is open: what its choices make of it.
     fn on_dialog_key(&mut self, key: &Key) -> Vec<Effect> {
-        let Some(dialog) = self.dialog.clone() else {
+        let Some(dialog) = &mut self.dialog else {
             return Vec::new();
         };
-        let yes = matches!(
-            key.code,
-            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
-        );
-        let no = matches!(
-            key.code,
-            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q')
-        );
+        let reconciliation = self.set.reconciliation.as_deref();
+        let Some(answer) = dialog.answer(&self.keys, key, reconciliation) else {
+            return Vec::new();
+        };
+        match answer {
+            Answer::NextTier | Answer::PrevTier | Answer::Type | Answer::ClearText => {
+                dialog.edit(answer, key);
+                Vec::new()
+            }
+            Answer::Yes => {
+                if let Some(why) = dialog.not_ready() {
+                    self.message = Some(why.into());
+                    return Vec::new();
+                }
+                match self.dialog.take() {
+                    Some(dialog) => self.go_ahead(dialog),
+                    None => Vec::new(),
+                }
+            }
+            Answer::No => {
+                self.dialog = None;
+                Vec::new()
+            }
+            Answer::NewInventory => {
+                self.dialog = None;
+                self.message = Some("asking the store for an inventory…".into());
+                vec![Effect::RunInventory]
+            }
+            Answer::Adopt => self.adopt_orphans(),
+            Answer::DeleteOrphans => {
+                let orphans = self.orphans();
+                if !orphans.is_empty() {
+                    self.dialog = Some(Dialog::ConfirmDeleteOrphans { orphans });
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// A dialog answered yes: what it asked for.
+    fn go_ahead(&mut self, dialog: Dialog) -> Vec<Effect> {
         match dialog {
-            Dialog::Retrieve { .. } => return self.on_retrieve_dialog(key),
+            Dialog::ConfirmBackupAll { .. } => self.start_upload(&[ROOT]),
+            Dialog::ConfirmQuit { .. } => {
+                self.begin_quit();
+                Vec::new()
+            }
+            Dialog::Retrieve {
+                keys,
+                tier,
+                destination,
+                ..
+            } => {
+                let items = self.current_versions(keys);
+                self.start_retrieval(items, tier, destination.trim().to_string(), false)
+            }
             Dialog::ConfirmOverwrite {
                 keys,
                 tier,
                 destination,
-            } if yes => {
-                self.dialog = None;
+            } => {
                 let items = self.current_versions(keys);
-                return self.start_retrieval(items, tier, destination, true);
+                self.start_retrieval(items, tier, destination, true)
             }
-            Dialog::ConfirmDelete { plan, .. } if key.code == KeyCode::Char('y') => {
-                // Only an explicit `y`: Enter is too easy to press by habit here.
-                self.dialog = None;
-                return self.start_deletion(plan);
-            }
-            Dialog::ConfirmDelete { .. } if key.code == KeyCode::Enter => {}
-            Dialog::Cost(_) if yes || no => self.dialog = None,
-            Dialog::Reconciliation => return self.on_reconciliation_key(key),
-            Dialog::ConfirmDeleteOrphans { orphans } if key.code == KeyCode::Char('y') => {
-                self.dialog = None;
+            Dialog::ConfirmDelete { plan, .. } => self.start_deletion(plan),
+            Dialog::ConfirmDeleteOrphans { orphans } => {
                 self.message = Some("deleting orphans…".into());
-                return vec![Effect::DeleteOrphans(orphans)];
+                vec![Effect::DeleteOrphans(orphans)]
             }
-            Dialog::ConfirmDeleteOrphans { .. } if key.code == KeyCode::Enter => {}
-            Dialog::Error { .. } if yes || no => self.dialog = None,
-            Dialog::ConfirmBackupAll { .. } if yes => {
-                self.dialog = None;
-                return self.start_upload(&[ROOT]);
-            }
-            Dialog::ConfirmQuit { .. } if yes => self.begin_quit(),
-            _ if no => self.dialog = None,
-            _ => {}
+            Dialog::Cost(_) | Dialog::Reconciliation | Dialog::Error { .. } => Vec::new(),
         }
-        Vec::new()
     }
 
-    /// Keys typed into the retrieval dialog: tier with Tab / arrows, the
-    /// destination as text, Enter to go, Esc to cancel.
-    fn on_retrieve_dialog(&mut self, key: &Key) -> Vec<Effect> {
-        let Some(Dialog::Retrieve {
-            keys,
-            tier,
-            destination,
-            ..
-        }) = self.dialog.as_mut()
-        else {
-            return Vec::new();
-        };
-        const TIERS: [Tier; 3] = [Tier::Expedited, Tier::Standard, Tier::Bulk];
-        let index = TIERS.iter().position(|t| t == tier).unwrap_or(1);
-        match key.code {
-            KeyCode::Esc => self.dialog = None,
-            KeyCode::Tab | KeyCode::Right | KeyCode::Down => *tier = TIERS[(index + 1) % 3],
-            KeyCode::BackTab | KeyCode::Left | KeyCode::Up => *tier = TIERS[(index + 2) % 3],
-            KeyCode::Backspace => {
-                destination.pop();
-            }
-            KeyCode::Char('u') if key.mods.contains(KeyModifiers::CONTROL) => destination.clear(),
-            KeyCode::Char(c) if !key.mods.contains(KeyModifiers::CONTROL) => destination.push(c),
-            KeyCode::Enter => {
-                let destination = destination.trim().to_string();
-                if destination.is_empty() {
-                    self.message = Some("type the directory to restore into".into());
-                    return Vec::new();
-                }
-                let (tier, keys) = (*tier, std::mem::take(keys));
-                self.dialog = None;
-                let items = self.current_versions(keys);
-                return self.start_retrieval(items, tier, destination, false);
-            }
-            _ => {}
-        }
-        Vec::new()
-    }
-
-    /// In the reconciliation view: `n` a new inventory, `a` adopt the orphans
-    /// whose description names a file, `x` delete orphans (asks), Esc closes.
-    fn on_reconciliation_key(&mut self, key: &Key) -> Vec<Effect> {
-        let orphans: Vec<Orphan> = self
-            .set
+    /// The orphans of the last reconciliation.
+    fn orphans(&self) -> Vec<Orphan> {
+        self.set
             .reconciliation
             .as_ref()
             .map(|r| r.orphans.clone())
-            .unwrap_or_default();
-        match key.code {
-            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => self.dialog = None,
-            KeyCode::Char('n') => {
-                self.dialog = None;
-                self.message = Some("asking the store for an inventory…".into());
-                return vec![Effect::RunInventory];
-            }
-            KeyCode::Char('a') => {
-                let adoptable: Vec<Orphan> = orphans
-                    .into_iter()
-                    .filter(|o| o.refused.is_none())
-                    .collect();
-                if adoptable.is_empty() {
-                    self.message = Some("no orphan has a description firn can adopt".into());
-                } else {
-                    self.dialog = None;
-                    self.message = Some("adopting orphans…".into());
-                    return vec![Effect::AdoptOrphans(adoptable)];
-                }
-            }
-            KeyCode::Char('x') if !orphans.is_empty() => {
-                self.dialog = Some(Dialog::ConfirmDeleteOrphans { orphans });
-            }
-            _ => {}
+            .unwrap_or_default()
+    }
+
+    /// Adopts the orphans whose description names a file.
+    fn adopt_orphans(&mut self) -> Vec<Effect> {
+        let mut adoptable = self.orphans();
+        adoptable.retain(|o| o.refused.is_none());
+        if adoptable.is_empty() {
+            self.message = Some("no orphan has a description firn can adopt".into());
+            return Vec::new();
         }
-        Vec::new()
+        self.dialog = None;
+        self.message = Some("adopting orphans…".into());
+        vec![Effect::AdoptOrphans(adoptable)]
     }
 
     pub(super) fn on_mouse(&mut self, event: MouseEvent) {

@@ -13,7 +13,7 @@ use crate::tui::theme::Role;
 
 pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
-    let (title, body, keys, role) = match dialog {
+    let (title, body, role) = match dialog {
         Dialog::ConfirmBackupAll { files, bytes } => (
             " Back up everything pending? ".to_string(),
             format!(
@@ -21,7 +21,6 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 crate::fmt::plural(*files, "file"),
                 human_bytes(*bytes)
             ),
-            "y / enter: back up    n / esc: cancel",
             Role::Changed,
         ),
         Dialog::ConfirmQuit { running } => (
@@ -30,7 +29,6 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 "{} not finished. Quit anyway?\nThey are cancelled; firn waits for those in flight to stop cleanly, so nothing is left half-recorded.",
                 crate::fmt::plural_with(*running as u64, "upload", "is", "are")
             ),
-            "y / enter: cancel them and quit    n / esc: keep running",
             Role::Changed,
         ),
         Dialog::Retrieve {
@@ -63,12 +61,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 ));
             }
             body.push_str("\n\nFiles in place with other content are not replaced without asking; identical ones are skipped.");
-            (
-                " Retrieve archived files ".to_string(),
-                body,
-                "enter: request  tab: tier  type: folder  esc: cancel",
-                Role::Changed,
-            )
+            (" Retrieve archived files ".to_string(), body, Role::Changed)
         }
         Dialog::ConfirmDelete { plan, note } => {
             let prices = &state.set.prices;
@@ -103,12 +96,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 body.push_str(&format!("\n{note}"));
             }
             body.push_str("\nLocal files are not touched; one that still exists becomes new.");
-            (
-                " Delete archives? ".to_string(),
-                body,
-                "y: delete    n / esc: keep them",
-                Role::Problem,
-            )
+            (" Delete archives? ".to_string(), body, Role::Problem)
         }
         Dialog::Cost(summary) => {
             let prices = &state.set.prices;
@@ -133,22 +121,13 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                     duration(to)
                 ));
             }
-            (
-                " Cost ".to_string(),
-                body,
-                "enter / esc: close",
-                Role::Title,
-            )
+            (" Cost ".to_string(), body, Role::Title)
         }
-        Dialog::Reconciliation => {
-            let (body, keys) = reconciliation_text(state);
-            (
-                " Store inventory vs catalog ".to_string(),
-                body,
-                keys,
-                Role::Title,
-            )
-        }
+        Dialog::Reconciliation => (
+            " Store inventory vs catalog ".to_string(),
+            reconciliation_text(state),
+            Role::Title,
+        ),
         Dialog::ConfirmDeleteOrphans { orphans } => {
             let bytes: u64 = orphans.iter().map(|o| o.size).sum();
             let mut body = format!(
@@ -162,12 +141,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             if orphans.len() > 6 {
                 body.push_str(&format!("\n… and {} more", orphans.len() - 6));
             }
-            (
-                " Delete orphans? ".to_string(),
-                body,
-                "y: delete    n / esc: keep them",
-                Role::Problem,
-            )
+            (" Delete orphans? ".to_string(), body, Role::Problem)
         }
         Dialog::ConfirmOverwrite {
             keys, destination, ..
@@ -183,19 +157,9 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 body.push_str(&format!("\n  … and {} more", keys.len() - 5));
             }
             body.push_str("\n\nReplace them with the archived versions?");
-            (
-                " Overwrite local files? ".to_string(),
-                body,
-                "y: replace them    n / esc: keep the local files",
-                Role::Problem,
-            )
+            (" Overwrite local files? ".to_string(), body, Role::Problem)
         }
-        Dialog::Error { title, message } => (
-            format!(" {title} "),
-            message.clone(),
-            "enter / esc: close",
-            Role::Problem,
-        ),
+        Dialog::Error { title, message } => (format!(" {title} "), message.clone(), Role::Problem),
     };
     let width = 64.min(area.width.saturating_sub(4));
     let inner_w = width.saturating_sub(4) as usize;
@@ -220,9 +184,22 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
     .areas(inner.inner(ratatui::layout::Margin::new(1, 0)));
     frame.render_widget(Paragraph::new(body).wrap(Wrap { trim: true }), body_area);
     frame.render_widget(
-        Line::from(Span::styled(keys, t.fg(Role::Key))).alignment(Alignment::Center),
+        Line::from(Span::styled(key_line(state, dialog), t.fg(Role::Key)))
+            .alignment(Alignment::Center),
         keys_area,
     );
+}
+
+/// The dialog's keys, from the key map, and what each does: `KEYS: WHAT`
+/// entries, four spaces apart (two when there are more than two entries).
+fn key_line(state: &State, dialog: &Dialog) -> String {
+    let hints = dialog.hints(&state.keys, state.set.reconciliation.as_deref());
+    let gap = if hints.len() > 2 { "  " } else { "    " };
+    hints
+        .iter()
+        .map(|(keys, does)| format!("{keys}: {does}"))
+        .collect::<Vec<_>>()
+        .join(gap)
 }
 
 /// One orphan: what its description names (or its id), size and age.
@@ -243,13 +220,10 @@ fn orphan_line(orphan: &crate::engine::Orphan) -> String {
     )
 }
 
-/// The reconciliation view's body and key line.
-fn reconciliation_text(state: &State) -> (String, &'static str) {
+/// The reconciliation view's body.
+fn reconciliation_text(state: &State) -> String {
     let Some(r) = &state.set.reconciliation else {
-        return (
-            "No inventory has been compared with the catalog yet.\nAn inventory lists every archive the store holds; Glacier takes hours to prepare one (the job is kept and reused for 24 hours).".into(),
-            "n: request an inventory    esc: close",
-        );
+        return "No inventory has been compared with the catalog yet.\nAn inventory lists every archive the store holds; Glacier takes hours to prepare one (the job is kept and reused for 24 hours).".into();
     };
     let mut body = format!(
         "Inventory of {}, compared {}.\n{} archives in the store, {} catalog records: {} match, {} too new to check.",
@@ -303,10 +277,5 @@ fn reconciliation_text(state: &State) -> (String, &'static str) {
             ));
         }
     }
-    let keys = if r.orphans.is_empty() {
-        "n: new inventory    esc: close"
-    } else {
-        "a: adopt  x: delete  n: new inventory  esc: close"
-    };
-    (body, keys)
+    body
 }
