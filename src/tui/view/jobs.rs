@@ -10,7 +10,7 @@ use ratatui::widgets::Paragraph;
 use super::widgets::pane;
 use crate::tui::app::{Focus, State};
 use crate::tui::jobs::{JobKind, JobState};
-use crate::tui::text::{self, duration, fit, fit_left, human_bytes};
+use crate::tui::text::{self, count, duration, fit, fit_left, human_bytes};
 use crate::tui::theme::Role;
 use crate::tui::tree::Mark;
 
@@ -30,18 +30,22 @@ pub fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let focused = state.focus == Focus::Jobs && state.dialog.is_none();
     let totals = state.jobs.totals();
+    // Counts as the rest of the UI writes them (5,000).
+    let n = |n: usize| count(n as u64);
     let mut title = format!(
         " Jobs · {} running · {} queued · {} done",
-        totals.running, totals.queued, totals.done
+        n(totals.running),
+        n(totals.queued),
+        n(totals.done)
     );
-    if totals.at_store > 0 {
-        title.push_str(&format!(" · {} at the store", totals.at_store));
-    }
-    if totals.failed > 0 {
-        title.push_str(&format!(" · {} failed", totals.failed));
-    }
-    if totals.cancelled > 0 {
-        title.push_str(&format!(" · {} cancelled", totals.cancelled));
+    for (value, what) in [
+        (totals.at_store, "at the store"),
+        (totals.failed, "failed"),
+        (totals.cancelled, "cancelled"),
+    ] {
+        if value > 0 {
+            title.push_str(&format!(" · {} {what}", n(value)));
+        }
     }
     title.push(' ');
     let block = pane(state, title, focused);
