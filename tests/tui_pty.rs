@@ -187,6 +187,17 @@ fn mark(screen: &str, name: &str) -> Option<char> {
     row(screen, name).and_then(|l| l.chars().nth(1))
 }
 
+/// The paths the catalog records (`firn ls --all --json`), sorted.
+fn recorded(sandbox: &Sandbox) -> Vec<String> {
+    let mut paths: Vec<String> = sandbox
+        .records()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
 #[test]
 fn mark_upload_and_quit_in_a_real_terminal() {
     let sandbox = Sandbox::in_memory();
@@ -242,13 +253,7 @@ fn mark_upload_and_quit_in_a_real_terminal() {
     pty.assert_restored();
 
     // The catalog holds the directory's files, and only those.
-    let mut keys: Vec<String> = sandbox
-        .records()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
-    keys.sort();
-    assert_eq!(keys, ["docs/a.txt", "docs/b.txt"]);
+    assert_eq!(recorded(&sandbox), ["docs/a.txt", "docs/b.txt"]);
 }
 
 #[test]
@@ -540,12 +545,7 @@ fn quitting_a_large_backup_is_fast_and_leaves_nothing_half_recorded() {
     // catalog, the catalog holds only those, and they are exactly the files
     // status reports as up to date (the rest are still new).
     let archives = sandbox.store_archives().len();
-    let mut recorded: Vec<String> = sandbox
-        .records()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
-    recorded.sort();
+    let recorded = recorded(&sandbox);
     assert_eq!(recorded.len(), archives, "store and catalog agree");
     assert!(
         recorded.len() >= done_before && recorded.len() < FILES,

@@ -39,6 +39,15 @@ fn upload_effect(effects: Vec<Effect>) -> (u32, Vec<String>) {
     panic!("no upload effect");
 }
 
+/// The mixed tree, with the keys and colours of a config file's `[tui]` table.
+fn mixed_with_config(config: &str) -> State {
+    let settings = Settings::from_toml(config, Theme::default()).unwrap();
+    let mut state = mixed();
+    state.keys = settings.keys;
+    state.theme = settings.theme;
+    state
+}
+
 fn names(state: &State) -> Vec<String> {
     state
         .browse
@@ -395,14 +404,9 @@ fn mouse_wheel_and_click() {
 
 #[test]
 fn keys_and_colours_from_the_config_file() {
-    let settings = Settings::from_toml(
+    let mut state = mixed_with_config(
         "[sets.a]\nroot = \"/x\"\n[tui]\nkeys_preset = \"vim\"\n[tui.keys]\nupload = [\"ctrl-u\"]\nhalf_page_up = []\nmark = [\"m\"]\n[tui.colors]\nnew = \"#ff8800\"\n",
-        Theme::default(),
-    )
-    .unwrap();
-    let mut state = mixed();
-    state.keys = settings.keys;
-    state.theme = settings.theme;
+    );
     select(&mut state, "notes.txt");
     assert!(keys(&mut state, "u").is_empty(), "u is no longer bound");
     keys(&mut state, "k");
@@ -839,13 +843,7 @@ fn the_reconciliation_view_acts_on_orphans() {
 fn dialogs_read_their_keys_and_hints_from_the_key_map() {
     use firn::cost::Prices;
     use firn::tui::keys::KeyMap;
-    let settings = Settings::from_toml(
-        "[tui.keys]\nconfirm = [\"o\"]\ndecline = [\"N\"]\n",
-        Theme::default(),
-    )
-    .unwrap();
-    let mut state = mixed();
-    state.keys = settings.keys;
+    let mut state = mixed_with_config("[tui.keys]\nconfirm = [\"o\"]\ndecline = [\"N\"]\n");
     state.set.prices = Prices::default();
     // A destructive question: the remapped confirm key, and only it.
     select(&mut state, "photos/2024");

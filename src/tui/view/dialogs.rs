@@ -70,9 +70,9 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 crate::fmt::plural(plan.items.len() as u64, "archive"),
                 human_bytes(plan.total_bytes)
             );
-            for item in plan.items.iter().take(8) {
-                body.push_str(&format!(
-                    "\n{} · {} · {} d{}",
+            push_list(&mut body, &plan.items, 8, "", |item| {
+                format!(
+                    "{} · {} · {} d{}",
                     item.record.key,
                     human_bytes(item.record.size),
                     item.age_days(),
@@ -81,11 +81,8 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                     } else {
                         String::new()
                     }
-                ));
-            }
-            if plan.items.len() > 8 {
-                body.push_str(&format!("\n… and {} more", plan.items.len() - 8));
-            }
+                )
+            });
             body.push_str(&format!(
                 "\n\nEarly-deletion charge ≈ {} ({} inside the {}-day minimum).",
                 prices.format(plan.total_charge),
@@ -135,12 +132,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 crate::fmt::plural(orphans.len() as u64, "orphan"),
                 human_bytes(bytes)
             );
-            for orphan in orphans.iter().take(6) {
-                body.push_str(&format!("\n{}", orphan_line(orphan)));
-            }
-            if orphans.len() > 6 {
-                body.push_str(&format!("\n… and {} more", orphans.len() - 6));
-            }
+            push_list(&mut body, orphans, 6, "", orphan_line);
             (" Delete orphans? ".to_string(), body, Role::Problem)
         }
         Dialog::ConfirmOverwrite {
@@ -150,12 +142,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 "{} in {destination} with other content than the archive:",
                 crate::fmt::plural_with(keys.len() as u64, "file", "exists", "exist")
             );
-            for key in keys.iter().take(5) {
-                body.push_str(&format!("\n  {key}"));
-            }
-            if keys.len() > 5 {
-                body.push_str(&format!("\n  … and {} more", keys.len() - 5));
-            }
+            push_list(&mut body, keys, 5, "  ", String::clone);
             body.push_str("\n\nReplace them with the archived versions?");
             (" Overwrite local files? ".to_string(), body, Role::Problem)
         }
@@ -202,6 +189,38 @@ fn key_line(state: &State, dialog: &Dialog) -> String {
         .join(gap)
 }
 
+/// The first `shown` of `items`, one line each after `indent`, then how many
+/// more there are.
+fn push_list<T>(
+    body: &mut String,
+    items: &[T],
+    shown: usize,
+    indent: &str,
+    line: impl Fn(&T) -> String,
+) {
+    for item in items.iter().take(shown) {
+        body.push_str(&format!("\n{indent}{}", line(item)));
+    }
+    if items.len() > shown {
+        body.push_str(&format!("\n{indent}… and {} more", items.len() - shown));
+    }
+}
+
+/// A heading with how many `items` there are, then the first `shown` of them;
+/// nothing when there are none.
+fn push_section<T>(
+    body: &mut String,
+    heading: &str,
+    items: &[T],
+    shown: usize,
+    line: impl Fn(&T) -> String,
+) {
+    if !items.is_empty() {
+        body.push_str(&format!("\n\n{heading}: {}", items.len()));
+        push_list(body, items, shown, "", line);
+    }
+}
+
 /// One orphan: what its description names (or its id), size and age.
 fn orphan_line(orphan: &crate::engine::Orphan) -> String {
     let name = orphan
@@ -237,45 +256,40 @@ fn reconciliation_text(state: &State) -> String {
     if r.is_consistent() {
         body.push_str("\n\nEvery archive is accounted for.");
     }
-    if !r.orphans.is_empty() {
-        body.push_str(&format!(
-            "\n\nOrphans (in the store, not in the catalog): {}",
-            r.orphans.len()
-        ));
-        for orphan in r.orphans.iter().take(6) {
-            body.push_str(&format!("\n{}", orphan_line(orphan)));
-        }
-        if r.orphans.len() > 6 {
-            body.push_str(&format!("\n… and {} more", r.orphans.len() - 6));
-        }
-    }
-    if !r.missing.is_empty() {
-        body.push_str(&format!(
-            "\n\nMissing (in the catalog, not in the store): {}",
-            r.missing.len()
-        ));
-        for missing in r.missing.iter().take(4) {
-            body.push_str(&format!(
-                "\n{} · {} · {}",
+    push_section(
+        &mut body,
+        "Orphans (in the store, not in the catalog)",
+        &r.orphans,
+        6,
+        orphan_line,
+    );
+    push_section(
+        &mut body,
+        "Missing (in the catalog, not in the store)",
+        &r.missing,
+        4,
+        |missing| {
+            format!(
+                "{} · {} · {}",
                 missing.key,
                 human_bytes(missing.size),
                 missing.state
-            ));
-        }
-    }
-    if !r.mismatched.is_empty() {
-        body.push_str(&format!(
-            "\n\nSize or tree hash differs: {}",
-            r.mismatched.len()
-        ));
-        for m in r.mismatched.iter().take(4) {
-            body.push_str(&format!(
-                "\n{} · catalog {} · store {}",
+            )
+        },
+    );
+    push_section(
+        &mut body,
+        "Size or tree hash differs",
+        &r.mismatched,
+        4,
+        |m| {
+            format!(
+                "{} · catalog {} · store {}",
                 m.key,
                 human_bytes(m.catalog_size),
                 human_bytes(m.store_size)
-            ));
-        }
-    }
+            )
+        },
+    );
     body
 }
