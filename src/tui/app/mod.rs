@@ -17,7 +17,7 @@ mod work;
 
 pub use action::{Action, Details, Effect, RestoreReport, RetrievalGroup, RetrieveItem};
 pub use browse::{Browse, Search};
-pub use dialogs::Dialog;
+pub use dialogs::{Answer, Choice, Dialog, Keys};
 pub use state::{Clock, Focus, LOG_LINES, Panes, Phase, SetInfo, State};
 
 /// The one reducer.
