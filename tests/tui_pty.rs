@@ -88,10 +88,16 @@ impl Pty {
         self.parser.lock().unwrap().screen().contents()
     }
 
+    /// Types `keys` and gives the UI a moment to take them.
     fn send(&mut self, keys: &str) {
+        self.press(keys);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    /// Types `keys` and returns at once.
+    fn press(&mut self, keys: &str) {
         self.master.write_all(keys.as_bytes()).unwrap();
         self.master.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(150));
     }
 
     fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
@@ -106,6 +112,54 @@ impl Pty {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl Pty {
+    /// Waits for the process to end on its own.
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "firn did not quit; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The terminal is back as it was: main screen, cursor shown, no mouse
+    /// reporting, canonical mode with echo.
+    fn assert_restored(&self) {
+        // What the process wrote last reaches the parser.
+        std::thread::sleep(Duration::from_millis(200));
+        {
+            let parser = self.parser.lock().unwrap();
+            let screen = parser.screen();
+            assert!(!screen.alternate_screen(), "still on the alternate screen");
+            assert!(!screen.hide_cursor(), "cursor left hidden");
+            assert_eq!(
+                screen.mouse_protocol_mode(),
+                vt100::MouseProtocolMode::None,
+                "mouse reporting left on"
+            );
+        }
+        // SAFETY: termios is plain data, filled by tcgetattr.
+        let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut termios) };
+        assert_eq!(rc, 0);
+        assert!(
+            termios.c_lflag & libc::ICANON != 0,
+            "raw mode left on (no ICANON)"
+        );
+        assert!(
+            termios.c_lflag & libc::ECHO != 0,
+            "raw mode left on (no ECHO)"
+        );
     }
 }
 
@@ -131,6 +185,17 @@ fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
 /// The status mark of a tree row: the column after the mark-for-upload `*`.
 fn mark(screen: &str, name: &str) -> Option<char> {
     row(screen, name).and_then(|l| l.chars().nth(1))
+}
+
+/// The paths the catalog records (`firn ls --all --json`), sorted.
+fn recorded(sandbox: &Sandbox) -> Vec<String> {
+    let mut paths: Vec<String> = sandbox
+        .records()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths
 }
 
 #[test]
@@ -183,55 +248,12 @@ fn mark_upload_and_quit_in_a_real_terminal() {
     assert!(row(&screen, "a.txt").is_some());
 
     pty.send("q");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = pty.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "firn did not quit; screen:\n{}",
-            pty.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = pty.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
-    std::thread::sleep(Duration::from_millis(200));
-
-    // The terminal is back as it was: main screen, cursor shown, no mouse
-    // reporting, canonical mode with echo.
-    {
-        let parser = pty.parser.lock().unwrap();
-        let screen = parser.screen();
-        assert!(!screen.alternate_screen(), "still on the alternate screen");
-        assert!(!screen.hide_cursor(), "cursor left hidden");
-        assert_eq!(
-            screen.mouse_protocol_mode(),
-            vt100::MouseProtocolMode::None,
-            "mouse reporting left on"
-        );
-    }
-    // SAFETY: termios is plain data, filled by tcgetattr.
-    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::tcgetattr(pty.master.as_raw_fd(), &mut termios) };
-    assert_eq!(rc, 0);
-    assert!(
-        termios.c_lflag & libc::ICANON != 0,
-        "raw mode left on (no ICANON)"
-    );
-    assert!(
-        termios.c_lflag & libc::ECHO != 0,
-        "raw mode left on (no ECHO)"
-    );
+    pty.assert_restored();
 
     // The catalog holds the directory's files, and only those.
-    let mut keys: Vec<String> = sandbox
-        .records()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
-    keys.sort();
-    assert_eq!(keys, ["docs/a.txt", "docs/b.txt"]);
+    assert_eq!(recorded(&sandbox), ["docs/a.txt", "docs/b.txt"]);
 }
 
 #[test]
@@ -244,24 +266,8 @@ fn sigterm_restores_the_terminal() {
     pty.wait_for("the tree", Duration::from_secs(30), |s| s.contains("x.txt"));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pty.child.id() as i32, libc::SIGTERM) };
-    let started = Instant::now();
-    while pty.child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "SIGTERM did not end firn"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let parser = pty.parser.lock().unwrap();
-    assert!(!parser.screen().alternate_screen());
-    assert!(!parser.screen().hide_cursor());
-    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
-    assert_eq!(
-        unsafe { libc::tcgetattr(pty.master.as_raw_fd(), &mut termios) },
-        0
-    );
-    assert!(termios.c_lflag & libc::ICANON != 0);
+    pty.wait_exit(Duration::from_secs(10));
+    pty.assert_restored();
 }
 
 #[test]
@@ -286,25 +292,12 @@ fn a_panic_restores_the_terminal() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!status.success());
-    std::thread::sleep(Duration::from_millis(200));
+    pty.assert_restored();
     let screen = pty.screen();
     assert!(
         screen.contains("injected panic"),
         "the panic message is readable:\n{screen}"
     );
-    let parser = pty.parser.lock().unwrap();
-    assert!(!parser.screen().alternate_screen());
-    assert!(!parser.screen().hide_cursor());
-    assert_eq!(
-        parser.screen().mouse_protocol_mode(),
-        vt100::MouseProtocolMode::None
-    );
-    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
-    assert_eq!(
-        unsafe { libc::tcgetattr(pty.master.as_raw_fd(), &mut termios) },
-        0
-    );
-    assert!(termios.c_lflag & libc::ICANON != 0);
 }
 
 #[test]
@@ -333,41 +326,9 @@ fn a_backend_that_cannot_be_reached_is_a_dialog_not_a_crash() {
     });
     assert!(screen.contains("cannot reach"), "{screen}");
     pty.send("x");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = pty.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "firn did not quit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = pty.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(2));
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        !pty.parser.lock().unwrap().screen().alternate_screen(),
-        "terminal restored"
-    );
-}
-
-impl Pty {
-    /// Waits for the process to end on its own.
-    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "firn did not quit; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    pty.assert_restored();
 }
 
 #[test]
@@ -509,4 +470,102 @@ fn orphans_found_by_an_inventory_are_adopted_from_the_tui() {
     let records = sandbox.records();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["path"], "photos/a.jpg");
+}
+
+/// The number done in the jobs pane's title: ` Jobs · 2 running · 1,010 queued
+/// · 7 done`.
+fn jobs_done(screen: &str) -> Option<usize> {
+    let title = screen.lines().find(|l| l.contains(" Jobs · "))?;
+    let done = regex::Regex::new(r"· ([\d,]+) done").unwrap();
+    done.captures(title)?[1].replace(',', "").parse().ok()
+}
+
+#[test]
+fn quitting_a_large_backup_is_fast_and_leaves_nothing_half_recorded() {
+    const FILES: usize = 5_000;
+    let sandbox = Sandbox::in_memory();
+    for n in 0..FILES {
+        sandbox.write(
+            format!("many/{:02}/{n:05}.txt", n / 100),
+            format!("file {n}\n"),
+        );
+    }
+    let mut cmd = sandbox.command();
+    cmd.arg(sandbox.tree()).env("TERM", "xterm-256color");
+    let mut pty = Pty::spawn(cmd);
+    pty.wait_for("the scanned tree", Duration::from_secs(60), |s| {
+        s.contains("many/") && s.contains("5,000 pending")
+    });
+
+    // Back up everything, and wait for the first uploads to be done.
+    pty.send("U");
+    pty.wait_for("the backup question", Duration::from_secs(10), |s| {
+        s.contains("Upload 5,000 files")
+    });
+    pty.send("y");
+    pty.wait_for("the first uploads", Duration::from_secs(60), |s| {
+        jobs_done(s).is_some_and(|n| n > 0)
+    });
+
+    // Quitting asks first, counting what is not finished.
+    pty.send("q");
+    let screen = pty.wait_for("the quit question", Duration::from_secs(10), |s| {
+        s.contains("Quit anyway?")
+    });
+    let question = regex::Regex::new(r"(\d{1,3}(?:,\d{3})*) uploads are not finished\.")
+        .unwrap()
+        .captures(&screen)
+        .unwrap_or_else(|| panic!("no count of unfinished uploads:\n{screen}"));
+    let unfinished: usize = question[1].replace(',', "").parse().unwrap();
+    assert!(
+        (1_000..FILES).contains(&unfinished),
+        "most of the backup is still to do: {unfinished}\n{screen}"
+    );
+    assert_eq!(
+        question[1],
+        firn::fmt::count(unfinished as u64),
+        "the count is formatted"
+    );
+    let done_before = jobs_done(&screen).unwrap();
+
+    // Confirming drops the queue at once; only what is in flight is awaited.
+    let started = Instant::now();
+    pty.press("y");
+    let status = pty.wait_exit(Duration::from_secs(30));
+    let took = started.elapsed();
+    eprintln!("quit with {unfinished} unfinished uploads took {took:?} from the confirm key");
+    assert!(
+        took <= Duration::from_secs(5),
+        "quitting took {took:?} with {unfinished} uploads unfinished"
+    );
+    assert!(status.success(), "exit status {status:?}");
+    pty.assert_restored();
+
+    // Nothing is half-recorded: every archive the store holds is in the
+    // catalog, the catalog holds only those, and they are exactly the files
+    // status reports as up to date (the rest are still new).
+    let archives = sandbox.store_archives().len();
+    let recorded = recorded(&sandbox);
+    assert_eq!(recorded.len(), archives, "store and catalog agree");
+    assert!(
+        recorded.len() >= done_before && recorded.len() < FILES,
+        "{} recorded, {done_before} done when asked, of {FILES}",
+        recorded.len()
+    );
+    let status = sandbox.status_json(&[]);
+    let mut up_to_date = Vec::new();
+    let mut new = 0;
+    for file in status["files"].as_array().unwrap() {
+        match file["status"].as_str().unwrap() {
+            "up-to-date" => up_to_date.push(file["path"].as_str().unwrap().to_string()),
+            "new" => new += 1,
+            other => panic!("{} is {other}", file["path"]),
+        }
+    }
+    up_to_date.sort();
+    assert_eq!(
+        up_to_date, recorded,
+        "the catalog holds what status calls up to date"
+    );
+    assert_eq!(up_to_date.len() + new, FILES);
 }

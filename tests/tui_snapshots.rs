@@ -20,10 +20,10 @@ fn mixed_state() -> State {
     let mut state = state(Tree::from_entries(mixed_entries()), 120, 30);
     // Open docs/ and photos/ with its 2024/ directory.
     for name in ["docs", "photos", "photos/2024"] {
-        let id = state.tree.find(name).unwrap();
-        state.tree.set_expanded(id, true);
+        let id = state.browse.tree.find(name).unwrap();
+        state.browse.tree.set_expanded(id, true);
     }
-    state.set_tree(state.tree.clone());
+    state.set_tree(state.browse.tree.clone());
     state
 }
 
@@ -83,11 +83,11 @@ fn record(archive: &str, days_ago: i64, size: u64, state: ArchiveState) -> Archi
 #[test]
 fn details_of_a_file_with_superseded_versions() {
     let mut state = mixed_state();
-    let id = state.tree.find("photos/2024/sunset.jpg").unwrap();
+    let id = state.browse.tree.find("photos/2024/sunset.jpg").unwrap();
     while state.selected_node() != Some(id) {
         key(&mut state, KeyCode::Down);
     }
-    let node = state.tree.node(id).clone();
+    let node = state.browse.tree.node(id).clone();
     let details = Details {
         node: id,
         key: "photos/2024/sunset.jpg".into(),
@@ -138,7 +138,7 @@ fn details_of_a_file_with_superseded_versions() {
 fn jobs_pane_mid_upload_with_a_failed_task() {
     let mut state = mixed_state();
     // Mark photos/ and upload it: three pending files become three jobs.
-    let photos = state.tree.find("photos").unwrap();
+    let photos = state.browse.tree.find("photos").unwrap();
     while state.selected_node() != Some(photos) {
         key(&mut state, KeyCode::Down);
     }
@@ -217,7 +217,7 @@ fn help_overlay() {
     let mut state = mixed_state();
     update(&mut state, Action::Resize(100, 45));
     keys(&mut state, "?");
-    assert!(state.show_help);
+    assert!(state.panes.help.is_some());
     insta::assert_snapshot!(render(&state));
 }
 
@@ -269,11 +269,11 @@ fn confirm_backup_all() {
 #[test]
 fn retrieval_dialog_and_a_job_at_the_store() {
     let mut state = mixed_state();
-    state.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
-    state.prices = firn::cost::Prices::default();
+    state.set.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    state.set.prices = firn::cost::Prices::default();
     // Mark the archived-only file and retrieve it.
-    let lost = state.tree.find("photos/2023/lost.jpg").unwrap();
-    state.tree.toggle_mark(lost);
+    let lost = state.browse.tree.find("photos/2023/lost.jpg").unwrap();
+    state.browse.tree.toggle_mark(lost);
     keys(&mut state, "r");
     let dialog = render(&state);
     assert!(dialog.contains("Retrieve 1 file (3.0 MiB)"), "{dialog}");

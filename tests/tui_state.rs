@@ -17,9 +17,9 @@ fn mixed() -> State {
 }
 
 fn select(state: &mut State, key_path: &str) {
-    let id = state.tree.find(key_path).unwrap();
-    state.tree.reveal(id);
-    state.set_tree(state.tree.clone());
+    let id = state.browse.tree.find(key_path).unwrap();
+    state.browse.tree.reveal(id);
+    state.set_tree(state.browse.tree.clone());
     key(state, KeyCode::Home);
     let mut guard = 0;
     while state.selected_node() != Some(id) {
@@ -39,8 +39,22 @@ fn upload_effect(effects: Vec<Effect>) -> (u32, Vec<String>) {
     panic!("no upload effect");
 }
 
+/// The mixed tree, with the keys and colours of a config file's `[tui]` table.
+fn mixed_with_config(config: &str) -> State {
+    let settings = Settings::from_toml(config, Theme::default()).unwrap();
+    let mut state = mixed();
+    state.keys = settings.keys;
+    state.theme = settings.theme;
+    state
+}
+
 fn names(state: &State) -> Vec<String> {
-    state.rows.iter().map(|&id| state.tree.key(id)).collect()
+    state
+        .browse
+        .rows
+        .iter()
+        .map(|&id| state.browse.tree.key(id))
+        .collect()
 }
 
 #[test]
@@ -48,18 +62,21 @@ fn marking_a_directory_uploads_only_its_pending_files() {
     let mut state = mixed();
     select(&mut state, "docs");
     keys(&mut state, " ");
-    assert_eq!(state.tree.marked_count(), 1);
+    assert_eq!(state.browse.tree.marked_count(), 1);
     let (_, mut items) = upload_effect(keys(&mut state, "u"));
     items.sort();
     assert_eq!(items, ["docs/taxes-2024.pdf"]);
-    let id = state.tree.find("docs/taxes-2024.pdf").unwrap();
-    assert_eq!(state.tree.node(id).job, JobMark::Queued);
+    let id = state.browse.tree.find("docs/taxes-2024.pdf").unwrap();
+    assert_eq!(state.browse.tree.node(id).job, JobMark::Queued);
     assert_eq!(
-        state.tree.mark(state.tree.find("docs").unwrap()),
+        state
+            .browse
+            .tree
+            .mark(state.browse.tree.find("docs").unwrap()),
         Mark::Queued
     );
     assert_eq!(
-        state.tree.marked_count(),
+        state.browse.tree.marked_count(),
         0,
         "marks are cleared once queued"
     );
@@ -94,7 +111,7 @@ fn backup_all_confirms_with_count_and_bytes() {
     );
     let (_, items) = upload_effect(keys(&mut state, "y"));
     assert_eq!(items.len(), 5);
-    assert_eq!(state.tree.totals().job(JobMark::Queued), 5);
+    assert_eq!(state.browse.tree.totals().job(JobMark::Queued), 5);
     // n cancels.
     let mut state = mixed();
     keys(&mut state, "U");
@@ -116,8 +133,8 @@ fn engine_events_drive_jobs_and_tree() {
             id: id_of("photos/2025/jan.raw"),
         },
     );
-    let jan = state.tree.find("photos/2025/jan.raw").unwrap();
-    assert_eq!(state.tree.node(jan).job, JobMark::Uploading);
+    let jan = state.browse.tree.find("photos/2025/jan.raw").unwrap();
+    assert_eq!(state.browse.tree.node(jan).job, JobMark::Uploading);
     ev(
         &mut state,
         Event::Done {
@@ -125,7 +142,7 @@ fn engine_events_drive_jobs_and_tree() {
             archive_id: "a1".into(),
         },
     );
-    assert_eq!(state.tree.mark(jan), Mark::UpToDate);
+    assert_eq!(state.browse.tree.mark(jan), Mark::UpToDate);
     ev(
         &mut state,
         Event::Failed {
@@ -133,11 +150,14 @@ fn engine_events_drive_jobs_and_tree() {
             reason: "boom".into(),
         },
     );
-    let dunes = state.tree.find("photos/2024/dunes.jpg").unwrap();
-    assert_eq!(state.tree.mark(dunes), Mark::Failed);
-    let photos = state.tree.find("photos").unwrap();
-    assert_eq!(state.tree.rollup(photos).unwrap().pending(), 2);
-    assert_eq!(state.tree.rollup(photos).unwrap().pending_bytes, 12 * MIB);
+    let dunes = state.browse.tree.find("photos/2024/dunes.jpg").unwrap();
+    assert_eq!(state.browse.tree.mark(dunes), Mark::Failed);
+    let photos = state.browse.tree.find("photos").unwrap();
+    assert_eq!(state.browse.tree.rollup(photos).unwrap().pending(), 2);
+    assert_eq!(
+        state.browse.tree.rollup(photos).unwrap().pending_bytes,
+        12 * MIB
+    );
     // Retry the failed job from the jobs pane.
     key(&mut state, KeyCode::Tab);
     assert_eq!(state.focus, Focus::Jobs);
@@ -146,8 +166,8 @@ fn engine_events_drive_jobs_and_tree() {
         .iter()
         .position(|j| matches!(j.state, JobState::Failed(_)))
         .unwrap();
-    while state.job_selected != failed {
-        let code = if state.job_selected < failed {
+    while state.jobs.selected != failed {
+        let code = if state.jobs.selected < failed {
             KeyCode::Down
         } else {
             KeyCode::Up
@@ -157,15 +177,15 @@ fn engine_events_drive_jobs_and_tree() {
     let (retry_batch, retried) = upload_effect(keys(&mut state, "r"));
     assert_eq!(retried, ["photos/2024/dunes.jpg"]);
     assert_ne!(retry_batch, batch);
-    assert_eq!(state.tree.node(dunes).job, JobMark::Queued);
+    assert_eq!(state.browse.tree.node(dunes).job, JobMark::Queued);
     // Cancel the still-queued sunset.jpg.
     let sunset = state
         .jobs
         .iter()
         .position(|j| j.key.ends_with("sunset.jpg"))
         .unwrap();
-    while state.job_selected != sunset {
-        let code = if state.job_selected < sunset {
+    while state.jobs.selected != sunset {
+        let code = if state.jobs.selected < sunset {
             KeyCode::Down
         } else {
             KeyCode::Up
@@ -181,9 +201,9 @@ fn engine_events_drive_jobs_and_tree() {
         },
     );
     assert_eq!(state.jobs.job(sunset).state, JobState::Cancelled);
-    let node = state.tree.find("photos/2024/sunset.jpg").unwrap();
+    let node = state.browse.tree.find("photos/2024/sunset.jpg").unwrap();
     assert_eq!(
-        state.tree.mark(node),
+        state.browse.tree.mark(node),
         Mark::Changed,
         "a cancelled upload leaves the file pending"
     );
@@ -201,14 +221,14 @@ fn quitting_with_uploads_asks_cancels_and_waits() {
         Some(Dialog::ConfirmQuit { running: 1 })
     ));
     keys(&mut state, "n");
-    assert!(!state.quitting && !state.should_quit);
+    assert!(!state.quitting() && !state.should_quit());
     keys(&mut state, "q");
     keys(&mut state, "y");
-    assert!(state.quitting);
+    assert!(state.quitting());
     assert!(state.jobs.job(0).cancel.is_cancelled());
-    assert!(!state.should_quit, "waits for the task in flight");
+    assert!(!state.should_quit(), "waits for the task in flight");
     update(&mut state, Action::Engine(Event::Cancelled { id: 0 }));
-    assert!(!state.should_quit, "waits for the batch to end");
+    assert!(!state.should_quit(), "waits for the batch to end");
     update(
         &mut state,
         Action::BatchDone {
@@ -216,16 +236,16 @@ fn quitting_with_uploads_asks_cancels_and_waits() {
             summary: BackupSummary::default(),
         },
     );
-    assert!(state.should_quit);
+    assert!(state.should_quit());
     // With nothing running, q quits at once; SIGTERM never asks.
     let mut state = mixed();
     keys(&mut state, "q");
-    assert!(state.should_quit);
+    assert!(state.should_quit());
     let mut state = mixed();
     select(&mut state, "notes.txt");
     keys(&mut state, "u");
     update(&mut state, Action::Terminate);
-    assert!(state.quitting && state.dialog.is_none());
+    assert!(state.quitting() && state.dialog.is_none());
 }
 
 #[test]
@@ -238,24 +258,24 @@ fn navigation_keys() {
         "directories first, by name"
     );
     keys(&mut state, "G");
-    assert_eq!(state.selected, 3);
+    assert_eq!(state.browse.selected, 3);
     keys(&mut state, "gg");
-    assert_eq!(state.selected, 0);
+    assert_eq!(state.browse.selected, 0);
     key(&mut state, KeyCode::End);
     key(&mut state, KeyCode::Home);
-    assert_eq!(state.selected, 0);
+    assert_eq!(state.browse.selected, 0);
     keys(&mut state, "jl");
     assert_eq!(names(&state)[2], "docs/letter.odt", "l expands docs");
     keys(&mut state, "l");
     assert_eq!(
         state.selected_node(),
-        state.tree.find("docs/letter.odt"),
+        state.browse.tree.find("docs/letter.odt"),
         "l again enters it"
     );
     keys(&mut state, "h");
     assert_eq!(
         state.selected_node(),
-        state.tree.find("docs"),
+        state.browse.tree.find("docs"),
         "h goes to the parent"
     );
     keys(&mut state, "h");
@@ -263,7 +283,7 @@ fn navigation_keys() {
     key(&mut state, KeyCode::Enter);
     assert_eq!(names(&state).len(), 7, "enter toggles");
     key(&mut state, KeyCode::PageDown);
-    assert_eq!(state.selected, 6);
+    assert_eq!(state.browse.selected, 6);
 }
 
 #[test]
@@ -272,64 +292,64 @@ fn search_and_jump_to_pending() {
     keys(&mut state, "/sun");
     assert_eq!(
         state.selected_node(),
-        state.tree.find("photos/2024/sunset.jpg"),
+        state.browse.tree.find("photos/2024/sunset.jpg"),
         "expands to the match"
     );
     key(&mut state, KeyCode::Enter);
-    assert!(state.search.is_none());
+    assert!(state.browse.search.is_none());
     keys(&mut state, "/zzz");
-    assert!(!state.search.as_ref().unwrap().found);
+    assert!(!state.browse.search.as_ref().unwrap().found);
     key(&mut state, KeyCode::Esc);
     assert_eq!(
         state.selected_node(),
-        state.tree.find("photos/2024/sunset.jpg")
+        state.browse.tree.find("photos/2024/sunset.jpg")
     );
     keys(&mut state, "/JAN");
     assert_eq!(
         state.selected_node(),
-        state.tree.find("photos/2025/jan.raw"),
+        state.browse.tree.find("photos/2025/jan.raw"),
         "case-insensitive"
     );
     key(&mut state, KeyCode::Enter);
     keys(&mut state, "gg]");
     assert_eq!(
         state.selected_node(),
-        state.tree.find("docs/taxes-2024.pdf")
+        state.browse.tree.find("docs/taxes-2024.pdf")
     );
     keys(&mut state, "]");
-    assert_eq!(state.selected_node(), state.tree.find("notes.txt"));
+    assert_eq!(state.selected_node(), state.browse.tree.find("notes.txt"));
     keys(&mut state, "]");
     assert_eq!(
         state.selected_node(),
-        state.tree.find("photos/2024/dunes.jpg")
+        state.browse.tree.find("photos/2024/dunes.jpg")
     );
     keys(&mut state, "[");
-    assert_eq!(state.selected_node(), state.tree.find("notes.txt"));
+    assert_eq!(state.selected_node(), state.browse.tree.find("notes.txt"));
 }
 
 #[test]
 fn sort_and_views() {
     let mut state = mixed();
-    let photos = state.tree.find("photos").unwrap();
-    state.tree.set_expanded(photos, true);
-    state.set_tree(state.tree.clone());
+    let photos = state.browse.tree.find("photos").unwrap();
+    state.browse.tree.set_expanded(photos, true);
+    state.set_tree(state.browse.tree.clone());
     keys(&mut state, "s");
-    assert_eq!(state.sort, SortBy::Size);
+    assert_eq!(state.browse.sort, SortBy::Size);
     let rows = names(&state);
     let p = rows.iter().position(|r| r == "photos").unwrap();
     assert_eq!(rows[p + 1], "photos/2025", "24 MiB before 18 MiB");
     keys(&mut state, "v");
-    assert_eq!(state.view, View::Pending);
+    assert_eq!(state.browse.view, View::Pending);
     assert!(
         names(&state)
             .iter()
             .all(|n| !n.contains("lost") && !n.contains("cache"))
     );
     keys(&mut state, "v");
-    assert_eq!(state.view, View::ArchivedOnly);
+    assert_eq!(state.browse.view, View::ArchivedOnly);
     assert_eq!(names(&state), ["photos", "photos/2023"]);
     keys(&mut state, "v");
-    assert_eq!(state.view, View::Problems);
+    assert_eq!(state.browse.view, View::Problems);
     let rows = names(&state);
     assert!(rows.contains(&"photos/latest".to_string()) && rows.contains(&"docs".to_string()));
 }
@@ -355,9 +375,9 @@ fn details_follow_the_selection() {
 #[test]
 fn mouse_wheel_and_click() {
     let mut state = mixed();
-    let photos = state.tree.find("photos").unwrap();
-    state.tree.set_expanded(photos, true);
-    state.set_tree(state.tree.clone());
+    let photos = state.browse.tree.find("photos").unwrap();
+    state.browse.tree.set_expanded(photos, true);
+    state.set_tree(state.browse.tree.clone());
     let mouse = |kind, column, row| MouseEvent {
         kind,
         column,
@@ -369,34 +389,29 @@ fn mouse_wheel_and_click() {
         &mut state,
         Action::Mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 5)),
     );
-    assert_eq!(state.selected, 3);
+    assert_eq!(state.browse.selected, 3);
     update(
         &mut state,
         Action::Mouse(mouse(MouseEventKind::ScrollDown, 10, 5)),
     );
-    assert_eq!(state.selected, 6);
+    assert_eq!(state.browse.selected, 6);
     update(
         &mut state,
         Action::Mouse(mouse(MouseEventKind::ScrollUp, 10, 5)),
     );
-    assert_eq!(state.selected, 3);
+    assert_eq!(state.browse.selected, 3);
 }
 
 #[test]
 fn keys_and_colours_from_the_config_file() {
-    let settings = Settings::from_toml(
+    let mut state = mixed_with_config(
         "[sets.a]\nroot = \"/x\"\n[tui]\nkeys_preset = \"vim\"\n[tui.keys]\nupload = [\"ctrl-u\"]\nhalf_page_up = []\nmark = [\"m\"]\n[tui.colors]\nnew = \"#ff8800\"\n",
-        Theme::default(),
-    )
-    .unwrap();
-    let mut state = mixed();
-    state.keys = settings.keys;
-    state.theme = settings.theme;
+    );
     select(&mut state, "notes.txt");
     assert!(keys(&mut state, "u").is_empty(), "u is no longer bound");
     keys(&mut state, "k");
     keys(&mut state, "m");
-    assert_eq!(state.tree.marked_count(), 1);
+    assert_eq!(state.browse.tree.marked_count(), 1);
     let effects = update(
         &mut state,
         Action::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
@@ -413,7 +428,7 @@ fn keys_and_colours_from_the_config_file() {
         &mut state,
         Action::Key(KeyEvent::new(KeyCode::Char('f'), KeyModifiers::CONTROL)),
     );
-    assert_eq!(state.selected, state.rows.len() - 1);
+    assert_eq!(state.browse.selected, state.browse.rows.len() - 1);
     // The remapped colour is used for new files.
     let buf = buffer(&state);
     let has = buf
@@ -446,7 +461,7 @@ fn no_color_draws_no_colour_but_keeps_the_marks() {
 #[test]
 fn every_action_is_in_the_help_and_the_status_bar_fits() {
     let mut state = mixed();
-    update(&mut state, Action::Resize(100, 60));
+    update(&mut state, Action::Resize(100, 70));
     keys(&mut state, "?");
     let screen = render(&state);
     for action in firn::tui::keys::KeyAction::ALL {
@@ -457,7 +472,7 @@ fn every_action_is_in_the_help_and_the_status_bar_fits() {
         );
     }
     keys(&mut state, "?");
-    assert!(!state.show_help);
+    assert!(state.panes.help.is_none());
     for width in [60u16, 80, 100, 200] {
         update(&mut state, Action::Resize(width, 20));
         let screen = render(&state);
@@ -516,7 +531,7 @@ fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
     use firn::model::Tier;
     use firn::tui::app::RestoreReport;
     let mut state = mixed();
-    state.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    state.set.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
     // A directory with new, changed, up-to-date and archived-only files: only the
     // archived ones are offered.
     select(&mut state, "photos");
@@ -580,9 +595,9 @@ fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
         "the jobs pane shows the retrieval: {screen}"
     );
     // Retrievals do not touch the tree's upload marks.
-    let lost = state.tree.find("photos/2023/lost.jpg").unwrap();
+    let lost = state.browse.tree.find("photos/2023/lost.jpg").unwrap();
     update(&mut state, Action::Engine(Event::Started { id: 0 }));
-    assert_eq!(state.tree.node(lost).job, JobMark::None);
+    assert_eq!(state.browse.tree.node(lost).job, JobMark::None);
 
     // Two files were in place with other content: the user is asked.
     let effects = update(
@@ -612,6 +627,10 @@ fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
         Some(Dialog::ConfirmOverwrite { .. })
     ));
     assert!(render(&state).contains("Replace them with the archived versions?"));
+    assert!(
+        key(&mut state, KeyCode::Enter).is_empty() && keys(&mut state, "Y").is_empty(),
+        "overwriting takes the explicit confirm key only"
+    );
     let (_, items, tier, _, overwrite) = restore_effect(keys(&mut state, "y"));
     assert_eq!(items, ["photos/2024/beach.jpg", "photos/2024/sunset.jpg"]);
     assert_eq!(tier, Tier::Bulk);
@@ -647,7 +666,7 @@ fn retrieval_of_nothing_archived_says_so_and_jobs_from_a_previous_run_resume() {
     assert!(!overwrite);
     assert_eq!(
         state.jobs.job(0).node,
-        state.tree.find("photos/2023/lost.jpg").unwrap()
+        state.browse.tree.find("photos/2023/lost.jpg").unwrap()
     );
 }
 
@@ -656,7 +675,7 @@ fn deletion_shows_ages_and_charges_and_needs_an_explicit_y() {
     use firn::cost::Prices;
     use firn::engine::DeletionReport;
     let mut state = mixed();
-    state.prices = Prices::default();
+    state.set.prices = Prices::default();
     select(&mut state, "photos/2024");
     let effects = keys(&mut state, "d");
     let Some(Effect::PlanDeletion { keys: planned }) = effects.into_iter().next() else {
@@ -668,8 +687,10 @@ fn deletion_shows_ages_and_charges_and_needs_an_explicit_y() {
         archive("photos/2024/beach.jpg", 6 << 20, 200),
         archive("photos/2024/sunset.jpg", 7 << 20, 10),
     ];
-    let plan = firn::engine::DeletionPlan::new(records, &state.prices, NOW, &state.task_ids);
+    let plan =
+        firn::engine::DeletionPlan::new(records, &state.set.prices, NOW, &state.set.task_ids);
     let expected_charge = state
+        .set
         .prices
         .early_deletion_charge(7 << 20, NOW - 10 * DAY, NOW);
     assert!(expected_charge > 0.0);
@@ -677,7 +698,10 @@ fn deletion_shows_ages_and_charges_and_needs_an_explicit_y() {
     let screen = render(&state);
     assert!(screen.contains("Delete 2 archives (13.0 MiB)"), "{screen}");
     assert!(
-        screen.contains(&format!("early ≈ {}", state.prices.format(expected_charge))),
+        screen.contains(&format!(
+            "early ≈ {}",
+            state.set.prices.format(expected_charge)
+        )),
         "the early archive's charge: {screen}"
     );
     assert!(screen.contains("(1 inside the 90-day"), "{screen}");
@@ -712,14 +736,14 @@ fn deletion_shows_ages_and_charges_and_needs_an_explicit_y() {
 fn the_cost_view_adds_up_the_archives() {
     use firn::cost::{CostSummary, Prices};
     let mut state = mixed();
-    state.prices = Prices::default();
-    state.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    state.set.prices = Prices::default();
+    state.set.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
     let effects = keys(&mut state, "$");
     assert!(matches!(effects.as_slice(), [Effect::LoadCost]));
     let mut old = archive("a", 1 << 30, 30);
     old.state = firn::catalog::ArchiveState::Superseded;
     let records = [archive("a", 2 << 30, 1), old];
-    let summary = CostSummary::of(records.iter(), &state.prices, NOW);
+    let summary = CostSummary::of(records.iter(), &state.set.prices, NOW);
     update(&mut state, Action::CostLoaded(Box::new(summary.clone())));
     let screen = render(&state);
     assert!(
@@ -729,12 +753,12 @@ fn the_cost_view_adds_up_the_archives() {
     assert!(
         screen.contains(&format!(
             "≈ {} per month",
-            state.prices.format(3.0 * 0.0036)
+            state.set.prices.format(3.0 * 0.0036)
         )),
         "{screen}"
     );
     assert!(
-        screen.contains(&state.prices.format(summary.pending_early_deletion)),
+        screen.contains(&state.set.prices.format(summary.pending_early_deletion)),
         "{screen}"
     );
     keys(&mut state, "q");
@@ -802,7 +826,7 @@ fn the_reconciliation_view_acts_on_orphans() {
         }]),
     );
     assert!(effects.iter().any(|e| matches!(e, Effect::Rescan)));
-    assert_eq!(state.reconciliation.as_ref().unwrap().orphans.len(), 1);
+    assert_eq!(state.set.reconciliation.as_ref().unwrap().orphans.len(), 1);
     // x deletes, after an explicit y.
     keys(&mut state, "I");
     keys(&mut state, "x");
@@ -813,4 +837,84 @@ fn the_reconciliation_view_acts_on_orphans() {
     assert!(key(&mut state, KeyCode::Enter).is_empty());
     let effects = keys(&mut state, "y");
     assert!(matches!(effects.as_slice(), [Effect::DeleteOrphans(o)] if o.len() == 1));
+}
+
+#[test]
+fn dialogs_read_their_keys_and_hints_from_the_key_map() {
+    use firn::cost::Prices;
+    use firn::tui::keys::KeyMap;
+    let mut state = mixed_with_config("[tui.keys]\nconfirm = [\"o\"]\ndecline = [\"N\"]\n");
+    state.set.prices = Prices::default();
+    // A destructive question: the remapped confirm key, and only it.
+    select(&mut state, "photos/2024");
+    keys(&mut state, "d");
+    let records = vec![archive("photos/2024/beach.jpg", 6 << 20, 200)];
+    let plan =
+        firn::engine::DeletionPlan::new(records, &state.set.prices, NOW, &state.set.task_ids);
+    update(&mut state, Action::DeletionPlanned { plan, note: None });
+    let screen = render(&state);
+    assert!(
+        screen.contains("o: delete    N / esc: keep them"),
+        "the hint shows the remapped keys:\n{screen}"
+    );
+    assert!(!screen.contains("y: delete"), "{screen}");
+    for old in ["y", "n"] {
+        assert!(keys(&mut state, old).is_empty(), "{old} is no longer bound");
+        assert!(matches!(state.dialog, Some(Dialog::ConfirmDelete { .. })));
+    }
+    assert!(key(&mut state, KeyCode::Enter).is_empty(), "never Enter");
+    let effects = keys(&mut state, "o");
+    assert!(
+        matches!(effects.as_slice(), [Effect::Delete { .. }]),
+        "o confirms: {effects:?}"
+    );
+    assert!(state.dialog.is_none());
+
+    // A question that destroys nothing: confirm or Enter, and the hint says so.
+    keys(&mut state, "U");
+    assert!(render(&state).contains("o / enter: back up    N / esc: cancel"));
+    keys(&mut state, "N");
+    assert!(state.dialog.is_none(), "the remapped decline key closes it");
+
+    // The vim preset keeps the default dialog keys.
+    let vim = KeyMap::vim();
+    let default = KeyMap::default();
+    for action in firn::tui::keys::KeyAction::dialog_only() {
+        assert_eq!(
+            vim.keys(*action),
+            default.keys(*action),
+            "{}",
+            action.name()
+        );
+    }
+}
+
+#[test]
+fn the_quit_question_counts_the_unfinished_uploads() {
+    let entries: Vec<_> = (0..5_000)
+        .map(|n| local(&format!("many/{n:05}.txt"), 10, 1, firn::model::Status::New))
+        .collect();
+    let mut state = state(Tree::from_entries(entries), 120, 30);
+    keys(&mut state, "U");
+    let (_, items) = upload_effect(keys(&mut state, "y"));
+    assert_eq!(items.len(), 5_000);
+    keys(&mut state, "q");
+    assert!(matches!(
+        state.dialog,
+        Some(Dialog::ConfirmQuit { running: 5_000 })
+    ));
+    let screen = render(&state);
+    assert!(
+        screen.contains("5,000 uploads are not finished. Quit anyway?"),
+        "{screen}"
+    );
+    keys(&mut state, "n");
+    // One left: the singular.
+    let last = state.jobs.len() - 1;
+    for row in 0..last {
+        let id = state.jobs.job(row).id;
+        update(&mut state, Action::Engine(Event::Cancelled { id }));
+    }
+    keys(&mut state, "q");
+    assert!(render(&state).contains("1 upload is not finished."));
 }

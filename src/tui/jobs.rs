@@ -93,6 +93,9 @@ pub struct Jobs {
     batches: Vec<Vec<usize>>,
     /// Batches whose run has not ended.
     pub running_batches: usize,
+    /// The selected row of the pane, and its first row shown while it has focus.
+    pub selected: usize,
+    offset: usize,
 }
 
 impl Jobs {
@@ -128,6 +131,45 @@ impl Jobs {
     /// Rows `range` of the pane.
     pub fn slice(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = Job<'_>> {
         range.filter_map(|row| self.get(row))
+    }
+
+    /// The row the cancel, retry and open keys act on in the pane.
+    pub fn selected_row(&self) -> Option<usize> {
+        (!self.is_empty()).then_some(self.selected)
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        let last = self.len().saturating_sub(1) as isize;
+        self.selected = (self.selected as isize + delta).clamp(0, last.max(0)) as usize;
+    }
+
+    /// Keeps the selection on a row, inside a window of `height` rows.
+    pub fn scroll(&mut self, height: usize) {
+        self.selected = self.selected.min(self.len().saturating_sub(1));
+        let height = height.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+    }
+
+    /// The first row shown in a pane of `height` rows: where the selection
+    /// scrolled to while the pane has focus, else following the work (the first
+    /// unfinished row, one finished row above it).
+    pub fn window(&self, height: usize, focused: bool) -> usize {
+        let n = self.len();
+        if height == 0 || n <= height {
+            return 0;
+        }
+        if focused {
+            return self.offset.min(n - height);
+        }
+        let first_active = self
+            .iter()
+            .position(|j| !j.state.is_finished())
+            .unwrap_or(n);
+        first_active.saturating_sub(1).min(n - height)
     }
 
     /// Opens a batch of new jobs of one kind; returns the batch number.

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod jobs;
 pub mod keys;
+pub mod layout;
 pub mod settings;
 pub mod text;
 pub mod theme;
@@ -416,10 +417,10 @@ async fn event_loop(
         batches: Arc::new(tokio::sync::Mutex::new(())),
         cancel: CancellationToken::new(),
     };
-    state.prices = engine.prices().clone();
-    state.task_ids = engine.task_ids();
+    state.set.prices = engine.prices().clone();
+    state.set.task_ids = engine.task_ids();
     let waits = engine.tiers();
-    for (slot, tier) in state.retrieval_waits.iter_mut().zip(Tier::ALL) {
+    for (slot, tier) in state.set.retrieval_waits.iter_mut().zip(Tier::ALL) {
         if let Some((_, wait)) = waits.iter().find(|(t, _)| *t == tier) {
             *slot = *wait;
         }
@@ -452,7 +453,7 @@ async fn event_loop(
         for effect in effects.drain(..) {
             runtime.start(effect);
         }
-        if state.should_quit {
+        if state.should_quit() {
             break;
         }
         // Test hook (debug builds only, like FIRN_FAULT): panic once the tree is

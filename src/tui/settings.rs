@@ -7,6 +7,7 @@
 //! [tui.keys]                        # action = [keys]; replaces that action's keys
 //! upload = ["u", "ctrl-u"]
 //! top = ["home", "gg"]
+//! confirm = ["o"]                   # dialogs too: confirm, accept, decline, ...
 //!
 //! [tui.colors]                      # role = colour name, 0-255, or #rrggbb
 //! new = "lightgreen"
@@ -111,9 +112,9 @@ impl Settings {
                     .collect::<Result<Vec<_>, _>>()?;
                 settings.keys.set(action, bindings);
             }
-            let conflicts = settings.keys.conflicts();
-            if !conflicts.is_empty() {
-                return Err(conflicts.join("; "));
+            let problems = settings.keys.problems();
+            if !problems.is_empty() {
+                return Err(problems.join("; "));
             }
         }
         if let Some(colors) = tui.get("colors") {

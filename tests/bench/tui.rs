@@ -128,22 +128,22 @@ fn main() {
     }
 
     let t = Instant::now();
-    let ids: Vec<_> = (1..=state.tree.len() as u32)
-        .filter(|&id| state.tree.is_dir(id))
+    let ids: Vec<_> = (1..=state.browse.tree.len() as u32)
+        .filter(|&id| state.browse.tree.is_dir(id))
         .collect();
     for id in ids {
-        state.tree.set_expanded(id, true);
+        state.browse.tree.set_expanded(id, true);
     }
     state.tree_changed();
     let expand_all = t.elapsed();
     println!(
         "expanding every directory: {} rows rebuilt in {:.0} ms (on that key press only)",
-        state.rows.len(),
+        state.browse.rows.len(),
         expand_all.as_secs_f64() * 1000.0
     );
 
     // Page through the middle of the fully expanded tree: key press + frame.
-    state.selected = state.rows.len() / 2;
+    state.browse.selected = state.browse.rows.len() / 2;
     update(&mut state, Action::Tick);
     let mut paging = Vec::new();
     for i in 0..frames {

@@ -1,0 +1,138 @@
+//! What goes into the reducer ([`Action`]: keys, mouse, engine events,
+//! background results) and what comes out ([`Effect`]: work for the runtime).
+
+use crossterm::event::{KeyEvent, MouseEvent};
+use tokio_util::sync::CancellationToken;
+
+use crate::cost::CostSummary;
+use crate::engine::{
+    ArchiveRecord, BackupSummary, CachedHash, Candidate, DeletionPlan, DeletionReport, Event,
+    Orphan, OrphanResult, Reconciliation, RestoreTally, TaskId,
+};
+use crate::model::Tier;
+use crate::scan::ScanProgress;
+use crate::tui::tree::{NodeId, Tree};
+
+/// What the details pane shows for one file (loaded in the background).
+#[derive(Debug, Clone)]
+pub struct Details {
+    pub node: NodeId,
+    pub key: String,
+    pub versions: Result<Vec<ArchiveRecord>, String>,
+    pub cached: Option<CachedHash>,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// Time passed (rates, ETAs, spinners).
+    Tick,
+    ScanProgress(ScanProgress),
+    ScanDone(Result<Box<Tree>, String>),
+    /// Progress of a running job (the engine's task ids name the rows).
+    Engine(Event),
+    /// A backup batch ended (its retention sweep included).
+    BatchDone {
+        batch: u32,
+        summary: BackupSummary,
+    },
+    /// A retrieval batch ended.
+    RestoreDone {
+        batch: u32,
+        report: RestoreReport,
+    },
+    /// Retrieval jobs an earlier run left (local state), to pick up again.
+    ResumeRetrievals(Vec<RetrievalGroup>),
+    /// A deletion plan is ready to be confirmed.
+    DeletionPlanned {
+        plan: DeletionPlan,
+        note: Option<String>,
+    },
+    DeleteDone {
+        batch: u32,
+        report: DeletionReport,
+    },
+    CostLoaded(Box<CostSummary>),
+    /// The last reconciliation (at start, or a new one).
+    Reconciled {
+        reconciliation: Option<Box<Reconciliation>>,
+        /// Open the view (the user asked for it).
+        show: bool,
+    },
+    /// What adopting or deleting orphans did.
+    OrphansActed(Vec<OrphanResult>),
+    /// A line for the status bar (and the log).
+    Notice(String),
+    Details(Box<Details>),
+    Log(String),
+    Error {
+        title: String,
+        message: String,
+    },
+    /// SIGTERM / SIGHUP: stop cleanly without asking.
+    Terminate,
+}
+
+/// What a retrieval batch did.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// Counted by the engine; files in place with other content were not touched
+    /// (the user decides).
+    pub tally: RestoreTally,
+    pub tier: Option<Tier>,
+    pub destination: String,
+}
+
+/// Persisted retrieval jobs with one destination and tier.
+pub use crate::engine::ResumableRetrievals as RetrievalGroup;
+
+/// One file to retrieve: its current version, or a given archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrieveItem {
+    pub key: String,
+    pub archive_id: Option<String>,
+}
+
+/// Work for the runtime.
+#[derive(Debug)]
+pub enum Effect {
+    /// Plan deleting the current archives of these files (ages, charges).
+    PlanDeletion {
+        keys: Vec<String>,
+    },
+    /// Plan deleting superseded archives past their minimum storage period.
+    PlanPrune,
+    Delete {
+        batch: u32,
+        plan: DeletionPlan,
+        cancel: CancellationToken,
+    },
+    LoadCost,
+    /// Request (or reuse) an inventory job and compare it when it is ready.
+    RunInventory,
+    AdoptOrphans(Vec<Orphan>),
+    DeleteOrphans(Vec<Orphan>),
+    Restore {
+        batch: u32,
+        /// Each file with the task id its row reports under.
+        items: Vec<(TaskId, RetrieveItem)>,
+        tier: Tier,
+        destination: String,
+        overwrite: bool,
+        /// Shared by the batch's jobs: cancelling one stops the batch (its jobs
+        /// stay at the store and are picked up next time).
+        cancel: CancellationToken,
+    },
+    /// Back up these files (the engine plans: upload or only update an mtime).
+    Upload {
+        batch: u32,
+        candidates: Vec<Candidate>,
+    },
+    LoadDetails {
+        node: NodeId,
+        key: String,
+    },
+    Rescan,
+}

@@ -1,0 +1,112 @@
+//! The TUI's state and its one reducer: `update(&mut State, Action) -> Vec<Effect>`.
+//! No terminal and no I/O here: the runtime (`tui/mod.rs`) turns terminal events,
+//! engine events and background results into actions, and effects into tasks.
+//!
+//! The state is composed by concern ([`state`]): the browse state
+//! ([`browse`]: tree, rows, selection, search, marks), the jobs
+//! (`tui::jobs`), the open dialog ([`dialogs`]); [`input`] routes keys and the
+//! mouse, [`work`] starts work and [`done`] takes in what finished.
+
+mod action;
+mod browse;
+mod dialogs;
+mod done;
+mod input;
+mod state;
+mod work;
+
+pub use action::{Action, Details, Effect, RestoreReport, RetrievalGroup, RetrieveItem};
+pub use browse::{Browse, Search};
+pub use dialogs::{Answer, Choice, Dialog, Keys};
+pub use state::{Clock, Focus, LOG_LINES, Panes, Phase, SetInfo, State};
+
+/// The one reducer.
+pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    state.dirty = true;
+    let mut effects = match action {
+        Action::Key(key) => state.on_key(key),
+        Action::Mouse(mouse) => {
+            state.on_mouse(mouse);
+            Vec::new()
+        }
+        Action::Resize(w, h) => {
+            state.size = (w, h);
+            Vec::new()
+        }
+        Action::Tick => Vec::new(),
+        Action::ScanProgress(progress) => {
+            if let Phase::Scanning(p) = &mut state.phase {
+                *p = progress;
+            }
+            Vec::new()
+        }
+        Action::ScanDone(result) => {
+            state.scan_done(result);
+            Vec::new()
+        }
+        Action::Engine(event) => {
+            if let Some(change) = state.jobs.apply(event, state.clock.ms) {
+                state.apply_change(change);
+            }
+            Vec::new()
+        }
+        Action::BatchDone { batch, summary } => {
+            state.batch_done(batch, summary);
+            Vec::new()
+        }
+        Action::RestoreDone { batch, report } => state.restore_done(batch, report),
+        Action::ResumeRetrievals(groups) => state.resume_retrievals(groups),
+        Action::DeletionPlanned { plan, note } => {
+            state.message = None;
+            if plan.is_empty() {
+                state.message = Some(note.unwrap_or_else(|| "nothing to delete".into()));
+            } else {
+                state.dialog = Some(Dialog::ConfirmDelete { plan, note });
+            }
+            Vec::new()
+        }
+        Action::DeleteDone { batch, report } => state.delete_done(batch, report),
+        Action::CostLoaded(summary) => {
+            state.message = None;
+            state.dialog = Some(Dialog::Cost(summary));
+            Vec::new()
+        }
+        Action::Reconciled {
+            reconciliation,
+            show,
+        } => {
+            state.message = None;
+            state.set.reconciliation = reconciliation;
+            if show {
+                state.dialog = Some(Dialog::Reconciliation);
+            }
+            Vec::new()
+        }
+        Action::OrphansActed(results) => state.orphans_acted(results),
+        Action::Notice(line) => {
+            state.log(line.clone());
+            state.message = Some(line);
+            Vec::new()
+        }
+        Action::Details(details) => {
+            state.details_loaded(*details);
+            Vec::new()
+        }
+        Action::Log(line) => {
+            state.log(line);
+            Vec::new()
+        }
+        Action::Error { title, message } => {
+            state.log(format!("{title}: {message}"));
+            state.dialog = Some(Dialog::Error { title, message });
+            Vec::new()
+        }
+        Action::Terminate => {
+            state.begin_quit();
+            Vec::new()
+        }
+    };
+    state.refresh();
+    effects.extend(state.follow_selection());
+    effects
+}

@@ -1,0 +1,295 @@
+//! Dialog boxes: each dialog's title, body and key line.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
+
+use super::widgets::centered;
+use crate::tui::app::{Dialog, State};
+use crate::tui::text::{self, count, duration, fit, human_bytes};
+use crate::tui::theme::Role;
+
+pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
+    let t = &state.theme;
+    let (title, body, role) = match dialog {
+        Dialog::ConfirmBackupAll { files, bytes } => (
+            " Back up everything pending? ".to_string(),
+            format!(
+                "Upload {} ({}) that are new or changed.\nUploads run in the background; you can keep browsing.",
+                crate::fmt::plural(*files, "file"),
+                human_bytes(*bytes)
+            ),
+            Role::Changed,
+        ),
+        Dialog::ConfirmQuit { running } => (
+            " Uploads are running ".to_string(),
+            format!(
+                "{} not finished. Quit anyway?\nThey are cancelled; firn waits for those in flight to stop cleanly, so nothing is left half-recorded.",
+                crate::fmt::plural_with(*running as u64, "upload", "is", "are")
+            ),
+            Role::Changed,
+        ),
+        Dialog::Retrieve {
+            keys,
+            bytes,
+            tier,
+            destination,
+        } => {
+            use crate::model::Tier;
+            let mut body = format!(
+                "Retrieve {} ({}) into:\n  {destination}▏\n\nTier:",
+                crate::fmt::plural(keys.len() as u64, "file"),
+                human_bytes(*bytes)
+            );
+            for option in [Tier::Expedited, Tier::Standard, Tier::Bulk] {
+                let (from, to) = state.tier_wait(option);
+                let requests = keys.len() as u64;
+                body.push_str(&format!(
+                    "\n{} {:<10} ready in {}–{}, ≈ {}",
+                    if option == *tier { "●" } else { "○" },
+                    option.as_str(),
+                    duration(from),
+                    duration(to),
+                    state.set.prices.format(
+                        state
+                            .set
+                            .prices
+                            .retrieval_estimate(*bytes, requests, option)
+                    )
+                ));
+            }
+            body.push_str("\n\nFiles in place with other content are not replaced without asking; identical ones are skipped.");
+            (" Retrieve archived files ".to_string(), body, Role::Changed)
+        }
+        Dialog::ConfirmDelete { plan, note } => {
+            let prices = &state.set.prices;
+            let mut body = format!(
+                "Delete {} ({}) from the store? This cannot be undone.",
+                crate::fmt::plural(plan.items.len() as u64, "archive"),
+                human_bytes(plan.total_bytes)
+            );
+            push_list(&mut body, &plan.items, 8, "", |item| {
+                format!(
+                    "{} · {} · {} d{}",
+                    item.record.key,
+                    human_bytes(item.record.size),
+                    item.age_days(),
+                    if item.early {
+                        format!(" · early ≈ {}", prices.format(item.early_charge))
+                    } else {
+                        String::new()
+                    }
+                )
+            });
+            body.push_str(&format!(
+                "\n\nEarly-deletion charge ≈ {} ({} inside the {}-day minimum).",
+                prices.format(plan.total_charge),
+                plan.early_count(),
+                prices.minimum_storage_days
+            ));
+            if let Some(note) = note {
+                body.push_str(&format!("\n{note}"));
+            }
+            body.push_str("\nLocal files are not touched; one that still exists becomes new.");
+            (" Delete archives? ".to_string(), body, Role::Problem)
+        }
+        Dialog::Cost(summary) => {
+            let prices = &state.set.prices;
+            let mut body = format!(
+                "Current versions   {} archives, {}\nSuperseded         {} archives, {}\nStorage            ≈ {} per month\nEarly deletion     ≈ {} if the {} superseded archives inside the {}-day minimum were deleted now\n\nRetrieving every current file:",
+                count(summary.current.archives),
+                human_bytes(summary.current.bytes),
+                count(summary.superseded.archives),
+                human_bytes(summary.superseded.bytes),
+                prices.format(summary.monthly_storage),
+                prices.format(summary.pending_early_deletion),
+                count(summary.early.archives),
+                prices.minimum_storage_days,
+            );
+            for estimate in &summary.retrieval {
+                let (from, to) = state.tier_wait(estimate.tier);
+                body.push_str(&format!(
+                    "\n{:<10} ≈ {}, ready in {}–{}",
+                    estimate.tier.as_str(),
+                    prices.format(estimate.cost),
+                    duration(from),
+                    duration(to)
+                ));
+            }
+            (" Cost ".to_string(), body, Role::Title)
+        }
+        Dialog::Reconciliation => (
+            " Store inventory vs catalog ".to_string(),
+            reconciliation_text(state),
+            Role::Title,
+        ),
+        Dialog::ConfirmDeleteOrphans { orphans } => {
+            let bytes: u64 = orphans.iter().map(|o| o.size).sum();
+            let mut body = format!(
+                "Delete {} ({}) from the store? No catalog records them, so nothing else changes. This cannot be undone.",
+                crate::fmt::plural(orphans.len() as u64, "orphan"),
+                human_bytes(bytes)
+            );
+            push_list(&mut body, orphans, 6, "", orphan_line);
+            (" Delete orphans? ".to_string(), body, Role::Problem)
+        }
+        Dialog::ConfirmOverwrite {
+            keys, destination, ..
+        } => {
+            let mut body = format!(
+                "{} in {destination} with other content than the archive:",
+                crate::fmt::plural_with(keys.len() as u64, "file", "exists", "exist")
+            );
+            push_list(&mut body, keys, 5, "  ", String::clone);
+            body.push_str("\n\nReplace them with the archived versions?");
+            (" Overwrite local files? ".to_string(), body, Role::Problem)
+        }
+        Dialog::Error { title, message } => (format!(" {title} "), message.clone(), Role::Problem),
+    };
+    let width = 64.min(area.width.saturating_sub(4));
+    let inner_w = width.saturating_sub(4) as usize;
+    let wrapped: u16 = body
+        .lines()
+        .map(|l| (text::width(l).max(1).div_ceil(inner_w.max(1))) as u16)
+        .sum();
+    let rect = centered(area, width, wrapped + 5);
+    frame.render_widget(Clear, rect);
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(t.fg(role).add_modifier(Modifier::BOLD))
+        .title(Span::styled(title, t.fg(role).add_modifier(Modifier::BOLD)));
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let [body_area, _, keys_area] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner.inner(ratatui::layout::Margin::new(1, 0)));
+    frame.render_widget(Paragraph::new(body).wrap(Wrap { trim: true }), body_area);
+    frame.render_widget(
+        Line::from(Span::styled(key_line(state, dialog), t.fg(Role::Key)))
+            .alignment(Alignment::Center),
+        keys_area,
+    );
+}
+
+/// The dialog's keys, from the key map, and what each does: `KEYS: WHAT`
+/// entries, four spaces apart (two when there are more than two entries).
+fn key_line(state: &State, dialog: &Dialog) -> String {
+    let hints = dialog.hints(&state.keys, state.set.reconciliation.as_deref());
+    let gap = if hints.len() > 2 { "  " } else { "    " };
+    hints
+        .iter()
+        .map(|(keys, does)| format!("{keys}: {does}"))
+        .collect::<Vec<_>>()
+        .join(gap)
+}
+
+/// The first `shown` of `items`, one line each after `indent`, then how many
+/// more there are.
+fn push_list<T>(
+    body: &mut String,
+    items: &[T],
+    shown: usize,
+    indent: &str,
+    line: impl Fn(&T) -> String,
+) {
+    for item in items.iter().take(shown) {
+        body.push_str(&format!("\n{indent}{}", line(item)));
+    }
+    if items.len() > shown {
+        body.push_str(&format!("\n{indent}… and {} more", items.len() - shown));
+    }
+}
+
+/// A heading with how many `items` there are, then the first `shown` of them;
+/// nothing when there are none.
+fn push_section<T>(
+    body: &mut String,
+    heading: &str,
+    items: &[T],
+    shown: usize,
+    line: impl Fn(&T) -> String,
+) {
+    if !items.is_empty() {
+        body.push_str(&format!("\n\n{heading}: {}", items.len()));
+        push_list(body, items, shown, "", line);
+    }
+}
+
+/// One orphan: what its description names (or its id), size and age.
+fn orphan_line(orphan: &crate::engine::Orphan) -> String {
+    let name = orphan
+        .description
+        .as_ref()
+        .and_then(|d| d.key.clone())
+        .unwrap_or_else(|| format!("archive {}", fit(&orphan.archive_id, 16)));
+    format!(
+        "{name} · {} · stored {}{}",
+        human_bytes(orphan.size),
+        text::format_time(orphan.created_at),
+        match &orphan.refused {
+            Some(why) => format!(" · cannot adopt: {why}"),
+            None => String::new(),
+        }
+    )
+}
+
+/// The reconciliation view's body.
+fn reconciliation_text(state: &State) -> String {
+    let Some(r) = &state.set.reconciliation else {
+        return "No inventory has been compared with the catalog yet.\nAn inventory lists every archive the store holds; Glacier takes hours to prepare one (the job is kept and reused for 24 hours).".into();
+    };
+    let mut body = format!(
+        "Inventory of {}, compared {}.\n{} archives in the store, {} catalog records: {} match, {} too new to check.",
+        text::format_time(r.inventory_date),
+        text::format_time(r.checked_at),
+        count(r.archive_count),
+        count(r.record_count),
+        count(r.matched),
+        count(r.too_new)
+    );
+    if r.is_consistent() {
+        body.push_str("\n\nEvery archive is accounted for.");
+    }
+    push_section(
+        &mut body,
+        "Orphans (in the store, not in the catalog)",
+        &r.orphans,
+        6,
+        orphan_line,
+    );
+    push_section(
+        &mut body,
+        "Missing (in the catalog, not in the store)",
+        &r.missing,
+        4,
+        |missing| {
+            format!(
+                "{} · {} · {}",
+                missing.key,
+                human_bytes(missing.size),
+                missing.state
+            )
+        },
+    );
+    push_section(
+        &mut body,
+        "Size or tree hash differs",
+        &r.mismatched,
+        4,
+        |m| {
+            format!(
+                "{} · catalog {} · store {}",
+                m.key,
+                human_bytes(m.catalog_size),
+                human_bytes(m.store_size)
+            )
+        },
+    );
+    body
+}
