@@ -497,7 +497,7 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
             };
             Some(
                 merged
-                    .resolve_over(Prices::defaults_for(store.price_profile()))
+                    .resolve_over(Prices::gaps_for(store.price_profile()))
                     .map_err(|e| usage(format!("{e}; fix it in {where_config}")))?,
             )
         }

@@ -173,6 +173,16 @@ impl Prices {
         }
     }
 
+    /// What fills the gaps of a `[prices]` table: the store's own list prices,
+    /// and Glacier's for the embedded store (a table there estimates another
+    /// store's costs).
+    pub fn gaps_for(profile: PriceProfile) -> Prices {
+        match profile {
+            PriceProfile::Free => Prices::default(),
+            other => Prices::defaults_for(other),
+        }
+    }
+
     /// The bytes an archive of `size` is billed for at the storage rate.
     pub fn billed_bytes(&self, size: u64) -> u64 {
         size.max(self.minimum_billable_bytes) + self.overhead_bytes

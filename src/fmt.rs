@@ -62,7 +62,10 @@ fn local_civil(secs: i64) -> (i64, i64, i64, i64, i64) {
 /// Unix seconds as `YYYYMMDDTHHMMSSZ` (UTC, sorts as text), for names.
 pub fn format_time_utc_compact(secs: i64) -> String {
     let (y, m, d, hour, minute) = utc_civil(secs);
-    format!("{y:04}{m:02}{d:02}T{hour:02}{minute:02}{:02}Z", secs.rem_euclid(60))
+    format!(
+        "{y:04}{m:02}{d:02}T{hour:02}{minute:02}{:02}Z",
+        secs.rem_euclid(60)
+    )
 }
 
 fn utc_civil(secs: i64) -> (i64, i64, i64, i64, i64) {

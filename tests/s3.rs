@@ -49,7 +49,10 @@ impl S3Sandbox {
     }
 
     fn run(&self, endpoint: &str, args: &[&str]) -> Output {
-        self.command(endpoint).args(args).output().expect("run firn")
+        self.command(endpoint)
+            .args(args)
+            .output()
+            .expect("run firn")
     }
 
     fn firn(&self, args: &[&str]) -> Output {
@@ -58,7 +61,12 @@ impl S3Sandbox {
 
     fn init(&self) {
         let out = self.firn(&["init", "--set", "s", "--yes"]);
-        assert!(out.status.success(), "init: {}{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "init: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
     }
 
     fn backup_via(&self, endpoint: &str) -> (Option<i32>, serde_json::Value) {
@@ -89,7 +97,12 @@ impl S3Sandbox {
         let out_dir = self.sb.path().join(format!("restored-{}", rand_suffix()));
         let to = out_dir.display().to_string();
         let out = self.firn(&["restore", "--set", "s", "--to", &to]);
-        assert!(out.status.success(), "restore: {}{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "restore: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         for (name, content) in files {
             let got = std::fs::read(out_dir.join(name)).unwrap();
             assert!(got == *content, "{name} differs after the round trip");
@@ -106,7 +119,7 @@ fn rand_suffix() -> u64 {
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u64 * 2_654_435_761 >> 7) as u8 ^ seed)
+        .map(|i| ((i as u64 * 2_654_435_761) >> 7) as u8 ^ seed)
         .collect()
 }
 
@@ -183,7 +196,11 @@ fn every_class_round_trips_single_and_multipart_files() {
         let log = proxy.log();
         let parts = log.iter().filter(|(r, _)| r.is_s3_part_upload()).count();
         let puts = log.iter().filter(|(r, _)| r.is_s3_put_object()).count();
-        assert_eq!((parts, puts), (3, 2), "{class}: 3 parts of 16 MiB, 2 single puts");
+        assert_eq!(
+            (parts, puts),
+            (3, 2),
+            "{class}: 3 parts of 16 MiB, 2 single puts"
+        );
         assert!(
             log.iter()
                 .filter(|(r, _)| r.is_s3_put_object() || r.is_s3_part_upload())
@@ -197,7 +214,11 @@ fn every_class_round_trips_single_and_multipart_files() {
             assert_eq!(got, class, "{key}");
             assert!(key.starts_with("photos/"), "{key}");
         }
-        assert!(objects.iter().any(|(k, _)| k.starts_with("photos/raw/multi.bin/")));
+        assert!(
+            objects
+                .iter()
+                .any(|(k, _)| k.starts_with("photos/raw/multi.bin/"))
+        );
         s.restore_and_compare(&[
             ("small.jpg", &small),
             ("raw/multi.bin", &multi),
@@ -225,7 +246,11 @@ fn expedited_on_deep_archive_is_refused_before_anything_is_requested() {
         "names the valid tiers: {err}"
     );
     assert_eq!(
-        proxy.log().iter().filter(|(r, _)| r.is_s3_restore()).count(),
+        proxy
+            .log()
+            .iter()
+            .filter(|(r, _)| r.is_s3_restore())
+            .count(),
         0,
         "nothing requested"
     );
@@ -256,9 +281,30 @@ fn a_body_corrupted_on_the_way_is_refused_by_s3_and_nothing_is_recorded() {
         classes(&cloud.endpoint).is_empty(),
         "no object left in the bucket"
     );
+    // A checksum that does not match the body: S3 refuses it (BadDigest).
+    let proxy = FaultProxy::start(&cloud.endpoint, |r: &RequestInfo| {
+        if r.is_s3_put_object() || r.is_s3_part_upload() {
+            Action::TamperRequestHeader {
+                name: "x-amz-checksum-crc32c".into(),
+                value: "AAAAAA==".into(),
+            }
+        } else {
+            Action::Forward
+        }
+    });
+    let (code, doc) = s.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(1), "{doc}");
+    let reasons = doc["failed"].to_string();
+    assert!(reasons.contains("BadDigest"), "{reasons}");
+    assert!(s.records().is_empty(), "nothing recorded");
+    assert!(classes(&cloud.endpoint).is_empty());
     // Without the damage the same files go up.
     let (code, doc) = s.backup_via(&cloud.endpoint);
-    assert_eq!((code, doc["uploaded_files"].clone()), (Some(0), 2.into()), "{doc}");
+    assert_eq!(
+        (code, doc["uploaded_files"].clone()),
+        (Some(0), 2.into()),
+        "{doc}"
+    );
 }
 
 /// Runs a backup through a proxy that holds each part back, and SIGKILLs it once
@@ -388,7 +434,11 @@ fn a_restore_in_progress_is_kept_then_downloaded_and_never_requested_twice() {
         &["restore", "--set", "s", "--to", &to_arg, "--no-wait"],
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("waiting: deep.txt"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("waiting: deep.txt"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!to.join("deep.txt").exists());
     let jobs = s.run(&proxy.endpoint, &["jobs", "--set", "s", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
@@ -405,9 +455,16 @@ fn a_restore_in_progress_is_kept_then_downloaded_and_never_requested_twice() {
     );
     let out = s.run(&proxy.endpoint, &["restore", "--set", "s", "--to", &to_arg]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(std::fs::read_to_string(to.join("deep.txt")).unwrap(), "from the deep");
     assert_eq!(
-        proxy.log().iter().filter(|(r, _)| r.is_s3_restore()).count(),
+        std::fs::read_to_string(to.join("deep.txt")).unwrap(),
+        "from the deep"
+    );
+    assert_eq!(
+        proxy
+            .log()
+            .iter()
+            .filter(|(r, _)| r.is_s3_restore())
+            .count(),
         1,
         "one RestoreObject over both runs"
     );
@@ -417,7 +474,10 @@ fn a_restore_in_progress_is_kept_then_downloaded_and_never_requested_twice() {
 fn an_object_not_restored_yet_is_reported_as_such_not_as_corruption() {
     let moto = Moto::start();
     moto.restores_take(60);
-    let s = S3Sandbox::new(&moto.endpoint, ", checksum = \"md5\", storage_class = \"GLACIER\"");
+    let s = S3Sandbox::new(
+        &moto.endpoint,
+        ", checksum = \"md5\", storage_class = \"GLACIER\"",
+    );
     s.init();
     s.sb.write("cold.txt", "cold");
     assert_eq!(s.backup_via(&moto.endpoint).0, Some(0));
@@ -438,7 +498,11 @@ fn an_object_not_restored_yet_is_reported_as_such_not_as_corruption() {
     let to = s.sb.path().join("out").display().to_string();
     let out = s.firn(&["restore", "--set", "s", "--to", &to, "--no-wait"]);
     assert!(out.status.success());
-    assert!(stdout(&out).contains("waiting: cold.txt"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("waiting: cold.txt"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!stdout(&out).contains("corrupt"), "{}", stdout(&out));
 }
 
@@ -449,7 +513,10 @@ fn each_s3_problem_is_one_clear_line_and_writes_nothing() {
     s.sb.write("a.txt", "a");
     // No bucket yet.
     let err = one_line_error(&s.firn(&["backup", "--set", "s"]));
-    assert!(err.contains("does not exist") && err.contains("firn init"), "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains("firn init"),
+        "{err}"
+    );
     s.init();
     for (action, expect) in [
         (
@@ -485,13 +552,19 @@ fn each_s3_problem_is_one_clear_line_and_writes_nothing() {
     });
     let (code, doc) = s.backup_via(&proxy.endpoint);
     assert_eq!(code, Some(1), "{doc}");
-    assert!(doc["failed"].to_string().contains("checksum = \\\"md5\\\""), "{doc}");
+    assert!(
+        doc["failed"].to_string().contains("checksum = \\\"md5\\\""),
+        "{doc}"
+    );
     assert!(s.records().is_empty());
     // An unknown storage class in the config.
     let bad = S3Sandbox::new(&cloud.endpoint, ", storage_class = \"ONEZONE\"");
     bad.sb.write("a.txt", "a");
     let err = one_line_error(&bad.firn(&["status", "--set", "s"]));
-    assert!(err.contains("ONEZONE") || err.contains("storage_class"), "{err}");
+    assert!(
+        err.contains("ONEZONE") || err.contains("storage_class"),
+        "{err}"
+    );
 }
 
 /// Runs `cmd` and returns its exit status and peak RSS in KiB (from wait4's rusage).

@@ -344,7 +344,9 @@ impl Engine {
         let mut summary = CostSummary::of(&records, &self.prices, now);
         // Only the tiers this store offers (S3 Deep Archive has no Expedited).
         let offered = self.store.tiers();
-        summary.retrieval.retain(|estimate| offered.contains(&estimate.tier));
+        summary
+            .retrieval
+            .retain(|estimate| offered.contains(&estimate.tier));
         Ok(summary)
     }
 }

@@ -42,9 +42,9 @@ pub use progress::{
 };
 pub use recover::RecoveryReport;
 pub use restore::{
-    ExistsWithOtherContent, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome,
-    RestoreReport, RestoreResult, RestoreTally, ResumableRetrievals, RetrievalJobView,
-    RetrievalQuote, job_reusable, partial_name,
+    ExistsWithOtherContent, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome, RestoreReport,
+    RestoreResult, RestoreTally, ResumableRetrievals, RetrievalJobView, RetrievalQuote,
+    job_reusable, partial_name,
 };
 pub use retention::RetentionReport;
 pub use select::{Selection, is_under};
@@ -643,6 +643,9 @@ impl Engine {
                 {
                     return Err(UploadError::Cancelled);
                 }
+                // Read a part only once the store can take it: part buffers stay
+                // within its memory budget (invariant 8).
+                upload.reserve(part_size as u64).await?;
                 let (mut file, mut hasher) = reader.take().context("reader lost")?;
                 let (file, hasher, chunk) =
                     tokio::task::spawn_blocking(move || -> std::io::Result<_> {

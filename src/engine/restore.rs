@@ -618,8 +618,7 @@ impl Engine {
         let mut sha1 = Sha1::new();
         let range = self.store.download_range(record.size);
         let mut joiner = RangeTreeJoiner::new(range);
-        let resumed =
-            resume_partial(&mut file, &temp, record.size, range, &mut sha1, &mut joiner)?;
+        let resumed = resume_partial(&mut file, &temp, record.size, range, &mut sha1, &mut joiner)?;
         if resumed > 0 {
             progress.send(Event::Advanced { id, bytes: resumed }).await;
         }

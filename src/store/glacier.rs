@@ -22,12 +22,12 @@ use aws_sdk_glacier::Client;
 use aws_sdk_glacier::primitives::ByteStream;
 use aws_sdk_glacier::types::{JobParameters, StatusCode};
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::Semaphore;
 
+use super::parts::PartSlots;
 use super::{
-    ArchiveListing, EMPTY_ARCHIVE_ID, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, Store,
-    PartCheck, StoredArchive, StoredPart, Upload, placeholder_tree_hash,
+    ArchiveListing, EMPTY_ARCHIVE_ID, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, PartCheck,
+    Store, StoredArchive, StoredPart, Upload, placeholder_tree_hash,
 };
 use crate::aws::{self, AwsSettings};
 use crate::hash::tree_hash_of;
@@ -91,7 +91,7 @@ impl GlacierStore {
             budget,
             part_concurrency: settings.part_concurrency.unwrap_or(4).max(1),
             abandoned_after_secs: settings.abandoned_after_hours.unwrap_or(24) as i64 * 3600,
-            memory: Arc::new(Semaphore::new((budget / MIB) as usize)),
+            memory: PartSlots::<()>::budget(budget),
         })
     }
 
@@ -542,10 +542,7 @@ impl GlacierStore {
             what: self.what(),
             upload_id,
             part_size,
-            in_flight: JoinSet::new(),
-            max_in_flight: self.part_concurrency,
-            memory: Arc::clone(&self.memory),
-            budget_mib: (self.budget / MIB) as u32,
+            parts: PartSlots::new(self.part_concurrency, Arc::clone(&self.memory), self.budget),
         }
     }
 }
@@ -697,25 +694,17 @@ struct MultipartUpload {
     what: String,
     upload_id: String,
     part_size: u64,
-    in_flight: JoinSet<Result<()>>,
-    max_in_flight: usize,
-    memory: Arc<Semaphore>,
-    budget_mib: u32,
-}
-
-impl MultipartUpload {
-    async fn wait_one(&mut self) -> Result<()> {
-        match self.in_flight.join_next().await {
-            Some(joined) => joined.context("part upload task failed")?,
-            None => Ok(()),
-        }
-    }
+    parts: PartSlots<()>,
 }
 
 #[async_trait]
 impl Upload for MultipartUpload {
     fn resume_token(&self) -> Option<String> {
         Some(GlacierStore::token(&self.upload_id, self.part_size))
+    }
+
+    async fn reserve(&mut self, len: u64) -> Result<()> {
+        self.parts.reserve(len).await.map(drop)
     }
 
     async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
@@ -726,24 +715,14 @@ impl Upload for MultipartUpload {
                 self.part_size
             );
         }
-        while self.in_flight.len() >= self.max_in_flight {
-            self.wait_one().await?;
-        }
-        let mib = (data.len() as u64)
-            .div_ceil(MIB)
-            .clamp(1, self.budget_mib.max(1) as u64) as u32;
-        let permit: OwnedSemaphorePermit = Arc::clone(&self.memory)
-            .acquire_many_owned(mib)
-            .await
-            .context("memory budget closed")?;
         let (client, vault, upload_id, what) = (
             self.client.clone(),
             self.vault.clone(),
             self.upload_id.clone(),
             self.what.clone(),
         );
-        self.in_flight.spawn(async move {
-            let _permit = permit;
+        let len = data.len() as u64;
+        let send = async move {
             let local = tree_hash_of(&data);
             let range = format!("bytes {}-{}/*", offset, offset + data.len() as u64 - 1);
             let out = aws::retry_transient(aws::ATTEMPTS, || {
@@ -767,8 +746,8 @@ impl Upload for MultipartUpload {
                 ));
             }
             Ok(())
-        });
-        Ok(())
+        };
+        self.parts.spawn(len, send).await.map(drop)
     }
 
     async fn complete(
@@ -777,9 +756,7 @@ impl Upload for MultipartUpload {
         tree_hash: TreeHash,
         _description: &str,
     ) -> Result<StoredArchive> {
-        while !self.in_flight.is_empty() {
-            self.wait_one().await?;
-        }
+        self.parts.drain().await?;
         let out = self
             .client
             .complete_multipart_upload()
@@ -795,8 +772,7 @@ impl Upload for MultipartUpload {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.in_flight.abort_all();
-        while self.in_flight.join_next().await.is_some() {}
+        self.parts.abort().await;
         self.client
             .abort_multipart_upload()
             .account_id("-")

@@ -4,6 +4,7 @@
 
 pub mod glacier;
 pub mod local;
+pub mod parts;
 pub mod s3;
 
 use anyhow::Result;
@@ -222,6 +223,12 @@ pub trait Upload: Send {
     /// crash (Glacier multipart). None for uploads that cannot be resumed.
     fn resume_token(&self) -> Option<String> {
         None
+    }
+
+    /// Waits until the store can take a part of `len` bytes at once (its memory
+    /// budget), so the caller reads the part only then.
+    async fn reserve(&mut self, _len: u64) -> Result<()> {
+        Ok(())
     }
 
     async fn send(&mut self, offset: u64, data: Bytes) -> Result<()>;

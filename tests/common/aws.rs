@@ -282,6 +282,11 @@ pub enum Action {
     FlipRequestBodyByte {
         offset: usize,
     },
+    /// Replace the value of one request header, then forward.
+    TamperRequestHeader {
+        name: String,
+        value: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -488,6 +493,7 @@ async fn serve(
         Action::TamperHeader { name, .. } => format!("tamper {name}"),
         Action::FlipBodyByte { offset } => format!("flip body byte {offset}"),
         Action::FlipRequestBodyByte { offset } => format!("flip request body byte {offset}"),
+        Action::TamperRequestHeader { name, .. } => format!("tamper request {name}"),
     };
     seen.lock().expect("proxy log").push((info, label));
     match action {
@@ -515,8 +521,16 @@ async fn serve(
         Action::Forward
         | Action::TamperHeader { .. }
         | Action::FlipBodyByte { .. }
-        | Action::FlipRequestBodyByte { .. } => {
+        | Action::FlipRequestBodyByte { .. }
+        | Action::TamperRequestHeader { .. } => {
             headers.retain(|(k, _)| !k.eq_ignore_ascii_case("connection"));
+            if let Action::TamperRequestHeader { name, value } = &action {
+                for (k, v) in headers.iter_mut() {
+                    if k.eq_ignore_ascii_case(name) {
+                        *v = value.clone();
+                    }
+                }
+            }
             headers.push(("Connection".into(), "close".into()));
             let mut upstream_conn = TcpStream::connect(upstream).await?;
             let mut request = build_head(&request_line, &headers);

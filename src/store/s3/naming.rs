@@ -1,0 +1,160 @@
+//! How firn names and describes S3 objects: readable keys within S3's limits,
+//! resume tokens, the record in metadata and tags, restore headers, and which
+//! pieces of an object S3 keeps checksums for.
+
+use std::collections::HashMap;
+
+use super::settings::{KEY_MAX, METADATA_MAX, METADATA_NAME};
+use crate::model::TreeHash;
+
+pub(super) fn token(key: &str, upload_id: &str, part_size: u64) -> String {
+    format!("s3:{part_size}:{upload_id}:{key}")
+}
+
+/// Part size, upload id and key of a resume token (the key comes last: it may
+/// hold colons; upload ids do not).
+pub(super) fn parse_token(token: &str) -> Option<(u64, &str, &str)> {
+    let rest = token.strip_prefix("s3:")?;
+    let (size, rest) = rest.split_once(':')?;
+    let (upload_id, key) = rest.split_once(':')?;
+    Some((size.parse().ok()?, upload_id, key))
+}
+
+/// `<prefix><path>/<version>` within 1,024 bytes of valid UTF-8 (see the module
+/// docs): control characters escaped, an overlong path shortened around a `…`
+/// keeping its beginning and its file name.
+pub fn object_key(prefix: &str, key: &str, version: &str) -> String {
+    let mut path = String::with_capacity(key.len());
+    for c in key.chars() {
+        if c.is_control() {
+            for byte in c.to_string().bytes() {
+                path.push_str(&format!("\\x{byte:02X}"));
+            }
+        } else {
+            path.push(c);
+        }
+    }
+    let room = KEY_MAX.saturating_sub(prefix.len() + 1 + version.len());
+    if path.len() > room {
+        let name = path.rsplit('/').next().unwrap_or("").to_string();
+        let name = truncate_to(&name, room / 2);
+        let head = truncate_to(&path, room.saturating_sub(name.len() + "…/".len()));
+        path = format!("{head}…/{name}");
+    }
+    format!("{prefix}{path}/{version}")
+}
+
+/// The longest prefix of `text` of at most `max` bytes, ending on a character.
+pub(super) fn truncate_to(text: &str, max: usize) -> String {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// What a listing needs of an object's record: its metadata, else its tags.
+pub(super) fn description_of(metadata: Option<&HashMap<String, String>>) -> String {
+    metadata
+        .and_then(|m| m.get(METADATA_NAME))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `x-amz-restore: ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`.
+pub(super) fn parse_restore(header: &str) -> (bool, Option<i64>) {
+    let ongoing = header.contains("ongoing-request=\"true\"");
+    let expiry = header
+        .split("expiry-date=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(parse_http_date);
+    (ongoing, expiry)
+}
+
+/// `Fri, 21 Dec 2012 00:00:00 GMT` → Unix seconds.
+pub(super) fn parse_http_date(text: &str) -> Option<i64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, ..] = parts.as_slice() else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)? as i64
+        + 1;
+    let mut hms = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, s) = (hms.next()??, hms.next()??, hms.next()??);
+    Some(
+        crate::description::days_from_civil(year.parse().ok()?, month, day.parse().ok()?) * 86_400
+            + h * 3600
+            + mi * 60
+            + s,
+    )
+}
+
+/// How an object was uploaded, which says how to fetch pieces S3 has checksums for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    Single { size: u64 },
+    Parts { size: u64, part_size: u64 },
+    Unknown,
+}
+
+pub(super) enum Fetch {
+    Whole,
+    Part(i32),
+    Range,
+}
+
+impl Shape {
+    pub(super) fn fetch(self, offset: u64, len: u64) -> Fetch {
+        match self {
+            Shape::Single { size } if offset == 0 && len == size => Fetch::Whole,
+            Shape::Parts { size, part_size }
+                if offset.is_multiple_of(part_size)
+                    && (len == part_size || offset + len == size) =>
+            {
+                Fetch::Part((offset / part_size + 1) as i32)
+            }
+            _ => Fetch::Range,
+        }
+    }
+}
+
+/// The file key a description names (the object key is built from it), or a
+/// placeholder when it holds only a hash of a path too long to fit.
+pub(super) fn description_key(description: &str) -> String {
+    crate::description::decode(description)
+        .ok()
+        .and_then(|d| d.key)
+        .unwrap_or_else(|| "long-path".into())
+}
+
+/// A description with the SHA-1 and tree hash found in an object's tags.
+pub(super) fn with_hashes(
+    description: &str,
+    sha1: Option<&str>,
+    tree: Option<&TreeHash>,
+) -> String {
+    let Ok(d) = crate::description::decode(description) else {
+        return description.to_string();
+    };
+    let sha1 = d.sha1.or_else(|| {
+        sha1.and_then(|h| hex::decode(h).ok())
+            .and_then(|b| b.try_into().ok())
+    });
+    match &d.key {
+        Some(key) => crate::description::encode_within(
+            key,
+            d.raw.as_deref(),
+            d.size.unwrap_or(0),
+            d.mtime_ns,
+            sha1.as_ref(),
+            tree.or(d.tree_hash.as_ref()),
+            METADATA_MAX,
+        ),
+        None => description.to_string(),
+    }
+}
