@@ -700,12 +700,14 @@ impl Engine {
             return Err(anyhow::anyhow!("{} changed while it was read (size, mtime or ctime moved); not recorded, it will be tried again next run", item.key).into());
         }
 
-        let description = description::encode(
+        let description = description::encode_within(
             &item.key,
             item.raw.as_deref(),
             content.size,
             before.mtime_ns,
             Some(&content.sha1),
+            None,
+            self.store.description_limit(),
         );
         let stored = upload
             .complete(content.size, content.tree_hash, &description)
@@ -813,12 +815,14 @@ impl Engine {
             .cached(&item.key)?
             .filter(|c| c.fingerprint == *before)
             .map(|c| c.hash.sha1);
-        let description = description::encode(
+        let description = description::encode_within(
             &item.key,
             item.raw.as_deref(),
             before.size,
             before.mtime_ns,
             known_sha1.as_ref(),
+            None,
+            self.store.description_limit(),
         );
         let upload = self.store.begin_upload(before.size, &description).await?;
         if let Some(token) = upload.resume_token() {

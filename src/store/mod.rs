@@ -116,6 +116,12 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
+    /// How long an archive's self-describing record may be (Glacier: 1,024
+    /// characters; S3 metadata: 2 KB).
+    fn description_limit(&self) -> usize {
+        crate::description::MAX_LEN
+    }
+
     /// The size of the pieces an upload of `archive_size` bytes is sent in.
     fn part_size(&self, archive_size: u64) -> usize;
 

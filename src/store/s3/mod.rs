@@ -225,6 +225,10 @@ impl Store for S3Store {
         Ok(())
     }
 
+    fn description_limit(&self) -> usize {
+        METADATA_MAX
+    }
+
     fn part_size(&self, archive_size: u64) -> usize {
         if archive_size <= self.single_upload_max {
             MIB as usize

@@ -155,16 +155,23 @@ impl Upload for SingleUpload {
         }
         // The whole content is hashed by now: the record carries the tree hash too.
         let record = match crate::description::decode(description) {
-            Ok(d) => crate::description::encode_within(
-                d.key.as_deref().unwrap_or(""),
-                d.raw.as_deref(),
+            Ok(crate::description::Description {
+                key: Some(key),
+                raw,
+                mtime_ns,
+                sha1,
+                ..
+            }) => crate::description::encode_within(
+                &key,
+                raw.as_deref(),
                 size,
-                d.mtime_ns,
-                d.sha1.as_ref(),
+                mtime_ns,
+                sha1.as_ref(),
                 Some(&tree_hash),
                 METADATA_MAX,
             ),
-            Err(_) => description.to_string(),
+            // Only a hash of an overlong path: the record stays as it is.
+            _ => description.to_string(),
         };
         let sum = BodyChecksum::of(self.checksum, &self.body);
         let body = Bytes::from(self.body);
