@@ -269,7 +269,11 @@ fn confirm_backup_all() {
 #[test]
 fn retrieval_dialog_and_a_job_at_the_store() {
     let mut state = mixed_state();
-    state.set.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    state.set.tiers = vec![
+        (firn::model::Tier::Expedited, (60, 300)),
+        (firn::model::Tier::Standard, (3 * 3600, 5 * 3600)),
+        (firn::model::Tier::Bulk, (5 * 3600, 12 * 3600)),
+    ];
     state.set.prices = firn::cost::Prices::default();
     // Mark the archived-only file and retrieve it.
     let lost = state.browse.tree.find("photos/2023/lost.jpg").unwrap();

@@ -531,7 +531,11 @@ fn retrieval_asks_tier_and_destination_then_confirms_overwrites() {
     use firn::model::Tier;
     use firn::tui::app::RestoreReport;
     let mut state = mixed();
-    state.set.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    state.set.tiers = vec![
+        (Tier::Expedited, (60, 300)),
+        (Tier::Standard, (3 * 3600, 5 * 3600)),
+        (Tier::Bulk, (5 * 3600, 12 * 3600)),
+    ];
     // A directory with new, changed, up-to-date and archived-only files: only the
     // archived ones are offered.
     select(&mut state, "photos");
@@ -737,7 +741,11 @@ fn the_cost_view_adds_up_the_archives() {
     use firn::cost::{CostSummary, Prices};
     let mut state = mixed();
     state.set.prices = Prices::default();
-    state.set.retrieval_waits = [(60, 300), (3 * 3600, 5 * 3600), (5 * 3600, 12 * 3600)];
+    state.set.tiers = vec![
+        (firn::model::Tier::Expedited, (60, 300)),
+        (firn::model::Tier::Standard, (3 * 3600, 5 * 3600)),
+        (firn::model::Tier::Bulk, (5 * 3600, 12 * 3600)),
+    ];
     let effects = keys(&mut state, "$");
     assert!(matches!(effects.as_slice(), [Effect::LoadCost]));
     let mut old = archive("a", 1 << 30, 30);
@@ -917,4 +925,41 @@ fn the_quit_question_counts_the_unfinished_uploads() {
     }
     keys(&mut state, "q");
     assert!(render(&state).contains("1 upload is not finished."));
+}
+
+#[test]
+fn the_retrieval_dialog_offers_only_the_tiers_the_store_has() {
+    use firn::model::Tier;
+    let mut state = mixed();
+    // An S3 DEEP_ARCHIVE store: no expedited retrieval.
+    state.set.store = "S3 DEEP_ARCHIVE".into();
+    state.set.tiers = vec![
+        (Tier::Standard, (9 * 3600, 12 * 3600)),
+        (Tier::Bulk, (12 * 3600, 48 * 3600)),
+    ];
+    select(&mut state, "photos");
+    keys(&mut state, "r");
+    let screen = render(&state);
+    assert!(
+        screen.contains("S3 DEEP_ARCHIVE"),
+        "the title names the store: {screen}"
+    );
+    assert!(
+        screen.contains("standard") && screen.contains("bulk"),
+        "{screen}"
+    );
+    assert!(!screen.contains("expedited"), "{screen}");
+    let tier = |state: &State| match &state.dialog {
+        Some(Dialog::Retrieve { tier, .. }) => *tier,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(tier(&state), Tier::Standard);
+    key(&mut state, KeyCode::Tab);
+    assert_eq!(tier(&state), Tier::Bulk);
+    key(&mut state, KeyCode::Tab);
+    assert_eq!(
+        tier(&state),
+        Tier::Standard,
+        "wraps around without expedited"
+    );
 }

@@ -111,6 +111,8 @@ pub struct SetInfo {
     pub root: PathBuf,
     /// Where archives go, e.g. `local:/mnt/disk/store` or `glacier:us-east-1/photos`.
     pub target: String,
+    /// What kind of store, for people: `embedded store`, `S3 DEEP_ARCHIVE`…
+    pub kind: String,
     /// Where the catalog is.
     pub catalog: String,
 }
@@ -348,6 +350,7 @@ impl Engine {
             id: self.set_id.clone(),
             root: self.root.clone(),
             target: self.store.target(),
+            kind: self.store.kind(),
             catalog: self.catalog.describe(),
         }
     }

@@ -419,12 +419,8 @@ async fn event_loop(
     };
     state.set.prices = engine.prices().clone();
     state.set.task_ids = engine.task_ids();
-    let waits = engine.tiers();
-    for (slot, tier) in state.set.retrieval_waits.iter_mut().zip(Tier::ALL) {
-        if let Some((_, wait)) = waits.iter().find(|(t, _)| *t == tier) {
-            *slot = *wait;
-        }
-    }
+    state.set.tiers = engine.tiers();
+    state.set.store = engine.info().kind;
     // The last reconciliation, for the title bar and the I view.
     if let Ok(Some(r)) = engine.last_reconciliation().await {
         let _ = tx.send(Action::Reconciled {

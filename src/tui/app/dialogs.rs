@@ -261,19 +261,20 @@ impl Dialog {
         }
     }
 
-    /// Edits the retrieval dialog: its tier, its folder.
-    pub fn edit(&mut self, answer: Answer, key: &Key) {
-        const TIERS: [Tier; 3] = [Tier::Expedited, Tier::Standard, Tier::Bulk];
+    /// Edits the retrieval dialog: its tier (among those the store offers), its
+    /// folder.
+    pub fn edit(&mut self, answer: Answer, key: &Key, tiers: &[Tier]) {
         let Dialog::Retrieve {
             tier, destination, ..
         } = self
         else {
             return;
         };
-        let index = TIERS.iter().position(|t| t == tier).unwrap_or(1);
+        let n = tiers.len().max(1);
+        let index = tiers.iter().position(|t| t == tier).unwrap_or(0);
         match answer {
-            Answer::NextTier => *tier = TIERS[(index + 1) % 3],
-            Answer::PrevTier => *tier = TIERS[(index + 2) % 3],
+            Answer::NextTier => *tier = tiers.get((index + 1) % n).copied().unwrap_or(*tier),
+            Answer::PrevTier => *tier = tiers.get((index + n - 1) % n).copied().unwrap_or(*tier),
             Answer::ClearText => destination.clear(),
             Answer::Type => match key.code {
                 KeyCode::Backspace => {

@@ -253,7 +253,8 @@ impl State {
         };
         match answer {
             Answer::NextTier | Answer::PrevTier | Answer::Type | Answer::ClearText => {
-                dialog.edit(answer, key);
+                let tiers: Vec<_> = self.set.tiers.iter().map(|(t, _)| *t).collect();
+                dialog.edit(answer, key, &tiers);
                 Vec::new()
             }
             Answer::Yes => {

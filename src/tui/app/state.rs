@@ -39,9 +39,12 @@ pub enum Focus {
 pub struct SetInfo {
     pub root: String,
     pub id: String,
-    /// The store's usual retrieval times per tier (expedited, standard, bulk),
-    /// seconds from request to ready.
-    pub retrieval_waits: [(u64, u64); 3],
+    /// What kind of store the set uses (`S3 DEEP_ARCHIVE`, `Glacier vault`…);
+    /// empty until the runtime says.
+    pub store: String,
+    /// The retrieval tiers the store offers, fastest first, each with its usual
+    /// wait: seconds (from, to) from request to ready.
+    pub tiers: Vec<(Tier, (u64, u64))>,
     /// The set's prices, for the estimates dialogs show.
     pub prices: Prices,
     /// The last comparison of the store's inventory with the catalog.
@@ -107,7 +110,8 @@ impl State {
             set: SetInfo {
                 root,
                 id: set_id,
-                retrieval_waits: [(0, 0); 3],
+                store: String::new(),
+                tiers: Tier::ALL.iter().map(|&t| (t, (0, 0))).collect(),
                 prices: Prices::free(),
                 reconciliation: None,
                 task_ids: TaskIds::default(),
@@ -241,11 +245,16 @@ impl State {
 
     /// The store's usual wait for a retrieval of `tier`: (from, to) seconds.
     pub fn tier_wait(&self, tier: Tier) -> (u64, u64) {
-        self.set.retrieval_waits[match tier {
-            Tier::Expedited => 0,
-            Tier::Standard => 1,
-            Tier::Bulk => 2,
-        }]
+        self.set
+            .tiers
+            .iter()
+            .find(|(t, _)| *t == tier)
+            .map_or((0, 0), |(_, wait)| *wait)
+    }
+
+    /// The tiers the store offers, fastest first.
+    pub fn offered_tiers(&self) -> Vec<Tier> {
+        self.set.tiers.iter().map(|(t, _)| *t).collect()
     }
 
     /// Rebuilds the rows if their shape changed and keeps both selections on

@@ -37,13 +37,12 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             tier,
             destination,
         } => {
-            use crate::model::Tier;
             let mut body = format!(
                 "Retrieve {} ({}) into:\n  {destination}▏\n\nTier:",
                 crate::fmt::plural(keys.len() as u64, "file"),
                 human_bytes(*bytes)
             );
-            for option in [Tier::Expedited, Tier::Standard, Tier::Bulk] {
+            for option in state.offered_tiers() {
                 let (from, to) = state.tier_wait(option);
                 let requests = keys.len() as u64;
                 body.push_str(&format!(

@@ -14,12 +14,17 @@ use crate::tui::theme::Role;
 pub fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let totals = state.browse.tree.totals();
-    let mut right = vec![
+    let mut right = Vec::new();
+    if !state.set.store.is_empty() {
+        right.push(Span::raw(state.set.store.clone()));
+        right.push(Span::styled(" · ", t.dim()));
+    }
+    right.extend([
         Span::styled("view ", t.dim()),
         Span::raw(state.browse.view.label()),
         Span::styled(" · sort ", t.dim()),
         Span::raw(state.browse.sort.label()),
-    ];
+    ]);
     if matches!(state.phase, Phase::Ready) {
         right.push(Span::styled(" · ", t.dim()));
         right.push(Span::styled(
