@@ -427,14 +427,7 @@ impl Catalog for DynamoCatalog {
     async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
         let mut item = self.read(&record.key).await?;
         let found = item.current.as_ref().map(|c| c.archive_id.clone());
-        if found.as_deref() != replaces {
-            return Err(Conflict {
-                key: record.key.clone(),
-                expected: replaces.map(str::to_owned),
-                found,
-            }
-            .into());
-        }
+        Conflict::check(&record.key, replaces, found)?;
         if let Some(mut previous) = item.current.take() {
             previous.state = ArchiveState::Superseded;
             previous.superseded_at = Some(record.uploaded_at);

@@ -80,6 +80,22 @@ pub struct Conflict {
     pub found: Option<String>,
 }
 
+impl Conflict {
+    /// Ok when the catalog's current archive of `key` is the one this run saw
+    /// (`expected`), else the Conflict that says so.
+    pub fn check(key: &str, expected: Option<&str>, found: Option<String>) -> Result<()> {
+        if found.as_deref() == expected {
+            return Ok(());
+        }
+        Err(Conflict {
+            key: key.to_string(),
+            expected: expected.map(str::to_owned),
+            found,
+        }
+        .into())
+    }
+}
+
 #[async_trait]
 pub trait Catalog: Send + Sync {
     /// Human-readable location, for messages.

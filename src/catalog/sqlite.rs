@@ -169,14 +169,7 @@ impl Catalog for SqliteCatalog {
                 |row| row.get(0),
             )
             .optional()?;
-        if found.as_deref() != replaces {
-            return Err(Conflict {
-                key: record.key.clone(),
-                expected: replaces.map(str::to_owned),
-                found,
-            }
-            .into());
-        }
+        Conflict::check(&record.key, replaces, found)?;
         if let Some(previous) = replaces {
             tx.execute(
                 "UPDATE archive SET state = 'superseded', superseded_at = ?4

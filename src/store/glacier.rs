@@ -24,7 +24,7 @@ use aws_sdk_glacier::types::{JobParameters, StatusCode};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::parts::PartSlots;
+use super::parts::{PartSlots, WholeBody};
 use super::{
     ArchiveListing, EMPTY_ARCHIVE_ID, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, PartCheck,
     Store, StoredArchive, StoredPart, Upload, placeholder_tree_hash,
@@ -170,11 +170,11 @@ impl Store for GlacierStore {
     async fn begin_upload(&self, size: u64, description: &str) -> Result<Box<dyn Upload>> {
         if size == 0 {
             return Ok(Box::new(EmptyUpload {
-                placeholder: self.single(EMPTY_PLACEHOLDER.to_vec()),
+                placeholder: self.single(WholeBody::holding(EMPTY_PLACEHOLDER)),
             }));
         }
         if size <= self.single_upload_max {
-            return Ok(Box::new(self.single(Vec::with_capacity(size as usize))));
+            return Ok(Box::new(self.single(WholeBody::with_capacity(size))));
         }
         let part_size = Self::choose_part_size(size, self.budget, self.part_concurrency);
         let out = self
@@ -526,7 +526,7 @@ fn parse_inventory(bytes: &[u8]) -> Result<Inventory> {
 }
 
 impl GlacierStore {
-    fn single(&self, body: Vec<u8>) -> SingleUpload {
+    fn single(&self, body: WholeBody) -> SingleUpload {
         SingleUpload {
             client: self.client.clone(),
             vault: self.vault.clone(),
@@ -625,17 +625,13 @@ struct SingleUpload {
     client: Client,
     vault: String,
     what: String,
-    body: Vec<u8>,
+    body: WholeBody,
 }
 
 #[async_trait]
 impl Upload for SingleUpload {
     async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
-        if offset != self.body.len() as u64 {
-            bail!("part at offset {offset} sent out of order");
-        }
-        self.body.extend_from_slice(&data);
-        Ok(())
+        self.body.push(offset, &data)
     }
 
     async fn complete(
@@ -644,13 +640,7 @@ impl Upload for SingleUpload {
         tree_hash: TreeHash,
         description: &str,
     ) -> Result<StoredArchive> {
-        if size != self.body.len() as u64 {
-            bail!(
-                "upload size mismatch: {size} declared, {} sent",
-                self.body.len()
-            );
-        }
-        let body = Bytes::from(self.body);
+        let body = self.body.finish(size)?;
         let out = aws::retry_transient(aws::ATTEMPTS, || {
             self.client
                 .upload_archive()

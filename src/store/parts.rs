@@ -1,4 +1,5 @@
-//! Parts in flight of one multipart upload (Glacier's and S3's alike): at most
+//! The bodies of uploads: a whole archive sent in one request ([`WholeBody`]),
+//! and parts in flight of one multipart upload (Glacier's and S3's alike): at most
 //! `max_in_flight` per upload, and their bytes within a memory budget every
 //! upload of the store shares (invariant 8: part buffers ≤ part size × parts in
 //! flight). A caller reserves room before it reads a part, so a part is never
@@ -93,5 +94,39 @@ impl<T: Send + 'static> PartSlots<T> {
         self.reserved = None;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// An archive sent in one request: the parts the engine hands over, in order,
+/// gathered into one body (only small archives take this path).
+pub struct WholeBody(Vec<u8>);
+
+impl WholeBody {
+    pub fn with_capacity(size: u64) -> WholeBody {
+        WholeBody(Vec::with_capacity(size as usize))
+    }
+
+    /// A body already complete (Glacier's placeholder of an empty file).
+    pub fn holding(bytes: &[u8]) -> WholeBody {
+        WholeBody(bytes.to_vec())
+    }
+
+    pub fn push(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        if offset != self.0.len() as u64 {
+            anyhow::bail!("part at offset {offset} sent out of order");
+        }
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The whole body, which must be `size` bytes.
+    pub fn finish(self, size: u64) -> Result<bytes::Bytes> {
+        if size != self.0.len() as u64 {
+            anyhow::bail!(
+                "upload size mismatch: {size} declared, {} sent",
+                self.0.len()
+            );
+        }
+        Ok(bytes::Bytes::from(self.0))
     }
 }

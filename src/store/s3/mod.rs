@@ -50,7 +50,7 @@ mod naming;
 mod settings;
 mod upload;
 
-use super::parts::PartSlots;
+use super::parts::{PartSlots, WholeBody};
 use naming::{
     Fetch, Shape, description_key, description_of, parse_restore, parse_token, with_hashes,
 };
@@ -168,7 +168,7 @@ impl S3Store {
             class: self.class,
             checksum: self.checksum,
             what: self.what(),
-            body: Vec::with_capacity(size as usize),
+            body: WholeBody::with_capacity(size),
         }
     }
 

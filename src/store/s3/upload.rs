@@ -19,7 +19,7 @@ use super::settings::{
 };
 use crate::aws;
 use crate::model::TreeHash;
-use crate::store::parts::PartSlots;
+use crate::store::parts::{PartSlots, WholeBody};
 use crate::store::{StoredArchive, Upload};
 
 /// The checksum of one request body, as sent and as S3 reports it back.
@@ -128,17 +128,13 @@ pub(super) struct SingleUpload {
     pub(super) class: StorageClass,
     pub(super) checksum: ChecksumChoice,
     pub(super) what: String,
-    pub(super) body: Vec<u8>,
+    pub(super) body: WholeBody,
 }
 
 #[async_trait]
 impl Upload for SingleUpload {
     async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
-        if offset != self.body.len() as u64 {
-            bail!("part at offset {offset} sent out of order");
-        }
-        self.body.extend_from_slice(&data);
-        Ok(())
+        self.body.push(offset, &data)
     }
 
     async fn complete(
@@ -147,12 +143,7 @@ impl Upload for SingleUpload {
         tree_hash: TreeHash,
         description: &str,
     ) -> Result<StoredArchive> {
-        if size != self.body.len() as u64 {
-            bail!(
-                "upload size mismatch: {size} declared, {} sent",
-                self.body.len()
-            );
-        }
+        let body = self.body.finish(size)?;
         // The whole content is hashed by now: the record carries the tree hash too.
         let record = match crate::description::decode(description) {
             Ok(crate::description::Description {
@@ -173,8 +164,7 @@ impl Upload for SingleUpload {
             // Only a hash of an overlong path: the record stays as it is.
             _ => description.to_string(),
         };
-        let sum = BodyChecksum::of(self.checksum, &self.body);
-        let body = Bytes::from(self.body);
+        let sum = BodyChecksum::of(self.checksum, &body);
         let out = aws::retry_transient(aws::ATTEMPTS, || {
             self.client
                 .put_object()
