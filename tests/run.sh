@@ -115,8 +115,11 @@ fi
 # written last, so an interrupted install is redone rather than half-used.
 # firn-moto-server is tests/moto/server.py: moto's server with restores timed
 # from RestoreObject.
+# Every package is pinned (tests/moto/requirements.txt), so the environment is
+# the same on every machine; it is keyed by that file.
 MOTO_VERSION=5.2.5
-MOTO_VENV="$CACHE/moto-$MOTO_VERSION-py$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+MOTO_KEY=$(sha256sum tests/moto/requirements.txt | cut -c1-12)
+MOTO_VENV="$CACHE/moto-$MOTO_VERSION-$MOTO_KEY-py$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 install_moto() {
     local start
     start=$(now)
@@ -125,7 +128,7 @@ install_moto() {
     # moto's S3 and its server (flask); not moto[server], which brings every
     # service's dependencies and takes twice as long to install.
     "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "moto[s3]==$MOTO_VERSION" flask flask-cors
+        -r tests/moto/requirements.txt
     touch "$MOTO_VENV/.ready"
     echo "$(since "$start") installed: $MOTO_VENV"
 }
