@@ -9,11 +9,18 @@
 //!   hex), `tree_hash` (S, hex), `target` (S), `uploaded_at` (N, Unix seconds),
 //!   `host` (S); `raw_path` (B) when the name's bytes differ from the key. An item
 //!   whose current version was deleted has no `archive_id`.
-//! - `versions` (L of M): superseded (or being deleted) versions, each with the same
-//!   attributes plus `state` (S) and `superseded_at` (N).
-//! - `revision` (N): bumped by every write; every write is conditional on the
-//!   revision it read, so two hosts writing one entry get a conflict, never a lost
-//!   update.
+//! - `revision` (N): bumped by every write of the head; every head write is
+//!   conditional on the revision it read, so two hosts writing one entry get a
+//!   conflict, never a lost update.
+//!
+//! Each superseded (or being deleted) version is an item of its own, so a file can
+//! have any number (an item holds at most 400 KB): sort key `<key>//v/<first 16
+//! bytes of the SHA-256 of the archive id, hex>` (the key hashed as above when it
+//! leaves too little room), `full_path` (S), the version's attributes plus `state`
+//! (S) and `superseded_at` (N). A head and the version items a write changes are
+//! written in one TransactWriteItems. Heads written by an older firn keep their
+//! versions in a `versions` list (L of M); they are read as such, and moved out into
+//! items by the next write of that head.
 //!
 //! A whole set is loaded with paginated Query (one request per 1 MB page).
 
@@ -24,7 +31,9 @@ use anyhow::{Result, anyhow};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest,
+};
 use sha2::{Digest, Sha256};
 
 use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
@@ -65,13 +74,16 @@ pub struct DynamoCatalog {
 
 type Item = HashMap<String, AttributeValue>;
 
-/// One file's item, decoded.
+/// One file's head item, decoded: its current version and the revision every
+/// conditional write checks. Superseded versions are items of their own.
 #[derive(Debug, Clone, Default)]
-struct FileItem {
+struct Head {
     key: String,
     raw: Option<Vec<u8>>,
     current: Option<ArchiveRecord>,
-    versions: Vec<ArchiveRecord>,
+    /// Versions an older firn kept inside the head (`versions` list), moved out
+    /// into items of their own by the next write of this head.
+    legacy: Vec<ArchiveRecord>,
     revision: Option<u64>,
 }
 
@@ -79,11 +91,44 @@ pub fn sort_key(key: &str) -> String {
     if key.len() <= MAX_SORT_KEY && !key.starts_with(LONG_PREFIX) {
         key.to_string()
     } else {
-        format!(
-            "{LONG_PREFIX}{}",
-            hex::encode(Sha256::digest(key.as_bytes()))
-        )
+        hashed(key)
     }
+}
+
+fn hashed(key: &str) -> String {
+    format!(
+        "{LONG_PREFIX}{}",
+        hex::encode(Sha256::digest(key.as_bytes()))
+    )
+}
+
+/// What separates a file's key from its versions' in their sort keys: keys never
+/// hold `//` (no name is empty), so no head is taken for a version.
+const VERSION_MARK: &str = "//v/";
+
+/// The sort-key prefix of every version item of `key`.
+fn version_prefix(key: &str) -> String {
+    // Room for the mark and a 32-digit id after the prefix.
+    let base =
+        if key.len() + VERSION_MARK.len() + 32 <= MAX_SORT_KEY && !key.starts_with(LONG_PREFIX) {
+            key.to_string()
+        } else {
+            hashed(key)
+        };
+    format!("{base}{VERSION_MARK}")
+}
+
+/// The sort key of one version item: its file's prefix and a hash of its archive id.
+fn version_key(key: &str, archive_id: &str) -> String {
+    format!(
+        "{}{}",
+        version_prefix(key),
+        hex::encode(&Sha256::digest(archive_id.as_bytes())[..16])
+    )
+}
+
+fn is_version_item(item: &Item) -> bool {
+    get_s(item, "path").is_some_and(|p| p.contains(VERSION_MARK))
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -106,6 +151,12 @@ fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
 
 fn get_hex<const N: usize>(item: &Item, name: &str) -> Option<[u8; N]> {
     hex::decode(get_s(item, name)?).ok()?.try_into().ok()
+}
+
+fn get_raw(item: &Item) -> Option<Vec<u8>> {
+    item.get("raw_path")
+        .and_then(|v| v.as_b().ok())
+        .map(|b| b.clone().into_inner())
 }
 
 fn version_attributes(r: &ArchiveRecord, with_state: bool) -> Item {
@@ -149,19 +200,36 @@ fn version_from(
     })
 }
 
-impl FileItem {
-    fn decode(item: &Item) -> Option<FileItem> {
+/// The item of one superseded (or deleting) version.
+fn encode_version(set_id: &str, record: &ArchiveRecord) -> Item {
+    let mut item = version_attributes(record, true);
+    item.insert("set_id".into(), s(set_id));
+    item.insert(
+        "path".into(),
+        s(version_key(&record.key, &record.archive_id)),
+    );
+    item.insert("full_path".into(), s(&record.key));
+    if let Some(raw) = &record.raw {
+        item.insert("raw_path".into(), AttributeValue::B(Blob::new(raw.clone())));
+    }
+    item
+}
+
+fn decode_version(item: &Item) -> Option<ArchiveRecord> {
+    let key = get_s(item, "full_path")?;
+    version_from(item, &key, &get_raw(item), None)
+}
+
+impl Head {
+    fn decode(item: &Item) -> Option<Head> {
         let key = get_s(item, "full_path").or_else(|| get_s(item, "path"))?;
-        let raw = item
-            .get("raw_path")
-            .and_then(|v| v.as_b().ok())
-            .map(|b| b.clone().into_inner());
+        let raw = get_raw(item);
         let current = if item.contains_key("archive_id") {
             version_from(item, &key, &raw, Some(ArchiveState::Current))
         } else {
             None
         };
-        let versions = item
+        let legacy = item
             .get("versions")
             .and_then(|v| v.as_l().ok())
             .map(|list| {
@@ -171,15 +239,16 @@ impl FileItem {
                     .collect()
             })
             .unwrap_or_default();
-        Some(FileItem {
+        Some(Head {
             key,
             raw,
             current,
-            versions,
+            legacy,
             revision: get_n(item, "revision"),
         })
     }
 
+    /// The head as written: its current version (if any) and the next revision.
     fn encode(&self, set_id: &str) -> Item {
         let mut item = self
             .current
@@ -195,21 +264,18 @@ impl FileItem {
         if let Some(raw) = &self.raw {
             item.insert("raw_path".into(), AttributeValue::B(Blob::new(raw.clone())));
         }
-        if !self.versions.is_empty() {
-            let list = self
-                .versions
-                .iter()
-                .map(|v| AttributeValue::M(version_attributes(v, true)))
-                .collect();
-            item.insert("versions".into(), AttributeValue::L(list));
-        }
         item.insert("revision".into(), n(self.revision.unwrap_or(0) + 1));
         item
     }
+}
 
-    fn all(&self) -> impl Iterator<Item = &ArchiveRecord> {
-        self.current.iter().chain(self.versions.iter())
-    }
+/// One write of a file's head: the head itself (or its removal) under the
+/// condition that its revision is still the one read, together with version items
+/// to put and to delete, all or nothing.
+struct HeadWrite {
+    head: Head,
+    put_versions: Vec<ArchiveRecord>,
+    delete_versions: Vec<String>,
 }
 
 impl DynamoCatalog {
@@ -243,7 +309,9 @@ impl DynamoCatalog {
         Ok(())
     }
 
-    async fn load_all(&self, projection: Option<&str>) -> Result<Vec<Item>> {
+    /// Every item of the set (or those whose sort key begins with `prefix`), page
+    /// by page.
+    async fn query(&self, prefix: Option<&str>, projection: Option<&str>) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -251,9 +319,15 @@ impl DynamoCatalog {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("set_id = :s")
                 .expression_attribute_values(":s", s(&self.set_id))
                 .set_exclusive_start_key(start.take());
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("set_id = :s AND begins_with(#p, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+                    .expression_attribute_names("#p", "path"),
+                None => query.key_condition_expression("set_id = :s"),
+            };
             if let Some(p) = projection {
                 query = query
                     .projection_expression(p)
@@ -273,7 +347,7 @@ impl DynamoCatalog {
         Ok(items)
     }
 
-    async fn read(&self, key: &str) -> Result<FileItem> {
+    async fn read_head(&self, key: &str) -> Result<Head> {
         let get = self
             .client
             .get_item()
@@ -287,270 +361,36 @@ impl DynamoCatalog {
         Ok(out
             .item
             .as_ref()
-            .and_then(FileItem::decode)
-            .unwrap_or_else(|| FileItem {
+            .and_then(Head::decode)
+            .unwrap_or_else(|| Head {
                 key: key.to_string(),
-                ..FileItem::default()
+                ..Head::default()
             }))
     }
 
-    /// Writes `item` only if nobody wrote it since it was read.
-    async fn write(&self, item: &FileItem) -> Result<()> {
-        let deleting = item.current.is_none() && item.versions.is_empty();
-        let result = if deleting {
-            let mut delete = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key("set_id", s(&self.set_id))
-                .key("path", s(sort_key(&item.key)));
-            if let Some(rev) = item.revision {
-                delete = delete
-                    .condition_expression("revision = :rev")
-                    .expression_attribute_values(":rev", n(rev));
-            }
-            match aws::retry_transient(aws::ATTEMPTS, || delete.clone().send()).await {
-                Ok(_) => Ok(()),
-                Err(e) if aws::has_code(&e, "ConditionalCheckFailedException") => Err(None),
-                Err(e) => Err(Some(aws::explain(&e, &self.what()))),
-            }
-        } else {
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item.encode(&self.set_id)));
-            put = match item.revision {
-                Some(rev) => put
-                    .condition_expression("revision = :rev")
-                    .expression_attribute_values(":rev", n(rev)),
-                None => put
-                    .condition_expression("attribute_not_exists(#p)")
-                    .expression_attribute_names("#p", "path"),
-            };
-            match aws::retry_transient(aws::ATTEMPTS, || put.clone().send()).await {
-                Ok(_) => Ok(()),
-                Err(e) if aws::has_code(&e, "ConditionalCheckFailedException") => Err(None),
-                Err(e) => Err(Some(aws::explain(&e, &self.what()))),
-            }
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(Some(e)) => Err(e),
-            Err(None) => {
-                // A retried write whose first attempt landed (its answer was lost)
-                // fails its own condition: check what is there before crying conflict.
-                let now = self.read(&item.key).await?;
-                let landed = if deleting {
-                    now.revision.is_none()
-                } else {
-                    now.revision == Some(item.revision.unwrap_or(0) + 1)
-                        && now.current.as_ref().map(|c| &c.archive_id)
-                            == item.current.as_ref().map(|c| &c.archive_id)
-                        && now.versions.len() == item.versions.len()
-                };
-                if landed {
-                    return Ok(());
-                }
-                Err(Conflict {
-                    key: item.key.clone(),
-                    expected: item.current.as_ref().map(|c| c.archive_id.clone()),
-                    found: now.current.map(|c| c.archive_id),
-                }
-                .into())
-            }
-        }
-    }
-
-    async fn modify(&self, key: &str, change: impl FnOnce(&mut FileItem)) -> Result<()> {
-        let mut item = self.read(key).await?;
-        change(&mut item);
-        self.write(&item).await
-    }
-}
-
-#[async_trait]
-impl Catalog for DynamoCatalog {
-    fn describe(&self) -> String {
-        format!("dynamodb:{}/{}", self.region, self.table)
-    }
-
-    async fn check(&self) -> Result<()> {
-        self.describe_table().await
-    }
-
-    async fn current_summaries(&self) -> Result<Vec<CurrentSummary>> {
-        // `path` and `size` are DynamoDB reserved words: aliased.
-        let projection = "#p, full_path, raw_path, archive_id, #sz, mtime_ns, sha1, target";
-        let mut out: Vec<CurrentSummary> = self
-            .load_all(Some(projection))
+    /// The version items of one file, oldest first.
+    async fn read_versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
+        let mut versions: Vec<ArchiveRecord> = self
+            .query(Some(&version_prefix(key)), None)
             .await?
             .iter()
-            .filter(|item| item.contains_key("archive_id"))
-            .filter_map(|item| {
-                Some(CurrentSummary {
-                    key: get_s(item, "full_path").or_else(|| get_s(item, "path"))?,
-                    raw: item
-                        .get("raw_path")
-                        .and_then(|v| v.as_b().ok())
-                        .map(|b| b.as_ref().to_vec().into_boxed_slice()),
-                    size: get_n(item, "size")?,
-                    mtime_ns: get_n(item, "mtime_ns")?,
-                    sha1: get_hex(item, "sha1")?,
-                    target: get_s(item, "target").unwrap_or_default(),
-                })
-            })
+            .filter_map(decode_version)
+            .filter(|v| v.key == key)
             .collect();
-        // Hashed long keys break DynamoDB's order: sort by the real key.
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        versions.sort_by_key(|v| v.uploaded_at);
+        Ok(versions)
     }
 
-    async fn records(&self) -> Result<Vec<ArchiveRecord>> {
-        let mut out: Vec<ArchiveRecord> = self
-            .load_all(None)
-            .await?
-            .iter()
-            .filter_map(FileItem::decode)
-            .flat_map(|f| f.all().cloned().collect::<Vec<_>>())
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.uploaded_at.cmp(&b.uploaded_at)));
-        Ok(out)
-    }
-
-    async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
-        let mut out: Vec<ArchiveRecord> = self.read(key).await?.all().cloned().collect();
-        out.sort_by_key(|r| r.uploaded_at);
-        Ok(out)
-    }
-
-    async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
-        let mut item = self.read(&record.key).await?;
-        let found = item.current.as_ref().map(|c| c.archive_id.clone());
-        Conflict::check(&record.key, replaces, found)?;
-        if let Some(mut previous) = item.current.take() {
-            previous.state = ArchiveState::Superseded;
-            previous.superseded_at = Some(record.uploaded_at);
-            item.versions.push(previous);
-        }
-        let mut current = record.clone();
-        current.state = ArchiveState::Current;
-        current.superseded_at = None;
-        item.raw = record.raw.clone();
-        item.current = Some(current);
-        self.write(&item).await
-    }
-
-    async fn record_superseded(&self, record: &ArchiveRecord) -> Result<()> {
-        self.modify(&record.key, |item| {
-            let mut r = record.clone();
-            r.state = ArchiveState::Superseded;
-            if item.raw.is_none() {
-                item.raw = record.raw.clone();
-            }
-            item.versions.push(r);
-        })
-        .await
-    }
-
-    async fn update_mtime(&self, key: &str, archive_id: &str, mtime_ns: i64) -> Result<()> {
-        self.modify(key, |item| {
-            if let Some(c) = item.current.as_mut().filter(|c| c.archive_id == archive_id) {
-                c.mtime_ns = mtime_ns;
-            }
-        })
-        .await
-    }
-
-    async fn fill_unknown_sha1(
-        &self,
-        key: &str,
-        archive_id: &str,
-        sha1: &Sha1Digest,
-    ) -> Result<()> {
-        self.modify(key, |item| {
-            for record in item.current.iter_mut().chain(item.versions.iter_mut()) {
-                if record.archive_id == archive_id && record.sha1 == UNKNOWN_SHA1 {
-                    record.sha1 = *sha1;
-                }
-            }
-        })
-        .await
-    }
-
-    async fn set_state(&self, key: &str, archive_id: &str, state: ArchiveState) -> Result<()> {
-        self.modify(key, |item| {
-            if state != ArchiveState::Current
-                && item
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| c.archive_id == archive_id)
-            {
-                if let Some(mut c) = item.current.take() {
-                    c.state = state;
-                    item.versions.push(c);
-                }
-            } else if let Some(v) = item
-                .versions
-                .iter_mut()
-                .find(|v| v.archive_id == archive_id)
-            {
-                v.state = state;
-            }
-        })
-        .await
-    }
-
-    async fn remove(&self, key: &str, archive_id: &str) -> Result<()> {
-        self.modify(key, |item| {
-            if item
-                .current
-                .as_ref()
-                .is_some_and(|c| c.archive_id == archive_id)
-            {
-                item.current = None;
-            }
-            item.versions.retain(|v| v.archive_id != archive_id);
-        })
-        .await
-    }
-
-    async fn find_archive(&self, archive_id: &str) -> Result<Option<ArchiveRecord>> {
-        // No index on archive ids: the whole set is read (used only for recovery).
-        Ok(self
-            .records()
-            .await?
-            .into_iter()
-            .find(|r| r.archive_id == archive_id))
-    }
-
-    async fn import(&self, records: &[ArchiveRecord]) -> Result<()> {
-        let mut files: Vec<FileItem> = Vec::new();
-        let mut sorted: Vec<&ArchiveRecord> = records.iter().collect();
-        sorted.sort_by(|a, b| a.key.cmp(&b.key));
-        for r in sorted {
-            if files.last().is_none_or(|f| f.key != r.key) {
-                files.push(FileItem {
-                    key: r.key.clone(),
-                    raw: r.raw.clone(),
-                    ..FileItem::default()
-                });
-            }
-            let Some(file) = files.last_mut() else {
-                continue;
-            };
-            if r.state == ArchiveState::Current && file.current.is_none() {
-                file.current = Some(r.clone());
-            } else {
-                file.versions.push(r.clone());
-            }
-        }
-        for chunk in files.chunks(25) {
+    /// Puts version items without a condition (their archive id names them, so
+    /// putting one twice is harmless), 25 at a time, resending what DynamoDB left
+    /// unprocessed.
+    async fn put_items(&self, items: Vec<Item>) -> Result<()> {
+        for chunk in items.chunks(25) {
             let mut pending: Vec<WriteRequest> = chunk
                 .iter()
-                .map(|f| {
+                .map(|item| {
                     let put = PutRequest::builder()
-                        .set_item(Some(f.encode(&self.set_id)))
+                        .set_item(Some(item.clone()))
                         .build()
                         .map_err(|e| anyhow!("{e}"))?;
                     Ok(WriteRequest::builder().put_request(put).build())
@@ -583,6 +423,407 @@ impl Catalog for DynamoCatalog {
             }
         }
         Ok(())
+    }
+
+    /// Writes a head (conditionally on the revision it read) with its version
+    /// items in one transaction. Versions an older firn kept in the head are put
+    /// as items first, so the head can drop them.
+    async fn write(&self, write: HeadWrite) -> Result<()> {
+        let HeadWrite {
+            mut head,
+            mut put_versions,
+            delete_versions,
+        } = write;
+        put_versions.append(&mut head.legacy);
+        // One transaction holds 100 writes: the head and the last 99 others; the
+        // rest (only a head written by an older firn has more) go first.
+        let spill = put_versions
+            .len()
+            .saturating_sub(99 - delete_versions.len().min(99));
+        let early: Vec<Item> = put_versions
+            .drain(..spill)
+            .map(|v| encode_version(&self.set_id, &v))
+            .collect();
+        self.put_items(early).await?;
+
+        let remove_head = head.current.is_none();
+        let mut head_write = TransactWriteItem::builder();
+        head_write = if remove_head {
+            let mut delete = Delete::builder()
+                .table_name(&self.table)
+                .key("set_id", s(&self.set_id))
+                .key("path", s(sort_key(&head.key)));
+            if let Some(rev) = head.revision {
+                delete = delete
+                    .condition_expression("revision = :rev")
+                    .expression_attribute_values(":rev", n(rev));
+            }
+            head_write.delete(delete.build().map_err(|e| anyhow!("{e}"))?)
+        } else {
+            let mut put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(head.encode(&self.set_id)));
+            put = match head.revision {
+                Some(rev) => put
+                    .condition_expression("revision = :rev")
+                    .expression_attribute_values(":rev", n(rev)),
+                None => put
+                    .condition_expression("attribute_not_exists(#p)")
+                    .expression_attribute_names("#p", "path"),
+            };
+            head_write.put(put.build().map_err(|e| anyhow!("{e}"))?)
+        };
+        let mut items = vec![head_write.build()];
+        for version in &put_versions {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(encode_version(&self.set_id, version)))
+                .build()
+                .map_err(|e| anyhow!("{e}"))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        for sk in &delete_versions {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key("set_id", s(&self.set_id))
+                .key("path", s(sk))
+                .build()
+                .map_err(|e| anyhow!("{e}"))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        // A head with no revision read that is to be removed does not exist: only
+        // the version writes remain.
+        if remove_head && head.revision.is_none() {
+            items.remove(0);
+            if items.is_empty() {
+                return Ok(());
+            }
+        }
+        let transaction = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items));
+        match aws::retry_transient(aws::ATTEMPTS, || transaction.clone().send()).await {
+            Ok(_) => Ok(()),
+            Err(e) if aws::has_code(&e, "TransactionCanceledException") => {
+                // A retried write whose first attempt landed (its answer was lost)
+                // fails its own condition: check what is there before crying conflict.
+                let now = self.read_head(&head.key).await?;
+                let landed = if remove_head {
+                    now.revision.is_none()
+                } else {
+                    now.revision == Some(head.revision.unwrap_or(0) + 1)
+                        && now.current.as_ref().map(|c| &c.archive_id)
+                            == head.current.as_ref().map(|c| &c.archive_id)
+                };
+                if landed {
+                    return Ok(());
+                }
+                Err(Conflict {
+                    key: head.key.clone(),
+                    expected: head.current.as_ref().map(|c| c.archive_id.clone()),
+                    found: now.current.map(|c| c.archive_id),
+                }
+                .into())
+            }
+            Err(e) => Err(aws::explain(&e, &self.what())),
+        }
+    }
+
+    /// Updates one version item in place (when it exists).
+    async fn update_version(
+        &self,
+        key: &str,
+        archive_id: &str,
+        change: impl FnOnce(&mut ArchiveRecord),
+    ) -> Result<()> {
+        let get = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("set_id", s(&self.set_id))
+            .key("path", s(version_key(key, archive_id)))
+            .consistent_read(true);
+        let out = aws::retry_transient(aws::ATTEMPTS, || get.clone().send())
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        if let Some(mut version) = out.item.as_ref().and_then(decode_version) {
+            change(&mut version);
+            self.put_items(vec![encode_version(&self.set_id, &version)])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Changes a head, its own current version or one kept in it by an older firn.
+    async fn modify_head(&self, key: &str, change: impl FnOnce(&mut Head)) -> Result<()> {
+        let mut head = self.read_head(key).await?;
+        if head.revision.is_none() {
+            return Ok(());
+        }
+        change(&mut head);
+        self.write(HeadWrite {
+            head,
+            put_versions: Vec::new(),
+            delete_versions: Vec::new(),
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Catalog for DynamoCatalog {
+    fn describe(&self) -> String {
+        format!("dynamodb:{}/{}", self.region, self.table)
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.describe_table().await
+    }
+
+    async fn current_summaries(&self) -> Result<Vec<CurrentSummary>> {
+        // `path` and `size` are DynamoDB reserved words: aliased.
+        let projection = "#p, full_path, raw_path, archive_id, #sz, mtime_ns, sha1, target, #st";
+        let mut out: Vec<CurrentSummary> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("set_id = :s")
+                .expression_attribute_values(":s", s(&self.set_id))
+                .projection_expression(projection)
+                .expression_attribute_names("#p", "path")
+                .expression_attribute_names("#sz", "size")
+                .expression_attribute_names("#st", "state")
+                .set_exclusive_start_key(start.take());
+            self.query_requests.fetch_add(1, Ordering::Relaxed);
+            let page = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
+                .await
+                .map_err(|e| aws::explain(&e, &self.what()))?;
+            // Only heads with a current version, page by page: version items are
+            // dropped as they come, so 5,000 versions of a file cost no memory here.
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter(|item| item.contains_key("archive_id") && !is_version_item(item))
+                    .filter_map(|item| {
+                        Some(CurrentSummary {
+                            key: get_s(item, "full_path").or_else(|| get_s(item, "path"))?,
+                            raw: get_raw(item).map(Vec::into_boxed_slice),
+                            size: get_n(item, "size")?,
+                            mtime_ns: get_n(item, "mtime_ns")?,
+                            sha1: get_hex(item, "sha1")?,
+                            target: get_s(item, "target").unwrap_or_default(),
+                        })
+                    }),
+            );
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        // Hashed long keys break DynamoDB's order: sort by the real key.
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn records(&self) -> Result<Vec<ArchiveRecord>> {
+        let mut out: Vec<ArchiveRecord> = Vec::new();
+        for item in self.query(None, None).await? {
+            if is_version_item(&item) {
+                out.extend(decode_version(&item));
+            } else if let Some(head) = Head::decode(&item) {
+                out.extend(head.current);
+                out.extend(head.legacy);
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.uploaded_at.cmp(&b.uploaded_at)));
+        Ok(out)
+    }
+
+    async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
+        let head = self.read_head(key).await?;
+        let mut out = self.read_versions(key).await?;
+        out.extend(head.current);
+        out.extend(head.legacy);
+        out.sort_by_key(|r| r.uploaded_at);
+        Ok(out)
+    }
+
+    async fn current(&self, key: &str) -> Result<Option<ArchiveRecord>> {
+        Ok(self.read_head(key).await?.current)
+    }
+
+    async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
+        let mut head = self.read_head(&record.key).await?;
+        let found = head.current.as_ref().map(|c| c.archive_id.clone());
+        Conflict::check(&record.key, replaces, found)?;
+        let mut put_versions = Vec::new();
+        if let Some(mut previous) = head.current.take() {
+            previous.state = ArchiveState::Superseded;
+            previous.superseded_at = Some(record.uploaded_at);
+            put_versions.push(previous);
+        }
+        let mut current = record.clone();
+        current.state = ArchiveState::Current;
+        current.superseded_at = None;
+        head.raw = record.raw.clone();
+        head.current = Some(current);
+        self.write(HeadWrite {
+            head,
+            put_versions,
+            delete_versions: Vec::new(),
+        })
+        .await
+    }
+
+    async fn record_superseded(&self, record: &ArchiveRecord) -> Result<()> {
+        let mut version = record.clone();
+        version.state = ArchiveState::Superseded;
+        self.put_items(vec![encode_version(&self.set_id, &version)])
+            .await
+    }
+
+    async fn update_mtime(&self, key: &str, archive_id: &str, mtime_ns: i64) -> Result<()> {
+        self.modify_head(key, |head| {
+            if let Some(c) = head.current.as_mut().filter(|c| c.archive_id == archive_id) {
+                c.mtime_ns = mtime_ns;
+            }
+        })
+        .await
+    }
+
+    async fn fill_unknown_sha1(
+        &self,
+        key: &str,
+        archive_id: &str,
+        sha1: &Sha1Digest,
+    ) -> Result<()> {
+        let head = self.read_head(key).await?;
+        let in_head = head
+            .current
+            .iter()
+            .chain(head.legacy.iter())
+            .any(|r| r.archive_id == archive_id);
+        if in_head {
+            return self
+                .modify_head(key, |head| {
+                    for r in head.current.iter_mut().chain(head.legacy.iter_mut()) {
+                        if r.archive_id == archive_id && r.sha1 == UNKNOWN_SHA1 {
+                            r.sha1 = *sha1;
+                        }
+                    }
+                })
+                .await;
+        }
+        self.update_version(key, archive_id, |v| {
+            if v.sha1 == UNKNOWN_SHA1 {
+                v.sha1 = *sha1;
+            }
+        })
+        .await
+    }
+
+    async fn set_state(&self, key: &str, archive_id: &str, state: ArchiveState) -> Result<()> {
+        let mut head = self.read_head(key).await?;
+        let leaving = state != ArchiveState::Current
+            && head
+                .current
+                .as_ref()
+                .is_some_and(|c| c.archive_id == archive_id);
+        if leaving && let Some(mut version) = head.current.take() {
+            version.state = state;
+            return self
+                .write(HeadWrite {
+                    head,
+                    put_versions: vec![version],
+                    delete_versions: Vec::new(),
+                })
+                .await;
+        }
+        if let Some(v) = head.legacy.iter_mut().find(|v| v.archive_id == archive_id) {
+            v.state = state;
+            return self
+                .write(HeadWrite {
+                    head,
+                    put_versions: Vec::new(),
+                    delete_versions: Vec::new(),
+                })
+                .await;
+        }
+        self.update_version(key, archive_id, |v| v.state = state)
+            .await
+    }
+
+    async fn remove(&self, key: &str, archive_id: &str) -> Result<()> {
+        let mut head = self.read_head(key).await?;
+        let in_head = head
+            .current
+            .as_ref()
+            .is_some_and(|c| c.archive_id == archive_id)
+            || head.legacy.iter().any(|v| v.archive_id == archive_id);
+        if head
+            .current
+            .as_ref()
+            .is_some_and(|c| c.archive_id == archive_id)
+        {
+            head.current = None;
+        }
+        head.legacy.retain(|v| v.archive_id != archive_id);
+        if in_head || !head.legacy.is_empty() {
+            return self
+                .write(HeadWrite {
+                    head,
+                    put_versions: Vec::new(),
+                    delete_versions: vec![version_key(key, archive_id)],
+                })
+                .await;
+        }
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("set_id", s(&self.set_id))
+            .key("path", s(version_key(key, archive_id)));
+        aws::retry_transient(aws::ATTEMPTS, || delete.clone().send())
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        Ok(())
+    }
+
+    async fn find_archive(&self, archive_id: &str) -> Result<Option<ArchiveRecord>> {
+        // No index on archive ids: the whole set is read (used only for recovery).
+        Ok(self
+            .records()
+            .await?
+            .into_iter()
+            .find(|r| r.archive_id == archive_id))
+    }
+
+    async fn import(&self, records: &[ArchiveRecord]) -> Result<()> {
+        let mut items = Vec::with_capacity(records.len());
+        let mut heads: HashMap<&str, ()> = HashMap::new();
+        for r in records {
+            if r.state == ArchiveState::Current && heads.insert(r.key.as_str(), ()).is_none() {
+                let head = Head {
+                    key: r.key.clone(),
+                    raw: r.raw.clone(),
+                    current: Some(r.clone()),
+                    legacy: Vec::new(),
+                    revision: None,
+                };
+                items.push(head.encode(&self.set_id));
+            } else {
+                let mut version = r.clone();
+                if version.state == ArchiveState::Current {
+                    version.state = ArchiveState::Superseded;
+                }
+                items.push(encode_version(&self.set_id, &version));
+            }
+        }
+        self.put_items(items).await
     }
 }
 
@@ -714,7 +955,7 @@ mod tests {
     }
 
     #[test]
-    fn items_round_trip() {
+    fn heads_and_version_items_round_trip_and_old_heads_are_read() {
         let record = ArchiveRecord {
             key: "a/b".into(),
             raw: Some(b"a/b\xff".to_vec()),
@@ -733,17 +974,37 @@ mod tests {
         old.archive_id = "id0".into();
         old.state = ArchiveState::Superseded;
         old.superseded_at = Some(10);
-        let item = FileItem {
+        let head = Head {
             key: "a/b".into(),
             raw: record.raw.clone(),
             current: Some(record.clone()),
-            versions: vec![old.clone()],
+            legacy: Vec::new(),
             revision: Some(4),
         };
-        let encoded = item.encode("set");
+        let encoded = head.encode("set");
         assert_eq!(get_n::<u64>(&encoded, "revision"), Some(5));
-        let decoded = FileItem::decode(&encoded).expect("decodes");
-        assert_eq!(decoded.current, Some(record));
-        assert_eq!(decoded.versions, vec![old]);
+        assert!(!is_version_item(&encoded));
+        let decoded = Head::decode(&encoded).expect("decodes");
+        assert_eq!(decoded.current, Some(record.clone()));
+        let version = encode_version("set", &old);
+        assert!(is_version_item(&version));
+        assert!(get_s(&version, "path").unwrap().starts_with("a/b//v/"));
+        assert_eq!(decode_version(&version), Some(old.clone()));
+        // A head written by an older firn, its versions inside.
+        let mut legacy = encoded.clone();
+        legacy.insert(
+            "versions".into(),
+            AttributeValue::L(vec![AttributeValue::M(version_attributes(&old, true))]),
+        );
+        assert_eq!(Head::decode(&legacy).unwrap().legacy, vec![old]);
+    }
+
+    #[test]
+    fn version_keys_fit_the_sort_key_limit() {
+        let long = "d/".repeat(500);
+        let sk = version_key(&long, &"x".repeat(200));
+        assert!(sk.len() <= MAX_SORT_KEY, "{}", sk.len());
+        assert!(sk.contains(VERSION_MARK));
+        assert_ne!(version_key("a", "1"), version_key("a", "2"));
     }
 }
