@@ -127,10 +127,18 @@ pub async fn open(
     Ok((store, catalog))
 }
 
+/// What `firn init` may do beyond creating what is missing.
+#[derive(Debug, Clone, Copy)]
+pub struct ProvisionOptions {
+    /// Turn on a DynamoDB catalog's point-in-time recovery.
+    pub point_in_time_recovery: bool,
+}
+
 /// What `firn init` would create for these settings, and what already exists.
 pub async fn provisioning(
     store: &StoreSettings,
     catalog: &CatalogSettings,
+    options: ProvisionOptions,
 ) -> Result<Provisioning> {
     let store = match store {
         StoreSettings::Local(settings) => local::readiness(&local_dir(settings)),
@@ -138,11 +146,13 @@ pub async fn provisioning(
         StoreSettings::S3(settings) => s3::readiness(settings).await?,
     };
     let catalog = match catalog {
-        CatalogSettings::Sqlite(settings) => sqlite::readiness(&sqlite_path(settings)),
-        CatalogSettings::Dynamodb(settings) => dynamodb::readiness(settings).await?,
+        CatalogSettings::Sqlite(settings) => vec![sqlite::readiness(&sqlite_path(settings))],
+        CatalogSettings::Dynamodb(settings) => {
+            dynamodb::readiness(settings, options.point_in_time_recovery).await?
+        }
     };
     let mut plan = Provisioning::default();
-    for readiness in [store, catalog] {
+    for readiness in std::iter::once(store).chain(catalog) {
         match readiness {
             Readiness::Exists(what) => plan.existing.push(what),
             Readiness::Missing { plan: step, create } => plan.steps.push((step, create)),

@@ -6,12 +6,16 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::prompt;
+use crate::backend::ProvisionOptions;
 use crate::config::ResolvedSet;
 use crate::engine::Engine;
 
-pub async fn run(set: &ResolvedSet, yes: bool) -> Result<ExitCode> {
+pub async fn run(set: &ResolvedSet, yes: bool, point_in_time_recovery: bool) -> Result<ExitCode> {
     println!("{}", set.describe());
-    let plan = Engine::provisioning(set).await?;
+    let options = ProvisionOptions {
+        point_in_time_recovery,
+    };
+    let plan = Engine::provisioning(set, options).await?;
     for what in &plan.existing {
         println!("exists: {what}");
     }

@@ -115,6 +115,10 @@ enum Command {
         /// Create without asking (for scripts).
         #[arg(long)]
         yes: bool,
+        /// Leave a DynamoDB catalog's point-in-time recovery as it is (by default
+        /// init turns it on: the table is the only copy of the catalog).
+        #[arg(long)]
+        no_point_in_time_recovery: bool,
     },
     /// List the retrieval jobs this set is waiting on or has not downloaded yet:
     /// tier, age, expected window, state and when the output expires.
@@ -408,9 +412,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ls::run(&set, all, &out(json)).await
         }
         Command::Hash { files } => hash::run(&files),
-        Command::Init { root, set, yes } => {
+        Command::Init {
+            root,
+            set,
+            yes,
+            no_point_in_time_recovery,
+        } => {
             let set = set.resolve(root, RootUse::MayBeMissing)?;
-            init::run(&set, yes).await
+            init::run(&set, yes, !no_point_in_time_recovery).await
         }
         Command::Jobs { root, set, json } => {
             let set = set.resolve(root, RootUse::MayBeMissing)?;

@@ -318,8 +318,11 @@ impl Engine {
 
     /// What `firn init` would create for a set, and what exists already (nothing
     /// is created until [`crate::backend::Provisioning::apply`]).
-    pub async fn provisioning(set: &ResolvedSet) -> Result<crate::backend::Provisioning> {
-        crate::backend::provisioning(&set.store, &set.catalog).await
+    pub async fn provisioning(
+        set: &ResolvedSet,
+        options: crate::backend::ProvisionOptions,
+    ) -> Result<crate::backend::Provisioning> {
+        crate::backend::provisioning(&set.store, &set.catalog, options).await
     }
 
     /// An engine over given parts (tests wrap a store with injected faults).
