@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Sandbox, status_of, stderr, stdout};
+use common::{Sandbox, assert_exit, one_line_error, status_of, stderr, stdout};
 use serde_json::Value;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -14,13 +14,6 @@ const MIB: usize = 1 << 20;
 
 fn root(sb: &Sandbox) -> String {
     sb.tree().display().to_string()
-}
-
-/// Writes the config file the sandbox's firn reads.
-fn write_config(sb: &Sandbox, text: &str) {
-    let config = sb.path().join("config/firn/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(config, text).unwrap();
 }
 
 /// `firn ARGS... --root TREE` parsed as JSON.
@@ -54,13 +47,7 @@ fn backed_up(sb: &Sandbox, extra: &[&str]) {
 
 /// The local state database of the sandbox's ad-hoc set (rooted at the tree).
 fn state_db(sb: &Sandbox) -> PathBuf {
-    use sha1::Digest;
-    let root = std::fs::canonicalize(sb.tree()).unwrap();
-    let set_id = root.to_string_lossy().into_owned();
-    sb.data()
-        .join("sets")
-        .join(&hex::encode(sha1::Sha1::digest(set_id.as_bytes()))[..16])
-        .join("state.sqlite")
+    sb.adhoc_set().1.join("state.sqlite")
 }
 
 fn journaled_deletions(sb: &Sandbox) -> Vec<(String, String)> {
@@ -214,9 +201,7 @@ fn without_a_terminal_and_without_yes_nothing_is_deleted() {
             );
             continue;
         }
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
-        let err = stderr(&out);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        let err = one_line_error(&out);
         assert!(err.contains("pass --yes"), "{err}");
         if !args.contains(&"--json") {
             assert!(
@@ -256,13 +241,7 @@ fn a_store_that_refuses_leaves_the_catalog_untouched_and_exits_1() {
         .output()
         .unwrap();
     std::fs::set_permissions(&shard, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let text = stdout(&out);
     assert!(
         text.lines()
@@ -286,10 +265,7 @@ fn a_store_that_refuses_leaves_the_catalog_untouched_and_exits_1() {
 #[test]
 fn prune_skips_early_archives_unless_asked() {
     let sb = Sandbox::in_memory();
-    write_config(
-        &sb,
-        "[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 90\n",
-    );
+    sb.write_config_text("[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 90\n");
     sb.write("log.txt", "one");
     backed_up(&sb, &["--retention", "keep"]);
     let first = current_id(&sb, "log.txt");
@@ -314,10 +290,7 @@ fn prune_skips_early_archives_unless_asked() {
     assert_eq!(records[0]["state"], "current");
 
     // No minimum storage period: nothing is early, prune deletes at once.
-    write_config(
-        &sb,
-        "[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 0\n",
-    );
+    sb.write_config_text("[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 0\n");
     let second = current_id(&sb, "log.txt");
     sb.write("log.txt", "three");
     backed_up(&sb, &["--retention", "keep"]);
@@ -333,8 +306,7 @@ fn prune_skips_early_archives_unless_asked() {
 fn the_plan_shows_each_archives_early_deletion_charge() {
     let sb = Sandbox::in_memory();
     let (price, days) = (10.0, 90);
-    write_config(
-        &sb,
+    sb.write_config_text(
         &format!(
             "[prices]\ncurrency = \"EUR\"\nstorage_per_gb_month = {price}\nminimum_storage_days = {days}\n"
         ),
@@ -391,8 +363,7 @@ fn the_plan_shows_each_archives_early_deletion_charge() {
 #[test]
 fn cost_json_for_a_known_tree() {
     let sb = Sandbox::in_memory();
-    write_config(
-        &sb,
+    sb.write_config_text(
         "[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 90\n\
          [prices.expedited]\nretrieval_per_gb = 3.0\nretrieval_per_1000_requests = 100.0\n\
          [prices.standard]\nretrieval_per_gb = 0.5\nretrieval_per_1000_requests = 2.0\n\
@@ -490,11 +461,9 @@ fn bad_prices_are_one_clear_line() {
             "top-level [prices]",
         ),
     ] {
-        write_config(&sb, config);
+        sb.write_config_text(config);
         let out = sb.firn(["cost", "--root", &root(&sb)]);
-        assert_eq!(out.status.code(), Some(2), "{config}");
-        let err = stderr(&out);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        let err = one_line_error(&out);
         assert!(err.contains(needle), "{config}: {err}");
     }
 }
@@ -591,12 +560,8 @@ fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_del
     use common::aws::{Action, FakeCloud, FaultProxy, aws_env, aws_error, sdk_config};
     let sb = Sandbox::new();
     let cloud = FakeCloud::start();
-    write_config(
-        &sb,
-        &format!(
-            "[sets.s]\nroot = {:?}\nstore = {{ kind = \"glacier\", vault = \"vault\" }}\ncatalog = {{ kind = \"dynamodb\", table = \"catalog\" }}\n",
-            sb.tree()
-        ),
+    sb.write_config(
+        "store = { kind = \"glacier\", vault = \"vault\" }\ncatalog = { kind = \"dynamodb\", table = \"catalog\" }\n",
     );
     let run = |endpoint: &str, args: &[&str]| {
         let mut cmd = sb.command();
@@ -640,13 +605,7 @@ fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_del
         &cloud.endpoint,
         &["delete", "--set", "s", "gone.txt", "--yes"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert!(archive_ids(&records(), "gone.txt").is_empty());
 
     // A vault that answers "not found" for the archive counts as deleted too.
@@ -661,13 +620,7 @@ fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_del
         &proxy.endpoint,
         &["delete", "--set", "s", "missing.txt", "--yes"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert!(archive_ids(&records(), "missing.txt").is_empty());
     drop(proxy);
 
@@ -684,13 +637,7 @@ fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_del
         &proxy.endpoint,
         &["delete", "--set", "s", "refused.txt", "--yes"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).contains("failed: refused.txt") && stdout(&out).contains("access denied"),
         "{}",

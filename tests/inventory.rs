@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use common::{Sandbox, stderr, stdout};
+use common::{Sandbox, assert_exit, one_line_error, stderr, stdout};
 use firn::catalog::{ArchiveRecord, ArchiveState, Catalog};
 use firn::hash::{ContentHasher, tree_hash_of};
 use firn::store::Store;
@@ -21,16 +21,9 @@ use firn::store::local::LocalStore;
 /// catalog, keeping superseded versions.
 fn sandbox() -> Sandbox {
     let sb = Sandbox::in_memory();
-    let config = sb.path().join("config/firn/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[sets.s]\nroot = {:?}\nretention = \"keep\"\nstore = {{ kind = \"local\", retrieval_delay_secs = 0 }}\n",
-            sb.tree()
-        ),
-    )
-    .unwrap();
+    sb.write_config(
+        "retention = \"keep\"\nstore = { kind = \"local\", retrieval_delay_secs = 0 }\n",
+    );
     sb
 }
 
@@ -230,10 +223,11 @@ fn reconciliation_reports_orphans_missing_archives_and_mismatches() {
     assert!(text.contains("missing: b.txt (current version"), "{text}");
     assert!(text.contains("mismatch: c.txt"), "{text}");
     assert!(text.contains("4 problems"), "{text}");
-    let jobs = std::fs::read_dir(sb.store_dir().join("jobs"))
-        .unwrap()
-        .count();
-    assert_eq!(jobs, 2, "one inventory job (its file and its listing)");
+    assert_eq!(
+        sb.job_files(),
+        2,
+        "one inventory job (its file and its listing)"
+    );
 }
 
 /// Opens the engine of set `s` in this process, as the terminal UI does.
@@ -244,7 +238,7 @@ fn engine(sb: &Sandbox) -> firn::engine::Engine {
     let set = firn::config::resolve(
         &firn::config::Overrides {
             set: Some("s".into()),
-            config: Some(sb.path().join("config/firn/config.toml")),
+            config: Some(sb.config_path()),
             ..Default::default()
         },
         firn::config::RootUse::MayBeMissing,
@@ -342,11 +336,7 @@ fn records_uploaded_after_the_inventory_are_too_new_not_missing() {
 #[test]
 fn an_inventory_not_ready_is_waited_for_or_reported() {
     let sb = sandbox();
-    let config = sb.path().join("config/firn/config.toml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
-    std::fs::write(&config, text).unwrap();
+    sb.edit_config("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
     sb.write("a.txt", "a");
     backup(&sb);
     let (code, doc) = json(&sb, &["inventory", "--set", "s", "--no-wait"]);
@@ -374,20 +364,13 @@ fn an_inventory_not_ready_is_waited_for_or_reported() {
     let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(code, Some(0), "{doc}");
     assert_eq!(doc["matched"], 1);
-    let jobs = std::fs::read_dir(sb.store_dir().join("jobs"))
-        .unwrap()
-        .count();
-    assert_eq!(jobs, 2, "one inventory job, reused");
+    assert_eq!(sb.job_files(), 2, "one inventory job, reused");
 }
 
 #[test]
 fn an_archive_deleted_after_the_inventory_was_taken_is_not_an_orphan() {
     let sb = sandbox();
-    let config = sb.path().join("config/firn/config.toml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
-    std::fs::write(&config, text).unwrap();
+    sb.edit_config("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
     sb.write("a.txt", "a");
     sb.write("b.txt", "b");
     backup(&sb);
@@ -469,22 +452,15 @@ fn orphans_are_adopted_or_deleted_on_request() {
 
     // Deleting needs consent, and takes only what is still orphaned.
     let out = firn(&sb, &["inventory", "--set", "s", "--delete-orphans"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    let err = one_line_error(&out);
+    assert!(err.contains("--yes"), "{err}");
     assert!(archive_file(&sb, &foreign).exists(), "nothing deleted");
 
     let out = firn(
         &sb,
         &["inventory", "--set", "s", "--delete-orphans", "--yes"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
         text.contains(&format!("deleted: archive {foreign}")),
@@ -683,13 +659,7 @@ fn restore_refuses_a_crafted_catalog_record_that_escapes() {
         &sb,
         &["restore", "--set", "s", "--to", dest.to_str().unwrap()],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let text = stdout(&out);
     let refusals: Vec<&str> = text.lines().filter(|l| l.starts_with("failed:")).collect();
     assert_eq!(refusals.len(), 2, "{text}");

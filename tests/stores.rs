@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Sandbox, status_of, stderr, stdout};
+use common::{Sandbox, assert_exit, status_of, stdout};
 
 #[test]
 fn a_new_store_holds_nothing_until_a_backup_puts_it_there() {
@@ -98,13 +98,7 @@ fn a_new_store_holds_nothing_until_a_backup_puts_it_there() {
         "--store-dir",
         new_store_arg.as_str(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert_eq!(
         std::fs::read_to_string(to.join("docs/b.txt")).unwrap(),
         "bravo"
