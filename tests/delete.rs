@@ -557,41 +557,25 @@ fn naming_nothing_is_refused() {
 
 #[test]
 fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_deleted() {
-    use common::aws::{Action, FakeCloud, FaultProxy, aws_env, aws_error, sdk_config};
-    let sb = Sandbox::new();
-    let cloud = FakeCloud::start();
-    sb.write_config(
+    use common::aws::{Action, FaultProxy, aws_error, sdk_config};
+    use common::aws_sandbox::AwsSandbox;
+    let a = AwsSandbox::on_standin(
+        Sandbox::new(),
         "store = { kind = \"glacier\", vault = \"vault\" }\ncatalog = { kind = \"dynamodb\", table = \"catalog\" }\n",
     );
-    let run = |endpoint: &str, args: &[&str]| {
-        let mut cmd = sb.command();
-        cmd.envs(aws_env(endpoint)).args(args);
-        cmd.output().unwrap()
-    };
-    let out = run(&cloud.endpoint, &["init", "--set", "s", "--yes"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    a.init();
     for name in ["gone.txt", "missing.txt", "refused.txt"] {
-        sb.write(name, format!("content of {name}"));
+        a.sb.write(name, format!("content of {name}"));
     }
-    let out = run(&cloud.endpoint, &["backup", "--set", "s"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let records = || -> Vec<Value> {
-        let out = run(&cloud.endpoint, &["ls", "--set", "s", "--all", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str::<Value>(stdout(&out).trim())
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap()
-    };
-    let id_of = |path: &str| archive_ids(&records(), path).pop().unwrap();
+    a.ok(&["backup", "--set", "s"]);
+    let id_of = |path: &str| archive_ids(&a.records(), path).pop().unwrap();
 
     // Deleted behind firn's back (another tool, or a run that crashed): Glacier's
     // DeleteArchive is idempotent, and the record goes.
     let gone = id_of("gone.txt");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = aws_sdk_glacier::Client::new(&sdk_config(&cloud.endpoint).await);
+        let client = aws_sdk_glacier::Client::new(&sdk_config(a.endpoint()).await);
         client
             .delete_archive()
             .account_id("-")
@@ -601,39 +585,36 @@ fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_del
             .await
             .unwrap();
     });
-    let out = run(
-        &cloud.endpoint,
-        &["delete", "--set", "s", "gone.txt", "--yes"],
-    );
+    let out = a.firn(&["delete", "--set", "s", "gone.txt", "--yes"]);
     assert_exit(&out, 0);
-    assert!(archive_ids(&records(), "gone.txt").is_empty());
+    assert!(archive_ids(&a.records(), "gone.txt").is_empty());
 
     // A vault that answers "not found" for the archive counts as deleted too.
-    let proxy = FaultProxy::start(&cloud.endpoint, |r| {
+    let proxy = FaultProxy::start(a.endpoint(), |r| {
         if r.method == "DELETE" && r.path.contains("/archives/") {
             aws_error(404, "ResourceNotFoundException", "Archive not found")
         } else {
             Action::Forward
         }
     });
-    let out = run(
+    let out = a.run(
         &proxy.endpoint,
         &["delete", "--set", "s", "missing.txt", "--yes"],
     );
     assert_exit(&out, 0);
-    assert!(archive_ids(&records(), "missing.txt").is_empty());
+    assert!(archive_ids(&a.records(), "missing.txt").is_empty());
     drop(proxy);
 
     // A vault that refuses: the catalog keeps the record, exit 1.
     let refused = id_of("refused.txt");
-    let proxy = FaultProxy::start(&cloud.endpoint, |r| {
+    let proxy = FaultProxy::start(a.endpoint(), |r| {
         if r.method == "DELETE" && r.path.contains("/archives/") {
             aws_error(403, "AccessDeniedException", "not allowed")
         } else {
             Action::Forward
         }
     });
-    let out = run(
+    let out = a.run(
         &proxy.endpoint,
         &["delete", "--set", "s", "refused.txt", "--yes"],
     );
@@ -644,11 +625,9 @@ fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_del
         stdout(&out)
     );
     drop(proxy);
-    assert_eq!(archive_ids(&records(), "refused.txt"), vec![refused]);
+    assert_eq!(archive_ids(&a.records(), "refused.txt"), vec![refused]);
 
-    let out = run(&cloud.endpoint, &["status", "--set", "s", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let doc: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let doc = a.json(&["status", "--set", "s", "--json"]);
     assert_eq!(status_of(&doc, "gone.txt"), "new");
     assert_eq!(status_of(&doc, "missing.txt"), "new");
     assert_eq!(status_of(&doc, "refused.txt"), "up-to-date");

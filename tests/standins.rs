@@ -9,11 +9,8 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
-};
-use common::aws::{FakeCloud, Moto, sdk_config};
+use aws_sdk_dynamodb::types::{AttributeValue, TableStatus};
+use common::aws::{FakeCloud, Moto, create_plain_table, sdk_config};
 use common::pattern;
 use sha2::{Digest, Sha256};
 
@@ -90,26 +87,7 @@ async fn the_standin_checks_glacier_tree_hashes() {
 async fn the_standin_refuses_a_dynamodb_write_whose_condition_fails() {
     let cloud = FakeCloud::start();
     let db = aws_sdk_dynamodb::Client::new(&sdk_config(&cloud.endpoint).await);
-    db.create_table()
-        .table_name("standin")
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("k")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("k")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create table");
+    create_plain_table(&db, "standin", "k").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let table = db

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod aws_sandbox;
 pub mod pty;
+pub mod scenarios;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
