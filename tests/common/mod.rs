@@ -266,7 +266,9 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A catalog record with fixed content, for tests of the catalogs themselves.
+/// The one catalog record builder: fixed content, current, uploaded at
+/// `uploaded_at`. A test sets what it varies with struct update syntax:
+/// `ArchiveRecord { size: 0, ..sample_record("k", "a", 1) }`.
 pub fn sample_record(
     key: &str,
     archive_id: &str,
