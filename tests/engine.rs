@@ -1,5 +1,5 @@
-//! The engine through the library: progress events, invariants 1 and 4, and the
-//! catalog's optimistic concurrency.
+//! The engine through the library: progress events, invariants 1 and 4. (The
+//! catalogs' optimistic concurrency is in the catalog contract, tests/catalog.rs.)
 
 mod common;
 
@@ -11,8 +11,8 @@ use anyhow::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
 use common::sample_record;
+use firn::catalog::Catalog;
 use firn::catalog::sqlite::SqliteCatalog;
-use firn::catalog::{ArchiveState, Catalog, Conflict};
 use firn::cost::Prices;
 use firn::engine::{Engine, Event, Parts, Plan, Progress, RestoreOptions, RestoreOutcome};
 use firn::hash::tree_hash_of;
@@ -347,56 +347,6 @@ async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
     assert!(
         honest.list().await.unwrap().unwrap().is_empty(),
         "the unconfirmed archive is discarded"
-    );
-}
-
-#[tokio::test]
-async fn two_writers_on_one_entry_get_a_conflict_not_a_lost_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("catalog.sqlite");
-    let host_a = SqliteCatalog::open(&path, "set").unwrap();
-    let host_b = SqliteCatalog::open(&path, "set").unwrap();
-    host_a
-        .record_upload(&sample_record("f", "a1", 1), None)
-        .await
-        .unwrap();
-    // Both saw a1 as current; A records a2 first.
-    host_a
-        .record_upload(&sample_record("f", "a2", 2), Some("a1"))
-        .await
-        .unwrap();
-    let err = host_b
-        .record_upload(&sample_record("f", "b2", 3), Some("a1"))
-        .await
-        .unwrap_err();
-    let conflict = err.downcast_ref::<Conflict>().expect("a Conflict");
-    assert_eq!(conflict.found.as_deref(), Some("a2"));
-    let versions = host_b.versions("f").await.unwrap();
-    let current: Vec<_> = versions
-        .iter()
-        .filter(|r| r.state == ArchiveState::Current)
-        .map(|r| r.archive_id.as_str())
-        .collect();
-    assert_eq!(current, vec!["a2"]);
-    assert_eq!(
-        versions
-            .iter()
-            .filter(|r| r.state == ArchiveState::Superseded)
-            .count(),
-        1
-    );
-    // A brand-new file raced by two hosts: the second is refused too.
-    host_a
-        .record_upload(&sample_record("g", "a", 1), None)
-        .await
-        .unwrap();
-    assert!(
-        host_b
-            .record_upload(&sample_record("g", "b", 1), None)
-            .await
-            .unwrap_err()
-            .downcast_ref::<Conflict>()
-            .is_some()
     );
 }
 

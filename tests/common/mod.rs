@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod aws_sandbox;
+pub mod catalog_contract;
 pub mod pty;
 pub mod scenarios;
 
