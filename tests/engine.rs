@@ -14,7 +14,9 @@ use common::sample_record;
 use firn::catalog::Catalog;
 use firn::catalog::sqlite::SqliteCatalog;
 use firn::cost::Prices;
-use firn::engine::{Engine, Event, Parts, Plan, Progress, RestoreOptions, RestoreOutcome};
+use firn::engine::{
+    BackupSummary, Engine, Event, Parts, Plan, Progress, RestoreOptions, RestoreOutcome,
+};
 use firn::hash::tree_hash_of;
 use firn::model::Retention;
 use firn::model::Tier;
@@ -78,6 +80,16 @@ fn local_store(dir: &Path) -> Arc<dyn Store> {
 async fn plan_for(engine: &Engine) -> Plan {
     let report = engine.status(&mut |_| {}).await.unwrap();
     engine.plan_report(&report)
+}
+
+/// Backs up everything status finds pending, with nobody watching the events.
+async fn back_up_all(engine: &Harness) -> BackupSummary {
+    let plan = plan_for(engine).await;
+    let (tx, rx) = mpsc::channel(64);
+    drop(rx);
+    engine
+        .backup(plan, &watched(tx, CancellationToken::new()))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,12 +339,7 @@ async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
     std::fs::write(dir.path().join("tree/a.txt"), "content").unwrap();
     let honest = local_store(dir.path());
     let engine = engine_with(dir.path(), Arc::new(LyingStore::over(&honest)));
-    let plan = plan_for(&engine).await;
-    let (tx, rx) = mpsc::channel(64);
-    drop(rx);
-    let summary = engine
-        .backup(plan, &watched(tx, CancellationToken::new()))
-        .await;
+    let summary = back_up_all(&engine).await;
     assert_eq!(summary.uploaded_files, 0);
     assert_eq!(summary.failed.len(), 1);
     assert!(
@@ -358,12 +365,7 @@ async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_
     std::fs::write(dir.path().join("tree/big.bin"), &content).unwrap();
     let honest = local_store(dir.path());
     let engine = engine_with(dir.path(), Arc::clone(&honest));
-    let plan = plan_for(&engine).await;
-    let (tx, rx) = mpsc::channel(64);
-    drop(rx);
-    let summary = engine
-        .backup(plan, &watched(tx, CancellationToken::new()))
-        .await;
+    let summary = back_up_all(&engine).await;
     assert_eq!(summary.uploaded_files, 1, "{summary:?}");
     let record = engine.catalog.current("big.bin").await.unwrap().unwrap();
 
@@ -413,16 +415,7 @@ async fn ready_jobs_download_concurrently_up_to_the_set_limit() {
     }
     let honest = local_store(dir.path());
     let engine = engine_with(dir.path(), Arc::clone(&honest));
-    let plan = plan_for(&engine).await;
-    let (tx, rx) = mpsc::channel(64);
-    drop(rx);
-    assert_eq!(
-        engine
-            .backup(plan, &watched(tx, CancellationToken::new()))
-            .await
-            .uploaded_files,
-        5
-    );
+    assert_eq!(back_up_all(&engine).await.uploaded_files, 5);
 
     let slow = Arc::new(LyingStore {
         read_delay_ms: 200,

@@ -501,52 +501,32 @@ fn rebuild_skips_descriptions_that_would_escape_the_destination() {
             2_000_000_456,
         ),
     );
-    let hostile: Vec<(String, &str)> = vec![
+    // Each stores its own number as content: "1", "2", ...
+    let hostile: Vec<(String, &str)> = [
+        (firn1("../evil", None, b"1", 1), "../evil"),
+        (firn1("/etc/evil", None, b"2", 1), "/etc/evil"),
+        (firn1("a/../../evil", None, b"3", 1), "a/../../evil"),
         (
-            put_archive(&sb, b"1", &firn1("../evil", None, b"1", 1)),
-            "../evil",
-        ),
-        (
-            put_archive(&sb, b"2", &firn1("/etc/evil", None, b"2", 1)),
-            "/etc/evil",
-        ),
-        (
-            put_archive(&sb, b"3", &firn1("a/../../evil", None, b"3", 1)),
-            "a/../../evil",
-        ),
-        (
-            put_archive(
-                &sb,
-                b"4",
-                &firn1("evil.txt", Some(b"../../evil.txt"), b"4", 1),
-            ),
+            firn1("evil.txt", Some(b"../../evil.txt"), b"4", 1),
             "raw ..",
         ),
         (
-            put_archive(&sb, b"5", &firn1("ok.txt", Some(b"/tmp/evil\xff"), b"5", 1)),
+            firn1("ok.txt", Some(b"/tmp/evil\xff"), b"5", 1),
             "raw absolute",
         ),
-        (
-            put_archive(&sb, b"6", &firn1("a//evil", None, b"6", 1)),
-            "a//evil",
-        ),
-        (
-            put_archive(&sb, b"7", &firn1("./evil", None, b"7", 1)),
-            "./evil",
-        ),
-        (
-            put_archive(&sb, b"8", &firn1("evil\0x", None, b"8", 1)),
-            "NUL",
-        ),
-        (
-            put_archive(&sb, b"9", &mt2("../mt2-evil", "20130327T133716Z")),
-            "mt2 ..",
-        ),
-        (
-            put_archive(&sb, b"10", &mt2("/etc/mt2-evil", "20130327T133716Z")),
-            "mt2 /",
-        ),
-    ];
+        (firn1("a//evil", None, b"6", 1), "a//evil"),
+        (firn1("./evil", None, b"7", 1), "./evil"),
+        (firn1("evil\0x", None, b"8", 1), "NUL"),
+        (mt2("../mt2-evil", "20130327T133716Z"), "mt2 .."),
+        (mt2("/etc/mt2-evil", "20130327T133716Z"), "mt2 /"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (description, what))| {
+        let content = (i + 1).to_string();
+        (put_archive(&sb, content.as_bytes(), &description), what)
+    })
+    .collect();
     let long_key = "deep/".repeat(250) + "file";
     let too_long = put_archive(&sb, b"l", &firn1(&long_key, None, b"l", 1));
     let foreign = put_archive(&sb, b"f", "some other tool");
