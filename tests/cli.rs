@@ -18,6 +18,12 @@ fn set_mtime(path: &std::path::Path, when: SystemTime) {
         .expect("set mtime");
 }
 
+/// `firn restore --root TREE --to DIR`: every file of the tree's ad-hoc set.
+fn restore_all(sb: &Sandbox, to: &std::path::Path) -> std::process::Output {
+    let root = sb.tree().display().to_string();
+    sb.firn(["restore", "--root", &root, "--to", to.to_str().unwrap()])
+}
+
 #[test]
 fn every_status_class_and_touched_but_identical() {
     let sb = Sandbox::new();
@@ -111,14 +117,7 @@ fn nfd_names_are_keyed_nfc_and_restored_as_they_were() {
     assert_eq!(status_of(&doc, "Caf\u{e9}.txt"), "up-to-date");
 
     let out_dir = sb.path().join("restored");
-    let root = sb.tree().display().to_string();
-    let out = sb.firn([
-        "restore",
-        "--root",
-        &root,
-        "--to",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = restore_all(&sb, &out_dir);
     assert!(out.status.success(), "{}", stderr(&out));
     let names: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()
@@ -173,14 +172,7 @@ fn a_non_utf8_name_round_trips_byte_exact() {
     );
 
     let out_dir = sb.path().join("restored");
-    let root = sb.tree().display().to_string();
-    let out = sb.firn([
-        "restore",
-        "--root",
-        &root,
-        "--to",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = restore_all(&sb, &out_dir);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let restored = out_dir.join(OsStr::from_bytes(name));
     assert_eq!(std::fs::read(&restored).unwrap(), content);
@@ -206,14 +198,7 @@ fn zero_byte_files_back_up_and_restore() {
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
     let out_dir = sb.path().join("out");
-    let root = sb.tree().display().to_string();
-    let out = sb.firn([
-        "restore",
-        "--root",
-        &root,
-        "--to",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = restore_all(&sb, &out_dir);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::metadata(out_dir.join("empty")).unwrap().len(), 0);
 }
@@ -607,8 +592,7 @@ fn retrieval_jobs_wait_and_are_reused_not_requested_again() {
     let sb = Sandbox::new();
     sb.write("a.txt", "slow to retrieve");
     sb.write_config("store = { kind = \"local\", retrieval_delay_secs = 2 }\n");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     let to = out_dir.to_str().unwrap();
     let out = sb.firn(["restore", "--set", "s", "--to", to, "--no-wait"]);

@@ -29,8 +29,7 @@ fn partials(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// Backs the tree up, then restores it into `to` with a crash injected right after
 /// the first range reached the temporary file.
 fn backup_then_crash_restoring(sb: &Sandbox, to: &str) {
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out = sb
         .command()
         .args(["restore", "--set", "s", "--to", to])
@@ -119,8 +118,7 @@ fn existing_files_are_kept_unless_overwrite_and_identical_ones_skipped() {
     configure(&sb, 0);
     sb.write("same.txt", "same content");
     sb.write("other.txt", "archived content");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
     std::fs::write(out_dir.join("same.txt"), "same content").unwrap();
@@ -154,8 +152,7 @@ fn a_symlink_in_the_destination_is_never_followed() {
     let sb = Sandbox::in_memory();
     configure(&sb, 0);
     sb.write("sub/file.txt", "inside");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     let outside = sb.path().join("outside");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -179,8 +176,7 @@ fn pending_jobs_are_listed_with_tier_window_and_expiry_and_reused() {
     sb.write("a.txt", "slow");
     sb.write("b/c.txt", "slower");
     sb.write("empty", "");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     let to = out_dir.to_str().unwrap();
     let out = sb.firn([
@@ -233,11 +229,9 @@ fn a_superseded_version_restores_by_archive_id() {
     let sb = Sandbox::in_memory();
     configure(&sb, 0);
     let path = sb.write("notes.txt", "first draft");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json", "--retention", "keep"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&["--retention", "keep"]);
     std::fs::write(&path, "second draft, longer").unwrap();
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json", "--retention", "keep"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&["--retention", "keep"]);
     let (_, listing) = sb.firn_json(["ls", "--set", "s", "--all", "--json"]);
     let old = listing
         .as_array()
@@ -283,8 +277,7 @@ fn a_destination_that_is_not_a_directory_is_one_line_and_requests_nothing() {
     let sb = Sandbox::in_memory();
     configure(&sb, 0);
     sb.write("a.txt", "a");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let file = sb.path().join("a-file");
     std::fs::write(&file, "in the way").unwrap();
     let out = sb.firn(["restore", "--set", "s", "--to", file.to_str().unwrap()]);
@@ -299,8 +292,7 @@ fn without_to_files_go_back_into_the_root_and_local_edits_are_kept() {
     configure(&sb, 0);
     sb.write("gone.txt", "archived");
     let edited = sb.write("edited.txt", "archived version");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     std::fs::remove_file(sb.tree().join("gone.txt")).unwrap();
     std::fs::write(&edited, "edited since").unwrap();
     let out = sb.firn(["restore", "--set", "s"]);
@@ -322,8 +314,7 @@ fn ctrl_c_while_waiting_keeps_the_job_for_the_next_run() {
     let sb = Sandbox::in_memory();
     configure(&sb, 3);
     sb.write("slow.txt", "worth the wait");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     let to = out_dir.to_str().unwrap();
     let child = sb

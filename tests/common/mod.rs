@@ -169,6 +169,15 @@ impl Sandbox {
         self.firn_json(&args)
     }
 
+    /// `firn backup --set s --json` (with `extra`), which must succeed: its summary.
+    pub fn back_up_set(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["backup", "--set", "s", "--json"];
+        args.extend(extra);
+        let (code, doc) = self.firn_json(&args);
+        assert_eq!(code, Some(0), "{doc}");
+        doc
+    }
+
     /// Catalog records of the set (`firn ls --all --json`).
     pub fn records(&self) -> Vec<serde_json::Value> {
         let root = self.tree().display().to_string();
