@@ -159,6 +159,21 @@ fn a_multi_gib_sparse_file_uploads_within_the_memory_budget() {
     assert_eq!(records[0]["tree_hash"].as_str().unwrap().len(), 64);
 }
 
+/// The multipart uploads vault `photos` holds in progress.
+async fn uploads_in_progress(
+    client: &aws_sdk_glacier::Client,
+) -> Vec<aws_sdk_glacier::types::UploadListElement> {
+    client
+        .list_multipart_uploads()
+        .account_id("-")
+        .vault_name("photos")
+        .send()
+        .await
+        .unwrap()
+        .uploads_list()
+        .to_vec()
+}
+
 #[test]
 fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
     let a = glacier(&format!(
@@ -174,14 +189,8 @@ fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let held = rt.block_on(async {
         let client = aws_sdk_glacier::Client::new(&sdk_config(a.endpoint()).await);
-        let uploads = client
-            .list_multipart_uploads()
-            .account_id("-")
-            .vault_name("photos")
-            .send()
-            .await
-            .unwrap();
-        let upload = &uploads.uploads_list()[0];
+        let uploads = uploads_in_progress(&client).await;
+        let upload = &uploads[0];
         let parts = client
             .list_parts()
             .account_id("-")
@@ -425,14 +434,8 @@ fn abandoned_multipart_uploads_are_found_and_aborted() {
         stdout(&out)
     );
     let left: Vec<String> = rt.block_on(async {
-        let out = client
-            .list_multipart_uploads()
-            .account_id("-")
-            .vault_name("photos")
-            .send()
+        uploads_in_progress(&client)
             .await
-            .unwrap();
-        out.uploads_list()
             .iter()
             .filter_map(|u| u.multipart_upload_id().map(str::to_owned))
             .collect()
