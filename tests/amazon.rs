@@ -6,182 +6,38 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::aws::{Action, FakeCloud, FaultProxy, RequestInfo, aws_env, aws_error, sdk_config};
-use common::{Sandbox, stderr, stdout};
+use common::aws::{Action, FaultProxy, RequestInfo, aws_error, create_plain_table, sdk_config};
+use common::aws_sandbox::AwsSandbox;
+use common::scenarios::{kill_backup_after_parts, kill_once_seen, run_measuring_rss};
+use common::{Sandbox, assert_exit, one_line_error, pattern, stderr, stdout};
 
 const MIB: usize = 1 << 20;
 
-/// A sandbox whose set `s` backs up to a Glacier vault and a DynamoDB table.
-struct AwsSandbox {
-    sb: Sandbox,
-    cloud: FakeCloud,
+/// A sandbox whose set `s` backs up to the Glacier vault `photos` (with
+/// `store_extra` settings) and the DynamoDB table `firn-catalog`, on a stand-in
+/// of its own.
+fn glacier(store_extra: &str) -> AwsSandbox {
+    AwsSandbox::on_standin(
+        Sandbox::new(),
+        &format!(
+            "retention = \"keep\"\nstore = {{ kind = \"glacier\", vault = \"photos\"{store_extra} }}\ncatalog = {{ kind = \"dynamodb\", table = \"firn-catalog\" }}\n"
+        ),
+    )
 }
 
-impl AwsSandbox {
-    fn new(store_extra: &str) -> AwsSandbox {
-        let sb = Sandbox::new();
-        let cloud = FakeCloud::start();
-        let config = sb.path().join("config/firn/config.toml");
-        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "[sets.s]\nroot = {:?}\nretention = \"keep\"\nstore = {{ kind = \"glacier\", vault = \"photos\"{store_extra} }}\ncatalog = {{ kind = \"dynamodb\", table = \"firn-catalog\" }}\n",
-                sb.tree()
-            ),
-        )
-        .unwrap();
-        AwsSandbox { sb, cloud }
-    }
-
-    fn command(&self, endpoint: &str) -> Command {
-        let mut cmd = self.sb.command();
-        for (k, v) in aws_env(endpoint) {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn run(&self, endpoint: &str, args: &[&str]) -> Output {
-        self.command(endpoint)
-            .args(args)
-            .output()
-            .expect("run firn")
-    }
-
-    fn firn(&self, args: &[&str]) -> Output {
-        self.run(&self.cloud.endpoint.clone(), args)
-    }
-
-    /// Starts a backup through a proxy that holds each part back a little, and
-    /// SIGKILLs it once `parts` part uploads have reached the proxy.
-    fn kill_backup_after_parts(&self, parts: usize) {
-        let proxy = FaultProxy::start(&self.cloud.endpoint, |r: &RequestInfo| {
-            if r.is_part_upload() {
-                std::thread::sleep(Duration::from_millis(150));
-            }
-            Action::Forward
-        });
-        let mut child = self
-            .command(&proxy.endpoint)
-            .args(["backup", "--set", "s"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while proxy
-            .log()
-            .iter()
-            .filter(|(r, _)| r.is_part_upload())
-            .count()
-            < parts
-        {
-            assert!(Instant::now() < deadline, "upload never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        // Let a part already forwarded land before anyone looks at the server.
-        std::thread::sleep(Duration::from_millis(500));
-    }
-
-    fn init(&self) {
-        let out = self.firn(&["init", "--set", "s", "--yes"]);
-        assert!(
-            out.status.success(),
-            "init: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-    }
-
-    fn backup_via(&self, endpoint: &str) -> (Option<i32>, serde_json::Value) {
-        let out = self.run(endpoint, &["backup", "--set", "s", "--json"]);
-        let text = stdout(&out);
-        let last = text
-            .lines()
-            .last()
-            .unwrap_or_else(|| panic!("no output: {}", stderr(&out)));
-        (
-            out.status.code(),
-            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last} / {}", stderr(&out))),
-        )
-    }
-
-    fn records(&self) -> Vec<serde_json::Value> {
-        let out = self.firn(&["ls", "--set", "s", "--all", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str::<serde_json::Value>(stdout(&out).trim())
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Restores everything into a fresh directory and checks every byte against the tree.
-    fn restore_and_compare(&self, files: &[(&str, &[u8])]) {
-        let out_dir = self
-            .sb
-            .path()
-            .join(format!("restored-{}", Instant::now().elapsed().as_nanos()));
-        let out = self.firn(&[
-            "restore",
-            "--set",
-            "s",
-            "--to",
-            out_dir.to_str().unwrap(),
-            "--tier",
-            "expedited",
-        ]);
-        assert!(
-            out.status.success(),
-            "restore: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        for (name, content) in files {
-            let restored =
-                std::fs::read(out_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(restored == *content, "{name}: restored bytes differ");
-        }
-    }
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = seed as u32 | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-fn one_line_error(out: &Output) -> String {
-    let err = stderr(out);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "exit 2 expected: {}{}",
-        stdout(out),
-        err
-    );
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
+/// Restores everything, expedited, and checks every byte.
+fn restore_and_compare(a: &AwsSandbox, files: &[(&str, &[u8])]) {
+    a.restore_and_compare(files, &["--tier", "expedited"]);
 }
 
 #[test]
 fn init_creates_the_vault_and_table_and_refuses_a_foreign_table() {
-    let a = AwsSandbox::new("");
+    let a = glacier("");
     let out = a.firn(&["init", "--set", "s"]);
     assert_eq!(
         out.status.code(),
@@ -206,37 +62,10 @@ fn init_creates_the_vault_and_table_and_refuses_a_foreign_table() {
     // A table of the same name with another key schema is refused.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
-        let client = aws_sdk_dynamodb::Client::new(&sdk_config(&a.cloud.endpoint).await);
-        client
-            .create_table()
-            .table_name("other")
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("id")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap();
+        let client = aws_sdk_dynamodb::Client::new(&sdk_config(a.endpoint()).await);
+        create_plain_table(&client, "other", "id").await;
     });
-    let config = a.sb.path().join("config/firn/config.toml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("firn-catalog", "other");
-    std::fs::write(&config, text).unwrap();
+    a.sb.edit_config("firn-catalog", "other");
     let out = a.firn(&["init", "--set", "s", "--yes"]);
     let err = one_line_error(&out);
     assert!(err.contains("another key schema"), "{err}");
@@ -244,7 +73,7 @@ fn init_creates_the_vault_and_table_and_refuses_a_foreign_table() {
 
 #[test]
 fn small_multipart_and_empty_files_round_trip_through_glacier() {
-    let a = AwsSandbox::new(
+    let a = glacier(
         ", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2",
     );
     a.init();
@@ -261,21 +90,17 @@ fn small_multipart_and_empty_files_round_trip_through_glacier() {
     for (name, content) in &files {
         a.sb.write(name, content);
     }
-    let proxy = FaultProxy::start(&a.cloud.endpoint, |_| Action::Forward);
+    let proxy = FaultProxy::start(a.endpoint(), |_| Action::Forward);
     let (code, doc) = a.backup_via(&proxy.endpoint);
     assert_eq!(code, Some(0), "{doc}");
     assert_eq!(doc["uploaded_files"], 5);
-    let log = proxy.log();
-    let parts = log.iter().filter(|(r, _)| r.is_part_upload()).count();
+    let parts = proxy.count(RequestInfo::is_part_upload);
     assert_eq!(
         parts,
         2 + 6,
         "3 MiB + 17 B in 2 MiB parts, 20 MiB + 5 B in 4 MiB parts"
     );
-    let singles = log
-        .iter()
-        .filter(|(r, _)| r.method == "POST" && r.path.ends_with("/archives"))
-        .count();
+    let singles = proxy.count(|r| r.method == "POST" && r.path.ends_with("/archives"));
     assert_eq!(
         singles, 3,
         "only the small files go in one request (the empty one as a 1-byte placeholder)"
@@ -297,43 +122,25 @@ fn small_multipart_and_empty_files_round_trip_through_glacier() {
             .unwrap()
             .starts_with("glacier:us-east-1/photos")
     }));
-    a.restore_and_compare(&files);
+    restore_and_compare(&a, &files);
 
     // A second run finds nothing to do.
-    let (code, doc) = a.backup_via(&a.cloud.endpoint);
+    let (code, doc) = a.backup_via(a.endpoint());
     assert_eq!(code, Some(0));
     assert_eq!(doc["pending_files"], 0, "{doc}");
-}
-
-/// Runs `cmd` and returns its exit status and peak RSS in KiB (from wait4's rusage).
-// The child is reaped by wait4 itself, which std's Child cannot see.
-#[allow(clippy::zombie_processes)]
-fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid);
-    (std::process::ExitStatus::from_raw(status), usage.ru_maxrss)
 }
 
 #[test]
 fn a_multi_gib_sparse_file_uploads_within_the_memory_budget() {
     let budget = 32 * MIB;
-    let a = AwsSandbox::new(&format!(
+    let a = glacier(&format!(
         ", part_memory_budget = {budget}, part_concurrency = 2"
     ));
     a.init();
     let path = a.sb.tree().join("disk.img");
     let file = std::fs::File::create(&path).unwrap();
     file.set_len(2 << 30).unwrap(); // 2 GiB, sparse
-    let mut cmd = a.command(&a.cloud.endpoint);
+    let mut cmd = a.command(a.endpoint());
     cmd.args(["backup", "--set", "s"]);
     let (status, rss_kib) = run_measuring_rss(cmd);
     assert!(status.success(), "backup failed");
@@ -352,29 +159,38 @@ fn a_multi_gib_sparse_file_uploads_within_the_memory_budget() {
     assert_eq!(records[0]["tree_hash"].as_str().unwrap().len(), 64);
 }
 
+/// The multipart uploads vault `photos` holds in progress.
+async fn uploads_in_progress(
+    client: &aws_sdk_glacier::Client,
+) -> Vec<aws_sdk_glacier::types::UploadListElement> {
+    client
+        .list_multipart_uploads()
+        .account_id("-")
+        .vault_name("photos")
+        .send()
+        .await
+        .unwrap()
+        .uploads_list()
+        .to_vec()
+}
+
 #[test]
 fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
-    let a = AwsSandbox::new(&format!(
+    let a = glacier(&format!(
         ", part_memory_budget = {}, part_concurrency = 1",
         4 * MIB
     ));
     a.init();
     let content = pattern(24 * MIB, 3);
     a.sb.write("vm.img", &content);
-    a.kill_backup_after_parts(3);
+    kill_backup_after_parts(&a, 3, RequestInfo::is_part_upload);
 
     // What the server holds now.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let held = rt.block_on(async {
-        let client = aws_sdk_glacier::Client::new(&sdk_config(&a.cloud.endpoint).await);
-        let uploads = client
-            .list_multipart_uploads()
-            .account_id("-")
-            .vault_name("photos")
-            .send()
-            .await
-            .unwrap();
-        let upload = &uploads.uploads_list()[0];
+        let client = aws_sdk_glacier::Client::new(&sdk_config(a.endpoint()).await);
+        let uploads = uploads_in_progress(&client).await;
+        let upload = &uploads[0];
         let parts = client
             .list_parts()
             .account_id("-")
@@ -391,27 +207,23 @@ fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
     );
     assert!(a.records().is_empty(), "nothing recorded by the killed run");
 
-    let second = FaultProxy::start(&a.cloud.endpoint, |_| Action::Forward);
+    let second = FaultProxy::start(a.endpoint(), |_| Action::Forward);
     let (code, doc) = a.backup_via(&second.endpoint);
     assert_eq!(code, Some(0), "{doc}");
-    let sent = second
-        .log()
-        .iter()
-        .filter(|(r, _)| r.is_part_upload())
-        .count();
+    let sent = second.count(RequestInfo::is_part_upload);
     assert_eq!(sent, 6 - held, "only the missing parts are sent again");
-    a.restore_and_compare(&[("vm.img", &content)]);
+    restore_and_compare(&a, &[("vm.img", &content)]);
 }
 
 #[test]
 fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
-    let a = AwsSandbox::new(", single_upload_max = 1048576, part_memory_budget = 4194304");
+    let a = glacier(", single_upload_max = 1048576, part_memory_budget = 4194304");
     a.init();
     a.sb.write("small.txt", "small");
     a.sb.write("big.bin", pattern(3 * MIB, 4));
     a.sb.write("empty", "");
     let zeros = "0".repeat(64);
-    let proxy = FaultProxy::start(&a.cloud.endpoint, move |r: &RequestInfo| {
+    let proxy = FaultProxy::start(a.endpoint(), move |r: &RequestInfo| {
         let completes = r.method == "POST"
             && (r.path.contains("/multipart-uploads/") || r.path.ends_with("/archives"));
         if completes {
@@ -435,17 +247,13 @@ fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
     );
     assert!(a.records().is_empty(), "nothing recorded");
     // The archives the service stored under a hash firn could not confirm are deleted.
-    let deletes = proxy
-        .log()
-        .iter()
-        .filter(|(r, _)| r.method == "DELETE" && r.path.contains("/archives/"))
-        .count();
+    let deletes = proxy.count(|r| r.method == "DELETE" && r.path.contains("/archives/"));
     assert_eq!(deletes, 3, "the empty file's placeholder too");
 }
 
 #[test]
 fn throttling_server_errors_and_resets_are_retried_and_every_archive_is_right() {
-    let a = AwsSandbox::new(
+    let a = glacier(
         ", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2",
     );
     a.init();
@@ -461,7 +269,7 @@ fn throttling_server_errors_and_resets_are_retried_and_every_archive_is_right() 
         a.sb.write(name, content);
     }
     let n = Arc::new(AtomicUsize::new(0));
-    let proxy = FaultProxy::start(&a.cloud.endpoint, move |_r: &RequestInfo| {
+    let proxy = FaultProxy::start(a.endpoint(), move |_r: &RequestInfo| {
         // Three requests in ten fail: an outage, throttling and a dropped connection.
         match n.fetch_add(1, Ordering::SeqCst) % 10 {
             1 => aws_error(503, "ServiceUnavailableException", "injected outage"),
@@ -484,12 +292,12 @@ fn throttling_server_errors_and_resets_are_retried_and_every_archive_is_right() 
         .iter()
         .map(|(n, c)| (n.as_str(), c.as_slice()))
         .collect();
-    a.restore_and_compare(&refs);
+    restore_and_compare(&a, &refs);
 }
 
 #[test]
 fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
-    let a = AwsSandbox::new("");
+    let a = glacier("");
     a.sb.write("a.txt", "a");
 
     // Vault (and table) missing: points at firn init.
@@ -503,7 +311,7 @@ fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
     a.init();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = aws_sdk_dynamodb::Client::new(&sdk_config(&a.cloud.endpoint).await);
+        let client = aws_sdk_dynamodb::Client::new(&sdk_config(a.endpoint()).await);
         client
             .delete_table()
             .table_name("firn-catalog")
@@ -528,9 +336,7 @@ fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
         ),
         (400, "NoLongerSupportedException", "2025-12-15"),
     ] {
-        let proxy = FaultProxy::start(&a.cloud.endpoint, move |_| {
-            aws_error(status, code, "injected")
-        });
+        let proxy = FaultProxy::start(a.endpoint(), move |_| aws_error(status, code, "injected"));
         let err = one_line_error(&a.run(&proxy.endpoint, &["backup", "--set", "s"]));
         assert!(err.contains(expect), "{code}: {err}");
         if code == "NoLongerSupportedException" {
@@ -546,35 +352,30 @@ fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
     assert!(err.contains("cannot reach"), "{err}");
 
     // Unknown region.
-    let config = a.sb.path().join("config/firn/config.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
+    a.sb.edit_config(
         "vault = \"photos\"",
         "vault = \"photos\", region = \"mars-north-1\"",
     );
-    std::fs::write(&config, text).unwrap();
     let err = one_line_error(&a.firn(&["backup", "--set", "s"]));
     assert!(err.contains("unknown AWS region \"mars-north-1\""), "{err}");
 
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(", region = \"mars-north-1\"", "");
-    std::fs::write(&config, text).unwrap();
+    a.sb.edit_config(", region = \"mars-north-1\"", "");
     assert!(a.records().is_empty(), "nothing was written");
 }
 
 #[test]
 fn an_interrupted_upload_of_a_file_changed_since_is_aborted_and_restarted() {
-    let a = AwsSandbox::new(&format!(
+    let a = glacier(&format!(
         ", part_memory_budget = {}, part_concurrency = 1",
         4 * MIB
     ));
     a.init();
     a.sb.write("vm.img", pattern(16 * MIB, 5));
-    a.kill_backup_after_parts(2);
+    kill_backup_after_parts(&a, 2, RequestInfo::is_part_upload);
 
     let changed = pattern(16 * MIB, 6);
     a.sb.write("vm.img", &changed);
-    let second = FaultProxy::start(&a.cloud.endpoint, |_| Action::Forward);
+    let second = FaultProxy::start(a.endpoint(), |_| Action::Forward);
     let (code, doc) = a.backup_via(&second.endpoint);
     assert_eq!(code, Some(0), "{doc}");
     let log = second.log();
@@ -588,16 +389,16 @@ fn an_interrupted_upload_of_a_file_changed_since_is_aborted_and_restarted() {
         4,
         "every part of the new content is sent"
     );
-    a.restore_and_compare(&[("vm.img", &changed)]);
+    restore_and_compare(&a, &[("vm.img", &changed)]);
 }
 
 #[test]
 fn abandoned_multipart_uploads_are_found_and_aborted() {
-    let a = AwsSandbox::new(", abandoned_after_hours = 0");
+    let a = glacier(", abandoned_after_hours = 0");
     a.init();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client =
-        rt.block_on(async { aws_sdk_glacier::Client::new(&sdk_config(&a.cloud.endpoint).await) });
+        rt.block_on(async { aws_sdk_glacier::Client::new(&sdk_config(a.endpoint()).await) });
     let description = firn::description::encode("lost/file.bin", None, 5 << 20, 0, None);
     let abandoned = rt.block_on(async {
         let out = client
@@ -633,14 +434,8 @@ fn abandoned_multipart_uploads_are_found_and_aborted() {
         stdout(&out)
     );
     let left: Vec<String> = rt.block_on(async {
-        let out = client
-            .list_multipart_uploads()
-            .account_id("-")
-            .vault_name("photos")
-            .send()
+        uploads_in_progress(&client)
             .await
-            .unwrap();
-        out.uploads_list()
             .iter()
             .filter_map(|u| u.multipart_upload_id().map(str::to_owned))
             .collect()
@@ -648,33 +443,25 @@ fn abandoned_multipart_uploads_are_found_and_aborted() {
     assert_eq!(left, vec![foreign]);
 }
 
-/// GetJobOutput requests (downloads of a retrieval job's bytes).
-fn is_job_output(r: &RequestInfo) -> bool {
-    r.method == "GET" && r.path.contains("/jobs/") && r.path.ends_with("/output")
-}
-
-/// InitiateJob requests (each one a retrieval Amazon bills).
-fn job_requests(proxy: &FaultProxy) -> usize {
-    proxy
-        .log()
-        .iter()
-        .filter(|(r, _)| r.method == "POST" && r.path.ends_with("/jobs"))
-        .count()
+/// A vault holding `content` as `name`, backed up (files over 1 MiB multipart).
+fn backed_up(name: &str, content: &[u8]) -> AwsSandbox {
+    let a = glacier(", single_upload_max = 1048576");
+    a.init();
+    a.sb.write(name, content);
+    let (code, doc) = a.backup_via(a.endpoint());
+    assert_eq!(code, Some(0), "{doc}");
+    a
 }
 
 #[test]
 fn a_download_corrupted_in_transit_is_never_renamed_into_place_and_can_be_retried() {
-    let a = AwsSandbox::new(", single_upload_max = 1048576");
-    a.init();
     let content = pattern(3 * MIB + 5, 9);
-    a.sb.write("photo.raw", &content);
-    let (code, doc) = a.backup_via(&a.cloud.endpoint.clone());
-    assert_eq!(code, Some(0), "{doc}");
+    let a = backed_up("photo.raw", &content);
 
     let flips = Arc::new(AtomicUsize::new(0));
     let flips_in = Arc::clone(&flips);
-    let proxy = FaultProxy::start(&a.cloud.endpoint, move |r: &RequestInfo| {
-        if is_job_output(r) && flips_in.fetch_add(1, Ordering::SeqCst) == 0 {
+    let proxy = FaultProxy::start(a.endpoint(), move |r: &RequestInfo| {
+        if r.is_job_output() && flips_in.fetch_add(1, Ordering::SeqCst) == 0 {
             Action::FlipBodyByte { offset: 1000 }
         } else {
             Action::Forward
@@ -683,13 +470,7 @@ fn a_download_corrupted_in_transit_is_never_renamed_into_place_and_can_be_retrie
     let out_dir = a.sb.path().join("out");
     let to = out_dir.to_str().unwrap();
     let out = a.run(&proxy.endpoint, &["restore", "--set", "s", "--to", to]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).contains("tree hash") && stdout(&out).contains("discarded"),
         "{}",
@@ -704,51 +485,45 @@ fn a_download_corrupted_in_transit_is_never_renamed_into_place_and_can_be_retrie
         leftovers.is_empty(),
         "no temporary file left: {leftovers:?}"
     );
-    assert_eq!(job_requests(&proxy), 1);
+    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 1);
 
     // The retry downloads from the same job.
     let out = a.run(&proxy.endpoint, &["restore", "--set", "s", "--to", to]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(std::fs::read(out_dir.join("photo.raw")).unwrap() == content);
-    assert_eq!(job_requests(&proxy), 1, "no new retrieval job");
+    assert_eq!(
+        proxy.count(RequestInfo::is_initiate_job),
+        1,
+        "no new retrieval job"
+    );
 }
 
 #[test]
 fn a_download_killed_midway_resumes_without_a_new_job() {
-    let a = AwsSandbox::new(", single_upload_max = 1048576");
-    a.init();
     // Two 16 MiB download ranges and a short third.
     let content = pattern(33 * MIB + 17, 4);
-    a.sb.write("vm/disk.img", &content);
-    let (code, doc) = a.backup_via(&a.cloud.endpoint.clone());
-    assert_eq!(code, Some(0), "{doc}");
+    let a = backed_up("vm/disk.img", &content);
 
     // Hold back every range after the first, so the kill lands mid-download.
-    let proxy = FaultProxy::start(&a.cloud.endpoint, |r: &RequestInfo| {
-        if is_job_output(r) && !r.header("range").is_some_and(|v| v.starts_with("bytes=0-")) {
+    let proxy = FaultProxy::start(a.endpoint(), |r: &RequestInfo| {
+        if r.is_job_output() && !r.header("range").is_some_and(|v| v.starts_with("bytes=0-")) {
             std::thread::sleep(Duration::from_secs(3));
         }
         Action::Forward
     });
     let out_dir = a.sb.path().join("out");
     let to = out_dir.to_str().unwrap();
-    let mut child = a
+    let child = a
         .command(&proxy.endpoint)
         .args(["restore", "--set", "s", "--to", to])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy.log().iter().filter(|(r, _)| is_job_output(r)).count() < 2 {
-        assert!(Instant::now() < deadline, "the download never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
+    let status = kill_once_seen(child, &proxy, 2, RequestInfo::is_job_output, "the download");
     assert_eq!(status.signal(), Some(9));
     assert!(!out_dir.join("vm/disk.img").exists());
-    assert_eq!(job_requests(&proxy), 1);
+    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 1);
 
     let out = a.run(&proxy.endpoint, &["restore", "--set", "s", "--to", to]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -758,5 +533,9 @@ fn a_download_killed_midway_resumes_without_a_new_job() {
         stdout(&out)
     );
     assert!(std::fs::read(out_dir.join("vm/disk.img")).unwrap() == content);
-    assert_eq!(job_requests(&proxy), 1, "the restart reused the job");
+    assert_eq!(
+        proxy.count(RequestInfo::is_initiate_job),
+        1,
+        "the restart reused the job"
+    );
 }

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::pty::Pty;
-use common::{Sandbox, stderr, stdout};
+use common::{Sandbox, assert_exit, one_line_error, stderr, stdout};
 
 /// A sandbox with a small tree backed up as an ad-hoc set (named by its root).
 fn backed_up() -> Sandbox {
@@ -127,13 +127,7 @@ fn restore_by_absolute_path_finds_its_set() {
         .current_dir(sb.path())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert_eq!(
         std::fs::read_to_string(out_dir.join("sub/data.bin")).unwrap(),
         "data in sub"
@@ -152,13 +146,7 @@ fn a_relative_path_is_taken_from_the_current_directory_inside_the_root() {
         .current_dir(sb.tree().join("sub"))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert_eq!(
         std::fs::read_to_string(out_dir.join("sub/deeper/note.txt")).unwrap(),
         "deeper note"
@@ -190,9 +178,7 @@ fn a_path_in_no_known_set_is_one_line_naming_it_for_the_command_run() {
             .current_dir(sb.path())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
-        let err = stderr(&out);
-        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        let err = one_line_error(&out);
         assert!(
             err.contains(&stray.display().to_string()) && err.contains("in no backup set"),
             "{command}: {err}"
@@ -273,15 +259,9 @@ fn without_a_terminal_nothing_animates_and_v_lists_each_file() {
 
 #[test]
 fn a_busy_set_names_its_holder_with_a_local_time() {
-    use sha1::Digest;
     let sb = Sandbox::new();
     sb.write("a.txt", "a");
-    let root = std::fs::canonicalize(sb.tree()).unwrap();
-    let set_id = root.to_string_lossy().into_owned();
-    let state_dir = sb
-        .data()
-        .join("sets")
-        .join(&hex::encode(sha1::Sha1::digest(set_id.as_bytes()))[..16]);
+    let (set_id, state_dir) = sb.adhoc_set();
     let _held = firn::lock::SetLock::acquire(&state_dir, &set_id, "backup").unwrap();
     let out = sb.firn(["backup", sb.tree().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Sandbox, status_of, stderr, stdout};
+use common::{Sandbox, assert_exit, one_line_error, status_of, stderr, stdout};
 use serde_json::Value;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -14,13 +14,6 @@ const MIB: usize = 1 << 20;
 
 fn root(sb: &Sandbox) -> String {
     sb.tree().display().to_string()
-}
-
-/// Writes the config file the sandbox's firn reads.
-fn write_config(sb: &Sandbox, text: &str) {
-    let config = sb.path().join("config/firn/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(config, text).unwrap();
 }
 
 /// `firn ARGS... --root TREE` parsed as JSON.
@@ -54,13 +47,7 @@ fn backed_up(sb: &Sandbox, extra: &[&str]) {
 
 /// The local state database of the sandbox's ad-hoc set (rooted at the tree).
 fn state_db(sb: &Sandbox) -> PathBuf {
-    use sha1::Digest;
-    let root = std::fs::canonicalize(sb.tree()).unwrap();
-    let set_id = root.to_string_lossy().into_owned();
-    sb.data()
-        .join("sets")
-        .join(&hex::encode(sha1::Sha1::digest(set_id.as_bytes()))[..16])
-        .join("state.sqlite")
+    sb.adhoc_set().1.join("state.sqlite")
 }
 
 fn journaled_deletions(sb: &Sandbox) -> Vec<(String, String)> {
@@ -214,9 +201,7 @@ fn without_a_terminal_and_without_yes_nothing_is_deleted() {
             );
             continue;
         }
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
-        let err = stderr(&out);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        let err = one_line_error(&out);
         assert!(err.contains("pass --yes"), "{err}");
         if !args.contains(&"--json") {
             assert!(
@@ -256,13 +241,7 @@ fn a_store_that_refuses_leaves_the_catalog_untouched_and_exits_1() {
         .output()
         .unwrap();
     std::fs::set_permissions(&shard, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let text = stdout(&out);
     assert!(
         text.lines()
@@ -286,10 +265,7 @@ fn a_store_that_refuses_leaves_the_catalog_untouched_and_exits_1() {
 #[test]
 fn prune_skips_early_archives_unless_asked() {
     let sb = Sandbox::in_memory();
-    write_config(
-        &sb,
-        "[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 90\n",
-    );
+    sb.write_config_text("[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 90\n");
     sb.write("log.txt", "one");
     backed_up(&sb, &["--retention", "keep"]);
     let first = current_id(&sb, "log.txt");
@@ -314,10 +290,7 @@ fn prune_skips_early_archives_unless_asked() {
     assert_eq!(records[0]["state"], "current");
 
     // No minimum storage period: nothing is early, prune deletes at once.
-    write_config(
-        &sb,
-        "[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 0\n",
-    );
+    sb.write_config_text("[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 0\n");
     let second = current_id(&sb, "log.txt");
     sb.write("log.txt", "three");
     backed_up(&sb, &["--retention", "keep"]);
@@ -333,8 +306,7 @@ fn prune_skips_early_archives_unless_asked() {
 fn the_plan_shows_each_archives_early_deletion_charge() {
     let sb = Sandbox::in_memory();
     let (price, days) = (10.0, 90);
-    write_config(
-        &sb,
+    sb.write_config_text(
         &format!(
             "[prices]\ncurrency = \"EUR\"\nstorage_per_gb_month = {price}\nminimum_storage_days = {days}\n"
         ),
@@ -391,8 +363,7 @@ fn the_plan_shows_each_archives_early_deletion_charge() {
 #[test]
 fn cost_json_for_a_known_tree() {
     let sb = Sandbox::in_memory();
-    write_config(
-        &sb,
+    sb.write_config_text(
         "[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 90\n\
          [prices.expedited]\nretrieval_per_gb = 3.0\nretrieval_per_1000_requests = 100.0\n\
          [prices.standard]\nretrieval_per_gb = 0.5\nretrieval_per_1000_requests = 2.0\n\
@@ -490,11 +461,9 @@ fn bad_prices_are_one_clear_line() {
             "top-level [prices]",
         ),
     ] {
-        write_config(&sb, config);
+        sb.write_config_text(config);
         let out = sb.firn(["cost", "--root", &root(&sb)]);
-        assert_eq!(out.status.code(), Some(2), "{config}");
-        let err = stderr(&out);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        let err = one_line_error(&out);
         assert!(err.contains(needle), "{config}: {err}");
     }
 }
@@ -588,45 +557,25 @@ fn naming_nothing_is_refused() {
 
 #[test]
 fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_deleted() {
-    use common::aws::{Action, FakeCloud, FaultProxy, aws_env, aws_error, sdk_config};
-    let sb = Sandbox::new();
-    let cloud = FakeCloud::start();
-    write_config(
-        &sb,
-        &format!(
-            "[sets.s]\nroot = {:?}\nstore = {{ kind = \"glacier\", vault = \"vault\" }}\ncatalog = {{ kind = \"dynamodb\", table = \"catalog\" }}\n",
-            sb.tree()
-        ),
+    use common::aws::{Action, FaultProxy, aws_error, sdk_config};
+    use common::aws_sandbox::AwsSandbox;
+    let a = AwsSandbox::on_standin(
+        Sandbox::new(),
+        "store = { kind = \"glacier\", vault = \"vault\" }\ncatalog = { kind = \"dynamodb\", table = \"catalog\" }\n",
     );
-    let run = |endpoint: &str, args: &[&str]| {
-        let mut cmd = sb.command();
-        cmd.envs(aws_env(endpoint)).args(args);
-        cmd.output().unwrap()
-    };
-    let out = run(&cloud.endpoint, &["init", "--set", "s", "--yes"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    a.init();
     for name in ["gone.txt", "missing.txt", "refused.txt"] {
-        sb.write(name, format!("content of {name}"));
+        a.sb.write(name, format!("content of {name}"));
     }
-    let out = run(&cloud.endpoint, &["backup", "--set", "s"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let records = || -> Vec<Value> {
-        let out = run(&cloud.endpoint, &["ls", "--set", "s", "--all", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str::<Value>(stdout(&out).trim())
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap()
-    };
-    let id_of = |path: &str| archive_ids(&records(), path).pop().unwrap();
+    a.ok(&["backup", "--set", "s"]);
+    let id_of = |path: &str| archive_ids(&a.records(), path).pop().unwrap();
 
     // Deleted behind firn's back (another tool, or a run that crashed): Glacier's
     // DeleteArchive is idempotent, and the record goes.
     let gone = id_of("gone.txt");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = aws_sdk_glacier::Client::new(&sdk_config(&cloud.endpoint).await);
+        let client = aws_sdk_glacier::Client::new(&sdk_config(a.endpoint()).await);
         client
             .delete_archive()
             .account_id("-")
@@ -636,72 +585,49 @@ fn on_glacier_the_store_confirms_first_and_an_archive_already_gone_counts_as_del
             .await
             .unwrap();
     });
-    let out = run(
-        &cloud.endpoint,
-        &["delete", "--set", "s", "gone.txt", "--yes"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(archive_ids(&records(), "gone.txt").is_empty());
+    let out = a.firn(&["delete", "--set", "s", "gone.txt", "--yes"]);
+    assert_exit(&out, 0);
+    assert!(archive_ids(&a.records(), "gone.txt").is_empty());
 
     // A vault that answers "not found" for the archive counts as deleted too.
-    let proxy = FaultProxy::start(&cloud.endpoint, |r| {
+    let proxy = FaultProxy::start(a.endpoint(), |r| {
         if r.method == "DELETE" && r.path.contains("/archives/") {
             aws_error(404, "ResourceNotFoundException", "Archive not found")
         } else {
             Action::Forward
         }
     });
-    let out = run(
+    let out = a.run(
         &proxy.endpoint,
         &["delete", "--set", "s", "missing.txt", "--yes"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(archive_ids(&records(), "missing.txt").is_empty());
+    assert_exit(&out, 0);
+    assert!(archive_ids(&a.records(), "missing.txt").is_empty());
     drop(proxy);
 
     // A vault that refuses: the catalog keeps the record, exit 1.
     let refused = id_of("refused.txt");
-    let proxy = FaultProxy::start(&cloud.endpoint, |r| {
+    let proxy = FaultProxy::start(a.endpoint(), |r| {
         if r.method == "DELETE" && r.path.contains("/archives/") {
             aws_error(403, "AccessDeniedException", "not allowed")
         } else {
             Action::Forward
         }
     });
-    let out = run(
+    let out = a.run(
         &proxy.endpoint,
         &["delete", "--set", "s", "refused.txt", "--yes"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).contains("failed: refused.txt") && stdout(&out).contains("access denied"),
         "{}",
         stdout(&out)
     );
     drop(proxy);
-    assert_eq!(archive_ids(&records(), "refused.txt"), vec![refused]);
+    assert_eq!(archive_ids(&a.records(), "refused.txt"), vec![refused]);
 
-    let out = run(&cloud.endpoint, &["status", "--set", "s", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let doc: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let doc = a.json(&["status", "--set", "s", "--json"]);
     assert_eq!(status_of(&doc, "gone.txt"), "new");
     assert_eq!(status_of(&doc, "missing.txt"), "new");
     assert_eq!(status_of(&doc, "refused.txt"), "up-to-date");

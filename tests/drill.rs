@@ -9,157 +9,91 @@ use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::aws::{FakeCloud, aws_env, sdk_config};
-use common::{Sandbox, stderr, stdout};
+use common::aws::sdk_config;
+use common::aws_sandbox::AwsSandbox;
+use common::{Sandbox, pattern, stdout};
 
 const MIB: usize = 1 << 20;
 
-/// One backend under test: the sandbox with its set `s`, and the AWS stand-in
-/// when the set lives on Glacier + DynamoDB.
+/// One backend under test: the sandbox with its set `s` (and the AWS stand-in
+/// when the set lives on Glacier + DynamoDB or S3).
 struct Drill {
-    sb: Sandbox,
-    cloud: Option<FakeCloud>,
+    a: AwsSandbox,
     /// The catalog is a DynamoDB table (else the SQLite file).
     dynamodb: bool,
 }
 
+impl std::ops::Deref for Drill {
+    type Target = AwsSandbox;
+    fn deref(&self) -> &AwsSandbox {
+        &self.a
+    }
+}
+
 impl Drill {
     fn embedded() -> Drill {
-        let sb = Sandbox::in_memory();
-        write_config(
-            &sb,
-            "store = { kind = \"local\", retrieval_delay_secs = 0 }\n",
-        );
         Drill {
-            sb,
-            cloud: None,
+            a: AwsSandbox::without_aws(
+                Sandbox::in_memory(),
+                "retention = \"keep\"\nstore = { kind = \"local\", retrieval_delay_secs = 0 }\n",
+            ),
             dynamodb: false,
         }
     }
 
     /// Files over 1 MiB go multipart.
     fn amazon() -> Drill {
-        let sb = Sandbox::in_memory();
-        let cloud = FakeCloud::start();
-        write_config(
-            &sb,
-            "store = { kind = \"glacier\", vault = \"drill\", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2 }\ncatalog = { kind = \"dynamodb\", table = \"firn-drill\" }\n",
-        );
         let drill = Drill {
-            sb,
-            cloud: Some(cloud),
+            a: AwsSandbox::on_standin(
+                Sandbox::in_memory(),
+                "retention = \"keep\"\nstore = { kind = \"glacier\", vault = \"drill\", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2 }\ncatalog = { kind = \"dynamodb\", table = \"firn-drill\" }\n",
+            ),
             dynamodb: true,
         };
-        drill.ok(&["init", "--set", "s", "--yes"]);
+        drill.init();
         drill
     }
 
     /// An S3 bucket (GLACIER, so every tier restores) with the SQLite catalog;
     /// files over 1 MiB go multipart.
     fn s3() -> Drill {
-        let sb = Sandbox::in_memory();
-        let cloud = FakeCloud::start();
-        write_config(
-            &sb,
-            "store = { kind = \"s3\", bucket = \"drill\", storage_class = \"GLACIER\", force_path_style = true, single_upload_max = 1048576 }\n",
-        );
         let drill = Drill {
-            sb,
-            cloud: Some(cloud),
+            a: AwsSandbox::on_standin(
+                Sandbox::in_memory(),
+                "retention = \"keep\"\nstore = { kind = \"s3\", bucket = \"drill\", storage_class = \"GLACIER\", force_path_style = true, single_upload_max = 1048576 }\n",
+            ),
             dynamodb: false,
         };
-        drill.ok(&["init", "--set", "s", "--yes"]);
+        drill.init();
         drill
-    }
-
-    fn firn(&self, args: &[&str]) -> Output {
-        let mut cmd = self.sb.command();
-        if let Some(cloud) = &self.cloud {
-            for (k, v) in aws_env(&cloud.endpoint) {
-                cmd.env(k, v);
-            }
-        }
-        cmd.args(args).output().expect("run firn")
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.firn(args);
-        assert!(
-            out.status.success(),
-            "firn {args:?}: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        out
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.ok(args);
-        let text = stdout(&out);
-        let last = text.lines().last().unwrap_or_default();
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
     /// The catalog is gone: the SQLite file, or every item of the DynamoDB table
     /// (the table is dropped and `firn init` makes an empty one).
     fn lose_catalog(&self) {
-        match self.cloud.as_ref().filter(|_| self.dynamodb) {
-            None => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ =
-                        std::fs::remove_file(format!("{}{suffix}", self.sb.catalog_db().display()));
-                }
-                assert!(!self.sb.catalog_db().exists());
+        if self.dynamodb {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let client = aws_sdk_dynamodb::Client::new(&sdk_config(self.endpoint()).await);
+                client
+                    .delete_table()
+                    .table_name("firn-drill")
+                    .send()
+                    .await
+                    .expect("drop the table");
+            });
+            self.init();
+        } else {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.sb.catalog_db().display()));
             }
-            Some(cloud) => {
-                let rt = tokio::runtime::Runtime::new().unwrap();
-                rt.block_on(async {
-                    let client = aws_sdk_dynamodb::Client::new(&sdk_config(&cloud.endpoint).await);
-                    client
-                        .delete_table()
-                        .table_name("firn-drill")
-                        .send()
-                        .await
-                        .expect("drop the table");
-                });
-                self.ok(&["init", "--set", "s", "--yes"]);
-            }
+            assert!(!self.sb.catalog_db().exists());
         }
-        let (code, doc) = {
-            let out = self.firn(&["ls", "--set", "s", "--all", "--json"]);
-            (out.status.code(), stdout(&out))
-        };
-        assert_eq!(code, Some(0));
-        assert_eq!(doc.trim(), "[]", "the catalog is empty");
+        let listing = self.ok(&["ls", "--set", "s", "--all", "--json"]);
+        assert_eq!(stdout(&listing).trim(), "[]", "the catalog is empty");
     }
-}
-
-fn write_config(sb: &Sandbox, backend: &str) {
-    let config = sb.path().join("config/firn/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[sets.s]\nroot = {:?}\nretention = \"keep\"\n{backend}",
-            sb.tree()
-        ),
-    )
-    .unwrap();
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = seed as u32 | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 /// Every regular file under `root`: relative path (raw bytes) → (content, mtime ns).

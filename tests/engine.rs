@@ -1,5 +1,5 @@
-//! The engine through the library: progress events, invariants 1 and 4, and the
-//! catalog's optimistic concurrency.
+//! The engine through the library: progress events, invariants 1 and 4. (The
+//! catalogs' optimistic concurrency is in the catalog contract, tests/catalog.rs.)
 
 mod common;
 
@@ -11,10 +11,12 @@ use anyhow::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
 use common::sample_record;
+use firn::catalog::Catalog;
 use firn::catalog::sqlite::SqliteCatalog;
-use firn::catalog::{ArchiveState, Catalog, Conflict};
 use firn::cost::Prices;
-use firn::engine::{Engine, Event, Parts, Plan, Progress, RestoreOptions, RestoreOutcome};
+use firn::engine::{
+    BackupSummary, Engine, Event, Parts, Plan, Progress, RestoreOptions, RestoreOutcome,
+};
 use firn::hash::tree_hash_of;
 use firn::model::Retention;
 use firn::model::Tier;
@@ -78,6 +80,16 @@ fn local_store(dir: &Path) -> Arc<dyn Store> {
 async fn plan_for(engine: &Engine) -> Plan {
     let report = engine.status(&mut |_| {}).await.unwrap();
     engine.plan_report(&report)
+}
+
+/// Backs up everything status finds pending, with nobody watching the events.
+async fn back_up_all(engine: &Harness) -> BackupSummary {
+    let plan = plan_for(engine).await;
+    let (tx, rx) = mpsc::channel(64);
+    drop(rx);
+    engine
+        .backup(plan, &watched(tx, CancellationToken::new()))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,12 +339,7 @@ async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
     std::fs::write(dir.path().join("tree/a.txt"), "content").unwrap();
     let honest = local_store(dir.path());
     let engine = engine_with(dir.path(), Arc::new(LyingStore::over(&honest)));
-    let plan = plan_for(&engine).await;
-    let (tx, rx) = mpsc::channel(64);
-    drop(rx);
-    let summary = engine
-        .backup(plan, &watched(tx, CancellationToken::new()))
-        .await;
+    let summary = back_up_all(&engine).await;
     assert_eq!(summary.uploaded_files, 0);
     assert_eq!(summary.failed.len(), 1);
     assert!(
@@ -350,56 +357,6 @@ async fn a_tree_hash_the_store_disagrees_with_is_never_recorded() {
     );
 }
 
-#[tokio::test]
-async fn two_writers_on_one_entry_get_a_conflict_not_a_lost_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("catalog.sqlite");
-    let host_a = SqliteCatalog::open(&path, "set").unwrap();
-    let host_b = SqliteCatalog::open(&path, "set").unwrap();
-    host_a
-        .record_upload(&sample_record("f", "a1", 1), None)
-        .await
-        .unwrap();
-    // Both saw a1 as current; A records a2 first.
-    host_a
-        .record_upload(&sample_record("f", "a2", 2), Some("a1"))
-        .await
-        .unwrap();
-    let err = host_b
-        .record_upload(&sample_record("f", "b2", 3), Some("a1"))
-        .await
-        .unwrap_err();
-    let conflict = err.downcast_ref::<Conflict>().expect("a Conflict");
-    assert_eq!(conflict.found.as_deref(), Some("a2"));
-    let versions = host_b.versions("f").await.unwrap();
-    let current: Vec<_> = versions
-        .iter()
-        .filter(|r| r.state == ArchiveState::Current)
-        .map(|r| r.archive_id.as_str())
-        .collect();
-    assert_eq!(current, vec!["a2"]);
-    assert_eq!(
-        versions
-            .iter()
-            .filter(|r| r.state == ArchiveState::Superseded)
-            .count(),
-        1
-    );
-    // A brand-new file raced by two hosts: the second is refused too.
-    host_a
-        .record_upload(&sample_record("g", "a", 1), None)
-        .await
-        .unwrap();
-    assert!(
-        host_b
-            .record_upload(&sample_record("g", "b", 1), None)
-            .await
-            .unwrap_err()
-            .downcast_ref::<Conflict>()
-            .is_some()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -408,12 +365,7 @@ async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_
     std::fs::write(dir.path().join("tree/big.bin"), &content).unwrap();
     let honest = local_store(dir.path());
     let engine = engine_with(dir.path(), Arc::clone(&honest));
-    let plan = plan_for(&engine).await;
-    let (tx, rx) = mpsc::channel(64);
-    drop(rx);
-    let summary = engine
-        .backup(plan, &watched(tx, CancellationToken::new()))
-        .await;
+    let summary = back_up_all(&engine).await;
     assert_eq!(summary.uploaded_files, 1, "{summary:?}");
     let record = engine.catalog.current("big.bin").await.unwrap().unwrap();
 
@@ -463,16 +415,7 @@ async fn ready_jobs_download_concurrently_up_to_the_set_limit() {
     }
     let honest = local_store(dir.path());
     let engine = engine_with(dir.path(), Arc::clone(&honest));
-    let plan = plan_for(&engine).await;
-    let (tx, rx) = mpsc::channel(64);
-    drop(rx);
-    assert_eq!(
-        engine
-            .backup(plan, &watched(tx, CancellationToken::new()))
-            .await
-            .uploaded_files,
-        5
-    );
+    assert_eq!(back_up_all(&engine).await.uploaded_files, 5);
 
     let slow = Arc::new(LyingStore {
         read_delay_ms: 200,

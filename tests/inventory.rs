@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use common::{Sandbox, stderr, stdout};
+use common::{Sandbox, assert_exit, one_line_error, stderr, stdout};
 use firn::catalog::{ArchiveRecord, ArchiveState, Catalog};
 use firn::hash::{ContentHasher, tree_hash_of};
 use firn::store::Store;
@@ -21,16 +21,9 @@ use firn::store::local::LocalStore;
 /// catalog, keeping superseded versions.
 fn sandbox() -> Sandbox {
     let sb = Sandbox::in_memory();
-    let config = sb.path().join("config/firn/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[sets.s]\nroot = {:?}\nretention = \"keep\"\nstore = {{ kind = \"local\", retrieval_delay_secs = 0 }}\n",
-            sb.tree()
-        ),
-    )
-    .unwrap();
+    sb.write_config(
+        "retention = \"keep\"\nstore = { kind = \"local\", retrieval_delay_secs = 0 }\n",
+    );
     sb
 }
 
@@ -91,15 +84,18 @@ fn json(sb: &Sandbox, args: &[&str]) -> (Option<i32>, serde_json::Value) {
     sb.firn_json(all)
 }
 
-fn backup(sb: &Sandbox) {
-    let (code, doc) = json(sb, &["backup", "--set", "s"]);
+/// Runs firn with `--json`, which must succeed, and parses the last line.
+fn ok_json(sb: &Sandbox, args: &[&str]) -> serde_json::Value {
+    let (code, doc) = json(sb, args);
     assert_eq!(code, Some(0), "{doc}");
+    doc
 }
 
 fn records(sb: &Sandbox) -> Vec<serde_json::Value> {
-    let (code, doc) = json(sb, &["ls", "--set", "s", "--all"]);
-    assert_eq!(code, Some(0), "{doc}");
-    doc.as_array().cloned().unwrap_or_default()
+    ok_json(sb, &["ls", "--set", "s", "--all"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn archive_of(sb: &Sandbox, key: &str) -> String {
@@ -155,7 +151,7 @@ fn reconciliation_reports_orphans_missing_archives_and_mismatches() {
     for name in ["a.txt", "b.txt", "c.txt", "d.txt"] {
         sb.write(name, format!("content of {name}"));
     }
-    backup(&sb);
+    sb.back_up_set(&[]);
     // Orphans: a firn archive nothing records, and another tool's archive.
     let stray = put_archive(&sb, b"stray", &firn1("stray.txt", None, b"stray", 7));
     let foreign = put_archive(&sb, b"foreign", "another tool's archive");
@@ -230,10 +226,11 @@ fn reconciliation_reports_orphans_missing_archives_and_mismatches() {
     assert!(text.contains("missing: b.txt (current version"), "{text}");
     assert!(text.contains("mismatch: c.txt"), "{text}");
     assert!(text.contains("4 problems"), "{text}");
-    let jobs = std::fs::read_dir(sb.store_dir().join("jobs"))
-        .unwrap()
-        .count();
-    assert_eq!(jobs, 2, "one inventory job (its file and its listing)");
+    assert_eq!(
+        sb.job_files(),
+        2,
+        "one inventory job (its file and its listing)"
+    );
 }
 
 /// Opens the engine of set `s` in this process, as the terminal UI does.
@@ -244,7 +241,7 @@ fn engine(sb: &Sandbox) -> firn::engine::Engine {
     let set = firn::config::resolve(
         &firn::config::Overrides {
             set: Some("s".into()),
-            config: Some(sb.path().join("config/firn/config.toml")),
+            config: Some(sb.config_path()),
             ..Default::default()
         },
         firn::config::RootUse::MayBeMissing,
@@ -257,7 +254,7 @@ fn engine(sb: &Sandbox) -> firn::engine::Engine {
 fn the_engine_keeps_the_last_reconciliation_and_acts_on_its_orphans() {
     let sb = sandbox();
     sb.write("a.txt", "a");
-    backup(&sb);
+    sb.back_up_set(&[]);
     let x = put_archive(&sb, b"x", &firn1("x.txt", None, b"x", 1));
     let engine = engine(&sb);
     assert_eq!(
@@ -309,17 +306,15 @@ fn the_engine_keeps_the_last_reconciliation_and_acts_on_its_orphans() {
 fn records_uploaded_after_the_inventory_are_too_new_not_missing() {
     let sb = sandbox();
     sb.write("a.txt", "a");
-    backup(&sb);
-    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
+    let doc = ok_json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(doc["matched"], 1);
 
     // A file backed up after the inventory was taken: the reused job does not
     // list it, which is no reason for alarm.
     sb.write("later.txt", "later");
-    backup(&sb);
-    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
+    let doc = ok_json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(doc["too_new"], 1, "{doc}");
     assert_eq!(doc["missing"].as_array().unwrap().len(), 0);
     let out = firn(&sb, &["inventory", "--set", "s"]);
@@ -333,8 +328,7 @@ fn records_uploaded_after_the_inventory_are_too_new_not_missing() {
     for job in std::fs::read_dir(sb.store_dir().join("jobs")).unwrap() {
         std::fs::remove_file(job.unwrap().path()).unwrap();
     }
-    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
-    assert_eq!(code, Some(0), "{doc}");
+    let doc = ok_json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(doc["matched"], 2, "{doc}");
     assert_eq!(doc["too_new"], 0, "{doc}");
 }
@@ -342,13 +336,9 @@ fn records_uploaded_after_the_inventory_are_too_new_not_missing() {
 #[test]
 fn an_inventory_not_ready_is_waited_for_or_reported() {
     let sb = sandbox();
-    let config = sb.path().join("config/firn/config.toml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
-    std::fs::write(&config, text).unwrap();
+    sb.edit_config("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
     sb.write("a.txt", "a");
-    backup(&sb);
+    sb.back_up_set(&[]);
     let (code, doc) = json(&sb, &["inventory", "--set", "s", "--no-wait"]);
     assert_eq!(code, Some(0), "waiting is not a problem: {doc}");
     assert_eq!(doc["outcome"], "waiting");
@@ -371,35 +361,25 @@ fn an_inventory_not_ready_is_waited_for_or_reported() {
         stdout(&out)
     );
     // Waiting (the default) polls the same job until it is ready.
-    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
-    assert_eq!(code, Some(0), "{doc}");
+    let doc = ok_json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(doc["matched"], 1);
-    let jobs = std::fs::read_dir(sb.store_dir().join("jobs"))
-        .unwrap()
-        .count();
-    assert_eq!(jobs, 2, "one inventory job, reused");
+    assert_eq!(sb.job_files(), 2, "one inventory job, reused");
 }
 
 #[test]
 fn an_archive_deleted_after_the_inventory_was_taken_is_not_an_orphan() {
     let sb = sandbox();
-    let config = sb.path().join("config/firn/config.toml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
-    std::fs::write(&config, text).unwrap();
+    sb.edit_config("retrieval_delay_secs = 0", "retrieval_delay_secs = 2");
     sb.write("a.txt", "a");
     sb.write("b.txt", "b");
-    backup(&sb);
+    sb.back_up_set(&[]);
     // The inventory lists both archives as they are now...
-    let (code, doc) = json(&sb, &["inventory", "--set", "s", "--no-wait"]);
-    assert_eq!(code, Some(0), "{doc}");
+    ok_json(&sb, &["inventory", "--set", "s", "--no-wait"]);
     std::thread::sleep(std::time::Duration::from_secs(3));
     let out = firn(&sb, &["delete", "--set", "s", "b.txt", "--yes"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     // ...and is read after b.txt's archive was deleted.
-    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
-    assert_eq!(code, Some(0), "{doc}");
+    let doc = ok_json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(doc["orphans"].as_array().map(Vec::len), Some(0), "{doc}");
     assert_eq!(doc["matched"], 1, "{doc}");
 }
@@ -408,7 +388,7 @@ fn an_archive_deleted_after_the_inventory_was_taken_is_not_an_orphan() {
 fn orphans_are_adopted_or_deleted_on_request() {
     let sb = sandbox();
     sb.write("x.txt", "x version 2");
-    backup(&sb);
+    sb.back_up_set(&[]);
     let older_x = put_archive(&sb, b"x v1", &firn1("x.txt", None, b"x v1", 1_000));
     let new_y = put_archive(
         &sb,
@@ -469,22 +449,15 @@ fn orphans_are_adopted_or_deleted_on_request() {
 
     // Deleting needs consent, and takes only what is still orphaned.
     let out = firn(&sb, &["inventory", "--set", "s", "--delete-orphans"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    let err = one_line_error(&out);
+    assert!(err.contains("--yes"), "{err}");
     assert!(archive_file(&sb, &foreign).exists(), "nothing deleted");
 
     let out = firn(
         &sb,
         &["inventory", "--set", "s", "--delete-orphans", "--yes"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
         text.contains(&format!("deleted: archive {foreign}")),
@@ -500,8 +473,7 @@ fn orphans_are_adopted_or_deleted_on_request() {
 
     // The inventory (reused, taken before the deletion) still lists them: they
     // are not reported again.
-    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
-    assert_eq!(code, Some(0), "{doc}");
+    let doc = ok_json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(doc["deleted_since"], 2, "{doc}");
     assert_eq!(doc["matched"], 3, "{doc}");
 }
@@ -525,52 +497,32 @@ fn rebuild_skips_descriptions_that_would_escape_the_destination() {
             2_000_000_456,
         ),
     );
-    let hostile: Vec<(String, &str)> = vec![
+    // Each stores its own number as content: "1", "2", ...
+    let hostile: Vec<(String, &str)> = [
+        (firn1("../evil", None, b"1", 1), "../evil"),
+        (firn1("/etc/evil", None, b"2", 1), "/etc/evil"),
+        (firn1("a/../../evil", None, b"3", 1), "a/../../evil"),
         (
-            put_archive(&sb, b"1", &firn1("../evil", None, b"1", 1)),
-            "../evil",
-        ),
-        (
-            put_archive(&sb, b"2", &firn1("/etc/evil", None, b"2", 1)),
-            "/etc/evil",
-        ),
-        (
-            put_archive(&sb, b"3", &firn1("a/../../evil", None, b"3", 1)),
-            "a/../../evil",
-        ),
-        (
-            put_archive(
-                &sb,
-                b"4",
-                &firn1("evil.txt", Some(b"../../evil.txt"), b"4", 1),
-            ),
+            firn1("evil.txt", Some(b"../../evil.txt"), b"4", 1),
             "raw ..",
         ),
         (
-            put_archive(&sb, b"5", &firn1("ok.txt", Some(b"/tmp/evil\xff"), b"5", 1)),
+            firn1("ok.txt", Some(b"/tmp/evil\xff"), b"5", 1),
             "raw absolute",
         ),
-        (
-            put_archive(&sb, b"6", &firn1("a//evil", None, b"6", 1)),
-            "a//evil",
-        ),
-        (
-            put_archive(&sb, b"7", &firn1("./evil", None, b"7", 1)),
-            "./evil",
-        ),
-        (
-            put_archive(&sb, b"8", &firn1("evil\0x", None, b"8", 1)),
-            "NUL",
-        ),
-        (
-            put_archive(&sb, b"9", &mt2("../mt2-evil", "20130327T133716Z")),
-            "mt2 ..",
-        ),
-        (
-            put_archive(&sb, b"10", &mt2("/etc/mt2-evil", "20130327T133716Z")),
-            "mt2 /",
-        ),
-    ];
+        (firn1("a//evil", None, b"6", 1), "a//evil"),
+        (firn1("./evil", None, b"7", 1), "./evil"),
+        (firn1("evil\0x", None, b"8", 1), "NUL"),
+        (mt2("../mt2-evil", "20130327T133716Z"), "mt2 .."),
+        (mt2("/etc/mt2-evil", "20130327T133716Z"), "mt2 /"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (description, what))| {
+        let content = (i + 1).to_string();
+        (put_archive(&sb, content.as_bytes(), &description), what)
+    })
+    .collect();
     let long_key = "deep/".repeat(250) + "file";
     let too_long = put_archive(&sb, b"l", &firn1(&long_key, None, b"l", 1));
     let foreign = put_archive(&sb, b"f", "some other tool");
@@ -656,7 +608,7 @@ fn rebuild_skips_descriptions_that_would_escape_the_destination() {
 fn restore_refuses_a_crafted_catalog_record_that_escapes() {
     let sb = sandbox();
     sb.write("ok.txt", "fine");
-    backup(&sb);
+    sb.back_up_set(&[]);
     let ok_archive = archive_of(&sb, "ok.txt");
     // Records pointing at a real archive, under keys that leave the destination.
     rt().block_on(async {
@@ -683,13 +635,7 @@ fn restore_refuses_a_crafted_catalog_record_that_escapes() {
         &sb,
         &["restore", "--set", "s", "--to", dest.to_str().unwrap()],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let text = stdout(&out);
     let refusals: Vec<&str> = text.lines().filter(|l| l.starts_with("failed:")).collect();
     assert_eq!(refusals.len(), 2, "{text}");
@@ -712,11 +658,10 @@ fn mt_aws_glacier_archives_are_adopted_with_nfc_keys_and_no_sha1() {
         b"jpeg bytes",
         &mt2("photos/Cafe\u{301} 1.jpg", "20130327T133716Z"),
     );
-    let (code, doc) = json(
+    let doc = ok_json(
         &sb,
         &["catalog", "rebuild", "--from-inventory", "--set", "s"],
     );
-    assert_eq!(code, Some(0), "{doc}");
     assert_eq!(doc["unknown_sha1"], 1);
     let recs = records(&sb);
     assert_eq!(recs.len(), 1);
@@ -748,11 +693,11 @@ fn rebuild_orders_versions_by_creation_and_merges_into_a_known_catalog() {
     let sb = sandbox();
     sb.write("x.txt", "one");
     sb.write("keep.txt", "keep");
-    backup(&sb);
+    sb.back_up_set(&[]);
     // Archive creation dates are whole seconds.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     sb.write("x.txt", "two!");
-    backup(&sb);
+    sb.back_up_set(&[]);
     let before = records(&sb);
     assert_eq!(before.len(), 3);
 
@@ -760,11 +705,10 @@ fn rebuild_orders_versions_by_creation_and_merges_into_a_known_catalog() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", sb.catalog_db().display()));
     }
-    let (code, doc) = json(
+    let doc = ok_json(
         &sb,
         &["catalog", "rebuild", "--from-inventory", "--set", "s"],
     );
-    assert_eq!(code, Some(0), "{doc}");
     assert_eq!(
         (doc["files"].as_u64(), doc["current"].as_u64()),
         (Some(2), Some(2))
@@ -809,15 +753,14 @@ fn a_non_utf8_path_round_trips_through_a_rebuild() {
     let sb = sandbox();
     let raw: &[u8] = b"dir/caf\xe9.bin";
     sb.write(raw, "latin-1 name");
-    backup(&sb);
+    sb.back_up_set(&[]);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", sb.catalog_db().display()));
     }
-    let (code, doc) = json(
+    ok_json(
         &sb,
         &["catalog", "rebuild", "--from-inventory", "--set", "s"],
     );
-    assert_eq!(code, Some(0), "{doc}");
     let dest = sb.path().join("out");
     let out = firn(
         &sb,

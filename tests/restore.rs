@@ -6,33 +6,13 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 
-use common::{Sandbox, stderr, stdout};
+use common::{Sandbox, one_line_error, pattern, stderr, stdout};
 
 /// A set `s` on the sandbox tree whose retrieval jobs take `delay` seconds.
 fn configure(sb: &Sandbox, delay: u64) {
-    let config = sb.path().join("config/firn/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[sets.s]\nroot = {:?}\nstore = {{ kind = \"local\", retrieval_delay_secs = {delay} }}\n",
-            sb.tree()
-        ),
-    )
-    .unwrap();
-}
-
-fn job_files(sb: &Sandbox) -> usize {
-    std::fs::read_dir(sb.store_dir().join("jobs"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// Bytes that differ in every 16 MiB range, so a range out of place is noticed.
-fn patterned(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
-        .collect()
+    sb.write_config(&format!(
+        "store = {{ kind = \"local\", retrieval_delay_secs = {delay} }}\n"
+    ));
 }
 
 fn partials(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -49,8 +29,7 @@ fn partials(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// Backs the tree up, then restores it into `to` with a crash injected right after
 /// the first range reached the temporary file.
 fn backup_then_crash_restoring(sb: &Sandbox, to: &str) {
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out = sb
         .command()
         .args(["restore", "--set", "s", "--to", to])
@@ -66,7 +45,7 @@ fn a_download_killed_half_way_continues_with_the_same_job() {
     let sb = Sandbox::in_memory();
     configure(&sb, 0);
     // 40 MiB: two whole 16 MiB ranges and a short one.
-    let content = patterned(40 << 20);
+    let content = pattern(40 << 20, 1);
     let file = sb.write("vm/disk.img", &content);
     let mtime_ns = std::fs::metadata(&file).unwrap().mtime_nsec();
     let out_dir = sb.path().join("out");
@@ -77,7 +56,7 @@ fn a_download_killed_half_way_continues_with_the_same_job() {
     let left = partials(&out_dir.join("vm"));
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(std::fs::metadata(&left[0]).unwrap().len(), 16 << 20);
-    assert_eq!(job_files(&sb), 1);
+    assert_eq!(sb.job_files(), 1);
 
     let out = sb.firn(["restore", "--set", "s", "--to", to]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -86,7 +65,7 @@ fn a_download_killed_half_way_continues_with_the_same_job() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(job_files(&sb), 1, "no new retrieval job was requested");
+    assert_eq!(sb.job_files(), 1, "no new retrieval job was requested");
     assert!(std::fs::read(&target).unwrap() == content, "bytes differ");
     let meta = std::fs::metadata(&target).unwrap();
     assert_eq!(meta.mtime_nsec(), mtime_ns);
@@ -104,7 +83,7 @@ fn a_download_killed_half_way_continues_with_the_same_job() {
 fn a_corrupt_leftover_is_caught_by_the_final_check_and_the_rerun_succeeds() {
     let sb = Sandbox::in_memory();
     configure(&sb, 0);
-    let content = patterned(20 << 20);
+    let content = pattern(20 << 20, 2);
     sb.write("big.bin", &content);
     let out_dir = sb.path().join("out");
     let to = out_dir.to_str().unwrap();
@@ -130,7 +109,7 @@ fn a_corrupt_leftover_is_caught_by_the_final_check_and_the_rerun_succeeds() {
     let out = sb.firn(["restore", "--set", "s", "--to", to]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(std::fs::read(out_dir.join("big.bin")).unwrap() == content);
-    assert_eq!(job_files(&sb), 1, "the same job served all three runs");
+    assert_eq!(sb.job_files(), 1, "the same job served all three runs");
 }
 
 #[test]
@@ -139,8 +118,7 @@ fn existing_files_are_kept_unless_overwrite_and_identical_ones_skipped() {
     configure(&sb, 0);
     sb.write("same.txt", "same content");
     sb.write("other.txt", "archived content");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
     std::fs::write(out_dir.join("same.txt"), "same content").unwrap();
@@ -159,7 +137,7 @@ fn existing_files_are_kept_unless_overwrite_and_identical_ones_skipped() {
         std::fs::read_to_string(out_dir.join("other.txt")).unwrap(),
         "local edits"
     );
-    assert_eq!(job_files(&sb), 0, "nothing was requested for refused files");
+    assert_eq!(sb.job_files(), 0, "nothing was requested for refused files");
 
     let out = sb.firn(["restore", "--set", "s", "--to", to, "--overwrite"]);
     assert!(out.status.success(), "{}", stdout(&out));
@@ -174,8 +152,7 @@ fn a_symlink_in_the_destination_is_never_followed() {
     let sb = Sandbox::in_memory();
     configure(&sb, 0);
     sb.write("sub/file.txt", "inside");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     let outside = sb.path().join("outside");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -199,8 +176,7 @@ fn pending_jobs_are_listed_with_tier_window_and_expiry_and_reused() {
     sb.write("a.txt", "slow");
     sb.write("b/c.txt", "slower");
     sb.write("empty", "");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     let to = out_dir.to_str().unwrap();
     let out = sb.firn([
@@ -222,7 +198,7 @@ fn pending_jobs_are_listed_with_tier_window_and_expiry_and_reused() {
         text.contains("restored:") && out_dir.join("empty").exists(),
         "{text}"
     );
-    assert_eq!(job_files(&sb), 2, "one job per archive");
+    assert_eq!(sb.job_files(), 2, "one job per archive");
 
     let out = sb.firn(["jobs", "--set", "s", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -245,7 +221,7 @@ fn pending_jobs_are_listed_with_tier_window_and_expiry_and_reused() {
     // A second request for the same archives reuses the jobs.
     let out = sb.firn(["restore", "--set", "s", "--to", to, "--no-wait"]);
     assert!(out.status.success());
-    assert_eq!(job_files(&sb), 2);
+    assert_eq!(sb.job_files(), 2);
 }
 
 #[test]
@@ -253,11 +229,9 @@ fn a_superseded_version_restores_by_archive_id() {
     let sb = Sandbox::in_memory();
     configure(&sb, 0);
     let path = sb.write("notes.txt", "first draft");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json", "--retention", "keep"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&["--retention", "keep"]);
     std::fs::write(&path, "second draft, longer").unwrap();
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json", "--retention", "keep"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&["--retention", "keep"]);
     let (_, listing) = sb.firn_json(["ls", "--set", "s", "--all", "--json"]);
     let old = listing
         .as_array()
@@ -303,16 +277,13 @@ fn a_destination_that_is_not_a_directory_is_one_line_and_requests_nothing() {
     let sb = Sandbox::in_memory();
     configure(&sb, 0);
     sb.write("a.txt", "a");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let file = sb.path().join("a-file");
     std::fs::write(&file, "in the way").unwrap();
     let out = sb.firn(["restore", "--set", "s", "--to", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    let err = stderr(&out);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = one_line_error(&out);
     assert!(err.contains("as the destination"), "{err}");
-    assert_eq!(job_files(&sb), 0);
+    assert_eq!(sb.job_files(), 0);
 }
 
 #[test]
@@ -321,8 +292,7 @@ fn without_to_files_go_back_into_the_root_and_local_edits_are_kept() {
     configure(&sb, 0);
     sb.write("gone.txt", "archived");
     let edited = sb.write("edited.txt", "archived version");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     std::fs::remove_file(sb.tree().join("gone.txt")).unwrap();
     std::fs::write(&edited, "edited since").unwrap();
     let out = sb.firn(["restore", "--set", "s"]);
@@ -344,8 +314,7 @@ fn ctrl_c_while_waiting_keeps_the_job_for_the_next_run() {
     let sb = Sandbox::in_memory();
     configure(&sb, 3);
     sb.write("slow.txt", "worth the wait");
-    let (code, doc) = sb.firn_json(["backup", "--set", "s", "--json"]);
-    assert_eq!(code, Some(0), "{doc}");
+    sb.back_up_set(&[]);
     let out_dir = sb.path().join("out");
     let to = out_dir.to_str().unwrap();
     let child = sb
@@ -356,7 +325,7 @@ fn ctrl_c_while_waiting_keeps_the_job_for_the_next_run() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    while job_files(&sb) == 0 {
+    while sb.job_files() == 0 {
         assert!(started.elapsed().as_secs() < 30, "no job was requested");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -379,5 +348,5 @@ fn ctrl_c_while_waiting_keeps_the_job_for_the_next_run() {
         std::fs::read_to_string(out_dir.join("slow.txt")).unwrap(),
         "worth the wait"
     );
-    assert_eq!(job_files(&sb), 1, "the interrupted run's job was reused");
+    assert_eq!(sb.job_files(), 1, "the interrupted run's job was reused");
 }

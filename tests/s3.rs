@@ -6,121 +6,25 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::aws::{Action, FakeCloud, FaultProxy, Moto, RequestInfo, aws_env, s3_error};
-use common::{Sandbox, stderr, stdout};
+use common::aws::{Action, FakeCloud, FaultProxy, Moto, RequestInfo, s3_error};
+use common::aws_sandbox::AwsSandbox;
+use common::scenarios::{kill_backup_after_parts, run_measuring_rss};
+use common::{Sandbox, one_line_error, pattern, stderr, stdout};
 
 const MIB: usize = 1 << 20;
 
-/// A sandbox whose set `s` backs up to an S3 bucket (catalog: SQLite).
-struct S3Sandbox {
-    sb: Sandbox,
-    endpoint: String,
-}
-
-impl S3Sandbox {
-    fn new(endpoint: &str, store_extra: &str) -> S3Sandbox {
-        let sb = Sandbox::new();
-        let config = sb.path().join("config/firn/config.toml");
-        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "[sets.s]\nroot = {:?}\nretention = \"keep\"\nstore = {{ kind = \"s3\", bucket = \"firn-archive\", force_path_style = true{store_extra} }}\n",
-                sb.tree()
-            ),
-        )
-        .unwrap();
-        S3Sandbox {
-            sb,
-            endpoint: endpoint.to_string(),
-        }
-    }
-
-    fn command(&self, endpoint: &str) -> Command {
-        let mut cmd = self.sb.command();
-        for (k, v) in aws_env(endpoint) {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn run(&self, endpoint: &str, args: &[&str]) -> Output {
-        self.command(endpoint)
-            .args(args)
-            .output()
-            .expect("run firn")
-    }
-
-    fn firn(&self, args: &[&str]) -> Output {
-        self.run(&self.endpoint.clone(), args)
-    }
-
-    fn init(&self) {
-        let out = self.firn(&["init", "--set", "s", "--yes"]);
-        assert!(
-            out.status.success(),
-            "init: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-    }
-
-    fn backup_via(&self, endpoint: &str) -> (Option<i32>, serde_json::Value) {
-        let out = self.run(endpoint, &["backup", "--set", "s", "--json"]);
-        let text = stdout(&out);
-        let last = text
-            .lines()
-            .last()
-            .unwrap_or_else(|| panic!("no output: {}", stderr(&out)));
-        (
-            out.status.code(),
-            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last} / {}", stderr(&out))),
-        )
-    }
-
-    fn records(&self) -> Vec<serde_json::Value> {
-        let out = self.firn(&["ls", "--set", "s", "--all", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str::<serde_json::Value>(stdout(&out).trim())
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Restores everything into a fresh directory and checks every byte.
-    fn restore_and_compare(&self, files: &[(&str, &[u8])]) {
-        let out_dir = self.sb.path().join(format!("restored-{}", rand_suffix()));
-        let to = out_dir.display().to_string();
-        let out = self.firn(&["restore", "--set", "s", "--to", &to]);
-        assert!(
-            out.status.success(),
-            "restore: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        for (name, content) in files {
-            let got = std::fs::read(out_dir.join(name)).unwrap();
-            assert!(got == *content, "{name} differs after the round trip");
-        }
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| ((i as u64 * 2_654_435_761) >> 7) as u8 ^ seed)
-        .collect()
+/// A sandbox whose set `s` backs up to the S3 bucket `firn-archive` (with
+/// `store_extra` settings) on the server at `endpoint`; catalog: SQLite.
+fn s3(endpoint: &str, store_extra: &str) -> AwsSandbox {
+    AwsSandbox::on(
+        Sandbox::new(),
+        endpoint,
+        &format!(
+            "retention = \"keep\"\nstore = {{ kind = \"s3\", bucket = \"firn-archive\", force_path_style = true{store_extra} }}\n"
+        ),
+    )
 }
 
 /// An SDK client on the stand-in, to look at the bucket behind firn's back.
@@ -167,21 +71,13 @@ fn classes(endpoint: &str) -> Vec<(String, String)> {
     })
 }
 
-fn one_line_error(out: &Output) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{err}{}", stdout(out));
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
-
 #[test]
 fn every_class_round_trips_single_and_multipart_files() {
     let small = pattern(3000, 1);
     let multi = pattern(2 * 16 * MIB + 5, 2);
     for class in ["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD"] {
         let cloud = FakeCloud::start();
-        let s = S3Sandbox::new(
+        let s = s3(
             &cloud.endpoint,
             &format!(", storage_class = \"{class}\", prefix = \"photos\""),
         );
@@ -193,16 +89,17 @@ fn every_class_round_trips_single_and_multipart_files() {
         let (code, doc) = s.backup_via(&proxy.endpoint);
         assert_eq!(code, Some(0), "{class}: {doc}");
         assert_eq!(doc["uploaded_files"], 3, "{class}: {doc}");
-        let log = proxy.log();
-        let parts = log.iter().filter(|(r, _)| r.is_s3_part_upload()).count();
-        let puts = log.iter().filter(|(r, _)| r.is_s3_put_object()).count();
+        let parts = proxy.count(RequestInfo::is_s3_part_upload);
+        let puts = proxy.count(RequestInfo::is_s3_put_object);
         assert_eq!(
             (parts, puts),
             (3, 2),
             "{class}: 3 parts of 16 MiB, 2 single puts"
         );
         assert!(
-            log.iter()
+            proxy
+                .log()
+                .iter()
                 .filter(|(r, _)| r.is_s3_put_object() || r.is_s3_part_upload())
                 .all(|(r, _)| r.header("x-amz-checksum-crc32c").is_some()),
             "every body carries the checksum S3 verifies"
@@ -219,18 +116,21 @@ fn every_class_round_trips_single_and_multipart_files() {
                 .iter()
                 .any(|(k, _)| k.starts_with("photos/raw/multi.bin/"))
         );
-        s.restore_and_compare(&[
-            ("small.jpg", &small),
-            ("raw/multi.bin", &multi),
-            ("empty", b""),
-        ]);
+        s.restore_and_compare(
+            &[
+                ("small.jpg", &small),
+                ("raw/multi.bin", &multi),
+                ("empty", b""),
+            ],
+            &[],
+        );
     }
 }
 
 #[test]
 fn expedited_on_deep_archive_is_refused_before_anything_is_requested() {
     let cloud = FakeCloud::start();
-    let s = S3Sandbox::new(&cloud.endpoint, "");
+    let s = s3(&cloud.endpoint, "");
     s.init();
     s.sb.write("a.txt", "a");
     assert_eq!(s.backup_via(&cloud.endpoint).0, Some(0));
@@ -246,11 +146,7 @@ fn expedited_on_deep_archive_is_refused_before_anything_is_requested() {
         "names the valid tiers: {err}"
     );
     assert_eq!(
-        proxy
-            .log()
-            .iter()
-            .filter(|(r, _)| r.is_s3_restore())
-            .count(),
+        proxy.count(RequestInfo::is_s3_restore),
         0,
         "nothing requested"
     );
@@ -259,7 +155,7 @@ fn expedited_on_deep_archive_is_refused_before_anything_is_requested() {
 #[test]
 fn a_body_corrupted_on_the_way_is_refused_by_s3_and_nothing_is_recorded() {
     let cloud = FakeCloud::start();
-    let s = S3Sandbox::new(&cloud.endpoint, "");
+    let s = s3(&cloud.endpoint, "");
     s.init();
     s.sb.write("photo.jpg", pattern(5000, 3));
     s.sb.write("film.mov", pattern(16 * MIB + 7, 4));
@@ -307,46 +203,14 @@ fn a_body_corrupted_on_the_way_is_refused_by_s3_and_nothing_is_recorded() {
     );
 }
 
-/// Runs a backup through a proxy that holds each part back, and SIGKILLs it once
-/// `parts` part uploads have reached the proxy.
-fn kill_backup_after_parts(s: &S3Sandbox, upstream: &str, parts: usize) {
-    let proxy = FaultProxy::start(upstream, |r: &RequestInfo| {
-        if r.is_s3_part_upload() {
-            std::thread::sleep(Duration::from_millis(150));
-        }
-        Action::Forward
-    });
-    let mut child = s
-        .command(&proxy.endpoint)
-        .args(["backup", "--set", "s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy
-        .log()
-        .iter()
-        .filter(|(r, _)| r.is_s3_part_upload())
-        .count()
-        < parts
-    {
-        assert!(Instant::now() < deadline, "upload never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-}
-
 #[test]
 fn a_multipart_upload_killed_midway_resumes_sending_only_the_missing_parts() {
     let cloud = FakeCloud::start();
-    let s = S3Sandbox::new(&cloud.endpoint, ", part_concurrency = 1");
+    let s = s3(&cloud.endpoint, ", part_concurrency = 1");
     s.init();
     let content = pattern(6 * 16 * MIB - 3, 5);
     s.sb.write("vm.img", &content);
-    kill_backup_after_parts(&s, &cloud.endpoint, 3);
+    kill_backup_after_parts(&s, 3, RequestInfo::is_s3_part_upload);
     assert!(s.records().is_empty(), "nothing recorded by the killed run");
     let held = rt().block_on(async {
         let client = s3_client(&cloud.endpoint).await;
@@ -372,19 +236,15 @@ fn a_multipart_upload_killed_midway_resumes_sending_only_the_missing_parts() {
     let proxy = FaultProxy::start(&cloud.endpoint, |_| Action::Forward);
     let (code, doc) = s.backup_via(&proxy.endpoint);
     assert_eq!(code, Some(0), "{doc}");
-    let sent = proxy
-        .log()
-        .iter()
-        .filter(|(r, _)| r.is_s3_part_upload())
-        .count();
+    let sent = proxy.count(RequestInfo::is_s3_part_upload);
     assert_eq!(sent, 6 - held, "only the missing parts are sent again");
-    s.restore_and_compare(&[("vm.img", &content)]);
+    s.restore_and_compare(&[("vm.img", &content)], &[]);
 }
 
 #[test]
 fn a_flipped_bit_in_a_download_is_caught_by_its_checksum_and_fetched_again() {
     let cloud = FakeCloud::start();
-    let s = S3Sandbox::new(&cloud.endpoint, ", storage_class = \"GLACIER_IR\"");
+    let s = s3(&cloud.endpoint, ", storage_class = \"GLACIER_IR\"");
     s.init();
     let small = pattern(100_000, 6);
     let big = pattern(2 * 16 * MIB + 11, 7);
@@ -409,11 +269,7 @@ fn a_flipped_bit_in_a_download_is_caught_by_its_checksum_and_fetched_again() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(std::fs::read(to.join("small.bin")).unwrap() == small);
     assert!(std::fs::read(to.join("big.bin")).unwrap() == big);
-    let gets = proxy
-        .log()
-        .iter()
-        .filter(|(r, _)| r.is_s3_get_object())
-        .count();
+    let gets = proxy.count(RequestInfo::is_s3_get_object);
     // 1 small + 3 parts, and one fetch again for each damaged object.
     assert_eq!(gets, 4 + 2, "each damaged piece was fetched again");
 }
@@ -422,7 +278,7 @@ fn a_flipped_bit_in_a_download_is_caught_by_its_checksum_and_fetched_again() {
 fn a_restore_in_progress_is_kept_then_downloaded_and_never_requested_twice() {
     let moto = Moto::start();
     moto.restores_take(4);
-    let s = S3Sandbox::new(&moto.endpoint, ", checksum = \"md5\"");
+    let s = s3(&moto.endpoint, ", checksum = \"md5\"");
     s.init();
     s.sb.write("deep.txt", "from the deep");
     assert_eq!(s.backup_via(&moto.endpoint).0, Some(0));
@@ -460,11 +316,7 @@ fn a_restore_in_progress_is_kept_then_downloaded_and_never_requested_twice() {
         "from the deep"
     );
     assert_eq!(
-        proxy
-            .log()
-            .iter()
-            .filter(|(r, _)| r.is_s3_restore())
-            .count(),
+        proxy.count(RequestInfo::is_s3_restore),
         1,
         "one RestoreObject over both runs"
     );
@@ -474,7 +326,7 @@ fn a_restore_in_progress_is_kept_then_downloaded_and_never_requested_twice() {
 fn an_object_not_restored_yet_is_reported_as_such_not_as_corruption() {
     let moto = Moto::start();
     moto.restores_take(60);
-    let s = S3Sandbox::new(
+    let s = s3(
         &moto.endpoint,
         ", checksum = \"md5\", storage_class = \"GLACIER\"",
     );
@@ -509,7 +361,7 @@ fn an_object_not_restored_yet_is_reported_as_such_not_as_corruption() {
 #[test]
 fn each_s3_problem_is_one_clear_line_and_writes_nothing() {
     let cloud = FakeCloud::start();
-    let s = S3Sandbox::new(&cloud.endpoint, "");
+    let s = s3(&cloud.endpoint, "");
     s.sb.write("a.txt", "a");
     // No bucket yet.
     let err = one_line_error(&s.firn(&["backup", "--set", "s"]));
@@ -558,7 +410,7 @@ fn each_s3_problem_is_one_clear_line_and_writes_nothing() {
     );
     assert!(s.records().is_empty());
     // An unknown storage class in the config.
-    let bad = S3Sandbox::new(&cloud.endpoint, ", storage_class = \"ONEZONE\"");
+    let bad = s3(&cloud.endpoint, ", storage_class = \"ONEZONE\"");
     bad.sb.write("a.txt", "a");
     let err = one_line_error(&bad.firn(&["status", "--set", "s"]));
     assert!(
@@ -567,29 +419,11 @@ fn each_s3_problem_is_one_clear_line_and_writes_nothing() {
     );
 }
 
-/// Runs `cmd` and returns its exit status and peak RSS in KiB (from wait4's rusage).
-// The child is reaped by wait4 itself, which std's Child cannot see.
-#[allow(clippy::zombie_processes)]
-fn run_measuring_rss(mut cmd: Command) -> (std::process::ExitStatus, i64) {
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid);
-    (std::process::ExitStatus::from_raw(status), usage.ru_maxrss)
-}
-
 #[test]
 fn a_2_gib_multipart_upload_stays_within_the_part_budget() {
     let budget = 64 * MIB;
     let cloud = FakeCloud::start();
-    let s = S3Sandbox::new(
+    let s = s3(
         &cloud.endpoint,
         &format!(", part_memory_budget = {budget}, part_concurrency = 4"),
     );

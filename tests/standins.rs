@@ -9,11 +9,9 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
-};
-use common::aws::{FakeCloud, Moto, sdk_config};
+use aws_sdk_dynamodb::types::{AttributeValue, TableStatus};
+use common::aws::{FakeCloud, Moto, create_plain_table, sdk_config};
+use common::pattern;
 use sha2::{Digest, Sha256};
 
 /// Glacier's SHA-256 tree hash: a hash per MiB, then pairs hashed up to one.
@@ -42,10 +40,6 @@ fn tree_hash(data: &[u8]) -> String {
     hex::encode(level[0])
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 % 251) as u8).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standin_checks_glacier_tree_hashes() {
     let cloud = FakeCloud::start();
@@ -57,7 +51,7 @@ async fn the_standin_checks_glacier_tree_hashes() {
         .send()
         .await
         .expect("create vault");
-    let data = pattern(2 * (1 << 20) + 12345);
+    let data = pattern(2 * (1 << 20) + 12345, 1);
     let good = tree_hash(&data);
 
     let mut wrong = data.clone();
@@ -93,26 +87,7 @@ async fn the_standin_checks_glacier_tree_hashes() {
 async fn the_standin_refuses_a_dynamodb_write_whose_condition_fails() {
     let cloud = FakeCloud::start();
     let db = aws_sdk_dynamodb::Client::new(&sdk_config(&cloud.endpoint).await);
-    db.create_table()
-        .table_name("standin")
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("k")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("k")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create table");
+    create_plain_table(&db, "standin", "k").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let table = db
@@ -259,7 +234,7 @@ fn the_standin_refuses_an_s3_object_whose_checksum_does_not_match() {
     let cloud = FakeCloud::start();
     let e = &cloud.endpoint;
     assert_eq!(s3(e, "PUT", "/bucket1", &[], b"").status, 200);
-    let data = pattern(100_000);
+    let data = pattern(100_000, 2);
 
     let bad = s3(
         e,
@@ -292,7 +267,7 @@ fn moto_refuses_a_deep_archive_object_until_its_restore_has_taken_its_time() {
     moto.restores_take(2);
     let e = &moto.endpoint;
     assert_eq!(s3(e, "PUT", "/bucket1", &[], b"").status, 200);
-    let data = pattern(10_000);
+    let data = pattern(10_000, 3);
     let put = s3(
         e,
         "PUT",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Sandbox, status_of, stderr, stdout};
+use common::{Sandbox, assert_exit, status_of, stdout};
 
 #[test]
 fn a_new_store_holds_nothing_until_a_backup_puts_it_there() {
@@ -98,13 +98,7 @@ fn a_new_store_holds_nothing_until_a_backup_puts_it_there() {
         "--store-dir",
         new_store_arg.as_str(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert_eq!(
         std::fs::read_to_string(to.join("docs/b.txt")).unwrap(),
         "bravo"
@@ -120,28 +114,17 @@ fn a_new_store_holds_nothing_until_a_backup_puts_it_there() {
         .as_str()
         .unwrap()
         .to_string();
-    let out = sb.firn([
-        "delete",
-        "--root",
-        tree.as_str(),
-        "--archive",
-        old.as_str(),
-        "--yes",
-        "--store-dir",
-        new_store_arg.as_str(),
-    ]);
+    let delete_old = |extra: &[&str]| {
+        let mut args = vec!["delete", "--root", &tree, "--archive", &old, "--yes"];
+        args.extend(extra);
+        sb.firn(args)
+    };
+    let out = delete_old(&with_new);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("not in"), "{}", stdout(&out));
     assert_eq!(sb.store_archives(), old_archives);
     // In its own store it deletes as usual.
-    let out = sb.firn([
-        "delete",
-        "--root",
-        tree.as_str(),
-        "--archive",
-        old.as_str(),
-        "--yes",
-    ]);
+    let out = delete_old(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(sb.store_archives().len(), 1);
 }

@@ -5,172 +5,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Sandbox;
+use common::pty::Pty;
 
 const ROWS: u16 = 40;
 const COLS: u16 = 120;
-
-struct Pty {
-    master: std::fs::File,
-    child: Child,
-    parser: Arc<Mutex<vt100::Parser>>,
-}
-
-impl Pty {
-    fn spawn(mut cmd: std::process::Command) -> Pty {
-        let mut master: libc::c_int = 0;
-        let mut slave: libc::c_int = 0;
-        let size = libc::winsize {
-            ws_row: ROWS,
-            ws_col: COLS,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty writes two fds; the name and termios pointers may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &size,
-            )
-        };
-        assert_eq!(rc, 0, "openpty failed");
-        // SAFETY: both fds were just opened by openpty and are owned here.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave));
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn firn in a pty");
-        drop(cmd);
-        let master = std::fs::File::from(master);
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-        let mut reader = master.try_clone().unwrap();
-        let sink = Arc::clone(&parser);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink.lock().unwrap().process(&buf[..n]),
-                }
-            }
-        });
-        Pty {
-            master,
-            child,
-            parser,
-        }
-    }
-
-    fn screen(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
-    }
-
-    /// Types `keys` and gives the UI a moment to take them.
-    fn send(&mut self, keys: &str) {
-        self.press(keys);
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    /// Types `keys` and returns at once.
-    fn press(&mut self, keys: &str) {
-        self.master.write_all(keys.as_bytes()).unwrap();
-        self.master.flush().unwrap();
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if ok(&screen) {
-                return screen;
-            }
-            if started.elapsed() > timeout {
-                panic!("timed out waiting for {what}; screen:\n{screen}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Pty {
-    /// Waits for the process to end on its own.
-    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "firn did not quit; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The terminal is back as it was: main screen, cursor shown, no mouse
-    /// reporting, canonical mode with echo.
-    fn assert_restored(&self) {
-        // What the process wrote last reaches the parser.
-        std::thread::sleep(Duration::from_millis(200));
-        {
-            let parser = self.parser.lock().unwrap();
-            let screen = parser.screen();
-            assert!(!screen.alternate_screen(), "still on the alternate screen");
-            assert!(!screen.hide_cursor(), "cursor left hidden");
-            assert_eq!(
-                screen.mouse_protocol_mode(),
-                vt100::MouseProtocolMode::None,
-                "mouse reporting left on"
-            );
-        }
-        // SAFETY: termios is plain data, filled by tcgetattr.
-        let mut termios: libc::termios = unsafe { std::mem::zeroed() };
-        let rc = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut termios) };
-        assert_eq!(rc, 0);
-        assert!(
-            termios.c_lflag & libc::ICANON != 0,
-            "raw mode left on (no ICANON)"
-        );
-        assert!(
-            termios.c_lflag & libc::ECHO != 0,
-            "raw mode left on (no ECHO)"
-        );
-    }
-}
-
-impl Drop for Pty {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// The tree row showing `name`: the tree pane's part of a screen line (left of
 /// the details pane), without the pane's left border.
@@ -208,7 +49,7 @@ fn mark_upload_and_quit_in_a_real_terminal() {
     cmd.arg(sandbox.tree())
         .env("TERM", "xterm-256color")
         .env_remove("NO_COLOR");
-    let mut pty = Pty::spawn(cmd);
+    let mut pty = Pty::spawn(cmd, ROWS, COLS);
 
     let screen = pty.wait_for("the scanned tree", Duration::from_secs(30), |s| {
         s.contains("docs/") && s.contains("other.txt")
@@ -218,7 +59,7 @@ fn mark_upload_and_quit_in_a_real_terminal() {
         row(&screen, "docs/").unwrap().contains("2 pending"),
         "{screen}"
     );
-    assert!(pty.parser.lock().unwrap().screen().alternate_screen());
+    assert!(pty.alternate_screen());
 
     // Directories come first: the selection is on docs/. Mark it, upload it.
     pty.send(" ");
@@ -262,7 +103,7 @@ fn sigterm_restores_the_terminal() {
     sandbox.write("x.txt", "x");
     let mut cmd = sandbox.command();
     cmd.arg(sandbox.tree()).env("TERM", "xterm-256color");
-    let mut pty = Pty::spawn(cmd);
+    let mut pty = Pty::spawn(cmd, ROWS, COLS);
     pty.wait_for("the tree", Duration::from_secs(30), |s| s.contains("x.txt"));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pty.child.id() as i32, libc::SIGTERM) };
@@ -279,19 +120,9 @@ fn a_panic_restores_the_terminal() {
         .env("TERM", "xterm-256color")
         .env("FIRN_TUI_PANIC", "1")
         .env("RUST_BACKTRACE", "0");
-    let mut pty = Pty::spawn(cmd);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = pty.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "firn did not panic"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success());
+    let mut pty = Pty::spawn(cmd, ROWS, COLS);
+    let status = pty.wait_exit(Duration::from_secs(30));
+    assert!(!status.success(), "firn did not panic");
     pty.assert_restored();
     let screen = pty.screen();
     assert!(
@@ -304,23 +135,16 @@ fn a_panic_restores_the_terminal() {
 fn a_backend_that_cannot_be_reached_is_a_dialog_not_a_crash() {
     let sandbox = Sandbox::in_memory();
     sandbox.write("x.txt", "x");
-    let config = sandbox.path().join("config/firn/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[sets.s]\nroot = {:?}\nstore = {{ kind = \"glacier\", vault = \"v\", region = \"us-east-1\", endpoint_url = \"http://127.0.0.1:1\" }}\ncatalog = {{ kind = \"dynamodb\", table = \"firn\", region = \"us-east-1\", endpoint_url = \"http://127.0.0.1:1\" }}\n",
-            sandbox.tree()
-        ),
-    )
-    .unwrap();
+    sandbox.write_config(
+        "store = { kind = \"glacier\", vault = \"v\", region = \"us-east-1\", endpoint_url = \"http://127.0.0.1:1\" }\ncatalog = { kind = \"dynamodb\", table = \"firn\", region = \"us-east-1\", endpoint_url = \"http://127.0.0.1:1\" }\n",
+    );
     let mut cmd = sandbox.command();
     cmd.args(["--set", "s"])
         .env("TERM", "xterm-256color")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true");
-    let mut pty = Pty::spawn(cmd);
+    let mut pty = Pty::spawn(cmd, ROWS, COLS);
     let screen = pty.wait_for("the error dialog", Duration::from_secs(60), |s| {
         s.contains("Cannot open the backup set")
     });
@@ -336,28 +160,14 @@ fn a_retrieval_requested_then_quit_is_picked_up_by_the_next_run() {
     let sandbox = Sandbox::in_memory();
     sandbox.write("gone/photo.jpg", "pixels ".repeat(3000));
     sandbox.write("kept.txt", "still here");
-    let config = sandbox.path().join("config/firn/config.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[sets.s]\nroot = {:?}\nstore = {{ kind = \"local\", retrieval_delay_secs = 4 }}\n",
-            sandbox.tree()
-        ),
-    )
-    .unwrap();
+    sandbox.write_config("store = { kind = \"local\", retrieval_delay_secs = 4 }\n");
     let out = sandbox.firn(["backup", "--set", "s"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     std::fs::remove_dir_all(sandbox.tree().join("gone")).unwrap();
-    let jobs = || {
-        std::fs::read_dir(sandbox.store_dir().join("jobs"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
     let tui = || {
         let mut cmd = sandbox.command();
         cmd.args(["--set", "s"]).env("TERM", "xterm-256color");
-        Pty::spawn(cmd)
+        Pty::spawn(cmd, ROWS, COLS)
     };
 
     let mut pty = tui();
@@ -378,7 +188,7 @@ fn a_retrieval_requested_then_quit_is_picked_up_by_the_next_run() {
     pty.wait_for("the job at the store", Duration::from_secs(10), |s| {
         s.contains("at the store")
     });
-    assert_eq!(jobs(), 1);
+    assert_eq!(sandbox.job_files(), 1);
     pty.send("q");
     pty.wait_for("the quit question", Duration::from_secs(5), |s| {
         s.contains("Quit anyway?")
@@ -400,7 +210,11 @@ fn a_retrieval_requested_then_quit_is_picked_up_by_the_next_run() {
         std::fs::read_to_string(sandbox.tree().join("gone/photo.jpg")).unwrap(),
         "pixels ".repeat(3000)
     );
-    assert_eq!(jobs(), 1, "the job requested by the first run was reused");
+    assert_eq!(
+        sandbox.job_files(),
+        1,
+        "the job requested by the first run was reused"
+    );
     pty.send("q");
     assert!(pty.wait_exit(Duration::from_secs(10)).success());
 }
@@ -414,7 +228,7 @@ fn deleting_an_archive_in_the_tui_makes_the_file_new_again() {
     assert_eq!(sandbox.records().len(), 1);
     let mut cmd = sandbox.command();
     cmd.arg(sandbox.tree()).env("TERM", "xterm-256color");
-    let mut pty = Pty::spawn(cmd);
+    let mut pty = Pty::spawn(cmd, ROWS, COLS);
     let screen = pty.wait_for("the tree", Duration::from_secs(30), |s| {
         s.contains("only.txt")
     });
@@ -445,7 +259,7 @@ fn orphans_found_by_an_inventory_are_adopted_from_the_tui() {
     std::fs::remove_file(sandbox.catalog_db()).unwrap();
     let mut cmd = sandbox.command();
     cmd.arg(sandbox.tree()).env("TERM", "xterm-256color");
-    let mut pty = Pty::spawn(cmd);
+    let mut pty = Pty::spawn(cmd, ROWS, COLS);
     let screen = pty.wait_for("the tree", Duration::from_secs(30), |s| {
         s.contains("photos/")
     });
@@ -492,7 +306,7 @@ fn quitting_a_large_backup_is_fast_and_leaves_nothing_half_recorded() {
     }
     let mut cmd = sandbox.command();
     cmd.arg(sandbox.tree()).env("TERM", "xterm-256color");
-    let mut pty = Pty::spawn(cmd);
+    let mut pty = Pty::spawn(cmd, ROWS, COLS);
     pty.wait_for("the scanned tree", Duration::from_secs(60), |s| {
         s.contains("many/") && s.contains("5,000 pending")
     });

@@ -1,6 +1,7 @@
 //! Whole-screen snapshots of the terminal UI (ratatui TestBackend + insta), at
 //! fixed sizes, with a fixed root path and clock so nothing varies between runs.
 
+mod common;
 mod tui_common;
 
 use crossterm::event::KeyCode;
@@ -65,18 +66,12 @@ fn mixed_status_tree_with_rollups() {
 
 fn record(archive: &str, days_ago: i64, size: u64, state: ArchiveState) -> ArchiveRecord {
     ArchiveRecord {
-        key: "photos/2024/sunset.jpg".into(),
-        raw: None,
         size,
         mtime_ns: (NOW - days_ago * DAY - 3600) * 1_000_000_000,
-        sha1: [1; 20],
-        tree_hash: [2; 32],
-        archive_id: archive.into(),
         target: "local:/mnt/store".into(),
-        uploaded_at: NOW - days_ago * DAY,
         state,
         host: "nas".into(),
-        superseded_at: None,
+        ..common::sample_record("photos/2024/sunset.jpg", archive, NOW - days_ago * DAY)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The TUI's reducer without a terminal: keys, marks, uploads, jobs, quitting.
 
+mod common;
 mod tui_common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};

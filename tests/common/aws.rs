@@ -255,6 +255,35 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// Creates an on-demand DynamoDB table keyed by the string attribute `key` alone
+/// (not firn's schema: a table of another tool, or one to test the server with).
+pub async fn create_plain_table(client: &aws_sdk_dynamodb::Client, table: &str, key: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+}
+
 /// What the proxy does with one request.
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -331,6 +360,16 @@ impl RequestInfo {
         self.method == "GET" && self.path.contains("x-id=GetObject")
     }
 
+    /// A Glacier InitiateJob request (each one a retrieval Amazon bills).
+    pub fn is_initiate_job(&self) -> bool {
+        self.method == "POST" && self.path.ends_with("/jobs")
+    }
+
+    /// A Glacier GetJobOutput request (a download of a retrieval job's bytes).
+    pub fn is_job_output(&self) -> bool {
+        self.method == "GET" && self.path.contains("/jobs/") && self.path.ends_with("/output")
+    }
+
     pub fn dynamodb_target(&self) -> Option<&str> {
         self.header("x-amz-target")
     }
@@ -396,6 +435,16 @@ impl FaultProxy {
     /// Requests seen, each with what was done ("forward", "respond 503", "reset", ...).
     pub fn log(&self) -> Vec<(RequestInfo, String)> {
         self.seen.lock().expect("proxy log").clone()
+    }
+
+    /// How many requests seen so far `which` picks.
+    pub fn count(&self, which: impl Fn(&RequestInfo) -> bool) -> usize {
+        self.seen
+            .lock()
+            .expect("proxy log")
+            .iter()
+            .filter(|(r, _)| which(r))
+            .count()
     }
 }
 

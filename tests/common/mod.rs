@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod aws_sandbox;
+pub mod catalog_contract;
 pub mod pty;
+pub mod scenarios;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -59,6 +62,54 @@ impl Sandbox {
         self.data().join("catalog.sqlite")
     }
 
+    /// The config file firn reads (`$XDG_CONFIG_HOME/firn/config.toml`).
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config/firn/config.toml")
+    }
+
+    /// Writes `text` as the whole config file firn reads.
+    pub fn write_config_text(&self, text: &str) -> PathBuf {
+        let config = self.config_path();
+        std::fs::create_dir_all(config.parent().expect("config dir")).expect("create config dir");
+        std::fs::write(&config, text).expect("write config");
+        config
+    }
+
+    /// Writes a config with one set, `s`, rooted at the tree; `set_body` is the
+    /// rest of its table (`retention = …`, `store = { … }`, `catalog = { … }`),
+    /// one setting a line.
+    pub fn write_config(&self, set_body: &str) -> PathBuf {
+        self.write_config_text(&format!("[sets.s]\nroot = {:?}\n{set_body}", self.tree()))
+    }
+
+    /// Replaces `from` with `to` in the config file (which must contain it).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let config = self.config_path();
+        let text = std::fs::read_to_string(&config).expect("read config");
+        assert!(text.contains(from), "{from:?} not in the config: {text}");
+        std::fs::write(&config, text.replace(from, to)).expect("write config");
+    }
+
+    /// Retrieval jobs the embedded store holds (none before the first).
+    pub fn job_files(&self) -> usize {
+        std::fs::read_dir(self.store_dir().join("jobs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// The ad-hoc set rooted at the tree: its id (the canonical root) and the
+    /// directory of its local state (lock, state database).
+    pub fn adhoc_set(&self) -> (String, PathBuf) {
+        use sha1::Digest;
+        let root = std::fs::canonicalize(self.tree()).expect("canonical tree");
+        let set_id = root.to_string_lossy().into_owned();
+        let dir = self
+            .data()
+            .join("sets")
+            .join(&hex::encode(sha1::Sha1::digest(set_id.as_bytes()))[..16]);
+        (set_id, dir)
+    }
+
     /// Writes a file under the tree (path given as raw bytes, so any name works).
     pub fn write(&self, relative: impl AsRef<[u8]>, content: impl AsRef<[u8]>) -> PathBuf {
         let path = self.tree().join(OsStr::from_bytes(relative.as_ref()));
@@ -93,20 +144,7 @@ impl Sandbox {
         S: AsRef<OsStr>,
     {
         let out = self.firn(args);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let last = stdout.lines().last().unwrap_or_else(|| {
-            panic!(
-                "no output; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        let value = serde_json::from_str(last).unwrap_or_else(|e| {
-            panic!(
-                "bad JSON ({e}): {last}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code(), value)
+        (out.status.code(), last_json(&out))
     }
 
     pub fn status_json(&self, extra: &[&str]) -> serde_json::Value {
@@ -129,6 +167,15 @@ impl Sandbox {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         self.firn_json(&args)
+    }
+
+    /// `firn backup --set s --json` (with `extra`), which must succeed: its summary.
+    pub fn back_up_set(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["backup", "--set", "s", "--json"];
+        args.extend(extra);
+        let (code, doc) = self.firn_json(&args);
+        assert_eq!(code, Some(0), "{doc}");
+        doc
     }
 
     /// Catalog records of the set (`firn ls --all --json`).
@@ -166,6 +213,56 @@ pub fn status_of<'a>(doc: &'a serde_json::Value, path: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{path} not in status output: {doc}"))
 }
 
+/// The last line of a run's stdout, parsed as JSON.
+pub fn last_json(out: &Output) -> serde_json::Value {
+    let text = stdout(out);
+    let last = text
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no output; stderr: {}", stderr(out)));
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {last}\nstderr: {}", stderr(out)))
+}
+
+/// The run exited with `code` (what it printed shown when not).
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// A refusal: exit 2 with one line on stderr, not a panic. Returns the line.
+pub fn one_line_error(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit 2 expected: {}{err}",
+        stdout(out)
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// `len` pseudo-random bytes (xorshift), a different run for each `seed`: no
+/// two ranges alike, so a part or range out of place is noticed.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = 2 * seed as u32 + 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -179,7 +276,9 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A catalog record with fixed content, for tests of the catalogs themselves.
+/// The one catalog record builder: fixed content, current, uploaded at
+/// `uploaded_at`. A test sets what it varies with struct update syntax:
+/// `ArchiveRecord { size: 0, ..sample_record("k", "a", 1) }`.
 pub fn sample_record(
     key: &str,
     archive_id: &str,

@@ -2,7 +2,7 @@
 //! parser, for tests of what a person at a terminal sees.
 
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -94,10 +94,21 @@ impl Pty {
         self.raw.lock().unwrap().clone()
     }
 
+    /// Types `keys` and gives the program a moment to take them.
     pub fn send(&mut self, keys: &str) {
+        self.press(keys);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    /// Types `keys` and returns at once.
+    pub fn press(&mut self, keys: &str) {
         self.master.write_all(keys.as_bytes()).unwrap();
         self.master.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    /// Whether the terminal shows the alternate screen now.
+    pub fn alternate_screen(&self) -> bool {
+        self.parser.lock().unwrap().screen().alternate_screen()
     }
 
     pub fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
@@ -131,6 +142,48 @@ impl Pty {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Pty {
+    /// The terminal is back as it was: main screen, cursor shown, no mouse
+    /// reporting, canonical mode with echo.
+    pub fn assert_restored(&self) {
+        // What the process wrote last reaches the parser.
+        std::thread::sleep(Duration::from_millis(200));
+        {
+            let parser = self.parser.lock().unwrap();
+            let screen = parser.screen();
+            assert!(!screen.alternate_screen(), "still on the alternate screen");
+            assert!(!screen.hide_cursor(), "cursor left hidden");
+            assert_eq!(
+                screen.mouse_protocol_mode(),
+                vt100::MouseProtocolMode::None,
+                "mouse reporting left on"
+            );
+        }
+        // SAFETY: termios is plain data, filled by tcgetattr.
+        let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut termios) };
+        assert_eq!(rc, 0);
+        assert!(
+            termios.c_lflag & libc::ICANON != 0,
+            "raw mode left on (no ICANON)"
+        );
+        assert!(
+            termios.c_lflag & libc::ECHO != 0,
+            "raw mode left on (no ECHO)"
+        );
+    }
+}
+
+impl Drop for Pty {
+    /// A test that fails midway leaves no process behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Synthetic trees and a terminal-free harness for the TUI tests.
+//! Synthetic trees and a terminal-free harness for the TUI tests (which declare
+//! `mod common;` too, for its record builder).
 #![allow(dead_code)]
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -134,17 +135,12 @@ pub fn line_with<'a>(screen: &'a str, needle: &str) -> &'a str {
 /// A current archive of `key` uploaded `days_ago` days before [`NOW`].
 pub fn archive(key: &str, size: u64, days_ago: i64) -> firn::catalog::ArchiveRecord {
     firn::catalog::ArchiveRecord {
-        key: key.into(),
-        raw: None,
         size,
         mtime_ns: (NOW - days_ago * DAY) * 1_000_000_000,
         sha1: [7; 20],
         tree_hash: [8; 32],
-        archive_id: format!("archive-of-{key}"),
         target: "glacier:photos".into(),
-        uploaded_at: NOW - days_ago * DAY,
-        state: firn::catalog::ArchiveState::Current,
         host: "nas".into(),
-        superseded_at: None,
+        ..crate::common::sample_record(key, &format!("archive-of-{key}"), NOW - days_ago * DAY)
     }
 }

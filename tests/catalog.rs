@@ -1,12 +1,61 @@
-//! The DynamoDB catalog through the library against a local server: optimistic
-//! concurrency between hosts, and whole-set loads by paginated Query.
+//! The catalog contract (tests/common/catalog_contract.rs) run against every
+//! catalog backend: the embedded SQLite file and DynamoDB through a local
+//! server; and what only DynamoDB has to prove: whole-set loads by paginated
+//! Query.
 
 mod common;
 
+use async_trait::async_trait;
 use common::aws::{FakeCloud, aws_env, sdk_config};
+use common::catalog_contract::Backend;
 use common::sample_record;
 use firn::catalog::dynamodb::{DynamoCatalog, DynamoSettings, create_table, wait_until_active};
-use firn::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict};
+use firn::catalog::sqlite::SqliteCatalog;
+use firn::catalog::{ArchiveRecord, Catalog};
+
+/// The embedded catalog: one SQLite file in a temporary directory.
+struct Sqlite {
+    dir: tempfile::TempDir,
+}
+
+impl Sqlite {
+    fn new() -> Sqlite {
+        Sqlite {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for Sqlite {
+    async fn open(&self, set: &str) -> Box<dyn Catalog> {
+        let path = self.dir.path().join("catalog.sqlite");
+        Box::new(SqliteCatalog::open(&path, set).expect("open the SQLite catalog"))
+    }
+}
+
+/// DynamoDB: a table made as `firn init` makes it, on the local stand-in.
+struct Dynamo {
+    cloud: FakeCloud,
+}
+
+impl Dynamo {
+    async fn start() -> Dynamo {
+        let cloud = FakeCloud::start();
+        make_table(&cloud).await;
+        Dynamo { cloud }
+    }
+}
+
+#[async_trait]
+impl Backend for Dynamo {
+    async fn open(&self, set: &str) -> Box<dyn Catalog> {
+        Box::new(catalog(&self.cloud, set).await)
+    }
+}
+
+catalog_contract_tests!(sqlite, Sqlite::new());
+catalog_contract_tests!(dynamodb, Dynamo::start().await);
 
 async fn catalog(cloud: &FakeCloud, set: &str) -> DynamoCatalog {
     for (k, v) in aws_env(&cloud.endpoint) {
@@ -30,50 +79,6 @@ async fn make_table(cloud: &FakeCloud) {
         .await
         .expect("create table");
     wait_until_active(&client, "catalog").await.expect("active");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hosts_writing_one_entry_get_a_conflict() {
-    let cloud = FakeCloud::start();
-    make_table(&cloud).await;
-    let host_a = catalog(&cloud, "set").await;
-    let host_b = catalog(&cloud, "set").await;
-    host_a
-        .record_upload(&sample_record("f", "a1", 1), None)
-        .await
-        .unwrap();
-    host_a
-        .record_upload(&sample_record("f", "a2", 2), Some("a1"))
-        .await
-        .unwrap();
-    let err = host_b
-        .record_upload(&sample_record("f", "b2", 3), Some("a1"))
-        .await
-        .unwrap_err();
-    let conflict = err.downcast_ref::<Conflict>().expect("a Conflict");
-    assert_eq!(conflict.found.as_deref(), Some("a2"));
-    let versions = host_b.versions("f").await.unwrap();
-    let ids: Vec<(&str, ArchiveState)> = versions
-        .iter()
-        .map(|r| (r.archive_id.as_str(), r.state))
-        .collect();
-    assert_eq!(
-        ids,
-        vec![
-            ("a1", ArchiveState::Superseded),
-            ("a2", ArchiveState::Current)
-        ]
-    );
-    // Both hosts racing to record a brand-new file: the second is refused.
-    host_a
-        .record_upload(&sample_record("g", "a", 1), None)
-        .await
-        .unwrap();
-    let err = host_b
-        .record_upload(&sample_record("g", "b", 1), None)
-        .await
-        .unwrap_err();
-    assert!(err.downcast_ref::<Conflict>().is_some(), "{err:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
