@@ -475,6 +475,8 @@ pub struct CostSummary {
     pub pending_early_deletion: f64,
     /// Restoring every current archive, per tier (empty archives need no request).
     pub retrieval: Vec<RetrievalEstimate>,
+    /// The catalog's own snapshots in the store (in `total` and the storage too).
+    pub snapshots: ArchiveTally,
     pub prices: Prices,
 }
 
@@ -522,8 +524,28 @@ impl CostSummary {
             early,
             pending_early_deletion,
             retrieval: prices.retrieval_estimates(current.bytes, requests),
+            snapshots: ArchiveTally::default(),
             prices: prices.clone(),
         }
+    }
+
+    /// Adds the catalog snapshots (archive sizes) the store holds: they are billed
+    /// like any archive.
+    pub fn add_snapshots(&mut self, sizes: impl IntoIterator<Item = u64>) {
+        let prices = &self.prices;
+        let (mut tally, mut billed) = (ArchiveTally::default(), 0);
+        for size in sizes {
+            tally.add(size);
+            billed += prices.billed_bytes(size);
+        }
+        self.monthly_storage += prices.monthly_storage(billed)
+            + gb(tally.archives * prices.overhead_standard_bytes)
+                * prices.overhead_storage_per_gb_month;
+        self.monthly_overhead += prices.monthly_overhead(tally.archives, tally.bytes, billed);
+        self.total.archives += tally.archives;
+        self.total.bytes += tally.bytes;
+        self.snapshots.archives += tally.archives;
+        self.snapshots.bytes += tally.bytes;
     }
 }
 

@@ -21,6 +21,7 @@ use crate::model::{Sha1Digest, TreeHash};
 /// Glacier's limit on an archive description.
 pub const MAX_LEN: usize = 1024;
 const FIRN_PREFIX: &str = "firn1 ";
+const SNAPSHOT_PREFIX: &str = "firn-catalog1 ";
 const MT2_PREFIX: &str = "mt2 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +186,88 @@ fn decode_hex<const N: usize>(text: Option<&str>) -> Result<Option<[u8; N]>, Dec
     }
 }
 
+/// The description of a catalog snapshot: which set it is of, when it was taken,
+/// how many records it holds and the SHA-1 of its bytes. A set id too long to fit
+/// is replaced by its SHA-1 (`set_hash` always holds that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotDescription {
+    pub set: Option<String>,
+    pub set_hash: String,
+    /// Unix milliseconds: which snapshot is newest, even within one second.
+    pub created_ms: i64,
+    pub records: u64,
+    pub sha1: Sha1Digest,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    k: String,
+    t: i64,
+    n: u64,
+    h: String,
+}
+
+/// The SHA-1 of a set id, as a snapshot's description names a set.
+pub fn set_hash(set_id: &str) -> String {
+    hex::encode(Sha1::digest(set_id.as_bytes()))
+}
+
+impl SnapshotDescription {
+    pub fn new(set_id: &str, created_ms: i64, records: u64, sha1: Sha1Digest) -> Self {
+        SnapshotDescription {
+            set: Some(set_id.to_string()),
+            set_hash: set_hash(set_id),
+            created_ms,
+            records,
+            sha1,
+        }
+    }
+
+    /// `firn-catalog1 ` + base64url of its JSON, within Glacier's 1,024 characters.
+    pub fn encode(&self) -> String {
+        let mut json = SnapshotJson {
+            s: self.set.clone(),
+            k: self.set_hash.clone(),
+            t: self.created_ms,
+            n: self.records,
+            h: hex::encode(self.sha1),
+        };
+        let wrap = |json: &SnapshotJson| {
+            format!(
+                "{SNAPSHOT_PREFIX}{}",
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(json).unwrap_or_default())
+            )
+        };
+        let text = wrap(&json);
+        if text.len() <= MAX_LEN {
+            return text;
+        }
+        json.s = None;
+        wrap(&json)
+    }
+
+    /// The snapshot description in `text`, or None for any other description.
+    pub fn decode(text: &str) -> Option<SnapshotDescription> {
+        let body = text.strip_prefix(SNAPSHOT_PREFIX)?;
+        let json: SnapshotJson =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body.trim()).ok()?).ok()?;
+        Some(SnapshotDescription {
+            set: json.s,
+            set_hash: json.k,
+            created_ms: json.t,
+            records: json.n,
+            sha1: hex::decode(&json.h).ok()?.try_into().ok()?,
+        })
+    }
+
+    /// Whether this is a snapshot of `set_id`.
+    pub fn is_of(&self, set_id: &str) -> bool {
+        self.set_hash == set_hash(set_id)
+    }
+}
+
 /// `YYYYMMDDTHHMMSSZ` → Unix seconds.
 fn parse_mt2_time(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -247,6 +330,26 @@ mod tests {
         let medium = "z/".repeat(600);
         let text = encode_within(&medium, None, 1, 2, None, None, 2000);
         assert_eq!(decode(&text).unwrap().key.as_deref(), Some(medium.as_str()));
+    }
+
+    #[test]
+    fn snapshot_descriptions_round_trip_and_name_their_set() {
+        let d = SnapshotDescription::new("photos", 1_800_000_000, 200_000, [3; 20]);
+        let text = d.encode();
+        assert!(text.starts_with("firn-catalog1 "));
+        assert_eq!(SnapshotDescription::decode(&text), Some(d.clone()));
+        assert!(d.is_of("photos") && !d.is_of("other"));
+        assert_eq!(
+            decode(&text),
+            Err(DecodeError::Unknown),
+            "not a file's record"
+        );
+        let long = "/srv/".to_string() + &"very-long-root/".repeat(80);
+        let text = SnapshotDescription::new(&long, 1, 2, [4; 20]).encode();
+        assert!(text.len() <= MAX_LEN);
+        let back = SnapshotDescription::decode(&text).unwrap();
+        assert_eq!(back.set, None);
+        assert!(back.is_of(&long));
     }
 
     #[test]

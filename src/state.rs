@@ -13,6 +13,8 @@ use crate::model::Fingerprint;
 use crate::model::{ContentHash, Sha1Digest, TreeHash};
 pub struct LocalState {
     conn: Mutex<Connection>,
+    /// The directory the state lives in (the set's state directory).
+    dir: std::path::PathBuf,
 }
 
 /// A cached fingerprint and the content hash it was computed for.
@@ -162,7 +164,16 @@ impl LocalState {
             .with_context(|| format!("cannot initialise local state {}", path.display()))?;
         Ok(LocalState {
             conn: Mutex::new(conn),
+            dir: path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| std::path::PathBuf::from(".")),
         })
+    }
+
+    /// The set's state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

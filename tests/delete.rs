@@ -383,12 +383,19 @@ fn cost_json_for_a_known_tree() {
     assert_eq!(doc["current"]["bytes"], 5 * mib);
     assert_eq!(doc["superseded"]["archives"], 1);
     assert_eq!(doc["superseded"]["bytes"], mib);
-    assert_eq!(doc["total"]["archives"], 4);
-    assert_eq!(doc["total"]["bytes"], 6 * mib);
+    // Each backup stored a catalog snapshot: billed like any archive.
+    assert_eq!(doc["snapshots"]["archives"], 2, "{doc}");
+    let snapshot_bytes = doc["snapshots"]["bytes"].as_u64().unwrap();
+    assert!(snapshot_bytes > 0 && snapshot_bytes < 4096, "{doc}");
+    assert_eq!(doc["total"]["archives"], 4 + 2);
+    assert_eq!(doc["total"]["bytes"], 6 * mib + snapshot_bytes);
     let f = |v: &Value| v.as_f64().unwrap();
     let gb = |bytes: u64| bytes as f64 / GIB;
     assert!(
-        close(f(&doc["monthly_storage"]), gb(6 * mib) * 1.0),
+        close(
+            f(&doc["monthly_storage"]),
+            gb(6 * mib + snapshot_bytes) * 1.0
+        ),
         "{doc}"
     );
     assert_eq!(doc["early"]["archives"], 1);
@@ -421,7 +428,7 @@ fn cost_json_for_a_known_tree() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(
-        text.contains("archived: 4 archives, 6.0 MiB (current: 3 archives, 5.0 MiB; superseded: 1 archive, 1.0 MiB)"),
+        text.contains("archived: 6 archives, 6.0 MiB (current: 3 archives, 5.0 MiB; superseded: 1 archive, 1.0 MiB; catalog snapshots: 2 archives, "),
         "{text}"
     );
     assert!(text.contains("standard"), "{text}");

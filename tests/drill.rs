@@ -1,7 +1,9 @@
-//! The restore drill, on every backend: back up an awkward tree, lose the tree, the
-//! catalog and the set's local state, rebuild the catalog from the store's
-//! inventory alone, restore everything into a new directory, and compare every
-//! file's name (raw bytes), content and mtime.
+//! The restore drill, on every backend: back up an awkward tree (names no archive
+//! description can hold among them), supersede and delete some versions, lose the
+//! tree, the catalog and the set's local state, rebuild the catalog from what the
+//! store holds (its newest catalog snapshot, then descriptions), restore
+//! everything into a new directory, and compare every file's name (raw bytes),
+//! content and mtime, and every version the catalog had.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::aws::sdk_config;
 use common::aws_sandbox::AwsSandbox;
-use common::{Sandbox, pattern, stdout};
+use common::{Sandbox, last_json, pattern, stdout};
 
 const MIB: usize = 1 << 20;
 
@@ -125,12 +127,25 @@ fn show(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
 }
 
-/// The tree: NFD names, a name that is not UTF-8, spaces and quotes, a path 22
-/// directories deep, two empty files, and files over the multipart threshold
-/// (some not a whole number of MiB); each with its own mtime, to the nanosecond.
-fn build_tree(sb: &Sandbox, s3_names: bool) -> usize {
+/// The tree: NFD names, a name that is not UTF-8, a newline, spaces and quotes,
+/// a path 22 directories deep, paths over 1,024 bytes (a Glacier description's
+/// limit) and over 2 KB (S3 metadata's), two empty files, and files over the
+/// multipart threshold (some not a whole number of MiB); each with its own mtime,
+/// to the nanosecond.
+fn build_tree(sb: &Sandbox) -> usize {
     let deep: String = (1..=22).map(|i| format!("level{i:02}/")).collect();
-    let mut files: Vec<(Vec<u8>, Vec<u8>)> = vec![
+    let long = |dirs: usize| -> String {
+        (0..dirs)
+            .map(|i| format!("a-rather-long-directory-name-{i:02}/"))
+            .collect()
+    };
+    let (long, longer) = (
+        format!("{}far.txt", long(33)),
+        format!("{}farther.txt", long(66)),
+    );
+    assert!(long.len() > 1024 && long.len() < 2048, "{}", long.len());
+    assert!(longer.len() > 2048, "{}", longer.len());
+    let files: Vec<(Vec<u8>, Vec<u8>)> = vec![
         (b"plain.txt".to_vec(), b"plain".to_vec()),
         ("Cafe\u{301}.txt".into(), b"NFD name".to_vec()),
         (
@@ -159,66 +174,124 @@ fn build_tree(sb: &Sandbox, s3_names: bool) -> usize {
             b"big/five-mib-plus-one.bin".to_vec(),
             pattern(5 * MIB + 1, 5),
         ),
+        (b"lines/new\nline.txt".to_vec(), b"newline".to_vec()),
+        (long.into_bytes(), b"far away".to_vec()),
+        (longer.into_bytes(), b"farther still".to_vec()),
+        (b"doomed.txt".to_vec(), b"deleted before the loss".to_vec()),
     ];
-    if s3_names {
-        // A newline in a name, and a path over S3's 1,024-byte key limit (its
-        // record in the object's metadata still holds it).
-        files.push((b"lines/new\nline.txt".to_vec(), b"newline".to_vec()));
-        let long: String = (0..33)
-            .map(|i| format!("a-rather-long-directory-name-{i:02}/"))
-            .collect();
-        assert!(long.len() > 1024, "{}", long.len());
-        files.push((format!("{long}far.txt").into_bytes(), b"far away".to_vec()));
-    }
     for (i, (name, content)) in files.iter().enumerate() {
-        let path = sb.write(name, content);
-        let when = UNIX_EPOCH
-            + Duration::new(
-                1_500_000_000 + i as u64 * 86_400,
-                (123_456_789 * (i as u32 + 1)) % 1_000_000_000,
-            );
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .and_then(|f| f.set_modified(when))
-            .expect("set mtime");
+        write_with_mtime(sb, name, content, i as u64);
     }
     files.len()
 }
 
-fn drill(d: &Drill, multipart_files: u64, s3_names: bool) {
-    let count = build_tree(&d.sb, s3_names);
-    let before = snapshot(&d.sb.tree());
-    assert_eq!(before.len(), count);
+/// Writes `content` at `name` with an mtime of its own (day `day`, odd nanoseconds).
+fn write_with_mtime(sb: &Sandbox, name: &[u8], content: &[u8], day: u64) {
+    let path = sb.write(name, content);
+    let when = UNIX_EPOCH
+        + Duration::new(
+            1_500_000_000 + day * 86_400,
+            ((123_456_789 * (day + 1)) % 1_000_000_000) as u32,
+        );
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(when))
+        .expect("set mtime");
+}
 
+/// Every version the catalog records, every field `firn ls --all --json` shows,
+/// sorted by path and archive id.
+fn versions(d: &Drill) -> Vec<serde_json::Value> {
+    let listing = d.json(&["ls", "--set", "s", "--all", "--json"]);
+    let mut out = listing.as_array().expect("a list").clone();
+    out.sort_by_key(|r| (r["path"].to_string(), r["archive_id"].to_string()));
+    out
+}
+
+/// The archive ids of `path`'s versions, in the order `firn ls --all` gives them
+/// (oldest first).
+fn history(d: &Drill, path: &str) -> Vec<(String, String)> {
+    let listing = d.json(&["ls", "--set", "s", "--all", "--json"]);
+    listing
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|r| r["path"] == path)
+        .map(|r| {
+            (
+                r["archive_id"].as_str().unwrap_or_default().to_string(),
+                r["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn drill(d: &Drill) {
+    let count = build_tree(&d.sb);
     let backup = d.json(&["backup", "--set", "s", "--json"]);
     assert_eq!(backup["uploaded_files"], count as u64, "{backup}");
+    assert!(backup["catalog_snapshot"]["records"].is_u64(), "{backup}");
+
+    // plain.txt gets three more versions (creation dates are whole seconds);
+    // one superseded version is deleted, and so is doomed.txt, every version.
+    for (n, content) in ["second", "third!", "fourth!!"].iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(1100));
+        write_with_mtime(&d.sb, b"plain.txt", content.as_bytes(), 400 + n as u64);
+        let again = d.json(&["backup", "--set", "s", "--json"]);
+        assert_eq!(again["uploaded_files"], 1, "{again}");
+    }
+    let plain = history(d, "plain.txt");
+    assert_eq!(plain.len(), 4, "{plain:?}");
+    let doomed = history(d, "doomed.txt");
+    d.ok(&["delete", "--set", "s", "--archive", &plain[1].0, "--yes"]);
+    d.ok(&[
+        "delete",
+        "--set",
+        "s",
+        "doomed.txt",
+        "--all-versions",
+        "--yes",
+    ]);
+    std::fs::remove_file(d.sb.tree().join("doomed.txt")).unwrap();
+    let plain: Vec<_> = history(d, "plain.txt");
+    assert_eq!(plain.len(), 3, "{plain:?}");
+    let catalog_before = versions(d);
+    let before = snapshot(&d.sb.tree());
+    assert_eq!(before.len(), count - 1);
+
     // Before anything is lost, the inventory agrees with the catalog (the empty
-    // files' placeholders included).
+    // files' placeholders included); the snapshots are not orphans.
     let check = d.json(&["inventory", "--set", "s", "--json"]);
     assert_eq!(check["problems"], 0, "{check}");
-    assert_eq!(check["archive_count"], count as u64, "{check}");
+    assert_eq!(
+        check["record_count"],
+        catalog_before.len() as u64,
+        "{check}"
+    );
+    assert!(check["snapshots"].as_u64().unwrap_or(0) >= 1, "{check}");
 
     // Lose the tree, the catalog and the set's local state (fingerprints, jobs).
     std::fs::remove_dir_all(d.sb.tree()).unwrap();
     d.lose_catalog();
     std::fs::remove_dir_all(d.sb.data().join("sets")).unwrap();
 
-    let rebuilt = d.json(&[
-        "catalog",
-        "rebuild",
-        "--from-inventory",
-        "--set",
-        "s",
-        "--json",
-    ]);
-    assert_eq!(rebuilt["current"], count as u64, "{rebuilt}");
-    assert_eq!(rebuilt["files"], count as u64, "{rebuilt}");
+    let rebuilt = d.json(&["catalog", "rebuild", "--set", "s", "--json"]);
+    let used = &rebuilt["snapshot"];
+    assert_eq!(used["records"], catalog_before.len() as u64, "{rebuilt}");
+    assert_eq!(used["imported"], catalog_before.len() as u64, "{rebuilt}");
+    assert_eq!(used["gone"], 0, "{rebuilt}");
     assert_eq!(rebuilt["skipped"].as_array().unwrap().len(), 0, "{rebuilt}");
+    assert_eq!(
+        rebuilt["current"], 0,
+        "nothing stored after the snapshot: {rebuilt}"
+    );
     assert_eq!(rebuilt["merged"], false);
-    // Descriptions written before the content was hashed (Glacier multipart) carry
-    // no SHA-1; the tree hash still verifies those files on restore.
-    assert_eq!(rebuilt["unknown_sha1"], multipart_files, "{rebuilt}");
+    // Every version as it was, in its order, with its state; the deleted
+    // archives are not back.
+    assert_eq!(versions(d), catalog_before);
+    assert_eq!(history(d, "plain.txt"), plain);
+    assert!(history(d, "doomed.txt").is_empty(), "{doomed:?} came back");
 
     let restored: PathBuf = d.sb.path().join("restored here");
     let out = d.ok(&[
@@ -235,7 +308,7 @@ fn drill(d: &Drill, multipart_files: u64, s3_names: bool) {
             .lines()
             .filter(|l| l.starts_with("restored: "))
             .count(),
-        count,
+        count - 1,
         "{}",
         stdout(&out)
     );
@@ -258,31 +331,95 @@ fn drill(d: &Drill, multipart_files: u64, s3_names: bool) {
         assert!(got == content, "{}: content differs", show(name));
         assert_eq!(got_mtime, mtime, "{}: mtime", show(name));
     }
+    // An old version comes back by its archive id too.
+    let oldest = d.sb.path().join("oldest");
+    d.ok(&[
+        "restore",
+        "--set",
+        "s",
+        "--archive",
+        &plain[0].0,
+        "--to",
+        oldest.to_str().unwrap(),
+        "--tier",
+        "expedited",
+    ]);
+    assert_eq!(std::fs::read(oldest.join("plain.txt")).unwrap(), b"plain");
 
     // The rebuilt catalog is consistent with the store.
     let check = d.json(&["inventory", "--set", "s", "--json"]);
     assert_eq!(check["problems"], 0, "{check}");
-    // The restore verified every file by tree hash and filled in the SHA-1s the
-    // descriptions did not carry.
-    let listing = d.json(&["ls", "--set", "s", "--all", "--json"]);
-    let unknown = "0".repeat(40);
-    for record in listing.as_array().unwrap() {
-        assert_ne!(record["sha1"], unknown.as_str(), "{record}");
+}
+
+/// Without snapshots (`--no-snapshot`, or a store written by an older firn), the
+/// descriptions alone bring back every file whose path fits in one.
+fn drill_from_descriptions(d: &Drill, multipart_files: u64, too_long: usize) {
+    let count = build_tree(&d.sb);
+    d.json(&["backup", "--set", "s", "--json"]);
+    std::fs::remove_dir_all(d.sb.tree()).unwrap();
+    d.lose_catalog();
+    std::fs::remove_dir_all(d.sb.data().join("sets")).unwrap();
+    let out = d.firn(&[
+        "catalog",
+        "rebuild",
+        "--no-snapshot",
+        "--set",
+        "s",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "skipped archives: {}",
+        stdout(&out)
+    );
+    let rebuilt = last_json(&out);
+    assert!(rebuilt.get("snapshot").is_none(), "{rebuilt}");
+    assert!(
+        rebuilt["snapshots_seen"].as_u64().unwrap_or(0) >= 1,
+        "{rebuilt}"
+    );
+    // Descriptions written before the content was hashed (Glacier multipart) carry
+    // no SHA-1; the tree hash still verifies those files on restore.
+    assert_eq!(rebuilt["unknown_sha1"], multipart_files, "{rebuilt}");
+    // A path too long for a description is the one thing only a snapshot keeps.
+    let skipped = rebuilt["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), too_long, "{rebuilt}");
+    for s in skipped {
+        assert!(s["reason"].as_str().unwrap().contains("too long"), "{s}");
     }
+    assert_eq!(rebuilt["current"], (count - too_long) as u64, "{rebuilt}");
 }
 
 #[test]
 fn restore_drill_on_the_embedded_default() {
-    drill(&Drill::embedded(), 0, false);
+    drill(&Drill::embedded());
 }
 
 #[test]
 fn restore_drill_on_glacier_and_dynamodb() {
-    drill(&Drill::amazon(), 3, false);
+    drill(&Drill::amazon());
 }
 
 #[test]
 fn restore_drill_on_s3() {
-    // S3 multipart objects get their SHA-1 as a tag once whole: none unknown.
-    drill(&Drill::s3(), 0, true);
+    drill(&Drill::s3());
+}
+
+#[test]
+fn rebuild_without_snapshots_on_the_embedded_default() {
+    drill_from_descriptions(&Drill::embedded(), 0, 2);
+}
+
+#[test]
+fn rebuild_without_snapshots_on_glacier_and_dynamodb() {
+    // Both long paths are over a Glacier description's 1,024 characters.
+    drill_from_descriptions(&Drill::amazon(), 3, 2);
+}
+
+#[test]
+fn rebuild_without_snapshots_on_s3() {
+    // S3 multipart objects get their SHA-1 as a tag once whole: none unknown;
+    // S3 metadata holds the path over 1,024 bytes, not the one over 2 KB.
+    drill_from_descriptions(&Drill::s3(), 0, 1);
 }

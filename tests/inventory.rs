@@ -177,7 +177,12 @@ fn reconciliation_reports_orphans_missing_archives_and_mismatches() {
     let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
     assert_eq!(code, Some(1), "problems found: {doc}");
     assert_eq!(doc["outcome"], "ready");
-    assert_eq!(doc["archive_count"], 5, "{doc}");
+    assert_eq!(
+        doc["archive_count"],
+        5 + 1,
+        "and the catalog snapshot: {doc}"
+    );
+    assert_eq!(doc["snapshots"], 1, "not an orphan: {doc}");
     assert_eq!(doc["record_count"], 5, "{doc}");
     assert_eq!(doc["matched"], 2, "a.txt and d.txt: {doc}");
     assert_eq!(doc["empty_sentinels"], 1);
@@ -705,10 +710,7 @@ fn rebuild_orders_versions_by_creation_and_merges_into_a_known_catalog() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", sb.catalog_db().display()));
     }
-    let doc = ok_json(
-        &sb,
-        &["catalog", "rebuild", "--from-inventory", "--set", "s"],
-    );
+    let doc = ok_json(&sb, &["catalog", "rebuild", "--no-snapshot", "--set", "s"]);
     assert_eq!(
         (doc["files"].as_u64(), doc["current"].as_u64()),
         (Some(2), Some(2))
@@ -743,6 +745,18 @@ fn rebuild_orders_versions_by_creation_and_merges_into_a_known_catalog() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("merged:"), "{text}");
+    // The newest catalog snapshot has the row as it was.
+    assert!(
+        text.contains("3 records (1 added, 0 whose archive"),
+        "{text}"
+    );
+    assert_eq!(summary(&records(&sb)), summary(&before));
+
+    // Without snapshots, from the descriptions: the same.
+    catalog_sql(&sb, "DELETE FROM archive WHERE key = 'keep.txt'");
+    let out = firn(&sb, &["catalog", "rebuild", "--no-snapshot", "--set", "s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
     assert!(text.contains("1 file (1 current, 0 superseded"), "{text}");
     assert!(text.contains("2 already in the catalog"), "{text}");
     assert_eq!(summary(&records(&sb)), summary(&before));

@@ -255,6 +255,7 @@ fn a_superseded_version_restores_by_archive_id() {
         std::fs::read_to_string(out_dir.join("notes.txt")).unwrap(),
         "first draft"
     );
+    let nowhere = sb.path().join("not made");
     let out = sb.firn([
         "restore",
         "--set",
@@ -262,7 +263,7 @@ fn a_superseded_version_restores_by_archive_id() {
         "--archive",
         "feedbeef",
         "--to",
-        "x",
+        nowhere.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -270,6 +271,7 @@ fn a_superseded_version_restores_by_archive_id() {
         "{}",
         stderr(&out)
     );
+    assert!(!nowhere.exists(), "a refused restore creates nothing");
 }
 
 #[test]

@@ -93,8 +93,8 @@ fn every_class_round_trips_single_and_multipart_files() {
         let puts = proxy.count(RequestInfo::is_s3_put_object);
         assert_eq!(
             (parts, puts),
-            (3, 2),
-            "{class}: 3 parts of 16 MiB, 2 single puts"
+            (3, 2 + 1),
+            "{class}: 3 parts of 16 MiB, 2 single puts and the catalog snapshot's"
         );
         assert!(
             proxy
@@ -105,8 +105,15 @@ fn every_class_round_trips_single_and_multipart_files() {
             "every body carries the checksum S3 verifies"
         );
         // The class is set when each object is created; keys read as the files.
+        // The catalog snapshot too: under the prefix, in the class, apart from the files.
         let objects = classes(&cloud.endpoint);
-        assert_eq!(objects.len(), 3);
+        assert_eq!(objects.len(), 3 + 1);
+        assert!(
+            objects
+                .iter()
+                .any(|(k, _)| k.starts_with("photos/.firn-catalog-snapshots/")),
+            "{objects:?}"
+        );
         for (key, got) in &objects {
             assert_eq!(got, class, "{key}");
             assert!(key.starts_with("photos/"), "{key}");

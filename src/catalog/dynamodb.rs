@@ -36,7 +36,7 @@ use aws_sdk_dynamodb::types::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
+use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary, SnapshotRecord};
 use crate::aws::{self, AwsSettings};
 use crate::model::{Sha1Digest, UNKNOWN_SHA1};
 /// Sort keys longer than this (bytes) are stored hashed.
@@ -129,6 +129,47 @@ fn version_key(key: &str, archive_id: &str) -> String {
 
 fn is_version_item(item: &Item) -> bool {
     get_s(item, "path").is_some_and(|p| p.contains(VERSION_MARK))
+}
+
+/// Snapshots of the catalog are items too, under a sort key no file's key has
+/// (keys never begin with `/`).
+const SNAPSHOT_MARK: &str = "//snapshot/";
+
+fn is_snapshot_item(item: &Item) -> bool {
+    get_s(item, "path").is_some_and(|p| p.starts_with(SNAPSHOT_MARK))
+}
+
+fn snapshot_key(archive_id: &str) -> String {
+    format!(
+        "{SNAPSHOT_MARK}{}",
+        hex::encode(&Sha256::digest(archive_id.as_bytes())[..16])
+    )
+}
+
+fn encode_snapshot(set_id: &str, snapshot: &SnapshotRecord) -> Item {
+    let mut item = Item::new();
+    item.insert("set_id".into(), s(set_id));
+    item.insert("path".into(), s(snapshot_key(&snapshot.archive_id)));
+    item.insert("archive_id".into(), s(&snapshot.archive_id));
+    item.insert("target".into(), s(&snapshot.target));
+    item.insert("created_ms".into(), n(snapshot.created_ms));
+    item.insert("size".into(), n(snapshot.size));
+    item.insert("records".into(), n(snapshot.records));
+    item.insert("sha1".into(), s(hex::encode(snapshot.sha1)));
+    item.insert("tree_hash".into(), s(hex::encode(snapshot.tree_hash)));
+    item
+}
+
+fn decode_snapshot(item: &Item) -> Option<SnapshotRecord> {
+    Some(SnapshotRecord {
+        archive_id: get_s(item, "archive_id")?,
+        target: get_s(item, "target").unwrap_or_default(),
+        created_ms: get_n(item, "created_ms")?,
+        size: get_n(item, "size")?,
+        records: get_n(item, "records")?,
+        sha1: get_hex(item, "sha1")?,
+        tree_hash: get_hex(item, "tree_hash")?,
+    })
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -607,7 +648,11 @@ impl Catalog for DynamoCatalog {
             out.extend(
                 page.items()
                     .iter()
-                    .filter(|item| item.contains_key("archive_id") && !is_version_item(item))
+                    .filter(|item| {
+                        item.contains_key("archive_id")
+                            && !is_version_item(item)
+                            && !is_snapshot_item(item)
+                    })
                     .filter_map(|item| {
                         Some(CurrentSummary {
                             key: get_s(item, "full_path").or_else(|| get_s(item, "path"))?,
@@ -632,6 +677,9 @@ impl Catalog for DynamoCatalog {
     async fn records(&self) -> Result<Vec<ArchiveRecord>> {
         let mut out: Vec<ArchiveRecord> = Vec::new();
         for item in self.query(None, None).await? {
+            if is_snapshot_item(&item) {
+                continue;
+            }
             if is_version_item(&item) {
                 out.extend(decode_version(&item));
             } else if let Some(head) = Head::decode(&item) {
@@ -824,6 +872,35 @@ impl Catalog for DynamoCatalog {
             }
         }
         self.put_items(items).await
+    }
+
+    async fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let mut out: Vec<SnapshotRecord> = self
+            .query(Some(SNAPSHOT_MARK), None)
+            .await?
+            .iter()
+            .filter_map(decode_snapshot)
+            .collect();
+        out.sort_by(|a, b| (a.created_ms, &a.archive_id).cmp(&(b.created_ms, &b.archive_id)));
+        Ok(out)
+    }
+
+    async fn record_snapshot(&self, snapshot: &SnapshotRecord) -> Result<()> {
+        self.put_items(vec![encode_snapshot(&self.set_id, snapshot)])
+            .await
+    }
+
+    async fn remove_snapshot(&self, archive_id: &str) -> Result<()> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("set_id", s(&self.set_id))
+            .key("path", s(snapshot_key(archive_id)));
+        aws::retry_transient(aws::ATTEMPTS, || delete.clone().send())
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        Ok(())
     }
 }
 

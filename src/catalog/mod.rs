@@ -57,6 +57,22 @@ pub struct ArchiveRecord {
     pub superseded_at: Option<i64>,
 }
 
+/// A snapshot of the catalog kept in the store (see `engine::snapshot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    pub archive_id: String,
+    /// Which store holds it.
+    pub target: String,
+    /// Unix milliseconds (snapshots follow each other within a second).
+    pub created_ms: i64,
+    /// Bytes of the compressed snapshot.
+    pub size: u64,
+    /// How many catalog records it holds.
+    pub records: u64,
+    pub sha1: Sha1Digest,
+    pub tree_hash: TreeHash,
+}
+
 /// What status needs of the current version of each file (kept small: one per file).
 #[derive(Debug, Clone)]
 pub struct CurrentSummary {
@@ -159,4 +175,12 @@ pub trait Catalog: Send + Sync {
 
     /// Writes many records at once (a rebuilt or copied catalog), in batches.
     async fn import(&self, records: &[ArchiveRecord]) -> Result<()>;
+
+    /// The snapshots of this catalog kept in the store, oldest first.
+    async fn snapshots(&self) -> Result<Vec<SnapshotRecord>>;
+
+    async fn record_snapshot(&self, snapshot: &SnapshotRecord) -> Result<()>;
+
+    /// Forgets one snapshot (after the store confirmed its deletion).
+    async fn remove_snapshot(&self, archive_id: &str) -> Result<()>;
 }

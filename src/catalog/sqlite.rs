@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
+use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary, SnapshotRecord};
 use crate::model::{Sha1Digest, UNKNOWN_SHA1};
 /// `catalog = { kind = "sqlite", path = "…" }` in a set's config; the path
 /// defaults to `<data dir>/catalog.sqlite`.
@@ -39,6 +39,11 @@ impl SqliteCatalog {
                 uploaded_at INTEGER NOT NULL, state TEXT NOT NULL, host TEXT NOT NULL,
                 superseded_at INTEGER,
                 PRIMARY KEY (set_id, key, archive_id));
+             CREATE TABLE IF NOT EXISTS snapshot (
+                set_id TEXT NOT NULL, archive_id TEXT NOT NULL, target TEXT NOT NULL,
+                created_ms INTEGER NOT NULL, size INTEGER NOT NULL, records INTEGER NOT NULL,
+                sha1 BLOB NOT NULL, tree_hash BLOB NOT NULL,
+                PRIMARY KEY (set_id, archive_id));
              CREATE UNIQUE INDEX IF NOT EXISTS archive_one_current ON archive (set_id, key) WHERE state = 'current';
              CREATE INDEX IF NOT EXISTS archive_by_id ON archive (archive_id);",
         )
@@ -247,6 +252,68 @@ impl Catalog for SqliteCatalog {
             )?
             .into_iter()
             .next())
+    }
+
+    async fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT archive_id, target, created_ms, size, records, sha1, tree_hash FROM snapshot
+             WHERE set_id = ?1 ORDER BY created_ms, archive_id",
+        )?;
+        let rows = stmt.query_map([&self.set_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, Vec<u8>>(5)?,
+                row.get::<_, Vec<u8>>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (archive_id, target, created_ms, size, records, sha1, tree_hash) = row?;
+            let (Ok(sha1), Ok(tree_hash)) = (sha1.try_into(), tree_hash.try_into()) else {
+                continue;
+            };
+            out.push(SnapshotRecord {
+                archive_id,
+                target,
+                created_ms,
+                size: size as u64,
+                records: records as u64,
+                sha1,
+                tree_hash,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn record_snapshot(&self, snapshot: &SnapshotRecord) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO snapshot (set_id, archive_id, target, created_ms, size, records, sha1, tree_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                self.set_id,
+                snapshot.archive_id,
+                snapshot.target,
+                snapshot.created_ms,
+                snapshot.size as i64,
+                snapshot.records as i64,
+                &snapshot.sha1[..],
+                &snapshot.tree_hash[..]
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn remove_snapshot(&self, archive_id: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM snapshot WHERE set_id = ?1 AND archive_id = ?2",
+            params![self.set_id, archive_id],
+        )?;
+        Ok(())
     }
 }
 

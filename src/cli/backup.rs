@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
+use super::snapshot::AfterRun;
 use crate::config::ResolvedSet;
 use crate::engine::{BackupSummary, Engine, Progress};
 use crate::fmt::{human_bytes, plural};
@@ -25,6 +26,8 @@ struct BackupJson<'a> {
     #[serde(flatten)]
     summary: &'a BackupSummary,
     problems: Vec<FileProblem<'a>>,
+    #[serde(flatten)]
+    snapshot: &'a AfterRun,
 }
 
 #[derive(Serialize)]
@@ -86,7 +89,13 @@ pub async fn run(set: &ResolvedSet, dry_run: bool, out: &Output) -> Result<ExitC
     summary.files_read = reads.files_read;
     summary.bytes_read = reads.bytes_read;
 
-    let failed = summary.has_failures() || problems.iter().any(|p| p.is_failure);
+    let snapshot = if dry_run {
+        AfterRun::default()
+    } else {
+        super::snapshot::after_run(&engine).await
+    };
+    let failed =
+        summary.has_failures() || problems.iter().any(|p| p.is_failure) || snapshot.failed();
     if out.json {
         out.document(&BackupJson {
             root: set.root.display().to_string(),
@@ -96,6 +105,7 @@ pub async fn run(set: &ResolvedSet, dry_run: bool, out: &Output) -> Result<ExitC
             pending_bytes,
             summary: &summary,
             problems,
+            snapshot: &snapshot,
         })?;
     } else {
         for p in &problems {
@@ -127,6 +137,7 @@ pub async fn run(set: &ResolvedSet, dry_run: bool, out: &Output) -> Result<ExitC
                 human_bytes(pending_bytes)
             ));
         }
+        snapshot.print(out);
     }
     Ok(super::exit_code(failed))
 }

@@ -1,4 +1,5 @@
-//! `firn catalog rebuild`: a lost catalog recreated from the store's inventory.
+//! `firn catalog rebuild`: a lost catalog recreated from the store: its newest
+//! catalog snapshot, then the descriptions of the archives stored after it.
 
 use std::process::ExitCode;
 
@@ -6,8 +7,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::output::Output;
+use super::snapshot::AfterRun;
 use crate::config::ResolvedSet;
-use crate::engine::{Engine, InventoryFetch, RebuildReport};
+use crate::engine::{Engine, RebuildOptions, RebuildOutcome, RebuildReport};
 use crate::fmt::{format_time, plural};
 use crate::lock::SetLock;
 
@@ -17,28 +19,43 @@ struct RebuildJson<'a> {
     set: &'a str,
     #[serde(flatten)]
     report: &'a RebuildReport,
+    #[serde(flatten)]
+    snapshot: &'a AfterRun,
 }
 
-pub async fn rebuild(set: &ResolvedSet, wait: bool, out: &Output) -> Result<ExitCode> {
+pub async fn rebuild(
+    set: &ResolvedSet,
+    options: &RebuildOptions,
+    out: &Output,
+) -> Result<ExitCode> {
     let json = out.json;
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "catalog rebuild")?;
     let engine = Engine::open(set).await?;
-    let inventory = match engine.fetch_inventory(wait).await? {
-        InventoryFetch::Waiting {
+    engine.check_tier(options.tier)?;
+    let report = match engine.rebuild(options).await? {
+        RebuildOutcome::Waiting {
+            what,
             requested_at,
             ready_at,
         } => {
-            super::inventory::print_waiting(json, "nothing rebuilt yet", requested_at, ready_at)?;
+            super::inventory::print_waiting(
+                json,
+                what,
+                "nothing rebuilt yet",
+                requested_at,
+                ready_at,
+            )?;
             return Ok(ExitCode::SUCCESS);
         }
-        InventoryFetch::Ready(inventory) => inventory,
+        RebuildOutcome::Ready(report) => report,
     };
-    let report = engine.rebuild_catalog(&inventory).await?;
+    let snapshot = super::snapshot::after_run(&engine).await;
     if json {
         let doc = RebuildJson {
             outcome: "ready",
             set: &set.id,
             report: &report,
+            snapshot: &snapshot,
         };
         out.document(&doc)?;
     } else {
@@ -61,8 +78,26 @@ pub async fn rebuild(set: &ResolvedSet, wait: bool, out: &Output) -> Result<Exit
                 set.id
             );
         }
+        if let Some(used) = &report.snapshot {
+            println!(
+                "from the catalog snapshot of {}: {} ({} added, {} whose archive the store no longer holds left out)",
+                format_time(used.created_at),
+                plural(used.records, "record"),
+                used.imported,
+                used.gone
+            );
+        } else if report.snapshots_seen > 0 && !options.use_snapshot {
+            println!(
+                "catalog snapshots ignored (--no-snapshot): rebuilt from archive descriptions alone"
+            );
+        }
         println!(
-            "rebuilt from the inventory of {}: {} ({} current, {} superseded; {} without SHA-1), {} skipped, {} already in the catalog",
+            "{} the inventory of {}: {} ({} current, {} superseded; {} without SHA-1), {} skipped, {} already in the catalog",
+            if report.snapshot.is_some() {
+                "stored after it, from"
+            } else {
+                "rebuilt from"
+            },
             format_time(report.inventory_date),
             plural(report.files, "file"),
             report.current,
@@ -72,5 +107,8 @@ pub async fn rebuild(set: &ResolvedSet, wait: bool, out: &Output) -> Result<Exit
             report.already_known
         );
     }
-    Ok(super::exit_code(!report.skipped.is_empty()))
+    snapshot.print(out);
+    Ok(super::exit_code(
+        !report.skipped.is_empty() || snapshot.failed(),
+    ))
 }

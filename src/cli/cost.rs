@@ -39,9 +39,18 @@ pub async fn run(set: &ResolvedSet, output: &Output) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", set.describe())?;
     writeln!(out, "store: {target}")?;
+    let snapshots = if summary.snapshots.archives > 0 {
+        format!(
+            "; catalog snapshots: {}, {}",
+            plural(summary.snapshots.archives, "archive"),
+            human_bytes(summary.snapshots.bytes)
+        )
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "archived: {}, {} (current: {}, {}; superseded: {}, {})",
+        "archived: {}, {} (current: {}, {}; superseded: {}, {}{snapshots})",
         plural(summary.total.archives, "archive"),
         human_bytes(summary.total.bytes),
         plural(summary.current.archives, "archive"),

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::output::Output;
 use super::progress::cancel_on_ctrl_c;
 use super::prompt;
+use super::snapshot::AfterRun;
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
 use crate::engine::{
@@ -170,13 +171,18 @@ async fn run_deletion(
         let _ = printer.await;
         report
     };
-    let failed = !report.failed.is_empty() || report.cancelled > 0;
+    let snapshot = if confirm.dry_run {
+        AfterRun::default()
+    } else {
+        super::snapshot::after_run(engine).await
+    };
+    let failed = !report.failed.is_empty() || report.cancelled > 0 || snapshot.failed();
     if out.json {
         out.document(&DeletionJson::new(
             set,
             plan,
             confirm.dry_run,
-            &report,
+            (&report, &snapshot),
             interrupted,
             skipped,
         ))?;
@@ -196,6 +202,7 @@ async fn run_deletion(
             }
         ));
     }
+    snapshot.print(out);
     Ok(super::exit_code(failed))
 }
 
@@ -300,6 +307,8 @@ struct DeletionJson<'a> {
     skipped_early: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     skipped_early_bytes: Option<u64>,
+    #[serde(flatten)]
+    snapshot: &'a AfterRun,
 }
 
 impl<'a> DeletionJson<'a> {
@@ -307,7 +316,7 @@ impl<'a> DeletionJson<'a> {
         set: &'a ResolvedSet,
         plan: &'a DeletionPlan,
         dry_run: bool,
-        report: &'a DeletionReport,
+        (report, snapshot): (&'a DeletionReport, &'a AfterRun),
         interrupted: &'a InterruptedDeletions,
         skipped: Option<&DeletionPlan>,
     ) -> Self {
@@ -337,6 +346,7 @@ impl<'a> DeletionJson<'a> {
             warnings: &interrupted.failed,
             skipped_early: skipped.map(DeletionPlan::len),
             skipped_early_bytes: skipped.map(|s| s.total_bytes),
+            snapshot,
         }
     }
 }

@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::output::Output;
+use super::snapshot::AfterRun;
 use crate::config::ResolvedSet;
 use crate::engine::{Engine, InventoryOutcome, OrphanOutcome, OrphanResult, Reconciliation};
 use crate::fmt::{format_time, human_bytes, plural};
@@ -20,8 +21,11 @@ pub enum OrphanAction {
     Delete,
 }
 
+/// The line (or JSON) of a command whose store job is not ready: `job` is what
+/// was requested, `what` what the command has not done yet.
 pub(super) fn print_waiting(
     json: bool,
+    job: &str,
     what: &str,
     requested_at: i64,
     ready_at: Option<i64>,
@@ -33,7 +37,7 @@ pub(super) fn print_waiting(
         );
     } else {
         println!(
-            "waiting: {what} (inventory job requested {}, ready {}); run again later",
+            "waiting: {what} ({job} requested {}, ready {}); run again later",
             format_time(requested_at),
             ready_at
                 .map(format_time)
@@ -52,6 +56,8 @@ struct InventoryJson<'a> {
     actions: &'a [OrphanResult],
     /// Orphans, missing archives and mismatches the actions did not resolve.
     problems: usize,
+    #[serde(flatten)]
+    snapshot: &'a AfterRun,
 }
 
 pub async fn run(
@@ -68,7 +74,13 @@ pub async fn run(
             requested_at,
             ready_at,
         } => {
-            print_waiting(json, "no reconciliation yet", requested_at, ready_at)?;
+            print_waiting(
+                json,
+                "inventory job",
+                "no reconciliation yet",
+                requested_at,
+                ready_at,
+            )?;
             return Ok(ExitCode::SUCCESS);
         }
         InventoryOutcome::Ready(r) => r,
@@ -91,6 +103,11 @@ pub async fn run(
         })
         .count();
     let problems = r.problems() - resolved;
+    let snapshot = if actions.is_empty() {
+        AfterRun::default()
+    } else {
+        super::snapshot::after_run(&engine).await
+    };
     if json {
         let doc = InventoryJson {
             outcome: "ready",
@@ -98,13 +115,15 @@ pub async fn run(
             reconciliation: &r,
             actions: &actions,
             problems,
+            snapshot: &snapshot,
         };
         out.document(&doc)?;
     } else {
         out.header(set);
         print_reconciliation(&mut std::io::stdout().lock(), set, &r, &actions, problems)?;
+        snapshot.print(out);
     }
-    Ok(super::exit_code(problems > 0))
+    Ok(super::exit_code(problems > 0 || snapshot.failed()))
 }
 
 fn print_reconciliation(

@@ -25,6 +25,7 @@ mod output;
 mod progress;
 mod prompt;
 mod restore;
+mod snapshot;
 mod status;
 
 use std::io::IsTerminal;
@@ -35,6 +36,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Overrides, ResolvedSet, RootUse};
+use crate::engine::RebuildOptions;
 use crate::fmt::one_line;
 use crate::lock::Busy;
 use crate::model::{Tier, UsageError, usage};
@@ -264,21 +266,39 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum CatalogCommand {
-    /// Recreate a lost catalog from the store's inventory: every archive whose
-    /// description (firn's own, or mt-aws-glacier's mt2) names a file under a safe
-    /// path. Archives the catalog already records are left alone.
+    /// Recreate a lost catalog from the store: its newest catalog snapshot of the
+    /// set, then the descriptions (firn's own, or mt-aws-glacier's mt2) of the
+    /// archives stored after it. Archives the catalog already records are left
+    /// alone; archives the store no longer holds are not brought back.
     Rebuild {
-        /// Rebuild from the archive descriptions of an inventory (the only source).
-        #[arg(long, required = true)]
+        /// Accepted for scripts written for earlier versions: every rebuild reads
+        /// the store's inventory.
+        #[arg(long, hide = true)]
         from_inventory: bool,
+        /// Ignore catalog snapshots: rebuild from archive descriptions alone.
+        #[arg(long)]
+        no_snapshot: bool,
+        /// Retrieval tier for the snapshot where the store needs a job
+        /// (expedited, standard or bulk).
+        #[arg(long, default_value_t = Tier::Standard, value_parser = parse_tier)]
+        tier: Tier,
         /// The set's root directory (it may no longer exist).
         #[arg(long)]
         root: Option<PathBuf>,
         #[command(flatten)]
         set: SetArgs,
-        /// Do not wait for an inventory job that is not ready; run again later.
+        /// Do not wait for store jobs (the inventory, the snapshot's retrieval)
+        /// that are not ready; run again later.
         #[arg(long)]
         no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a snapshot of the catalog in the set's store now (every command that
+    /// changes the catalog does so when it is done).
+    Snapshot {
+        #[command(flatten)]
+        set: SetArgs,
         #[arg(long)]
         json: bool,
     },
@@ -514,6 +534,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command:
                 CatalogCommand::Rebuild {
                     from_inventory: _,
+                    no_snapshot,
+                    tier,
                     root,
                     set,
                     no_wait,
@@ -521,7 +543,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 },
         } => {
             let set = set.resolve(root, RootUse::MayBeMissing)?;
-            catalog::rebuild(&set, !no_wait, &out(json)).await
+            let options = RebuildOptions {
+                wait: !no_wait,
+                tier,
+                use_snapshot: !no_snapshot,
+            };
+            catalog::rebuild(&set, &options, &out(json)).await
+        }
+        Command::Catalog {
+            command: CatalogCommand::Snapshot { set, json },
+        } => {
+            let set = set.resolve(None, RootUse::MayBeMissing)?;
+            snapshot::run(&set, &out(json)).await
         }
     }
 }

@@ -27,13 +27,9 @@ pub struct Request {
 
 pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<ExitCode> {
     let destination = request.destination.unwrap_or_else(|| set.root.clone());
-    // One clear line for a destination that cannot be one, before any job is paid for.
-    if let Err(e) = std::fs::create_dir_all(&destination) {
-        return Err(usage(format!(
-            "cannot use {} as the destination: {e}; give a directory with --to",
-            destination.display()
-        )));
-    }
+    // One clear line for a destination that cannot be one, before any job is paid
+    // for; it is created only once there is something to restore into it.
+    check_destination(&destination)?;
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "restore")?;
     let engine = Engine::open(set).await?;
     engine.check_tier(request.tier)?;
@@ -45,6 +41,9 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
         all_versions: false,
     };
     let records = engine.select_for_restore(&selection).await?;
+    if let Err(e) = std::fs::create_dir_all(&destination) {
+        return Err(destination_error(&destination, &e));
+    }
 
     let quote = engine.retrieval_quote(&records, request.tier);
     let when = match quote.wait {
@@ -114,4 +113,31 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
     }
     let failed = !tally.failed.is_empty() || !tally.conflicts.is_empty() || tally.cancelled > 0;
     Ok(super::exit_code(failed))
+}
+
+/// A destination that is a directory, or can become one: its nearest existing
+/// ancestor is a directory.
+fn check_destination(destination: &std::path::Path) -> Result<()> {
+    for existing in destination.ancestors() {
+        match std::fs::metadata(existing) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) => {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    format!("{} is not a directory", existing.display()),
+                );
+                return Err(destination_error(destination, &e));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(destination_error(destination, &e)),
+        }
+    }
+    Ok(())
+}
+
+fn destination_error(destination: &std::path::Path, e: &std::io::Error) -> anyhow::Error {
+    usage(format!(
+        "cannot use {} as the destination: {e}; give a directory with --to",
+        destination.display()
+    ))
 }

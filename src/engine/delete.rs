@@ -21,6 +21,7 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 
 use super::{Engine, Event, Progress, TaskId, fault_point};
+use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::cost::{CostSummary, Prices};
 use crate::model::now_secs;
@@ -342,6 +343,15 @@ impl Engine {
     pub async fn cost_summary(&self, now: i64) -> Result<CostSummary> {
         let records = self.catalog.records().await?;
         let mut summary = CostSummary::of(&records, &self.prices, now);
+        let target = self.store.target();
+        summary.add_snapshots(
+            self.catalog
+                .snapshots()
+                .await?
+                .into_iter()
+                .filter(|s| s.target.is_empty() || s.target == target)
+                .map(|s| s.size),
+        );
         // Only the tiers this store offers (S3 Deep Archive has no Expedited).
         let offered = self.store.tiers();
         summary

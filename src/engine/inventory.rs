@@ -25,6 +25,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
+use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::description::{self, DecodeError, Format};
 use crate::model::UNKNOWN_SHA1;
@@ -78,6 +79,9 @@ pub struct Reconciliation {
     pub other_store: u64,
     /// Archives the inventory lists that this host deleted after it was taken.
     pub deleted_since: u64,
+    /// Catalog snapshots (of this set or another): accounted for, never orphans.
+    #[serde(default)]
+    pub snapshots: u64,
     pub orphans: Vec<Orphan>,
     pub missing: Vec<Missing>,
     pub mismatched: Vec<Mismatch>,
@@ -198,6 +202,26 @@ pub struct RebuildReport {
     pub unknown_sha1: u64,
     /// Archives not imported, and why.
     pub skipped: Vec<Skipped>,
+    /// The catalog snapshot the rebuild started from, when the store held one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotUsed>,
+    /// Catalog snapshots the store holds (of this set or another), not files.
+    pub snapshots_seen: u64,
+}
+
+/// What a rebuild took from the newest catalog snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotUsed {
+    pub archive_id: String,
+    pub created_at: i64,
+    /// Records the snapshot held.
+    pub records: u64,
+    /// Of those, imported (the rest the catalog already had, or the store no
+    /// longer holds).
+    pub imported: u64,
+    /// Records whose archive the store no longer holds (deleted after the
+    /// snapshot was taken): not brought back.
+    pub gone: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -485,6 +509,10 @@ impl Engine {
         }
         for listing in &inventory.archives {
             if known.contains(listing.archive_id.as_str()) {
+                continue;
+            }
+            if crate::description::SnapshotDescription::decode(&listing.description).is_some() {
+                report.snapshots += 1;
                 continue;
             }
             if deleted

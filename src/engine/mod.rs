@@ -20,6 +20,8 @@ mod recover;
 mod restore;
 mod retention;
 mod select;
+mod snapshot;
+mod tracked;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +37,7 @@ pub use delete::{
 };
 pub use inventory::{
     DescribedFile, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch, Missing,
-    Orphan, OrphanOutcome, OrphanResult, RebuildReport, Reconciliation, Skipped,
+    Orphan, OrphanOutcome, OrphanResult, RebuildReport, Reconciliation, Skipped, SnapshotUsed,
 };
 pub use progress::{
     Cancelled, Change, Event, Progress, Task, TaskId, TaskIds, TaskState, TaskTable, Totals,
@@ -48,6 +50,7 @@ pub use restore::{
 };
 pub use retention::RetentionReport;
 pub use select::{Selection, is_under};
+pub use snapshot::{RebuildOptions, RebuildOutcome, SNAPSHOTS_KEPT, SnapshotReport};
 
 pub use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::catalog::{Catalog, Conflict};
@@ -72,7 +75,7 @@ pub struct Engine {
     scan: ScanOptions,
     set_id: String,
     state: Arc<LocalState>,
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<tracked::Tracked>,
     store: Arc<dyn Store>,
     host: String,
     retention: Retention,
@@ -327,11 +330,12 @@ impl Engine {
 
     /// An engine over given parts (tests wrap a store with injected faults).
     pub fn from_parts(parts: Parts) -> Engine {
+        let snapshot_due = parts.state.dir().join(snapshot::SNAPSHOT_DUE);
         Engine {
             root: parts.root,
             set_id: parts.set_id,
             state: parts.state,
-            catalog: parts.catalog,
+            catalog: Arc::new(tracked::Tracked::new(parts.catalog, snapshot_due)),
             store: parts.store,
             host: parts.host,
             retention: parts.retention,

@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Engine;
+use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::description;
 use crate::model::Fingerprint;

@@ -26,6 +26,7 @@ use sha2::Sha256;
 use super::progress::Cancelled;
 use super::{Engine, Event, Progress, TaskId, fault_point};
 use crate::catalog::ArchiveRecord;
+use crate::catalog::Catalog as _;
 use crate::hash::{RangeTreeJoiner, tree_hash_of};
 use crate::model::Tier;
 use crate::model::now_secs;

@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Engine;
+use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::model::now_secs;
 #[derive(Debug, Clone, Default, Serialize)]

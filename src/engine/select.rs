@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::Result;
 
 use super::{Engine, RecordLookup};
+use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::model::usage;
 

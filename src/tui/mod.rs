@@ -209,13 +209,13 @@ impl Runtime {
             Effect::Upload { batch, candidates } => {
                 let lock = Arc::clone(&self.batches);
                 let (progress, forward) = self.progress(self.cancel.child_token());
-                self.spawn(|engine, _| async move {
+                self.spawn(|engine, tx| async move {
                     let _turn = lock.lock().await;
                     let plan = engine.plan(candidates);
                     let summary = engine.backup(plan, &progress).await;
                     drop(progress);
                     let _ = forward.await;
-                    Action::BatchDone { batch, summary }
+                    snapshot_after(&engine, &tx, Action::BatchDone { batch, summary }).await
                 });
             }
             Effect::Restore {
@@ -283,11 +283,11 @@ impl Runtime {
                 cancel,
             } => {
                 let (progress, forward) = self.progress(cancel);
-                self.spawn(|engine, _| async move {
+                self.spawn(|engine, tx| async move {
                     let report = engine.delete_archives(&plan, &progress).await;
                     drop(progress);
                     let _ = forward.await;
-                    Action::DeleteDone { batch, report }
+                    snapshot_after(&engine, &tx, Action::DeleteDone { batch, report }).await
                 });
             }
             Effect::RunInventory => self.spawn(|engine, _| async move {
@@ -310,15 +310,15 @@ impl Runtime {
                     Err(e) => error("Cannot take an inventory", &e),
                 }
             }),
-            Effect::AdoptOrphans(orphans) => self.spawn(|engine, _| async move {
+            Effect::AdoptOrphans(orphans) => self.spawn(|engine, tx| async move {
                 match engine.adopt_orphans(&orphans).await {
-                    Ok(results) => Action::OrphansActed(results),
+                    Ok(results) => snapshot_after(&engine, &tx, Action::OrphansActed(results)).await,
                     Err(e) => error("Cannot adopt the orphans", &e),
                 }
             }),
-            Effect::DeleteOrphans(orphans) => self.spawn(|engine, _| async move {
+            Effect::DeleteOrphans(orphans) => self.spawn(|engine, tx| async move {
                 match engine.delete_orphans(&orphans).await {
-                    Ok(results) => Action::OrphansActed(results),
+                    Ok(results) => snapshot_after(&engine, &tx, Action::OrphansActed(results)).await,
                     Err(e) => error("Cannot delete the orphans", &e),
                 }
             }),
@@ -342,6 +342,27 @@ impl Runtime {
             }),
             Effect::Rescan => spawn_scan(Arc::clone(&self.engine), self.tx.clone()),
         }
+    }
+}
+
+/// Hands `done` to the reducer, then stores the catalog's snapshot if the work
+/// changed it (invariant 10), and says so in the log; a failure is a notice (the
+/// next change retries).
+async fn snapshot_after(
+    engine: &Engine,
+    tx: &mpsc::UnboundedSender<Action>,
+    done: Action,
+) -> Action {
+    let _ = tx.send(done);
+    match engine.snapshot_if_due().await {
+        Ok(Some(stored)) => Action::Log(format!(
+            "catalog snapshot stored: {} in {} (archive {})",
+            crate::fmt::plural(stored.records, "record"),
+            crate::fmt::human_bytes(stored.bytes),
+            stored.archive_id
+        )),
+        Ok(None) => Action::Tick,
+        Err(e) => Action::Notice(format!("warning: {}", crate::fmt::one_line(&e))),
     }
 }
 

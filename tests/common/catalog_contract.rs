@@ -7,7 +7,9 @@
 //! backend that keeps several sets side by side.
 
 use async_trait::async_trait;
-use firn::catalog::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary};
+use firn::catalog::{
+    ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary, SnapshotRecord,
+};
 use firn::model::UNKNOWN_SHA1;
 
 use super::sample_record;
@@ -42,6 +44,7 @@ macro_rules! catalog_contract_tests {
             current_summaries_list_current_versions_in_key_order_with_their_target,
             keys_longer_than_1024_bytes_behave_like_any_other,
             raw_names_round_trip,
+            snapshots_are_kept_apart_from_records_oldest_first,
         );
     };
     (@tests $name:ident, $open:expr; $($check:ident),* $(,)?) => {
@@ -824,4 +827,39 @@ pub async fn raw_names_round_trip(backend: &dyn Backend) {
         .await
         .unwrap();
     assert_eq!(imported.records().await.unwrap(), vec![nfd, latin1, plain]);
+}
+
+pub async fn snapshots_are_kept_apart_from_records_oldest_first(backend: &dyn Backend) {
+    let catalog = backend.open("snapshots").await;
+    let other = backend.open("snapshots-elsewhere").await;
+    let file = record("a.txt", "file-1", 1);
+    catalog.record_upload(&file, None).await.unwrap();
+    let snapshot = |id: &str, created_ms: i64| SnapshotRecord {
+        archive_id: id.into(),
+        target: "test:/store-0".into(),
+        created_ms,
+        size: 1234,
+        records: 1,
+        sha1: [7; 20],
+        tree_hash: [8; 32],
+    };
+    // Two within one second, given newest first.
+    let (newer, older) = (
+        snapshot("snap-b", 1_800_000_000_500),
+        snapshot("snap-a", 1_800_000_000_100),
+    );
+    catalog.record_snapshot(&newer).await.unwrap();
+    catalog.record_snapshot(&older).await.unwrap();
+    assert_eq!(
+        catalog.snapshots().await.unwrap(),
+        vec![older.clone(), newer.clone()]
+    );
+    // Not files: no record, no current version, no version of any key.
+    assert_eq!(catalog.records().await.unwrap(), vec![file.clone()]);
+    assert_eq!(summaries(catalog.as_ref()).await, vec![summary_of(&file)]);
+    assert!(catalog.find_archive("snap-a").await.unwrap().is_none());
+    assert!(other.snapshots().await.unwrap().is_empty());
+    catalog.remove_snapshot("snap-a").await.unwrap();
+    assert_eq!(catalog.snapshots().await.unwrap(), vec![newer]);
+    assert_eq!(catalog.records().await.unwrap(), vec![file]);
 }

@@ -186,8 +186,17 @@ impl Sandbox {
         value.as_array().cloned().unwrap_or_default()
     }
 
-    /// Archive files in the embedded store.
+    /// Archives of files in the embedded store (catalog snapshots left out).
     pub fn store_archives(&self) -> Vec<String> {
+        self.embedded_archives(false)
+    }
+
+    /// Catalog snapshots in the embedded store.
+    pub fn store_snapshots(&self) -> Vec<String> {
+        self.embedded_archives(true)
+    }
+
+    fn embedded_archives(&self, snapshots: bool) -> Vec<String> {
         let mut out = Vec::new();
         let archives = self.store_dir().join("archives");
         for shard in std::fs::read_dir(&archives).into_iter().flatten().flatten() {
@@ -196,13 +205,27 @@ impl Sandbox {
                 .flatten()
                 .flatten()
             {
-                out.push(file.file_name().to_string_lossy().into_owned());
+                if is_snapshot_archive(&file.path()) == snapshots {
+                    out.push(file.file_name().to_string_lossy().into_owned());
+                }
             }
         }
         out.sort();
         out
     }
 }
+
+/// Whether an embedded store's archive file is a catalog snapshot: its trailer
+/// (the file's end) carries the snapshot description.
+fn is_snapshot_archive(path: &Path) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(SNAPSHOT_MARK.len())
+        .any(|w| w == SNAPSHOT_MARK)
+}
+
+/// How a catalog snapshot's description starts.
+pub const SNAPSHOT_MARK: &[u8] = b"firn-catalog1 ";
 
 /// status of one path in a `firn status --json` document.
 pub fn status_of<'a>(doc: &'a serde_json::Value, path: &str) -> &'a str {

@@ -126,6 +126,10 @@ impl Shape {
 /// The file key a description names (the object key is built from it), or a
 /// placeholder when it holds only a hash of a path too long to fit.
 pub(super) fn description_key(description: &str) -> String {
+    if let Some(snapshot) = crate::description::SnapshotDescription::decode(description) {
+        // Catalog snapshots sit apart from the files, one folder per set.
+        return format!(".firn-catalog-snapshots/{}", snapshot.set_hash);
+    }
     crate::description::decode(description)
         .ok()
         .and_then(|d| d.key)

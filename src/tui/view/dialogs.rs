@@ -97,7 +97,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
         Dialog::Cost(summary) => {
             let prices = &state.set.prices;
             let mut body = format!(
-                "Current versions   {} archives, {}\nSuperseded         {} archives, {}\nStorage            ≈ {} per month\nEarly deletion     ≈ {} if the {} superseded archives inside the {}-day minimum were deleted now\n\nRetrieving every current file:",
+                "Current versions   {} archives, {}\nSuperseded         {} archives, {}\nStorage            ≈ {} per month\nEarly deletion     ≈ {} if the {} superseded archives inside the {}-day minimum were deleted now",
                 count(summary.current.archives),
                 human_bytes(summary.current.bytes),
                 count(summary.superseded.archives),
@@ -107,6 +107,14 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 count(summary.early.archives),
                 prices.minimum_storage_days,
             );
+            if summary.snapshots.archives > 0 {
+                body.push_str(&format!(
+                    "\nCatalog snapshots  {} archives, {} (in the storage)",
+                    count(summary.snapshots.archives),
+                    human_bytes(summary.snapshots.bytes)
+                ));
+            }
+            body.push_str("\n\nRetrieving every current file:");
             for estimate in &summary.retrieval {
                 let (from, to) = state.tier_wait(estimate.tier);
                 body.push_str(&format!(

@@ -1,0 +1,578 @@
+//! Catalog snapshots (invariant 10: losing the catalog loses nothing). After every
+//! run that changed a set's catalog, and on demand, the whole catalog of the set
+//! (every version, raw name bytes, paths of any length, states, upload and
+//! supersession times) goes into the set's own store as one archive, verified like
+//! any other, whose description marks it as a snapshot of that set. A rebuild
+//! starts from the newest snapshot, adds what the store holds beyond it, and drops
+//! what the store no longer holds.
+//!
+//! Format (version 1): gzip of JSON lines; the first line a header
+//! `{"firn_catalog_snapshot": 1, "set", "created_ms", "records", "target"}`, then
+//! one line per record (`k` key, `r` raw name bytes base64url, `s` size, `m` mtime
+//! ns, `h` SHA-1 hex, `t` tree hash hex, `a` archive id, `g` target, `u` uploaded
+//! at, `st` state, `o` host, `x` superseded at).
+//!
+//! Old snapshots are pruned: the newest [`SNAPSHOTS_KEPT`] stay, older ones go once
+//! they are past the store's minimum storage period (deleting earlier is billed).
+
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog as _;
+use std::collections::HashSet;
+
+use super::inventory::{InventoryFetch, RebuildReport, Skipped, SnapshotUsed};
+use super::{Engine, Progress, RestoreOptions, RestoreOutcome};
+use crate::catalog::{ArchiveRecord, ArchiveState, SnapshotRecord};
+use crate::description::SnapshotDescription;
+use crate::hash::ContentHasher;
+use crate::model::now_secs;
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+use crate::model::Tier;
+use crate::store::{ArchiveListing, Inventory};
+
+/// Snapshots kept whatever their age (older ones go once past the minimum period).
+pub const SNAPSHOTS_KEPT: usize = 3;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    firn_catalog_snapshot: u32,
+    set: String,
+    created_ms: i64,
+    records: u64,
+    target: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    k: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+    s: u64,
+    m: i64,
+    h: String,
+    t: String,
+    a: String,
+    g: String,
+    u: i64,
+    st: String,
+    o: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    x: Option<i64>,
+}
+
+/// The compressed snapshot of `records`.
+pub fn encode(
+    set_id: &str,
+    target: &str,
+    created_ms: i64,
+    records: &[ArchiveRecord],
+) -> Result<Vec<u8>> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let header = Header {
+        firn_catalog_snapshot: 1,
+        set: set_id.to_string(),
+        created_ms,
+        records: records.len() as u64,
+        target: target.to_string(),
+    };
+    serde_json::to_writer(&mut gz, &header)?;
+    gz.write_all(b"\n")?;
+    for r in records {
+        let line = Line {
+            k: r.key.clone(),
+            r: r.raw.as_ref().map(|raw| URL_SAFE_NO_PAD.encode(raw)),
+            s: r.size,
+            m: r.mtime_ns,
+            h: hex::encode(r.sha1),
+            t: hex::encode(r.tree_hash),
+            a: r.archive_id.clone(),
+            g: r.target.clone(),
+            u: r.uploaded_at,
+            st: r.state.as_str().into(),
+            o: r.host.clone(),
+            x: r.superseded_at,
+        };
+        serde_json::to_writer(&mut gz, &line)?;
+        gz.write_all(b"\n")?;
+    }
+    Ok(gz.finish()?)
+}
+
+/// The set, the time (Unix ms) and the records of a snapshot.
+pub fn decode(bytes: &[u8]) -> Result<(String, i64, Vec<ArchiveRecord>)> {
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(bytes));
+    let mut lines = reader.lines();
+    let header: Header = serde_json::from_str(&lines.next().context("empty snapshot")??)
+        .context("not a firn catalog snapshot")?;
+    if header.firn_catalog_snapshot != 1 {
+        bail!(
+            "catalog snapshot format {} is newer than this firn reads; update firn",
+            header.firn_catalog_snapshot
+        );
+    }
+    let mut records = Vec::with_capacity(header.records as usize);
+    for line in lines {
+        let line: Line = serde_json::from_str(&line?).context("corrupt snapshot line")?;
+        let digest = |text: &str| hex::decode(text).ok();
+        records.push(ArchiveRecord {
+            raw: match &line.r {
+                Some(raw) => Some(URL_SAFE_NO_PAD.decode(raw).context("corrupt raw name")?),
+                None => None,
+            },
+            key: line.k,
+            size: line.s,
+            mtime_ns: line.m,
+            sha1: digest(&line.h)
+                .and_then(|d| d.try_into().ok())
+                .context("corrupt SHA-1 in snapshot")?,
+            tree_hash: digest(&line.t)
+                .and_then(|d| d.try_into().ok())
+                .context("corrupt tree hash in snapshot")?,
+            archive_id: line.a,
+            target: line.g,
+            uploaded_at: line.u,
+            state: ArchiveState::parse(&line.st).context("corrupt state in snapshot")?,
+            host: line.o,
+            superseded_at: line.x,
+        });
+    }
+    if records.len() as u64 != header.records {
+        bail!(
+            "the snapshot holds {} records, its header says {}",
+            records.len(),
+            header.records
+        );
+    }
+    Ok((header.set, header.created_ms, records))
+}
+
+/// What writing a snapshot did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SnapshotReport {
+    pub archive_id: String,
+    pub records: u64,
+    /// Compressed bytes stored.
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Older snapshots deleted, and those kept for their minimum storage period.
+    pub pruned: u64,
+    pub kept_early: u64,
+}
+
+/// The newest snapshot of `set_id` a store listing holds.
+pub fn newest_in<'a>(
+    listing: &'a [ArchiveListing],
+    set_id: &str,
+) -> Option<(&'a ArchiveListing, SnapshotDescription)> {
+    listing
+        .iter()
+        .filter_map(|a| {
+            let d = SnapshotDescription::decode(&a.description)?;
+            d.is_of(set_id).then_some((a, d))
+        })
+        .max_by_key(|(a, d)| (d.created_ms, a.created_at))
+}
+
+/// How to rebuild a lost catalog.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildOptions {
+    /// Wait for the store's jobs (inventory, snapshot retrieval) instead of
+    /// returning [`RebuildOutcome::Waiting`].
+    pub wait: bool,
+    /// The tier the snapshot is retrieved with.
+    pub tier: Tier,
+    /// Start from the newest snapshot (else: archive descriptions alone).
+    pub use_snapshot: bool,
+}
+
+/// What `firn catalog rebuild` found: a report, or a job the store has not finished.
+#[derive(Debug)]
+pub enum RebuildOutcome {
+    Waiting {
+        /// What is awaited: the inventory, or the snapshot's retrieval.
+        what: &'static str,
+        requested_at: i64,
+        ready_at: Option<i64>,
+    },
+    Ready(RebuildReport),
+}
+
+/// The name a retrieved snapshot is written under in the set's state directory.
+const SNAPSHOT_FILE: &str = "catalog-snapshot.gz";
+
+/// Present in the set's state directory while a snapshot is owed.
+pub(super) const SNAPSHOT_DUE: &str = "snapshot-due";
+
+impl Engine {
+    /// Rebuilds a lost catalog: from the newest snapshot of the set the store holds
+    /// (retrieved with `tier`; on Glacier that takes a job, persisted and resumed
+    /// by the next run), then from the descriptions of the archives stored after it,
+    /// dropping what the store no longer holds. Without a snapshot: from the
+    /// descriptions alone.
+    pub async fn rebuild(&self, options: &RebuildOptions) -> Result<RebuildOutcome> {
+        let RebuildOptions {
+            wait,
+            tier,
+            use_snapshot,
+        } = *options;
+        let inventory = match self.fetch_inventory(wait).await? {
+            InventoryFetch::Waiting {
+                requested_at,
+                ready_at,
+            } => {
+                return Ok(RebuildOutcome::Waiting {
+                    what: "the store's inventory",
+                    requested_at,
+                    ready_at,
+                });
+            }
+            InventoryFetch::Ready(inventory) => inventory,
+        };
+        let snapshots_seen = inventory
+            .archives
+            .iter()
+            .filter(|a| SnapshotDescription::decode(&a.description).is_some())
+            .count() as u64;
+        let files_only = |archives: Vec<ArchiveListing>| Inventory {
+            date: inventory.date,
+            archives: archives
+                .into_iter()
+                .filter(|a| SnapshotDescription::decode(&a.description).is_none())
+                .collect(),
+        };
+        let newest = newest_in(&inventory.archives, &self.set_id).filter(|_| use_snapshot);
+        let Some((listing, described)) = newest else {
+            let mut report = self
+                .rebuild_catalog(&files_only(inventory.archives.clone()))
+                .await?;
+            report.archive_count = inventory.archives.len() as u64;
+            report.snapshots_seen = snapshots_seen;
+            return Ok(RebuildOutcome::Ready(report));
+        };
+        let listing = listing.clone();
+
+        // The snapshot is retrieved like any archive: a job where the store needs
+        // one (persisted, never requested twice), verified before it is read.
+        let dir = self.state.dir().join("rebuild");
+        let record = ArchiveRecord {
+            key: SNAPSHOT_FILE.into(),
+            raw: None,
+            size: listing.size,
+            mtime_ns: described.created_ms.saturating_mul(1_000_000),
+            sha1: described.sha1,
+            tree_hash: listing.tree_hash,
+            archive_id: listing.archive_id.clone(),
+            target: self.store.target(),
+            uploaded_at: listing.created_at,
+            state: ArchiveState::Current,
+            host: self.host.clone(),
+            superseded_at: None,
+        };
+        let options = RestoreOptions {
+            destination: dir.clone(),
+            overwrite: true,
+            tier,
+            wait,
+        };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let mut restored = self
+            .restore(
+                self.number(vec![record]),
+                &options,
+                &Progress::unwatched(cancel),
+            )
+            .await;
+        match restored.results.pop().map(|r| r.outcome) {
+            Some(Ok(RestoreOutcome::Waiting {
+                requested_at,
+                ready_at,
+                ..
+            })) => {
+                return Ok(RebuildOutcome::Waiting {
+                    what: "the retrieval of the catalog snapshot",
+                    requested_at,
+                    ready_at,
+                });
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.context("cannot retrieve the catalog snapshot")),
+            None => bail!("the catalog snapshot was not retrieved"),
+        }
+        let path = dir.join(SNAPSHOT_FILE);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let (set, created_ms, records) = tokio::task::spawn_blocking(move || decode(&bytes))
+            .await
+            .context("snapshot task failed")??;
+        let _ = tokio::fs::remove_file(&path).await;
+        if set != self.set_id {
+            bail!(
+                "the newest catalog snapshot in the store is of set {set:?}, not {:?}",
+                self.set_id
+            );
+        }
+
+        // What the store no longer holds was deleted after the snapshot: not
+        // brought back (the listing's date bounds what it can tell).
+        let listed: HashSet<&str> = inventory
+            .archives
+            .iter()
+            .map(|a| a.archive_id.as_str())
+            .collect();
+        let known: HashSet<String> = self
+            .catalog
+            .records()
+            .await?
+            .into_iter()
+            .map(|r| r.archive_id)
+            .collect();
+        let target = self.store.target();
+        let mut used = SnapshotUsed {
+            archive_id: listing.archive_id.clone(),
+            created_at: created_ms.div_euclid(1000),
+            records: records.len() as u64,
+            ..SnapshotUsed::default()
+        };
+        let in_snapshot: HashSet<String> = records.iter().map(|r| r.archive_id.clone()).collect();
+        let mut import = Vec::with_capacity(records.len());
+        for record in records {
+            let here = record.target.is_empty() || record.target == target;
+            let gone = here
+                && record.archive_id != crate::store::EMPTY_ARCHIVE_ID
+                && !listed.contains(record.archive_id.as_str())
+                && record.uploaded_at < inventory.date;
+            if gone {
+                used.gone += 1;
+            } else if !known.contains(&record.archive_id) {
+                import.push(record);
+            }
+        }
+        used.imported = import.len() as u64;
+        self.catalog.import(&import).await?;
+        // The snapshots themselves, so pruning goes on from here.
+        for (snapshot, d) in inventory.archives.iter().filter_map(|a| {
+            let d = SnapshotDescription::decode(&a.description)?;
+            d.is_of(&self.set_id).then_some((a, d))
+        }) {
+            self.catalog
+                .record_snapshot(&SnapshotRecord {
+                    archive_id: snapshot.archive_id.clone(),
+                    target: target.clone(),
+                    created_ms: d.created_ms,
+                    size: snapshot.size,
+                    records: d.records,
+                    sha1: d.sha1,
+                    tree_hash: snapshot.tree_hash,
+                })
+                .await?;
+        }
+
+        // Then what was stored after the snapshot, from its description; what is
+        // older and not in the snapshot was deleted since, or never recorded.
+        const CLOCK_SLACK: i64 = 300;
+        let (beyond, older): (Vec<ArchiveListing>, Vec<ArchiveListing>) = inventory
+            .archives
+            .iter()
+            .filter(|a| !in_snapshot.contains(&a.archive_id))
+            .filter(|a| SnapshotDescription::decode(&a.description).is_none())
+            .cloned()
+            .partition(|a| a.created_at >= created_ms.div_euclid(1000) - CLOCK_SLACK);
+        let mut report = self.rebuild_catalog(&files_only(beyond)).await?;
+        // Merged means the catalog had records before this rebuild, not that the
+        // snapshot's went in first.
+        report.merged = !known.is_empty();
+        report.archive_count = inventory.archives.len() as u64;
+        report.snapshots_seen = snapshots_seen;
+        for stray in older {
+            report.skipped.push(Skipped {
+                archive_id: stray.archive_id,
+                key: crate::description::decode(&stray.description)
+                    .ok()
+                    .and_then(|d| d.key),
+                reason: "stored before the newest catalog snapshot but not in it (deleted since, or never recorded); `firn inventory` lists it as an orphan".into(),
+                foreign: false,
+            });
+        }
+        report.snapshot = Some(used);
+        Ok(RebuildOutcome::Ready(report))
+    }
+
+    /// Whether a snapshot is due: the catalog changed since the last one (in this
+    /// run, or in one that ended before storing it), or the store holds none of a
+    /// catalog that has records (a set backed up by an older firn).
+    pub async fn snapshot_due(&self) -> Result<bool> {
+        if self.catalog.owes_snapshot() {
+            return Ok(true);
+        }
+        let target = self.store.target();
+        let stored = self
+            .catalog
+            .snapshots()
+            .await?
+            .iter()
+            .any(|s| s.target.is_empty() || s.target == target);
+        Ok(!stored && !self.catalog.current_summaries().await?.is_empty())
+    }
+
+    /// Writes a snapshot when one is due; what a front end calls once a run that
+    /// may have changed the catalog is over. A failure leaves the snapshot due for
+    /// the next run.
+    pub async fn snapshot_if_due(&self) -> Result<Option<SnapshotReport>> {
+        if !self.snapshot_due().await? {
+            return Ok(None);
+        }
+        self.snapshot().await.map(Some)
+    }
+
+    /// Stores a snapshot of the set's catalog in its store, records it, and prunes
+    /// old ones.
+    pub async fn snapshot(&self) -> Result<SnapshotReport> {
+        self.write_snapshot()
+            .await
+            .context("the catalog snapshot was not stored (the next change, or `firn catalog snapshot`, retries)")
+    }
+
+    async fn write_snapshot(&self) -> Result<SnapshotReport> {
+        let started = Instant::now();
+        let seen = self.catalog.write_count();
+        let records = self.catalog.records().await?;
+        let created_ms = now_ms();
+        let (set_id, target) = (self.set_id.clone(), self.store.target());
+        let count = records.len() as u64;
+        let (bytes, hash) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let bytes = encode(&set_id, &target, created_ms, &records)?;
+            let mut hasher = ContentHasher::new();
+            hasher.update(&bytes);
+            Ok((bytes, hasher.finish()))
+        })
+        .await
+        .context("snapshot task failed")??;
+        let description =
+            SnapshotDescription::new(&self.set_id, created_ms, count, hash.sha1).encode();
+        let size = bytes.len() as u64;
+        let mut upload = self.store.begin_upload(size, &description).await?;
+        let part = self.store.part_size(size).max(1);
+        let bytes = Bytes::from(bytes);
+        let mut offset = 0;
+        while offset < bytes.len() {
+            let end = (offset + part).min(bytes.len());
+            upload.reserve((end - offset) as u64).await?;
+            upload.send(offset as u64, bytes.slice(offset..end)).await?;
+            offset = end;
+        }
+        let stored = upload.complete(size, hash.tree_hash, &description).await?;
+        if stored.tree_hash != hash.tree_hash || stored.size != size {
+            // Never record what the store did not confirm byte for byte.
+            let _ = self.store.delete(&stored.archive_id).await;
+            bail!(
+                "the store reported tree hash {} for the catalog snapshot, computed {}; discarded",
+                hex::encode(stored.tree_hash),
+                hex::encode(hash.tree_hash)
+            );
+        }
+        self.catalog
+            .record_snapshot(&SnapshotRecord {
+                archive_id: stored.archive_id.clone(),
+                target: self.store.target(),
+                created_ms,
+                size,
+                records: count,
+                sha1: hash.sha1,
+                tree_hash: hash.tree_hash,
+            })
+            .await?;
+        self.catalog.snapshot_stored(seen);
+        let (pruned, kept_early) = self.prune_snapshots(&stored.archive_id).await?;
+        Ok(SnapshotReport {
+            archive_id: stored.archive_id,
+            records: count,
+            bytes: size,
+            seconds: started.elapsed().as_secs_f64(),
+            pruned,
+            kept_early,
+        })
+    }
+
+    /// Deletes snapshots beyond the newest [`SNAPSHOTS_KEPT`] that are past the
+    /// minimum storage period; returns how many went and how many stay for now.
+    async fn prune_snapshots(&self, newest: &str) -> Result<(u64, u64)> {
+        let now = now_secs();
+        let mut snapshots: Vec<SnapshotRecord> = self
+            .catalog
+            .snapshots()
+            .await?
+            .into_iter()
+            .filter(|s| s.target.is_empty() || s.target == self.store.target())
+            .collect();
+        snapshots.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
+        let (mut pruned, mut kept_early) = (0, 0);
+        for old in snapshots.iter().skip(SNAPSHOTS_KEPT) {
+            if old.archive_id == newest {
+                continue;
+            }
+            if self.prices.is_early(old.created_ms.div_euclid(1000), now) {
+                kept_early += 1;
+                continue;
+            }
+            self.store.delete(&old.archive_id).await?;
+            self.catalog.remove_snapshot(&old.archive_id).await?;
+            pruned += 1;
+        }
+        Ok((pruned, kept_early))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, raw: Option<&[u8]>, state: ArchiveState) -> ArchiveRecord {
+        ArchiveRecord {
+            key: key.into(),
+            raw: raw.map(<[u8]>::to_vec),
+            size: 7,
+            mtime_ns: 1_700_000_000_123_456_789,
+            sha1: [1; 20],
+            tree_hash: [2; 32],
+            archive_id: format!("id-{key}"),
+            target: "local:/x".into(),
+            uploaded_at: 1_700_000_000,
+            state,
+            host: "h".into(),
+            superseded_at: (state != ArchiveState::Current).then_some(1_700_000_100),
+        }
+    }
+
+    #[test]
+    fn snapshots_round_trip_every_field() {
+        let long = "deep/".repeat(500) + "file";
+        let records = vec![
+            record("a.txt", None, ArchiveState::Current),
+            record(
+                "caf\\xE9.bin",
+                Some(b"caf\xe9.bin"),
+                ArchiveState::Superseded,
+            ),
+            record(&long, None, ArchiveState::Deleting),
+        ];
+        let bytes = encode("set", "local:/x", 42, &records).unwrap();
+        let (set, at, back) = decode(&bytes).unwrap();
+        assert_eq!((set.as_str(), at), ("set", 42));
+        assert_eq!(back, records);
+        assert!(decode(b"not gzip").is_err());
+    }
+}
