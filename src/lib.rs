@@ -37,9 +37,13 @@
 //!    whole file.
 //! 9. **Safe only against the store in use.** A file is up to date only against the
 //!    store its set uses now; an archive in another store never makes it look safe.
-//! 10. **Archives describe themselves.** Each archive carries a self-describing
-//!     record (path, mtime, size, SHA-1), so a lost catalog is rebuilt from the
-//!     store (`firn catalog rebuild`).
+//! 10. **Losing the catalog loses nothing.** After every run that changed it, the
+//!     set's catalog (every version, raw names, paths of any length, states,
+//!     times) is stored in the set's own store as a verified catalog snapshot; and
+//!     each archive carries a self-describing record (path, mtime, size, SHA-1).
+//!     `firn catalog rebuild` starts from the newest snapshot, adds what was stored
+//!     after it from the descriptions, and leaves out what the store no longer
+//!     holds.
 //! 11. **Re-read nothing unchanged.** A file whose size, mtime, ctime and inode match
 //!     the fingerprint cache is not read again.
 //!
@@ -54,7 +58,7 @@
 //!    │        fingerprint cache (state): re-hash only what changed
 //!  status ◄── catalog (what is archived) ──► per-file status, rolled up per directory
 //!    │
-//!  engine: the only door ── backup · restore · delete · inventory · rebuild
+//!  engine: the only door ── backup · restore · delete · inventory · snapshot · rebuild
 //!    │      uploads to the store, records in the catalog, typed progress events
 //!    ▼
 //!  front ends: cli (one file per command) · tui (state, update, view)

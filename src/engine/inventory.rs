@@ -596,16 +596,21 @@ impl Engine {
         Ok(results.into_iter().flatten().collect())
     }
 
-    /// Deletes orphans from the store. An archive the catalog records by now is
-    /// refused, never deleted. Results are in input order.
-    pub async fn delete_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
-        let known: HashSet<String> = self
+    /// The archive ids the catalog records (any version, any store).
+    pub(super) async fn known_archive_ids(&self) -> Result<HashSet<String>> {
+        Ok(self
             .catalog
             .records()
             .await?
             .into_iter()
             .map(|r| r.archive_id)
-            .collect();
+            .collect())
+    }
+
+    /// Deletes orphans from the store. An archive the catalog records by now is
+    /// refused, never deleted. Results are in input order.
+    pub async fn delete_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
+        let known = self.known_archive_ids().await?;
         let mut results = Vec::with_capacity(orphans.len());
         for orphan in orphans {
             let outcome = if known.contains(&orphan.archive_id) {

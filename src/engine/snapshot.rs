@@ -333,13 +333,7 @@ impl Engine {
             .iter()
             .map(|a| a.archive_id.as_str())
             .collect();
-        let known: HashSet<String> = self
-            .catalog
-            .records()
-            .await?
-            .into_iter()
-            .map(|r| r.archive_id)
-            .collect();
+        let known = self.known_archive_ids().await?;
         let target = self.store.target();
         let mut used = SnapshotUsed {
             archive_id: listing.archive_id.clone(),
