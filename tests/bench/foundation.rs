@@ -415,10 +415,13 @@ fn bench_restore(mib: usize) -> RestoreResult {
     };
     let tree_arg = tree.display().to_string();
     run_quiet(firn(&["backup", &tree_arg]), base, "firn backup").require_success();
+    // The file's archive: the largest in the store (the backup also stored a
+    // small catalog snapshot beside it).
     let archive = walkdir::WalkDir::new(data.join("store/archives"))
         .into_iter()
         .filter_map(|e| e.ok())
-        .find(|e| e.file_type().is_file())
+        .filter(|e| e.file_type().is_file())
+        .max_by_key(|e| e.metadata().map_or(0, |m| m.len()))
         .map(|e| e.into_path())
         .unwrap_or_else(|| fail("the backup stored no archive"));
     warm_cache(&archive);
