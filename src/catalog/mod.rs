@@ -155,6 +155,21 @@ pub trait Catalog: Send + Sync {
     /// version becomes superseded in the same atomic write.
     async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()>;
 
+    /// Records many confirmed uploads at once (each `(record, replaces)` as
+    /// [`Catalog::record_upload`] would): one transaction where the backend has
+    /// them, each item checked on its own, so a [`Conflict`] fails only its item.
+    /// The outer error is the batch failing as a whole (nothing of it written).
+    async fn record_uploads(
+        &self,
+        uploads: &[(ArchiveRecord, Option<String>)],
+    ) -> Result<Vec<Result<()>>> {
+        let mut out = Vec::with_capacity(uploads.len());
+        for (record, replaces) in uploads {
+            out.push(self.record_upload(record, replaces.as_deref()).await);
+        }
+        Ok(out)
+    }
+
     /// Records an archive that is not current (a stray adopted as a superseded version).
     async fn record_superseded(&self, record: &ArchiveRecord) -> Result<()>;
 

@@ -26,6 +26,37 @@ pub struct SqliteCatalog {
 const COLUMNS: &str = "key, raw_path, size, mtime_ns, sha1, tree_hash, archive_id, target, uploaded_at, state, host, superseded_at";
 
 impl SqliteCatalog {
+    /// Records one upload inside `tx`: the outer error fails the transaction, the
+    /// inner one (a [`Conflict`]) only this upload, which then writes nothing.
+    fn record_in(
+        tx: &rusqlite::Transaction<'_>,
+        set_id: &str,
+        record: &ArchiveRecord,
+        replaces: Option<&str>,
+    ) -> Result<Result<()>> {
+        let found: Option<String> = tx
+            .query_row(
+                "SELECT archive_id FROM archive WHERE set_id = ?1 AND key = ?2 AND state = 'current'",
+                params![set_id, record.key],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Err(conflict) = Conflict::check(&record.key, replaces, found) {
+            return Ok(Err(conflict));
+        }
+        if let Some(previous) = replaces {
+            tx.execute(
+                "UPDATE archive SET state = 'superseded', superseded_at = ?4
+                 WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
+                params![set_id, record.key, previous, record.uploaded_at],
+            )?;
+        }
+        let mut current = record.clone();
+        current.state = ArchiveState::Current;
+        current.superseded_at = None;
+        Self::insert(tx, set_id, &current)?;
+        Ok(Ok(()))
+    }
     pub fn open(path: &Path, set_id: &str) -> Result<Self> {
         let conn = crate::state::open_db(path)?;
         // synchronous=FULL: a recorded archive must survive a power cut, or the
@@ -167,27 +198,28 @@ impl Catalog for SqliteCatalog {
     async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let found: Option<String> = tx
-            .query_row(
-                "SELECT archive_id FROM archive WHERE set_id = ?1 AND key = ?2 AND state = 'current'",
-                params![self.set_id, record.key],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Conflict::check(&record.key, replaces, found)?;
-        if let Some(previous) = replaces {
-            tx.execute(
-                "UPDATE archive SET state = 'superseded', superseded_at = ?4
-                 WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
-                params![self.set_id, record.key, previous, record.uploaded_at],
-            )?;
-        }
-        let mut current = record.clone();
-        current.state = ArchiveState::Current;
-        current.superseded_at = None;
-        Self::insert(&tx, &self.set_id, &current)?;
+        Self::record_in(&tx, &self.set_id, record, replaces)??;
         tx.commit()?;
         Ok(())
+    }
+
+    async fn record_uploads(
+        &self,
+        uploads: &[(ArchiveRecord, Option<String>)],
+    ) -> Result<Vec<Result<()>>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(uploads.len());
+        for (record, replaces) in uploads {
+            out.push(Self::record_in(
+                &tx,
+                &self.set_id,
+                record,
+                replaces.as_deref(),
+            )?);
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     async fn record_superseded(&self, record: &ArchiveRecord) -> Result<()> {

@@ -111,6 +111,14 @@ impl Catalog for Tracked {
         self.inner.record_upload(record, replaces).await
     }
 
+    async fn record_uploads(
+        &self,
+        uploads: &[(ArchiveRecord, Option<String>)],
+    ) -> Result<Vec<Result<()>>> {
+        self.will_write();
+        self.inner.record_uploads(uploads).await
+    }
+
     async fn record_superseded(&self, record: &ArchiveRecord) -> Result<()> {
         self.will_write();
         self.inner.record_superseded(record).await

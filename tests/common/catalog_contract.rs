@@ -45,6 +45,7 @@ macro_rules! catalog_contract_tests {
             keys_longer_than_1024_bytes_behave_like_any_other,
             raw_names_round_trip,
             snapshots_are_kept_apart_from_records_oldest_first,
+            a_batch_of_uploads_is_recorded_with_each_conflict_kept_to_its_own_item,
         );
     };
     (@tests $name:ident, $open:expr; $($check:ident),* $(,)?) => {
@@ -862,4 +863,77 @@ pub async fn snapshots_are_kept_apart_from_records_oldest_first(backend: &dyn Ba
     catalog.remove_snapshot("snap-a").await.unwrap();
     assert_eq!(catalog.snapshots().await.unwrap(), vec![newer]);
     assert_eq!(catalog.records().await.unwrap(), vec![file]);
+}
+
+pub async fn a_batch_of_uploads_is_recorded_with_each_conflict_kept_to_its_own_item(
+    backend: &dyn Backend,
+) {
+    let catalog = backend.open("batch").await;
+    let other_host = backend.open("batch").await;
+    // 60 files already backed up; of those, 10 changed by another host since.
+    for i in 0..60 {
+        let old = record(&format!("dir/old{i:03}"), &format!("old-{i}"), 1);
+        catalog.record_upload(&old, None).await.unwrap();
+    }
+    for i in 0..10 {
+        let theirs = record(&format!("dir/old{i:03}"), &format!("theirs-{i}"), 2);
+        other_host
+            .record_upload(&theirs, Some(&format!("old-{i}")))
+            .await
+            .unwrap();
+    }
+    // One batch (more than one DynamoDB transaction of 100 writes): 60 new
+    // versions of those files, as this run saw them, and 90 new files.
+    let mut batch = Vec::new();
+    for i in 0..60 {
+        let new = record(&format!("dir/old{i:03}"), &format!("new-{i}"), 3);
+        batch.push((new, Some(format!("old-{i}"))));
+    }
+    for i in 0..90 {
+        batch.push((
+            record(&format!("dir/fresh{i:03}"), &format!("fresh-{i}"), 3),
+            None,
+        ));
+    }
+    let outcomes = catalog.record_uploads(&batch).await.unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    for (i, ((record, _), outcome)) in batch.iter().zip(&outcomes).enumerate() {
+        if i < 10 {
+            let conflict = outcome
+                .as_ref()
+                .expect_err("another host wrote this file")
+                .downcast_ref::<Conflict>()
+                .expect("a Conflict");
+            assert_eq!(
+                conflict.found.as_deref(),
+                Some(format!("theirs-{i}").as_str())
+            );
+            // Nothing of this item written: theirs is still current.
+            assert_eq!(
+                catalog
+                    .current(&record.key)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .archive_id,
+                format!("theirs-{i}")
+            );
+        } else {
+            assert!(outcome.is_ok(), "{}: {outcome:?}", record.key);
+            assert_eq!(
+                catalog.current(&record.key).await.unwrap(),
+                Some(record.clone())
+            );
+        }
+    }
+    // Each replaced version superseded as record_upload would leave it.
+    let old = record("dir/old042", "old-42", 1);
+    let new = record("dir/old042", "new-42", 3);
+    assert_eq!(
+        catalog.versions("dir/old042").await.unwrap(),
+        vec![superseded(&old, 3), new]
+    );
+    let currents = summaries(catalog.as_ref()).await;
+    assert_eq!(currents.len(), 60 + 90);
+    assert!(catalog.record_uploads(&[]).await.unwrap().is_empty());
 }

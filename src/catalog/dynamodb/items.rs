@@ -230,6 +230,27 @@ impl Head {
         })
     }
 
+    /// The write that makes `record` this head's current version; the version it
+    /// replaces (if any) becomes a superseded version item in the same transaction.
+    pub(super) fn make_current(mut self, record: &ArchiveRecord) -> HeadWrite {
+        let mut put_versions = Vec::new();
+        if let Some(mut previous) = self.current.take() {
+            previous.state = ArchiveState::Superseded;
+            previous.superseded_at = Some(record.uploaded_at);
+            put_versions.push(previous);
+        }
+        let mut current = record.clone();
+        current.state = ArchiveState::Current;
+        current.superseded_at = None;
+        self.raw = record.raw.clone();
+        self.current = Some(current);
+        HeadWrite {
+            head: self,
+            put_versions,
+            delete_versions: Vec::new(),
+        }
+    }
+
     /// The head as written: its current version (if any) and the next revision.
     pub(super) fn encode(&self, set_id: &str) -> Item {
         let mut item = self

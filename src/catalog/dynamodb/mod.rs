@@ -24,6 +24,7 @@
 //!
 //! A whole set is loaded with paginated Query (one request per 1 MB page).
 
+mod batch;
 mod items;
 mod settings;
 mod table;
@@ -223,19 +224,51 @@ impl DynamoCatalog {
             .collect();
         self.put_items(early).await?;
 
+        let items = self.transact_items(&head, &put_versions, &delete_versions)?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let transaction = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items));
+        match aws::retry_transient(aws::ATTEMPTS, || transaction.clone().send()).await {
+            Ok(_) => Ok(()),
+            Err(e) if aws::has_code(&e, "TransactionCanceledException") => {
+                // A retried write whose first attempt landed (its answer was lost)
+                // fails its own condition: check what is there before crying conflict.
+                self.landed_or_conflict(&head).await
+            }
+            Err(e) => Err(aws::explain(&e, &self.what())),
+        }
+    }
+
+    /// The writes of one head in a transaction: the head (put, or deleted when it
+    /// has no current version) under the condition that its revision is the one
+    /// read, the version items to put and those to delete.
+    fn transact_items(
+        &self,
+        head: &Head,
+        put_versions: &[ArchiveRecord],
+        delete_versions: &[String],
+    ) -> Result<Vec<TransactWriteItem>> {
         let remove_head = head.current.is_none();
-        let mut head_write = TransactWriteItem::builder();
-        head_write = if remove_head {
-            let mut delete = Delete::builder()
-                .table_name(&self.table)
-                .key("set_id", s(&self.set_id))
-                .key("path", s(sort_key(&head.key)));
+        let mut items = Vec::with_capacity(1 + put_versions.len() + delete_versions.len());
+        if remove_head {
+            // A head with no revision read does not exist: nothing to delete.
             if let Some(rev) = head.revision {
-                delete = delete
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .key("set_id", s(&self.set_id))
+                    .key("path", s(sort_key(&head.key)))
                     .condition_expression("revision = :rev")
                     .expression_attribute_values(":rev", n(rev));
+                items.push(
+                    TransactWriteItem::builder()
+                        .delete(delete.build().map_err(|e| anyhow!("{e}"))?)
+                        .build(),
+                );
             }
-            head_write.delete(delete.build().map_err(|e| anyhow!("{e}"))?)
         } else {
             let mut put = Put::builder()
                 .table_name(&self.table)
@@ -248,10 +281,13 @@ impl DynamoCatalog {
                     .condition_expression("attribute_not_exists(#p)")
                     .expression_attribute_names("#p", "path"),
             };
-            head_write.put(put.build().map_err(|e| anyhow!("{e}"))?)
-        };
-        let mut items = vec![head_write.build()];
-        for version in &put_versions {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(|e| anyhow!("{e}"))?)
+                    .build(),
+            );
+        }
+        for version in put_versions {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(encode_version(&self.set_id, version)))
@@ -259,7 +295,7 @@ impl DynamoCatalog {
                 .map_err(|e| anyhow!("{e}"))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        for sk in &delete_versions {
+        for sk in delete_versions {
             let delete = Delete::builder()
                 .table_name(&self.table)
                 .key("set_id", s(&self.set_id))
@@ -268,43 +304,30 @@ impl DynamoCatalog {
                 .map_err(|e| anyhow!("{e}"))?;
             items.push(TransactWriteItem::builder().delete(delete).build());
         }
-        // A head with no revision read that is to be removed does not exist: only
-        // the version writes remain.
-        if remove_head && head.revision.is_none() {
-            items.remove(0);
-            if items.is_empty() {
-                return Ok(());
-            }
+        Ok(items)
+    }
+
+    /// After a head's conditional write was refused: Ok when the write is there
+    /// anyway (a retried request whose first attempt landed, its answer lost),
+    /// else the Conflict with what another writer put there.
+    async fn landed_or_conflict(&self, head: &Head) -> Result<()> {
+        let now = self.read_head(&head.key).await?;
+        let landed = if head.current.is_none() {
+            now.revision.is_none()
+        } else {
+            now.revision == Some(head.revision.unwrap_or(0) + 1)
+                && now.current.as_ref().map(|c| &c.archive_id)
+                    == head.current.as_ref().map(|c| &c.archive_id)
+        };
+        if landed {
+            return Ok(());
         }
-        let transaction = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items));
-        match aws::retry_transient(aws::ATTEMPTS, || transaction.clone().send()).await {
-            Ok(_) => Ok(()),
-            Err(e) if aws::has_code(&e, "TransactionCanceledException") => {
-                // A retried write whose first attempt landed (its answer was lost)
-                // fails its own condition: check what is there before crying conflict.
-                let now = self.read_head(&head.key).await?;
-                let landed = if remove_head {
-                    now.revision.is_none()
-                } else {
-                    now.revision == Some(head.revision.unwrap_or(0) + 1)
-                        && now.current.as_ref().map(|c| &c.archive_id)
-                            == head.current.as_ref().map(|c| &c.archive_id)
-                };
-                if landed {
-                    return Ok(());
-                }
-                Err(Conflict {
-                    key: head.key.clone(),
-                    expected: head.current.as_ref().map(|c| c.archive_id.clone()),
-                    found: now.current.map(|c| c.archive_id),
-                }
-                .into())
-            }
-            Err(e) => Err(aws::explain(&e, &self.what())),
+        Err(Conflict {
+            key: head.key.clone(),
+            expected: head.current.as_ref().map(|c| c.archive_id.clone()),
+            found: now.current.map(|c| c.archive_id),
         }
+        .into())
     }
 
     /// Updates one version item in place (when it exists).
@@ -441,26 +464,17 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
-        let mut head = self.read_head(&record.key).await?;
+        let head = self.read_head(&record.key).await?;
         let found = head.current.as_ref().map(|c| c.archive_id.clone());
         Conflict::check(&record.key, replaces, found)?;
-        let mut put_versions = Vec::new();
-        if let Some(mut previous) = head.current.take() {
-            previous.state = ArchiveState::Superseded;
-            previous.superseded_at = Some(record.uploaded_at);
-            put_versions.push(previous);
-        }
-        let mut current = record.clone();
-        current.state = ArchiveState::Current;
-        current.superseded_at = None;
-        head.raw = record.raw.clone();
-        head.current = Some(current);
-        self.write(HeadWrite {
-            head,
-            put_versions,
-            delete_versions: Vec::new(),
-        })
-        .await
+        self.write(head.make_current(record)).await
+    }
+
+    async fn record_uploads(
+        &self,
+        uploads: &[(ArchiveRecord, Option<String>)],
+    ) -> Result<Vec<Result<()>>> {
+        self.record_batch(uploads).await
     }
 
     async fn record_superseded(&self, record: &ArchiveRecord) -> Result<()> {
