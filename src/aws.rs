@@ -339,3 +339,49 @@ impl aws_sdk_glacier::config::Intercept for SingleContentType {
         Ok(())
     }
 }
+
+/// Throttling answers seen from any AWS service since the process started
+/// (each retried attempt counts): uploads lower how many they keep in flight
+/// when it grows.
+static THROTTLE_SIGNALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many throttling answers AWS has given so far.
+pub fn throttle_signals() -> u64 {
+    THROTTLE_SIGNALS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts throttling answers (HTTP 429 and 503, or an error type naming
+/// throttling) on every attempt, including the ones the SDK retries itself.
+#[derive(Debug)]
+pub struct CountThrottling;
+
+impl aws_sdk_glacier::config::Intercept for CountThrottling {
+    fn name(&self) -> &'static str {
+        "CountThrottling"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_glacier::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_glacier::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_glacier::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(response) = context.response() {
+            let status = response.status().as_u16();
+            let error_type = response.headers().get("x-amzn-errortype").unwrap_or("");
+            if status == 429
+                || status == 503
+                || [
+                    "Throttl",
+                    "ProvisionedThroughputExceeded",
+                    "RequestLimitExceeded",
+                ]
+                .iter()
+                .any(|t| error_type.contains(t))
+            {
+                THROTTLE_SIGNALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}

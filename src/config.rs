@@ -4,7 +4,8 @@
 //! ```toml
 //! [defaults]
 //! retention = "after-days 90"   # keep | delete | after-days N
-//! concurrency = 4
+//! concurrency = 4              # large files (over 1 MiB) uploaded at once
+//! requests_in_flight = 32       # small files at once (default: 32 remote, 2 × cores local)
 //!
 //! [sets.photos]
 //! root = "/srv/photos"
@@ -57,6 +58,9 @@ pub struct SetSettings {
     pub catalog: Option<CatalogSettings>,
     pub retention: Option<String>,
     pub concurrency: Option<usize>,
+    /// Small files uploaded at once (a remote store is bound by each request's
+    /// latency); lowered by itself while the store throttles.
+    pub requests_in_flight: Option<usize>,
     /// This set's prices, field by field over the top-level `[prices]`.
     pub prices: Option<PriceSettings>,
 }
@@ -91,6 +95,8 @@ pub struct ResolvedSet {
     pub catalog: CatalogSettings,
     pub retention: Retention,
     pub concurrency: usize,
+    /// Small files uploaded at once; None: what suits the store.
+    pub requests_in_flight: Option<usize>,
     /// Prices for cost estimates: the config's, else Glacier's list prices for a
     /// vault and none for the embedded local store.
     pub prices: Prices,
@@ -482,6 +488,12 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
     if concurrency == 0 {
         bail!(usage("concurrency must be at least 1"));
     }
+    let requests_in_flight = settings.requests_in_flight.or(defaults.requests_in_flight);
+    if requests_in_flight == Some(0) {
+        bail!(usage(format!(
+            "requests_in_flight must be at least 1; fix it in {where_config}"
+        )));
+    }
     if config.defaults.prices.is_some() {
         bail!(usage(format!(
             "prices go in a top-level [prices] table (or [sets.NAME.prices]), not under [defaults]; move them in {where_config}"
@@ -521,6 +533,7 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         catalog,
         retention,
         concurrency,
+        requests_in_flight,
         prices,
         state_dir,
         configured: name.is_some(),

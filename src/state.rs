@@ -36,6 +36,14 @@ pub struct JournalEntry {
     pub hash: Option<ContentHash>,
 }
 
+/// An archive the store holds durably, for [`LocalState::journal_stored_many`].
+pub struct JournalStored<'a> {
+    pub key: &'a str,
+    pub archive_id: &'a str,
+    pub hash: &'a ContentHash,
+    pub fingerprint: &'a Fingerprint,
+}
+
 /// A resumable upload (Glacier multipart) of the file as it was when it started.
 #[derive(Debug, Clone)]
 pub struct MultipartRecord {
@@ -254,27 +262,7 @@ impl LocalState {
         if items.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO fingerprint (key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for (key, fp, hash) in items {
-                stmt.execute(params![
-                    key,
-                    fp.size as i64,
-                    fp.mtime_ns,
-                    fp.ctime_ns,
-                    fp.inode as i64,
-                    &hash.sha1[..],
-                    &hash.tree_hash[..]
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.finish_uploads(&[], items)
     }
 
     /// A number remembered between runs (e.g. how many entries the last scan saw).
@@ -314,6 +302,114 @@ impl LocalState {
             params![key, raw, fp.size as i64, fp.mtime_ns, fp.ctime_ns, fp.inode as i64, now],
         )?;
         Ok(())
+    }
+
+    /// Notes the intent to upload many files in one transaction (a run that may
+    /// note intents ahead of sending: its store can list archives for recovery).
+    pub fn journal_begin_many(
+        &self,
+        items: &[(&str, Option<&[u8]>, Fingerprint)],
+        now: i64,
+    ) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO upload_journal (key, raw, size, mtime_ns, ctime_ns, inode, started_at, archive_id, sha1, tree_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL)",
+            )?;
+            for (key, raw, fp) in items {
+                stmt.execute(params![
+                    key,
+                    raw,
+                    fp.size as i64,
+                    fp.mtime_ns,
+                    fp.ctime_ns,
+                    fp.inode as i64,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Notes a batch of archives the store holds durably, each with the file's
+    /// fingerprint as it was read, in one transaction.
+    pub fn journal_stored_many(&self, items: &[JournalStored<'_>]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE upload_journal SET archive_id = ?2, sha1 = ?3, tree_hash = ?4,
+                 size = ?5, mtime_ns = ?6, ctime_ns = ?7, inode = ?8 WHERE key = ?1",
+            )?;
+            for item in items {
+                let fp = item.fingerprint;
+                stmt.execute(params![
+                    item.key,
+                    item.archive_id,
+                    &item.hash.sha1[..],
+                    &item.hash.tree_hash[..],
+                    fp.size as i64,
+                    fp.mtime_ns,
+                    fp.ctime_ns,
+                    fp.inode as i64
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Closes the journal entries of `ended` and caches the fingerprints of the
+    /// files recorded, in one transaction.
+    pub fn finish_uploads(
+        &self,
+        ended: &[&str],
+        recorded: &[(String, Fingerprint, ContentHash)],
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut end = tx.prepare_cached("DELETE FROM upload_journal WHERE key = ?1")?;
+            for key in ended {
+                end.execute([key])?;
+            }
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO fingerprint (key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (key, fp, hash) in recorded {
+                put.execute(params![
+                    key,
+                    fp.size as i64,
+                    fp.mtime_ns,
+                    fp.ctime_ns,
+                    fp.inode as i64,
+                    &hash.sha1[..],
+                    &hash.tree_hash[..]
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The keys with a resumable upload (looked up once per run, not per file).
+    pub fn multipart_keys(&self) -> Result<std::collections::HashSet<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT key FROM multipart")?;
+        let keys = stmt
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(keys)
     }
 
     pub fn journal_stored(&self, key: &str, archive_id: &str, hash: &ContentHash) -> Result<()> {

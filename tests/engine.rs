@@ -58,6 +58,7 @@ fn engine_with_concurrency(dir: &Path, store: Arc<dyn Store>, concurrency: usize
         store: Arc::clone(&store),
         host: "test-host".into(),
         retention: Retention::Keep,
+        requests_in_flight: Some(concurrency),
         concurrency,
         prices: Prices::free(),
     }));
@@ -272,6 +273,9 @@ impl Store for LyingStore {
         Ok(Box::new(LyingUpload {
             inner: self.inner.begin_upload(size, description).await?,
         }))
+    }
+    async fn make_durable(&self) -> Result<()> {
+        self.inner.make_durable().await
     }
     async fn delete(&self, archive_id: &str) -> Result<()> {
         self.inner.delete(archive_id).await

@@ -49,11 +49,12 @@ fn put_archive(sb: &Sandbox, content: &[u8], description: &str) -> String {
                 .await
                 .unwrap();
         }
-        upload
+        let stored = upload
             .complete(content.len() as u64, tree_hash_of(content), description)
             .await
-            .unwrap()
-            .archive_id
+            .unwrap();
+        store.make_durable().await.unwrap();
+        stored.archive_id
     })
 }
 

@@ -149,6 +149,21 @@ pub trait Catalog: Send + Sync {
             .find(|r| r.state == ArchiveState::Current))
     }
 
+    /// The current version of each of `keys` that has one, read together (one
+    /// query, or DynamoDB batches of 100) instead of a request per file.
+    async fn current_many(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, ArchiveRecord>> {
+        let mut out = std::collections::HashMap::new();
+        for key in keys {
+            if let Some(record) = self.current(key).await? {
+                out.insert((*key).to_owned(), record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Records a confirmed upload as the current version of its key. `replaces` is
     /// the archive id this run saw as current (None for a new file); if the catalog
     /// disagrees, nothing is written and a [`Conflict`] is returned. The replaced

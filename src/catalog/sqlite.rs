@@ -195,6 +195,24 @@ impl Catalog for SqliteCatalog {
         )
     }
 
+    async fn current_many(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, ArchiveRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM archive WHERE set_id = ?1 AND key = ?2 AND state = 'current'"
+        ))?;
+        let mut out = std::collections::HashMap::with_capacity(keys.len());
+        for key in keys {
+            let mut rows = stmt.query_map(params![self.set_id, key], record_from_row)?;
+            if let Some(record) = rows.next().transpose()? {
+                out.insert((*key).to_owned(), record);
+            }
+        }
+        Ok(out)
+    }
+
     async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

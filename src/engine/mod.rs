@@ -4,6 +4,7 @@
 //! follows is in its docs), restore, delete, inventory, snapshot, recover.
 
 mod backup;
+mod commit;
 mod delete;
 mod inventory;
 mod progress;
@@ -13,6 +14,7 @@ mod retention;
 mod select;
 mod snapshot;
 mod tracked;
+mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,6 +66,8 @@ pub struct Engine {
     host: String,
     retention: Retention,
     concurrency: usize,
+    /// Small uploads in flight at most (large ones: `concurrency`).
+    requests_in_flight: usize,
     prices: Prices,
     task_ids: TaskIds,
 }
@@ -79,6 +83,8 @@ pub struct Parts {
     pub host: String,
     pub retention: Retention,
     pub concurrency: usize,
+    /// Small uploads in flight at most; None: what suits the store.
+    pub requests_in_flight: Option<usize>,
     pub prices: Prices,
 }
 
@@ -175,6 +181,7 @@ impl Engine {
             host: crate::lock::hostname(),
             retention: set.retention,
             concurrency: set.concurrency,
+            requests_in_flight: set.requests_in_flight,
             prices: set.prices.clone(),
         })
         .with_scan(ScanOptions {
@@ -194,6 +201,10 @@ impl Engine {
 
     /// An engine over given parts (tests wrap a store with injected faults).
     pub fn from_parts(parts: Parts) -> Engine {
+        let requests_in_flight = parts
+            .requests_in_flight
+            .unwrap_or_else(|| parts.store.default_requests_in_flight())
+            .max(1);
         let snapshot_due = parts.state.dir().join(snapshot::SNAPSHOT_DUE);
         Engine {
             root: parts.root,
@@ -204,6 +215,7 @@ impl Engine {
             host: parts.host,
             retention: parts.retention,
             concurrency: parts.concurrency.max(1),
+            requests_in_flight,
             prices: parts.prices,
             scan: ScanOptions::default(),
             task_ids: TaskIds::default(),

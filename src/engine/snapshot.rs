@@ -478,6 +478,7 @@ impl Engine {
                 hex::encode(hash.tree_hash)
             );
         }
+        self.store.make_durable().await?;
         self.catalog
             .record_snapshot(&SnapshotRecord {
                 archive_id: stored.archive_id.clone(),

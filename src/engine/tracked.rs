@@ -106,6 +106,13 @@ impl Catalog for Tracked {
         self.inner.current(key).await
     }
 
+    async fn current_many(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, ArchiveRecord>> {
+        self.inner.current_many(keys).await
+    }
+
     async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {
         self.will_write();
         self.inner.record_upload(record, replaces).await

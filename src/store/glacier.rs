@@ -84,7 +84,11 @@ impl GlacierStore {
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         let budget = settings.part_memory_budget.unwrap_or(256 * MIB).max(MIB);
         Ok(GlacierStore {
-            client: Client::new(&config),
+            client: Client::from_conf(
+                aws_sdk_glacier::config::Builder::from(&config)
+                    .interceptor(aws::CountThrottling)
+                    .build(),
+            ),
             vault: settings.vault.clone(),
             region,
             single_upload_max: settings.single_upload_max.unwrap_or(8 * MIB),
@@ -165,6 +169,14 @@ impl Store for GlacierStore {
         } else {
             Self::choose_part_size(archive_size, self.budget, self.part_concurrency) as usize
         }
+    }
+
+    fn needs_description_up_front(&self, size: u64) -> bool {
+        size > self.single_upload_max
+    }
+
+    fn can_list(&self) -> bool {
+        false
     }
 
     async fn begin_upload(&self, size: u64, description: &str) -> Result<Box<dyn Upload>> {

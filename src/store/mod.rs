@@ -125,6 +125,34 @@ pub trait Store: Send + Sync {
     /// The size of the pieces an upload of `archive_size` bytes is sent in.
     fn part_size(&self, archive_size: u64) -> usize;
 
+    /// Whether [`Store::begin_upload`] of `size` bytes uses its description (Glacier
+    /// multipart takes it up front); others take the one given to
+    /// [`Upload::complete`], so the caller need not look for a better one first.
+    fn needs_description_up_front(&self, _size: u64) -> bool {
+        false
+    }
+
+    /// Whether the store can list its archives at once ([`Store::list`] returns
+    /// Some): recovery then finds an interrupted upload's archive by its
+    /// description, so a run may note its intents ahead, many in one write.
+    fn can_list(&self) -> bool {
+        true
+    }
+
+    /// How many small uploads may be in flight at once by default: a remote
+    /// store is bound by each request's latency, so many.
+    fn default_requests_in_flight(&self) -> usize {
+        32
+    }
+
+    /// Makes every archive completed since the last call durable. Remote stores
+    /// hold an archive durably once [`Upload::complete`] returns (a no-op here); a
+    /// local directory syncs a whole batch in one pass instead of once per file.
+    /// Nothing may be recorded of an archive before this returns.
+    async fn make_durable(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Starts an upload. `description` is the best record known before reading
     /// (a store that needs it up front, like Glacier multipart, uses this one;
     /// others take the final one given to [`Upload::complete`]).

@@ -131,6 +131,18 @@ impl DynamoCatalog {
 
     /// The heads of `keys` (strongly consistent), 100 a request, resending what
     /// DynamoDB left unprocessed.
+    /// The current versions of many keys, read in batches of 100 heads.
+    pub(super) async fn current_of_many(
+        &self,
+        keys: &[&str],
+    ) -> Result<HashMap<String, ArchiveRecord>> {
+        let heads = self.read_heads(keys).await?;
+        Ok(heads
+            .into_iter()
+            .filter_map(|(key, head)| Some((key, head.current?)))
+            .collect())
+    }
+
     async fn read_heads(&self, keys: &[&str]) -> Result<HashMap<String, Head>> {
         let mut heads = HashMap::new();
         for chunk in keys.chunks(GET_MAX) {

@@ -61,7 +61,11 @@ impl DynamoCatalog {
         let config = aws::sdk_config(&settings.aws()).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         Ok(DynamoCatalog {
-            client: Client::new(&config),
+            client: Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&config)
+                    .interceptor(aws::CountThrottling)
+                    .build(),
+            ),
             table: settings.table.clone(),
             set_id: set_id.to_string(),
             region,
@@ -461,6 +465,13 @@ impl Catalog for DynamoCatalog {
 
     async fn current(&self, key: &str) -> Result<Option<ArchiveRecord>> {
         Ok(self.read_head(key).await?.current)
+    }
+
+    async fn current_many(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, ArchiveRecord>> {
+        self.current_of_many(keys).await
     }
 
     async fn record_upload(&self, record: &ArchiveRecord, replaces: Option<&str>) -> Result<()> {

@@ -141,6 +141,7 @@ impl State {
             raw: tree.raw(node_id).map(Box::from),
             size: node.size,
             mtime_ns: node.mtime_ns,
+            fingerprint: None,
             pending: node.class.is_pending(),
             mtime_moved: tree.mtime_moved(node_id),
             cancel,

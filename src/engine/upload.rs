@@ -1,0 +1,573 @@
+//! Uploads: many files in flight, each read once and hashed as it is sent, then
+//! handed to the group commit ([`super::commit`]).
+//!
+//! Per file (invariants 1, 2 and 4 in the crate docs):
+//! 1. its intent is journaled in local state — ahead, many in one write, where the
+//!    store can list archives for recovery; one by one where it cannot (Glacier);
+//! 2. it is read once, hashing exactly the bytes sent to the store;
+//! 3. it is refused if size, mtime or ctime moved while it was read;
+//! 4. the store confirms it and its tree hash is compared with ours.
+//!
+//! Then the commit makes the batch durable, journals the archive ids, records the
+//! batch in the catalog and closes the journal. The catalog's current versions
+//! (the baseline each record is conditional on) are read ahead too, a chunk at a
+//! time, so a small file costs one store request and no catalog round trip.
+//!
+//! How many at once: small files (up to [`SMALL_FILE`]) up to the request budget
+//! (`requests_in_flight`, lowered on throttling and raised again slowly: AIMD);
+//! larger ones up to `concurrency`, whose part buffers the store's memory budget
+//! bounds.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::backup::{BackupSummary, FailedFile, Plan, UploadItem};
+use super::commit::{Commit, Sent};
+use super::{Engine, Event, Progress};
+use crate::catalog::{ArchiveRecord, Catalog as _};
+use crate::description;
+use crate::hash::{self, ContentHasher, ReadCounters};
+use crate::model::Fingerprint;
+use crate::model::now_secs;
+
+/// Files up to this size go many at once (one request each on a remote store).
+pub const SMALL_FILE: u64 = 1 << 20;
+
+/// How many files are prepared together: baselines read, intents journaled.
+const PREPARE_CHUNK: usize = 256;
+
+/// A file ready to start: the catalog's current version when it was prepared.
+struct Ready {
+    item: UploadItem,
+    replaces: Option<ArchiveRecord>,
+    /// Its intent is in the journal already (written with its chunk).
+    journaled: bool,
+}
+
+/// A chunk being prepared: its files ready to start, or the error that stopped it.
+type PreparedChunk = JoinHandle<Result<Vec<Ready>, (Vec<UploadItem>, anyhow::Error)>>;
+
+/// Why one upload did not reach the commit.
+#[derive(Debug, thiserror::Error)]
+enum UploadError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The number of small uploads allowed in flight: halved when the store
+/// throttles, one more after each window of completions without throttling.
+struct InFlightLimit {
+    current: usize,
+    max: usize,
+    throttles_seen: u64,
+    since_change: usize,
+}
+
+impl InFlightLimit {
+    fn new(max: usize) -> InFlightLimit {
+        InFlightLimit {
+            current: max,
+            max,
+            throttles_seen: crate::aws::throttle_signals(),
+            since_change: 0,
+        }
+    }
+
+    fn on_completion(&mut self) {
+        let throttles = crate::aws::throttle_signals();
+        if throttles > self.throttles_seen {
+            self.throttles_seen = throttles;
+            self.current = (self.current / 2).max(1);
+            self.since_change = 0;
+            return;
+        }
+        self.since_change += 1;
+        if self.since_change >= self.current && self.current < self.max {
+            self.current += 1;
+            self.since_change = 0;
+        }
+    }
+}
+
+impl Engine {
+    /// Uploads a plan: prepares chunks ahead, keeps the right number of uploads in
+    /// flight, and feeds what the store confirmed to the group commit. Files not
+    /// started when the job is cancelled are reported cancelled at once; only
+    /// uploads in flight are awaited.
+    pub(super) async fn upload_all(
+        self: &Arc<Self>,
+        plan: Plan,
+        progress: &Progress,
+    ) -> BackupSummary {
+        let reads_before = ReadCounters::now();
+        let mut summary = BackupSummary::default();
+        for (key, mtime_ns) in &plan.mtime_updates {
+            match self.update_mtime(key, *mtime_ns).await {
+                Ok(()) => summary.mtimes_updated += 1,
+                Err(e) => summary.failed.push(FailedFile {
+                    path: key.clone(),
+                    reason: format!("cannot update mtime: {e:#}"),
+                }),
+            }
+        }
+        for item in &plan.uploads {
+            let queued = Event::Queued {
+                id: item.id,
+                key: item.key.clone(),
+                bytes: item.size,
+            };
+            progress.send(queued).await;
+        }
+        // Keys with a resumable upload, read once (None: look each file up).
+        let resumable = self.state.multipart_keys().ok().map(Arc::new);
+
+        let (commits, received) = mpsc::channel(super::commit::BATCH_FILES * 2);
+        let committer = {
+            let engine = Arc::clone(self);
+            let progress = progress.clone();
+            tokio::spawn(async move { engine.commit_all(received, &progress).await })
+        };
+
+        let mut chunks = Chunks::new(plan.uploads);
+        let mut next_chunk = chunks.next().map(|c| self.prepare(c));
+        let mut queue: VecDeque<Ready> = VecDeque::new();
+        let mut limit = InFlightLimit::new(self.requests_in_flight.max(1));
+        let mut large_in_flight = 0usize;
+        let mut tasks = JoinSet::new();
+        loop {
+            if progress.is_cancelled() && (!queue.is_empty() || next_chunk.is_some()) {
+                self.cancel_waiting(
+                    &mut summary,
+                    &commits,
+                    progress,
+                    &mut queue,
+                    &mut next_chunk,
+                    &mut chunks,
+                )
+                .await;
+            }
+            while tasks.len() < limit.current.max(1) {
+                if queue.is_empty() {
+                    let Some(handle) = next_chunk.take() else {
+                        break;
+                    };
+                    // Prepare the chunk after this one while this one uploads.
+                    next_chunk = chunks.next().map(|c| self.prepare(c));
+                    match handle.await {
+                        Ok(Ok(ready)) => queue.extend(ready),
+                        Ok(Err((items, e))) => {
+                            for item in items {
+                                self.fail(&mut summary, &commits, progress, item, &e).await;
+                            }
+                        }
+                        Err(join_error) => summary.failed.push(FailedFile {
+                            path: "?".into(),
+                            reason: format!("upload preparation failed: {join_error}"),
+                        }),
+                    }
+                    continue;
+                }
+                let Some(front) = queue.front() else { break };
+                let cancelled = progress.is_cancelled()
+                    || front.item.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+                let large = front.item.size > SMALL_FILE;
+                if !cancelled && large && large_in_flight >= self.concurrency {
+                    break;
+                }
+                let Some(ready) = queue.pop_front() else {
+                    break;
+                };
+                if cancelled {
+                    summary.cancelled += 1;
+                    progress.send(Event::Cancelled { id: ready.item.id }).await;
+                    if ready.journaled {
+                        let _ = commits.send(Commit::End(ready.item.key)).await;
+                    }
+                    continue;
+                }
+                large_in_flight += usize::from(large);
+                let engine = Arc::clone(self);
+                let progress = progress.clone();
+                let resumable = resumable.clone();
+                tasks.spawn(async move {
+                    let id = ready.item.id;
+                    progress.send(Event::Started { id }).await;
+                    let outcome = engine
+                        .send_one(&ready, resumable.as_deref(), &progress)
+                        .await;
+                    (ready.item, large, outcome)
+                });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                if queue.is_empty() && next_chunk.is_none() {
+                    break;
+                }
+                continue;
+            };
+            limit.on_completion();
+            match joined {
+                Ok((item, large, outcome)) => {
+                    large_in_flight -= usize::from(large);
+                    match outcome {
+                        Ok(sent) => {
+                            // Done is reported once the batch is recorded.
+                            let _ = commits.send(Commit::Sent(Box::new(sent))).await;
+                        }
+                        Err(UploadError::Cancelled) => {
+                            summary.cancelled += 1;
+                            progress.send(Event::Cancelled { id: item.id }).await;
+                            let _ = commits.send(Commit::End(item.key)).await;
+                        }
+                        Err(UploadError::Other(e)) => {
+                            self.fail(&mut summary, &commits, progress, item, &e).await;
+                        }
+                    }
+                }
+                Err(join_error) => summary.failed.push(FailedFile {
+                    path: "?".into(),
+                    reason: format!("upload task failed: {join_error}"),
+                }),
+            }
+        }
+        drop(commits);
+        match committer.await {
+            Ok(committed) => {
+                summary.uploaded_files += committed.uploaded_files;
+                summary.uploaded_bytes += committed.uploaded_bytes;
+                summary.superseded_deleted += committed.superseded_deleted;
+                summary.failed.extend(committed.failed);
+            }
+            Err(join_error) => summary.failed.push(FailedFile {
+                path: "?".into(),
+                reason: format!("commit task failed: {join_error}"),
+            }),
+        }
+        summary.failed.sort_by(|a, b| a.path.cmp(&b.path));
+        let reads = ReadCounters::now().since(reads_before);
+        summary.files_read = reads.files_read;
+        summary.bytes_read = reads.bytes_read;
+        summary
+    }
+
+    /// Cancelling: every file not started is reported cancelled at once (the
+    /// intents journaled ahead are closed); nothing more is prepared.
+    async fn cancel_waiting(
+        &self,
+        summary: &mut BackupSummary,
+        commits: &mpsc::Sender<Commit>,
+        progress: &Progress,
+        queue: &mut VecDeque<Ready>,
+        next_chunk: &mut Option<PreparedChunk>,
+        chunks: &mut Chunks,
+    ) {
+        if let Some(handle) = next_chunk.take() {
+            match handle.await {
+                Ok(Ok(ready)) => queue.extend(ready),
+                Ok(Err((items, _))) => queue.extend(items.into_iter().map(|item| Ready {
+                    item,
+                    replaces: None,
+                    journaled: false,
+                })),
+                Err(_) => {}
+            }
+        }
+        let unprepared = std::iter::from_fn(|| chunks.next())
+            .flatten()
+            .map(|item| Ready {
+                item,
+                replaces: None,
+                journaled: false,
+            });
+        for ready in queue.drain(..).chain(unprepared) {
+            summary.cancelled += 1;
+            progress.send(Event::Cancelled { id: ready.item.id }).await;
+            if ready.journaled {
+                let _ = commits.send(Commit::End(ready.item.key)).await;
+            }
+        }
+    }
+
+    async fn fail(
+        &self,
+        summary: &mut BackupSummary,
+        commits: &mpsc::Sender<Commit>,
+        progress: &Progress,
+        item: UploadItem,
+        error: &anyhow::Error,
+    ) {
+        let reason = format!("{error:#}");
+        progress
+            .send(Event::Failed {
+                id: item.id,
+                reason: reason.clone(),
+            })
+            .await;
+        let _ = commits.send(Commit::End(item.key.clone())).await;
+        summary.failed.push(FailedFile {
+            path: item.key,
+            reason,
+        });
+    }
+
+    /// Reads the catalog's current versions of a chunk and, where the store can
+    /// list archives for recovery, journals their intents: one query and one
+    /// transaction for the chunk, off the dispatcher.
+    fn prepare(self: &Arc<Self>, items: Vec<UploadItem>) -> PreparedChunk {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+            let mut current = match engine.catalog.current_many(&keys).await {
+                Ok(current) => current,
+                Err(e) => return Err((items, e)),
+            };
+            let ahead = engine.store.can_list();
+            if ahead {
+                let intents: Vec<_> = items
+                    .iter()
+                    .filter_map(|i| Some((i.key.as_str(), i.raw.as_deref(), i.fingerprint?)))
+                    .collect();
+                let state = Arc::clone(&engine.state);
+                let now = now_secs();
+                if let Err(e) =
+                    tokio::task::block_in_place(|| state.journal_begin_many(&intents, now))
+                {
+                    return Err((items, e));
+                }
+            }
+            Ok(items
+                .into_iter()
+                .map(|item| Ready {
+                    replaces: current.remove(&item.key),
+                    journaled: ahead && item.fingerprint.is_some(),
+                    item,
+                })
+                .collect())
+        })
+    }
+
+    /// One file to the store, up to the store's confirmation (the commit records it).
+    async fn send_one(
+        &self,
+        ready: &Ready,
+        resumable: Option<&HashSet<String>>,
+        progress: &Progress,
+    ) -> Result<Sent, UploadError> {
+        let item = &ready.item;
+        let id = item.id;
+        let path = match &item.raw {
+            Some(raw) => self
+                .root
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
+            None => self.root.join(&item.key),
+        };
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, Fingerprint)> {
+                let file = std::fs::File::open(&path)?;
+                let fingerprint = Fingerprint::of(&file.metadata()?);
+                Ok((file, fingerprint))
+            })
+            .await
+            .context("open task failed")?
+        };
+        let (file, before) = opened.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {}: {}",
+                path.display(),
+                crate::scan::describe_io_error(&e)
+            )
+        })?;
+        hash::count_file_opened();
+        if !ready.journaled || item.fingerprint != Some(before) {
+            // Not journaled ahead, or changed since status saw it: the intent names
+            // the file as it is now, so recovery can tell whether it still matches.
+            self.state
+                .journal_begin(&item.key, item.raw.as_deref(), &before, now_secs())?;
+        }
+
+        let could_resume = resumable.is_none_or(|keys| keys.contains(&item.key));
+        let (mut upload, already_stored) = self.open_upload(item, &before, could_resume).await?;
+        let part_size = self.store.part_size(before.size).max(1) as u64;
+        let mut reader = Some((file, ContentHasher::new()));
+        let mut offset = 0u64;
+        let read_result: Result<(), UploadError> = async {
+            loop {
+                if progress.is_cancelled() || item.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+                {
+                    return Err(UploadError::Cancelled);
+                }
+                // A buffer no larger than the file (one byte more shows it grew):
+                // a small file does not cost a part-sized allocation.
+                let want = part_size.min(before.size.saturating_sub(offset) + 1);
+                // Read a part only once the store can take it: part buffers stay
+                // within its memory budget (invariant 8).
+                upload.reserve(want).await?;
+                let (mut file, mut hasher) = reader.take().context("reader lost")?;
+                let (file, hasher, chunk) =
+                    tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                        let mut buf = vec![0u8; want as usize];
+                        let n = hash::read_full(&mut file, &mut buf)?;
+                        buf.truncate(n);
+                        // The bytes hashed here are exactly the bytes sent below.
+                        hasher.update(&buf);
+                        Ok((file, hasher, Bytes::from(buf)))
+                    })
+                    .await
+                    .context("read task failed")?
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let n = chunk.len() as u64;
+                reader = Some((file, hasher));
+                if n == 0 {
+                    return Ok(());
+                }
+                // A part an interrupted run already delivered is sent again only
+                // if its bytes differ from what the store holds.
+                let delivered = already_stored.iter().any(|p| p.holds(offset, &chunk));
+                if !delivered {
+                    upload.send(offset, chunk).await?;
+                }
+                offset += n;
+                progress.send(Event::Advanced { id, bytes: n }).await;
+                if n < want {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        let (file, hasher) = match (read_result, reader) {
+            (Ok(()), Some(reader)) => reader,
+            (result, _) => {
+                let error = result
+                    .err()
+                    .unwrap_or_else(|| anyhow::anyhow!("reader lost").into());
+                // A resumable upload that failed on the network is picked up by the
+                // next run; anything else is abandoned now.
+                if matches!(error, UploadError::Cancelled) || upload.resume_token().is_none() {
+                    let _ = upload.abort().await;
+                    let _ = self.state.forget_multipart(&item.key);
+                }
+                return Err(error);
+            }
+        };
+        let after = Fingerprint::of(&file.metadata().context("cannot stat file after reading")?);
+        let content = hasher.finish();
+        if !after.same_content_stamp(&before) || content.size != before.size {
+            let _ = upload.abort().await;
+            let _ = self.state.forget_multipart(&item.key);
+            return Err(anyhow::anyhow!("{} changed while it was read (size, mtime or ctime moved); not recorded, it will be tried again next run", item.key).into());
+        }
+
+        let description = description::encode_within(
+            &item.key,
+            item.raw.as_deref(),
+            content.size,
+            before.mtime_ns,
+            Some(&content.sha1),
+            None,
+            self.store.description_limit(),
+        );
+        let resume_token = upload.resume_token();
+        let stored = upload
+            .complete(content.size, content.tree_hash, &description)
+            .await;
+        if resume_token.is_some() {
+            // Completed or refused, this upload cannot be resumed any more.
+            let _ = self.state.forget_multipart(&item.key);
+        }
+        let stored = stored?;
+        if stored.tree_hash != content.tree_hash || stored.size != content.size {
+            // Never record what the store did not confirm byte for byte.
+            let _ = self.store.delete(&stored.archive_id).await;
+            return Err(anyhow::anyhow!(
+                "store reported tree hash {} for {}, computed {}; archive discarded",
+                hex::encode(stored.tree_hash),
+                item.key,
+                hex::encode(content.tree_hash)
+            )
+            .into());
+        }
+        Ok(Sent {
+            item: item.clone(),
+            before,
+            content,
+            archive_id: stored.archive_id,
+            replaces: ready.replaces.clone(),
+        })
+    }
+
+    /// Resumes this file's interrupted upload when the file is unchanged since it
+    /// started; otherwise aborts that upload and begins a new one.
+    async fn open_upload(
+        &self,
+        item: &UploadItem,
+        before: &Fingerprint,
+        could_resume: bool,
+    ) -> Result<(Box<dyn crate::store::Upload>, Vec<crate::store::StoredPart>)> {
+        if could_resume && let Some(previous) = self.state.multipart(&item.key)? {
+            let resumed = self
+                .store
+                .resume_upload(&previous.token, before.size)
+                .await?;
+            match resumed {
+                Some((upload, parts)) if previous.fingerprint == *before => {
+                    return Ok((upload, parts));
+                }
+                Some((upload, _)) => {
+                    let _ = upload.abort().await;
+                }
+                None => {}
+            }
+            self.state.forget_multipart(&item.key)?;
+        }
+        // Glacier multipart takes the description up front: give it the SHA-1
+        // when an earlier status already hashed this exact file.
+        let known_sha1 = if self.store.needs_description_up_front(before.size) {
+            self.state
+                .cached(&item.key)?
+                .filter(|c| c.fingerprint == *before)
+                .map(|c| c.hash.sha1)
+        } else {
+            None
+        };
+        let description = description::encode_within(
+            &item.key,
+            item.raw.as_deref(),
+            before.size,
+            before.mtime_ns,
+            known_sha1.as_ref(),
+            None,
+            self.store.description_limit(),
+        );
+        let upload = self.store.begin_upload(before.size, &description).await?;
+        if let Some(token) = upload.resume_token() {
+            self.state
+                .put_multipart(&item.key, &token, before, now_secs())?;
+        }
+        Ok((upload, Vec::new()))
+    }
+}
+
+/// The plan's uploads, [`PREPARE_CHUNK`] at a time.
+struct Chunks {
+    items: std::vec::IntoIter<UploadItem>,
+}
+
+impl Chunks {
+    fn new(items: Vec<UploadItem>) -> Chunks {
+        Chunks {
+            items: items.into_iter(),
+        }
+    }
+
+    fn next(&mut self) -> Option<Vec<UploadItem>> {
+        let chunk: Vec<UploadItem> = self.items.by_ref().take(PREPARE_CHUNK).collect();
+        (!chunk.is_empty()).then_some(chunk)
+    }
+}
