@@ -389,6 +389,110 @@ fn a_crash_between_store_and_catalog_is_recovered_on_rerun() {
     assert_eq!(status["summary"]["pending"]["files"], 0);
 }
 
+/// 300 small files: more than one commit batch (256 files, or a second). A crash
+/// at each batch boundary — before the batch is durable, once it is durable,
+/// once its archive ids are journaled, once it is recorded — loses nothing: the
+/// catalog never names an archive the store does not hold, and the rerun ends
+/// with every file current once and every archive in the store accounted for.
+#[test]
+fn a_crash_at_any_batch_boundary_loses_nothing_and_records_only_what_the_store_holds() {
+    const FILES: usize = 300;
+    for point in [
+        "batch-sent",
+        "after-store",
+        "batch-journaled",
+        "batch-recorded",
+    ] {
+        let sb = Sandbox::new();
+        for i in 0..FILES {
+            sb.write(
+                format!("d{}/f{i}.txt", i % 7),
+                common::pattern((i * 13) % 4096, i as u8),
+            );
+        }
+        let crashed = sb
+            .command()
+            .args(["backup", sb.tree().to_str().unwrap()])
+            .env("FIRN_FAULT", point)
+            .output()
+            .unwrap();
+        assert!(
+            !crashed.status.success(),
+            "{point}: the crash must kill firn"
+        );
+        assert!(
+            stderr(&crashed).contains(&format!("injected crash at {point}")),
+            "{point}: {}",
+            stderr(&crashed)
+        );
+        let in_store = sb.store_archives();
+        let records = sb.records();
+        for record in &records {
+            let id = record["archive_id"].as_str().unwrap();
+            assert!(
+                in_store.binary_search(&id.to_string()).is_ok(),
+                "{point}: recorded archive {id} is not in the store"
+            );
+        }
+        match point {
+            "batch-sent" => assert!(in_store.is_empty(), "{point}: nothing durable yet"),
+            _ => assert!(!in_store.is_empty(), "{point}: a batch is durable"),
+        }
+        if point != "batch-recorded" {
+            assert!(records.is_empty(), "{point}: nothing recorded yet");
+        }
+        let recorded_before = records.len();
+
+        let (code, doc) = sb.backup_json(&[]);
+        assert_eq!(code, Some(0), "{point}: {doc}");
+        let uploaded = doc["uploaded_files"].as_u64().unwrap() as usize;
+        let recovered = doc["recovered"].as_u64().unwrap() as usize;
+        let records = sb.records();
+        assert_eq!(records.len(), FILES, "{point}: one record per file");
+        assert!(
+            records.iter().all(|r| r["state"] == "current"),
+            "{point}: every record current"
+        );
+        let mut paths: Vec<&str> = records
+            .iter()
+            .map(|r| r["path"].as_str().unwrap())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), FILES, "{point}: no file twice");
+        let mut recorded: Vec<String> = records
+            .iter()
+            .map(|r| r["archive_id"].as_str().unwrap().to_string())
+            .collect();
+        recorded.sort();
+        assert_eq!(
+            recorded,
+            sb.store_archives(),
+            "{point}: every archive accounted for"
+        );
+        // Each file exactly once: recorded before the crash, recovered from the
+        // store (durable, not recorded: the batch, and any archive completed
+        // while it was made durable), or uploaded now.
+        assert_eq!(
+            recorded_before + recovered + uploaded,
+            FILES,
+            "{point}: {doc}"
+        );
+        match point {
+            "batch-sent" => assert_eq!(recovered, 0, "{point}: nothing was durable: {doc}"),
+            "after-store" | "batch-journaled" => {
+                assert!(
+                    recovered > 0,
+                    "{point}: the durable batch is recovered: {doc}"
+                );
+            }
+            _ => assert!(recorded_before > 0, "{point}: a batch was recorded"),
+        }
+        let status = sb.status_json(&[]);
+        assert_eq!(status["summary"]["pending"]["files"], 0, "{point}");
+    }
+}
+
 #[test]
 fn a_stray_of_a_file_changed_since_the_crash_is_kept_as_superseded() {
     let sb = Sandbox::new();

@@ -206,6 +206,7 @@ impl Engine {
         sent: &mut Vec<Sent>,
         ended: &mut Vec<String>,
     ) -> anyhow::Result<BatchOutcome> {
+        fault_point("batch-sent");
         self.store.make_durable().await?;
         fault_point("after-store");
         let stored: Vec<JournalStored<'_>> = sent

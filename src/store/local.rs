@@ -322,6 +322,36 @@ impl Store for LocalStore {
         std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4))
     }
 
+    /// Archives a crash left in `tmp/` before they were made durable: never
+    /// recorded, removed once a day old (a store may be shared by sets, and
+    /// another set's run may be writing there now).
+    async fn abort_abandoned(&self, _keep: &[String]) -> Result<Vec<String>> {
+        let tmp = self.root.join("tmp");
+        tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+            let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+            let mut removed = Vec::new();
+            for entry in
+                fs::read_dir(&tmp).with_context(|| format!("cannot list {}", tmp.display()))?
+            {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(id) = name.strip_suffix(".partial") else {
+                    continue;
+                };
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified < day_ago);
+                if old && valid_id(id) && fs::remove_file(entry.path()).is_ok() {
+                    removed.push(id.to_owned());
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .context("store cleanup task failed")?
+    }
+
     async fn make_durable(&self) -> Result<()> {
         let batch = std::mem::take(&mut *lock(&self.unsynced));
         if batch.is_empty() {
