@@ -137,6 +137,24 @@ pub trait Catalog: Send + Sync {
     /// Every record of the set (all states), sorted by key then upload time.
     async fn records(&self) -> Result<Vec<ArchiveRecord>>;
 
+    /// How many records the set has (all states).
+    async fn record_count(&self) -> Result<u64> {
+        Ok(self.records().await?.len() as u64)
+    }
+
+    /// Visits every record of the set as [`Catalog::records`] lists them, without
+    /// holding them all (the embedded catalog streams them from SQLite). Stops
+    /// at the first error `visit` returns.
+    async fn for_each_record(
+        &self,
+        visit: &mut (dyn FnMut(ArchiveRecord) -> Result<()> + Send),
+    ) -> Result<()> {
+        for record in self.records().await? {
+            visit(record)?;
+        }
+        Ok(())
+    }
+
     /// Every record of one key, oldest first.
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>>;
 

@@ -188,6 +188,30 @@ impl Catalog for SqliteCatalog {
         self.query_records("set_id = ?1 ORDER BY key, uploaded_at", &[&self.set_id])
     }
 
+    async fn record_count(&self) -> Result<u64> {
+        let count: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM archive WHERE set_id = ?1",
+            [&self.set_id],
+            |row| row.get(0),
+        )?;
+        Ok(count as u64)
+    }
+
+    async fn for_each_record(
+        &self,
+        visit: &mut (dyn FnMut(ArchiveRecord) -> Result<()> + Send),
+    ) -> Result<()> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM archive WHERE set_id = ?1 ORDER BY key, uploaded_at"
+        ))?;
+        let mut rows = stmt.query([&self.set_id])?;
+        while let Some(row) = rows.next()? {
+            visit(record_from_row(row)?)?;
+        }
+        Ok(())
+    }
+
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
         self.query_records(
             "set_id = ?1 AND key = ?2 ORDER BY uploaded_at",

@@ -32,6 +32,7 @@ use super::{Engine, Progress, RestoreOptions, RestoreOutcome};
 use crate::catalog::{ArchiveRecord, ArchiveState, SnapshotRecord};
 use crate::description::SnapshotDescription;
 use crate::hash::ContentHasher;
+use crate::model::ContentHash;
 use crate::model::now_secs;
 
 /// Now, in Unix milliseconds.
@@ -74,23 +75,76 @@ struct Line {
 }
 
 /// The compressed snapshot of `records`.
+#[cfg(test)]
 pub fn encode(
     set_id: &str,
     target: &str,
     created_ms: i64,
     records: &[ArchiveRecord],
 ) -> Result<Vec<u8>> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let header = Header {
-        firn_catalog_snapshot: 1,
-        set: set_id.to_string(),
-        created_ms,
-        records: records.len() as u64,
-        target: target.to_string(),
-    };
-    serde_json::to_writer(&mut gz, &header)?;
-    gz.write_all(b"\n")?;
-    for r in records {
+    let mut writer =
+        SnapshotWriter::new(Vec::new(), set_id, target, created_ms, records.len() as u64)?;
+    for record in records {
+        writer.push(record)?;
+    }
+    Ok(writer.finish()?.0)
+}
+
+/// Writes a snapshot record by record (gzip JSON lines) and hashes the
+/// compressed bytes as they go: nothing of the catalog is held in memory.
+pub struct SnapshotWriter<W: Write> {
+    // Buffered before compression: flate2 prepares its output buffer on every
+    // write, which small JSON fragments would make slow.
+    out: std::io::BufWriter<flate2::write::GzEncoder<Hashing<W>>>,
+    records: u64,
+}
+
+/// A writer that hashes (SHA-1 and tree hash) what it passes on.
+pub struct Hashing<W: Write> {
+    inner: W,
+    hasher: ContentHasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> SnapshotWriter<W> {
+    /// Starts a snapshot; `records` is how many will follow (a hint for readers).
+    pub fn new(
+        inner: W,
+        set_id: &str,
+        target: &str,
+        created_ms: i64,
+        records: u64,
+    ) -> Result<Self> {
+        let hashing = Hashing {
+            inner,
+            hasher: ContentHasher::new(),
+        };
+        let gz = flate2::write::GzEncoder::new(hashing, flate2::Compression::fast());
+        let mut out = std::io::BufWriter::with_capacity(256 << 10, gz);
+        let header = Header {
+            firn_catalog_snapshot: 1,
+            set: set_id.to_string(),
+            created_ms,
+            records,
+            target: target.to_string(),
+        };
+        serde_json::to_writer(&mut out, &header)?;
+        out.write_all(b"\n")?;
+        Ok(SnapshotWriter { out, records: 0 })
+    }
+
+    pub fn push(&mut self, r: &ArchiveRecord) -> Result<()> {
         let line = Line {
             k: r.key.clone(),
             r: r.raw.as_ref().map(|raw| URL_SAFE_NO_PAD.encode(raw)),
@@ -105,10 +159,22 @@ pub fn encode(
             o: r.host.clone(),
             x: r.superseded_at,
         };
-        serde_json::to_writer(&mut gz, &line)?;
-        gz.write_all(b"\n")?;
+        serde_json::to_writer(&mut self.out, &line)?;
+        self.out.write_all(b"\n")?;
+        self.records += 1;
+        Ok(())
     }
-    Ok(gz.finish()?)
+
+    /// Finishes the gzip stream: the inner writer, the hash and size of the
+    /// compressed bytes, and how many records were written.
+    pub fn finish(self) -> Result<(W, ContentHash, u64)> {
+        let gz = self
+            .out
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("cannot write the snapshot: {}", e.error()))?;
+        let hashing = gz.finish()?;
+        Ok((hashing.inner, hashing.hasher.finish(), self.records))
+    }
 }
 
 /// The set, the time (Unix ms) and the records of a snapshot.
@@ -440,35 +506,70 @@ impl Engine {
             .context("the catalog snapshot was not stored (the next change, or `firn catalog snapshot`, retries)")
     }
 
+    /// Uploads a snapshot file written by [`SnapshotWriter`], a part at a time.
+    async fn send_snapshot(
+        &self,
+        file: &mut std::fs::File,
+        created_ms: i64,
+        count: u64,
+        hash: &ContentHash,
+    ) -> Result<crate::store::StoredArchive> {
+        use std::io::{Read as _, Seek as _};
+        let description =
+            SnapshotDescription::new(&self.set_id, created_ms, count, hash.sha1).encode();
+        let size = hash.size;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let mut upload = self.store.begin_upload(size, &description).await?;
+        let part = self.store.part_size(size).max(1) as u64;
+        let mut offset = 0u64;
+        while offset < size {
+            let len = part.min(size - offset);
+            upload.reserve(len).await?;
+            let mut buf = vec![0u8; len as usize];
+            tokio::task::block_in_place(|| file.read_exact(&mut buf))
+                .context("cannot read the snapshot file back")?;
+            upload.send(offset, Bytes::from(buf)).await?;
+            offset += len;
+        }
+        upload.complete(size, hash.tree_hash, &description).await
+    }
+
     async fn write_snapshot(&self) -> Result<SnapshotReport> {
         let started = Instant::now();
         let seen = self.catalog.write_count();
-        let records = self.catalog.records().await?;
         let created_ms = now_ms();
-        let (set_id, target) = (self.set_id.clone(), self.store.target());
-        let count = records.len() as u64;
-        let (bytes, hash) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let bytes = encode(&set_id, &target, created_ms, &records)?;
-            let mut hasher = ContentHasher::new();
-            hasher.update(&bytes);
-            Ok((bytes, hasher.finish()))
-        })
-        .await
-        .context("snapshot task failed")??;
-        let description =
-            SnapshotDescription::new(&self.set_id, created_ms, count, hash.sha1).encode();
-        let size = bytes.len() as u64;
-        let mut upload = self.store.begin_upload(size, &description).await?;
-        let part = self.store.part_size(size).max(1);
-        let bytes = Bytes::from(bytes);
-        let mut offset = 0;
-        while offset < bytes.len() {
-            let end = (offset + part).min(bytes.len());
-            upload.reserve((end - offset) as u64).await?;
-            upload.send(offset as u64, bytes.slice(offset..end)).await?;
-            offset = end;
-        }
-        let stored = upload.complete(size, hash.tree_hash, &description).await?;
+        // Written to a file in the set's state directory, then sent from it: the
+        // catalog streams through, so memory does not grow with the set.
+        let path = self.state.dir().join("catalog-snapshot.partial");
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let hint = self.catalog.record_count().await?;
+        let mut writer = SnapshotWriter::new(
+            std::io::BufWriter::new(file),
+            &self.set_id,
+            &self.store.target(),
+            created_ms,
+            hint,
+        )?;
+        self.catalog
+            .for_each_record(&mut |record| writer.push(&record))
+            .await?;
+        let (file, hash, count) = writer.finish()?;
+        let mut file = file
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
+        let sent = self
+            .send_snapshot(&mut file, created_ms, count, &hash)
+            .await;
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        let stored = sent?;
+        let size = hash.size;
         if stored.tree_hash != hash.tree_hash || stored.size != size {
             // Never record what the store did not confirm byte for byte.
             let _ = self.store.delete(&stored.archive_id).await;

@@ -98,6 +98,17 @@ impl Catalog for Tracked {
         self.inner.records().await
     }
 
+    async fn record_count(&self) -> Result<u64> {
+        self.inner.record_count().await
+    }
+
+    async fn for_each_record(
+        &self,
+        visit: &mut (dyn FnMut(ArchiveRecord) -> Result<()> + Send),
+    ) -> Result<()> {
+        self.inner.for_each_record(visit).await
+    }
+
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
         self.inner.versions(key).await
     }

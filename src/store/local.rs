@@ -277,7 +277,12 @@ struct LocalUpload {
     temp_path: PathBuf,
     final_dir: PathBuf,
     archive_id: String,
+    /// Created once there is more than a part to write: a small archive is
+    /// written whole when it completes, in one blocking call.
     file: Option<File>,
+    /// Received, not yet written (at most a part).
+    held: Vec<Bytes>,
+    held_bytes: u64,
     tree: TreeHasher,
     written: u64,
     /// Where the completed archive waits for [`Store::make_durable`].
@@ -301,16 +306,13 @@ impl Store for LocalStore {
     async fn begin_upload(&self, _size: u64, _description: &str) -> Result<Box<dyn Upload>> {
         let archive_id = random_id(16)?;
         let temp_path = self.root.join("tmp").join(format!("{archive_id}.partial"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp_path)
-            .with_context(|| format!("cannot create {} in the store", temp_path.display()))?;
         Ok(Box::new(LocalUpload {
             temp_path,
             final_dir: self.root.join("archives").join(&archive_id[..2]),
             archive_id,
-            file: Some(file),
+            file: None,
+            held: Vec::new(),
+            held_bytes: 0,
             tree: TreeHasher::new(),
             written: 0,
             unsynced: Arc::clone(&self.unsynced),
@@ -616,6 +618,49 @@ impl LocalStore {
     }
 }
 
+/// Writes `chunks` to an upload's temporary file (created first if need be) and
+/// feeds them to the store's own tree hash.
+fn write_chunks(
+    file: Option<File>,
+    mut tree: TreeHasher,
+    chunks: &[Bytes],
+    temp_path: &Path,
+) -> Result<(File, TreeHasher)> {
+    let mut file = match file {
+        Some(file) => file,
+        None => OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(temp_path)
+            .with_context(|| format!("cannot create {} in the store", temp_path.display()))?,
+    };
+    for chunk in chunks {
+        file.write_all(chunk)
+            .with_context(|| format!("cannot write {} in the store", temp_path.display()))?;
+        tree.update(chunk);
+    }
+    Ok((file, tree))
+}
+
+impl LocalUpload {
+    /// Writes what is held (and `more`) to the temporary file, creating it first
+    /// if need be, and feeds the store's own tree hash: one blocking call.
+    async fn write_held(&mut self, more: Option<Bytes>) -> Result<()> {
+        let mut chunks = std::mem::take(&mut self.held);
+        chunks.extend(more);
+        self.held_bytes = 0;
+        let file = self.file.take();
+        let tree = std::mem::take(&mut self.tree);
+        let temp_path = self.temp_path.clone();
+        let (file, tree) =
+            tokio::task::spawn_blocking(move || write_chunks(file, tree, &chunks, &temp_path))
+                .await??;
+        self.file = Some(file);
+        self.tree = tree;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Upload for LocalUpload {
     async fn send(&mut self, offset: u64, data: Bytes) -> Result<()> {
@@ -625,19 +670,14 @@ impl Upload for LocalUpload {
                 self.written
             );
         }
-        let mut file = self.file.take().context("upload already failed")?;
-        let mut tree = std::mem::take(&mut self.tree);
         let len = data.len() as u64;
-        let (file, tree) = tokio::task::spawn_blocking(move || -> Result<(File, TreeHasher)> {
-            file.write_all(&data)?;
-            tree.update(&data);
-            Ok((file, tree))
-        })
-        .await??;
         self.written += len;
-        self.file = Some(file);
-        self.tree = tree;
-        Ok(())
+        if self.file.is_none() && self.held_bytes + len <= PART_SIZE as u64 {
+            self.held_bytes += len;
+            self.held.push(data);
+            return Ok(());
+        }
+        self.write_held(Some(data)).await
     }
 
     async fn complete(
@@ -646,33 +686,42 @@ impl Upload for LocalUpload {
         tree_hash: TreeHash,
         description: &str,
     ) -> Result<StoredArchive> {
-        let computed = std::mem::take(&mut self.tree).finish();
-        if size != self.written || computed != tree_hash {
-            let _ = fs::remove_file(&self.temp_path);
-            bail!(
-                "store received {} bytes with tree hash {}, the uploader claimed {} bytes with {}",
-                self.written,
-                hex::encode(computed),
-                size,
-                hex::encode(tree_hash)
-            );
-        }
-        let mut file = self.file.take().context("upload already failed")?;
+        let written = self.written;
         let trailer = Trailer {
             description: description.to_owned(),
-            tree_hash: hex::encode(computed),
+            tree_hash: String::new(),
             size,
             created_at: now_secs(),
         };
+        let chunks = std::mem::take(&mut self.held);
+        let file = self.file.take();
+        let tree = std::mem::take(&mut self.tree);
         let temp_path = self.temp_path.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        // What is held, the check and the trailer: one blocking call.
+        let computed = tokio::task::spawn_blocking(move || -> Result<TreeHash> {
+            let (mut file, tree) = write_chunks(file, tree, &chunks, &temp_path)?;
+            let computed = tree.finish();
+            if size != written || computed != tree_hash {
+                drop(file);
+                let _ = fs::remove_file(&temp_path);
+                bail!(
+                    "store received {written} bytes with tree hash {}, the uploader claimed {size} bytes with {}",
+                    hex::encode(computed),
+                    hex::encode(tree_hash)
+                );
+            }
+            let trailer = Trailer {
+                tree_hash: hex::encode(computed),
+                ..trailer
+            };
             let meta = serde_json::to_vec(&trailer)?;
             let mut tail = Vec::with_capacity(meta.len() + 16);
             tail.extend_from_slice(&meta);
             tail.extend_from_slice(&(meta.len() as u64).to_le_bytes());
             tail.extend_from_slice(MAGIC);
             file.write_all(&tail)
-                .with_context(|| format!("cannot write {} in the store", temp_path.display()))
+                .with_context(|| format!("cannot write {} in the store", temp_path.display()))?;
+            Ok(computed)
         })
         .await??;
         // Durable, and in `archives/`, once the engine calls make_durable.

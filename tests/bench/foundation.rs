@@ -12,6 +12,12 @@
 //!    stored archive plus `openssl sha1` and `sha256` of the copy (the same bytes
 //!    moved, as durably, and the same digests); plus the restore's peak RSS.
 //!
+//! 4. The first `firn backup` of that tree (the embedded store) against `restic
+//!    backup` to a new local repository on the same filesystem, and against the
+//!    floor of reading and hashing every file (`xargs -P2 sha1sum`); plus its
+//!    peak RSS. restic comes from Debian's packages (`apt-get install restic`);
+//!    when it cannot be had the row says so.
+//!
 //! Timings are only reported, never asserted: machines are noisy.
 //! Quick mode for smoke tests: `FIRN_BENCH_FILES=2000 FIRN_BENCH_HASH_MIB=64`.
 
@@ -37,6 +43,8 @@ const HASH_TARGET_RATIO: f64 = 1.1;
 const RESTORE_TARGET_RATIO: f64 = 1.2;
 /// One 16 MiB download range per file in flight, plus the runtime.
 const RESTORE_RSS_TARGET_MB: f64 = 100.0;
+const BACKUP_TARGET_RATIO: f64 = 1.0;
+const BACKUP_RSS_TARGET_MB: f64 = 100.0;
 
 fn main() {
     let files = env_usize("FIRN_BENCH_FILES", 200_000).max(1);
@@ -118,6 +126,51 @@ fn main() {
         &format!("<= {RESTORE_RSS_TARGET_MB} MB"),
         verdict(rss_mb <= RESTORE_RSS_TARGET_MB),
     );
+    let first = &status.first;
+    match first.restic {
+        Some(restic) => {
+            let ratio = secs(status.backup) / secs(restic);
+            row(
+                &mut out,
+                &format!("first backup, {files} files"),
+                &fmt_secs(status.backup),
+                &format!("restic {}", fmt_secs(restic)),
+                &format!("{ratio:.2}x"),
+                &format!("<= {BACKUP_TARGET_RATIO}x"),
+                verdict(ratio <= BACKUP_TARGET_RATIO),
+            );
+        }
+        None => row(
+            &mut out,
+            &format!("first backup, {files} files"),
+            &fmt_secs(status.backup),
+            "restic: not installed",
+            "-",
+            &format!("<= {BACKUP_TARGET_RATIO}x"),
+            "(apt-get install restic)",
+        ),
+    }
+    row(
+        &mut out,
+        "first backup vs hashing floor",
+        &fmt_secs(status.backup),
+        &format!("sha1sum -P2 {}", fmt_secs(first.floor)),
+        &format!("{:.2}x", secs(status.backup) / secs(first.floor)),
+        "-",
+        "",
+    );
+    let rss_mb = first.peak_rss_kib as f64 * 1024.0 / 1e6;
+    row(
+        &mut out,
+        "first backup peak RSS",
+        &format!("{rss_mb:.1} MB"),
+        &first.restic_rss_kib.map_or("-".into(), |k| {
+            format!("restic {:.1} MB", k as f64 * 1024.0 / 1e6)
+        }),
+        "-",
+        &format!("<= {BACKUP_RSS_TARGET_MB} MB"),
+        verdict(rss_mb <= BACKUP_RSS_TARGET_MB),
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -172,6 +225,82 @@ struct StatusResult {
     files_read: Option<u64>,
     bytes_read: Option<u64>,
     tree_location: PathBuf,
+    first: FirstBackup,
+}
+
+/// The references for the first backup, measured right after it.
+struct FirstBackup {
+    peak_rss_kib: u64,
+    restic: Option<Duration>,
+    restic_rss_kib: Option<u64>,
+    /// `find | xargs -P2 sha1sum`: reading and hashing every file, nothing more.
+    floor: Duration,
+}
+
+/// restic, installed from Debian's packages when missing (None when it cannot be).
+fn restic_available() -> bool {
+    let found = || {
+        Command::new("restic")
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if found() {
+        return true;
+    }
+    eprintln!("restic is not installed: trying apt-get install restic");
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-q", "restic"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    found()
+}
+
+/// restic's first backup of `tree` into a new repository under `base`, and the
+/// hashing floor, each after firn's (the tree is in the page cache for all).
+fn first_backup_references(tree: &Path, base: &Path, firn_rss_kib: u64) -> FirstBackup {
+    let (mut restic, mut restic_rss_kib) = (None, None);
+    if restic_available() {
+        let repo = base.join("restic-repo");
+        let restic_cmd = |args: &[&str]| {
+            let mut cmd = Command::new("restic");
+            cmd.args(args)
+                .arg("--repo")
+                .arg(&repo)
+                .arg("--cache-dir")
+                .arg(base.join("restic-cache"))
+                .env("RESTIC_PASSWORD", "firn-benchmark");
+            cmd
+        };
+        run_quiet(restic_cmd(&["init"]), base, "restic init").require_success();
+        let mut backup = restic_cmd(&["backup", "--quiet"]);
+        backup.arg(tree);
+        eprintln!("restic backup of the same tree");
+        let run = run_quiet(backup, base, "restic backup");
+        run.require_success();
+        eprintln!("  {}", fmt_secs(run.wall));
+        restic = Some(run.wall);
+        restic_rss_kib = Some(run.maxrss_kib);
+        let _ = fs::remove_dir_all(&repo);
+    }
+    let mut floor = Command::new("sh");
+    floor
+        .arg("-c")
+        .arg("find \"$1\" -type f -print0 | xargs -0 -P2 -n 1000 sha1sum > /dev/null")
+        .arg("sh")
+        .arg(tree);
+    let floor = run_quiet(floor, base, "find | xargs -P2 sha1sum");
+    floor.require_success();
+    FirstBackup {
+        peak_rss_kib: firn_rss_kib,
+        restic,
+        restic_rss_kib,
+        floor: floor.wall,
+    }
 }
 
 fn bench_status(files: usize) -> StatusResult {
@@ -229,6 +358,7 @@ fn bench_status(files: usize) -> StatusResult {
     if uploaded_files != Some(files as u64) {
         eprintln!("  warning: expected {files} uploaded files; last line of output: {last_line}");
     }
+    let first = first_backup_references(&tree, base, backup.maxrss_kib);
 
     eprintln!("timing firn status vs find, best of {RUNS}");
     let (mut best_firn, mut best_find, mut peak_rss_kib) = (Duration::MAX, Duration::MAX, 0);
@@ -265,6 +395,7 @@ fn bench_status(files: usize) -> StatusResult {
         files_read,
         bytes_read,
         tree_location: base.to_path_buf(),
+        first,
     }
 }
 

@@ -1,0 +1,1018 @@
+//! Remote backup benchmark: many small files to a remote store over a simulated
+//! internet.
+//!
+//! `cargo bench --bench remote` builds a tree of 20,000 files (default;
+//! `FIRN_BENCH_FILES`) of 0-4 KiB each (pseudo-random sizes and bytes, the same
+//! every run) in 200 directories, and backs it up with the real `firn` binary
+//! through a latency proxy: an HTTP/1.1 proxy in front of the AWS stand-in that
+//! holds every request for 80 ms (default; `FIRN_BENCH_LATENCY_MS`) before it
+//! forwards it, a one-way delay added to every request/response exchange, and
+//! counts the requests in flight. Connections are kept alive and served at once,
+//! as many as firn opens; opening one costs no added delay (on the internet a TLS
+//! handshake would cost round trips more).
+//!
+//! Per backend, (a) a Glacier vault with a DynamoDB catalog and (b) S3 (storage
+//! class DEEP_ARCHIVE) with the SQLite catalog, two runs, each on a stand-in,
+//! vault or bucket, table and data directory of its own:
+//!
+//! 1. "fixed concurrency 4": `firn backup --set s --json --concurrency 4`, with
+//!    `requests_in_flight = 4` in the set (firn before its group commit: four
+//!    files in flight whatever their size);
+//! 2. "default": `firn backup --set s --json` with nothing overridden.
+//!
+//! Each run's wall time, files per second, the requests in flight at the proxy
+//! (the most at once, and the mean over the run's wall time) and the requests it
+//! took, with the two runs of a backend side by side. A run that does not upload
+//! every file fails the benchmark; timings are only reported, never asserted.
+//!
+//! Needs the AWS stand-in: `FAKECLOUD_BIN`, which `bash tests/run.sh` builds and
+//! prints the export of.
+//! Quick mode: `FIRN_BENCH_FILES=500 FIRN_BENCH_LATENCY_MS=80 cargo bench --bench remote`.
+
+#[path = "../common/aws.rs"]
+mod aws;
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use aws::{FakeCloud, aws_env};
+
+const FIRN: &str = env!("CARGO_BIN_EXE_firn");
+/// Where cargo lets benches put scratch data when there is no /dev/shm.
+const TARGET_TMPDIR: &str = env!("CARGO_TARGET_TMPDIR");
+
+const DIRS: usize = 200;
+const MAX_FILE: u64 = 4096;
+const FIXED: usize = 4;
+const S3_CLASS: &str = "DEEP_ARCHIVE";
+/// The setting the fixed runs put in the set.
+const IN_FLIGHT_KEY: &str = "requests_in_flight";
+/// How often a long run reports what the proxy sees.
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
+const PREFIX: &str = "remote benchmark: ";
+
+fn main() {
+    quiet_failures();
+    let files = env_u64("FIRN_BENCH_FILES", 20_000).max(1) as usize;
+    let latency = Duration::from_millis(env_u64("FIRN_BENCH_LATENCY_MS", 80));
+    check_standin();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let parent = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        PathBuf::from(TARGET_TMPDIR)
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("firn-bench-remote-")
+        .tempdir_in(&parent)
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "cannot create a directory in {}: {e}",
+                parent.display()
+            ))
+        });
+    let base = scratch.path();
+    let tree = base.join("tree");
+    let dirs = DIRS.min(files);
+    eprintln!(
+        "building a tree of {files} files (0-{MAX_FILE} bytes) in {dirs} directories under {}",
+        base.display()
+    );
+    let tree_bytes = build_tree(&tree, files, dirs);
+
+    let mut results = Vec::new();
+    for backend in [Backend::Glacier, Backend::S3] {
+        for mode in [Mode::Fixed, Mode::Default] {
+            let n = results.len();
+            results.push(run_backup(
+                backend,
+                mode,
+                &RunPlace {
+                    dir: base.join(format!("run-{n}")),
+                    tree: tree.clone(),
+                    name: format!("firn-bench-{n}"),
+                },
+                files,
+                latency,
+            ));
+        }
+    }
+
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "firn remote benchmark: {files} files ({}, 0-{} KiB each) in {dirs} directories, {} ms added to every request ({cores} {})",
+        fmt_mb(tree_bytes),
+        MAX_FILE / 1024,
+        latency.as_millis(),
+        if cores == 1 { "core" } else { "cores" },
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:<21} {:>6} {:>9} {:>8} {:>9} {:>6} {:>9} {:>8}",
+        "backend", "run", "files", "wall", "files/s", "in flight", "mean", "requests", "req/file"
+    );
+    for pair in results.chunks(2) {
+        for (i, r) in pair.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{:<26} {:<21} {:>6} {:>9} {:>8.1} {:>9} {:>6.2} {:>9} {:>8.2}",
+                if i == 0 {
+                    r.backend.label()
+                } else {
+                    String::new()
+                },
+                r.mode.label(),
+                r.files,
+                fmt_secs(r.wall),
+                r.files_per_sec(),
+                r.proxy.max,
+                r.proxy.mean,
+                r.proxy.requests,
+                r.proxy.requests as f64 / r.files.max(1) as f64,
+            );
+        }
+        if let [fixed, default] = pair {
+            let _ = writeln!(
+                out,
+                "{:<26} {:<21} {:>6} {:>9} {:>7.2}x",
+                "",
+                "default / fixed",
+                "",
+                "",
+                default.files_per_sec() / fixed.files_per_sec().max(f64::MIN_POSITIVE),
+            );
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "in flight: requests at the proxy at once, the most and the mean over the run's wall time"
+    );
+    let _ = writeln!(
+        out,
+        "fixed runs: --concurrency {FIXED} and {IN_FLIGHT_KEY} = {FIXED} in the set"
+    );
+    let errors: u64 = results.iter().map(|r| r.proxy.errors).sum();
+    if errors > 0 {
+        let _ = writeln!(
+            out,
+            "proxy: {errors} exchanges failed (connections broken mid-request); firn retried them"
+        );
+    }
+    let _ = out.flush();
+}
+
+// ---------------------------------------------------------------------------
+// The runs
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Glacier,
+    S3,
+}
+
+impl Backend {
+    fn label(self) -> String {
+        match self {
+            Backend::Glacier => "glacier vault + dynamodb".into(),
+            Backend::S3 => format!("s3 {S3_CLASS} + sqlite"),
+        }
+    }
+
+    /// The store and catalog lines of set `s`, on vault, bucket or table `name`.
+    fn config(self, name: &str) -> String {
+        match self {
+            Backend::Glacier => format!(
+                "store = {{ kind = \"glacier\", vault = \"{name}\" }}\ncatalog = {{ kind = \"dynamodb\", table = \"{name}\" }}\n"
+            ),
+            Backend::S3 => format!(
+                "store = {{ kind = \"s3\", bucket = \"{name}\", force_path_style = true, storage_class = \"{S3_CLASS}\" }}\n"
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Fixed,
+    Default,
+}
+
+impl Mode {
+    fn label(self) -> String {
+        match self {
+            Mode::Fixed => format!("fixed concurrency {FIXED}"),
+            Mode::Default => "default".into(),
+        }
+    }
+}
+
+struct RunPlace {
+    dir: PathBuf,
+    tree: PathBuf,
+    /// Vault, bucket and table name.
+    name: String,
+}
+
+struct RunResult {
+    backend: Backend,
+    mode: Mode,
+    files: u64,
+    wall: Duration,
+    proxy: ProxyReport,
+}
+
+impl RunResult {
+    fn files_per_sec(&self) -> f64 {
+        self.files as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+fn run_backup(
+    backend: Backend,
+    mode: Mode,
+    place: &RunPlace,
+    files: usize,
+    latency: Duration,
+) -> RunResult {
+    let (data, config_home) = (place.dir.join("data"), place.dir.join("config"));
+    for dir in [&data, &config_home.join("firn")] {
+        fs::create_dir_all(dir)
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
+    }
+    let with_key = mode == Mode::Fixed;
+    let write_config = || {
+        let path = config_home.join("firn/config.toml");
+        let mut text = format!(
+            "[sets.s]\nroot = {:?}\nretention = \"keep\"\n{}",
+            place.tree,
+            backend.config(&place.name)
+        );
+        if with_key {
+            text.push_str(&format!("{IN_FLIGHT_KEY} = {FIXED}\n"));
+        }
+        fs::write(&path, text)
+            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+    };
+    write_config();
+
+    eprintln!("{}, {}:", backend.label(), mode.label());
+    let cloud = FakeCloud::start();
+    let proxy = LatencyProxy::start(&cloud.endpoint, latency);
+    let firn = |args: &[&str], endpoint: &str| {
+        let mut cmd = Command::new(FIRN);
+        cmd.args(args)
+            .envs(aws_env(endpoint))
+            .env("FIRN_DATA_DIR", &data)
+            .env("XDG_CONFIG_HOME", &config_home)
+            .env_remove("FIRN_CONFIG")
+            .env_remove("FIRN_FAULT");
+        cmd
+    };
+    let mut backup_args = vec!["backup", "--set", "s", "--json"];
+    let fixed = FIXED.to_string();
+    if mode == Mode::Fixed {
+        backup_args.extend(["--concurrency", &fixed]);
+    }
+
+    // The stand-in itself creates the vault, bucket or table: no delay.
+    let mut step = 0;
+    let (finished, report) = loop {
+        let (what, args, endpoint, watched) = if step == 0 {
+            (
+                "firn init",
+                &["init", "--set", "s", "--yes"][..],
+                &cloud.endpoint,
+                None,
+            )
+        } else {
+            eprintln!("  backing up {files} files through the proxy");
+            proxy.reset();
+            (
+                "firn backup",
+                &backup_args[..],
+                &proxy.endpoint,
+                Some(&proxy),
+            )
+        };
+        let finished = run_firn(firn(args, endpoint), &place.dir, watched);
+        finished.require_success(what);
+        if step == 0 {
+            step = 1;
+            continue;
+        }
+        break (finished, proxy.report());
+    };
+
+    let line = finished
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let doc: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
+        fail(&format!(
+            "firn backup printed no JSON summary ({e}): {}",
+            tail(&finished.stdout, 500)
+        ))
+    });
+    let uploaded = doc["uploaded_files"].as_u64().unwrap_or(0);
+    if uploaded != files as u64 {
+        fail(&format!(
+            "{}, {}: uploaded_files is {uploaded}, not {files}; failed: {}",
+            backend.label(),
+            mode.label(),
+            tail(&doc["failed"].to_string(), 500)
+        ));
+    }
+    eprintln!(
+        "  {uploaded} files in {}: {:.1} files/s, {} requests, at most {} in flight ({:.2} on average)",
+        fmt_secs(finished.wall),
+        uploaded as f64 / finished.wall.as_secs_f64().max(1e-9),
+        report.requests,
+        report.max,
+        report.mean
+    );
+    drop(proxy);
+    drop(cloud);
+    // The run's own tree of archives and catalog is not needed again.
+    let _ = fs::remove_dir_all(&place.dir);
+    RunResult {
+        backend,
+        mode,
+        files: uploaded,
+        wall: finished.wall,
+        proxy: report,
+    }
+}
+
+struct Finished {
+    status: ExitStatus,
+    wall: Duration,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn require_success(&self, what: &str) {
+        if !self.status.success() {
+            fail(&format!(
+                "{what} failed ({}): {}{}",
+                self.status,
+                tail(&self.stdout, 500),
+                tail(self.stderr.trim(), 1000)
+            ));
+        }
+    }
+}
+
+/// Runs `cmd` to the end (its output in files under `dir`), and while it runs,
+/// says every so often what `proxy` sees.
+fn run_firn(mut cmd: Command, dir: &Path, proxy: Option<&LatencyProxy>) -> Finished {
+    let (out_path, err_path) = (dir.join("firn.stdout"), dir.join("firn.stderr"));
+    let create = |path: &Path| {
+        fs::File::create(path)
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", path.display())))
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(create(&out_path))
+        .stderr(create(&err_path));
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot start {FIRN}: {e}")));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = tx.send((status, Instant::now()));
+    });
+    let (status, ended) = loop {
+        match rx.recv_timeout(PROGRESS_EVERY) {
+            Ok((Ok(status), ended)) => break (status, ended),
+            Ok((Err(e), _)) => fail(&format!("cannot wait for firn: {e}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(proxy) = proxy {
+                    let seen = proxy.report();
+                    eprintln!(
+                        "  {:>5.0} s: {} requests, {} in flight",
+                        started.elapsed().as_secs_f64(),
+                        seen.requests,
+                        seen.in_flight
+                    );
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => fail("lost track of firn"),
+        }
+    };
+    let read = |path: &Path| fs::read_to_string(path).unwrap_or_default();
+    Finished {
+        status,
+        wall: ended - started,
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    }
+}
+
+/// `files` files of 0-4 KiB, file `j` in directory `j % dirs`; directories two
+/// levels deep (`dNN/sNN`, twenty in each). Returns the bytes written.
+fn build_tree(tree: &Path, files: usize, dirs: usize) -> u64 {
+    let paths: Vec<PathBuf> = (0..dirs)
+        .map(|i| tree.join(format!("d{:02}/s{:02}", i / 20, i % 20)))
+        .collect();
+    for dir in &paths {
+        fs::create_dir_all(dir)
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
+    }
+    let mut rng = XorShift::new(0x5eed_4e30_7e00);
+    let mut content = vec![0u8; MAX_FILE as usize];
+    let mut total = 0;
+    for j in 0..files {
+        let len = (rng.next() % (MAX_FILE + 1)) as usize;
+        rng.fill(&mut content[..len]);
+        let path = paths[j % dirs].join(format!("f{j:06}.bin"));
+        fs::write(&path, &content[..len])
+            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+        total += len as u64;
+    }
+    total
+}
+
+// ---------------------------------------------------------------------------
+// The latency proxy
+
+/// What the proxy saw since its last reset.
+#[derive(Clone, Copy, Debug, Default)]
+struct ProxyReport {
+    requests: u64,
+    in_flight: u64,
+    max: u64,
+    /// Requests in flight, averaged over the time since the reset.
+    mean: f64,
+    /// Exchanges cut short: a connection broken before the answer was relayed.
+    errors: u64,
+}
+
+struct Stats {
+    requests: u64,
+    in_flight: u64,
+    max: u64,
+    errors: u64,
+    /// Requests in flight integrated over time (request-seconds) up to `last`.
+    area: f64,
+    since: Instant,
+    last: Instant,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        let now = Instant::now();
+        Stats {
+            requests: 0,
+            in_flight: 0,
+            max: 0,
+            errors: 0,
+            area: 0.0,
+            since: now,
+            last: now,
+        }
+    }
+
+    fn advance(&mut self) {
+        let now = Instant::now();
+        self.area += self.in_flight as f64 * (now - self.last).as_secs_f64();
+        self.last = now;
+    }
+}
+
+type SharedStats = Arc<Mutex<Stats>>;
+
+fn with_stats<T>(stats: &SharedStats, f: impl FnOnce(&mut Stats) -> T) -> T {
+    let mut guard = stats
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&mut guard)
+}
+
+/// One request in flight, from its head arriving to its answer relayed (or the
+/// exchange failing).
+struct InFlight(SharedStats);
+
+impl InFlight {
+    fn begin(stats: &SharedStats) -> InFlight {
+        with_stats(stats, |s| {
+            s.advance();
+            s.requests += 1;
+            s.in_flight += 1;
+            s.max = s.max.max(s.in_flight);
+        });
+        InFlight(Arc::clone(stats))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        with_stats(&self.0, |s| {
+            s.advance();
+            s.in_flight = s.in_flight.saturating_sub(1);
+        });
+    }
+}
+
+/// An HTTP/1.1 proxy on a free port that holds every request for `latency`
+/// before forwarding it, keeps connections alive (one upstream connection per
+/// client connection) and serves any number of connections at once.
+struct LatencyProxy {
+    endpoint: String,
+    stats: SharedStats,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LatencyProxy {
+    fn start(upstream: &str, latency: Duration) -> LatencyProxy {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| fail(&format!("the stand-in's address {upstream:?}: {e}")));
+        let stats: SharedStats = Arc::new(Mutex::new(Stats::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let stats_in = Arc::clone(&stats);
+        let thread = std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = addr_tx.send(Err(format!("no runtime for the proxy: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match TcpListener::bind("127.0.0.1:0").await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(format!("the proxy cannot listen: {e}")));
+                        return;
+                    }
+                };
+                let _ = addr_tx.send(listener.local_addr().map_err(|e| e.to_string()));
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        accepted = listener.accept() => {
+                            let Ok((client, _)) = accepted else { continue };
+                            let _ = client.set_nodelay(true);
+                            let stats = Arc::clone(&stats_in);
+                            tokio::spawn(async move {
+                                if relay(client, upstream, latency, &stats).await.is_err() {
+                                    with_stats(&stats, |s| s.errors += 1);
+                                }
+                            });
+                        }
+                    }
+                }
+            });
+            // Connections still open are dropped with the runtime.
+            runtime.shutdown_background();
+        });
+        let addr = match addr_rx.recv() {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => fail(&e),
+            Err(_) => fail("the proxy thread ended before it listened"),
+        };
+        LatencyProxy {
+            endpoint: format!("http://{addr}"),
+            stats,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// Starts counting afresh (requests still in flight stay counted).
+    fn reset(&self) {
+        with_stats(&self.stats, |s| {
+            let now = Instant::now();
+            s.requests = 0;
+            s.max = s.in_flight;
+            s.errors = 0;
+            s.area = 0.0;
+            s.since = now;
+            s.last = now;
+        });
+    }
+
+    fn report(&self) -> ProxyReport {
+        with_stats(&self.stats, |s| {
+            s.advance();
+            let span = (s.last - s.since).as_secs_f64();
+            ProxyReport {
+                requests: s.requests,
+                in_flight: s.in_flight,
+                max: s.max,
+                mean: if span > 0.0 { s.area / span } else { 0.0 },
+                errors: s.errors,
+            }
+        })
+    }
+}
+
+impl Drop for LatencyProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A stream and the bytes read from it but not used yet.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads more into the buffer; false at the end of the stream.
+    async fn fill(&mut self) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 16384];
+        let n = self.stream.read(&mut chunk).await?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    /// A message head (through the blank line); None when the stream ends
+    /// before its first byte.
+    async fn head(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(pos) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Ok(Some(self.buf.drain(..pos + 4).collect()));
+            }
+            if !self.fill().await? {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(truncated("a message head"));
+            }
+        }
+    }
+
+    async fn take(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
+        while self.buf.len() < n {
+            if !self.fill().await? {
+                return Err(truncated("a message body"));
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    async fn line(&mut self) -> std::io::Result<Vec<u8>> {
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                return Ok(self.buf.drain(..pos + 2).collect());
+            }
+            if !self.fill().await? {
+                return Err(truncated("a chunk"));
+            }
+        }
+    }
+
+    /// A body as framed, raw (chunk sizes and trailers included).
+    async fn body(&mut self, framing: Framing) -> std::io::Result<Vec<u8>> {
+        match framing {
+            Framing::None => Ok(Vec::new()),
+            Framing::Length(n) => self.take(n).await,
+            Framing::UntilClose => {
+                while self.fill().await? {}
+                Ok(std::mem::take(&mut self.buf))
+            }
+            Framing::Chunked => {
+                let mut raw = Vec::new();
+                loop {
+                    let line = self.line().await?;
+                    let text = String::from_utf8_lossy(&line);
+                    let size = text.split(';').next().unwrap_or("").trim();
+                    let size = usize::from_str_radix(size, 16).map_err(|_| {
+                        std::io::Error::other(format!("bad chunk size line {text:?}"))
+                    })?;
+                    raw.extend_from_slice(&line);
+                    if size == 0 {
+                        // Trailers, up to the blank line.
+                        loop {
+                            let trailer = self.line().await?;
+                            raw.extend_from_slice(&trailer);
+                            if trailer == b"\r\n" {
+                                return Ok(raw);
+                            }
+                        }
+                    }
+                    raw.extend(self.take(size + 2).await?);
+                }
+            }
+        }
+    }
+}
+
+fn truncated(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("connection closed in {what}"),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+struct Head {
+    /// The request or status line.
+    first: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn parse(raw: &[u8]) -> Head {
+        let text = String::from_utf8_lossy(raw);
+        let mut lines = text.split("\r\n");
+        let first = lines.next().unwrap_or_default().to_string();
+        let headers = lines
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            })
+            .collect();
+        Head { first, headers }
+    }
+
+    fn has(&self, name: &str, token: &str) -> bool {
+        self.headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case(name)
+                && v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    }
+
+    fn content_length(&self) -> Option<usize> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// The body that follows a request head.
+    fn request_framing(&self) -> Framing {
+        if self.has("transfer-encoding", "chunked") {
+            Framing::Chunked
+        } else {
+            self.content_length().map_or(Framing::None, Framing::Length)
+        }
+    }
+
+    /// The body that follows a response head to a `method` request.
+    fn response_framing(&self, method: &str) -> Framing {
+        let status = self.status();
+        if method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 {
+            Framing::None
+        } else if self.has("transfer-encoding", "chunked") {
+            Framing::Chunked
+        } else {
+            self.content_length()
+                .map_or(Framing::UntilClose, Framing::Length)
+        }
+    }
+
+    fn status(&self) -> u16 {
+        self.first
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether the connection ends after this message.
+    fn closes(&self) -> bool {
+        self.has("connection", "close") || self.first.contains("HTTP/1.0")
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = format!("{}\r\n", self.first);
+        for (k, v) in &self.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.into_bytes()
+    }
+}
+
+/// Serves one client connection, request after request: each held for `latency`,
+/// then sent upstream, its answer relayed back whole.
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    latency: Duration,
+    stats: &SharedStats,
+) -> std::io::Result<()> {
+    let mut client = Conn::new(client);
+    let mut server: Option<Conn> = None;
+    loop {
+        let Some(raw_head) = client.head().await? else {
+            return Ok(());
+        };
+        let _in_flight = InFlight::begin(stats);
+        let mut head = Head::parse(&raw_head);
+        let method = head.first.split(' ').next().unwrap_or("").to_string();
+        if head.has("expect", "100-continue") {
+            // Ask for the body at once; the server is not asked to.
+            head.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("expect"));
+            client
+                .stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
+        let body = client.body(head.request_framing()).await?;
+        let client_closes = head.closes();
+        tokio::time::sleep(latency).await;
+        let mut request = head.bytes();
+        request.extend_from_slice(&body);
+
+        let (response, server_closes) = exchange(&mut server, upstream, &request, &method).await?;
+        client.stream.write_all(&response).await?;
+        if server_closes {
+            server = None;
+        }
+        if client_closes || server_closes {
+            let _ = client.stream.shutdown().await;
+            return Ok(());
+        }
+    }
+}
+
+/// Sends `request` upstream (on the kept connection, else a new one; once more on
+/// a new one if a kept connection turns out closed) and reads the whole answer,
+/// interim 1xx answers included. Returns it and whether the server closes.
+async fn exchange(
+    server: &mut Option<Conn>,
+    upstream: SocketAddr,
+    request: &[u8],
+    method: &str,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut retried = false;
+    loop {
+        let reused = server.is_some();
+        let conn = match server {
+            Some(conn) => conn,
+            None => {
+                let stream = TcpStream::connect(upstream).await?;
+                let _ = stream.set_nodelay(true);
+                server.insert(Conn::new(stream))
+            }
+        };
+        // A kept connection the server closed meanwhile fails here or answers
+        // nothing: nothing reached the server, so sending again is safe.
+        let sent = conn.stream.write_all(request).await;
+        let first = match sent {
+            Ok(()) => conn.head().await,
+            Err(e) => Err(e),
+        };
+        let raw = match first {
+            Ok(Some(raw)) => raw,
+            Ok(None) | Err(_) if reused && !retried => {
+                *server = None;
+                retried = true;
+                continue;
+            }
+            Ok(None) => return Err(truncated("an answer")),
+            Err(e) => return Err(e),
+        };
+        let mut response = Vec::new();
+        let mut head = Head::parse(&raw);
+        response.extend_from_slice(&raw);
+        while (100..200).contains(&head.status()) && head.status() != 101 {
+            let Some(raw) = conn.head().await? else {
+                return Err(truncated("an answer"));
+            };
+            head = Head::parse(&raw);
+            response.extend_from_slice(&raw);
+        }
+        let framing = head.response_framing(method);
+        response.extend(conn.body(framing).await?);
+        let closes = head.closes() || matches!(framing, Framing::UntilClose);
+        return Ok((response, closes));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// The stand-in must be there before anything is built.
+fn check_standin() {
+    const HOW: &str = "run `bash tests/run.sh` once, which builds the AWS stand-in and prints the `export FAKECLOUD_BIN=...` line";
+    match std::env::var_os("FAKECLOUD_BIN") {
+        None => fail(&format!("FAKECLOUD_BIN is not set: {HOW}")),
+        Some(path) if !Path::new(&path).is_file() => fail(&format!(
+            "FAKECLOUD_BIN ({}) is not a file: {HOW}",
+            Path::new(&path).display()
+        )),
+        Some(_) => {}
+    }
+}
+
+/// xorshift64*: fast, deterministic sizes and bytes.
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64) -> Self {
+        XorShift(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let word = self.next().to_le_bytes();
+            rest.copy_from_slice(&word[..rest.len()]);
+        }
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{name} must be a whole number, not {v:?}"))),
+        Err(_) => default,
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn fmt_mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// Our own failures print as one line; anything else as usual.
+fn quiet_failures() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        match info.payload().downcast_ref::<String>() {
+            Some(message) if message.starts_with(PREFIX) => eprintln!("{message}"),
+            _ => default(info),
+        }
+    }));
+}
+
+/// Gives up with one line. A panic (not `exit`) so the stand-in and proxy are
+/// stopped and the scratch directory removed as the stack unwinds.
+fn fail(message: &str) -> ! {
+    panic!("{PREFIX}{message}");
+}
