@@ -25,18 +25,18 @@ struct BackupJson<'a> {
     pending_bytes: u64,
     #[serde(flatten)]
     summary: &'a BackupSummary,
-    problems: Vec<FileProblem<'a>>,
+    problems: Vec<FileProblem>,
     #[serde(flatten)]
     snapshot: &'a AfterRun,
 }
 
 #[derive(Serialize)]
-struct FileProblem<'a> {
+struct FileProblem {
     #[serde(skip)]
     is_failure: bool,
-    path: &'a str,
+    path: String,
     status: &'static str,
-    reason: &'a str,
+    reason: String,
 }
 
 pub async fn run(set: &ResolvedSet, dry_run: bool, out: &Output) -> Result<ExitCode> {
@@ -59,11 +59,15 @@ pub async fn run(set: &ResolvedSet, dry_run: bool, out: &Output) -> Result<ExitC
         .filter(|e| e.status.is_problem())
         .map(|e| FileProblem {
             is_failure: e.status.is_failure(),
-            path: &e.key,
+            path: e.key.clone(),
             status: e.status.label(),
-            reason: e.status.reason().unwrap_or(""),
+            reason: e.status.reason().unwrap_or("").to_owned(),
         })
         .collect();
+    let not_backed_up = report.totals.unreadable.files + report.totals.skipped.files;
+    // The plan holds what the uploads need; the report's entries would only
+    // double the memory of a large first backup.
+    drop(report);
     let (pending_files, pending_bytes) = (plan.uploads.len() as u64, plan.bytes());
 
     let mut summary = if dry_run {
@@ -120,7 +124,7 @@ pub async fn run(set: &ResolvedSet, dry_run: bool, out: &Output) -> Result<ExitC
             plural(summary.uploaded_files, "file"),
             human_bytes(summary.uploaded_bytes),
             summary.failed.len(),
-            report.totals.unreadable.files + report.totals.skipped.files,
+            not_backed_up,
             summary.mtimes_updated,
             summary.superseded_deleted,
             summary.superseded_kept,
