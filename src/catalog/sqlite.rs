@@ -170,8 +170,15 @@ impl Catalog for SqliteCatalog {
         )?;
         let mut rows = stmt.query([&self.set_id])?;
         while let Some(row) = rows.next()? {
-            let sha1: Vec<u8> = row.get(4)?;
-            let Ok(sha1) = sha1.try_into() else { continue };
+            // Read in place: no allocation per file for the digest.
+            let Some(sha1) = row
+                .get_ref(4)?
+                .as_blob()
+                .ok()
+                .and_then(|b| <[u8; 20]>::try_from(b).ok())
+            else {
+                continue;
+            };
             visit(CurrentSummary {
                 key: row.get(0)?,
                 raw: row.get::<_, Option<Vec<u8>>>(1)?.map(Vec::into_boxed_slice),
@@ -186,6 +193,13 @@ impl Catalog for SqliteCatalog {
 
     async fn records(&self) -> Result<Vec<ArchiveRecord>> {
         self.query_records("set_id = ?1 ORDER BY key, uploaded_at", &[&self.set_id])
+    }
+
+    async fn superseded(&self) -> Result<Vec<ArchiveRecord>> {
+        self.query_records(
+            "set_id = ?1 AND state != 'current' ORDER BY key, uploaded_at",
+            &[&self.set_id],
+        )
     }
 
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {

@@ -98,6 +98,10 @@ impl Catalog for Tracked {
         self.inner.records().await
     }
 
+    async fn superseded(&self) -> Result<Vec<ArchiveRecord>> {
+        self.inner.superseded().await
+    }
+
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
         self.inner.versions(key).await
     }
