@@ -125,6 +125,16 @@ fn blob<const N: usize>(v: Option<Vec<u8>>) -> Option<[u8; N]> {
     v.and_then(|b| b.try_into().ok())
 }
 
+/// Column `index` of `row` as N bytes (None when NULL, not a blob, or another length).
+fn blob_at<const N: usize>(row: &rusqlite::Row<'_>, index: usize) -> Result<Option<[u8; N]>> {
+    Ok(row
+        .get_ref(index)?
+        .as_blob_or_null()
+        .ok()
+        .flatten()
+        .and_then(|b| b.try_into().ok()))
+}
+
 impl LocalState {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = open_db(path)?;
@@ -182,36 +192,14 @@ impl LocalState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Visits every cached fingerprint in ascending key order.
-    pub fn for_each_fingerprint(&self, mut visit: impl FnMut(&str, CachedHash)) -> Result<()> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash FROM fingerprint ORDER BY key",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let key: String = row.get(0)?;
-            let size: i64 = row.get(1)?;
-            let (Some(sha1), Some(tree_hash)) = (blob::<20>(row.get(5)?), blob::<32>(row.get(6)?))
-            else {
-                continue;
-            };
-            let cached = CachedHash {
-                fingerprint: Fingerprint {
-                    size: size as u64,
-                    mtime_ns: row.get(2)?,
-                    ctime_ns: row.get(3)?,
-                    inode: row.get::<_, i64>(4)? as u64,
-                },
-                hash: ContentHash {
-                    size: size as u64,
-                    sha1,
-                    tree_hash,
-                },
-            };
-            visit(&key, cached);
+    /// A reader of the cache in ascending key order (see [`FingerprintCursor`]).
+    pub fn fingerprints(&self) -> FingerprintCursor<'_> {
+        FingerprintCursor {
+            state: self,
+            batch: std::collections::VecDeque::new(),
+            last: None,
+            done: false,
         }
-        Ok(())
     }
 
     pub fn cached(&self, key: &str) -> Result<Option<CachedHash>> {
@@ -482,6 +470,95 @@ impl LocalState {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Reads the fingerprint cache in ascending key order, a batch of rows at a time:
+/// status walks it beside the tree without holding the whole cache, and without a
+/// statement left open between batches (the cache is written meanwhile).
+pub struct FingerprintCursor<'a> {
+    state: &'a LocalState,
+    batch: std::collections::VecDeque<(String, CachedHash)>,
+    /// The last key read, where the next batch starts.
+    last: Option<String>,
+    done: bool,
+}
+
+/// Rows per batch: a few hundred KB at most.
+const FINGERPRINT_BATCH: usize = 2048;
+
+impl FingerprintCursor<'_> {
+    /// The cached fingerprint and hashes of `key`. Keys must be asked for in
+    /// ascending order: the rows before `key` are passed over for good.
+    pub fn seek(&mut self, key: &str) -> Result<Option<CachedHash>> {
+        loop {
+            while let Some((front, _)) = self.batch.front() {
+                match front.as_str().cmp(key) {
+                    std::cmp::Ordering::Less => {
+                        self.batch.pop_front();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        return Ok(self.batch.pop_front().map(|(_, cached)| cached));
+                    }
+                    std::cmp::Ordering::Greater => return Ok(None),
+                }
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.fill()?;
+        }
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        const COLUMNS: &str = "key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash";
+        let conn = self.state.conn();
+        let mut stmt = match self.last {
+            None => conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM fingerprint ORDER BY key LIMIT ?1"
+            ))?,
+            Some(_) => conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM fingerprint WHERE key > ?2 ORDER BY key LIMIT ?1"
+            ))?,
+        };
+        let limit = FINGERPRINT_BATCH as i64;
+        let mut rows = match &self.last {
+            None => stmt.query(params![limit])?,
+            Some(last) => stmt.query(params![limit, last])?,
+        };
+        let (mut read, mut last_skipped) = (0, None);
+        while let Some(row) = rows.next()? {
+            read += 1;
+            let key: String = row.get(0)?;
+            let size: i64 = row.get(1)?;
+            // Read in place: no allocation per row for the two digests.
+            let hashes = (blob_at::<20>(row, 5)?, blob_at::<32>(row, 6)?);
+            if let (Some(sha1), Some(tree_hash)) = hashes {
+                let cached = CachedHash {
+                    fingerprint: Fingerprint {
+                        size: size as u64,
+                        mtime_ns: row.get(2)?,
+                        ctime_ns: row.get(3)?,
+                        inode: row.get::<_, i64>(4)? as u64,
+                    },
+                    hash: ContentHash {
+                        size: size as u64,
+                        sha1,
+                        tree_hash,
+                    },
+                };
+                self.batch.push_back((key, cached));
+                last_skipped = None;
+            } else {
+                last_skipped = Some(key);
+            }
+        }
+        // The batch was empty before this read: its last row is this read's.
+        if read > 0 {
+            self.last = last_skipped.or_else(|| self.batch.back().map(|(key, _)| key.clone()));
+        }
+        self.done = read < FINGERPRINT_BATCH;
+        Ok(())
     }
 }
 
