@@ -381,7 +381,14 @@ fn walk_sequential(
                 continue;
             }
         } else {
-            let (status, found) = classify(&entry, &key, &options.filter);
+            let metadata = || {
+                entry.metadata().map_err(|err| {
+                    err.io_error()
+                        .map(describe_io_error)
+                        .unwrap_or_else(|| err.to_string())
+                })
+            };
+            let (status, found) = classify(file_type, metadata, &key, &options.filter);
             if status == Status::Local {
                 progress.files += 1;
                 progress.bytes += found.size;
@@ -509,9 +516,10 @@ fn walk_parallel(
 
 const BATCH: usize = 512;
 
-/// Lists one directory (walkdir, one level): entries go to `out`, subdirectories
-/// to `subdirs`. Only the root failing to open is an error; anything else is an
-/// entry that says what went wrong.
+/// Lists one directory, one level: entries go to `out`, subdirectories to
+/// `subdirs`. Only the root failing to open is an error; anything else is an
+/// entry that says what went wrong. Each entry is looked at relative to the open
+/// directory (statx on its name, not its whole path), as `find` does.
 #[allow(clippy::too_many_arguments)]
 fn list_dir(
     dir: &Path,
@@ -524,52 +532,55 @@ fn list_dir(
     files_seen: &AtomicU64,
     bytes_seen: &AtomicU64,
 ) -> Result<(), ScanError> {
-    for next in WalkDir::new(dir)
-        .min_depth(1)
-        .max_depth(1)
-        .follow_links(false)
-    {
+    let unreadable = |out: &mut Scanned, err: std::io::Error| {
+        if dir_key.is_empty() {
+            return Err(ScanError::UnreadableRoot {
+                path: root.to_path_buf(),
+                source: err,
+            });
+        }
+        let raw = dir_differs.then(|| relative_bytes(root, dir));
+        out.push(
+            dir_key,
+            raw,
+            Fingerprint::default(),
+            Status::Unreadable(describe_io_error(&err).into()),
+        );
+        Ok(())
+    };
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(err) => return unreadable(out, err),
+    };
+    for next in listing {
         let entry = match next {
             Ok(entry) => entry,
-            Err(err) => {
-                if dir_key.is_empty() {
-                    let source = err
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("walk failed"));
-                    return Err(ScanError::UnreadableRoot {
-                        path: root.to_path_buf(),
-                        source,
-                    });
-                }
-                let reason = err
-                    .io_error()
-                    .map(describe_io_error)
-                    .unwrap_or_else(|| err.to_string());
-                let raw = dir_differs.then(|| relative_bytes(root, dir));
-                out.push(
-                    dir_key,
-                    raw,
-                    Fingerprint::default(),
-                    Status::Unreadable(reason.into()),
-                );
-                return Ok(());
-            }
+            Err(err) => return unreadable(out, err),
         };
-        let (name, name_differs) = pathkey::name_key(entry.file_name());
+        let file_name = entry.file_name();
+        let (name, name_differs) = pathkey::name_key(&file_name);
         let key = pathkey::join(dir_key, &name);
         let differs = dir_differs || name_differs;
-        let raw = || differs.then(|| relative_bytes(root, entry.path()));
-        let file_type = entry.file_type();
+        let raw = || differs.then(|| relative_bytes(root, &entry.path()));
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(err) => {
+                let status = Status::Unreadable(describe_io_error(&err).into());
+                out.push(&key, raw(), Fingerprint::default(), status);
+                continue;
+            }
+        };
         let mut fingerprint = Fingerprint::default();
         let status = if file_type.is_dir() {
             if options.filter.is_ignored_dir(&key) {
                 Status::Ignored { is_dir: true }
             } else {
-                subdirs.push((entry.into_path(), key, differs));
+                subdirs.push((entry.path(), key, differs));
                 continue;
             }
         } else {
-            let (status, found) = classify(&entry, &key, &options.filter);
+            let metadata = || entry.metadata().map_err(|e| describe_io_error(&e));
+            let (status, found) = classify(file_type, metadata, &key, &options.filter);
             if status == Status::Local {
                 files_seen.fetch_add(1, Ordering::Relaxed);
                 bytes_seen.fetch_add(found.size, Ordering::Relaxed);
@@ -583,9 +594,14 @@ fn list_dir(
 }
 
 /// What a non-directory entry is: a file to compare (with its fingerprint), an
-/// ignored file, or something skipped or unreadable.
-fn classify(entry: &walkdir::DirEntry, key: &str, filter: &Filter) -> (Status, Fingerprint) {
-    let file_type = entry.file_type();
+/// ignored file, or something skipped or unreadable. `metadata` is its own (a
+/// symlink's, never its target's), or why it cannot be had.
+fn classify(
+    file_type: std::fs::FileType,
+    metadata: impl FnOnce() -> Result<std::fs::Metadata, String>,
+    key: &str,
+    filter: &Filter,
+) -> (Status, Fingerprint) {
     let skipped = if file_type.is_symlink() {
         Some(SkipReason::Symlink)
     } else if file_type.is_fifo() {
@@ -600,18 +616,12 @@ fn classify(entry: &walkdir::DirEntry, key: &str, filter: &Filter) -> (Status, F
     if let Some(reason) = skipped {
         return (Status::Skipped(reason), Fingerprint::default());
     }
-    match entry.metadata() {
+    match metadata() {
         Ok(meta) if filter.is_ignored_file(key) => {
             (Status::Ignored { is_dir: false }, Fingerprint::of(&meta))
         }
         Ok(meta) => (Status::Local, Fingerprint::of(&meta)),
-        Err(err) => {
-            let reason = err
-                .io_error()
-                .map(describe_io_error)
-                .unwrap_or_else(|| err.to_string());
-            (Status::Unreadable(reason.into()), Fingerprint::default())
-        }
+        Err(reason) => (Status::Unreadable(reason.into()), Fingerprint::default()),
     }
 }
 
