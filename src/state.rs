@@ -4,7 +4,7 @@
 //! the archives this host deleted lately.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -192,14 +192,88 @@ impl LocalState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A reader of the cache in ascending key order (see [`FingerprintCursor`]).
-    pub fn fingerprints(&self) -> FingerprintCursor<'_> {
-        FingerprintCursor {
-            state: self,
+    /// A reader of the cache in ascending key order (see [`FingerprintCursor`]),
+    /// reading ahead on a thread of its own.
+    pub fn fingerprints(self: &Arc<Self>) -> Result<FingerprintCursor> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let state = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("firn-fingerprints".into())
+            .spawn(move || {
+                let mut last = None;
+                loop {
+                    let batch = state.fingerprint_batch(&mut last);
+                    let more = batch.as_ref().is_ok_and(|(_, more)| *more);
+                    // Stops when the cursor is dropped (the receiver with it).
+                    if tx.send(batch.map(|(rows, _)| rows)).is_err() || !more {
+                        break;
+                    }
+                }
+            })
+            .context(
+                "cannot start a thread to read the fingerprint cache (out of memory or threads?)",
+            )?;
+        Ok(FingerprintCursor {
+            rx,
             batch: std::collections::VecDeque::new(),
-            last: None,
             done: false,
+        })
+    }
+
+    /// The next rows of the cache after `last` (all from the start when None), in
+    /// key order, and whether more may follow; moves `last` past them.
+    fn fingerprint_batch(
+        &self,
+        last: &mut Option<String>,
+    ) -> Result<(std::collections::VecDeque<(String, CachedHash)>, bool)> {
+        const COLUMNS: &str = "key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash";
+        let conn = self.conn();
+        let mut stmt = match last {
+            None => conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM fingerprint ORDER BY key LIMIT ?1"
+            ))?,
+            Some(_) => conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM fingerprint WHERE key > ?2 ORDER BY key LIMIT ?1"
+            ))?,
+        };
+        let limit = FINGERPRINT_BATCH as i64;
+        let mut rows = match last.as_deref() {
+            None => stmt.query(params![limit])?,
+            Some(after) => stmt.query(params![limit, after])?,
+        };
+        let mut batch = std::collections::VecDeque::with_capacity(FINGERPRINT_BATCH);
+        let (mut read, mut last_skipped) = (0, None);
+        while let Some(row) = rows.next()? {
+            read += 1;
+            let key: String = row.get(0)?;
+            let size: i64 = row.get(1)?;
+            // Read in place: no allocation per row for the two digests.
+            let hashes = (blob_at::<20>(row, 5)?, blob_at::<32>(row, 6)?);
+            if let (Some(sha1), Some(tree_hash)) = hashes {
+                let cached = CachedHash {
+                    fingerprint: Fingerprint {
+                        size: size as u64,
+                        mtime_ns: row.get(2)?,
+                        ctime_ns: row.get(3)?,
+                        inode: row.get::<_, i64>(4)? as u64,
+                    },
+                    hash: ContentHash {
+                        size: size as u64,
+                        sha1,
+                        tree_hash,
+                    },
+                };
+                batch.push_back((key, cached));
+                last_skipped = None;
+            } else {
+                // A damaged row: passed over, as if not cached.
+                last_skipped = Some(key);
+            }
         }
+        if read > 0 {
+            *last = last_skipped.or_else(|| batch.back().map(|(key, _)| key.clone()));
+        }
+        Ok((batch, read == FINGERPRINT_BATCH))
     }
 
     pub fn cached(&self, key: &str) -> Result<Option<CachedHash>> {
@@ -473,21 +547,20 @@ impl LocalState {
     }
 }
 
-/// Reads the fingerprint cache in ascending key order, a batch of rows at a time:
-/// status walks it beside the tree without holding the whole cache, and without a
+/// Reads the fingerprint cache in ascending key order, a batch of rows at a time,
+/// on a thread that reads the next batch while this one is looked through: status
+/// walks it beside the tree without holding the whole cache, and without a
 /// statement left open between batches (the cache is written meanwhile).
-pub struct FingerprintCursor<'a> {
-    state: &'a LocalState,
+pub struct FingerprintCursor {
+    rx: std::sync::mpsc::Receiver<Result<std::collections::VecDeque<(String, CachedHash)>>>,
     batch: std::collections::VecDeque<(String, CachedHash)>,
-    /// The last key read, where the next batch starts.
-    last: Option<String>,
     done: bool,
 }
 
-/// Rows per batch: a few hundred KB at most.
+/// Rows per batch: a few hundred KB at most (two in hand, one read ahead).
 const FINGERPRINT_BATCH: usize = 2048;
 
-impl FingerprintCursor<'_> {
+impl FingerprintCursor {
     /// The cached fingerprint and hashes of `key`. Keys must be asked for in
     /// ascending order: the rows before `key` are passed over for good.
     pub fn seek(&mut self, key: &str) -> Result<Option<CachedHash>> {
@@ -506,59 +579,12 @@ impl FingerprintCursor<'_> {
             if self.done {
                 return Ok(None);
             }
-            self.fill()?;
-        }
-    }
-
-    fn fill(&mut self) -> Result<()> {
-        const COLUMNS: &str = "key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash";
-        let conn = self.state.conn();
-        let mut stmt = match self.last {
-            None => conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM fingerprint ORDER BY key LIMIT ?1"
-            ))?,
-            Some(_) => conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM fingerprint WHERE key > ?2 ORDER BY key LIMIT ?1"
-            ))?,
-        };
-        let limit = FINGERPRINT_BATCH as i64;
-        let mut rows = match &self.last {
-            None => stmt.query(params![limit])?,
-            Some(last) => stmt.query(params![limit, last])?,
-        };
-        let (mut read, mut last_skipped) = (0, None);
-        while let Some(row) = rows.next()? {
-            read += 1;
-            let key: String = row.get(0)?;
-            let size: i64 = row.get(1)?;
-            // Read in place: no allocation per row for the two digests.
-            let hashes = (blob_at::<20>(row, 5)?, blob_at::<32>(row, 6)?);
-            if let (Some(sha1), Some(tree_hash)) = hashes {
-                let cached = CachedHash {
-                    fingerprint: Fingerprint {
-                        size: size as u64,
-                        mtime_ns: row.get(2)?,
-                        ctime_ns: row.get(3)?,
-                        inode: row.get::<_, i64>(4)? as u64,
-                    },
-                    hash: ContentHash {
-                        size: size as u64,
-                        sha1,
-                        tree_hash,
-                    },
-                };
-                self.batch.push_back((key, cached));
-                last_skipped = None;
-            } else {
-                last_skipped = Some(key);
+            match self.rx.recv() {
+                Ok(batch) => self.batch = batch?,
+                // The reader ended after the last batch.
+                Err(_) => self.done = true,
             }
         }
-        // The batch was empty before this read: its last row is this read's.
-        if read > 0 {
-            self.last = last_skipped.or_else(|| self.batch.back().map(|(key, _)| key.clone()));
-        }
-        self.done = read < FINGERPRINT_BATCH;
-        Ok(())
     }
 }
 

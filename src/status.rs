@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -113,7 +113,7 @@ pub async fn compute(
     root: &Path,
     scanned: &Scanned,
     filter: &Filter,
-    state: &LocalState,
+    state: &Arc<LocalState>,
     catalog: &dyn Catalog,
     store_target: &str,
     visit: &mut (dyn FnMut(&Entry) + Send),
@@ -122,7 +122,7 @@ pub async fn compute(
         root,
         scanned,
         next: 0,
-        cache: state.fingerprints(),
+        cache: state.fingerprints()?,
         state,
         filter,
         store_target,
@@ -161,7 +161,7 @@ struct Merge<'a> {
     scanned: &'a Scanned,
     /// The first scanned entry not settled yet.
     next: usize,
-    cache: FingerprintCursor<'a>,
+    cache: FingerprintCursor,
     state: &'a LocalState,
     filter: &'a Filter,
     store_target: &'a str,
