@@ -114,12 +114,180 @@ pub enum ScanError {
     },
 }
 
+/// The entries of one scan, held compactly until status has compared them: one
+/// 48-byte record per entry plus its key's bytes in one shared string, where a
+/// `Vec<Entry>` costs some 200 bytes per entry (invariant 8). What few entries
+/// carry besides (raw name bytes, a status other than [`Status::Local`]) sits in
+/// a side list.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    keys: String,
+    items: Vec<Item>,
+    extras: Vec<Extra>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    key_at: usize,
+    key_len: u32,
+    /// Index into `extras`, or [`NO_EXTRA`].
+    extra: u32,
+    fingerprint: Fingerprint,
+}
+
+#[derive(Debug)]
+struct Extra {
+    raw: Option<Box<[u8]>>,
+    status: Status,
+}
+
+const NO_EXTRA: u32 = u32::MAX;
+static LOCAL: Status = Status::Local;
+
+impl Scanned {
+    fn with_capacity(entries: usize) -> Scanned {
+        Scanned {
+            keys: String::new(),
+            items: Vec::with_capacity(entries),
+            extras: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, key: &str, raw: Option<Vec<u8>>, fingerprint: Fingerprint, status: Status) {
+        let extra = if raw.is_some() || status != Status::Local {
+            self.extras.push(Extra {
+                raw: raw.map(Vec::into_boxed_slice),
+                status,
+            });
+            (self.extras.len() - 1) as u32
+        } else {
+            NO_EXTRA
+        };
+        self.items.push(Item {
+            key_at: self.keys.len(),
+            key_len: key.len() as u32,
+            extra,
+            fingerprint,
+        });
+        self.keys.push_str(key);
+    }
+
+    /// Moves every entry of `other` here (`other` is left empty, its buffers kept).
+    fn append(&mut self, other: &mut Scanned) {
+        let (key_base, extra_base) = (self.keys.len(), self.extras.len() as u32);
+        self.keys.push_str(&other.keys);
+        self.items.extend(other.items.iter().map(|item| Item {
+            key_at: item.key_at + key_base,
+            extra: if item.extra == NO_EXTRA {
+                NO_EXTRA
+            } else {
+                item.extra + extra_base
+            },
+            ..*item
+        }));
+        self.extras.append(&mut other.extras);
+        other.keys.clear();
+        other.items.clear();
+    }
+
+    fn key_of(&self, item: &Item) -> &str {
+        &self.keys[item.key_at..item.key_at + item.key_len as usize]
+    }
+
+    fn sort(&mut self) {
+        let keys = &self.keys;
+        self.items
+            .sort_unstable_by(|a, b| key_in(keys, a).cmp(key_in(keys, b)));
+    }
+
+    /// Marks every entry whose key another entry has too (two names that
+    /// normalize alike): both are refused rather than merged.
+    fn mark_collisions(&mut self) {
+        let mut i = 0;
+        while i < self.items.len() {
+            let mut j = i + 1;
+            while j < self.items.len() && self.key(j) == self.key(i) {
+                j += 1;
+            }
+            if j - i > 1 {
+                for n in i..j {
+                    let raw = self.raw(n).map(Box::from);
+                    self.extras.push(Extra {
+                        raw,
+                        status: Status::Skipped(SkipReason::NameCollision),
+                    });
+                    let item = &mut self.items[n];
+                    item.extra = (self.extras.len() - 1) as u32;
+                    item.fingerprint = Fingerprint::default();
+                }
+            }
+            i = j;
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.keys.shrink_to_fit();
+        self.items.shrink_to_fit();
+        self.extras.shrink_to_fit();
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn key(&self, index: usize) -> &str {
+        self.key_of(&self.items[index])
+    }
+
+    pub fn fingerprint(&self, index: usize) -> Fingerprint {
+        self.items[index].fingerprint
+    }
+
+    pub fn status(&self, index: usize) -> &Status {
+        self.extra(index).map_or(&LOCAL, |e| &e.status)
+    }
+
+    pub fn raw(&self, index: usize) -> Option<&[u8]> {
+        self.extra(index).and_then(|e| e.raw.as_deref())
+    }
+
+    fn extra(&self, index: usize) -> Option<&Extra> {
+        let extra = self.items[index].extra;
+        (extra != NO_EXTRA).then(|| &self.extras[extra as usize])
+    }
+
+    /// The index of an entry of key `key`, if any.
+    pub fn find(&self, key: &str) -> Option<usize> {
+        self.items
+            .binary_search_by(|item| self.key_of(item).cmp(key))
+            .ok()
+    }
+
+    /// Entry `index` as an [`Entry`] (scan's view: nothing compared yet).
+    pub fn entry(&self, index: usize) -> Entry {
+        Entry::new(
+            self.key(index).to_owned(),
+            self.raw(index).map(<[u8]>::to_vec),
+            self.fingerprint(index),
+            self.status(index).clone(),
+        )
+    }
+}
+
+fn key_in<'k>(keys: &'k str, item: &Item) -> &'k str {
+    &keys[item.key_at..item.key_at + item.key_len as usize]
+}
+
 /// Walks `root` and returns its entries sorted by key, name collisions marked.
 pub fn scan(
     root: &Path,
     options: &ScanOptions,
     on_progress: &mut dyn FnMut(ScanProgress),
-) -> Result<Vec<Entry>, ScanError> {
+) -> Result<Scanned, ScanError> {
     scan_with_hint(root, options, 0, on_progress)
 }
 
@@ -130,7 +298,7 @@ pub fn scan_with_hint(
     options: &ScanOptions,
     capacity_hint: usize,
     on_progress: &mut dyn FnMut(ScanProgress),
-) -> Result<Vec<Entry>, ScanError> {
+) -> Result<Scanned, ScanError> {
     match std::fs::metadata(root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ScanError::MissingRoot(root.to_path_buf()));
@@ -150,8 +318,8 @@ pub fn scan_with_hint(
     } else {
         walk_parallel(root, options, capacity_hint, on_progress)?
     };
-    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    mark_collisions(&mut entries);
+    entries.sort();
+    entries.mark_collisions();
     entries.shrink_to_fit();
     Ok(entries)
 }
@@ -161,8 +329,8 @@ fn walk_sequential(
     options: &ScanOptions,
     capacity_hint: usize,
     on_progress: &mut dyn FnMut(ScanProgress),
-) -> Result<Vec<Entry>, ScanError> {
-    let mut entries = Vec::with_capacity(capacity_hint);
+) -> Result<Scanned, ScanError> {
+    let mut entries = Scanned::with_capacity(capacity_hint);
     let mut progress = ScanProgress::default();
     let mut walker = WalkDir::new(root)
         .follow_links(options.follow_symlinks)
@@ -198,7 +366,7 @@ fn walk_sequential(
                         .unwrap_or_else(|| err.to_string());
                     Status::Unreadable(reason.into())
                 };
-                entries.push(Entry::new(key, raw, Fingerprint::default(), status));
+                entries.push(&key, raw, Fingerprint::default(), status);
                 continue;
             }
         };
@@ -213,7 +381,14 @@ fn walk_sequential(
                 continue;
             }
         } else {
-            let (status, found) = classify(&entry, &key, &options.filter);
+            let metadata = || {
+                entry.metadata().map_err(|err| {
+                    err.io_error()
+                        .map(describe_io_error)
+                        .unwrap_or_else(|| err.to_string())
+                })
+            };
+            let (status, found) = classify(file_type, metadata, &key, &options.filter);
             if status == Status::Local {
                 progress.files += 1;
                 progress.bytes += found.size;
@@ -221,7 +396,7 @@ fn walk_sequential(
             fingerprint = found;
             status
         };
-        entries.push(Entry::new(key, raw, fingerprint, status));
+        entries.push(&key, raw, fingerprint, status);
     }
     on_progress(progress);
     Ok(entries)
@@ -235,7 +410,7 @@ fn walk_parallel(
     options: &ScanOptions,
     capacity_hint: usize,
     on_progress: &mut dyn FnMut(ScanProgress),
-) -> Result<Vec<Entry>, ScanError> {
+) -> Result<Scanned, ScanError> {
     struct Queue {
         /// Directory on disk, its key, whether any name on its path differs from the key.
         dirs: Vec<(PathBuf, String, bool)>,
@@ -248,7 +423,7 @@ fn walk_parallel(
         failed: None,
     });
     let wake = Condvar::new();
-    let all = Mutex::new(Vec::with_capacity(capacity_hint));
+    let all = Mutex::new(Scanned::with_capacity(capacity_hint));
     let (entries_seen, files_seen, bytes_seen) =
         (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let threads = std::thread::available_parallelism()
@@ -257,7 +432,7 @@ fn walk_parallel(
         .clamp(1, 8);
 
     let work = |report: &mut dyn FnMut(ScanProgress)| {
-        let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
+        let mut batch = Scanned::with_capacity(BATCH);
         loop {
             let job = {
                 let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -279,6 +454,7 @@ fn walk_parallel(
                 break;
             };
             let mut subdirs = Vec::new();
+            let before = batch.len();
             let outcome = list_dir(
                 &dir,
                 &dir_key,
@@ -290,7 +466,7 @@ fn walk_parallel(
                 &files_seen,
                 &bytes_seen,
             );
-            let listed = batch.len() as u64;
+            let listed = (batch.len() - before) as u64;
             let total = entries_seen.fetch_add(listed, Ordering::Relaxed) + listed;
             if batch.len() >= BATCH {
                 all.lock()
@@ -340,9 +516,10 @@ fn walk_parallel(
 
 const BATCH: usize = 512;
 
-/// Lists one directory (walkdir, one level): entries go to `out`, subdirectories
-/// to `subdirs`. Only the root failing to open is an error; anything else is an
-/// entry that says what went wrong.
+/// Lists one directory, one level: entries go to `out`, subdirectories to
+/// `subdirs`. Only the root failing to open is an error; anything else is an
+/// entry that says what went wrong. Each entry is looked at relative to the open
+/// directory (statx on its name, not its whole path), as `find` does.
 #[allow(clippy::too_many_arguments)]
 fn list_dir(
     dir: &Path,
@@ -350,57 +527,60 @@ fn list_dir(
     dir_differs: bool,
     root: &Path,
     options: &ScanOptions,
-    out: &mut Vec<Entry>,
+    out: &mut Scanned,
     subdirs: &mut Vec<(PathBuf, String, bool)>,
     files_seen: &AtomicU64,
     bytes_seen: &AtomicU64,
 ) -> Result<(), ScanError> {
-    for next in WalkDir::new(dir)
-        .min_depth(1)
-        .max_depth(1)
-        .follow_links(false)
-    {
+    let unreadable = |out: &mut Scanned, err: std::io::Error| {
+        if dir_key.is_empty() {
+            return Err(ScanError::UnreadableRoot {
+                path: root.to_path_buf(),
+                source: err,
+            });
+        }
+        let raw = dir_differs.then(|| relative_bytes(root, dir));
+        out.push(
+            dir_key,
+            raw,
+            Fingerprint::default(),
+            Status::Unreadable(describe_io_error(&err).into()),
+        );
+        Ok(())
+    };
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(err) => return unreadable(out, err),
+    };
+    for next in listing {
         let entry = match next {
             Ok(entry) => entry,
-            Err(err) => {
-                if dir_key.is_empty() {
-                    let source = err
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("walk failed"));
-                    return Err(ScanError::UnreadableRoot {
-                        path: root.to_path_buf(),
-                        source,
-                    });
-                }
-                let reason = err
-                    .io_error()
-                    .map(describe_io_error)
-                    .unwrap_or_else(|| err.to_string());
-                let raw = dir_differs.then(|| relative_bytes(root, dir));
-                out.push(Entry::new(
-                    dir_key.to_string(),
-                    raw,
-                    Fingerprint::default(),
-                    Status::Unreadable(reason.into()),
-                ));
-                return Ok(());
-            }
+            Err(err) => return unreadable(out, err),
         };
-        let (name, name_differs) = pathkey::name_key(entry.file_name());
+        let file_name = entry.file_name();
+        let (name, name_differs) = pathkey::name_key(&file_name);
         let key = pathkey::join(dir_key, &name);
         let differs = dir_differs || name_differs;
-        let raw = || differs.then(|| relative_bytes(root, entry.path()));
-        let file_type = entry.file_type();
+        let raw = || differs.then(|| relative_bytes(root, &entry.path()));
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(err) => {
+                let status = Status::Unreadable(describe_io_error(&err).into());
+                out.push(&key, raw(), Fingerprint::default(), status);
+                continue;
+            }
+        };
         let mut fingerprint = Fingerprint::default();
         let status = if file_type.is_dir() {
             if options.filter.is_ignored_dir(&key) {
                 Status::Ignored { is_dir: true }
             } else {
-                subdirs.push((entry.into_path(), key, differs));
+                subdirs.push((entry.path(), key, differs));
                 continue;
             }
         } else {
-            let (status, found) = classify(&entry, &key, &options.filter);
+            let metadata = || entry.metadata().map_err(|e| describe_io_error(&e));
+            let (status, found) = classify(file_type, metadata, &key, &options.filter);
             if status == Status::Local {
                 files_seen.fetch_add(1, Ordering::Relaxed);
                 bytes_seen.fetch_add(found.size, Ordering::Relaxed);
@@ -408,15 +588,20 @@ fn list_dir(
             fingerprint = found;
             status
         };
-        out.push(Entry::new(key, raw(), fingerprint, status));
+        out.push(&key, raw(), fingerprint, status);
     }
     Ok(())
 }
 
 /// What a non-directory entry is: a file to compare (with its fingerprint), an
-/// ignored file, or something skipped or unreadable.
-fn classify(entry: &walkdir::DirEntry, key: &str, filter: &Filter) -> (Status, Fingerprint) {
-    let file_type = entry.file_type();
+/// ignored file, or something skipped or unreadable. `metadata` is its own (a
+/// symlink's, never its target's), or why it cannot be had.
+fn classify(
+    file_type: std::fs::FileType,
+    metadata: impl FnOnce() -> Result<std::fs::Metadata, String>,
+    key: &str,
+    filter: &Filter,
+) -> (Status, Fingerprint) {
     let skipped = if file_type.is_symlink() {
         Some(SkipReason::Symlink)
     } else if file_type.is_fifo() {
@@ -431,18 +616,12 @@ fn classify(entry: &walkdir::DirEntry, key: &str, filter: &Filter) -> (Status, F
     if let Some(reason) = skipped {
         return (Status::Skipped(reason), Fingerprint::default());
     }
-    match entry.metadata() {
+    match metadata() {
         Ok(meta) if filter.is_ignored_file(key) => {
             (Status::Ignored { is_dir: false }, Fingerprint::of(&meta))
         }
         Ok(meta) => (Status::Local, Fingerprint::of(&meta)),
-        Err(err) => {
-            let reason = err
-                .io_error()
-                .map(describe_io_error)
-                .unwrap_or_else(|| err.to_string());
-            (Status::Unreadable(reason.into()), Fingerprint::default())
-        }
+        Err(reason) => (Status::Unreadable(reason.into()), Fingerprint::default()),
     }
 }
 
@@ -458,23 +637,6 @@ fn relative_bytes(root: &Path, path: &Path) -> Vec<u8> {
 fn key_of(root: &Path, path: &Path) -> (String, Option<Vec<u8>>) {
     let relative = path.strip_prefix(root).unwrap_or(path);
     pathkey::relative_key(relative)
-}
-
-fn mark_collisions(entries: &mut [Entry]) {
-    let mut i = 0;
-    while i < entries.len() {
-        let mut j = i + 1;
-        while j < entries.len() && entries[j].key == entries[i].key {
-            j += 1;
-        }
-        if j - i > 1 {
-            for entry in &mut entries[i..j] {
-                entry.status = Status::Skipped(SkipReason::NameCollision);
-                entry.fingerprint = Fingerprint::default();
-            }
-        }
-        i = j;
-    }
 }
 
 pub fn describe_io_error(err: &std::io::Error) -> String {

@@ -4,7 +4,7 @@
 //! the archives this host deleted lately.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -133,6 +133,16 @@ fn blob<const N: usize>(v: Option<Vec<u8>>) -> Option<[u8; N]> {
     v.and_then(|b| b.try_into().ok())
 }
 
+/// Column `index` of `row` as N bytes (None when NULL, not a blob, or another length).
+fn blob_at<const N: usize>(row: &rusqlite::Row<'_>, index: usize) -> Result<Option<[u8; N]>> {
+    Ok(row
+        .get_ref(index)?
+        .as_blob_or_null()
+        .ok()
+        .flatten()
+        .and_then(|b| b.try_into().ok()))
+}
+
 impl LocalState {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = open_db(path)?;
@@ -190,36 +200,88 @@ impl LocalState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Visits every cached fingerprint in ascending key order.
-    pub fn for_each_fingerprint(&self, mut visit: impl FnMut(&str, CachedHash)) -> Result<()> {
+    /// A reader of the cache in ascending key order (see [`FingerprintCursor`]),
+    /// reading ahead on a thread of its own.
+    pub fn fingerprints(self: &Arc<Self>) -> Result<FingerprintCursor> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let state = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("firn-fingerprints".into())
+            .spawn(move || {
+                let mut last = None;
+                loop {
+                    let batch = state.fingerprint_batch(&mut last);
+                    let more = batch.as_ref().is_ok_and(|(_, more)| *more);
+                    // Stops when the cursor is dropped (the receiver with it).
+                    if tx.send(batch.map(|(rows, _)| rows)).is_err() || !more {
+                        break;
+                    }
+                }
+            })
+            .context(
+                "cannot start a thread to read the fingerprint cache (out of memory or threads?)",
+            )?;
+        Ok(FingerprintCursor {
+            rx,
+            batch: std::collections::VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// The next rows of the cache after `last` (all from the start when None), in
+    /// key order, and whether more may follow; moves `last` past them.
+    fn fingerprint_batch(
+        &self,
+        last: &mut Option<String>,
+    ) -> Result<(std::collections::VecDeque<(String, CachedHash)>, bool)> {
+        const COLUMNS: &str = "key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash";
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash FROM fingerprint ORDER BY key",
-        )?;
-        let mut rows = stmt.query([])?;
+        let mut stmt = match last {
+            None => conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM fingerprint ORDER BY key LIMIT ?1"
+            ))?,
+            Some(_) => conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM fingerprint WHERE key > ?2 ORDER BY key LIMIT ?1"
+            ))?,
+        };
+        let limit = FINGERPRINT_BATCH as i64;
+        let mut rows = match last.as_deref() {
+            None => stmt.query(params![limit])?,
+            Some(after) => stmt.query(params![limit, after])?,
+        };
+        let mut batch = std::collections::VecDeque::with_capacity(FINGERPRINT_BATCH);
+        let (mut read, mut last_skipped) = (0, None);
         while let Some(row) = rows.next()? {
+            read += 1;
             let key: String = row.get(0)?;
             let size: i64 = row.get(1)?;
-            let (Some(sha1), Some(tree_hash)) = (blob::<20>(row.get(5)?), blob::<32>(row.get(6)?))
-            else {
-                continue;
-            };
-            let cached = CachedHash {
-                fingerprint: Fingerprint {
-                    size: size as u64,
-                    mtime_ns: row.get(2)?,
-                    ctime_ns: row.get(3)?,
-                    inode: row.get::<_, i64>(4)? as u64,
-                },
-                hash: ContentHash {
-                    size: size as u64,
-                    sha1,
-                    tree_hash,
-                },
-            };
-            visit(&key, cached);
+            // Read in place: no allocation per row for the two digests.
+            let hashes = (blob_at::<20>(row, 5)?, blob_at::<32>(row, 6)?);
+            if let (Some(sha1), Some(tree_hash)) = hashes {
+                let cached = CachedHash {
+                    fingerprint: Fingerprint {
+                        size: size as u64,
+                        mtime_ns: row.get(2)?,
+                        ctime_ns: row.get(3)?,
+                        inode: row.get::<_, i64>(4)? as u64,
+                    },
+                    hash: ContentHash {
+                        size: size as u64,
+                        sha1,
+                        tree_hash,
+                    },
+                };
+                batch.push_back((key, cached));
+                last_skipped = None;
+            } else {
+                // A damaged row: passed over, as if not cached.
+                last_skipped = Some(key);
+            }
         }
-        Ok(())
+        if read > 0 {
+            *last = last_skipped.or_else(|| batch.back().map(|(key, _)| key.clone()));
+        }
+        Ok((batch, read == FINGERPRINT_BATCH))
     }
 
     pub fn cached(&self, key: &str) -> Result<Option<CachedHash>> {
@@ -578,6 +640,47 @@ impl LocalState {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Reads the fingerprint cache in ascending key order, a batch of rows at a time,
+/// on a thread that reads the next batch while this one is looked through: status
+/// walks it beside the tree without holding the whole cache, and without a
+/// statement left open between batches (the cache is written meanwhile).
+pub struct FingerprintCursor {
+    rx: std::sync::mpsc::Receiver<Result<std::collections::VecDeque<(String, CachedHash)>>>,
+    batch: std::collections::VecDeque<(String, CachedHash)>,
+    done: bool,
+}
+
+/// Rows per batch: a few hundred KB at most (two in hand, one read ahead).
+const FINGERPRINT_BATCH: usize = 2048;
+
+impl FingerprintCursor {
+    /// The cached fingerprint and hashes of `key`. Keys must be asked for in
+    /// ascending order: the rows before `key` are passed over for good.
+    pub fn seek(&mut self, key: &str) -> Result<Option<CachedHash>> {
+        loop {
+            while let Some((front, _)) = self.batch.front() {
+                match front.as_str().cmp(key) {
+                    std::cmp::Ordering::Less => {
+                        self.batch.pop_front();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        return Ok(self.batch.pop_front().map(|(_, cached)| cached));
+                    }
+                    std::cmp::Ordering::Greater => return Ok(None),
+                }
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.rx.recv() {
+                Ok(batch) => self.batch = batch?,
+                // The reader ended after the last batch.
+                Err(_) => self.done = true,
+            }
+        }
     }
 }
 

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -18,8 +18,8 @@ use crate::hash::{self, HashError};
 use crate::model::ContentHash;
 use crate::model::Status;
 use crate::model::{ArchivedSummary, Entry, Fingerprint};
-use crate::scan::Filter;
-use crate::state::LocalState;
+use crate::scan::{Filter, Scanned};
+use crate::state::{FingerprintCursor, LocalState};
 
 /// Files and bytes in one status class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -100,97 +100,272 @@ impl StatusReport {
     }
 }
 
-/// Compares scanned entries with the fingerprint cache and the catalog. Only
-/// archives held by `store_target` (the store the set uses now) count; a file
-/// archived only elsewhere is [`Status::OtherStore`].
+/// Compares scanned entries with the fingerprint cache and the catalog, and hands
+/// each entry, with its status settled, to `visit` in key order (archived-only
+/// ones included); returns the totals. Only archives held by `store_target` (the
+/// store the set uses now) count; a file archived only elsewhere is
+/// [`Status::OtherStore`].
+///
+/// The scan, the cache and the catalog are walked side by side in key order, and
+/// nothing is kept per entry: a caller that wants the whole list keeps it. Only
+/// entries waiting to be opened or hashed are held, a bounded window at a time.
 pub async fn compute(
     root: &Path,
-    mut entries: Vec<Entry>,
+    scanned: &Scanned,
     filter: &Filter,
-    state: &LocalState,
+    state: &Arc<LocalState>,
     catalog: &dyn Catalog,
     store_target: &str,
-) -> Result<StatusReport> {
-    attach_cached_hashes(&mut entries, state)?;
-    let mut archived_only = Vec::new();
-    let mut cursor = 0;
+    visit: &mut (dyn FnMut(&Entry) + Send),
+) -> Result<Rollup> {
+    let mut merge = Merge {
+        root,
+        scanned,
+        next: 0,
+        cache: state.fingerprints()?,
+        state,
+        filter,
+        store_target,
+        catalog: catalog.describe(),
+        last_summary: String::new(),
+        window: Vec::new(),
+        work: Vec::new(),
+        scratch: Entry::new(String::new(), None, Fingerprint::default(), Status::Local),
+        totals: Rollup::default(),
+        visit,
+        failed: None,
+    };
     catalog
-        .for_each_current(&mut |summary| {
-            attach_summary(
-                &mut entries,
-                &mut cursor,
-                summary,
-                filter,
-                store_target,
-                &mut archived_only,
-            )
-        })
+        .for_each_current(&mut |summary| merge.summary(summary))
         .await?;
-    let mut work = Vec::new();
-    for (index, entry) in entries.iter_mut().enumerate() {
-        if entry.status != Status::Local {
-            continue;
-        }
-        match (entry.archived, entry.sha1) {
-            (None, known) => {
-                entry.status = Status::New;
-                if known.is_none() {
-                    work.push(Work::Probe(index));
-                }
-            }
-            (Some(archived), known) if archived.size != entry.fingerprint.size => {
-                entry.status = Status::Changed;
-                if known.is_none() {
-                    work.push(Work::Probe(index));
-                }
-            }
-            (Some(archived), Some(sha1)) => {
-                entry.status = content_status(sha1, &entry.fingerprint, &archived)
-            }
-            (Some(_), None) => work.push(Work::Hash(index)),
-        }
+    if merge.failed.is_none() {
+        merge.settle_before(None);
     }
-    let mut cache_rows = Vec::new();
-    for (index, outcome) in run_pool(root, &entries, &work) {
-        let entry = &mut entries[index];
-        match outcome {
-            Outcome::Readable => {}
-            Outcome::Hashed(hash) => {
-                entry.sha1 = Some(hash.sha1);
-                if let Some(archived) = &entry.archived {
-                    entry.status = content_status(hash.sha1, &entry.fingerprint, archived);
-                }
-                cache_rows.push((entry.key.clone(), entry.fingerprint, hash));
-            }
-            Outcome::ChangedWhileRead => entry.status = Status::Changed,
-            Outcome::Failed(reason) => entry.status = Status::Unreadable(reason.into()),
-        }
+    if merge.failed.is_none() {
+        merge.flush();
     }
-    state.put_fingerprints(&cache_rows)?;
-    drop(cache_rows);
-    entries.extend(archived_only);
-    entries.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut totals = Rollup::default();
-    for entry in &entries {
-        totals.add(entry);
+    match merge.failed {
+        Some(e) => Err(e),
+        None => Ok(merge.totals),
     }
-    Ok(StatusReport { entries, totals })
 }
 
-fn attach_cached_hashes(entries: &mut [Entry], state: &LocalState) -> Result<()> {
-    let mut i = 0;
-    state.for_each_fingerprint(|key, cached| {
-        while i < entries.len() && entries[i].key.as_str() < key {
-            i += 1;
+/// Entries waiting for work are held in order until this many are, then the
+/// work is done on the pool and the window handed on.
+const WINDOW: usize = 4096;
+
+/// The walk of [`compute`]: scanned entries (by index), the cache cursor, and
+/// the entries settled but not yet handed on.
+struct Merge<'a> {
+    root: &'a Path,
+    scanned: &'a Scanned,
+    /// The first scanned entry not settled yet.
+    next: usize,
+    cache: FingerprintCursor,
+    state: &'a LocalState,
+    filter: &'a Filter,
+    store_target: &'a str,
+    /// The catalog, for messages.
+    catalog: String,
+    /// The key of the last catalog summary (they must come in ascending order).
+    last_summary: String,
+    /// Settled entries held back (in order) because one before them waits for work.
+    window: Vec<Entry>,
+    /// What the entries of the window wait for (by index in the window).
+    work: Vec<(usize, Work)>,
+    /// The entry handed on when nothing waits: its buffers are reused.
+    scratch: Entry,
+    totals: Rollup,
+    visit: &'a mut (dyn FnMut(&Entry) + Send),
+    failed: Option<anyhow::Error>,
+}
+
+impl Merge<'_> {
+    /// One catalog summary (they arrive in key order): settles the scanned
+    /// entries before it, then its own file, or an archived-only entry.
+    fn summary(&mut self, summary: CurrentSummary) {
+        if self.failed.is_some() {
+            return;
         }
-        if let Some(entry) = entries.get_mut(i)
-            && entry.key == key
-            && entry.status == Status::Local
-            && entry.fingerprint == cached.fingerprint
+        if !self.last_summary.is_empty() && summary.key <= self.last_summary {
+            // Pairing files with records relies on this order: refuse rather than
+            // call a file new or archived-only by mistake.
+            self.failed = Some(anyhow::anyhow!(
+                "{} listed {:?} after {:?}, out of key order, so firn cannot compare the tree with it; report this as a bug (with the catalog's records of both keys)",
+                self.catalog,
+                summary.key,
+                self.last_summary
+            ));
+            return;
+        }
+        self.last_summary.clear();
+        self.last_summary.push_str(&summary.key);
+        self.settle_before(Some(&summary.key));
+        if self.next < self.scanned.len() && self.scanned.key(self.next) == summary.key {
+            let index = self.next;
+            self.next += 1;
+            self.settle_scanned(index, Some(&summary));
+        } else {
+            self.archived_only(summary);
+        }
+    }
+
+    /// Settles the scanned entries with no catalog summary, up to `key` (all of
+    /// them when None).
+    fn settle_before(&mut self, key: Option<&str>) {
+        while self.failed.is_none()
+            && self.next < self.scanned.len()
+            && key.is_none_or(|key| self.scanned.key(self.next) < key)
         {
-            entry.sha1 = Some(cached.hash.sha1);
+            let index = self.next;
+            self.next += 1;
+            self.settle_scanned(index, None);
         }
-    })
+    }
+
+    fn settle_scanned(&mut self, index: usize, summary: Option<&CurrentSummary>) {
+        let scanned = self.scanned;
+        let mut entry = std::mem::replace(
+            &mut self.scratch,
+            Entry::new(String::new(), None, Fingerprint::default(), Status::Local),
+        );
+        entry.key.clear();
+        entry.key.push_str(scanned.key(index));
+        entry.raw = scanned.raw(index).map(Box::from);
+        entry.fingerprint = scanned.fingerprint(index);
+        entry.status = scanned.status(index).clone();
+        entry.sha1 = None;
+        entry.archived = None;
+        if entry.status == Status::Local {
+            match self.cache.seek(&entry.key) {
+                Ok(Some(cached)) if cached.fingerprint == entry.fingerprint => {
+                    entry.sha1 = Some(cached.hash.sha1);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.failed =
+                        Some(e.context("cannot read the fingerprint cache in local state"));
+                    self.scratch = entry;
+                    return;
+                }
+            }
+        }
+        if let Some(summary) = summary {
+            // Records written before firn knew targets carry none: they are this store's.
+            let here = summary.target.is_empty() || summary.target == self.store_target;
+            if !here {
+                // Nothing to compare with here: the file must go to this store.
+                if entry.status == Status::Local {
+                    entry.status = Status::OtherStore;
+                }
+            } else {
+                entry.archived = Some(archived_of(summary));
+            }
+        }
+        let work = classify(&mut entry);
+        self.settled(entry, work);
+    }
+
+    fn archived_only(&mut self, summary: CurrentSummary) {
+        let status = if is_filtered(self.filter, &summary.key) {
+            Status::Ignored { is_dir: false }
+        } else if let Some(reason) = unreadable_ancestor(self.scanned, &summary.key) {
+            // It may well still exist: firn just cannot see it.
+            Status::Unreadable(reason)
+        } else {
+            Status::ArchivedOnly
+        };
+        let archived = archived_of(&summary);
+        let entry = Entry {
+            key: summary.key,
+            raw: summary.raw,
+            fingerprint: Fingerprint::default(),
+            status,
+            sha1: Some(summary.sha1),
+            archived: Some(archived),
+        };
+        self.settled(entry, None);
+    }
+
+    /// Hands `entry` on, or holds it while it (or one before it) waits for work.
+    fn settled(&mut self, entry: Entry, work: Option<Work>) {
+        if work.is_none() && self.window.is_empty() {
+            self.totals.add(&entry);
+            (self.visit)(&entry);
+            self.scratch = entry;
+            return;
+        }
+        if let Some(work) = work {
+            self.work.push((self.window.len(), work));
+        }
+        self.window.push(entry);
+        if self.window.len() >= WINDOW {
+            self.flush();
+        }
+    }
+
+    /// Does the window's work on the pool, records the hashes in the cache, and
+    /// hands the window on in order.
+    fn flush(&mut self) {
+        let mut cache_rows = Vec::new();
+        for (index, outcome) in run_pool(self.root, &self.window, &self.work) {
+            let entry = &mut self.window[index];
+            match outcome {
+                Outcome::Readable => {}
+                Outcome::Hashed(hash) => {
+                    entry.sha1 = Some(hash.sha1);
+                    if let Some(archived) = &entry.archived {
+                        entry.status = content_status(hash.sha1, &entry.fingerprint, archived);
+                    }
+                    cache_rows.push((entry.key.clone(), entry.fingerprint, hash));
+                }
+                Outcome::ChangedWhileRead => entry.status = Status::Changed,
+                Outcome::Failed(reason) => entry.status = Status::Unreadable(reason.into()),
+            }
+        }
+        self.work.clear();
+        if let Err(e) = self.state.put_fingerprints(&cache_rows)
+            && self.failed.is_none()
+        {
+            self.failed = Some(e);
+        }
+        for entry in self.window.drain(..) {
+            self.totals.add(&entry);
+            (self.visit)(&entry);
+        }
+    }
+}
+
+fn archived_of(summary: &CurrentSummary) -> ArchivedSummary {
+    ArchivedSummary {
+        size: summary.size,
+        mtime_ns: summary.mtime_ns,
+        sha1: summary.sha1,
+    }
+}
+
+/// Settles a local file's status from what is known of it without reading it,
+/// or says what must be done first: open it (new files are not read by status),
+/// or hash it (same size as its archive, fingerprint not in the cache).
+fn classify(entry: &mut Entry) -> Option<Work> {
+    if entry.status != Status::Local {
+        return None;
+    }
+    match (entry.archived, entry.sha1) {
+        (None, known) => {
+            entry.status = Status::New;
+            known.is_none().then_some(Work::Probe)
+        }
+        (Some(archived), known) if archived.size != entry.fingerprint.size => {
+            entry.status = Status::Changed;
+            known.is_none().then_some(Work::Probe)
+        }
+        (Some(archived), Some(sha1)) => {
+            entry.status = content_status(sha1, &entry.fingerprint, &archived);
+            None
+        }
+        (Some(_), None) => Some(Work::Hash),
+    }
 }
 
 /// Identical content is up to date even when the mtime moved (backup then
@@ -212,62 +387,11 @@ fn content_status(
     }
 }
 
-/// Pairs one catalog summary (they arrive in key order) with its local file, or
-/// records it as archived-only.
-fn attach_summary(
-    entries: &mut [Entry],
-    cursor: &mut usize,
-    summary: CurrentSummary,
-    filter: &Filter,
-    store_target: &str,
-    archived_only: &mut Vec<Entry>,
-) {
-    while *cursor < entries.len() && entries[*cursor].key < summary.key {
-        *cursor += 1;
-    }
-    let archived = ArchivedSummary {
-        size: summary.size,
-        mtime_ns: summary.mtime_ns,
-        sha1: summary.sha1,
-    };
-    // Records written before firn knew targets carry none: they are this store's.
-    let here = summary.target.is_empty() || summary.target == store_target;
-    match entries.get_mut(*cursor) {
-        Some(entry) if entry.key == summary.key && !here => {
-            // Nothing to compare with here: the file must go to this store.
-            if entry.status == Status::Local {
-                entry.status = Status::OtherStore;
-            }
-        }
-        Some(entry) if entry.key == summary.key => entry.archived = Some(archived),
-        _ => {
-            let status = if is_filtered(filter, &summary.key) {
-                Status::Ignored { is_dir: false }
-            } else if let Some(reason) = unreadable_ancestor(entries, &summary.key) {
-                // It may well still exist: firn just cannot see it.
-                Status::Unreadable(reason)
-            } else {
-                Status::ArchivedOnly
-            };
-            archived_only.push(Entry {
-                key: summary.key,
-                raw: summary.raw,
-                fingerprint: Fingerprint::default(),
-                status,
-                sha1: Some(summary.sha1),
-                archived: Some(archived),
-            });
-        }
-    }
-}
-
 /// The reason a directory above `key` could not be read, if one could not.
-fn unreadable_ancestor(entries: &[Entry], key: &str) -> Option<Box<str>> {
+fn unreadable_ancestor(scanned: &Scanned, key: &str) -> Option<Box<str>> {
     key.match_indices('/').find_map(|(i, _)| {
-        let found = entries
-            .binary_search_by(|e| e.key.as_str().cmp(&key[..i]))
-            .ok()?;
-        match &entries[found].status {
+        let found = scanned.find(&key[..i])?;
+        match scanned.status(found) {
             Status::Unreadable(reason) => {
                 Some(format!("inside unreadable directory {}: {reason}", &key[..i]).into())
             }
@@ -286,8 +410,8 @@ fn is_filtered(filter: &Filter, key: &str) -> bool {
 
 enum Work {
     /// Only check that the file can be opened (new files are not read by status).
-    Probe(usize),
-    Hash(usize),
+    Probe,
+    Hash,
 }
 
 enum Outcome {
@@ -297,7 +421,7 @@ enum Outcome {
     Failed(String),
 }
 
-fn run_pool(root: &Path, entries: &[Entry], work: &[Work]) -> Vec<(usize, Outcome)> {
+fn run_pool(root: &Path, entries: &[Entry], work: &[(usize, Work)]) -> Vec<(usize, Outcome)> {
     if work.is_empty() {
         return Vec::new();
     }
@@ -314,8 +438,8 @@ fn run_pool(root: &Path, entries: &[Entry], work: &[Work]) -> Vec<(usize, Outcom
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = work.get(n) else { break };
                     let (index, outcome) = match *item {
-                        Work::Probe(index) => (index, probe(&entries[index].local_path(root))),
-                        Work::Hash(index) => {
+                        (index, Work::Probe) => (index, probe(&entries[index].local_path(root))),
+                        (index, Work::Hash) => {
                             let entry = &entries[index];
                             let outcome = match hash::hash_file(
                                 &entry.local_path(root),

@@ -155,6 +155,15 @@ pub trait Catalog: Send + Sync {
         Ok(())
     }
 
+    /// Every record of the set that is not current (superseded, or being
+    /// deleted), sorted by key then upload time: what the retention sweep looks
+    /// at, without loading the current version of every file.
+    async fn superseded(&self) -> Result<Vec<ArchiveRecord>> {
+        let mut records = self.records().await?;
+        records.retain(|r| r.state != ArchiveState::Current);
+        Ok(records)
+    }
+
     /// Every record of one key, oldest first.
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>>;
 

@@ -11,10 +11,11 @@ use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
 use super::snapshot::AfterRun;
 use crate::config::ResolvedSet;
-use crate::engine::{BackupSummary, Engine, Progress};
+use crate::engine::{BackupSummary, Candidate, Engine, Progress};
 use crate::fmt::{human_bytes, plural};
 use crate::hash::ReadCounters;
 use crate::lock::SetLock;
+use crate::model::Status;
 
 #[derive(Serialize)]
 struct BackupJson<'a> {
@@ -51,23 +52,33 @@ pub async fn run(set: &ResolvedSet, dry_run: bool, out: &Output) -> Result<ExitC
     for line in recovery.messages() {
         out.line(line);
     }
-    let report = engine.status(&mut |_| {}).await?;
-    let plan = engine.plan_report(&report);
-    let problems: Vec<FileProblem> = report
-        .entries
-        .iter()
-        .filter(|e| e.status.is_problem())
-        .map(|e| FileProblem {
-            is_failure: e.status.is_failure(),
-            path: e.key.clone(),
-            status: e.status.label(),
-            reason: e.status.reason().unwrap_or("").to_owned(),
+    // Only what the backup acts on and the problems are kept, not every entry: a
+    // run with nothing to upload needs no more memory than `firn status`.
+    let mut candidates = Vec::new();
+    let mut problems = Vec::new();
+    let totals = engine
+        .status_each(&mut |_| {}, &mut |entry| {
+            // Checked before a candidate (and its key) is made: most files of a
+            // run are up to date, and nothing is done with them.
+            let acted_on = entry.status.is_pending()
+                || (entry.status == Status::UpToDate
+                    && entry
+                        .archived
+                        .is_some_and(|a| a.mtime_ns != entry.fingerprint.mtime_ns));
+            if acted_on && let Some(candidate) = Candidate::of(entry) {
+                candidates.push(candidate);
+            }
+            if entry.status.is_problem() {
+                problems.push(FileProblem {
+                    is_failure: entry.status.is_failure(),
+                    path: entry.key.clone(),
+                    status: entry.status.label(),
+                    reason: entry.status.reason().unwrap_or("").to_owned(),
+                });
+            }
         })
-        .collect();
-    let not_backed_up = report.totals.unreadable.files + report.totals.skipped.files;
-    // The plan holds what the uploads need; the report's entries would only
-    // double the memory of a large first backup.
-    drop(report);
+        .await?;
+    let plan = engine.plan(candidates);
     let (pending_files, pending_bytes) = (plan.uploads.len() as u64, plan.bytes());
 
     let mut summary = if dry_run {
@@ -124,7 +135,7 @@ pub async fn run(set: &ResolvedSet, dry_run: bool, out: &Output) -> Result<ExitC
             plural(summary.uploaded_files, "file"),
             human_bytes(summary.uploaded_bytes),
             summary.failed.len(),
-            not_backed_up,
+            totals.unreadable.files + totals.skipped.files,
             summary.mtimes_updated,
             summary.superseded_deleted,
             summary.superseded_kept,

@@ -19,18 +19,36 @@ use crate::status::{Rollup, StatusReport, Tally};
 pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
     let engine = Engine::open(set).await?;
     let before = ReadCounters::now();
-    let report = engine.status(&mut |_| {}).await?;
-    let reads = ReadCounters::now().since(before);
     if out.json {
+        // Every file is listed, and the document opens with the totals: keep them all.
+        let report = engine.status(&mut |_| {}).await?;
+        let reads = ReadCounters::now().since(before);
         out.document(&StatusJson::new(set, &report, reads))?;
     } else {
-        print_status(&mut std::io::stdout().lock(), set, &report)?;
+        // Only totals and problems are printed: no entry is kept but a problem.
+        let mut problems = Vec::new();
+        let totals = engine
+            .status_each(&mut |_| {}, &mut |entry| {
+                if entry.status.is_problem() {
+                    let reason = entry.status.reason().unwrap_or("");
+                    problems.push((entry.key.clone(), reason.to_owned()));
+                }
+            })
+            .await?;
+        print_status(&mut std::io::stdout().lock(), set, &totals, &problems)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_status(out: &mut impl Write, set: &ResolvedSet, report: &StatusReport) -> Result<()> {
-    let t = &report.totals;
+/// The summary: files and bytes per class, what is pending, and each problem
+/// (key and reason, in key order).
+fn print_status(
+    out: &mut impl Write,
+    set: &ResolvedSet,
+    totals: &Rollup,
+    problems: &[(String, String)],
+) -> Result<()> {
+    let t = totals;
     writeln!(out, "{}", set.describe())?;
     for (label, tally) in [
         ("new", t.new),
@@ -58,20 +76,10 @@ fn print_status(out: &mut impl Write, set: &ResolvedSet, report: &StatusReport) 
         plural(pending.files, "file"),
         human_bytes(pending.bytes)
     )?;
-    let problems: Vec<&Entry> = report
-        .entries
-        .iter()
-        .filter(|e| e.status.is_problem())
-        .collect();
     if !problems.is_empty() {
         writeln!(out, "problems:")?;
-        for entry in problems {
-            writeln!(
-                out,
-                "  {}: {}",
-                entry.key,
-                entry.status.reason().unwrap_or("")
-            )?;
+        for (key, reason) in problems {
+            writeln!(out, "  {key}: {reason}")?;
         }
     }
     Ok(())
@@ -83,7 +91,17 @@ struct StatusJson<'a> {
     set: &'a str,
     summary: SummaryJson,
     directories: Vec<DirJson>,
-    files: Vec<FileJson<'a>>,
+    files: FilesJson<'a>,
+}
+
+/// Every entry of the report, written out one by one as the document is (never
+/// a second list of them all).
+struct FilesJson<'a>(&'a [Entry]);
+
+impl Serialize for FilesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(FileJson::of))
+    }
 }
 
 #[derive(Serialize)]
@@ -117,34 +135,34 @@ struct FileJson<'a> {
     raw_path: Option<String>,
 }
 
+impl<'a> FileJson<'a> {
+    fn of(e: &'a Entry) -> Self {
+        let local = e.fingerprint != Fingerprint::default();
+        FileJson {
+            path: &e.key,
+            status: e.status.label(),
+            reason: e.status.reason(),
+            size: if local {
+                e.fingerprint.size
+            } else {
+                e.archived.map_or(0, |a| a.size)
+            },
+            mtime_ns: if local {
+                Some(e.fingerprint.mtime_ns)
+            } else {
+                e.archived.map(|a| a.mtime_ns)
+            },
+            raw_path: e
+                .raw
+                .as_ref()
+                .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r)),
+        }
+    }
+}
+
 impl<'a> StatusJson<'a> {
     fn new(set: &'a ResolvedSet, report: &'a StatusReport, reads: ReadCounters) -> Self {
-        let files = report
-            .entries
-            .iter()
-            .map(|e| {
-                let local = e.fingerprint != Fingerprint::default();
-                FileJson {
-                    path: &e.key,
-                    status: e.status.label(),
-                    reason: e.status.reason(),
-                    size: if local {
-                        e.fingerprint.size
-                    } else {
-                        e.archived.map_or(0, |a| a.size)
-                    },
-                    mtime_ns: if local {
-                        Some(e.fingerprint.mtime_ns)
-                    } else {
-                        e.archived.map(|a| a.mtime_ns)
-                    },
-                    raw_path: e
-                        .raw
-                        .as_ref()
-                        .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r)),
-                }
-            })
-            .collect();
+        let files = FilesJson(&report.entries);
         let directories = report
             .directories(usize::MAX)
             .into_iter()

@@ -52,7 +52,7 @@ use crate::model::Tier;
 use crate::scan::ScanOptions;
 pub use crate::state::CachedHash;
 use crate::state::LocalState;
-use crate::status::StatusReport;
+use crate::status::{Rollup, StatusReport};
 use crate::store::Store;
 /// Everything the engine works with for one backup set. Front ends reach the
 /// store, the catalog and the local state only through its operations.
@@ -299,11 +299,37 @@ impl Engine {
             .collect()
     }
 
-    /// Scans the root and compares it with the catalog.
+    /// Scans the root and compares it with the catalog: every entry, in key order
+    /// (what the terminal UI and `firn status --json` show).
     pub async fn status(
         &self,
         on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
     ) -> Result<StatusReport> {
+        let scanned = self.scan(on_scan).await?;
+        // Room for a few archived-only entries besides the scanned ones.
+        let mut entries = Vec::with_capacity(scanned.len() + scanned.len() / 64 + 16);
+        let totals = self
+            .compare(&scanned, &mut |entry| entries.push(entry.clone()))
+            .await?;
+        Ok(StatusReport { entries, totals })
+    }
+
+    /// Like [`Engine::status`], handing each entry to `visit` (in key order)
+    /// instead of keeping them all: what a front end that needs only some of them
+    /// (the problems, what to back up) calls, in a fraction of the memory.
+    pub async fn status_each(
+        &self,
+        on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
+        visit: &mut (dyn FnMut(&crate::model::Entry) + Send),
+    ) -> Result<Rollup> {
+        let scanned = self.scan(on_scan).await?;
+        self.compare(&scanned, visit).await
+    }
+
+    async fn scan(
+        &self,
+        on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
+    ) -> Result<crate::scan::Scanned> {
         let root = self.root.clone();
         let scan_options = self.scan.clone();
         let state = Arc::clone(&self.state);
@@ -315,18 +341,27 @@ impl Engine {
         // Room for some growth, so a few new files do not double the allocation.
         let hint = last + last / 16 + 64;
         // The walk is blocking work; keep it off the async workers.
-        let entries = tokio::task::block_in_place(|| {
+        let scanned = tokio::task::block_in_place(|| {
             crate::scan::scan_with_hint(&root, &scan_options, hint, on_scan)
         })?;
         self.state
-            .set_number("scan_entries", entries.len() as i64)?;
+            .set_number("scan_entries", scanned.len() as i64)?;
+        Ok(scanned)
+    }
+
+    async fn compare(
+        &self,
+        scanned: &crate::scan::Scanned,
+        visit: &mut (dyn FnMut(&crate::model::Entry) + Send),
+    ) -> Result<Rollup> {
         crate::status::compute(
             &self.root,
-            entries,
+            scanned,
             &self.scan.filter,
             &self.state,
             self.catalog.as_ref(),
             &self.store.target(),
+            visit,
         )
         .await
     }

@@ -40,7 +40,9 @@ impl Engine {
     pub async fn sweep_superseded(&self) -> Result<RetentionReport> {
         let now = now_secs();
         let mut report = RetentionReport::default();
-        for record in self.catalog.records().await? {
+        // Only the versions that are not current: at one record per file, loading
+        // every current version too would cost more memory than the whole status.
+        for record in self.catalog.superseded().await? {
             // Another store's archives are not this store's to delete.
             if !self.holds(&record) {
                 if record.state != ArchiveState::Current {

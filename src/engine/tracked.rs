@@ -109,6 +109,10 @@ impl Catalog for Tracked {
         self.inner.for_each_record(visit).await
     }
 
+    async fn superseded(&self) -> Result<Vec<ArchiveRecord>> {
+        self.inner.superseded().await
+    }
+
     async fn versions(&self, key: &str) -> Result<Vec<ArchiveRecord>> {
         self.inner.versions(key).await
     }

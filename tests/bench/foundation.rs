@@ -4,7 +4,8 @@
 //!
 //! 1. `firn status` on an unchanged tree of many small files (default 200,000)
 //!    against `find -printf '%s %T@ %i\n'`, which stats the same files;
-//!    plus firn's peak RSS and the read counters of `firn status --json`.
+//!    plus firn's peak RSS, the read counters of `firn status --json`, and the
+//!    time and peak RSS of a `firn backup` with nothing to upload.
 //! 2. `firn hash` of one large file (default 1 GiB) against `openssl sha1` plus
 //!    `openssl sha256`, the two digests firn computes in one read.
 //! 3. `firn restore` of that file from the embedded store (download in verified
@@ -37,8 +38,9 @@ const RUNS: usize = 3;
 const FILES_PER_DIR: usize = 100;
 const BLOCK: usize = 8 << 20;
 
-const STATUS_TARGET_RATIO: f64 = 2.0;
-const RSS_TARGET_MB: f64 = 60.0;
+const STATUS_TARGET_RATIO: f64 = 1.5;
+/// Status and a backup with nothing to upload keep no record per file.
+const RSS_TARGET_MB: f64 = 40.0;
 const HASH_TARGET_RATIO: f64 = 1.1;
 const RESTORE_TARGET_RATIO: f64 = 1.2;
 /// One 16 MiB download range per file in flight, plus the runtime.
@@ -88,6 +90,27 @@ fn main() {
         &format!("{rss_mb:.1} MB"),
         "-",
         "-",
+        &format!("<= {RSS_TARGET_MB} MB"),
+        verdict(rss_mb <= RSS_TARGET_MB),
+    );
+    let ratio = secs(status.backup_unchanged) / secs(status.find);
+    row(
+        &mut out,
+        "backup, no change",
+        &fmt_secs(status.backup_unchanged),
+        &format!("find {}", fmt_secs(status.find)),
+        &format!("{ratio:.2}x"),
+        "-",
+        "",
+    );
+    let status_rss_mb = status.peak_rss_kib as f64 * 1024.0 / 1e6;
+    let rss_mb = status.backup_peak_rss_kib as f64 * 1024.0 / 1e6;
+    row(
+        &mut out,
+        "backup, no change, peak RSS",
+        &format!("{rss_mb:.1} MB"),
+        &format!("status {status_rss_mb:.1} MB"),
+        &format!("{:.2}x", rss_mb / status_rss_mb),
         &format!("<= {RSS_TARGET_MB} MB"),
         verdict(rss_mb <= RSS_TARGET_MB),
     );
@@ -221,6 +244,9 @@ struct StatusResult {
     find: Duration,
     peak_rss_kib: u64,
     backup: Duration,
+    /// A backup of the unchanged tree: nothing to upload.
+    backup_unchanged: Duration,
+    backup_peak_rss_kib: u64,
     uploaded_files: Option<u64>,
     files_read: Option<u64>,
     bytes_read: Option<u64>,
@@ -381,6 +407,28 @@ fn bench_status(files: usize) -> StatusResult {
         peak_rss_kib = peak_rss_kib.max(status.maxrss_kib);
     }
 
+    eprintln!("timing firn backup with nothing to upload, best of {RUNS}");
+    let (mut best_backup, mut backup_peak_rss_kib) = (Duration::MAX, 0);
+    for i in 0..RUNS {
+        let unchanged = run(firn(&["backup", "--json"]), base, "firn backup");
+        unchanged.require_success();
+        let uploaded = json_u64(&unchanged.stdout, "uploaded_files");
+        let read = json_u64(&unchanged.stdout, "files_read");
+        eprintln!(
+            "  run {}: firn {} ({:.1} MB peak RSS, {} files uploaded, {} read)",
+            i + 1,
+            fmt_secs(unchanged.wall),
+            unchanged.maxrss_kib as f64 * 1024.0 / 1e6,
+            opt(uploaded),
+            opt(read)
+        );
+        if uploaded != Some(0) || read != Some(0) {
+            eprintln!("  warning: expected nothing uploaded and nothing read on an unchanged tree");
+        }
+        best_backup = best_backup.min(unchanged.wall);
+        backup_peak_rss_kib = backup_peak_rss_kib.max(unchanged.maxrss_kib);
+    }
+
     let json = run(firn(&["status", "--json"]), base, "firn status --json");
     json.require_success();
     let files_read = json_u64(&json.stdout, "files_read");
@@ -391,6 +439,8 @@ fn bench_status(files: usize) -> StatusResult {
         find: best_find,
         peak_rss_kib,
         backup: backup.wall,
+        backup_unchanged: best_backup,
+        backup_peak_rss_kib,
         uploaded_files,
         files_read,
         bytes_read,

@@ -149,6 +149,18 @@ fn summary_fields(s: &CurrentSummary) -> Summary {
     }
 }
 
+/// `superseded` lists exactly the records that are not current, in the order
+/// `records` gives them.
+async fn check_superseded(catalog: &dyn Catalog) {
+    let mut expected = catalog.records().await.expect("records");
+    expected.retain(|r| r.state != ArchiveState::Current);
+    assert_eq!(
+        catalog.superseded().await.expect("superseded"),
+        expected,
+        "superseded lists the records that are not current, in key then upload order"
+    );
+}
+
 /// The current versions as both `current_summaries` and `for_each_current` give
 /// them (the two must agree, order included).
 async fn summaries(catalog: &dyn Catalog) -> Vec<Summary> {
@@ -482,6 +494,14 @@ pub async fn set_state_marks_versions_being_deleted(backend: &dyn Backend) {
     );
     assert_eq!(catalog.current("f").await.unwrap(), None);
     assert_eq!(summaries(catalog.as_ref()).await, vec![summary_of(&other)]);
+    check_superseded(catalog.as_ref()).await;
+    assert_eq!(
+        ids_and_states(&catalog.superseded().await.unwrap()),
+        vec![
+            ("a1", ArchiveState::Deleting),
+            ("a2", ArchiveState::Deleting)
+        ]
+    );
     // A deletion the store refused: back to superseded.
     catalog
         .set_state("f", "a1", ArchiveState::Superseded)
@@ -659,6 +679,7 @@ pub async fn records_are_ordered_by_key_then_upload_time(backend: &dyn Backend) 
         })
         .collect();
     assert_eq!(listed, expected);
+    check_superseded(catalog.as_ref()).await;
     let summary_keys: Vec<String> = summaries(catalog.as_ref())
         .await
         .into_iter()
@@ -742,6 +763,7 @@ pub async fn keys_longer_than_1024_bytes_behave_like_any_other(backend: &dyn Bac
             &key[..20]
         );
     }
+    check_superseded(catalog.as_ref()).await;
     let mut sorted: Vec<&String> = keys.to_vec();
     sorted.sort();
     let summary_keys: Vec<String> = summaries(catalog.as_ref())

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{ArchiveRecord, ArchiveState, SnapshotRecord};
+use crate::catalog::{ArchiveRecord, ArchiveState, CurrentSummary, SnapshotRecord};
 
 /// Sort keys longer than this (bytes) are stored hashed.
 pub(super) const MAX_SORT_KEY: usize = 1024;
@@ -195,6 +195,19 @@ pub(super) fn encode_version(set_id: &str, record: &ArchiveRecord) -> Item {
         item.insert("raw_path".into(), AttributeValue::B(Blob::new(raw.clone())));
     }
     item
+}
+
+/// What status needs of a head's current version (None for a head without one,
+/// or one missing an attribute).
+pub(super) fn summary_of(item: &Item) -> Option<CurrentSummary> {
+    Some(CurrentSummary {
+        key: get_s(item, "full_path").or_else(|| get_s(item, "path"))?,
+        raw: get_raw(item).map(Vec::into_boxed_slice),
+        size: get_n(item, "size")?,
+        mtime_ns: get_n(item, "mtime_ns")?,
+        sha1: get_hex(item, "sha1")?,
+        target: get_s(item, "target").unwrap_or_default(),
+    })
 }
 
 pub(super) fn decode_version(item: &Item) -> Option<ArchiveRecord> {

@@ -26,6 +26,7 @@
 
 mod batch;
 mod items;
+mod order;
 mod settings;
 mod table;
 
@@ -95,6 +96,19 @@ impl DynamoCatalog {
     /// by page.
     async fn query(&self, prefix: Option<&str>, projection: Option<&str>) -> Result<Vec<Item>> {
         let mut items = Vec::new();
+        self.query_pages(prefix, projection, &mut |page| items.extend(page))
+            .await?;
+        Ok(items)
+    }
+
+    /// Like [`Self::query`], handing over each page as it comes, so a caller that
+    /// keeps only some items never holds the whole set.
+    async fn query_pages(
+        &self,
+        prefix: Option<&str>,
+        projection: Option<&str>,
+        on_page: &mut (dyn FnMut(Vec<Item>) + Send),
+    ) -> Result<()> {
         let mut start: Option<Item> = None;
         loop {
             let mut query = self
@@ -114,19 +128,20 @@ impl DynamoCatalog {
                 query = query
                     .projection_expression(p)
                     .expression_attribute_names("#p", "path")
-                    .expression_attribute_names("#sz", "size");
+                    .expression_attribute_names("#sz", "size")
+                    .expression_attribute_names("#st", "state");
             }
             self.query_requests.fetch_add(1, Ordering::Relaxed);
             let out = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
                 .await
                 .map_err(|e| aws::explain(&e, &self.what()))?;
-            items.extend(out.items.unwrap_or_default());
+            on_page(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => break,
             }
         }
-        Ok(items)
+        Ok(())
     }
 
     async fn read_head(&self, key: &str) -> Result<Head> {
@@ -386,55 +401,36 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn current_summaries(&self) -> Result<Vec<CurrentSummary>> {
-        // `path` and `size` are DynamoDB reserved words: aliased.
-        let projection = "#p, full_path, raw_path, archive_id, #sz, mtime_ns, sha1, target, #st";
-        let mut out: Vec<CurrentSummary> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("set_id = :s")
-                .expression_attribute_values(":s", s(&self.set_id))
-                .projection_expression(projection)
-                .expression_attribute_names("#p", "path")
-                .expression_attribute_names("#sz", "size")
-                .expression_attribute_names("#st", "state")
-                .set_exclusive_start_key(start.take());
-            self.query_requests.fetch_add(1, Ordering::Relaxed);
-            let page = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
-                .await
-                .map_err(|e| aws::explain(&e, &self.what()))?;
-            // Only heads with a current version, page by page: version items are
-            // dropped as they come, so 5,000 versions of a file cost no memory here.
-            out.extend(
-                page.items()
-                    .iter()
-                    .filter(|item| {
-                        item.contains_key("archive_id")
-                            && !is_version_item(item)
-                            && !is_snapshot_item(item)
-                    })
-                    .filter_map(|item| {
-                        Some(CurrentSummary {
-                            key: get_s(item, "full_path").or_else(|| get_s(item, "path"))?,
-                            raw: get_raw(item).map(Vec::into_boxed_slice),
-                            size: get_n(item, "size")?,
-                            mtime_ns: get_n(item, "mtime_ns")?,
-                            sha1: get_hex(item, "sha1")?,
-                            target: get_s(item, "target").unwrap_or_default(),
-                        })
-                    }),
-            );
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        // Hashed long keys break DynamoDB's order: sort by the real key.
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut out = Vec::new();
+        self.for_each_current(&mut |summary| out.push(summary))
+            .await?;
         Ok(out)
+    }
+
+    async fn for_each_current(&self, visit: &mut (dyn FnMut(CurrentSummary) + Send)) -> Result<()> {
+        // `path`, `size` and `state` are DynamoDB reserved words: aliased.
+        let projection = "#p, full_path, raw_path, archive_id, #sz, mtime_ns, sha1, target, #st";
+        let mut order = order::KeyOrder::default();
+        // Only heads with a current version, page by page: version items are
+        // dropped as they come, so 5,000 versions of a file cost no memory here,
+        // and heads are handed on as they come, so neither do 200,000 files.
+        self.query_pages(None, Some(projection), &mut |page| {
+            for item in &page {
+                if !item.contains_key("archive_id")
+                    || is_version_item(item)
+                    || is_snapshot_item(item)
+                {
+                    continue;
+                }
+                let (Some(sort_key), Some(summary)) = (get_s(item, "path"), summary_of(item))
+                else {
+                    continue;
+                };
+                order.push(&sort_key, summary, visit);
+            }
+        })
+        .await?;
+        order.finish(visit)
     }
 
     async fn records(&self) -> Result<Vec<ArchiveRecord>> {
@@ -450,6 +446,29 @@ impl Catalog for DynamoCatalog {
                 out.extend(head.legacy);
             }
         }
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.uploaded_at.cmp(&b.uploaded_at)));
+        Ok(out)
+    }
+
+    async fn superseded(&self) -> Result<Vec<ArchiveRecord>> {
+        let mut out: Vec<ArchiveRecord> = Vec::new();
+        // Page by page: heads are dropped as they come (keeping only the versions
+        // an older firn wrote into them), so the current version of every file is
+        // never held.
+        self.query_pages(None, None, &mut |page| {
+            for item in &page {
+                if is_snapshot_item(item) {
+                    continue;
+                }
+                if is_version_item(item) {
+                    out.extend(decode_version(item));
+                } else if let Some(head) = Head::decode(item) {
+                    out.extend(head.legacy);
+                }
+            }
+        })
+        .await?;
+        out.retain(|r| r.state != ArchiveState::Current);
         out.sort_by(|a, b| a.key.cmp(&b.key).then(a.uploaded_at.cmp(&b.uploaded_at)));
         Ok(out)
     }
