@@ -9,7 +9,11 @@
 //!
 //! 1. **Record only what the store confirmed.** The catalog records an archive only
 //!    after the store has confirmed it, with the tree hash the store reported equal
-//!    to the one computed locally.
+//!    to the one computed locally, and made it durable. Uploads are recorded a batch
+//!    at a time (group commit, `engine/commit.rs`): the store makes the batch
+//!    durable (the embedded store: one filesystem sync), local state journals its
+//!    archive ids, the catalog records it, the journal closes — each step for the
+//!    whole batch, in that order.
 //! 2. **Upload, record, then remove.** A new version is uploaded first, recorded
 //!    second, and the version it superseded is removed last, and only by the
 //!    retention policy (early deletion is billed: 90 days on Glacier, 180 on S3
