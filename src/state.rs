@@ -774,3 +774,54 @@ impl LocalState {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(i: usize) -> (String, Fingerprint, ContentHash) {
+        let fingerprint = Fingerprint {
+            size: i as u64,
+            mtime_ns: i as i64,
+            ctime_ns: i as i64,
+            inode: i as u64,
+        };
+        let hash = ContentHash {
+            size: i as u64,
+            sha1: [(i % 251) as u8; 20],
+            tree_hash: [0; 32],
+        };
+        (format!("d/{i:06}"), fingerprint, hash)
+    }
+
+    #[test]
+    fn the_cursor_finds_every_cached_key_across_batches_and_passes_over_damaged_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(LocalState::open(&dir.path().join("state.sqlite")).unwrap());
+        let total = FINGERPRINT_BATCH * 2 + 7;
+        let rows: Vec<_> = (0..total).filter(|i| i % 3 != 1).map(row).collect();
+        state.put_fingerprints(&rows).unwrap();
+        // A damaged row on a batch boundary and one inside: as if not cached.
+        for i in [FINGERPRINT_BATCH - 1, 5] {
+            state
+                .conn()
+                .execute(
+                    "UPDATE fingerprint SET sha1 = x'00' WHERE key = ?1",
+                    [row(i).0],
+                )
+                .unwrap();
+        }
+        let mut cursor = state.fingerprints().unwrap();
+        for i in 0..total + 3 {
+            let found = cursor.seek(&row(i).0).unwrap();
+            let expected = i < total && i % 3 != 1 && i != 5 && i != FINGERPRINT_BATCH - 1;
+            assert_eq!(found.is_some(), expected, "key {i}");
+            if let Some(cached) = found {
+                assert_eq!(cached.fingerprint, row(i).1);
+                assert_eq!(cached.hash.sha1, row(i).2.sha1);
+            }
+        }
+        // Keys skipped over are not found again, and the end stays the end.
+        assert!(cursor.seek("e").unwrap().is_none());
+    }
+}
