@@ -181,7 +181,6 @@ pub struct Task {
     pub state: TaskState,
     pub started_ms: Option<u64>,
     pub finished_ms: Option<u64>,
-    pub archive_id: Option<String>,
 }
 
 impl Task {
@@ -313,7 +312,6 @@ impl TaskTable {
             state: TaskState::Queued,
             started_ms: None,
             finished_ms: None,
-            archive_id: None,
         });
         self.rows.insert(id, row);
         self.totals.queued += 1;
@@ -340,7 +338,6 @@ impl TaskTable {
         task.done = 0;
         task.started_ms = None;
         task.finished_ms = None;
-        task.archive_id = None;
     }
 
     fn set_state(&mut self, row: usize, state: TaskState) {
@@ -396,12 +393,11 @@ impl TaskTable {
                 self.set_state(row, TaskState::AtStore { ready_at });
                 None
             }
-            Event::Done { archive_id, .. } => {
+            Event::Done { .. } => {
                 let task = &mut self.tasks[row];
                 let rest = task.bytes.saturating_sub(task.done);
                 task.done = task.bytes;
                 task.finished_ms = Some(now_ms);
-                task.archive_id = Some(archive_id);
                 self.totals.bytes_done += rest;
                 self.busy_files += 1;
                 self.set_state(row, TaskState::Done);

@@ -311,9 +311,11 @@ impl State {
                 tier, destination, ..
             } = job.kind.clone()
         {
+            // By key: a failed or cancelled retrieval has no archive of its own
+            // recorded in the job.
             let item = RetrieveItem {
                 key: job.key.clone(),
-                archive_id: job.archive_id.clone(),
+                archive_id: None,
             };
             let size = job.bytes;
             return self.start_retrieval(vec![(item, size)], tier, destination, false);
