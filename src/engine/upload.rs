@@ -369,15 +369,11 @@ impl Engine {
         };
         let opened = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, Fingerprint)> {
-                let file = std::fs::File::open(&path)?;
-                let fingerprint = Fingerprint::of(&file.metadata()?);
-                Ok((file, fingerprint))
-            })
-            .await
-            .context("open task failed")?
+            tokio::task::spawn_blocking(move || open_and_read_small(&path))
+                .await
+                .context("open task failed")?
         };
-        let (file, before) = opened.map_err(|e| {
+        let (file, before, small) = opened.map_err(|e| {
             anyhow::anyhow!(
                 "cannot read {}: {}",
                 path.display(),
@@ -395,7 +391,16 @@ impl Engine {
         let could_resume = resumable.is_none_or(|keys| keys.contains(&item.key));
         let (mut upload, already_stored) = self.open_upload(item, &before, could_resume).await?;
         let part_size = self.store.part_size(before.size).max(1) as u64;
-        let mut reader = Some((file, ContentHasher::new()));
+        let mut small_after = None;
+        let mut prefetched = None;
+        let mut reader = match small {
+            Some(read) => {
+                small_after = read.after;
+                prefetched = Some((read.chunk, read.wanted));
+                Some((file, read.hasher))
+            }
+            None => Some((file, ContentHasher::new())),
+        };
         let mut offset = 0u64;
         let read_result: Result<(), UploadError> = async {
             loop {
@@ -403,27 +408,35 @@ impl Engine {
                 {
                     return Err(UploadError::Cancelled);
                 }
-                // A buffer no larger than the file (one byte more shows it grew):
-                // a small file does not cost a part-sized allocation.
-                let want = part_size.min(before.size.saturating_sub(offset) + 1);
-                // Read a part only once the store can take it: part buffers stay
-                // within its memory budget (invariant 8).
-                upload.reserve(want).await?;
-                let (mut file, mut hasher) = reader.take().context("reader lost")?;
-                let (file, hasher, chunk) =
-                    tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                        let mut buf = vec![0u8; want as usize];
-                        let n = hash::read_full(&mut file, &mut buf)?;
-                        buf.truncate(n);
-                        // The bytes hashed here are exactly the bytes sent below.
-                        hasher.update(&buf);
-                        Ok((file, hasher, Bytes::from(buf)))
-                    })
-                    .await
-                    .context("read task failed")?
-                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let (chunk, want) = if let Some((chunk, wanted)) = prefetched.take() {
+                    // A small file, read and hashed when it was opened (its buffer is
+                    // bounded by SMALL_FILE × requests in flight).
+                    upload.reserve(chunk.len() as u64).await?;
+                    (chunk, wanted)
+                } else {
+                    // A buffer no larger than the file (one byte more shows it grew):
+                    // a small file does not cost a part-sized allocation.
+                    let want = part_size.min(before.size.saturating_sub(offset) + 1);
+                    // Read a part only once the store can take it: part buffers stay
+                    // within its memory budget (invariant 8).
+                    upload.reserve(want).await?;
+                    let (mut file, mut hasher) = reader.take().context("reader lost")?;
+                    let (file, hasher, chunk) =
+                        tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                            let mut buf = vec![0u8; want as usize];
+                            let n = hash::read_full(&mut file, &mut buf)?;
+                            buf.truncate(n);
+                            // The bytes hashed here are exactly the bytes sent below.
+                            hasher.update(&buf);
+                            Ok((file, hasher, Bytes::from(buf)))
+                        })
+                        .await
+                        .context("read task failed")?
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    reader = Some((file, hasher));
+                    (chunk, want)
+                };
                 let n = chunk.len() as u64;
-                reader = Some((file, hasher));
                 if n == 0 {
                     return Ok(());
                 }
@@ -456,7 +469,10 @@ impl Engine {
                 return Err(error);
             }
         };
-        let after = Fingerprint::of(&file.metadata().context("cannot stat file after reading")?);
+        let after = match small_after {
+            Some(after) => after,
+            None => Fingerprint::of(&file.metadata().context("cannot stat file after reading")?),
+        };
         let content = hasher.finish();
         if !after.same_content_stamp(&before) || content.size != before.size {
             let _ = upload.abort().await;
@@ -552,6 +568,51 @@ impl Engine {
         }
         Ok((upload, Vec::new()))
     }
+}
+
+/// A small file read whole (and hashed) in the call that opened it.
+struct SmallRead {
+    chunk: Bytes,
+    hasher: ContentHasher,
+    /// How much was asked for: reading less means the end was reached.
+    wanted: u64,
+    /// The file's fingerprint right after the read, when the end was reached.
+    after: Option<Fingerprint>,
+}
+
+/// Opens a file and takes its fingerprint; a small one is also read whole, hashed
+/// and stat'ed again in the same blocking call (one thread hop, not three).
+fn open_and_read_small(
+    path: &std::path::Path,
+) -> std::io::Result<(std::fs::File, Fingerprint, Option<SmallRead>)> {
+    let mut file = std::fs::File::open(path)?;
+    let before = Fingerprint::of(&file.metadata()?);
+    if before.size > SMALL_FILE {
+        return Ok((file, before, None));
+    }
+    // One byte more than the file shows it grew.
+    let wanted = (before.size + 1).min(SMALL_FILE);
+    let mut buf = vec![0u8; wanted as usize];
+    let n = hash::read_full(&mut file, &mut buf)?;
+    buf.truncate(n);
+    // The bytes hashed here are exactly the bytes sent.
+    let mut hasher = ContentHasher::new();
+    hasher.update(&buf);
+    let after = if (n as u64) < wanted {
+        Some(Fingerprint::of(&file.metadata()?))
+    } else {
+        None
+    };
+    Ok((
+        file,
+        before,
+        Some(SmallRead {
+            chunk: Bytes::from(buf),
+            hasher,
+            wanted,
+            after,
+        }),
+    ))
 }
 
 /// The plan's uploads, [`PREPARE_CHUNK`] at a time.
