@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "shared.rs"]
+mod shared;
+use shared::fmt_mb;
+
 use firn::catalog::sqlite::SqliteCatalog;
 use firn::catalog::{ArchiveRecord, ArchiveState, Catalog};
 
@@ -262,28 +266,12 @@ fn measure_to(mut cmd: Command, scratch: &Path, stdout_to: Option<&Path>) -> Run
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| fail(&format!("cannot start {cmd:?}: {e}")));
-    let pid = child.id() as libc::pid_t;
-    let mut raw_status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own unreaped child; both pointers are valid for writes.
-        let rc = unsafe { libc::wait4(pid, &mut raw_status, 0, &mut rusage) };
-        if rc == pid {
-            break;
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            fail("wait4 failed");
-        }
-    }
-    let wall = started.elapsed();
-    drop(child);
-    use std::os::unix::process::ExitStatusExt;
+    let reaped = shared::reap(child, started).unwrap_or_else(|e| fail(&format!("wait4: {e}")));
     let read = |path: &Path| fs::read_to_string(path).unwrap_or_default();
     Run {
-        wall,
-        maxrss_kib: u64::try_from(rusage.ru_maxrss).unwrap_or(0),
-        status: ExitStatus::from_raw(raw_status),
+        wall: reaped.wall,
+        maxrss_kib: reaped.maxrss_kib,
+        status: reaped.status,
         stdout: match stdout_to {
             Some(p) if p.extension().is_none_or(|e| e != "gz") => read(p),
             _ => String::new(),
@@ -312,10 +300,6 @@ fn json_u64(text: &str, key: &str) -> Option<u64> {
 
 fn fmt_secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
-}
-
-fn fmt_mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 fn fail(message: &str) -> ! {

@@ -30,6 +30,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "shared.rs"]
+mod shared;
+use shared::{XorShift, tail};
+
 const FIRN: &str = env!("CARGO_BIN_EXE_firn");
 /// Where cargo lets benches put scratch data: under `target/`, on real disk.
 const TARGET_TMPDIR: &str = env!("CARGO_TARGET_TMPDIR");
@@ -759,26 +763,8 @@ fn run_with(mut cmd: Command, scratch: &Path, what: &'static str, keep_stdout: b
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| fail(&format!("cannot start {what}: {e}")));
-    let pid = child.id() as libc::pid_t;
-    let mut raw_status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own unreaped child; both pointers are valid for writes.
-        let rc = unsafe { libc::wait4(pid, &mut raw_status, 0, &mut rusage) };
-        if rc == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            fail(&format!("wait4 on {what} (pid {pid}) failed: {err}"));
-        }
-    }
-    let wall = started.elapsed();
-    // Reaped by wait4; dropping `Child` neither waits nor kills.
-    drop(child);
-
-    use std::os::unix::process::ExitStatusExt;
+    let reaped =
+        shared::reap(child, started).unwrap_or_else(|e| fail(&format!("wait4 on {what}: {e}")));
     let read = |path: &Path| {
         fs::read(path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -786,9 +772,9 @@ fn run_with(mut cmd: Command, scratch: &Path, what: &'static str, keep_stdout: b
     };
     Run {
         what,
-        wall,
-        maxrss_kib: u64::try_from(rusage.ru_maxrss).unwrap_or(0),
-        status: ExitStatus::from_raw(raw_status),
+        wall: reaped.wall,
+        maxrss_kib: reaped.maxrss_kib,
+        status: reaped.status,
         stdout: if keep_stdout {
             read(&out_path)
         } else {
@@ -855,44 +841,8 @@ fn json_u64(text: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// xorshift64*: fast, deterministic filler bytes.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        XorShift(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        let mut chunks = buf.chunks_exact_mut(8);
-        for chunk in &mut chunks {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            let word = self.next().to_le_bytes();
-            rest.copy_from_slice(&word[..rest.len()]);
-        }
-    }
-}
-
 fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| fail(&format!("{name} must be a whole number, not {v:?}"))),
-        Err(_) => default,
-    }
+    shared::env_number(name, default).unwrap_or_else(|e| fail(&e))
 }
 
 fn row(
@@ -935,14 +885,6 @@ fn fmt_mib(mib: usize) -> String {
 
 fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "?".to_string(), |n| n.to_string())
-}
-
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
 
 /// Gives up with a message. A panic (not `exit`) so the temporary directories

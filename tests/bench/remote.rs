@@ -31,6 +31,8 @@
 
 #[path = "../common/aws.rs"]
 mod aws;
+#[path = "shared.rs"]
+mod shared;
 
 use std::fs;
 use std::io::Write;
@@ -44,6 +46,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use aws::{FakeCloud, aws_env};
+use shared::{XorShift, fmt_mb, fmt_secs, tail};
 
 const FIRN: &str = env!("CARGO_BIN_EXE_firn");
 /// Where cargo lets benches put scratch data when there is no /dev/shm.
@@ -61,8 +64,8 @@ const PREFIX: &str = "remote benchmark: ";
 
 fn main() {
     quiet_failures();
-    let files = env_u64("FIRN_BENCH_FILES", 20_000).max(1) as usize;
-    let latency = Duration::from_millis(env_u64("FIRN_BENCH_LATENCY_MS", 80));
+    let files = env_u64_or_fail("FIRN_BENCH_FILES", 20_000).max(1) as usize;
+    let latency = Duration::from_millis(env_u64_or_fail("FIRN_BENCH_LATENCY_MS", 80));
     check_standin();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
@@ -944,62 +947,6 @@ fn check_standin() {
     }
 }
 
-/// xorshift64*: fast, deterministic sizes and bytes.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        XorShift(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        let mut chunks = buf.chunks_exact_mut(8);
-        for chunk in &mut chunks {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            let word = self.next().to_le_bytes();
-            rest.copy_from_slice(&word[..rest.len()]);
-        }
-    }
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| fail(&format!("{name} must be a whole number, not {v:?}"))),
-        Err(_) => default,
-    }
-}
-
-fn fmt_secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-fn fmt_mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
-
 /// Our own failures print as one line; anything else as usual.
 fn quiet_failures() {
     let default = std::panic::take_hook();
@@ -1015,4 +962,8 @@ fn quiet_failures() {
 /// stopped and the scratch directory removed as the stack unwinds.
 fn fail(message: &str) -> ! {
     panic!("{PREFIX}{message}");
+}
+
+fn env_u64_or_fail(name: &str, default: u64) -> u64 {
+    shared::env_number(name, default).unwrap_or_else(|e| fail(&e))
 }
