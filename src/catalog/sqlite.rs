@@ -34,22 +34,22 @@ impl SqliteCatalog {
         record: &ArchiveRecord,
         replaces: Option<&str>,
     ) -> Result<Result<()>> {
+        // Cached statements: a batch records hundreds of uploads in one transaction.
         let found: Option<String> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT archive_id FROM archive WHERE set_id = ?1 AND key = ?2 AND state = 'current'",
-                params![set_id, record.key],
-                |row| row.get(0),
-            )
+            )?
+            .query_row(params![set_id, record.key], |row| row.get(0))
             .optional()?;
         if let Err(conflict) = Conflict::check(&record.key, replaces, found) {
             return Ok(Err(conflict));
         }
         if let Some(previous) = replaces {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE archive SET state = 'superseded', superseded_at = ?4
                  WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
-                params![set_id, record.key, previous, record.uploaded_at],
-            )?;
+            )?
+            .execute(params![set_id, record.key, previous, record.uploaded_at])?;
         }
         let mut current = record.clone();
         current.state = ArchiveState::Current;
@@ -108,9 +108,8 @@ impl SqliteCatalog {
     }
 
     fn insert(conn: &Connection, set_id: &str, r: &ArchiveRecord) -> rusqlite::Result<usize> {
-        conn.execute(
-            &format!("INSERT INTO archive (set_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
-            params![
+        conn.prepare_cached(&format!("INSERT INTO archive (set_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"))?
+            .execute(params![
                 set_id,
                 r.key,
                 r.raw,
@@ -124,8 +123,7 @@ impl SqliteCatalog {
                 r.state.as_str(),
                 r.host,
                 r.superseded_at
-            ],
-        )
+            ])
     }
 }
 
