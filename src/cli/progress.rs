@@ -60,6 +60,9 @@ pub fn watch(
             }
         }
         if let Some(bar) = bar {
+            // The last frame shows the run complete before the line gives way to
+            // the summary (a short run may not have reached its next tick).
+            draw(&bar, &table, now_ms());
             bar.finish_and_clear();
         }
         table

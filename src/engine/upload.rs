@@ -38,6 +38,9 @@ use crate::model::now_secs;
 /// Files up to this size go many at once (one request each on a remote store).
 pub const SMALL_FILE: u64 = 1 << 20;
 
+/// How many small files are opened and read in one blocking call.
+const BUNDLE_FILES: usize = 8;
+
 /// How many files are prepared together: baselines read, intents journaled.
 const PREPARE_CHUNK: usize = 256;
 
@@ -140,7 +143,9 @@ impl Engine {
         let mut queue: VecDeque<Ready> = VecDeque::new();
         let mut limit = InFlightLimit::new(self.requests_in_flight.max(1));
         let mut large_in_flight = 0usize;
+        let mut files_in_flight = 0usize;
         let mut tasks = JoinSet::new();
+        let mut bundles = std::collections::HashMap::new();
         loop {
             if progress.is_cancelled() && (!queue.is_empty() || next_chunk.is_some()) {
                 self.cancel_waiting(
@@ -153,7 +158,7 @@ impl Engine {
                 )
                 .await;
             }
-            while tasks.len() < limit.current.max(1) {
+            while files_in_flight < limit.current.max(1) {
                 if queue.is_empty() {
                     let Some(handle) = next_chunk.take() else {
                         break;
@@ -193,40 +198,62 @@ impl Engine {
                     continue;
                 }
                 large_in_flight += usize::from(large);
+                // Small files go in bundles, read together.
+                let mut bundle = vec![ready];
+                while !large
+                    && bundle.len() < BUNDLE_FILES
+                    && files_in_flight + bundle.len() < limit.current
+                    && queue.front().is_some_and(|next| {
+                        next.item.size <= SMALL_FILE
+                            && !next.item.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+                    })
+                {
+                    bundle.extend(queue.pop_front());
+                }
+                files_in_flight += bundle.len();
                 let engine = Arc::clone(self);
                 let progress = progress.clone();
                 let resumable = resumable.clone();
-                tasks.spawn(async move {
-                    let id = ready.item.id;
-                    progress.send(Event::Started { id }).await;
-                    let outcome = engine
-                        .send_one(&ready, resumable.as_deref(), &progress)
-                        .await;
-                    (ready.item, large, outcome)
+                let size = bundle.len();
+                let task = tasks.spawn(async move {
+                    engine
+                        .send_bundle(bundle, resumable.as_deref(), &progress)
+                        .await
                 });
+                bundles.insert(task.id(), (size, large));
             }
-            let Some(joined) = tasks.join_next().await else {
+            let Some(joined) = tasks.join_next_with_id().await else {
                 if queue.is_empty() && next_chunk.is_none() {
                     break;
                 }
                 continue;
             };
-            limit.on_completion();
+            // What the bundle held is free again, whatever became of it.
+            let task_id = match &joined {
+                Ok((id, _)) => *id,
+                Err(join_error) => join_error.id(),
+            };
+            if let Some((size, large)) = bundles.remove(&task_id) {
+                files_in_flight -= size;
+                large_in_flight -= usize::from(large);
+            }
             match joined {
-                Ok((item, large, outcome)) => {
-                    large_in_flight -= usize::from(large);
-                    match outcome {
-                        Ok(sent) => {
-                            // Done is reported once the batch is recorded.
-                            let _ = commits.send(Commit::Sent(Box::new(sent))).await;
-                        }
-                        Err(UploadError::Cancelled) => {
-                            summary.cancelled += 1;
-                            progress.send(Event::Cancelled { id: item.id }).await;
-                            let _ = commits.send(Commit::End(item.key)).await;
-                        }
-                        Err(UploadError::Other(e)) => {
-                            self.fail(&mut summary, &commits, progress, item, &e).await;
+                Ok((_, outcomes)) => {
+                    for (item, outcome) in outcomes {
+                        limit.on_completion();
+                        match outcome {
+                            Ok(sent) => {
+                                // Done is reported once the batch is recorded.
+                                let _ = commits.send(Commit::Sent(Box::new(sent))).await;
+                            }
+                            Err(UploadError::Cancelled) => {
+                                summary.cancelled += 1;
+                                progress.send(Event::Cancelled { id: item.id }).await;
+                                let _ = commits.send(Commit::End(item.key)).await;
+                            }
+                            Err(UploadError::Other(e)) => {
+                                self.fail(&mut summary, &commits, progress, item, &e).await;
+                            }
                         }
                     }
                 }
@@ -352,27 +379,74 @@ impl Engine {
         })
     }
 
-    /// One file to the store, up to the store's confirmation (the commit records it).
-    async fn send_one(
+    /// A bundle of files to the store: small ones opened and read together in one
+    /// blocking call (a thread hop per bundle, not per file), then sent at once.
+    async fn send_bundle(
+        &self,
+        bundle: Vec<Ready>,
+        resumable: Option<&HashSet<String>>,
+        progress: &Progress,
+    ) -> Vec<(UploadItem, Result<Sent, UploadError>)> {
+        for ready in &bundle {
+            progress.send(Event::Started { id: ready.item.id }).await;
+        }
+        let paths: Vec<std::path::PathBuf> = bundle.iter().map(|r| self.path_of(&r.item)).collect();
+        let opened = {
+            let paths = paths.clone();
+            tokio::task::spawn_blocking(move || {
+                paths
+                    .iter()
+                    .map(|path| open_and_read_small(path))
+                    .collect::<Vec<_>>()
+            })
+            .await
+        };
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(join_error) => {
+                let reason = format!("open task failed: {join_error}");
+                return bundle
+                    .into_iter()
+                    .map(|r| (r.item, Err(anyhow::anyhow!("{reason}").into())))
+                    .collect();
+            }
+        };
+        let sends = bundle
+            .iter()
+            .zip(paths)
+            .zip(opened)
+            .map(|((ready, path), opened)| {
+                self.send_opened(ready, path, opened, resumable, progress)
+            });
+        let outcomes = futures_util::future::join_all(sends).await;
+        bundle
+            .into_iter()
+            .zip(outcomes)
+            .map(|(ready, outcome)| (ready.item, outcome))
+            .collect()
+    }
+
+    fn path_of(&self, item: &UploadItem) -> std::path::PathBuf {
+        match &item.raw {
+            Some(raw) => self
+                .root
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
+            None => self.root.join(&item.key),
+        }
+    }
+
+    /// One opened file to the store, up to the store's confirmation (the commit
+    /// records it).
+    async fn send_opened(
         &self,
         ready: &Ready,
+        path: std::path::PathBuf,
+        opened: std::io::Result<(std::fs::File, Fingerprint, Option<SmallRead>)>,
         resumable: Option<&HashSet<String>>,
         progress: &Progress,
     ) -> Result<Sent, UploadError> {
         let item = &ready.item;
         let id = item.id;
-        let path = match &item.raw {
-            Some(raw) => self
-                .root
-                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(raw)),
-            None => self.root.join(&item.key),
-        };
-        let opened = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || open_and_read_small(&path))
-                .await
-                .context("open task failed")?
-        };
         let (file, before, small) = opened.map_err(|e| {
             anyhow::anyhow!(
                 "cannot read {}: {}",

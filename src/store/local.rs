@@ -320,8 +320,9 @@ impl Store for LocalStore {
     }
 
     fn default_requests_in_flight(&self) -> usize {
-        // Bound by CPU (hashing) and the disk, not by latency.
-        std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4))
+        // Bound by CPU (hashing) and the disk, not by latency: two bundles of
+        // small files (read together, 8 a call) per core.
+        std::thread::available_parallelism().map_or(16, |n| (n.get() * 16).max(16))
     }
 
     /// Archives a crash left in `tmp/` before they were made durable: never
