@@ -5,7 +5,7 @@
 //! [defaults]
 //! retention = "after-days 90"   # keep | delete | after-days N
 //! concurrency = 4              # large files (over 1 MiB) uploaded at once
-//! requests_in_flight = 32       # small files at once (default: 32 remote, 2 × cores local)
+//! requests_in_flight = 32       # small files at once (default: 32 remote, 16 × cores local)
 //!
 //! [sets.photos]
 //! root = "/srv/photos"
