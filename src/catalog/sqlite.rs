@@ -238,17 +238,22 @@ impl Catalog for SqliteCatalog {
         &self,
         keys: &[&str],
     ) -> Result<std::collections::HashMap<String, ArchiveRecord>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM archive WHERE set_id = ?1 AND key = ?2 AND state = 'current'"
-        ))?;
+        let mut conn = self.conn();
+        // One read transaction for the chunk, not one (and its locks) per key.
+        let tx = conn.transaction()?;
         let mut out = std::collections::HashMap::with_capacity(keys.len());
-        for key in keys {
-            let mut rows = stmt.query_map(params![self.set_id, key], record_from_row)?;
-            if let Some(record) = rows.next().transpose()? {
-                out.insert((*key).to_owned(), record);
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM archive WHERE set_id = ?1 AND key = ?2 AND state = 'current'"
+            ))?;
+            for key in keys {
+                let mut rows = stmt.query_map(params![self.set_id, key], record_from_row)?;
+                if let Some(record) = rows.next().transpose()? {
+                    out.insert((*key).to_owned(), record);
+                }
             }
         }
+        tx.commit()?;
         Ok(out)
     }
 
