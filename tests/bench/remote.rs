@@ -25,6 +25,10 @@
 //! took, with the two runs of a backend side by side. A run that does not upload
 //! every file fails the benchmark; timings are only reported, never asserted.
 //!
+//! With `FIRN_BENCH_BASELINE=/path/to/an/older/firn`, each backend also gets a
+//! run of that binary with its own defaults (e.g. a release build of the commit
+//! before the group commit), so old and new are measured in the same run.
+//!
 //! Needs the AWS stand-in: `FAKECLOUD_BIN`, which `bash tests/run.sh` builds and
 //! prints the export of.
 //! Quick mode: `FIRN_BENCH_FILES=500 FIRN_BENCH_LATENCY_MS=80 cargo bench --bench remote`.
@@ -92,9 +96,16 @@ fn main() {
     );
     let tree_bytes = build_tree(&tree, files, dirs);
 
+    // An earlier build of firn to compare with in the same run, e.g. one built
+    // from the commit before the group commit.
+    let baseline = std::env::var_os("FIRN_BENCH_BASELINE").map(PathBuf::from);
+    let mut modes = vec![Mode::Fixed, Mode::Default];
+    if baseline.is_some() {
+        modes.insert(0, Mode::Baseline);
+    }
     let mut results = Vec::new();
     for backend in [Backend::Glacier, Backend::S3] {
-        for mode in [Mode::Fixed, Mode::Default] {
+        for &mode in &modes {
             let n = results.len();
             results.push(run_backup(
                 backend,
@@ -106,6 +117,7 @@ fn main() {
                 },
                 files,
                 latency,
+                baseline.as_deref(),
             ));
         }
     }
@@ -125,8 +137,8 @@ fn main() {
         "{:<26} {:<21} {:>6} {:>9} {:>8} {:>9} {:>6} {:>9} {:>8}",
         "backend", "run", "files", "wall", "files/s", "in flight", "mean", "requests", "req/file"
     );
-    for pair in results.chunks(2) {
-        for (i, r) in pair.iter().enumerate() {
+    for group in results.chunks(modes.len()) {
+        for (i, r) in group.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "{:<26} {:<21} {:>6} {:>9} {:>8.1} {:>9} {:>6.2} {:>9} {:>8.2}",
@@ -145,16 +157,27 @@ fn main() {
                 r.proxy.requests as f64 / r.files.max(1) as f64,
             );
         }
-        if let [fixed, default] = pair {
-            let _ = writeln!(
-                out,
-                "{:<26} {:<21} {:>6} {:>9} {:>7.2}x",
-                "",
-                "default / fixed",
-                "",
-                "",
-                default.files_per_sec() / fixed.files_per_sec().max(f64::MIN_POSITIVE),
-            );
+        let rate = |mode: Mode| {
+            group
+                .iter()
+                .find(|r| r.mode == mode)
+                .map(RunResult::files_per_sec)
+        };
+        for (other, label) in [
+            (Mode::Fixed, "default / fixed"),
+            (Mode::Baseline, "default / baseline"),
+        ] {
+            if let (Some(default), Some(other)) = (rate(Mode::Default), rate(other)) {
+                let _ = writeln!(
+                    out,
+                    "{:<26} {:<21} {:>6} {:>9} {:>7.2}x",
+                    "",
+                    label,
+                    "",
+                    "",
+                    default / other.max(f64::MIN_POSITIVE),
+                );
+            }
         }
     }
     let _ = writeln!(out);
@@ -210,6 +233,8 @@ impl Backend {
 enum Mode {
     Fixed,
     Default,
+    /// An earlier firn (`FIRN_BENCH_BASELINE`), with its own defaults.
+    Baseline,
 }
 
 impl Mode {
@@ -217,6 +242,7 @@ impl Mode {
         match self {
             Mode::Fixed => format!("fixed concurrency {FIXED}"),
             Mode::Default => "default".into(),
+            Mode::Baseline => "baseline binary".into(),
         }
     }
 }
@@ -248,6 +274,7 @@ fn run_backup(
     place: &RunPlace,
     files: usize,
     latency: Duration,
+    baseline: Option<&Path>,
 ) -> RunResult {
     let (data, config_home) = (place.dir.join("data"), place.dir.join("config"));
     for dir in [&data, &config_home.join("firn")] {
@@ -274,7 +301,11 @@ fn run_backup(
     let cloud = FakeCloud::start();
     let proxy = LatencyProxy::start(&cloud.endpoint, latency);
     let firn = |args: &[&str], endpoint: &str| {
-        let mut cmd = Command::new(FIRN);
+        let binary = match (mode, baseline) {
+            (Mode::Baseline, Some(path)) => path,
+            _ => Path::new(FIRN),
+        };
+        let mut cmd = Command::new(binary);
         cmd.args(args)
             .envs(aws_env(endpoint))
             .env("FIRN_DATA_DIR", &data)
