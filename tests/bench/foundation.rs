@@ -39,7 +39,9 @@ const FIRN: &str = env!("CARGO_BIN_EXE_firn");
 const TARGET_TMPDIR: &str = env!("CARGO_TARGET_TMPDIR");
 
 const RUNS: usize = 3;
-const FILES_PER_DIR: usize = 100;
+const FILES_PER_DIR: usize = 200;
+/// Files are 0 to this many bytes: a server's many small files.
+const MAX_SMALL_FILE: usize = 4096;
 const BLOCK: usize = 8 << 20;
 
 const STATUS_TARGET_RATIO: f64 = 1.5;
@@ -453,9 +455,10 @@ fn bench_status(files: usize) -> StatusResult {
     }
 }
 
-/// `files` files of 1-100 bytes spread over `dirs` directories. The first 20
-/// directories sit at the top; each later one is nested under an earlier one
-/// (ten children each), so the tree is three levels deep at 2,000 directories.
+/// `files` files of 0-4 KiB (about 400 MB at 200,000) spread over `dirs`
+/// directories. The first 20 directories sit at the top; each later one is
+/// nested under an earlier one (ten children each), so the tree is three levels
+/// deep at 1,000 directories.
 fn build_tree(tree: &Path, files: usize, dirs: usize) {
     let mut paths: Vec<PathBuf> = Vec::with_capacity(dirs);
     for i in 0..dirs {
@@ -470,9 +473,9 @@ fn build_tree(tree: &Path, files: usize, dirs: usize) {
         paths.push(dir);
     }
     let mut rng = XorShift::new(0x5eed_f12e);
-    let mut content = [0u8; 100];
+    let mut content = [0u8; MAX_SMALL_FILE];
     for j in 0..files {
-        let len = 1 + (rng.next() % 100) as usize;
+        let len = (rng.next() % (MAX_SMALL_FILE as u64 + 1)) as usize;
         rng.fill(&mut content[..len]);
         let path = paths[j % dirs].join(format!("f{j:06}.dat"));
         fs::write(&path, &content[..len])
