@@ -61,6 +61,68 @@ impl StoreSettings {
         }
     }
 
+    /// The store a target names, as firn prints and records them:
+    /// `local:/dir` (or a bare directory), `glacier:REGION/VAULT`,
+    /// `s3:REGION/BUCKET[/PREFIX]`. Where one of `known` (the set's own settings)
+    /// names the same vault or bucket, its settings (endpoint, profile…) are used.
+    pub fn from_target(text: &str, known: &[&StoreSettings]) -> Result<StoreSettings> {
+        let bad = || {
+            crate::model::usage(format!(
+                "cannot tell which store {text:?} is: name it as local:/DIR, glacier:REGION/VAULT or s3:REGION/BUCKET[/PREFIX] (as `firn status` prints it)"
+            ))
+        };
+        let parsed = match text.split_once(':') {
+            Some(("glacier", rest)) => {
+                let (region, vault) = rest.split_once('/').ok_or_else(bad)?;
+                if region.is_empty() || vault.is_empty() || vault.contains('/') {
+                    return Err(bad());
+                }
+                StoreSettings::Glacier(GlacierSettings {
+                    vault: vault.into(),
+                    region: Some(region.into()),
+                    ..GlacierSettings::default()
+                })
+            }
+            Some(("s3", rest)) => {
+                let mut pieces = rest.splitn(3, '/');
+                let (Some(region), Some(bucket)) = (pieces.next(), pieces.next()) else {
+                    return Err(bad());
+                };
+                if region.is_empty() || bucket.is_empty() {
+                    return Err(bad());
+                }
+                StoreSettings::S3(S3Settings {
+                    bucket: bucket.into(),
+                    prefix: pieces
+                        .next()
+                        .map(|p| format!("{}/", p.trim_end_matches('/'))),
+                    region: Some(region.into()),
+                    ..S3Settings::default()
+                })
+            }
+            Some(("local", dir)) if !dir.is_empty() => StoreSettings::local_dir(Path::new(dir)),
+            _ if text.starts_with('/') || text.starts_with('.') => {
+                StoreSettings::local_dir(Path::new(text))
+            }
+            _ => return Err(bad()),
+        };
+        let same = |a: &StoreSettings, b: &StoreSettings| match (a, b) {
+            (StoreSettings::Glacier(a), StoreSettings::Glacier(b)) => a.vault == b.vault,
+            (StoreSettings::S3(a), StoreSettings::S3(b)) => {
+                a.bucket == b.bucket
+                    && a.prefix.as_deref().unwrap_or("").trim_end_matches('/')
+                        == b.prefix.as_deref().unwrap_or("").trim_end_matches('/')
+            }
+            (StoreSettings::Local(a), StoreSettings::Local(b)) => a.path == b.path,
+            _ => false,
+        };
+        Ok(known
+            .iter()
+            .find(|k| same(k, &parsed))
+            .map(|k| (*k).clone())
+            .unwrap_or(parsed))
+    }
+
     /// The embedded store, which needs no account and costs nothing.
     pub fn is_embedded(&self) -> bool {
         matches!(self, StoreSettings::Local(_))
@@ -112,7 +174,15 @@ pub async fn open(
             Arc::new(dynamodb::DynamoCatalog::connect(settings, set_id).await?)
         }
     };
-    let store: Arc<dyn Store> = match store {
+    let store = open_store(store).await?;
+    catalog.check().await?;
+    Ok((store, catalog))
+}
+
+/// Opens one store and checks it answers (also the store a migration copies
+/// from).
+pub async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match settings {
         StoreSettings::Local(settings) => Arc::new(local::LocalStore::open(
             &local_dir(settings),
             settings.retrieval_delay_secs.unwrap_or(0),
@@ -123,8 +193,7 @@ pub async fn open(
         StoreSettings::S3(settings) => Arc::new(s3::S3Store::connect(settings).await?),
     };
     store.check().await?;
-    catalog.check().await?;
-    Ok((store, catalog))
+    Ok(store)
 }
 
 /// What `firn init` may do beyond creating what is missing.

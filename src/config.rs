@@ -55,6 +55,9 @@ pub struct SetSettings {
     pub ignore_patterns: Vec<String>,
     pub follow_symlinks: Option<bool>,
     pub store: Option<StoreSettings>,
+    /// The store this set used before `store` (`firn migrate` copies its
+    /// archives into `store`).
+    pub previous_store: Option<StoreSettings>,
     pub catalog: Option<CatalogSettings>,
     pub retention: Option<String>,
     pub concurrency: Option<usize>,
@@ -92,6 +95,8 @@ pub struct ResolvedSet {
     pub filter: Filter,
     pub follow_symlinks: bool,
     pub store: StoreSettings,
+    /// The store the set used before (`previous_store`), for `firn migrate`.
+    pub previous_store: Option<StoreSettings>,
     pub catalog: CatalogSettings,
     pub retention: Retention,
     pub concurrency: usize,
@@ -462,6 +467,10 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
             .unwrap_or(StoreSettings::Local(Default::default())),
     }
     .with_defaults(&data);
+    let previous_store = settings
+        .previous_store
+        .clone()
+        .map(|previous| previous.with_defaults(&data));
     let catalog = match &overrides.catalog_db {
         Some(path) => CatalogSettings::sqlite_file(path),
         None => settings
@@ -530,6 +539,7 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         filter,
         follow_symlinks,
         store,
+        previous_store,
         catalog,
         retention,
         concurrency,

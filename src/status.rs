@@ -52,6 +52,12 @@ pub struct Rollup {
     pub ignored: Tally,
     pub unreadable: Tally,
     pub skipped: Tally,
+    /// Files whose current version is in the store the set uses (the whole
+    /// tree's totals only, counted from the catalog: 0 per directory).
+    pub archived_here: Tally,
+    /// Files whose current version is only in another store: what a migration
+    /// has still to copy (whole tree only).
+    pub archived_elsewhere: Tally,
 }
 
 impl Rollup {
@@ -260,6 +266,7 @@ impl Merge<'_> {
         if let Some(summary) = summary {
             // Records written before firn knew targets carry none: they are this store's.
             let here = summary.target.is_empty() || summary.target == self.store_target;
+            self.count_placement(here, summary.size);
             if !here {
                 // Nothing to compare with here: the file must go to this store.
                 if entry.status == Status::Local {
@@ -273,7 +280,18 @@ impl Merge<'_> {
         self.settled(entry, work);
     }
 
+    /// Where a current version is, for the totals (`archived_here`/`_elsewhere`).
+    fn count_placement(&mut self, here: bool, size: u64) {
+        if here {
+            self.totals.archived_here.add(size);
+        } else {
+            self.totals.archived_elsewhere.add(size);
+        }
+    }
+
     fn archived_only(&mut self, summary: CurrentSummary) {
+        let here = summary.target.is_empty() || summary.target == self.store_target;
+        self.count_placement(here, summary.size);
         let status = if is_filtered(self.filter, &summary.key) {
             Status::Ignored { is_dir: false }
         } else if let Some(reason) = unreadable_ancestor(self.scanned, &summary.key) {

@@ -21,6 +21,7 @@ mod init;
 mod inventory;
 mod jobs;
 mod ls;
+mod migrate;
 mod output;
 mod progress;
 mod prompt;
@@ -130,6 +131,45 @@ enum Command {
         root: Option<PathBuf>,
         #[command(flatten)]
         set: SetArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the set's archives from the store it used before (`previous_store`
+    /// in the config, or --from) into the store it uses now: from unchanged local
+    /// files where their SHA-1 matches, else through retrieval jobs (persisted:
+    /// never requested or paid twice). Each copy is verified, then recorded as
+    /// current (the old archive stays, superseded). Nothing is deleted. Shows
+    /// the plan first; resumable after a kill.
+    Migrate {
+        /// The set's root directory.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// The store to copy from, as firn names stores: glacier:REGION/VAULT,
+        /// s3:REGION/BUCKET[/PREFIX] or local:/DIR (default: the set's
+        /// previous_store).
+        #[arg(long, value_name = "STORE")]
+        from: Option<String>,
+        /// Copy superseded versions too (default: the current version of each file).
+        #[arg(long)]
+        all_versions: bool,
+        /// Retrieval tier for archives that cannot come from local files:
+        /// expedited, standard or bulk (default: bulk, the cheapest; a migration
+        /// is not urgent).
+        #[arg(long, default_value_t = Tier::Bulk, value_parser = parse_tier)]
+        tier: Tier,
+        /// Show the plan (counts, bytes, local files vs retrievals, cost and wait
+        /// per tier) and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Request paid retrievals without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Request the retrieval jobs and copy what is ready, without waiting for
+        /// the rest (run again later: the jobs are kept).
+        #[arg(long)]
+        no_wait: bool,
         #[arg(long)]
         json: bool,
     },
@@ -432,6 +472,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ls::run(&set, all, &out(json)).await
         }
         Command::Hash { files } => hash::run(&files),
+        Command::Migrate {
+            root,
+            set,
+            from,
+            all_versions,
+            tier,
+            dry_run,
+            yes,
+            no_wait,
+            json,
+        } => {
+            let set = set.resolve(root, RootUse::MayBeMissing)?;
+            let request = migrate::Request {
+                from,
+                all_versions,
+                tier,
+                wait: !no_wait,
+                dry_run,
+                yes,
+            };
+            migrate::run(&set, request, &out(json)).await
+        }
         Command::Init {
             root,
             set,

@@ -35,7 +35,14 @@ pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
                 }
             })
             .await?;
-        print_status(&mut std::io::stdout().lock(), set, &totals, &problems)?;
+        let target = engine.info().target;
+        print_status(
+            &mut std::io::stdout().lock(),
+            set,
+            &target,
+            &totals,
+            &problems,
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -45,6 +52,7 @@ pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
 fn print_status(
     out: &mut impl Write,
     set: &ResolvedSet,
+    store: &str,
     totals: &Rollup,
     problems: &[(String, String)],
 ) -> Result<()> {
@@ -68,6 +76,23 @@ fn print_status(
                 human_bytes(tally.bytes)
             )?;
         }
+    }
+    if t.archived_elsewhere.files > 0 {
+        // A migration under way (or not begun): how much is in the new store.
+        let all = t.archived_here.files + t.archived_elsewhere.files;
+        let all_bytes = t.archived_here.bytes + t.archived_elsewhere.bytes;
+        writeln!(
+            out,
+            "in {store} (the store this set uses): {} of {} archived files ({} of {}, {}%); {} only in another store: `firn migrate` copies them",
+            t.archived_here.files,
+            all,
+            human_bytes(t.archived_here.bytes),
+            human_bytes(all_bytes),
+            (t.archived_here.bytes * 100)
+                .checked_div(all_bytes)
+                .unwrap_or(0),
+            plural(t.archived_elsewhere.files, "file"),
+        )?;
     }
     let pending = t.pending();
     writeln!(

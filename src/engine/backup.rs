@@ -72,6 +72,32 @@ pub struct UploadItem {
     pub fingerprint: Option<Fingerprint>,
     /// Cancels this upload alone (the job's token cancels all of them).
     pub cancel: Option<CancellationToken>,
+    /// The content a migration expects (its archived version's): bytes that
+    /// differ are not stored (`BackupSummary::not_as_archived`).
+    pub expect: Option<Expected>,
+}
+
+/// The hashes a file's bytes must have for its upload to be a copy of an
+/// archived version (an unknown hash, all zeros, is not compared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub sha1: crate::model::Sha1Digest,
+    pub tree_hash: crate::model::TreeHash,
+}
+
+impl Expected {
+    /// Whether there is anything to compare: a record with neither hash known
+    /// cannot vouch for a local file.
+    pub fn is_checkable(&self) -> bool {
+        self.sha1 != crate::model::UNKNOWN_SHA1 || self.tree_hash != crate::model::UNKNOWN_TREE_HASH
+    }
+
+    pub fn matches(&self, content: &crate::model::ContentHash) -> bool {
+        self.is_checkable()
+            && (self.sha1 == crate::model::UNKNOWN_SHA1 || self.sha1 == content.sha1)
+            && (self.tree_hash == crate::model::UNKNOWN_TREE_HASH
+                || self.tree_hash == content.tree_hash)
+    }
 }
 
 /// What a backup will do.
@@ -110,6 +136,10 @@ pub struct BackupSummary {
     /// File content read by this process (status and backup together).
     pub files_read: u64,
     pub bytes_read: u64,
+    /// Files whose bytes were not what [`UploadItem::expect`] said: not stored
+    /// (a migration retrieves their archives instead).
+    #[serde(skip)]
+    pub not_as_archived: Vec<UploadItem>,
 }
 
 impl BackupSummary {
@@ -150,6 +180,7 @@ impl Engine {
                 size: c.size,
                 fingerprint: c.fingerprint,
                 cancel: c.cancel,
+                expect: None,
             })
             .collect();
         plan

@@ -7,6 +7,7 @@ mod backup;
 mod commit;
 mod delete;
 mod inventory;
+mod migrate;
 mod progress;
 mod recover;
 mod restore;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-pub use backup::{BackupSummary, Candidate, FailedFile, Plan, UploadItem};
+pub use backup::{BackupSummary, Candidate, Expected, FailedFile, Plan, UploadItem};
 pub use delete::{
     DeletionItem, DeletionPlan, DeletionReport, FailedDeletion, InterruptedDeletions, Prunable,
 };
@@ -30,6 +31,7 @@ pub use inventory::{
     DescribedFile, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch, Missing,
     Orphan, OrphanOutcome, OrphanResult, RebuildReport, Reconciliation, Skipped, SnapshotUsed,
 };
+pub use migrate::{MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, TierQuote};
 pub use progress::{
     Cancelled, Change, Event, Progress, Task, TaskId, TaskIds, TaskState, TaskTable, Totals,
 };

@@ -723,12 +723,28 @@ impl Engine {
         len: u64,
         sha1: &Sha1,
     ) -> Result<(bytes::Bytes, TreeHash, Sha1)> {
+        fetch_range(self.store.as_ref(), record, job_id, offset, len, sha1).await
+    }
+}
+
+/// One range of a job's output from `store` with its tree hash, checked against
+/// the checksum the store sends; a range that fails the check is fetched again.
+/// Returns the bytes, their tree hash, and `sha1` advanced over them.
+pub(super) async fn fetch_range(
+    store: &dyn crate::store::Store,
+    record: &ArchiveRecord,
+    job_id: &str,
+    offset: u64,
+    len: u64,
+    sha1: &Sha1,
+) -> Result<(bytes::Bytes, TreeHash, Sha1)> {
+    {
         let mut last_error = None;
         for attempt in 0..RANGE_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
             }
-            let output = match self.store.read_job_output(job_id, offset, len).await {
+            let output = match store.read_job_output(job_id, offset, len).await {
                 Ok(output) => output,
                 Err(e) => {
                     last_error = Some(e);

@@ -60,6 +60,9 @@ type PreparedChunk = JoinHandle<Result<Vec<Ready>, (Vec<UploadItem>, anyhow::Err
 enum UploadError {
     #[error("cancelled")]
     Cancelled,
+    /// Not the bytes [`UploadItem::expect`] named; nothing was stored.
+    #[error("not the archived content")]
+    NotAsArchived,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -250,6 +253,10 @@ impl Engine {
                                 summary.cancelled += 1;
                                 progress.send(Event::Cancelled { id: item.id }).await;
                                 let _ = commits.send(Commit::End(item.key)).await;
+                            }
+                            Err(UploadError::NotAsArchived) => {
+                                let _ = commits.send(Commit::End(item.key.clone())).await;
+                                summary.not_as_archived.push(item);
                             }
                             Err(UploadError::Other(e)) => {
                                 self.fail(&mut summary, &commits, progress, item, &e).await;
@@ -552,6 +559,15 @@ impl Engine {
             let _ = upload.abort().await;
             let _ = self.state.forget_multipart(&item.key);
             return Err(anyhow::anyhow!("{} changed while it was read (size, mtime or ctime moved); not recorded, it will be tried again next run", item.key).into());
+        }
+        if item
+            .expect
+            .is_some_and(|expected| !expected.matches(&content))
+        {
+            // A migration's copy must be the archived version, byte for byte.
+            let _ = upload.abort().await;
+            let _ = self.state.forget_multipart(&item.key);
+            return Err(UploadError::NotAsArchived);
         }
 
         let description = description::encode_within(

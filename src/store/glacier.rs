@@ -39,7 +39,7 @@ const MIB: u64 = 1 << 20;
 const MAX_PARTS: u64 = 10_000;
 
 /// `store = { kind = "glacier", vault = "…", … }` in a set's config.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GlacierSettings {
     pub vault: String,

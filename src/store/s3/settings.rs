@@ -105,7 +105,7 @@ pub enum ChecksumChoice {
 }
 
 /// `store = { kind = "s3", bucket = "…", … }` in a set's config.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Settings {
     pub bucket: String,

@@ -1,0 +1,275 @@
+//! `firn migrate`: copies a set's archives from the store it used before into the
+//! store it uses now. The plan first (what comes from local files, what needs a
+//! retrieval, and what each tier costs and takes), a confirmation when the
+//! retrievals cost money, then the copies with a live line, then a summary.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use super::output::Output;
+use super::progress::{cancel_on_ctrl_c, watch};
+use super::prompt;
+use super::snapshot::AfterRun;
+use crate::backend::StoreSettings;
+use crate::config::ResolvedSet;
+use crate::engine::{
+    Engine, MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, Progress,
+};
+use crate::fmt::{duration, human_bytes, plural};
+use crate::lock::SetLock;
+use crate::model::{Tier, usage};
+
+/// What `firn migrate` was asked.
+pub struct Request {
+    /// The store to copy from (None: the set's `previous_store`).
+    pub from: Option<String>,
+    pub all_versions: bool,
+    pub tier: Tier,
+    pub wait: bool,
+    pub dry_run: bool,
+    pub yes: bool,
+}
+
+#[derive(Serialize)]
+struct MigrateJson<'a> {
+    set: &'a str,
+    dry_run: bool,
+    tier: Tier,
+    plan: &'a MigrationPlan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a MigrationReport>,
+    #[serde(flatten)]
+    snapshot: &'a AfterRun,
+}
+
+pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<ExitCode> {
+    let from = source_settings(set, request.from.as_deref())?;
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "migrate")?;
+    let engine = Arc::new(Engine::open(set).await?);
+    let source = engine.open_source(&from).await?;
+    check_tier(&source, request.tier)?;
+    out.header(set);
+    let recovery = engine
+        .recover()
+        .await
+        .context("cannot finish the interrupted run's uploads")?;
+    for line in recovery.messages() {
+        out.line(line);
+    }
+    let options = MigrateOptions {
+        all_versions: request.all_versions,
+        tier: request.tier,
+        wait: request.wait,
+    };
+    let plan = engine.plan_migration(&source, &options).await?;
+    if !out.json {
+        print_plan(out, &engine, &source, &plan, request.tier);
+    }
+    let chosen_cost = plan
+        .quotes
+        .iter()
+        .find(|q| q.tier == request.tier)
+        .map_or(0.0, |q| q.cost);
+    if request.dry_run || plan.is_empty() {
+        if out.json {
+            out.document(&MigrateJson {
+                set: &set.id,
+                dry_run: request.dry_run,
+                tier: request.tier,
+                plan: &plan,
+                report: None,
+                snapshot: &AfterRun::default(),
+            })?;
+        } else if request.dry_run {
+            out.line("dry run: nothing requested, nothing copied");
+        } else {
+            out.line(format!(
+                "nothing to migrate: every archive asked for is in {} already",
+                plan.destination
+            ));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if chosen_cost > 0.0 && !request.yes {
+        let cost_text = plan
+            .quotes
+            .iter()
+            .find(|q| q.tier == request.tier)
+            .map(|q| q.cost_text.clone())
+            .unwrap_or_default();
+        let question = format!(
+            "Retrieve {} ({}) from {} with the {} tier (≈ {cost_text}) and copy {} in all?",
+            plural(plan.retrievals.files - plan.jobs_requested, "archive"),
+            human_bytes(plan.retrievals.bytes),
+            plan.source,
+            request.tier,
+            plural(plan.retrievals.files + plan.from_local.files, "archive"),
+        );
+        let hint = "not requesting paid retrievals without confirmation; pass --yes to go ahead (or --dry-run to see the plan)";
+        if !prompt::confirm(&question, hint, out.json)? {
+            out.line("nothing requested, nothing copied");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+
+    let cancel = cancel_on_ctrl_c(
+        "stopping; retrieval jobs and copies made so far are kept, run `firn migrate` again to continue",
+    );
+    let (progress, events) = Progress::channel(1024, cancel);
+    let watcher = watch(events, *out, "copied");
+    let report = engine
+        .migrate(&source, plan.clone(), &options, &progress)
+        .await;
+    drop(progress);
+    let _ = watcher.await;
+    let snapshot = super::snapshot::after_run(&engine).await;
+    if out.json {
+        out.document(&MigrateJson {
+            set: &set.id,
+            dry_run: false,
+            tier: request.tier,
+            plan: &plan,
+            report: Some(&report),
+            snapshot: &snapshot,
+        })?;
+    } else {
+        for failed in &report.failed {
+            out.line(format!("failed: {}: {}", failed.path, failed.reason));
+        }
+        let copied = report.from_local.files + report.retrieved.files;
+        out.line(format!(
+            "migration: {} copied into {} ({}; {} from local files, {} retrieved), {} waiting, {} failed{}{}",
+            plural(copied, "archive"),
+            plan.destination,
+            human_bytes(report.from_local.bytes + report.retrieved.bytes),
+            report.from_local.files,
+            report.retrieved.files,
+            report.waiting,
+            report.failed.len(),
+            if report.cancelled > 0 {
+                format!(", {} cancelled", report.cancelled)
+            } else {
+                String::new()
+            },
+            if report.recorded_from_earlier_run > 0 {
+                format!(
+                    ", {} stored by an interrupted run recorded",
+                    report.recorded_from_earlier_run
+                )
+            } else {
+                String::new()
+            }
+        ));
+        if report.waiting > 0 {
+            out.line(format!(
+                "{} waiting for their retrieval jobs (kept, never requested again): run `firn migrate` again later",
+                plural(report.waiting, "archive")
+            ));
+        }
+        out.line(format!(
+            "nothing was deleted from {}: remove its archives later with `firn delete --store {}` (it shows the early-deletion charges first), or keep them",
+            plan.source, plan.source
+        ));
+        snapshot.print(out);
+    }
+    Ok(super::exit_code(report.has_failures() || snapshot.failed()))
+}
+
+/// The store to copy from: `--from`, else the set's `previous_store`.
+fn source_settings(set: &ResolvedSet, from: Option<&str>) -> Result<StoreSettings> {
+    let known: Vec<&StoreSettings> = set.previous_store.iter().collect();
+    match (from, &set.previous_store) {
+        (Some(text), _) => StoreSettings::from_target(text, &known),
+        (None, Some(previous)) => Ok(previous.clone()),
+        (None, None) => Err(usage(format!(
+            "{} names no store to migrate from: add `previous_store = {{ kind = \"glacier\", vault = \"…\" }}` (the store it used before) to the set in the config, or pass --from STORE (as `firn status` names stores, e.g. glacier:us-east-1/photos)",
+            set.describe()
+        ))),
+    }
+}
+
+fn check_tier(source: &MigrationSource, tier: Tier) -> Result<()> {
+    let offered = source.tiers();
+    if offered.contains(&tier) {
+        return Ok(());
+    }
+    let names: Vec<&str> = offered.iter().map(|t| t.as_str()).collect();
+    Err(usage(format!(
+        "the {tier} tier does not exist for {}: choose --tier {}",
+        source.target(),
+        names.join(" or ")
+    )))
+}
+
+fn print_plan(
+    out: &Output,
+    engine: &Engine,
+    source: &MigrationSource,
+    plan: &MigrationPlan,
+    tier: Tier,
+) {
+    let info = engine.info();
+    out.line(format!(
+        "migrate from {} ({}) to {} ({})",
+        plan.source,
+        source.kind(),
+        plan.destination,
+        info.kind
+    ));
+    out.line(format!(
+        "  from unchanged local files: {} ({}), no retrieval",
+        plural(plan.from_local.files, "archive"),
+        human_bytes(plan.from_local.bytes)
+    ));
+    out.line(format!(
+        "  to retrieve: {} ({}){}",
+        plural(plan.retrievals.files, "archive"),
+        human_bytes(plan.retrievals.bytes),
+        if plan.jobs_requested > 0 {
+            format!(
+                ", {} requested by an earlier run (not paid again)",
+                plan.jobs_requested
+            )
+        } else {
+            String::new()
+        }
+    ));
+    if plan.to_record > 0 {
+        out.line(format!(
+            "  stored by an interrupted run, to record: {}",
+            plural(plan.to_record, "archive")
+        ));
+    }
+    if plan.already_copied.files > 0 {
+        out.line(format!(
+            "  already copied: {} ({})",
+            plural(plan.already_copied.files, "version"),
+            human_bytes(plan.already_copied.bytes)
+        ));
+    }
+    if plan.versions_left.files > 0 {
+        out.line(format!(
+            "  superseded versions left in {}: {} ({}); --all-versions copies them too",
+            plan.source,
+            plural(plan.versions_left.files, "version"),
+            human_bytes(plan.versions_left.bytes)
+        ));
+    }
+    if plan.retrievals.files > plan.jobs_requested {
+        for quote in &plan.quotes {
+            let wait = match quote.wait {
+                (_, 0) => "ready at once".to_string(),
+                (from, to) => format!("ready in {}–{}", duration(from), duration(to)),
+            };
+            out.line(format!(
+                "  {} {:<9} {wait}, retrieval cost at most {}",
+                if quote.tier == tier { "*" } else { " " },
+                quote.tier.as_str(),
+                quote.cost_text
+            ));
+        }
+    }
+}

@@ -1,0 +1,880 @@
+//! Migration: a set's archives copied from the store it used before (a Glacier
+//! vault, an old disk) into the store it uses now, verified and resumable.
+//!
+//! Each current archive of the previous store (and, when asked, each superseded
+//! one) gets a copy in the new store:
+//! - from the local file when it is unchanged (same size and mtime, and a cached
+//!   SHA-1 that is the record's, when one is cached): uploaded through the backup's
+//!   own uploads and group commit, and stored only if the bytes read hash to the
+//!   record's SHA-1 and tree hash ([`super::backup::Expected`]); no retrieval, no
+//!   fee, no wait;
+//! - otherwise through a retrieval job of the previous store, persisted in local
+//!   state before anything else happens (a rerun reuses it: never requested, never
+//!   paid twice), its output streamed range by range into the new store, each
+//!   range checked against the store's checksum and the whole against the
+//!   record's tree hash and SHA-1 before the copy is completed.
+//!
+//! A copy is recorded as the current version (the previous store's archive
+//! becomes superseded: the history is kept) or, for an older version, as a
+//! superseded version beside the original. The migration never deletes from the
+//! previous store: early deletion is billed; `firn delete`/retention do it later.
+//!
+//! Crash safety follows the uploads' order: the copy is made durable, its id
+//! journaled with the job, then recorded, then the journal entry closed; a rerun
+//! records a journaled copy instead of copying again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use sha1::{Digest as _, Sha1};
+
+use super::backup::{Expected, FailedFile, UploadItem};
+use super::progress::Cancelled;
+use super::restore::{JOB_OUTPUT_KEPT_SECS, fetch_range};
+use super::{Engine, Event, Progress, TaskId, fault_point};
+use crate::catalog::{ArchiveRecord, ArchiveState, Catalog as _, Conflict};
+use crate::cost::Prices;
+use crate::hash::RangeTreeJoiner;
+use crate::model::{Fingerprint, Tier, UNKNOWN_SHA1, UNKNOWN_TREE_HASH, now_secs};
+use crate::state::{MigratedCopy, MigrationRecord};
+use crate::status::Tally;
+use crate::store::{JobState, Store};
+
+/// Polls of a migration's jobs back off up to this (a tenth of the tier's wait
+/// otherwise, as a restore's).
+const MAX_POLL: Duration = Duration::from_secs(15 * 60);
+
+/// The store a set used before, opened: what a migration copies from.
+pub struct MigrationSource {
+    store: Arc<dyn Store>,
+    /// List prices of that kind of store (retrievals are billed by it).
+    prices: Prices,
+}
+
+impl MigrationSource {
+    pub fn target(&self) -> String {
+        self.store.target()
+    }
+
+    pub fn kind(&self) -> String {
+        self.store.kind()
+    }
+
+    /// The retrieval tiers the store offers.
+    pub fn tiers(&self) -> Vec<Tier> {
+        self.store.tiers()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// Copy superseded versions too (else only the current version of each file).
+    pub all_versions: bool,
+    /// Retrieval tier for archives that cannot come from the local files.
+    pub tier: Tier,
+    /// Wait for retrieval jobs (else request them, copy what is ready and return).
+    pub wait: bool,
+}
+
+/// What one tier would cost and take for the retrievals of a migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierQuote {
+    pub tier: Tier,
+    /// The store's usual wait, seconds (from, to).
+    pub wait: (u64, u64),
+    pub cost: f64,
+    pub cost_text: String,
+}
+
+/// What a migration will do, before anything is requested or sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationPlan {
+    /// Where the archives are (the previous store) and where they go.
+    pub source: String,
+    pub destination: String,
+    /// Archives to copy from the unchanged local files.
+    pub from_local: Tally,
+    /// Archives to retrieve from the previous store.
+    pub retrievals: Tally,
+    /// Of those, how many have a retrieval job requested already (paid for).
+    pub jobs_requested: u64,
+    /// Copies stored by an interrupted run, to be recorded.
+    pub to_record: u64,
+    /// Archives of the previous store already copied (the versions asked for).
+    pub already_copied: Tally,
+    /// Superseded versions left in the previous store (without --all-versions).
+    pub versions_left: Tally,
+    /// Each tier of the previous store: the cost and wait of the retrievals
+    /// still to request.
+    pub quotes: Vec<TierQuote>,
+    #[serde(skip)]
+    local: Vec<LocalCopy>,
+    #[serde(skip)]
+    retrieve: Vec<ArchiveRecord>,
+}
+
+impl MigrationPlan {
+    pub fn is_empty(&self) -> bool {
+        self.from_local.files == 0 && self.retrievals.files == 0 && self.to_record == 0
+    }
+}
+
+/// A current version whose local file looks unchanged.
+#[derive(Debug, Clone)]
+struct LocalCopy {
+    record: ArchiveRecord,
+    fingerprint: Fingerprint,
+}
+
+/// What a migration did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MigrationReport {
+    /// Copies made from local files, and from retrievals.
+    pub from_local: Tally,
+    pub retrieved: Tally,
+    /// Copies an interrupted run stored, recorded now.
+    pub recorded_from_earlier_run: u64,
+    /// Retrieval jobs requested by this run (each billed once).
+    pub jobs_requested: u64,
+    /// Archives whose job is not ready yet (kept; run again).
+    pub waiting: u64,
+    pub cancelled: u64,
+    pub failed: Vec<FailedFile>,
+}
+
+impl MigrationReport {
+    pub fn has_failures(&self) -> bool {
+        !self.failed.is_empty() || self.cancelled > 0
+    }
+}
+
+/// Where one retrieval stands.
+struct Retrieval {
+    id: TaskId,
+    record: ArchiveRecord,
+    job: MigrationRecord,
+}
+
+enum Step {
+    Pending(Retrieval),
+    Copied(Retrieval),
+    /// Not ready, and the run does not wait (the job is kept).
+    Waiting,
+    Failed(Retrieval, anyhow::Error),
+}
+
+impl Engine {
+    /// Opens the store this set used before (it must answer now).
+    pub async fn open_source(
+        &self,
+        settings: &crate::backend::StoreSettings,
+    ) -> Result<MigrationSource> {
+        let store = crate::backend::open_store(settings).await?;
+        if store.target() == self.store.target() {
+            bail!(crate::model::usage(format!(
+                "{} is the store this set uses already; name the store it used before (`previous_store` in the config, or --from)",
+                store.target()
+            )));
+        }
+        Ok(MigrationSource {
+            store,
+            prices: Prices::defaults_for(settings.price_profile()),
+        })
+    }
+
+    /// What migrating from `source` will do: which archives come from unchanged
+    /// local files, which need a retrieval, and what those cost per tier.
+    pub async fn plan_migration(
+        &self,
+        source: &MigrationSource,
+        options: &MigrateOptions,
+    ) -> Result<MigrationPlan> {
+        let source_target = source.store.target();
+        let here = self.store.target();
+        let journaled = self.state.migrations()?;
+        let mut plan = MigrationPlan {
+            source: source_target.clone(),
+            destination: here.clone(),
+            from_local: Tally::default(),
+            retrievals: Tally::default(),
+            jobs_requested: 0,
+            to_record: journaled.iter().filter(|j| j.copy.is_some()).count() as u64,
+            already_copied: Tally::default(),
+            versions_left: Tally::default(),
+            quotes: Vec::new(),
+            local: Vec::new(),
+            retrieve: Vec::new(),
+        };
+        let copying: std::collections::HashSet<&str> = journaled
+            .iter()
+            .filter(|j| j.copy.is_some())
+            .map(|j| j.archive_id.as_str())
+            .collect();
+        // Records come in key order, a key's versions together: each key is
+        // settled on its own, nothing is held for the whole set but the plan.
+        let mut group: Vec<ArchiveRecord> = Vec::new();
+        let mut cache = self.state.fingerprints()?;
+        let mut settle = |group: &mut Vec<ArchiveRecord>, plan: &mut MigrationPlan| -> Result<()> {
+            let copies: Vec<(crate::model::TreeHash, i64)> = group
+                .iter()
+                .filter(|r| r.target == here)
+                .map(|r| (r.tree_hash, r.mtime_ns))
+                .collect();
+            for record in group.drain(..) {
+                let from_source = record.target == source_target || record.target.is_empty();
+                if !from_source || record.state == ArchiveState::Deleting {
+                    continue;
+                }
+                if copying.contains(record.archive_id.as_str()) {
+                    continue;
+                }
+                let current = record.state == ArchiveState::Current;
+                if !current && copies.contains(&(record.tree_hash, record.mtime_ns)) {
+                    plan.already_copied.files += 1;
+                    plan.already_copied.bytes += record.size;
+                    continue;
+                }
+                if !current && !options.all_versions {
+                    plan.versions_left.files += 1;
+                    plan.versions_left.bytes += record.size;
+                    continue;
+                }
+                let local = if current {
+                    self.unchanged_local(&record, &mut cache)?
+                } else {
+                    None
+                };
+                match local {
+                    Some(fingerprint) => {
+                        plan.from_local.files += 1;
+                        plan.from_local.bytes += record.size;
+                        plan.local.push(LocalCopy {
+                            record,
+                            fingerprint,
+                        });
+                    }
+                    None => {
+                        plan.retrievals.files += 1;
+                        plan.retrievals.bytes += record.size;
+                        plan.retrieve.push(record);
+                    }
+                }
+            }
+            Ok(())
+        };
+        self.catalog
+            .for_each_record(&mut |record| {
+                if group.first().is_some_and(|first| first.key != record.key) {
+                    settle(&mut group, &mut plan)?;
+                }
+                group.push(record);
+                Ok(())
+            })
+            .await?;
+        settle(&mut group, &mut plan)?;
+
+        // Jobs an earlier run requested are paid for already.
+        let now = now_secs();
+        let mut to_request = Tally::default();
+        for record in &plan.retrieve {
+            let requested = journaled.iter().any(|j| {
+                j.archive_id == record.archive_id && j.job_id.is_some() && job_alive(j, now)
+            });
+            if requested {
+                plan.jobs_requested += 1;
+            } else if record.size > 0 {
+                to_request.files += 1;
+                to_request.bytes += record.size;
+            }
+        }
+        plan.quotes = source
+            .store
+            .tiers()
+            .into_iter()
+            .map(|tier| {
+                let cost =
+                    source
+                        .prices
+                        .retrieval_estimate(to_request.bytes, to_request.files, tier);
+                TierQuote {
+                    tier,
+                    wait: source.store.expected_wait(tier),
+                    cost,
+                    cost_text: source.prices.format(cost),
+                }
+            })
+            .collect();
+        Ok(plan)
+    }
+
+    /// The local file of `record` when it is unchanged: same size and mtime, and
+    /// (when the cache knows its content) the record's SHA-1.
+    fn unchanged_local(
+        &self,
+        record: &ArchiveRecord,
+        cache: &mut crate::state::FingerprintCursor,
+    ) -> Result<Option<Fingerprint>> {
+        let expected = Expected {
+            sha1: record.sha1,
+            tree_hash: record.tree_hash,
+        };
+        if !expected.is_checkable() {
+            return Ok(None);
+        }
+        let Ok(relative) = crate::pathkey::safe_relative_path(&record.key, record.raw.as_deref())
+        else {
+            return Ok(None);
+        };
+        let Ok(meta) = std::fs::symlink_metadata(self.root.join(relative)) else {
+            return Ok(None);
+        };
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let fingerprint = Fingerprint::of(&meta);
+        if fingerprint.size != record.size || fingerprint.mtime_ns != record.mtime_ns {
+            return Ok(None);
+        }
+        if let Some(cached) = cache.seek(&record.key)?
+            && cached.fingerprint == fingerprint
+            && record.sha1 != UNKNOWN_SHA1
+            && cached.hash.sha1 != record.sha1
+        {
+            return Ok(None);
+        }
+        Ok(Some(fingerprint))
+    }
+
+    /// Runs a migration planned by [`Engine::plan_migration`]: records what an
+    /// interrupted run stored, uploads from the unchanged local files, then
+    /// retrieves the rest (files whose bytes turned out not to be the archived
+    /// ones join the retrievals). Nothing is deleted from either store.
+    pub async fn migrate(
+        self: &Arc<Self>,
+        source: &MigrationSource,
+        plan: MigrationPlan,
+        options: &MigrateOptions,
+        progress: &Progress,
+    ) -> MigrationReport {
+        let mut report = MigrationReport::default();
+        self.record_journaled_copies(&source.store.target(), &mut report)
+            .await;
+
+        let MigrationPlan {
+            local, retrieve, ..
+        } = plan;
+        let mut retrieve: Vec<(TaskId, ArchiveRecord)> = retrieve
+            .into_iter()
+            .map(|record| (self.task_ids.next(), record))
+            .collect();
+        for (id, record) in &retrieve {
+            progress
+                .send(Event::Queued {
+                    id: *id,
+                    key: record.key.clone(),
+                    bytes: record.size,
+                })
+                .await;
+        }
+
+        let mut by_key: std::collections::HashMap<String, ArchiveRecord> =
+            std::collections::HashMap::with_capacity(local.len());
+        let uploads: Vec<UploadItem> = local
+            .into_iter()
+            .map(|copy| {
+                let item = UploadItem {
+                    id: self.task_ids.next(),
+                    key: copy.record.key.clone(),
+                    raw: copy.record.raw.clone().map(Vec::into_boxed_slice),
+                    size: copy.record.size,
+                    fingerprint: Some(copy.fingerprint),
+                    cancel: None,
+                    expect: Some(Expected {
+                        sha1: copy.record.sha1,
+                        tree_hash: copy.record.tree_hash,
+                    }),
+                };
+                by_key.insert(copy.record.key.clone(), copy.record);
+                item
+            })
+            .collect();
+        if !uploads.is_empty() {
+            let plan = super::Plan {
+                uploads,
+                mtime_updates: Vec::new(),
+            };
+            let summary = self.upload_all(plan, progress).await;
+            report.from_local = Tally {
+                files: summary.uploaded_files,
+                bytes: summary.uploaded_bytes,
+            };
+            report.cancelled += summary.cancelled;
+            report.failed.extend(summary.failed);
+            for item in summary.not_as_archived {
+                // Same size and mtime, other bytes: the archive itself is copied.
+                if let Some(record) = by_key.remove(&item.key) {
+                    retrieve.push((item.id, record));
+                }
+            }
+        }
+        drop(by_key);
+        if progress.is_cancelled() {
+            for (id, _) in &retrieve {
+                progress.send(Event::Cancelled { id: *id }).await;
+            }
+            report.cancelled += retrieve.len() as u64;
+            return report;
+        }
+        self.copy_retrieved(source, retrieve, options, progress, &mut report)
+            .await;
+        report.failed.sort_by(|a, b| a.path.cmp(&b.path));
+        report
+    }
+
+    /// Records the copies an interrupted run stored and journaled but did not
+    /// record; closes the entries the catalog has already.
+    async fn record_journaled_copies(&self, source: &str, report: &mut MigrationReport) {
+        let journaled = match self.state.migrations() {
+            Ok(journaled) => journaled,
+            Err(e) => {
+                report.failed.push(FailedFile {
+                    path: "(migration journal)".into(),
+                    reason: format!("{e:#}"),
+                });
+                return;
+            }
+        };
+        for entry in journaled {
+            let Some(copy) = entry.copy.clone() else {
+                continue;
+            };
+            let result = async {
+                if self.catalog.find_archive(&copy.archive_id).await?.is_none() {
+                    let Some(original) = self.catalog.find_archive(&entry.archive_id).await?
+                    else {
+                        bail!(
+                            "the catalog no longer has archive {} of {} (copied as {}; `firn inventory` adopts the copy)",
+                            entry.archive_id,
+                            entry.key,
+                            copy.archive_id
+                        );
+                    };
+                    self.record_copy(&original, &copy).await?;
+                    report.recorded_from_earlier_run += 1;
+                }
+                self.state.forget_migration(&entry.archive_id)
+            }
+            .await;
+            if let Err(e) = result {
+                report.failed.push(FailedFile {
+                    path: entry.key.clone(),
+                    reason: format!("{e:#}"),
+                });
+            }
+        }
+        let _ = source;
+    }
+
+    /// Requests (or reuses) a job per archive, polls them with backoff, and
+    /// copies each as it becomes ready.
+    async fn copy_retrieved(
+        &self,
+        source: &MigrationSource,
+        retrieve: Vec<(TaskId, ArchiveRecord)>,
+        options: &MigrateOptions,
+        progress: &Progress,
+        report: &mut MigrationReport,
+    ) {
+        let mut pending = Vec::new();
+        for (id, record) in retrieve {
+            if progress.is_cancelled() {
+                report.cancelled += 1;
+                progress.send(Event::Cancelled { id }).await;
+                continue;
+            }
+            match self
+                .migration_job(source, &record, options.tier, report)
+                .await
+            {
+                Ok(job) => pending.push(Retrieval { id, record, job }),
+                Err(e) => fail(progress, report, id, &record.key, e).await,
+            }
+        }
+        fault_point("migrate-requested");
+
+        let expected_from = source.store.expected_wait(options.tier).0;
+        let max_delay = Duration::from_secs((expected_from / 10).max(1)).min(MAX_POLL);
+        let mut delay = Duration::from_millis(200);
+        while !pending.is_empty() {
+            let steps: Vec<Step> = futures_util::stream::iter(
+                pending
+                    .into_iter()
+                    .map(|item| self.advance_copy(source, item, options, progress)),
+            )
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+            let mut still = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Pending(item) => still.push(item),
+                    Step::Copied(item) => {
+                        report.retrieved.files += 1;
+                        report.retrieved.bytes += item.record.size;
+                        progress
+                            .send(Event::Done {
+                                id: item.id,
+                                archive_id: item.job.copy.map(|c| c.archive_id).unwrap_or_default(),
+                            })
+                            .await;
+                    }
+                    Step::Waiting => report.waiting += 1,
+                    Step::Failed(item, e) if e.is::<Cancelled>() => {
+                        report.cancelled += 1;
+                        progress.send(Event::Cancelled { id: item.id }).await;
+                    }
+                    Step::Failed(item, e) => {
+                        fail(progress, report, item.id, &item.record.key, e).await;
+                    }
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = progress.cancelled() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(max_delay);
+        }
+    }
+
+    /// The persisted job of this archive while its output is kept, else a new
+    /// one, persisted before anything else happens. An empty file needs none.
+    async fn migration_job(
+        &self,
+        source: &MigrationSource,
+        record: &ArchiveRecord,
+        tier: Tier,
+        report: &mut MigrationReport,
+    ) -> Result<MigrationRecord> {
+        if let Some(job) = self.state.migration(&record.archive_id)?
+            && (job.job_id.is_some() || record.size == 0)
+            && job_alive(&job, now_secs())
+        {
+            return Ok(job);
+        }
+        let mut job = MigrationRecord {
+            archive_id: record.archive_id.clone(),
+            source: source.store.target(),
+            key: record.key.clone(),
+            size: record.size,
+            job_id: None,
+            tier: tier.as_str().into(),
+            requested_at: now_secs(),
+            ready_at: None,
+            copy: None,
+        };
+        if record.size > 0 {
+            let job_id = source
+                .store
+                .request_retrieval(&record.archive_id, tier)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot request the retrieval of {} from {}",
+                        record.key,
+                        source.store.target()
+                    )
+                })?;
+            job.job_id = Some(job_id);
+            report.jobs_requested += 1;
+        }
+        self.state.put_migration(&job)?;
+        Ok(job)
+    }
+
+    /// Asks about one job and copies the archive once its output is ready.
+    async fn advance_copy(
+        &self,
+        source: &MigrationSource,
+        mut item: Retrieval,
+        options: &MigrateOptions,
+        progress: &Progress,
+    ) -> Step {
+        if progress.is_cancelled() {
+            return Step::Failed(item, Cancelled.into());
+        }
+        let state = match &item.job.job_id {
+            None => Ok(JobState::Ready { expires_at: None }),
+            Some(job_id) => source.store.job_state(job_id).await,
+        };
+        match state {
+            Ok(JobState::Ready { .. }) => {
+                if item.job.ready_at.is_none() {
+                    item.job.ready_at = Some(now_secs());
+                    let _ = self.state.put_migration(&item.job);
+                }
+                progress.send(Event::Started { id: item.id }).await;
+                match self.copy_one(source, &mut item, progress).await {
+                    Ok(()) => Step::Copied(item),
+                    Err(e) => Step::Failed(item, e),
+                }
+            }
+            Ok(JobState::InProgress { ready_at }) => {
+                progress
+                    .send(Event::Waiting {
+                        id: item.id,
+                        ready_at,
+                    })
+                    .await;
+                if options.wait {
+                    Step::Pending(item)
+                } else {
+                    Step::Waiting
+                }
+            }
+            Ok(JobState::Gone) => {
+                // Expired unused: the one case that pays for another job.
+                let _ = self.state.forget_migration(&item.record.archive_id);
+                let mut ignored = MigrationReport::default();
+                match self
+                    .migration_job(source, &item.record, options.tier, &mut ignored)
+                    .await
+                {
+                    Ok(job) => {
+                        item.job = job;
+                        Step::Pending(item)
+                    }
+                    Err(e) => Step::Failed(item, e),
+                }
+            }
+            Ok(JobState::Failed(reason)) => {
+                let _ = self.state.forget_migration(&item.record.archive_id);
+                let key = item.record.key.clone();
+                Step::Failed(
+                    item,
+                    anyhow::anyhow!(
+                        "the previous store's retrieval job for {key} failed: {reason}; run the migration again to request a new one"
+                    ),
+                )
+            }
+            Err(e) => {
+                let key = item.record.key.clone();
+                Step::Failed(
+                    item,
+                    e.context(format!(
+                        "cannot ask about the retrieval job of {key} (it is kept; run again)"
+                    )),
+                )
+            }
+        }
+    }
+
+    /// Streams one job's output into the new store, verifies it, and records the
+    /// copy (durable first, journaled, recorded, journal closed).
+    async fn copy_one(
+        &self,
+        source: &MigrationSource,
+        item: &mut Retrieval,
+        progress: &Progress,
+    ) -> Result<()> {
+        let record = &item.record;
+        let description = crate::description::encode_within(
+            &record.key,
+            record.raw.as_deref(),
+            record.size,
+            record.mtime_ns,
+            (record.sha1 != UNKNOWN_SHA1).then_some(&record.sha1),
+            None,
+            self.store.description_limit(),
+        );
+        let mut upload = self.store.begin_upload(record.size, &description).await?;
+        let sent = self
+            .stream_job_output(source, item, upload.as_mut(), progress)
+            .await;
+        let (sha1, tree_hash) = match sent {
+            Ok(hashes) => hashes,
+            Err(e) => {
+                let _ = upload.abort().await;
+                return Err(e);
+            }
+        };
+        let record = &item.record;
+        let mismatch = if record.tree_hash != UNKNOWN_TREE_HASH && tree_hash != record.tree_hash {
+            Some("tree hash")
+        } else if record.sha1 != UNKNOWN_SHA1 && sha1 != record.sha1 {
+            Some("SHA-1")
+        } else {
+            None
+        };
+        if let Some(which) = mismatch {
+            let _ = upload.abort().await;
+            bail!(
+                "the bytes retrieved for {} do not have the {which} the catalog records; nothing was stored (the job is kept: run again to download it again)",
+                record.key
+            );
+        }
+        let stored = upload
+            .complete(record.size, tree_hash, &description)
+            .await?;
+        if stored.tree_hash != tree_hash || stored.size != record.size {
+            let _ = self.store.delete(&stored.archive_id).await;
+            bail!(
+                "the new store reported tree hash {} for {}, computed {}; the copy was discarded",
+                hex::encode(stored.tree_hash),
+                record.key,
+                hex::encode(tree_hash)
+            );
+        }
+        fault_point("migrate-stored");
+        self.store.make_durable().await?;
+        let copy = MigratedCopy {
+            archive_id: stored.archive_id,
+            sha1,
+            tree_hash,
+        };
+        item.job.copy = Some(copy.clone());
+        self.state.put_migration(&item.job)?;
+        fault_point("migrate-journaled");
+        self.record_copy(&item.record, &copy).await?;
+        fault_point("migrate-recorded");
+        self.state.forget_migration(&item.record.archive_id)?;
+        Ok(())
+    }
+
+    /// Reads a job's output range by range (each checked against the store's
+    /// checksum) and sends it on in the new store's part size; returns the SHA-1
+    /// and tree hash of every byte sent.
+    async fn stream_job_output(
+        &self,
+        source: &MigrationSource,
+        item: &Retrieval,
+        upload: &mut dyn crate::store::Upload,
+        progress: &Progress,
+    ) -> Result<(crate::model::Sha1Digest, crate::model::TreeHash)> {
+        let record = &item.record;
+        let range = source.store.download_range(record.size);
+        let part = self.store.part_size(record.size).max(1) as u64;
+        let mut joiner = RangeTreeJoiner::new(range);
+        let mut sha1 = Sha1::new();
+        let mut pending = BytesMut::new();
+        let mut sent = 0u64;
+        let mut offset = 0u64;
+        while offset < record.size {
+            if progress.is_cancelled() {
+                return Err(Cancelled.into());
+            }
+            let len = range.min(record.size - offset);
+            let Some(job_id) = item.job.job_id.as_deref() else {
+                bail!("no retrieval job for {}", record.key);
+            };
+            let (data, range_hash, after) =
+                fetch_range(source.store.as_ref(), record, job_id, offset, len, &sha1).await?;
+            sha1 = after;
+            joiner.push(range_hash);
+            offset += len;
+            pending.extend_from_slice(&data);
+            while pending.len() as u64 >= part {
+                let chunk = pending.split_to(part as usize).freeze();
+                let n = chunk.len() as u64;
+                send_part(upload, sent, chunk).await?;
+                sent += n;
+                progress
+                    .send(Event::Advanced {
+                        id: item.id,
+                        bytes: n,
+                    })
+                    .await;
+            }
+        }
+        if !pending.is_empty() {
+            let n = pending.len() as u64;
+            send_part(upload, sent, pending.freeze()).await?;
+            progress
+                .send(Event::Advanced {
+                    id: item.id,
+                    bytes: n,
+                })
+                .await;
+        }
+        Ok((sha1.finalize().into(), joiner.finish()))
+    }
+
+    /// Records a copy in the new store: the current version's copy replaces it
+    /// as current (the original becomes superseded, the history kept); an older
+    /// version's copy is recorded as superseded beside it.
+    async fn record_copy(&self, original: &ArchiveRecord, copy: &MigratedCopy) -> Result<()> {
+        let record = ArchiveRecord {
+            key: original.key.clone(),
+            raw: original.raw.clone(),
+            size: original.size,
+            mtime_ns: original.mtime_ns,
+            sha1: copy.sha1,
+            tree_hash: copy.tree_hash,
+            archive_id: copy.archive_id.clone(),
+            target: self.store.target(),
+            uploaded_at: now_secs(),
+            state: original.state,
+            host: self.host.clone(),
+            superseded_at: original.superseded_at,
+        };
+        if original.state != ArchiveState::Current {
+            return self.catalog.record_superseded(&record).await;
+        }
+        match self
+            .catalog
+            .record_upload(&record, Some(&original.archive_id))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.downcast_ref::<Conflict>().is_some() => {
+                // A newer version was recorded meanwhile: the copy is an older one.
+                let superseded = ArchiveRecord {
+                    state: ArchiveState::Superseded,
+                    superseded_at: Some(now_secs()),
+                    ..record
+                };
+                self.catalog.record_superseded(&superseded).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One part to the new store, once its memory budget can take it.
+async fn send_part(upload: &mut dyn crate::store::Upload, at: u64, data: Bytes) -> Result<()> {
+    upload.reserve(data.len() as u64).await?;
+    upload.send(at, data).await
+}
+
+/// Whether a persisted job can still deliver its output.
+fn job_alive(job: &MigrationRecord, now: i64) -> bool {
+    let since = job.ready_at.unwrap_or(job.requested_at);
+    now - since < JOB_OUTPUT_KEPT_SECS
+}
+
+async fn fail(
+    progress: &Progress,
+    report: &mut MigrationReport,
+    id: TaskId,
+    key: &str,
+    e: anyhow::Error,
+) {
+    let reason = format!("{e:#}");
+    progress
+        .send(Event::Failed {
+            id,
+            reason: reason.clone(),
+        })
+        .await;
+    report.failed.push(FailedFile {
+        path: key.to_string(),
+        reason,
+    });
+}
