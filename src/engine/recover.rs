@@ -168,7 +168,7 @@ impl Engine {
     }
 
     /// The file on disk is the one whose upload was interrupted, and its content is
-    /// not already the current version.
+    /// not already the current version in this store.
     async fn still_matches(&self, entry: &JournalEntry, stray: &Stray) -> Result<bool> {
         let path = match &entry.raw {
             Some(raw) => self
@@ -184,8 +184,10 @@ impl Engine {
         {
             return Ok(false);
         }
+        // The same content current in another store (a migration, a new store)
+        // is not here yet: the stray becomes this store's current copy.
         let current = self.catalog.current(&entry.key).await?;
-        Ok(current.is_none_or(|c| c.sha1 != stray.hash.sha1))
+        Ok(current.is_none_or(|c| c.sha1 != stray.hash.sha1 || !self.holds(&c)))
     }
 
     async fn account_for(

@@ -1,0 +1,384 @@
+//! `firn migrate` end to end: the real binary moves a set between stores —
+//! a Glacier vault (fakecloud, multipart with tree-hash checks) into an S3
+//! bucket, the embedded store into S3, and one directory into another — killed
+//! at its crash points and run again, with every retrieval request counted.
+
+mod common;
+
+use std::process::Output;
+
+use common::aws::{Action, FakeCloud, FaultProxy, RequestInfo};
+use common::aws_sandbox::AwsSandbox;
+use common::{Sandbox, assert_exit, last_json, one_line_error, pattern, stderr, stdout};
+
+const MIB: usize = 1 << 20;
+
+/// The records of `path`, oldest first.
+fn versions_of<'a>(records: &'a [serde_json::Value], path: &str) -> Vec<&'a serde_json::Value> {
+    let mut found: Vec<_> = records.iter().filter(|r| r["path"] == path).collect();
+    found.sort_by_key(|r| r["uploaded_at"].as_i64());
+    found
+}
+
+/// The fields a copy shares with its original.
+fn content_of(record: &serde_json::Value) -> (String, u64, i64, String, String) {
+    (
+        record["path"].as_str().unwrap_or_default().to_string(),
+        record["size"].as_u64().unwrap_or(u64::MAX),
+        record["mtime_ns"].as_i64().unwrap_or(-1),
+        record["sha1"].as_str().unwrap_or_default().to_string(),
+        record["tree_hash"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn expect_crash(out: &Output, point: &str) {
+    assert!(
+        !out.status.success() && stderr(out).contains(&format!("injected crash at {point}")),
+        "expected a crash at {point}: {}{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+#[test]
+fn a_vault_moves_into_an_s3_bucket_through_kills_and_no_retrieval_is_requested_twice() {
+    let a = AwsSandbox::on_standin(
+        Sandbox::new(),
+        "retention = \"keep\"\nstore = { kind = \"glacier\", vault = \"photos\", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2 }\ncatalog = { kind = \"dynamodb\", table = \"firn-catalog\" }\n",
+    );
+    a.init();
+    let small = b"small file, first version".to_vec();
+    let doc_v1 = b"document, version one".to_vec();
+    let doc_v2 = b"document, version two: longer".to_vec();
+    let big = pattern(3 * MIB + 17, 3);
+    a.sb.write("small.txt", &small);
+    a.sb.write("docs/doc.txt", &doc_v1);
+    a.sb.write("big.bin", &big);
+    a.ok(&["backup", "--set", "s"]);
+    a.sb.write("docs/doc.txt", &doc_v2);
+    a.ok(&["backup", "--set", "s"]);
+    let in_vault = a.records();
+    assert_eq!(in_vault.len(), 4, "3 current versions and 1 superseded");
+    // Only doc.txt is as archived: big.bin is gone, small.txt changed since.
+    std::fs::remove_file(a.sb.tree().join("big.bin")).unwrap();
+    a.sb.write("small.txt", b"small file, changed after the backup");
+
+    // The set moves to S3; the vault becomes its previous store.
+    a.sb.edit_config(
+        "store = { kind = \"glacier\"",
+        "store = { kind = \"s3\", bucket = \"firn-moved\", force_path_style = true }\nprevious_store = { kind = \"glacier\"",
+    );
+    a.init();
+    let status = a.firn(&["status", "--set", "s"]);
+    assert!(
+        stdout(&status).contains("0 of 3 archived files"),
+        "status before: {}",
+        stdout(&status)
+    );
+
+    // The dry run: one copy from the local file, three retrievals, a cost per tier.
+    let plan = a.json(&[
+        "migrate",
+        "--set",
+        "s",
+        "--all-versions",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(plan["plan"]["from_local"]["files"], 1, "{plan}");
+    assert_eq!(plan["plan"]["retrievals"]["files"], 3, "{plan}");
+    assert_eq!(
+        plan["plan"]["retrievals"]["bytes"],
+        (small.len() + doc_v1.len() + big.len()) as u64
+    );
+    let quotes = plan["plan"]["quotes"].as_array().unwrap();
+    assert_eq!(quotes.len(), 3, "Glacier offers three tiers: {plan}");
+    assert!(quotes.iter().all(|q| q["cost"].as_f64().unwrap() > 0.0));
+
+    let proxy = FaultProxy::start(a.endpoint(), |_| Action::Forward);
+    let migrate = |fault: Option<&str>| {
+        let mut cmd = a.command(&proxy.endpoint);
+        cmd.args(["migrate", "--set", "s", "--all-versions", "--json"]);
+        if let Some(point) = fault {
+            cmd.env("FIRN_FAULT", point);
+        }
+        cmd.output().expect("run firn migrate")
+    };
+    // Paid retrievals need a yes: without a terminal, nothing is requested.
+    let refused = migrate(None);
+    assert_exit(&refused, 2);
+    assert!(
+        one_line_error(&refused).contains("--yes"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 0);
+
+    let migrate = |fault: Option<&str>| {
+        let mut cmd = a.command(&proxy.endpoint);
+        cmd.args(["migrate", "--set", "s", "--all-versions", "--yes", "--json"]);
+        if let Some(point) = fault {
+            cmd.env("FIRN_FAULT", point);
+        }
+        cmd.output().expect("run firn migrate")
+    };
+    // Killed while recording the copy of the local file (stored, journaled).
+    expect_crash(&migrate(Some("batch-journaled")), "batch-journaled");
+    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 0);
+    // Killed once the first retrieved copy is stored and journaled, not recorded.
+    expect_crash(&migrate(Some("migrate-journaled")), "migrate-journaled");
+    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 3);
+    // Killed right after taking up the jobs: none is requested again.
+    expect_crash(&migrate(Some("migrate-requested")), "migrate-requested");
+    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 3);
+    let done = migrate(None);
+    assert!(done.status.success(), "{}{}", stdout(&done), stderr(&done));
+    let doc = last_json(&done);
+    assert_eq!(doc["report"]["jobs_requested"], 0, "{doc}");
+    assert_eq!(
+        doc["report"]["failed"].as_array().unwrap().len(),
+        0,
+        "{doc}"
+    );
+    assert_eq!(
+        proxy.count(RequestInfo::is_initiate_job),
+        3,
+        "one retrieval per archive, over four runs"
+    );
+    assert_eq!(proxy.count(RequestInfo::is_s3_restore), 0);
+
+    // The catalog: each vault record has a copy in the bucket with the same
+    // content, the current ones current there, the history kept.
+    let records = a.records();
+    assert_eq!(
+        records.len(),
+        8,
+        "every version in both stores: {records:#?}"
+    );
+    let s3_target = records
+        .iter()
+        .find(|r| r["target"].as_str().unwrap().starts_with("s3:"))
+        .map(|r| r["target"].as_str().unwrap().to_string())
+        .expect("copies in the bucket");
+    for original in &in_vault {
+        let copy = records
+            .iter()
+            .find(|r| r["target"] == s3_target.as_str() && content_of(r) == content_of(original))
+            .unwrap_or_else(|| panic!("no copy of {original}"));
+        assert_eq!(copy["state"], original["state"], "{copy}");
+        let now = records
+            .iter()
+            .find(|r| r["archive_id"] == original["archive_id"])
+            .unwrap();
+        assert_eq!(now["state"], "superseded", "the vault's archive is kept");
+    }
+    let doc_versions = versions_of(&records, "docs/doc.txt");
+    assert_eq!(doc_versions.len(), 4);
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["state"] == "current")
+            .all(|r| r["target"] == s3_target.as_str())
+    );
+
+    // The bytes: the current versions restored from the bucket, and the old one.
+    a.restore_and_compare(
+        &[
+            ("small.txt", &small),
+            ("docs/doc.txt", &doc_v2),
+            ("big.bin", &big),
+        ],
+        &["--overwrite"],
+    );
+    let old_copy = records
+        .iter()
+        .find(|r| r["target"] == s3_target.as_str() && r["size"] == doc_v1.len() as u64)
+        .unwrap();
+    let to = a.sb.path().join("old-version");
+    let out = a.firn(&[
+        "restore",
+        "--set",
+        "s",
+        "--archive",
+        old_copy["archive_id"].as_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(std::fs::read(to.join("docs/doc.txt")).unwrap(), doc_v1);
+
+    // Nothing left to do, nothing stray in the bucket, status says all moved.
+    let again = a.json(&[
+        "migrate",
+        "--set",
+        "s",
+        "--all-versions",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(again["plan"]["from_local"]["files"], 0, "{again}");
+    assert_eq!(again["plan"]["retrievals"]["files"], 0, "{again}");
+    assert_eq!(again["plan"]["already_copied"]["files"], 4, "{again}");
+    let status = a.json(&["status", "--set", "s", "--json"]);
+    assert_eq!(status["summary"]["archived_here"]["files"], 3, "{status}");
+    assert_eq!(status["summary"]["archived_elsewhere"]["files"], 0);
+    let inventory = a.json(&["inventory", "--set", "s", "--json"]);
+    assert_eq!(
+        inventory["orphans"].as_array().map(Vec::len),
+        Some(0),
+        "{inventory}"
+    );
+}
+
+#[test]
+fn an_unchanged_tree_moves_from_the_embedded_store_into_s3_without_a_single_retrieval() {
+    let cloud = FakeCloud::start();
+    let sb = Sandbox::new();
+    let store = sb.store_dir();
+    let a = AwsSandbox::on(sb, &cloud.endpoint, "retention = \"keep\"\n");
+    let mut files = Vec::new();
+    for i in 0..40 {
+        let content = pattern(100 + i * 997, i as u8);
+        a.sb.write(format!("d{}/f{i}.bin", i % 4), &content);
+        files.push((format!("d{}/f{i}.bin", i % 4), content));
+    }
+    a.sb.write("large.bin", pattern(2 * MIB + 5, 9));
+    a.sb.write("empty", b"");
+    a.ok(&["backup", "--set", "s"]);
+    a.sb.write_config(&format!(
+        "retention = \"keep\"\nstore = {{ kind = \"s3\", bucket = \"from-disk\", force_path_style = true }}\nprevious_store = {{ kind = \"local\", path = {:?} }}\n",
+        store
+    ));
+    a.init();
+    let proxy = FaultProxy::start(a.endpoint(), |_| Action::Forward);
+    let out = a
+        .command(&proxy.endpoint)
+        .args(["migrate", "--set", "s", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let doc = last_json(&out);
+    assert_eq!(doc["report"]["from_local"]["files"], 42, "{doc}");
+    assert_eq!(doc["report"]["retrieved"]["files"], 0, "{doc}");
+    assert_eq!(doc["report"]["jobs_requested"], 0, "{doc}");
+    assert_eq!(a.sb.job_files(), 0, "no retrieval job in the old store");
+    assert!(proxy.count(RequestInfo::is_s3_put_object) >= 42);
+    let status = a.json(&["status", "--set", "s", "--json"]);
+    assert_eq!(status["summary"]["up_to_date"]["files"], 42, "{status}");
+    assert_eq!(status["summary"]["archived_elsewhere"]["files"], 0);
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, content)| (name.as_str(), content.as_slice()))
+        .collect();
+    std::fs::remove_dir_all(&store).unwrap();
+    a.restore_and_compare(&refs, &[]);
+}
+
+#[test]
+fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
+    let sb = Sandbox::new();
+    let old = sb.path().join("old-disk");
+    let new = sb.path().join("new-disk");
+    sb.write_config(&format!(
+        "retention = \"keep\"\nstore = {{ kind = \"local\", path = {old:?} }}\n"
+    ));
+    for i in 0..300 {
+        sb.write(format!("many/{i:03}.txt"), format!("file number {i}"));
+    }
+    sb.write("kept.txt", "first");
+    let ok = |args: &[&str]| {
+        let out = sb.firn(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        out
+    };
+    ok(&["backup", "--set", "s"]);
+    sb.write("kept.txt", "second");
+    ok(&["backup", "--set", "s"]);
+    sb.write_config(&format!(
+        "retention = \"keep\"\nstore = {{ kind = \"local\", path = {new:?} }}\n"
+    ));
+    let old_archives = files_under(&old.join("archives"));
+    assert!(old_archives >= 302, "{old_archives}");
+
+    // No previous store named, a source that is no store, the store in use.
+    let out = sb.firn(&["migrate", "--set", "s"]);
+    assert_exit(&out, 2);
+    assert!(
+        one_line_error(&out).contains("previous_store"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.firn(&["migrate", "--set", "s", "--from", "tape:drive0"]);
+    assert_exit(&out, 2);
+    assert!(
+        one_line_error(&out).contains("local:/DIR"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.firn(&["migrate", "--set", "s", "--from", new.to_str().unwrap()]);
+    assert_exit(&out, 2);
+    assert!(
+        one_line_error(&out).contains("uses already"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Killed in the middle of the group commit; the rerun finishes the job.
+    let from = format!("local:{}", old.display());
+    let out = sb
+        .command()
+        .args(["migrate", "--set", "s", "--from", &from, "--all-versions"])
+        .env("FIRN_FAULT", "batch-recorded")
+        .output()
+        .unwrap();
+    expect_crash(&out, "batch-recorded");
+    let half = sb.firn(&["status", "--set", "s"]);
+    assert!(
+        stdout(&half).contains("only in another store"),
+        "half done: {}",
+        stdout(&half)
+    );
+    let out = ok(&["migrate", "--set", "s", "--from", &from, "--all-versions"]);
+    assert!(
+        stdout(&out).contains("nothing was deleted from"),
+        "{}",
+        stdout(&out)
+    );
+    let (_, status) = sb.firn_json(["status", "--set", "s", "--json"]);
+    assert_eq!(status["summary"]["up_to_date"]["files"], 301, "{status}");
+    assert_eq!(status["summary"]["archived_elsewhere"]["files"], 0);
+    let (_, records) = sb.firn_json(["ls", "--set", "s", "--all", "--json"]);
+    let records = records.as_array().cloned().unwrap_or_default();
+    let kept = versions_of(&records, "kept.txt");
+    assert_eq!(kept.len(), 4, "two versions, each in both stores");
+    let new_target = format!("local:{}", new.display());
+    assert_eq!(
+        kept.iter()
+            .filter(|r| r["target"] == new_target.as_str())
+            .count(),
+        2
+    );
+    // The old directory still holds every archive it had.
+    assert_eq!(files_under(&old.join("archives")), old_archives);
+}
+
+fn files_under(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                files_under(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
