@@ -306,21 +306,21 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
     assert!(old_archives >= 302, "{old_archives}");
 
     // No previous store named, a source that is no store, the store in use.
-    let out = sb.firn(&["migrate", "--set", "s"]);
+    let out = sb.firn(["migrate", "--set", "s"]);
     assert_exit(&out, 2);
     assert!(
         one_line_error(&out).contains("previous_store"),
         "{}",
         stderr(&out)
     );
-    let out = sb.firn(&["migrate", "--set", "s", "--from", "tape:drive0"]);
+    let out = sb.firn(["migrate", "--set", "s", "--from", "tape:drive0"]);
     assert_exit(&out, 2);
     assert!(
         one_line_error(&out).contains("local:/DIR"),
         "{}",
         stderr(&out)
     );
-    let out = sb.firn(&["migrate", "--set", "s", "--from", new.to_str().unwrap()]);
+    let out = sb.firn(["migrate", "--set", "s", "--from", new.to_str().unwrap()]);
     assert_exit(&out, 2);
     assert!(
         one_line_error(&out).contains("uses already"),
