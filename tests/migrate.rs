@@ -337,7 +337,7 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
         .output()
         .unwrap();
     expect_crash(&out, "batch-recorded");
-    let half = sb.firn(&["status", "--set", "s"]);
+    let half = sb.firn(["status", "--set", "s"]);
     assert!(
         stdout(&half).contains("only in another store"),
         "half done: {}",
