@@ -13,6 +13,7 @@ use super::output::Output;
 use super::progress::cancel_on_ctrl_c;
 use super::prompt;
 use super::snapshot::AfterRun;
+use crate::backend::StoreSettings;
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
 use crate::engine::{
@@ -28,6 +29,8 @@ pub struct Request {
     pub paths: Vec<PathBuf>,
     pub archives: Vec<String>,
     pub all_versions: bool,
+    /// Delete from this store (one the set used before) instead of its own.
+    pub store: Option<String>,
 }
 
 /// How a deletion is confirmed.
@@ -44,8 +47,39 @@ pub async fn run(
     out: &Output,
 ) -> Result<ExitCode> {
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "delete")?;
+    if let Some(store) = &request.store {
+        return run_in_store(set, store, request.clone_selection(), confirm, out).await;
+    }
     let engine = Engine::open(set).await?;
     let interrupted = engine.finish_interrupted_deletions().await?;
+    let chosen = choose(&engine, &request).await?;
+    let plan = engine.plan_deletion(chosen, now_secs());
+    run_deletion(
+        set,
+        &engine,
+        &engine,
+        &plan,
+        confirm,
+        &interrupted,
+        None,
+        out,
+    )
+    .await
+}
+
+impl Request {
+    fn clone_selection(&self) -> Request {
+        Request {
+            paths: self.paths.clone(),
+            archives: self.archives.clone(),
+            all_versions: self.all_versions,
+            store: None,
+        }
+    }
+}
+
+/// The records `request` names (paths or archive ids).
+async fn choose(engine: &Engine, request: &Request) -> Result<Vec<crate::engine::ArchiveRecord>> {
     let prefixes = engine.key_prefixes(&request.paths, &std::env::current_dir()?)?;
     let typed: Vec<String> = request
         .paths
@@ -54,12 +88,51 @@ pub async fn run(
         .collect();
     let selection = Selection {
         prefixes,
-        archives: request.archives,
+        archives: request.archives.clone(),
         all_versions: request.all_versions,
     };
-    let chosen = engine.select_for_deletion(&selection, &typed).await?;
-    let plan = engine.plan_deletion(chosen, now_secs());
-    run_deletion(set, &engine, &plan, confirm, &interrupted, None, out).await
+    engine.select_for_deletion(&selection, &typed).await
+}
+
+/// `firn delete --store OLD`: archives of the set in a store it used before
+/// (after a migration), deleted from that store with its own early-deletion
+/// charges. With no PATH or --archive, every version there that is not current
+/// (what a migration left behind); current versions only there are kept. The
+/// catalog snapshot goes to the set's own store, as always.
+async fn run_in_store(
+    set: &ResolvedSet,
+    store: &str,
+    request: Request,
+    confirm: Confirm,
+    out: &Output,
+) -> Result<ExitCode> {
+    let known: Vec<&StoreSettings> = set.previous_store.iter().chain([&set.store]).collect();
+    let settings = StoreSettings::from_target(store, &known)?;
+    let own = Engine::open(set).await?;
+    let old_set = ResolvedSet {
+        prices: Prices::defaults_for(settings.price_profile()),
+        store: settings,
+        ..set.clone()
+    };
+    let old = Engine::open(&old_set).await?;
+    let none = InterruptedDeletions::default();
+    let chosen = if request.paths.is_empty() && request.archives.is_empty() {
+        let (left, current_only_there) = old.left_behind().await?;
+        if current_only_there > 0 {
+            out.line(format!(
+                "kept: {} whose current version is only in {} (run `firn migrate` first)",
+                plural(current_only_there, "file"),
+                old.info().target
+            ));
+        }
+        left
+    } else {
+        let mut chosen = choose(&old, &request).await?;
+        chosen.retain(|r| old.holds(r));
+        chosen
+    };
+    let plan = old.plan_deletion(chosen, now_secs());
+    run_deletion(&old_set, &old, &own, &plan, confirm, &none, None, out).await
 }
 
 pub async fn prune(
@@ -75,6 +148,7 @@ pub async fn prune(
     run_deletion(
         set,
         &engine,
+        &engine,
         &prunable.plan,
         confirm,
         &interrupted,
@@ -85,10 +159,13 @@ pub async fn prune(
 }
 
 /// Shows the plan, asks (or refuses without a terminal and without --yes),
-/// deletes, reports. `skipped` is what a prune leaves for being early.
+/// deletes, reports. `skipped` is what a prune leaves for being early; `own` is
+/// the engine of the set's own store, where the catalog snapshot goes.
+#[allow(clippy::too_many_arguments)]
 async fn run_deletion(
     set: &ResolvedSet,
     engine: &Engine,
+    own: &Engine,
     plan: &DeletionPlan,
     confirm: Confirm,
     interrupted: &InterruptedDeletions,
@@ -174,7 +251,7 @@ async fn run_deletion(
     let snapshot = if confirm.dry_run {
         AfterRun::default()
     } else {
-        super::snapshot::after_run(engine).await
+        super::snapshot::after_run(own).await
     };
     let failed = !report.failed.is_empty() || report.cancelled > 0 || snapshot.failed();
     if out.json {

@@ -226,6 +226,12 @@ enum Command {
         /// Also delete the superseded versions of the files PATH matches.
         #[arg(long)]
         all_versions: bool,
+        /// Delete from a store the set used before (after `firn migrate`), named
+        /// as firn names stores (glacier:REGION/VAULT, s3:REGION/BUCKET[/PREFIX],
+        /// local:/DIR). With no PATH or --archive: every archive there that is not
+        /// a current version (the copies' originals and old versions).
+        #[arg(long, value_name = "STORE")]
+        store: Option<String>,
         /// The set's root directory (it may no longer exist).
         #[arg(long)]
         root: Option<PathBuf>,
@@ -532,13 +538,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             paths,
             archives,
             all_versions,
+            store,
             root,
             set,
             yes,
             dry_run,
             json,
         } => {
-            if paths.is_empty() && archives.is_empty() {
+            if paths.is_empty() && archives.is_empty() && store.is_none() {
                 return Err(usage(
                     "name what to delete: PATH... (as in the tree), or --archive ID (see `firn ls --all`)",
                 ));
@@ -548,6 +555,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 paths,
                 archives,
                 all_versions,
+                store,
             };
             let confirm = delete::Confirm { yes, dry_run };
             delete::run(&set, request, confirm, &out(json)).await

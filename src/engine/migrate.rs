@@ -361,14 +361,14 @@ impl Engine {
         progress: &Progress,
     ) -> MigrationReport {
         let mut report = MigrationReport::default();
-        self.record_journaled_copies(&source.store.target(), &mut report)
-            .await;
+        let recorded = self.record_journaled_copies(&mut report).await;
 
         let MigrationPlan {
             local, retrieve, ..
         } = plan;
         let mut retrieve: Vec<(TaskId, ArchiveRecord)> = retrieve
             .into_iter()
+            .filter(|record| !recorded.contains(&record.archive_id))
             .map(|record| (self.task_ids.next(), record))
             .collect();
         for (id, record) in &retrieve {
@@ -435,9 +435,16 @@ impl Engine {
         report
     }
 
-    /// Records the copies an interrupted run stored and journaled but did not
-    /// record; closes the entries the catalog has already.
-    async fn record_journaled_copies(&self, source: &str, report: &mut MigrationReport) {
+    /// Records the copies an interrupted run stored but did not record: the ones
+    /// it journaled, and (where the new store can list its archives) the ones a
+    /// kill caught between the store's confirmation and the journal, found by
+    /// their self-describing record. Closes the entries the catalog has already.
+    /// Returns the archives of the previous store whose copy is recorded now.
+    async fn record_journaled_copies(
+        &self,
+        report: &mut MigrationReport,
+    ) -> std::collections::HashSet<String> {
+        let mut recorded = std::collections::HashSet::new();
         let journaled = match self.state.migrations() {
             Ok(journaled) => journaled,
             Err(e) => {
@@ -445,27 +452,49 @@ impl Engine {
                     path: "(migration journal)".into(),
                     reason: format!("{e:#}"),
                 });
-                return;
+                return recorded;
             }
         };
+        // A job seen ready may have had its copy stored before the kill.
+        let maybe_stored = journaled
+            .iter()
+            .any(|j| j.copy.is_none() && j.ready_at.is_some());
+        let listing = if maybe_stored && self.store.can_list() {
+            self.store.list().await.ok().flatten()
+        } else {
+            None
+        };
         for entry in journaled {
-            let Some(copy) = entry.copy.clone() else {
-                continue;
-            };
             let result = async {
-                if self.catalog.find_archive(&copy.archive_id).await?.is_none() {
-                    let Some(original) = self.catalog.find_archive(&entry.archive_id).await?
-                    else {
+                let Some(original) = self.catalog.find_archive(&entry.archive_id).await? else {
+                    if let Some(copy) = &entry.copy {
                         bail!(
                             "the catalog no longer has archive {} of {} (copied as {}; `firn inventory` adopts the copy)",
                             entry.archive_id,
                             entry.key,
                             copy.archive_id
                         );
-                    };
+                    }
+                    // Deleted meanwhile: nothing to copy any more.
+                    return self.state.forget_migration(&entry.archive_id);
+                };
+                let copy = match &entry.copy {
+                    Some(copy) => Some(copy.clone()),
+                    None if entry.ready_at.is_some() => match &listing {
+                        Some(listing) => self.stray_copy(&original, listing).await?,
+                        None => None,
+                    },
+                    None => None,
+                };
+                let Some(copy) = copy else {
+                    // Not stored: the job is taken up again below.
+                    return Ok(());
+                };
+                if self.catalog.find_archive(&copy.archive_id).await?.is_none() {
                     self.record_copy(&original, &copy).await?;
                     report.recorded_from_earlier_run += 1;
                 }
+                recorded.insert(entry.archive_id.clone());
                 self.state.forget_migration(&entry.archive_id)
             }
             .await;
@@ -476,7 +505,47 @@ impl Engine {
                 });
             }
         }
-        let _ = source;
+        recorded
+    }
+
+    /// An archive of the new store that nothing records and whose description
+    /// and checksum say it is a copy of `original`.
+    async fn stray_copy(
+        &self,
+        original: &ArchiveRecord,
+        listing: &[crate::store::ArchiveListing],
+    ) -> Result<Option<MigratedCopy>> {
+        for archive in listing {
+            let Ok(description) = crate::description::decode(&archive.description) else {
+                continue;
+            };
+            if description.key.as_deref() != Some(original.key.as_str())
+                || description.mtime_ns != original.mtime_ns
+            {
+                continue;
+            }
+            let (size, tree_hash) = archive.content(description.size);
+            let sha1 = description.sha1.unwrap_or(original.sha1);
+            let same = size == original.size
+                && (original.tree_hash == UNKNOWN_TREE_HASH || tree_hash == original.tree_hash)
+                && (original.sha1 == UNKNOWN_SHA1 || sha1 == original.sha1)
+                && (original.tree_hash != UNKNOWN_TREE_HASH || original.sha1 != UNKNOWN_SHA1);
+            if !same
+                || self
+                    .catalog
+                    .find_archive(&archive.archive_id)
+                    .await?
+                    .is_some()
+            {
+                continue;
+            }
+            return Ok(Some(MigratedCopy {
+                archive_id: archive.archive_id.clone(),
+                sha1,
+                tree_hash,
+            }));
+        }
+        Ok(None)
     }
 
     /// Requests (or reuses) a job per archive, polls them with backoff, and

@@ -196,6 +196,27 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// What a migration left in this store: every version held here that is
+    /// not current (a copy is current elsewhere, or it was superseded), and how
+    /// many files still have their current version only here (kept).
+    pub async fn left_behind(&self) -> Result<(Vec<ArchiveRecord>, u64)> {
+        let mut left = Vec::new();
+        let mut current_here = 0;
+        for record in self.catalog.records().await? {
+            if !self.holds(&record) {
+                continue;
+            }
+            if record.state == ArchiveState::Current {
+                current_here += 1;
+            } else {
+                left.push(record);
+            }
+        }
+        Ok((left, current_here))
+    }
+}
+
 /// `.` and `..` resolved without touching the filesystem.
 fn lexically_normal(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
