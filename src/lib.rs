@@ -41,6 +41,10 @@
 //!    whole file.
 //! 9. **Safe only against the store in use.** A file is up to date only against the
 //!    store its set uses now; an archive in another store never makes it look safe.
+//!    `firn migrate` (`engine/migrate.rs`) copies archives into the store in use —
+//!    from the unchanged local file or a persisted retrieval job, verified by tree
+//!    hash and SHA-1 — and records the copy as current; the original is kept as a
+//!    superseded version and never deleted by the migration.
 //! 10. **Losing the catalog loses nothing.** After every run that changed it, the
 //!     set's catalog (every version, raw names, paths of any length, states,
 //!     times) is stored in the set's own store as a verified catalog snapshot; and
@@ -62,7 +66,7 @@
 //!    │        fingerprint cache (state): re-hash only what changed
 //!  status ◄── catalog (what is archived) ──► per-file status, rolled up per directory
 //!    │
-//!  engine: the only door ── backup · restore · delete · inventory · snapshot · rebuild
+//!  engine: the only door ── backup · restore · delete · inventory · snapshot · rebuild · migrate
 //!    │      uploads to the store, records in the catalog, typed progress events
 //!    ▼
 //!  front ends: cli (one file per command) · tui (state, update, view)
@@ -82,8 +86,9 @@
 //! - [`store`] and [`catalog`]: the two traits and their implementations (the
 //!   embedded directory store and SQLite catalog; Glacier and DynamoDB).
 //! - [`backend`]: the one factory from a set's settings to a store and a catalog (and
-//!   to the provisioning plan of `firn init`). A new backend is a variant there plus
-//!   its own file.
+//!   to the provisioning plan of `firn init`, and to the store a set used before,
+//!   which a migration copies from). A new backend is a variant there plus its own
+//!   file.
 //! - [`engine`]: every workflow, and the only door to store, catalog and local
 //!   state. Jobs take a [`engine::Progress`] (events + cancellation) and report
 //!   [`engine::Event`]s under engine-assigned task ids; [`engine::TaskTable`] is the
