@@ -558,35 +558,60 @@ impl Engine {
         progress: &Progress,
         report: &mut MigrationReport,
     ) {
+        // Jobs are requested many at once: each is one small request.
+        let requested: Vec<(TaskId, ArchiveRecord, Result<(MigrationRecord, bool)>)> =
+            futures_util::stream::iter(retrieve.into_iter().map(|(id, record)| async move {
+                if progress.is_cancelled() {
+                    return (id, record, Err(Cancelled.into()));
+                }
+                let job = self.migration_job(source, &record, options.tier).await;
+                (id, record, job)
+            }))
+            .buffer_unordered(self.requests_in_flight.max(1))
+            .collect()
+            .await;
         let mut pending = Vec::new();
-        for (id, record) in retrieve {
-            if progress.is_cancelled() {
-                report.cancelled += 1;
-                progress.send(Event::Cancelled { id }).await;
-                continue;
-            }
-            match self
-                .migration_job(source, &record, options.tier, report)
-                .await
-            {
-                Ok(job) => pending.push(Retrieval { id, record, job }),
+        for (id, record, job) in requested {
+            match job {
+                Ok((job, new)) => {
+                    report.jobs_requested += u64::from(new);
+                    pending.push(Retrieval { id, record, job });
+                }
+                Err(e) if e.is::<Cancelled>() => {
+                    report.cancelled += 1;
+                    progress.send(Event::Cancelled { id }).await;
+                }
                 Err(e) => fail(progress, report, id, &record.key, e).await,
             }
         }
+        pending.sort_by(|a, b| a.record.key.cmp(&b.record.key));
         fault_point("migrate-requested");
 
         let expected_from = source.store.expected_wait(options.tier).0;
         let max_delay = Duration::from_secs((expected_from / 10).max(1)).min(MAX_POLL);
         let mut delay = Duration::from_millis(200);
         while !pending.is_empty() {
-            let steps: Vec<Step> = futures_util::stream::iter(
-                pending
+            // Small archives many at once (each a request or two); large ones up
+            // to `concurrency`, each holding a range and a part in memory.
+            let (small, large): (Vec<Retrieval>, Vec<Retrieval>) = pending
+                .into_iter()
+                .partition(|item| item.record.size <= super::upload::SMALL_FILE);
+            let small = futures_util::stream::iter(
+                small
+                    .into_iter()
+                    .map(|item| self.advance_copy(source, item, options, progress)),
+            )
+            .buffer_unordered(self.requests_in_flight.max(1))
+            .collect::<Vec<Step>>();
+            let large = futures_util::stream::iter(
+                large
                     .into_iter()
                     .map(|item| self.advance_copy(source, item, options, progress)),
             )
             .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
+            .collect::<Vec<Step>>();
+            let (mut steps, large) = tokio::join!(small, large);
+            steps.extend(large);
             let mut still = Vec::new();
             for step in steps {
                 match step {
@@ -624,19 +649,19 @@ impl Engine {
     }
 
     /// The persisted job of this archive while its output is kept, else a new
-    /// one, persisted before anything else happens. An empty file needs none.
+    /// one, persisted before anything else happens (and whether it is new). An
+    /// empty file needs none.
     async fn migration_job(
         &self,
         source: &MigrationSource,
         record: &ArchiveRecord,
         tier: Tier,
-        report: &mut MigrationReport,
-    ) -> Result<MigrationRecord> {
+    ) -> Result<(MigrationRecord, bool)> {
         if let Some(job) = self.state.migration(&record.archive_id)?
             && (job.job_id.is_some() || record.size == 0)
             && job_alive(&job, now_secs())
         {
-            return Ok(job);
+            return Ok((job, false));
         }
         let mut job = MigrationRecord {
             archive_id: record.archive_id.clone(),
@@ -662,10 +687,9 @@ impl Engine {
                     )
                 })?;
             job.job_id = Some(job_id);
-            report.jobs_requested += 1;
         }
         self.state.put_migration(&job)?;
-        Ok(job)
+        Ok((job, record.size > 0))
     }
 
     /// Asks about one job and copies the archive once its output is ready.
@@ -711,12 +735,8 @@ impl Engine {
             Ok(JobState::Gone) => {
                 // Expired unused: the one case that pays for another job.
                 let _ = self.state.forget_migration(&item.record.archive_id);
-                let mut ignored = MigrationReport::default();
-                match self
-                    .migration_job(source, &item.record, options.tier, &mut ignored)
-                    .await
-                {
-                    Ok(job) => {
+                match self.migration_job(source, &item.record, options.tier).await {
+                    Ok((job, _)) => {
                         item.job = job;
                         Step::Pending(item)
                     }
