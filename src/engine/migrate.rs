@@ -152,6 +152,9 @@ impl MigrationReport {
     }
 }
 
+/// A persisted job, and whether this run requested it.
+type JobTaken = (MigrationRecord, bool);
+
 /// Where one retrieval stands.
 struct Retrieval {
     id: TaskId,
@@ -559,7 +562,7 @@ impl Engine {
         report: &mut MigrationReport,
     ) {
         // Jobs are requested many at once: each is one small request.
-        let requested: Vec<(TaskId, ArchiveRecord, Result<(MigrationRecord, bool)>)> =
+        let requested: Vec<(TaskId, ArchiveRecord, Result<JobTaken>)> =
             futures_util::stream::iter(retrieve.into_iter().map(|(id, record)| async move {
                 if progress.is_cancelled() {
                     return (id, record, Err(Cancelled.into()));
