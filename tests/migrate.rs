@@ -336,6 +336,7 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
         sb.write(format!("many/{i:03}.txt"), format!("file number {i}"));
     }
     sb.write("kept.txt", "first");
+    let stamp = sb.write("same-stamp.txt", "original bytes");
     let ok = |args: &[&str]| {
         let out = sb.firn(args);
         assert!(
@@ -349,11 +350,21 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
     ok(&["backup", "--set", "s"]);
     sb.write("kept.txt", "second");
     ok(&["backup", "--set", "s"]);
+    // Other bytes behind the archived size and mtime: the upload from the file
+    // is refused by its hashes and the archive itself is copied.
+    let mtime = std::fs::metadata(&stamp).unwrap().modified().unwrap();
+    std::fs::write(&stamp, "replaced bytes").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stamp)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     sb.write_config(&format!(
         "retention = \"keep\"\nstore = {{ kind = \"local\", path = {new:?} }}\n"
     ));
     let old_archives = files_under(&old.join("archives"));
-    assert!(old_archives >= 302, "{old_archives}");
+    assert!(old_archives >= 303, "{old_archives}");
 
     // No previous store named, a source that is no store, the store in use.
     let out = sb.firn(["migrate", "--set", "s"]);
@@ -399,8 +410,14 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
         "{}",
         stdout(&out)
     );
+    assert!(
+        stdout(&out).contains("2 retrieved"),
+        "kept.txt's first version and same-stamp.txt come from the old store: {}",
+        stdout(&out)
+    );
     let (_, status) = sb.firn_json(["status", "--set", "s", "--json"]);
     assert_eq!(status["summary"]["up_to_date"]["files"], 301, "{status}");
+    assert_eq!(status["summary"]["changed"]["files"], 1, "{status}");
     assert_eq!(status["summary"]["archived_elsewhere"]["files"], 0);
     let (_, records) = sb.firn_json(["ls", "--set", "s", "--all", "--json"]);
     let records = records.as_array().cloned().unwrap_or_default();
@@ -413,6 +430,13 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
             .count(),
         2
     );
+    let stamped = versions_of(&records, "same-stamp.txt");
+    assert_eq!(stamped.len(), 2);
+    assert_eq!(
+        stamped[0]["sha1"], stamped[1]["sha1"],
+        "the archived bytes, copied"
+    );
+    assert_eq!(stamped[1]["target"], new_target.as_str());
     // The old directory still holds every archive it had.
     assert_eq!(files_under(&old.join("archives")), old_archives);
 }

@@ -123,11 +123,14 @@ impl MigrationPlan {
     }
 }
 
-/// A current version whose local file looks unchanged.
+/// A current version whose local file looks unchanged: what its upload needs
+/// (kept small: one per file of the set).
 #[derive(Debug, Clone)]
 struct LocalCopy {
-    record: ArchiveRecord,
+    key: String,
+    raw: Option<Box<[u8]>>,
     fingerprint: Fingerprint,
+    expect: Expected,
 }
 
 /// What a migration did.
@@ -256,7 +259,12 @@ impl Engine {
                         plan.from_local.files += 1;
                         plan.from_local.bytes += record.size;
                         plan.local.push(LocalCopy {
-                            record,
+                            expect: Expected {
+                                sha1: record.sha1,
+                                tree_hash: record.tree_hash,
+                            },
+                            key: record.key,
+                            raw: record.raw.map(Vec::into_boxed_slice),
                             fingerprint,
                         });
                     }
@@ -282,11 +290,14 @@ impl Engine {
 
         // Jobs an earlier run requested are paid for already.
         let now = now_secs();
+        let requested: std::collections::HashSet<&str> = journaled
+            .iter()
+            .filter(|j| j.job_id.is_some() && job_alive(j, now))
+            .map(|j| j.archive_id.as_str())
+            .collect();
         let mut to_request = Tally::default();
         for record in &plan.retrieve {
-            let requested = journaled.iter().any(|j| {
-                j.archive_id == record.archive_id && j.job_id.is_some() && job_alive(j, now)
-            });
+            let requested = requested.contains(record.archive_id.as_str());
             if requested {
                 plan.jobs_requested += 1;
             } else if record.size > 0 {
@@ -384,25 +395,16 @@ impl Engine {
                 .await;
         }
 
-        let mut by_key: std::collections::HashMap<String, ArchiveRecord> =
-            std::collections::HashMap::with_capacity(local.len());
         let uploads: Vec<UploadItem> = local
             .into_iter()
-            .map(|copy| {
-                let item = UploadItem {
-                    id: self.task_ids.next(),
-                    key: copy.record.key.clone(),
-                    raw: copy.record.raw.clone().map(Vec::into_boxed_slice),
-                    size: copy.record.size,
-                    fingerprint: Some(copy.fingerprint),
-                    cancel: None,
-                    expect: Some(Expected {
-                        sha1: copy.record.sha1,
-                        tree_hash: copy.record.tree_hash,
-                    }),
-                };
-                by_key.insert(copy.record.key.clone(), copy.record);
-                item
+            .map(|copy| UploadItem {
+                id: self.task_ids.next(),
+                key: copy.key,
+                raw: copy.raw,
+                size: copy.fingerprint.size,
+                fingerprint: Some(copy.fingerprint),
+                cancel: None,
+                expect: Some(copy.expect),
             })
             .collect();
         if !uploads.is_empty() {
@@ -417,14 +419,20 @@ impl Engine {
             };
             report.cancelled += summary.cancelled;
             report.failed.extend(summary.failed);
+            let source_target = source.store.target();
             for item in summary.not_as_archived {
                 // Same size and mtime, other bytes: the archive itself is copied.
-                if let Some(record) = by_key.remove(&item.key) {
-                    retrieve.push((item.id, record));
+                match self.catalog.current(&item.key).await {
+                    Ok(Some(record))
+                        if record.target == source_target || record.target.is_empty() =>
+                    {
+                        retrieve.push((item.id, record));
+                    }
+                    Ok(_) => {}
+                    Err(e) => fail(progress, &mut report, item.id, &item.key, e).await,
                 }
             }
         }
-        drop(by_key);
         if progress.is_cancelled() {
             for (id, _) in &retrieve {
                 progress.send(Event::Cancelled { id: *id }).await;
