@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Output;
 
-use common::aws::{Action, FakeCloud, FaultProxy, RequestInfo};
+use common::aws::{Action, FakeCloud, FaultProxy, Moto, RequestInfo};
 use common::aws_sandbox::AwsSandbox;
 use common::{Sandbox, assert_exit, last_json, one_line_error, pattern, stderr, stdout};
 
@@ -455,4 +455,67 @@ fn files_under(dir: &std::path::Path) -> usize {
             }
         })
         .sum()
+}
+
+#[test]
+fn a_deep_archive_bucket_moves_to_a_disk_across_runs_waiting_for_its_restores() {
+    let moto = Moto::start();
+    moto.restores_take(4);
+    let a = AwsSandbox::on(
+        Sandbox::new(),
+        &moto.endpoint,
+        "retention = \"keep\"\nstore = { kind = \"s3\", bucket = \"deep\", force_path_style = true, checksum = \"md5\" }\n",
+    );
+    a.init();
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("a.txt", b"from the deep".to_vec()),
+        ("dir/b.bin", pattern(MIB + 3, 7)),
+    ];
+    for (name, content) in &files {
+        a.sb.write(name, content);
+    }
+    a.ok(&["backup", "--set", "s"]);
+    // The tree is gone: everything has to come out of the bucket.
+    std::fs::remove_dir_all(a.sb.tree()).unwrap();
+    std::fs::create_dir_all(a.sb.tree()).unwrap();
+    let disk = a.sb.path().join("disk");
+    a.sb.edit_config(
+        "store = { kind = \"s3\"",
+        &format!(
+            "store = {{ kind = \"local\", path = {disk:?} }}\nprevious_store = {{ kind = \"s3\""
+        ),
+    );
+    let proxy = FaultProxy::start(&moto.endpoint, |_| Action::Forward);
+    let migrate = |extra: &[&str]| {
+        let mut args = vec!["migrate", "--set", "s", "--yes", "--json"];
+        args.extend(extra);
+        let out = a.run(&proxy.endpoint, &args);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        last_json(&out)
+    };
+    let first = migrate(&["--no-wait"]);
+    assert_eq!(first["report"]["waiting"], 2, "{first}");
+    assert_eq!(first["report"]["jobs_requested"], 2, "{first}");
+    let status = a.firn(&["status", "--set", "s"]);
+    assert!(
+        stdout(&status).contains("0 of 2 archived files"),
+        "{}",
+        stdout(&status)
+    );
+    let plan = migrate(&["--dry-run"]);
+    assert_eq!(
+        plan["plan"]["jobs_requested"], 2,
+        "paid for already: {plan}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let second = migrate(&[]);
+    assert_eq!(second["report"]["retrieved"]["files"], 2, "{second}");
+    assert_eq!(second["report"]["jobs_requested"], 0, "{second}");
+    assert_eq!(
+        proxy.count(RequestInfo::is_s3_restore),
+        2,
+        "one RestoreObject per object over both runs"
+    );
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+    a.restore_and_compare(&refs, &[]);
 }
