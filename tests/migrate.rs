@@ -437,6 +437,14 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
         "the archived bytes, copied"
     );
     assert_eq!(stamped[1]["target"], new_target.as_str());
+    // A prune looks only at the store in use: the old disk's archives are
+    // `firn delete --store`'s.
+    let (code, prune) = sb.firn_json(["prune", "--set", "s", "--dry-run", "--json"]);
+    assert_eq!(code, Some(0), "{prune}");
+    assert_eq!(
+        prune["total_archives"], 1,
+        "kept.txt's first version: {prune}"
+    );
     // The old directory still holds every archive it had.
     assert_eq!(files_under(&old.join("archives")), old_archives);
 }

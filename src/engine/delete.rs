@@ -316,14 +316,16 @@ impl Engine {
         Ok(report)
     }
 
-    /// What a bulk prune deletes: superseded archives (and any left `deleting` by
-    /// an older firn), except those inside their minimum storage period unless
+    /// What a bulk prune deletes: superseded archives in this store (and any left
+    /// `deleting` by an older firn), except those inside their minimum storage period unless
     /// `include_early`; the plan for those skipped comes along to be shown.
     pub async fn plan_prune(&self, now: i64, include_early: bool) -> Result<Prunable> {
         let mut chosen = Vec::new();
         let mut early = Vec::new();
         for record in self.catalog.records().await? {
-            if record.state == ArchiveState::Current {
+            // Another store's archives (a migration's originals) are deleted with
+            // `firn delete --store`, at that store's prices.
+            if record.state == ArchiveState::Current || !self.holds(&record) {
                 continue;
             }
             if !include_early && self.prices.is_early(record.uploaded_at, now) {
