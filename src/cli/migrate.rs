@@ -120,9 +120,10 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
     );
     let (progress, events) = Progress::channel(1024, cancel);
     let watcher = watch(events, *out, "copied");
-    let report = engine
-        .migrate(&source, plan.clone(), &options, &progress)
-        .await;
+    // Only the counters are kept for the summary; the plan's items go to the run.
+    let summary = plan.summary();
+    let report = engine.migrate(&source, plan, &options, &progress).await;
+    let plan = summary;
     drop(progress);
     let _ = watcher.await;
     let snapshot = super::snapshot::after_run(&engine).await;

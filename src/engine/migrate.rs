@@ -90,8 +90,10 @@ pub struct TierQuote {
     pub cost_text: String,
 }
 
-/// What a migration will do, before anything is requested or sent.
-#[derive(Debug, Clone, Serialize)]
+/// What a migration will do, before anything is requested or sent. It holds
+/// one small item per archive to copy ([`MigrationPlan::summary`] is the
+/// counters alone, to keep for the report while the plan itself is run).
+#[derive(Debug, Serialize)]
 pub struct MigrationPlan {
     /// Where the archives are (the previous store) and where they go.
     pub source: String,
@@ -111,8 +113,9 @@ pub struct MigrationPlan {
     /// Each tier of the previous store: the cost and wait of the retrievals
     /// still to request.
     pub quotes: Vec<TierQuote>,
+    /// Uploads from the local files (task ids assigned).
     #[serde(skip)]
-    local: Vec<LocalCopy>,
+    local: Vec<UploadItem>,
     #[serde(skip)]
     retrieve: Vec<ArchiveRecord>,
 }
@@ -121,16 +124,23 @@ impl MigrationPlan {
     pub fn is_empty(&self) -> bool {
         self.from_local.files == 0 && self.retrievals.files == 0 && self.to_record == 0
     }
-}
 
-/// A current version whose local file looks unchanged: what its upload needs
-/// (kept small: one per file of the set).
-#[derive(Debug, Clone)]
-struct LocalCopy {
-    key: String,
-    raw: Option<Box<[u8]>>,
-    fingerprint: Fingerprint,
-    expect: Expected,
+    /// The plan's counters without its items.
+    pub fn summary(&self) -> MigrationPlan {
+        MigrationPlan {
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            from_local: self.from_local,
+            retrievals: self.retrievals,
+            jobs_requested: self.jobs_requested,
+            to_record: self.to_record,
+            already_copied: self.already_copied,
+            versions_left: self.versions_left,
+            quotes: self.quotes.clone(),
+            local: Vec::new(),
+            retrieve: Vec::new(),
+        }
+    }
 }
 
 /// What a migration did.
@@ -258,14 +268,17 @@ impl Engine {
                     Some(fingerprint) => {
                         plan.from_local.files += 1;
                         plan.from_local.bytes += record.size;
-                        plan.local.push(LocalCopy {
-                            expect: Expected {
+                        plan.local.push(UploadItem {
+                            id: self.task_ids.next(),
+                            expect: Some(Expected {
                                 sha1: record.sha1,
                                 tree_hash: record.tree_hash,
-                            },
+                            }),
                             key: record.key,
                             raw: record.raw.map(Vec::into_boxed_slice),
-                            fingerprint,
+                            size: fingerprint.size,
+                            fingerprint: Some(fingerprint),
+                            cancel: None,
                         });
                     }
                     None => {
@@ -395,18 +408,7 @@ impl Engine {
                 .await;
         }
 
-        let uploads: Vec<UploadItem> = local
-            .into_iter()
-            .map(|copy| UploadItem {
-                id: self.task_ids.next(),
-                key: copy.key,
-                raw: copy.raw,
-                size: copy.fingerprint.size,
-                fingerprint: Some(copy.fingerprint),
-                cancel: None,
-                expect: Some(copy.expect),
-            })
-            .collect();
+        let uploads = local;
         if !uploads.is_empty() {
             let plan = super::Plan {
                 uploads,
