@@ -22,26 +22,21 @@
 //! Timings are only reported, never asserted: machines are noisy.
 //! Quick mode for smoke tests: `FIRN_BENCH_FILES=2000 FIRN_BENCH_HASH_MIB=64`.
 
-use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "shared.rs"]
 mod shared;
-use shared::{XorShift, tail};
+use shared::{FILES_PER_DIR, XorShift, tail};
 
 const FIRN: &str = env!("CARGO_BIN_EXE_firn");
 /// Where cargo lets benches put scratch data: under `target/`, on real disk.
 const TARGET_TMPDIR: &str = env!("CARGO_TARGET_TMPDIR");
 
 const RUNS: usize = 3;
-const FILES_PER_DIR: usize = 200;
-/// Files are 0 to this many bytes: a server's many small files.
-const MAX_SMALL_FILE: usize = 4096;
 const BLOCK: usize = 8 << 20;
 
 const STATUS_TARGET_RATIO: f64 = 1.5;
@@ -360,7 +355,7 @@ fn bench_status(files: usize) -> StatusResult {
         base.display()
     );
     let started = Instant::now();
-    build_tree(&tree, files, dirs);
+    shared::build_tree(&tree, files, dirs).unwrap_or_else(|e| fail(&e));
     eprintln!("  built in {}", fmt_secs(started.elapsed()));
 
     let firn = |args: &[&str]| {
@@ -452,34 +447,6 @@ fn bench_status(files: usize) -> StatusResult {
         bytes_read,
         tree_location: base.to_path_buf(),
         first,
-    }
-}
-
-/// `files` files of 0-4 KiB (about 400 MB at 200,000) spread over `dirs`
-/// directories. The first 20 directories sit at the top; each later one is
-/// nested under an earlier one (ten children each), so the tree is three levels
-/// deep at 1,000 directories.
-fn build_tree(tree: &Path, files: usize, dirs: usize) {
-    let mut paths: Vec<PathBuf> = Vec::with_capacity(dirs);
-    for i in 0..dirs {
-        let parent = if i < 20 {
-            tree.to_path_buf()
-        } else {
-            paths[(i - 20) / 10].clone()
-        };
-        let dir = parent.join(format!("d{i:04}"));
-        fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
-        paths.push(dir);
-    }
-    let mut rng = XorShift::new(0x5eed_f12e);
-    let mut content = [0u8; MAX_SMALL_FILE];
-    for j in 0..files {
-        let len = (rng.next() % (MAX_SMALL_FILE as u64 + 1)) as usize;
-        rng.fill(&mut content[..len]);
-        let path = paths[j % dirs].join(format!("f{j:06}.dat"));
-        fs::write(&path, &content[..len])
-            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
     }
 }
 
@@ -792,47 +759,7 @@ fn run_with(mut cmd: Command, scratch: &Path, what: &'static str, keep_stdout: b
 
 /// A temporary directory in the first of `preferred` with room, else the system temp dir.
 fn scratch_dir(preferred: &[&str], bytes: u64, inodes: u64, prefix: &str) -> tempfile::TempDir {
-    for dir in preferred {
-        let path = Path::new(dir);
-        if !path.is_dir() && fs::create_dir_all(path).is_err() {
-            continue;
-        }
-        match free_space(path) {
-            Some((free_bytes, free_inodes)) if free_bytes >= bytes && free_inodes >= inodes => {
-                match tempfile::Builder::new().prefix(prefix).tempdir_in(path) {
-                    Ok(t) => return t,
-                    Err(e) => eprintln!("cannot use {dir} ({e}); trying elsewhere"),
-                }
-            }
-            Some((free_bytes, _)) => eprintln!(
-                "{dir} has too little room ({} MiB free, {} MiB wanted); trying elsewhere",
-                free_bytes >> 20,
-                bytes >> 20
-            ),
-            None => {}
-        }
-    }
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .unwrap_or_else(|e| fail(&format!("cannot create a temporary directory: {e}")))
-}
-
-/// Free bytes and inodes available to us on the file system holding `path`.
-fn free_space(path: &Path) -> Option<(u64, u64)> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs is plain old data; all-zero is a valid value.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is a valid NUL-terminated string and st is valid for writes.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let free_inodes = if st.f_files == 0 {
-        u64::MAX
-    } else {
-        st.f_favail as u64
-    };
-    Some((st.f_bavail as u64 * st.f_frsize as u64, free_inodes))
+    shared::scratch_dir(preferred, bytes, inodes, prefix).unwrap_or_else(|e| fail(&e))
 }
 
 /// The first `"key": <unsigned integer>` in a JSON text (enough for firn's flat counters).

@@ -1,10 +1,20 @@
-//! What the benchmarks share: deterministic data, reaping a child for its wall
+//! What the benchmarks share: deterministic data (the foundation tree of many
+//! small files), scratch space with room for it, reaping a child for its wall
 //! time and peak RSS, and formatting. Each bench includes it with
 //! `#[path = "shared.rs"] mod shared;` and uses what it needs.
 #![allow(dead_code)]
 
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
+
+/// The foundation tree's shape (issue 12's): 200 files a directory...
+pub const FILES_PER_DIR: usize = 200;
+/// ...each of 0 to this many bytes: a server's many small files.
+pub const MAX_SMALL_FILE: usize = 4096;
 
 /// xorshift64*: fast, deterministic sizes and filler bytes.
 pub struct XorShift(u64);
@@ -34,6 +44,86 @@ impl XorShift {
             rest.copy_from_slice(&word[..rest.len()]);
         }
     }
+}
+
+/// `files` files of 0-4 KiB (about 400 MB at 200,000) spread over `dirs`
+/// directories. The first 20 directories sit at the top; each later one is
+/// nested under an earlier one (ten children each), so the tree is three levels
+/// deep at 1,000 directories. The same seed every time: every bench that builds
+/// it builds the same tree.
+pub fn build_tree(tree: &Path, files: usize, dirs: usize) -> Result<(), String> {
+    let mut paths: Vec<PathBuf> = Vec::with_capacity(dirs);
+    for i in 0..dirs {
+        let parent = if i < 20 {
+            tree.to_path_buf()
+        } else {
+            paths[(i - 20) / 10].clone()
+        };
+        let dir = parent.join(format!("d{i:04}"));
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        paths.push(dir);
+    }
+    let mut rng = XorShift::new(0x5eed_f12e);
+    let mut content = [0u8; MAX_SMALL_FILE];
+    for j in 0..files {
+        let len = (rng.next() % (MAX_SMALL_FILE as u64 + 1)) as usize;
+        rng.fill(&mut content[..len]);
+        let path = paths[j % dirs].join(format!("f{j:06}.dat"));
+        fs::write(&path, &content[..len])
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A temporary directory in the first of `preferred` with `bytes` and `inodes`
+/// free, else the system temp dir.
+pub fn scratch_dir(
+    preferred: &[&str],
+    bytes: u64,
+    inodes: u64,
+    prefix: &str,
+) -> Result<tempfile::TempDir, String> {
+    for dir in preferred {
+        let path = Path::new(dir);
+        if !path.is_dir() && fs::create_dir_all(path).is_err() {
+            continue;
+        }
+        match free_space(path) {
+            Some((free_bytes, free_inodes)) if free_bytes >= bytes && free_inodes >= inodes => {
+                match tempfile::Builder::new().prefix(prefix).tempdir_in(path) {
+                    Ok(t) => return Ok(t),
+                    Err(e) => eprintln!("cannot use {dir} ({e}); trying elsewhere"),
+                }
+            }
+            Some((free_bytes, free_inodes)) => eprintln!(
+                "{dir} has too little room ({} MiB and {free_inodes} inodes free, {} MiB and {inodes} wanted); trying elsewhere",
+                free_bytes >> 20,
+                bytes >> 20
+            ),
+            None => {}
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))
+}
+
+/// Free bytes and inodes available to us on the file system holding `path`.
+pub fn free_space(path: &Path) -> Option<(u64, u64)> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is a valid NUL-terminated string and st is valid for writes.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let free_inodes = if st.f_files == 0 {
+        u64::MAX
+    } else {
+        st.f_favail as u64
+    };
+    Some((st.f_bavail as u64 * st.f_frsize as u64, free_inodes))
 }
 
 /// What reaping a child measured.
