@@ -40,6 +40,18 @@ fn expect_crash(out: &Output, point: &str) {
     );
 }
 
+/// The plan `firn migrate --all-versions --dry-run` prints.
+fn dry_run_of_all_versions(a: &AwsSandbox) -> serde_json::Value {
+    a.json(&[
+        "migrate",
+        "--set",
+        "s",
+        "--all-versions",
+        "--dry-run",
+        "--json",
+    ])
+}
+
 /// A run with a crash point set either crashed there or had nothing left that
 /// reaches it and finished cleanly.
 fn crash_or_done(out: &Output, point: &str) {
@@ -85,14 +97,7 @@ fn a_vault_moves_into_an_s3_bucket_through_kills_and_no_retrieval_is_requested_t
     );
 
     // The dry run: one copy from the local file, three retrievals, a cost per tier.
-    let plan = a.json(&[
-        "migrate",
-        "--set",
-        "s",
-        "--all-versions",
-        "--dry-run",
-        "--json",
-    ]);
+    let plan = dry_run_of_all_versions(&a);
     assert_eq!(plan["plan"]["from_local"]["files"], 1, "{plan}");
     assert_eq!(plan["plan"]["retrievals"]["files"], 3, "{plan}");
     assert_eq!(
@@ -228,14 +233,7 @@ fn a_vault_moves_into_an_s3_bucket_through_kills_and_no_retrieval_is_requested_t
     assert_eq!(std::fs::read(to.join("docs/doc.txt")).unwrap(), doc_v1);
 
     // Nothing left to do, nothing stray in the bucket, status says all moved.
-    let again = a.json(&[
-        "migrate",
-        "--set",
-        "s",
-        "--all-versions",
-        "--dry-run",
-        "--json",
-    ]);
+    let again = dry_run_of_all_versions(&a);
     assert_eq!(again["plan"]["from_local"]["files"], 0, "{again}");
     assert_eq!(again["plan"]["retrievals"]["files"], 0, "{again}");
     assert_eq!(again["plan"]["already_copied"]["files"], 4, "{again}");

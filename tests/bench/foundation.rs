@@ -25,12 +25,12 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "shared.rs"]
 mod shared;
-use shared::{FILES_PER_DIR, XorShift, tail};
+use shared::{FILES_PER_DIR, XorShift};
 
 const FIRN: &str = env!("CARGO_BIN_EXE_firn");
 /// Where cargo lets benches put scratch data: under `target/`, on real disk.
@@ -678,80 +678,16 @@ fn openssl_digest(stdout: &str) -> String {
 // ---------------------------------------------------------------------------
 // Running children
 
-struct Run {
-    what: &'static str,
-    wall: Duration,
-    /// Peak resident set of the child, KiB (Linux `ru_maxrss`).
-    maxrss_kib: u64,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn require_success(&self) {
-        if !self.status.success() {
-            fail(&format!(
-                "{} failed ({}); stderr:\n{}\nstdout (tail):\n{}",
-                self.what,
-                self.status,
-                self.stderr.trim_end(),
-                tail(&self.stdout, 2000)
-            ));
-        }
-    }
-}
+use shared::Run;
 
 /// Runs `cmd` with stdout and stderr captured in files under `scratch`.
 fn run(cmd: Command, scratch: &Path, what: &'static str) -> Run {
-    run_with(cmd, scratch, what, true)
+    shared::run_child(cmd, scratch, what, true).unwrap_or_else(|e| fail(&e))
 }
 
 /// Runs `cmd` with stdout to /dev/null (stderr captured for error reports).
 fn run_quiet(cmd: Command, scratch: &Path, what: &'static str) -> Run {
-    run_with(cmd, scratch, what, false)
-}
-
-/// Spawns `cmd` and reaps it with `wait4`, for its wall time and peak RSS.
-/// Output goes to files rather than pipes so nothing can block the child.
-fn run_with(mut cmd: Command, scratch: &Path, what: &'static str, keep_stdout: bool) -> Run {
-    let out_path = scratch.join("child.stdout");
-    let err_path = scratch.join("child.stderr");
-    let stdout = if keep_stdout {
-        Stdio::from(
-            File::create(&out_path)
-                .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out_path.display()))),
-        )
-    } else {
-        Stdio::null()
-    };
-    let stderr = File::create(&err_path)
-        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", err_path.display())));
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-
-    let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("cannot start {what}: {e}")));
-    let reaped =
-        shared::reap(child, started).unwrap_or_else(|e| fail(&format!("wait4 on {what}: {e}")));
-    let read = |path: &Path| {
-        fs::read(path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
-    Run {
-        what,
-        wall: reaped.wall,
-        maxrss_kib: reaped.maxrss_kib,
-        status: reaped.status,
-        stdout: if keep_stdout {
-            read(&out_path)
-        } else {
-            String::new()
-        },
-        stderr: read(&err_path),
-    }
+    shared::run_child(cmd, scratch, what, false).unwrap_or_else(|e| fail(&e))
 }
 
 // ---------------------------------------------------------------------------

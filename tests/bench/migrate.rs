@@ -17,10 +17,10 @@
 //! that fails, retrieves, or leaves a file behind fails the bench.
 //! Quick mode for smoke tests: `FIRN_BENCH_FILES=2000`.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "shared.rs"]
@@ -303,65 +303,11 @@ fn count_files(dir: &Path) -> u64 {
 // ---------------------------------------------------------------------------
 // Running children
 
-struct Run {
-    what: &'static str,
-    wall: Duration,
-    /// Peak resident set of the child, KiB (Linux `ru_maxrss`).
-    maxrss_kib: u64,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
+use shared::Run;
 
-impl Run {
-    fn require_success(&self) {
-        if !self.status.success() {
-            fail(&format!(
-                "{} failed ({}); stderr:\n{}\nstdout (tail):\n{}",
-                self.what,
-                self.status,
-                tail(&self.stderr, 4000).trim_end(),
-                tail(&self.stdout, 2000)
-            ));
-        }
-    }
-}
-
-/// Spawns `cmd` and reaps it with `wait4`, for its wall time and peak RSS.
-/// Output goes to files under `scratch` rather than pipes, so nothing can block
-/// the child.
-fn run(mut cmd: Command, scratch: &Path, what: &'static str) -> Run {
-    let out_path = scratch.join("child.stdout");
-    let err_path = scratch.join("child.stderr");
-    let create = |path: &Path| {
-        File::create(path)
-            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", path.display())))
-    };
-    cmd.stdin(Stdio::null())
-        .stdout(create(&out_path))
-        .stderr(create(&err_path));
-    let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("cannot start {what}: {e}")));
-    let reaped =
-        shared::reap(child, started).unwrap_or_else(|e| fail(&format!("wait4 on {what}: {e}")));
-    let read = |path: &Path| {
-        fs::read(path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
-    let run = Run {
-        what,
-        wall: reaped.wall,
-        maxrss_kib: reaped.maxrss_kib,
-        status: reaped.status,
-        stdout: read(&out_path),
-        stderr: read(&err_path),
-    };
-    let _ = fs::remove_file(&out_path);
-    let _ = fs::remove_file(&err_path);
-    run
+/// Runs `cmd` to its end, its output captured in files under `scratch`.
+fn run(cmd: Command, scratch: &Path, what: &'static str) -> Run {
+    shared::run_child(cmd, scratch, what, true).unwrap_or_else(|e| fail(&e))
 }
 
 /// The JSON document a `--json` run printed (the last non-empty line holds it).

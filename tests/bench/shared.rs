@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The foundation tree's shape (issue 12's): 200 files a directory...
@@ -194,4 +194,80 @@ pub fn fmt_secs(d: Duration) -> String {
 
 pub fn fmt_mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// A child run to its end: wall time, peak RSS and what it printed.
+pub struct Run {
+    pub what: &'static str,
+    pub wall: Duration,
+    /// Peak resident set of the child, KiB (Linux `ru_maxrss`).
+    pub maxrss_kib: u64,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the child's output when it failed (a panic, not `exit`, so
+    /// the bench's scratch directory is still removed as the stack unwinds).
+    pub fn require_success(&self) {
+        if !self.status.success() {
+            panic!(
+                "{} failed ({}); stderr:\n{}\nstdout (tail):\n{}",
+                self.what,
+                self.status,
+                tail(&self.stderr, 4000).trim_end(),
+                tail(&self.stdout, 2000)
+            );
+        }
+    }
+}
+
+/// Spawns `cmd` and reaps it with `wait4`, for its wall time and peak RSS.
+/// Output goes to files under `scratch` rather than pipes, so nothing can block
+/// the child; stdout is kept only when `keep_stdout`.
+pub fn run_child(
+    mut cmd: Command,
+    scratch: &Path,
+    what: &'static str,
+    keep_stdout: bool,
+) -> Result<Run, String> {
+    let out_path = scratch.join("child.stdout");
+    let err_path = scratch.join("child.stderr");
+    let create = |path: &Path| {
+        fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+    };
+    let stdout = if keep_stdout {
+        Stdio::from(create(&out_path)?)
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(create(&err_path)?);
+    let started = Instant::now();
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    let reaped = reap(child, started).map_err(|e| format!("wait4 on {what}: {e}"))?;
+    let read = |path: &Path| {
+        fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let run = Run {
+        what,
+        wall: reaped.wall,
+        maxrss_kib: reaped.maxrss_kib,
+        status: reaped.status,
+        stdout: if keep_stdout {
+            read(&out_path)
+        } else {
+            String::new()
+        },
+        stderr: read(&err_path),
+    };
+    let _ = fs::remove_file(&out_path);
+    let _ = fs::remove_file(&err_path);
+    Ok(run)
 }
