@@ -25,6 +25,15 @@ pub enum JobKind {
     },
     /// Delete an archive from the store (then from the catalog).
     Delete,
+    /// Copy an archive from the store the set used before into the one it uses
+    /// now: from the unchanged local file, else through a retrieval job of
+    /// `tier` (requested when the batch started, or by an earlier run).
+    Migrate {
+        tier: Tier,
+        /// The previous store's usual wait for `tier`: seconds (from, to).
+        wait: (u64, u64),
+        started_at: i64,
+    },
 }
 
 /// What the UI keeps per row besides the engine's task.
@@ -64,6 +73,10 @@ impl Job<'_> {
     pub fn is_retrieval(&self) -> bool {
         matches!(self.kind, JobKind::Retrieve { .. })
     }
+
+    pub fn is_migration(&self) -> bool {
+        matches!(self.kind, JobKind::Migrate { .. })
+    }
 }
 
 /// A new row: the task id the engine will report it under, and the UI's part.
@@ -89,7 +102,8 @@ pub enum NodeChange {
 pub struct Jobs {
     table: TaskTable,
     rows: Vec<Row>,
-    /// The rows of each batch (one engine job: an upload, a retrieval, a deletion).
+    /// The rows of each batch (one engine job: an upload, a retrieval, a
+    /// deletion, a migration).
     batches: Vec<Vec<usize>>,
     /// Batches whose run has not ended.
     pub running_batches: usize,
