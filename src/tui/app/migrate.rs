@@ -205,7 +205,7 @@ impl State {
             ));
         }
         self.log(format!(
-            "nothing was deleted from {from}: its archives stay there"
+            "nothing was deleted from {from}: `firn delete --store {from}` removes its archives later (it shows the early-deletion charges first), or keep them"
         ));
         self.batch_ended();
         let changed = copied > 0 || report.recorded_from_earlier_run > 0;
