@@ -383,3 +383,93 @@ fn quitting_a_large_backup_is_fast_and_leaves_nothing_half_recorded() {
     );
     assert_eq!(up_to_date.len() + new, FILES);
 }
+
+#[test]
+fn a_migration_from_the_previous_store_runs_in_the_jobs_pane() {
+    let sandbox = Sandbox::in_memory();
+    sandbox.write("docs/a.txt", "alpha\n".repeat(1000));
+    sandbox.write("docs/b.txt", "bravo\n".repeat(2000));
+    sandbox.write("gone.txt", "deleted after the backup");
+    let (a, b) = (
+        sandbox.path().join("store-a"),
+        sandbox.path().join("store-b"),
+    );
+    sandbox.write_config(&format!("store = {{ kind = \"local\", path = {a:?} }}\n"));
+    let out = sandbox.firn(["backup", "--set", "s"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    std::fs::remove_file(sandbox.tree().join("gone.txt")).unwrap();
+    // The set moves to store B; A is the store it used before.
+    sandbox.write_config(&format!(
+        "store = {{ kind = \"local\", path = {b:?} }}\nprevious_store = {{ kind = \"local\", path = {a:?} }}\n"
+    ));
+
+    let mut cmd = sandbox.command();
+    cmd.args(["--set", "s"]).env("TERM", "xterm-256color");
+    let mut pty = Pty::spawn(cmd, ROWS, COLS);
+    let screen = pty.wait_for("the scanned tree", Duration::from_secs(30), |s| {
+        s.contains("docs/") && s.contains("gone.txt")
+    });
+    assert_eq!(
+        mark(&screen, "docs/"),
+        Some('+'),
+        "archived only in the previous store: pending here\n{screen}"
+    );
+
+    pty.send("C");
+    let screen = pty.wait_for("the migration plan", Duration::from_secs(30), |s| {
+        s.contains("Migrate archives?")
+    });
+    assert!(screen.contains("Copy 3 archives"), "{screen}");
+    assert!(
+        screen.contains("From unchanged local files  2 (17.6 KiB), no retrieval"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("To retrieve                 1 (24 B)"),
+        "{screen}"
+    );
+    pty.send("y");
+    let screen = pty.wait_for("three copies done", Duration::from_secs(60), |s| {
+        jobs_done(s) == Some(3)
+    });
+    for key in ["docs/a.txt", "docs/b.txt", "gone.txt"] {
+        let row = screen
+            .lines()
+            .find(|l| l.contains(key) && l.contains("copied"))
+            .unwrap_or_else(|| panic!("no copied row for {key}:\n{screen}"));
+        assert!(row.contains("100%"), "{row}");
+    }
+    // The tree is compared again: the copies make the files safe here.
+    pty.wait_for("docs/ up to date", Duration::from_secs(30), |s| {
+        mark(s, "docs/") == Some('=')
+    });
+    pty.send("L");
+    pty.wait_for("the log line", Duration::from_secs(10), |s| {
+        s.contains("migration finished: 3 archives copied into local:")
+    });
+    pty.send("q");
+    assert!(pty.wait_exit(Duration::from_secs(10)).success());
+    pty.assert_restored();
+
+    // Each file's current version is now in B; A's archives stay, superseded.
+    let records = sandbox.records();
+    for key in ["docs/a.txt", "docs/b.txt", "gone.txt"] {
+        let of_key: Vec<_> = records.iter().filter(|r| r["path"] == key).collect();
+        let target = |state: &str| {
+            of_key
+                .iter()
+                .find(|r| r["state"] == state)
+                .and_then(|r| r["target"].as_str())
+                .unwrap_or_else(|| panic!("no {state} record of {key}: {of_key:?}"))
+                .to_string()
+        };
+        assert!(target("current").ends_with("store-b"), "{of_key:?}");
+        assert!(target("superseded").ends_with("store-a"), "{of_key:?}");
+    }
+    let out = sandbox.firn(["migrate", "--set", "s", "--dry-run"]);
+    assert!(
+        common::stdout(&out).contains("from unchanged local files: 0 archives"),
+        "nothing is left to copy: {}",
+        common::stdout(&out)
+    );
+}

@@ -303,3 +303,62 @@ fn retrieval_dialog_and_a_job_at_the_store() {
     );
     insta::assert_snapshot!("retrieval_at_the_store", screen);
 }
+
+#[test]
+fn migration_dialog() {
+    use firn::cost::{PriceProfile, Prices};
+    use firn::engine::TierQuote;
+    use firn::model::Tier;
+    use firn::status::Tally;
+    // A real plan (of nothing), dressed as a Glacier vault's migration into S3
+    // so the screen does not depend on temporary paths.
+    let mut m = planned_migration(&[], &[], 0);
+    let mut offer = m.take_offer();
+    offer.source_kind = "Glacier vault".into();
+    let plan = std::sync::Arc::get_mut(&mut offer.plan).unwrap();
+    plan.source = "glacier:us-east-1/photos".into();
+    plan.destination = "s3:eu-west-1/firn-photos".into();
+    plan.from_local = Tally {
+        files: 11_902,
+        bytes: 48_318_382_080,
+    };
+    plan.retrievals = Tally {
+        files: 431,
+        bytes: 3_221_225_472,
+    };
+    plan.jobs_requested = 31;
+    plan.versions_left = Tally {
+        files: 87,
+        bytes: 734_003_200,
+    };
+    let prices = Prices::defaults_for(PriceProfile::GlacierVault);
+    plan.quotes = [
+        (Tier::Expedited, (60, 5 * 60)),
+        (Tier::Standard, (3 * 3600, 5 * 3600)),
+        (Tier::Bulk, (5 * 3600, 12 * 3600)),
+    ]
+    .into_iter()
+    .map(|(tier, wait)| {
+        let cost = prices.retrieval_estimate(2_147_483_648, 400, tier);
+        TierQuote {
+            tier,
+            wait,
+            cost,
+            cost_text: prices.format(cost),
+        }
+    })
+    .collect();
+    let mut state = mixed_state();
+    state.set.store = "S3 DEEP_ARCHIVE".into();
+    state.set.previous_store = Some(m.previous.clone());
+    let effects = keys(&mut state, "C");
+    assert!(matches!(effects[..], [Effect::PlanMigration { .. }, ..]));
+    update(&mut state, Action::MigrationPlanned(Ok(offer)));
+    let dialog = render(&state);
+    assert!(
+        dialog.contains("Copy 12,333 archives (48.0 GiB)"),
+        "{dialog}"
+    );
+    assert!(dialog.contains("● bulk"), "bulk by default: {dialog}");
+    insta::assert_snapshot!(dialog);
+}

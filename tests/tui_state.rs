@@ -964,3 +964,298 @@ fn the_retrieval_dialog_offers_only_the_tiers_the_store_has() {
         "wraps around without expedited"
     );
 }
+
+/// The migration the effect asks for, started on a thread of its own (as the
+/// runtime would): its events arrive on the receiver, its report at the join.
+fn run_migration(
+    m: &Migrating,
+    effect: Effect,
+) -> (
+    u32,
+    tokio::sync::mpsc::Receiver<Event>,
+    std::thread::JoinHandle<firn::engine::MigrationReport>,
+) {
+    let Effect::Migrate {
+        batch,
+        source,
+        plan,
+        tier,
+        cancel,
+    } = effect
+    else {
+        panic!("not a migration: {effect:?}");
+    };
+    let (progress, events) = firn::engine::Progress::channel(4096, cancel);
+    let engine = std::sync::Arc::clone(&m.engine);
+    let run = std::thread::spawn(move || {
+        let options = firn::engine::MigrateOptions {
+            all_versions: false,
+            tier,
+            wait: true,
+        };
+        let plan = std::sync::Arc::try_unwrap(plan).expect("nothing else holds the plan");
+        block_on(engine.migrate(&source.0, plan, &options, &progress))
+    });
+    (batch, events, run)
+}
+
+/// The next engine event, waiting up to `secs` (None: the run ended).
+fn next_event(events: &mut tokio::sync::mpsc::Receiver<Event>, secs: u64) -> Option<Event> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match events.try_recv() {
+            Ok(event) => return Some(event),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no engine event for {secs} s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+fn migration_tier(state: &State) -> firn::model::Tier {
+    match &state.dialog {
+        Some(Dialog::ConfirmMigration { tier, .. }) => *tier,
+        other => panic!("no migration dialog: {other:?}"),
+    }
+}
+
+fn migrate_effect(effects: Vec<Effect>) -> Effect {
+    effects
+        .into_iter()
+        .find(|e| matches!(e, Effect::Migrate { .. }))
+        .expect("a migration effect")
+}
+
+fn job_keys(state: &State) -> Vec<String> {
+    state.jobs.iter().map(|j| j.key.clone()).collect()
+}
+
+#[test]
+fn a_migration_is_planned_in_the_background_confirmed_and_run_as_one_batch() {
+    use firn::model::Tier;
+    let mut m = planned_migration(
+        &[("docs/a.txt", "alpha\n")],
+        &[("old/gone.txt", "archived, then deleted here\n")],
+        1,
+    );
+    let mut state = state(m.scan(), 120, 40);
+    let a = state.browse.tree.find("docs/a.txt").unwrap();
+    assert_eq!(
+        state.browse.tree.mark(a),
+        Mark::New,
+        "only in the previous store: pending here"
+    );
+
+    // Without a previous store: one message that says how to name one.
+    assert!(keys(&mut state, "C").is_empty());
+    match &state.dialog {
+        Some(Dialog::Error { title, message }) => {
+            assert_eq!(title, "No previous store");
+            assert!(message.contains("previous_store = { kind = "), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    key(&mut state, KeyCode::Esc);
+    assert!(state.dialog.is_none());
+
+    // With one: the runtime opens it and plans; the UI does not wait.
+    state.set.previous_store = Some(m.previous.clone());
+    let effects = keys(&mut state, "C");
+    assert!(
+        matches!(effects.as_slice(), [Effect::PlanMigration { from }, ..] if *from == m.previous),
+        "{effects:?}"
+    );
+    assert!(state.dialog.is_none());
+    assert!(
+        keys(&mut state, "C").is_empty(),
+        "one plan at a time: {:?}",
+        state.message
+    );
+
+    // The plan arrives: from where to where, how many from local files, how
+    // many to retrieve, each tier's wait and cost, bulk chosen.
+    let (source, destination) = (m.plan().source.clone(), m.plan().destination.clone());
+    let planned: Vec<u64> = m.plan().tasks().iter().map(|t| t.id).collect();
+    update(&mut state, Action::MigrationPlanned(Ok(m.take_offer())));
+    let screen = render(&state);
+    for needle in [
+        "Migrate archives?",
+        "Copy 2 archives (34 B)",
+        "(embedded store)",
+        "From unchanged local files  1 (6 B), no retrieval",
+        "To retrieve                 1 (28 B)",
+        "● bulk",
+        "y / enter: copy",
+    ] {
+        assert!(screen.contains(needle), "no {needle:?}:\n{screen}");
+    }
+    assert!(
+        screen.contains(&format!("from  {source} (embedded store)")),
+        "names the previous store:\n{screen}"
+    );
+    assert!(
+        screen.contains(&format!("into  {destination}")),
+        "and the one it copies into:\n{screen}"
+    );
+    assert_eq!(migration_tier(&state), Tier::Bulk);
+    // Its keys are the migration context's (the key map checks those for
+    // conflicts).
+    let dialog = state.dialog.as_ref().unwrap();
+    for choice in dialog.choices(None) {
+        if let firn::tui::app::Keys::Map { actions, .. } = choice.keys {
+            for action in actions {
+                assert!(dialog.context().actions().contains(action), "{action:?}");
+            }
+        }
+    }
+    key(&mut state, KeyCode::Tab);
+    assert_eq!(migration_tier(&state), Tier::Expedited, "wraps around");
+    assert!(render(&state).contains("● expedited"));
+    key(&mut state, KeyCode::Left);
+    assert_eq!(migration_tier(&state), Tier::Bulk);
+
+    // Yes: one batch, a row per archive under the ids the engine will use.
+    let effect = migrate_effect(keys(&mut state, "y"));
+    assert!(state.dialog.is_none());
+    assert_eq!(job_keys(&state), ["docs/a.txt", "old/gone.txt"]);
+    let ids: Vec<u64> = state.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, planned);
+    assert!(state.jobs.iter().all(|j| j.state == JobState::Queued));
+    assert!(keys(&mut state, "C").is_empty(), "one migration at a time");
+    assert!(state.message.as_deref().unwrap().contains("running"));
+
+    // The real run: its events move those rows (and add none).
+    let (batch, mut events, run) = run_migration(&m, effect);
+    let (mut saw_copying, mut saw_waiting) = (false, false);
+    while let Some(event) = next_event(&mut events, 30) {
+        update(&mut state, Action::Engine(event));
+        assert_eq!(state.jobs.len(), 2);
+        for job in state.jobs.iter() {
+            saw_copying |= job.state == JobState::Running;
+            if matches!(job.state, JobState::AtStore { .. }) && !saw_waiting {
+                saw_waiting = true;
+                let screen = render(&state);
+                let row = line_with(&screen, "old/gone.txt");
+                assert!(row.contains("bulk · at the store"), "{row}");
+            }
+        }
+    }
+    let report = run.join().unwrap();
+    assert!(saw_copying && saw_waiting);
+    assert_eq!((report.from_local.files, report.retrieved.files), (1, 1));
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(state.jobs.iter().all(|j| j.state == JobState::Done));
+    let screen = render(&state);
+    assert!(
+        line_with(&screen, "docs/a.txt").contains("copied"),
+        "{screen}"
+    );
+
+    // The end: the log says what was copied and the tree is compared again.
+    let effects = update(&mut state, Action::MigrationDone { batch, report });
+    assert!(effects.iter().any(|e| matches!(e, Effect::Rescan)));
+    assert_eq!(state.jobs.running_batches, 0);
+    let log: Vec<&str> = state.log.iter().map(|(_, l)| l.as_str()).collect();
+    let finished = log
+        .iter()
+        .find(|l| l.starts_with("migration finished:"))
+        .unwrap_or_else(|| panic!("{log:#?}"));
+    assert!(
+        finished.starts_with(&format!(
+            "migration finished: 2 archives copied into {destination} (34 B; 1 from local files, 1 retrieved), 0 waiting, 0 failed"
+        )),
+        "{finished}"
+    );
+    update(&mut state, Action::ScanDone(Ok(Box::new(m.scan()))));
+    let a = state.browse.tree.find("docs/a.txt").unwrap();
+    assert_eq!(state.browse.tree.mark(a), Mark::UpToDate);
+    let gone = state.browse.tree.find("old/gone.txt").unwrap();
+    assert_eq!(state.browse.tree.mark(gone), Mark::ArchivedOnly);
+    // Planned again: nothing left to copy.
+    keys(&mut state, "C");
+    let again = block_on(async {
+        let source = m.engine.open_source(&m.previous).await.unwrap();
+        let options = firn::engine::MigrateOptions {
+            all_versions: false,
+            tier: Tier::Bulk,
+            wait: true,
+        };
+        m.engine.plan_migration(&source, &options).await.unwrap()
+    });
+    assert!(again.is_empty());
+}
+
+#[test]
+fn quitting_during_a_migration_cancels_it_and_waits_for_its_end() {
+    // The retrieval would be ready in an hour.
+    let mut m = planned_migration(&[("a.txt", "alpha\n")], &[("gone.txt", "gone\n")], 3600);
+    let mut state = state(m.scan(), 120, 40);
+    state.set.previous_store = Some(m.previous.clone());
+    keys(&mut state, "C");
+    update(&mut state, Action::MigrationPlanned(Ok(m.take_offer())));
+    let effect = migrate_effect(keys(&mut state, "y"));
+    let cancel = match &effect {
+        Effect::Migrate { cancel, .. } => cancel.clone(),
+        _ => unreachable!(),
+    };
+    let (batch, mut events, run) = run_migration(&m, effect);
+    // Wait for the local copy to be done and the retrieval to wait at the store.
+    while !(state.jobs.job(0).state == JobState::Done
+        && matches!(state.jobs.job(1).state, JobState::AtStore { .. }))
+    {
+        let event = next_event(&mut events, 30).expect("the run ended early");
+        update(&mut state, Action::Engine(event));
+    }
+    // A migration row is not retried as an upload.
+    key(&mut state, KeyCode::Tab);
+    key(&mut state, KeyCode::End);
+    assert!(keys(&mut state, "R").is_empty());
+    assert!(state.message.as_deref().unwrap().contains("press C"));
+
+    keys(&mut state, "q");
+    assert!(matches!(
+        state.dialog,
+        Some(Dialog::ConfirmQuit { running: 1 })
+    ));
+    keys(&mut state, "y");
+    assert!(cancel.is_cancelled(), "quitting cancels the migration");
+    assert!(!state.should_quit(), "waits for it to stop");
+    let started = std::time::Instant::now();
+    while let Some(event) = next_event(&mut events, 10) {
+        update(&mut state, Action::Engine(event));
+    }
+    let report = run.join().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (
+            report.from_local.files,
+            report.retrieved.files,
+            report.cancelled
+        ),
+        (1, 0, 1)
+    );
+    assert_eq!(state.jobs.job(1).state, JobState::Cancelled);
+    let effects = update(&mut state, Action::MigrationDone { batch, report });
+    assert!(state.should_quit());
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Rescan)),
+        "no rescan while quitting"
+    );
+    let log: Vec<&str> = state.log.iter().map(|(_, l)| l.as_str()).collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("1 cancelled")
+                && l.starts_with("migration finished: 1 archive copied")),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|l| l.contains("press C again")), "{log:#?}");
+}

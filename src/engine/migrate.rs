@@ -44,6 +44,9 @@ use crate::state::{MigratedCopy, MigrationRecord};
 use crate::status::Tally;
 use crate::store::{JobState, Store};
 
+mod tasks;
+pub use tasks::MigrationTask;
+
 /// Polls of a migration's jobs back off up to this (a tenth of the tier's wait
 /// otherwise, as a restore's).
 const MAX_POLL: Duration = Duration::from_secs(15 * 60);
@@ -116,8 +119,9 @@ pub struct MigrationPlan {
     /// Uploads from the local files (task ids assigned).
     #[serde(skip)]
     local: Vec<UploadItem>,
+    /// Retrievals, each with the id of its task (allocated when planned).
     #[serde(skip)]
-    retrieve: Vec<ArchiveRecord>,
+    retrieve: Vec<(TaskId, ArchiveRecord)>,
 }
 
 impl MigrationPlan {
@@ -284,7 +288,7 @@ impl Engine {
                     None => {
                         plan.retrievals.files += 1;
                         plan.retrievals.bytes += record.size;
-                        plan.retrieve.push(record);
+                        plan.retrieve.push((self.task_ids.next(), record));
                     }
                 }
             }
@@ -309,7 +313,7 @@ impl Engine {
             .map(|j| j.archive_id.as_str())
             .collect();
         let mut to_request = Tally::default();
-        for record in &plan.retrieve {
+        for (_, record) in &plan.retrieve {
             let requested = requested.contains(record.archive_id.as_str());
             if requested {
                 plan.jobs_requested += 1;
@@ -379,7 +383,9 @@ impl Engine {
     /// Runs a migration planned by [`Engine::plan_migration`]: records what an
     /// interrupted run stored, uploads from the unchanged local files, then
     /// retrieves the rest (files whose bytes turned out not to be the archived
-    /// ones join the retrievals). Nothing is deleted from either store.
+    /// ones join the retrievals). Nothing is deleted from either store. Each
+    /// archive's events carry the task id the plan gave it
+    /// ([`MigrationPlan::tasks`]).
     pub async fn migrate(
         self: &Arc<Self>,
         source: &MigrationSource,
@@ -393,11 +399,16 @@ impl Engine {
         let MigrationPlan {
             local, retrieve, ..
         } = plan;
-        let mut retrieve: Vec<(TaskId, ArchiveRecord)> = retrieve
+        // Copies an interrupted run stored are recorded now: done already.
+        let (recorded_now, mut retrieve): (Vec<_>, Vec<_>) = retrieve
             .into_iter()
-            .filter(|record| !recorded.contains(&record.archive_id))
-            .map(|record| (self.task_ids.next(), record))
-            .collect();
+            .partition(|(_, record)| recorded.contains(&record.archive_id));
+        for (id, record) in recorded_now {
+            let (key, bytes) = (record.key, record.size);
+            progress.send(Event::Queued { id, key, bytes }).await;
+            let archive_id = String::new();
+            progress.send(Event::Done { id, archive_id }).await;
+        }
         for (id, record) in &retrieve {
             progress
                 .send(Event::Queued {

@@ -31,7 +31,9 @@ pub use inventory::{
     DescribedFile, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch, Missing,
     Orphan, OrphanOutcome, OrphanResult, RebuildReport, Reconciliation, Skipped, SnapshotUsed,
 };
-pub use migrate::{MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, TierQuote};
+pub use migrate::{
+    MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, MigrationTask, TierQuote,
+};
 pub use progress::{
     Cancelled, Change, Event, Progress, Task, TaskId, TaskIds, TaskState, TaskTable, Totals,
 };

@@ -23,7 +23,9 @@ pub type TaskId = u64;
 
 /// The engine's allocator of task ids. A front end that shows a job before the
 /// engine runs it (the TUI adds rows when the user confirms) takes ids from the
-/// same allocator, so every id names one task however many jobs run at once.
+/// same allocator, or reads the ones the engine gave a plan
+/// ([`super::MigrationPlan::tasks`]), so every id names one task however many
+/// jobs run at once.
 #[derive(Debug, Clone, Default)]
 pub struct TaskIds(std::sync::Arc<std::sync::atomic::AtomicU64>);
 

@@ -25,6 +25,15 @@ pub enum JobKind {
     },
     /// Delete an archive from the store (then from the catalog).
     Delete,
+    /// Copy an archive from the store the set used before into the one it uses
+    /// now: from the unchanged local file, else through a retrieval job of
+    /// `tier` (requested when the batch started, or by an earlier run).
+    Migrate {
+        tier: Tier,
+        /// The previous store's usual wait for `tier`: seconds (from, to).
+        wait: (u64, u64),
+        started_at: i64,
+    },
 }
 
 /// What the UI keeps per row besides the engine's task.
@@ -64,6 +73,10 @@ impl Job<'_> {
     pub fn is_retrieval(&self) -> bool {
         matches!(self.kind, JobKind::Retrieve { .. })
     }
+
+    pub fn is_migration(&self) -> bool {
+        matches!(self.kind, JobKind::Migrate { .. })
+    }
 }
 
 /// A new row: the task id the engine will report it under, and the UI's part.
@@ -89,7 +102,8 @@ pub enum NodeChange {
 pub struct Jobs {
     table: TaskTable,
     rows: Vec<Row>,
-    /// The rows of each batch (one engine job: an upload, a retrieval, a deletion).
+    /// The rows of each batch (one engine job: an upload, a retrieval, a
+    /// deletion, a migration).
     batches: Vec<Vec<usize>>,
     /// Batches whose run has not ended.
     pub running_batches: usize,
@@ -213,7 +227,14 @@ impl Jobs {
     }
 
     /// Reduces one engine event; returns what it did to a tree-tracking row.
+    /// Rows are added with their batch ([`Jobs::add_batch`]): a task the pane
+    /// does not know is ignored, so the table and the rows never part.
     pub fn apply(&mut self, event: Event, now_ms: u64) -> Option<NodeChange> {
+        if let Event::Queued { id, .. } = &event
+            && self.table.row_of(*id).is_none()
+        {
+            return None;
+        }
         let change = self.table.apply(event, now_ms)?;
         self.node_change(change)
     }
@@ -384,6 +405,23 @@ mod tests {
         assert_eq!((t.done, t.failed, t.bytes_done), (1, 1, 100));
         assert!(jobs.finish_batch(batch, 2000).is_empty());
         assert_eq!(jobs.running_batches, 0);
+    }
+
+    #[test]
+    fn a_task_no_batch_announced_adds_no_row() {
+        let mut jobs = Jobs::default();
+        let stray = Event::Queued {
+            id: 99,
+            key: "stray".into(),
+            bytes: 5,
+        };
+        assert_eq!(jobs.apply(stray, 0), None);
+        assert!(jobs.is_empty());
+        // A batch added afterwards still lines its rows up with its tasks.
+        jobs.add_batch(JobKind::Upload, vec![new_job(1, 7, "a", 10)]);
+        assert_eq!(jobs.job(0).key, "a");
+        assert_eq!(jobs.job(0).node, 7);
+        assert_eq!(jobs.totals().files(), 1);
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub use view::view;
 
 use crate::config::ResolvedSet;
 use crate::engine::{
-    Engine, Event as EngineEvent, InventoryOutcome, Progress, RecordLookup, RestoreOptions,
-    RestoreTally, TaskId,
+    Engine, Event as EngineEvent, FailedFile, InventoryOutcome, MigrateOptions, MigrationReport,
+    Progress, RecordLookup, RestoreOptions, RestoreTally, TaskId,
 };
 use crate::lock::SetLock;
 use crate::model::{Tier, now_secs};
@@ -79,6 +79,7 @@ pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCo
     for line in recovery.messages() {
         state.log(line);
     }
+    state.set.previous_store = set.previous_store.clone();
 
     let mut terminal = init_terminal().context("cannot set up the terminal")?;
     let result = event_loop(&mut terminal, &mut state, engine).await;
@@ -171,7 +172,8 @@ fn spawn_scan(engine: Arc<Engine>, tx: mpsc::UnboundedSender<Action>) {
 struct Runtime {
     engine: Arc<Engine>,
     tx: mpsc::UnboundedSender<Action>,
-    /// One upload batch at a time, so the set's concurrency limit holds.
+    /// One upload batch (or migration: it uploads too) at a time, so the set's
+    /// concurrency limit holds.
     batches: Arc<tokio::sync::Mutex<()>>,
     cancel: CancellationToken,
 }
@@ -341,8 +343,66 @@ impl Runtime {
                 }))
             }),
             Effect::Rescan => spawn_scan(Arc::clone(&self.engine), self.tx.clone()),
+            Effect::PlanMigration { from } => self.spawn(|engine, _| async move {
+                let planned = plan_migration(&engine, &from).await;
+                Action::MigrationPlanned(planned.map_err(|e| crate::fmt::one_line(&e)))
+            }),
+            Effect::Migrate {
+                batch,
+                source,
+                plan,
+                tier,
+                cancel,
+            } => {
+                let lock = Arc::clone(&self.batches);
+                let (progress, forward) = self.progress(cancel);
+                self.spawn(|engine, tx| async move {
+                    let _turn = lock.lock().await;
+                    let options = migrate_options(tier);
+                    let report = match Arc::try_unwrap(plan) {
+                        Ok(plan) => engine.migrate(&source.0, plan, &options, &progress).await,
+                        Err(_) => MigrationReport {
+                            failed: vec![FailedFile {
+                                path: "(migration plan)".into(),
+                                reason: "the plan is still shown elsewhere: plan the migration again".into(),
+                            }],
+                            ..MigrationReport::default()
+                        },
+                    };
+                    drop(progress);
+                    let _ = forward.await;
+                    snapshot_after(&engine, &tx, Action::MigrationDone { batch, report }).await
+                });
+            }
         }
     }
+}
+
+/// What a migration from the TUI does: the current versions, waiting for the
+/// retrieval jobs (the rows show them at the store), as `firn migrate`.
+fn migrate_options(tier: Tier) -> MigrateOptions {
+    MigrateOptions {
+        all_versions: false,
+        tier,
+        wait: true,
+    }
+}
+
+/// Opens the store the set used before and plans copying from it (the tier
+/// does not change the plan: it quotes every tier).
+async fn plan_migration(
+    engine: &Engine,
+    from: &crate::backend::StoreSettings,
+) -> Result<app::MigrationOffer> {
+    let source = engine.open_source(from).await?;
+    let plan = engine
+        .plan_migration(&source, &migrate_options(Tier::Bulk))
+        .await?;
+    Ok(app::MigrationOffer {
+        source_kind: source.kind(),
+        source: app::OpenedSource(Arc::new(source)),
+        plan: Arc::new(plan),
+    })
 }
 
 /// Hands `done` to the reducer, then stores the catalog's snapshot if the work

@@ -144,3 +144,129 @@ pub fn archive(key: &str, size: u64, days_ago: i64) -> firn::catalog::ArchiveRec
         ..crate::common::sample_record(key, &format!("archive-of-{key}"), NOW - days_ago * DAY)
     }
 }
+
+/// A migration planned for real: files backed up into an embedded store `a`,
+/// then the set switched to store `b` with `a` as its previous store. The
+/// engine uses `b`; `tree` is what it scans.
+pub struct Migrating {
+    /// Holds the tree, both stores, the catalog and the local state.
+    pub dir: tempfile::TempDir,
+    pub engine: std::sync::Arc<firn::engine::Engine>,
+    /// `previous_store` as the config would name it.
+    pub previous: firn::backend::StoreSettings,
+    /// The planned migration, until a test hands it to the UI.
+    pub offer: Option<firn::tui::app::MigrationOffer>,
+}
+
+impl Migrating {
+    /// The planned migration, as the runtime hands it over (once: the plan is
+    /// never copied).
+    pub fn take_offer(&mut self) -> firn::tui::app::MigrationOffer {
+        self.offer.take().expect("the offer was taken already")
+    }
+
+    /// The plan, while the test still holds it.
+    pub fn plan(&self) -> &firn::engine::MigrationPlan {
+        &self.offer.as_ref().expect("the offer was taken").plan
+    }
+
+    pub fn tree(&self) -> std::path::PathBuf {
+        self.dir.path().join("tree")
+    }
+
+    /// The tree as the TUI shows it after a scan.
+    pub fn scan(&self) -> Tree {
+        let report = block_on(self.engine.status(&mut |_| {})).unwrap();
+        Tree::from_report(report)
+    }
+}
+
+/// Runs a future to its end on a runtime of its own (the TUI tests are sync;
+/// the engine's scan blocks in place, which needs worker threads).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Backs up `kept` and `gone` (key, content) into store `a`, deletes the `gone`
+/// files, switches to store `b` and plans the migration from `a`: the kept
+/// files are copied from the local files, the gone ones retrieved (ready
+/// `delay_secs` after they are requested).
+pub fn planned_migration(
+    kept: &[(&str, &str)],
+    gone: &[(&str, &str)],
+    delay_secs: u64,
+) -> Migrating {
+    use firn::backend::StoreSettings;
+    use firn::catalog::sqlite::SqliteCatalog;
+    use firn::engine::{Engine, MigrateOptions, Parts, Progress};
+    use firn::store::local::{LocalSettings, LocalStore};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for (key, content) in kept.iter().chain(gone) {
+        let path = tree.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    std::fs::create_dir_all(&tree).unwrap();
+    let state = Arc::new(firn::state::LocalState::open(&dir.path().join("state.sqlite")).unwrap());
+    let catalog: Arc<dyn firn::catalog::Catalog> =
+        Arc::new(SqliteCatalog::open(&dir.path().join("catalog.sqlite"), "set").unwrap());
+    let engine = |store: &str| {
+        let store = LocalStore::open(&dir.path().join(store), 0).unwrap();
+        Arc::new(Engine::from_parts(Parts {
+            root: tree.clone(),
+            set_id: "set".into(),
+            state: Arc::clone(&state),
+            catalog: Arc::clone(&catalog),
+            store: Arc::new(store),
+            host: "test-host".into(),
+            retention: firn::model::Retention::Keep,
+            concurrency: 2,
+            requests_in_flight: Some(2),
+            prices: firn::cost::Prices::free(),
+        }))
+    };
+    let previous = StoreSettings::Local(LocalSettings {
+        path: Some(dir.path().join("a")),
+        retrieval_delay_secs: Some(delay_secs),
+    });
+    let (engine, offer) = block_on(async {
+        let old = engine("a");
+        let report = old.status(&mut |_| {}).await.unwrap();
+        let plan = old.plan_report(&report);
+        let summary = old
+            .backup(plan, &Progress::unwatched(Default::default()))
+            .await;
+        assert_eq!(summary.uploaded_files as usize, kept.len() + gone.len());
+        for (key, _) in gone {
+            std::fs::remove_file(tree.join(key)).unwrap();
+        }
+        let new = engine("b");
+        let source = new.open_source(&previous).await.unwrap();
+        let options = MigrateOptions {
+            all_versions: false,
+            tier: firn::model::Tier::Bulk,
+            wait: true,
+        };
+        let plan = new.plan_migration(&source, &options).await.unwrap();
+        let offer = firn::tui::app::MigrationOffer {
+            source_kind: source.kind(),
+            source: firn::tui::app::OpenedSource(Arc::new(source)),
+            plan: Arc::new(plan),
+        };
+        (new, offer)
+    });
+    Migrating {
+        dir,
+        engine,
+        previous,
+        offer: Some(offer),
+    }
+}

@@ -1,13 +1,17 @@
 //! What goes into the reducer ([`Action`]: keys, mouse, engine events,
 //! background results) and what comes out ([`Effect`]: work for the runtime).
 
+use std::sync::Arc;
+
 use crossterm::event::{KeyEvent, MouseEvent};
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::StoreSettings;
 use crate::cost::CostSummary;
 use crate::engine::{
     ArchiveRecord, BackupSummary, CachedHash, Candidate, DeletionPlan, DeletionReport, Event,
-    Orphan, OrphanResult, Reconciliation, RestoreTally, TaskId,
+    MigrationPlan, MigrationReport, MigrationSource, Orphan, OrphanResult, Reconciliation,
+    RestoreTally, TaskId,
 };
 use crate::model::Tier;
 use crate::scan::ScanProgress;
@@ -63,6 +67,14 @@ pub enum Action {
     },
     /// What adopting or deleting orphans did.
     OrphansActed(Vec<OrphanResult>),
+    /// The previous store was opened and a migration from it planned (or why
+    /// not, in one line).
+    MigrationPlanned(Result<MigrationOffer, String>),
+    /// A migration ended.
+    MigrationDone {
+        batch: u32,
+        report: MigrationReport,
+    },
     /// A line for the status bar (and the log).
     Notice(String),
     Details(Box<Details>),
@@ -83,6 +95,41 @@ pub struct RestoreReport {
     pub tally: RestoreTally,
     pub tier: Option<Tier>,
     pub destination: String,
+}
+
+/// The store a set used before, opened by the runtime: the migration dialog
+/// carries it to the effect that copies from it (compared by identity).
+#[derive(Clone)]
+pub struct OpenedSource(pub Arc<MigrationSource>);
+
+impl std::fmt::Debug for OpenedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OpenedSource")
+            .field(&self.0.target())
+            .finish()
+    }
+}
+
+impl PartialEq for OpenedSource {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A planned migration, waiting for the user's yes. The plan (an item per
+/// archive) is shared, never copied: the effect that runs it takes it back.
+#[derive(Debug, Clone)]
+pub struct MigrationOffer {
+    pub source: OpenedSource,
+    /// What kind of store the previous one is, for people (`Glacier vault`…).
+    pub source_kind: String,
+    pub plan: Arc<MigrationPlan>,
+}
+
+impl PartialEq for MigrationOffer {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source && Arc::ptr_eq(&self.plan, &other.plan)
+    }
 }
 
 /// Persisted retrieval jobs with one destination and tier.
@@ -135,4 +182,20 @@ pub enum Effect {
         key: String,
     },
     Rescan,
+    /// Open the store the set used before and plan copying its archives.
+    PlanMigration {
+        from: StoreSettings,
+    },
+    /// Copy the archives of a confirmed migration plan (its rows report under
+    /// the plan's task ids).
+    Migrate {
+        batch: u32,
+        source: OpenedSource,
+        /// Held by nothing else once the dialog is answered.
+        plan: Arc<MigrationPlan>,
+        tier: Tier,
+        /// Shared by the batch's rows: cancelling one stops the migration
+        /// (copies made and jobs requested are kept).
+        cancel: CancellationToken,
+    },
 }

@@ -8,6 +8,7 @@
 
 use crossterm::event::{KeyCode, KeyModifiers};
 
+use super::action::MigrationOffer;
 use crate::cost::CostSummary;
 use crate::engine::{DeletionPlan, Orphan, Reconciliation};
 use crate::model::Tier;
@@ -46,6 +47,12 @@ pub enum Dialog {
         keys: Vec<String>,
         tier: Tier,
         destination: String,
+    },
+    /// A migration's plan: from where to where, what comes from local files,
+    /// what is retrieved, and the cost and wait of the chosen tier.
+    ConfirmMigration {
+        offer: MigrationOffer,
+        tier: Tier,
     },
     ConfirmQuit {
         running: usize,
@@ -137,6 +144,7 @@ impl Dialog {
     pub fn context(&self) -> Context {
         match self {
             Dialog::Retrieve { .. } => Context::Retrieval,
+            Dialog::ConfirmMigration { .. } => Context::Migration,
             Dialog::Reconciliation => Context::Inventory,
             _ => Context::Question,
         }
@@ -161,6 +169,17 @@ impl Dialog {
                 question(&[A::Confirm], "replace them", "keep the local files")
             }
             Dialog::Cost(_) | Dialog::Error { .. } => vec![map(Answer::No, CLOSE, 2, "close")],
+            Dialog::ConfirmMigration { offer, .. } => {
+                // The tier matters only for retrievals still to request.
+                let plan = &offer.plan;
+                let tiers = usize::from(plan.retrievals.files > plan.jobs_requested);
+                vec![
+                    map(Answer::Yes, YES, YES.len(), "copy"),
+                    map(Answer::NextTier, &[A::NextTier], tiers, "tier"),
+                    unsaid(Answer::PrevTier, &[A::PrevTier]),
+                    map(Answer::No, NO, 2, "cancel"),
+                ]
+            }
             Dialog::Retrieve { .. } => vec![
                 map(Answer::Yes, &[A::Accept], 1, "request"),
                 map(Answer::NextTier, &[A::NextTier], 1, "tier"),
@@ -262,19 +281,22 @@ impl Dialog {
     }
 
     /// Edits the retrieval dialog: its tier (among those the store offers), its
-    /// folder.
+    /// folder; or the migration dialog's tier (among those the previous store
+    /// offers).
     pub fn edit(&mut self, answer: Answer, key: &Key, tiers: &[Tier]) {
+        if let Dialog::ConfirmMigration { offer, tier } = self {
+            let offered: Vec<Tier> = offer.plan.quotes.iter().map(|q| q.tier).collect();
+            cycle(tier, &offered, answer);
+            return;
+        }
         let Dialog::Retrieve {
             tier, destination, ..
         } = self
         else {
             return;
         };
-        let n = tiers.len().max(1);
-        let index = tiers.iter().position(|t| t == tier).unwrap_or(0);
         match answer {
-            Answer::NextTier => *tier = tiers.get((index + 1) % n).copied().unwrap_or(*tier),
-            Answer::PrevTier => *tier = tiers.get((index + n - 1) % n).copied().unwrap_or(*tier),
+            Answer::NextTier | Answer::PrevTier => cycle(tier, tiers, answer),
             Answer::ClearText => destination.clear(),
             Answer::Type => match key.code {
                 KeyCode::Backspace => {
@@ -285,6 +307,20 @@ impl Dialog {
             },
             _ => {}
         }
+    }
+}
+
+/// Moves `tier` to the next or previous of `tiers`, round.
+fn cycle(tier: &mut Tier, tiers: &[Tier], answer: Answer) {
+    let n = tiers.len().max(1);
+    let index = tiers.iter().position(|t| t == tier).unwrap_or(0);
+    let next = match answer {
+        Answer::NextTier => tiers.get((index + 1) % n),
+        Answer::PrevTier => tiers.get((index + n - 1) % n),
+        _ => None,
+    };
+    if let Some(next) = next {
+        *tier = *next;
     }
 }
 

@@ -37,7 +37,7 @@ impl State {
     }
 
     /// Settles the rows a batch left unfinished.
-    fn finish_batch(&mut self, batch: u32) {
+    pub(super) fn finish_batch(&mut self, batch: u32) {
         for change in self.jobs.finish_batch(batch, self.clock.ms) {
             self.apply_change(change);
         }

@@ -94,6 +94,7 @@ impl State {
             | A::Prune
             | A::Cost
             | A::Reconcile
+            | A::Migrate
             | A::Rescan => return self.work_action(action),
             A::ToggleDetails | A::ToggleLog | A::Help | A::Back | A::Quit => {
                 self.window_action(action)
@@ -175,6 +176,7 @@ impl State {
                 return vec![Effect::LoadCost];
             }
             A::Reconcile => self.dialog = Some(Dialog::Reconciliation),
+            A::Migrate => return self.ask_migration(),
             A::Rescan => {
                 if self.jobs.running_batches > 0 {
                     self.message = Some("uploads are running: rescan when they finish".into());
@@ -313,6 +315,7 @@ impl State {
                 self.start_retrieval(items, tier, destination, true)
             }
             Dialog::ConfirmDelete { plan, .. } => self.start_deletion(plan),
+            Dialog::ConfirmMigration { offer, tier } => self.start_migration(offer, tier),
             Dialog::ConfirmDeleteOrphans { orphans } => {
                 self.message = Some("deleting orphans…".into());
                 vec![Effect::DeleteOrphans(orphans)]

@@ -12,12 +12,17 @@ mod browse;
 mod dialogs;
 mod done;
 mod input;
+mod migrate;
 mod state;
 mod work;
 
-pub use action::{Action, Details, Effect, RestoreReport, RetrievalGroup, RetrieveItem};
+pub use action::{
+    Action, Details, Effect, MigrationOffer, OpenedSource, RestoreReport, RetrievalGroup,
+    RetrieveItem,
+};
 pub use browse::{Browse, Search};
 pub use dialogs::{Answer, Choice, Dialog, Keys};
+pub use migrate::{default_tier, migrate_key};
 pub use state::{Clock, Focus, LOG_LINES, Panes, Phase, SetInfo, State};
 
 /// The one reducer.
@@ -83,6 +88,11 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::OrphansActed(results) => state.orphans_acted(results),
+        Action::MigrationPlanned(planned) => {
+            state.migration_planned(planned);
+            Vec::new()
+        }
+        Action::MigrationDone { batch, report } => state.migration_done(batch, report),
         Action::Notice(line) => {
             state.log(line.clone());
             state.message = Some(line);

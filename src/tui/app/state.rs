@@ -9,6 +9,7 @@ use ratatui::layout::Rect;
 use super::action::{Details, Effect};
 use super::browse::Browse;
 use super::dialogs::Dialog;
+use crate::backend::StoreSettings;
 use crate::cost::Prices;
 use crate::engine::{Reconciliation, TaskIds};
 use crate::model::Tier;
@@ -51,6 +52,9 @@ pub struct SetInfo {
     pub reconciliation: Option<Box<Reconciliation>>,
     /// Where task ids come from: the engine's allocator once the runtime sets it.
     pub task_ids: TaskIds,
+    /// The store the set used before (`previous_store` in the config), which a
+    /// migration copies from.
+    pub previous_store: Option<StoreSettings>,
 }
 
 /// Which optional panes and overlays are open.
@@ -79,6 +83,19 @@ enum Exit {
     Now,
 }
 
+/// Where a migration stands (one at a time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Migration {
+    Idle,
+    /// The previous store is being opened and the plan worked out.
+    Planning,
+    /// Copying, from the store `from` into `into` (targets).
+    Running {
+        from: String,
+        into: String,
+    },
+}
+
 pub struct State {
     pub set: SetInfo,
     pub keys: KeyMap,
@@ -100,6 +117,8 @@ pub struct State {
     exit: Exit,
     /// The first key of a two-key sequence (`gg`).
     pub(super) prefix: Option<Key>,
+    /// Where a migration stands (one at a time).
+    pub(super) migration: Migration,
     /// Something changed since the last frame.
     pub dirty: bool,
 }
@@ -115,6 +134,7 @@ impl State {
                 prices: Prices::free(),
                 reconciliation: None,
                 task_ids: TaskIds::default(),
+                previous_store: None,
             },
             keys,
             theme,
@@ -136,6 +156,7 @@ impl State {
             clock: Clock::default(),
             exit: Exit::Running,
             prefix: None,
+            migration: Migration::Idle,
             dirty: true,
         }
     }

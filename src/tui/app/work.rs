@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::action::{Effect, RetrieveItem};
 use super::dialogs::Dialog;
-use super::state::{Focus, State};
+use super::state::{Focus, Migration, State};
 use crate::engine::{Candidate, DeletionPlan, TaskId};
 use crate::fmt::plural;
 use crate::model::Tier;
@@ -120,6 +120,14 @@ impl State {
                 format!(", {} mtime updates", mtimes.len())
             }
         ));
+        if matches!(self.migration, Migration::Running { .. }) {
+            // One upload batch at a time (the set's concurrency limit): a
+            // migration uploads too, and may wait hours for a retrieval tier.
+            self.message = Some(
+                "queued behind the running migration (x on one of its rows stops it; copies and jobs are kept)"
+                    .into(),
+            );
+        }
         self.browse.tree.clear_marks();
         self.browse.after_tree_change();
         vec![Effect::Upload { batch, candidates }]
@@ -306,6 +314,15 @@ impl State {
     pub(super) fn retry(&mut self, row: usize) -> Vec<Effect> {
         let job = self.jobs.job(row);
         let retryable = matches!(job.state, JobState::Failed(_) | JobState::Cancelled);
+        if job.is_migration() {
+            // The plan decides how each archive is copied: a new one picks up
+            // what is left (copies and jobs are kept).
+            self.message = Some(format!(
+                "press {} to run the migration again: it copies what is left",
+                super::migrate::migrate_key(&self.keys)
+            ));
+            return Vec::new();
+        }
         if retryable
             && let JobKind::Retrieve {
                 tier, destination, ..

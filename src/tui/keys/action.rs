@@ -23,6 +23,7 @@ pub enum KeyAction {
     Prune,
     Cost,
     Reconcile,
+    Migrate,
     Search,
     SearchNext,
     SearchPrev,
@@ -52,7 +53,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 45] = [
+    pub const ALL: [KeyAction; 46] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -73,6 +74,7 @@ impl KeyAction {
         KeyAction::Prune,
         KeyAction::Cost,
         KeyAction::Reconcile,
+        KeyAction::Migrate,
         KeyAction::Search,
         KeyAction::SearchNext,
         KeyAction::SearchPrev,
@@ -103,12 +105,12 @@ impl KeyAction {
     /// The actions of the panes (the first of [`KeyAction::ALL`]); the rest are
     /// read only in dialogs.
     pub fn panes() -> &'static [KeyAction] {
-        &KeyAction::ALL[..36]
+        &KeyAction::ALL[..37]
     }
 
     /// The actions read only in dialogs.
     pub fn dialog_only() -> &'static [KeyAction] {
-        &KeyAction::ALL[36..]
+        &KeyAction::ALL[37..]
     }
 
     /// The name used in the config file (`[tui.keys] upload = ["u"]`).
@@ -142,6 +144,7 @@ impl KeyAction {
             KeyAction::Prune => "prune",
             KeyAction::Cost => "cost",
             KeyAction::Reconcile => "reconcile",
+            KeyAction::Migrate => "migrate",
             KeyAction::CancelJob => "cancel_job",
             KeyAction::RetryJob => "retry_job",
             KeyAction::ToggleDetails => "toggle_details",
@@ -193,6 +196,7 @@ impl KeyAction {
             KeyAction::Prune => "delete old superseded versions (asks)",
             KeyAction::Cost => "what the archives cost",
             KeyAction::Reconcile => "store inventory vs catalog, orphans",
+            KeyAction::Migrate => "copy archives from the previous store (asks)",
             KeyAction::CancelJob => "cancel the selected job",
             KeyAction::RetryJob => "retry the selected failed job",
             KeyAction::ToggleDetails => "show / hide details",
@@ -204,8 +208,8 @@ impl KeyAction {
             KeyAction::Confirm => "yes; the only key that deletes or overwrites",
             KeyAction::Accept => "yes where nothing is deleted; close",
             KeyAction::Decline => "no: close the question",
-            KeyAction::NextTier => "retrieval: next tier",
-            KeyAction::PrevTier => "retrieval: previous tier",
+            KeyAction::NextTier => "retrieval, migration: next tier",
+            KeyAction::PrevTier => "retrieval, migration: previous tier",
             KeyAction::ClearText => "retrieval: clear the folder",
             KeyAction::NewInventory => "inventory view: ask for a new inventory",
             KeyAction::Adopt => "inventory view: adopt the orphans",
@@ -253,15 +257,18 @@ pub enum Context {
     Question,
     /// The retrieval dialog (its printable keys type the folder).
     Retrieval,
+    /// The migration dialog: a tier, then yes or no.
+    Migration,
     /// The inventory view (store inventory vs catalog).
     Inventory,
 }
 
 impl Context {
-    pub const ALL: [Context; 4] = [
+    pub const ALL: [Context; 5] = [
         Context::Panes,
         Context::Question,
         Context::Retrieval,
+        Context::Migration,
         Context::Inventory,
     ];
 
@@ -270,6 +277,7 @@ impl Context {
             Context::Panes => "the panes",
             Context::Question => "a question",
             Context::Retrieval => "the retrieval dialog",
+            Context::Migration => "the migration dialog",
             Context::Inventory => "the inventory view",
         }
     }
@@ -281,6 +289,14 @@ impl Context {
             Context::Panes => KeyAction::panes(),
             Context::Question => &[A::Confirm, A::Accept, A::Decline, A::Back],
             Context::Retrieval => &[A::Accept, A::NextTier, A::PrevTier, A::ClearText, A::Back],
+            Context::Migration => &[
+                A::Confirm,
+                A::Accept,
+                A::NextTier,
+                A::PrevTier,
+                A::Decline,
+                A::Back,
+            ],
             Context::Inventory => &[
                 A::NewInventory,
                 A::Adopt,

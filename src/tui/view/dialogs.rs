@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
 use super::widgets::centered;
-use crate::tui::app::{Dialog, State};
+use crate::model::Tier;
+use crate::tui::app::{Dialog, MigrationOffer, State};
 use crate::tui::text::{self, count, duration, fit, human_bytes};
 use crate::tui::theme::Role;
 
@@ -153,6 +154,11 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             body.push_str("\n\nReplace them with the archived versions?");
             (" Overwrite local files? ".to_string(), body, Role::Problem)
         }
+        Dialog::ConfirmMigration { offer, tier } => (
+            " Migrate archives? ".to_string(),
+            migration_text(state, offer, *tier),
+            Role::Changed,
+        ),
         Dialog::Error { title, message } => (format!(" {title} "), message.clone(), Role::Problem),
     };
     let width = 64.min(area.width.saturating_sub(4));
@@ -244,6 +250,100 @@ fn orphan_line(orphan: &crate::engine::Orphan) -> String {
             None => String::new(),
         }
     )
+}
+
+/// The migration dialog's body: from where to where, how each archive gets
+/// there, and each tier's wait and cost when retrievals are still to request.
+fn migration_text(state: &State, offer: &MigrationOffer, tier: Tier) -> String {
+    let plan = &offer.plan;
+    let files = plan.from_local.files + plan.retrievals.files;
+    let bytes = plan.from_local.bytes + plan.retrievals.bytes;
+    let destination_kind = if state.set.store.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", state.set.store)
+    };
+    let mut body = format!(
+        "Copy {} ({})\nfrom  {} ({})\ninto  {}{destination_kind}\n",
+        crate::fmt::plural(files, "archive"),
+        human_bytes(bytes),
+        plan.source,
+        offer.source_kind,
+        plan.destination,
+    );
+    // One line per way in, its label in a column of its own.
+    let mut row = |label: &str, value: String| {
+        body.push_str(&format!("\n{label:<27} {value}"));
+    };
+    row(
+        "From unchanged local files",
+        format!(
+            "{} ({}), no retrieval",
+            count(plan.from_local.files),
+            human_bytes(plan.from_local.bytes)
+        ),
+    );
+    row(
+        "To retrieve",
+        format!(
+            "{} ({})",
+            count(plan.retrievals.files),
+            human_bytes(plan.retrievals.bytes)
+        ),
+    );
+    if plan.jobs_requested > 0 {
+        row(
+            "Requested by an earlier run",
+            format!("{} (not paid again)", count(plan.jobs_requested)),
+        );
+    }
+    if plan.to_record > 0 {
+        row(
+            "Stored by an interrupted run",
+            format!("{} (recorded first)", count(plan.to_record)),
+        );
+    }
+    if plan.already_copied.files > 0 {
+        row(
+            "Already copied",
+            format!(
+                "{} ({})",
+                crate::fmt::plural(plan.already_copied.files, "version"),
+                human_bytes(plan.already_copied.bytes)
+            ),
+        );
+    }
+    if plan.versions_left.files > 0 {
+        row(
+            "Left behind",
+            format!(
+                "{} ({}); `firn migrate --all-versions` copies them",
+                crate::fmt::plural(plan.versions_left.files, "superseded version"),
+                human_bytes(plan.versions_left.bytes)
+            ),
+        );
+    }
+    if plan.retrievals.files > plan.jobs_requested {
+        body.push_str("\n\nRetrieval tier:");
+        for quote in &plan.quotes {
+            let wait = match quote.wait {
+                (_, 0) => "ready at once".to_string(),
+                (from, to) if from == to => format!("ready in {}", duration(from)),
+                (from, to) => format!("ready in {}–{}", duration(from), duration(to)),
+            };
+            body.push_str(&format!(
+                "\n{} {:<10} {wait}, ≈ {}",
+                if quote.tier == tier { "●" } else { "○" },
+                quote.tier.as_str(),
+                quote.cost_text
+            ));
+        }
+    }
+    body.push_str(&format!(
+        "\n\nEach copy is verified, then recorded as current; nothing is deleted from the previous store. Quitting stops it: copies made and jobs requested are kept for the next {}.",
+        crate::tui::app::migrate_key(&state.keys)
+    ));
+    body
 }
 
 /// The reconciliation view's body.

@@ -1,5 +1,6 @@
-//! The jobs pane: an overall gauge, then one row per upload, retrieval or
-//! deletion with its progress, rate and ETA (or its wait at the store).
+//! The jobs pane: an overall gauge, then one row per upload, retrieval,
+//! deletion or migration copy with its progress, rate and ETA (or its wait at
+//! the store).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -15,11 +16,14 @@ use crate::tui::theme::Role;
 use crate::tui::tree::Mark;
 
 /// A row's state as the jobs pane words it.
-fn state_label(state: &JobState) -> &'static str {
+fn state_label(state: &JobState, kind: &JobKind) -> &'static str {
+    let migrating = matches!(kind, JobKind::Migrate { .. });
     match state {
         JobState::Queued => "queued",
         JobState::AtStore { .. } => "at the store",
+        JobState::Running if migrating => "copying",
         JobState::Running => "uploading",
+        JobState::Done if migrating => "copied",
         JobState::Done => "done",
         JobState::Failed(_) => "failed",
         JobState::Cancelled => "cancelled",
@@ -105,7 +109,15 @@ pub fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
                 JobKind::Retrieve {
                     tier, started_at, ..
                 },
-            ) => retrieval_wait(state, *tier, *started_at, *ready_at),
+            ) => retrieval_wait(state, *tier, state.tier_wait(*tier), *started_at, *ready_at),
+            (
+                JobState::AtStore { ready_at },
+                JobKind::Migrate {
+                    tier,
+                    wait,
+                    started_at,
+                },
+            ) => retrieval_wait(state, *tier, *wait, *started_at, *ready_at),
             (JobState::Running, JobKind::Retrieve { .. }) => format!(
                 " {:>4}%  {:>10} / {:<10} {:>11}  downloading",
                 (job.ratio() * 100.0).floor() as u64,
@@ -137,7 +149,7 @@ pub fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
                 if job.cancel_requested && !state_.is_finished() {
                     "cancelling"
                 } else {
-                    state_label(state_)
+                    state_label(state_, job.kind)
                 }
             ),
         };
@@ -186,15 +198,15 @@ pub fn jobs_pane(state: &State, frame: &mut Frame, area: Rect) {
     }
 }
 
-/// A retrieval job the store is working on: tier, age, the tier's usual window and
-/// when its output stops being downloadable.
+/// A retrieval job the store is working on: tier, age, the tier's usual window
+/// (`wait`, seconds) and when its output stops being downloadable.
 fn retrieval_wait(
     state: &State,
     tier: crate::model::Tier,
+    (from, to): (u64, u64),
     started_at: i64,
     ready_at: Option<i64>,
 ) -> String {
-    let (from, to) = state.tier_wait(tier);
     let age = (state.clock.now_secs - started_at).max(0) as u64;
     let expected = match ready_at {
         Some(at) => format!("ready ~{}", text::format_time(at)),
