@@ -123,6 +123,22 @@ impl StoreSettings {
             .unwrap_or(parsed))
     }
 
+    /// Refuses an embedded store whose directory does not exist, before
+    /// anything opens (and so creates) it: the store a set used before must be
+    /// there already (remote stores are checked when opened).
+    pub fn must_exist(&self) -> Result<()> {
+        if let StoreSettings::Local(settings) = self {
+            let dir = local_dir(settings);
+            if !dir.join("archives").is_dir() {
+                return Err(crate::model::usage(format!(
+                    "{} holds no embedded store (no archives/ directory in it); name the directory of the store the set used before",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The embedded store, which needs no account and costs nothing.
     pub fn is_embedded(&self) -> bool {
         matches!(self, StoreSettings::Local(_))

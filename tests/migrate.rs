@@ -379,6 +379,18 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
         "{}",
         stderr(&out)
     );
+    let typo = sb.path().join("no-such-disk");
+    let typo_target = format!("local:{}", typo.display());
+    let out = sb.firn(["migrate", "--set", "s", "--from", &typo_target]);
+    assert_exit(&out, 2);
+    assert!(
+        one_line_error(&out).contains("holds no embedded store"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.firn(["delete", "--set", "s", "--store", &typo_target, "--yes"]);
+    assert_exit(&out, 2);
+    assert!(!typo.exists(), "a mistyped store is not created");
     let out = sb.firn(["migrate", "--set", "s", "--from", new.to_str().unwrap()]);
     assert_exit(&out, 2);
     assert!(

@@ -108,6 +108,7 @@ async fn run_in_store(
 ) -> Result<ExitCode> {
     let known: Vec<&StoreSettings> = set.previous_store.iter().chain([&set.store]).collect();
     let settings = StoreSettings::from_target(store, &known)?;
+    settings.must_exist()?;
     let own = Engine::open(set).await?;
     let old_set = ResolvedSet {
         prices: Prices::defaults_for(settings.price_profile()),

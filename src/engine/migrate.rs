@@ -194,6 +194,7 @@ impl Engine {
         &self,
         settings: &crate::backend::StoreSettings,
     ) -> Result<MigrationSource> {
+        settings.must_exist()?;
         let store = crate::backend::open_store(settings).await?;
         if store.target() == self.store.target() {
             bail!(crate::model::usage(format!(
