@@ -44,6 +44,8 @@ pub struct Sent {
     pub before: Fingerprint,
     pub content: ContentHash,
     pub archive_id: String,
+    /// When the store took it (Unix seconds): the upload time recorded.
+    pub stored_at: i64,
     /// The current version its upload saw (the record is conditional on it).
     pub replaces: Option<ArchiveRecord>,
 }
@@ -220,7 +222,6 @@ impl Engine {
             .collect();
         self.state.journal_stored_many(&stored)?;
         fault_point("batch-journaled");
-        let uploaded_at = now_secs();
         let uploads: Vec<(ArchiveRecord, Option<String>)> = sent
             .iter()
             .map(|s| {
@@ -233,7 +234,7 @@ impl Engine {
                     tree_hash: s.content.tree_hash,
                     archive_id: s.archive_id.clone(),
                     target: self.store.target(),
-                    uploaded_at,
+                    uploaded_at: s.stored_at,
                     state: ArchiveState::Current,
                     host: self.host.clone(),
                     superseded_at: None,

@@ -604,6 +604,7 @@ impl Engine {
             before,
             content,
             archive_id: stored.archive_id,
+            stored_at: stored.created_at,
             replaces: ready.replaces.clone(),
         })
     }

@@ -625,6 +625,7 @@ impl Upload for EmptyUpload {
             archive_id: stored.archive_id,
             tree_hash: empty,
             size: 0,
+            created_at: stored.created_at,
         })
     }
 
@@ -683,6 +684,7 @@ fn stored(archive_id: Option<&str>, checksum: Option<&str>, size: u64) -> Result
         archive_id,
         tree_hash,
         size,
+        created_at: crate::model::now_secs(),
     })
 }
 

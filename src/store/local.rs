@@ -730,6 +730,7 @@ impl Upload for LocalUpload {
             size,
             created_at: now_secs(),
         };
+        let created_at = trailer.created_at;
         let chunks = std::mem::take(&mut self.held);
         let file = self.file.take();
         let tree = std::mem::take(&mut self.tree);
@@ -764,6 +765,7 @@ impl Upload for LocalUpload {
             archive_id: self.archive_id.clone(),
             tree_hash: computed,
             size,
+            created_at,
         })
     }
 

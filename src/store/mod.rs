@@ -22,6 +22,10 @@ pub struct StoredArchive {
     /// The tree hash the store computed over the bytes it received.
     pub tree_hash: TreeHash,
     pub size: u64,
+    /// Unix seconds: when the store took it (the embedded store's own record of
+    /// it, which its listing reports too; the moment of confirmation elsewhere).
+    /// The catalog records it as the upload time.
+    pub created_at: i64,
 }
 
 /// One archive as the store lists it (an inventory line).

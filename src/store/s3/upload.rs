@@ -199,6 +199,7 @@ impl Upload for SingleUpload {
             // S3 confirmed these bytes by their checksum: the tree hash is of them.
             tree_hash,
             size,
+            created_at: crate::model::now_secs(),
         })
     }
 
@@ -493,6 +494,7 @@ impl Upload for MultipartUpload {
             archive_id: self.key,
             tree_hash,
             size,
+            created_at: crate::model::now_secs(),
         })
     }
 
