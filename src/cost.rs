@@ -477,7 +477,18 @@ pub struct CostSummary {
     pub retrieval: Vec<RetrievalEstimate>,
     /// The catalog's own snapshots in the store (in `total` and the storage too).
     pub snapshots: ArchiveTally,
+    /// Archives of the set held in other stores (a migration's originals), by
+    /// target: not in the figures above, which are this store's at its prices.
+    pub other_stores: Vec<OtherStore>,
     pub prices: Prices,
+}
+
+/// A set's archives in a store it no longer uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OtherStore {
+    pub target: String,
+    #[serde(flatten)]
+    pub tally: ArchiveTally,
 }
 
 impl CostSummary {
@@ -525,7 +536,23 @@ impl CostSummary {
             pending_early_deletion,
             retrieval: prices.retrieval_estimates(current.bytes, requests),
             snapshots: ArchiveTally::default(),
+            other_stores: Vec::new(),
             prices: prices.clone(),
+        }
+    }
+
+    /// Counts an archive held in another store (left out of every figure).
+    pub fn add_other_store(&mut self, target: &str, size: u64) {
+        match self.other_stores.iter_mut().find(|o| o.target == target) {
+            Some(other) => other.tally.add(size),
+            None => {
+                let mut tally = ArchiveTally::default();
+                tally.add(size);
+                self.other_stores.push(OtherStore {
+                    target: target.to_string(),
+                    tally,
+                });
+            }
         }
     }
 

@@ -453,6 +453,21 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
         "the archived bytes, copied"
     );
     assert_eq!(copy[0]["state"], "current");
+    // The cost is the store in use's; the old disk's archives are counted apart.
+    let (_, cost) = sb.firn_json(["cost", "--set", "s", "--json"]);
+    let in_new = records
+        .iter()
+        .filter(|r| r["target"] == new_target.as_str())
+        .count();
+    let priced = cost["current"]["archives"].as_u64().unwrap()
+        + cost["superseded"]["archives"].as_u64().unwrap();
+    assert_eq!(priced, in_new as u64, "{cost}");
+    assert_eq!(cost["other_stores"][0]["target"], from.as_str(), "{cost}");
+    assert_eq!(
+        cost["other_stores"][0]["archives"],
+        (records.len() - in_new) as u64,
+        "{cost}"
+    );
     // A prune looks only at the store in use: the old disk's archives are
     // `firn delete --store`'s.
     let (code, prune) = sb.firn_json(["prune", "--set", "s", "--dry-run", "--json"]);

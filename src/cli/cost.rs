@@ -58,6 +58,16 @@ pub async fn run(set: &ResolvedSet, output: &Output) -> Result<ExitCode> {
         plural(summary.superseded.archives, "archive"),
         human_bytes(summary.superseded.bytes),
     )?;
+    for other in &summary.other_stores {
+        writeln!(
+            out,
+            "also in {} (not priced here; `firn delete --store {}` removes them): {}, {}",
+            other.target,
+            other.target,
+            plural(other.tally.archives, "archive"),
+            human_bytes(other.tally.bytes)
+        )?;
+    }
     writeln!(
         out,
         "storage: ≈ {} per month",

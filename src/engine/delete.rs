@@ -344,7 +344,13 @@ impl Engine {
     /// and retrieval estimates of the whole set.
     pub async fn cost_summary(&self, now: i64) -> Result<CostSummary> {
         let records = self.catalog.records().await?;
-        let mut summary = CostSummary::of(&records, &self.prices, now);
+        // This store's archives at its prices; other stores' are only counted.
+        let (here, elsewhere): (Vec<&ArchiveRecord>, Vec<&ArchiveRecord>) =
+            records.iter().partition(|r| self.holds(r));
+        let mut summary = CostSummary::of(here, &self.prices, now);
+        for record in elsewhere {
+            summary.add_other_store(&record.target, record.size);
+        }
         let target = self.store.target();
         summary.add_snapshots(
             self.catalog
