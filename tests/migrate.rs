@@ -546,6 +546,19 @@ fn a_deep_archive_bucket_moves_to_a_disk_across_runs_waiting_for_its_restores() 
         plan["plan"]["jobs_requested"], 2,
         "paid for already: {plan}"
     );
+    let jobs = a.json(&["jobs", "--set", "s", "--json"]);
+    let jobs = jobs.as_array().cloned().unwrap_or_default();
+    assert_eq!(jobs.len(), 2, "the migration's jobs are listed: {jobs:?}");
+    assert!(
+        // In progress, or ready already on a slow machine (restores take 4 s).
+        jobs.iter()
+            .all(|j| (j["state"] == "in-progress" || j["state"] == "ready")
+                && j["destination"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("migration into local:")),
+        "{jobs:?}"
+    );
     std::thread::sleep(std::time::Duration::from_secs(5));
     let second = migrate(&[]);
     assert_eq!(second["report"]["retrieved"]["files"], 2, "{second}");

@@ -12,7 +12,25 @@ use crate::model::now_secs;
 
 pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
     let engine = Engine::open(set).await?;
-    let jobs = engine.retrieval_jobs().await?;
+    let mut jobs = engine.retrieval_jobs().await?;
+    // A migration's jobs are the previous store's: asked there.
+    let mut warning = None;
+    if let Some(previous) = &set.previous_store
+        && engine.has_migration_jobs()?
+    {
+        match engine.open_source(previous).await {
+            Ok(source) => jobs.extend(engine.migration_jobs(&source).await?),
+            Err(e) => {
+                warning = Some(format!(
+                    "cannot ask the previous store about the migration's jobs: {}",
+                    crate::fmt::one_line(&e)
+                ))
+            }
+        }
+    }
+    if let Some(warning) = &warning {
+        eprintln!("firn: warning: {warning}");
+    }
     if out.json {
         out.document(&jobs)?;
         return Ok(ExitCode::SUCCESS);

@@ -240,29 +240,18 @@ impl Engine {
     pub async fn retrieval_jobs(&self) -> Result<Vec<RetrievalJobView>> {
         let mut views = Vec::new();
         for mut job in self.state.retrievals()? {
-            let tier = Tier::from_saved(&job.tier);
-            let (expected_from, expected_to) = self.store.expected_wait(tier);
-            let mut store_expiry = None;
-            let state = match self.store.job_state(&job.job_id).await {
-                Ok(JobState::Ready { expires_at }) => {
-                    store_expiry = expires_at;
-                    if job.ready_at.is_none() {
-                        job.ready_at = Some(now_secs());
-                        self.state.put_retrieval(&job)?;
-                    }
-                    "ready".to_string()
-                }
-                Ok(JobState::InProgress { .. }) => "in-progress".into(),
-                Ok(JobState::Failed(reason)) => format!("failed: {reason}"),
-                Ok(JobState::Gone) => "expired".into(),
-                Err(e) => format!("unknown: {}", crate::fmt::one_line(&e)),
-            };
-            // The store's word (S3: the restored copy's expiry), else Glacier's 24 h.
-            let expires_at = store_expiry.unwrap_or(
-                job.ready_at
-                    .unwrap_or(job.requested_at + expected_from as i64)
-                    + JOB_OUTPUT_KEPT_SECS,
-            );
+            let word = ask_about_job(
+                self.store.as_ref(),
+                &job.job_id,
+                &job.tier,
+                job.requested_at,
+                job.ready_at,
+            )
+            .await;
+            if word.ready_at != job.ready_at {
+                job.ready_at = word.ready_at;
+                self.state.put_retrieval(&job)?;
+            }
             views.push(RetrievalJobView {
                 key: job.key.clone(),
                 archive_id: job.archive_id.clone(),
@@ -271,10 +260,10 @@ impl Engine {
                 size: job.size,
                 destination: String::from_utf8_lossy(&job.destination).into_owned(),
                 requested_at: job.requested_at,
-                expected_from,
-                expected_to,
-                state,
-                expires_at,
+                expected_from: word.expected.0,
+                expected_to: word.expected.1,
+                state: word.state,
+                expires_at: word.expires_at,
             });
         }
         Ok(views)
@@ -786,6 +775,50 @@ pub(super) async fn fetch_range(
             "cannot download {} (the retrieval job and the bytes so far are kept; run again to continue)",
             record.key
         )))
+    }
+}
+
+/// What a store says of one persisted retrieval job, as `firn jobs` shows it.
+pub(super) struct JobWord {
+    /// `ready`, `in-progress`, `failed: ...`, `expired`, or `unknown: ...`.
+    pub state: String,
+    /// When its output stops being downloadable.
+    pub expires_at: i64,
+    /// The tier's usual window, seconds after the request.
+    pub expected: (u64, u64),
+    /// When the output was first seen ready (now, if this is the first time).
+    pub ready_at: Option<i64>,
+}
+
+/// Asks `store` about one job (a failure to ask is a state, not an error).
+pub(super) async fn ask_about_job(
+    store: &dyn crate::store::Store,
+    job_id: &str,
+    tier: &str,
+    requested_at: i64,
+    mut ready_at: Option<i64>,
+) -> JobWord {
+    let expected = store.expected_wait(Tier::from_saved(tier));
+    let mut store_expiry = None;
+    let state = match store.job_state(job_id).await {
+        Ok(JobState::Ready { expires_at }) => {
+            store_expiry = expires_at;
+            ready_at.get_or_insert_with(now_secs);
+            "ready".to_string()
+        }
+        Ok(JobState::InProgress { .. }) => "in-progress".into(),
+        Ok(JobState::Failed(reason)) => format!("failed: {reason}"),
+        Ok(JobState::Gone) => "expired".into(),
+        Err(e) => format!("unknown: {}", crate::fmt::one_line(&e)),
+    };
+    // The store's word (S3: the restored copy's expiry), else Glacier's 24 h.
+    let expires_at = store_expiry
+        .unwrap_or(ready_at.unwrap_or(requested_at + expected.0 as i64) + JOB_OUTPUT_KEPT_SECS);
+    JobWord {
+        state,
+        expires_at,
+        expected,
+        ready_at,
     }
 }
 

@@ -6,8 +6,10 @@
 
 use anyhow::{Result, bail};
 
-use super::MigrationReport;
+use super::{MigrationReport, MigrationSource};
 use crate::catalog::{ArchiveRecord, Catalog as _};
+use crate::engine::RetrievalJobView;
+use crate::engine::restore::ask_about_job;
 use crate::engine::{Engine, FailedFile};
 use crate::model::{UNKNOWN_SHA1, UNKNOWN_TREE_HASH};
 use crate::state::MigratedCopy;
@@ -124,5 +126,51 @@ impl Engine {
             }));
         }
         Ok(None)
+    }
+
+    /// Whether a migration left retrieval jobs not copied yet.
+    pub fn has_migration_jobs(&self) -> Result<bool> {
+        Ok(self.state.migrations()?.iter().any(|j| j.job_id.is_some()))
+    }
+
+    /// The retrieval jobs a migration requested from `source` and has not
+    /// copied yet, with the store's word on each (as `firn jobs` shows them).
+    pub async fn migration_jobs(&self, source: &MigrationSource) -> Result<Vec<RetrievalJobView>> {
+        let mut views = Vec::new();
+        let target = source.target();
+        for mut job in self.state.migrations()? {
+            let Some(job_id) = job.job_id.clone() else {
+                continue;
+            };
+            if job.source != target {
+                continue;
+            }
+            let word = ask_about_job(
+                source.store.as_ref(),
+                &job_id,
+                &job.tier,
+                job.requested_at,
+                job.ready_at,
+            )
+            .await;
+            if word.ready_at != job.ready_at {
+                job.ready_at = word.ready_at;
+                self.state.put_migration(&job)?;
+            }
+            views.push(RetrievalJobView {
+                key: job.key.clone(),
+                archive_id: job.archive_id.clone(),
+                job_id,
+                tier: job.tier.clone(),
+                size: job.size,
+                destination: format!("migration into {}", self.store.target()),
+                requested_at: job.requested_at,
+                expected_from: word.expected.0,
+                expected_to: word.expected.1,
+                state: word.state,
+                expires_at: word.expires_at,
+            });
+        }
+        Ok(views)
     }
 }
