@@ -913,26 +913,50 @@ impl LocalState {
     }
 
     pub fn put_migration(&self, record: &MigrationRecord) -> Result<()> {
-        let copy = record.copy.as_ref();
-        self.conn().execute(
-            &format!(
+        self.put_migrations(&[record])
+    }
+
+    /// Saves many rows in one transaction (a batch of copies journaled).
+    pub fn put_migrations(&self, records: &[&MigrationRecord]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO migration ({MIGRATION_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ),
-            params![
-                record.archive_id,
-                record.source,
-                record.key,
-                record.size as i64,
-                record.job_id,
-                record.tier,
-                record.requested_at,
-                record.ready_at,
-                copy.map(|c| c.archive_id.as_str()),
-                copy.map(|c| c.sha1.to_vec()),
-                copy.map(|c| c.tree_hash.to_vec()),
-            ],
-        )?;
+            ))?;
+            for record in records {
+                let copy = record.copy.as_ref();
+                stmt.execute(params![
+                    record.archive_id,
+                    record.source,
+                    record.key,
+                    record.size as i64,
+                    record.job_id,
+                    record.tier,
+                    record.requested_at,
+                    record.ready_at,
+                    copy.map(|c| c.archive_id.as_str()),
+                    copy.map(|c| c.sha1.to_vec()),
+                    copy.map(|c| c.tree_hash.to_vec()),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets many rows in one transaction (a batch of copies recorded).
+    pub fn forget_migrations(&self, archive_ids: &[&str]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM migration WHERE archive_id = ?1")?;
+            for id in archive_ids {
+                stmt.execute([id])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -36,7 +36,7 @@ use super::backup::{Expected, FailedFile, UploadItem};
 use super::progress::Cancelled;
 use super::restore::{JOB_OUTPUT_KEPT_SECS, fetch_range};
 use super::{Engine, Event, Progress, TaskId, fault_point};
-use crate::catalog::{ArchiveRecord, ArchiveState, Catalog as _, Conflict};
+use crate::catalog::{ArchiveRecord, ArchiveState, Catalog as _};
 use crate::cost::Prices;
 use crate::hash::RangeTreeJoiner;
 use crate::model::{Fingerprint, Tier, UNKNOWN_SHA1, UNKNOWN_TREE_HASH, now_secs};
@@ -44,9 +44,13 @@ use crate::state::{MigratedCopy, MigrationRecord};
 use crate::status::Tally;
 use crate::store::{JobState, Store};
 
+mod commit;
 mod resume;
 mod tasks;
 pub use tasks::MigrationTask;
+
+/// Copies made durable, journaled and recorded together.
+const COPY_BATCH: usize = 256;
 
 /// Polls of a migration's jobs back off up to this (a tenth of the tier's wait
 /// otherwise, as a restore's).
@@ -182,7 +186,8 @@ struct Retrieval {
 
 enum Step {
     Pending(Retrieval),
-    Copied(Retrieval),
+    /// The copy is in the new store (verified), to be committed with its batch.
+    Stored(Retrieval),
     /// Not ready, and the run does not wait (the job is kept).
     Waiting,
     Failed(Retrieval, anyhow::Error),
@@ -510,50 +515,31 @@ impl Engine {
         let max_delay = Duration::from_secs((expected_from / 10).max(1)).min(MAX_POLL);
         let mut delay = Duration::from_millis(200);
         while !pending.is_empty() {
-            // Small archives many at once (each a request or two); large ones up
-            // to `concurrency`, each holding a range and a part in memory.
-            let (small, large): (Vec<Retrieval>, Vec<Retrieval>) = pending
-                .into_iter()
-                .partition(|item| item.record.size <= super::upload::SMALL_FILE);
-            let small = futures_util::stream::iter(
-                small
-                    .into_iter()
-                    .map(|item| self.advance_copy(source, item, options, progress)),
-            )
-            .buffer_unordered(self.requests_in_flight.max(1))
-            .collect::<Vec<Step>>();
-            let large = futures_util::stream::iter(
-                large
-                    .into_iter()
-                    .map(|item| self.advance_copy(source, item, options, progress)),
-            )
-            .buffer_unordered(self.concurrency.max(1))
-            .collect::<Vec<Step>>();
-            let (mut steps, large) = tokio::join!(small, large);
-            steps.extend(large);
             let mut still = Vec::new();
-            for step in steps {
-                match step {
-                    Step::Pending(item) => still.push(item),
-                    Step::Copied(item) => {
-                        report.retrieved.files += 1;
-                        report.retrieved.bytes += item.record.size;
-                        progress
-                            .send(Event::Done {
-                                id: item.id,
-                                archive_id: item.job.copy.map(|c| c.archive_id).unwrap_or_default(),
-                            })
-                            .await;
-                    }
-                    Step::Waiting => report.waiting += 1,
-                    Step::Failed(item, e) if e.is::<Cancelled>() => {
-                        report.cancelled += 1;
-                        progress.send(Event::Cancelled { id: item.id }).await;
-                    }
-                    Step::Failed(item, e) => {
-                        fail(progress, report, item.id, &item.record.key, e).await;
+            let mut items = pending.into_iter();
+            loop {
+                // A batch at a time: its copies made durable, journaled and
+                // recorded together (one sync, one transaction each).
+                let batch: Vec<Retrieval> = items.by_ref().take(COPY_BATCH).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                let mut stored = Vec::new();
+                for step in self.advance_batch(source, batch, options, progress).await {
+                    match step {
+                        Step::Pending(item) => still.push(item),
+                        Step::Stored(item) => stored.push(item),
+                        Step::Waiting => report.waiting += 1,
+                        Step::Failed(item, e) if e.is::<Cancelled>() => {
+                            report.cancelled += 1;
+                            progress.send(Event::Cancelled { id: item.id }).await;
+                        }
+                        Step::Failed(item, e) => {
+                            fail(progress, report, item.id, &item.record.key, e).await;
+                        }
                     }
                 }
+                self.commit_copies(stored, progress, report).await;
             }
             pending = still;
             if pending.is_empty() {
@@ -565,6 +551,38 @@ impl Engine {
             }
             delay = (delay * 2).min(max_delay);
         }
+    }
+
+    /// One round of a batch: each job asked about, and copied when ready.
+    /// Small archives many at once (each a request or two); large ones up to
+    /// `concurrency`, each holding a range and a part in memory.
+    async fn advance_batch(
+        &self,
+        source: &MigrationSource,
+        batch: Vec<Retrieval>,
+        options: &MigrateOptions,
+        progress: &Progress,
+    ) -> Vec<Step> {
+        let (small, large): (Vec<Retrieval>, Vec<Retrieval>) = batch
+            .into_iter()
+            .partition(|item| item.record.size <= super::upload::SMALL_FILE);
+        let small = futures_util::stream::iter(
+            small
+                .into_iter()
+                .map(|item| self.advance_copy(source, item, options, progress)),
+        )
+        .buffer_unordered(self.requests_in_flight.max(1))
+        .collect::<Vec<Step>>();
+        let large = futures_util::stream::iter(
+            large
+                .into_iter()
+                .map(|item| self.advance_copy(source, item, options, progress)),
+        )
+        .buffer_unordered(self.concurrency.max(1))
+        .collect::<Vec<Step>>();
+        let (mut steps, large) = tokio::join!(small, large);
+        steps.extend(large);
+        steps
     }
 
     /// The persisted job of this archive while its output is kept, else a new
@@ -633,8 +651,8 @@ impl Engine {
                     let _ = self.state.put_migration(&item.job);
                 }
                 progress.send(Event::Started { id: item.id }).await;
-                match self.copy_one(source, &mut item, progress).await {
-                    Ok(()) => Step::Copied(item),
+                match self.store_copy(source, &mut item, progress).await {
+                    Ok(()) => Step::Stored(item),
                     Err(e) => Step::Failed(item, e),
                 }
             }
@@ -684,9 +702,9 @@ impl Engine {
         }
     }
 
-    /// Streams one job's output into the new store, verifies it, and records the
-    /// copy (durable first, journaled, recorded, journal closed).
-    async fn copy_one(
+    /// Streams one job's output into the new store and verifies it; the copy
+    /// (in `item.job.copy`) is made durable and recorded with its batch.
+    async fn store_copy(
         &self,
         source: &MigrationSource,
         item: &mut Retrieval,
@@ -741,18 +759,11 @@ impl Engine {
             );
         }
         fault_point("migrate-stored");
-        self.store.make_durable().await?;
-        let copy = MigratedCopy {
+        item.job.copy = Some(MigratedCopy {
             archive_id: stored.archive_id,
             sha1,
             tree_hash,
-        };
-        item.job.copy = Some(copy.clone());
-        self.state.put_migration(&item.job)?;
-        fault_point("migrate-journaled");
-        self.record_copy(&item.record, &copy).await?;
-        fault_point("migrate-recorded");
-        self.state.forget_migration(&item.record.archive_id)?;
+        });
         Ok(())
     }
 
@@ -812,46 +823,6 @@ impl Engine {
                 .await;
         }
         Ok((sha1.finalize().into(), joiner.finish()))
-    }
-
-    /// Records a copy in the new store: the current version's copy replaces it
-    /// as current (the original becomes superseded, the history kept); an older
-    /// version's copy is recorded as superseded beside it.
-    async fn record_copy(&self, original: &ArchiveRecord, copy: &MigratedCopy) -> Result<()> {
-        let record = ArchiveRecord {
-            key: original.key.clone(),
-            raw: original.raw.clone(),
-            size: original.size,
-            mtime_ns: original.mtime_ns,
-            sha1: copy.sha1,
-            tree_hash: copy.tree_hash,
-            archive_id: copy.archive_id.clone(),
-            target: self.store.target(),
-            uploaded_at: now_secs(),
-            state: original.state,
-            host: self.host.clone(),
-            superseded_at: original.superseded_at,
-        };
-        if original.state != ArchiveState::Current {
-            return self.catalog.record_superseded(&record).await;
-        }
-        match self
-            .catalog
-            .record_upload(&record, Some(&original.archive_id))
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if e.downcast_ref::<Conflict>().is_some() => {
-                // A newer version was recorded meanwhile: the copy is an older one.
-                let superseded = ArchiveRecord {
-                    state: ArchiveState::Superseded,
-                    superseded_at: Some(now_secs()),
-                    ..record
-                };
-                self.catalog.record_superseded(&superseded).await
-            }
-            Err(e) => Err(e),
-        }
     }
 }
 
