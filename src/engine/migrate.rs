@@ -19,9 +19,11 @@
 //! superseded version beside the original. The migration never deletes from the
 //! previous store: early deletion is billed; `firn delete`/retention do it later.
 //!
-//! Crash safety follows the uploads' order: the copy is made durable, its id
-//! journaled with the job, then recorded, then the journal entry closed; a rerun
-//! records a journaled copy instead of copying again.
+//! Crash safety follows the uploads' order, a batch of copies at a time
+//! (`migrate/commit.rs`): the copies are made durable, their ids journaled with
+//! their jobs, then recorded, then the journal rows closed; a rerun records a
+//! journaled copy, or one the new store lists with the original's description,
+//! instead of copying again (`migrate/resume.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
