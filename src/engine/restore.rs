@@ -240,31 +240,22 @@ impl Engine {
     pub async fn retrieval_jobs(&self) -> Result<Vec<RetrievalJobView>> {
         let mut views = Vec::new();
         for mut job in self.state.retrievals()? {
-            let word = ask_about_job(
-                self.store.as_ref(),
-                &job.job_id,
-                &job.tier,
-                job.requested_at,
-                job.ready_at,
-            )
-            .await;
-            if word.ready_at != job.ready_at {
-                job.ready_at = word.ready_at;
-                self.state.put_retrieval(&job)?;
-            }
-            views.push(RetrievalJobView {
-                key: job.key.clone(),
-                archive_id: job.archive_id.clone(),
-                job_id: job.job_id.clone(),
-                tier: job.tier.clone(),
+            let facts = JobFacts {
+                key: &job.key,
+                archive_id: &job.archive_id,
+                job_id: &job.job_id,
+                tier: &job.tier,
                 size: job.size,
                 destination: String::from_utf8_lossy(&job.destination).into_owned(),
                 requested_at: job.requested_at,
-                expected_from: word.expected.0,
-                expected_to: word.expected.1,
-                state: word.state,
-                expires_at: word.expires_at,
-            });
+                ready_at: job.ready_at,
+            };
+            let (view, ready_at) = describe_job(self.store.as_ref(), facts).await;
+            if ready_at != job.ready_at {
+                job.ready_at = ready_at;
+                self.state.put_retrieval(&job)?;
+            }
+            views.push(view);
         }
         Ok(views)
     }
@@ -778,29 +769,31 @@ pub(super) async fn fetch_range(
     }
 }
 
-/// What a store says of one persisted retrieval job, as `firn jobs` shows it.
-pub(super) struct JobWord {
-    /// `ready`, `in-progress`, `failed: ...`, `expired`, or `unknown: ...`.
-    pub state: String,
-    /// When its output stops being downloadable.
-    pub expires_at: i64,
-    /// The tier's usual window, seconds after the request.
-    pub expected: (u64, u64),
-    /// When the output was first seen ready (now, if this is the first time).
+/// What local state knows of one persisted retrieval job (a restore's or a
+/// migration's), for [`describe_job`].
+pub(super) struct JobFacts<'a> {
+    pub key: &'a str,
+    pub archive_id: &'a str,
+    pub job_id: &'a str,
+    pub tier: &'a str,
+    pub size: u64,
+    /// Where its output goes, for people.
+    pub destination: String,
+    pub requested_at: i64,
     pub ready_at: Option<i64>,
 }
 
-/// Asks `store` about one job (a failure to ask is a state, not an error).
-pub(super) async fn ask_about_job(
+/// Asks `store` about one job (a failure to ask is a state, not an error) and
+/// says it as `firn jobs` shows it; also returns when the output was first seen
+/// ready (now, if this is the first time), for the caller to keep.
+pub(super) async fn describe_job(
     store: &dyn crate::store::Store,
-    job_id: &str,
-    tier: &str,
-    requested_at: i64,
-    mut ready_at: Option<i64>,
-) -> JobWord {
-    let expected = store.expected_wait(Tier::from_saved(tier));
+    facts: JobFacts<'_>,
+) -> (RetrievalJobView, Option<i64>) {
+    let (expected_from, expected_to) = store.expected_wait(Tier::from_saved(facts.tier));
+    let mut ready_at = facts.ready_at;
     let mut store_expiry = None;
-    let state = match store.job_state(job_id).await {
+    let state = match store.job_state(facts.job_id).await {
         Ok(JobState::Ready { expires_at }) => {
             store_expiry = expires_at;
             ready_at.get_or_insert_with(now_secs);
@@ -812,14 +805,23 @@ pub(super) async fn ask_about_job(
         Err(e) => format!("unknown: {}", crate::fmt::one_line(&e)),
     };
     // The store's word (S3: the restored copy's expiry), else Glacier's 24 h.
-    let expires_at = store_expiry
-        .unwrap_or(ready_at.unwrap_or(requested_at + expected.0 as i64) + JOB_OUTPUT_KEPT_SECS);
-    JobWord {
+    let expires_at = store_expiry.unwrap_or(
+        ready_at.unwrap_or(facts.requested_at + expected_from as i64) + JOB_OUTPUT_KEPT_SECS,
+    );
+    let view = RetrievalJobView {
+        key: facts.key.to_owned(),
+        archive_id: facts.archive_id.to_owned(),
+        job_id: facts.job_id.to_owned(),
+        tier: facts.tier.to_owned(),
+        size: facts.size,
+        destination: facts.destination,
+        requested_at: facts.requested_at,
+        expected_from,
+        expected_to,
         state,
         expires_at,
-        expected,
-        ready_at,
-    }
+    };
+    (view, ready_at)
 }
 
 /// The tree hash of one range and `sha1` advanced over it, the two computed side

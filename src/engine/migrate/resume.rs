@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use super::{MigrationReport, MigrationSource};
 use crate::catalog::{ArchiveRecord, Catalog as _};
 use crate::engine::RetrievalJobView;
-use crate::engine::restore::ask_about_job;
+use crate::engine::restore::{JobFacts, describe_job};
 use crate::engine::{Engine, FailedFile};
 use crate::model::{UNKNOWN_SHA1, UNKNOWN_TREE_HASH};
 use crate::state::MigratedCopy;
@@ -145,31 +145,22 @@ impl Engine {
             if job.source != target {
                 continue;
             }
-            let word = ask_about_job(
-                source.store.as_ref(),
-                &job_id,
-                &job.tier,
-                job.requested_at,
-                job.ready_at,
-            )
-            .await;
-            if word.ready_at != job.ready_at {
-                job.ready_at = word.ready_at;
-                self.state.put_migration(&job)?;
-            }
-            views.push(RetrievalJobView {
-                key: job.key.clone(),
-                archive_id: job.archive_id.clone(),
-                job_id,
-                tier: job.tier.clone(),
+            let facts = JobFacts {
+                key: &job.key,
+                archive_id: &job.archive_id,
+                job_id: &job_id,
+                tier: &job.tier,
                 size: job.size,
                 destination: format!("migration into {}", self.store.target()),
                 requested_at: job.requested_at,
-                expected_from: word.expected.0,
-                expected_to: word.expected.1,
-                state: word.state,
-                expires_at: word.expires_at,
-            });
+                ready_at: job.ready_at,
+            };
+            let (view, ready_at) = describe_job(source.store.as_ref(), facts).await;
+            if ready_at != job.ready_at {
+                job.ready_at = ready_at;
+                self.state.put_migration(&job)?;
+            }
+            views.push(view);
         }
         Ok(views)
     }
