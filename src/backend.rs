@@ -91,11 +91,15 @@ impl StoreSettings {
                 if region.is_empty() || bucket.is_empty() {
                     return Err(bad());
                 }
+                // The target names the prefix exactly: none is the bucket's top.
+                let prefix = pieces
+                    .next()
+                    .map(|p| p.trim_end_matches('/'))
+                    .filter(|p| !p.is_empty())
+                    .map(|p| format!("{p}/"));
                 StoreSettings::S3(S3Settings {
                     bucket: bucket.into(),
-                    prefix: pieces
-                        .next()
-                        .map(|p| format!("{}/", p.trim_end_matches('/'))),
+                    prefix: Some(prefix.unwrap_or_default()),
                     region: Some(region.into()),
                     ..S3Settings::default()
                 })
@@ -108,19 +112,25 @@ impl StoreSettings {
         };
         let same = |a: &StoreSettings, b: &StoreSettings| match (a, b) {
             (StoreSettings::Glacier(a), StoreSettings::Glacier(b)) => a.vault == b.vault,
-            (StoreSettings::S3(a), StoreSettings::S3(b)) => {
-                a.bucket == b.bucket
-                    && a.prefix.as_deref().unwrap_or("").trim_end_matches('/')
-                        == b.prefix.as_deref().unwrap_or("").trim_end_matches('/')
-            }
+            (StoreSettings::S3(a), StoreSettings::S3(b)) => a.bucket == b.bucket,
             (StoreSettings::Local(a), StoreSettings::Local(b)) => a.path == b.path,
             _ => false,
         };
-        Ok(known
-            .iter()
-            .find(|k| same(k, &parsed))
-            .map(|k| (*k).clone())
-            .unwrap_or(parsed))
+        Ok(match known.iter().find(|k| same(k, &parsed)) {
+            // The known bucket's settings (endpoint, profile…), under the prefix
+            // the target names.
+            Some(StoreSettings::S3(known)) => {
+                let StoreSettings::S3(parsed) = parsed else {
+                    return Err(bad());
+                };
+                StoreSettings::S3(S3Settings {
+                    prefix: parsed.prefix,
+                    ..known.clone()
+                })
+            }
+            Some(known) => (*known).clone(),
+            None => parsed,
+        })
     }
 
     /// Refuses an embedded store whose directory does not exist, before
@@ -182,22 +192,31 @@ pub async fn open(
     catalog: &CatalogSettings,
     set_id: &str,
 ) -> Result<(Arc<dyn Store>, Arc<dyn Catalog>)> {
-    let catalog: Arc<dyn Catalog> = match catalog {
+    let catalog = open_catalog(catalog, set_id).await?;
+    let store = open_store(store, set_id, catalog.as_ref()).await?;
+    catalog.check().await?;
+    Ok((store, catalog))
+}
+
+async fn open_catalog(catalog: &CatalogSettings, set_id: &str) -> Result<Arc<dyn Catalog>> {
+    Ok(match catalog {
         CatalogSettings::Sqlite(settings) => {
             Arc::new(sqlite::SqliteCatalog::open(&sqlite_path(settings), set_id)?)
         }
         CatalogSettings::Dynamodb(settings) => {
             Arc::new(dynamodb::DynamoCatalog::connect(settings, set_id).await?)
         }
-    };
-    let store = open_store(store).await?;
-    catalog.check().await?;
-    Ok((store, catalog))
+    })
 }
 
-/// Opens one store and checks it answers (also the store a migration copies
-/// from).
-pub async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
+/// Opens one store of the set `set_id` (whose catalog is `catalog`) and checks
+/// it answers (also the store a migration copies from). An S3 store whose
+/// settings name no prefix is given the set's own (see [`settle_s3_prefix`]).
+pub async fn open_store(
+    settings: &StoreSettings,
+    set_id: &str,
+    catalog: &dyn Catalog,
+) -> Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match settings {
         StoreSettings::Local(settings) => Arc::new(local::LocalStore::open(
             &local_dir(settings),
@@ -206,10 +225,45 @@ pub async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
         StoreSettings::Glacier(settings) => {
             Arc::new(glacier::GlacierStore::connect(settings).await?)
         }
-        StoreSettings::S3(settings) => Arc::new(s3::S3Store::connect(settings).await?),
+        StoreSettings::S3(settings) => {
+            let mut store = s3::S3Store::connect(settings).await?;
+            if settings.prefix.is_none() {
+                store.check().await?;
+                settle_s3_prefix(&mut store, set_id, Some(catalog)).await?;
+            }
+            Arc::new(store)
+        }
     };
     store.check().await?;
     Ok(store)
+}
+
+/// Where the objects of a set whose S3 settings name no prefix go. Sets get
+/// their own prefix (the set's name, see [`s3::set_prefix`]) so several sets
+/// can share a bucket; a set that kept its objects at the top of the bucket
+/// before sets had prefixes stays there: its catalog names the bucket without a
+/// prefix, or (the catalog lost) the top of the bucket holds its catalog
+/// snapshots.
+async fn settle_s3_prefix(
+    store: &mut s3::S3Store,
+    set_id: &str,
+    catalog: Option<&dyn Catalog>,
+) -> Result<()> {
+    store.use_prefix("");
+    let top = store.target();
+    store.use_prefix(&s3::set_prefix(set_id));
+    let own = store.target();
+    let (names_top, names_own) = match catalog {
+        Some(catalog) => (
+            catalog.names_target(&top).await?,
+            catalog.names_target(&own).await?,
+        ),
+        None => (false, false),
+    };
+    if names_top || (!names_own && store.has_top_level_snapshots_of(set_id).await?) {
+        store.use_prefix("");
+    }
+    Ok(())
 }
 
 /// What `firn init` may do beyond creating what is missing.
@@ -220,15 +274,34 @@ pub struct ProvisionOptions {
 }
 
 /// What `firn init` would create for these settings, and what already exists.
+/// An S3 prefix another set's objects are under is refused (sets sharing a
+/// bucket each keep to their own prefix).
 pub async fn provisioning(
     store: &StoreSettings,
     catalog: &CatalogSettings,
+    set_id: &str,
     options: ProvisionOptions,
 ) -> Result<Provisioning> {
+    let mut notes = Vec::new();
     let store = match store {
         StoreSettings::Local(settings) => local::readiness(&local_dir(settings)),
         StoreSettings::Glacier(settings) => glacier::readiness(settings).await?,
-        StoreSettings::S3(settings) => s3::readiness(settings).await?,
+        StoreSettings::S3(settings) => {
+            let readiness = s3::readiness(settings).await?;
+            if let Readiness::Exists(_) = readiness {
+                notes.push(check_s3_prefix(settings, catalog, set_id).await?);
+            } else {
+                let prefix = settings
+                    .prefix
+                    .clone()
+                    .unwrap_or_else(|| s3::set_prefix(set_id));
+                notes.push(format!(
+                    "objects of set {set_id} go under s3://{}/{prefix}",
+                    settings.bucket
+                ));
+            }
+            readiness
+        }
     };
     let catalog = match catalog {
         CatalogSettings::Sqlite(settings) => vec![sqlite::readiness(&sqlite_path(settings))],
@@ -236,7 +309,10 @@ pub async fn provisioning(
             dynamodb::readiness(settings, options.point_in_time_recovery).await?
         }
     };
-    let mut plan = Provisioning::default();
+    let mut plan = Provisioning {
+        notes,
+        ..Provisioning::default()
+    };
     for readiness in std::iter::once(store).chain(catalog) {
         match readiness {
             Readiness::Exists(what) => plan.existing.push(what),
@@ -246,11 +322,59 @@ pub async fn provisioning(
     Ok(plan)
 }
 
+/// Where the objects of `set_id` go in an existing bucket, or a usage error when
+/// another set's objects are under that prefix already.
+async fn check_s3_prefix(
+    settings: &S3Settings,
+    catalog: &CatalogSettings,
+    set_id: &str,
+) -> Result<String> {
+    let mut store = s3::S3Store::connect(settings).await?;
+    if settings.prefix.is_none() {
+        // A catalog not created yet (a DynamoDB table init is about to make)
+        // names nothing.
+        let catalog = match open_catalog(catalog, set_id).await {
+            Ok(catalog) if catalog.check().await.is_ok() => Some(catalog),
+            _ => None,
+        };
+        settle_s3_prefix(&mut store, set_id, catalog.as_deref()).await?;
+    }
+    let location = store.location();
+    let at_top = location.ends_with(&format!("{}/", settings.bucket));
+    let (owners, unnamed) = store.owners_under_prefix(1000).await?;
+    let mine = crate::description::owner_of(set_id);
+    let others: Vec<String> = owners
+        .iter()
+        .filter(|(owner, _)| **owner != mine)
+        .map(|(owner, n)| format!("{n} of set {owner}"))
+        .collect();
+    // The top of a bucket is where every set kept its objects before sets had
+    // prefixes: sharing it is what those sets do, safely (each archive names
+    // its set).
+    if !others.is_empty() && !at_top {
+        return Err(crate::model::usage(format!(
+            "{location} already holds objects of another set ({}); give set {set_id} its own prefix: `prefix = \"{}\"` in its store settings",
+            others.join(", "),
+            s3::set_prefix(&format!("{set_id}-{}", &mine[..4]))
+        )));
+    }
+    let mut note = format!("objects of set {set_id} go under {location}");
+    if unnamed > 0 && !at_top {
+        note.push_str(&format!(
+            " (it holds {} written before objects named their set: if another set wrote them, give this set another prefix)",
+            crate::fmt::plural(unnamed, "object")
+        ));
+    }
+    Ok(note)
+}
+
 /// The plan `firn init` shows, then runs once accepted.
 #[derive(Default)]
 pub struct Provisioning {
     /// Resources that exist already, described.
     pub existing: Vec<String>,
+    /// What else a person should know first (where a set's objects go).
+    pub notes: Vec<String>,
     steps: Vec<(
         String,
         futures_util::future::BoxFuture<'static, Result<String>>,

@@ -400,32 +400,32 @@ fn abandoned_multipart_uploads_are_found_and_aborted() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client =
         rt.block_on(async { aws_sdk_glacier::Client::new(&sdk_config(a.endpoint()).await) });
-    let description = firn::description::encode("lost/file.bin", None, 5 << 20, 0, None);
-    let abandoned = rt.block_on(async {
-        let out = client
-            .initiate_multipart_upload()
-            .account_id("-")
-            .vault_name("photos")
-            .archive_description(description)
-            .part_size((1 << 20).to_string())
-            .send()
-            .await
-            .unwrap();
-        out.upload_id().unwrap().to_string()
-    });
-    // Someone else's upload (not a firn description) is left alone.
-    let foreign = rt.block_on(async {
-        let out = client
-            .initiate_multipart_upload()
-            .account_id("-")
-            .vault_name("photos")
-            .archive_description("another tool")
-            .part_size((1 << 20).to_string())
-            .send()
-            .await
-            .unwrap();
-        out.upload_id().unwrap().to_string()
-    });
+    use firn::description::{Description, MAX_LEN, owner_of};
+    let initiate = |description: String| {
+        rt.block_on(async {
+            let out = client
+                .initiate_multipart_upload()
+                .account_id("-")
+                .vault_name("photos")
+                .archive_description(description)
+                .part_size((1 << 20).to_string())
+                .send()
+                .await
+                .unwrap();
+            out.upload_id().unwrap().to_string()
+        })
+    };
+    let lost = |owner: Option<String>| Description {
+        owner,
+        ..Description::of_file("lost/file.bin", None, 5 << 20, 0, None, "")
+    };
+    let abandoned = initiate(lost(Some(owner_of("s"))).encode(MAX_LEN));
+    // Someone else's upload (not a firn description), another set's sharing the
+    // vault, and one that names no set (an older firn's, maybe another set's)
+    // are left alone.
+    let foreign = initiate("another tool".into());
+    let other_set = initiate(lost(Some(owner_of("t"))).encode(MAX_LEN));
+    let unnamed = initiate(lost(None).encode(MAX_LEN));
     a.sb.write("a.txt", "a");
     let out = a.firn(&["backup", "--set", "s"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -441,7 +441,11 @@ fn abandoned_multipart_uploads_are_found_and_aborted() {
             .filter_map(|u| u.multipart_upload_id().map(str::to_owned))
             .collect()
     });
-    assert_eq!(left, vec![foreign]);
+    let mut expected = vec![foreign, other_set, unnamed];
+    let mut left = left;
+    expected.sort();
+    left.sort();
+    assert_eq!(left, expected);
 }
 
 /// A vault holding `content` as `name`, backed up (files over 1 MiB multipart).

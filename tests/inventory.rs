@@ -58,12 +58,24 @@ fn put_archive(sb: &Sandbox, content: &[u8], description: &str) -> String {
     })
 }
 
-/// A firn1 description of `content` at `key` (raw bytes when given).
+/// A firn1 description of `content` at `key` (raw bytes when given): what firn
+/// wrote before descriptions named their set.
 fn firn1(key: &str, raw: Option<&[u8]>, content: &[u8], mtime_ns: i64) -> String {
     let mut hasher = ContentHasher::new();
     hasher.update(content);
     let hash = hasher.finish();
-    firn::description::encode(key, raw, content.len() as u64, mtime_ns, Some(&hash.sha1))
+    let description = firn::description::Description {
+        owner: None,
+        ..firn::description::Description::of_file(
+            key,
+            raw,
+            content.len() as u64,
+            mtime_ns,
+            Some(&hash.sha1),
+            "",
+        )
+    };
+    description.encode(firn::description::MAX_LEN)
 }
 
 fn mt2(filename: &str, mtime: &str) -> String {
@@ -533,9 +545,17 @@ fn rebuild_skips_descriptions_that_would_escape_the_destination() {
     let too_long = put_archive(&sb, b"l", &firn1(&long_key, None, b"l", 1));
     let foreign = put_archive(&sb, b"f", "some other tool");
 
+    // Written before archives named their set: adopted only when asked.
     let (code, doc) = json(
         &sb,
-        &["catalog", "rebuild", "--from-inventory", "--set", "s"],
+        &[
+            "catalog",
+            "rebuild",
+            "--from-inventory",
+            "--adopt-unknown",
+            "--set",
+            "s",
+        ],
     );
     assert_eq!(code, Some(1), "skipped archives are reported: {doc}");
     assert_eq!(doc["current"], 2, "{doc}");
@@ -576,7 +596,14 @@ fn rebuild_skips_descriptions_that_would_escape_the_destination() {
     // The text form names each skipped archive on its own line.
     let out = firn(
         &sb,
-        &["catalog", "rebuild", "--from-inventory", "--set", "s"],
+        &[
+            "catalog",
+            "rebuild",
+            "--from-inventory",
+            "--adopt-unknown",
+            "--set",
+            "s",
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
@@ -664,9 +691,25 @@ fn mt_aws_glacier_archives_are_adopted_with_nfc_keys_and_no_sha1() {
         b"jpeg bytes",
         &mt2("photos/Cafe\u{301} 1.jpg", "20130327T133716Z"),
     );
+    // mt-aws-glacier's archives name no set: counted, and left alone unless
+    // the person says no other set shares the vault.
+    let (code, doc) = json(&sb, &["catalog", "rebuild", "--set", "s"]);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(
+        (doc["unknown_owner"].as_u64(), doc["files"].as_u64()),
+        (Some(1), Some(0)),
+        "{doc}"
+    );
+    assert!(records(&sb).is_empty());
+    let text = stdout(&sb.firn(&["catalog", "rebuild", "--set", "s"]));
+    assert!(
+        text.contains("not adopted: 1 archive of unknown owner")
+            && text.contains("--adopt-unknown"),
+        "{text}"
+    );
     let doc = ok_json(
         &sb,
-        &["catalog", "rebuild", "--from-inventory", "--set", "s"],
+        &["catalog", "rebuild", "--adopt-unknown", "--set", "s"],
     );
     assert_eq!(doc["unknown_sha1"], 1);
     let recs = records(&sb);

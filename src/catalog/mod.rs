@@ -1,5 +1,5 @@
 //! Catalog: what is archived, per backup set. One trait, interchangeable
-//! implementations (SQLite embedded default; DynamoDB later).
+//! implementations (SQLite, the embedded default; DynamoDB).
 
 pub mod dynamodb;
 pub mod sqlite;
@@ -235,6 +235,17 @@ pub trait Catalog: Send + Sync {
 
     /// The snapshots of this catalog kept in the store, oldest first.
     async fn snapshots(&self) -> Result<Vec<SnapshotRecord>>;
+
+    /// Whether the set's snapshots or records name the store `target`: every
+    /// snapshot is looked at, and records as far as a quick look goes (SQLite:
+    /// all of them; DynamoDB: the first items), which tells where a set's
+    /// archives live without loading the set.
+    async fn names_target(&self, target: &str) -> Result<bool> {
+        if self.snapshots().await?.iter().any(|s| s.target == target) {
+            return Ok(true);
+        }
+        Ok(self.records().await?.iter().any(|r| r.target == target))
+    }
 
     async fn record_snapshot(&self, snapshot: &SnapshotRecord) -> Result<()>;
 

@@ -348,6 +348,15 @@ impl Catalog for SqliteCatalog {
             .next())
     }
 
+    async fn names_target(&self, target: &str) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS(SELECT 1 FROM archive WHERE set_id = ?1 AND target = ?2)
+                 OR EXISTS(SELECT 1 FROM snapshot WHERE set_id = ?1 AND target = ?2)",
+            params![self.set_id, target],
+            |row| row.get(0),
+        )?)
+    }
+
     async fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(

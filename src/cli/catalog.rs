@@ -1,5 +1,7 @@
 //! `firn catalog rebuild`: a lost catalog recreated from the store: its newest
 //! catalog snapshot, then the descriptions of the archives stored after it.
+//! `firn catalog claim`: the set's archives from before descriptions named their
+//! set, claimed in the store as its own.
 
 use std::process::ExitCode;
 
@@ -9,7 +11,9 @@ use serde::Serialize;
 use super::output::Output;
 use super::snapshot::AfterRun;
 use crate::config::ResolvedSet;
-use crate::engine::{Engine, RebuildOptions, RebuildOutcome, RebuildReport};
+use crate::engine::{
+    ClaimOutcome, ClaimReport, Engine, RebuildOptions, RebuildOutcome, RebuildReport,
+};
 use crate::fmt::{format_time, plural};
 use crate::lock::SetLock;
 
@@ -91,6 +95,18 @@ pub async fn rebuild(
                 "catalog snapshots ignored (--no-snapshot): rebuilt from archive descriptions alone"
             );
         }
+        if report.other_sets > 0 {
+            println!(
+                "left alone: {} of other sets sharing this store",
+                plural(report.other_sets, "archive")
+            );
+        }
+        if report.unknown_owner > 0 {
+            println!(
+                "not adopted: {} of unknown owner (written before archives named their set, or by mt-aws-glacier); if no other set ever shared this store, run again with --adopt-unknown",
+                plural(report.unknown_owner, "archive")
+            );
+        }
         println!(
             "{} the inventory of {}: {} ({} current, {} superseded; {} without SHA-1), {} skipped, {} already in the catalog",
             if report.snapshot.is_some() {
@@ -109,6 +125,61 @@ pub async fn rebuild(
     }
     snapshot.print(out);
     Ok(super::exit_code(
-        !report.skipped.is_empty() || snapshot.failed(),
+        !report.skipped.is_empty() || report.unknown_owner > 0 || snapshot.failed(),
     ))
+}
+
+#[derive(Serialize)]
+struct ClaimJson<'a> {
+    outcome: &'static str,
+    set: &'a str,
+    #[serde(flatten)]
+    report: &'a ClaimReport,
+}
+
+pub async fn claim(set: &ResolvedSet, wait: bool, out: &Output) -> Result<ExitCode> {
+    let json = out.json;
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "catalog claim")?;
+    let engine = Engine::open(set).await?;
+    let report = match engine.claim(wait).await? {
+        ClaimOutcome::Waiting {
+            requested_at,
+            ready_at,
+        } => {
+            super::inventory::print_waiting(
+                json,
+                "inventory job",
+                "nothing claimed yet",
+                requested_at,
+                ready_at,
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        ClaimOutcome::Ready(report) => report,
+    };
+    if json {
+        out.document(&ClaimJson {
+            outcome: "ready",
+            set: &set.id,
+            report: &report,
+        })?;
+    } else {
+        out.header(set);
+        for d in &report.others {
+            println!(
+                "not claimed: {} (archive {}): set {} names it as its own",
+                d.key, d.archive_id, d.owner
+            );
+        }
+        println!(
+            "claimed: {} in {} (inventory of {}); {} this set's already, {} another set's, {} not in the inventory",
+            plural(report.claimed, "archive"),
+            plural(report.claim_archives, "claim"),
+            format_time(report.inventory_date),
+            report.already_mine,
+            report.others.len(),
+            report.not_listed
+        );
+    }
+    Ok(super::exit_code(!report.others.is_empty()))
 }

@@ -19,6 +19,9 @@ pub async fn run(set: &ResolvedSet, yes: bool, point_in_time_recovery: bool) -> 
     for what in &plan.existing {
         println!("exists: {what}");
     }
+    for note in &plan.notes {
+        println!("{note}");
+    }
     if plan.is_empty() {
         println!("nothing to create for set {}", set.id);
         return Ok(ExitCode::SUCCESS);

@@ -14,11 +14,15 @@ use crate::engine::{Engine, InventoryOutcome, OrphanOutcome, OrphanResult, Recon
 use crate::fmt::{format_time, human_bytes, plural};
 use crate::lock::SetLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrphanAction {
     None,
     Adopt,
-    Delete,
+    /// Delete every orphan of this set, or only the archives named (which may
+    /// be unclaimed archives of a shared store).
+    Delete {
+        only: Vec<String>,
+    },
 }
 
 /// The line (or JSON) of a command whose store job is not ready: `job` is what
@@ -88,8 +92,17 @@ pub async fn run(
     let actions = match action {
         OrphanAction::None => Vec::new(),
         OrphanAction::Adopt => engine.adopt_orphans(&r.orphans).await?,
-        OrphanAction::Delete => engine.delete_orphans(&r.orphans).await?,
+        OrphanAction::Delete { only } if only.is_empty() => {
+            engine.delete_orphans(&r.orphans).await?
+        }
+        OrphanAction::Delete { only } => {
+            let (named, mut refused) = r.named(&only);
+            let mut done = engine.delete_orphans(&named).await?;
+            done.append(&mut refused);
+            done
+        }
     };
+    // Only what the reconciliation counted as a problem is resolved by acting.
     let resolved = actions
         .iter()
         .filter(|a| {
@@ -99,7 +112,11 @@ pub async fn run(
                     | OrphanOutcome::AdoptedSuperseded
                     | OrphanOutcome::Deleted
                     | OrphanOutcome::AlreadyInCatalog
-            )
+            ) && r
+                .orphans
+                .iter()
+                .chain(&r.unclaimed)
+                .any(|o| o.archive_id == a.archive_id)
         })
         .count();
     let problems = r.problems() - resolved;
@@ -147,12 +164,30 @@ fn print_reconciliation(
         (r.empty_sentinels, "empty files with nothing stored"),
         (r.other_store, "recorded in another store"),
         (r.deleted_since, "deleted since the inventory"),
+        (r.snapshots, "catalog snapshots"),
+        (r.claims, "ownership claims"),
     ] {
         if n > 0 {
             counts.push(format!("{n} {label}"));
         }
     }
     writeln!(out, "  {}", counts.join(", "))?;
+    if !r.other_sets.is_empty() {
+        let sets: Vec<String> = r
+            .other_sets
+            .iter()
+            .map(|o| match &o.name {
+                Some(name) => format!("{} of set {name} ({})", o.archives, o.owner),
+                None => format!("{} of set {}", o.archives, o.owner),
+            })
+            .collect();
+        writeln!(
+            out,
+            "  {} of other sets sharing this store, left alone: {}",
+            plural(r.other_set_archives(), "archive"),
+            sets.join(", ")
+        )?;
+    }
     for o in &r.orphans {
         let what = match (&o.description, &o.refused) {
             (Some(d), None) => d.key.clone().unwrap_or_default(),
@@ -168,6 +203,26 @@ fn print_reconciliation(
             o.archive_id,
             human_bytes(o.size),
             format_time(o.created_at),
+        )?;
+    }
+    for o in &r.unclaimed {
+        writeln!(
+            out,
+            "unclaimed: {} {} created {} {} (owner unknown in a store shared with other sets)",
+            o.archive_id,
+            human_bytes(o.size),
+            format_time(o.created_at),
+            o.description
+                .as_ref()
+                .and_then(|d| d.key.as_deref())
+                .unwrap_or("(no path)"),
+        )?;
+    }
+    for d in &r.disputed {
+        writeln!(
+            out,
+            "disputed: {} (archive {}) is named as its own by set {} too",
+            d.key, d.archive_id, d.owner
         )?;
     }
     for m in &r.missing {
@@ -221,21 +276,46 @@ fn print_reconciliation(
         }
     }
     if problems == 0 {
-        writeln!(out, "consistent: every archive is accounted for")?;
-    } else {
         writeln!(
             out,
-            "{}: {} orphaned, {} missing, {} mismatched{}",
+            "consistent: every archive of set {} is accounted for",
+            set.id
+        )?;
+    } else {
+        let mut kinds = vec![
+            format!("{} orphaned", r.orphans.len()),
+            format!("{} missing", r.missing.len()),
+            format!("{} mismatched", r.mismatched.len()),
+        ];
+        if !r.unclaimed.is_empty() {
+            kinds.push(format!("{} unclaimed", r.unclaimed.len()));
+        }
+        if !r.disputed.is_empty() {
+            kinds.push(format!("{} disputed", r.disputed.len()));
+        }
+        writeln!(
+            out,
+            "{}: {}{}",
             plural(problems as u64, "problem"),
-            r.orphans.len(),
-            r.missing.len(),
-            r.mismatched.len(),
+            kinds.join(", "),
             if actions.is_empty() && !r.orphans.is_empty() {
                 "; act on orphans with --adopt-orphans or --delete-orphans --yes"
             } else {
                 ""
             }
         )?;
+        if !r.unclaimed.is_empty() {
+            writeln!(
+                out,
+                "unclaimed archives were written before archives named their set: run `firn catalog claim` in every set that shares this store (README: Sharing a store); delete one no set claims with --delete-orphans --yes --archive ID"
+            )?;
+        }
+        if !r.disputed.is_empty() {
+            writeln!(
+                out,
+                "disputed records: this catalog names archives another set says are its own (an older firn's `catalog rebuild` in a shared store adopted them); see README: Sharing a store"
+            )?;
+        }
     }
     Ok(())
 }

@@ -296,9 +296,15 @@ enum Command {
         /// Record orphans whose description names a file under a safe path.
         #[arg(long, conflicts_with = "delete_orphans")]
         adopt_orphans: bool,
-        /// Delete orphans from the store (cannot be undone; needs --yes).
+        /// Delete orphans from the store (cannot be undone; needs --yes). Never
+        /// another set's archives; in a store shared with other sets, archives of
+        /// unknown owner only when named with --archive.
         #[arg(long)]
         delete_orphans: bool,
+        /// With --delete-orphans: delete only this archive (an orphan, or an
+        /// unclaimed archive of a shared store, as the inventory lists them).
+        #[arg(long = "archive", value_name = "ID", requires = "delete_orphans")]
+        archives: Vec<String>,
         /// Confirm --delete-orphans.
         #[arg(long)]
         yes: bool,
@@ -324,6 +330,11 @@ enum CatalogCommand {
         /// Ignore catalog snapshots: rebuild from archive descriptions alone.
         #[arg(long)]
         no_snapshot: bool,
+        /// Also adopt archives of unknown owner (written by firn before archives
+        /// named their set, or by mt-aws-glacier). Without it they are counted
+        /// and left alone; use it only when no other set shares the store.
+        #[arg(long)]
+        adopt_unknown: bool,
         /// Retrieval tier for the snapshot where the store needs a job
         /// (expedited, standard or bulk).
         #[arg(long, default_value_t = Tier::Standard, value_parser = parse_tier)]
@@ -335,6 +346,23 @@ enum CatalogCommand {
         set: SetArgs,
         /// Do not wait for store jobs (the inventory, the snapshot's retrieval)
         /// that are not ready; run again later.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark in the store, as this set's own, the archives its catalog names that
+    /// were written before archives named their set: run it once in every set
+    /// that shares a store with others (README: Sharing a store). Uploads one
+    /// small claim per ~90 archives (vault) or ~180 (bucket); changes nothing
+    /// else.
+    Claim {
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Do not wait for an inventory job that is not ready; run again later.
         #[arg(long)]
         no_wait: bool,
         #[arg(long)]
@@ -583,6 +611,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             json,
             adopt_orphans,
             delete_orphans,
+            archives,
             yes,
         } => {
             if delete_orphans && !yes {
@@ -593,7 +622,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let action = if adopt_orphans {
                 inventory::OrphanAction::Adopt
             } else if delete_orphans {
-                inventory::OrphanAction::Delete
+                inventory::OrphanAction::Delete { only: archives }
             } else {
                 inventory::OrphanAction::None
             };
@@ -605,6 +634,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 CatalogCommand::Rebuild {
                     from_inventory: _,
                     no_snapshot,
+                    adopt_unknown,
                     tier,
                     root,
                     set,
@@ -617,8 +647,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 wait: !no_wait,
                 tier,
                 use_snapshot: !no_snapshot,
+                adopt_unknown,
             };
             catalog::rebuild(&set, &options, &out(json)).await
+        }
+        Command::Catalog {
+            command:
+                CatalogCommand::Claim {
+                    root,
+                    set,
+                    no_wait,
+                    json,
+                },
+        } => {
+            let set = set.resolve(root, RootUse::MayBeMissing)?;
+            catalog::claim(&set, !no_wait, &out(json)).await
         }
         Command::Catalog {
             command: CatalogCommand::Snapshot { set, json },

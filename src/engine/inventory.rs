@@ -16,6 +16,11 @@
 //! - Paths read from descriptions are untrusted: a key that is absolute, has empty,
 //!   `.` or `..` components or a NUL, or whose raw bytes name another path, is never
 //!   imported.
+//! - A store may be shared by several sets (invariant 14, `owners.rs`): another
+//!   set's archives are counted by set, never orphans; in a shared store an
+//!   archive of unknown owner is "unclaimed", neither adopted nor deleted unless a
+//!   person names it; a rebuild adopts only this set's archives (those of unknown
+//!   owner only when asked).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -25,9 +30,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
+use super::owners::{Kind, Owners, Whose, kind_of};
 use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
-use crate::description::{self, DecodeError, Format};
+use crate::description::{self, DecodeError};
 use crate::model::UNKNOWN_SHA1;
 use crate::model::now_secs;
 use crate::pathkey;
@@ -79,18 +85,89 @@ pub struct Reconciliation {
     pub other_store: u64,
     /// Archives the inventory lists that this host deleted after it was taken.
     pub deleted_since: u64,
-    /// Catalog snapshots (of this set or another): accounted for, never orphans.
+    /// Catalog snapshots of this set: accounted for, never orphans.
     #[serde(default)]
     pub snapshots: u64,
+    /// Ownership claims of this set (`firn catalog claim`): accounted for.
+    #[serde(default)]
+    pub claims: u64,
+    /// Archives of the other sets that share the store (their files, snapshots
+    /// and claims), a line per set: never orphans of this one.
+    #[serde(default)]
+    pub other_sets: Vec<OtherSet>,
     pub orphans: Vec<Orphan>,
+    /// Archives of unknown owner (written before archives named their set) that
+    /// this catalog does not record, in a store shared with other sets: they may
+    /// be another set's, so they are neither adopted nor deleted unless named.
+    /// Each set claims its own with `firn catalog claim`.
+    #[serde(default)]
+    pub unclaimed: Vec<Orphan>,
     pub missing: Vec<Missing>,
     pub mismatched: Vec<Mismatch>,
+    /// Records of this set whose archive another set's description or claim
+    /// names as that set's.
+    #[serde(default)]
+    pub disputed: Vec<Disputed>,
+}
+
+/// How many archives of another set the store holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherSet {
+    /// The set's short id, as its archives name it.
+    pub owner: String,
+    /// The set's name, when one of its catalog snapshots in the store gives it.
+    pub name: Option<String>,
+    pub archives: u64,
+}
+
+/// A record of this set whose archive another set says is its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disputed {
+    pub key: String,
+    pub archive_id: String,
+    /// The other set's short id.
+    pub owner: String,
 }
 
 impl Reconciliation {
-    /// Orphans, missing archives and mismatches together.
+    /// Orphans, unclaimed archives, missing archives, mismatches and disputed
+    /// records together.
     pub fn problems(&self) -> usize {
-        self.orphans.len() + self.missing.len() + self.mismatched.len()
+        self.orphans.len()
+            + self.unclaimed.len()
+            + self.missing.len()
+            + self.mismatched.len()
+            + self.disputed.len()
+    }
+
+    /// Archives of other sets, all together.
+    pub fn other_set_archives(&self) -> u64 {
+        self.other_sets.iter().map(|o| o.archives).sum()
+    }
+
+    /// The orphans and unclaimed archives named by `archive_ids`, and a refusal
+    /// for each id that is neither (`firn inventory --delete-orphans --archive`).
+    pub fn named(&self, archive_ids: &[String]) -> (Vec<Orphan>, Vec<OrphanResult>) {
+        let mut found = Vec::new();
+        let mut refused = Vec::new();
+        for id in archive_ids {
+            match self
+                .orphans
+                .iter()
+                .chain(&self.unclaimed)
+                .find(|o| &o.archive_id == id)
+            {
+                Some(orphan) => found.push(orphan.clone()),
+                None => refused.push(OrphanResult {
+                    archive_id: id.clone(),
+                    key: None,
+                    outcome: OrphanOutcome::Refused(
+                        "not an orphan or unclaimed archive in this inventory (recorded by this set, another set's, or not in the store)".into(),
+                    ),
+                }),
+            }
+        }
+        (found, refused)
     }
 
     pub fn is_consistent(&self) -> bool {
@@ -119,8 +196,11 @@ pub struct Orphan {
 /// A file as an archive description names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DescribedFile {
-    /// `firn1` or `mt2`.
+    /// `firn2`, `firn1` or `mt2`.
     pub format: String,
+    /// The short id of the set that wrote it (firn2); None: unknown.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// None when the path did not fit in the description (firn1 `k`).
     pub key: Option<String>,
     /// base64url (no padding) of the path's bytes, when they differ from the key.
@@ -192,6 +272,13 @@ pub struct RebuildReport {
     pub already_known: u64,
     /// Files (keys) that got at least one record.
     pub files: u64,
+    /// File archives of other sets sharing the store: left alone.
+    #[serde(default)]
+    pub other_sets: u64,
+    /// File archives of unknown owner (written before archives named their set,
+    /// or by mt-aws-glacier) not adopted: `adopt_unknown` was not given.
+    #[serde(default)]
+    pub unknown_owner: u64,
     /// Records added as current versions.
     pub current: u64,
     /// Records added as superseded versions.
@@ -244,11 +331,8 @@ struct Refusal {
 fn describe(listing: &ArchiveListing) -> Option<DescribedFile> {
     let desc = description::decode(&listing.description).ok()?;
     Some(DescribedFile {
-        format: match desc.format {
-            Format::Firn1 => "firn1",
-            Format::MtAwsGlacier2 => "mt2",
-        }
-        .into(),
+        format: desc.format.as_str().into(),
+        owner: desc.owner,
         key: desc.key,
         raw_path: desc
             .raw
@@ -260,11 +344,13 @@ fn describe(listing: &ArchiveListing) -> Option<DescribedFile> {
 }
 
 /// The catalog record an archive's description supports (state current), or why
-/// there is none.
+/// there is none. `mine` is the short id of the set asking: an archive another
+/// set wrote is never its record.
 fn record_from(
     listing: &ArchiveListing,
     target: &str,
     host: &str,
+    mine: &str,
 ) -> Result<ArchiveRecord, Refusal> {
     let desc = description::decode(&listing.description).map_err(|e| Refusal {
         reason: match e {
@@ -288,6 +374,11 @@ fn record_from(
         key: Some(key.clone()),
         foreign: false,
     };
+    if let Some(owner) = desc.owner.as_deref().filter(|o| *o != mine) {
+        return Err(refuse(format!(
+            "written by another set sharing this store ({owner})"
+        )));
+    }
     if let Err(why) = pathkey::safe_key(&key, desc.raw.as_deref()) {
         return Err(refuse(format!("unsafe path: {why}")));
     }
@@ -322,7 +413,7 @@ fn same_store(a: &str, b: &str) -> bool {
 }
 
 impl Orphan {
-    fn from_listing(listing: &ArchiveListing, target: &str, host: &str) -> Orphan {
+    fn from_listing(listing: &ArchiveListing, target: &str, host: &str, mine: &str) -> Orphan {
         Orphan {
             archive_id: listing.archive_id.clone(),
             size: listing.size,
@@ -330,8 +421,15 @@ impl Orphan {
             created_at: listing.created_at,
             description_text: listing.description.clone(),
             description: describe(listing),
-            refused: record_from(listing, target, host).err().map(|r| r.reason),
+            refused: record_from(listing, target, host, mine)
+                .err()
+                .map(|r| r.reason),
         }
+    }
+
+    /// The set that wrote it, when its description says so.
+    fn owner(&self) -> Option<&str> {
+        self.description.as_ref().and_then(|d| d.owner.as_deref())
     }
 
     /// The inventory line this orphan came from.
@@ -451,6 +549,7 @@ impl Engine {
         let records = self.catalog.records().await?;
         let deleted = self.state.deleted_archives()?;
         let target = self.store.target();
+        let owners = Owners::of(&inventory.archives, &self.owner);
         let listed: HashMap<&str, &ArchiveListing> = inventory
             .archives
             .iter()
@@ -472,6 +571,13 @@ impl Engine {
             }
             match listed.get(record.archive_id.as_str()) {
                 Some(listing) => {
+                    if let Whose::Other(owner) = owners.whose(listing) {
+                        report.disputed.push(Disputed {
+                            key: record.key.clone(),
+                            archive_id: record.archive_id.clone(),
+                            owner,
+                        });
+                    }
                     // A placeholder holds empty content: by its description, or by
                     // the catalog when the description is unreadable.
                     let described = description::decode(&listing.description)
@@ -507,13 +613,26 @@ impl Engine {
                 }),
             }
         }
+        let mut others: BTreeMap<String, u64> = BTreeMap::new();
         for listing in &inventory.archives {
             if known.contains(listing.archive_id.as_str()) {
                 continue;
             }
-            if crate::description::SnapshotDescription::decode(&listing.description).is_some() {
-                report.snapshots += 1;
+            let whose = owners.whose(listing);
+            if let Whose::Other(owner) = whose {
+                *others.entry(owner).or_default() += 1;
                 continue;
+            }
+            match kind_of(listing) {
+                Kind::Snapshot => {
+                    report.snapshots += 1;
+                    continue;
+                }
+                Kind::Claim => {
+                    report.claims += 1;
+                    continue;
+                }
+                Kind::File => {}
             }
             if deleted
                 .get(&listing.archive_id)
@@ -522,13 +641,26 @@ impl Engine {
                 report.deleted_since += 1;
                 continue;
             }
-            report
-                .orphans
-                .push(Orphan::from_listing(listing, &target, &self.host));
+            let orphan = Orphan::from_listing(listing, &target, &self.host, &self.owner);
+            if whose == Whose::Unknown && owners.shared() {
+                report.unclaimed.push(orphan);
+            } else {
+                report.orphans.push(orphan);
+            }
         }
+        report.other_sets = others
+            .into_iter()
+            .map(|(owner, archives)| OtherSet {
+                name: owners.name_of(&owner).map(str::to_owned),
+                owner,
+                archives,
+            })
+            .collect();
         report.orphans.sort_by_key(|o| (o.key(), o.created_at));
+        report.unclaimed.sort_by_key(|o| (o.key(), o.created_at));
         report.missing.sort_by(|a, b| a.key.cmp(&b.key));
         report.mismatched.sort_by(|a, b| a.key.cmp(&b.key));
+        report.disputed.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(report)
     }
 
@@ -558,33 +690,35 @@ impl Engine {
                         orphan.key(),
                         OrphanOutcome::Refused(format!("bad tree hash {:?}", orphan.tree_hash)),
                     ),
-                    Some(listing) => match record_from(&listing, &target, &self.host) {
-                        Err(refusal) => (refusal.key, OrphanOutcome::Refused(refusal.reason)),
-                        Ok(mut record) => {
-                            let key = Some(record.key.clone());
-                            let adopted = if has_current.contains(&record.key) {
-                                record.state = ArchiveState::Superseded;
-                                record.superseded_at = Some(now_secs());
-                                self.catalog
-                                    .record_superseded(&record)
-                                    .await
-                                    .map(|()| OrphanOutcome::AdoptedSuperseded)
-                            } else {
-                                self.catalog
-                                    .record_upload(&record, None)
-                                    .await
-                                    .map(|()| OrphanOutcome::AdoptedCurrent)
-                            };
-                            match adopted {
-                                Ok(outcome) => {
-                                    known.insert(record.archive_id.clone());
-                                    has_current.insert(record.key.clone());
-                                    (key, outcome)
+                    Some(listing) => {
+                        match record_from(&listing, &target, &self.host, &self.owner) {
+                            Err(refusal) => (refusal.key, OrphanOutcome::Refused(refusal.reason)),
+                            Ok(mut record) => {
+                                let key = Some(record.key.clone());
+                                let adopted = if has_current.contains(&record.key) {
+                                    record.state = ArchiveState::Superseded;
+                                    record.superseded_at = Some(now_secs());
+                                    self.catalog
+                                        .record_superseded(&record)
+                                        .await
+                                        .map(|()| OrphanOutcome::AdoptedSuperseded)
+                                } else {
+                                    self.catalog
+                                        .record_upload(&record, None)
+                                        .await
+                                        .map(|()| OrphanOutcome::AdoptedCurrent)
+                                };
+                                match adopted {
+                                    Ok(outcome) => {
+                                        known.insert(record.archive_id.clone());
+                                        has_current.insert(record.key.clone());
+                                        (key, outcome)
+                                    }
+                                    Err(e) => (key, OrphanOutcome::Failed(format!("{e:#}"))),
                                 }
-                                Err(e) => (key, OrphanOutcome::Failed(format!("{e:#}"))),
                             }
                         }
-                    },
+                    }
                 }
             };
             results[i] = Some(OrphanResult {
@@ -607,8 +741,10 @@ impl Engine {
             .collect())
     }
 
-    /// Deletes orphans from the store. An archive the catalog records by now is
-    /// refused, never deleted. Results are in input order.
+    /// Deletes orphans from the store (and unclaimed archives a person named,
+    /// see [`Reconciliation::named`]). An archive the catalog records by now, or
+    /// whose description names another set, is refused, never deleted. Results
+    /// are in input order.
     pub async fn delete_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
         let known = self.known_archive_ids().await?;
         let mut results = Vec::with_capacity(orphans.len());
@@ -617,6 +753,10 @@ impl Engine {
                 OrphanOutcome::Refused(
                     "the catalog records this archive: it is no orphan any more".into(),
                 )
+            } else if let Some(owner) = orphan.owner().filter(|o| *o != self.owner) {
+                OrphanOutcome::Refused(format!(
+                    "written by another set sharing this store ({owner}); only that set deletes it"
+                ))
             } else if orphan.archive_id == EMPTY_ARCHIVE_ID {
                 OrphanOutcome::Refused("not an archive".into())
             } else {
@@ -639,13 +779,21 @@ impl Engine {
     }
 
     /// Recreates the catalog of this set from an inventory's archive descriptions
-    /// (firn1 and mt2). Per file, the archive created last is current and the
+    /// (firn2, firn1 and mt2). Only this set's archives are taken (`owners` reads
+    /// them off the whole listing): another set's are counted and left alone,
+    /// and those of unknown owner are counted and left alone unless
+    /// `adopt_unknown`. Per file, the archive created last is current and the
     /// others superseded (at their successor's creation). Archives the catalog
     /// already records are left alone (a merge); for a file the catalog knows, a
     /// newer archive becomes current and older ones are added as superseded.
     /// Archives whose description is foreign, holds only a path hash, names an
     /// unsafe path or disagrees with the stored size are skipped and listed.
-    pub async fn rebuild_catalog(&self, inventory: &Inventory) -> Result<RebuildReport> {
+    pub(super) async fn rebuild_catalog(
+        &self,
+        inventory: &Inventory,
+        owners: &Owners,
+        adopt_unknown: bool,
+    ) -> Result<RebuildReport> {
         let existing = self.catalog.records().await?;
         let target = self.store.target();
         let mut report = RebuildReport {
@@ -661,7 +809,19 @@ impl Engine {
                 report.already_known += 1;
                 continue;
             }
-            match record_from(listing, &target, &self.host) {
+            match owners.whose(listing) {
+                Whose::Mine => {}
+                Whose::Other(_) => {
+                    report.other_sets += 1;
+                    continue;
+                }
+                Whose::Unknown if !adopt_unknown => {
+                    report.unknown_owner += 1;
+                    continue;
+                }
+                Whose::Unknown => {}
+            }
+            match record_from(listing, &target, &self.host, &self.owner) {
                 Ok(record) => by_key.entry(record.key.clone()).or_default().push(record),
                 Err(refusal) => report.skipped.push(Skipped {
                     archive_id: listing.archive_id.clone(),

@@ -202,7 +202,8 @@ impl Engine {
         settings: &crate::backend::StoreSettings,
     ) -> Result<MigrationSource> {
         settings.must_exist()?;
-        let store = crate::backend::open_store(settings).await?;
+        let store =
+            crate::backend::open_store(settings, &self.set_id, self.catalog.as_ref()).await?;
         if store.target() == self.store.target() {
             bail!(crate::model::usage(format!(
                 "{} is the store this set uses already; name the store it used before (`previous_store` in the config, or --from)",
@@ -713,15 +714,15 @@ impl Engine {
         progress: &Progress,
     ) -> Result<()> {
         let record = &item.record;
-        let description = crate::description::encode_within(
+        let description = crate::description::Description::of_file(
             &record.key,
             record.raw.as_deref(),
             record.size,
             record.mtime_ns,
             (record.sha1 != UNKNOWN_SHA1).then_some(&record.sha1),
-            None,
-            self.store.description_limit(),
-        );
+            &self.owner,
+        )
+        .encode(self.store.description_limit());
         let mut upload = self.store.begin_upload(record.size, &description).await?;
         let sent = self
             .stream_job_output(source, item, upload.as_mut(), progress)

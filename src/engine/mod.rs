@@ -4,10 +4,12 @@
 //! follows is in its docs), restore, delete, inventory, snapshot, recover.
 
 mod backup;
+mod claim;
 mod commit;
 mod delete;
 mod inventory;
 mod migrate;
+mod owners;
 mod progress;
 mod recover;
 mod restore;
@@ -24,12 +26,14 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 pub use backup::{BackupSummary, Candidate, Expected, FailedFile, Plan, UploadItem};
+pub use claim::{ClaimOutcome, ClaimReport};
 pub use delete::{
     DeletionItem, DeletionPlan, DeletionReport, FailedDeletion, InterruptedDeletions, Prunable,
 };
 pub use inventory::{
-    DescribedFile, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch, Missing,
-    Orphan, OrphanOutcome, OrphanResult, RebuildReport, Reconciliation, Skipped, SnapshotUsed,
+    DescribedFile, Disputed, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch,
+    Missing, Orphan, OrphanOutcome, OrphanResult, OtherSet, RebuildReport, Reconciliation, Skipped,
+    SnapshotUsed,
 };
 pub use migrate::{
     MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, MigrationTask, TierQuote,
@@ -64,6 +68,8 @@ pub struct Engine {
     root: PathBuf,
     scan: ScanOptions,
     set_id: String,
+    /// The set's short id, as its archives name it (invariant 14).
+    owner: String,
     state: Arc<LocalState>,
     catalog: Arc<tracked::Tracked>,
     store: Arc<dyn Store>,
@@ -200,7 +206,7 @@ impl Engine {
         set: &ResolvedSet,
         options: crate::backend::ProvisionOptions,
     ) -> Result<crate::backend::Provisioning> {
-        crate::backend::provisioning(&set.store, &set.catalog, options).await
+        crate::backend::provisioning(&set.store, &set.catalog, &set.id, options).await
     }
 
     /// An engine over given parts (tests wrap a store with injected faults).
@@ -212,6 +218,7 @@ impl Engine {
         let snapshot_due = parts.state.dir().join(snapshot::SNAPSHOT_DUE);
         Engine {
             root: parts.root,
+            owner: crate::description::owner_of(&parts.set_id),
             set_id: parts.set_id,
             state: parts.state,
             catalog: Arc::new(tracked::Tracked::new(parts.catalog, snapshot_due)),

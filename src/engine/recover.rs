@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Engine;
+use super::owners::{Owners, Whose};
 use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::description;
@@ -83,7 +84,7 @@ impl Engine {
         report.warnings.extend(deletions.failed);
         match self
             .store
-            .abort_abandoned(&self.state.multipart_tokens()?)
+            .abort_abandoned(&self.state.multipart_tokens()?, &self.owner)
             .await
         {
             Ok(aborted) => report.aborted_uploads = aborted,
@@ -114,14 +115,22 @@ impl Engine {
                 }
                 _ => {
                     // The store may have finished before the crash: look for archives
-                    // whose description names this file and that nothing records.
+                    // of this set whose description names this file and that
+                    // nothing records (another set sharing the store may hold the
+                    // same path: its archives are never taken).
                     if listing.is_none() {
-                        listing = Some(self.store.list().await?);
+                        listing = Some(self.store.list().await?.map(|archives| {
+                            let owners = Owners::of(&archives, &self.owner);
+                            (archives, owners)
+                        }));
                     }
                     match listing.as_ref().and_then(|l| l.as_ref()) {
                         None => report.unresolved.push(entry.key.clone()),
-                        Some(archives) => {
+                        Some((archives, owners)) => {
                             for archive in archives {
+                                if owners.whose(archive) != Whose::Mine {
+                                    continue;
+                                }
                                 let Ok(desc) = description::decode(&archive.description) else {
                                     continue;
                                 };

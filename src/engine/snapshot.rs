@@ -28,6 +28,7 @@ use crate::catalog::Catalog as _;
 use std::collections::HashSet;
 
 use super::inventory::{InventoryFetch, RebuildReport, Skipped, SnapshotUsed};
+use super::owners::{Kind, Owners, Whose, kind_of};
 use super::{Engine, Progress, RestoreOptions, RestoreOutcome};
 use crate::catalog::{ArchiveRecord, ArchiveState, SnapshotRecord};
 use crate::description::SnapshotDescription;
@@ -262,6 +263,10 @@ pub struct RebuildOptions {
     pub tier: Tier,
     /// Start from the newest snapshot (else: archive descriptions alone).
     pub use_snapshot: bool,
+    /// Also adopt archives of unknown owner (written before archives named their
+    /// set, or by mt-aws-glacier): only right when no other set ever shared the
+    /// store, or when the set's own claims were lost.
+    pub adopt_unknown: bool,
 }
 
 /// What `firn catalog rebuild` found: a report, or a job the store has not finished.
@@ -293,6 +298,7 @@ impl Engine {
             wait,
             tier,
             use_snapshot,
+            adopt_unknown,
         } = *options;
         let inventory = match self.fetch_inventory(wait).await? {
             InventoryFetch::Waiting {
@@ -310,19 +316,24 @@ impl Engine {
         let snapshots_seen = inventory
             .archives
             .iter()
-            .filter(|a| SnapshotDescription::decode(&a.description).is_some())
+            .filter(|a| kind_of(a) == Kind::Snapshot)
             .count() as u64;
+        let owners = Owners::of(&inventory.archives, &self.owner);
         let files_only = |archives: Vec<ArchiveListing>| Inventory {
             date: inventory.date,
             archives: archives
                 .into_iter()
-                .filter(|a| SnapshotDescription::decode(&a.description).is_none())
+                .filter(|a| kind_of(a) == Kind::File)
                 .collect(),
         };
         let newest = newest_in(&inventory.archives, &self.set_id).filter(|_| use_snapshot);
         let Some((listing, described)) = newest else {
             let mut report = self
-                .rebuild_catalog(&files_only(inventory.archives.clone()))
+                .rebuild_catalog(
+                    &files_only(inventory.archives.clone()),
+                    &owners,
+                    adopt_unknown,
+                )
                 .await?;
             report.archive_count = inventory.archives.len() as u64;
             report.snapshots_seen = snapshots_seen;
@@ -448,16 +459,31 @@ impl Engine {
             .archives
             .iter()
             .filter(|a| !in_snapshot.contains(&a.archive_id))
-            .filter(|a| SnapshotDescription::decode(&a.description).is_none())
+            .filter(|a| kind_of(a) == Kind::File)
             .cloned()
             .partition(|a| a.created_at >= created_ms.div_euclid(1000) - CLOCK_SLACK);
-        let mut report = self.rebuild_catalog(&files_only(beyond)).await?;
+        let mut report = self
+            .rebuild_catalog(&files_only(beyond), &owners, adopt_unknown)
+            .await?;
         // Merged means the catalog had records before this rebuild, not that the
         // snapshot's went in first.
         report.merged = !known.is_empty();
         report.archive_count = inventory.archives.len() as u64;
         report.snapshots_seen = snapshots_seen;
+        // Only this set's: another set's archives are none of its business.
         for stray in older {
+            match owners.whose(&stray) {
+                Whose::Mine => {}
+                Whose::Unknown if adopt_unknown => {}
+                Whose::Other(_) => {
+                    report.other_sets += 1;
+                    continue;
+                }
+                Whose::Unknown => {
+                    report.unknown_owner += 1;
+                    continue;
+                }
+            }
             report.skipped.push(Skipped {
                 archive_id: stray.archive_id,
                 key: crate::description::decode(&stray.description)

@@ -184,6 +184,10 @@ impl Catalog for Tracked {
         self.inner.snapshots().await
     }
 
+    async fn names_target(&self, target: &str) -> Result<bool> {
+        self.inner.names_target(target).await
+    }
+
     async fn record_snapshot(&self, snapshot: &SnapshotRecord) -> Result<()> {
         self.inner.record_snapshot(snapshot).await
     }

@@ -30,7 +30,7 @@ use super::backup::{BackupSummary, FailedFile, Plan, UploadItem};
 use super::commit::{Commit, Sent};
 use super::{Engine, Event, Progress};
 use crate::catalog::{ArchiveRecord, Catalog as _};
-use crate::description;
+use crate::description::Description;
 use crate::hash::{self, ContentHasher, ReadCounters};
 use crate::model::Fingerprint;
 use crate::model::now_secs;
@@ -570,15 +570,15 @@ impl Engine {
             return Err(UploadError::NotAsArchived);
         }
 
-        let description = description::encode_within(
+        let description = Description::of_file(
             &item.key,
             item.raw.as_deref(),
             content.size,
             before.mtime_ns,
             Some(&content.sha1),
-            None,
-            self.store.description_limit(),
-        );
+            &self.owner,
+        )
+        .encode(self.store.description_limit());
         let resume_token = upload.resume_token();
         let stored = upload
             .complete(content.size, content.tree_hash, &description)
@@ -643,15 +643,15 @@ impl Engine {
         } else {
             None
         };
-        let description = description::encode_within(
+        let description = Description::of_file(
             &item.key,
             item.raw.as_deref(),
             before.size,
             before.mtime_ns,
             known_sha1.as_ref(),
-            None,
-            self.store.description_limit(),
-        );
+            &self.owner,
+        )
+        .encode(self.store.description_limit());
         let upload = self.store.begin_upload(before.size, &description).await?;
         if let Some(token) = upload.resume_token() {
             self.state

@@ -269,7 +269,7 @@ impl Store for GlacierStore {
         )))
     }
 
-    async fn abort_abandoned(&self, keep: &[String]) -> Result<Vec<String>> {
+    async fn abort_abandoned(&self, keep: &[String], owner: &str) -> Result<Vec<String>> {
         let keep_ids: Vec<&str> = keep
             .iter()
             .filter_map(|t| Self::parse_token(t).map(|(_, id)| id))
@@ -291,9 +291,13 @@ impl Store for GlacierStore {
                 let Some(id) = upload.multipart_upload_id() else {
                     continue;
                 };
+                // Only this set's: another set sharing the vault resumes its own,
+                // and one written before descriptions named their set may be any
+                // set's.
                 let ours = upload
                     .archive_description()
-                    .is_some_and(|d| crate::description::decode(d).is_ok());
+                    .and_then(|d| crate::description::decode(d).ok())
+                    .is_some_and(|d| d.owner.as_deref() == Some(owner));
                 let age = upload
                     .creation_date()
                     .and_then(parse_iso8601)

@@ -328,7 +328,7 @@ impl Store for LocalStore {
     /// Archives a crash left in `tmp/` before they were made durable: never
     /// recorded, removed once a day old (a store may be shared by sets, and
     /// another set's run may be writing there now).
-    async fn abort_abandoned(&self, _keep: &[String]) -> Result<Vec<String>> {
+    async fn abort_abandoned(&self, _keep: &[String], _owner: &str) -> Result<Vec<String>> {
         let tmp = self.root.join("tmp");
         tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
             let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);

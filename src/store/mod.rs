@@ -1,6 +1,9 @@
 //! Store: where archive bytes live. One trait, interchangeable implementations
-//! (a local directory by default; Glacier vaults later). Retrieval always goes
-//! through jobs, as Glacier's does, so the restore flow is the same everywhere.
+//! (a local directory by default; Glacier vaults; S3 buckets). Retrieval always
+//! goes through jobs, as Glacier's does, so the restore flow is the same
+//! everywhere. A store may be shared by several sets: each archive's description
+//! names its set (see `description`), and a store never acts on another set's
+//! uploads.
 
 pub mod glacier;
 pub mod local;
@@ -173,9 +176,14 @@ pub trait Store: Send + Sync {
         Ok(None)
     }
 
-    /// Aborts uploads in progress that nothing will resume (tokens in `keep` are
-    /// resumed by this set and left alone). Returns what it aborted.
-    async fn abort_abandoned(&self, _keep: &[String]) -> Result<Vec<String>> {
+    /// Aborts uploads in progress of the set whose short id is `owner` that
+    /// nothing will resume (tokens in `keep` are resumed by this set and left
+    /// alone). Only uploads that name this set are touched: another set sharing
+    /// the store resumes its own, and one that names no set (begun before
+    /// uploads did) may be any set's. (An embedded store's upload in progress is
+    /// its writer's temporary file, removed after a day without a write.)
+    /// Returns what it aborted.
+    async fn abort_abandoned(&self, _keep: &[String], _owner: &str) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
 

@@ -48,6 +48,9 @@ pub use table::{
     create_table, point_in_time_recovery, readiness, table_schema_matches, wait_until_active,
 };
 
+/// Items read by [`Catalog::names_target`]'s quick look.
+const QUICK_LOOK: i32 = 25;
+
 pub struct DynamoCatalog {
     client: Client,
     table: String,
@@ -668,6 +671,29 @@ impl Catalog for DynamoCatalog {
     async fn record_snapshot(&self, snapshot: &SnapshotRecord) -> Result<()> {
         self.put_items(vec![encode_snapshot(&self.set_id, snapshot)])
             .await
+    }
+
+    async fn names_target(&self, target: &str) -> Result<bool> {
+        if self.snapshots().await?.iter().any(|s| s.target == target) {
+            return Ok(true);
+        }
+        // A quick look at the first items, not the whole set: a set's archives
+        // live in one store but after a migration.
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("set_id = :s")
+            .expression_attribute_values(":s", s(&self.set_id))
+            .projection_expression("target")
+            .limit(QUICK_LOOK);
+        self.query_requests.fetch_add(1, Ordering::Relaxed);
+        let out = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
+        Ok(out.items().iter().any(|item| {
+            item.get("target").and_then(|t| t.as_s().ok()) == Some(&target.to_string())
+        }))
     }
 
     async fn remove_snapshot(&self, archive_id: &str) -> Result<()> {

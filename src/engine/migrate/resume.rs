@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 use super::{MigrationReport, MigrationSource};
 use crate::catalog::{ArchiveRecord, Catalog as _};
 use crate::engine::RetrievalJobView;
+use crate::engine::owners::{Owners, Whose};
 use crate::engine::restore::{JobFacts, describe_job};
 use crate::engine::{Engine, FailedFile};
 use crate::model::{UNKNOWN_SHA1, UNKNOWN_TREE_HASH};
@@ -40,7 +41,14 @@ impl Engine {
             .iter()
             .any(|j| j.copy.is_none() && j.ready_at.is_some());
         let listing = if maybe_stored && self.store.can_list() {
-            self.store.list().await.ok().flatten()
+            self.store.list().await.ok().flatten().map(|archives| {
+                // Only this set's archives can be its copies.
+                let owners = Owners::of(&archives, &self.owner);
+                archives
+                    .into_iter()
+                    .filter(|a| owners.whose(a) == Whose::Mine)
+                    .collect::<Vec<_>>()
+            })
         } else {
             None
         };

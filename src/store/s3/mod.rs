@@ -52,14 +52,15 @@ mod upload;
 
 use super::parts::{PartSlots, WholeBody};
 use naming::{
-    Fetch, Shape, description_key, description_of, parse_restore, parse_token, with_hashes,
+    Fetch, Shape, description_key, description_of, description_owner, key_owner, parse_restore,
+    parse_token, version, with_hashes,
 };
 use settings::{
     LISTING_JOB, MAX_PARTS, METADATA_NAME, MIB, MIN_PART, TAG_SHA1, TAG_TREE, client, explain,
 };
 use upload::{MultipartUpload, SingleUpload};
 
-pub use naming::object_key;
+pub use naming::{object_key, set_prefix};
 pub use settings::{ChecksumChoice, METADATA_MAX, S3Settings, StorageClass};
 
 pub struct S3Store {
@@ -112,6 +113,63 @@ impl S3Store {
         format!("S3 bucket {:?} in {}", self.bucket, self.region)
     }
 
+    /// Puts this store's objects under `prefix` (see [`set_prefix`]).
+    pub fn use_prefix(&mut self, prefix: &str) {
+        self.prefix = prefix.to_string();
+        if !self.prefix.is_empty() && !self.prefix.ends_with('/') {
+            self.prefix.push('/');
+        }
+    }
+
+    /// Where this store's objects go: `s3://bucket/prefix/`, for people.
+    pub fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// Whether the top of the bucket holds catalog snapshots of the set `set_id`:
+    /// the set kept its objects there before each set had its own prefix.
+    pub async fn has_top_level_snapshots_of(&self, set_id: &str) -> Result<bool> {
+        let folder = format!(
+            ".firn-catalog-snapshots/{}/",
+            crate::description::set_hash(set_id)
+        );
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(folder)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| self.explain(&e))?;
+        Ok(out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty())
+    }
+
+    /// Whose objects the first `limit` keys under the prefix are, as their keys
+    /// say (see `naming::version`): each set's short id and how many, and how
+    /// many keys name no set (written before keys did). For `firn init`, which
+    /// refuses a prefix another set uses.
+    pub async fn owners_under_prefix(&self, limit: i32) -> Result<(BTreeMap<String, u64>, u64)> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .max_keys(limit)
+            .send()
+            .await
+            .map_err(|e| self.explain(&e))?;
+        let mut owners = BTreeMap::new();
+        let mut unnamed = 0;
+        for key in out.contents().iter().filter_map(|o| o.key()) {
+            match key_owner(key) {
+                Some(owner) => *owners.entry(owner.to_string()).or_default() += 1,
+                None => unnamed += 1,
+            }
+        }
+        Ok((owners, unnamed))
+    }
+
     fn explain<E>(&self, err: &aws_sdk_s3::error::SdkError<E>) -> anyhow::Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -129,16 +187,17 @@ impl S3Store {
         part
     }
 
-    /// A new object key for a version of `key` (see the module docs).
-    fn object_key(&self, key: &str) -> String {
+    /// A new object key for the version `description` describes (see the
+    /// module docs).
+    fn object_key(&self, description: &str) -> String {
         let mut stamp = [0u8; 4];
         let _ = getrandom::fill(&mut stamp);
-        let version = format!(
-            "{}-{}",
-            crate::fmt::format_time_utc_compact(now_secs()),
-            hex::encode(stamp)
+        let version = version(
+            &crate::fmt::format_time_utc_compact(now_secs()),
+            &hex::encode(stamp),
+            description_owner(description).as_deref(),
         );
-        object_key(&self.prefix, key, &version)
+        object_key(&self.prefix, &description_key(description), &version)
     }
 
     async fn head(
@@ -238,7 +297,7 @@ impl Store for S3Store {
     }
 
     async fn begin_upload(&self, size: u64, description: &str) -> Result<Box<dyn Upload>> {
-        let key = self.object_key(&description_key(description));
+        let key = self.object_key(description);
         if size <= self.single_upload_max {
             return Ok(Box::new(self.single(key, size)));
         }
@@ -335,7 +394,7 @@ impl Store for S3Store {
         Ok(Some((Box::new(upload), stored)))
     }
 
-    async fn abort_abandoned(&self, keep: &[String]) -> Result<Vec<String>> {
+    async fn abort_abandoned(&self, keep: &[String], owner: &str) -> Result<Vec<String>> {
         let keep_ids: Vec<&str> = keep
             .iter()
             .filter_map(|t| parse_token(t).map(|(_, id, _)| id))
@@ -359,7 +418,11 @@ impl Store for S3Store {
                     continue;
                 };
                 let age = upload.initiated().map(|t| now - t.secs()).unwrap_or(0);
-                if keep_ids.contains(&id) || age < self.abandoned_after_secs {
+                // Only this set's: another set sharing the bucket resumes its
+                // own, and a key that names no set (written before keys did) may
+                // be any set's — the bucket's lifecycle rule ends those.
+                let ours = key_owner(key) == Some(owner);
+                if !ours || keep_ids.contains(&id) || age < self.abandoned_after_secs {
                     continue;
                 }
                 self.client

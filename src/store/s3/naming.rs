@@ -44,6 +44,36 @@ pub fn object_key(prefix: &str, key: &str, version: &str) -> String {
     format!("{prefix}{path}/{version}")
 }
 
+/// The key prefix of a set's objects when its settings name none: its name, as
+/// readable in the console as the paths under it (`photos/`). A name with
+/// anything but ASCII letters, digits, `.`, `_` and `-` (an ad-hoc set's id is
+/// its root's path), or one starting with a dot, is cleaned up and followed by a
+/// short hash of the set id, so two sets never get one prefix.
+pub fn set_prefix(set_id: &str) -> String {
+    let clean: String = set_id
+        .trim_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let clean = truncate_to(clean.trim_matches(|c| c == '-' || c == '.'), 100);
+    if clean == set_id && !clean.is_empty() {
+        format!("{clean}/")
+    } else {
+        let hash = &crate::description::owner_of(set_id)[..8];
+        if clean.is_empty() {
+            format!("set-{hash}/")
+        } else {
+            format!("{clean}-{hash}/")
+        }
+    }
+}
+
 /// The longest prefix of `text` of at most `max` bytes, ending on a character.
 pub(super) fn truncate_to(text: &str, max: usize) -> String {
     let mut end = max.min(text.len());
@@ -130,10 +160,46 @@ pub(super) fn description_key(description: &str) -> String {
         // Catalog snapshots sit apart from the files, one folder per set.
         return format!(".firn-catalog-snapshots/{}", snapshot.set_hash);
     }
+    if let Some(claim) = crate::description::ClaimDescription::decode(description) {
+        return format!(".firn-claims/{}", claim.owner);
+    }
     crate::description::decode(description)
         .ok()
         .and_then(|d| d.key)
         .unwrap_or_else(|| "long-path".into())
+}
+
+/// The short id of the set a description names, if it names one.
+pub(super) fn description_owner(description: &str) -> Option<String> {
+    use crate::description::{ClaimDescription, SnapshotDescription};
+    if let Some(snapshot) = SnapshotDescription::decode(description) {
+        return Some(snapshot.owner().to_string());
+    }
+    if let Some(claim) = ClaimDescription::decode(description) {
+        return Some(claim.owner);
+    }
+    crate::description::decode(description).ok()?.owner
+}
+
+/// The version part of an object key (`<UTC time>-<random>[-<owner>]`) for a
+/// new object of the set `owner`: a multipart upload in progress, which S3
+/// lists without its metadata, still says whose it is.
+pub(super) fn version(time: &str, random: &str, owner: Option<&str>) -> String {
+    match owner {
+        Some(owner) => format!("{time}-{random}-{owner}"),
+        None => format!("{time}-{random}"),
+    }
+}
+
+/// The set an object key's version names (see [`version`]); None for keys
+/// written before versions named their set.
+pub(super) fn key_owner(key: &str) -> Option<&str> {
+    let version = key.rsplit('/').next()?;
+    let owner = version.rsplit('-').next()?;
+    (version.split('-').count() == 3
+        && owner.len() == crate::description::OWNER_LEN
+        && owner.bytes().all(|b| b.is_ascii_hexdigit()))
+    .then_some(owner)
 }
 
 /// A description with the SHA-1 and tree hash found in an object's tags.
@@ -142,23 +208,16 @@ pub(super) fn with_hashes(
     sha1: Option<&str>,
     tree: Option<&TreeHash>,
 ) -> String {
-    let Ok(d) = crate::description::decode(description) else {
+    let Ok(mut d) = crate::description::decode(description) else {
         return description.to_string();
     };
-    let sha1 = d.sha1.or_else(|| {
+    if d.key.is_none() {
+        return description.to_string();
+    }
+    d.sha1 = d.sha1.or_else(|| {
         sha1.and_then(|h| hex::decode(h).ok())
             .and_then(|b| b.try_into().ok())
     });
-    match &d.key {
-        Some(key) => crate::description::encode_within(
-            key,
-            d.raw.as_deref(),
-            d.size.unwrap_or(0),
-            d.mtime_ns,
-            sha1.as_ref(),
-            tree.or(d.tree_hash.as_ref()),
-            METADATA_MAX,
-        ),
-        None => description.to_string(),
-    }
+    d.tree_hash = tree.copied().or(d.tree_hash);
+    d.encode(METADATA_MAX)
 }

@@ -146,21 +146,11 @@ impl Upload for SingleUpload {
         let body = self.body.finish(size)?;
         // The whole content is hashed by now: the record carries the tree hash too.
         let record = match crate::description::decode(description) {
-            Ok(crate::description::Description {
-                key: Some(key),
-                raw,
-                mtime_ns,
-                sha1,
-                ..
-            }) => crate::description::encode_within(
-                &key,
-                raw.as_deref(),
-                size,
-                mtime_ns,
-                sha1.as_ref(),
-                Some(&tree_hash),
-                METADATA_MAX,
-            ),
+            Ok(mut record) if record.key.is_some() => {
+                record.size = Some(size);
+                record.tree_hash = Some(tree_hash);
+                record.encode(METADATA_MAX)
+            }
             // Only a hash of an overlong path: the record stays as it is.
             _ => description.to_string(),
         };

@@ -360,14 +360,28 @@ fn reconciliation_text(state: &State) -> String {
         count(r.matched),
         count(r.too_new)
     );
+    if !r.other_sets.is_empty() {
+        body.push_str(&format!(
+            "\n{} of {} sharing this store, left alone.",
+            crate::fmt::plural(r.other_set_archives(), "archive"),
+            crate::fmt::plural(r.other_sets.len() as u64, "other set")
+        ));
+    }
     if r.is_consistent() {
-        body.push_str("\n\nEvery archive is accounted for.");
+        body.push_str("\n\nEvery archive of this set is accounted for.");
     }
     push_section(
         &mut body,
         "Orphans (in the store, not in the catalog)",
         &r.orphans,
         6,
+        orphan_line,
+    );
+    push_section(
+        &mut body,
+        "Unclaimed (owner unknown, store shared: run `firn catalog claim` in each set)",
+        &r.unclaimed,
+        4,
         orphan_line,
     );
     push_section(

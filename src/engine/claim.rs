@@ -1,0 +1,164 @@
+//! Claims (invariant 14): how a set marks as its own the archives its catalog
+//! names that were written before descriptions named their set (`firn1`, or
+//! `mt2` adopted from mt-aws-glacier), so that a store shared by several sets
+//! becomes safe without uploading anything again.
+//!
+//! Archive descriptions cannot be changed after the fact (a Glacier vault's
+//! never can), so a claim is an archive of its own: its description names the
+//! set and lists the short form of every archive id it claims (see
+//! `description::ClaimDescription`), as many claims as the store's description
+//! limit needs (about 90 archives each in a vault, 180 in a bucket); its body
+//! lists the ids in full. Every set reading the store's listing then knows whose
+//! those archives are without retrieving anything.
+//!
+//! A set claims only archives its catalog names, the store lists, and no other
+//! set has claimed or named as its own; those are reported, never taken.
+
+use anyhow::{Result, bail};
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::Engine;
+use super::inventory::{Disputed, InventoryFetch};
+use super::owners::{Owners, Whose, kind_of};
+use crate::catalog::Catalog as _;
+use crate::description::{ClaimDescription, claimed_id};
+use crate::hash::tree_hash_of;
+use crate::store::{ArchiveListing, EMPTY_ARCHIVE_ID, StoredArchive};
+
+/// What [`Engine::claim`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClaimReport {
+    /// Unix seconds: the moment the store's listing reflects.
+    pub inventory_date: i64,
+    /// Archives of unknown owner this set's catalog names: claimed now.
+    pub claimed: u64,
+    /// Claim archives stored for them.
+    pub claim_archives: u64,
+    /// Archives the catalog names that were this set's already (their
+    /// description names it, or an earlier claim did).
+    pub already_mine: u64,
+    /// Archives the catalog names that another set's description or claim
+    /// names as that set's: not claimed.
+    pub others: Vec<Disputed>,
+    /// Catalog records whose archive the listing does not show (stored after
+    /// it, or in another store): not claimed now.
+    pub not_listed: u64,
+}
+
+/// A claim, or the inventory job it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Waiting {
+        requested_at: i64,
+        ready_at: Option<i64>,
+    },
+    Ready(ClaimReport),
+}
+
+impl Engine {
+    /// Claims, in the store, the archives of unknown owner that this set's
+    /// catalog names (see the module docs). Reads the store's inventory first
+    /// (a job on Glacier, reused for 24 hours; see [`Engine::fetch_inventory`]).
+    pub async fn claim(&self, wait: bool) -> Result<ClaimOutcome> {
+        let inventory = match self.fetch_inventory(wait).await? {
+            InventoryFetch::Waiting {
+                requested_at,
+                ready_at,
+            } => {
+                return Ok(ClaimOutcome::Waiting {
+                    requested_at,
+                    ready_at,
+                });
+            }
+            InventoryFetch::Ready(inventory) => inventory,
+        };
+        let owners = Owners::of(&inventory.archives, &self.owner);
+        let listed: std::collections::HashMap<&str, &ArchiveListing> = inventory
+            .archives
+            .iter()
+            .map(|a| (a.archive_id.as_str(), a))
+            .collect();
+        let mut report = ClaimReport {
+            inventory_date: inventory.date,
+            ..ClaimReport::default()
+        };
+        let mut to_claim: Vec<String> = Vec::new();
+        for record in self.catalog.records().await? {
+            if record.archive_id == EMPTY_ARCHIVE_ID {
+                continue;
+            }
+            let Some(listing) = listed.get(record.archive_id.as_str()) else {
+                report.not_listed += 1;
+                continue;
+            };
+            let others = owners.claimed_by_others(&record.archive_id);
+            match owners.whose(listing) {
+                Whose::Mine => report.already_mine += 1,
+                Whose::Other(owner) => report.others.push(Disputed {
+                    key: record.key,
+                    archive_id: record.archive_id,
+                    owner,
+                }),
+                // Claimed by this set and another: the other claim stands.
+                Whose::Unknown if !others.is_empty() => report.others.push(Disputed {
+                    key: record.key,
+                    archive_id: record.archive_id,
+                    owner: others.join(","),
+                }),
+                Whose::Unknown if kind_of(listing) == super::owners::Kind::File => {
+                    to_claim.push(record.archive_id)
+                }
+                Whose::Unknown => {}
+            }
+        }
+        to_claim.sort();
+        to_claim.dedup();
+        let per_claim = ClaimDescription::capacity(self.store.description_limit()).max(1);
+        for ids in to_claim.chunks(per_claim) {
+            let claim = ClaimDescription {
+                owner: self.owner.clone(),
+                archives: ids.iter().map(|id| claimed_id(id)).collect(),
+            };
+            let mut body = ids.join("\n");
+            body.push('\n');
+            self.store_small(Bytes::from(body), &claim.encode()).await?;
+            report.claimed += ids.len() as u64;
+            report.claim_archives += 1;
+        }
+        self.store.make_durable().await?;
+        if report.claim_archives > 0 && self.store.can_list() {
+            // The next inventory lists the claims (a vault's shows them once
+            // Glacier refreshes its inventory, about a day later).
+            self.state.forget_inventory_job()?;
+        }
+        report.others.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(ClaimOutcome::Ready(report))
+    }
+
+    /// Stores a small archive held in memory (a claim), verified by its tree
+    /// hash like any other; the caller makes it durable.
+    async fn store_small(&self, bytes: Bytes, description: &str) -> Result<StoredArchive> {
+        let size = bytes.len() as u64;
+        let tree_hash = tree_hash_of(&bytes);
+        let mut upload = self.store.begin_upload(size, description).await?;
+        let part = self.store.part_size(size).max(1);
+        let mut offset = 0usize;
+        while offset < bytes.len() {
+            let end = (offset + part).min(bytes.len());
+            upload.reserve((end - offset) as u64).await?;
+            upload.send(offset as u64, bytes.slice(offset..end)).await?;
+            offset = end;
+        }
+        let stored = upload.complete(size, tree_hash, description).await?;
+        if stored.tree_hash != tree_hash || stored.size != size {
+            let _ = self.store.delete(&stored.archive_id).await;
+            bail!(
+                "the store reported tree hash {} for a claim, computed {}; discarded",
+                hex::encode(stored.tree_hash),
+                hex::encode(tree_hash)
+            );
+        }
+        Ok(stored)
+    }
+}
