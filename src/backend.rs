@@ -211,7 +211,7 @@ async fn open_catalog(catalog: &CatalogSettings, set_id: &str) -> Result<Arc<dyn
 
 /// Opens one store of the set `set_id` (whose catalog is `catalog`) and checks
 /// it answers (also the store a migration copies from). An S3 store whose
-/// settings name no prefix is given the set's own (see [`settle_s3_prefix`]).
+/// settings name no prefix is given the set's own (see `settle_s3_prefix`).
 pub async fn open_store(
     settings: &StoreSettings,
     set_id: &str,

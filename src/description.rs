@@ -1,6 +1,7 @@
 //! Archive descriptions: a self-describing, versioned record stored with every archive
 //! so a catalog can be rebuilt from the store's inventory alone, and so every set
-//! sharing a store can tell its own archives from the others' (invariant 14).
+//! sharing a store can tell its own archives from the others' (invariant 12 in
+//! the crate docs).
 //!
 //! firn's format, version 2: `"firn2 " + owner + " " + base64url_nopad(json)`, where
 //! the owner is the set's short id ([`owner_of`]: 16 hex digits of the SHA-1 of the

@@ -54,6 +54,16 @@
 //!     holds.
 //! 11. **Re-read nothing unchanged.** A file whose size, mtime, ctime and inode match
 //!     the fingerprint cache is not read again.
+//! 12. **A shared store is safe.** A store (vault, bucket, disk) and a DynamoDB
+//!     table may be shared by several sets and hosts: every archive names its set
+//!     (a file's `firn2` description carries the set's short id; snapshots and
+//!     claims name their set), and nothing one set does — inventory, orphan
+//!     deletion, rebuild, recovery's or a migration's adoption of strays, prune,
+//!     retention, aborting abandoned uploads — reads another set's archive as its
+//!     own or deletes it (`engine/owners.rs`). An archive that names no set
+//!     (written by firn 0.1 or mt-aws-glacier) in a store another set uses is
+//!     left alone until a set claims it (`engine/claim.rs`). On S3 each set keeps
+//!     to a prefix of its own.
 //!
 //! # The flow, and the modules along it
 //!
@@ -80,7 +90,8 @@
 //!   finds the set a command means from the paths it names or where it is run.
 //! - [`scan`], [`hash`], [`status`], [`pathkey`], [`description`]: walking the tree,
 //!   SHA-1 and the Glacier tree hash in one read, the comparison with the catalog,
-//!   keys for names (NFC, raw bytes kept), the self-describing archive record.
+//!   keys for names (NFC, raw bytes kept), the self-describing archive record
+//!   (which names the set that wrote it).
 //! - [`state`]: a set's local state (fingerprint cache, upload journal, multipart
 //!   uploads, retrieval jobs, deletion journal), in SQLite in the data directory.
 //! - [`store`] and [`catalog`]: the two traits and their implementations (the
@@ -90,9 +101,11 @@
 //!   which a migration copies from). A new backend is a variant there plus its own
 //!   file.
 //! - [`engine`]: every workflow, and the only door to store, catalog and local
-//!   state. Jobs take a [`engine::Progress`] (events + cancellation) and report
-//!   [`engine::Event`]s under engine-assigned task ids; [`engine::TaskTable`] is the
-//!   one reducer both front ends use to show them.
+//!   state; it reads whose each listed archive is (`owners`) before acting on
+//!   any, and claims a set's archives from before they named their set. Jobs
+//!   take a [`engine::Progress`] (events + cancellation) and report
+//!   [`engine::Event`]s under engine-assigned task ids; [`engine::TaskTable`] is
+//!   the one reducer both front ends use to show them.
 //! - [`cli`] and [`tui`]: thin front ends that call the engine and print or draw what
 //!   it reports.
 //! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per

@@ -311,7 +311,7 @@ fn the_engine_keeps_the_last_reconciliation_and_acts_on_its_orphans() {
         firn::engine::OrphanOutcome::Refused(_)
     ));
     assert!(archive_file(&sb, &x).exists());
-    match rt().block_on(engine.inventory(true)).unwrap() {
+    match rt().block_on(engine.inventory(true, false)).unwrap() {
         firn::engine::InventoryOutcome::Ready(r) => {
             assert!(r.is_consistent(), "{r:?}");
             assert_eq!(r.matched, 2);
@@ -701,7 +701,7 @@ fn mt_aws_glacier_archives_are_adopted_with_nfc_keys_and_no_sha1() {
         "{doc}"
     );
     assert!(records(&sb).is_empty());
-    let text = stdout(&sb.firn(&["catalog", "rebuild", "--set", "s"]));
+    let text = stdout(&sb.firn(["catalog", "rebuild", "--set", "s"]));
     assert!(
         text.contains("not adopted: 1 archive of unknown owner")
             && text.contains("--adopt-unknown"),

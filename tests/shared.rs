@@ -1,9 +1,10 @@
-//! Sets that share a store (invariant 14): one embedded store directory, one S3
-//! bucket, one Glacier vault with one DynamoDB table, each used by several sets
-//! on several "hosts" (a config, a data directory and a tree of their own). No
-//! set's inventory, orphan deletion, rebuild, recovery or prune takes or deletes
-//! another set's archive — also in a store written before archives named their
-//! set, once each set has claimed its own.
+//! Sets that share a store (invariant 12 in the crate docs): one embedded store
+//! directory, one S3 bucket, one Glacier vault with one DynamoDB table, each
+//! used by several sets on several "hosts" (a config, a data directory and a
+//! tree of their own). No set's inventory, orphan deletion, rebuild, recovery
+//! or prune takes or deletes another set's archive — also in a store written
+//! before archives named their set, once each set has claimed its own, and
+//! after an older firn's rebuild took other sets' archives (released again).
 //!
 //! The trees are alike on purpose: every set has `sub/f0`… with the same sizes
 //! and mtimes and other bytes, so an archive taken by path, size and mtime
@@ -283,9 +284,9 @@ fn counted_for(inventory: &Value, set: &str) -> u64 {
         .sum()
 }
 
-/// An inventory that finds this set consistent (exit 0).
+/// An inventory taken now that finds this set consistent (exit 0).
 fn consistent(host: &Host) -> Value {
-    let (code, doc) = host.inventory(&[]);
+    let (code, doc) = host.inventory(&["--refresh"]);
     assert_eq!(code, Some(0), "set {}: {doc}", host.set);
     assert_eq!(doc["problems"], 0, "set {}: {doc}", host.set);
     doc
@@ -313,7 +314,7 @@ fn passes_the_shared_store_checks(a: &Host, b: &Host, c: &Host) {
             "set {}: {doc}",
             host.set
         );
-        let text = stdout(&host.run(&["inventory"]));
+        let text = stdout(&host.run(&["inventory", "--refresh"]));
         assert!(
             text.contains("of other sets sharing this store, left alone")
                 && text.contains(&format!("of set {}", others[0].set)),
@@ -323,7 +324,7 @@ fn passes_the_shared_store_checks(a: &Host, b: &Host, c: &Host) {
 
     // Deleting a's orphans deletes nothing of b's; b restores byte for byte.
     let b_before = b.versions();
-    let (code, doc) = a.inventory(&["--delete-orphans", "--yes"]);
+    let (code, doc) = a.inventory(&["--refresh", "--delete-orphans", "--yes"]);
     assert_eq!(code, Some(0), "{doc}");
     assert_eq!(doc["actions"].as_array().unwrap().len(), 0, "{doc}");
     let doc = consistent(b);
@@ -475,6 +476,9 @@ fn a_store_shared_before_archives_named_their_set_is_claimed_and_then_safe() {
     let c = fixture_host("c", 10);
     std::fs::write(c.tree().join("sub/f0"), "set c file 000 v2\n").unwrap();
     set_mtime(&c.tree().join("sub/f0"), 1_700_000_500);
+    // d's catalog was rebuilt by firn 0.1: it names a's, b's and c's archives.
+    let d = fixture_host("d", 5);
+    assert_eq!(d.versions().len(), 76);
     let store_archives = || files_under(&Path::new(FIXTURE_ROOT).join("store/archives")).len();
     let stored = store_archives();
 
@@ -484,7 +488,11 @@ fn a_store_shared_before_archives_named_their_set_is_claimed_and_then_safe() {
     let (code, doc) = a.inventory(&["--delete-orphans", "--yes"]);
     assert_eq!(code, Some(1), "{doc}");
     assert_eq!(doc["orphans"].as_array().unwrap().len(), 0, "{doc}");
-    assert_eq!(doc["unclaimed"].as_array().unwrap().len(), 41, "{doc}");
+    assert_eq!(
+        doc["unclaimed"].as_array().unwrap().len(),
+        46,
+        "b, c, d: {doc}"
+    );
     assert_eq!(doc["actions"].as_array().unwrap().len(), 0, "{doc}");
     assert_eq!(store_archives(), stored, "nothing deleted");
     // Nor does a rebuild of c adopt them.
@@ -495,7 +503,7 @@ fn a_store_shared_before_archives_named_their_set_is_claimed_and_then_safe() {
         (Some(0), Some(0)),
         "{doc}"
     );
-    assert_eq!(doc["unknown_owner"], 60, "a's and b's: {doc}");
+    assert_eq!(doc["unknown_owner"], 65, "a's, b's and d's: {doc}");
     let stored = store_archives();
 
     // Each set claims the archives its catalog names.
@@ -512,6 +520,34 @@ fn a_store_shared_before_archives_named_their_set_is_claimed_and_then_safe() {
         "{again}"
     );
     assert_eq!(store_archives(), stored + 3, "one claim each");
+
+    // d claims its own five, not the 71 the others claimed first.
+    let (code, doc) = d.json(&["catalog", "claim"]);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["claimed"], 5, "{doc}");
+    assert_eq!(doc["others"].as_array().unwrap().len(), 71, "{doc}");
+    // d's inventory finds them disputed; d's prune deletes none of them, nor
+    // d's own older versions of the files whose current version is another
+    // set's (its only copies of them).
+    let (code, doc) = d.inventory(&[]);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["disputed"].as_array().unwrap().len(), 71, "{doc}");
+    let stored = store_archives();
+    let (code, doc) = d.json(&["prune", "--retention", "delete", "--include-early", "--yes"]);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["deleted"], 0, "{doc}");
+    assert_eq!(store_archives(), stored, "nothing deleted");
+    // d releases them: its own versions are current again, nothing is deleted.
+    let doc = d.ok_json(&["catalog", "release"]);
+    assert_eq!(doc["released"].as_array().unwrap().len(), 71, "{doc}");
+    assert_eq!(doc["current_again"].as_array().unwrap().len(), 5, "{doc}");
+    assert_eq!(d.versions().len(), 5);
+    let doc = consistent(&d);
+    assert_eq!(doc["matched"], 5, "{doc}");
+    d.restores_exactly(&d.files());
+    let pruned = d.ok_json(&["prune", "--retention", "delete", "--include-early", "--yes"]);
+    assert_eq!(pruned["deleted"], 0, "{pruned}");
+    assert_eq!(store_archives(), stored + 1, "d's catalog snapshot");
 
     passes_the_shared_store_checks(&a, &b, &c);
     let _ = std::fs::remove_dir_all(FIXTURE_ROOT);

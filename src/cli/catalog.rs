@@ -12,7 +12,7 @@ use super::output::Output;
 use super::snapshot::AfterRun;
 use crate::config::ResolvedSet;
 use crate::engine::{
-    ClaimOutcome, ClaimReport, Engine, RebuildOptions, RebuildOutcome, RebuildReport,
+    ClaimOutcome, ClaimReport, Engine, RebuildOptions, RebuildOutcome, RebuildReport, ReleaseReport,
 };
 use crate::fmt::{format_time, plural};
 use crate::lock::SetLock;
@@ -182,4 +182,51 @@ pub async fn claim(set: &ResolvedSet, wait: bool, out: &Output) -> Result<ExitCo
         );
     }
     Ok(super::exit_code(!report.others.is_empty()))
+}
+
+#[derive(Serialize)]
+struct ReleaseJson<'a> {
+    set: &'a str,
+    #[serde(flatten)]
+    report: &'a ReleaseReport,
+    #[serde(flatten)]
+    snapshot: &'a AfterRun,
+}
+
+pub async fn release(set: &ResolvedSet, archives: &[String], out: &Output) -> Result<ExitCode> {
+    let _lock = SetLock::acquire(&set.state_dir, &set.id, "catalog release")?;
+    let engine = Engine::open(set).await?;
+    let report = engine.release(archives).await?;
+    let snapshot = super::snapshot::after_run(&engine).await;
+    if out.json {
+        out.document(&ReleaseJson {
+            set: &set.id,
+            report: &report,
+            snapshot: &snapshot,
+        })?;
+    } else {
+        out.header(set);
+        for id in &report.not_disputed {
+            println!(
+                "not released: archive {id} (the last inventory found no other set naming it)"
+            );
+        }
+        for d in &report.released {
+            println!(
+                "released: {} (archive {}, {}) to set {}",
+                d.key, d.archive_id, d.state, d.owner
+            );
+        }
+        for key in &report.current_again {
+            println!("current again: {key} (its newest own version)");
+        }
+        println!(
+            "released {}; nothing was deleted from the store",
+            plural(report.released.len() as u64, "record")
+        );
+        snapshot.print(out);
+    }
+    Ok(super::exit_code(
+        !report.not_disputed.is_empty() || snapshot.failed(),
+    ))
 }

@@ -14,6 +14,15 @@ use crate::engine::{Engine, InventoryOutcome, OrphanOutcome, OrphanResult, Recon
 use crate::fmt::{format_time, human_bytes, plural};
 use crate::lock::SetLock;
 
+/// How the inventory is had.
+#[derive(Debug, Clone, Copy)]
+pub struct InventoryJob {
+    /// Wait for a job that is not ready.
+    pub wait: bool,
+    /// A new inventory, not the one taken in the last 24 hours.
+    pub refresh: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrphanAction {
     None,
@@ -66,14 +75,14 @@ struct InventoryJson<'a> {
 
 pub async fn run(
     set: &ResolvedSet,
-    wait: bool,
+    job: InventoryJob,
     action: OrphanAction,
     out: &Output,
 ) -> Result<ExitCode> {
     let json = out.json;
     let _lock = SetLock::acquire(&set.state_dir, &set.id, "inventory")?;
     let engine = Engine::open(set).await?;
-    let r = match engine.inventory(wait).await? {
+    let r = match engine.inventory(job.wait, job.refresh).await? {
         InventoryOutcome::Waiting {
             requested_at,
             ready_at,

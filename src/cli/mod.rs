@@ -279,9 +279,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Compare the store's inventory with the catalog: orphans (in the store, not
-    /// in the catalog), missing archives, size or tree-hash mismatches. Exit 1 when
-    /// it finds any. The inventory job is reused for 24 hours.
+    /// Compare the store's inventory with the catalog: orphans (this set's
+    /// archives no record names), missing archives, size or tree-hash
+    /// mismatches; other sets sharing the store are counted apart, never
+    /// orphans. Exit 1 when it finds a problem. The inventory job is reused for
+    /// 24 hours.
     Inventory {
         /// The set's root directory (it may no longer exist).
         #[arg(long)]
@@ -291,6 +293,10 @@ enum Command {
         /// Do not wait for an inventory job that is not ready; run again later.
         #[arg(long)]
         no_wait: bool,
+        /// Request a new inventory instead of reusing the one taken in the last
+        /// 24 hours (a vault's takes hours, and lags its archives by about a day).
+        #[arg(long)]
+        refresh: bool,
         #[arg(long)]
         json: bool,
         /// Record orphans whose description names a file under a safe path.
@@ -320,8 +326,9 @@ enum Command {
 enum CatalogCommand {
     /// Recreate a lost catalog from the store: its newest catalog snapshot of the
     /// set, then the descriptions (firn's own, or mt-aws-glacier's mt2) of the
-    /// archives stored after it. Archives the catalog already records are left
-    /// alone; archives the store no longer holds are not brought back.
+    /// set's archives stored after it (never another set's). Archives the catalog
+    /// already records are left alone; archives the store no longer holds are not
+    /// brought back.
     Rebuild {
         /// Accepted for scripts written for earlier versions: every rebuild reads
         /// the store's inventory.
@@ -365,6 +372,22 @@ enum CatalogCommand {
         /// Do not wait for an inventory job that is not ready; run again later.
         #[arg(long)]
         no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give up the records of archives another set names as its own (the last
+    /// `firn inventory` lists them as disputed: an older firn's rebuild in a
+    /// shared store adopted them). Nothing is deleted from the store; a file
+    /// whose current version was one gets its newest own version back.
+    Release {
+        /// Release only this archive (default: every disputed one).
+        #[arg(long = "archive", value_name = "ID")]
+        archives: Vec<String>,
+        /// The set's root directory (it may no longer exist).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
         #[arg(long)]
         json: bool,
     },
@@ -608,6 +631,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             root,
             set,
             no_wait,
+            refresh,
             json,
             adopt_orphans,
             delete_orphans,
@@ -627,7 +651,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 inventory::OrphanAction::None
             };
             let set = set.resolve(root, RootUse::MayBeMissing)?;
-            inventory::run(&set, !no_wait, action, &out(json)).await
+            let job = inventory::InventoryJob {
+                wait: !no_wait,
+                refresh,
+            };
+            inventory::run(&set, job, action, &out(json)).await
         }
         Command::Catalog {
             command:
@@ -662,6 +690,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let set = set.resolve(root, RootUse::MayBeMissing)?;
             catalog::claim(&set, !no_wait, &out(json)).await
+        }
+        Command::Catalog {
+            command:
+                CatalogCommand::Release {
+                    archives,
+                    root,
+                    set,
+                    json,
+                },
+        } => {
+            let set = set.resolve(root, RootUse::MayBeMissing)?;
+            catalog::release(&set, &archives, &out(json)).await
         }
         Command::Catalog {
             command: CatalogCommand::Snapshot { set, json },

@@ -1,7 +1,7 @@
-//! Claims (invariant 14): how a set marks as its own the archives its catalog
-//! names that were written before descriptions named their set (`firn1`, or
-//! `mt2` adopted from mt-aws-glacier), so that a store shared by several sets
-//! becomes safe without uploading anything again.
+//! Claims (invariant 12 in the crate docs): how a set marks as its own the
+//! archives its catalog names that were written before descriptions named their
+//! set (`firn1`, or `mt2` adopted from mt-aws-glacier), so that a store shared
+//! by several sets becomes safe without uploading anything again.
 //!
 //! Archive descriptions cannot be changed after the fact (a Glacier vault's
 //! never can), so a claim is an archive of its own: its description names the
@@ -13,6 +13,12 @@
 //!
 //! A set claims only archives its catalog names, the store lists, and no other
 //! set has claimed or named as its own; those are reported, never taken.
+//!
+//! Releasing is the other way: a set gives up the records of archives another
+//! set names as its own (an older firn's `catalog rebuild` in a shared store
+//! adopted them), found by the last inventory. Nothing leaves the store; a file
+//! whose current version was such an archive gets its newest own version back
+//! as current.
 
 use anyhow::{Result, bail};
 use bytes::Bytes;
@@ -46,6 +52,17 @@ pub struct ClaimReport {
     pub not_listed: u64,
 }
 
+/// What [`Engine::release`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReleaseReport {
+    /// Records given up (their archives stay in the store, the other set's).
+    pub released: Vec<Disputed>,
+    /// Files whose newest own version is current again.
+    pub current_again: Vec<String>,
+    /// Archive ids asked for that the last inventory did not find disputed.
+    pub not_disputed: Vec<String>,
+}
+
 /// A claim, or the inventory job it waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
@@ -61,6 +78,11 @@ impl Engine {
     /// catalog names (see the module docs). Reads the store's inventory first
     /// (a job on Glacier, reused for 24 hours; see [`Engine::fetch_inventory`]).
     pub async fn claim(&self, wait: bool) -> Result<ClaimOutcome> {
+        if self.store.can_list() {
+            // A listing as of now: another set's claim made since an inventory
+            // this set took earlier must be seen, or both would claim one archive.
+            self.state.forget_inventory_job()?;
+        }
         let inventory = match self.fetch_inventory(wait).await? {
             InventoryFetch::Waiting {
                 requested_at,
@@ -99,12 +121,14 @@ impl Engine {
                     key: record.key,
                     archive_id: record.archive_id,
                     owner,
+                    state: record.state.as_str().into(),
                 }),
                 // Claimed by this set and another: the other claim stands.
                 Whose::Unknown if !others.is_empty() => report.others.push(Disputed {
                     key: record.key,
                     archive_id: record.archive_id,
                     owner: others.join(","),
+                    state: record.state.as_str().into(),
                 }),
                 Whose::Unknown if kind_of(listing) == super::owners::Kind::File => {
                     to_claim.push(record.archive_id)
@@ -134,6 +158,71 @@ impl Engine {
         }
         report.others.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(ClaimOutcome::Ready(report))
+    }
+
+    /// Gives up the records of `archive_ids` (all of them when empty) that the
+    /// last inventory found another set naming as its own (see the module docs).
+    pub async fn release(&self, archive_ids: &[String]) -> Result<ReleaseReport> {
+        let Some(reconciliation) = self.last_reconciliation().await? else {
+            bail!(crate::model::usage(
+                "no inventory of this set yet: run `firn inventory`, which finds the records another set names as its own"
+            ));
+        };
+        let mut report = ReleaseReport::default();
+        let chosen: Vec<Disputed> = if archive_ids.is_empty() {
+            reconciliation.disputed.clone()
+        } else {
+            let mut chosen = Vec::new();
+            for id in archive_ids {
+                match reconciliation.disputed.iter().find(|d| &d.archive_id == id) {
+                    Some(d) => chosen.push(d.clone()),
+                    None => report.not_disputed.push(id.clone()),
+                }
+            }
+            chosen
+        };
+        let mut lost_current = std::collections::BTreeSet::new();
+        for disputed in chosen {
+            let Some(record) = self.catalog.find_archive(&disputed.archive_id).await? else {
+                continue;
+            };
+            self.catalog.remove(&record.key, &record.archive_id).await?;
+            if record.state == crate::catalog::ArchiveState::Current {
+                lost_current.insert(record.key.clone());
+            }
+            report.released.push(disputed);
+        }
+        let gone: std::collections::HashSet<&str> = report
+            .released
+            .iter()
+            .map(|d| d.archive_id.as_str())
+            .collect();
+        for key in lost_current {
+            let versions = self.catalog.versions(&key).await?;
+            let newest = versions
+                .into_iter()
+                .filter(|v| {
+                    v.state == crate::catalog::ArchiveState::Superseded
+                        && self.holds(v)
+                        && !gone.contains(v.archive_id.as_str())
+                })
+                .max_by_key(|v| v.uploaded_at);
+            let Some(mut newest) = newest else { continue };
+            // Out of the superseded versions and back in as current (a crash in
+            // between leaves an archive of this set that `firn inventory
+            // --adopt-orphans` records again).
+            self.catalog.remove(&key, &newest.archive_id).await?;
+            newest.state = crate::catalog::ArchiveState::Current;
+            newest.superseded_at = None;
+            self.catalog.record_upload(&newest, None).await?;
+            report.current_again.push(key);
+        }
+        // What is released is no longer this set's to keep from deletion.
+        let mut left = reconciliation;
+        left.disputed
+            .retain(|d| !gone.contains(d.archive_id.as_str()));
+        self.save_reconciliation(&left)?;
+        Ok(report)
     }
 
     /// Stores a small archive held in memory (a claim), verified by its tree

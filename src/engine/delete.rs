@@ -239,6 +239,24 @@ impl Engine {
     /// Deletes one archive: intent journaled locally, store first, catalog only
     /// after the store confirmed, journal closed last (see the module docs).
     pub async fn delete_archive(&self, record: &ArchiveRecord) -> Result<()> {
+        if let Some(owner) = self.disputed_by(&record.archive_id).await {
+            anyhow::bail!(
+                "archive {} of {} is named as its own by set {owner} too (found by the last `firn inventory`): not deleted; `firn catalog release` gives it up (README: Sharing a store)",
+                record.archive_id,
+                record.key
+            );
+        }
+        if record.state != ArchiveState::Current
+            && let Some(owner) = self
+                .disputed_by(&format!("{}{}", super::inventory::DISPUTED_KEY, record.key))
+                .await
+        {
+            anyhow::bail!(
+                "archive {} of {} is an older version of a file whose current version set {owner} names as its own: kept until `firn catalog release` makes it current again (README: Sharing a store)",
+                record.archive_id,
+                record.key
+            );
+        }
         if !self.holds(record) {
             anyhow::bail!(
                 "archive {} of {} is in store {}, not in {} (the store this set uses); nothing deleted",
@@ -270,6 +288,28 @@ impl Engine {
                 )
             })?;
         self.state.deletion_end(&record.archive_id)
+    }
+
+    /// The other set that the last reconciliation found naming `archive_id` as
+    /// its own, if any (invariant 12: another set's archive is never deleted).
+    async fn disputed_by(&self, archive_id: &str) -> Option<String> {
+        let known = self.disputed.lock().ok().and_then(|d| d.clone());
+        let disputed = match known {
+            Some(disputed) => disputed,
+            None => {
+                let reconciliation = self.last_reconciliation().await.ok().flatten();
+                let disputed = std::sync::Arc::new(
+                    reconciliation
+                        .map(|r| r.disputed_archives())
+                        .unwrap_or_default(),
+                );
+                if let Ok(mut slot) = self.disputed.lock() {
+                    *slot = Some(std::sync::Arc::clone(&disputed));
+                }
+                disputed
+            }
+        };
+        disputed.get(archive_id).cloned()
     }
 
     /// Store deletion that treats an archive already gone as deleted. The local

@@ -16,8 +16,8 @@
 //! - Paths read from descriptions are untrusted: a key that is absolute, has empty,
 //!   `.` or `..` components or a NUL, or whose raw bytes name another path, is never
 //!   imported.
-//! - A store may be shared by several sets (invariant 14, `owners.rs`): another
-//!   set's archives are counted by set, never orphans; in a shared store an
+//! - A store may be shared by several sets (invariant 12 in the crate docs,
+//!   `owners.rs`): another set's archives are counted by set, never orphans; in a shared store an
 //!   archive of unknown owner is "unclaimed", neither adopted nor deleted unless a
 //!   person names it; a rebuild adopts only this set's archives (those of unknown
 //!   owner only when asked).
@@ -43,6 +43,8 @@ use crate::store::{ArchiveListing, EMPTY_ARCHIVE_ID, Inventory, JobState};
 /// An inventory job younger than this is reused rather than requested again.
 pub const INVENTORY_REUSE_SECS: i64 = 24 * 3600;
 const RECONCILIATION_REPORT: &str = "reconciliation";
+/// How [`Reconciliation::disputed_archives`] marks a file (not an archive).
+pub(super) const DISPUTED_KEY: &str = "key:";
 
 /// An inventory, or the job it waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +63,7 @@ pub enum InventoryOutcome {
         requested_at: i64,
         ready_at: Option<i64>,
     },
-    Ready(Reconciliation),
+    Ready(Box<Reconciliation>),
 }
 
 /// The store's inventory compared with the catalog.
@@ -120,13 +122,17 @@ pub struct OtherSet {
     pub archives: u64,
 }
 
-/// A record of this set whose archive another set says is its own.
+/// A record of this set whose archive another set says is its own (an older
+/// firn's rebuild in a shared store adopted it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disputed {
     pub key: String,
     pub archive_id: String,
     /// The other set's short id.
     pub owner: String,
+    /// `current` or `superseded` in this set's catalog.
+    #[serde(default)]
+    pub state: String,
 }
 
 impl Reconciliation {
@@ -138,6 +144,22 @@ impl Reconciliation {
             + self.missing.len()
             + self.mismatched.len()
             + self.disputed.len()
+    }
+
+    /// What deletions must leave alone while records are disputed: each
+    /// disputed archive (→ the other set naming it), and each file whose current
+    /// version is one (→ that set), whose older versions are this set's own
+    /// only copies.
+    pub fn disputed_archives(&self) -> HashMap<String, String> {
+        let mut out: HashMap<String, String> = self
+            .disputed
+            .iter()
+            .map(|d| (d.archive_id.clone(), d.owner.clone()))
+            .collect();
+        for d in self.disputed.iter().filter(|d| d.state == "current") {
+            out.insert(format!("{DISPUTED_KEY}{}", d.key), d.owner.clone());
+        }
+        out
     }
 
     /// Archives of other sets, all together.
@@ -259,7 +281,7 @@ pub enum OrphanOutcome {
     Failed(String),
 }
 
-/// What [`Engine::rebuild_catalog`] did.
+/// What a rebuild from archive descriptions did (see [`Engine::rebuild`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebuildReport {
     pub inventory_date: i64,
@@ -511,9 +533,13 @@ impl Engine {
         }
     }
 
-    /// Fetches the inventory (see [`Engine::fetch_inventory`]) and reconciles it
+    /// Fetches the inventory (see [`Engine::fetch_inventory`]; with `refresh`, a
+    /// new one rather than the one taken in the last 24 hours) and reconciles it
     /// with the catalog; the result is saved for [`Engine::last_reconciliation`].
-    pub async fn inventory(&self, wait: bool) -> Result<InventoryOutcome> {
+    pub async fn inventory(&self, wait: bool, refresh: bool) -> Result<InventoryOutcome> {
+        if refresh {
+            self.state.forget_inventory_job()?;
+        }
         Ok(match self.fetch_inventory(wait).await? {
             InventoryFetch::Waiting {
                 requested_at,
@@ -524,14 +550,22 @@ impl Engine {
             },
             InventoryFetch::Ready(inventory) => {
                 let reconciliation = self.reconcile(&inventory).await?;
-                self.state.put_report(
-                    RECONCILIATION_REPORT,
-                    &serde_json::to_string(&reconciliation)?,
-                    reconciliation.checked_at,
-                )?;
-                InventoryOutcome::Ready(reconciliation)
+                self.save_reconciliation(&reconciliation)?;
+                InventoryOutcome::Ready(Box::new(reconciliation))
             }
         })
+    }
+
+    /// Keeps `reconciliation` as the last one (what deletions consult).
+    pub(super) fn save_reconciliation(&self, reconciliation: &Reconciliation) -> Result<()> {
+        if let Ok(mut disputed) = self.disputed.lock() {
+            *disputed = Some(std::sync::Arc::new(reconciliation.disputed_archives()));
+        }
+        self.state.put_report(
+            RECONCILIATION_REPORT,
+            &serde_json::to_string(reconciliation)?,
+            reconciliation.checked_at,
+        )
     }
 
     /// The reconciliation [`Engine::inventory`] saved last (None before the first,
@@ -571,11 +605,20 @@ impl Engine {
             }
             match listed.get(record.archive_id.as_str()) {
                 Some(listing) => {
-                    if let Whose::Other(owner) = owners.whose(listing) {
+                    // Another set's by its description or its claim, or claimed
+                    // by another set as well as this one.
+                    let others = owners.claimed_by_others(&record.archive_id);
+                    let owner = match owners.whose(listing) {
+                        Whose::Other(owner) => Some(owner),
+                        _ if !others.is_empty() => Some(others.join(",")),
+                        _ => None,
+                    };
+                    if let Some(owner) = owner {
                         report.disputed.push(Disputed {
                             key: record.key.clone(),
                             archive_id: record.archive_id.clone(),
                             owner,
+                            state: record.state.as_str().into(),
                         });
                     }
                     // A placeholder holds empty content: by its description, or by

@@ -26,7 +26,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 pub use backup::{BackupSummary, Candidate, Expected, FailedFile, Plan, UploadItem};
-pub use claim::{ClaimOutcome, ClaimReport};
+pub use claim::{ClaimOutcome, ClaimReport, ReleaseReport};
 pub use delete::{
     DeletionItem, DeletionPlan, DeletionReport, FailedDeletion, InterruptedDeletions, Prunable,
 };
@@ -68,7 +68,7 @@ pub struct Engine {
     root: PathBuf,
     scan: ScanOptions,
     set_id: String,
-    /// The set's short id, as its archives name it (invariant 14).
+    /// The set's short id, as its archives name it (invariant 12 in the crate docs).
     owner: String,
     state: Arc<LocalState>,
     catalog: Arc<tracked::Tracked>,
@@ -80,6 +80,10 @@ pub struct Engine {
     requests_in_flight: usize,
     prices: Prices,
     task_ids: TaskIds,
+    /// Archives the last inventory found another set naming too (archive id →
+    /// that set), never deleted: read from local state when the first deletion
+    /// asks, replaced by each inventory.
+    disputed: std::sync::Mutex<Option<Arc<std::collections::HashMap<String, String>>>>,
 }
 
 /// What an engine is made of, for [`Engine::from_parts`] (tests put a store with
@@ -230,6 +234,7 @@ impl Engine {
             prices: parts.prices,
             scan: ScanOptions::default(),
             task_ids: TaskIds::default(),
+            disputed: std::sync::Mutex::new(None),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Whose is each archive a store lists (invariant 14: a store may be shared by
-//! several sets, and nothing one set does reads another set's archive as its own).
+//! Whose is each archive a store lists (invariant 12 in the crate docs: a store
+//! may be shared by several sets, and nothing one set does reads another set's
+//! archive as its own).
 //!
 //! An archive says whose it is by its description: a file's `firn2` record
 //! names its set's short id, a catalog snapshot names its set, a claim names the

@@ -293,9 +293,9 @@ impl Runtime {
                 });
             }
             Effect::RunInventory => self.spawn(|engine, _| async move {
-                match engine.inventory(false).await {
+                match engine.inventory(false, false).await {
                     Ok(InventoryOutcome::Ready(r)) => Action::Reconciled {
-                        reconciliation: Some(Box::new(r)),
+                        reconciliation: Some(r),
                         show: true,
                     },
                     Ok(InventoryOutcome::Waiting {
