@@ -662,3 +662,77 @@ fn a_set_that_kept_its_objects_at_the_top_of_a_bucket_stays_there() {
     let keys = bucket_keys(shared.endpoint().as_deref().unwrap(), "shared");
     assert!(keys.iter().all(|k| !k.starts_with("old/")), "{keys:?}");
 }
+
+/// Two sets with the very same files (a photo library on two machines) move
+/// from stores of their own into one shared store; one migration is killed
+/// after storing a copy it had not recorded yet. Taking it up, it must not take
+/// the other set's identical copy for its own.
+#[test]
+fn a_killed_migration_into_a_shared_store_takes_up_only_its_own_copies() {
+    let shared = Shared::new(Backend::Embedded);
+    let store = |name: &str| shared.dir.path().join(name);
+    let body = |store_dir: &Path, previous: Option<&Path>| {
+        let mut body =
+            format!("retention = \"keep\"\nstore = {{ kind = \"local\", path = {store_dir:?} }}\n");
+        if let Some(previous) = previous {
+            body.push_str(&format!(
+                "previous_store = {{ kind = \"local\", path = {previous:?} }}\n"
+            ));
+        }
+        body
+    };
+    let hosts: Vec<Host> = ["a", "b"]
+        .iter()
+        .map(|set| {
+            let host = Host {
+                home: shared.dir.path().join(format!("host-{set}")),
+                set: set.to_string(),
+                endpoint: None,
+            };
+            host.write_config(&body(&store(&format!("old-{set}")), None));
+            std::fs::create_dir_all(host.tree().join("sub")).unwrap();
+            for i in 0..4 {
+                let path = host.tree().join(format!("sub/photo{i}.jpg"));
+                std::fs::write(&path, format!("the same photo {i}\n").repeat(i + 1)).unwrap();
+                set_mtime(&path, 1_700_000_000 + i as u64);
+            }
+            host.ok(&["backup"]);
+            host.write_config(&body(&store("shared"), Some(&store(&format!("old-{set}")))));
+            host
+        })
+        .collect();
+    let (a, b) = (&hosts[0], &hosts[1]);
+    let files = a.files();
+    assert_eq!(files, b.files(), "the same files");
+
+    b.ok(&["migrate", "--yes"]);
+    // a's tree is gone: its copies come from retrievals of its old store.
+    std::fs::remove_dir_all(a.tree()).unwrap();
+    let killed = a
+        .command()
+        .args(["migrate", "--set", "a", "--yes"])
+        .env("FIRN_FAULT", "migrate-stored")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "{}", stdout(&killed));
+    a.ok(&["migrate", "--yes"]);
+
+    let current = |host: &Host| -> Vec<String> {
+        host.versions()
+            .into_iter()
+            .filter(|v| v.2 == "current")
+            .map(|v| v.0)
+            .collect()
+    };
+    let (mine, theirs) = (current(a), current(b));
+    assert_eq!((mine.len(), theirs.len()), (4, 4));
+    assert!(
+        mine.iter().all(|id| !theirs.contains(id)),
+        "a recorded b's copy: {mine:?} {theirs:?}"
+    );
+    for host in [a, b] {
+        let doc = consistent(host);
+        assert_eq!(doc["disputed"].as_array().unwrap().len(), 0, "{doc}");
+    }
+    a.restores_exactly(&files);
+}
