@@ -544,3 +544,37 @@ fn a_download_killed_midway_resumes_without_a_new_job() {
         "the restart reused the job"
     );
 }
+
+#[test]
+fn a_restore_of_an_archive_gone_from_the_vault_names_the_archive_not_the_vault() {
+    let a = backed_up("gone.txt", b"deleted behind firn's back");
+    let archive = a.records()[0]["archive_id"].as_str().unwrap().to_string();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = aws_sdk_glacier::Client::new(&sdk_config(a.endpoint()).await);
+        client
+            .delete_archive()
+            .account_id("-")
+            .vault_name("photos")
+            .archive_id(&archive)
+            .send()
+            .await
+            .unwrap();
+    });
+    let to = a.sb.path().join("back");
+    let out = a.firn(&[
+        "restore",
+        "--set",
+        "s",
+        "gone.txt",
+        "--to",
+        &to.to_string_lossy(),
+        "--tier",
+        "expedited",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains(&format!("has no archive {archive}")) && !text.contains("does not exist"),
+        "{text}"
+    );
+}

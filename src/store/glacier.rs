@@ -358,7 +358,7 @@ impl Store for GlacierStore {
             .archive_id(archive_id)
             .tier(tier_name)
             .build();
-        let out = self
+        let out = match self
             .client
             .initiate_job()
             .account_id("-")
@@ -366,7 +366,17 @@ impl Store for GlacierStore {
             .job_parameters(params)
             .send()
             .await
-            .map_err(|e| aws::explain(&e, &self.what()))?;
+        {
+            Ok(out) => out,
+            // "Not found" names the vault or the archive: say which.
+            Err(e) if aws::is_not_found(&e) && self.check().await.is_ok() => {
+                bail!(
+                    "{} has no archive {archive_id} (deleted, or never stored there); `firn inventory` compares the catalog with the vault",
+                    self.what()
+                );
+            }
+            Err(e) => return Err(aws::explain(&e, &self.what())),
+        };
         out.job_id()
             .map(str::to_owned)
             .context("Glacier returned no job id")
