@@ -80,6 +80,23 @@ pub fn owner_of(set_id: &str) -> String {
     set_hash(set_id)[..OWNER_LEN].to_string()
 }
 
+/// The short id of the set a description names — a file's `firn2` record, a
+/// catalog snapshot or a claim — read without decoding the rest of a file's
+/// record (a listing of a whole vault asks this of every archive).
+pub fn named_owner(text: &str) -> Option<String> {
+    let in_clear = |prefix: &str| {
+        let owner = text.strip_prefix(prefix)?.get(..OWNER_LEN)?;
+        is_owner(owner).then(|| owner.to_string())
+    };
+    if text.starts_with(FIRN2_PREFIX) {
+        return in_clear(FIRN2_PREFIX);
+    }
+    if text.starts_with(CLAIM_PREFIX) {
+        return in_clear(CLAIM_PREFIX);
+    }
+    SnapshotDescription::decode(text).map(|s| s.owner().to_string())
+}
+
 fn is_owner(text: &str) -> bool {
     text.len() == OWNER_LEN && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -470,6 +487,11 @@ mod tests {
             Err(DecodeError::Malformed("firn2"))
         );
         assert_eq!(owner_of("photos").len(), OWNER_LEN);
+        assert_eq!(named_owner(&text), None);
+        let own = file("a.txt", None, None).encode(MAX_LEN);
+        assert_eq!(named_owner(&own).as_deref(), Some(OWNER));
+        let snapshot = SnapshotDescription::new("photos", 1, 1, [0; 20]).encode();
+        assert_eq!(named_owner(&snapshot), Some(owner_of("photos")));
         assert_ne!(owner_of("photos"), owner_of("photos2"));
     }
 

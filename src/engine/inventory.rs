@@ -699,6 +699,9 @@ impl Engine {
                 archives,
             })
             .collect();
+        report
+            .other_sets
+            .sort_by(|a, b| (&a.name, &a.owner).cmp(&(&b.name, &b.owner)));
         report.orphans.sort_by_key(|o| (o.key(), o.created_at));
         report.unclaimed.sort_by_key(|o| (o.key(), o.created_at));
         report.missing.sort_by(|a, b| a.key.cmp(&b.key));

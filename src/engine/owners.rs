@@ -69,10 +69,8 @@ impl Owners {
                 owners.saw(&claim.owner, None);
             } else if let Some(snapshot) = SnapshotDescription::decode(&archive.description) {
                 owners.saw(snapshot.owner(), snapshot.set.as_deref());
-            } else if let Ok(d) = description::decode(&archive.description)
-                && let Some(owner) = &d.owner
-            {
-                owners.saw(owner, None);
+            } else if let Some(owner) = description::named_owner(&archive.description) {
+                owners.saw(&owner, None);
             }
         }
         owners
@@ -90,18 +88,14 @@ impl Owners {
 
     /// Whose `archive` is.
     pub fn whose(&self, archive: &ArchiveListing) -> Whose {
-        let named = if let Some(claim) = ClaimDescription::decode(&archive.description) {
-            Some(claim.owner)
-        } else if let Some(snapshot) = SnapshotDescription::decode(&archive.description) {
-            Some(snapshot.owner().to_string())
-        } else {
-            description::decode(&archive.description)
-                .ok()
-                .and_then(|d| d.owner)
-        };
-        let owner = named.or_else(|| match self.claims.get(&claimed_id(&archive.archive_id)) {
-            Some(claimants) if claimants.len() == 1 => claimants.first().cloned(),
-            _ => None,
+        let owner = description::named_owner(&archive.description).or_else(|| {
+            if self.claims.is_empty() {
+                return None;
+            }
+            match self.claims.get(&claimed_id(&archive.archive_id)) {
+                Some(claimants) if claimants.len() == 1 => claimants.first().cloned(),
+                _ => None,
+            }
         });
         match owner {
             Some(owner) if owner == self.mine => Whose::Mine,
@@ -122,6 +116,9 @@ impl Owners {
 
     /// The sets other than this one whose claims list `archive_id`.
     pub fn claimed_by_others(&self, archive_id: &str) -> Vec<&str> {
+        if self.claims.is_empty() {
+            return Vec::new();
+        }
         self.claims
             .get(&claimed_id(archive_id))
             .map(|c| {
