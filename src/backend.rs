@@ -330,13 +330,13 @@ async fn check_s3_prefix(
     set_id: &str,
 ) -> Result<String> {
     let mut store = s3::S3Store::connect(settings).await?;
+    // A catalog not created yet (a DynamoDB table init is about to make) names
+    // nothing.
+    let catalog = match open_catalog(catalog, set_id).await {
+        Ok(catalog) if catalog.check().await.is_ok() => Some(catalog),
+        _ => None,
+    };
     if settings.prefix.is_none() {
-        // A catalog not created yet (a DynamoDB table init is about to make)
-        // names nothing.
-        let catalog = match open_catalog(catalog, set_id).await {
-            Ok(catalog) if catalog.check().await.is_ok() => Some(catalog),
-            _ => None,
-        };
         settle_s3_prefix(&mut store, set_id, catalog.as_deref()).await?;
     }
     let location = store.location();
@@ -356,6 +356,18 @@ async fn check_s3_prefix(
             "{location} already holds objects of another set ({}); give set {set_id} its own prefix: `prefix = \"{}\"` in its store settings",
             others.join(", "),
             s3::set_prefix(&format!("{set_id}-{}", &mine[..4]))
+        )));
+    }
+    // The set's own objects, which its catalog does not know: the set on a new
+    // machine (rebuild first), or another set of the same name (which would
+    // take them for its orphans).
+    let known = match &catalog {
+        Some(catalog) => catalog.names_target(&store.target()).await?,
+        None => false,
+    };
+    if owners.get(&mine).is_some_and(|n| *n > 0) && !known && !at_top {
+        return Err(crate::model::usage(format!(
+            "{location} already holds objects of a set named {set_id} that its catalog does not know: on a new machine run `firn catalog rebuild --set {set_id}` first; if it is another set, give this one another name"
         )));
     }
     let mut note = format!("objects of set {set_id} go under {location}");

@@ -830,3 +830,35 @@ fn a_non_utf8_path_round_trips_through_a_rebuild() {
         b"latin-1 name"
     );
 }
+
+#[test]
+fn a_moved_embedded_store_is_still_this_store_and_another_that_exists_is_not() {
+    let sb = sandbox();
+    sb.write("a.txt", "a");
+    sb.write("b.txt", "b");
+    sb.back_up_set(&[]);
+    let gone = archive_of(&sb, "b.txt");
+    // The disk is mounted elsewhere now: its records name the old directory.
+    let moved = sb.path().join("mounted-elsewhere");
+    std::fs::rename(sb.store_dir(), &moved).unwrap();
+    sb.edit_config(
+        "store = { kind = \"local\", retrieval_delay_secs = 0 }",
+        &format!("store = {{ kind = \"local\", path = {moved:?}, retrieval_delay_secs = 0 }}"),
+    );
+    std::fs::remove_file(moved.join("archives").join(&gone[..2]).join(&gone)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["matched"], 1, "{doc}");
+    let missing = doc["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{doc}");
+    assert_eq!(missing[0]["key"], "b.txt");
+    assert_eq!(doc["other_store"], 0, "{doc}");
+
+    // Where the old directory still holds a store, the record is another
+    // store's (a set moved from one disk to another keeps its originals there).
+    std::fs::create_dir_all(sb.store_dir().join("archives")).unwrap();
+    let (_, doc) = json(&sb, &["inventory", "--set", "s", "--refresh"]);
+    assert_eq!(doc["missing"].as_array().unwrap().len(), 0, "{doc}");
+    assert_eq!(doc["other_store"], 1, "{doc}");
+}

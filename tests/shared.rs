@@ -626,6 +626,26 @@ fn new_sets_in_one_bucket_each_get_a_prefix_of_their_own() {
         "bob's prefix is not alice's"
     );
 
+    // Another host's set named alice, with a catalog of its own, is refused:
+    // it would take alice's objects for its orphans.
+    let other_alice = Host {
+        home: shared.dir.path().join("other-host-alice"),
+        set: "alice".into(),
+        endpoint: Some(endpoint.clone()),
+    };
+    other_alice.write_config(body);
+    let out = other_alice.run(&["init", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out)
+            .contains("already holds objects of a set named alice that its catalog does not know"),
+        "{}",
+        stderr(&out)
+    );
+    // The same set on a new machine rebuilds first; then init is content.
+    other_alice.ok(&["catalog", "rebuild"]);
+    other_alice.ok(&["init", "--yes"]);
+
     // A set told to use bob's prefix is refused at init, in one line.
     let carol = host("carol");
     carol.write_config(
@@ -733,6 +753,9 @@ fn a_killed_migration_into_a_shared_store_takes_up_only_its_own_copies() {
     for host in [a, b] {
         let doc = consistent(host);
         assert_eq!(doc["disputed"].as_array().unwrap().len(), 0, "{doc}");
+        // The originals stay in the old stores, which still exist: recorded in
+        // another store, not missing from this one (however long ago).
+        assert_eq!(doc["other_store"], 4, "{doc}");
     }
     a.restores_exactly(&files);
 }

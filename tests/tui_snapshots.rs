@@ -362,3 +362,71 @@ fn migration_dialog() {
     assert!(dialog.contains("● bulk"), "bulk by default: {dialog}");
     insta::assert_snapshot!(dialog);
 }
+
+#[test]
+fn reconciliation_of_a_shared_store() {
+    use firn::engine::{DescribedFile, Orphan, OtherSet, Reconciliation};
+    let mut state = mixed_state();
+    let unclaimed = Orphan {
+        archive_id: "b0a1".into(),
+        size: 2 << 20,
+        tree_hash: "00".into(),
+        created_at: NOW - 400 * 86_400,
+        description_text: "firn1 …".into(),
+        description: Some(DescribedFile {
+            format: "firn1".into(),
+            owner: None,
+            key: Some("photos/2023/beach.jpg".into()),
+            raw_path: None,
+            size: Some(2 << 20),
+            mtime_ns: 0,
+            sha1: None,
+        }),
+        refused: None,
+    };
+    let reconciliation = Reconciliation {
+        inventory_date: NOW - 86_400,
+        checked_at: NOW,
+        archive_count: 905,
+        record_count: 300,
+        matched: 300,
+        snapshots: 2,
+        other_sets: vec![
+            OtherSet {
+                owner: "e9d71f5ee7c92d6d".into(),
+                name: Some("laptop".into()),
+                archives: 402,
+            },
+            OtherSet {
+                owner: "3c363836cf4e1666".into(),
+                name: None,
+                archives: 200,
+            },
+        ],
+        unclaimed: vec![unclaimed],
+        ..Default::default()
+    };
+    update(
+        &mut state,
+        Action::Reconciled {
+            reconciliation: Some(Box::new(reconciliation)),
+            show: true,
+        },
+    );
+    let screen = render(&state);
+    assert!(
+        screen.contains("602 archives of 2 other sets sharing this store"),
+        "{screen}"
+    );
+    assert!(screen.contains("Unclaimed"), "{screen}");
+    insta::assert_snapshot!(screen);
+    // Nothing of it is an orphan of this set: x has nothing to delete.
+    keys(&mut state, "x");
+    assert!(
+        !matches!(
+            state.dialog,
+            Some(firn::tui::app::Dialog::ConfirmDeleteOrphans { .. })
+        ),
+        "unclaimed archives are not offered for deletion"
+    );
+}

@@ -429,9 +429,21 @@ fn record_from(
     })
 }
 
-/// Records of a relocated embedded store still name it by its old directory.
-fn same_store(a: &str, b: &str) -> bool {
-    a == b || (a.starts_with("local:") && b.starts_with("local:"))
+/// Whether a record naming the store `recorded` belongs to the store `here`.
+/// Records of a relocated embedded store still name it by its old directory:
+/// an embedded store named by a directory that holds none any more is this one
+/// moved; one whose directory still holds a store is another (a set moved
+/// from one disk to another keeps its old versions there).
+fn same_store(recorded: &str, here: &str, moved: &mut HashMap<String, bool>) -> bool {
+    if recorded == here {
+        return true;
+    }
+    let (Some(old), true) = (recorded.strip_prefix("local:"), here.starts_with("local:")) else {
+        return false;
+    };
+    *moved
+        .entry(recorded.to_string())
+        .or_insert_with(|| !std::path::Path::new(old).join("archives").is_dir())
 }
 
 impl Orphan {
@@ -597,6 +609,7 @@ impl Engine {
             ..Reconciliation::default()
         };
         let mut known: HashSet<&str> = HashSet::with_capacity(records.len());
+        let mut moved = HashMap::new();
         for record in &records {
             known.insert(record.archive_id.as_str());
             if record.archive_id == EMPTY_ARCHIVE_ID {
@@ -643,7 +656,7 @@ impl Engine {
                         });
                     }
                 }
-                None if !same_store(&record.target, &target) => report.other_store += 1,
+                None if !same_store(&record.target, &target, &mut moved) => report.other_store += 1,
                 // Its deletion is under way: absence is what it is waiting for.
                 None if record.state == ArchiveState::Deleting => {}
                 None if record.uploaded_at >= inventory.date => report.too_new += 1,

@@ -46,6 +46,7 @@ macro_rules! catalog_contract_tests {
             raw_names_round_trip,
             snapshots_are_kept_apart_from_records_oldest_first,
             a_batch_of_uploads_is_recorded_with_each_conflict_kept_to_its_own_item,
+            names_target_says_which_stores_a_set_uses,
         );
     };
     (@tests $name:ident, $open:expr; $($check:ident),* $(,)?) => {
@@ -958,4 +959,37 @@ pub async fn a_batch_of_uploads_is_recorded_with_each_conflict_kept_to_its_own_i
     let currents = summaries(catalog.as_ref()).await;
     assert_eq!(currents.len(), 60 + 90);
     assert!(catalog.record_uploads(&[]).await.unwrap().is_empty());
+}
+
+/// Where a set's archives live, asked without loading the set (the S3 store's
+/// prefix is settled by it): by a record's target or a snapshot's, never by
+/// another set's.
+pub async fn names_target_says_which_stores_a_set_uses(backend: &dyn Backend) {
+    let catalog = backend.open("targets").await;
+    let other = backend.open("targets-elsewhere").await;
+    assert!(
+        !catalog.names_target("test:/store-1").await.unwrap(),
+        "empty"
+    );
+    catalog
+        .record_upload(&record("a.txt", "t-1", 1), None)
+        .await
+        .unwrap();
+    assert!(catalog.names_target("test:/store-1").await.unwrap());
+    assert!(!catalog.names_target("test:/store-0").await.unwrap());
+    catalog
+        .record_snapshot(&SnapshotRecord {
+            archive_id: "t-snap".into(),
+            target: "test:/snapshots-only".into(),
+            created_ms: 1,
+            size: 1,
+            records: 1,
+            sha1: [1; 20],
+            tree_hash: [2; 32],
+        })
+        .await
+        .unwrap();
+    assert!(catalog.names_target("test:/snapshots-only").await.unwrap());
+    assert!(!other.names_target("test:/store-1").await.unwrap());
+    assert!(!other.names_target("test:/snapshots-only").await.unwrap());
 }

@@ -221,3 +221,42 @@ pub(super) fn with_hashes(
     d.tree_hash = tree.copied().or(d.tree_hash);
     d.encode(METADATA_MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_gets_a_readable_prefix_of_its_own() {
+        assert_eq!(set_prefix("photos"), "photos/");
+        assert_eq!(set_prefix("alice.docs_2024-x"), "alice.docs_2024-x/");
+        let adhoc = set_prefix("/home/me/My Docs");
+        assert!(
+            adhoc.starts_with("home-me-My-Docs-") && adhoc.ends_with('/'),
+            "{adhoc}"
+        );
+        // Cleaned-up names that meet get apart by their hash.
+        assert_ne!(set_prefix("a b"), set_prefix("a/b"));
+        assert_ne!(set_prefix("a-b"), set_prefix("a b"));
+        assert!(set_prefix(".hidden").starts_with("hidden-"));
+        assert!(set_prefix("///").starts_with("set-"));
+    }
+
+    #[test]
+    fn a_key_names_the_set_that_wrote_it() {
+        let owner = "0123456789abcdef";
+        let key = object_key(
+            "p/",
+            "dir/a-b-c.txt",
+            &version("20261201T000000Z", "d3fd9c4a", Some(owner)),
+        );
+        assert_eq!(key_owner(&key), Some(owner));
+        let old = object_key(
+            "p/",
+            "dir/a-b-c.txt",
+            &version("20261201T000000Z", "d3fd9c4a", None),
+        );
+        assert_eq!(key_owner(&old), None);
+        assert_eq!(key_owner("x/y-z-0123456789abcdeg"), None, "not hex");
+    }
+}
