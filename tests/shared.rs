@@ -464,6 +464,13 @@ fn fixture_host(set: &str, files: usize) -> Host {
 
 #[test]
 fn a_store_shared_before_archives_named_their_set_is_claimed_and_then_safe() {
+    // One run at a time on this machine uses the fixture's fixed place.
+    let lock = std::fs::File::create(format!("{FIXTURE_ROOT}.lock")).unwrap();
+    // SAFETY: flock on a file descriptor this function owns; released on drop.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
     let _ = std::fs::remove_dir_all(FIXTURE_ROOT);
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/firn1-shared.tar.gz");
     let untar = Command::new("tar")
