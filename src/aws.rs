@@ -120,6 +120,17 @@ impl AwsError {
         )
     }
 
+    /// Whether this is passing trouble of the network or the service (no
+    /// answer, a timeout, an unreadable or cut answer, throttling, a server
+    /// error), which running again later may not meet, rather than a definite
+    /// refusal of what was asked (a missing resource, access denied…).
+    pub fn is_transient(&self) -> bool {
+        match self.code.as_deref() {
+            None => true,
+            Some(code) => TRANSIENT_CODES.contains(&code),
+        }
+    }
+
     /// Whether some cause in an error's chain is a not-found answer from AWS.
     pub fn in_chain_is_not_found(err: &anyhow::Error) -> bool {
         err.chain().any(|cause| {
@@ -129,6 +140,26 @@ impl AwsError {
         })
     }
 }
+
+/// Error codes of failures that are the service's passing trouble, not a
+/// refusal of what was asked.
+const TRANSIENT_CODES: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "BadDigest",
+    "XAmzContentSHA256Mismatch",
+];
 
 /// One clear line for an SDK error. `what` names the resource ("Glacier vault
 /// \"photos\"", "DynamoDB table \"firn\"").
@@ -172,9 +203,10 @@ where
                 .map(deepest_cause)
                 .unwrap_or_default();
             if cause.to_lowercase().contains("credential") {
-                format!(
+                // Nothing was sent: the configuration is what needs changing.
+                return crate::model::usage(format!(
                     "no usable AWS credentials for {what} ({cause}); configure them through the standard chain (AWS_* environment, ~/.aws profiles, SSO, instance role)"
-                )
+                ));
             } else {
                 format!("cannot build the request for {what}: {cause}")
             }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::aws::{Action, FaultProxy, RequestInfo, aws_error, create_plain_table, sdk_config};
 use common::aws_sandbox::AwsSandbox;
 use common::scenarios::{kill_backup_after_parts, kill_once_seen, run_measuring_rss};
-use common::{Sandbox, assert_exit, one_line_error, pattern, stderr, stdout};
+use common::{Sandbox, assert_exit, one_line_error, one_line_failure, pattern, stderr, stdout};
 
 const MIB: usize = 1 << 20;
 
@@ -348,8 +348,9 @@ fn each_amazon_error_is_one_clear_line_and_writes_nothing() {
         }
     }
 
-    // Unreachable endpoint: nothing listens on port 1.
-    let err = one_line_error(&a.run("http://127.0.0.1:1", &["backup", "--set", "s"]));
+    // Unreachable endpoint: nothing listens on port 1. Not a usage error: the
+    // store or the network failed (exit 4, "run again later").
+    let err = one_line_failure(&a.run("http://127.0.0.1:1", &["backup", "--set", "s"]), 4);
     assert!(err.contains("cannot reach"), "{err}");
 
     // Unknown region.

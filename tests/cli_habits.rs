@@ -273,3 +273,20 @@ fn a_busy_set_names_its_holder_with_a_local_time() {
         "a date and time as people read them: {err}"
     );
 }
+
+#[test]
+fn help_says_what_each_exit_code_means() {
+    let sb = Sandbox::new();
+    let out = sb.firn(["--help"]);
+    assert_exit(&out, 0);
+    let help = stdout(&out);
+    for code in [
+        "0 all done",
+        "1 done, but files failed",
+        "2 usage or configuration error",
+        "3 backup set busy",
+        "4 the store, catalog or network failed",
+    ] {
+        assert!(help.contains(code), "{code}: {help}");
+    }
+}

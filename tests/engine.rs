@@ -15,7 +15,7 @@ use firn::catalog::Catalog;
 use firn::catalog::sqlite::SqliteCatalog;
 use firn::cost::Prices;
 use firn::engine::{
-    BackupSummary, Engine, Event, Parts, Plan, Progress, RestoreOptions, RestoreOutcome,
+    BackupSummary, Candidate, Engine, Event, Parts, Plan, Progress, RestoreOptions, RestoreOutcome,
 };
 use firn::hash::tree_hash_of;
 use firn::model::Retention;
@@ -80,7 +80,7 @@ fn local_store(dir: &Path) -> Arc<dyn Store> {
 
 async fn plan_for(engine: &Engine) -> Plan {
     let report = engine.status(&mut |_| {}).await.unwrap();
-    engine.plan_report(&report)
+    engine.plan(report.entries.iter().filter_map(Candidate::of))
 }
 
 /// Backs up everything status finds pending, with nobody watching the events.
@@ -91,6 +91,7 @@ async fn back_up_all(engine: &Harness) -> BackupSummary {
     engine
         .backup(plan, &watched(tx, CancellationToken::new()))
         .await
+        .report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +112,8 @@ async fn events_cover_the_life_of_each_upload() {
     });
     let summary = engine
         .backup(plan, &watched(tx, CancellationToken::new()))
-        .await;
+        .await
+        .report;
     let events = collector.await.unwrap();
     assert_eq!(summary.uploaded_files, 2, "{summary:?}");
     let queued: Vec<_> = events
@@ -163,6 +165,7 @@ async fn a_file_that_grows_while_it_is_uploaded_is_not_recorded() {
             engine
                 .backup(plan, &watched(tx, CancellationToken::new()))
                 .await
+                .report
         })
     };
     let mut appended = false;
@@ -212,7 +215,7 @@ async fn a_cancelled_upload_leaves_nothing_behind() {
     let (tx, mut rx) = mpsc::channel(1);
     let backup = {
         let (engine, cancel) = (Arc::clone(&engine.engine), cancel.clone());
-        tokio::spawn(async move { engine.backup(plan, &watched(tx, cancel)).await })
+        tokio::spawn(async move { engine.backup(plan, &watched(tx, cancel)).await.report })
     };
     while let Some(event) = rx.recv().await {
         if matches!(event, Event::Advanced { .. }) {
@@ -389,7 +392,15 @@ async fn a_range_that_fails_its_checksum_is_fetched_again_and_persistent_damage_
                 tier: Tier::Standard,
                 wait: true,
             };
-            (engine.restore_one(&record, &options).await, to)
+            let unwatched = Progress::unwatched(CancellationToken::new());
+            let done = engine
+                .restore(engine.number(vec![record]), &options, &unwatched)
+                .await;
+            let outcome = match done.report.results.into_iter().next() {
+                Some(result) => result.outcome,
+                None => Err(anyhow::anyhow!("nothing restored")),
+            };
+            (outcome, to)
         }
     };
     // One damaged range: caught by its checksum, fetched again, restored.
@@ -440,6 +451,7 @@ async fn ready_jobs_download_concurrently_up_to_the_set_limit() {
             &Progress::unwatched(CancellationToken::new()),
         )
         .await
+        .report
         .results;
     assert!(results.iter().all(|r| r.outcome.is_ok()));
     assert_eq!(slow.most_reads_in_flight.load(Ordering::SeqCst), 2);

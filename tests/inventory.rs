@@ -27,8 +27,11 @@ fn sandbox() -> Sandbox {
     sb
 }
 
+/// The runtime firn runs its jobs on (multi-threaded: a job reads files off
+/// the async threads).
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
@@ -292,7 +295,12 @@ fn the_engine_keeps_the_last_reconciliation_and_acts_on_its_orphans() {
         last.orphans[0].description.as_ref().unwrap().key.as_deref(),
         Some("x.txt")
     );
-    let results = rt().block_on(engine.adopt_orphans(&last.orphans)).unwrap();
+    let adopt = firn::engine::OrphanAction::Adopt;
+    let delete_them = firn::engine::OrphanAction::Delete { only: Vec::new() };
+    let results = rt()
+        .block_on(engine.act_on_orphans(&adopt, &last))
+        .unwrap()
+        .report;
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].archive_id, x);
     assert_eq!(
@@ -300,12 +308,18 @@ fn the_engine_keeps_the_last_reconciliation_and_acts_on_its_orphans() {
         firn::engine::OrphanOutcome::AdoptedCurrent
     );
     // Adopting again is harmless; deleting what the catalog records is refused.
-    let again = rt().block_on(engine.adopt_orphans(&last.orphans)).unwrap();
+    let again = rt()
+        .block_on(engine.act_on_orphans(&adopt, &last))
+        .unwrap()
+        .report;
     assert_eq!(
         again[0].outcome,
         firn::engine::OrphanOutcome::AlreadyInCatalog
     );
-    let delete = rt().block_on(engine.delete_orphans(&last.orphans)).unwrap();
+    let delete = rt()
+        .block_on(engine.act_on_orphans(&delete_them, &last))
+        .unwrap()
+        .report;
     assert!(matches!(
         delete[0].outcome,
         firn::engine::OrphanOutcome::Refused(_)

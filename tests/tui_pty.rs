@@ -151,7 +151,8 @@ fn a_backend_that_cannot_be_reached_is_a_dialog_not_a_crash() {
     assert!(screen.contains("cannot reach"), "{screen}");
     pty.send("x");
     let status = pty.wait_exit(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(2));
+    // The store or the network failed, as the CLI says it (not a usage error).
+    assert_eq!(status.code(), Some(4));
     pty.assert_restored();
 }
 

@@ -994,7 +994,7 @@ fn run_migration(
             wait: true,
         };
         let plan = std::sync::Arc::try_unwrap(plan).expect("nothing else holds the plan");
-        block_on(engine.migrate(&source.0, plan, &options, &progress))
+        block_on(engine.migrate(&source.0, plan, &options, &progress)).report
     });
     (batch, events, run)
 }

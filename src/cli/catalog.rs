@@ -3,19 +3,119 @@
 //! `firn catalog claim`: the set's archives from before descriptions named their
 //! set, claimed in the store as its own.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Subcommand;
 use serde::Serialize;
 
 use super::output::Output;
-use super::snapshot::AfterRun;
-use crate::config::ResolvedSet;
+use super::set_args::{SetArgs, parse_tier};
+use crate::config::RootUse;
 use crate::engine::{
-    ClaimOutcome, ClaimReport, Engine, RebuildOptions, RebuildOutcome, RebuildReport, ReleaseReport,
+    AfterRun, ClaimOutcome, ClaimReport, Engine, RebuildOptions, RebuildOutcome, RebuildReport,
+    ReleaseReport,
 };
 use crate::fmt::{format_time, plural};
-use crate::lock::SetLock;
+use crate::model::Tier;
+
+/// Work on the catalog itself.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Rebuild(RebuildArgs),
+    Claim(ClaimArgs),
+    Release(ReleaseArgs),
+    Snapshot(super::snapshot::Args),
+}
+
+/// Recreate a lost catalog from the store: its newest catalog snapshot of the
+/// set, then the descriptions (firn's own, or mt-aws-glacier's mt2) of the
+/// set's archives stored after it (never another set's). Archives the catalog
+/// already records are left alone; archives the store no longer holds are not
+/// brought back.
+#[derive(clap::Args, Debug)]
+struct RebuildArgs {
+    /// Accepted for scripts written for earlier versions: every rebuild reads
+    /// the store's inventory.
+    #[arg(long, hide = true)]
+    from_inventory: bool,
+    /// Ignore catalog snapshots: rebuild from archive descriptions alone.
+    #[arg(long)]
+    no_snapshot: bool,
+    /// Also adopt archives of unknown owner (written by firn before archives
+    /// named their set, or by mt-aws-glacier). Without it they are counted
+    /// and left alone; use it only when no other set shares the store.
+    #[arg(long)]
+    adopt_unknown: bool,
+    /// Retrieval tier for the snapshot where the store needs a job
+    /// (expedited, standard or bulk).
+    #[arg(long, default_value_t = Tier::Standard, value_parser = parse_tier)]
+    tier: Tier,
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    /// Do not wait for store jobs (the inventory, the snapshot's retrieval)
+    /// that are not ready; run again later.
+    #[arg(long)]
+    no_wait: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Mark in the store, as this set's own, the archives its catalog names that
+/// were written before archives named their set: run it once in every set
+/// that shares a store with others (README: Sharing a store). Uploads one
+/// small claim per ~90 archives (vault) or ~180 (bucket); changes nothing
+/// else.
+#[derive(clap::Args, Debug)]
+struct ClaimArgs {
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    /// Do not wait for an inventory job that is not ready; run again later.
+    #[arg(long)]
+    no_wait: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Give up the records of archives another set names as its own (the last
+/// `firn inventory` lists them as disputed: an older firn's rebuild in a
+/// shared store adopted them). Nothing is deleted from the store; a file
+/// whose current version was one gets its newest own version back.
+#[derive(clap::Args, Debug)]
+struct ReleaseArgs {
+    /// Release only this archive (default: every disputed one).
+    #[arg(long = "archive", value_name = "ID")]
+    archives: Vec<String>,
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    match args.command {
+        Command::Rebuild(args) => rebuild(args, verbose).await,
+        Command::Claim(args) => claim(args, verbose).await,
+        Command::Release(args) => release(args, verbose).await,
+        Command::Snapshot(args) => super::snapshot::run(args, verbose).await,
+    }
+}
 
 #[derive(Serialize)]
 struct RebuildJson<'a> {
@@ -24,19 +124,25 @@ struct RebuildJson<'a> {
     #[serde(flatten)]
     report: &'a RebuildReport,
     #[serde(flatten)]
-    snapshot: &'a AfterRun,
+    after: &'a AfterRun,
 }
 
-pub async fn rebuild(
-    set: &ResolvedSet,
-    options: &RebuildOptions,
-    out: &Output,
-) -> Result<ExitCode> {
+async fn rebuild(args: RebuildArgs, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let out = &Output::new(args.json, verbose);
+    let options = &RebuildOptions {
+        wait: !args.no_wait,
+        tier: args.tier,
+        use_snapshot: !args.no_snapshot,
+        adopt_unknown: args.adopt_unknown,
+    };
     let json = out.json;
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "catalog rebuild")?;
-    let engine = Engine::open(set).await?;
+    let opened = Engine::open_to_work(set, "catalog rebuild").await?;
+    let engine = &opened.engine;
     engine.check_tier(options.tier)?;
-    let report = match engine.rebuild(options).await? {
+    let done = engine.rebuild(options).await?;
+    let after = done.after;
+    let report = match done.report {
         RebuildOutcome::Waiting {
             what,
             requested_at,
@@ -53,17 +159,19 @@ pub async fn rebuild(
         }
         RebuildOutcome::Ready(report) => report,
     };
-    let snapshot = super::snapshot::after_run(&engine).await;
     if json {
         let doc = RebuildJson {
             outcome: "ready",
             set: &set.id,
             report: &report,
-            snapshot: &snapshot,
+            after: &after,
         };
         out.document(&doc)?;
     } else {
         out.header(set);
+        for line in opened.recovery.messages() {
+            out.line(line);
+        }
         for s in &report.skipped {
             println!(
                 "skipped: archive {}{}: {}",
@@ -123,9 +231,9 @@ pub async fn rebuild(
             report.already_known
         );
     }
-    snapshot.print(out);
+    out.after(&after);
     Ok(super::exit_code(
-        !report.skipped.is_empty() || report.unknown_owner > 0 || snapshot.failed(),
+        !report.skipped.is_empty() || report.unknown_owner > 0 || after.failed(),
     ))
 }
 
@@ -137,11 +245,12 @@ struct ClaimJson<'a> {
     report: &'a ClaimReport,
 }
 
-pub async fn claim(set: &ResolvedSet, wait: bool, out: &Output) -> Result<ExitCode> {
+async fn claim(args: ClaimArgs, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let out = &Output::new(args.json, verbose);
     let json = out.json;
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "catalog claim")?;
-    let engine = Engine::open(set).await?;
-    let report = match engine.claim(wait).await? {
+    let opened = Engine::open_to_work(set, "catalog claim").await?;
+    let report = match opened.engine.claim(!args.no_wait).await? {
         ClaimOutcome::Waiting {
             requested_at,
             ready_at,
@@ -190,19 +299,20 @@ struct ReleaseJson<'a> {
     #[serde(flatten)]
     report: &'a ReleaseReport,
     #[serde(flatten)]
-    snapshot: &'a AfterRun,
+    after: &'a AfterRun,
 }
 
-pub async fn release(set: &ResolvedSet, archives: &[String], out: &Output) -> Result<ExitCode> {
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "catalog release")?;
-    let engine = Engine::open(set).await?;
-    let report = engine.release(archives).await?;
-    let snapshot = super::snapshot::after_run(&engine).await;
+async fn release(args: ReleaseArgs, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let out = &Output::new(args.json, verbose);
+    let opened = Engine::open_to_work(set, "catalog release").await?;
+    let done = opened.engine.release(&args.archives).await?;
+    let (report, after) = (done.report, done.after);
     if out.json {
         out.document(&ReleaseJson {
             set: &set.id,
             report: &report,
-            snapshot: &snapshot,
+            after: &after,
         })?;
     } else {
         out.header(set);
@@ -224,9 +334,9 @@ pub async fn release(set: &ResolvedSet, archives: &[String], out: &Output) -> Re
             "released {}; nothing was deleted from the store",
             plural(report.released.len() as u64, "record")
         );
-        snapshot.print(out);
+        out.after(&after);
     }
     Ok(super::exit_code(
-        !report.not_disputed.is_empty() || snapshot.failed(),
+        !report.not_disputed.is_empty() || after.failed(),
     ))
 }

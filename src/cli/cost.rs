@@ -2,19 +2,36 @@
 //! pending early-deletion charges, and what retrieving everything would cost.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::output::Output;
-use crate::config::ResolvedSet;
+use super::set_args::SetArgs;
+use crate::config::RootUse;
 use crate::cost::{CostSummary, Prices};
 use crate::engine::Engine;
 use crate::fmt::{human_bytes, plural};
 use crate::model::now_secs;
 
-pub async fn run(set: &ResolvedSet, output: &Output) -> Result<ExitCode> {
+/// What the set's archives cost: bytes and counts, monthly storage, pending
+/// early-deletion charges, and what retrieving everything would cost per tier.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let output = &Output::new(args.json, verbose);
     let engine = Engine::open(set).await?;
     let prices = &set.prices;
     let summary = engine.cost_summary(now_secs()).await?;

@@ -12,74 +12,100 @@ use serde::Serialize;
 use super::output::Output;
 use super::progress::cancel_on_ctrl_c;
 use super::prompt;
-use super::snapshot::AfterRun;
+use super::set_args::SetArgs;
 use crate::backend::StoreSettings;
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
 use crate::engine::{
-    ArchiveState, DeletionPlan, DeletionReport, Engine, Event, InterruptedDeletions, Progress,
-    Selection,
+    AfterRun, ArchiveState, DeletionPlan, DeletionReport, Engine, Event, Opened, Progress,
+    Prunable, RecoveryReport, Selection,
 };
 use crate::fmt::{human_bytes, plural};
-use crate::lock::SetLock;
-use crate::model::now_secs;
+use crate::model::{now_secs, usage};
 
-/// What `firn delete` was asked to delete.
-pub struct Request {
-    pub paths: Vec<PathBuf>,
-    pub archives: Vec<String>,
-    pub all_versions: bool,
-    /// Delete from this store (one the set used before) instead of its own.
-    pub store: Option<String>,
-}
-
-/// How a deletion is confirmed.
-#[derive(Clone, Copy)]
-pub struct Confirm {
-    pub yes: bool,
-    pub dry_run: bool,
-}
-
-pub async fn run(
-    set: &ResolvedSet,
-    request: Request,
+/// Delete archives from the store, then from the catalog: the current version
+/// of each PATH, or the archives named with --archive. Lists each archive's
+/// size, age and early-deletion charge and asks first.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Paths to delete, as they were in the tree: absolute, or relative to the
+    /// current directory inside the root (else to the root); a directory means
+    /// everything below it.
+    paths: Vec<PathBuf>,
+    /// Delete this archive (an id from `firn ls --all`), whatever its file
+    /// or state (repeatable).
+    #[arg(long = "archive", value_name = "ID")]
+    archives: Vec<String>,
+    /// Also delete the superseded versions of the files PATH matches.
+    #[arg(long)]
+    all_versions: bool,
+    /// Delete from a store the set used before (after `firn migrate`), named
+    /// as firn names stores (glacier:REGION/VAULT, s3:REGION/BUCKET[/PREFIX],
+    /// local:/DIR). With no PATH or --archive: every archive there that is not
+    /// a current version (the copies' originals and old versions).
+    #[arg(long, value_name = "STORE")]
+    store: Option<String>,
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    #[command(flatten)]
     confirm: Confirm,
-    out: &Output,
-) -> Result<ExitCode> {
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "delete")?;
-    if let Some(store) = &request.store {
-        return run_in_store(set, store, request.clone_selection(), confirm, out).await;
-    }
-    let engine = Engine::open(set).await?;
-    let interrupted = engine.finish_interrupted_deletions().await?;
-    let chosen = choose(&engine, &request).await?;
-    let plan = engine.plan_deletion(chosen, now_secs());
-    run_deletion(
-        set,
-        &engine,
-        &engine,
-        &plan,
-        confirm,
-        &interrupted,
-        None,
-        out,
-    )
-    .await
 }
 
-impl Request {
-    fn clone_selection(&self) -> Request {
-        Request {
-            paths: self.paths.clone(),
-            archives: self.archives.clone(),
-            all_versions: self.all_versions,
-            store: None,
-        }
+/// How a deletion is confirmed (delete and prune alike).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Confirm {
+    /// Delete without asking (for scripts).
+    #[arg(long)]
+    pub yes: bool,
+    /// Show what would be deleted and what it would cost; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan and the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    if args.paths.is_empty() && args.archives.is_empty() && args.store.is_none() {
+        return Err(usage(
+            "name what to delete: PATH... (as in the tree), or --archive ID (see `firn ls --all`)",
+        ));
     }
+    let set = &args.set.resolve_for(args.root.clone(), &args.paths)?;
+    let out = &Output::new(args.confirm.json, verbose);
+    let opened = Engine::open_to_work(set, "delete").await?;
+    if let Some(store) = &args.store {
+        return run_in_store(set, &opened, store, &args, out).await;
+    }
+    let engine = &opened.engine;
+    let chosen = choose(engine, &args).await?;
+    let plan = engine.plan_deletion(chosen, now_secs());
+    let deletion = Deletion {
+        set,
+        from: engine,
+        own: engine,
+        recovery: &opened.recovery,
+        prune: None,
+    };
+    run_deletion(&deletion, &plan, args.confirm, out).await
+}
+
+/// Where a deletion happens and what comes with it: `from` is the engine of the
+/// store the archives are in, `own` that of the set's own store (where the
+/// catalog's snapshot goes), `prune` what a prune planned (and leaves for being early).
+pub(super) struct Deletion<'a> {
+    pub set: &'a ResolvedSet,
+    pub from: &'a Engine,
+    pub own: &'a Engine,
+    pub recovery: &'a RecoveryReport,
+    pub prune: Option<&'a Prunable>,
 }
 
 /// The records `request` names (paths or archive ids).
-async fn choose(engine: &Engine, request: &Request) -> Result<Vec<crate::engine::ArchiveRecord>> {
+async fn choose(engine: &Engine, request: &Args) -> Result<Vec<crate::engine::ArchiveRecord>> {
     let prefixes = engine.key_prefixes(&request.paths, &std::env::current_dir()?)?;
     let typed: Vec<String> = request
         .paths
@@ -101,22 +127,21 @@ async fn choose(engine: &Engine, request: &Request) -> Result<Vec<crate::engine:
 /// catalog snapshot goes to the set's own store, as always.
 async fn run_in_store(
     set: &ResolvedSet,
+    opened: &Opened,
     store: &str,
-    request: Request,
-    confirm: Confirm,
+    request: &Args,
     out: &Output,
 ) -> Result<ExitCode> {
     let known: Vec<&StoreSettings> = set.previous_store.iter().chain([&set.store]).collect();
     let settings = StoreSettings::from_target(store, &known)?;
     settings.must_exist()?;
-    let own = Engine::open(set).await?;
     let old_set = ResolvedSet {
         prices: Prices::defaults_for(settings.price_profile()),
         store: settings,
         ..set.clone()
     };
+    // The set on its old store, under the lock `opened` holds.
     let old = Engine::open(&old_set).await?;
-    let none = InterruptedDeletions::default();
     let chosen = if request.paths.is_empty() && request.archives.is_empty() {
         let (left, current_only_there) = old.left_behind().await?;
         if current_only_there > 0 {
@@ -128,61 +153,41 @@ async fn run_in_store(
         }
         left
     } else {
-        let mut chosen = choose(&old, &request).await?;
+        let mut chosen = choose(&old, request).await?;
         chosen.retain(|r| old.holds(r));
         chosen
     };
     let plan = old.plan_deletion(chosen, now_secs());
-    run_deletion(&old_set, &old, &own, &plan, confirm, &none, None, out).await
-}
-
-pub async fn prune(
-    set: &ResolvedSet,
-    include_early: bool,
-    confirm: Confirm,
-    out: &Output,
-) -> Result<ExitCode> {
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "prune")?;
-    let engine = Engine::open(set).await?;
-    let interrupted = engine.finish_interrupted_deletions().await?;
-    let prunable = engine.plan_prune(now_secs(), include_early).await?;
-    run_deletion(
-        set,
-        &engine,
-        &engine,
-        &prunable.plan,
-        confirm,
-        &interrupted,
-        Some(&prunable.skipped_early),
-        out,
-    )
-    .await
+    let deletion = Deletion {
+        set: &old_set,
+        from: &old,
+        own: &opened.engine,
+        recovery: &opened.recovery,
+        prune: None,
+    };
+    run_deletion(&deletion, &plan, request.confirm, out).await
 }
 
 /// Shows the plan, asks (or refuses without a terminal and without --yes),
-/// deletes, reports. `skipped` is what a prune leaves for being early; `own` is
-/// the engine of the set's own store, where the catalog snapshot goes.
-#[allow(clippy::too_many_arguments)]
-async fn run_deletion(
-    set: &ResolvedSet,
-    engine: &Engine,
-    own: &Engine,
+/// deletes, reports.
+pub(super) async fn run_deletion(
+    deletion: &Deletion<'_>,
     plan: &DeletionPlan,
     confirm: Confirm,
-    interrupted: &InterruptedDeletions,
-    skipped: Option<&DeletionPlan>,
     out: &Output,
 ) -> Result<ExitCode> {
+    let Deletion {
+        set,
+        from,
+        own,
+        recovery,
+        prune,
+    } = *deletion;
     let prices = &set.prices;
     let ask = !confirm.yes && !confirm.dry_run && !plan.is_empty();
     out.header(set);
-    for key in &interrupted.finished {
-        out.line(format!(
-            "finished: deletion of {key} (interrupted by an earlier run)"
-        ));
-    }
-    for warning in &interrupted.failed {
-        out.line(format!("warning: {warning}"));
+    for line in recovery.messages() {
+        out.line(line);
     }
     // The plan goes to stdout, or to stderr when stdout is JSON and we must ask.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
@@ -192,11 +197,11 @@ async fn run_deletion(
         } else {
             Box::new(std::io::stdout().lock())
         };
-        print_plan(&mut sink, set, plan, prices, skipped)?;
+        print_plan(&mut sink, set, plan, prices, prune)?;
         sink.flush()?;
     }
-    let report = if plan.is_empty() || confirm.dry_run {
-        DeletionReport::default()
+    let done = if plan.is_empty() || confirm.dry_run {
+        crate::engine::Done::<DeletionReport>::default()
     } else {
         if ask {
             let question = format!(
@@ -244,25 +249,25 @@ async fn run_deletion(
                 }
             }
         });
-        let report = engine.delete_archives(plan, &progress).await;
+        let done = if std::ptr::eq(from, own) {
+            own.delete_archives(plan, &progress).await
+        } else {
+            own.delete_archives_in(from, plan, &progress).await
+        };
         drop(progress);
         let _ = printer.await;
-        report
+        done
     };
-    let snapshot = if confirm.dry_run {
-        AfterRun::default()
-    } else {
-        super::snapshot::after_run(own).await
-    };
-    let failed = !report.failed.is_empty() || report.cancelled > 0 || snapshot.failed();
+    let (report, after) = (done.report, done.after);
+    let failed = !report.failed.is_empty() || report.cancelled > 0 || after.failed();
     if out.json {
         out.document(&DeletionJson::new(
             set,
             plan,
             confirm.dry_run,
-            (&report, &snapshot),
-            interrupted,
-            skipped,
+            (&report, &after),
+            recovery,
+            prune.map(|p| &p.skipped_early),
         ))?;
     } else if confirm.dry_run {
         out.line("dry run: nothing deleted");
@@ -280,7 +285,7 @@ async fn run_deletion(
             }
         ));
     }
-    snapshot.print(out);
+    out.after(&after);
     Ok(super::exit_code(failed))
 }
 
@@ -289,10 +294,10 @@ fn print_plan(
     set: &ResolvedSet,
     plan: &DeletionPlan,
     prices: &Prices,
-    skipped: Option<&DeletionPlan>,
+    prune: Option<&Prunable>,
 ) -> Result<()> {
     if plan.is_empty() {
-        match skipped {
+        match prune {
             Some(_) => writeln!(out, "nothing to prune in set {}", set.id)?,
             None => writeln!(out, "nothing to delete in set {}", set.id)?,
         }
@@ -341,15 +346,8 @@ fn print_plan(
             }
         )?;
     }
-    if let Some(skipped) = skipped.filter(|s| !s.is_empty()) {
-        writeln!(
-            out,
-            "kept: {} ({}) inside the {}-day minimum storage period; --include-early deletes them too (early-deletion charge ≈ {})",
-            plural(skipped.len() as u64, "superseded archive"),
-            human_bytes(skipped.total_bytes),
-            prices.minimum_storage_days,
-            prices.format(skipped.total_charge)
-        )?;
+    if let Some(kept) = prune.and_then(|p| p.kept_early(prices)) {
+        writeln!(out, "{kept}")?;
     }
     Ok(())
 }
@@ -386,7 +384,7 @@ struct DeletionJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     skipped_early_bytes: Option<u64>,
     #[serde(flatten)]
-    snapshot: &'a AfterRun,
+    after: &'a AfterRun,
 }
 
 impl<'a> DeletionJson<'a> {
@@ -394,8 +392,8 @@ impl<'a> DeletionJson<'a> {
         set: &'a ResolvedSet,
         plan: &'a DeletionPlan,
         dry_run: bool,
-        (report, snapshot): (&'a DeletionReport, &'a AfterRun),
-        interrupted: &'a InterruptedDeletions,
+        (report, after): (&'a DeletionReport, &'a AfterRun),
+        recovery: &'a RecoveryReport,
         skipped: Option<&DeletionPlan>,
     ) -> Self {
         DeletionJson {
@@ -420,11 +418,11 @@ impl<'a> DeletionJson<'a> {
             total_bytes: plan.total_bytes,
             total_early_deletion_charge: plan.total_charge,
             report,
-            interrupted_finished: &interrupted.finished,
-            warnings: &interrupted.failed,
+            interrupted_finished: &recovery.deletions_finished,
+            warnings: &recovery.warnings,
             skipped_early: skipped.map(DeletionPlan::len),
             skipped_early_bytes: skipped.map(|s| s.total_bytes),
-            snapshot,
+            after,
         }
     }
 }

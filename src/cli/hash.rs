@@ -8,7 +8,15 @@ use anyhow::Result;
 use crate::hash::{HashError, hash_file};
 use crate::model::Fingerprint;
 
-pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
+/// Print the SHA-1 and the Glacier SHA-256 tree hash of files (one read each).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let files = &args.files;
     let mut failed = false;
     for path in files {
         let outcome = std::fs::metadata(path)

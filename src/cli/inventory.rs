@@ -2,36 +2,57 @@
 //! missing archives, mismatches), and acting on orphans.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::output::Output;
-use super::snapshot::AfterRun;
-use crate::config::ResolvedSet;
-use crate::engine::{Engine, InventoryOutcome, OrphanOutcome, OrphanResult, Reconciliation};
+use super::set_args::SetArgs;
+use crate::config::{ResolvedSet, RootUse};
+use crate::engine::{
+    AfterRun, Engine, InventoryRequest, InventoryRun, OrphanAction, OrphanOutcome, OrphanResult,
+    Reconciliation,
+};
 use crate::fmt::{format_time, human_bytes, plural};
-use crate::lock::SetLock;
+use crate::model::usage;
 
-/// How the inventory is had.
-#[derive(Debug, Clone, Copy)]
-pub struct InventoryJob {
-    /// Wait for a job that is not ready.
-    pub wait: bool,
-    /// A new inventory, not the one taken in the last 24 hours.
-    pub refresh: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OrphanAction {
-    None,
-    Adopt,
-    /// Delete every orphan of this set, or only the archives named (which may
-    /// be unclaimed archives of a shared store).
-    Delete {
-        only: Vec<String>,
-    },
+/// Compare the store's inventory with the catalog: orphans (this set's
+/// archives no record names), missing archives, size or tree-hash mismatches;
+/// other sets sharing the store are counted apart, never orphans. Exit 1 when
+/// it finds a problem. The inventory job is reused for 24 hours.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    /// Do not wait for an inventory job that is not ready; run again later.
+    #[arg(long)]
+    no_wait: bool,
+    /// Request a new inventory instead of reusing the one taken in the last
+    /// 24 hours (a vault's takes hours, and lags its archives by about a day).
+    #[arg(long)]
+    refresh: bool,
+    #[arg(long)]
+    json: bool,
+    /// Record orphans whose description names a file under a safe path.
+    #[arg(long, conflicts_with = "delete_orphans")]
+    adopt_orphans: bool,
+    /// Delete orphans from the store (cannot be undone; needs --yes). Never
+    /// another set's archives; in a store shared with other sets, archives of
+    /// unknown owner only when named with --archive.
+    #[arg(long)]
+    delete_orphans: bool,
+    /// With --delete-orphans: delete only this archive (an orphan, or an
+    /// unclaimed archive of a shared store, as the inventory lists them).
+    #[arg(long = "archive", value_name = "ID", requires = "delete_orphans")]
+    archives: Vec<String>,
+    /// Confirm --delete-orphans.
+    #[arg(long)]
+    yes: bool,
 }
 
 /// The line (or JSON) of a command whose store job is not ready: `job` is what
@@ -70,20 +91,36 @@ struct InventoryJson<'a> {
     /// Orphans, missing archives and mismatches the actions did not resolve.
     problems: usize,
     #[serde(flatten)]
-    snapshot: &'a AfterRun,
+    after: &'a AfterRun,
 }
 
-pub async fn run(
-    set: &ResolvedSet,
-    job: InventoryJob,
-    action: OrphanAction,
-    out: &Output,
-) -> Result<ExitCode> {
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    if args.delete_orphans && !args.yes {
+        return Err(usage(
+            "--delete-orphans deletes archives from the store and cannot be undone; add --yes to confirm",
+        ));
+    }
+    let action = if args.adopt_orphans {
+        OrphanAction::Adopt
+    } else if args.delete_orphans {
+        OrphanAction::Delete {
+            only: args.archives,
+        }
+    } else {
+        OrphanAction::None
+    };
+    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let out = &Output::new(args.json, verbose);
     let json = out.json;
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "inventory")?;
-    let engine = Engine::open(set).await?;
-    let r = match engine.inventory(job.wait, job.refresh).await? {
-        InventoryOutcome::Waiting {
+    let opened = Engine::open_to_work(set, "inventory").await?;
+    let request = InventoryRequest {
+        wait: !args.no_wait,
+        refresh: args.refresh,
+        action,
+    };
+    let done = opened.engine.inventory_job(request).await?;
+    let (r, actions, problems) = match done.report {
+        InventoryRun::Waiting {
             requested_at,
             ready_at,
         } => {
@@ -96,43 +133,11 @@ pub async fn run(
             )?;
             return Ok(ExitCode::SUCCESS);
         }
-        InventoryOutcome::Ready(r) => r,
-    };
-    let actions = match action {
-        OrphanAction::None => Vec::new(),
-        OrphanAction::Adopt => engine.adopt_orphans(&r.orphans).await?,
-        OrphanAction::Delete { only } if only.is_empty() => {
-            engine.delete_orphans(&r.orphans).await?
-        }
-        OrphanAction::Delete { only } => {
-            let (named, mut refused) = r.named(&only);
-            let mut done = engine.delete_orphans(&named).await?;
-            done.append(&mut refused);
-            done
-        }
-    };
-    // Only what the reconciliation counted as a problem is resolved by acting.
-    let resolved = actions
-        .iter()
-        .filter(|a| {
-            matches!(
-                a.outcome,
-                OrphanOutcome::AdoptedCurrent
-                    | OrphanOutcome::AdoptedSuperseded
-                    | OrphanOutcome::Deleted
-                    | OrphanOutcome::AlreadyInCatalog
-            ) && r
-                .orphans
-                .iter()
-                .chain(&r.unclaimed)
-                .any(|o| o.archive_id == a.archive_id)
-        })
-        .count();
-    let problems = r.problems() - resolved;
-    let snapshot = if actions.is_empty() {
-        AfterRun::default()
-    } else {
-        super::snapshot::after_run(&engine).await
+        InventoryRun::Ready {
+            reconciliation,
+            actions,
+            problems,
+        } => (reconciliation, actions, problems),
     };
     if json {
         let doc = InventoryJson {
@@ -141,15 +146,18 @@ pub async fn run(
             reconciliation: &r,
             actions: &actions,
             problems,
-            snapshot: &snapshot,
+            after: &done.after,
         };
         out.document(&doc)?;
     } else {
         out.header(set);
+        for line in opened.recovery.messages() {
+            out.line(line);
+        }
         print_reconciliation(&mut std::io::stdout().lock(), set, &r, &actions, problems)?;
-        snapshot.print(out);
+        out.after(&done.after);
     }
-    Ok(super::exit_code(problems > 0 || snapshot.failed()))
+    Ok(super::exit_code(problems > 0 || done.after.failed()))
 }
 
 fn print_reconciliation(

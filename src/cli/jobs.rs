@@ -1,16 +1,33 @@
 //! `firn jobs`: the retrieval jobs the set waits on or has not downloaded yet.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::output::Output;
-use crate::config::ResolvedSet;
+use super::set_args::SetArgs;
+use crate::config::RootUse;
 use crate::engine::Engine;
 use crate::fmt::{duration, format_time, human_bytes};
 use crate::model::now_secs;
 
-pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
+/// List the retrieval jobs this set is waiting on or has not downloaded yet:
+/// tier, age, expected window, state and when the output expires.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let out = &Output::new(args.json, verbose);
     let engine = Engine::open(set).await?;
     let mut jobs = engine.retrieval_jobs().await?;
     // A migration's jobs are the previous store's: asked there.

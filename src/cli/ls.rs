@@ -1,17 +1,36 @@
 //! `firn ls`: what the catalog holds for the set, current versions (or all).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::output::Output;
-use crate::config::ResolvedSet;
+use super::set_args::SetArgs;
+use crate::config::RootUse;
 use crate::engine::Engine;
 use crate::fmt::{format_time, human_bytes};
 
-pub async fn run(set: &ResolvedSet, all: bool, out: &Output) -> Result<ExitCode> {
+/// List the catalog: what is archived for the set.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    /// Include superseded versions.
+    #[arg(long)]
+    all: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let out = &Output::new(args.json, verbose);
     let engine = Engine::open(set).await?;
-    let records = engine.records(all).await?;
+    let records = engine.records(args.all).await?;
     if out.json {
         let rows: Vec<_> = records
             .iter()

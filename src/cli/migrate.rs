@@ -3,34 +3,63 @@
 //! retrieval, and what each tier costs and takes), a confirmation when the
 //! retrievals cost money, then the copies with a live line, then a summary.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
 use super::prompt;
-use super::snapshot::AfterRun;
+use super::set_args::{SetArgs, parse_tier};
 use crate::backend::StoreSettings;
-use crate::config::ResolvedSet;
+use crate::config::{ResolvedSet, RootUse};
 use crate::engine::{
-    Engine, MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, Progress,
+    AfterRun, Engine, MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, Progress,
 };
 use crate::fmt::{duration, human_bytes, plural};
-use crate::lock::SetLock;
 use crate::model::{Tier, usage};
 
-/// What `firn migrate` was asked.
-pub struct Request {
-    /// The store to copy from (None: the set's `previous_store`).
-    pub from: Option<String>,
-    pub all_versions: bool,
-    pub tier: Tier,
-    pub wait: bool,
-    pub dry_run: bool,
-    pub yes: bool,
+/// Copy the set's archives from the store it used before (`previous_store`
+/// in the config, or --from) into the store it uses now: from unchanged local
+/// files where their SHA-1 matches, else through retrieval jobs (persisted:
+/// never requested or paid twice). Each copy is verified, then recorded as
+/// current (the old archive stays, superseded). Nothing is deleted. Shows
+/// the plan first; resumable after a kill.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The set's root directory.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    /// The store to copy from, as firn names stores: glacier:REGION/VAULT,
+    /// s3:REGION/BUCKET[/PREFIX] or local:/DIR (default: the set's
+    /// previous_store).
+    #[arg(long, value_name = "STORE")]
+    from: Option<String>,
+    /// Copy superseded versions too (default: the current version of each file).
+    #[arg(long)]
+    all_versions: bool,
+    /// Retrieval tier for archives that cannot come from local files:
+    /// expedited, standard or bulk (default: bulk, the cheapest; a migration
+    /// is not urgent).
+    #[arg(long, default_value_t = Tier::Bulk, value_parser = parse_tier)]
+    tier: Tier,
+    /// Show the plan (counts, bytes, local files vs retrievals, cost and wait
+    /// per tier) and do nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Request paid retrievals without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Request the retrieval jobs and copy what is ready, without waiting for
+    /// the rest (run again later: the jobs are kept).
+    #[arg(long)]
+    no_wait: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Serialize)]
@@ -42,31 +71,31 @@ struct MigrateJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<&'a MigrationReport>,
     #[serde(flatten)]
-    snapshot: &'a AfterRun,
+    after: &'a AfterRun,
 }
 
-pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<ExitCode> {
+pub async fn run(request: Args, verbose: bool) -> Result<ExitCode> {
+    let set = &request
+        .set
+        .resolve(request.root.clone(), RootUse::MayBeMissing)?;
+    let out = &Output::new(request.json, verbose);
     let from = source_settings(set, request.from.as_deref())?;
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "migrate")?;
-    let engine = Arc::new(Engine::open(set).await?);
+    let opened = Engine::open_to_work(set, "migrate").await?;
+    let engine = &opened.engine;
     let source = engine.open_source(&from).await?;
-    check_tier(&source, request.tier)?;
+    source.check_tier(request.tier)?;
     out.header(set);
-    let recovery = engine
-        .recover()
-        .await
-        .context("cannot finish the interrupted run's uploads")?;
-    for line in recovery.messages() {
+    for line in opened.recovery.messages() {
         out.line(line);
     }
     let options = MigrateOptions {
         all_versions: request.all_versions,
         tier: request.tier,
-        wait: request.wait,
+        wait: !request.no_wait,
     };
     let plan = engine.plan_migration(&source, &options).await?;
     if !out.json {
-        print_plan(out, &engine, &source, &plan, request.tier);
+        print_plan(out, engine, &source, &plan, request.tier);
     }
     let chosen_cost = plan
         .quotes
@@ -81,7 +110,7 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
                 tier: request.tier,
                 plan: &plan,
                 report: None,
-                snapshot: &AfterRun::default(),
+                after: &AfterRun::default(),
             })?;
         } else if request.dry_run {
             out.line("dry run: nothing requested, nothing copied");
@@ -122,11 +151,11 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
     let watcher = watch(events, *out, "copied");
     // Only the counters are kept for the summary; the plan's items go to the run.
     let summary = plan.summary();
-    let report = engine.migrate(&source, plan, &options, &progress).await;
+    let done = engine.migrate(&source, plan, &options, &progress).await;
     let plan = summary;
     drop(progress);
     let _ = watcher.await;
-    let snapshot = super::snapshot::after_run(&engine).await;
+    let (report, after) = (done.report, done.after);
     if out.json {
         out.document(&MigrateJson {
             set: &set.id,
@@ -134,7 +163,7 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
             tier: request.tier,
             plan: &plan,
             report: Some(&report),
-            snapshot: &snapshot,
+            after: &after,
         })?;
     } else {
         for failed in &report.failed {
@@ -174,9 +203,9 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
             "nothing was deleted from {}: remove its archives later with `firn delete --store {}` (it shows the early-deletion charges first), or keep them",
             plan.source, plan.source
         ));
-        snapshot.print(out);
+        out.after(&after);
     }
-    Ok(super::exit_code(report.has_failures() || snapshot.failed()))
+    Ok(super::exit_code(report.has_failures() || after.failed()))
 }
 
 /// The store to copy from: `--from`, else the set's `previous_store`.
@@ -190,19 +219,6 @@ fn source_settings(set: &ResolvedSet, from: Option<&str>) -> Result<StoreSetting
             set.describe()
         ))),
     }
-}
-
-fn check_tier(source: &MigrationSource, tier: Tier) -> Result<()> {
-    let offered = source.tiers();
-    if offered.contains(&tier) {
-        return Ok(());
-    }
-    let names: Vec<&str> = offered.iter().map(|t| t.as_str()).collect();
-    Err(usage(format!(
-        "the {tier} tier does not exist for {}: choose --tier {}",
-        source.target(),
-        names.join(" or ")
-    )))
 }
 
 fn print_plan(

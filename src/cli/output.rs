@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::ResolvedSet;
+use crate::engine::AfterRun;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -37,6 +38,18 @@ impl Output {
         serde_json::to_writer(&mut out, doc)?;
         writeln!(out)?;
         Ok(())
+    }
+
+    /// What storing the catalog's snapshot after the job did, for people: a
+    /// failure always, the snapshot with `-v`.
+    pub fn after(&self, after: &AfterRun) {
+        if let Some(error) = &after.error {
+            self.line(format!("warning: {error}"));
+        } else if let Some(stored) = &after.stored
+            && self.verbose
+        {
+            self.line(super::snapshot::describe(stored));
+        }
     }
 
     /// Whether a live progress display may animate (people watching a terminal).

@@ -8,36 +8,64 @@ use anyhow::Result;
 
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
-use crate::config::ResolvedSet;
+use super::set_args::{SetArgs, parse_tier};
 use crate::engine::{Engine, Progress, RestoreOptions, RestoreOutcome, Selection};
 use crate::fmt::{duration, format_time, human_bytes, one_line, plural};
-use crate::lock::SetLock;
 use crate::model::{Tier, usage};
 
-/// What `firn restore` was asked for.
-pub struct Request {
-    pub paths: Vec<PathBuf>,
-    pub archives: Vec<String>,
-    /// None: back into the set's root.
-    pub destination: Option<PathBuf>,
-    pub tier: Tier,
-    pub overwrite: bool,
-    pub wait: bool,
+/// Restore archived files (current versions) into a directory. Requests one
+/// retrieval job per archive (reusing jobs requested in the last 24 hours),
+/// waits for them, and downloads verified data.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Paths to restore, as they were in the tree: absolute, or relative to the
+    /// current directory inside the root (else to the root); a directory
+    /// restores everything below it. None: the whole set.
+    paths: Vec<PathBuf>,
+    /// Restore this archive (any version, superseded ones included) instead of
+    /// current versions by path (repeatable; see `firn ls --all`).
+    #[arg(long = "archive", value_name = "ID")]
+    archives: Vec<String>,
+    /// Where to write the files (by relative path under it). Default: back
+    /// into the set's root, where files with other content are kept unless
+    /// --overwrite.
+    #[arg(long)]
+    to: Option<PathBuf>,
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    /// Retrieval tier: expedited, standard or bulk (the store's speed / price
+    /// trade-off).
+    #[arg(long, default_value_t = Tier::Standard, value_parser = parse_tier)]
+    tier: Tier,
+    /// Replace existing files whose content differs.
+    #[arg(long)]
+    overwrite: bool,
+    /// Do not wait for retrieval jobs that are not ready; run again later.
+    #[arg(long)]
+    no_wait: bool,
 }
 
-pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<ExitCode> {
-    let destination = request.destination.unwrap_or_else(|| set.root.clone());
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve_for(args.root, &args.paths)?;
+    let out = &Output::new(false, verbose);
+    let destination = args.to.unwrap_or_else(|| set.root.clone());
     // One clear line for a destination that cannot be one, before any job is paid
     // for; it is created only once there is something to restore into it.
     check_destination(&destination)?;
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "restore")?;
-    let engine = Engine::open(set).await?;
-    engine.check_tier(request.tier)?;
+    let opened = Engine::open_to_work(set, "restore").await?;
+    let engine = &opened.engine;
+    engine.check_tier(args.tier)?;
     out.header(set);
-    let prefixes = engine.key_prefixes(&request.paths, &std::env::current_dir()?)?;
+    for line in opened.recovery.messages() {
+        out.line(line);
+    }
+    let prefixes = engine.key_prefixes(&args.paths, &std::env::current_dir()?)?;
     let selection = Selection {
         prefixes,
-        archives: request.archives,
+        archives: args.archives,
         all_versions: false,
     };
     let records = engine.select_for_restore(&selection).await?;
@@ -45,7 +73,7 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
         return Err(destination_error(&destination, &e));
     }
 
-    let quote = engine.retrieval_quote(&records, request.tier);
+    let quote = engine.retrieval_quote(&records, args.tier);
     let when = match quote.wait {
         (_, 0) => "ready at once".to_string(),
         (from, to) => format!("ready in {}–{}", duration(from), duration(to)),
@@ -54,7 +82,7 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
         "retrieving {} ({}) with the {} tier: {when}, estimated cost at most {}",
         plural(quote.files, "file"),
         human_bytes(quote.bytes),
-        request.tier,
+        args.tier,
         quote.cost_text
     ));
     let cancel = cancel_on_ctrl_c(
@@ -65,15 +93,16 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
     let watcher = watch(events, Output::new(out.json, false), "restored");
     let options = RestoreOptions {
         destination,
-        overwrite: request.overwrite,
-        tier: request.tier,
-        wait: request.wait,
+        overwrite: args.overwrite,
+        tier: args.tier,
+        wait: !args.no_wait,
     };
-    let report = engine
+    let done = engine
         .restore(engine.number(records), &options, &progress)
         .await;
     drop(progress);
     let _ = watcher.await;
+    let report = done.report;
 
     for result in &report.results {
         let key = &result.record.key;
@@ -111,7 +140,11 @@ pub async fn run(set: &ResolvedSet, request: Request, out: &Output) -> Result<Ex
             plural(tally.waiting, "file")
         ));
     }
-    let failed = !tally.failed.is_empty() || !tally.conflicts.is_empty() || tally.cancelled > 0;
+    out.after(&done.after);
+    let failed = !tally.failed.is_empty()
+        || !tally.conflicts.is_empty()
+        || tally.cancelled > 0
+        || done.after.failed();
     Ok(super::exit_code(failed))
 }
 

@@ -1,5 +1,6 @@
-//! `firn catalog snapshot`, and the snapshot every command that changed the
-//! catalog stores when it is done (invariant 10: losing the catalog loses nothing).
+//! `firn catalog snapshot`, and how every command shows the catalog snapshot
+//! its job stored when it was done (invariant 10: losing the catalog loses
+//! nothing).
 
 use std::process::ExitCode;
 
@@ -7,58 +8,23 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::output::Output;
-use crate::config::ResolvedSet;
+use super::set_args::SetArgs;
+use crate::config::RootUse;
 use crate::engine::{Engine, SnapshotReport};
-use crate::fmt::{human_bytes, one_line, plural};
-use crate::lock::SetLock;
+use crate::fmt::{human_bytes, plural};
 
-/// What storing the catalog's snapshot after a run did, as a command reports it.
-#[derive(Debug, Default, Serialize)]
-pub struct AfterRun {
-    /// The snapshot stored (none when the catalog did not change).
-    #[serde(rename = "catalog_snapshot", skip_serializing_if = "Option::is_none")]
-    pub stored: Option<SnapshotReport>,
-    /// Why the snapshot is not stored (the next run retries).
-    #[serde(
-        rename = "catalog_snapshot_error",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub error: Option<String>,
+/// Store a snapshot of the catalog in the set's store now (every command that
+/// changes the catalog does so when it is done).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    set: SetArgs,
+    #[arg(long)]
+    json: bool,
 }
 
-impl AfterRun {
-    pub fn failed(&self) -> bool {
-        self.error.is_some()
-    }
-
-    /// Its line for people: the failure always, the snapshot with `-v`.
-    pub fn print(&self, out: &Output) {
-        if let Some(error) = &self.error {
-            out.line(format!("warning: {error}"));
-        } else if let Some(stored) = &self.stored
-            && out.verbose
-        {
-            out.line(describe(stored));
-        }
-    }
-}
-
-/// Stores a snapshot of the catalog when the run changed it (or one is owed).
-/// Never fails the command by itself: the error is reported, the work stays done.
-pub async fn after_run(engine: &Engine) -> AfterRun {
-    match engine.snapshot_if_due().await {
-        Ok(stored) => AfterRun {
-            stored,
-            error: None,
-        },
-        Err(e) => AfterRun {
-            stored: None,
-            error: Some(one_line(&e)),
-        },
-    }
-}
-
-fn describe(stored: &SnapshotReport) -> String {
+/// A stored snapshot, in one line for people.
+pub fn describe(stored: &SnapshotReport) -> String {
     let mut line = format!(
         "catalog snapshot: {} in {} stored as archive {} ({:.1} s)",
         plural(stored.records, "record"),
@@ -86,10 +52,11 @@ struct SnapshotJson<'a> {
 }
 
 /// `firn catalog snapshot`: stores one now, whether or not the catalog changed.
-pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "catalog snapshot")?;
-    let engine = Engine::open(set).await?;
-    let stored = engine.snapshot().await?;
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve(None, RootUse::MayBeMissing)?;
+    let out = &Output::new(args.json, verbose);
+    let opened = Engine::open_to_work(set, "catalog snapshot").await?;
+    let stored = opened.engine.snapshot().await?;
     if out.json {
         out.document(&SnapshotJson {
             set: &set.id,
@@ -97,6 +64,9 @@ pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
         })?;
     } else {
         out.header(set);
+        for line in opened.recovery.messages() {
+            out.line(line);
+        }
         out.line(describe(&stored));
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! every problem named (or a JSON document with a per-file list).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -9,14 +10,31 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use super::output::Output;
-use crate::config::ResolvedSet;
+use super::set_args::SetArgs;
+use crate::config::{ResolvedSet, RootUse};
 use crate::engine::Engine;
 use crate::fmt::{human_bytes, plural};
 use crate::hash::ReadCounters;
 use crate::model::{Entry, Fingerprint};
 use crate::status::{Rollup, StatusReport, Tally};
 
-pub async fn run(set: &ResolvedSet, out: &Output) -> Result<ExitCode> {
+/// Compare the tree with the catalog: new, changed, up to date, archived-only,
+/// ignored, unreadable, skipped. Reads only files whose fingerprint moved.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The directory to compare (default: the set whose root holds the
+    /// current directory, else the current directory).
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+    /// Print a JSON document with a per-file list instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
+    let set = &args.set.resolve(args.root, RootUse::MustExist)?;
+    let out = &Output::new(args.json, verbose);
     let engine = Engine::open(set).await?;
     let before = ReadCounters::now();
     if out.json {

@@ -11,10 +11,9 @@ use anyhow::Result;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, Progress, RecoveryReport, TaskId};
+use super::{AfterRun, Done, Engine, Progress, RecoveryReport, TaskId};
 use crate::catalog::Catalog as _;
 use crate::model::{Entry, Fingerprint, Status};
-use crate::status::StatusReport;
 
 /// A file a backup may act on, as status saw it: the one description both front
 /// ends give [`Engine::plan`], which alone decides what a backup does with it.
@@ -35,6 +34,31 @@ pub struct Candidate {
     pub mtime_moved: bool,
     /// Cancels this file alone (the job's progress token cancels all of them).
     pub cancel: Option<CancellationToken>,
+}
+
+/// What a backup does with one file: the one rule every front end follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// New or changed: its content goes to the store.
+    Upload,
+    /// Up to date by content, its mtime moved: the catalog's mtime is updated.
+    UpdateMtime,
+    /// Nothing to do.
+    Leave,
+}
+
+impl Take {
+    /// What a backup does with a file that is `pending` (new or changed), or
+    /// up to date with its `mtime_moved`.
+    pub fn of(pending: bool, mtime_moved: bool) -> Take {
+        if pending {
+            Take::Upload
+        } else if mtime_moved {
+            Take::UpdateMtime
+        } else {
+            Take::Leave
+        }
+    }
 }
 
 impl Candidate {
@@ -156,19 +180,114 @@ impl BackupSummary {
     }
 }
 
+/// A file the tree holds that a backup cannot take, as status found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileProblem {
+    /// The file failed (unreadable, changed while read…), rather than being
+    /// skipped by design (a symlink, a special file).
+    #[serde(skip)]
+    pub is_failure: bool,
+    pub path: String,
+    pub status: &'static str,
+    pub reason: String,
+}
+
+/// What a backup of the whole tree ([`Engine::back_up_tree`]) found and did.
+#[derive(Debug, Default)]
+pub struct TreeBackup {
+    pub summary: BackupSummary,
+    /// Files the tree holds that could not be backed up.
+    pub problems: Vec<FileProblem>,
+    /// Every file of the tree by status.
+    pub totals: crate::status::Rollup,
+    /// What was pending when the backup began (a dry run: what it would upload).
+    pub pending_files: u64,
+    pub pending_bytes: u64,
+    /// A dry run: each file it would upload, and its size.
+    pub would_upload: Vec<(String, u64)>,
+}
+
+impl TreeBackup {
+    /// Files that did not end backed up, of the uploads or of the tree.
+    pub fn has_failures(&self) -> bool {
+        self.summary.has_failures() || self.problems.iter().any(|p| p.is_failure)
+    }
+}
+
 impl Engine {
-    /// What a backup does with each candidate, the one rule for both front ends:
-    /// new and changed files are uploaded; an up-to-date file whose mtime moved
-    /// only has its catalog mtime updated; nothing else is touched. Each upload
-    /// gets a task id its progress events carry.
+    /// `firn backup`: compares the whole tree with the catalog, uploads what is
+    /// new or changed (see [`Engine::plan`]), applies the retention policy and
+    /// stores the catalog's snapshot. A dry run uploads nothing and changes
+    /// nothing. Only what the backup acts on and the problems are kept of the
+    /// tree, not every entry: a run with nothing to upload needs no more memory
+    /// than `firn status`.
+    pub async fn back_up_tree(
+        self: &Arc<Self>,
+        dry_run: bool,
+        progress: &Progress,
+    ) -> Result<Done<TreeBackup>> {
+        let reads_before = crate::hash::ReadCounters::now();
+        let mut candidates = Vec::new();
+        let mut problems = Vec::new();
+        let totals = self
+            .status_each(&mut |_| {}, &mut |entry| {
+                // Decided before a candidate (and its key) is made: most files of
+                // a run are up to date, and nothing is done with them.
+                let mtime_moved = entry
+                    .archived
+                    .is_some_and(|a| a.mtime_ns != entry.fingerprint.mtime_ns);
+                let acts = Take::of(entry.status.is_pending(), mtime_moved) != Take::Leave;
+                if acts && let Some(candidate) = Candidate::of(entry) {
+                    candidates.push(candidate);
+                }
+                if entry.status.is_problem() {
+                    problems.push(FileProblem {
+                        is_failure: entry.status.is_failure(),
+                        path: entry.key.clone(),
+                        status: entry.status.label(),
+                        reason: entry.status.reason().unwrap_or("").to_owned(),
+                    });
+                }
+            })
+            .await?;
+        let plan = self.plan(candidates);
+        let mut run = TreeBackup {
+            problems,
+            totals,
+            pending_files: plan.uploads.len() as u64,
+            pending_bytes: plan.bytes(),
+            ..TreeBackup::default()
+        };
+        let after = if dry_run {
+            run.would_upload = plan
+                .uploads
+                .iter()
+                .map(|u| (u.key.clone(), u.size))
+                .collect();
+            AfterRun::default()
+        } else {
+            let done = self.backup(plan, progress).await;
+            run.summary = done.report;
+            done.after
+        };
+        let reads = crate::hash::ReadCounters::now().since(reads_before);
+        run.summary.files_read = reads.files_read;
+        run.summary.bytes_read = reads.bytes_read;
+        Ok(Done { report: run, after })
+    }
+
+    /// What a backup does with each candidate, the one rule for both front ends
+    /// ([`Take`]): new and changed files are uploaded; an up-to-date file whose
+    /// mtime moved only has its catalog mtime updated; nothing else is touched.
+    /// Each upload gets a task id its progress events carry.
     pub fn plan(&self, candidates: impl IntoIterator<Item = Candidate>) -> Plan {
         let mut plan = Plan::default();
         let mut uploads = Vec::new();
         for candidate in candidates {
-            if candidate.pending {
-                uploads.push(candidate);
-            } else if candidate.mtime_moved {
-                plan.mtime_updates.push((candidate.key, candidate.mtime_ns));
+            match Take::of(candidate.pending, candidate.mtime_moved) {
+                Take::Upload => uploads.push(candidate),
+                Take::UpdateMtime => plan.mtime_updates.push((candidate.key, candidate.mtime_ns)),
+                Take::Leave => {}
             }
         }
         plan.uploads = uploads
@@ -186,16 +305,17 @@ impl Engine {
         plan
     }
 
-    /// The plan for everything a status report found to back up.
-    pub fn plan_report(&self, report: &StatusReport) -> Plan {
-        self.plan(report.entries.iter().filter_map(Candidate::of))
+    /// Runs one backup job: uploads `plan` (up to `concurrency` at once), then
+    /// applies the retention policy to every superseded archive, sums both up,
+    /// and stores the catalog's snapshot. Files not started when the job is
+    /// cancelled are reported cancelled at once; only uploads in flight are
+    /// awaited.
+    pub async fn backup(self: &Arc<Self>, plan: Plan, progress: &Progress) -> Done<BackupSummary> {
+        let summary = self.upload_and_sweep(plan, progress).await;
+        self.done(summary).await
     }
 
-    /// Runs one backup job: uploads `plan` (up to `concurrency` at once), then
-    /// applies the retention policy to every superseded archive, and sums both up.
-    /// Files not started when the job is cancelled are reported cancelled at once;
-    /// only uploads in flight are awaited.
-    pub async fn backup(self: &Arc<Self>, plan: Plan, progress: &Progress) -> BackupSummary {
+    async fn upload_and_sweep(self: &Arc<Self>, plan: Plan, progress: &Progress) -> BackupSummary {
         let mut summary = self.upload_all(plan, progress).await;
         if progress.is_cancelled() {
             // Stopping (Ctrl-C, quitting the UI): the sweep runs with the next backup.

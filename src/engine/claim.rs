@@ -24,9 +24,9 @@ use anyhow::{Result, bail};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::Engine;
 use super::inventory::{Disputed, InventoryFetch};
 use super::owners::{Owners, Whose, kind_of};
+use super::{Done, Engine};
 use crate::catalog::Catalog as _;
 use crate::description::{ClaimDescription, claimed_id};
 use crate::hash::tree_hash_of;
@@ -162,7 +162,12 @@ impl Engine {
 
     /// Gives up the records of `archive_ids` (all of them when empty) that the
     /// last inventory found another set naming as its own (see the module docs).
-    pub async fn release(&self, archive_ids: &[String]) -> Result<ReleaseReport> {
+    pub async fn release(&self, archive_ids: &[String]) -> Result<Done<ReleaseReport>> {
+        let report = self.give_up_disputed(archive_ids).await?;
+        Ok(self.done(report).await)
+    }
+
+    async fn give_up_disputed(&self, archive_ids: &[String]) -> Result<ReleaseReport> {
         let Some(reconciliation) = self.last_reconciliation().await? else {
             bail!(crate::model::usage(
                 "no inventory of this set yet: run `firn inventory`, which finds the records another set names as its own"

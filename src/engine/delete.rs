@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
-use super::{Engine, Event, Progress, TaskId, fault_point};
+use super::{Done, Engine, Event, Progress, TaskId, fault_point};
 use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::cost::{CostSummary, Prices};
@@ -144,6 +144,23 @@ pub struct Prunable {
     pub skipped_early: DeletionPlan,
 }
 
+impl Prunable {
+    /// What the prune leaves for being early, in one sentence for people (both
+    /// front ends say it the same way), or None when it leaves nothing.
+    pub fn kept_early(&self, prices: &Prices) -> Option<String> {
+        let skipped = &self.skipped_early;
+        (!skipped.is_empty()).then(|| {
+            format!(
+                "kept: {} ({}) inside the {}-day minimum storage period; `firn prune --include-early` deletes them too (early-deletion charge ≈ {})",
+                crate::fmt::plural(skipped.len() as u64, "superseded archive"),
+                crate::fmt::human_bytes(skipped.total_bytes),
+                prices.minimum_storage_days,
+                prices.format(skipped.total_charge)
+            )
+        })
+    }
+}
+
 impl Engine {
     /// The plan (per archive: age, early-deletion charge; totals) for deleting
     /// `records` at `now`.
@@ -151,14 +168,35 @@ impl Engine {
         DeletionPlan::new(records, &self.prices, now, &self.task_ids)
     }
 
-    /// Deletes every archive of `plan` (up to `concurrency` at once), reporting
-    /// per archive `Queued` (bytes = its size), `Started`, then `Done` or `Failed`.
-    /// Archives not started when the job is cancelled are reported `Cancelled`.
+    /// `firn delete`, `firn prune`: deletes every archive of `plan` (up to
+    /// `concurrency` at once), reporting per archive `Queued` (bytes = its
+    /// size), `Started`, then `Done` or `Failed`, and stores the catalog's
+    /// snapshot after. Archives not started when the job is cancelled are
+    /// reported `Cancelled`.
     pub async fn delete_archives(
         &self,
         plan: &DeletionPlan,
         progress: &Progress,
-    ) -> DeletionReport {
+    ) -> Done<DeletionReport> {
+        let report = self.remove_archives(plan, progress).await;
+        self.done(report).await
+    }
+
+    /// `firn delete --store OLD`: deletes `plan`'s archives from `old` (this
+    /// set opened on a store it used before),
+    /// as [`Engine::delete_archives`] does, and stores the catalog's snapshot in
+    /// this set's own store.
+    pub async fn delete_archives_in(
+        &self,
+        old: &Engine,
+        plan: &DeletionPlan,
+        progress: &Progress,
+    ) -> Done<DeletionReport> {
+        let report = old.remove_archives(plan, progress).await;
+        self.done(report).await
+    }
+
+    async fn remove_archives(&self, plan: &DeletionPlan, progress: &Progress) -> DeletionReport {
         for item in &plan.items {
             let queued = Event::Queued {
                 id: item.id,
@@ -332,7 +370,7 @@ impl Engine {
     /// each archive from the store again (a no-op if it is gone) and from the
     /// catalog. Errors only when local state cannot be read; deletions that cannot
     /// be finished now are reported and stay journaled.
-    pub async fn finish_interrupted_deletions(&self) -> Result<InterruptedDeletions> {
+    pub(super) async fn finish_interrupted_deletions(&self) -> Result<InterruptedDeletions> {
         let mut report = InterruptedDeletions::default();
         let intents = self
             .state

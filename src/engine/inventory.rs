@@ -29,8 +29,8 @@ use anyhow::{Result, bail};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::Engine;
 use super::owners::{Kind, Owners, Whose, kind_of};
+use super::{AfterRun, Done, Engine};
 use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::description::{self, DecodeError};
@@ -54,6 +54,44 @@ pub enum InventoryFetch {
         ready_at: Option<i64>,
     },
     Ready(Inventory),
+}
+
+/// What to do with the orphans an inventory finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrphanAction {
+    None,
+    /// Record every orphan whose description names a file under a safe path.
+    Adopt,
+    /// Delete every orphan of this set, or only the archives named (which may
+    /// be unclaimed archives of a shared store, see [`Reconciliation::named`]).
+    Delete {
+        only: Vec<String>,
+    },
+}
+
+/// `firn inventory`, as asked.
+#[derive(Debug, Clone)]
+pub struct InventoryRequest {
+    /// Wait for an inventory job that is not ready.
+    pub wait: bool,
+    /// A new inventory, not the one taken in the last 24 hours.
+    pub refresh: bool,
+    pub action: OrphanAction,
+}
+
+/// What [`Engine::inventory_job`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryRun {
+    Waiting {
+        requested_at: i64,
+        ready_at: Option<i64>,
+    },
+    Ready {
+        reconciliation: Box<Reconciliation>,
+        actions: Vec<OrphanResult>,
+        /// The reconciliation's problems the actions did not resolve.
+        problems: usize,
+    },
 }
 
 /// What [`Engine::inventory`] found: a reconciliation, or a job still running.
@@ -211,7 +249,7 @@ pub struct Orphan {
     pub description_text: String,
     /// What the description says, when it is firn's or mt-aws-glacier's.
     pub description: Option<DescribedFile>,
-    /// Why [`Engine::adopt_orphans`] would refuse it; None when it can be adopted.
+    /// Why adopting it would be refused; None when it can be adopted.
     pub refused: Option<String>,
 }
 
@@ -568,6 +606,79 @@ impl Engine {
         })
     }
 
+    /// `firn inventory`: the store's inventory reconciled with the catalog (see
+    /// [`Engine::inventory`]), then the orphans acted on as asked; the catalog's
+    /// snapshot is stored when that changed it.
+    pub async fn inventory_job(&self, request: InventoryRequest) -> Result<Done<InventoryRun>> {
+        let r = match self.inventory(request.wait, request.refresh).await? {
+            InventoryOutcome::Waiting {
+                requested_at,
+                ready_at,
+            } => {
+                return Ok(Done {
+                    report: InventoryRun::Waiting {
+                        requested_at,
+                        ready_at,
+                    },
+                    after: AfterRun::default(),
+                });
+            }
+            InventoryOutcome::Ready(r) => r,
+        };
+        let done = self.act_on_orphans(&request.action, &r).await?;
+        // Only what the reconciliation counted as a problem is resolved by acting.
+        let resolved = done
+            .report
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.outcome,
+                    OrphanOutcome::AdoptedCurrent
+                        | OrphanOutcome::AdoptedSuperseded
+                        | OrphanOutcome::Deleted
+                        | OrphanOutcome::AlreadyInCatalog
+                ) && r
+                    .orphans
+                    .iter()
+                    .chain(&r.unclaimed)
+                    .any(|o| o.archive_id == a.archive_id)
+            })
+            .count();
+        let problems = r.problems() - resolved;
+        Ok(Done {
+            report: InventoryRun::Ready {
+                reconciliation: r,
+                actions: done.report,
+                problems,
+            },
+            after: done.after,
+        })
+    }
+
+    /// Acts on the orphans of `reconciliation` as `action` says (adopting, or
+    /// deleting them, or the archives named), then stores the catalog's
+    /// snapshot if that changed it.
+    pub async fn act_on_orphans(
+        &self,
+        action: &OrphanAction,
+        reconciliation: &Reconciliation,
+    ) -> Result<Done<Vec<OrphanResult>>> {
+        let results = match action {
+            OrphanAction::None => return Ok(Done::default()),
+            OrphanAction::Adopt => self.adopt_orphans(&reconciliation.orphans).await?,
+            OrphanAction::Delete { only } if only.is_empty() => {
+                self.delete_orphans(&reconciliation.orphans).await?
+            }
+            OrphanAction::Delete { only } => {
+                let (named, mut refused) = reconciliation.named(only);
+                let mut results = self.delete_orphans(&named).await?;
+                results.append(&mut refused);
+                results
+            }
+        };
+        Ok(self.done(results).await)
+    }
+
     /// Keeps `reconciliation` as the last one (what deletions consult).
     pub(super) fn save_reconciliation(&self, reconciliation: &Reconciliation) -> Result<()> {
         if let Ok(mut disputed) = self.disputed.lock() {
@@ -726,7 +837,7 @@ impl Engine {
     /// Records orphans whose description names a file (firn1 or mt2) under a safe
     /// path: as the current version of a file that has none (the newest orphan of
     /// a file first), else as a superseded version. Results are in input order.
-    pub async fn adopt_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
+    pub(super) async fn adopt_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
         let records = self.catalog.records().await?;
         let mut known: HashSet<String> = records.iter().map(|r| r.archive_id.clone()).collect();
         let mut has_current: HashSet<String> = records
@@ -804,7 +915,7 @@ impl Engine {
     /// see [`Reconciliation::named`]). An archive the catalog records by now, or
     /// whose description names another set, is refused, never deleted. Results
     /// are in input order.
-    pub async fn delete_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
+    pub(super) async fn delete_orphans(&self, orphans: &[Orphan]) -> Result<Vec<OrphanResult>> {
         let known = self.known_archive_ids().await?;
         let mut results = Vec::with_capacity(orphans.len());
         for orphan in orphans {

@@ -37,7 +37,7 @@ use sha1::{Digest as _, Sha1};
 use super::backup::{Expected, FailedFile, UploadItem};
 use super::progress::Cancelled;
 use super::restore::{JOB_OUTPUT_KEPT_SECS, fetch_range};
-use super::{Engine, Event, Progress, TaskId, fault_point};
+use super::{Done, Engine, Event, Progress, TaskId, fault_point};
 use crate::catalog::{ArchiveRecord, ArchiveState, Catalog as _};
 use crate::cost::Prices;
 use crate::hash::RangeTreeJoiner;
@@ -77,6 +77,11 @@ impl MigrationSource {
     /// The retrieval tiers the store offers.
     pub fn tiers(&self) -> Vec<Tier> {
         self.store.tiers()
+    }
+
+    /// Refuses a tier the store does not offer, before anything is requested.
+    pub fn check_tier(&self, tier: Tier) -> Result<()> {
+        super::offers_tier(self.store.as_ref(), tier)
     }
 }
 
@@ -397,6 +402,17 @@ impl Engine {
     /// archive's events carry the task id the plan gave it
     /// ([`MigrationPlan::tasks`]).
     pub async fn migrate(
+        self: &Arc<Self>,
+        source: &MigrationSource,
+        plan: MigrationPlan,
+        options: &MigrateOptions,
+        progress: &Progress,
+    ) -> Done<MigrationReport> {
+        let report = self.copy_archives(source, plan, options, progress).await;
+        self.done(report).await
+    }
+
+    async fn copy_archives(
         self: &Arc<Self>,
         source: &MigrationSource,
         plan: MigrationPlan,

@@ -1,7 +1,20 @@
 //! The backup engine: background tasks that move bytes between the tree, the store
 //! and the catalog, reporting typed progress events on one channel. No terminal code.
+//!
+//! Jobs own their whole run (invariant 13 of the design): a front end opens the
+//! set with [`Engine::open_to_work`] (the set's lock, held while the engine
+//! lives, and the recovery of what an interrupted run left), builds a request,
+//! asks the person what needs asking, and calls one job per intent — backup
+//! ([`Engine::back_up_tree`], or [`Engine::backup`] of a plan), restore, delete,
+//! prune, migrate, inventory, catalog rebuild, claim, release, snapshot. Each
+//! job reports typed [`Event`]s under engine-assigned task ids while it runs,
+//! and returns its report with what storing the catalog's snapshot after it did
+//! ([`Done`]). Looking at a set (status, ls, cost, jobs) opens it with
+//! [`Engine::open`], without the lock.
+//!
 //! One module per workflow: backup (plan and uploads; the order every upload
-//! follows is in its docs), restore, delete, inventory, snapshot, recover.
+//! follows is in its docs), restore, delete, migrate, inventory, claim,
+//! snapshot (and rebuild), recover; `owners` reads whose each stored archive is.
 
 mod backup;
 mod claim;
@@ -25,15 +38,17 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-pub use backup::{BackupSummary, Candidate, Expected, FailedFile, Plan, UploadItem};
+pub use backup::{
+    BackupSummary, Candidate, Expected, FailedFile, FileProblem, Plan, Take, TreeBackup, UploadItem,
+};
 pub use claim::{ClaimOutcome, ClaimReport, ReleaseReport};
 pub use delete::{
     DeletionItem, DeletionPlan, DeletionReport, FailedDeletion, InterruptedDeletions, Prunable,
 };
 pub use inventory::{
-    DescribedFile, Disputed, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome, Mismatch,
-    Missing, Orphan, OrphanOutcome, OrphanResult, OtherSet, RebuildReport, Reconciliation, Skipped,
-    SnapshotUsed,
+    DescribedFile, Disputed, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome,
+    InventoryRequest, InventoryRun, Mismatch, Missing, Orphan, OrphanAction, OrphanOutcome,
+    OrphanResult, OtherSet, RebuildReport, Reconciliation, Skipped, SnapshotUsed,
 };
 pub use migrate::{
     MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, MigrationTask, TierQuote,
@@ -49,7 +64,9 @@ pub use restore::{
 };
 pub use retention::RetentionReport;
 pub use select::{Selection, is_under};
-pub use snapshot::{RebuildOptions, RebuildOutcome, SNAPSHOTS_KEPT, SnapshotReport};
+pub use snapshot::{
+    AfterRun, Done, RebuildOptions, RebuildOutcome, SNAPSHOTS_KEPT, SnapshotReport,
+};
 
 use crate::catalog::Catalog;
 pub use crate::catalog::{ArchiveRecord, ArchiveState};
@@ -80,6 +97,9 @@ pub struct Engine {
     requests_in_flight: usize,
     prices: Prices,
     task_ids: TaskIds,
+    /// The set's lock, held while this engine lives, when it was opened for a
+    /// run that changes the set ([`Engine::open_to_work`]).
+    _lock: Option<crate::lock::SetLock>,
     /// Archives the last inventory found another set naming too (archive id →
     /// that set), never deleted: read from local state when the first deletion
     /// asks, replaced by each inventory.
@@ -109,6 +129,27 @@ pub struct FileDetails {
     /// Oldest first.
     pub versions: Vec<ArchiveRecord>,
     pub cached: Option<CachedHash>,
+}
+
+/// Refuses a tier `store` does not offer, before anything is requested from it.
+fn offers_tier(store: &dyn Store, tier: Tier) -> Result<()> {
+    let offered = store.tiers();
+    if offered.contains(&tier) {
+        return Ok(());
+    }
+    let names: Vec<&str> = offered.iter().map(|t| t.as_str()).collect();
+    Err(crate::model::usage(format!(
+        "the {tier} tier does not exist for {}: choose --tier {}",
+        store.target(),
+        names.join(" or ")
+    )))
+}
+
+/// A set opened for a run that changes it ([`Engine::open_to_work`]).
+pub struct Opened {
+    pub engine: Arc<Engine>,
+    /// What finishing the interrupted run found and did.
+    pub recovery: RecoveryReport,
 }
 
 /// What a front end shows about the set it opened.
@@ -181,7 +222,9 @@ impl Engine {
     }
 
     /// Opens the store, catalog and local state a resolved set names (the one
-    /// backend factory builds them) and checks the store and catalog answer.
+    /// backend factory builds them) and checks the store and catalog answer: to
+    /// look at the set (status, ls, cost, jobs). A run that changes it opens it
+    /// with [`Engine::open_to_work`].
     pub async fn open(set: &ResolvedSet) -> Result<Engine> {
         let state = LocalState::open(&set.state_dir.join("state.sqlite"))?;
         set.remember()?;
@@ -202,6 +245,27 @@ impl Engine {
             filter: set.filter.clone(),
             follow_symlinks: set.follow_symlinks,
         }))
+    }
+
+    /// Opens a set for a run that changes it (a backup, restore, deletion,
+    /// migration, inventory, rebuild… or a terminal UI session): takes the
+    /// set's lock for as long as the engine lives (another firn holding it is
+    /// [`crate::lock::Busy`]), opens the store and the catalog, and finishes
+    /// what an interrupted run left (see [`RecoveryReport`]) before anything
+    /// else. Each job then stores the catalog's snapshot itself when it is done
+    /// ([`Done`]).
+    pub async fn open_to_work(set: &ResolvedSet, command: &str) -> Result<Opened> {
+        let lock = crate::lock::SetLock::acquire(&set.state_dir, &set.id, command)?;
+        let mut engine = Engine::open(set).await?;
+        engine._lock = Some(lock);
+        let recovery = engine
+            .recover()
+            .await
+            .context("cannot finish the interrupted run's uploads")?;
+        Ok(Opened {
+            engine: Arc::new(engine),
+            recovery,
+        })
     }
 
     /// What `firn init` would create for a set, and what exists already (nothing
@@ -235,6 +299,7 @@ impl Engine {
             scan: ScanOptions::default(),
             task_ids: TaskIds::default(),
             disputed: std::sync::Mutex::new(None),
+            _lock: None,
         }
     }
 
@@ -274,16 +339,7 @@ impl Engine {
 
     /// Refuses a tier the store does not offer, before anything is requested.
     pub fn check_tier(&self, tier: Tier) -> Result<()> {
-        let offered = self.store.tiers();
-        if offered.contains(&tier) {
-            return Ok(());
-        }
-        let names: Vec<&str> = offered.iter().map(|t| t.as_str()).collect();
-        Err(crate::model::usage(format!(
-            "the {tier} tier does not exist for {}: choose --tier {}",
-            self.store.target(),
-            names.join(" or ")
-        )))
+        offers_tier(self.store.as_ref(), tier)
     }
 
     /// Whether the store this set uses holds `record` (records written before

@@ -125,10 +125,6 @@ impl Progress {
         self.cancel.is_cancelled()
     }
 
-    pub fn cancel_token(&self) -> &CancellationToken {
-        &self.cancel
-    }
-
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
     }

@@ -76,8 +76,9 @@ struct Stray {
 }
 
 impl Engine {
-    /// Resolves every journal entry left by an interrupted run.
-    pub async fn recover(&self) -> Result<RecoveryReport> {
+    /// Resolves every journal entry left by an interrupted run (what
+    /// [`Engine::open_to_work`] does first).
+    pub(super) async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         let deletions = self.finish_interrupted_deletions().await?;
         report.deletions_finished = deletions.finished;

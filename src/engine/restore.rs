@@ -24,7 +24,7 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
 use super::progress::Cancelled;
-use super::{Engine, Event, Progress, TaskId, fault_point};
+use super::{Done, Engine, Event, Progress, TaskId, fault_point};
 use crate::catalog::ArchiveRecord;
 use crate::catalog::Catalog as _;
 use crate::hash::{RangeTreeJoiner, tree_hash_of};
@@ -260,31 +260,25 @@ impl Engine {
         Ok(views)
     }
 
-    /// Restores one archived version (see [`Engine::restore`]).
-    pub async fn restore_one(
+    /// `firn restore`: restores archived versions under `options.destination`,
+    /// each by its relative path: requests (or reuses) one retrieval job per
+    /// archive, polls them with backoff, and downloads each as it becomes ready.
+    /// Results come back in the order of `records`; one file failing does not
+    /// stop the others. A restore that learnt an archive's SHA-1 records it, and
+    /// the catalog's snapshot is stored then.
+    pub async fn restore(
         &self,
-        record: &ArchiveRecord,
+        tasks: Vec<(TaskId, ArchiveRecord)>,
         options: &RestoreOptions,
-    ) -> Result<RestoreOutcome> {
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let report = self
-            .restore(
-                self.number(vec![record.clone()]),
-                options,
-                &Progress::unwatched(cancel),
-            )
-            .await;
-        match report.results.into_iter().next() {
-            Some(result) => result.outcome,
-            None => bail!("nothing to restore"),
-        }
+        progress: &Progress,
+    ) -> Done<RestoreReport> {
+        let report = self.retrieve(tasks, options, progress).await;
+        self.done(report).await
     }
 
-    /// Restores archived versions under `options.destination`, each by its relative
-    /// path: requests (or reuses) one retrieval job per archive, polls them with
-    /// backoff, and downloads each as it becomes ready. Results come back in the
-    /// order of `records`; one file failing does not stop the others.
-    pub async fn restore(
+    /// What [`Engine::restore`] does, without the snapshot after it (a rebuild
+    /// retrieves its catalog snapshot so).
+    pub(super) async fn retrieve(
         &self,
         tasks: Vec<(TaskId, ArchiveRecord)>,
         options: &RestoreOptions,

@@ -226,6 +226,35 @@ pub fn decode(bytes: &[u8]) -> Result<(String, i64, Vec<ArchiveRecord>)> {
     Ok((header.set, header.created_ms, records))
 }
 
+/// What storing the catalog's snapshot at the end of a run did (invariant 10):
+/// every job that may change the catalog ends with it, itself.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AfterRun {
+    /// The snapshot stored (none when the catalog did not change).
+    #[serde(rename = "catalog_snapshot", skip_serializing_if = "Option::is_none")]
+    pub stored: Option<SnapshotReport>,
+    /// Why the snapshot is not stored (the next run retries).
+    #[serde(
+        rename = "catalog_snapshot_error",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error: Option<String>,
+}
+
+impl AfterRun {
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+/// What a job reports: its own report, and what storing the catalog's snapshot
+/// after it did.
+#[derive(Debug, Clone, Default)]
+pub struct Done<R> {
+    pub report: R,
+    pub after: AfterRun,
+}
+
 /// What writing a snapshot did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SnapshotReport {
@@ -293,7 +322,14 @@ impl Engine {
     /// by the next run), then from the descriptions of the archives stored after it,
     /// dropping what the store no longer holds. Without a snapshot: from the
     /// descriptions alone.
-    pub async fn rebuild(&self, options: &RebuildOptions) -> Result<RebuildOutcome> {
+    ///
+    /// Stores the rebuilt catalog's snapshot when it is done.
+    pub async fn rebuild(&self, options: &RebuildOptions) -> Result<Done<RebuildOutcome>> {
+        let outcome = self.rebuild_from_store(options).await?;
+        Ok(self.done(outcome).await)
+    }
+
+    async fn rebuild_from_store(&self, options: &RebuildOptions) -> Result<RebuildOutcome> {
         let RebuildOptions {
             wait,
             tier,
@@ -366,7 +402,7 @@ impl Engine {
         };
         let cancel = tokio_util::sync::CancellationToken::new();
         let mut restored = self
-            .restore(
+            .retrieve(
                 self.number(vec![record]),
                 &options,
                 &Progress::unwatched(cancel),
@@ -514,14 +550,33 @@ impl Engine {
         Ok(!stored && !self.catalog.current_summaries().await?.is_empty())
     }
 
-    /// Writes a snapshot when one is due; what a front end calls once a run that
-    /// may have changed the catalog is over. A failure leaves the snapshot due for
-    /// the next run.
-    pub async fn snapshot_if_due(&self) -> Result<Option<SnapshotReport>> {
-        if !self.snapshot_due().await? {
-            return Ok(None);
+    /// Ends a run that may have changed the catalog: stores a snapshot when one
+    /// is due. Never fails the run by itself: a failure is reported, and leaves
+    /// the snapshot due for the next run.
+    pub(super) async fn after_run(&self) -> AfterRun {
+        let stored = match self.snapshot_due().await {
+            Ok(false) => Ok(None),
+            Ok(true) => self.snapshot().await.map(Some),
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(stored) => AfterRun {
+                stored,
+                error: None,
+            },
+            Err(e) => AfterRun {
+                stored: None,
+                error: Some(crate::fmt::one_line(&e)),
+            },
         }
-        self.snapshot().await.map(Some)
+    }
+
+    /// `report`, with the snapshot the run owes stored after it.
+    pub(super) async fn done<R>(&self, report: R) -> Done<R> {
+        Done {
+            report,
+            after: self.after_run().await,
+        }
     }
 
     /// Stores a snapshot of the set's catalog in its store, records it, and prunes

@@ -64,12 +64,6 @@ impl Deref for Job<'_> {
 }
 
 impl Job<'_> {
-    /// Upload jobs move the tree's marks; retrievals write elsewhere and leave
-    /// them alone.
-    pub fn tracks_tree(&self) -> bool {
-        *self.kind == JobKind::Upload
-    }
-
     pub fn is_retrieval(&self) -> bool {
         matches!(self.kind, JobKind::Retrieve { .. })
     }

@@ -42,10 +42,10 @@ pub use view::view;
 
 use crate::config::ResolvedSet;
 use crate::engine::{
-    Engine, Event as EngineEvent, FailedFile, InventoryOutcome, MigrateOptions, MigrationReport,
-    Progress, RecordLookup, RestoreOptions, RestoreTally, TaskId,
+    AfterRun, Done, Engine, Event as EngineEvent, FailedFile, InventoryOutcome, MigrateOptions,
+    MigrationReport, OrphanAction, Progress, Reconciliation, RecordLookup, RestoreOptions,
+    RestoreTally, TaskId,
 };
-use crate::lock::SetLock;
 use crate::model::{Tier, now_secs};
 use crate::scan::ScanProgress;
 type Term = Terminal<CrosstermBackend<Stdout>>;
@@ -53,9 +53,12 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 /// Opens the UI on one backup set and runs it until the user quits.
 pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCode> {
     let settings = Settings::load(config_flag)?;
-    let _lock = SetLock::acquire(&set.state_dir, &set.id, "tui")?;
-    let engine = match Engine::open(set).await {
-        Ok(engine) => Arc::new(engine),
+    // The set's lock for the whole session, and what an interrupted run left
+    // finished before anything shows as pending.
+    let opened = match Engine::open_to_work(set, "tui").await {
+        Ok(opened) => opened,
+        // Another firn works on the set: say so and leave, as the CLI does.
+        Err(e) if e.chain().any(|c| c.is::<crate::lock::Busy>()) => return Err(e),
         Err(e) => {
             // A missing vault or table, bad credentials, an unreachable endpoint:
             // say so in the interface the user opened, then exit as the CLI would.
@@ -64,11 +67,7 @@ pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCo
             return Err(e);
         }
     };
-    // Finish what an interrupted run left before showing anything as pending.
-    let recovery = engine
-        .recover()
-        .await
-        .context("cannot finish the interrupted run's uploads")?;
+    let (engine, recovery) = (opened.engine, opened.recovery);
 
     let mut state = State::new(
         set.root.display().to_string(),
@@ -213,11 +212,11 @@ impl Runtime {
                 let (progress, forward) = self.progress(self.cancel.child_token());
                 self.spawn(|engine, tx| async move {
                     let _turn = lock.lock().await;
-                    let plan = engine.plan(candidates);
-                    let summary = engine.backup(plan, &progress).await;
+                    let done = engine.backup(engine.plan(candidates), &progress).await;
                     drop(progress);
                     let _ = forward.await;
-                    snapshot_after(&engine, &tx, Action::BatchDone { batch, summary }).await
+                    let summary = done.report;
+                    log_after(&tx, Action::BatchDone { batch, summary }, done.after)
                 });
             }
             Effect::Restore {
@@ -263,19 +262,10 @@ impl Runtime {
             }),
             Effect::PlanPrune => self.spawn(|engine, _| async move {
                 match engine.plan_prune(now_secs(), false).await {
-                    Ok(prunable) => {
-                        let early = prunable.skipped_early.len() as u64;
-                        let note = (early > 0).then(|| {
-                            format!(
-                                "{} still inside the minimum storage period kept (`firn prune --include-early` deletes them too).",
-                                crate::fmt::plural_with(early, "superseded archive", "is", "are")
-                            )
-                        });
-                        Action::DeletionPlanned {
-                            plan: prunable.plan,
-                            note,
-                        }
-                    }
+                    Ok(prunable) => Action::DeletionPlanned {
+                        note: prunable.kept_early(engine.prices()),
+                        plan: prunable.plan,
+                    },
                     Err(e) => error("Cannot read the catalog", &e),
                 }
             }),
@@ -286,10 +276,11 @@ impl Runtime {
             } => {
                 let (progress, forward) = self.progress(cancel);
                 self.spawn(|engine, tx| async move {
-                    let report = engine.delete_archives(&plan, &progress).await;
+                    let done = engine.delete_archives(&plan, &progress).await;
                     drop(progress);
                     let _ = forward.await;
-                    snapshot_after(&engine, &tx, Action::DeleteDone { batch, report }).await
+                    let report = done.report;
+                    log_after(&tx, Action::DeleteDone { batch, report }, done.after)
                 });
             }
             Effect::RunInventory => self.spawn(|engine, _| async move {
@@ -313,14 +304,23 @@ impl Runtime {
                 }
             }),
             Effect::AdoptOrphans(orphans) => self.spawn(|engine, tx| async move {
-                match engine.adopt_orphans(&orphans).await {
-                    Ok(results) => snapshot_after(&engine, &tx, Action::OrphansActed(results)).await,
+                let chosen = Reconciliation {
+                    orphans,
+                    ..Reconciliation::default()
+                };
+                match engine.act_on_orphans(&OrphanAction::Adopt, &chosen).await {
+                    Ok(done) => log_after(&tx, Action::OrphansActed(done.report), done.after),
                     Err(e) => error("Cannot adopt the orphans", &e),
                 }
             }),
             Effect::DeleteOrphans(orphans) => self.spawn(|engine, tx| async move {
-                match engine.delete_orphans(&orphans).await {
-                    Ok(results) => snapshot_after(&engine, &tx, Action::OrphansActed(results)).await,
+                let chosen = Reconciliation {
+                    orphans,
+                    ..Reconciliation::default()
+                };
+                let delete = OrphanAction::Delete { only: Vec::new() };
+                match engine.act_on_orphans(&delete, &chosen).await {
+                    Ok(done) => log_after(&tx, Action::OrphansActed(done.report), done.after),
                     Err(e) => error("Cannot delete the orphans", &e),
                 }
             }),
@@ -359,19 +359,23 @@ impl Runtime {
                 self.spawn(|engine, tx| async move {
                     let _turn = lock.lock().await;
                     let options = migrate_options(tier);
-                    let report = match Arc::try_unwrap(plan) {
+                    let done = match Arc::try_unwrap(plan) {
                         Ok(plan) => engine.migrate(&source.0, plan, &options, &progress).await,
-                        Err(_) => MigrationReport {
-                            failed: vec![FailedFile {
-                                path: "(migration plan)".into(),
-                                reason: "the plan is still shown elsewhere: plan the migration again".into(),
-                            }],
-                            ..MigrationReport::default()
+                        Err(_) => Done {
+                            report: MigrationReport {
+                                failed: vec![FailedFile {
+                                    path: "(migration plan)".into(),
+                                    reason: "the plan is still shown elsewhere: plan the migration again".into(),
+                                }],
+                                ..MigrationReport::default()
+                            },
+                            after: AfterRun::default(),
                         },
                     };
                     drop(progress);
                     let _ = forward.await;
-                    snapshot_after(&engine, &tx, Action::MigrationDone { batch, report }).await
+                    let report = done.report;
+                    log_after(&tx, Action::MigrationDone { batch, report }, done.after)
                 });
             }
         }
@@ -405,24 +409,25 @@ async fn plan_migration(
     })
 }
 
-/// Hands `done` to the reducer, then stores the catalog's snapshot if the work
-/// changed it (invariant 10), and says so in the log; a failure is a notice (the
-/// next change retries).
-async fn snapshot_after(
-    engine: &Engine,
-    tx: &mpsc::UnboundedSender<Action>,
-    done: Action,
-) -> Action {
+/// Hands `done` to the reducer, then says in the log what storing the
+/// catalog's snapshot after the job did (invariant 10); a failure is a notice
+/// (the next change retries).
+fn log_after(tx: &mpsc::UnboundedSender<Action>, done: Action, after: AfterRun) -> Action {
     let _ = tx.send(done);
-    match engine.snapshot_if_due().await {
-        Ok(Some(stored)) => Action::Log(format!(
+    match after {
+        AfterRun {
+            error: Some(error), ..
+        } => Action::Notice(format!("warning: {error}")),
+        AfterRun {
+            stored: Some(stored),
+            ..
+        } => Action::Log(format!(
             "catalog snapshot stored: {} in {} (archive {})",
             crate::fmt::plural(stored.records, "record"),
             crate::fmt::human_bytes(stored.bytes),
             stored.archive_id
         )),
-        Ok(None) => Action::Tick,
-        Err(e) => Action::Notice(format!("warning: {}", crate::fmt::one_line(&e))),
+        AfterRun { .. } => Action::Tick,
     }
 }
 
@@ -478,7 +483,13 @@ async fn restore_batch(
         tier,
         wait: true,
     };
-    let mut tally = engine.restore(tasks, &options, progress).await.tally();
+    // What the restore learnt and recorded (an archive's SHA-1) is in the
+    // catalog's snapshot the job stored; the batch's rows say the rest.
+    let mut tally = engine
+        .restore(tasks, &options, progress)
+        .await
+        .report
+        .tally();
     tally.failed.extend(missing);
     tally
 }

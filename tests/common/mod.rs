@@ -260,11 +260,17 @@ pub fn assert_exit(out: &Output, code: i32) {
 
 /// A refusal: exit 2 with one line on stderr, not a panic. Returns the line.
 pub fn one_line_error(out: &Output) -> String {
+    one_line_failure(out, 2)
+}
+
+/// A command that ended with `code` and one line on stderr, not a panic.
+/// Returns the line.
+pub fn one_line_failure(out: &Output, code: i32) -> String {
     let err = stderr(out);
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "exit 2 expected: {}{err}",
+        Some(code),
+        "exit {code} expected: {}{err}",
         stdout(out)
     );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");

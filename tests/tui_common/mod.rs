@@ -240,10 +240,16 @@ pub fn planned_migration(
     let (engine, offer) = block_on(async {
         let old = engine("a");
         let report = old.status(&mut |_| {}).await.unwrap();
-        let plan = old.plan_report(&report);
+        let plan = old.plan(
+            report
+                .entries
+                .iter()
+                .filter_map(firn::engine::Candidate::of),
+        );
         let summary = old
             .backup(plan, &Progress::unwatched(Default::default()))
-            .await;
+            .await
+            .report;
         assert_eq!(summary.uploaded_files as usize, kept.len() + gone.len());
         for (key, _) in gone {
             std::fs::remove_file(tree.join(key)).unwrap();

@@ -1,7 +1,7 @@
 //! The S3 store's settings and vocabulary: storage classes, the checksum S3
 //! verifies, the SDK client, and S3's errors in one line each.
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types as s3t;
@@ -213,16 +213,25 @@ where
         // A HEAD answer has no body to carry a code: its status says it.
         let region = raw.headers().get("x-amz-bucket-region").map(str::to_owned);
         match (code, raw.status().as_u16()) {
+            // Definite refusals, with the code the status stands for.
             ("", 301) => {
                 let region = region.unwrap_or_else(|| "another region".into());
-                return anyhow!(
-                    "{what} is in {region}, not in the region firn used; set `region = \"{region}\"` in the set's store config"
-                );
+                return aws::AwsError {
+                    message: format!(
+                        "{what} is in {region}, not in the region firn used; set `region = \"{region}\"` in the set's store config"
+                    ),
+                    code: Some("PermanentRedirect".into()),
+                }
+                .into();
             }
             ("", 403) => {
-                return anyhow!(
-                    "access denied to {what}; check the IAM policy of the credentials in use"
-                );
+                return aws::AwsError {
+                    message: format!(
+                        "access denied to {what}; check the IAM policy of the credentials in use"
+                    ),
+                    code: Some("AccessDenied".into()),
+                }
+                .into();
             }
             _ => {}
         }

@@ -7,24 +7,25 @@ use tokio_util::sync::CancellationToken;
 use super::action::{Effect, RetrieveItem};
 use super::dialogs::Dialog;
 use super::state::{Focus, Migration, State};
-use crate::engine::{Candidate, DeletionPlan, TaskId};
+use crate::engine::{Candidate, DeletionPlan, Take, TaskId};
 use crate::fmt::plural;
 use crate::model::Tier;
 use crate::tui::jobs::{JobKind, JobState, NewJob, NodeChange};
 use crate::tui::text::human_bytes;
 use crate::tui::tree::{Class, JobMark, NodeId, ROOT, Tree};
 
-/// Files a batch would upload from `targets`, and mtime-only updates.
+/// Files a batch would upload from `targets`, and mtime-only updates: what the
+/// engine's rule ([`Take`]) takes, of the files no job of this session holds.
 fn collect(tree: &Tree, targets: &[NodeId]) -> (Vec<NodeId>, Vec<NodeId>) {
     let mut uploads = Vec::new();
     let mut mtimes = Vec::new();
     for id in files_under(tree, targets) {
         let node = tree.node(id);
-        if node.class.is_pending() && matches!(node.job, JobMark::None | JobMark::Failed) {
-            uploads.push(id);
-        } else if node.class == Class::UpToDate && node.job == JobMark::None && tree.mtime_moved(id)
-        {
-            mtimes.push(id);
+        let mtime_moved = node.class == Class::UpToDate && tree.mtime_moved(id);
+        match Take::of(node.class.is_pending(), mtime_moved) {
+            Take::Upload if matches!(node.job, JobMark::None | JobMark::Failed) => uploads.push(id),
+            Take::UpdateMtime if node.job == JobMark::None => mtimes.push(id),
+            _ => {}
         }
     }
     (uploads, mtimes)

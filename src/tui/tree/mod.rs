@@ -460,17 +460,6 @@ impl Tree {
             }
         }
     }
-    /// Approximate bytes held (for the benchmark's report).
-    pub fn heap_estimate(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.nodes.iter().map(|n| n.name.len()).sum::<usize>()
-            + self.dirs.capacity() * std::mem::size_of::<Dir>()
-            + self
-                .dirs
-                .iter()
-                .map(|d| d.children.capacity() * 4)
-                .sum::<usize>()
-    }
 }
 
 #[cfg(test)]
