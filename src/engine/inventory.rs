@@ -30,6 +30,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::owners::{Kind, Owners, Whose, kind_of};
+use super::retrieval::Poll;
 use super::{AfterRun, Done, Engine};
 use crate::catalog::Catalog as _;
 use crate::catalog::{ArchiveRecord, ArchiveState};
@@ -531,7 +532,8 @@ impl Engine {
             .inventory_job()?
             .filter(|j| now - j.requested_at < INVENTORY_REUSE_SECS);
         let mut fresh = false;
-        let mut delay = Duration::from_millis(200);
+        // An inventory is one job, asked about up to once a minute.
+        let mut poll = Poll::capped(Duration::from_secs(60));
         loop {
             let current = match job.take() {
                 Some(j) => j,
@@ -575,8 +577,7 @@ impl Engine {
                             ready_at,
                         });
                     }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
+                    poll.pause(None).await;
                     job = Some(current);
                 }
             }

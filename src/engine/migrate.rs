@@ -26,7 +26,6 @@
 //! instead of copying again (`migrate/resume.rs`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use bytes::{Bytes, BytesMut};
@@ -36,7 +35,8 @@ use sha1::{Digest as _, Sha1};
 
 use super::backup::{Expected, FailedFile, UploadItem};
 use super::progress::Cancelled;
-use super::restore::{JOB_OUTPUT_KEPT_SECS, fetch_range};
+use super::restore::fetch_range;
+use super::retrieval::{Poll, job_usable};
 use super::{Done, Engine, Event, Progress, TaskId, fault_point};
 use crate::catalog::{ArchiveRecord, ArchiveState, Catalog as _};
 use crate::cost::Prices;
@@ -53,10 +53,6 @@ pub use tasks::MigrationTask;
 
 /// Copies made durable, journaled and recorded together.
 const COPY_BATCH: usize = 256;
-
-/// Polls of a migration's jobs back off up to this (a tenth of the tier's wait
-/// otherwise, as a restore's).
-const MAX_POLL: Duration = Duration::from_secs(15 * 60);
 
 /// The store a set used before, opened: what a migration copies from.
 pub struct MigrationSource {
@@ -324,7 +320,7 @@ impl Engine {
         let now = now_secs();
         let requested: std::collections::HashSet<&str> = journaled
             .iter()
-            .filter(|j| j.job_id.is_some() && job_alive(j, now))
+            .filter(|j| j.job_id.is_some() && job_usable(j.requested_at, j.ready_at, now))
             .map(|j| j.archive_id.as_str())
             .collect();
         let mut to_request = Tally::default();
@@ -530,9 +526,7 @@ impl Engine {
         pending.sort_by(|a, b| a.record.key.cmp(&b.record.key));
         fault_point("migrate-requested");
 
-        let expected_from = source.store.expected_wait(options.tier).0;
-        let max_delay = Duration::from_secs((expected_from / 10).max(1)).min(MAX_POLL);
-        let mut delay = Duration::from_millis(200);
+        let mut poll = Poll::for_wait(source.store.expected_wait(options.tier).0);
         while !pending.is_empty() {
             let mut still = Vec::new();
             let mut items = pending.into_iter();
@@ -564,11 +558,7 @@ impl Engine {
             if pending.is_empty() {
                 break;
             }
-            tokio::select! {
-                _ = progress.cancelled() => {}
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(max_delay);
+            poll.pause(Some(progress)).await;
         }
     }
 
@@ -615,7 +605,7 @@ impl Engine {
     ) -> Result<(MigrationRecord, bool)> {
         if let Some(job) = self.state.migration(&record.archive_id)?
             && (job.job_id.is_some() || record.size == 0)
-            && job_alive(&job, now_secs())
+            && job_usable(job.requested_at, job.ready_at, now_secs())
         {
             return Ok((job, false));
         }
@@ -849,12 +839,6 @@ impl Engine {
 async fn send_part(upload: &mut dyn crate::store::Upload, at: u64, data: Bytes) -> Result<()> {
     upload.reserve(data.len() as u64).await?;
     upload.send(at, data).await
-}
-
-/// Whether a persisted job can still deliver its output.
-fn job_alive(job: &MigrationRecord, now: i64) -> bool {
-    let since = job.ready_at.unwrap_or(job.requested_at);
-    now - since < JOB_OUTPUT_KEPT_SECS
 }
 
 async fn fail(

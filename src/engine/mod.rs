@@ -27,6 +27,7 @@ mod progress;
 mod recover;
 mod restore;
 mod retention;
+mod retrieval;
 mod select;
 mod snapshot;
 mod tracked;
@@ -58,11 +59,11 @@ pub use progress::{
 };
 pub use recover::RecoveryReport;
 pub use restore::{
-    ExistsWithOtherContent, JOB_OUTPUT_KEPT_SECS, RestoreOptions, RestoreOutcome, RestoreReport,
-    RestoreResult, RestoreTally, ResumableRetrievals, RetrievalJobView, RetrievalQuote,
-    job_reusable, partial_name,
+    ExistsWithOtherContent, RestoreOptions, RestoreOutcome, RestoreReport, RestoreResult,
+    RestoreTally, ResumableRetrievals, RetrievalJobView, RetrievalQuote, partial_name,
 };
 pub use retention::RetentionReport;
+pub use retrieval::JOB_OUTPUT_KEPT_SECS;
 pub use select::{Selection, is_under};
 pub use snapshot::{
     AfterRun, Done, RebuildOptions, RebuildOutcome, SNAPSHOTS_KEPT, SnapshotReport,

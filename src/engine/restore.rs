@@ -34,15 +34,9 @@ use crate::model::{TreeHash, UNKNOWN_SHA1, UNKNOWN_TREE_HASH};
 use crate::pathkey::safe_relative_path;
 use crate::state::RetrievalRecord;
 use crate::store::JobState;
-/// Glacier keeps job output at least 24 hours: a job younger than that is reused.
-pub const JOB_OUTPUT_KEPT_SECS: i64 = 24 * 3600;
+
+use super::retrieval::{JOB_OUTPUT_KEPT_SECS, Poll, job_usable};
 const RANGE_ATTEMPTS: u32 = 3;
-/// Polls back off to a tenth of the tier's usual wait, between these bounds: a
-/// minute for Expedited, a quarter of an hour for jobs that take hours (a
-/// thousand Standard jobs then cost a thousand DescribeJob calls per 15 minutes,
-/// not per minute).
-const MIN_POLL_CAP: u64 = 60;
-const MAX_POLL_CAP: u64 = 15 * 60;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -129,13 +123,6 @@ struct Pending {
     target: PathBuf,
     parent: PathBuf,
     job: RetrievalRecord,
-}
-
-/// Whether a persisted job can still deliver its output (jobs are reused for 24
-/// hours after they were requested, or after they were seen ready).
-pub fn job_reusable(job: &RetrievalRecord, now: i64) -> bool {
-    let since = job.ready_at.unwrap_or(job.requested_at);
-    now - since < JOB_OUTPUT_KEPT_SECS
 }
 
 /// The name of the temporary file of one archive's download: stable, so a rerun
@@ -334,9 +321,7 @@ impl Engine {
             }
         }
 
-        let expected_from = self.store.expected_wait(options.tier).0;
-        let max_delay = Duration::from_secs((expected_from / 10).clamp(MIN_POLL_CAP, MAX_POLL_CAP));
-        let mut delay = Duration::from_millis(200);
+        let mut poll = Poll::for_wait(self.store.expected_wait(options.tier).0);
         while !pending.is_empty() {
             // Up to `concurrency` jobs asked about (and downloaded, when ready) at
             // once: each download holds one range (16 MiB) in memory.
@@ -363,11 +348,7 @@ impl Engine {
             if pending.is_empty() {
                 break;
             }
-            tokio::select! {
-                _ = progress.cancelled() => {}
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(max_delay);
+            poll.pause(Some(progress)).await;
         }
 
         let mut results = Vec::with_capacity(records.len());
@@ -532,7 +513,7 @@ impl Engine {
         use std::os::unix::ffi::OsStrExt;
         let destination = options.destination.as_os_str().as_bytes().to_vec();
         if let Some(mut job) = self.state.retrieval(&record.archive_id)?
-            && job_reusable(&job, now_secs())
+            && job_usable(job.requested_at, job.ready_at, now_secs())
         {
             if job.destination != destination || job.key != record.key {
                 job.destination = destination;
