@@ -3,7 +3,6 @@
 //! `firn catalog claim`: the set's archives from before descriptions named their
 //! set, claimed in the store as its own.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -11,8 +10,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::output::Output;
-use super::set_args::{SetArgs, parse_tier};
-use crate::config::RootUse;
+use super::set_args::{SetAt, parse_tier};
 use crate::engine::{
     AfterRun, ClaimOutcome, ClaimReport, Engine, RebuildOptions, RebuildOutcome, RebuildReport,
     ReleaseReport,
@@ -58,11 +56,8 @@ struct RebuildArgs {
     /// (expedited, standard or bulk).
     #[arg(long, default_value_t = Tier::Standard, value_parser = parse_tier)]
     tier: Tier,
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     /// Do not wait for store jobs (the inventory, the snapshot's retrieval)
     /// that are not ready; run again later.
     #[arg(long)]
@@ -78,11 +73,8 @@ struct RebuildArgs {
 /// else.
 #[derive(clap::Args, Debug)]
 struct ClaimArgs {
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     /// Do not wait for an inventory job that is not ready; run again later.
     #[arg(long)]
     no_wait: bool,
@@ -99,11 +91,8 @@ struct ReleaseArgs {
     /// Release only this archive (default: every disputed one).
     #[arg(long = "archive", value_name = "ID")]
     archives: Vec<String>,
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     #[arg(long)]
     json: bool,
 }
@@ -128,7 +117,7 @@ struct RebuildJson<'a> {
 }
 
 async fn rebuild(args: RebuildArgs, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let set = &args.at.resolve()?;
     let out = &Output::new(args.json, verbose);
     let options = &RebuildOptions {
         wait: !args.no_wait,
@@ -246,7 +235,7 @@ struct ClaimJson<'a> {
 }
 
 async fn claim(args: ClaimArgs, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let set = &args.at.resolve()?;
     let out = &Output::new(args.json, verbose);
     let json = out.json;
     let opened = Engine::open_to_work(set, "catalog claim").await?;
@@ -303,7 +292,7 @@ struct ReleaseJson<'a> {
 }
 
 async fn release(args: ReleaseArgs, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let set = &args.at.resolve()?;
     let out = &Output::new(args.json, verbose);
     let opened = Engine::open_to_work(set, "catalog release").await?;
     let done = opened.engine.release(&args.archives).await?;

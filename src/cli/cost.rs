@@ -2,15 +2,13 @@
 //! pending early-deletion charges, and what retrieving everything would cost.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::output::Output;
-use super::set_args::SetArgs;
-use crate::config::RootUse;
+use super::set_args::SetAt;
 use crate::cost::{CostSummary, Prices};
 use crate::engine::Engine;
 use crate::fmt::{human_bytes, plural};
@@ -20,17 +18,14 @@ use crate::model::now_secs;
 /// early-deletion charges, and what retrieving everything would cost per tier.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     #[arg(long)]
     json: bool,
 }
 
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let set = &args.at.resolve()?;
     let output = &Output::new(args.json, verbose);
     let engine = Engine::open(set).await?;
     let prices = &set.prices;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::output::Output;
 use super::progress::cancel_on_ctrl_c;
 use super::prompt;
-use super::set_args::SetArgs;
+use super::set_args::SetAt;
 use crate::backend::StoreSettings;
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
@@ -45,11 +45,8 @@ pub struct Args {
     /// a current version (the copies' originals and old versions).
     #[arg(long, value_name = "STORE")]
     store: Option<String>,
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     #[command(flatten)]
     confirm: Confirm,
 }
@@ -74,7 +71,7 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
             "name what to delete: PATH... (as in the tree), or --archive ID (see `firn ls --all`)",
         ));
     }
-    let set = &args.set.resolve_for(args.root.clone(), &args.paths)?;
+    let set = &args.at.resolve_for(&args.paths)?;
     let out = &Output::new(args.confirm.json, verbose);
     let opened = Engine::open_to_work(set, "delete").await?;
     if let Some(store) = &args.store {

@@ -2,15 +2,14 @@
 //! missing archives, mismatches), and acting on orphans.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::output::Output;
-use super::set_args::SetArgs;
-use crate::config::{ResolvedSet, RootUse};
+use super::set_args::SetAt;
+use crate::config::ResolvedSet;
 use crate::engine::{
     AfterRun, Engine, InventoryRequest, InventoryRun, OrphanAction, OrphanOutcome, OrphanResult,
     Reconciliation,
@@ -24,11 +23,8 @@ use crate::model::usage;
 /// it finds a problem. The inventory job is reused for 24 hours.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     /// Do not wait for an inventory job that is not ready; run again later.
     #[arg(long)]
     no_wait: bool,
@@ -109,7 +105,7 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     } else {
         OrphanAction::None
     };
-    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let set = &args.at.resolve()?;
     let out = &Output::new(args.json, verbose);
     let json = out.json;
     let opened = Engine::open_to_work(set, "inventory").await?;

@@ -1,13 +1,11 @@
 //! `firn jobs`: the retrieval jobs the set waits on or has not downloaded yet.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::output::Output;
-use super::set_args::SetArgs;
-use crate::config::RootUse;
+use super::set_args::SetAt;
 use crate::engine::Engine;
 use crate::fmt::{duration, format_time, human_bytes};
 use crate::model::now_secs;
@@ -16,17 +14,14 @@ use crate::model::now_secs;
 /// tier, age, expected window, state and when the output expires.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     #[arg(long)]
     json: bool,
 }
 
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let set = &args.at.resolve()?;
     let out = &Output::new(args.json, verbose);
     let engine = Engine::open(set).await?;
     let mut jobs = engine.retrieval_jobs().await?;

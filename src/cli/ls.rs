@@ -1,24 +1,19 @@
 //! `firn ls`: what the catalog holds for the set, current versions (or all).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::output::Output;
-use super::set_args::SetArgs;
-use crate::config::RootUse;
+use super::set_args::SetAt;
 use crate::engine::Engine;
 use crate::fmt::{format_time, human_bytes};
 
 /// List the catalog: what is archived for the set.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     /// Include superseded versions.
     #[arg(long)]
     all: bool,
@@ -27,7 +22,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let set = &args.at.resolve()?;
     let out = &Output::new(args.json, verbose);
     let engine = Engine::open(set).await?;
     let records = engine.records(args.all).await?;

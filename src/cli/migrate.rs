@@ -3,7 +3,6 @@
 //! retrieval, and what each tier costs and takes), a confirmation when the
 //! retrievals cost money, then the copies with a live line, then a summary.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -12,9 +11,9 @@ use serde::Serialize;
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
 use super::prompt;
-use super::set_args::{SetArgs, parse_tier};
+use super::set_args::{SetAt, parse_tier};
 use crate::backend::StoreSettings;
-use crate::config::{ResolvedSet, RootUse};
+use crate::config::ResolvedSet;
 use crate::engine::{
     AfterRun, Engine, MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, Progress,
 };
@@ -29,11 +28,8 @@ use crate::model::{Tier, usage};
 /// the plan first; resumable after a kill.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The set's root directory.
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     /// The store to copy from, as firn names stores: glacier:REGION/VAULT,
     /// s3:REGION/BUCKET[/PREFIX] or local:/DIR (default: the set's
     /// previous_store).
@@ -75,9 +71,7 @@ struct MigrateJson<'a> {
 }
 
 pub async fn run(request: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &request
-        .set
-        .resolve(request.root.clone(), RootUse::MayBeMissing)?;
+    let set = &request.at.resolve()?;
     let out = &Output::new(request.json, verbose);
     let from = source_settings(set, request.from.as_deref())?;
     let opened = Engine::open_to_work(set, "migrate").await?;

@@ -2,15 +2,13 @@
 //! archive's size, age and early-deletion charge), then a confirmation, then the
 //! deletion through the engine, as `firn delete` does.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::delete::{Confirm, Deletion, run_deletion};
 use super::output::Output;
-use super::set_args::SetArgs;
-use crate::config::RootUse;
+use super::set_args::SetAt;
 use crate::engine::Engine;
 use crate::model::now_secs;
 
@@ -18,11 +16,8 @@ use crate::model::now_secs;
 /// minimum storage period (deleting them is billed) unless --include-early.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     /// Also delete superseded archives inside their minimum storage period.
     #[arg(long)]
     include_early: bool,
@@ -31,7 +26,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
+    let set = &args.at.resolve()?;
     let out = &Output::new(args.confirm.json, verbose);
     let opened = Engine::open_to_work(set, "prune").await?;
     let engine = &opened.engine;

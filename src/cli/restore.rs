@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
-use super::set_args::{SetArgs, parse_tier};
+use super::set_args::{SetAt, parse_tier};
 use crate::engine::{Engine, Progress, RestoreOptions, RestoreOutcome, Selection};
 use crate::fmt::{duration, format_time, human_bytes, one_line, plural};
 use crate::model::{Tier, usage};
@@ -31,11 +31,8 @@ pub struct Args {
     /// --overwrite.
     #[arg(long)]
     to: Option<PathBuf>,
-    /// The set's root directory (it may no longer exist).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
-    set: SetArgs,
+    at: SetAt,
     /// Retrieval tier: expedited, standard or bulk (the store's speed / price
     /// trade-off).
     #[arg(long, default_value_t = Tier::Standard, value_parser = parse_tier)]
@@ -49,7 +46,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve_for(args.root, &args.paths)?;
+    let set = &args.at.resolve_for(&args.paths)?;
     let out = &Output::new(false, verbose);
     let destination = args.to.unwrap_or_else(|| set.root.clone());
     // One clear line for a destination that cannot be one, before any job is paid

@@ -75,3 +75,26 @@ impl SetArgs {
 pub fn parse_tier(text: &str) -> Result<Tier, String> {
     text.parse()
 }
+
+/// Which set a command works on when it may run without its tree (the set's
+/// tree may be gone: that is when one restores): `--root` or the set's flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SetAt {
+    /// The set's root directory (it may no longer exist).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub set: SetArgs,
+}
+
+impl SetAt {
+    /// The set meant (see the CLI's module docs).
+    pub fn resolve(&self) -> Result<ResolvedSet> {
+        self.set.resolve(self.root.clone(), RootUse::MayBeMissing)
+    }
+
+    /// The set the named paths belong to, unless --set or --root says.
+    pub fn resolve_for(&self, paths: &[PathBuf]) -> Result<ResolvedSet> {
+        self.set.resolve_for(self.root.clone(), paths)
+    }
+}

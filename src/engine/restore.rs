@@ -590,7 +590,7 @@ impl Engine {
                 bail!("no retrieval job for {}", record.key);
             };
             let (data, range_hash, sha1_after) =
-                self.fetch_range(record, job_id, offset, len, &sha1).await?;
+                fetch_range(self.store.as_ref(), record, job_id, offset, len, &sha1).await?;
             sha1 = sha1_after;
             joiner.push(range_hash);
             // Off the async threads: a 16 MiB write can take a while.
@@ -665,20 +665,6 @@ impl Engine {
                 .await;
         }
         Ok(resumed)
-    }
-
-    /// One range of a job's output with its tree hash, checked against the checksum
-    /// the store sends; a range that fails the check is fetched again.
-    /// Returns the bytes, their tree hash, and `sha1` advanced over them.
-    async fn fetch_range(
-        &self,
-        record: &ArchiveRecord,
-        job_id: &str,
-        offset: u64,
-        len: u64,
-        sha1: &Sha1,
-    ) -> Result<(bytes::Bytes, TreeHash, Sha1)> {
-        fetch_range(self.store.as_ref(), record, job_id, offset, len, sha1).await
     }
 }
 
