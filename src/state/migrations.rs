@@ -3,7 +3,7 @@
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
-use super::{LocalState, blob};
+use super::{LocalState, blob, schema};
 use crate::model::{Sha1Digest, TreeHash};
 
 /// One archive a migration is copying out of the set's previous store: the
@@ -19,6 +19,7 @@ pub struct MigrationRecord {
     pub key: String,
     pub size: u64,
     pub job_id: Option<String>,
+    /// A tier by its name, saved as for [`super::RetrievalRecord::tier`].
     pub tier: String,
     pub requested_at: i64,
     /// When the store first said the job's output was ready.
@@ -103,7 +104,7 @@ impl LocalState {
                     record.key,
                     record.size as i64,
                     record.job_id,
-                    record.tier,
+                    schema::stored_tier(&record.tier),
                     record.requested_at,
                     record.ready_at,
                     copy.map(|c| c.archive_id.as_str()),

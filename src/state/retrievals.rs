@@ -4,7 +4,7 @@
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
-use super::LocalState;
+use super::{LocalState, schema};
 
 /// A retrieval job requested for one archive, kept so a restart picks it up again
 /// instead of requesting (and paying for) another.
@@ -12,6 +12,10 @@ use super::LocalState;
 pub struct RetrievalRecord {
     pub archive_id: String,
     pub job_id: String,
+    /// A [`crate::model::Tier`] by its name; saved as [`Tier::from_saved`] reads
+    /// it (the file keeps no other names).
+    ///
+    /// [`Tier::from_saved`]: crate::model::Tier::from_saved
     pub tier: String,
     pub requested_at: i64,
     /// The file it restores and the directory it restores under (empty for jobs
@@ -68,7 +72,7 @@ impl LocalState {
             params![
                 record.archive_id,
                 record.job_id,
-                record.tier,
+                schema::stored_tier(&record.tier),
                 record.requested_at,
                 record.key,
                 record.destination,
