@@ -252,7 +252,7 @@ mod tests {
             steps: &[table_a, failing],
             ..TWO
         };
-        let e = open(&path, &broken).err().expect("the step fails");
+        let e = open(&path, &broken).expect_err("the step fails");
         let line = crate::fmt::one_line(&e);
         assert!(
             line.contains("cannot upgrade test file") && line.contains("no such table"),
@@ -302,7 +302,7 @@ mod tests {
         drop(conn);
         let before = files(left.path());
 
-        let e = open(&path, &TWO).err().expect("refused");
+        let e = open(&path, &TWO).expect_err("refused");
         let line = crate::fmt::one_line(&e);
         assert!(!line.contains('\n'));
         assert!(
@@ -321,7 +321,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite");
         std::fs::write(&path, "not a database, and longer than an SQLite header is: 0123456789012345678901234567890123456789").unwrap();
-        let e = open(&path, &TWO).err().expect("refused");
+        let e = open(&path, &TWO).expect_err("refused");
         let line = crate::fmt::one_line(&e);
         assert!(line.contains("is it an SQLite file"), "{line}");
         assert!(

@@ -191,8 +191,33 @@ mod tests {
             requested_at INTEGER NOT NULL, ready_at INTEGER,
             copy_id TEXT, copy_sha1 BLOB, copy_tree_hash BLOB);";
 
+    /// Each table's columns: name, type, NOT NULL, default, primary key.
+    fn columns(
+        conn: &rusqlite::Connection,
+    ) -> Vec<(String, String, String, bool, Option<String>, i64)> {
+        conn.prepare(
+            "SELECT m.name, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' ORDER BY m.name, p.cid",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
     #[test]
-    fn old_tiers_are_typed_as_firn_read_them_and_old_retrievals_get_defaults() {
+    fn an_older_file_gets_every_table_typed_tiers_as_firn_read_them_and_retrieval_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite");
         let old = rusqlite::Connection::open(&path).unwrap();
@@ -231,6 +256,13 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, VERSION);
+        // Every table of a fresh file, column for column.
+        let fresh = dir.path().join("fresh.sqlite");
+        drop(super::super::LocalState::open(&fresh).unwrap());
+        assert_eq!(
+            columns(&state.conn()),
+            columns(&rusqlite::Connection::open(&fresh).unwrap())
+        );
         // The constraint holds: no tier outside the three.
         let bad = state.conn().execute(
             "UPDATE retrieval SET tier = 'glacial' WHERE archive_id = 'a0'",
