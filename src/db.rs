@@ -43,7 +43,7 @@ pub fn open(path: &Path, schema: &Schema) -> Result<Connection> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create directory {}", parent.display()))?;
     }
-    let conn = Connection::open(path)
+    let mut conn = Connection::open(path)
         .with_context(|| format!("cannot open database {}", path.display()))?;
     let unusable = || {
         format!(
@@ -54,12 +54,17 @@ pub fn open(path: &Path, schema: &Schema) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .with_context(unusable)?;
     // The header can be older than the file: a change still in the WAL.
-    refuse_newer(path, schema, user_version(&conn).with_context(unusable)?)?;
+    let found = user_version(&conn).with_context(unusable)?;
+    refuse_newer(path, schema, found)?;
     // WAL keeps readers (a second `firn status`) from blocking a running backup.
     conn.pragma_update(None, "journal_mode", "WAL")
         .with_context(unusable)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    migrate(conn, path, schema)
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .with_context(unusable)?;
+    if found != schema.version {
+        migrate(&mut conn, path, schema, found)?;
+    }
+    Ok(conn)
 }
 
 /// The schema version in the header of the SQLite file at `path`; None when
@@ -102,14 +107,12 @@ fn refuse_newer(path: &Path, schema: &Schema, found: u32) -> Result<()> {
     Ok(())
 }
 
-/// Brings the file to `schema.version` in one transaction: all of it or none.
-fn migrate(mut conn: Connection, path: &Path, schema: &Schema) -> Result<Connection> {
-    if user_version(&conn)? == schema.version {
-        return Ok(conn);
-    }
-    let upgrade = |from: u32| {
+/// Brings the file from version `found` to `schema.version` in one
+/// transaction: all of it or none.
+fn migrate(conn: &mut Connection, path: &Path, schema: &Schema, found: u32) -> Result<()> {
+    let upgrade = || {
         format!(
-            "cannot upgrade {} {} from schema version {from} to {}; it was left as it was \
+            "cannot upgrade {} {} from schema version {found} to {}; it was left as it was \
              (is the disk full or read-only?)",
             schema.what,
             path.display(),
@@ -118,30 +121,36 @@ fn migrate(mut conn: Connection, path: &Path, schema: &Schema) -> Result<Connect
     };
     // Immediate: another firn opening the same file (the catalog is shared by
     // sets) waits here, then finds the file upgraded.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let found = user_version(&tx)?;
-    refuse_newer(path, schema, found)?;
-    if found < schema.version {
-        let empty: bool = tx.query_row(
-            "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)",
-            [],
-            |row| row.get(0),
-        )?;
-        if empty {
-            (schema.create)(&tx).with_context(|| upgrade(found))?;
-        } else {
-            let Some(steps) = schema.steps.get(found as usize..) else {
-                bail!("{}: no way from schema version {found}", upgrade(found));
-            };
-            for step in steps {
-                step(&tx).with_context(|| upgrade(found))?;
-            }
-        }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .with_context(upgrade)?;
+    let now = user_version(&tx).with_context(upgrade)?;
+    refuse_newer(path, schema, now)?;
+    if now < schema.version {
+        apply(&tx, schema, now).with_context(upgrade)?;
         tx.pragma_update(None, "user_version", schema.version)
-            .with_context(|| upgrade(found))?;
+            .with_context(upgrade)?;
     }
-    tx.commit().with_context(|| upgrade(found))?;
-    Ok(conn)
+    tx.commit().with_context(upgrade)
+}
+
+/// The newest schema made from nothing, or the steps from version `from`.
+fn apply(tx: &Transaction<'_>, schema: &Schema, from: u32) -> Result<()> {
+    let empty: bool = tx.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)",
+        [],
+        |row| row.get(0),
+    )?;
+    if empty {
+        return Ok((schema.create)(tx)?);
+    }
+    let Some(steps) = schema.steps.get(from as usize..) else {
+        bail!("no step from schema version {from}");
+    };
+    for step in steps {
+        step(tx)?;
+    }
+    Ok(())
 }
 
 /// Whether `table` has a column `column` (a file of an older firn may lack one).

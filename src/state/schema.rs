@@ -109,11 +109,9 @@ pub(super) fn stored_tier(tier: &str) -> &'static str {
     Tier::from_saved(tier).as_str()
 }
 
-/// A tier as version 1 keeps it, from the free text of version 0 in `column`:
-/// what [`Tier::from_saved`] read it as (anything unknown was Standard).
-fn typed_tier(column: &str) -> String {
-    format!("CASE WHEN {column} IN ('expedited', 'bulk') THEN {column} ELSE 'standard' END")
-}
+/// A version 0 tier as version 1 keeps it: what [`Tier::from_saved`] read it
+/// as (anything unknown was Standard).
+const TYPED_TIER: &str = "CASE WHEN tier IN ('expedited', 'bulk') THEN tier ELSE 'standard' END";
 
 /// Version 0 to 1: the tables a file lacks are created; `retrieval` and
 /// `migration` are made again with a typed tier, their rows copied over (the
@@ -149,9 +147,8 @@ fn from_unversioned(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             "ALTER TABLE retrieval RENAME TO retrieval_v0;
              {RETRIEVAL_V1};
              INSERT INTO retrieval (archive_id, job_id, tier, requested_at, key, destination, size, ready_at)
-                SELECT archive_id, job_id, {tier}, requested_at, {columns} FROM retrieval_v0;
+                SELECT archive_id, job_id, {TYPED_TIER}, requested_at, {columns} FROM retrieval_v0;
              DROP TABLE retrieval_v0;",
-            tier = typed_tier("tier"),
             columns = columns.join(", "),
         ))?;
     } else {
@@ -163,10 +160,9 @@ fn from_unversioned(tx: &Transaction<'_>) -> rusqlite::Result<()> {
              {MIGRATION_V1};
              INSERT INTO migration (archive_id, source, key, size, job_id, tier, requested_at,
                     ready_at, copy_id, copy_sha1, copy_tree_hash)
-                SELECT archive_id, source, key, size, job_id, {tier}, requested_at,
+                SELECT archive_id, source, key, size, job_id, {TYPED_TIER}, requested_at,
                     ready_at, copy_id, copy_sha1, copy_tree_hash FROM migration_v0;
-             DROP TABLE migration_v0;",
-            tier = typed_tier("tier"),
+             DROP TABLE migration_v0;"
         ))?;
     } else {
         tx.execute_batch(MIGRATION_V1)?;
