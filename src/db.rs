@@ -210,6 +210,16 @@ mod tests {
         (user_version(&conn).unwrap(), tables)
     }
 
+    /// A file written before versions were kept, with a table in it.
+    fn unversioned(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("old.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE old (w)")
+            .unwrap();
+        path
+    }
+
     #[test]
     fn a_fresh_file_is_made_at_the_newest_version_at_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -221,12 +231,8 @@ mod tests {
     #[test]
     fn an_old_file_takes_each_step_from_its_version_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.sqlite");
         // Unversioned, with something in it: every step runs.
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("CREATE TABLE old (w)")
-            .unwrap();
+        let path = unversioned(dir.path());
         drop(open(&path, &TWO).unwrap());
         assert_eq!(
             version_and_tables(&path),
@@ -252,11 +258,7 @@ mod tests {
     #[test]
     fn a_step_that_fails_leaves_the_file_at_its_version_with_nothing_half_done() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.sqlite");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("CREATE TABLE old (w)")
-            .unwrap();
+        let path = unversioned(dir.path());
         let broken = Schema {
             steps: &[table_a, failing],
             ..TWO
