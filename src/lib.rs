@@ -93,7 +93,11 @@
 //!   keys for names (NFC, raw bytes kept), the self-describing archive record
 //!   (which names the set that wrote it).
 //! - [`state`]: a set's local state (fingerprint cache, upload journal, multipart
-//!   uploads, retrieval jobs, deletion journal), in SQLite in the data directory.
+//!   uploads, retrieval jobs, migration jobs, deletion journal, inventory job and
+//!   reports), in SQLite in the data directory, one file per concern.
+//! - [`db`]: the SQLite files firn keeps (local state, the embedded catalog):
+//!   each schema versioned with `PRAGMA user_version` and migrated forward in
+//!   one transaction; a file a newer firn wrote is refused and left untouched.
 //! - [`store`] and [`catalog`]: the two traits and their implementations (the
 //!   embedded directory store and SQLite catalog; Glacier and DynamoDB).
 //! - [`backend`]: the one factory from a set's settings to a store and a catalog (and
@@ -117,6 +121,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod cost;
+pub mod db;
 pub mod description;
 pub mod engine;
 pub mod fmt;

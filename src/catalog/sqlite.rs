@@ -1,14 +1,60 @@
 //! Embedded catalog: one SQLite file that can hold many backup sets.
+//!
+//! Schema versions (`PRAGMA user_version`, see [`crate::db`]):
+//! - 0: written before versions were kept (firn 0.1 and earlier): the tables
+//!   below, perhaps without the later indexes (`archive_not_current`).
+//! - 1: the tables and indexes below. Version 0 becomes 1 by creating what it
+//!   lacks; its rows stay as they are.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary, SnapshotRecord};
+use crate::db::{Schema, Step};
 use crate::model::{Sha1Digest, UNKNOWN_SHA1};
+
+/// The newest schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA: Schema = Schema {
+    what: "catalog",
+    version: SCHEMA_VERSION,
+    create: create_v1,
+    steps: STEPS,
+};
+
+const STEPS: &[Step] = &[create_v1];
+const _: () = assert!(
+    STEPS.len() == SCHEMA_VERSION as usize,
+    "one step per version"
+);
+
+/// Version 1, made from nothing or from version 0 (whose tables it keeps).
+fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS archive (
+            set_id TEXT NOT NULL, key TEXT NOT NULL, archive_id TEXT NOT NULL,
+            raw_path BLOB, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+            sha1 BLOB NOT NULL, tree_hash BLOB NOT NULL, target TEXT NOT NULL,
+            uploaded_at INTEGER NOT NULL, state TEXT NOT NULL, host TEXT NOT NULL,
+            superseded_at INTEGER,
+            PRIMARY KEY (set_id, key, archive_id));
+         CREATE TABLE IF NOT EXISTS snapshot (
+            set_id TEXT NOT NULL, archive_id TEXT NOT NULL, target TEXT NOT NULL,
+            created_ms INTEGER NOT NULL, size INTEGER NOT NULL, records INTEGER NOT NULL,
+            sha1 BLOB NOT NULL, tree_hash BLOB NOT NULL,
+            PRIMARY KEY (set_id, archive_id));
+         CREATE UNIQUE INDEX IF NOT EXISTS archive_one_current ON archive (set_id, key) WHERE state = 'current';
+         CREATE INDEX IF NOT EXISTS archive_by_id ON archive (archive_id);
+         -- The retention sweep's versions (few), without a pass over every current one.
+         CREATE INDEX IF NOT EXISTS archive_not_current ON archive (set_id, key, uploaded_at)
+            WHERE state != 'current';",
+    )
+}
 /// `catalog = { kind = "sqlite", path = "…" }` in a set's config; the path
 /// defaults to `<data dir>/catalog.sqlite`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -57,31 +103,14 @@ impl SqliteCatalog {
         Self::insert(tx, set_id, &current)?;
         Ok(Ok(()))
     }
+
+    /// Opens the catalog at `path` (creating it), upgraded to this firn's
+    /// schema; a file a newer firn wrote is refused, and left as it is.
     pub fn open(path: &Path, set_id: &str) -> Result<Self> {
-        let conn = crate::state::open_db(path)?;
+        let conn = crate::db::open(path, &SCHEMA)?;
         // synchronous=FULL: a recorded archive must survive a power cut, or the
         // archive would look orphaned.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS archive (
-                set_id TEXT NOT NULL, key TEXT NOT NULL, archive_id TEXT NOT NULL,
-                raw_path BLOB, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-                sha1 BLOB NOT NULL, tree_hash BLOB NOT NULL, target TEXT NOT NULL,
-                uploaded_at INTEGER NOT NULL, state TEXT NOT NULL, host TEXT NOT NULL,
-                superseded_at INTEGER,
-                PRIMARY KEY (set_id, key, archive_id));
-             CREATE TABLE IF NOT EXISTS snapshot (
-                set_id TEXT NOT NULL, archive_id TEXT NOT NULL, target TEXT NOT NULL,
-                created_ms INTEGER NOT NULL, size INTEGER NOT NULL, records INTEGER NOT NULL,
-                sha1 BLOB NOT NULL, tree_hash BLOB NOT NULL,
-                PRIMARY KEY (set_id, archive_id));
-             CREATE UNIQUE INDEX IF NOT EXISTS archive_one_current ON archive (set_id, key) WHERE state = 'current';
-             CREATE INDEX IF NOT EXISTS archive_by_id ON archive (archive_id);
-             -- The retention sweep's versions (few), without a pass over every current one.
-             CREATE INDEX IF NOT EXISTS archive_not_current ON archive (set_id, key, uploaded_at)
-                WHERE state != 'current';",
-        )
-        .with_context(|| format!("cannot initialise catalog {}", path.display()))?;
         Ok(SqliteCatalog {
             path: path.to_path_buf(),
             set_id: set_id.to_owned(),

@@ -20,7 +20,8 @@
 //! (S) and `superseded_at` (N). A head and the version items a write changes are
 //! written in one TransactWriteItems. Heads written by an older firn keep their
 //! versions in a `versions` list (L of M); they are read as such, and moved out into
-//! items by the next write of that head.
+//! items by the next write of that head. (tests/upgrade.rs loads a table firn 0.1
+//! wrote, and the same items in that older layout, and checks both read back.)
 //!
 //! A whole set is loaded with paginated Query (one request per 1 MB page).
 

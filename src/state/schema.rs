@@ -1,0 +1,269 @@
+//! The local state's tables, declared once, and how a file of an older firn
+//! comes to hold them.
+//!
+//! Versions (`PRAGMA user_version`):
+//! - 0: written before versions were kept (firn 0.1 and earlier). Any table may
+//!   be missing (each came with the feature that needed it), and `retrieval`
+//!   may lack the columns `key`, `destination`, `size` and `ready_at`. Tiers are
+//!   free text, read as [`Tier::from_saved`] reads them.
+//! - 1: every table below; a retrieval's or a migration's tier is one of
+//!   `expedited`, `standard`, `bulk` (a CHECK constraint: the names
+//!   [`Tier::as_str`] gives, so the file still reads plainly in `sqlite3`).
+//!
+//! A later version that changes a table declares the new table beside the old
+//! one (`RETRIEVAL_V2`), lists it in [`TABLES`], and adds a step; the steps
+//! keep naming the tables they were written against.
+
+use rusqlite::Transaction;
+
+use crate::db::{Schema, Step, has_column, has_table};
+use crate::model::Tier;
+
+/// The newest schema version.
+pub const VERSION: u32 = 1;
+
+pub(super) const SCHEMA: Schema = Schema {
+    what: "local state",
+    version: VERSION,
+    create,
+    steps: STEPS,
+};
+
+const STEPS: &[Step] = &[from_unversioned];
+const _: () = assert!(STEPS.len() == VERSION as usize, "one step per version");
+
+/// Fingerprint cache: the hashes of each file as of its size, mtime, ctime, inode.
+const FINGERPRINT: &str = "CREATE TABLE IF NOT EXISTS fingerprint (
+    key TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+    sha1 BLOB NOT NULL, tree_hash BLOB NOT NULL) WITHOUT ROWID";
+
+/// Uploads started and not yet recorded (the archive once the store holds it).
+const UPLOAD_JOURNAL: &str = "CREATE TABLE IF NOT EXISTS upload_journal (
+    key TEXT PRIMARY KEY, raw BLOB, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, started_at INTEGER NOT NULL,
+    archive_id TEXT, sha1 BLOB, tree_hash BLOB)";
+
+/// Resumable uploads, with the fingerprint of the file they send.
+const MULTIPART: &str = "CREATE TABLE IF NOT EXISTS multipart (
+    key TEXT PRIMARY KEY, token TEXT NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+    started_at INTEGER NOT NULL)";
+
+/// Numbers kept between runs.
+const META: &str = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)";
+
+/// Retrieval jobs of restores, one per archive.
+const RETRIEVAL_V1: &str = "CREATE TABLE IF NOT EXISTS retrieval (
+    archive_id TEXT PRIMARY KEY, job_id TEXT NOT NULL,
+    tier TEXT NOT NULL CHECK (tier IN ('expedited', 'standard', 'bulk')),
+    requested_at INTEGER NOT NULL, key TEXT NOT NULL DEFAULT '',
+    destination BLOB NOT NULL DEFAULT x'', size INTEGER NOT NULL DEFAULT 0, ready_at INTEGER)";
+
+/// Deletions asked of the store whose catalog record may still be there.
+const DELETION_JOURNAL: &str = "CREATE TABLE IF NOT EXISTS deletion_journal (
+    archive_id TEXT PRIMARY KEY, key TEXT NOT NULL, started_at INTEGER NOT NULL)";
+
+/// The inventory job waited for (one at most).
+const INVENTORY_JOB: &str = "CREATE TABLE IF NOT EXISTS inventory_job (
+    id INTEGER PRIMARY KEY CHECK (id = 1), job_id TEXT NOT NULL,
+    requested_at INTEGER NOT NULL)";
+
+/// Reports kept by name (the last reconciliation).
+const REPORT: &str = "CREATE TABLE IF NOT EXISTS report (
+    name TEXT PRIMARY KEY, body TEXT NOT NULL, saved_at INTEGER NOT NULL)";
+
+/// Archives this host deleted (an inventory taken before still lists them).
+const DELETED_ARCHIVE: &str = "CREATE TABLE IF NOT EXISTS deleted_archive (
+    archive_id TEXT PRIMARY KEY, deleted_at INTEGER NOT NULL)";
+
+/// A migration's copies in progress, one row per archive of the previous store.
+const MIGRATION_V1: &str = "CREATE TABLE IF NOT EXISTS migration (
+    archive_id TEXT PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL,
+    size INTEGER NOT NULL, job_id TEXT,
+    tier TEXT NOT NULL CHECK (tier IN ('expedited', 'standard', 'bulk')),
+    requested_at INTEGER NOT NULL, ready_at INTEGER,
+    copy_id TEXT, copy_sha1 BLOB, copy_tree_hash BLOB)";
+
+/// Every table of the newest version.
+const TABLES: &[&str] = &[
+    FINGERPRINT,
+    UPLOAD_JOURNAL,
+    MULTIPART,
+    META,
+    RETRIEVAL_V1,
+    DELETION_JOURNAL,
+    INVENTORY_JOB,
+    REPORT,
+    DELETED_ARCHIVE,
+    MIGRATION_V1,
+];
+
+fn create(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    TABLES.iter().try_for_each(|table| tx.execute_batch(table))
+}
+
+/// A tier's name as the file keeps it: the one [`Tier::from_saved`] reads
+/// `tier` as.
+pub(super) fn stored_tier(tier: &str) -> &'static str {
+    Tier::from_saved(tier).as_str()
+}
+
+/// A version 0 tier as version 1 keeps it: what [`Tier::from_saved`] read it
+/// as (anything unknown was Standard).
+const TYPED_TIER: &str = "CASE WHEN tier IN ('expedited', 'bulk') THEN tier ELSE 'standard' END";
+
+/// Version 0 to 1: the tables a file lacks are created; `retrieval` and
+/// `migration` are made again with a typed tier, their rows copied over (the
+/// columns an old `retrieval` lacks get their defaults).
+fn from_unversioned(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    for table in [
+        FINGERPRINT,
+        UPLOAD_JOURNAL,
+        MULTIPART,
+        META,
+        DELETION_JOURNAL,
+        INVENTORY_JOB,
+        REPORT,
+        DELETED_ARCHIVE,
+    ] {
+        tx.execute_batch(table)?;
+    }
+    if has_table(tx, "retrieval")? {
+        let mut columns = Vec::new();
+        for (name, default) in [
+            ("key", "''"),
+            ("destination", "x''"),
+            ("size", "0"),
+            ("ready_at", "NULL"),
+        ] {
+            columns.push(if has_column(tx, "retrieval", name)? {
+                name
+            } else {
+                default
+            });
+        }
+        tx.execute_batch(&format!(
+            "ALTER TABLE retrieval RENAME TO retrieval_v0;
+             {RETRIEVAL_V1};
+             INSERT INTO retrieval (archive_id, job_id, tier, requested_at, key, destination, size, ready_at)
+                SELECT archive_id, job_id, {TYPED_TIER}, requested_at, {columns} FROM retrieval_v0;
+             DROP TABLE retrieval_v0;",
+            columns = columns.join(", "),
+        ))?;
+    } else {
+        tx.execute_batch(RETRIEVAL_V1)?;
+    }
+    if has_table(tx, "migration")? {
+        tx.execute_batch(&format!(
+            "ALTER TABLE migration RENAME TO migration_v0;
+             {MIGRATION_V1};
+             INSERT INTO migration (archive_id, source, key, size, job_id, tier, requested_at,
+                    ready_at, copy_id, copy_sha1, copy_tree_hash)
+                SELECT archive_id, source, key, size, job_id, {TYPED_TIER}, requested_at,
+                    ready_at, copy_id, copy_sha1, copy_tree_hash FROM migration_v0;
+             DROP TABLE migration_v0;"
+        ))?;
+    } else {
+        tx.execute_batch(MIGRATION_V1)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A retrieval table from before it had `key`, `destination`, `size` and
+    /// `ready_at`, and firn 0.1's migration table: tiers in free text. (The
+    /// fixture of tests/upgrade.rs holds what firn 0.1 itself wrote.)
+    const OLD: &str = "
+        CREATE TABLE retrieval (
+            archive_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, tier TEXT NOT NULL,
+            requested_at INTEGER NOT NULL);
+        CREATE TABLE migration (
+            archive_id TEXT PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL,
+            size INTEGER NOT NULL, job_id TEXT, tier TEXT NOT NULL,
+            requested_at INTEGER NOT NULL, ready_at INTEGER,
+            copy_id TEXT, copy_sha1 BLOB, copy_tree_hash BLOB);";
+
+    /// Each table's columns: name, type, NOT NULL, default, primary key.
+    fn columns(
+        conn: &rusqlite::Connection,
+    ) -> Vec<(String, String, String, bool, Option<String>, i64)> {
+        conn.prepare(
+            "SELECT m.name, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' ORDER BY m.name, p.cid",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn an_older_file_gets_every_table_typed_tiers_as_firn_read_them_and_retrieval_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(OLD).unwrap();
+        let tiers = ["expedited", "standard", "bulk", "Bulk", "", "glacial"];
+        for (i, tier) in tiers.iter().enumerate() {
+            old.execute(
+                "INSERT INTO retrieval VALUES (?1, 'job', ?2, 7)",
+                rusqlite::params![format!("a{i}"), tier],
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO migration (archive_id, source, key, size, tier, requested_at)
+                 VALUES (?1, 'local:/old', 'k', 1, ?2, 7)",
+                rusqlite::params![format!("a{i}"), tier],
+            )
+            .unwrap();
+        }
+        drop(old);
+
+        let state = super::super::LocalState::open(&path).unwrap();
+        for (i, tier) in tiers.iter().enumerate() {
+            let id = format!("a{i}");
+            let saved = Tier::from_saved(tier).as_str();
+            let retrieval = state.retrieval(&id).unwrap().unwrap();
+            assert_eq!(retrieval.tier, saved, "{tier:?}");
+            assert_eq!(
+                (retrieval.key.as_str(), retrieval.size, retrieval.ready_at),
+                ("", 0, None)
+            );
+            assert!(retrieval.destination.is_empty());
+            assert_eq!(state.migration(&id).unwrap().unwrap().tier, saved);
+        }
+        let version: u32 = state
+            .conn()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        // Every table of a fresh file, column for column.
+        let fresh = dir.path().join("fresh.sqlite");
+        drop(super::super::LocalState::open(&fresh).unwrap());
+        assert_eq!(
+            columns(&state.conn()),
+            columns(&rusqlite::Connection::open(&fresh).unwrap())
+        );
+        // The constraint holds: no tier outside the three.
+        let bad = state.conn().execute(
+            "UPDATE retrieval SET tier = 'glacial' WHERE archive_id = 'a0'",
+            [],
+        );
+        assert!(bad.is_err());
+    }
+}
