@@ -95,14 +95,15 @@ fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
 
 fn refuse_newer(path: &Path, schema: &Schema, found: u32) -> Result<()> {
     if found > schema.version {
-        bail!(
+        // What needs changing is the firn in use: a usage error, not a failure.
+        bail!(crate::model::usage(format!(
             "{} {} is schema version {found}, written by a newer firn than this one (which reads \
              versions up to {}): run it with a firn at least as new as the one that wrote it; \
              the file was left unchanged",
             schema.what,
             path.display(),
             schema.version
-        );
+        )));
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use common::{assert_exit, last_json, one_line_error};
 use firn::catalog::dynamodb::{DynamoCatalog, DynamoSettings, create_table, wait_until_active};
 use firn::catalog::sqlite::SqliteCatalog;
 use firn::catalog::{ArchiveRecord, ArchiveState, Catalog};
-use firn::model::Fingerprint;
+use firn::model::{Fingerprint, Tier};
 use firn::state::{DeletionIntent, InventoryJob, LocalState, MigratedCopy, MigrationRecord};
 
 /// Where the generator made the fixture: its catalogs and jobs name the stores
@@ -189,6 +189,51 @@ fn dump(path: &Path) -> BTreeMap<String, Vec<Row>> {
     out
 }
 
+/// What firn 0.1's rows are in the newest schema: the rows of `retrieval` (a
+/// restore's jobs) and of `migration` (a migration's) are rows of the one
+/// `retrieval_job` table of version 2, by purpose, in the order `dump` gives;
+/// every other table as it was.
+fn in_newest_schema(mut v0: BTreeMap<String, Vec<Row>>) -> BTreeMap<String, Vec<Row>> {
+    let mut jobs = Vec::new();
+    for (table, purpose) in [("retrieval", "restore"), ("migration", "migrate")] {
+        for row in v0.remove(table).unwrap_or_default() {
+            let column = |name: &str| row.0.get(name).cloned().unwrap_or(Value::Null);
+            let mut job = BTreeMap::new();
+            for name in [
+                "archive_id",
+                "job_id",
+                "tier",
+                "requested_at",
+                "ready_at",
+                "key",
+                "size",
+                "destination",
+                "source",
+                "copy_id",
+                "copy_sha1",
+                "copy_tree_hash",
+            ] {
+                job.insert(name.to_string(), column(name));
+            }
+            job.insert("purpose".into(), Value::Text(purpose.into()));
+            jobs.push(Row(job));
+        }
+    }
+    jobs.sort_by_key(|r| (r.text("archive_id"), r.text("purpose")));
+    v0.insert("retrieval_job".into(), jobs);
+    v0
+}
+
+/// The jobs of one purpose (`restore`, `migrate`) the file keeps.
+fn jobs_of(path: &Path, purpose: &str) -> Vec<Row> {
+    dump(path)
+        .remove("retrieval_job")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.text("purpose") == purpose)
+        .collect()
+}
+
 /// The file's schema (tables and indexes), each statement with its spacing made
 /// plain, so a migrated file and a fresh one compare.
 fn schema_of(path: &Path) -> Vec<(String, String)> {
@@ -281,7 +326,7 @@ fn reads_back(state: &std::sync::Arc<LocalState>, before: &BTreeMap<String, Vec<
         .map(|row| firn::state::RetrievalRecord {
             archive_id: row.text("archive_id"),
             job_id: row.text("job_id"),
-            tier: row.text("tier"),
+            tier: Tier::from_saved(&row.text("tier")),
             requested_at: row.int("requested_at"),
             key: row.text("key"),
             destination: row.opt_blob("destination").unwrap(),
@@ -307,7 +352,7 @@ fn reads_back(state: &std::sync::Arc<LocalState>, before: &BTreeMap<String, Vec<
             key: row.text("key"),
             size: row.int("size") as u64,
             job_id: row.opt_text("job_id"),
-            tier: row.text("tier"),
+            tier: Tier::from_saved(&row.text("tier")),
             requested_at: row.int("requested_at"),
             ready_at: row.opt_int("ready_at"),
             copy: row.opt_text("copy_id").map(|archive_id| MigratedCopy {
@@ -402,11 +447,12 @@ fn firn_0_1s_local_state_is_upgraded_and_keeps_every_row() {
             firn::state::SCHEMA_VERSION,
             "set {set}"
         );
-        assert_eq!(dump(&path), before, "set {set}: every row as it was");
+        let upgraded = in_newest_schema(before.clone());
+        assert_eq!(dump(&path), upgraded, "set {set}: every row as it was");
         assert_eq!(schema_of(&path), schema_of(&fresh), "set {set}");
         // Opened again: as it was.
         drop(LocalState::open(&path).unwrap());
-        assert_eq!(dump(&path), before, "set {set}");
+        assert_eq!(dump(&path), upgraded, "set {set}");
     }
 }
 
@@ -583,6 +629,12 @@ fn firn_runs_on_what_firn_0_1_left_and_finishes_its_work() {
             .as_os_str(),
     ]);
     assert_exit(&out, 0);
+    // Opening the set for a job finishes what the kills left first: the upload
+    // the killed backup stored, and the deletion killed between store and
+    // catalog.
+    let said = common::stdout(&out);
+    assert_eq!(said.matches("recovered: ").count(), 1, "{said}");
+    assert_eq!(said.matches("finished: deletion of ").count(), 1, "{said}");
     assert_eq!(
         std::fs::read_to_string(restored.join("keep/a.txt")).unwrap(),
         "a, second version\n"
@@ -591,16 +643,16 @@ fn firn_runs_on_what_firn_0_1_left_and_finishes_its_work() {
         std::fs::read(restored.join(OsStr::from_bytes(b"names/caf\xe9.txt"))).unwrap(),
         b"a name in Latin-1, not UTF-8\n"
     );
-    assert!(dump(&state)["retrieval"].is_empty(), "the jobs are done");
+    assert!(jobs_of(&state, "restore").is_empty(), "the jobs are done");
 
-    // A backup finishes the upload and the deletion the kills left.
+    // Nothing is left for the backup to finish.
     let doc = last_json(&ok(&["backup", "--set", "s", "--json"]));
     assert_eq!(
         (
             doc["recovered"].as_u64(),
             doc["deletions_finished"].as_u64()
         ),
-        (Some(1), Some(1)),
+        (Some(0), Some(0)),
         "{doc}"
     );
     let after = dump(&state);
@@ -652,7 +704,7 @@ fn firn_runs_on_what_firn_0_1_left_and_finishes_its_work() {
     );
     assert_eq!(report["retrieved"]["files"].as_u64(), Some(1), "{doc}");
     assert_eq!(report["failed"].as_array().map(Vec::len), Some(0), "{doc}");
-    assert!(dump(&state)["migration"].is_empty());
+    assert!(jobs_of(&state, "migrate").is_empty());
     let records = dump(&catalog).remove("archive").unwrap();
     for copy in copies {
         assert!(

@@ -7,7 +7,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::ResolvedSet;
-use crate::engine::AfterRun;
+use crate::engine::{AfterRun, SnapshotReport};
+use crate::fmt::{human_bytes, plural};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -48,7 +49,7 @@ impl Output {
         } else if let Some(stored) = &after.stored
             && self.verbose
         {
-            self.line(super::snapshot::describe(stored));
+            self.line(describe_snapshot(stored));
         }
     }
 
@@ -56,4 +57,25 @@ impl Output {
     pub fn animates(&self) -> bool {
         !self.json && std::io::stderr().is_terminal()
     }
+}
+
+/// A stored snapshot, in one line for people.
+pub fn describe_snapshot(stored: &SnapshotReport) -> String {
+    let mut line = format!(
+        "catalog snapshot: {} in {} stored as archive {} ({:.1} s)",
+        plural(stored.records, "record"),
+        human_bytes(stored.bytes),
+        stored.archive_id,
+        stored.seconds
+    );
+    if stored.pruned > 0 {
+        line += &format!("; {} deleted", plural(stored.pruned, "older snapshot"));
+    }
+    if stored.kept_early > 0 {
+        line += &format!(
+            "; {} kept until their minimum storage period ends",
+            plural(stored.kept_early, "older snapshot")
+        );
+    }
+    line
 }

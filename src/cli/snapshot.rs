@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::output::Output;
+use super::output::{Output, describe_snapshot};
 use super::set_args::SetArgs;
 use crate::config::RootUse;
 use crate::engine::{Engine, SnapshotReport};
-use crate::fmt::{human_bytes, plural};
 
 /// Store a snapshot of the catalog in the set's store now (every command that
 /// changes the catalog does so when it is done).
@@ -21,27 +20,6 @@ pub struct Args {
     set: SetArgs,
     #[arg(long)]
     json: bool,
-}
-
-/// A stored snapshot, in one line for people.
-pub fn describe(stored: &SnapshotReport) -> String {
-    let mut line = format!(
-        "catalog snapshot: {} in {} stored as archive {} ({:.1} s)",
-        plural(stored.records, "record"),
-        human_bytes(stored.bytes),
-        stored.archive_id,
-        stored.seconds
-    );
-    if stored.pruned > 0 {
-        line += &format!("; {} deleted", plural(stored.pruned, "older snapshot"));
-    }
-    if stored.kept_early > 0 {
-        line += &format!(
-            "; {} kept until their minimum storage period ends",
-            plural(stored.kept_early, "older snapshot")
-        );
-    }
-    line
 }
 
 #[derive(Serialize)]
@@ -67,7 +45,7 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         for line in opened.recovery.messages() {
             out.line(line);
         }
-        out.line(describe(&stored));
+        out.line(describe_snapshot(&stored));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -615,7 +615,7 @@ impl Engine {
             key: record.key.clone(),
             size: record.size,
             job_id: None,
-            tier: tier.as_str().into(),
+            tier,
             requested_at: now_secs(),
             ready_at: None,
             copy: None,

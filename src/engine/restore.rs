@@ -204,7 +204,7 @@ impl Engine {
             if job.key.is_empty() || job.destination.is_empty() {
                 continue;
             }
-            let tier = Tier::from_saved(&job.tier);
+            let tier = job.tier;
             let destination = String::from_utf8_lossy(&job.destination).into_owned();
             let item = (job.key, job.archive_id, job.size);
             match groups
@@ -231,7 +231,7 @@ impl Engine {
                 key: &job.key,
                 archive_id: &job.archive_id,
                 job_id: &job.job_id,
-                tier: &job.tier,
+                tier: job.tier,
                 size: job.size,
                 destination: String::from_utf8_lossy(&job.destination).into_owned(),
                 requested_at: job.requested_at,
@@ -531,7 +531,7 @@ impl Engine {
         let job = RetrievalRecord {
             archive_id: record.archive_id.clone(),
             job_id,
-            tier: options.tier.as_str().into(),
+            tier: options.tier,
             requested_at: now_secs(),
             key: record.key.clone(),
             destination,
@@ -736,7 +736,7 @@ pub(super) struct JobFacts<'a> {
     pub key: &'a str,
     pub archive_id: &'a str,
     pub job_id: &'a str,
-    pub tier: &'a str,
+    pub tier: Tier,
     pub size: u64,
     /// Where its output goes, for people.
     pub destination: String,
@@ -751,7 +751,7 @@ pub(super) async fn describe_job(
     store: &dyn crate::store::Store,
     facts: JobFacts<'_>,
 ) -> (RetrievalJobView, Option<i64>) {
-    let (expected_from, expected_to) = store.expected_wait(Tier::from_saved(facts.tier));
+    let (expected_from, expected_to) = store.expected_wait(facts.tier);
     let mut ready_at = facts.ready_at;
     let mut store_expiry = None;
     let state = match store.job_state(facts.job_id).await {
@@ -773,7 +773,7 @@ pub(super) async fn describe_job(
         key: facts.key.to_owned(),
         archive_id: facts.archive_id.to_owned(),
         job_id: facts.job_id.to_owned(),
-        tier: facts.tier.to_owned(),
+        tier: facts.tier.as_str().to_owned(),
         size: facts.size,
         destination: facts.destination,
         requested_at: facts.requested_at,

@@ -173,12 +173,6 @@ impl LocalState {
         )?;
         Ok(())
     }
-
-    pub fn forget_fingerprint(&self, key: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM fingerprint WHERE key = ?1", [key])?;
-        Ok(())
-    }
 }
 
 /// Reads the fingerprint cache in ascending key order, a batch of rows at a time,

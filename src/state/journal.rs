@@ -143,14 +143,6 @@ impl LocalState {
         Ok(())
     }
 
-    pub fn journal_stored(&self, key: &str, archive_id: &str, hash: &ContentHash) -> Result<()> {
-        self.conn().execute(
-            "UPDATE upload_journal SET archive_id = ?2, sha1 = ?3, tree_hash = ?4 WHERE key = ?1",
-            params![key, archive_id, &hash.sha1[..], &hash.tree_hash[..]],
-        )?;
-        Ok(())
-    }
-
     pub fn journal_end(&self, key: &str) -> Result<()> {
         self.conn()
             .execute("DELETE FROM upload_journal WHERE key = ?1", [key])?;

@@ -1,10 +1,11 @@
-//! A migration's copies in progress, one row per archive of the previous store.
+//! A migration's copies in progress, one row per archive of the previous store,
+//! in the one table of retrieval jobs (see `schema.rs`).
 
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
-use super::{LocalState, blob, schema};
-use crate::model::{Sha1Digest, TreeHash};
+use super::{LocalState, blob};
+use crate::model::{Sha1Digest, Tier, TreeHash};
 
 /// One archive a migration is copying out of the set's previous store: the
 /// retrieval job it requested (kept, so no rerun pays for another), and once the
@@ -19,8 +20,7 @@ pub struct MigrationRecord {
     pub key: String,
     pub size: u64,
     pub job_id: Option<String>,
-    /// A tier by its name, saved as for [`super::RetrievalRecord::tier`].
-    pub tier: String,
+    pub tier: Tier,
     pub requested_at: i64,
     /// When the store first said the job's output was ready.
     pub ready_at: Option<i64>,
@@ -43,11 +43,11 @@ fn migration_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MigrationRecord> {
     let tree_hash = blob::<32>(row.get(10)?);
     Ok(MigrationRecord {
         archive_id: row.get(0)?,
-        source: row.get(1)?,
+        source: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
         key: row.get(2)?,
         size: row.get::<_, i64>(3)? as u64,
         job_id: row.get(4)?,
-        tier: row.get(5)?,
+        tier: Tier::from_saved(&row.get::<_, String>(5)?),
         requested_at: row.get(6)?,
         ready_at: row.get(7)?,
         copy: match (copy_id, sha1, tree_hash) {
@@ -66,7 +66,10 @@ impl LocalState {
         let conn = self.conn();
         Ok(conn
             .query_row(
-                &format!("SELECT {MIGRATION_COLUMNS} FROM migration WHERE archive_id = ?1"),
+                &format!(
+                    "SELECT {MIGRATION_COLUMNS} FROM retrieval_job
+                     WHERE archive_id = ?1 AND purpose = 'migrate'"
+                ),
                 [archive_id],
                 migration_row,
             )
@@ -77,7 +80,8 @@ impl LocalState {
     pub fn migrations(&self) -> Result<Vec<MigrationRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {MIGRATION_COLUMNS} FROM migration ORDER BY key, archive_id"
+            "SELECT {MIGRATION_COLUMNS} FROM retrieval_job WHERE purpose = 'migrate'
+             ORDER BY key, archive_id"
         ))?;
         let rows = stmt.query_map([], migration_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -93,8 +97,8 @@ impl LocalState {
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO migration ({MIGRATION_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                "INSERT OR REPLACE INTO retrieval_job (purpose, {MIGRATION_COLUMNS})
+                 VALUES ('migrate', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
             ))?;
             for record in records {
                 let copy = record.copy.as_ref();
@@ -104,7 +108,7 @@ impl LocalState {
                     record.key,
                     record.size as i64,
                     record.job_id,
-                    schema::stored_tier(&record.tier),
+                    record.tier.as_str(),
                     record.requested_at,
                     record.ready_at,
                     copy.map(|c| c.archive_id.as_str()),
@@ -122,7 +126,9 @@ impl LocalState {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
-            let mut stmt = tx.prepare_cached("DELETE FROM migration WHERE archive_id = ?1")?;
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM retrieval_job WHERE archive_id = ?1 AND purpose = 'migrate'",
+            )?;
             for id in archive_ids {
                 stmt.execute([id])?;
             }
@@ -132,8 +138,10 @@ impl LocalState {
     }
 
     pub fn forget_migration(&self, archive_id: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM migration WHERE archive_id = ?1", [archive_id])?;
+        self.conn().execute(
+            "DELETE FROM retrieval_job WHERE archive_id = ?1 AND purpose = 'migrate'",
+            [archive_id],
+        )?;
         Ok(())
     }
 }

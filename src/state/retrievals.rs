@@ -4,7 +4,8 @@
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
-use super::{LocalState, schema};
+use super::LocalState;
+use crate::model::Tier;
 
 /// A retrieval job requested for one archive, kept so a restart picks it up again
 /// instead of requesting (and paying for) another.
@@ -12,11 +13,7 @@ use super::{LocalState, schema};
 pub struct RetrievalRecord {
     pub archive_id: String,
     pub job_id: String,
-    /// A [`crate::model::Tier`] by its name; saved as [`Tier::from_saved`] reads
-    /// it (the file keeps no other names).
-    ///
-    /// [`Tier::from_saved`]: crate::model::Tier::from_saved
-    pub tier: String,
+    pub tier: Tier,
     pub requested_at: i64,
     /// The file it restores and the directory it restores under (empty for jobs
     /// from older versions).
@@ -27,6 +24,7 @@ pub struct RetrievalRecord {
     pub ready_at: Option<i64>,
 }
 
+/// A restore's rows of the one table of retrieval jobs (see `schema.rs`).
 const RETRIEVAL_COLUMNS: &str =
     "archive_id, job_id, tier, requested_at, key, destination, size, ready_at";
 
@@ -34,10 +32,10 @@ fn retrieval_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RetrievalRecord> {
     Ok(RetrievalRecord {
         archive_id: row.get(0)?,
         job_id: row.get(1)?,
-        tier: row.get(2)?,
+        tier: Tier::from_saved(&row.get::<_, String>(2)?),
         requested_at: row.get(3)?,
         key: row.get(4)?,
-        destination: row.get(5)?,
+        destination: row.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
         size: row.get::<_, i64>(6)? as u64,
         ready_at: row.get(7)?,
     })
@@ -48,7 +46,10 @@ impl LocalState {
         let conn = self.conn();
         Ok(conn
             .query_row(
-                &format!("SELECT {RETRIEVAL_COLUMNS} FROM retrieval WHERE archive_id = ?1"),
+                &format!(
+                    "SELECT {RETRIEVAL_COLUMNS} FROM retrieval_job
+                     WHERE archive_id = ?1 AND purpose = 'restore'"
+                ),
                 [archive_id],
                 retrieval_row,
             )
@@ -59,7 +60,8 @@ impl LocalState {
     pub fn retrievals(&self) -> Result<Vec<RetrievalRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {RETRIEVAL_COLUMNS} FROM retrieval ORDER BY requested_at, key"
+            "SELECT {RETRIEVAL_COLUMNS} FROM retrieval_job WHERE purpose = 'restore'
+             ORDER BY requested_at, key"
         ))?;
         let rows = stmt.query_map([], retrieval_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -67,12 +69,13 @@ impl LocalState {
 
     pub fn put_retrieval(&self, record: &RetrievalRecord) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO retrieval (archive_id, job_id, tier, requested_at, key, destination, size, ready_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT OR REPLACE INTO retrieval_job (archive_id, purpose, job_id, tier,
+                    requested_at, key, destination, size, ready_at)
+             VALUES (?1, 'restore', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 record.archive_id,
                 record.job_id,
-                schema::stored_tier(&record.tier),
+                record.tier.as_str(),
                 record.requested_at,
                 record.key,
                 record.destination,
@@ -84,8 +87,10 @@ impl LocalState {
     }
 
     pub fn forget_retrieval(&self, archive_id: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM retrieval WHERE archive_id = ?1", [archive_id])?;
+        self.conn().execute(
+            "DELETE FROM retrieval_job WHERE archive_id = ?1 AND purpose = 'restore'",
+            [archive_id],
+        )?;
         Ok(())
     }
 }

@@ -5,10 +5,13 @@
 //! - 0: written before versions were kept (firn 0.1 and earlier). Any table may
 //!   be missing (each came with the feature that needed it), and `retrieval`
 //!   may lack the columns `key`, `destination`, `size` and `ready_at`. Tiers are
-//!   free text, read as [`Tier::from_saved`] reads them.
-//! - 1: every table below; a retrieval's or a migration's tier is one of
+//!   free text, read as [`Tier::from_saved`](crate::model::Tier::from_saved) reads them.
+//! - 1: every table; a retrieval's or a migration's tier is one of
 //!   `expedited`, `standard`, `bulk` (a CHECK constraint: the names
-//!   [`Tier::as_str`] gives, so the file still reads plainly in `sqlite3`).
+//!   [`Tier::as_str`](crate::model::Tier::as_str) gives, so the file still reads plainly in `sqlite3`).
+//! - 2: one table, `retrieval_job`, for the retrieval jobs of restores and of
+//!   migrations (a row per archive and purpose), where version 1 had
+//!   `retrieval` and `migration`: one retrieval machine, one table.
 //!
 //! A later version that changes a table declares the new table beside the old
 //! one (`RETRIEVAL_V2`), lists it in [`TABLES`], and adds a step; the steps
@@ -17,10 +20,9 @@
 use rusqlite::Transaction;
 
 use crate::db::{Schema, Step, has_column, has_table};
-use crate::model::Tier;
 
 /// The newest schema version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 pub(super) const SCHEMA: Schema = Schema {
     what: "local state",
@@ -29,7 +31,7 @@ pub(super) const SCHEMA: Schema = Schema {
     steps: STEPS,
 };
 
-const STEPS: &[Step] = &[from_unversioned];
+const STEPS: &[Step] = &[from_unversioned, one_retrieval_table];
 const _: () = assert!(STEPS.len() == VERSION as usize, "one step per version");
 
 /// Fingerprint cache: the hashes of each file as of its size, mtime, ctime, inode.
@@ -85,31 +87,40 @@ const MIGRATION_V1: &str = "CREATE TABLE IF NOT EXISTS migration (
     requested_at INTEGER NOT NULL, ready_at INTEGER,
     copy_id TEXT, copy_sha1 BLOB, copy_tree_hash BLOB)";
 
+/// Retrieval jobs, one per archive and purpose: a restore's (`destination`,
+/// the directory it restores under) and a migration's (`source`, the store it
+/// copies out of; `job_id` none for an empty file; the copy once the new store
+/// holds it, until the catalog records it).
+const RETRIEVAL_JOB_V2: &str = "CREATE TABLE IF NOT EXISTS retrieval_job (
+    archive_id TEXT NOT NULL,
+    purpose TEXT NOT NULL CHECK (purpose IN ('restore', 'migrate')),
+    job_id TEXT,
+    tier TEXT NOT NULL CHECK (tier IN ('expedited', 'standard', 'bulk')),
+    requested_at INTEGER NOT NULL, ready_at INTEGER,
+    key TEXT NOT NULL, size INTEGER NOT NULL,
+    destination BLOB, source TEXT,
+    copy_id TEXT, copy_sha1 BLOB, copy_tree_hash BLOB,
+    PRIMARY KEY (archive_id, purpose),
+    CHECK (purpose = 'migrate' OR job_id IS NOT NULL))";
+
 /// Every table of the newest version.
 const TABLES: &[&str] = &[
     FINGERPRINT,
     UPLOAD_JOURNAL,
     MULTIPART,
     META,
-    RETRIEVAL_V1,
+    RETRIEVAL_JOB_V2,
     DELETION_JOURNAL,
     INVENTORY_JOB,
     REPORT,
     DELETED_ARCHIVE,
-    MIGRATION_V1,
 ];
 
 fn create(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     TABLES.iter().try_for_each(|table| tx.execute_batch(table))
 }
 
-/// A tier's name as the file keeps it: the one [`Tier::from_saved`] reads
-/// `tier` as.
-pub(super) fn stored_tier(tier: &str) -> &'static str {
-    Tier::from_saved(tier).as_str()
-}
-
-/// A version 0 tier as version 1 keeps it: what [`Tier::from_saved`] read it
+/// A version 0 tier as version 1 keeps it: what [`Tier::from_saved`](crate::model::Tier::from_saved) read it
 /// as (anything unknown was Standard).
 const TYPED_TIER: &str = "CASE WHEN tier IN ('expedited', 'bulk') THEN tier ELSE 'standard' END";
 
@@ -170,9 +181,27 @@ fn from_unversioned(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Version 1 to 2: restores' and migrations' jobs move into one table.
+fn one_retrieval_table(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "{RETRIEVAL_JOB_V2};
+         INSERT INTO retrieval_job (archive_id, purpose, job_id, tier, requested_at, ready_at,
+                key, size, destination)
+            SELECT archive_id, 'restore', job_id, tier, requested_at, ready_at, key, size,
+                destination FROM retrieval;
+         INSERT INTO retrieval_job (archive_id, purpose, job_id, tier, requested_at, ready_at,
+                key, size, source, copy_id, copy_sha1, copy_tree_hash)
+            SELECT archive_id, 'migrate', job_id, tier, requested_at, ready_at, key, size,
+                source, copy_id, copy_sha1, copy_tree_hash FROM migration;
+         DROP TABLE retrieval;
+         DROP TABLE migration;"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Tier;
 
     /// A retrieval table from before it had `key`, `destination`, `size` and
     /// `ready_at`, and firn 0.1's migration table: tiers in free text. (The
@@ -239,13 +268,13 @@ mod tests {
             let id = format!("a{i}");
             let saved = Tier::from_saved(tier).as_str();
             let retrieval = state.retrieval(&id).unwrap().unwrap();
-            assert_eq!(retrieval.tier, saved, "{tier:?}");
+            assert_eq!(retrieval.tier.as_str(), saved, "{tier:?}");
             assert_eq!(
                 (retrieval.key.as_str(), retrieval.size, retrieval.ready_at),
                 ("", 0, None)
             );
             assert!(retrieval.destination.is_empty());
-            assert_eq!(state.migration(&id).unwrap().unwrap().tier, saved);
+            assert_eq!(state.migration(&id).unwrap().unwrap().tier.as_str(), saved);
         }
         let version: u32 = state
             .conn()
@@ -261,7 +290,7 @@ mod tests {
         );
         // The constraint holds: no tier outside the three.
         let bad = state.conn().execute(
-            "UPDATE retrieval SET tier = 'glacial' WHERE archive_id = 'a0'",
+            "UPDATE retrieval_job SET tier = 'glacial' WHERE archive_id = 'a0'",
             [],
         );
         assert!(bad.is_err());

@@ -157,7 +157,7 @@ impl Engine {
                 key: &job.key,
                 archive_id: &job.archive_id,
                 job_id: &job_id,
-                tier: &job.tier,
+                tier: job.tier,
                 size: job.size,
                 destination: format!("migration into {}", self.store.target()),
                 requested_at: job.requested_at,
