@@ -23,6 +23,12 @@
 //! items by the next write of that head.
 //!
 //! A whole set is loaded with paginated Query (one request per 1 MB page).
+//!
+//! Every request follows the one retry policy of [`crate::aws`]. Unconditional
+//! puts and deletes are idempotent; a conditional write carries one
+//! ClientRequestToken through its tries, and a refusal after a lost answer is
+//! checked against the head before it is called a conflict
+//! ([`DynamoCatalog::landed_or_conflict`]).
 
 mod batch;
 mod items;
@@ -39,7 +45,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Delete, Put, PutRequest, TransactWriteItem, WriteRequest};
 
 use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary, SnapshotRecord};
-use crate::aws;
+use crate::aws::{self, Call};
 use crate::model::{Sha1Digest, UNKNOWN_SHA1};
 pub use items::sort_key;
 use items::*;
@@ -65,11 +71,7 @@ impl DynamoCatalog {
         let config = aws::sdk_config(&settings.aws()).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         Ok(DynamoCatalog {
-            client: Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&config)
-                    .interceptor(aws::CountThrottling)
-                    .build(),
-            ),
+            client: Client::new(&config),
             table: settings.table.clone(),
             set_id: set_id.to_string(),
             region,
@@ -86,12 +88,11 @@ impl DynamoCatalog {
     }
 
     async fn describe_table(&self) -> Result<()> {
-        self.client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| aws::explain(&e, &self.what()))?;
+        aws::send(Call::Read, || {
+            self.client.describe_table().table_name(&self.table).send()
+        })
+        .await
+        .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(())
     }
 
@@ -135,7 +136,7 @@ impl DynamoCatalog {
                     .expression_attribute_names("#st", "state");
             }
             self.query_requests.fetch_add(1, Ordering::Relaxed);
-            let out = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
+            let out = aws::send(Call::Read, || query.clone().send())
                 .await
                 .map_err(|e| aws::explain(&e, &self.what()))?;
             on_page(out.items.unwrap_or_default());
@@ -155,7 +156,7 @@ impl DynamoCatalog {
             .key("set_id", s(&self.set_id))
             .key("path", s(sort_key(key)))
             .consistent_read(true);
-        let out = aws::retry_transient(aws::ATTEMPTS, || get.clone().send())
+        let out = aws::send(Call::Read, || get.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(out
@@ -202,7 +203,7 @@ impl DynamoCatalog {
                     .client
                     .batch_write_item()
                     .request_items(&self.table, pending);
-                let out = aws::retry_transient(aws::ATTEMPTS, || batch.clone().send())
+                let out = aws::send(Call::Write, || batch.clone().send())
                     .await
                     .map_err(|e| aws::explain(&e, &self.what()))?;
                 // DynamoDB may accept only part of a batch: resend the rest.
@@ -250,19 +251,34 @@ impl DynamoCatalog {
         if items.is_empty() {
             return Ok(());
         }
-        let transaction = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items));
-        match aws::retry_transient(aws::ATTEMPTS, || transaction.clone().send()).await {
+        let transaction = self.transaction(items)?;
+        match aws::send(Call::Write, || transaction.clone().send()).await {
             Ok(_) => Ok(()),
             Err(e) if aws::has_code(&e, "TransactionCanceledException") => {
                 // A retried write whose first attempt landed (its answer was lost)
-                // fails its own condition: check what is there before crying conflict.
+                // fails its own condition where the token is not honoured: check
+                // what is there before crying conflict.
                 self.landed_or_conflict(&head).await
             }
             Err(e) => Err(aws::explain(&e, &self.what())),
         }
+    }
+
+    /// A TransactWriteItems of `items` with a ClientRequestToken of its own, which
+    /// every try sends: DynamoDB applies a transaction whose token it has seen
+    /// in the last 10 minutes only once, so a try that landed before its answer
+    /// was lost is not applied again (and its repeat is not refused by its own
+    /// condition).
+    fn transaction(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder>
+    {
+        Ok(self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(aws::request_token()?))
     }
 
     /// The writes of one head in a transaction: the head (put, or deleted when it
@@ -366,7 +382,7 @@ impl DynamoCatalog {
             .key("set_id", s(&self.set_id))
             .key("path", s(version_key(key, archive_id)))
             .consistent_read(true);
-        let out = aws::retry_transient(aws::ATTEMPTS, || get.clone().send())
+        let out = aws::send(Call::Read, || get.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         if let Some(mut version) = out.item.as_ref().and_then(decode_version) {
@@ -618,7 +634,7 @@ impl Catalog for DynamoCatalog {
             .table_name(&self.table)
             .key("set_id", s(&self.set_id))
             .key("path", s(version_key(key, archive_id)));
-        aws::retry_transient(aws::ATTEMPTS, || delete.clone().send())
+        aws::send(Call::Write, || delete.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(())
@@ -688,7 +704,7 @@ impl Catalog for DynamoCatalog {
             .projection_expression("target")
             .limit(QUICK_LOOK);
         self.query_requests.fetch_add(1, Ordering::Relaxed);
-        let out = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
+        let out = aws::send(Call::Read, || query.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(out.items().iter().any(|item| {
@@ -703,7 +719,7 @@ impl Catalog for DynamoCatalog {
             .table_name(&self.table)
             .key("set_id", s(&self.set_id))
             .key("path", s(snapshot_key(archive_id)));
-        aws::retry_transient(aws::ATTEMPTS, || delete.clone().send())
+        aws::send(Call::Write, || delete.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(())
