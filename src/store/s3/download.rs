@@ -1,6 +1,7 @@
 //! Reading objects back: each piece of a download fetched as a whole part, a
 //! whole object or a range, checked against the checksum S3 keeps for exactly
-//! those bytes; bodies that break off tried again under the retry policy.
+//! those bytes; a server that ignores `partNumber` on GET read part by part by
+//! range; bodies that break off tried again under the retry policy.
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_s3::types::ChecksumMode;
@@ -18,14 +19,24 @@ impl S3Store {
     /// bytes when it keeps one.
     pub(super) async fn read_piece(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
         let shape = self.shape_of(key).await?;
-        self.get(key, &shape.fetch(offset, len), offset, len)
-            .await?
-            .with_context(|| {
-                format!(
-                    "{} answered a request for {len} bytes of {key} at offset {offset} with another length; is the endpoint an S3 service?",
-                    self.what()
-                )
-            })
+        Ok(match shape.fetch(offset, len) {
+            Fetch::PartByRange(number) => self.part_by_range(key, number, offset, len).await?,
+            fetch => match self.get(key, &fetch, offset, len, None).await? {
+                Some(data) => data,
+                None => match fetch {
+                    // The whole object for a part: this server ignores partNumber
+                    // on GET. Ranges from now on, for every part of the object.
+                    Fetch::Part(number) => {
+                        self.remember(key, shape.parts_by_range());
+                        self.part_by_range(key, number, offset, len).await?
+                    }
+                    _ => bail!(
+                        "{} answered a request for {len} bytes of {key} at offset {offset} with another length; is the endpoint an S3 service?",
+                        self.what()
+                    ),
+                },
+            },
+        })
     }
 
     /// How an object was uploaded (asked once per object, then remembered).
@@ -47,7 +58,11 @@ impl S3Store {
         let part_size = Self::choose_part_size(size);
         let shape = match parts {
             None => Shape::Single { size },
-            Some(n) if n == size.div_ceil(part_size) => Shape::Parts { size, part_size },
+            Some(n) if n == size.div_ceil(part_size) => Shape::Parts {
+                size,
+                part_size,
+                by_range: false,
+            },
             Some(_) => Shape::Unknown,
         };
         self.remember(key, shape);
@@ -61,9 +76,17 @@ impl S3Store {
     }
 
     /// One piece of an object, `len` bytes at `offset`, as `fetch` says, checked
-    /// against the CRC32C S3 sends with it. None when the server answers with
-    /// another length: its body is not read.
-    async fn get(&self, key: &str, fetch: &Fetch, offset: u64, len: u64) -> Result<Option<Bytes>> {
+    /// against the CRC32C S3 sends with it (or `part_crc32c`, the part's own,
+    /// for a part fetched by range). None when the server answers with another
+    /// length (a whole object for a part): its body is not read.
+    async fn get(
+        &self,
+        key: &str,
+        fetch: &Fetch,
+        offset: u64,
+        len: u64,
+        part_crc32c: Option<&str>,
+    ) -> Result<Option<Bytes>> {
         let answer = aws::send(Call::Read, || async {
             let mut request = self
                 .client
@@ -76,7 +99,7 @@ impl S3Store {
             match fetch {
                 Fetch::Whole => {}
                 Fetch::Part(number) => request = request.part_number(*number),
-                Fetch::Range => {
+                Fetch::Range | Fetch::PartByRange(_) => {
                     request = request.range(format!("bytes={}-{}", offset, offset + len - 1))
                 }
             }
@@ -98,7 +121,11 @@ impl S3Store {
         };
         // Only a whole-object or whole-part checksum says anything about these bytes
         // (a composite one, `…-N`, covers other bytes).
-        if let Some(sum) = reported.filter(|s| !s.contains('-')) {
+        if let Some(sum) = reported
+            .as_deref()
+            .or(part_crc32c)
+            .filter(|s| !s.contains('-'))
+        {
             let local = B64.encode(crc32c::crc32c(&body).to_be_bytes());
             if sum != local {
                 bail!(
@@ -107,6 +134,39 @@ impl S3Store {
             }
         }
         Ok(Some(body))
+    }
+
+    /// Part `number` of an object by its byte range, for a server that ignores
+    /// partNumber on GET: what `HEAD ?partNumber=N` reports of the part (its
+    /// length, and its CRC32C where the server keeps one) checks the bytes. A
+    /// server that ignores partNumber on HEAD too leaves them to the restore's
+    /// check of the whole archive (tree hash and SHA-1).
+    async fn part_by_range(&self, key: &str, number: i32, offset: u64, len: u64) -> Result<Bytes> {
+        let head = aws::send(Call::Read, || {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .part_number(number)
+                .checksum_mode(ChecksumMode::Enabled)
+                .send()
+        })
+        .await
+        .map_err(|e| self.explain(&e))?;
+        let part_crc32c = if head.content_length() == Some(len as i64) {
+            head.checksum_crc32_c()
+        } else {
+            None
+        };
+        self.get(key, &Fetch::PartByRange(number), offset, len, part_crc32c)
+            .await?
+            .with_context(|| {
+                format!(
+                    "{} answered a request for bytes {offset}-{} of {key} with another length; is the endpoint an S3 service?",
+                    self.what(),
+                    offset + len - 1
+                )
+            })
     }
 
     fn explain_get(

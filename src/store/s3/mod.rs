@@ -25,6 +25,10 @@
 //!   HeadObject's `x-amz-restore` header. GLACIER_IR and STANDARD read at once.
 //!   Downloads go part by part (`GET ?partNumber=N`), each checked against the
 //!   part's checksum; a GET refused with InvalidObjectState is "not restored yet".
+//!   A server that answers a part request with the whole object (moto, several
+//!   S3-compatible servers ignore `partNumber` on GET) is asked for each part's
+//!   bytes by range instead, checked against what `HEAD ?partNumber=N` reports
+//!   of the part; the whole object's body is never read for a part.
 //! - **Retries** follow the one policy of [`crate::aws`]; S3 writes are
 //!   idempotent (keys are firn's own), except CompleteMultipartUpload, whose
 //!   NoSuchUpload after a lost answer is settled by asking for the object.
