@@ -11,9 +11,10 @@
 //! Each test has its seed (one sequence of faults by arrival order), printed on
 //! failure; `FIRN_TEST_FAULT_SEED=<n>` replays another. Targeted tests pin the
 //! care of writes that are not idempotent (a lost answer to an S3
-//! CompleteMultipartUpload, a Glacier InitiateJob, a DynamoDB conditional write),
-//! and one reads a multipart object from a server that answers a part request
-//! with the whole object (moto).
+//! CompleteMultipartUpload, a Glacier InitiateJob, a DynamoDB conditional write)
+//! and the one limit left (a lost answer to a Glacier UploadArchive: an orphan
+//! the inventory reports); one reads a multipart object from a server that
+//! answers a part request with the whole object (moto).
 
 mod common;
 
@@ -836,6 +837,56 @@ fn a_conditional_write_whose_answer_was_lost_is_applied_once() {
 #[test]
 fn a_conditional_write_whose_answer_was_lost_is_not_a_conflict_without_its_token() {
     conditional_writes_with_lost_answers(true);
+}
+
+/// The limit the Glacier protocol leaves: UploadArchive names its archive only in
+/// its answer, so when that answer is lost after the vault stored the archive,
+/// the retry stores the file again and the first copy can be found only by an
+/// inventory. It must be reported there as this set's orphan (never missing,
+/// never recorded), and `--delete-orphans` removes it.
+#[test]
+fn a_glacier_upload_whose_answer_was_lost_leaves_an_orphan_the_inventory_reports() {
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let (a, proxy) = targeted(
+        &format!("retention = \"keep\"\n{}\n", Backend::Glacier.store()),
+        move |r| {
+            let upload = r.is_glacier() && r.method == "POST" && r.path.ends_with("/archives");
+            if upload && first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                Action::DropAfterForward
+            } else {
+                Action::Forward
+            }
+        },
+    );
+    for i in 0..3 {
+        a.sb.write(format!("f{i}.txt"), format!("file {i}"));
+    }
+    let (code, doc) = a.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["uploaded_files"], 3, "{doc}");
+    assert_eq!(a.records().len(), 3);
+    assert_eq!(
+        vault_archives(a.endpoint(), VAULT).len(),
+        3 + 1 + 1,
+        "and the snapshot"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = a.firn(&["inventory", "--set", "s", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "one problem: {}", stdout(&out));
+    let doc = last_json(&out);
+    assert_eq!(doc["orphans"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert!(
+        doc["orphans"][0]["description"]["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with('f')),
+        "the orphan names its file: {doc}"
+    );
+    assert_eq!(doc["missing"].as_array().map(Vec::len), Some(0), "{doc}");
+    a.ok(&["inventory", "--set", "s", "--delete-orphans", "--yes"]);
+    assert_eq!(vault_archives(a.endpoint(), VAULT).len(), 3 + 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    let doc = a.json(&["inventory", "--set", "s", "--refresh", "--json"]);
+    assert_eq!(doc["problems"], 0, "{doc}");
 }
 
 #[test]
