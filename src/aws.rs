@@ -49,12 +49,16 @@
 //!     returns the same archive id); a NotFound after a lost answer is reported
 //!     as such, never as a missing vault;
 //!   - Glacier InitiateJob (each retrieval is billed): after a lost answer the
-//!     vault's jobs are listed, and a job for the same archive (or inventory)
-//!     started meanwhile is used rather than another one paid for;
+//!     vault's jobs are listed, and a job for the same whole archive started in
+//!     the last 15 minutes (or an inventory job started since the request) is
+//!     used rather than another one paid for;
 //!   - Glacier UploadArchive names its archive only in its answer: after a lost
 //!     answer the retry stores the file again, and the copy the lost try may have
 //!     made can be found only by an inventory, which lists it as an orphan
 //!     (`firn inventory --delete-orphans` removes it);
+//!   - a multipart upload begun (CreateMultipartUpload, InitiateMultipartUpload)
+//!     whose answer was lost is begun again: the empty one left behind holds no
+//!     archive and is aborted once abandoned (`abandoned_after_hours`);
 //!   - creations (CreateBucket, CreateTable, CreateVault) take "already yours" as
 //!     done; aborts take "no such upload" as done.
 //! - **Timeouts.** 10 s to connect, 10 minutes per attempt (a 4 GiB part on a slow
