@@ -13,14 +13,21 @@
 //!   files with the sentinel archive id [`EMPTY_ARCHIVE_ID`] (nothing stored), which
 //!   still works.
 //! - Inventories are `inventory-retrieval` jobs in JSON.
+//! - Retries follow the one policy of [`crate::aws`]. Glacier's writes need care
+//!   there: a job is billed, so a lost answer to InitiateJob is settled by
+//!   listing the vault's jobs before another is started; a repeated
+//!   CompleteMultipartUpload returns the same archive (AWS documents it); an
+//!   UploadArchive whose answer was lost may leave a copy only an inventory finds.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use async_trait::async_trait;
 use aws_sdk_glacier::Client;
+use aws_sdk_glacier::error::SdkError;
+use aws_sdk_glacier::operation::initiate_job::InitiateJobError;
 use aws_sdk_glacier::primitives::ByteStream;
-use aws_sdk_glacier::types::{JobParameters, StatusCode};
+use aws_sdk_glacier::types::{ActionCode, GlacierJobDescription, JobParameters, StatusCode};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
@@ -29,7 +36,7 @@ use super::{
     ArchiveListing, EMPTY_ARCHIVE_ID, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, PartCheck,
     Store, StoredArchive, StoredPart, Upload, placeholder_tree_hash,
 };
-use crate::aws::{self, AwsSettings};
+use crate::aws::{self, AwsSettings, Call, Classify as _, FetchError};
 use crate::hash::tree_hash_of;
 use crate::model::Tier;
 use crate::model::TreeHash;
@@ -84,11 +91,7 @@ impl GlacierStore {
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         let budget = settings.part_memory_budget.unwrap_or(256 * MIB).max(MIB);
         Ok(GlacierStore {
-            client: Client::from_conf(
-                aws_sdk_glacier::config::Builder::from(&config)
-                    .interceptor(aws::CountThrottling)
-                    .build(),
-            ),
+            client: Client::new(&config),
             vault: settings.vault.clone(),
             region,
             single_upload_max: settings.single_upload_max.unwrap_or(8 * MIB),
@@ -112,14 +115,95 @@ impl GlacierStore {
     }
 
     async fn describe_vault(&self) -> Result<()> {
-        self.client
-            .describe_vault()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .send()
+        aws::send(Call::Read, || {
+            self.client
+                .describe_vault()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .send()
+        })
+        .await
+        .map_err(|e| aws::explain(&e, &self.what()))?;
+        Ok(())
+    }
+
+    /// Starts a job. Each job is billed: after a lost answer (the job may have
+    /// started) the vault's jobs are asked for one created at or after `since`
+    /// (Unix seconds, by our clock) that `same` recognises, before another is
+    /// requested. The inner error is the service's refusal, for the caller to
+    /// explain.
+    async fn initiate_job(
+        &self,
+        params: JobParameters,
+        since: i64,
+        same: impl Fn(&GlacierJobDescription) -> bool,
+    ) -> Result<Result<String, Box<SdkError<InitiateJobError>>>> {
+        let mut tries = aws::Tries::new(Call::Write);
+        loop {
+            let sent = self
+                .client
+                .initiate_job()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .job_parameters(params.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    return out
+                        .job_id()
+                        .map(|id| Ok(id.to_owned()))
+                        .context("Glacier returned no job id");
+                }
+                Err(e) => {
+                    if !tries.again(e.transience()).await {
+                        return Ok(Err(Box::new(e)));
+                    }
+                    if tries.lost_before()
+                        && let Some(id) = self.job_started_since(since, &same).await?
+                    {
+                        return Ok(Ok(id));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A job of the vault started at or after `since` (Unix seconds), not
+    /// failed, that `same` recognises.
+    async fn job_started_since(
+        &self,
+        since: i64,
+        same: &impl Fn(&GlacierJobDescription) -> bool,
+    ) -> Result<Option<String>> {
+        let mut marker: Option<String> = None;
+        loop {
+            let out = aws::send(Call::Read, || {
+                self.client
+                    .list_jobs()
+                    .account_id("-")
+                    .vault_name(&self.vault)
+                    .set_marker(marker.clone())
+                    .send()
+            })
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
-        Ok(())
+            let found = out.job_list().iter().find(|job| {
+                job.status_code() != Some(&StatusCode::Failed)
+                    && job
+                        .creation_date()
+                        .and_then(parse_iso8601)
+                        .is_some_and(|t| t >= since)
+                    && same(job)
+            });
+            if let Some(id) = found.and_then(|job| job.job_id()) {
+                return Ok(Some(id.to_string()));
+            }
+            marker = out.marker().map(str::to_owned);
+            if marker.is_none() {
+                return Ok(None);
+            }
+        }
     }
 
     /// Part size: the smallest 1 MiB × 2^n that keeps the file within 10,000
@@ -189,16 +273,18 @@ impl Store for GlacierStore {
             return Ok(Box::new(self.single(WholeBody::with_capacity(size))));
         }
         let part_size = Self::choose_part_size(size, self.budget, self.part_concurrency);
-        let out = self
-            .client
-            .initiate_multipart_upload()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .archive_description(description)
-            .part_size(part_size.to_string())
-            .send()
-            .await
-            .map_err(|e| aws::explain(&e, &self.what()))?;
+        // A lost answer leaves an empty upload behind, which abort_abandoned ends.
+        let out = aws::send(Call::Write, || {
+            self.client
+                .initiate_multipart_upload()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .archive_description(description)
+                .part_size(part_size.to_string())
+                .send()
+        })
+        .await
+        .map_err(|e| aws::explain(&e, &self.what()))?;
         let upload_id = out
             .upload_id()
             .context("Glacier returned no upload id")?
@@ -217,15 +303,16 @@ impl Store for GlacierStore {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = match self
-                .client
-                .list_parts()
-                .account_id("-")
-                .vault_name(&self.vault)
-                .upload_id(upload_id)
-                .set_marker(marker.clone())
-                .send()
-                .await
+            let out = match aws::send(Call::Read, || {
+                self.client
+                    .list_parts()
+                    .account_id("-")
+                    .vault_name(&self.vault)
+                    .upload_id(upload_id)
+                    .set_marker(marker.clone())
+                    .send()
+            })
+            .await
             {
                 Ok(out) => out,
                 Err(e) if crate::aws::is_not_found(&e) => {
@@ -278,15 +365,16 @@ impl Store for GlacierStore {
         let mut aborted = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = self
-                .client
-                .list_multipart_uploads()
-                .account_id("-")
-                .vault_name(&self.vault)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| aws::explain(&e, &self.what()))?;
+            let out = aws::send(Call::Read, || {
+                self.client
+                    .list_multipart_uploads()
+                    .account_id("-")
+                    .vault_name(&self.vault)
+                    .set_marker(marker.clone())
+                    .send()
+            })
+            .await
+            .map_err(|e| aws::explain(&e, &self.what()))?;
             for upload in out.uploads_list() {
                 let Some(id) = upload.multipart_upload_id() else {
                     continue;
@@ -306,12 +394,7 @@ impl Store for GlacierStore {
                 if !ours || keep_ids.contains(&id) || age < self.abandoned_after_secs {
                     continue;
                 }
-                self.client
-                    .abort_multipart_upload()
-                    .account_id("-")
-                    .vault_name(&self.vault)
-                    .upload_id(id)
-                    .send()
+                abort(&self.client, &self.vault, id)
                     .await
                     .map_err(|e| aws::explain(&e, &self.what()))?;
                 aborted.push(id.to_string());
@@ -328,14 +411,18 @@ impl Store for GlacierStore {
         if archive_id == EMPTY_ARCHIVE_ID {
             return Ok(());
         }
-        self.client
-            .delete_archive()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .archive_id(archive_id)
-            .send()
-            .await
-            .map_err(|e| aws::explain(&e, &self.what()))?;
+        // A repeat of a deletion that landed is answered "not found", which the
+        // engine takes as deleted.
+        aws::send(Call::Write, || {
+            self.client
+                .delete_archive()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .archive_id(archive_id)
+                .send()
+        })
+        .await
+        .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(())
     }
 
@@ -358,16 +445,27 @@ impl Store for GlacierStore {
             .archive_id(archive_id)
             .tier(tier_name)
             .build();
-        let out = match self
-            .client
-            .initiate_job()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .job_parameters(params)
-            .send()
-            .await
-        {
-            Ok(out) => out,
+        // Any job retrieving the whole archive holds the same bytes: one started
+        // up to 15 minutes before by our clock (AWS refuses requests signed
+        // further off its own) is ours or as good as ours.
+        let since = crate::model::now_secs() - 15 * 60;
+        let same = |job: &GlacierJobDescription| {
+            let whole = match job.retrieval_byte_range() {
+                None => true,
+                Some(range) => {
+                    job.archive_size_in_bytes()
+                        .map(|size| format!("0-{}", size - 1))
+                        .as_deref()
+                        == Some(range)
+                }
+            };
+            job.action() == Some(&ActionCode::ArchiveRetrieval)
+                && job.archive_id() == Some(archive_id)
+                && job.tier().is_none_or(|t| t == tier_name)
+                && whole
+        };
+        match self.initiate_job(params, since, same).await? {
+            Ok(job_id) => Ok(job_id),
             // "Not found" names the vault or the archive: say which.
             Err(e) if aws::is_not_found(&e) && self.check().await.is_ok() => {
                 bail!(
@@ -375,25 +473,23 @@ impl Store for GlacierStore {
                     self.what()
                 );
             }
-            Err(e) => return Err(aws::explain(&e, &self.what())),
-        };
-        out.job_id()
-            .map(str::to_owned)
-            .context("Glacier returned no job id")
+            Err(e) => Err(aws::explain(&e, &self.what())),
+        }
     }
 
     async fn job_state(&self, job_id: &str) -> Result<JobState> {
         if job_id == EMPTY_ARCHIVE_ID {
             return Ok(JobState::Ready { expires_at: None });
         }
-        let out = match self
-            .client
-            .describe_job()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .job_id(job_id)
-            .send()
-            .await
+        let out = match aws::send(Call::Read, || {
+            self.client
+                .describe_job()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .job_id(job_id)
+                .send()
+        })
+        .await
         {
             Ok(out) => out,
             Err(e) if crate::aws::is_not_found(&e) => {
@@ -426,28 +522,29 @@ impl Store for GlacierStore {
                 checksum: None,
             });
         }
-        let out = self
-            .client
-            .get_job_output()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .job_id(job_id)
-            .range(format!("bytes={}-{}", offset, offset + len - 1))
-            .customize()
-            .interceptor(aws::SingleContentType)
-            .send()
-            .await
-            .map_err(|e| aws::explain(&e, &self.what()))?;
-        let checksum = parse_tree_hash(out.checksum());
-        let body = out
-            .body
-            .collect()
-            .await
-            .context("retrieval download interrupted")?;
-        Ok(JobOutput {
-            data: body.into_bytes(),
-            checksum,
+        let range = format!("bytes={}-{}", offset, offset + len - 1);
+        let (data, checksum) = aws::send(Call::Read, || async {
+            let out = self
+                .client
+                .get_job_output()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .job_id(job_id)
+                .range(&range)
+                .customize()
+                .interceptor(aws::SingleContentType)
+                .send()
+                .await?;
+            let announced = out.content_range().and_then(range_len);
+            let checksum = parse_tree_hash(out.checksum());
+            let data = aws::read_body(out.body, announced)
+                .await
+                .map_err(FetchError::CutShort)?;
+            Ok::<_, FetchError<_>>((data, checksum))
         })
+        .await
+        .map_err(|e| e.explain(&self.what(), |e| aws::explain(e, &self.what())))?;
+        Ok(JobOutput { data, checksum })
     }
 
     async fn request_inventory(&self) -> Result<String> {
@@ -455,49 +552,49 @@ impl Store for GlacierStore {
             .r#type("inventory-retrieval")
             .format("JSON")
             .build();
-        let out = self
-            .client
-            .initiate_job()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .job_parameters(params)
-            .send()
-            .await
-            .map_err(|e| {
-                if aws::is_not_found(&e) {
-                    // The vault exists (checked on open): it has no inventory yet.
-                    anyhow!(
-                        "{} has no inventory yet (Glacier takes the first one about a day after the first upload); run again later",
-                        self.what()
-                    )
-                } else {
-                    aws::explain(&e, &self.what())
-                }
-            })?;
-        out.job_id()
-            .map(str::to_owned)
-            .context("Glacier returned no job id")
+        // Only a job started since this request: an older one may list the
+        // vault as it was before (a live listing, as the stand-in gives), and a
+        // second inventory job costs little.
+        let since = crate::model::now_secs();
+        let same = |job: &GlacierJobDescription| {
+            job.action() == Some(&ActionCode::InventoryRetrieval)
+                && job
+                    .inventory_retrieval_parameters()
+                    .and_then(|p| p.format())
+                    .is_none_or(|f| f == "JSON")
+        };
+        self.initiate_job(params, since, same).await?.map_err(|e| {
+            if aws::is_not_found(&e) {
+                // The vault exists (checked on open): it has no inventory yet.
+                anyhow!(
+                    "{} has no inventory yet (Glacier takes the first one about a day after the first upload); run again later",
+                    self.what()
+                )
+            } else {
+                aws::explain(&e, &self.what())
+            }
+        })
     }
 
     async fn read_inventory(&self, job_id: &str) -> Result<Inventory> {
-        let out = self
-            .client
-            .get_job_output()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .job_id(job_id)
-            .customize()
-            .interceptor(aws::SingleContentType)
-            .send()
-            .await
-            .map_err(|e| aws::explain(&e, &self.what()))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .context("inventory download interrupted")?;
-        parse_inventory(&body.into_bytes())
-            .with_context(|| format!("unreadable inventory of {}", self.what()))
+        let body = aws::send(Call::Read, || async {
+            let out = self
+                .client
+                .get_job_output()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .job_id(job_id)
+                .customize()
+                .interceptor(aws::SingleContentType)
+                .send()
+                .await?;
+            aws::read_body(out.body, None)
+                .await
+                .map_err(FetchError::CutShort)
+        })
+        .await
+        .map_err(|e| e.explain(&self.what(), |e| aws::explain(e, &self.what())))?;
+        parse_inventory(&body).with_context(|| format!("unreadable inventory of {}", self.what()))
     }
 }
 
@@ -573,6 +670,42 @@ impl GlacierStore {
     }
 }
 
+/// The length a `Content-Range: bytes 0-1023/2048` answer announces.
+fn range_len(content_range: &str) -> Option<u64> {
+    let (first, last) = content_range
+        .strip_prefix("bytes ")?
+        .split('/')
+        .next()?
+        .split_once('-')?;
+    Some(last.parse::<u64>().ok()? - first.parse::<u64>().ok()? + 1)
+}
+
+/// Aborts a multipart upload; one already gone (a try that aborted it lost its
+/// answer) counts as aborted.
+async fn abort(
+    client: &Client,
+    vault: &str,
+    upload_id: &str,
+) -> Result<
+    (),
+    SdkError<aws_sdk_glacier::operation::abort_multipart_upload::AbortMultipartUploadError>,
+> {
+    match aws::send(Call::Write, || {
+        client
+            .abort_multipart_upload()
+            .account_id("-")
+            .vault_name(vault)
+            .upload_id(upload_id)
+            .send()
+    })
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if aws::is_not_found(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `2024-01-31T12:34:56.789Z` → Unix seconds.
 fn parse_iso8601(text: &str) -> Option<i64> {
     let date = text.get(0..10)?;
@@ -622,13 +755,15 @@ impl Upload for EmptyUpload {
             .await?;
         if stored.tree_hash != expected {
             // Never hand back an archive Glacier did not confirm byte for byte.
-            let _ = client
-                .delete_archive()
-                .account_id("-")
-                .vault_name(&vault)
-                .archive_id(&stored.archive_id)
-                .send()
-                .await;
+            let _ = aws::send(Call::Write, || {
+                client
+                    .delete_archive()
+                    .account_id("-")
+                    .vault_name(&vault)
+                    .archive_id(&stored.archive_id)
+                    .send()
+            })
+            .await;
             bail!(
                 "{what} reported tree hash {} for the placeholder of an empty file, computed {}; archive discarded",
                 hex::encode(stored.tree_hash),
@@ -668,7 +803,9 @@ impl Upload for SingleUpload {
         description: &str,
     ) -> Result<StoredArchive> {
         let body = self.body.finish(size)?;
-        let out = aws::retry_transient(aws::ATTEMPTS, || {
+        // The archive id is only in the answer: a try whose answer was lost may
+        // have stored a copy that only an inventory finds (module docs of aws).
+        let out = aws::send(Call::Write, || {
             self.client
                 .upload_archive()
                 .account_id("-")
@@ -743,7 +880,7 @@ impl Upload for MultipartUpload {
         let send = async move {
             let local = tree_hash_of(&data);
             let range = format!("bytes {}-{}/*", offset, offset + data.len() as u64 - 1);
-            let out = aws::retry_transient(aws::ATTEMPTS, || {
+            let out = aws::send(Call::Write, || {
                 client
                     .upload_multipart_part()
                     .account_id("-")
@@ -775,28 +912,43 @@ impl Upload for MultipartUpload {
         _description: &str,
     ) -> Result<StoredArchive> {
         self.parts.drain().await?;
-        let out = self
-            .client
-            .complete_multipart_upload()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .upload_id(&self.upload_id)
-            .archive_size(size.to_string())
-            .checksum(hex::encode(tree_hash))
-            .send()
-            .await
-            .map_err(|e| aws::explain(&e, &self.what))?;
+        // AWS answers a repeated complete with the same archive id.
+        let mut tries = aws::Tries::new(Call::Write);
+        let out = loop {
+            let sent = self
+                .client
+                .complete_multipart_upload()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .upload_id(&self.upload_id)
+                .archive_size(size.to_string())
+                .checksum(hex::encode(tree_hash))
+                .send()
+                .await;
+            match sent {
+                Ok(out) => break out,
+                Err(e) => {
+                    let lost_before = tries.lost_before();
+                    if tries.again(e.transience()).await {
+                        continue;
+                    }
+                    if lost_before && aws::is_not_found(&e) {
+                        bail!(
+                            "{} no longer knows upload {} after the answer to completing it was lost; the archive may be stored all the same (the next `firn inventory` lists it)",
+                            self.what,
+                            self.upload_id
+                        );
+                    }
+                    return Err(aws::explain(&e, &self.what));
+                }
+            }
+        };
         stored(out.archive_id(), out.checksum(), size)
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.parts.abort().await;
-        self.client
-            .abort_multipart_upload()
-            .account_id("-")
-            .vault_name(&self.vault)
-            .upload_id(&self.upload_id)
-            .send()
+        abort(&self.client, &self.vault, &self.upload_id)
             .await
             .map_err(|e| aws::explain(&e, &self.what))?;
         Ok(())
@@ -810,12 +962,14 @@ pub async fn readiness(settings: &GlacierSettings) -> Result<crate::provision::R
     let client = Client::new(&config);
     let region = config.region().map(|r| r.to_string()).unwrap_or_default();
     let what = format!("Glacier vault {:?} in {region}", settings.vault);
-    match client
-        .describe_vault()
-        .account_id("-")
-        .vault_name(&settings.vault)
-        .send()
-        .await
+    match aws::send(Call::Read, || {
+        client
+            .describe_vault()
+            .account_id("-")
+            .vault_name(&settings.vault)
+            .send()
+    })
+    .await
     {
         Ok(_) => Ok(Readiness::Exists(what)),
         Err(e) if aws::is_not_found(&e) => {
@@ -823,13 +977,16 @@ pub async fn readiness(settings: &GlacierSettings) -> Result<crate::provision::R
             Ok(Readiness::Missing {
                 plan: format!("create {what}"),
                 create: Box::pin(async move {
-                    client
-                        .create_vault()
-                        .account_id("-")
-                        .vault_name(&vault)
-                        .send()
-                        .await
-                        .map_err(|e| aws::explain(&e, &what))?;
+                    // Creating a vault that exists succeeds: idempotent.
+                    aws::send(Call::Write, || {
+                        client
+                            .create_vault()
+                            .account_id("-")
+                            .vault_name(&vault)
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| aws::explain(&e, &what))?;
                     Ok(format!("created: {what}"))
                 }),
             })

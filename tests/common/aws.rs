@@ -1,7 +1,8 @@
 //! Local AWS-compatible servers for the tests, each started on a free port per
 //! test and killed when dropped: `FakeCloud` (firn-standin, for Glacier, DynamoDB
 //! and S3) and `Moto` (S3 with storage classes and timed restores); and a
-//! fault-injecting HTTP proxy to put between firn and either.
+//! fault-injecting HTTP proxy to put between firn and either, driven by a rule
+//! per request or by a seeded plan of random faults ([`Faults`]).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -316,6 +317,46 @@ pub enum Action {
         name: String,
         value: String,
     },
+    /// Forward (the server acts on the request), then drop the connection
+    /// without a word of the answer: the client cannot tell whether it landed.
+    DropAfterForward,
+    /// Forward, then send the first half of the answer's bytes (head and body
+    /// together) and close: an answer cut short.
+    CutInHalf,
+    /// Remove one top-level field from the request's JSON body (a server that
+    /// never saw it, e.g. an idempotency token it does not honour), then do
+    /// `then`.
+    StripJsonField {
+        field: String,
+        then: Box<Action>,
+    },
+}
+
+impl Action {
+    /// How the proxy's log names this action.
+    pub fn label(&self) -> String {
+        match self {
+            Action::Forward => "forward".to_string(),
+            Action::Respond { status, .. } => format!("respond {status}"),
+            Action::Reset => "reset".to_string(),
+            Action::TamperHeader { name, .. } => format!("tamper {name}"),
+            Action::FlipBodyByte { offset } => format!("flip body byte {offset}"),
+            Action::FlipRequestBodyByte { offset } => format!("flip request body byte {offset}"),
+            Action::TamperRequestHeader { name, .. } => format!("tamper request {name}"),
+            Action::DropAfterForward => "drop after forward".to_string(),
+            Action::CutInHalf => "cut in half".to_string(),
+            Action::StripJsonField { field, then } => format!("strip {field}, {}", then.label()),
+        }
+    }
+
+    /// Whether the server sees the request.
+    pub fn reaches_server(&self) -> bool {
+        match self {
+            Action::Respond { .. } | Action::Reset => false,
+            Action::StripJsonField { then, .. } => then.reaches_server(),
+            _ => true,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -368,6 +409,25 @@ impl RequestInfo {
     /// A Glacier GetJobOutput request (a download of a retrieval job's bytes).
     pub fn is_job_output(&self) -> bool {
         self.method == "GET" && self.path.contains("/jobs/") && self.path.ends_with("/output")
+    }
+
+    /// A Glacier request (REST paths under the account, `/-/vaults/...`).
+    pub fn is_glacier(&self) -> bool {
+        self.path.starts_with("/-/")
+    }
+
+    /// A Glacier request that stores an archive and names it only in its answer
+    /// (UploadArchive, CompleteMultipartUpload).
+    pub fn is_glacier_archive_creation(&self) -> bool {
+        self.is_glacier()
+            && self.method == "POST"
+            && (self.path.ends_with("/archives")
+                || (self.path.contains("/multipart-uploads/") && !self.path.ends_with('/')))
+    }
+
+    /// An S3 CompleteMultipartUpload request.
+    pub fn is_s3_complete(&self) -> bool {
+        self.method == "POST" && self.path.contains("uploadId=") && !self.is_glacier()
     }
 
     pub fn dynamodb_target(&self) -> Option<&str> {
@@ -435,6 +495,15 @@ impl FaultProxy {
     /// Requests seen, each with what was done ("forward", "respond 503", "reset", ...).
     pub fn log(&self) -> Vec<(RequestInfo, String)> {
         self.seen.lock().expect("proxy log").clone()
+    }
+
+    /// How many requests the proxy met with each action so far, by label.
+    pub fn tally(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for (_, label) in self.seen.lock().expect("proxy log").iter() {
+            *out.entry(label.clone()).or_insert(0) += 1;
+        }
+        out
     }
 
     /// How many requests seen so far `which` picks.
@@ -526,7 +595,7 @@ async fn serve(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let body = buf[head_len..head_len + body_len].to_vec();
+    let mut body = buf[head_len..head_len + body_len].to_vec();
     let mut parts = request_line.split(' ');
     let info = RequestInfo {
         method: parts.next().unwrap_or_default().to_string(),
@@ -534,24 +603,24 @@ async fn serve(
         headers: headers.clone(),
         n: counter.fetch_add(1, Ordering::SeqCst),
     };
-    let action = rule(&info);
-    let label = match &action {
-        Action::Forward => "forward".to_string(),
-        Action::Respond { status, .. } => format!("respond {status}"),
-        Action::Reset => "reset".to_string(),
-        Action::TamperHeader { name, .. } => format!("tamper {name}"),
-        Action::FlipBodyByte { offset } => format!("flip body byte {offset}"),
-        Action::FlipRequestBodyByte { offset } => format!("flip request body byte {offset}"),
-        Action::TamperRequestHeader { name, .. } => format!("tamper request {name}"),
-    };
+    let mut action = rule(&info);
+    let label = action.label();
     seen.lock().expect("proxy log").push((info, label));
+    if let Action::StripJsonField { field, then } = action {
+        if let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_slice(&body) {
+            doc.remove(&field);
+            body = serde_json::to_vec(&doc).expect("JSON body");
+            for (k, v) in headers.iter_mut() {
+                if k.eq_ignore_ascii_case("content-length") {
+                    *v = body.len().to_string();
+                }
+            }
+        }
+        action = *then;
+    }
     match action {
         Action::Reset => {
-            // Close abruptly: SO_LINGER 0 sends a TCP reset.
-            let std_stream = client.into_std()?;
-            let socket = socket2::Socket::from(std_stream);
-            let _ = socket.set_linger(Some(std::time::Duration::from_secs(0)));
-            drop(socket);
+            reset(client);
             Ok(())
         }
         Action::Respond {
@@ -567,11 +636,14 @@ async fn serve(
             client.write_all(&out).await?;
             client.shutdown().await
         }
+        Action::StripJsonField { .. } => unreachable!("replaced by what follows it"),
         Action::Forward
         | Action::TamperHeader { .. }
         | Action::FlipBodyByte { .. }
         | Action::FlipRequestBodyByte { .. }
-        | Action::TamperRequestHeader { .. } => {
+        | Action::TamperRequestHeader { .. }
+        | Action::DropAfterForward
+        | Action::CutInHalf => {
             headers.retain(|(k, _)| !k.eq_ignore_ascii_case("connection"));
             if let Action::TamperRequestHeader { name, value } = &action {
                 for (k, v) in headers.iter_mut() {
@@ -583,7 +655,6 @@ async fn serve(
             headers.push(("Connection".into(), "close".into()));
             let mut upstream_conn = TcpStream::connect(upstream).await?;
             let mut request = build_head(&request_line, &headers);
-            let mut body = body;
             if let Action::FlipRequestBodyByte { offset } = &action
                 && let Some(byte) = body.get_mut(*offset)
             {
@@ -612,9 +683,29 @@ async fn serve(
             {
                 *byte ^= 0x01;
             }
-            client.write_all(&response).await?;
-            client.shutdown().await
+            match action {
+                Action::DropAfterForward => {
+                    reset(client);
+                    Ok(())
+                }
+                Action::CutInHalf => {
+                    client.write_all(&response[..response.len() / 2]).await?;
+                    client.shutdown().await
+                }
+                _ => {
+                    client.write_all(&response).await?;
+                    client.shutdown().await
+                }
+            }
         }
+    }
+}
+
+/// Closes a connection abruptly: SO_LINGER 0 sends a TCP reset.
+fn reset(client: TcpStream) {
+    if let Ok(std_stream) = client.into_std() {
+        let socket = socket2::Socket::from(std_stream);
+        let _ = socket.set_linger(Some(std::time::Duration::from_secs(0)));
     }
 }
 
@@ -646,5 +737,107 @@ pub fn aws_error(status: u16, code: &str, message: &str) -> Action {
         body: format!(
             r#"{{"__type":"{code}","code":"{code}","message":"{message}","Message":"{message}"}}"#
         ),
+    }
+}
+
+/// A seeded plan of random faults, in percent of requests: a throttling
+/// answer (503 SlowDown in the request's own protocol), a server error (500),
+/// a connection dropped after the server got the request, an answer cut in
+/// half; the rest are forwarded. Each request draws its fate from the seed and
+/// its arrival number, so one seed is one sequence of faults by arrival order.
+#[derive(Clone, Debug)]
+pub struct Faults {
+    pub seed: u64,
+    pub throttle: u64,
+    pub server_error: u64,
+    pub drop_after_forward: u64,
+    pub cut_in_half: u64,
+    /// Requests that only get the faults that never reach the server (a throttle,
+    /// a server error, a connection reset before forwarding), when the others
+    /// would be unfair: see where it is set.
+    pub spare: Option<fn(&RequestInfo) -> bool>,
+}
+
+impl Faults {
+    /// 15% 503 SlowDown, 5% 500, 5% dropped after the request, 5% cut in half.
+    pub fn heavy(seed: u64) -> Faults {
+        Faults {
+            seed,
+            throttle: 15,
+            server_error: 5,
+            drop_after_forward: 5,
+            cut_in_half: 5,
+            spare: None,
+        }
+    }
+
+    /// What the proxy does with the request `r`.
+    pub fn action(&self, r: &RequestInfo) -> Action {
+        let roll = splitmix64(self.seed ^ splitmix64(r.n as u64)) % 100;
+        let mut bound = self.throttle;
+        if roll < bound {
+            return throttle_answer(r);
+        }
+        bound += self.server_error;
+        if roll < bound {
+            return error_answer(r, 500, "InternalError", "We encountered an internal error");
+        }
+        let spared = self.spare.is_some_and(|spare| spare(r));
+        bound += self.drop_after_forward;
+        if roll < bound {
+            return if spared {
+                Action::Reset
+            } else {
+                Action::DropAfterForward
+            };
+        }
+        bound += self.cut_in_half;
+        if roll < bound {
+            return if spared {
+                Action::Reset
+            } else {
+                Action::CutInHalf
+            };
+        }
+        Action::Forward
+    }
+
+    /// A proxy in front of `upstream` that applies this plan.
+    pub fn proxy(&self, upstream: &str) -> FaultProxy {
+        let plan = self.clone();
+        FaultProxy::start(upstream, move |r| plan.action(r))
+    }
+}
+
+/// One step of SplitMix64: a well-mixed 64-bit value for each input.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// 503 SlowDown as the request's service says it.
+pub fn throttle_answer(r: &RequestInfo) -> Action {
+    if r.dynamodb_target().is_some() {
+        error_answer(r, 503, "ThrottlingException", "Rate exceeded")
+    } else {
+        error_answer(r, 503, "SlowDown", "Please reduce your request rate.")
+    }
+}
+
+/// An error answer in the request's protocol: JSON for DynamoDB and Glacier,
+/// XML for S3 (whose HEAD answers carry no body, as S3's do not).
+pub fn error_answer(r: &RequestInfo, status: u16, code: &str, message: &str) -> Action {
+    if r.dynamodb_target().is_some() || r.is_glacier() {
+        aws_error(status, code, message)
+    } else if r.method == "HEAD" {
+        Action::Respond {
+            status,
+            headers: vec![("x-amz-request-id".into(), "injected".into())],
+            body: String::new(),
+        }
+    } else {
+        s3_error(status, code, message, &[])
     }
 }

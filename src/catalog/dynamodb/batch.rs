@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem};
 
 use super::DynamoCatalog;
 use super::items::{Head, HeadWrite, Item, s, sort_key};
-use crate::aws;
+use crate::aws::{self, Call};
 use crate::catalog::{ArchiveRecord, Catalog as _, Conflict};
 
 /// DynamoDB's limits: keys per BatchGetItem, writes per TransactWriteItems.
@@ -74,11 +74,8 @@ impl DynamoCatalog {
                 items.extend(mine);
                 chunk.push((i, write));
             }
-            let transaction = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items));
-            match aws::retry_transient(aws::ATTEMPTS, || transaction.clone().send()).await {
+            let transaction = self.transaction(items)?;
+            match aws::send(Call::Write, || transaction.clone().send()).await {
                 Ok(_) => {
                     for (i, _) in chunk {
                         out[i] = Some(Ok(()));
@@ -168,7 +165,7 @@ impl DynamoCatalog {
                     .client
                     .batch_get_item()
                     .request_items(&self.table, request);
-                let out = aws::retry_transient(aws::ATTEMPTS, || get.clone().send())
+                let out = aws::send(Call::Read, || get.clone().send())
                     .await
                     .map_err(|e| aws::explain(&e, &self.what()))?;
                 for item in out

@@ -24,6 +24,12 @@
 //! wrote, and the same items in that older layout, and checks both read back.)
 //!
 //! A whole set is loaded with paginated Query (one request per 1 MB page).
+//!
+//! Every request follows the one retry policy of [`crate::aws`]. Unconditional
+//! puts and deletes are idempotent; a conditional write carries one
+//! ClientRequestToken through its tries, and a refusal after a lost answer is
+//! checked against the head before it is called a conflict
+//! ([`DynamoCatalog::landed_or_conflict`]).
 
 mod batch;
 mod items;
@@ -40,7 +46,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Delete, Put, PutRequest, TransactWriteItem, WriteRequest};
 
 use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary, SnapshotRecord};
-use crate::aws;
+use crate::aws::{self, Call};
 use crate::model::{Sha1Digest, UNKNOWN_SHA1};
 pub use items::sort_key;
 use items::*;
@@ -66,11 +72,7 @@ impl DynamoCatalog {
         let config = aws::sdk_config(&settings.aws()).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         Ok(DynamoCatalog {
-            client: Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&config)
-                    .interceptor(aws::CountThrottling)
-                    .build(),
-            ),
+            client: Client::new(&config),
             table: settings.table.clone(),
             set_id: set_id.to_string(),
             region,
@@ -87,12 +89,11 @@ impl DynamoCatalog {
     }
 
     async fn describe_table(&self) -> Result<()> {
-        self.client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| aws::explain(&e, &self.what()))?;
+        aws::send(Call::Read, || {
+            self.client.describe_table().table_name(&self.table).send()
+        })
+        .await
+        .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(())
     }
 
@@ -136,7 +137,7 @@ impl DynamoCatalog {
                     .expression_attribute_names("#st", "state");
             }
             self.query_requests.fetch_add(1, Ordering::Relaxed);
-            let out = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
+            let out = aws::send(Call::Read, || query.clone().send())
                 .await
                 .map_err(|e| aws::explain(&e, &self.what()))?;
             on_page(out.items.unwrap_or_default());
@@ -156,7 +157,7 @@ impl DynamoCatalog {
             .key("set_id", s(&self.set_id))
             .key("path", s(sort_key(key)))
             .consistent_read(true);
-        let out = aws::retry_transient(aws::ATTEMPTS, || get.clone().send())
+        let out = aws::send(Call::Read, || get.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(out
@@ -203,7 +204,7 @@ impl DynamoCatalog {
                     .client
                     .batch_write_item()
                     .request_items(&self.table, pending);
-                let out = aws::retry_transient(aws::ATTEMPTS, || batch.clone().send())
+                let out = aws::send(Call::Write, || batch.clone().send())
                     .await
                     .map_err(|e| aws::explain(&e, &self.what()))?;
                 // DynamoDB may accept only part of a batch: resend the rest.
@@ -251,19 +252,34 @@ impl DynamoCatalog {
         if items.is_empty() {
             return Ok(());
         }
-        let transaction = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items));
-        match aws::retry_transient(aws::ATTEMPTS, || transaction.clone().send()).await {
+        let transaction = self.transaction(items)?;
+        match aws::send(Call::Write, || transaction.clone().send()).await {
             Ok(_) => Ok(()),
             Err(e) if aws::has_code(&e, "TransactionCanceledException") => {
                 // A retried write whose first attempt landed (its answer was lost)
-                // fails its own condition: check what is there before crying conflict.
+                // fails its own condition where the token is not honoured: check
+                // what is there before crying conflict.
                 self.landed_or_conflict(&head).await
             }
             Err(e) => Err(aws::explain(&e, &self.what())),
         }
+    }
+
+    /// A TransactWriteItems of `items` with a ClientRequestToken of its own, which
+    /// every try sends: DynamoDB applies a transaction whose token it has seen
+    /// in the last 10 minutes only once, so a try that landed before its answer
+    /// was lost is not applied again (and its repeat is not refused by its own
+    /// condition).
+    fn transaction(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder>
+    {
+        Ok(self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(aws::request_token()?))
     }
 
     /// The writes of one head in a transaction: the head (put, or deleted when it
@@ -367,7 +383,7 @@ impl DynamoCatalog {
             .key("set_id", s(&self.set_id))
             .key("path", s(version_key(key, archive_id)))
             .consistent_read(true);
-        let out = aws::retry_transient(aws::ATTEMPTS, || get.clone().send())
+        let out = aws::send(Call::Read, || get.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         if let Some(mut version) = out.item.as_ref().and_then(decode_version) {
@@ -619,7 +635,7 @@ impl Catalog for DynamoCatalog {
             .table_name(&self.table)
             .key("set_id", s(&self.set_id))
             .key("path", s(version_key(key, archive_id)));
-        aws::retry_transient(aws::ATTEMPTS, || delete.clone().send())
+        aws::send(Call::Write, || delete.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(())
@@ -689,7 +705,7 @@ impl Catalog for DynamoCatalog {
             .projection_expression("target")
             .limit(QUICK_LOOK);
         self.query_requests.fetch_add(1, Ordering::Relaxed);
-        let out = aws::retry_transient(aws::ATTEMPTS, || query.clone().send())
+        let out = aws::send(Call::Read, || query.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(out.items().iter().any(|item| {
@@ -704,7 +720,7 @@ impl Catalog for DynamoCatalog {
             .table_name(&self.table)
             .key("set_id", s(&self.set_id))
             .key("path", s(snapshot_key(archive_id)));
-        aws::retry_transient(aws::ATTEMPTS, || delete.clone().send())
+        aws::send(Call::Write, || delete.clone().send())
             .await
             .map_err(|e| aws::explain(&e, &self.what()))?;
         Ok(())

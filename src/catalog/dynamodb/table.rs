@@ -4,14 +4,14 @@ use anyhow::{Result, anyhow};
 use aws_sdk_dynamodb::Client;
 
 use super::settings::DynamoSettings;
-use crate::aws;
+use crate::aws::{self, Call};
 
 /// What `firn init` creates: the table with firn's key schema, on-demand billing.
 pub async fn create_table(client: &Client, table: &str) -> Result<()> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    client
+    let request = client
         .create_table()
         .table_name(table)
         .attribute_definitions(
@@ -38,23 +38,24 @@ pub async fn create_table(client: &Client, table: &str) -> Result<()> {
                 .key_type(KeyType::Range)
                 .build()?,
         )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .map_err(|e| aws::explain(&e, &format!("DynamoDB table {table:?}")))?;
-    Ok(())
+        .billing_mode(BillingMode::PayPerRequest);
+    match aws::send(Call::Write, || request.clone().send()).await {
+        Ok(_) => Ok(()),
+        // A try that created it lost its answer.
+        Err(e) if aws::has_code(&e, "ResourceInUseException") => Ok(()),
+        Err(e) => Err(aws::explain(&e, &format!("DynamoDB table {table:?}"))),
+    }
 }
 
 /// Waits (up to a minute) until a new table accepts reads and writes.
 pub async fn wait_until_active(client: &Client, table: &str) -> Result<()> {
     use aws_sdk_dynamodb::types::TableStatus;
     for _ in 0..120 {
-        let out = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| aws::explain(&e, &format!("DynamoDB table {table:?}")))?;
+        let out = aws::send(Call::Read, || {
+            client.describe_table().table_name(table).send()
+        })
+        .await
+        .map_err(|e| aws::explain(&e, &format!("DynamoDB table {table:?}")))?;
         if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
             return Ok(());
         }
@@ -68,7 +69,11 @@ pub async fn wait_until_active(client: &Client, table: &str) -> Result<()> {
 /// None when the table does not exist; Some(true) when its key schema is firn's.
 pub async fn table_schema_matches(client: &Client, table: &str) -> Result<Option<bool>> {
     use aws_sdk_dynamodb::types::KeyType;
-    let out = match client.describe_table().table_name(table).send().await {
+    let out = match aws::send(Call::Read, || {
+        client.describe_table().table_name(table).send()
+    })
+    .await
+    {
         Ok(out) => out,
         Err(e) if crate::aws::is_not_found(&e) => {
             return Ok(None);
@@ -145,17 +150,18 @@ pub async fn readiness(
         ),
         create: Box::pin(async move {
             use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
-            client
-                .update_continuous_backups()
-                .table_name(&table)
-                .point_in_time_recovery_specification(
-                    PointInTimeRecoverySpecification::builder()
-                        .point_in_time_recovery_enabled(true)
-                        .build()?,
-                )
-                .send()
-                .await
-                .map_err(|e| aws::explain(&e, &format!("DynamoDB table {table:?}")))?;
+            let recovery = PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()?;
+            aws::send(Call::Write, || {
+                client
+                    .update_continuous_backups()
+                    .table_name(&table)
+                    .point_in_time_recovery_specification(recovery.clone())
+                    .send()
+            })
+            .await
+            .map_err(|e| aws::explain(&e, &format!("DynamoDB table {table:?}")))?;
             Ok(format!(
                 "turned on: point-in-time recovery for DynamoDB table {table:?}"
             ))
@@ -167,12 +173,14 @@ pub async fn readiness(
 /// Whether the table's point-in-time recovery is on.
 pub async fn point_in_time_recovery(client: &Client, table: &str) -> Result<bool> {
     use aws_sdk_dynamodb::types::PointInTimeRecoveryStatus;
-    let out = client
-        .describe_continuous_backups()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| aws::explain(&e, &format!("DynamoDB table {table:?}")))?;
+    let out = aws::send(Call::Read, || {
+        client
+            .describe_continuous_backups()
+            .table_name(table)
+            .send()
+    })
+    .await
+    .map_err(|e| aws::explain(&e, &format!("DynamoDB table {table:?}")))?;
     Ok(out
         .continuous_backups_description()
         .and_then(|d| d.point_in_time_recovery_description())

@@ -25,11 +25,18 @@
 //!   HeadObject's `x-amz-restore` header. GLACIER_IR and STANDARD read at once.
 //!   Downloads go part by part (`GET ?partNumber=N`), each checked against the
 //!   part's checksum; a GET refused with InvalidObjectState is "not restored yet".
+//!   A server that answers a part request with the whole object (moto, several
+//!   S3-compatible servers ignore `partNumber` on GET) is asked for each part's
+//!   bytes by range instead, checked against what `HEAD ?partNumber=N` reports
+//!   of the part; the whole object's body is never read for a part.
+//! - **Retries** follow the one policy of [`crate::aws`]; S3 writes are
+//!   idempotent (keys are firn's own), except CompleteMultipartUpload, whose
+//!   NoSuchUpload after a lost answer is settled by asking for the object.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -43,22 +50,23 @@ use super::{
     ArchiveListing, DOWNLOAD_RANGE, Inventory, JobOutput, JobState, PartCheck, Store, StoredPart,
     Upload,
 };
-use crate::aws::{self};
+use crate::aws::{self, Call};
 use crate::model::{Tier, TreeHash, UNKNOWN_TREE_HASH, now_secs, usage};
 
+mod download;
 mod naming;
 mod settings;
 mod upload;
 
 use super::parts::{PartSlots, WholeBody};
 use naming::{
-    Fetch, Shape, description_key, description_of, description_owner, key_owner, parse_restore,
+    Shape, description_key, description_of, description_owner, key_owner, parse_restore,
     parse_token, version, with_hashes,
 };
 use settings::{
     LISTING_JOB, MAX_PARTS, METADATA_NAME, MIB, MIN_PART, TAG_SHA1, TAG_TREE, client, explain,
 };
-use upload::{MultipartUpload, SingleUpload};
+use upload::{Destination, MultipartUpload, SingleUpload};
 
 pub use naming::{object_key, set_prefix};
 pub use settings::{ChecksumChoice, METADATA_MAX, S3Settings, StorageClass};
@@ -133,15 +141,16 @@ impl S3Store {
             ".firn-catalog-snapshots/{}/",
             crate::description::set_hash(set_id)
         );
-        let out = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(folder)
-            .max_keys(1)
-            .send()
-            .await
-            .map_err(|e| self.explain(&e))?;
+        let out = aws::send(Call::Read, || {
+            self.client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&folder)
+                .max_keys(1)
+                .send()
+        })
+        .await
+        .map_err(|e| self.explain(&e))?;
         Ok(out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty())
     }
 
@@ -150,15 +159,16 @@ impl S3Store {
     /// many keys name no set (written before keys did). For `firn init`, which
     /// refuses a prefix another set uses.
     pub async fn owners_under_prefix(&self, limit: i32) -> Result<(BTreeMap<String, u64>, u64)> {
-        let out = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&self.prefix)
-            .max_keys(limit)
-            .send()
-            .await
-            .map_err(|e| self.explain(&e))?;
+        let out = aws::send(Call::Read, || {
+            self.client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .max_keys(limit)
+                .send()
+        })
+        .await
+        .map_err(|e| self.explain(&e))?;
         let mut owners = BTreeMap::new();
         let mut unnamed = 0;
         for key in out.contents().iter().filter_map(|o| o.key()) {
@@ -204,14 +214,15 @@ impl S3Store {
         &self,
         key: &str,
     ) -> Result<Option<aws_sdk_s3::operation::head_object::HeadObjectOutput>> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
+        match aws::send(Call::Read, || {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .checksum_mode(ChecksumMode::Enabled)
+                .send()
+        })
+        .await
         {
             Ok(out) => Ok(Some(out)),
             Err(e) if aws::is_not_found(&e) => Ok(None),
@@ -219,27 +230,29 @@ impl S3Store {
         }
     }
 
-    fn single(&self, key: String, size: u64) -> SingleUpload {
-        SingleUpload {
+    fn destination(&self, key: String) -> Destination {
+        Destination {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
             key,
-            class: self.class,
             checksum: self.checksum,
             what: self.what(),
+        }
+    }
+
+    fn single(&self, key: String, size: u64) -> SingleUpload {
+        SingleUpload {
+            dest: self.destination(key),
+            class: self.class,
             body: WholeBody::with_capacity(size),
         }
     }
 
     fn multipart(&self, key: String, upload_id: String, part_size: u64) -> MultipartUpload {
         MultipartUpload {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key,
+            dest: self.destination(key),
             upload_id,
             part_size,
-            checksum: self.checksum,
-            what: self.what(),
             parts: PartSlots::new(self.part_concurrency, Arc::clone(&self.memory), self.budget),
             done: BTreeMap::new(),
         }
@@ -263,24 +276,20 @@ impl Store for S3Store {
     }
 
     async fn check(&self) -> Result<()> {
-        self.client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .map_err(|e| {
-                if aws::is_not_found(&e) {
-                    anyhow::Error::from(aws::AwsError {
-                        message: format!(
-                            "{} does not exist; create it with `firn init`",
-                            self.what()
-                        ),
-                        code: Some("NoSuchBucket".into()),
-                    })
-                } else {
-                    self.explain(&e)
-                }
-            })?;
+        aws::send(Call::Read, || {
+            self.client.head_bucket().bucket(&self.bucket).send()
+        })
+        .await
+        .map_err(|e| {
+            if aws::is_not_found(&e) {
+                anyhow::Error::from(aws::AwsError {
+                    message: format!("{} does not exist; create it with `firn init`", self.what()),
+                    code: Some("NoSuchBucket".into()),
+                })
+            } else {
+                self.explain(&e)
+            }
+        })?;
         Ok(())
     }
 
@@ -312,7 +321,10 @@ impl Store for S3Store {
         if self.checksum == ChecksumChoice::Crc32c {
             request = request.checksum_algorithm(ChecksumAlgorithm::Crc32C);
         }
-        let out = request.send().await.map_err(|e| self.explain(&e))?;
+        // A lost answer leaves an empty upload behind, which abort_abandoned ends.
+        let out = aws::send(Call::Write, || request.clone().send())
+            .await
+            .map_err(|e| self.explain(&e))?;
         let upload_id = out
             .upload_id()
             .context("S3 returned no upload id")?
@@ -332,15 +344,16 @@ impl Store for S3Store {
         let mut stored = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = match self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.clone())
-                .send()
-                .await
+            let out = match aws::send(Call::Read, || {
+                self.client
+                    .list_parts()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .set_part_number_marker(marker.clone())
+                    .send()
+            })
+            .await
             {
                 Ok(out) => out,
                 Err(e) if aws::is_not_found(&e) || aws::has_code(&e, "NoSuchUpload") => {
@@ -403,16 +416,17 @@ impl Store for S3Store {
         let mut aborted = Vec::new();
         let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
         loop {
-            let out = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(&self.prefix)
-                .set_key_marker(key_marker.clone())
-                .set_upload_id_marker(id_marker.clone())
-                .send()
-                .await
-                .map_err(|e| self.explain(&e))?;
+            let out = aws::send(Call::Read, || {
+                self.client
+                    .list_multipart_uploads()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .set_key_marker(key_marker.clone())
+                    .set_upload_id_marker(id_marker.clone())
+                    .send()
+            })
+            .await
+            .map_err(|e| self.explain(&e))?;
             for upload in out.uploads() {
                 let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
                     continue;
@@ -425,12 +439,7 @@ impl Store for S3Store {
                 if !ours || keep_ids.contains(&id) || age < self.abandoned_after_secs {
                     continue;
                 }
-                self.client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(id)
-                    .send()
+                upload::abort(&self.client, &self.bucket, key, id)
                     .await
                     .map_err(|e| self.explain(&e))?;
                 aborted.push(key.to_string());
@@ -445,13 +454,15 @@ impl Store for S3Store {
     }
 
     async fn delete(&self, archive_id: &str) -> Result<()> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(archive_id)
-            .send()
-            .await
-            .map_err(|e| self.explain(&e))?;
+        aws::send(Call::Write, || {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(archive_id)
+                .send()
+        })
+        .await
+        .map_err(|e| self.explain(&e))?;
         Ok(())
     }
 
@@ -494,14 +505,15 @@ impl Store for S3Store {
                     .context("restore parameters")?,
             )
             .build();
-        match self
-            .client
-            .restore_object()
-            .bucket(&self.bucket)
-            .key(archive_id)
-            .restore_request(request)
-            .send()
-            .await
+        match aws::send(Call::Write, || {
+            self.client
+                .restore_object()
+                .bucket(&self.bucket)
+                .key(archive_id)
+                .restore_request(request.clone())
+                .send()
+        })
+        .await
         {
             Ok(_) => {}
             // A restore already on its way is the job we want.
@@ -556,53 +568,9 @@ impl Store for S3Store {
                 checksum: None,
             });
         }
-        let mut request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(job_id)
-            .checksum_mode(ChecksumMode::Enabled);
-        // A whole part (or the whole of a single-part object) is fetched as such,
-        // so S3 sends the checksum of exactly these bytes.
-        let shape = self.shape_of(job_id).await?;
-        match shape.fetch(offset, len) {
-            Fetch::Whole => {}
-            Fetch::Part(number) => request = request.part_number(number),
-            Fetch::Range => {
-                request = request.range(format!("bytes={}-{}", offset, offset + len - 1))
-            }
-        }
-        let out = request.send().await.map_err(|e| {
-            if aws::has_code(&e, "InvalidObjectState") {
-                anyhow::Error::from(aws::AwsError {
-                    message: format!(
-                        "{job_id} is not restored yet (its restore is still running or has expired); run again later"
-                    ),
-                    code: Some("InvalidObjectState".into()),
-                })
-            } else {
-                self.explain(&e)
-            }
-        })?;
-        let reported = out.checksum_crc32_c().map(str::to_owned);
-        let body = out
-            .body
-            .collect()
-            .await
-            .context("download interrupted")?
-            .into_bytes();
-        // Only a whole-object or whole-part checksum says anything about these bytes
-        // (a composite one, `…-N`, covers other bytes).
-        if let Some(sum) = reported.filter(|s| !s.contains('-')) {
-            let local = B64.encode(crc32c::crc32c(&body).to_be_bytes());
-            if sum != local {
-                bail!(
-                    "the bytes of {job_id} at offset {offset} arrived with CRC32C {local}, S3 sent {sum} (corrupted in transit)"
-                );
-            }
-        }
+        let data = self.read_piece(job_id, offset, len).await?;
         Ok(JobOutput {
-            data: body,
+            data,
             checksum: None,
         })
     }
@@ -628,16 +596,17 @@ impl S3Store {
         let mut keys = Vec::new();
         let mut continuation: Option<String> = None;
         loop {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(&self.prefix)
-                .max_keys(1000)
-                .set_continuation_token(continuation.clone())
-                .send()
-                .await
-                .map_err(|e| self.explain(&e))?;
+            let out = aws::send(Call::Read, || {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .max_keys(1000)
+                    .set_continuation_token(continuation.clone())
+                    .send()
+            })
+            .await
+            .map_err(|e| self.explain(&e))?;
             for object in out.contents() {
                 if let Some(key) = object.key() {
                     keys.push((
@@ -685,13 +654,14 @@ impl S3Store {
     }
 
     async fn hash_tags(&self, key: &str) -> Result<(Option<String>, Option<TreeHash>)> {
-        let out = match self
-            .client
-            .get_object_tagging()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
+        let out = match aws::send(Call::Read, || {
+            self.client
+                .get_object_tagging()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+        })
+        .await
         {
             Ok(out) => out,
             // No tags to read (some S3-compatible servers refuse tagging on
@@ -713,34 +683,6 @@ impl S3Store {
             .and_then(|b| b.try_into().ok());
         Ok((tag(TAG_SHA1), tree))
     }
-
-    /// How an object was uploaded (asked once per object, then remembered).
-    async fn shape_of(&self, key: &str) -> Result<Shape> {
-        if let Some(shape) = self.shapes.lock().ok().and_then(|s| s.get(key).copied()) {
-            return Ok(shape);
-        }
-        let head = self
-            .head(key)
-            .await?
-            .with_context(|| format!("{} has no object {key}", self.what()))?;
-        let size = head.content_length().unwrap_or(0).max(0) as u64;
-        // A multipart object's ETag ends in `-<number of parts>`; firn's parts are
-        // 16 MiB × 2^n by size, which the count confirms.
-        let parts = head
-            .e_tag()
-            .and_then(|t| t.trim_matches('"').rsplit_once('-'))
-            .and_then(|(_, n)| n.parse::<u64>().ok());
-        let part_size = Self::choose_part_size(size);
-        let shape = match parts {
-            None => Shape::Single { size },
-            Some(n) if n == size.div_ceil(part_size) => Shape::Parts { size, part_size },
-            Some(_) => Shape::Unknown,
-        };
-        if let Ok(mut shapes) = self.shapes.lock() {
-            shapes.insert(key.to_string(), shape);
-        }
-        Ok(shape)
-    }
 }
 
 /// Whether the bucket exists, for `firn init`: creating it, with a lifecycle rule
@@ -751,7 +693,11 @@ pub async fn readiness(settings: &S3Settings) -> Result<crate::provision::Readin
     let (client, region) = client(settings).await?;
     let checksum = settings.checksum.unwrap_or_default();
     let what = format!("S3 bucket {:?} in {region}", settings.bucket);
-    match client.head_bucket().bucket(&settings.bucket).send().await {
+    match aws::send(Call::Read, || {
+        client.head_bucket().bucket(&settings.bucket).send()
+    })
+    .await
+    {
         Ok(_) => Ok(Readiness::Exists(what)),
         Err(e) if aws::is_not_found(&e) => {
             let bucket = settings.bucket.clone();
@@ -771,10 +717,12 @@ pub async fn readiness(settings: &S3Settings) -> Result<crate::provision::Readin
                                 .build(),
                         );
                     }
-                    request
-                        .send()
-                        .await
-                        .map_err(|e| explain(&e, &what, checksum))?;
+                    match aws::send(Call::Write, || request.clone().send()).await {
+                        Ok(_) => {}
+                        // A try that created it lost its answer.
+                        Err(e) if aws::has_code(&e, "BucketAlreadyOwnedByYou") => {}
+                        Err(e) => return Err(explain(&e, &what, checksum)),
+                    }
                     let rule = s3t::LifecycleRule::builder()
                         .id("firn-abort-incomplete-uploads")
                         .status(s3t::ExpirationStatus::Enabled)
@@ -786,18 +734,19 @@ pub async fn readiness(settings: &S3Settings) -> Result<crate::provision::Readin
                         )
                         .build()
                         .context("lifecycle rule")?;
-                    client
-                        .put_bucket_lifecycle_configuration()
-                        .bucket(&bucket)
-                        .lifecycle_configuration(
-                            s3t::BucketLifecycleConfiguration::builder()
-                                .rules(rule)
-                                .build()
-                                .context("lifecycle configuration")?,
-                        )
-                        .send()
-                        .await
-                        .map_err(|e| explain(&e, &what, checksum))?;
+                    let lifecycle = s3t::BucketLifecycleConfiguration::builder()
+                        .rules(rule)
+                        .build()
+                        .context("lifecycle configuration")?;
+                    aws::send(Call::Write, || {
+                        client
+                            .put_bucket_lifecycle_configuration()
+                            .bucket(&bucket)
+                            .lifecycle_configuration(lifecycle.clone())
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| explain(&e, &what, checksum))?;
                     Ok(format!(
                         "created: {what} (incomplete uploads aborted after {ABORT_AFTER_DAYS} days)"
                     ))

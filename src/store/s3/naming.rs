@@ -127,14 +127,24 @@ pub(super) fn parse_http_date(text: &str) -> Option<i64> {
 /// How an object was uploaded, which says how to fetch pieces S3 has checksums for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Shape {
-    Single { size: u64 },
-    Parts { size: u64, part_size: u64 },
+    Single {
+        size: u64,
+    },
+    Parts {
+        size: u64,
+        part_size: u64,
+        /// The server answers `GET ?partNumber=N` with the whole object (moto,
+        /// several S3-compatible servers): parts are fetched by their byte range.
+        by_range: bool,
+    },
     Unknown,
 }
 
 pub(super) enum Fetch {
     Whole,
     Part(i32),
+    /// Part N by its byte range (see [`Shape::Parts`]'s `by_range`).
+    PartByRange(i32),
     Range,
 }
 
@@ -142,13 +152,33 @@ impl Shape {
     pub(super) fn fetch(self, offset: u64, len: u64) -> Fetch {
         match self {
             Shape::Single { size } if offset == 0 && len == size => Fetch::Whole,
-            Shape::Parts { size, part_size }
-                if offset.is_multiple_of(part_size)
-                    && (len == part_size || offset + len == size) =>
-            {
-                Fetch::Part((offset / part_size + 1) as i32)
+            Shape::Parts {
+                size,
+                part_size,
+                by_range,
+            } if offset.is_multiple_of(part_size) && (len == part_size || offset + len == size) => {
+                let number = (offset / part_size + 1) as i32;
+                if by_range {
+                    Fetch::PartByRange(number)
+                } else {
+                    Fetch::Part(number)
+                }
             }
             _ => Fetch::Range,
+        }
+    }
+
+    /// The same object, its parts fetched by range from now on.
+    pub(super) fn parts_by_range(self) -> Shape {
+        match self {
+            Shape::Parts {
+                size, part_size, ..
+            } => Shape::Parts {
+                size,
+                part_size,
+                by_range: true,
+            },
+            other => other,
         }
     }
 }

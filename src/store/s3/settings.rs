@@ -154,7 +154,6 @@ pub(super) async fn client(settings: &S3Settings) -> Result<(Client, String)> {
         .force_path_style(settings.force_path_style.unwrap_or(false))
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
-        .interceptor(aws::CountThrottling)
         .build();
     Ok((Client::from_conf(s3_config), region))
 }

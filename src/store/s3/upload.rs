@@ -17,7 +17,7 @@ use super::naming::token;
 use super::settings::{
     ChecksumChoice, METADATA_MAX, METADATA_NAME, StorageClass, TAG_SHA1, TAG_TREE, explain,
 };
-use crate::aws;
+use crate::aws::{self, Call};
 use crate::model::TreeHash;
 use crate::store::parts::{PartSlots, WholeBody};
 use crate::store::{StoredArchive, Upload};
@@ -106,28 +106,94 @@ impl Reported {
     }
 }
 
-/// The checksums S3 keeps for an object (HeadObject with checksums enabled).
-pub(super) async fn stored_checksum(client: &Client, bucket: &str, key: &str) -> Reported {
-    match client
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
+/// The object an upload writes: where, and how S3's answers about it are
+/// checked and explained.
+pub(super) struct Destination {
+    pub(super) client: Client,
+    pub(super) bucket: String,
+    pub(super) key: String,
+    pub(super) checksum: ChecksumChoice,
+    /// The bucket, for people (`S3 bucket "b" in eu-west-1`).
+    pub(super) what: String,
+}
+
+impl Destination {
+    fn explain<E>(&self, err: &aws_sdk_s3::error::SdkError<E>) -> anyhow::Error
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        Ok(head) => Reported::from(head.checksum_crc32_c(), head.e_tag()),
-        Err(_) => Reported::default(),
+        explain(err, &self.what, self.checksum)
+    }
+
+    /// The checksums S3 keeps for the object (HeadObject with checksums
+    /// enabled); None when there is no such object. An error is not "no
+    /// checksum": the object may be fine, and is never discarded for it.
+    async fn stored_checksum(&self) -> Result<Option<Reported>> {
+        match aws::send(Call::Read, || {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .checksum_mode(ChecksumMode::Enabled)
+                .send()
+        })
+        .await
+        {
+            Ok(head) => Ok(Some(Reported::from(head.checksum_crc32_c(), head.e_tag()))),
+            Err(e) if aws::is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.explain(&e).context(format!(
+                "cannot confirm what S3 stored for {}; nothing recorded",
+                self.key
+            ))),
+        }
+    }
+
+    /// Deletes the object firn could not confirm (best effort: one left behind
+    /// is found and reported by the next inventory).
+    async fn discard(&self) {
+        let _ = aws::send(Call::Write, || {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .send()
+        })
+        .await;
+    }
+}
+
+/// Aborts a multipart upload; one already gone (a try that aborted it lost its
+/// answer) counts as aborted.
+pub(super) async fn abort(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<
+    (),
+    aws_sdk_s3::error::SdkError<
+        aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError,
+    >,
+> {
+    match aws::send(Call::Write, || {
+        client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+    })
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if aws::has_code(&e, "NoSuchUpload") => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
 pub(super) struct SingleUpload {
-    pub(super) client: Client,
-    pub(super) bucket: String,
-    pub(super) key: String,
+    pub(super) dest: Destination,
     pub(super) class: StorageClass,
-    pub(super) checksum: ChecksumChoice,
-    pub(super) what: String,
     pub(super) body: WholeBody,
 }
 
@@ -154,12 +220,15 @@ impl Upload for SingleUpload {
             // Only a hash of an overlong path: the record stays as it is.
             _ => description.to_string(),
         };
-        let sum = BodyChecksum::of(self.checksum, &body);
-        let out = aws::retry_transient(aws::ATTEMPTS, || {
-            self.client
+        let sum = BodyChecksum::of(self.dest.checksum, &body);
+        // The key is this upload's own: a try that landed is overwritten by the
+        // same bytes.
+        let out = aws::send(Call::Write, || {
+            self.dest
+                .client
                 .put_object()
-                .bucket(&self.bucket)
-                .key(&self.key)
+                .bucket(&self.dest.bucket)
+                .key(&self.dest.key)
                 .storage_class(self.class.sdk())
                 .metadata(METADATA_NAME, &record)
                 .set_checksum_crc32_c(sum.crc32c_header())
@@ -168,24 +237,18 @@ impl Upload for SingleUpload {
                 .send()
         })
         .await
-        .map_err(|e| explain(&e, &self.what, self.checksum))?;
+        .map_err(|e| self.dest.explain(&e))?;
         let mut reported = Reported::from(out.checksum_crc32_c(), out.e_tag());
-        if reported.crc32c.is_none() && self.checksum == ChecksumChoice::Crc32c {
+        if reported.crc32c.is_none() && self.dest.checksum == ChecksumChoice::Crc32c {
             // Not echoed in the answer: ask for what S3 stored.
-            reported = stored_checksum(&self.client, &self.bucket, &self.key).await;
+            reported = self.dest.stored_checksum().await?.unwrap_or_default();
         }
-        if let Err(e) = reported.confirm(sum, &self.what, &self.key) {
-            let _ = self
-                .client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .send()
-                .await;
+        if let Err(e) = reported.confirm(sum, &self.dest.what, &self.dest.key) {
+            self.dest.discard().await;
             return Err(e.context("object discarded, nothing recorded"));
         }
         Ok(StoredArchive {
-            archive_id: self.key,
+            archive_id: self.dest.key,
             // S3 confirmed these bytes by their checksum: the tree hash is of them.
             tree_hash,
             size,
@@ -203,13 +266,9 @@ impl Upload for SingleUpload {
 pub(super) type FinishedPart = (i32, CompletedPart, Option<BodyChecksum>);
 
 pub(super) struct MultipartUpload {
-    pub(super) client: Client,
-    pub(super) bucket: String,
-    pub(super) key: String,
+    pub(super) dest: Destination,
     pub(super) upload_id: String,
     pub(super) part_size: u64,
-    pub(super) checksum: ChecksumChoice,
-    pub(super) what: String,
     /// Each part's number, what completes it, and its local checksum when S3 did
     /// not confirm it in its answer.
     pub(super) parts: PartSlots<FinishedPart>,
@@ -230,16 +289,18 @@ impl MultipartUpload {
         }
         let mut marker: Option<String> = None;
         loop {
-            let out = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(&self.upload_id)
-                .set_part_number_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| explain(&e, &self.what, self.checksum))?;
+            let out = aws::send(Call::Read, || {
+                self.dest
+                    .client
+                    .list_parts()
+                    .bucket(&self.dest.bucket)
+                    .key(&self.dest.key)
+                    .upload_id(&self.upload_id)
+                    .set_part_number_marker(marker.clone())
+                    .send()
+            })
+            .await
+            .map_err(|e| self.dest.explain(&e))?;
             for listed in out.parts() {
                 let Some(number) = listed.part_number() else {
                     continue;
@@ -249,8 +310,8 @@ impl MultipartUpload {
                 {
                     Reported::from(listed.checksum_crc32_c(), listed.e_tag()).confirm(
                         sum,
-                        &self.what,
-                        &format!("part {number} of {}", self.key),
+                        &self.dest.what,
+                        &format!("part {number} of {}", self.dest.key),
                     )?;
                     *unconfirmed = None;
                 }
@@ -266,8 +327,8 @@ impl MultipartUpload {
         if let Some((number, _)) = self.done.iter().find(|(_, (_, u))| u.is_some()) {
             bail!(
                 "{} did not list part {number} of {}; not completed",
-                self.what,
-                self.key
+                self.dest.what,
+                self.dest.key
             );
         }
         Ok(())
@@ -283,7 +344,7 @@ impl MultipartUpload {
 #[async_trait]
 impl Upload for MultipartUpload {
     fn resume_token(&self) -> Option<String> {
-        Some(token(&self.key, &self.upload_id, self.part_size))
+        Some(token(&self.dest.key, &self.upload_id, self.part_size))
     }
 
     async fn reserve(&mut self, len: u64) -> Result<()> {
@@ -302,12 +363,12 @@ impl Upload for MultipartUpload {
         }
         let number = (offset / self.part_size + 1) as i32;
         let (client, bucket, key, upload_id, what, checksum) = (
-            self.client.clone(),
-            self.bucket.clone(),
-            self.key.clone(),
+            self.dest.client.clone(),
+            self.dest.bucket.clone(),
+            self.dest.key.clone(),
             self.upload_id.clone(),
-            self.what.clone(),
-            self.checksum,
+            self.dest.what.clone(),
+            self.dest.checksum,
         );
         let len = data.len() as u64;
         let send = async move {
@@ -316,7 +377,7 @@ impl Upload for MultipartUpload {
                 tokio::task::spawn_blocking(move || BodyChecksum::of(checksum, &data_for_sum))
                     .await
                     .context("checksum task failed")?;
-            let out = aws::retry_transient(aws::ATTEMPTS, || {
+            let out = aws::send(Call::Write, || {
                 client
                     .upload_part()
                     .bucket(&bucket)
@@ -367,11 +428,11 @@ impl Upload for MultipartUpload {
             bail!(
                 "{} of {expected_parts} parts of {} reached S3; not completed",
                 self.done.len(),
-                self.key
+                self.dest.key
             );
         }
         // What S3 reports for the whole: the checksum of the parts' checksums.
-        let expected = match self.checksum {
+        let expected = match self.dest.checksum {
             ChecksumChoice::Crc32c => {
                 let mut joined = Vec::with_capacity(self.done.len() * 4);
                 for (part, _) in self.done.values() {
@@ -403,46 +464,52 @@ impl Upload for MultipartUpload {
                 )
             }
         };
-        let parts: Vec<CompletedPart> = self.done.values().map(|(p, _)| p.clone()).collect();
-        let out = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| explain(&e, &self.what, self.checksum))
-            .with_context(|| format!("completing {}", self.key))?;
-        let mut reported = match self.checksum {
-            ChecksumChoice::Crc32c => out.checksum_crc32_c().map(str::to_owned),
-            ChecksumChoice::Md5 => out
-                .e_tag()
-                .map(|t| t.trim_matches('"').to_ascii_lowercase()),
+        let parts = CompletedMultipartUpload::builder()
+            .set_parts(Some(self.done.values().map(|(p, _)| p.clone()).collect()))
+            .build();
+        let completed = aws::send(Call::Write, || {
+            self.dest
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.dest.bucket)
+                .key(&self.dest.key)
+                .upload_id(&self.upload_id)
+                .multipart_upload(parts.clone())
+                .send()
+        })
+        .await;
+        let whole = |crc32c: Option<&str>, e_tag: Option<&str>| match self.dest.checksum {
+            ChecksumChoice::Crc32c => crc32c.map(str::to_owned),
+            ChecksumChoice::Md5 => e_tag.map(|t| t.trim_matches('"').to_ascii_lowercase()),
         };
-        if reported.is_none() && self.checksum == ChecksumChoice::Crc32c {
-            reported = stored_checksum(&self.client, &self.bucket, &self.key)
-                .await
-                .crc32c;
+        let mut reported = match completed {
+            Ok(out) => whole(out.checksum_crc32_c(), out.e_tag()),
+            // A try that completed it lost its answer (or another run aborted it):
+            // the object, if it is there, says which.
+            Err(e) if aws::has_code(&e, "NoSuchUpload") => {
+                let stored = self.dest.stored_checksum().await?.with_context(|| {
+                    format!(
+                        "{} no longer has the multipart upload of {} and holds no object there (aborted meanwhile?); nothing recorded, the next run sends the file again",
+                        self.dest.what, self.dest.key
+                    )
+                })?;
+                whole(stored.crc32c.as_deref(), stored.e_tag.as_deref())
+            }
+            Err(e) => {
+                return Err(self.dest.explain(&e))
+                    .with_context(|| format!("completing {}", self.dest.key));
+            }
+        };
+        if reported.is_none() && self.dest.checksum == ChecksumChoice::Crc32c {
+            reported = self.dest.stored_checksum().await?.and_then(|r| r.crc32c);
         }
         if reported.as_deref() != Some(expected.as_str()) {
-            let _ = self
-                .client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .send()
-                .await;
+            self.dest.discard().await;
             bail!(
                 "{} reported {} for {}, computed {expected}; object discarded",
-                self.what,
+                self.dest.what,
                 reported.as_deref().unwrap_or("no checksum"),
-                self.key
+                self.dest.key
             );
         }
         // The object was created before its content was hashed: its hashes go in
@@ -467,21 +534,22 @@ impl Upload for MultipartUpload {
                     .context("tag")?,
             );
         }
-        let _ = self
-            .client
-            .put_object_tagging()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .tagging(
-                s3t::Tagging::builder()
-                    .set_tag_set(Some(tags))
-                    .build()
-                    .context("tags")?,
-            )
-            .send()
-            .await;
+        let tagging = s3t::Tagging::builder()
+            .set_tag_set(Some(tags))
+            .build()
+            .context("tags")?;
+        let _ = aws::send(Call::Write, || {
+            self.dest
+                .client
+                .put_object_tagging()
+                .bucket(&self.dest.bucket)
+                .key(&self.dest.key)
+                .tagging(tagging.clone())
+                .send()
+        })
+        .await;
         Ok(StoredArchive {
-            archive_id: self.key,
+            archive_id: self.dest.key,
             tree_hash,
             size,
             created_at: crate::model::now_secs(),
@@ -490,14 +558,14 @@ impl Upload for MultipartUpload {
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.parts.abort().await;
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .send()
-            .await
-            .map_err(|e| explain(&e, &self.what, self.checksum))?;
+        abort(
+            &self.dest.client,
+            &self.dest.bucket,
+            &self.dest.key,
+            &self.upload_id,
+        )
+        .await
+        .map_err(|e| self.dest.explain(&e))?;
         Ok(())
     }
 }
