@@ -126,6 +126,7 @@ pub mod description;
 pub mod engine;
 pub mod fmt;
 pub mod hash;
+pub mod limit;
 pub mod lock;
 pub mod model;
 pub mod pathkey;
