@@ -62,7 +62,8 @@
 //!   - creations (CreateBucket, CreateTable, CreateVault) take "already yours" as
 //!     done; aborts take "no such upload" as done.
 //! - **Timeouts.** 10 s to connect, 10 minutes per attempt (a 4 GiB part on a slow
-//!   line).
+//!   line); a request body under a bandwidth limit ([`crate::limit`]) gets a
+//!   second more for every 4 KiB it sends.
 
 use std::time::Duration;
 
@@ -71,8 +72,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_glacier::config::http::HttpResponse;
 use aws_sdk_glacier::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_glacier::primitives::ByteStream;
+use std::sync::Arc;
+
+use aws_sdk_glacier::primitives::{ByteStream, SdkBody};
 use bytes::Bytes;
+
+use crate::limit::{LimitedBody, Limiter};
 
 /// Where and as whom to reach AWS. Credentials come only from the default chain
 /// (environment, shared profiles, SSO, instance metadata).
@@ -128,10 +133,7 @@ const KNOWN_REGIONS: &[&str] = &[
 pub async fn sdk_config(settings: &AwsSettings) -> anyhow::Result<aws_config::SdkConfig> {
     // The SDK's retries are off: firn's own policy (module docs) retries every
     // call, so a retry never happens twice over or out of its sight.
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .operation_attempt_timeout(Duration::from_secs(600))
-        .build();
+    let timeouts = timeouts(ATTEMPT_TIMEOUT);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts);
@@ -159,6 +161,47 @@ pub async fn sdk_config(settings: &AwsSettings) -> anyhow::Result<aws_config::Sd
         ));
     }
     Ok(config)
+}
+
+/// How long one try may take (a 4 GiB part on a slow line).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The share of a bandwidth limit below which a request body's try is let
+/// time out: a body under a limit may take `ATTEMPT_TIMEOUT` plus its length at
+/// this rate. (While the limiter holds a body back the SDK's stalled-stream
+/// check does not count it as stalled: the network is not.)
+const LIMITED_SHARE_FLOOR: u64 = 4 << 10;
+
+/// 10 s to connect, `attempt` per try.
+fn timeouts(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(attempt)
+        .build()
+}
+
+/// The timeouts of a request that sends `len` bytes of body: under a bandwidth
+/// limit a try may take as long as its body's share of the limit needs.
+pub fn body_timeouts(len: u64, limited: bool) -> TimeoutConfig {
+    if limited {
+        timeouts(ATTEMPT_TIMEOUT + Duration::from_secs(len / LIMITED_SHARE_FLOOR))
+    } else {
+        timeouts(ATTEMPT_TIMEOUT)
+    }
+}
+
+/// A request body of `data` sent as `limiter` grants it (see
+/// [`crate::limit::LimitedBody`]); in memory, as usual, when nothing limits it.
+/// Each try of the request takes a body of its own, so a try sent again is
+/// limited again.
+pub fn request_body(data: Bytes, limiter: &Arc<Limiter>) -> ByteStream {
+    if !limiter.may_limit() {
+        return ByteStream::from(data);
+    }
+    let limiter = Arc::clone(limiter);
+    ByteStream::new(SdkBody::retryable(move || {
+        SdkBody::from_body_1_x(LimitedBody::new(data.clone(), Arc::clone(&limiter)))
+    }))
 }
 
 /// What a request does to the service, which says how often it is tried.
@@ -336,12 +379,31 @@ impl<E> FetchError<E> {
 /// Reads a streamed body whole. A body that breaks off, or whose length is not
 /// the `expected` one the answer announced, is a lost answer to try again (the
 /// caller's [`FetchError::CutShort`]), never the store's data.
-pub async fn read_body(body: ByteStream, expected: Option<u64>) -> Result<Bytes, String> {
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| format!("the answer broke off: {}", deepest_cause(&e)))?
-        .into_bytes();
+///
+/// Under a download limit the body is read as `limiter` grants it, a piece at a
+/// time (the connection's flow control holds the sender back meanwhile).
+pub async fn read_body(
+    mut body: ByteStream,
+    expected: Option<u64>,
+    limiter: &Limiter,
+) -> Result<Bytes, String> {
+    let broke_off = |e: &(dyn std::error::Error + 'static)| {
+        format!("the answer broke off: {}", deepest_cause(e))
+    };
+    let bytes = if limiter.may_limit() {
+        let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(64 << 20) as usize);
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| broke_off(&e))?;
+            limiter.take(piece.len() as u64).await;
+            bytes.extend_from_slice(&piece);
+        }
+        Bytes::from(bytes)
+    } else {
+        body.collect()
+            .await
+            .map_err(|e| broke_off(&e))?
+            .into_bytes()
+    };
     match expected {
         Some(n) if bytes.len() as u64 != n => Err(format!(
             "the answer held {} of the {n} bytes it announced",

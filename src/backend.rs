@@ -13,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::catalog::dynamodb::{self, DynamoSettings};
 use crate::catalog::sqlite::{self, SqliteSettings};
 use crate::cost::PriceProfile;
+use crate::limit::Limits;
 use crate::provision::Readiness;
 use crate::store::Store;
 use crate::store::glacier::{self, GlacierSettings};
@@ -191,9 +192,10 @@ pub async fn open(
     store: &StoreSettings,
     catalog: &CatalogSettings,
     set_id: &str,
+    limits: &Limits,
 ) -> Result<(Arc<dyn Store>, Arc<dyn Catalog>)> {
     let catalog = open_catalog(catalog, set_id).await?;
-    let store = open_store(store, set_id, catalog.as_ref()).await?;
+    let store = open_store(store, set_id, catalog.as_ref(), limits).await?;
     catalog.check().await?;
     Ok((store, catalog))
 }
@@ -212,21 +214,30 @@ async fn open_catalog(catalog: &CatalogSettings, set_id: &str) -> Result<Arc<dyn
 /// Opens one store of the set `set_id` (whose catalog is `catalog`) and checks
 /// it answers (also the store a migration copies from). An S3 store whose
 /// settings name no prefix is given the set's own (see `settle_s3_prefix`).
+/// Its transfers go under `limits`, the run's bandwidth limits (one pair of
+/// limiters per run, shared by every store it opens).
 pub async fn open_store(
     settings: &StoreSettings,
     set_id: &str,
     catalog: &dyn Catalog,
+    limits: &Limits,
 ) -> Result<Arc<dyn Store>> {
+    let limits = limits.clone();
     let store: Arc<dyn Store> = match settings {
-        StoreSettings::Local(settings) => Arc::new(local::LocalStore::open(
-            &local_dir(settings),
-            settings.retrieval_delay_secs.unwrap_or(0),
-        )?),
-        StoreSettings::Glacier(settings) => {
-            Arc::new(glacier::GlacierStore::connect(settings).await?)
-        }
+        StoreSettings::Local(settings) => Arc::new(
+            local::LocalStore::open(
+                &local_dir(settings),
+                settings.retrieval_delay_secs.unwrap_or(0),
+            )?
+            .with_limits(limits),
+        ),
+        StoreSettings::Glacier(settings) => Arc::new(
+            glacier::GlacierStore::connect(settings)
+                .await?
+                .with_limits(limits),
+        ),
         StoreSettings::S3(settings) => {
-            let mut store = s3::S3Store::connect(settings).await?;
+            let mut store = s3::S3Store::connect(settings).await?.with_limits(limits);
             if settings.prefix.is_none() {
                 store.check().await?;
                 settle_s3_prefix(&mut store, set_id, Some(catalog)).await?;

@@ -6,6 +6,8 @@
 //! retention = "after-days 90"   # keep | delete | after-days N
 //! concurrency = 4              # large files (over 1 MiB) uploaded at once
 //! requests_in_flight = 32       # small files at once (default: 32 remote, 16 × cores local)
+//! upload_limit = "08:00,512KiB 19:00,4MiB 23:00,off"   # or "4 MiB/s"; see `limit`
+//! download_limit = "off"
 //!
 //! [sets.photos]
 //! root = "/srv/photos"
@@ -26,6 +28,7 @@ use serde::Deserialize;
 
 use crate::backend::{CatalogSettings, StoreSettings};
 use crate::cost::{PriceSettings, Prices};
+use crate::limit::Schedule;
 use crate::model::{Retention, usage};
 use crate::scan::Filter;
 
@@ -64,6 +67,10 @@ pub struct SetSettings {
     /// Small files uploaded at once (a remote store is bound by each request's
     /// latency); lowered by itself while the store throttles.
     pub requests_in_flight: Option<usize>,
+    /// Bytes per second to the store: a rate or a timetable (see `limit`).
+    pub upload_limit: Option<String>,
+    /// Bytes per second from the store (restores, migrations' retrievals).
+    pub download_limit: Option<String>,
     /// This set's prices, field by field over the top-level `[prices]`.
     pub prices: Option<PriceSettings>,
 }
@@ -102,6 +109,9 @@ pub struct ResolvedSet {
     pub concurrency: usize,
     /// Small files uploaded at once; None: what suits the store.
     pub requests_in_flight: Option<usize>,
+    /// How fast bytes may go to the store, and come from it.
+    pub upload_limit: Schedule,
+    pub download_limit: Schedule,
     /// Prices for cost estimates: the config's, else Glacier's list prices for a
     /// vault and none for the embedded local store.
     pub prices: Prices,
@@ -503,6 +513,24 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
             "requests_in_flight must be at least 1; fix it in {where_config}"
         )));
     }
+    // A command's --upload-limit / --download-limit replace these afterwards.
+    let limit = |set: &Option<String>, default: &Option<String>, key: &str| -> Result<Schedule> {
+        match set.as_ref().or(default.as_ref()) {
+            Some(text) => Schedule::parse(text)
+                .map_err(|e| usage(format!("invalid {key} {text:?} in {where_config}: {e}"))),
+            None => Ok(Schedule::default()),
+        }
+    };
+    let upload_limit = limit(
+        &settings.upload_limit,
+        &defaults.upload_limit,
+        "upload_limit",
+    )?;
+    let download_limit = limit(
+        &settings.download_limit,
+        &defaults.download_limit,
+        "download_limit",
+    )?;
     if config.defaults.prices.is_some() {
         bail!(usage(format!(
             "prices go in a top-level [prices] table (or [sets.NAME.prices]), not under [defaults]; move them in {where_config}"
@@ -544,6 +572,8 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         retention,
         concurrency,
         requests_in_flight,
+        upload_limit,
+        download_limit,
         prices,
         state_dir,
         configured: name.is_some(),

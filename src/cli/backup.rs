@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
-use super::set_args::SetArgs;
+use super::set_args::{LimitArgs, SetArgs};
 use crate::config::RootUse;
 use crate::engine::{AfterRun, BackupSummary, Engine, FileProblem, Progress};
 use crate::fmt::{human_bytes, plural};
@@ -24,6 +24,8 @@ pub struct Args {
     root: Option<PathBuf>,
     #[command(flatten)]
     set: SetArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Show what would be uploaded without uploading anything.
     #[arg(long)]
     dry_run: bool,
@@ -47,11 +49,16 @@ struct BackupJson<'a> {
 }
 
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &args.set.resolve(args.root, RootUse::MustExist)?;
+    let set = &args
+        .limits
+        .apply(args.set.resolve(args.root, RootUse::MustExist)?);
     let out = &Output::new(args.json, verbose);
     let dry_run = args.dry_run;
     let opened = Engine::open_to_work(set, "backup").await?;
     out.header(set);
+    if !dry_run {
+        out.limit("upload", &opened.engine.limits().up);
+    }
     for line in opened.recovery.messages() {
         out.line(line);
     }

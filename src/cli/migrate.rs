@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
 use super::prompt;
-use super::set_args::{SetAt, parse_tier};
+use super::set_args::{LimitArgs, SetAt, parse_tier};
 use crate::backend::StoreSettings;
 use crate::config::ResolvedSet;
 use crate::engine::{
@@ -30,6 +30,8 @@ use crate::model::{Tier, usage};
 pub struct Args {
     #[command(flatten)]
     at: SetAt,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The store to copy from, as firn names stores: glacier:REGION/VAULT,
     /// s3:REGION/BUCKET[/PREFIX] or local:/DIR (default: the set's
     /// previous_store).
@@ -71,7 +73,7 @@ struct MigrateJson<'a> {
 }
 
 pub async fn run(request: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &request.at.resolve()?;
+    let set = &request.limits.apply(request.at.resolve()?);
     let out = &Output::new(request.json, verbose);
     let from = source_settings(set, request.from.as_deref())?;
     let opened = Engine::open_to_work(set, "migrate").await?;
@@ -79,6 +81,10 @@ pub async fn run(request: Args, verbose: bool) -> Result<ExitCode> {
     let source = engine.open_source(&from).await?;
     source.check_tier(request.tier)?;
     out.header(set);
+    if !request.dry_run {
+        out.limit("upload", &engine.limits().up);
+        out.limit("download", &engine.limits().down);
+    }
     for line in opened.recovery.messages() {
         out.line(line);
     }

@@ -46,7 +46,7 @@ use crate::config::RootUse;
 use crate::fmt::one_line;
 use crate::lock::Busy;
 use crate::model::UsageError;
-use set_args::SetArgs;
+use set_args::{LimitArgs, SetArgs};
 
 /// The exit codes, one per kind of outcome (README's table says the same).
 pub mod exit {
@@ -86,6 +86,8 @@ pub struct Cli {
     root: Option<PathBuf>,
     #[command(flatten)]
     set: SetArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,7 +152,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )
             .into());
         }
-        let set = cli.set.resolve(cli.root, RootUse::MustExist)?;
+        let set = cli
+            .limits
+            .apply(cli.set.resolve(cli.root, RootUse::MustExist)?);
         return crate::tui::run(&set, cli.set.config.as_deref()).await;
     };
     match command {

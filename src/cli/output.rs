@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::config::ResolvedSet;
 use crate::engine::{AfterRun, SnapshotReport};
 use crate::fmt::{human_bytes, plural};
+use crate::limit::{Limiter, Schedule};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -24,6 +25,23 @@ impl Output {
     /// The first line of human output: which set and root the command works on.
     pub fn header(&self, set: &ResolvedSet) {
         self.line(set.describe());
+    }
+
+    /// The bandwidth limit a run works under, when there is one:
+    /// `upload limit: 512 KiB/s until 19:00 (timetable 08:00,512KiB 19:00,4MiB 23:00,off)`.
+    pub fn limit(&self, direction: &str, limiter: &Limiter) {
+        if !limiter.may_limit() {
+            return;
+        }
+        let mut text = format!(
+            "{direction} limit: {}",
+            limiter.now().describe(limiter.local_time())
+        );
+        let schedule = limiter.schedule();
+        if let Schedule::Timetable(_) = schedule {
+            text.push_str(&format!(" (timetable {schedule})"));
+        }
+        self.line(text);
     }
 
     /// A line for people (nothing under `--json`).

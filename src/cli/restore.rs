@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
-use super::set_args::{SetAt, parse_tier};
+use super::set_args::{LimitArgs, SetAt, parse_tier};
 use crate::engine::{Engine, Progress, RestoreOptions, RestoreOutcome, Selection};
 use crate::fmt::{duration, format_time, human_bytes, one_line, plural};
 use crate::model::{Tier, usage};
@@ -33,6 +33,8 @@ pub struct Args {
     to: Option<PathBuf>,
     #[command(flatten)]
     at: SetAt,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Retrieval tier: expedited, standard or bulk (the store's speed / price
     /// trade-off).
     #[arg(long, default_value_t = Tier::Standard, value_parser = parse_tier)]
@@ -46,7 +48,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
-    let set = &args.at.resolve_for(&args.paths)?;
+    let set = &args.limits.apply(args.at.resolve_for(&args.paths)?);
     let out = &Output::new(false, verbose);
     let destination = args.to.unwrap_or_else(|| set.root.clone());
     // One clear line for a destination that cannot be one, before any job is paid
@@ -56,6 +58,7 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     let engine = &opened.engine;
     engine.check_tier(args.tier)?;
     out.header(set);
+    out.limit("download", &engine.limits().down);
     for line in opened.recovery.messages() {
         out.line(line);
     }

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::config::{self, Overrides, ResolvedSet, RootUse};
+use crate::limit::Schedule;
 use crate::model::Tier;
 
 /// Which backup set, and overrides of its configuration.
@@ -69,6 +70,39 @@ impl SetArgs {
     pub fn resolve_for(&self, root: Option<PathBuf>, paths: &[PathBuf]) -> Result<ResolvedSet> {
         config::resolve(&self.overrides(root, paths), RootUse::MayBeMissing)
     }
+}
+
+/// Bandwidth limits for this run (commands that move archive bytes: backup,
+/// migrate, restore, the UI), over the set's `upload_limit` / `download_limit`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitArgs {
+    /// Send to the store at most this fast: a rate ("4 MiB/s", "512KiB", "off")
+    /// or a timetable in local time ("08:00,512KiB 19:00,4MiB 23:00,off").
+    /// Default: the set's upload_limit.
+    #[arg(long, value_name = "LIMIT", value_parser = parse_limit)]
+    upload_limit: Option<Schedule>,
+    /// Read from the store at most this fast (restores, a migration's
+    /// retrievals), as --upload-limit. Default: the set's download_limit.
+    #[arg(long, value_name = "LIMIT", value_parser = parse_limit)]
+    download_limit: Option<Schedule>,
+}
+
+impl LimitArgs {
+    /// The set with the limits these flags give.
+    pub fn apply(&self, mut set: ResolvedSet) -> ResolvedSet {
+        if let Some(limit) = &self.upload_limit {
+            set.upload_limit = limit.clone();
+        }
+        if let Some(limit) = &self.download_limit {
+            set.download_limit = limit.clone();
+        }
+        set
+    }
+}
+
+/// A bandwidth limit as a flag gives it (a bad one is a usage error, exit 2).
+fn parse_limit(text: &str) -> Result<Schedule, String> {
+    Schedule::parse(text)
 }
 
 /// A retrieval tier as a flag gives it.

@@ -204,7 +204,8 @@ impl Engine {
     ) -> Result<MigrationSource> {
         settings.must_exist()?;
         let store =
-            crate::backend::open_store(settings, &self.set_id, self.catalog.as_ref()).await?;
+            crate::backend::open_store(settings, &self.set_id, self.catalog.as_ref(), &self.limits)
+                .await?;
         if store.target() == self.store.target() {
             bail!(crate::model::usage(format!(
                 "{} is the store this set uses already; name the store it used before (`previous_store` in the config, or --from)",

@@ -73,6 +73,7 @@ use crate::catalog::Catalog;
 pub use crate::catalog::{ArchiveRecord, ArchiveState};
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
+use crate::limit::Limits;
 use crate::model::Retention;
 use crate::model::Tier;
 use crate::scan::ScanOptions;
@@ -105,6 +106,8 @@ pub struct Engine {
     /// that set), never deleted: read from local state when the first deletion
     /// asks, replaced by each inventory.
     disputed: std::sync::Mutex<Option<Arc<std::collections::HashMap<String, String>>>>,
+    /// The run's bandwidth limits: the stores it opens send and read under them.
+    limits: Limits,
 }
 
 /// What an engine is made of, for [`Engine::from_parts`] (tests put a store with
@@ -229,7 +232,9 @@ impl Engine {
     pub async fn open(set: &ResolvedSet) -> Result<Engine> {
         let state = LocalState::open(&set.state_dir.join("state.sqlite"))?;
         set.remember()?;
-        let (store, catalog) = crate::backend::open(&set.store, &set.catalog, &set.id).await?;
+        let limits = Limits::new(set.upload_limit.clone(), set.download_limit.clone());
+        let (store, catalog) =
+            crate::backend::open(&set.store, &set.catalog, &set.id, &limits).await?;
         Ok(Engine::from_parts(Parts {
             root: set.root.clone(),
             set_id: set.id.clone(),
@@ -245,7 +250,8 @@ impl Engine {
         .with_scan(ScanOptions {
             filter: set.filter.clone(),
             follow_symlinks: set.follow_symlinks,
-        }))
+        })
+        .with_limits(limits))
     }
 
     /// Opens a set for a run that changes it (a backup, restore, deletion,
@@ -301,6 +307,7 @@ impl Engine {
             task_ids: TaskIds::default(),
             disputed: std::sync::Mutex::new(None),
             _lock: None,
+            limits: Limits::none(),
         }
     }
 
@@ -308,6 +315,19 @@ impl Engine {
     pub fn with_scan(mut self, scan: ScanOptions) -> Engine {
         self.scan = scan;
         self
+    }
+
+    /// The bandwidth limits this engine's stores were opened under (a store
+    /// given to [`Engine::from_parts`] must have been opened under the same).
+    pub fn with_limits(mut self, limits: Limits) -> Engine {
+        self.limits = limits;
+        self
+    }
+
+    /// The run's bandwidth limits: what is in force, and a change for this run
+    /// (the TUI's), which every transfer in flight follows at once.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn info(&self) -> SetInfo {

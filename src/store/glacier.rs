@@ -26,7 +26,6 @@ use async_trait::async_trait;
 use aws_sdk_glacier::Client;
 use aws_sdk_glacier::error::SdkError;
 use aws_sdk_glacier::operation::initiate_job::InitiateJobError;
-use aws_sdk_glacier::primitives::ByteStream;
 use aws_sdk_glacier::types::{ActionCode, GlacierJobDescription, JobParameters, StatusCode};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
@@ -38,6 +37,7 @@ use super::{
 };
 use crate::aws::{self, AwsSettings, Call, Classify as _, FetchError};
 use crate::hash::tree_hash_of;
+use crate::limit::{Limiter, Limits};
 use crate::model::Tier;
 use crate::model::TreeHash;
 /// The archive id older catalogs gave every empty file (nothing stored): Glacier
@@ -83,6 +83,8 @@ pub struct GlacierStore {
     abandoned_after_secs: i64,
     /// One permit per MiB of part data in flight, shared by every upload.
     memory: Arc<Semaphore>,
+    /// How fast request bodies go up and job output comes down.
+    limits: Limits,
 }
 
 impl GlacierStore {
@@ -99,7 +101,16 @@ impl GlacierStore {
             part_concurrency: settings.part_concurrency.unwrap_or(4).max(1),
             abandoned_after_secs: settings.abandoned_after_hours.unwrap_or(24) as i64 * 3600,
             memory: PartSlots::<()>::budget(budget),
+            limits: Limits::none(),
         })
+    }
+
+    /// Sends and reads under these bandwidth limits (the run's: see `limit`).
+    /// The SDK reads a Glacier request's body whole before it signs it, so a
+    /// body is granted first and then sent at line speed.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -537,7 +548,7 @@ impl Store for GlacierStore {
                 .await?;
             let announced = out.content_range().and_then(range_len);
             let checksum = parse_tree_hash(out.checksum());
-            let data = aws::read_body(out.body, announced)
+            let data = aws::read_body(out.body, announced, &self.limits.down)
                 .await
                 .map_err(FetchError::CutShort)?;
             Ok::<_, FetchError<_>>((data, checksum))
@@ -588,7 +599,7 @@ impl Store for GlacierStore {
                 .interceptor(aws::SingleContentType)
                 .send()
                 .await?;
-            aws::read_body(out.body, None)
+            aws::read_body(out.body, None, &self.limits.down)
                 .await
                 .map_err(FetchError::CutShort)
         })
@@ -655,6 +666,7 @@ impl GlacierStore {
             vault: self.vault.clone(),
             what: self.what(),
             body,
+            up: Arc::clone(&self.limits.up),
         }
     }
 
@@ -666,6 +678,7 @@ impl GlacierStore {
             upload_id,
             part_size,
             parts: PartSlots::new(self.part_concurrency, Arc::clone(&self.memory), self.budget),
+            up: Arc::clone(&self.limits.up),
         }
     }
 }
@@ -788,6 +801,7 @@ struct SingleUpload {
     vault: String,
     what: String,
     body: WholeBody,
+    up: Arc<Limiter>,
 }
 
 #[async_trait]
@@ -812,7 +826,7 @@ impl Upload for SingleUpload {
                 .vault_name(&self.vault)
                 .archive_description(description)
                 .checksum(hex::encode(tree_hash))
-                .body(ByteStream::from(body.clone()))
+                .body(aws::request_body(body.clone(), &self.up))
                 .send()
         })
         .await
@@ -850,6 +864,7 @@ struct MultipartUpload {
     upload_id: String,
     part_size: u64,
     parts: PartSlots<()>,
+    up: Arc<Limiter>,
 }
 
 #[async_trait]
@@ -870,11 +885,12 @@ impl Upload for MultipartUpload {
                 self.part_size
             );
         }
-        let (client, vault, upload_id, what) = (
+        let (client, vault, upload_id, what, up) = (
             self.client.clone(),
             self.vault.clone(),
             self.upload_id.clone(),
             self.what.clone(),
+            Arc::clone(&self.up),
         );
         let len = data.len() as u64;
         let send = async move {
@@ -888,7 +904,7 @@ impl Upload for MultipartUpload {
                     .upload_id(&upload_id)
                     .range(&range)
                     .checksum(hex::encode(local))
-                    .body(ByteStream::from(data.clone()))
+                    .body(aws::request_body(data.clone(), &up))
                     .send()
             })
             .await

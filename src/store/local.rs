@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ArchiveListing, Inventory, JobOutput, JobState, Store, StoredArchive, Upload};
 use crate::hash::TreeHasher;
+use crate::limit::{Limiter, Limits};
 use crate::model::Tier;
 use crate::model::TreeHash;
 use crate::model::now_secs;
@@ -49,6 +50,10 @@ pub struct LocalStore {
     unsynced: Arc<Mutex<Vec<Unsynced>>>,
     /// Shard directories known to exist (created at most once per run).
     shards: Mutex<HashSet<PathBuf>>,
+    /// How fast archives are written and read back. The directory may be a
+    /// network share, and a limit the person set is a limit: the embedded store
+    /// honours it too.
+    limits: Limits,
 }
 
 /// A completed archive still in `tmp/`, waiting for [`Store::make_durable`].
@@ -166,7 +171,14 @@ impl LocalStore {
             retrieval_delay_secs,
             unsynced: Arc::new(Mutex::new(Vec::new())),
             shards: Mutex::new(HashSet::new()),
+            limits: Limits::none(),
         })
+    }
+
+    /// Writes and reads under these bandwidth limits (the run's: see `limit`).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn archive_path(&self, archive_id: &str) -> Result<PathBuf> {
@@ -287,6 +299,8 @@ struct LocalUpload {
     written: u64,
     /// Where the completed archive waits for [`Store::make_durable`].
     unsynced: Arc<Mutex<Vec<Unsynced>>>,
+    /// The run's upload limit: each piece waits for its share before it is taken.
+    up: Arc<Limiter>,
 }
 
 #[async_trait]
@@ -316,6 +330,7 @@ impl Store for LocalStore {
             tree: TreeHasher::new(),
             written: 0,
             unsynced: Arc::clone(&self.unsynced),
+            up: Arc::clone(&self.limits.up),
         }))
     }
 
@@ -515,7 +530,7 @@ impl Store for LocalStore {
             &fs::read(&path).with_context(|| format!("retrieval job {job_id} is unknown"))?,
         )?;
         let archive = self.archive_path(&job.archive_id)?;
-        tokio::task::spawn_blocking(move || -> Result<JobOutput> {
+        let output = tokio::task::spawn_blocking(move || -> Result<JobOutput> {
             let mut file = File::open(&archive)
                 .with_context(|| format!("cannot open {}", archive.display()))?;
             let trailer = LocalStore::read_trailer(&mut file)?;
@@ -534,7 +549,9 @@ impl Store for LocalStore {
                 checksum: None,
             })
         })
-        .await?
+        .await??;
+        self.limits.down.take(output.data.len() as u64).await;
+        Ok(output)
     }
 
     async fn request_inventory(&self) -> Result<String> {
@@ -708,6 +725,7 @@ impl Upload for LocalUpload {
             );
         }
         let len = data.len() as u64;
+        self.up.take(len).await;
         self.written += len;
         if self.file.is_none() && self.held_bytes + len <= PART_SIZE as u64 {
             self.held_bytes += len;

@@ -109,7 +109,7 @@ impl S3Store {
                 return Ok(None);
             }
             let reported = out.checksum_crc32_c().map(str::to_owned);
-            let body = aws::read_body(out.body, announced)
+            let body = aws::read_body(out.body, announced, &self.limits.down)
                 .await
                 .map_err(FetchError::CutShort)?;
             Ok::<_, FetchError<_>>((body.len() as u64 == len).then_some((body, reported)))

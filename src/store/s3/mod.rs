@@ -51,6 +51,7 @@ use super::{
     Upload,
 };
 use crate::aws::{self, Call};
+use crate::limit::Limits;
 use crate::model::{Tier, TreeHash, UNKNOWN_TREE_HASH, now_secs, usage};
 
 mod download;
@@ -87,6 +88,8 @@ pub struct S3Store {
     memory: Arc<Semaphore>,
     /// How each object read so far was uploaded.
     shapes: std::sync::Mutex<HashMap<String, Shape>>,
+    /// How fast request bodies go up and answers' bodies come down.
+    limits: Limits,
 }
 
 impl S3Store {
@@ -114,7 +117,14 @@ impl S3Store {
             abandoned_after_secs: settings.abandoned_after_hours.unwrap_or(24) as i64 * 3600,
             memory: PartSlots::<()>::budget(budget),
             shapes: std::sync::Mutex::new(HashMap::new()),
+            limits: Limits::none(),
         })
+    }
+
+    /// Sends and reads under these bandwidth limits (the run's: see `limit`).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn what(&self) -> String {
@@ -237,6 +247,7 @@ impl S3Store {
             key,
             checksum: self.checksum,
             what: self.what(),
+            up: Arc::clone(&self.limits.up),
         }
     }
 

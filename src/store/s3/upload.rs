@@ -2,11 +2,11 @@
 //! shared part budget, every body with a checksum S3 verifies and confirms.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{self as s3t, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -18,6 +18,7 @@ use super::settings::{
     ChecksumChoice, METADATA_MAX, METADATA_NAME, StorageClass, TAG_SHA1, TAG_TREE, explain,
 };
 use crate::aws::{self, Call};
+use crate::limit::Limiter;
 use crate::model::TreeHash;
 use crate::store::parts::{PartSlots, WholeBody};
 use crate::store::{StoredArchive, Upload};
@@ -115,6 +116,8 @@ pub(super) struct Destination {
     pub(super) checksum: ChecksumChoice,
     /// The bucket, for people (`S3 bucket "b" in eu-west-1`).
     pub(super) what: String,
+    /// The run's upload limit, which request bodies stream under.
+    pub(super) up: Arc<Limiter>,
 }
 
 impl Destination {
@@ -191,6 +194,12 @@ pub(super) async fn abort(
     }
 }
 
+/// A request's own config: the timeouts of a body of `len` bytes under `up`.
+fn body_config(len: usize, up: &Limiter) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::new()
+        .timeout_config(aws::body_timeouts(len as u64, up.may_limit()))
+}
+
 pub(super) struct SingleUpload {
     pub(super) dest: Destination,
     pub(super) class: StorageClass,
@@ -221,6 +230,7 @@ impl Upload for SingleUpload {
             _ => description.to_string(),
         };
         let sum = BodyChecksum::of(self.dest.checksum, &body);
+        let up = &self.dest.up;
         // The key is this upload's own: a try that landed is overwritten by the
         // same bytes.
         let out = aws::send(Call::Write, || {
@@ -233,7 +243,9 @@ impl Upload for SingleUpload {
                 .metadata(METADATA_NAME, &record)
                 .set_checksum_crc32_c(sum.crc32c_header())
                 .set_content_md5(sum.md5_header())
-                .body(ByteStream::from(body.clone()))
+                .body(aws::request_body(body.clone(), up))
+                .customize()
+                .config_override(body_config(body.len(), up))
                 .send()
         })
         .await
@@ -362,13 +374,14 @@ impl Upload for MultipartUpload {
             );
         }
         let number = (offset / self.part_size + 1) as i32;
-        let (client, bucket, key, upload_id, what, checksum) = (
+        let (client, bucket, key, upload_id, what, checksum, up) = (
             self.dest.client.clone(),
             self.dest.bucket.clone(),
             self.dest.key.clone(),
             self.upload_id.clone(),
             self.dest.what.clone(),
             self.dest.checksum,
+            Arc::clone(&self.dest.up),
         );
         let len = data.len() as u64;
         let send = async move {
@@ -386,7 +399,9 @@ impl Upload for MultipartUpload {
                     .part_number(number)
                     .set_checksum_crc32_c(sum.crc32c_header())
                     .set_content_md5(sum.md5_header())
-                    .body(ByteStream::from(data.clone()))
+                    .body(aws::request_body(data.clone(), &up))
+                    .customize()
+                    .config_override(body_config(data.len(), &up))
                     .send()
             })
             .await
