@@ -22,8 +22,10 @@
 //!   least every second while a slice waits: a timetable switch takes effect
 //!   within a second, a change made for this run ([`Limiter::set_for_this_run`],
 //!   the TUI's) at once.
-//! - **The average is the limit.** Tokens accrue at the rate in force, up to one
-//!   slice: over any stretch of time T no more than rate × T + one slice pass.
+//! - **The average is the limit.** Tokens accrue at the rate in force, up to
+//!   half a second's worth (at least two slices, so a wait that oversleeps a
+//!   little loses nothing): over any stretch of time T no more than
+//!   rate × T + that much pass.
 //!   A request body streams as its slices are granted ([`LimitedBody`]), so the
 //!   line sees the limit, not bursts; Glacier's SDK reads a body whole before it
 //!   signs it, so there the body is granted first and then sent at line speed
@@ -143,6 +145,12 @@ impl Rate {
     /// most [`MAX_SLICE`].
     fn slice(bytes_per_sec: u64) -> u64 {
         (bytes_per_sec / 4).clamp(256, MAX_SLICE)
+    }
+
+    /// The most tokens held at this rate: what may pass at once beyond the
+    /// rate (half a second's worth, at least two slices).
+    pub fn burst(bytes_per_sec: u64) -> u64 {
+        (bytes_per_sec / 2).max(2 * Rate::slice(bytes_per_sec))
     }
 }
 
@@ -518,14 +526,15 @@ impl Bucket {
         self.for_this_run.as_ref().unwrap_or(&self.configured)
     }
 
-    /// Adds what accrued since the last refill at `rate`, up to one slice.
+    /// Adds what accrued since the last refill at `rate`, up to its burst (a
+    /// lower rate's burst at once, when the rate has just fallen).
     fn refill(&mut self, rate: Rate) {
         let now = Instant::now();
         match rate {
             Rate::Off => self.tokens = 0.0,
             Rate::PerSecond(r) => {
                 let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-                self.tokens = (self.tokens + elapsed * r as f64).min(Rate::slice(r) as f64);
+                self.tokens = (self.tokens + elapsed * r as f64).min(Rate::burst(r) as f64);
             }
         }
         self.refilled = now;
@@ -978,7 +987,10 @@ mod tests {
             samples.push(limiter.granted());
         }
         taker.abort();
-        assert!(samples[4] <= 5 * 64 * KIB + MAX_SLICE, "{samples:?}");
+        assert!(
+            samples[3] <= 4 * 64 * KIB + Rate::burst(64 * KIB),
+            "{samples:?}"
+        );
         // From 5 s to 7 s the new rate holds for at least one whole second.
         let after = samples[6] - samples[4];
         assert!(after >= 4 * MIB, "{samples:?}");

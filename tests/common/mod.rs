@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod aws_sandbox;
 pub mod catalog_contract;
+pub mod latency;
 pub mod pty;
 pub mod scenarios;
 
