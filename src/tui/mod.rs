@@ -347,6 +347,12 @@ impl Runtime {
                 let planned = plan_migration(&engine, &from).await;
                 Action::MigrationPlanned(planned.map_err(|e| crate::fmt::one_line(&e)))
             }),
+            Effect::SetLimits { up, down } => {
+                let limits = self.engine.limits();
+                limits.up.set_for_this_run(up);
+                limits.down.set_for_this_run(down);
+                let _ = self.tx.send(Action::Bandwidth(bandwidth_of(&self.engine)));
+            }
             Effect::Migrate {
                 batch,
                 source,
@@ -379,6 +385,21 @@ impl Runtime {
                 });
             }
         }
+    }
+}
+
+/// The run's bandwidth limits as the engine's limiters hold them now.
+fn bandwidth_of(engine: &Engine) -> app::Bandwidth {
+    let shown = |limiter: &crate::limit::Limiter| app::LimitShown {
+        now: limiter.now(),
+        schedule: limiter.schedule(),
+        configured: limiter.configured(),
+        at: limiter.local_time(),
+    };
+    let limits = engine.limits();
+    app::Bandwidth {
+        up: Some(shown(&limits.up)),
+        down: Some(shown(&limits.down)),
     }
 }
 
@@ -526,7 +547,8 @@ async fn event_loop(
     {
         let _ = tx.send(Action::ResumeRetrievals(resumed));
     }
-    spawn_scan(engine, tx.clone());
+    let _ = tx.send(Action::Bandwidth(bandwidth_of(&engine)));
+    spawn_scan(Arc::clone(&engine), tx.clone());
     let mut terminal_events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -561,6 +583,10 @@ async fn event_loop(
         } else {
             Duration::from_millis(500)
         };
+        // A timetable moves on: wake then (at least every minute) to show it.
+        let limit_change = state.bandwidth.secs_to_change();
+        let limit_wake =
+            Duration::from_secs(limit_change.map_or(60, |s| u64::from(s).clamp(1, 60)));
         let action = tokio::select! {
             event = terminal_events.next() => match event {
                 Some(Ok(crossterm::event::Event::Key(key))) => Action::Key(key),
@@ -580,6 +606,7 @@ async fn event_loop(
             _ = sighup.recv() => Action::Terminate,
             _ = sigint.recv() => Action::Terminate,
             _ = tokio::time::sleep(tick), if state.animating() => Action::Tick,
+            _ = tokio::time::sleep(limit_wake), if limit_change.is_some() => Action::Tick,
         };
         clock(state);
         effects = update(state, action);
@@ -589,6 +616,10 @@ async fn event_loop(
                 Ok(action) => effects.extend(update(state, action)),
                 Err(_) => break,
             }
+        }
+        let bandwidth = bandwidth_of(&engine);
+        if !bandwidth.shows_same(&state.bandwidth) {
+            effects.extend(update(state, Action::Bandwidth(bandwidth)));
         }
     }
     runtime.cancel.cancel();

@@ -13,6 +13,7 @@ use crate::engine::{
     MigrationPlan, MigrationReport, MigrationSource, Orphan, OrphanResult, Reconciliation,
     RestoreTally, TaskId,
 };
+use crate::limit::Schedule;
 use crate::model::Tier;
 use crate::scan::ScanProgress;
 use crate::tui::tree::{NodeId, Tree};
@@ -83,6 +84,9 @@ pub enum Action {
         title: String,
         message: String,
     },
+    /// The run's bandwidth limits as the runtime read them (at start, after a
+    /// change, and when a timetable moves on).
+    Bandwidth(super::Bandwidth),
     /// SIGTERM / SIGHUP: stop cleanly without asking.
     Terminate,
 }
@@ -197,5 +201,10 @@ pub enum Effect {
         /// Shared by the batch's rows: cancelling one stops the migration
         /// (copies made and jobs requested are kept).
         cancel: CancellationToken,
+    },
+    /// This run's bandwidth limits from now on (None: the set's configured one).
+    SetLimits {
+        up: Option<Schedule>,
+        down: Option<Schedule>,
     },
 }

@@ -9,6 +9,7 @@
 use crossterm::event::{KeyCode, KeyModifiers};
 
 use super::action::MigrationOffer;
+use super::bandwidth::Direction;
 use crate::cost::CostSummary;
 use crate::engine::{DeletionPlan, Orphan, Reconciliation};
 use crate::model::Tier;
@@ -56,6 +57,16 @@ pub enum Dialog {
     },
     ConfirmQuit {
         running: usize,
+    },
+    /// This run's bandwidth limits: a rate or a timetable per direction, empty
+    /// for the set's own.
+    Bandwidth {
+        upload: String,
+        download: String,
+        /// The field being typed in.
+        field: Direction,
+        /// What was wrong with the last answer.
+        error: Option<String>,
     },
     Error {
         title: String,
@@ -146,6 +157,7 @@ impl Dialog {
             Dialog::Retrieve { .. } => Context::Retrieval,
             Dialog::ConfirmMigration { .. } => Context::Migration,
             Dialog::Reconciliation => Context::Inventory,
+            Dialog::Bandwidth { .. } => Context::Bandwidth,
             _ => Context::Question,
         }
     }
@@ -190,6 +202,18 @@ impl Dialog {
                     does: "folder",
                 },
                 unsaid(Answer::ClearText, &[A::ClearText]),
+                map(Answer::No, &[A::Back], 1, "cancel"),
+            ],
+            Dialog::Bandwidth { .. } => vec![
+                map(Answer::Yes, &[A::Accept], 1, "apply"),
+                map(Answer::NextTier, &[A::NextTier], 1, "other"),
+                unsaid(Answer::PrevTier, &[A::PrevTier]),
+                Choice {
+                    answer: Answer::Type,
+                    keys: Keys::Typing,
+                    does: "",
+                },
+                map(Answer::ClearText, &[A::ClearText], 1, "clear"),
                 map(Answer::No, &[A::Back], 1, "cancel"),
             ],
             Dialog::Reconciliation => {
@@ -289,6 +313,26 @@ impl Dialog {
             cycle(tier, &offered, answer);
             return;
         }
+        if let Dialog::Bandwidth {
+            upload,
+            download,
+            field,
+            error,
+        } = self
+        {
+            let text = match field {
+                Direction::Up => upload,
+                Direction::Down => download,
+            };
+            match answer {
+                Answer::NextTier | Answer::PrevTier => *field = field.other(),
+                Answer::ClearText => text.clear(),
+                Answer::Type => type_into(text, key),
+                _ => {}
+            }
+            *error = None;
+            return;
+        }
         let Dialog::Retrieve {
             tier, destination, ..
         } = self
@@ -298,15 +342,20 @@ impl Dialog {
         match answer {
             Answer::NextTier | Answer::PrevTier => cycle(tier, tiers, answer),
             Answer::ClearText => destination.clear(),
-            Answer::Type => match key.code {
-                KeyCode::Backspace => {
-                    destination.pop();
-                }
-                KeyCode::Char(c) => destination.push(c),
-                _ => {}
-            },
+            Answer::Type => type_into(destination, key),
             _ => {}
         }
+    }
+}
+
+/// A printable key or Backspace, into a text field.
+fn type_into(text: &mut String, key: &Key) {
+    match key.code {
+        KeyCode::Backspace => {
+            text.pop();
+        }
+        KeyCode::Char(c) => text.push(c),
+        _ => {}
     }
 }
 
@@ -353,6 +402,12 @@ mod tests {
                 destination: String::new(),
             },
             Dialog::ConfirmQuit { running: 1 },
+            Dialog::Bandwidth {
+                upload: String::new(),
+                download: String::new(),
+                field: Direction::Up,
+                error: None,
+            },
             Dialog::Error {
                 title: String::new(),
                 message: String::new(),

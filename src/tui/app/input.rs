@@ -99,6 +99,7 @@ impl State {
             A::ToggleDetails | A::ToggleLog | A::Help | A::Back | A::Quit => {
                 self.window_action(action)
             }
+            A::Bandwidth => self.ask_bandwidth(),
             // Read only in dialogs (the map's lookup for the panes never gives them).
             A::Confirm
             | A::Accept
@@ -320,6 +321,12 @@ impl State {
                 self.message = Some("deleting orphans…".into());
                 vec![Effect::DeleteOrphans(orphans)]
             }
+            Dialog::Bandwidth {
+                upload,
+                download,
+                field,
+                ..
+            } => self.apply_bandwidth(upload, download, field),
             Dialog::Cost(_) | Dialog::Reconciliation | Dialog::Error { .. } => Vec::new(),
         }
     }

@@ -8,6 +8,7 @@
 //! mouse, [`work`] starts work and [`done`] takes in what finished.
 
 mod action;
+mod bandwidth;
 mod browse;
 mod dialogs;
 mod done;
@@ -20,6 +21,7 @@ pub use action::{
     Action, Details, Effect, MigrationOffer, OpenedSource, RestoreReport, RetrievalGroup,
     RetrieveItem,
 };
+pub use bandwidth::{Bandwidth, Direction, LimitShown};
 pub use browse::{Browse, Search};
 pub use dialogs::{Answer, Choice, Dialog, Keys};
 pub use migrate::{default_tier, migrate_key};
@@ -109,6 +111,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Error { title, message } => {
             state.log(format!("{title}: {message}"));
             state.dialog = Some(Dialog::Error { title, message });
+            Vec::new()
+        }
+        Action::Bandwidth(bandwidth) => {
+            state.bandwidth = bandwidth;
             Vec::new()
         }
         Action::Terminate => {

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use ratatui::layout::Rect;
 
 use super::action::{Details, Effect};
+use super::bandwidth::Bandwidth;
 use super::browse::Browse;
 use super::dialogs::Dialog;
 use crate::backend::StoreSettings;
@@ -119,6 +120,8 @@ pub struct State {
     pub(super) prefix: Option<Key>,
     /// Where a migration stands (one at a time).
     pub(super) migration: Migration,
+    /// The run's bandwidth limits, as the runtime last read them.
+    pub bandwidth: Bandwidth,
     /// Something changed since the last frame.
     pub dirty: bool,
 }
@@ -157,6 +160,7 @@ impl State {
             exit: Exit::Running,
             prefix: None,
             migration: Migration::Idle,
+            bandwidth: Bandwidth::default(),
             dirty: true,
         }
     }

@@ -24,6 +24,7 @@ pub enum KeyAction {
     Cost,
     Reconcile,
     Migrate,
+    Bandwidth,
     Search,
     SearchNext,
     SearchPrev,
@@ -53,7 +54,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 46] = [
+    pub const ALL: [KeyAction; 47] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -75,6 +76,7 @@ impl KeyAction {
         KeyAction::Cost,
         KeyAction::Reconcile,
         KeyAction::Migrate,
+        KeyAction::Bandwidth,
         KeyAction::Search,
         KeyAction::SearchNext,
         KeyAction::SearchPrev,
@@ -105,12 +107,12 @@ impl KeyAction {
     /// The actions of the panes (the first of [`KeyAction::ALL`]); the rest are
     /// read only in dialogs.
     pub fn panes() -> &'static [KeyAction] {
-        &KeyAction::ALL[..37]
+        &KeyAction::ALL[..38]
     }
 
     /// The actions read only in dialogs.
     pub fn dialog_only() -> &'static [KeyAction] {
-        &KeyAction::ALL[37..]
+        &KeyAction::ALL[38..]
     }
 
     /// The name used in the config file (`[tui.keys] upload = ["u"]`).
@@ -145,6 +147,7 @@ impl KeyAction {
             KeyAction::Cost => "cost",
             KeyAction::Reconcile => "reconcile",
             KeyAction::Migrate => "migrate",
+            KeyAction::Bandwidth => "bandwidth",
             KeyAction::CancelJob => "cancel_job",
             KeyAction::RetryJob => "retry_job",
             KeyAction::ToggleDetails => "toggle_details",
@@ -197,6 +200,7 @@ impl KeyAction {
             KeyAction::Cost => "what the archives cost",
             KeyAction::Reconcile => "store inventory vs catalog, orphans",
             KeyAction::Migrate => "copy archives from the previous store (asks)",
+            KeyAction::Bandwidth => "bandwidth limits for this run",
             KeyAction::CancelJob => "cancel the selected job",
             KeyAction::RetryJob => "retry the selected failed job",
             KeyAction::ToggleDetails => "show / hide details",
@@ -208,9 +212,9 @@ impl KeyAction {
             KeyAction::Confirm => "yes; the only key that deletes or overwrites",
             KeyAction::Accept => "yes where nothing is deleted; close",
             KeyAction::Decline => "no: close the question",
-            KeyAction::NextTier => "retrieval, migration: next tier",
-            KeyAction::PrevTier => "retrieval, migration: previous tier",
-            KeyAction::ClearText => "retrieval: clear the folder",
+            KeyAction::NextTier => "retrieval, migration: next tier; bandwidth: other field",
+            KeyAction::PrevTier => "retrieval, migration: previous tier; bandwidth: other field",
+            KeyAction::ClearText => "retrieval: clear the folder; bandwidth: clear the field",
             KeyAction::NewInventory => "inventory view: ask for a new inventory",
             KeyAction::Adopt => "inventory view: adopt the orphans",
             KeyAction::DeleteOrphans => "inventory view: delete the orphans (asks)",
@@ -233,6 +237,7 @@ impl KeyAction {
             KeyAction::Prune => "prune",
             KeyAction::Cost => "cost",
             KeyAction::Reconcile => "inventory",
+            KeyAction::Bandwidth => "bandwidth",
             KeyAction::CancelJob => "cancel",
             KeyAction::RetryJob => "retry",
             KeyAction::ToggleLog => "log",
@@ -261,15 +266,18 @@ pub enum Context {
     Migration,
     /// The inventory view (store inventory vs catalog).
     Inventory,
+    /// The bandwidth dialog (its printable keys type a limit).
+    Bandwidth,
 }
 
 impl Context {
-    pub const ALL: [Context; 5] = [
+    pub const ALL: [Context; 6] = [
         Context::Panes,
         Context::Question,
         Context::Retrieval,
         Context::Migration,
         Context::Inventory,
+        Context::Bandwidth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -279,6 +287,7 @@ impl Context {
             Context::Retrieval => "the retrieval dialog",
             Context::Migration => "the migration dialog",
             Context::Inventory => "the inventory view",
+            Context::Bandwidth => "the bandwidth dialog",
         }
     }
 
@@ -288,7 +297,9 @@ impl Context {
         match self {
             Context::Panes => KeyAction::panes(),
             Context::Question => &[A::Confirm, A::Accept, A::Decline, A::Back],
-            Context::Retrieval => &[A::Accept, A::NextTier, A::PrevTier, A::ClearText, A::Back],
+            Context::Retrieval | Context::Bandwidth => {
+                &[A::Accept, A::NextTier, A::PrevTier, A::ClearText, A::Back]
+            }
             Context::Migration => &[
                 A::Confirm,
                 A::Accept,

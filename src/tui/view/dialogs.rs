@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
 use super::widgets::centered;
 use crate::model::Tier;
-use crate::tui::app::{Dialog, MigrationOffer, State};
+use crate::tui::app::{Dialog, Direction, MigrationOffer, State};
 use crate::tui::text::{self, count, duration, fit, human_bytes};
 use crate::tui::theme::Role;
 
@@ -158,6 +158,20 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             " Migrate archives? ".to_string(),
             migration_text(state, offer, *tier),
             Role::Changed,
+        ),
+        Dialog::Bandwidth {
+            upload,
+            download,
+            field,
+            error,
+        } => (
+            " Bandwidth for this run ".to_string(),
+            bandwidth_text(state, upload, download, *field, error.as_deref()),
+            if error.is_some() {
+                Role::Problem
+            } else {
+                Role::Changed
+            },
         ),
         Dialog::Error { title, message } => (format!(" {title} "), message.clone(), Role::Problem),
     };
@@ -343,6 +357,42 @@ fn migration_text(state: &State, offer: &MigrationOffer, tier: Tier) -> String {
         "\n\nEach copy is verified, then recorded as current; nothing is deleted from the previous store. Quitting stops it: copies made and jobs requested are kept for the next {}.",
         crate::tui::app::migrate_key(&state.keys)
     ));
+    body
+}
+
+/// The bandwidth dialog's body: a field per direction (the one typed in
+/// marked, with the cursor), what is in force now, and what may be typed.
+fn bandwidth_text(
+    state: &State,
+    upload: &str,
+    download: &str,
+    field: Direction,
+    error: Option<&str>,
+) -> String {
+    let mut body = String::new();
+    for (direction, text) in [(Direction::Up, upload), (Direction::Down, download)] {
+        let typing = direction == field;
+        let now = state
+            .bandwidth
+            .get(direction)
+            .map_or_else(|| "off".to_string(), |shown| shown.describe());
+        body.push_str(&format!(
+            "{} {}: now {now}\n{} {}{}\n\n",
+            direction.arrow(),
+            direction.name(),
+            if typing { "›" } else { "·" },
+            if text.is_empty() && !typing {
+                "(as configured)"
+            } else {
+                text
+            },
+            if typing { "▏" } else { "" },
+        ));
+    }
+    body.push_str("A rate (4 MiB/s, 512KiB, off) or a timetable in local time (08:00,512KiB 19:00,4MiB 23:00,off); empty: the set's own limit. Uploads and downloads in flight follow at once.");
+    if let Some(error) = error {
+        body.push_str(&format!("\n\n{error}"));
+    }
     body
 }
 

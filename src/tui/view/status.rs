@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 
-use crate::tui::app::{Focus, Phase, State};
+use crate::tui::app::{Direction, Focus, Phase, State};
 use crate::tui::keys::KeyAction;
 use crate::tui::text::{self, count, fit, fit_left, human_bytes};
 use crate::tui::theme::Role;
@@ -15,6 +15,18 @@ pub fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let totals = state.browse.tree.totals();
     let mut right = Vec::new();
+    // The bandwidth limits in force, where there are any.
+    for direction in [Direction::Up, Direction::Down] {
+        if let Some(shown) = state.bandwidth.get(direction)
+            && (shown.limited() || shown.now.for_this_run)
+        {
+            right.push(Span::styled(
+                format!("{} {}", direction.arrow(), shown.describe()),
+                t.fg(Role::Queued),
+            ));
+            right.push(Span::styled(" · ", t.dim()));
+        }
+    }
     if !state.set.store.is_empty() {
         right.push(Span::raw(state.set.store.clone()));
         right.push(Span::styled(" · ", t.dim()));
