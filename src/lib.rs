@@ -112,6 +112,10 @@
 //!   the one reducer both front ends use to show them.
 //! - [`cli`] and [`tui`]: thin front ends that call the engine and print or draw what
 //!   it reports.
+//! - [`limit`]: bandwidth limits (a rate or an rclone-style timetable per
+//!   direction) and the fair, shared rate limiter every transfer to and from a
+//!   store draws from; the engine holds one pair per run, the stores send and
+//!   read under it, the TUI changes it for the run.
 //! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per
 //!   set, what `init` creates, what the Amazon backends share.
 

@@ -32,7 +32,7 @@
 //!   (the average still holds; the peaks are a part's).
 //! - **Not a slow store.** Waiting for the limiter is not the store being slow:
 //!   uploads lower how many they keep in flight only on the store's throttling
-//!   answers (`crate::aws::throttle_signals`), never on time spent here.
+//!   answers (counted by the AWS retry policy), never on time spent here.
 
 use std::fmt;
 use std::future::Future;

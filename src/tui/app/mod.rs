@@ -14,6 +14,7 @@ mod dialogs;
 mod done;
 mod input;
 mod migrate;
+mod set_limits;
 mod state;
 mod work;
 
