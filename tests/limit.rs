@@ -406,3 +406,43 @@ fn a_timetable_switch_mid_run_takes_effect_within_two_seconds() {
         assert!(up.granted() >= total, "{} granted", up.granted());
     });
 }
+
+#[test]
+fn a_limited_body_whose_try_failed_is_sent_again_whole() {
+    use common::aws::{Action, FaultProxy, RequestInfo};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let cloud = FakeCloud::start();
+    let a = AwsSandbox::on(
+        Sandbox::new(),
+        &cloud.endpoint,
+        "retention = \"keep\"\nupload_limit = \"32MiB\"\nstore = { kind = \"s3\", bucket = \"retried\", force_path_style = true, storage_class = \"STANDARD\" }\n",
+    );
+    a.init();
+    let (files, _) = mixed_tree(&a.sb);
+    // The first PutObject and the first part are reset mid-way; the second part's
+    // answer is lost after S3 stored it.
+    let (puts, parts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let proxy = FaultProxy::start(&cloud.endpoint, move |r: &RequestInfo| {
+        if r.is_s3_put_object() && puts.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Action::Reset;
+        }
+        if r.is_s3_part_upload() {
+            return match parts.fetch_add(1, Ordering::SeqCst) {
+                0 => Action::Reset,
+                1 => Action::DropAfterForward,
+                _ => Action::Forward,
+            };
+        }
+        Action::Forward
+    });
+    let (code, doc) = a.backup_via(&proxy.endpoint);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["uploaded_files"], 65, "{doc}");
+    assert!(proxy.count(RequestInfo::is_s3_part_upload) >= 4);
+    let borrowed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice()))
+        .collect();
+    a.restore_and_compare(&borrowed, &[]);
+}
