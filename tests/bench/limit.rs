@@ -82,10 +82,13 @@ fn main() {
         let dir = scratch.path().join(format!("run-{n}"));
         let result = run(&dir, &tree, limit, latency, files, bytes);
         eprintln!(
-            "  {} in {}: {:.2} MiB/s on the wire",
+            "  {} in {}: {:.2} MiB/s on the wire; first body byte {} after the start, files' last byte {} before the end (the last body byte {} before it)",
             fmt_mib(bytes),
             fmt_secs(result.span),
-            result.rate() / MIB as f64
+            result.rate() / MIB as f64,
+            fmt_secs(result.first),
+            fmt_secs(result.wall.saturating_sub(result.first + result.span)),
+            fmt_secs(result.wall.saturating_sub(result.last)),
         );
         results.push((label, result));
     }
@@ -101,8 +104,8 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "{:<26} {:>9} {:>10} {:>10} {:>8} {:>17}",
-        "run", "wall", "on wire", "MiB/s", "/ limit", "5 s windows MiB/s"
+        "{:<26} {:>9} {:>9} {:>10} {:>9} {:>10} {:>8} {:>17}",
+        "run", "wall", "before", "on wire", "after", "MiB/s", "/ limit", "5 s windows MiB/s"
     );
     for (label, r) in &results {
         let ratio = if label.starts_with("upload_limit") {
@@ -116,10 +119,12 @@ fn main() {
         };
         let _ = writeln!(
             out,
-            "{:<26} {:>9} {:>10} {:>10.2} {:>8} {:>17}",
+            "{:<26} {:>9} {:>9} {:>10} {:>9} {:>10.2} {:>8} {:>17}",
             label,
             fmt_secs(r.wall),
+            fmt_secs(r.first),
             fmt_secs(r.span),
+            fmt_secs(r.wall.saturating_sub(r.first + r.span)),
             r.rate() / MIB as f64,
             ratio,
             windows
@@ -130,11 +135,19 @@ fn main() {
         out,
         "on wire: from the first request body byte at the proxy to the last byte of the files (the catalog snapshot after them left out); MiB/s: the files' bytes over that time"
     );
+    let _ = writeln!(
+        out,
+        "before: from the start of `firn backup` to the first body byte; after: from the files' last byte to its exit (completions, the group commit, the catalog snapshot)"
+    );
     let _ = out.flush();
 }
 
 struct RunResult {
     wall: Duration,
+    /// From the proxy's reset (just before the backup starts) to the first
+    /// body byte, and to the last.
+    first: Duration,
+    last: Duration,
     /// First body byte to the last byte of the files.
     span: Duration,
     bytes: u64,
@@ -244,6 +257,8 @@ fn run(
     let _ = fs::remove_dir_all(dir);
     RunResult {
         wall: backup.wall,
+        first,
+        last: timeline.last().map_or(first, |(t, _)| *t),
         span: files_done.saturating_sub(first),
         bytes,
         windows,
