@@ -458,13 +458,6 @@ impl FromStr for Schedule {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Schedule {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Schedule, D::Error> {
-        let text = String::deserialize(d)?;
-        Schedule::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 /// Where a limiter reads the local time (tests inject their own).
 pub type Clock = Arc<dyn Fn() -> LocalTime + Send + Sync>;
 

@@ -274,6 +274,22 @@ fn bad_limits_are_usage_errors_that_show_what_to_write() {
     );
     assert!(err.contains("\"25:00\" is not a time of day"), "{err}");
     assert!(err.contains("config.toml"), "{err}");
+    // [defaults] holds for a set without its own; a set's own wins.
+    let set = format!("[sets.s]\nroot = {:?}\n", sb.tree());
+    sb.write_config_text(&format!(
+        "[defaults]\nupload_limit = \"64MiB\"\ndownload_limit = \"2MiB\"\n{set}download_limit = \"off\"\n"
+    ));
+    let out = sb.firn(["backup", "--set", "s"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("upload limit: 64 MiB/s"),
+        "{}",
+        stdout(&out)
+    );
+    let to = sb.path().join("back").display().to_string();
+    let out = sb.firn(["restore", "--set", "s", "--to", &to]);
+    assert_exit(&out, 0);
+    assert!(!stdout(&out).contains("download limit"), "{}", stdout(&out));
     // A flag replaces the configured limit for the run.
     sb.write_config("upload_limit = \"1KiB\"\n");
     let out = sb.firn(["backup", "--set", "s", "--upload-limit", "off"]);
