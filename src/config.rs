@@ -24,8 +24,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
+use std::time::Duration;
+
 use crate::backend::{CatalogSettings, StoreSettings};
 use crate::cost::{PriceSettings, Prices};
+use crate::history::{Hooks, SetRef};
 use crate::model::{Retention, usage};
 use crate::scan::Filter;
 
@@ -66,6 +69,16 @@ pub struct SetSettings {
     pub requests_in_flight: Option<usize>,
     /// This set's prices, field by field over the top-level `[prices]`.
     pub prices: Option<PriceSettings>,
+    /// Shell command run after a run that exits 0, the run's summary (JSON) on
+    /// its standard input (`""`: none, over `[defaults]`).
+    pub on_success: Option<String>,
+    /// Shell command run after a run that exits with any other code.
+    pub on_failure: Option<String>,
+    /// How long a hook may run before it is killed (`"60s"`, `"5m"`).
+    pub hook_timeout: Option<String>,
+    /// `firn status` shows the last backup in red once it is older than this
+    /// (`"36h"`, `"8d"`; `"off"`: never).
+    pub stale_after: Option<String>,
 }
 
 /// Flags that override the config file.
@@ -109,6 +122,10 @@ pub struct ResolvedSet {
     pub state_dir: PathBuf,
     /// Whether the set was named in the config (else ad hoc, by its root).
     pub configured: bool,
+    /// What runs after each run (`on_success`, `on_failure`).
+    pub hooks: Hooks,
+    /// The age past which the last backup is shown as stale (None: never).
+    pub stale_after: Option<Duration>,
 }
 
 impl ResolvedSet {
@@ -119,6 +136,15 @@ impl ResolvedSet {
             format!("set {} ({})", self.id, self.root.display())
         } else {
             format!("{} (ad-hoc set)", self.root.display())
+        }
+    }
+
+    /// Where this set's runs are recorded, and its hooks.
+    pub fn history(&self) -> SetRef {
+        SetRef {
+            id: self.id.clone(),
+            state_dir: self.state_dir.clone(),
+            hooks: self.hooks.clone(),
         }
     }
 
@@ -428,6 +454,18 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         }
     };
 
+    // A configured set is known by its name from here on: a run that fails
+    // below (a root not mounted, a bad setting) is still recorded in it.
+    if let Some(name) = &name
+        && let Ok(data) = data_dir()
+    {
+        crate::history::note_set(SetRef {
+            id: name.clone(),
+            state_dir: state_dir_of(&data, name),
+            hooks: hooks_of(&settings, &config.defaults).unwrap_or_default(),
+        });
+    }
+
     let root_setting = overrides
         .root
         .clone()
@@ -530,10 +568,22 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
             .or(defaults.follow_symlinks)
             .unwrap_or(false);
 
-    use sha1::Digest;
-    let set_hash = hex::encode(sha1::Sha1::digest(id.as_bytes()));
-    let state_dir = data.join("sets").join(&set_hash[..16]);
-    Ok(ResolvedSet {
+    let state_dir = state_dir_of(&data, &id);
+    let hooks = hooks_of(&settings, defaults)
+        .map_err(|e| usage(format!("{e}; fix it in {where_config}")))?;
+    let stale_after = match settings
+        .stale_after
+        .as_ref()
+        .or(defaults.stale_after.as_ref())
+    {
+        None => Some(DEFAULT_STALE_AFTER),
+        Some(text) if matches!(text.trim(), "off" | "never") => None,
+        Some(text) => Some(
+            parse_duration(text)
+                .map_err(|e| usage(format!("stale_after: {e}; fix it in {where_config}")))?,
+        ),
+    };
+    let set = ResolvedSet {
         id,
         root,
         filter,
@@ -547,5 +597,120 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         prices,
         state_dir,
         configured: name.is_some(),
+        hooks,
+        stale_after,
+    };
+    crate::history::note_set(set.history());
+    Ok(set)
+}
+
+/// `firn status` calls the last backup stale past this, unless `stale_after`
+/// says (a nightly run, with a day's slack).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(36 * 3600);
+
+/// The local state directory of set `id` under the data directory `data`.
+fn state_dir_of(data: &Path, id: &str) -> PathBuf {
+    use sha1::Digest;
+    let set_hash = hex::encode(sha1::Sha1::digest(id.as_bytes()));
+    data.join("sets").join(&set_hash[..16])
+}
+
+/// A set's hooks: its own settings over `[defaults]` (an empty command is none).
+fn hooks_of(settings: &SetSettings, defaults: &SetSettings) -> Result<Hooks, String> {
+    let command = |own: &Option<String>, default: &Option<String>| {
+        own.as_ref()
+            .or(default.as_ref())
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+    };
+    let timeout = match settings
+        .hook_timeout
+        .as_ref()
+        .or(defaults.hook_timeout.as_ref())
+    {
+        Some(text) => parse_duration(text).map_err(|e| format!("hook_timeout: {e}"))?,
+        None => crate::history::DEFAULT_HOOK_TIMEOUT,
+    };
+    Ok(Hooks {
+        on_success: command(&settings.on_success, &defaults.on_success),
+        on_failure: command(&settings.on_failure, &defaults.on_failure),
+        timeout,
     })
+}
+
+/// A duration as the config writes it: a number and a unit, `s`, `m` (or
+/// `min`), `h` or `d`: `"90s"`, `"30m"`, `"36h"`, `"8d"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_secs = match unit.trim() {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if unit_secs > 0 && n > 0 => Ok(Duration::from_secs(n.saturating_mul(unit_secs))),
+        _ => Err(format!(
+            "{text:?} is not a duration: write a number and a unit, like \"90s\", \"30m\", \"36h\" or \"8d\""
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_config_writes_them() {
+        for (text, secs) in [
+            ("90s", 90),
+            ("30m", 1800),
+            ("30 min", 1800),
+            ("36h", 36 * 3600),
+            ("8d", 8 * 86_400),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "36", "h", "0h", "-1h", "1.5h", "36 hrs"] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(e.contains("not a duration") && e.contains("36h"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_sets_hooks_go_over_the_defaults_and_an_empty_one_is_none() {
+        let defaults = SetSettings {
+            on_success: Some("echo ok".into()),
+            on_failure: Some("mail me".into()),
+            hook_timeout: Some("2m".into()),
+            ..SetSettings::default()
+        };
+        let own = SetSettings {
+            on_failure: Some("ntfy".into()),
+            on_success: Some(" ".into()),
+            ..SetSettings::default()
+        };
+        let hooks = hooks_of(&own, &defaults).unwrap();
+        assert_eq!(hooks.on_success, None);
+        assert_eq!(hooks.on_failure.as_deref(), Some("ntfy"));
+        assert_eq!(hooks.timeout, Duration::from_secs(120));
+        let bad = SetSettings {
+            hook_timeout: Some("soon".into()),
+            ..SetSettings::default()
+        };
+        assert!(
+            hooks_of(&bad, &defaults)
+                .unwrap_err()
+                .contains("hook_timeout")
+        );
+    }
 }

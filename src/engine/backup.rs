@@ -266,14 +266,16 @@ impl Engine {
                 .collect();
             AfterRun::default()
         } else {
-            let done = self.backup(plan, progress).await;
+            let done = self.run_backup(plan, progress).await;
             run.summary = done.report;
             done.after
         };
         let reads = crate::hash::ReadCounters::now().since(reads_before);
         run.summary.files_read = reads.files_read;
         run.summary.bytes_read = reads.bytes_read;
-        Ok(Done { report: run, after })
+        let done = Done { report: run, after };
+        self.note(&done);
+        Ok(done)
     }
 
     /// What a backup does with each candidate, the one rule for both front ends
@@ -311,6 +313,14 @@ impl Engine {
     /// cancelled are reported cancelled at once; only uploads in flight are
     /// awaited.
     pub async fn backup(self: &Arc<Self>, plan: Plan, progress: &Progress) -> Done<BackupSummary> {
+        let done = self.run_backup(plan, progress).await;
+        self.note(&done);
+        done
+    }
+
+    /// [`Engine::backup`], not noted in the run's history (a job that runs it
+    /// notes its own report).
+    async fn run_backup(self: &Arc<Self>, plan: Plan, progress: &Progress) -> Done<BackupSummary> {
         let summary = self.upload_and_sweep(plan, progress).await;
         self.done(summary).await
     }

@@ -30,6 +30,7 @@ mod retention;
 mod retrieval;
 mod select;
 mod snapshot;
+mod summaries;
 mod tracked;
 mod upload;
 
