@@ -32,6 +32,13 @@ pub struct Args {
     json: bool,
 }
 
+impl Args {
+    /// Shows what it would do and changes nothing (not recorded as a run).
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+}
+
 #[derive(Serialize)]
 struct BackupJson<'a> {
     root: String,

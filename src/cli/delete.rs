@@ -51,6 +51,13 @@ pub struct Args {
     confirm: Confirm,
 }
 
+impl Args {
+    /// Shows what it would do and changes nothing (not recorded as a run).
+    pub fn dry_run(&self) -> bool {
+        self.confirm.dry_run
+    }
+}
+
 /// How a deletion is confirmed (delete and prune alike).
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct Confirm {

@@ -25,6 +25,13 @@ pub struct Args {
     confirm: Confirm,
 }
 
+impl Args {
+    /// Shows what it would do and changes nothing (not recorded as a run).
+    pub fn dry_run(&self) -> bool {
+        self.confirm.dry_run
+    }
+}
+
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     let set = &args.at.resolve()?;
     let out = &Output::new(args.confirm.json, verbose);

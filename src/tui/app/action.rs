@@ -13,6 +13,7 @@ use crate::engine::{
     MigrationPlan, MigrationReport, MigrationSource, Orphan, OrphanResult, Reconciliation,
     RestoreTally, TaskId,
 };
+use crate::history::{Backups, RunSummary};
 use crate::model::Tier;
 use crate::scan::ScanProgress;
 use crate::tui::tree::{NodeId, Tree};
@@ -59,6 +60,10 @@ pub enum Action {
         report: DeletionReport,
     },
     CostLoaded(Box<CostSummary>),
+    /// The set's last runs, newest first (or why they cannot be read).
+    HistoryLoaded(Result<Vec<RunSummary>, String>),
+    /// The set's last backup and the backup runs that failed since (at start).
+    BackupsLoaded(Box<Backups>),
     /// The last reconciliation (at start, or a new one).
     Reconciled {
         reconciliation: Option<Box<Reconciliation>>,
@@ -157,6 +162,8 @@ pub enum Effect {
         cancel: CancellationToken,
     },
     LoadCost,
+    /// Read the set's last runs.
+    LoadHistory,
     /// Request (or reuse) an inventory job and compare it when it is ready.
     RunInventory,
     AdoptOrphans(Vec<Orphan>),

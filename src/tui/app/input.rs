@@ -95,6 +95,7 @@ impl State {
             | A::Cost
             | A::Reconcile
             | A::Migrate
+            | A::History
             | A::Rescan => return self.work_action(action),
             A::ToggleDetails | A::ToggleLog | A::Help | A::Back | A::Quit => {
                 self.window_action(action)
@@ -176,6 +177,10 @@ impl State {
                 return vec![Effect::LoadCost];
             }
             A::Reconcile => self.dialog = Some(Dialog::Reconciliation),
+            A::History => {
+                self.message = Some("reading the run history…".into());
+                return vec![Effect::LoadHistory];
+            }
             A::Migrate => return self.ask_migration(),
             A::Rescan => {
                 if self.jobs.running_batches > 0 {
@@ -320,7 +325,10 @@ impl State {
                 self.message = Some("deleting orphans…".into());
                 vec![Effect::DeleteOrphans(orphans)]
             }
-            Dialog::Cost(_) | Dialog::Reconciliation | Dialog::Error { .. } => Vec::new(),
+            Dialog::Cost(_)
+            | Dialog::History(_)
+            | Dialog::Reconciliation
+            | Dialog::Error { .. } => Vec::new(),
         }
     }
 

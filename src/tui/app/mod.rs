@@ -76,6 +76,21 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.dialog = Some(Dialog::Cost(summary));
             Vec::new()
         }
+        Action::HistoryLoaded(runs) => {
+            state.message = None;
+            state.dialog = Some(match runs {
+                Ok(runs) => Dialog::History(runs),
+                Err(message) => Dialog::Error {
+                    title: "Cannot read the run history".into(),
+                    message,
+                },
+            });
+            Vec::new()
+        }
+        Action::BackupsLoaded(backups) => {
+            state.set.backups = Some(*backups);
+            Vec::new()
+        }
         Action::Reconciled {
             reconciliation,
             show,

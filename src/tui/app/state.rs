@@ -12,6 +12,7 @@ use super::dialogs::Dialog;
 use crate::backend::StoreSettings;
 use crate::cost::Prices;
 use crate::engine::{Reconciliation, TaskIds};
+use crate::history::Backups;
 use crate::model::Tier;
 use crate::scan::ScanProgress;
 use crate::tui::jobs::Jobs;
@@ -55,6 +56,10 @@ pub struct SetInfo {
     /// The store the set used before (`previous_store` in the config), which a
     /// migration copies from.
     pub previous_store: Option<StoreSettings>,
+    /// The last backup and the backup runs that failed since, once read.
+    pub backups: Option<Backups>,
+    /// The age past which the last backup shows as stale (None: never).
+    pub stale_after: Option<std::time::Duration>,
 }
 
 /// Which optional panes and overlays are open.
@@ -135,6 +140,8 @@ impl State {
                 reconciliation: None,
                 task_ids: TaskIds::default(),
                 previous_store: None,
+                backups: None,
+                stale_after: None,
             },
             keys,
             theme,

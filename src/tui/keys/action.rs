@@ -24,6 +24,7 @@ pub enum KeyAction {
     Cost,
     Reconcile,
     Migrate,
+    History,
     Search,
     SearchNext,
     SearchPrev,
@@ -53,7 +54,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 46] = [
+    pub const ALL: [KeyAction; 47] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -75,6 +76,7 @@ impl KeyAction {
         KeyAction::Cost,
         KeyAction::Reconcile,
         KeyAction::Migrate,
+        KeyAction::History,
         KeyAction::Search,
         KeyAction::SearchNext,
         KeyAction::SearchPrev,
@@ -105,12 +107,12 @@ impl KeyAction {
     /// The actions of the panes (the first of [`KeyAction::ALL`]); the rest are
     /// read only in dialogs.
     pub fn panes() -> &'static [KeyAction] {
-        &KeyAction::ALL[..37]
+        &KeyAction::ALL[..38]
     }
 
     /// The actions read only in dialogs.
     pub fn dialog_only() -> &'static [KeyAction] {
-        &KeyAction::ALL[37..]
+        &KeyAction::ALL[38..]
     }
 
     /// The name used in the config file (`[tui.keys] upload = ["u"]`).
@@ -145,6 +147,7 @@ impl KeyAction {
             KeyAction::Cost => "cost",
             KeyAction::Reconcile => "reconcile",
             KeyAction::Migrate => "migrate",
+            KeyAction::History => "history",
             KeyAction::CancelJob => "cancel_job",
             KeyAction::RetryJob => "retry_job",
             KeyAction::ToggleDetails => "toggle_details",
@@ -197,6 +200,7 @@ impl KeyAction {
             KeyAction::Cost => "what the archives cost",
             KeyAction::Reconcile => "store inventory vs catalog, orphans",
             KeyAction::Migrate => "copy archives from the previous store (asks)",
+            KeyAction::History => "the last runs: backups, uploads, restores, deletions…",
             KeyAction::CancelJob => "cancel the selected job",
             KeyAction::RetryJob => "retry the selected failed job",
             KeyAction::ToggleDetails => "show / hide details",
@@ -233,6 +237,7 @@ impl KeyAction {
             KeyAction::Prune => "prune",
             KeyAction::Cost => "cost",
             KeyAction::Reconcile => "inventory",
+            KeyAction::History => "history",
             KeyAction::CancelJob => "cancel",
             KeyAction::RetryJob => "retry",
             KeyAction::ToggleLog => "log",

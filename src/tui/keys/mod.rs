@@ -78,6 +78,7 @@ impl Default for KeyMap {
         m.insert(A::Cost, vec![b(&[c('$')])]);
         m.insert(A::Reconcile, vec![b(&[c('I')])]);
         m.insert(A::Migrate, vec![b(&[c('C')])]);
+        m.insert(A::History, vec![b(&[c('H')])]);
         m.insert(A::RetryJob, vec![b(&[c('R')])]);
         m.insert(A::ToggleDetails, vec![b(&[c('i')])]);
         m.insert(A::ToggleLog, vec![b(&[c('L')])]);

@@ -128,6 +128,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             }
             (" Cost ".to_string(), body, Role::Title)
         }
+        Dialog::History(runs) => (" Last runs ".to_string(), history_text(runs), Role::Title),
         Dialog::Reconciliation => (
             " Store inventory vs catalog ".to_string(),
             reconciliation_text(state),
@@ -232,6 +233,22 @@ fn push_section<T>(
         body.push_str(&format!("\n\n{heading}: {}", items.len()));
         push_list(body, items, shown, "", line);
     }
+}
+
+/// Runs shown in the history view (`firn log` lists more).
+const RUNS_SHOWN: usize = 8;
+
+/// The history view's body: the last runs, newest first, one entry each.
+fn history_text(runs: &[crate::history::RunSummary]) -> String {
+    if runs.is_empty() {
+        return "No runs recorded yet: backups, restores, deletions and the jobs started here are listed once they ran.".into();
+    }
+    let mut body = String::from("Newest first (`firn log` lists more):");
+    for run in runs.iter().take(RUNS_SHOWN) {
+        body.push('\n');
+        body.push_str(&run.describe());
+    }
+    body
 }
 
 /// One orphan: what its description names (or its id), size and age.

@@ -43,6 +43,27 @@ pub fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
             t.fg(Role::Marked),
         ));
     }
+    // When the last backup finished (red once it is stale, or when none
+    // completed and some failed).
+    if let Some(backups) = &state.set.backups {
+        right.push(Span::styled(" · ", t.dim()));
+        right.push(
+            match backups.age(state.clock.now_secs, state.set.stale_after) {
+                Some(age) => Span::styled(
+                    format!("last backup {} ago", crate::fmt::age(age.age_secs)),
+                    if age.stale {
+                        t.fg(Role::Problem)
+                    } else {
+                        t.dim()
+                    },
+                ),
+                None if !backups.failed_since.is_empty() => {
+                    Span::styled("no backup completed", t.fg(Role::Problem))
+                }
+                None => Span::styled("no backup recorded", t.dim()),
+            },
+        );
+    }
     // The last reconciliation, when it found something (I shows it).
     if let Some(r) = &state.set.reconciliation
         && r.problems() > 0
