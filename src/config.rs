@@ -462,7 +462,7 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         crate::history::note_set(SetRef {
             id: name.clone(),
             state_dir: state_dir_of(&data, name),
-            hooks: hooks_of(&settings, &config.defaults).unwrap_or_default(),
+            hooks: hooks_of(&settings, &config.defaults).0,
         });
     }
 
@@ -569,8 +569,10 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
             .unwrap_or(false);
 
     let state_dir = state_dir_of(&data, &id);
-    let hooks = hooks_of(&settings, defaults)
-        .map_err(|e| usage(format!("{e}; fix it in {where_config}")))?;
+    let hooks = match hooks_of(&settings, defaults) {
+        (hooks, None) => hooks,
+        (_, Some(e)) => bail!(usage(format!("{e}; fix it in {where_config}"))),
+    };
     let stale_after = match settings
         .stale_after
         .as_ref()
@@ -615,8 +617,9 @@ fn state_dir_of(data: &Path, id: &str) -> PathBuf {
     data.join("sets").join(&set_hash[..16])
 }
 
-/// A set's hooks: its own settings over `[defaults]` (an empty command is none).
-fn hooks_of(settings: &SetSettings, defaults: &SetSettings) -> Result<Hooks, String> {
+/// A set's hooks: its own settings over `[defaults]` (an empty command is
+/// none), and what is wrong with its `hook_timeout` (then the default one).
+fn hooks_of(settings: &SetSettings, defaults: &SetSettings) -> (Hooks, Option<String>) {
     let command = |own: &Option<String>, default: &Option<String>| {
         own.as_ref()
             .or(default.as_ref())
@@ -628,14 +631,22 @@ fn hooks_of(settings: &SetSettings, defaults: &SetSettings) -> Result<Hooks, Str
         .as_ref()
         .or(defaults.hook_timeout.as_ref())
     {
-        Some(text) => parse_duration(text).map_err(|e| format!("hook_timeout: {e}"))?,
-        None => crate::history::DEFAULT_HOOK_TIMEOUT,
+        Some(text) => match parse_duration(text) {
+            Ok(timeout) => (timeout, None),
+            Err(e) => (
+                crate::history::DEFAULT_HOOK_TIMEOUT,
+                Some(format!("hook_timeout: {e}")),
+            ),
+        },
+        None => (crate::history::DEFAULT_HOOK_TIMEOUT, None),
     };
-    Ok(Hooks {
+    let (timeout, error) = timeout;
+    let hooks = Hooks {
         on_success: command(&settings.on_success, &defaults.on_success),
         on_failure: command(&settings.on_failure, &defaults.on_failure),
         timeout,
-    })
+    };
+    (hooks, error)
 }
 
 /// A duration as the config writes it: a number and a unit, `s`, `m` (or
@@ -699,7 +710,8 @@ mod tests {
             on_success: Some(" ".into()),
             ..SetSettings::default()
         };
-        let hooks = hooks_of(&own, &defaults).unwrap();
+        let (hooks, error) = hooks_of(&own, &defaults);
+        assert_eq!(error, None);
         assert_eq!(hooks.on_success, None);
         assert_eq!(hooks.on_failure.as_deref(), Some("ntfy"));
         assert_eq!(hooks.timeout, Duration::from_secs(120));
@@ -707,10 +719,11 @@ mod tests {
             hook_timeout: Some("soon".into()),
             ..SetSettings::default()
         };
-        assert!(
-            hooks_of(&bad, &defaults)
-                .unwrap_err()
-                .contains("hook_timeout")
-        );
+        // A bad timeout is an error, and the commands still run (with the
+        // default timeout) after the run it fails.
+        let (hooks, error) = hooks_of(&bad, &defaults);
+        assert!(error.unwrap().contains("hook_timeout"));
+        assert_eq!(hooks.on_failure.as_deref(), Some("mail me"));
+        assert_eq!(hooks.timeout, crate::history::DEFAULT_HOOK_TIMEOUT);
     }
 }

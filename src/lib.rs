@@ -94,7 +94,7 @@
 //!   (which names the set that wrote it).
 //! - [`state`]: a set's local state (fingerprint cache, upload journal, multipart
 //!   uploads, retrieval jobs, migration jobs, deletion journal, inventory job and
-//!   reports), in SQLite in the data directory, one file per concern.
+//!   reports, run history), in SQLite in the data directory, one file per concern.
 //! - [`db`]: the SQLite files firn keeps (local state, the embedded catalog):
 //!   each schema versioned with `PRAGMA user_version` and migrated forward in
 //!   one transaction; a file a newer firn wrote is refused and left untouched.
@@ -110,6 +110,15 @@
 //!   take a [`engine::Progress`] (events + cancellation) and report
 //!   [`engine::Event`]s under engine-assigned task ids; [`engine::TaskTable`] is
 //!   the one reducer both front ends use to show them.
+//! - [`history`]: the run history — a summary of every run that changes a set
+//!   (when, how long, what moved, what failed, what it cost, its exit code),
+//!   noted as it goes (the config names the set, each engine job its report)
+//!   and recorded once it ends, even when it ended before the engine opened
+//!   the set — and the `on_success` / `on_failure` hooks that read it. Besides
+//!   the engine, the one module that touches local state (its `run` table
+//!   only), so that `firn log` works with the store unreachable.
+//! - [`exit`]: the exit codes and the rule that gives a failure its code, one
+//!   place for the CLI, the terminal UI's runs and the history.
 //! - [`cli`] and [`tui`]: thin front ends that call the engine and print or draw what
 //!   it reports.
 //! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per

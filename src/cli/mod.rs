@@ -158,8 +158,12 @@ pub fn main() -> ExitCode {
     if let Some(line) = recorded.notify() {
         eprintln!("firn: {line}");
     }
-    for warning in &recorded.warnings {
-        eprintln!("firn: warning: {warning}");
+    // A run that failed said why already; that its history cannot be kept
+    // either is most often the same cause (a local state a newer firn wrote).
+    if result.is_ok() {
+        for warning in &recorded.warnings {
+            eprintln!("firn: warning: {warning}");
+        }
     }
     ExitCode::from(code)
 }

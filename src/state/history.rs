@@ -1,6 +1,6 @@
 //! The set's run history: a row per run, kept for `firn log`, `firn status`
 //! and the terminal UI. The rows are plain here (the summary is JSON text);
-//! what a summary holds is `crate::history`'s.
+//! what a summary holds is the `history` module's.
 
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};

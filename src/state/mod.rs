@@ -13,7 +13,7 @@
 //!   host deleted lately;
 //! - `inventory.rs`: the pending inventory job and the saved reports;
 //! - `history.rs`: the run history (a row per run; what a run's summary
-//!   holds is [`crate::history`]'s).
+//!   holds is the library's `history` module's).
 //!
 //! Each is an `impl LocalState` block over the one connection.
 

@@ -200,7 +200,7 @@ impl KeyAction {
             KeyAction::Cost => "what the archives cost",
             KeyAction::Reconcile => "store inventory vs catalog, orphans",
             KeyAction::Migrate => "copy archives from the previous store (asks)",
-            KeyAction::History => "the last runs: backups, uploads, restores, deletions…",
+            KeyAction::History => "the set's last runs and how they ended",
             KeyAction::CancelJob => "cancel the selected job",
             KeyAction::RetryJob => "retry the selected failed job",
             KeyAction::ToggleDetails => "show / hide details",
