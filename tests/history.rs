@@ -508,3 +508,48 @@ fn the_terminal_uis_jobs_are_runs_and_h_lists_them() {
             + runs[2]["duration_secs"].as_f64().unwrap().round() as i64
     );
 }
+
+#[test]
+fn a_runs_cost_is_what_its_retrievals_and_early_deletions_are_billed() {
+    let sb = Sandbox::in_memory();
+    sb.write("a.txt", "alpha");
+    sb.write("b.txt", "bravo!");
+    // Prices that make each request and each early deletion plain to see.
+    sb.write_config_text(&format!(
+        "[prices]\nstorage_per_gb_month = 1000000.0\nminimum_storage_days = 90\n[prices.standard]\nretrieval_per_gb = 0.0\nretrieval_per_1000_requests = 1000.0\n[sets.s]\nroot = {:?}\n",
+        sb.tree()
+    ));
+    assert_exit(&sb.firn(["backup", "--set", "s"]), 0);
+    let restored = sb.path().join("restored");
+    let to = restored.to_str().unwrap();
+    assert_exit(&sb.firn(["restore", "--set", "s", "--to", to]), 0);
+    // Both files in place: nothing to retrieve, no job requested, nothing paid.
+    assert_exit(&sb.firn(["restore", "--set", "s", "--to", to]), 0);
+    let (code, deletion) = sb.firn_json(["delete", "--set", "s", "a.txt", "--yes", "--json"]);
+    assert_eq!(code, Some(0), "{deletion}");
+    let charged = deletion["charged"].as_f64().unwrap();
+    assert!(charged > 0.001, "{deletion}");
+
+    let runs = log(&sb, "s");
+    let costs: Vec<(&str, f64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["command"].as_str().unwrap(),
+                r["cost_estimate"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        costs[1..],
+        [("restore", 0.0), ("restore", 2.0), ("backup", 0.0)]
+    );
+    assert_eq!(costs[0].0, "delete");
+    assert!(
+        (costs[0].1 - charged).abs() < 1e-6,
+        "{costs:?} vs {charged}"
+    );
+    assert!(runs.iter().all(|r| r["currency"] == "USD"));
+    let text = stdout(&sb.firn(["log", "--set", "s", "-n", "3"]));
+    assert!(text.contains("≈ 2.00 USD"), "{text}");
+}
