@@ -104,16 +104,22 @@
 //!   to the provisioning plan of `firn init`, and to the store a set used before,
 //!   which a migration copies from). A new backend is a variant there plus its own
 //!   file.
-//! - [`engine`]: every workflow, and the only door to store, catalog and local
-//!   state; it reads whose each listed archive is (`owners`) before acting on
+//! - [`engine`]: every workflow as a whole job (it takes the set's lock,
+//!   finishes what an interrupted run left, runs, and stores the catalog
+//!   snapshot when the catalog changed), and the only door to store, catalog
+//!   and local state; it reads whose each listed archive is (`owners`) before acting on
 //!   any, and claims a set's archives from before they named their set. Jobs
 //!   take a [`engine::Progress`] (events + cancellation) and report
 //!   [`engine::Event`]s under engine-assigned task ids; [`engine::TaskTable`] is
 //!   the one reducer both front ends use to show them.
 //! - [`cli`] and [`tui`]: thin front ends that call the engine and print or draw what
 //!   it reports.
-//! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per
-//!   set, what `init` creates, what the Amazon backends share.
+//! - [`cost`], [`lock`], [`provision`]: price estimates, one process per set,
+//!   what `init` creates.
+//! - [`aws`]: what the Amazon backends share, above all one retry policy for
+//!   every call (reads tried 12 times, writes 10, an unreachable endpoint 3;
+//!   exponential backoff with full jitter; a dropped connection or a cut-short
+//!   answer is transient, never a refusal; throttling feeds the uploads' AIMD).
 
 pub mod aws;
 pub mod backend;
