@@ -173,12 +173,6 @@ impl State {
         self.refresh();
     }
 
-    /// The tree's shape changed outside `update` (tests, benchmarks): rebuild rows.
-    pub fn tree_changed(&mut self) {
-        self.browse.reshape();
-        self.refresh();
-    }
-
     pub fn set_clock(&mut self, clock_ms: u64, now_secs: i64) {
         self.clock = Clock {
             ms: clock_ms,

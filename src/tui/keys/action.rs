@@ -13,6 +13,7 @@ pub enum KeyAction {
     Bottom,
     Collapse,
     Expand,
+    ExpandAll,
     Open,
     Mark,
     ClearMarks,
@@ -53,7 +54,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 46] = [
+    pub const ALL: [KeyAction; 47] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -64,6 +65,7 @@ impl KeyAction {
         KeyAction::Bottom,
         KeyAction::Collapse,
         KeyAction::Expand,
+        KeyAction::ExpandAll,
         KeyAction::Open,
         KeyAction::Mark,
         KeyAction::ClearMarks,
@@ -105,12 +107,12 @@ impl KeyAction {
     /// The actions of the panes (the first of [`KeyAction::ALL`]); the rest are
     /// read only in dialogs.
     pub fn panes() -> &'static [KeyAction] {
-        &KeyAction::ALL[..37]
+        &KeyAction::ALL[..38]
     }
 
     /// The actions read only in dialogs.
     pub fn dialog_only() -> &'static [KeyAction] {
-        &KeyAction::ALL[37..]
+        &KeyAction::ALL[38..]
     }
 
     /// The name used in the config file (`[tui.keys] upload = ["u"]`).
@@ -126,6 +128,7 @@ impl KeyAction {
             KeyAction::Bottom => "bottom",
             KeyAction::Collapse => "collapse",
             KeyAction::Expand => "expand",
+            KeyAction::ExpandAll => "expand_all",
             KeyAction::Open => "open",
             KeyAction::Mark => "mark",
             KeyAction::ClearMarks => "clear_marks",
@@ -178,6 +181,7 @@ impl KeyAction {
             KeyAction::Bottom => "last row",
             KeyAction::Collapse => "collapse directory / go to parent",
             KeyAction::Expand => "expand directory",
+            KeyAction::ExpandAll => "expand directory and all below",
             KeyAction::Open => "expand or collapse directory",
             KeyAction::Mark => "mark file or directory",
             KeyAction::ClearMarks => "clear all marks",
