@@ -114,9 +114,14 @@
 //!   it reports.
 //! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per
 //!   set, what `init` creates, what the Amazon backends share.
+//! - [`budget`]: spending limits on the cost model: a set's monthly `budget`,
+//!   which a backup keeps under by leaving out what does not fit (the engine
+//!   decides, exit status 5), and `confirm_above`, the charge of one run above
+//!   which the front ends ask even with `--yes` unless `--max-cost` allows it.
 
 pub mod aws;
 pub mod backend;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod config;
