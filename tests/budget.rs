@@ -122,6 +122,7 @@ fn a_set_near_its_cap_backs_up_what_fits_and_a_raised_budget_the_rest() {
         "{text}"
     );
     assert!(text.contains("budget: 6.0"), "{text}");
+    assert!(text.contains(", 2 left out for the budget\n"), "{text}");
     // A dry run says the same, uploads nothing, and exits the same way.
     let out = sb.firn(["backup", "--set", "s", "--dry-run"]);
     assert_exit(&out, OVER_LIMIT);

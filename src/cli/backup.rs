@@ -15,7 +15,7 @@ use super::progress::{cancel_on_ctrl_c, watch};
 use super::set_args::SetArgs;
 use crate::config::RootUse;
 use crate::engine::{AfterRun, BackupSummary, Engine, FileProblem, Progress};
-use crate::fmt::{human_bytes, plural};
+use crate::fmt::{count, human_bytes, plural};
 
 /// Upload every new or changed file, then apply the retention policy.
 #[derive(clap::Args, Debug)]
@@ -96,8 +96,18 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     for f in &summary.failed {
         out.line(format!("failed: {}: {}", f.path, f.reason));
     }
+    let mut tail = String::new();
+    if summary.cancelled > 0 {
+        tail.push_str(&format!(", {} cancelled", summary.cancelled));
+    }
+    if let Some(budget) = summary.budget.as_ref().filter(|b| b.refused_any()) {
+        tail.push_str(&format!(
+            ", {} left out for the budget",
+            count(budget.refused_files)
+        ));
+    }
     out.line(format!(
-        "{}: {} uploaded ({}), {} failed, {} not backed up, {} mtimes updated, {} superseded archives deleted, {} kept{}",
+        "{}: {} uploaded ({}), {} failed, {} not backed up, {} mtimes updated, {} superseded archives deleted, {} kept{tail}",
         if dry_run { "dry run" } else { "backup" },
         plural(summary.uploaded_files, "file"),
         human_bytes(summary.uploaded_bytes),
@@ -106,11 +116,6 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         summary.mtimes_updated,
         summary.superseded_deleted,
         summary.superseded_kept,
-        if summary.cancelled > 0 {
-            format!(", {} cancelled", summary.cancelled)
-        } else {
-            String::new()
-        }
     ));
     if dry_run {
         // What a real run would upload: the pending files, less what the
