@@ -673,5 +673,38 @@ mod tui {
         let plan = DeletionPlan::new(vec![under], &ui.set.prices, now, &ui.set.task_ids);
         update(&mut ui, Action::DeletionPlanned { plan, note: None });
         assert!(!render(&ui).contains("confirm_above"));
+        key(&mut ui, KeyCode::Esc);
+
+        // The retrieval dialog marks the tiers over the limit: 2 MiB costs
+        // 2 USD with the standard tier's price of 1 USD per MiB.
+        ui.set.prices.standard.retrieval_per_gb = 1024.0;
+        ui.dialog = Some(Dialog::Retrieve {
+            keys: vec!["photos/2024/sunset.jpg".into()],
+            bytes: 2 << 20,
+            tier: firn::model::Tier::Standard,
+            destination: "/srv/backup".into(),
+        });
+        let screen = render(&ui);
+        let standard = super::tui_common::line_with(&screen, "standard");
+        assert!(standard.contains("over confirm_above"), "{screen}");
+        let bulk = super::tui_common::line_with(&screen, "bulk");
+        assert!(!bulk.contains("over confirm_above"), "{screen}");
+        key(&mut ui, KeyCode::Esc);
+
+        // The cost view shows how much of the budget is used.
+        ui.set.budget = Some(Budget {
+            per_month: 10.0,
+            currency: "USD".into(),
+        });
+        let records = [super::tui_common::archive("a.bin", 3 << 20, 10)];
+        let summary = firn::cost::CostSummary::of(records.iter(), &ui.set.prices, now);
+        update(&mut ui, Action::CostLoaded(Box::new(summary)));
+        assert_eq!(ui.set.monthly, Some(3.0));
+        let screen = render(&ui);
+        assert!(
+            screen.contains("Budget             3.00 of 10.00 USD/month used"),
+            "{screen}"
+        );
+        assert!(screen.contains("budget 3.00/10.00 USD/mo"), "{screen}");
     }
 }
