@@ -120,9 +120,14 @@
 //!   every call (reads tried 12 times, writes 10, an unreachable endpoint 3;
 //!   exponential backoff with full jitter; a dropped connection or a cut-short
 //!   answer is transient, never a refusal; throttling feeds the uploads' AIMD).
+//! - [`budget`]: spending limits on the cost model: a set's monthly `budget`,
+//!   which a backup keeps under by leaving out what does not fit (the engine
+//!   decides, exit status 5), and `confirm_above`, the charge of one run above
+//!   which the front ends ask even with `--yes` unless `--max-cost` allows it.
 
 pub mod aws;
 pub mod backend;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod config;

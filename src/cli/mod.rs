@@ -13,7 +13,9 @@
 //! Exit codes, by kind (see [`exit`]): 0 all done; 1 done, but something needs a
 //! look (files failed, an inventory or rebuild found problems); 2 usage or
 //! configuration error (nothing was done); 3 the set is busy; 4 the store, the
-//! catalog or the network failed (try again later).
+//! catalog or the network failed (try again later); 5 a spending limit held
+//! the run back (a backup left out what would exceed the set's `budget`, or a
+//! charge above `confirm_above` was neither confirmed nor allowed by `--max-cost`).
 
 mod backup;
 mod catalog;
@@ -63,9 +65,15 @@ pub mod exit {
     /// The store, the catalog or the network failed (unreachable, timed out,
     /// kept failing): run again later.
     pub const FAILED: u8 = 4;
+    /// A spending limit held the run back: a backup left out the files that
+    /// would raise the set's estimated monthly storage charge above its
+    /// `budget` (and uploaded the rest), or a charge above `confirm_above` was
+    /// not confirmed and `--max-cost` did not allow it (nothing of it done).
+    /// Files that also failed make it 1.
+    pub const BUDGET: u8 = 5;
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 all done; 1 done, but files failed or an inventory or rebuild found problems; 2 usage or configuration error (nothing done); 3 backup set busy; 4 the store, catalog or network failed (run again later).";
+const EXIT_CODES: &str = "Exit codes: 0 all done; 1 done, but files failed or an inventory or rebuild found problems; 2 usage or configuration error (nothing done); 3 backup set busy; 4 the store, catalog or network failed (run again later); 5 over a spending limit: the backup left out what exceeds the set's budget, or a charge above confirm_above was not confirmed (raise the limit, or --max-cost).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -133,6 +141,11 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
     }
     if e.chain().any(|cause| cause.is::<UsageError>()) {
         return exit::USAGE;
+    }
+    if e.chain()
+        .any(|cause| cause.is::<crate::budget::OverLimit>())
+    {
+        return exit::BUDGET;
     }
     match e.chain().find_map(|cause| cause.downcast_ref::<AwsError>()) {
         // AWS answered with a definite refusal: what was asked needs changing.

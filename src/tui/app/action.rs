@@ -59,6 +59,8 @@ pub enum Action {
         report: DeletionReport,
     },
     CostLoaded(Box<CostSummary>),
+    /// The set's estimated monthly storage charge (for its budget).
+    MonthlyLoaded(f64),
     /// The last reconciliation (at start, or a new one).
     Reconciled {
         reconciliation: Option<Box<Reconciliation>>,
@@ -157,6 +159,8 @@ pub enum Effect {
         cancel: CancellationToken,
     },
     LoadCost,
+    /// Work out the set's estimated monthly storage charge (its budget's figure).
+    LoadMonthly,
     /// Request (or reuse) an inventory job and compare it when it is ready.
     RunInventory,
     AdoptOrphans(Vec<Orphan>),
