@@ -131,6 +131,7 @@ pub mod model;
 pub mod pathkey;
 pub mod provision;
 pub mod scan;
+pub mod schedule;
 pub mod state;
 pub mod status;
 pub mod store;
