@@ -114,6 +114,10 @@
 //!   it reports.
 //! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per
 //!   set, what `init` creates, what the Amazon backends share.
+//! - [`schedule`]: running a set's backup every night: the systemd timer and
+//!   service `firn schedule` writes (or the crontab line where systemd does not
+//!   run), with a busy set (exit 3, its lock held) counted as success; it writes
+//!   the unit files and runs `systemctl`, and prints nothing.
 
 pub mod aws;
 pub mod backend;

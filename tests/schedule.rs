@@ -12,8 +12,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use clap::CommandFactory;
+use common::pty::Pty;
 use common::{Sandbox, assert_exit, one_line_error, stderr, stdout};
 use sha1::Digest;
 
@@ -118,8 +120,10 @@ fn verify(units: &[&Path], user: bool) {
 }
 
 /// The words of a unit's `KEY=` line as systemd reads them: double-quoted
-/// words with C escapes, `%%` and `$$` for a literal `%` and `$`.
+/// words with C escapes, `%%` for a literal `%`, and in `ExecStart=` `$$` for
+/// a literal `$` (`Environment=` expands no variables).
 fn unit_words(unit: &str, key: &str) -> Vec<String> {
+    let dollars = key == "ExecStart";
     let line = unit
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
@@ -156,18 +160,18 @@ fn unit_words(unit: &str, key: &str) -> Vec<String> {
                 chars.next();
             }
         }
-        words.push(unescape_specials(&word));
+        words.push(unescape_specials(&word, dollars));
     }
     words
 }
 
 /// `%%` and `$$` as systemd reads them; a lone `%` (a specifier) or `$` (a
 /// variable) would be expanded, so here it fails the test.
-fn unescape_specials(word: &str) -> String {
+fn unescape_specials(word: &str, dollars: bool) -> String {
     let mut out = String::new();
     let mut chars = word.chars();
     while let Some(c) = chars.next() {
-        if c == '%' || c == '$' {
+        if c == '%' || (c == '$' && dollars) {
             assert_eq!(
                 chars.next(),
                 Some(c),
@@ -616,6 +620,44 @@ fn a_dry_run_writes_nothing_and_without_a_terminal_it_takes_yes() {
 }
 
 #[test]
+fn on_a_terminal_it_shows_the_units_and_asks_first() {
+    let (sb, data) = sandbox_with_set("photos");
+    let dir = sb.path().join("units");
+    for (answer, writes) in [("n", false), ("y", true)] {
+        let mut cmd = sb.command();
+        cmd.env("FIRN_DATA_DIR", &data).args([
+            "schedule",
+            "--set",
+            "photos",
+            "--dir",
+            dir.to_str().unwrap(),
+        ]);
+        let mut pty = Pty::spawn(cmd, 60, 160);
+        let screen = pty.wait_for("the question", Duration::from_secs(30), |s| {
+            s.contains("Write these? [y/N]")
+        });
+        assert!(screen.contains("OnCalendar=*-*-* 02:30:00"), "{screen}");
+        assert!(screen.contains("SuccessExitStatus=3"), "{screen}");
+        assert!(!dir.exists(), "nothing written before the answer");
+        pty.send(&format!("{answer}\r"));
+        assert!(
+            pty.wait_exit(Duration::from_secs(30)).success(),
+            "{}",
+            pty.screen()
+        );
+        assert_eq!(
+            dir.join("firn-backup-photos.timer").exists(),
+            writes,
+            "{}",
+            pty.screen()
+        );
+        if !writes {
+            assert!(pty.screen().contains("nothing written"), "{}", pty.screen());
+        }
+    }
+}
+
+#[test]
 fn without_dir_or_cron_it_uses_systemd_when_it_runs_and_prints_the_crontab_line_when_not() {
     let (sb, data) = sandbox_with_set("photos");
     let out = firn(
@@ -799,7 +841,9 @@ fn the_manual_pages_render_and_list_every_command() {
     for name in subcommands().iter().filter(|n| *n != "help") {
         assert!(top.contains(&format!("firn-{name}(1)")), "{name}: {top}");
     }
-    assert!(top.contains("Exit codes"), "{top}");
+    // man justifies lines: compare words, not spaces.
+    let words = top.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("Exit codes: 0 all done;"), "{top}");
     let schedule = render(&dir.join("firn-schedule.1"));
     for flag in [
         "--at",

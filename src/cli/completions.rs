@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap_complete::Shell;
 
-/// Print the completion script for a shell (install lines in README).
+/// Print the completion script for a shell, e.g. `firn completions bash >
+/// ~/.local/share/bash-completion/completions/firn`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// bash, zsh, fish, elvish or powershell.

@@ -117,6 +117,19 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// This binary's absolute path. Linux names a binary replaced while it runs
+/// (an upgrade) `PATH (deleted)`: the timer should run the new one at PATH.
+fn own_path() -> Result<PathBuf> {
+    let exe = std::env::current_exe()
+        .map_err(|e| usage(format!("cannot find the firn binary's own path: {e}")))?;
+    if let Some(replaced) = exe.to_str().and_then(|s| s.strip_suffix(" (deleted)"))
+        && Path::new(replaced).is_file()
+    {
+        return Ok(PathBuf::from(replaced));
+    }
+    Ok(exe)
+}
+
 fn overrides(args: &Args) -> Overrides {
     Overrides {
         config: args.config.clone(),
@@ -128,8 +141,7 @@ fn overrides(args: &Args) -> Overrides {
 
 fn job(args: &Args, scope: Scope) -> Result<(Job, String)> {
     let set = config::resolve(&overrides(args), RootUse::MustExist)?;
-    let firn = std::env::current_exe()
-        .map_err(|e| usage(format!("cannot find the firn binary's own path: {e}")))?;
+    let firn = own_path()?;
     // The config this set came from, by absolute path, so the timer reads it
     // whoever runs it and from wherever.
     let config = config::config_path(args.config.as_deref())
