@@ -124,6 +124,10 @@
 //!   which a backup keeps under by leaving out what does not fit (the engine
 //!   decides, exit status 5), and `confirm_above`, the charge of one run above
 //!   which the front ends ask even with `--yes` unless `--max-cost` allows it.
+//! - [`schedule`]: running a set's backup every night: the systemd timer and
+//!   service `firn schedule` writes (or the crontab line where systemd does not
+//!   run), with a busy set (exit 3, its lock held) counted as success; it writes
+//!   the unit files and runs `systemctl`, and prints nothing.
 
 pub mod aws;
 pub mod backend;
@@ -142,6 +146,7 @@ pub mod model;
 pub mod pathkey;
 pub mod provision;
 pub mod scan;
+pub mod schedule;
 pub mod state;
 pub mod status;
 pub mod store;

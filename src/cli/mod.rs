@@ -19,6 +19,7 @@
 
 mod backup;
 mod catalog;
+mod completions;
 mod cost;
 mod delete;
 mod hash;
@@ -26,12 +27,14 @@ mod init;
 mod inventory;
 mod jobs;
 mod ls;
+mod man;
 mod migrate;
 mod output;
 mod progress;
 mod prompt;
 mod prune;
 mod restore;
+mod schedule;
 mod set_args;
 mod snapshot;
 mod status;
@@ -41,7 +44,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::aws::AwsError;
 use crate::config::RootUse;
@@ -111,6 +114,9 @@ enum Command {
     Cost(cost::Args),
     Inventory(inventory::Args),
     Catalog(catalog::Args),
+    Schedule(schedule::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -180,6 +186,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cost(args) => cost::run(args, verbose).await,
         Command::Inventory(args) => inventory::run(args, verbose).await,
         Command::Catalog(args) => catalog::run(args, verbose).await,
+        Command::Schedule(args) => schedule::run(args, verbose),
+        Command::Completions(args) => completions::run(args, Cli::command()),
+        Command::Man(args) => man::run(args, Cli::command(), verbose),
     }
 }
 
