@@ -17,6 +17,9 @@
 //! [prices]                      # estimates (see `cost`); per set: [sets.NAME.prices]
 //! storage_per_gb_month = 0.0036
 //! ```
+//!
+//! Spending limits (see [`crate::budget`]), per set or in `[defaults]`:
+//! `budget = "2 USD/month"`, `confirm_above = "1 USD"`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +30,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use crate::backend::{CatalogSettings, StoreSettings};
+use crate::budget::{Budget, parse_confirm_above};
 use crate::cost::{PriceSettings, Prices};
 use crate::history::{Hooks, SetRef};
 use crate::model::{Retention, usage};
@@ -79,6 +83,12 @@ pub struct SetSettings {
     /// `firn status` shows the last backup in red once it is older than this
     /// (`"36h"`, `"8d"`; `"off"`: never).
     pub stale_after: Option<String>,
+    /// A cap on the set's estimated monthly storage charge: `"2 USD/month"`
+    /// (read as any TOML value, so a bare number gets a message of its own).
+    pub budget: Option<toml::Value>,
+    /// A charge of one run (retrieval, early deletion) above which firn asks
+    /// even with `--yes`: `"1 USD"`.
+    pub confirm_above: Option<toml::Value>,
 }
 
 /// Flags that override the config file.
@@ -118,6 +128,13 @@ pub struct ResolvedSet {
     /// Prices for cost estimates: the config's, else Glacier's list prices for a
     /// vault and none for the embedded local store.
     pub prices: Prices,
+    /// The cap on the set's estimated monthly storage charge (`budget`).
+    pub budget: Option<Budget>,
+    /// A charge of one run above which firn asks even with `--yes` (`confirm_above`).
+    pub confirm_above: Option<f64>,
+    /// The config file the settings came from (named in messages that say what
+    /// to change), when there is one.
+    pub config_file: Option<PathBuf>,
     /// Local state of this set: fingerprint cache, journal, lock.
     pub state_dir: PathBuf,
     /// Whether the set was named in the config (else ad hoc, by its root).
@@ -562,6 +579,38 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         }
     };
     let prices = Prices::for_profile(store.price_profile(), configured_prices);
+    let table = |from_set: bool| match (&name, from_set) {
+        (Some(name), true) => format!("[sets.{name}]"),
+        _ => "[defaults]".to_string(),
+    };
+    let budget = match (&settings.budget, &defaults.budget) {
+        (Some(value), _) => Some((value, table(true))),
+        (None, Some(value)) => Some((value, table(false))),
+        (None, None) => None,
+    }
+    .map(|(value, table)| {
+        limit_setting(value, |text| Budget::parse(text, &prices)).map_err(|why| {
+            usage(format!(
+                "budget = {value} in {table} of {where_config}: {why}; write it like budget = \"2 {}/month\"",
+                prices.currency
+            ))
+        })
+    })
+    .transpose()?;
+    let confirm_above = match (&settings.confirm_above, &defaults.confirm_above) {
+        (Some(value), _) => Some((value, table(true))),
+        (None, Some(value)) => Some((value, table(false))),
+        (None, None) => None,
+    }
+    .map(|(value, table)| {
+        limit_setting(value, |text| parse_confirm_above(text, &prices)).map_err(|why| {
+            usage(format!(
+                "confirm_above = {value} in {table} of {where_config}: {why}; write it like confirm_above = \"1 {}\"",
+                prices.currency
+            ))
+        })
+    })
+    .transpose()?;
     let follow_symlinks = overrides.follow_symlinks
         || settings
             .follow_symlinks
@@ -597,6 +646,9 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         concurrency,
         requests_in_flight,
         prices,
+        budget,
+        confirm_above,
+        config_file,
         state_dir,
         configured: name.is_some(),
         hooks,
@@ -669,6 +721,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => Err(format!(
             "{text:?} is not a duration: write a number and a unit, like \"90s\", \"30m\", \"36h\" or \"8d\""
         )),
+    }
+}
+
+/// A spending limit's value: a string `parse` reads (a number alone names no
+/// currency nor period, so it is refused with the reason).
+fn limit_setting<T>(
+    value: &toml::Value,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    match value {
+        toml::Value::String(text) => parse(text),
+        _ => Err("it must be a string with an amount and a currency".into()),
     }
 }
 

@@ -21,6 +21,12 @@ pub const BUSY: u8 = 3;
 /// The store, the catalog or the network failed (unreachable, timed out,
 /// kept failing): run again later.
 pub const FAILED: u8 = 4;
+/// A spending limit held the run back: a backup left out the files that
+/// would raise the set's estimated monthly storage charge above its
+/// `budget` (and uploaded the rest), or a charge above `confirm_above` was
+/// not confirmed and `--max-cost` did not allow it (nothing of it done).
+/// Files that also failed make it 1.
+pub const BUDGET: u8 = 5;
 
 /// The code of a run that ended in `e`, by what kind of failure it is.
 pub fn code_of(e: &anyhow::Error) -> u8 {
@@ -29,6 +35,11 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
     }
     if e.chain().any(|cause| cause.is::<UsageError>()) {
         return USAGE;
+    }
+    if e.chain()
+        .any(|cause| cause.is::<crate::budget::OverLimit>())
+    {
+        return BUDGET;
     }
     match e.chain().find_map(|cause| cause.downcast_ref::<AwsError>()) {
         // AWS answered with a definite refusal: what was asked needs changing.
@@ -52,6 +63,8 @@ pub enum Outcome {
     Usage,
     Busy,
     Failed,
+    /// Held back by a spending limit (exit 5).
+    Budget,
 }
 
 impl Outcome {
@@ -62,6 +75,7 @@ impl Outcome {
             PROBLEMS => Outcome::Problems,
             USAGE => Outcome::Usage,
             BUSY => Outcome::Busy,
+            BUDGET => Outcome::Budget,
             _ => Outcome::Failed,
         }
     }
@@ -73,6 +87,7 @@ impl Outcome {
             Outcome::Usage => "usage",
             Outcome::Busy => "busy",
             Outcome::Failed => "failed",
+            Outcome::Budget => "budget",
         }
     }
 }

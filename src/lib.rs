@@ -104,8 +104,10 @@
 //!   to the provisioning plan of `firn init`, and to the store a set used before,
 //!   which a migration copies from). A new backend is a variant there plus its own
 //!   file.
-//! - [`engine`]: every workflow, and the only door to store, catalog and local
-//!   state; it reads whose each listed archive is (`owners`) before acting on
+//! - [`engine`]: every workflow as a whole job (it takes the set's lock,
+//!   finishes what an interrupted run left, runs, and stores the catalog
+//!   snapshot when the catalog changed), and the only door to store, catalog
+//!   and local state; it reads whose each listed archive is (`owners`) before acting on
 //!   any, and claims a set's archives from before they named their set. Jobs
 //!   take a [`engine::Progress`] (events + cancellation) and report
 //!   [`engine::Event`]s under engine-assigned task ids; [`engine::TaskTable`] is
@@ -121,11 +123,24 @@
 //!   place for the CLI, the terminal UI's runs and the history.
 //! - [`cli`] and [`tui`]: thin front ends that call the engine and print or draw what
 //!   it reports.
-//! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per
-//!   set, what `init` creates, what the Amazon backends share.
+//! - [`cost`], [`lock`], [`provision`]: price estimates, one process per set,
+//!   what `init` creates.
+//! - [`aws`]: what the Amazon backends share, above all one retry policy for
+//!   every call (reads tried 12 times, writes 10, an unreachable endpoint 3;
+//!   exponential backoff with full jitter; a dropped connection or a cut-short
+//!   answer is transient, never a refusal; throttling feeds the uploads' AIMD).
+//! - [`budget`]: spending limits on the cost model: a set's monthly `budget`,
+//!   which a backup keeps under by leaving out what does not fit (the engine
+//!   decides, exit status 5), and `confirm_above`, the charge of one run above
+//!   which the front ends ask even with `--yes` unless `--max-cost` allows it.
+//! - [`schedule`]: running a set's backup every night: the systemd timer and
+//!   service `firn schedule` writes (or the crontab line where systemd does not
+//!   run), with a busy set (exit 3, its lock held) counted as success; it writes
+//!   the unit files and runs `systemctl`, and prints nothing.
 
 pub mod aws;
 pub mod backend;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -142,6 +157,7 @@ pub mod model;
 pub mod pathkey;
 pub mod provision;
 pub mod scan;
+pub mod schedule;
 pub mod state;
 pub mod status;
 pub mod store;

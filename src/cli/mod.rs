@@ -13,7 +13,9 @@
 //! Exit codes, by kind (see [`exit`]): 0 all done; 1 done, but something needs a
 //! look (files failed, an inventory or rebuild found problems); 2 usage or
 //! configuration error (nothing was done); 3 the set is busy; 4 the store, the
-//! catalog or the network failed (try again later).
+//! catalog or the network failed (try again later); 5 a spending limit held
+//! the run back (a backup left out what would exceed the set's `budget`, or a
+//! charge above `confirm_above` was neither confirmed nor allowed by `--max-cost`).
 //!
 //! A command that changes a set is a run: [`main`] follows it from start to
 //! exit code ([`crate::history::Run`]), records it in the set's history — a run
@@ -22,6 +24,7 @@
 
 mod backup;
 mod catalog;
+mod completions;
 mod cost;
 mod delete;
 mod hash;
@@ -30,12 +33,14 @@ mod inventory;
 mod jobs;
 mod log;
 mod ls;
+mod man;
 mod migrate;
 mod output;
 mod progress;
 mod prompt;
 mod prune;
 mod restore;
+mod schedule;
 mod set_args;
 mod snapshot;
 mod status;
@@ -45,7 +50,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::RootUse;
 use crate::fmt::one_line;
@@ -57,7 +62,7 @@ use set_args::SetArgs;
 /// the run history say the same).
 pub use crate::exit;
 
-const EXIT_CODES: &str = "Exit codes: 0 all done; 1 done, but files failed or an inventory or rebuild found problems; 2 usage or configuration error (nothing done); 3 backup set busy; 4 the store, catalog or network failed (run again later).";
+const EXIT_CODES: &str = "Exit codes: 0 all done; 1 done, but files failed or an inventory or rebuild found problems; 2 usage or configuration error (nothing done); 3 backup set busy; 4 the store, catalog or network failed (run again later); 5 over a spending limit: the backup left out what exceeds the set's budget, or a charge above confirm_above was not confirmed (raise the limit, or --max-cost).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -96,8 +101,10 @@ enum Command {
     Inventory(inventory::Args),
     Catalog(catalog::Args),
     Log(log::Args),
+    Schedule(schedule::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
-
 impl Command {
     /// The name a run of this command is recorded under in its set's history:
     /// the commands that change a set (a dry run changes nothing, and is not).
@@ -116,7 +123,10 @@ impl Command {
             | Command::Jobs(_)
             | Command::Hash(_)
             | Command::Cost(_)
-            | Command::Log(_) => None,
+            | Command::Log(_)
+            | Command::Schedule(_)
+            | Command::Completions(_)
+            | Command::Man(_) => None,
         }
     }
 }
@@ -203,6 +213,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inventory(args) => inventory::run(args, verbose).await,
         Command::Catalog(args) => catalog::run(args, verbose).await,
         Command::Log(args) => log::run(args),
+        Command::Schedule(args) => schedule::run(args, verbose),
+        Command::Completions(args) => completions::run(args, Cli::command()),
+        Command::Man(args) => man::run(args, Cli::command(), verbose),
     }
 }
 

@@ -45,5 +45,5 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         recovery: &opened.recovery,
         prune: Some(&prunable),
     };
-    run_deletion(&deletion, &prunable.plan, args.confirm, out).await
+    run_deletion(&deletion, &prunable.plan, &args.confirm, out).await
 }

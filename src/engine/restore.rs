@@ -199,6 +199,12 @@ pub struct RetrievalQuote {
     pub cost: f64,
     /// The cost as text, with its currency.
     pub cost_text: String,
+    /// Archives whose retrieval job an earlier run requested and the store
+    /// still keeps: reused, not paid again.
+    pub already_requested: u64,
+    /// What this run would pay: the retrievals still to request (what
+    /// `confirm_above` is compared with).
+    pub to_request_cost: f64,
 }
 
 impl Engine {
@@ -208,12 +214,36 @@ impl Engine {
         let bytes: u64 = records.iter().map(|r| r.size).sum();
         let requests = records.iter().filter(|r| r.size > 0).count() as u64;
         let cost = self.prices.retrieval_estimate(bytes, requests, tier);
+        // Jobs kept in local state are reused while the store keeps their
+        // output (unreadable state: every job counts as new, the dearer side).
+        let now = now_secs();
+        let requested: std::collections::HashSet<String> = self
+            .state
+            .retrievals()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|job| job_usable(job.requested_at, job.ready_at, now))
+            .map(|job| job.archive_id)
+            .collect();
+        let (mut new_bytes, mut new_requests, mut already_requested) = (0, 0, 0);
+        for record in records.iter().filter(|r| r.size > 0) {
+            if requested.contains(&record.archive_id) {
+                already_requested += 1;
+            } else {
+                new_bytes += record.size;
+                new_requests += 1;
+            }
+        }
         RetrievalQuote {
             files: records.len() as u64,
             bytes,
             wait: self.store.expected_wait(tier),
             cost,
             cost_text: self.prices.format(cost),
+            already_requested,
+            to_request_cost: self
+                .prices
+                .retrieval_estimate(new_bytes, new_requests, tier),
         }
     }
 

@@ -81,6 +81,11 @@ pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCo
     }
     state.set.previous_store = set.previous_store.clone();
     state.set.stale_after = set.stale_after;
+    state.set.budget = set.budget.clone();
+    state.set.confirm_above = set.confirm_above;
+    if let Some(config) = &set.config_file {
+        state.set.config_file = config.display().to_string();
+    }
 
     let mut terminal = init_terminal().context("cannot set up the terminal")?;
     let result = event_loop(&mut terminal, &mut state, engine, set.history()).await;
@@ -364,6 +369,14 @@ impl Runtime {
                     })
                 });
             }
+            Effect::LoadMonthly => self.spawn(|engine, _| async move {
+                match engine.cost_summary(now_secs()).await {
+                    Ok(summary) => Action::MonthlyLoaded(summary.monthly_storage),
+                    Err(e) => Action::Log(format!(
+                        "cannot work out the monthly storage charge for the budget: {e:#}"
+                    )),
+                }
+            }),
             Effect::LoadCost => self.spawn(|engine, _| async move {
                 match engine.cost_summary(now_secs()).await {
                     Ok(summary) => Action::CostLoaded(Box::new(summary)),
@@ -580,6 +593,10 @@ async fn event_loop(
         && !resumed.is_empty()
     {
         let _ = tx.send(Action::ResumeRetrievals(resumed));
+    }
+    // The budget's figure, for the title bar (the catalog is read off the UI).
+    if engine.budget().is_some() {
+        runtime.start(Effect::LoadMonthly);
     }
     spawn_scan(engine, tx.clone());
     let mut terminal_events = EventStream::new();

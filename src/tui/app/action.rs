@@ -64,6 +64,8 @@ pub enum Action {
     HistoryLoaded(Result<Vec<RunSummary>, String>),
     /// The set's last backup and the backup runs that failed since (at start).
     BackupsLoaded(Box<Backups>),
+    /// The set's estimated monthly storage charge (for its budget).
+    MonthlyLoaded(f64),
     /// The last reconciliation (at start, or a new one).
     Reconciled {
         reconciliation: Option<Box<Reconciliation>>,
@@ -164,6 +166,8 @@ pub enum Effect {
     LoadCost,
     /// Read the set's last runs.
     LoadHistory,
+    /// Work out the set's estimated monthly storage charge (its budget's figure).
+    LoadMonthly,
     /// Request (or reuse) an inventory job and compare it when it is ready.
     RunInventory,
     AdoptOrphans(Vec<Orphan>),

@@ -77,6 +77,7 @@ impl State {
             A::FocusNext | A::CancelJob | A::RetryJob => return self.jobs_action(action),
             A::Collapse
             | A::Expand
+            | A::ExpandAll
             | A::Open
             | A::Mark
             | A::ClearMarks
@@ -139,6 +140,7 @@ impl State {
         match action {
             A::Collapse => browse.collapse(),
             A::Expand => browse.expand(),
+            A::ExpandAll => browse.expand_all(),
             A::Open => browse.toggle_open(),
             A::Mark => browse.toggle_mark(),
             A::ClearMarks => browse.tree.clear_marks(),

@@ -71,8 +71,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::DeleteDone { batch, report } => state.delete_done(batch, report),
+        Action::MonthlyLoaded(monthly) => {
+            state.set.monthly = Some(monthly);
+            Vec::new()
+        }
         Action::CostLoaded(summary) => {
             state.message = None;
+            state.set.monthly = Some(summary.monthly_storage);
             state.dialog = Some(Dialog::Cost(summary));
             Vec::new()
         }

@@ -13,6 +13,7 @@ pub enum KeyAction {
     Bottom,
     Collapse,
     Expand,
+    ExpandAll,
     Open,
     Mark,
     ClearMarks,
@@ -54,7 +55,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 47] = [
+    pub const ALL: [KeyAction; 48] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -65,6 +66,7 @@ impl KeyAction {
         KeyAction::Bottom,
         KeyAction::Collapse,
         KeyAction::Expand,
+        KeyAction::ExpandAll,
         KeyAction::Open,
         KeyAction::Mark,
         KeyAction::ClearMarks,
@@ -107,12 +109,12 @@ impl KeyAction {
     /// The actions of the panes (the first of [`KeyAction::ALL`]); the rest are
     /// read only in dialogs.
     pub fn panes() -> &'static [KeyAction] {
-        &KeyAction::ALL[..38]
+        &KeyAction::ALL[..39]
     }
 
     /// The actions read only in dialogs.
     pub fn dialog_only() -> &'static [KeyAction] {
-        &KeyAction::ALL[38..]
+        &KeyAction::ALL[39..]
     }
 
     /// The name used in the config file (`[tui.keys] upload = ["u"]`).
@@ -128,6 +130,7 @@ impl KeyAction {
             KeyAction::Bottom => "bottom",
             KeyAction::Collapse => "collapse",
             KeyAction::Expand => "expand",
+            KeyAction::ExpandAll => "expand_all",
             KeyAction::Open => "open",
             KeyAction::Mark => "mark",
             KeyAction::ClearMarks => "clear_marks",
@@ -181,6 +184,7 @@ impl KeyAction {
             KeyAction::Bottom => "last row",
             KeyAction::Collapse => "collapse directory / go to parent",
             KeyAction::Expand => "expand directory",
+            KeyAction::ExpandAll => "expand directory and all below",
             KeyAction::Open => "expand or collapse directory",
             KeyAction::Mark => "mark file or directory",
             KeyAction::ClearMarks => "clear all marks",

@@ -36,6 +36,18 @@ pub fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
             t.fg(Role::Changed),
         ));
     }
+    // How much of the budget the set's storage uses (a warning from 90%).
+    if let Some((text, share)) = state.set.budget_text() {
+        let style = if share >= 1.0 {
+            t.fg(Role::Problem)
+        } else if share >= 0.9 {
+            t.fg(Role::Changed)
+        } else {
+            ratatui::style::Style::default()
+        };
+        right.push(Span::styled(" · ", t.dim()));
+        right.push(Span::styled(text, style));
+    }
     if state.browse.tree.marked_count() > 0 {
         right.push(Span::styled(" · ", t.dim()));
         right.push(Span::styled(
