@@ -19,6 +19,9 @@
 //! [prices]                      # estimates (see `cost`); per set: [sets.NAME.prices]
 //! storage_per_gb_month = 0.0036
 //! ```
+//!
+//! Spending limits (see [`crate::budget`]), per set or in `[defaults]`:
+//! `budget = "2 USD/month"`, `confirm_above = "1 USD"`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +29,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
+use std::time::Duration;
+
 use crate::backend::{CatalogSettings, StoreSettings};
+use crate::budget::{Budget, parse_confirm_above};
 use crate::cost::{PriceSettings, Prices};
+use crate::history::{Hooks, SetRef};
 use crate::limit::Schedule;
 use crate::model::{Retention, usage};
 use crate::scan::Filter;
@@ -73,6 +80,22 @@ pub struct SetSettings {
     pub download_limit: Option<String>,
     /// This set's prices, field by field over the top-level `[prices]`.
     pub prices: Option<PriceSettings>,
+    /// Shell command run after a run that exits 0, the run's summary (JSON) on
+    /// its standard input (`""`: none, over `[defaults]`).
+    pub on_success: Option<String>,
+    /// Shell command run after a run that exits with any other code.
+    pub on_failure: Option<String>,
+    /// How long a hook may run before it is killed (`"60s"`, `"5m"`).
+    pub hook_timeout: Option<String>,
+    /// `firn status` shows the last backup in red once it is older than this
+    /// (`"36h"`, `"8d"`; `"off"`: never).
+    pub stale_after: Option<String>,
+    /// A cap on the set's estimated monthly storage charge: `"2 USD/month"`
+    /// (read as any TOML value, so a bare number gets a message of its own).
+    pub budget: Option<toml::Value>,
+    /// A charge of one run (retrieval, early deletion) above which firn asks
+    /// even with `--yes`: `"1 USD"`.
+    pub confirm_above: Option<toml::Value>,
 }
 
 /// Flags that override the config file.
@@ -115,10 +138,21 @@ pub struct ResolvedSet {
     /// Prices for cost estimates: the config's, else Glacier's list prices for a
     /// vault and none for the embedded local store.
     pub prices: Prices,
+    /// The cap on the set's estimated monthly storage charge (`budget`).
+    pub budget: Option<Budget>,
+    /// A charge of one run above which firn asks even with `--yes` (`confirm_above`).
+    pub confirm_above: Option<f64>,
+    /// The config file the settings came from (named in messages that say what
+    /// to change), when there is one.
+    pub config_file: Option<PathBuf>,
     /// Local state of this set: fingerprint cache, journal, lock.
     pub state_dir: PathBuf,
     /// Whether the set was named in the config (else ad hoc, by its root).
     pub configured: bool,
+    /// What runs after each run (`on_success`, `on_failure`).
+    pub hooks: Hooks,
+    /// The age past which the last backup is shown as stale (None: never).
+    pub stale_after: Option<Duration>,
 }
 
 impl ResolvedSet {
@@ -129,6 +163,15 @@ impl ResolvedSet {
             format!("set {} ({})", self.id, self.root.display())
         } else {
             format!("{} (ad-hoc set)", self.root.display())
+        }
+    }
+
+    /// Where this set's runs are recorded, and its hooks.
+    pub fn history(&self) -> SetRef {
+        SetRef {
+            id: self.id.clone(),
+            state_dir: self.state_dir.clone(),
+            hooks: self.hooks.clone(),
         }
     }
 
@@ -438,6 +481,18 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         }
     };
 
+    // A configured set is known by its name from here on: a run that fails
+    // below (a root not mounted, a bad setting) is still recorded in it.
+    if let Some(name) = &name
+        && let Ok(data) = data_dir()
+    {
+        crate::history::note_set(SetRef {
+            id: name.clone(),
+            state_dir: state_dir_of(&data, name),
+            hooks: hooks_of(&settings, &config.defaults).0,
+        });
+    }
+
     let root_setting = overrides
         .root
         .clone()
@@ -552,16 +607,62 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         }
     };
     let prices = Prices::for_profile(store.price_profile(), configured_prices);
+    let table = |from_set: bool| match (&name, from_set) {
+        (Some(name), true) => format!("[sets.{name}]"),
+        _ => "[defaults]".to_string(),
+    };
+    let budget = match (&settings.budget, &defaults.budget) {
+        (Some(value), _) => Some((value, table(true))),
+        (None, Some(value)) => Some((value, table(false))),
+        (None, None) => None,
+    }
+    .map(|(value, table)| {
+        limit_setting(value, |text| Budget::parse(text, &prices)).map_err(|why| {
+            usage(format!(
+                "budget = {value} in {table} of {where_config}: {why}; write it like budget = \"2 {}/month\"",
+                prices.currency
+            ))
+        })
+    })
+    .transpose()?;
+    let confirm_above = match (&settings.confirm_above, &defaults.confirm_above) {
+        (Some(value), _) => Some((value, table(true))),
+        (None, Some(value)) => Some((value, table(false))),
+        (None, None) => None,
+    }
+    .map(|(value, table)| {
+        limit_setting(value, |text| parse_confirm_above(text, &prices)).map_err(|why| {
+            usage(format!(
+                "confirm_above = {value} in {table} of {where_config}: {why}; write it like confirm_above = \"1 {}\"",
+                prices.currency
+            ))
+        })
+    })
+    .transpose()?;
     let follow_symlinks = overrides.follow_symlinks
         || settings
             .follow_symlinks
             .or(defaults.follow_symlinks)
             .unwrap_or(false);
 
-    use sha1::Digest;
-    let set_hash = hex::encode(sha1::Sha1::digest(id.as_bytes()));
-    let state_dir = data.join("sets").join(&set_hash[..16]);
-    Ok(ResolvedSet {
+    let state_dir = state_dir_of(&data, &id);
+    let hooks = match hooks_of(&settings, defaults) {
+        (hooks, None) => hooks,
+        (_, Some(e)) => bail!(usage(format!("{e}; fix it in {where_config}"))),
+    };
+    let stale_after = match settings
+        .stale_after
+        .as_ref()
+        .or(defaults.stale_after.as_ref())
+    {
+        None => Some(DEFAULT_STALE_AFTER),
+        Some(text) if matches!(text.trim(), "off" | "never") => None,
+        Some(text) => Some(
+            parse_duration(text)
+                .map_err(|e| usage(format!("stale_after: {e}; fix it in {where_config}")))?,
+        ),
+    };
+    let set = ResolvedSet {
         id,
         root,
         filter,
@@ -575,7 +676,148 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
         upload_limit,
         download_limit,
         prices,
+        budget,
+        confirm_above,
+        config_file,
         state_dir,
         configured: name.is_some(),
-    })
+        hooks,
+        stale_after,
+    };
+    crate::history::note_set(set.history());
+    Ok(set)
+}
+
+/// `firn status` calls the last backup stale past this, unless `stale_after`
+/// says (a nightly run, with a day's slack).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(36 * 3600);
+
+/// The local state directory of set `id` under the data directory `data`.
+fn state_dir_of(data: &Path, id: &str) -> PathBuf {
+    use sha1::Digest;
+    let set_hash = hex::encode(sha1::Sha1::digest(id.as_bytes()));
+    data.join("sets").join(&set_hash[..16])
+}
+
+/// A set's hooks: its own settings over `[defaults]` (an empty command is
+/// none), and what is wrong with its `hook_timeout` (then the default one).
+fn hooks_of(settings: &SetSettings, defaults: &SetSettings) -> (Hooks, Option<String>) {
+    let command = |own: &Option<String>, default: &Option<String>| {
+        own.as_ref()
+            .or(default.as_ref())
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+    };
+    let timeout = match settings
+        .hook_timeout
+        .as_ref()
+        .or(defaults.hook_timeout.as_ref())
+    {
+        Some(text) => match parse_duration(text) {
+            Ok(timeout) => (timeout, None),
+            Err(e) => (
+                crate::history::DEFAULT_HOOK_TIMEOUT,
+                Some(format!("hook_timeout: {e}")),
+            ),
+        },
+        None => (crate::history::DEFAULT_HOOK_TIMEOUT, None),
+    };
+    let (timeout, error) = timeout;
+    let hooks = Hooks {
+        on_success: command(&settings.on_success, &defaults.on_success),
+        on_failure: command(&settings.on_failure, &defaults.on_failure),
+        timeout,
+    };
+    (hooks, error)
+}
+
+/// A duration as the config writes it: a number and a unit, `s`, `m` (or
+/// `min`), `h` or `d`: `"90s"`, `"30m"`, `"36h"`, `"8d"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_secs = match unit.trim() {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if unit_secs > 0 && n > 0 => Ok(Duration::from_secs(n.saturating_mul(unit_secs))),
+        _ => Err(format!(
+            "{text:?} is not a duration: write a number and a unit, like \"90s\", \"30m\", \"36h\" or \"8d\""
+        )),
+    }
+}
+
+/// A spending limit's value: a string `parse` reads (a number alone names no
+/// currency nor period, so it is refused with the reason).
+fn limit_setting<T>(
+    value: &toml::Value,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    match value {
+        toml::Value::String(text) => parse(text),
+        _ => Err("it must be a string with an amount and a currency".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_config_writes_them() {
+        for (text, secs) in [
+            ("90s", 90),
+            ("30m", 1800),
+            ("30 min", 1800),
+            ("36h", 36 * 3600),
+            ("8d", 8 * 86_400),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "36", "h", "0h", "-1h", "1.5h", "36 hrs"] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(e.contains("not a duration") && e.contains("36h"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_sets_hooks_go_over_the_defaults_and_an_empty_one_is_none() {
+        let defaults = SetSettings {
+            on_success: Some("echo ok".into()),
+            on_failure: Some("mail me".into()),
+            hook_timeout: Some("2m".into()),
+            ..SetSettings::default()
+        };
+        let own = SetSettings {
+            on_failure: Some("ntfy".into()),
+            on_success: Some(" ".into()),
+            ..SetSettings::default()
+        };
+        let (hooks, error) = hooks_of(&own, &defaults);
+        assert_eq!(error, None);
+        assert_eq!(hooks.on_success, None);
+        assert_eq!(hooks.on_failure.as_deref(), Some("ntfy"));
+        assert_eq!(hooks.timeout, Duration::from_secs(120));
+        let bad = SetSettings {
+            hook_timeout: Some("soon".into()),
+            ..SetSettings::default()
+        };
+        // A bad timeout is an error, and the commands still run (with the
+        // default timeout) after the run it fails.
+        let (hooks, error) = hooks_of(&bad, &defaults);
+        assert!(error.unwrap().contains("hook_timeout"));
+        assert_eq!(hooks.on_failure.as_deref(), Some("mail me"));
+        assert_eq!(hooks.timeout, crate::history::DEFAULT_HOOK_TIMEOUT);
+    }
 }

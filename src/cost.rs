@@ -188,6 +188,14 @@ impl Prices {
         size.max(self.minimum_billable_bytes) + self.overhead_bytes
     }
 
+    /// What keeping one more archive of `size` bytes adds to a month of storage:
+    /// its billed bytes at the storage rate and its per-archive overhead (what
+    /// [`CostSummary::of`] sums over every archive).
+    pub fn monthly_of_archive(&self, size: u64) -> f64 {
+        self.monthly_storage(self.billed_bytes(size))
+            + gb(self.overhead_standard_bytes) * self.overhead_storage_per_gb_month
+    }
+
     /// What the per-archive overhead (and minimum billable size) adds to a month
     /// of storing `archives` archives holding `bytes` bytes, given their billed
     /// bytes at the storage rate.
@@ -585,18 +593,23 @@ pub fn gb(bytes: u64) -> f64 {
 /// charges are often fractions of a cent), `<0.0001` for what rounds to nothing
 /// but is not nothing. `format_money(0.0293, "USD")` is `0.0293 USD`.
 pub fn format_money(amount: f64, currency: &str) -> String {
+    format!("{} {currency}", format_amount(amount))
+}
+
+/// The number of [`format_money`], without the currency.
+pub fn format_amount(amount: f64) -> String {
     if !amount.is_finite() {
-        return format!("? {currency}");
+        return "?".into();
     }
     let magnitude = amount.abs();
     if magnitude == 0.0 {
-        format!("0.00 {currency}")
+        "0.00".into()
     } else if magnitude >= 1.0 {
-        format!("{amount:.2} {currency}")
+        format!("{amount:.2}")
     } else if magnitude >= 0.000_05 {
-        format!("{amount:.4} {currency}")
+        format!("{amount:.4}")
     } else {
-        format!("<0.0001 {currency}")
+        "<0.0001".into()
     }
 }
 

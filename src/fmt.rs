@@ -112,6 +112,26 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
+/// Unix seconds as RFC 3339 in UTC: `2025-01-31T03:00:00Z` (scripts' dates).
+pub fn format_time_rfc3339(secs: i64) -> String {
+    let (y, m, d, hour, minute) = utc_civil(secs);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{hour:02}:{minute:02}:{:02}Z",
+        secs.rem_euclid(60)
+    )
+}
+
+/// How long ago, roughly, as people say it: `40 s`, `12 min`, `26 h`,
+/// `9 days` (hours up to three days, so a nightly run reads in hours).
+pub fn age(secs: i64) -> String {
+    match secs.max(0) {
+        s if s < 90 => format!("{s} s"),
+        s if s < 90 * 60 => format!("{} min", (s + 30) / 60),
+        s if s < 72 * 3600 => format!("{} h", (s + 1800) / 3600),
+        s => format!("{} days", (s + 43_200) / 86_400),
+    }
+}
+
 /// The whole error chain on one line, each cause once.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -140,5 +160,10 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(utc_civil(0), (1970, 1, 1, 0, 0));
         assert_eq!(utc_civil(1_796_003_888), (2026, 11, 30, 1, 58));
+        assert_eq!(format_time_rfc3339(1_796_003_888), "2026-11-30T01:58:08Z");
+        assert_eq!(age(40), "40 s");
+        assert_eq!(age(12 * 60 + 10), "12 min");
+        assert_eq!(age(26 * 3600 + 100), "26 h");
+        assert_eq!(age(9 * 86_400), "9 days");
     }
 }

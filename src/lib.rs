@@ -94,7 +94,7 @@
 //!   (which names the set that wrote it).
 //! - [`state`]: a set's local state (fingerprint cache, upload journal, multipart
 //!   uploads, retrieval jobs, migration jobs, deletion journal, inventory job and
-//!   reports), in SQLite in the data directory, one file per concern.
+//!   reports, run history), in SQLite in the data directory, one file per concern.
 //! - [`db`]: the SQLite files firn keeps (local state, the embedded catalog):
 //!   each schema versioned with `PRAGMA user_version` and migrated forward in
 //!   one transaction; a file a newer firn wrote is refused and left untouched.
@@ -104,23 +104,47 @@
 //!   to the provisioning plan of `firn init`, and to the store a set used before,
 //!   which a migration copies from). A new backend is a variant there plus its own
 //!   file.
-//! - [`engine`]: every workflow, and the only door to store, catalog and local
-//!   state; it reads whose each listed archive is (`owners`) before acting on
+//! - [`engine`]: every workflow as a whole job (it takes the set's lock,
+//!   finishes what an interrupted run left, runs, and stores the catalog
+//!   snapshot when the catalog changed), and the only door to store, catalog
+//!   and local state; it reads whose each listed archive is (`owners`) before acting on
 //!   any, and claims a set's archives from before they named their set. Jobs
 //!   take a [`engine::Progress`] (events + cancellation) and report
 //!   [`engine::Event`]s under engine-assigned task ids; [`engine::TaskTable`] is
 //!   the one reducer both front ends use to show them.
+//! - [`history`]: the run history — a summary of every run that changes a set
+//!   (when, how long, what moved, what failed, what it cost, its exit code),
+//!   noted as it goes (the config names the set, each engine job its report)
+//!   and recorded once it ends, even when it ended before the engine opened
+//!   the set — and the `on_success` / `on_failure` hooks that read it. Besides
+//!   the engine, the one module that touches local state (its `run` table
+//!   only), so that `firn log` works with the store unreachable.
+//! - [`exit`]: the exit codes and the rule that gives a failure its code, one
+//!   place for the CLI, the terminal UI's runs and the history.
 //! - [`cli`] and [`tui`]: thin front ends that call the engine and print or draw what
 //!   it reports.
 //! - [`limit`]: bandwidth limits (a rate or an rclone-style timetable per
 //!   direction) and the fair, shared rate limiter every transfer to and from a
 //!   store draws from; the engine holds one pair per run, the stores send and
 //!   read under it, the TUI changes it for the run.
-//! - [`cost`], [`lock`], [`provision`], [`aws`]: price estimates, one process per
-//!   set, what `init` creates, what the Amazon backends share.
+//! - [`cost`], [`lock`], [`provision`]: price estimates, one process per set,
+//!   what `init` creates.
+//! - [`aws`]: what the Amazon backends share, above all one retry policy for
+//!   every call (reads tried 12 times, writes 10, an unreachable endpoint 3;
+//!   exponential backoff with full jitter; a dropped connection or a cut-short
+//!   answer is transient, never a refusal; throttling feeds the uploads' AIMD).
+//! - [`budget`]: spending limits on the cost model: a set's monthly `budget`,
+//!   which a backup keeps under by leaving out what does not fit (the engine
+//!   decides, exit status 5), and `confirm_above`, the charge of one run above
+//!   which the front ends ask even with `--yes` unless `--max-cost` allows it.
+//! - [`schedule`]: running a set's backup every night: the systemd timer and
+//!   service `firn schedule` writes (or the crontab line where systemd does not
+//!   run), with a busy set (exit 3, its lock held) counted as success; it writes
+//!   the unit files and runs `systemctl`, and prints nothing.
 
 pub mod aws;
 pub mod backend;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -128,14 +152,17 @@ pub mod cost;
 pub mod db;
 pub mod description;
 pub mod engine;
+pub mod exit;
 pub mod fmt;
 pub mod hash;
+pub mod history;
 pub mod limit;
 pub mod lock;
 pub mod model;
 pub mod pathkey;
 pub mod provision;
 pub mod scan;
+pub mod schedule;
 pub mod state;
 pub mod status;
 pub mod store;

@@ -286,6 +286,7 @@ fn help_says_what_each_exit_code_means() {
         "2 usage or configuration error",
         "3 backup set busy",
         "4 the store, catalog or network failed",
+        "5 over a spending limit",
     ] {
         assert!(help.contains(code), "{code}: {help}");
     }

@@ -69,6 +69,16 @@ if ! command -v setpriv >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv'
     apt-get update -qq && apt-get install -y -qq util-linux python3-venv
 fi
 
+# tests/schedule.rs checks what `firn schedule` and `firn man` write with the
+# real tools: systemd-analyze (systemd) verifies the units, crontab -n (Debian's
+# cron) checks the crontab line, man (man-db) and groff render the pages.
+if ! command -v systemd-analyze >/dev/null 2>&1 || ! command -v crontab >/dev/null 2>&1 \
+    || ! command -v man >/dev/null 2>&1 || ! command -v groff >/dev/null 2>&1; then
+    log "installing systemd, cron, man-db and groff-base (for tests/schedule.rs)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends systemd cron man-db groff-base
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"
     cargo install cargo-nextest --locked

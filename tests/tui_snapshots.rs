@@ -430,3 +430,106 @@ fn reconciliation_of_a_shared_store() {
         "unclaimed archives are not offered for deletion"
     );
 }
+
+/// A run as the history keeps it, `hours_ago` before the snapshots' clock.
+fn run_summary(
+    command: &str,
+    front_end: firn::history::FrontEnd,
+    hours_ago: i64,
+    code: u8,
+) -> firn::history::RunSummary {
+    let started = NOW - hours_ago * 3600;
+    firn::history::RunSummary {
+        firn_version: "0.1.0".into(),
+        host: "nas".into(),
+        set: "/srv/backup".into(),
+        command: command.into(),
+        front_end,
+        started_at: firn::fmt::format_time_rfc3339(started),
+        started_at_unix: started,
+        duration_secs: 754.0,
+        outcome: firn::history::Outcome::of_code(code),
+        exit_code: code,
+        error: None,
+        uploaded: Default::default(),
+        restored: Default::default(),
+        deleted: Default::default(),
+        copied: Default::default(),
+        failed: 0,
+        failures: Vec::new(),
+        cancelled: 0,
+        waiting: 0,
+        cost_estimate: 0.0,
+        currency: "USD".into(),
+        hook: None,
+    }
+}
+
+#[test]
+fn a_stale_last_backup_in_the_title_bar_and_the_last_runs() {
+    use firn::history::{Backups, FrontEnd, Moved, RunSummary};
+    use firn::tui::theme::Role;
+    let mut state = mixed_state();
+    state.set.stale_after = Some(std::time::Duration::from_secs(36 * 3600));
+    let backup = RunSummary {
+        uploaded: Moved {
+            count: 3,
+            bytes: 5 * MIB,
+        },
+        ..run_summary("backup", FrontEnd::Cli, 40, 0)
+    };
+    let failed = RunSummary {
+        error: Some("cannot reach the store s3:eu-west-1/photos".into()),
+        duration_secs: 3.0,
+        ..run_summary("backup", FrontEnd::Cli, 16, 4)
+    };
+    update(
+        &mut state,
+        Action::BackupsLoaded(Box::new(Backups {
+            last: Some(backup.clone()),
+            failed_since: vec![failed.clone()],
+        })),
+    );
+    let screen = render(&state);
+    let title = screen.lines().next().unwrap();
+    // 40 h before the clock, plus the 754 s it ran: 39.8 h ago.
+    assert!(title.contains("last backup 40 h ago"), "{title}");
+    // Older than stale_after: drawn in the problem colour.
+    let buf = buffer(&state);
+    let at = title.find("last backup").unwrap();
+    let x = title[..at].chars().count() as u16;
+    let problem = state.theme.fg(Role::Problem).fg;
+    assert_eq!(Some(buf[(x, 0)].fg), problem);
+
+    let effects = keys(&mut state, "H");
+    assert!(
+        matches!(effects.as_slice(), [Effect::LoadHistory]),
+        "{effects:?}"
+    );
+    let upload = RunSummary {
+        uploaded: Moved {
+            count: 12,
+            bytes: 38 * MIB,
+        },
+        failed: 1,
+        failures: vec!["docs/taxes-2024.pdf: changed while it was read".into()],
+        ..run_summary("upload", FrontEnd::Tui, 1, 1)
+    };
+    update(
+        &mut state,
+        Action::HistoryLoaded(Ok(vec![upload, failed, backup])),
+    );
+    let screen = render(&state);
+    assert!(screen.contains("Last runs"), "{screen}");
+    for words in [
+        "upload (ui)",
+        "1 failed: docs/taxes-2024.pdf",
+        "exit 4",
+        "uploaded 3 files",
+    ] {
+        assert!(screen.contains(words), "{words}:\n{screen}");
+    }
+    insta::assert_snapshot!(screen);
+    key(&mut state, KeyCode::Esc);
+    assert!(state.dialog.is_none(), "esc closes it");
+}

@@ -288,6 +288,38 @@ fn navigation_keys() {
 }
 
 #[test]
+fn star_opens_a_directory_and_everything_below_it() {
+    let mut state = mixed();
+    select(&mut state, "photos");
+    keys(&mut state, "*");
+    let rows = names(&state);
+    for shown in [
+        "photos/2023/lost.jpg",
+        "photos/2024/beach.jpg",
+        "photos/2025/jan.raw",
+    ] {
+        assert!(rows.iter().any(|r| r == shown), "{shown} shown: {rows:?}");
+    }
+    assert!(
+        !rows.iter().any(|r| r.starts_with("docs/")),
+        "a sibling stays closed: {rows:?}"
+    );
+    assert_eq!(state.selected_node(), state.browse.tree.find("photos"));
+    // On a file, its directory is the one opened.
+    keys(&mut state, "h");
+    select(&mut state, "notes.txt");
+    let before = names(&state).len();
+    keys(&mut state, "*");
+    assert!(names(&state).len() > before, "the root's directories open");
+    // The vim preset's zR does the same.
+    let mut vim = mixed();
+    vim.keys = firn::tui::keys::KeyMap::vim();
+    select(&mut vim, "photos");
+    keys(&mut vim, "zR");
+    assert!(names(&vim).iter().any(|r| r == "photos/2024/sunset.jpg"));
+}
+
+#[test]
 fn search_and_jump_to_pending() {
     let mut state = mixed();
     keys(&mut state, "/sun");

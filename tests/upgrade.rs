@@ -192,7 +192,8 @@ fn dump(path: &Path) -> BTreeMap<String, Vec<Row>> {
 /// What firn 0.1's rows are in the newest schema: the rows of `retrieval` (a
 /// restore's jobs) and of `migration` (a migration's) are rows of the one
 /// `retrieval_job` table of version 2, by purpose, in the order `dump` gives;
-/// every other table as it was.
+/// the run history of version 3 is empty (firn 0.1 kept none); every other
+/// table as it was.
 fn in_newest_schema(mut v0: BTreeMap<String, Vec<Row>>) -> BTreeMap<String, Vec<Row>> {
     let mut jobs = Vec::new();
     for (table, purpose) in [("retrieval", "restore"), ("migration", "migrate")] {
@@ -221,6 +222,7 @@ fn in_newest_schema(mut v0: BTreeMap<String, Vec<Row>>) -> BTreeMap<String, Vec<
     }
     jobs.sort_by_key(|r| (r.text("archive_id"), r.text("purpose")));
     v0.insert("retrieval_job".into(), jobs);
+    v0.insert("run".into(), Vec::new());
     v0
 }
 
@@ -705,6 +707,28 @@ fn firn_runs_on_what_firn_0_1_left_and_finishes_its_work() {
     assert_eq!(report["retrieved"]["files"].as_u64(), Some(1), "{doc}");
     assert_eq!(report["failed"].as_array().map(Vec::len), Some(0), "{doc}");
     assert!(jobs_of(&state, "migrate").is_empty());
+
+    // The upgraded state keeps the run history: the restore, the backup and
+    // the migration above, newest first (the reads, ls and jobs, are not runs).
+    let doc = last_json(&ok(&["log", "--set", "s", "--json"]));
+    let runs: Vec<(&str, u64)> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["command"].as_str().unwrap(),
+                r["exit_code"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [("migrate", 0), ("backup", 0), ("restore", 0)],
+        "{doc}"
+    );
+    assert_eq!(doc["runs"][2]["restored"]["count"], 2, "{doc}");
+
     let records = dump(&catalog).remove("archive").unwrap();
     for copy in copies {
         assert!(

@@ -1,7 +1,8 @@
 //! `firn backup`: the engine's backup of the whole tree (it finishes what an
 //! interrupted run left, compares, uploads what is new or changed, applies the
 //! retention policy and stores the catalog's snapshot), shown live and summed up
-//! in one summary.
+//! in one summary. A set with a `budget` gets what the engine left out for it
+//! said in one line, and exit status 5.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use super::progress::{cancel_on_ctrl_c, watch};
 use super::set_args::{LimitArgs, SetArgs};
 use crate::config::RootUse;
 use crate::engine::{AfterRun, BackupSummary, Engine, FileProblem, Progress};
-use crate::fmt::{human_bytes, plural};
+use crate::fmt::{count, human_bytes, plural};
 
 /// Upload every new or changed file, then apply the retention policy.
 #[derive(clap::Args, Debug)]
@@ -32,6 +33,13 @@ pub struct Args {
     /// Print the summary as JSON (counters included).
     #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    /// Shows what it would do and changes nothing (not recorded as a run).
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
 }
 
 #[derive(Serialize)]
@@ -72,6 +80,13 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     let mut run = done.report;
     run.summary.add_recovery(&opened.recovery);
     let failed = run.has_failures() || done.after.failed();
+    let code = if failed {
+        super::exit::PROBLEMS
+    } else if run.summary.over_budget() {
+        super::exit::BUDGET
+    } else {
+        super::exit::OK
+    };
     if out.json {
         out.document(&BackupJson {
             root: set.root.display().to_string(),
@@ -83,7 +98,7 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
             problems: &run.problems,
             after: &done.after,
         })?;
-        return Ok(super::exit_code(failed));
+        return Ok(ExitCode::from(code));
     }
     for (key, size) in &run.would_upload {
         out.line(format!("would upload: {key} ({})", human_bytes(*size)));
@@ -95,8 +110,18 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     for f in &summary.failed {
         out.line(format!("failed: {}: {}", f.path, f.reason));
     }
+    let mut tail = String::new();
+    if summary.cancelled > 0 {
+        tail.push_str(&format!(", {} cancelled", summary.cancelled));
+    }
+    if let Some(budget) = summary.budget.as_ref().filter(|b| b.refused_any()) {
+        tail.push_str(&format!(
+            ", {} left out for the budget",
+            count(budget.refused_files)
+        ));
+    }
     out.line(format!(
-        "{}: {} uploaded ({}), {} failed, {} not backed up, {} mtimes updated, {} superseded archives deleted, {} kept{}",
+        "{}: {} uploaded ({}), {} failed, {} not backed up, {} mtimes updated, {} superseded archives deleted, {} kept{tail}",
         if dry_run { "dry run" } else { "backup" },
         plural(summary.uploaded_files, "file"),
         human_bytes(summary.uploaded_bytes),
@@ -105,19 +130,33 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         summary.mtimes_updated,
         summary.superseded_deleted,
         summary.superseded_kept,
-        if summary.cancelled > 0 {
-            format!(", {} cancelled", summary.cancelled)
-        } else {
-            String::new()
-        }
     ));
     if dry_run {
+        // What a real run would upload: the pending files, less what the
+        // budget leaves out.
         out.line(format!(
             "would upload {}, {}",
-            plural(run.pending_files, "file"),
-            human_bytes(run.pending_bytes)
+            plural(run.would_upload.len() as u64, "file"),
+            human_bytes(run.would_upload.iter().map(|(_, size)| size).sum())
         ));
     }
+    if let Some(budget) = &summary.budget {
+        let config = set
+            .config_file
+            .as_deref()
+            .map_or_else(|| "the config file".into(), |p| p.display().to_string());
+        if out.verbose {
+            for key in &budget.refused {
+                out.line(format!("left out for the budget: {key}"));
+            }
+        }
+        match budget.refusal(&config) {
+            Some(refusal) if dry_run => out.line(format!("dry run: {refusal}")),
+            Some(refusal) => out.line(refusal),
+            None if out.verbose => out.line(budget.used_line()),
+            None => {}
+        }
+    }
     out.after(&done.after);
-    Ok(super::exit_code(failed))
+    Ok(ExitCode::from(code))
 }

@@ -25,6 +25,18 @@ pub struct Args {
     command: Command,
 }
 
+impl Args {
+    /// The command's full name (`catalog rebuild`…), as its runs are recorded.
+    pub fn name(&self) -> &'static str {
+        match self.command {
+            Command::Rebuild(_) => "catalog rebuild",
+            Command::Claim(_) => "catalog claim",
+            Command::Release(_) => "catalog release",
+            Command::Snapshot(_) => "catalog snapshot",
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     Rebuild(RebuildArgs),

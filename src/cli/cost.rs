@@ -31,18 +31,33 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     let prices = &set.prices;
     let summary = engine.cost_summary(now_secs()).await?;
     let target = engine.info().target;
+    let budget = engine.budget();
     if output.json {
+        /// The set's budget against its monthly storage estimate.
+        #[derive(Serialize)]
+        struct BudgetJson<'a> {
+            limit: f64,
+            used: f64,
+            currency: &'a str,
+        }
         #[derive(Serialize)]
         struct CostJson<'a> {
             set: &'a str,
             target: String,
             #[serde(flatten)]
             summary: &'a CostSummary,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            budget: Option<BudgetJson<'a>>,
         }
         let doc = CostJson {
             set: &set.id,
             target,
             summary: &summary,
+            budget: budget.map(|b| BudgetJson {
+                limit: b.per_month,
+                used: summary.monthly_storage,
+                currency: &b.currency,
+            }),
         };
         output.document(&doc)?;
         return Ok(ExitCode::SUCCESS);
@@ -93,6 +108,25 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
             money(summary.monthly_overhead),
             plural(summary.total.archives, "archive"),
             overhead_words(prices)
+        )?;
+    }
+    if let Some(budget) = budget {
+        let over = if budget.exceeded_by(summary.monthly_storage) {
+            "; over it: backups upload nothing new until it is raised or archives are deleted"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "budget: {} used{over}",
+            budget.used_text(summary.monthly_storage)
+        )?;
+    }
+    if let Some(limit) = set.confirm_above {
+        writeln!(
+            out,
+            "confirm_above: a retrieval or early deletion over {} asks first, even with --yes (--max-cost allows more)",
+            money(limit)
         )?;
     }
     if prices.minimum_storage_days > 0 {

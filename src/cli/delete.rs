@@ -14,6 +14,7 @@ use super::progress::cancel_on_ctrl_c;
 use super::prompt;
 use super::set_args::SetAt;
 use crate::backend::StoreSettings;
+use crate::budget::MaxCost;
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
 use crate::engine::{
@@ -51,12 +52,24 @@ pub struct Args {
     confirm: Confirm,
 }
 
+impl Args {
+    /// Shows what it would do and changes nothing (not recorded as a run).
+    pub fn dry_run(&self) -> bool {
+        self.confirm.dry_run
+    }
+}
+
 /// How a deletion is confirmed (delete and prune alike).
-#[derive(clap::Args, Debug, Clone, Copy)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Confirm {
-    /// Delete without asking (for scripts).
+    /// Delete without asking (for scripts). An early-deletion charge above the
+    /// set's `confirm_above` is asked about even so, unless --max-cost allows it.
     #[arg(long)]
     pub yes: bool,
+    /// Allow an early-deletion charge up to AMOUNT (in the set's currency, e.g.
+    /// 2.50) without asking, above the set's `confirm_above`.
+    #[arg(long, value_name = "AMOUNT")]
+    pub max_cost: Option<MaxCost>,
     /// Show what would be deleted and what it would cost; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -87,7 +100,7 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         recovery: &opened.recovery,
         prune: None,
     };
-    run_deletion(&deletion, &plan, args.confirm, out).await
+    run_deletion(&deletion, &plan, &args.confirm, out).await
 }
 
 /// Where a deletion happens and what comes with it: `from` is the engine of the
@@ -162,7 +175,7 @@ async fn run_in_store(
         recovery: &opened.recovery,
         prune: None,
     };
-    run_deletion(&deletion, &plan, request.confirm, out).await
+    run_deletion(&deletion, &plan, &request.confirm, out).await
 }
 
 /// Shows the plan, asks (or refuses without a terminal and without --yes),
@@ -170,7 +183,7 @@ async fn run_in_store(
 pub(super) async fn run_deletion(
     deletion: &Deletion<'_>,
     plan: &DeletionPlan,
-    confirm: Confirm,
+    confirm: &Confirm,
     out: &Output,
 ) -> Result<ExitCode> {
     let Deletion {
@@ -181,14 +194,16 @@ pub(super) async fn run_deletion(
         prune,
     } = *deletion;
     let prices = &set.prices;
-    let ask = !confirm.yes && !confirm.dry_run && !plan.is_empty();
+    let limit = prompt::charge_limit(set, confirm.max_cost.as_ref())?;
+    let mut ask = !confirm.yes && !confirm.dry_run && !plan.is_empty();
     out.header(set);
     for line in recovery.messages() {
         out.line(line);
     }
     // The plan goes to stdout, or to stderr when stdout is JSON and we must ask.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    if !out.json || (ask && terminal) {
+    let over_limit = !confirm.dry_run && !plan.is_empty() && limit.must_ask(plan.total_charge);
+    if !out.json || ((ask || over_limit) && terminal) {
         let mut sink: Box<dyn Write> = if out.json {
             Box::new(std::io::stderr().lock())
         } else {
@@ -200,6 +215,24 @@ pub(super) async fn run_deletion(
     let done = if plan.is_empty() || confirm.dry_run {
         crate::engine::Done::<DeletionReport>::default()
     } else {
+        let charge = prompt::Charge {
+            what: "the early-deletion charge",
+            amount: plan.total_charge,
+            otherwise: "nothing deleted",
+        };
+        match prompt::confirm_charge(limit, &charge, set, out.json)? {
+            // Asked about the charge: that was the question.
+            Some(true) => ask = false,
+            Some(false) => {
+                if out.json {
+                    eprintln!("nothing deleted");
+                } else {
+                    println!("nothing deleted");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            None => {}
+        }
         if ask {
             let question = format!(
                 "Delete {} ({}, early-deletion charge ≈ {})?",

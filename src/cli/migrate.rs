@@ -13,6 +13,7 @@ use super::progress::{cancel_on_ctrl_c, watch};
 use super::prompt;
 use super::set_args::{LimitArgs, SetAt, parse_tier};
 use crate::backend::StoreSettings;
+use crate::budget::MaxCost;
 use crate::config::ResolvedSet;
 use crate::engine::{
     AfterRun, Engine, MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, Progress,
@@ -49,15 +50,27 @@ pub struct Args {
     /// per tier) and do nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Request paid retrievals without asking.
+    /// Request paid retrievals without asking (a retrieval charge above the
+    /// set's `confirm_above` is asked about even so, unless --max-cost allows it).
     #[arg(long)]
     yes: bool,
+    /// Allow a retrieval charge up to AMOUNT (in the set's currency, e.g.
+    /// 2.50) without asking, above the set's `confirm_above`.
+    #[arg(long, value_name = "AMOUNT")]
+    max_cost: Option<MaxCost>,
     /// Request the retrieval jobs and copy what is ready, without waiting for
     /// the rest (run again later: the jobs are kept).
     #[arg(long)]
     no_wait: bool,
     #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    /// Shows what it would do and changes nothing (not recorded as a run).
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
 }
 
 #[derive(Serialize)]
@@ -76,6 +89,7 @@ pub async fn run(request: Args, verbose: bool) -> Result<ExitCode> {
     let set = &request.limits.apply(request.at.resolve()?);
     let out = &Output::new(request.json, verbose);
     let from = source_settings(set, request.from.as_deref())?;
+    let limit = prompt::charge_limit(set, request.max_cost.as_ref())?;
     let opened = Engine::open_to_work(set, "migrate").await?;
     let engine = &opened.engine;
     let source = engine.open_source(&from).await?;
@@ -122,7 +136,17 @@ pub async fn run(request: Args, verbose: bool) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if chosen_cost > 0.0 && !request.yes {
+    let charge = prompt::Charge {
+        what: "the retrieval charge",
+        amount: chosen_cost,
+        otherwise: "nothing requested, nothing copied",
+    };
+    let asked = prompt::confirm_charge(limit, &charge, set, out.json)?;
+    if asked == Some(false) {
+        out.line("nothing requested, nothing copied");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if chosen_cost > 0.0 && !request.yes && asked.is_none() {
         let cost_text = plan
             .quotes
             .iter()

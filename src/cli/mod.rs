@@ -13,23 +13,34 @@
 //! Exit codes, by kind (see [`exit`]): 0 all done; 1 done, but something needs a
 //! look (files failed, an inventory or rebuild found problems); 2 usage or
 //! configuration error (nothing was done); 3 the set is busy; 4 the store, the
-//! catalog or the network failed (try again later).
+//! catalog or the network failed (try again later); 5 a spending limit held
+//! the run back (a backup left out what would exceed the set's `budget`, or a
+//! charge above `confirm_above` was neither confirmed nor allowed by `--max-cost`).
+//!
+//! A command that changes a set is a run: [`main`] follows it from start to
+//! exit code ([`crate::history::Run`]), records it in the set's history — a run
+//! that ended busy, or failed before the engine opened the set, included — and
+//! runs the set's hook. Here, once, not in each command.
 
 mod backup;
 mod catalog;
+mod completions;
 mod cost;
 mod delete;
 mod hash;
 mod init;
 mod inventory;
 mod jobs;
+mod log;
 mod ls;
+mod man;
 mod migrate;
 mod output;
 mod progress;
 mod prompt;
 mod prune;
 mod restore;
+mod schedule;
 mod set_args;
 mod snapshot;
 mod status;
@@ -39,33 +50,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::aws::AwsError;
 use crate::config::RootUse;
 use crate::fmt::one_line;
-use crate::lock::Busy;
+use crate::history::{FrontEnd, Run};
 use crate::model::UsageError;
 use set_args::{LimitArgs, SetArgs};
 
-/// The exit codes, one per kind of outcome (README's table says the same).
-pub mod exit {
-    /// Everything asked for is done.
-    pub const OK: u8 = 0;
-    /// The run finished, but something needs a look: files that failed, an
-    /// inventory's problems, archives a rebuild could not place.
-    pub const PROBLEMS: u8 = 1;
-    /// What was asked cannot be done as asked (a flag, the config, a missing
-    /// vault, bucket or table, credentials refused): nothing was done.
-    pub const USAGE: u8 = 2;
-    /// Another firn process works on the set.
-    pub const BUSY: u8 = 3;
-    /// The store, the catalog or the network failed (unreachable, timed out,
-    /// kept failing): run again later.
-    pub const FAILED: u8 = 4;
-}
+/// The exit codes, one per kind of outcome (the library's: the terminal UI and
+/// the run history say the same).
+pub use crate::exit;
 
-const EXIT_CODES: &str = "Exit codes: 0 all done; 1 done, but files failed or an inventory or rebuild found problems; 2 usage or configuration error (nothing done); 3 backup set busy; 4 the store, catalog or network failed (run again later).";
+const EXIT_CODES: &str = "Exit codes: 0 all done; 1 done, but files failed or an inventory or rebuild found problems; 2 usage or configuration error (nothing done); 3 backup set busy; 4 the store, catalog or network failed (run again later); 5 over a spending limit: the backup left out what exceeds the set's budget, or a charge above confirm_above was not confirmed (raise the limit, or --max-cost).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -105,6 +102,35 @@ enum Command {
     Cost(cost::Args),
     Inventory(inventory::Args),
     Catalog(catalog::Args),
+    Log(log::Args),
+    Schedule(schedule::Args),
+    Completions(completions::Args),
+    Man(man::Args),
+}
+impl Command {
+    /// The name a run of this command is recorded under in its set's history:
+    /// the commands that change a set (a dry run changes nothing, and is not).
+    fn recorded_as(&self) -> Option<&'static str> {
+        match self {
+            Command::Backup(args) => (!args.dry_run()).then_some("backup"),
+            Command::Restore(_) => Some("restore"),
+            Command::Migrate(args) => (!args.dry_run()).then_some("migrate"),
+            Command::Delete(args) => (!args.dry_run()).then_some("delete"),
+            Command::Prune(args) => (!args.dry_run()).then_some("prune"),
+            Command::Inventory(_) => Some("inventory"),
+            Command::Catalog(args) => Some(args.name()),
+            Command::Status(_)
+            | Command::Ls(_)
+            | Command::Init(_)
+            | Command::Jobs(_)
+            | Command::Hash(_)
+            | Command::Cost(_)
+            | Command::Log(_)
+            | Command::Schedule(_)
+            | Command::Completions(_)
+            | Command::Man(_) => None,
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -119,28 +145,47 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+    let recorded = cli.command.as_ref().and_then(Command::recorded_as);
+    let Some(name) = recorded else {
+        return match runtime.block_on(run(cli)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("firn: {}", one_line(&e));
+                ExitCode::from(exit::code_of(&e))
+            }
+        };
+    };
+    // A run: what it does is noted as it goes (the set it is for, each job's
+    // report), then recorded with its exit code, then the set's hook runs.
+    let followed = Run::begin(name, FrontEnd::Cli);
+    let result = runtime.block_on(followed.scope(run(cli)));
+    let code = match &result {
+        Ok(code) => number_of(*code),
         Err(e) => {
-            eprintln!("firn: {}", one_line(&e));
-            ExitCode::from(exit_code_of(&e))
+            eprintln!("firn: {}", one_line(e));
+            exit::code_of(e)
+        }
+    };
+    let mut recorded = followed.finish(code, result.as_ref().err());
+    if let Some(line) = recorded.notify() {
+        eprintln!("firn: {line}");
+    }
+    // A run that failed said why already; that its history cannot be kept
+    // either is most often the same cause (a local state a newer firn wrote).
+    if result.is_ok() {
+        for warning in &recorded.warnings {
+            eprintln!("firn: warning: {warning}");
         }
     }
+    ExitCode::from(code)
 }
 
-/// The exit code of a command that ended in `e`, by what kind of failure it is.
-fn exit_code_of(e: &anyhow::Error) -> u8 {
-    if e.chain().any(|cause| cause.is::<Busy>()) {
-        return exit::BUSY;
-    }
-    if e.chain().any(|cause| cause.is::<UsageError>()) {
-        return exit::USAGE;
-    }
-    match e.chain().find_map(|cause| cause.downcast_ref::<AwsError>()) {
-        // AWS answered with a definite refusal: what was asked needs changing.
-        Some(aws) if !aws.is_transient() => exit::USAGE,
-        _ => exit::FAILED,
-    }
+/// An exit code as its number (std's `ExitCode` does not say it; firn's are
+/// the few of [`exit`]).
+fn number_of(code: ExitCode) -> u8 {
+    (0..=u8::MAX)
+        .find(|n| ExitCode::from(*n) == code)
+        .unwrap_or(exit::FAILED)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -171,6 +216,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cost(args) => cost::run(args, verbose).await,
         Command::Inventory(args) => inventory::run(args, verbose).await,
         Command::Catalog(args) => catalog::run(args, verbose).await,
+        Command::Log(args) => log::run(args),
+        Command::Schedule(args) => schedule::run(args, verbose),
+        Command::Completions(args) => completions::run(args, Cli::command()),
+        Command::Man(args) => man::run(args, Cli::command(), verbose),
     }
 }
 

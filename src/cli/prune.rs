@@ -25,6 +25,13 @@ pub struct Args {
     confirm: Confirm,
 }
 
+impl Args {
+    /// Shows what it would do and changes nothing (not recorded as a run).
+    pub fn dry_run(&self) -> bool {
+        self.confirm.dry_run
+    }
+}
+
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     let set = &args.at.resolve()?;
     let out = &Output::new(args.confirm.json, verbose);
@@ -38,5 +45,5 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         recovery: &opened.recovery,
         prune: Some(&prunable),
     };
-    run_deletion(&deletion, &prunable.plan, args.confirm, out).await
+    run_deletion(&deletion, &prunable.plan, &args.confirm, out).await
 }

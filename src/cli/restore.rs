@@ -8,7 +8,9 @@ use anyhow::Result;
 
 use super::output::Output;
 use super::progress::{cancel_on_ctrl_c, watch};
+use super::prompt;
 use super::set_args::{LimitArgs, SetAt, parse_tier};
+use crate::budget::MaxCost;
 use crate::engine::{Engine, Progress, RestoreOptions, RestoreOutcome, Selection};
 use crate::fmt::{duration, format_time, human_bytes, one_line, plural};
 use crate::model::{Tier, usage};
@@ -45,6 +47,10 @@ pub struct Args {
     /// Do not wait for retrieval jobs that are not ready; run again later.
     #[arg(long)]
     no_wait: bool,
+    /// Allow a retrieval charge up to AMOUNT (in the set's currency, e.g.
+    /// 2.50) without asking, above the set's `confirm_above`.
+    #[arg(long, value_name = "AMOUNT")]
+    max_cost: Option<MaxCost>,
 }
 
 pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
@@ -54,6 +60,7 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     // One clear line for a destination that cannot be one, before any job is paid
     // for; it is created only once there is something to restore into it.
     check_destination(&destination)?;
+    let limit = prompt::charge_limit(set, args.max_cost.as_ref())?;
     let opened = Engine::open_to_work(set, "restore").await?;
     let engine = &opened.engine;
     engine.check_tier(args.tier)?;
@@ -85,6 +92,22 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         args.tier,
         quote.cost_text
     ));
+    if quote.already_requested > 0 {
+        out.line(format!(
+            "{} requested by an earlier run, not paid again; this run's retrievals ≈ {}",
+            plural(quote.already_requested, "retrieval job"),
+            set.prices.format(quote.to_request_cost)
+        ));
+    }
+    let charge = prompt::Charge {
+        what: "the retrieval charge",
+        amount: quote.to_request_cost,
+        otherwise: "nothing requested",
+    };
+    if prompt::confirm_charge(limit, &charge, set, false)? == Some(false) {
+        out.line("nothing requested, nothing restored");
+        return Ok(ExitCode::SUCCESS);
+    }
     let cancel = cancel_on_ctrl_c(
         "stopping; the retrieval jobs and the ranges downloaded so far are kept, run the restore again to continue",
     );

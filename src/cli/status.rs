@@ -1,7 +1,8 @@
 //! `firn status`: the tree compared with the catalog, summed up per class, with
-//! every problem named (or a JSON document with a per-file list).
+//! every problem named (or a JSON document with a per-file list), and when the
+//! last backup finished (in red on a terminal past the set's `stale_after`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ use crate::config::{ResolvedSet, RootUse};
 use crate::engine::Engine;
 use crate::fmt::{human_bytes, plural};
 use crate::hash::ReadCounters;
+use crate::history::{BackupAge, Backups};
 use crate::model::{Entry, Fingerprint};
 use crate::status::{Rollup, StatusReport, Tally};
 
@@ -36,12 +38,17 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     let set = &args.set.resolve(args.root, RootUse::MustExist)?;
     let out = &Output::new(args.json, verbose);
     let engine = Engine::open(set).await?;
+    let backups = crate::history::backups(&set.history())?;
+    let now = crate::model::now_secs();
     let before = ReadCounters::now();
     if out.json {
         // Every file is listed, and the document opens with the totals: keep them all.
         let report = engine.status(&mut |_| {}).await?;
         let reads = ReadCounters::now().since(before);
-        out.document(&StatusJson::new(set, &report, reads))?;
+        let mut doc = StatusJson::new(set, &report, reads);
+        doc.last_backup = LastBackupJson::of(&backups, set, now);
+        doc.failed_backups_since = backups.failed_since.len() as u64;
+        out.document(&doc)?;
     } else {
         // Only totals and problems are printed: no entry is kept but a problem.
         let mut problems = Vec::new();
@@ -54,15 +61,100 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
             })
             .await?;
         let target = engine.info().target;
-        print_status(
-            &mut std::io::stdout().lock(),
-            set,
-            &target,
-            &totals,
-            &problems,
-        )?;
+        let mut stdout = std::io::stdout().lock();
+        print_status(&mut stdout, set, &target, &totals, &problems)?;
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print_last_backup(&mut stdout, &backups, set, now, colour)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When the last backup finished, and the backup runs that failed since: red
+/// on a terminal (`colour`) when it is older than the set's `stale_after`, or
+/// when none completed and some failed.
+fn print_last_backup(
+    out: &mut impl Write,
+    backups: &Backups,
+    set: &ResolvedSet,
+    now: i64,
+    colour: bool,
+) -> Result<()> {
+    use crate::fmt::{age, format_time};
+    let age_of = backups.age(now, set.stale_after);
+    let mut line = match (&backups.last, age_of) {
+        (
+            Some(last),
+            Some(BackupAge {
+                age_secs, stale, ..
+            }),
+        ) => {
+            let mut line = format!(
+                "last backup {} ago ({}",
+                age(age_secs),
+                format_time(last.finished_at_unix())
+            );
+            if last.failed > 0 {
+                line += &format!(", {} failed", plural(last.failed, "file"));
+            }
+            line.push(')');
+            if stale && let Some(limit) = set.stale_after {
+                line += &format!(", older than stale_after ({})", age(limit.as_secs() as i64));
+            }
+            line
+        }
+        _ => "last backup: none recorded".to_string(),
+    };
+    if let Some(newest) = backups.failed_since.first() {
+        let why = newest
+            .error
+            .clone()
+            .or_else(|| newest.failures.first().cloned())
+            .unwrap_or_else(|| newest.moved_words());
+        line += &format!(
+            "; since then {} did not complete, the last {} ago (exit {}): {why}",
+            plural(backups.failed_since.len() as u64, "backup run"),
+            age(now.saturating_sub(newest.started_at_unix)),
+            newest.exit_code
+        );
+    }
+    let alarming = age_of.is_some_and(|a| a.stale)
+        || (backups.last.is_none() && !backups.failed_since.is_empty());
+    if alarming && colour {
+        line = format!("\x1b[31m{line}\x1b[0m");
+    }
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// The last backup as `firn status --json` gives it.
+#[derive(Serialize)]
+struct LastBackupJson {
+    /// When it finished: RFC 3339 (UTC) and Unix seconds.
+    finished_at: String,
+    finished_at_unix: i64,
+    age_secs: i64,
+    /// Older than `stale_after`.
+    stale: bool,
+    stale_after_secs: Option<u64>,
+    outcome: crate::history::Outcome,
+    exit_code: u8,
+    failed: u64,
+}
+
+impl LastBackupJson {
+    fn of(backups: &Backups, set: &ResolvedSet, now: i64) -> Option<LastBackupJson> {
+        let (last, age) = (backups.last.as_ref()?, backups.age(now, set.stale_after)?);
+        Some(LastBackupJson {
+            finished_at: crate::fmt::format_time_rfc3339(age.finished_at),
+            finished_at_unix: age.finished_at,
+            age_secs: age.age_secs,
+            stale: age.stale,
+            stale_after_secs: set.stale_after.map(|d| d.as_secs()),
+            outcome: last.outcome,
+            exit_code: last.exit_code,
+            failed: last.failed,
+        })
+    }
 }
 
 /// The summary: files and bytes per class, what is pending, and each problem
@@ -132,6 +224,10 @@ fn print_status(
 struct StatusJson<'a> {
     root: String,
     set: &'a str,
+    /// The last backup that ran to its end (None: none recorded).
+    last_backup: Option<LastBackupJson>,
+    /// Backup runs since it that did not complete.
+    failed_backups_since: u64,
     summary: SummaryJson,
     directories: Vec<DirJson>,
     files: FilesJson<'a>,
@@ -218,6 +314,8 @@ impl<'a> StatusJson<'a> {
         StatusJson {
             root: set.root.display().to_string(),
             set: &set.id,
+            last_backup: None,
+            failed_backups_since: 0,
             summary: SummaryJson {
                 totals: report.totals,
                 pending: report.totals.pending(),

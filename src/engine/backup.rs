@@ -4,14 +4,24 @@
 //!
 //! A crash anywhere leaves either the old archive current, or the new one, and the
 //! journal lets the next run find and account for an archive stored but not recorded.
+//!
+//! A set with a `budget` ([`crate::budget`]) backs up only what fits under it:
+//! before anything is uploaded, the job works out the set's estimated monthly
+//! storage charge (what `firn cost` shows: every archive it keeps in its store,
+//! superseded versions and catalog snapshots included, overhead included) and
+//! leaves out of the plan the uploads that would raise it above the cap
+//! ([`crate::budget::Budget::fit`]: the smallest files first). What is left out
+//! is never uploaded, so never recorded; the summary's `budget` says what and
+//! why, and both front ends show it.
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{AfterRun, Done, Engine, Progress, RecoveryReport, TaskId};
+use super::{AfterRun, Done, Engine, Event, Progress, RecoveryReport, TaskId};
+use crate::budget::BudgetOutcome;
 use crate::catalog::Catalog as _;
 use crate::model::{Entry, Fingerprint, Status};
 
@@ -164,6 +174,10 @@ pub struct BackupSummary {
     /// (a migration retrieves their archives instead).
     #[serde(skip)]
     pub not_as_archived: Vec<UploadItem>,
+    /// The set's budget: its monthly figures before and after, and the files
+    /// left out because they did not fit (none: the set has no budget).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetOutcome>,
 }
 
 impl BackupSummary {
@@ -177,6 +191,11 @@ impl BackupSummary {
     /// Files that did not end backed up: the run reports failure (exit 1).
     pub fn has_failures(&self) -> bool {
         !self.failed.is_empty() || self.cancelled > 0
+    }
+
+    /// Files the budget left out (exit 5 when nothing failed).
+    pub fn over_budget(&self) -> bool {
+        self.budget.as_ref().is_some_and(BudgetOutcome::refused_any)
     }
 }
 
@@ -259,6 +278,9 @@ impl Engine {
             ..TreeBackup::default()
         };
         let after = if dry_run {
+            let costs = self.costs_for_budget().await?;
+            let (plan, _, budget) = self.cut_to_budget(plan, costs.as_ref());
+            run.summary.budget = budget;
             run.would_upload = plan
                 .uploads
                 .iter()
@@ -266,14 +288,16 @@ impl Engine {
                 .collect();
             AfterRun::default()
         } else {
-            let done = self.backup(plan, progress).await;
+            let done = self.run_backup(plan, progress).await;
             run.summary = done.report;
             done.after
         };
         let reads = crate::hash::ReadCounters::now().since(reads_before);
         run.summary.files_read = reads.files_read;
         run.summary.bytes_read = reads.bytes_read;
-        Ok(Done { report: run, after })
+        let done = Done { report: run, after };
+        self.note(&done);
+        Ok(done)
     }
 
     /// What a backup does with each candidate, the one rule for both front ends
@@ -310,9 +334,110 @@ impl Engine {
     /// and stores the catalog's snapshot. Files not started when the job is
     /// cancelled are reported cancelled at once; only uploads in flight are
     /// awaited.
+    ///
+    /// With a budget, the uploads that do not fit are left out first (see the
+    /// module docs) and reported `Cancelled` (a front end that showed them as
+    /// queued settles them); the summary's `budget` says what was left out.
     pub async fn backup(self: &Arc<Self>, plan: Plan, progress: &Progress) -> Done<BackupSummary> {
-        let summary = self.upload_and_sweep(plan, progress).await;
+        let done = self.run_backup(plan, progress).await;
+        self.note(&done);
+        done
+    }
+
+    /// [`Engine::backup`], not noted in the run's history (a job that runs it
+    /// notes its own report).
+    async fn run_backup(self: &Arc<Self>, plan: Plan, progress: &Progress) -> Done<BackupSummary> {
+        let (plan, budget) = match self.costs_for_budget().await {
+            Ok(costs) => {
+                let (plan, refused, budget) = self.cut_to_budget(plan, costs.as_ref());
+                for item in &refused {
+                    progress.send(Event::Cancelled { id: item.id }).await;
+                }
+                (plan, budget)
+            }
+            Err(e) => {
+                // Without the figure nothing can be said to fit: nothing goes.
+                for item in &plan.uploads {
+                    progress.send(Event::Cancelled { id: item.id }).await;
+                }
+                let summary = BackupSummary {
+                    failed: vec![FailedFile {
+                        path: "(budget)".into(),
+                        reason: format!("{e:#}; nothing was uploaded"),
+                    }],
+                    ..BackupSummary::default()
+                };
+                return self.done(summary).await;
+            }
+        };
+        let uploads = !plan.uploads.is_empty();
+        let mut summary = self.upload_and_sweep(plan, progress).await;
+        if let Some(mut budget) = budget {
+            // What the run stored (and retention deleted), as the catalog says
+            // now; the planned figure if it cannot be read.
+            if (uploads || summary.superseded_deleted > 0)
+                && let Ok(now) = self.cost_summary(crate::model::now_secs()).await
+            {
+                budget.used = now.monthly_storage;
+                budget.superseded_archives = now.superseded.archives;
+            }
+            summary.budget = Some(budget);
+        }
         self.done(summary).await
+    }
+
+    /// What the set costs now, when it has a budget to keep under.
+    async fn costs_for_budget(&self) -> Result<Option<crate::cost::CostSummary>> {
+        if self.budget.is_none() {
+            return Ok(None);
+        }
+        let costs = self.cost_summary(crate::model::now_secs()).await.context(
+            "cannot work out the set's monthly storage charge to keep it within its budget",
+        )?;
+        Ok(Some(costs))
+    }
+
+    /// Cuts `plan` to the set's budget, given what the set `costs` now: the
+    /// uploads that fit (in the plan's order), those left out, and the
+    /// figures. No budget: the plan as it is.
+    fn cut_to_budget(
+        &self,
+        mut plan: Plan,
+        costs: Option<&crate::cost::CostSummary>,
+    ) -> (Plan, Vec<UploadItem>, Option<BudgetOutcome>) {
+        let (Some(budget), Some(costs)) = (&self.budget, costs) else {
+            return (plan, Vec::new(), None);
+        };
+        let used = costs.monthly_storage;
+        let sizes: Vec<u64> = plan.uploads.iter().map(|u| u.size).collect();
+        let fits = budget.fit(used, &sizes, &self.prices);
+        let (mut kept, mut refused) = (Vec::new(), Vec::new());
+        for (item, fits) in plan.uploads.into_iter().zip(fits) {
+            if fits {
+                kept.push(item);
+            } else {
+                refused.push(item);
+            }
+        }
+        let monthly = |items: &[UploadItem]| -> f64 {
+            items
+                .iter()
+                .map(|u| self.prices.monthly_of_archive(u.size))
+                .sum()
+        };
+        let outcome = BudgetOutcome {
+            currency: budget.currency.clone(),
+            limit: budget.per_month,
+            used_before: used,
+            used: used + monthly(&kept),
+            refused_files: refused.len() as u64,
+            refused_bytes: refused.iter().map(|u| u.size).sum(),
+            refused_monthly: monthly(&refused),
+            refused: refused.iter().map(|u| u.key.clone()).collect(),
+            superseded_archives: costs.superseded.archives,
+        };
+        plan.uploads = kept;
+        (plan, refused, Some(outcome))
     }
 
     async fn upload_and_sweep(self: &Arc<Self>, plan: Plan, progress: &Progress) -> BackupSummary {

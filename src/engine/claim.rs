@@ -78,6 +78,12 @@ impl Engine {
     /// catalog names (see the module docs). Reads the store's inventory first
     /// (a job on Glacier, reused for 24 hours; see [`Engine::fetch_inventory`]).
     pub async fn claim(&self, wait: bool) -> Result<ClaimOutcome> {
+        let outcome = self.claim_archives(wait).await?;
+        self.note(&outcome);
+        Ok(outcome)
+    }
+
+    async fn claim_archives(&self, wait: bool) -> Result<ClaimOutcome> {
         if self.store.can_list() {
             // A listing as of now: another set's claim made since an inventory
             // this set took earlier must be seen, or both would claim one archive.
@@ -164,7 +170,9 @@ impl Engine {
     /// last inventory found another set naming as its own (see the module docs).
     pub async fn release(&self, archive_ids: &[String]) -> Result<Done<ReleaseReport>> {
         let report = self.give_up_disputed(archive_ids).await?;
-        Ok(self.done(report).await)
+        let done = self.done(report).await;
+        self.note(&done);
+        Ok(done)
     }
 
     async fn give_up_disputed(&self, archive_ids: &[String]) -> Result<ReleaseReport> {

@@ -179,7 +179,9 @@ impl Engine {
         progress: &Progress,
     ) -> Done<DeletionReport> {
         let report = self.remove_archives(plan, progress).await;
-        self.done(report).await
+        let done = self.done(report).await;
+        self.note(&done);
+        done
     }
 
     /// `firn delete --store OLD`: deletes `plan`'s archives from `old` (this
@@ -193,7 +195,9 @@ impl Engine {
         progress: &Progress,
     ) -> Done<DeletionReport> {
         let report = old.remove_archives(plan, progress).await;
-        self.done(report).await
+        let done = self.done(report).await;
+        self.note(&done);
+        done
     }
 
     async fn remove_archives(&self, plan: &DeletionPlan, progress: &Progress) -> DeletionReport {

@@ -588,6 +588,13 @@ impl Engine {
     /// new one rather than the one taken in the last 24 hours) and reconciles it
     /// with the catalog; the result is saved for [`Engine::last_reconciliation`].
     pub async fn inventory(&self, wait: bool, refresh: bool) -> Result<InventoryOutcome> {
+        let outcome = self.take_inventory(wait, refresh).await?;
+        self.note(&outcome);
+        Ok(outcome)
+    }
+
+    /// [`Engine::inventory`], not noted in the run's history.
+    async fn take_inventory(&self, wait: bool, refresh: bool) -> Result<InventoryOutcome> {
         if refresh {
             self.state.forget_inventory_job()?;
         }
@@ -611,22 +618,24 @@ impl Engine {
     /// [`Engine::inventory`]), then the orphans acted on as asked; the catalog's
     /// snapshot is stored when that changed it.
     pub async fn inventory_job(&self, request: InventoryRequest) -> Result<Done<InventoryRun>> {
-        let r = match self.inventory(request.wait, request.refresh).await? {
+        let r = match self.take_inventory(request.wait, request.refresh).await? {
             InventoryOutcome::Waiting {
                 requested_at,
                 ready_at,
             } => {
-                return Ok(Done {
+                let done = Done {
                     report: InventoryRun::Waiting {
                         requested_at,
                         ready_at,
                     },
                     after: AfterRun::default(),
-                });
+                };
+                self.note(&done);
+                return Ok(done);
             }
             InventoryOutcome::Ready(r) => r,
         };
-        let done = self.act_on_orphans(&request.action, &r).await?;
+        let done = self.orphans_acted_on(&request.action, &r).await?;
         // Only what the reconciliation counted as a problem is resolved by acting.
         let resolved = done
             .report
@@ -646,20 +655,33 @@ impl Engine {
             })
             .count();
         let problems = r.problems() - resolved;
-        Ok(Done {
+        let done = Done {
             report: InventoryRun::Ready {
                 reconciliation: r,
                 actions: done.report,
                 problems,
             },
             after: done.after,
-        })
+        };
+        self.note(&done);
+        Ok(done)
     }
 
     /// Acts on the orphans of `reconciliation` as `action` says (adopting, or
     /// deleting them, or the archives named), then stores the catalog's
     /// snapshot if that changed it.
     pub async fn act_on_orphans(
+        &self,
+        action: &OrphanAction,
+        reconciliation: &Reconciliation,
+    ) -> Result<Done<Vec<OrphanResult>>> {
+        let done = self.orphans_acted_on(action, reconciliation).await?;
+        self.note(&super::summaries::OrphansDone(&done));
+        Ok(done)
+    }
+
+    /// [`Engine::act_on_orphans`], not noted in the run's history.
+    async fn orphans_acted_on(
         &self,
         action: &OrphanAction,
         reconciliation: &Reconciliation,

@@ -165,6 +165,8 @@ pub struct MigrationReport {
     pub recorded_from_earlier_run: u64,
     /// Retrieval jobs requested by this run (each billed once).
     pub jobs_requested: u64,
+    /// What those retrievals cost, estimated at the previous store's prices.
+    pub retrieval_cost: f64,
     /// Archives whose job is not ready yet (kept; run again).
     pub waiting: u64,
     pub cancelled: u64,
@@ -406,7 +408,9 @@ impl Engine {
         progress: &Progress,
     ) -> Done<MigrationReport> {
         let report = self.copy_archives(source, plan, options, progress).await;
-        self.done(report).await
+        let done = self.done(report).await;
+        self.note(&done);
+        done
     }
 
     async fn copy_archives(
@@ -515,6 +519,12 @@ impl Engine {
             match job {
                 Ok((job, new)) => {
                     report.jobs_requested += u64::from(new);
+                    if new {
+                        report.retrieval_cost +=
+                            source
+                                .prices
+                                .retrieval_estimate(record.size, 1, options.tier);
+                    }
                     pending.push(Retrieval { id, record, job });
                 }
                 Err(e) if e.is::<Cancelled>() => {

@@ -30,6 +30,7 @@ mod retention;
 mod retrieval;
 mod select;
 mod snapshot;
+mod summaries;
 mod tracked;
 mod upload;
 
@@ -98,6 +99,8 @@ pub struct Engine {
     /// Small uploads in flight at most (large ones: `concurrency`).
     requests_in_flight: usize,
     prices: Prices,
+    /// The cap on the set's estimated monthly storage charge a backup keeps under.
+    budget: Option<crate::budget::Budget>,
     task_ids: TaskIds,
     /// The set's lock, held while this engine lives, when it was opened for a
     /// run that changes the set ([`Engine::open_to_work`]).
@@ -251,7 +254,8 @@ impl Engine {
             filter: set.filter.clone(),
             follow_symlinks: set.follow_symlinks,
         })
-        .with_limits(limits))
+        .with_limits(limits)
+        .with_budget(set.budget.clone()))
     }
 
     /// Opens a set for a run that changes it (a backup, restore, deletion,
@@ -303,6 +307,7 @@ impl Engine {
             concurrency: parts.concurrency.max(1),
             requests_in_flight,
             prices: parts.prices,
+            budget: None,
             scan: ScanOptions::default(),
             task_ids: TaskIds::default(),
             disputed: std::sync::Mutex::new(None),
@@ -328,6 +333,18 @@ impl Engine {
     /// (the TUI's), which every transfer in flight follows at once.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The cap a backup keeps the set's estimated monthly storage charge under
+    /// (none: no cap).
+    pub fn with_budget(mut self, budget: Option<crate::budget::Budget>) -> Engine {
+        self.budget = budget;
+        self
+    }
+
+    /// The set's budget, if it has one.
+    pub fn budget(&self) -> Option<&crate::budget::Budget> {
+        self.budget.as_ref()
     }
 
     pub fn info(&self) -> SetInfo {

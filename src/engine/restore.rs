@@ -15,6 +15,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -82,6 +83,12 @@ pub struct RestoreResult {
 /// What a restore did, file by file, in the order asked.
 pub struct RestoreReport {
     pub results: Vec<RestoreResult>,
+    /// The tier asked for, and the retrieval jobs this run requested (jobs an
+    /// earlier run requested are reused, not paid for again): how many, and
+    /// the bytes they retrieve.
+    pub tier: Tier,
+    pub jobs_requested: u64,
+    pub bytes_requested: u64,
 }
 
 /// A restore counted up, as both front ends report it.
@@ -113,6 +120,23 @@ impl RestoreReport {
             }
         }
         tally
+    }
+}
+
+/// Retrieval jobs a restore requested (each is billed), counted from the
+/// files advanced at once.
+#[derive(Default)]
+struct Requested {
+    jobs: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Requested {
+    fn count(&self, new: bool, size: u64) {
+        if new {
+            self.jobs.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(size, Ordering::Relaxed);
+        }
     }
 }
 
@@ -175,6 +199,12 @@ pub struct RetrievalQuote {
     pub cost: f64,
     /// The cost as text, with its currency.
     pub cost_text: String,
+    /// Archives whose retrieval job an earlier run requested and the store
+    /// still keeps: reused, not paid again.
+    pub already_requested: u64,
+    /// What this run would pay: the retrievals still to request (what
+    /// `confirm_above` is compared with).
+    pub to_request_cost: f64,
 }
 
 impl Engine {
@@ -184,12 +214,36 @@ impl Engine {
         let bytes: u64 = records.iter().map(|r| r.size).sum();
         let requests = records.iter().filter(|r| r.size > 0).count() as u64;
         let cost = self.prices.retrieval_estimate(bytes, requests, tier);
+        // Jobs kept in local state are reused while the store keeps their
+        // output (unreadable state: every job counts as new, the dearer side).
+        let now = now_secs();
+        let requested: std::collections::HashSet<String> = self
+            .state
+            .retrievals()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|job| job_usable(job.requested_at, job.ready_at, now))
+            .map(|job| job.archive_id)
+            .collect();
+        let (mut new_bytes, mut new_requests, mut already_requested) = (0, 0, 0);
+        for record in records.iter().filter(|r| r.size > 0) {
+            if requested.contains(&record.archive_id) {
+                already_requested += 1;
+            } else {
+                new_bytes += record.size;
+                new_requests += 1;
+            }
+        }
         RetrievalQuote {
             files: records.len() as u64,
             bytes,
             wait: self.store.expected_wait(tier),
             cost,
             cost_text: self.prices.format(cost),
+            already_requested,
+            to_request_cost: self
+                .prices
+                .retrieval_estimate(new_bytes, new_requests, tier),
         }
     }
 
@@ -260,7 +314,9 @@ impl Engine {
         progress: &Progress,
     ) -> Done<RestoreReport> {
         let report = self.retrieve(tasks, options, progress).await;
-        self.done(report).await
+        let done = self.done(report).await;
+        self.note(&done);
+        done
     }
 
     /// What [`Engine::restore`] does, without the snapshot after it (a rebuild
@@ -277,6 +333,7 @@ impl Engine {
         let mut outcomes: Vec<Option<Result<RestoreOutcome>>> =
             records.iter().map(|_| None).collect();
         let mut pending = Vec::new();
+        let requested = Requested::default();
         for (index, record) in records.iter().enumerate() {
             emit(Event::Queued {
                 id: id_of(index),
@@ -307,13 +364,16 @@ impl Engine {
                 }
                 Ok(Prepared::Fetch { target, parent }) => {
                     match self.job_for(record, options).await {
-                        Ok(job) => pending.push(Pending {
-                            index,
-                            id: id_of(index),
-                            target,
-                            parent,
-                            job,
-                        }),
+                        Ok((job, new)) => {
+                            requested.count(new, record.size);
+                            pending.push(Pending {
+                                index,
+                                id: id_of(index),
+                                target,
+                                parent,
+                                job,
+                            })
+                        }
                         Err(e) => outcomes[index] = Some(Err(e)),
                     }
                 }
@@ -329,7 +389,7 @@ impl Engine {
                 .into_iter()
                 .map(|item| {
                     let record = &records[item.index];
-                    self.advance(item, record, options, progress)
+                    self.advance(item, record, options, progress, &requested)
                 })
                 .collect();
             let steps: Vec<Step> = futures_util::stream::iter(steps)
@@ -375,7 +435,12 @@ impl Engine {
             }
             results.push(RestoreResult { record, outcome });
         }
-        RestoreReport { results }
+        RestoreReport {
+            results,
+            tier: options.tier,
+            jobs_requested: requested.jobs.load(Ordering::Relaxed),
+            bytes_requested: requested.bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// Asks the store about one file's job and downloads it when it is ready.
@@ -385,6 +450,7 @@ impl Engine {
         record: &ArchiveRecord,
         options: &RestoreOptions,
         progress: &Progress,
+        requested: &Requested,
     ) -> Step {
         let id = item.id;
         let finished = |outcome| Step::Finished(item.index, outcome);
@@ -425,7 +491,8 @@ impl Engine {
                 // for a new job.
                 let _ = self.state.forget_retrieval(&record.archive_id);
                 match self.job_for(record, options).await {
-                    Ok(job) => {
+                    Ok((job, new)) => {
+                        requested.count(new, record.size);
                         item.job = job;
                         Step::Pending(item)
                     }
@@ -509,7 +576,7 @@ impl Engine {
         &self,
         record: &ArchiveRecord,
         options: &RestoreOptions,
-    ) -> Result<RetrievalRecord> {
+    ) -> Result<(RetrievalRecord, bool)> {
         use std::os::unix::ffi::OsStrExt;
         let destination = options.destination.as_os_str().as_bytes().to_vec();
         if let Some(mut job) = self.state.retrieval(&record.archive_id)?
@@ -521,7 +588,7 @@ impl Engine {
                 job.size = record.size;
                 self.state.put_retrieval(&job)?;
             }
-            return Ok(job);
+            return Ok((job, false));
         }
         let job_id = self
             .store
@@ -539,7 +606,7 @@ impl Engine {
             ready_at: None,
         };
         self.state.put_retrieval(&job)?;
-        Ok(job)
+        Ok((job, true))
     }
 
     /// Downloads one archive into its temporary file (continuing a previous run's),

@@ -326,7 +326,9 @@ impl Engine {
     /// Stores the rebuilt catalog's snapshot when it is done.
     pub async fn rebuild(&self, options: &RebuildOptions) -> Result<Done<RebuildOutcome>> {
         let outcome = self.rebuild_from_store(options).await?;
-        Ok(self.done(outcome).await)
+        let done = self.done(outcome).await;
+        self.note(&done);
+        Ok(done)
     }
 
     async fn rebuild_from_store(&self, options: &RebuildOptions) -> Result<RebuildOutcome> {

@@ -11,12 +11,15 @@
 //! - `migrations.rs`: a migration's jobs and copies in progress;
 //! - `deletions.rs`: the journal of deletions in flight, and the archives this
 //!   host deleted lately;
-//! - `inventory.rs`: the pending inventory job and the saved reports.
+//! - `inventory.rs`: the pending inventory job and the saved reports;
+//! - `history.rs`: the run history (a row per run; what a run's summary
+//!   holds is the library's `history` module's).
 //!
 //! Each is an `impl LocalState` block over the one connection.
 
 mod deletions;
 mod fingerprints;
+mod history;
 mod inventory;
 mod journal;
 mod migrations;
@@ -32,6 +35,7 @@ use rusqlite::Connection;
 
 pub use deletions::DeletionIntent;
 pub use fingerprints::{CachedHash, FingerprintCursor};
+pub use history::{RUNS_KEPT, RunRow};
 pub use inventory::InventoryJob;
 pub use journal::{JournalEntry, JournalStored};
 pub use migrations::{MigratedCopy, MigrationRecord};

@@ -12,6 +12,9 @@
 //! - 2: one table, `retrieval_job`, for the retrieval jobs of restores and of
 //!   migrations (a row per archive and purpose), where version 1 had
 //!   `retrieval` and `migration`: one retrieval machine, one table.
+//! - 3: `run`, the set's run history (a row per command or terminal UI job
+//!   that worked on the set: its command, start, duration, exit code and
+//!   outcome, and its summary as JSON); nothing else changes.
 //!
 //! A later version that changes a table declares the new table beside the old
 //! one (`RETRIEVAL_V2`), lists it in [`TABLES`], and adds a step; the steps
@@ -22,7 +25,7 @@ use rusqlite::Transaction;
 use crate::db::{Schema, Step, has_column, has_table};
 
 /// The newest schema version.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 pub(super) const SCHEMA: Schema = Schema {
     what: "local state",
@@ -31,7 +34,7 @@ pub(super) const SCHEMA: Schema = Schema {
     steps: STEPS,
 };
 
-const STEPS: &[Step] = &[from_unversioned, one_retrieval_table];
+const STEPS: &[Step] = &[from_unversioned, one_retrieval_table, run_history];
 const _: () = assert!(STEPS.len() == VERSION as usize, "one step per version");
 
 /// Fingerprint cache: the hashes of each file as of its size, mtime, ctime, inode.
@@ -103,6 +106,18 @@ const RETRIEVAL_JOB_V2: &str = "CREATE TABLE IF NOT EXISTS retrieval_job (
     PRIMARY KEY (archive_id, purpose),
     CHECK (purpose = 'migrate' OR job_id IS NOT NULL))";
 
+/// The set's run history: a row per run (a command, a terminal UI job), newest
+/// last; `summary` is the run's JSON summary as `firn log --json` prints it,
+/// the other columns what queries select on. `outcome` is the exit code's
+/// word.
+const RUN_V3: &str = "CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY,
+    command TEXT NOT NULL, started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+    exit_code INTEGER NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'problems', 'usage', 'busy', 'failed')),
+    summary TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS run_by_command ON run (command, id)";
+
 /// Every table of the newest version.
 const TABLES: &[&str] = &[
     FINGERPRINT,
@@ -114,6 +129,7 @@ const TABLES: &[&str] = &[
     INVENTORY_JOB,
     REPORT,
     DELETED_ARCHIVE,
+    RUN_V3,
 ];
 
 fn create(tx: &Transaction<'_>) -> rusqlite::Result<()> {
@@ -196,6 +212,11 @@ fn one_retrieval_table(tx: &Transaction<'_>) -> rusqlite::Result<()> {
          DROP TABLE retrieval;
          DROP TABLE migration;"
     ))
+}
+
+/// Version 2 to 3: the run history, empty.
+fn run_history(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(RUN_V3)
 }
 
 #[cfg(test)]
@@ -294,5 +315,87 @@ mod tests {
             [],
         );
         assert!(bad.is_err());
+    }
+
+    /// Every table's rows, in order, as SQLite holds them.
+    fn rows(conn: &rusqlite::Connection) -> Vec<(String, Vec<Vec<rusqlite::types::Value>>)> {
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        tables
+            .into_iter()
+            .map(|table| {
+                let mut stmt = conn
+                    .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+                    .unwrap();
+                let n = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+                    .unwrap()
+                    .collect::<rusqlite::Result<_>>()
+                    .unwrap();
+                (table, rows)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_version_2_file_gains_an_empty_run_history_and_keeps_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        // A file as firn wrote it at version 2, with a row in every table.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        from_unversioned(&tx).unwrap();
+        one_retrieval_table(&tx).unwrap();
+        tx.execute_batch(
+            "INSERT INTO fingerprint VALUES ('a.txt', 1, 2, 3, 4, x'01', x'02');
+             INSERT INTO upload_journal VALUES ('b.txt', x'62', 5, 6, 7, 8, 9, 'arch', x'03', x'04');
+             INSERT INTO multipart VALUES ('c.bin', 'token', 10, 11, 12, 13, 14);
+             INSERT INTO meta VALUES ('scan_entries', 15);
+             INSERT INTO retrieval_job (archive_id, purpose, job_id, tier, requested_at, key, size, destination)
+                VALUES ('r1', 'restore', 'job', 'bulk', 16, 'd.txt', 17, x'2f74');
+             INSERT INTO retrieval_job (archive_id, purpose, tier, requested_at, key, size, source)
+                VALUES ('m1', 'migrate', 'standard', 18, 'e.txt', 0, 'local:/old');
+             INSERT INTO deletion_journal VALUES ('del', 'f.txt', 19);
+             INSERT INTO inventory_job VALUES (1, 'inv', 20);
+             INSERT INTO report VALUES ('reconciliation', '{}', 21);
+             INSERT INTO deleted_archive VALUES ('gone', 22);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let before = rows(&conn);
+        assert!(
+            before.iter().all(|(_, rows)| !rows.is_empty()),
+            "{before:?}"
+        );
+        assert!(before.iter().all(|(table, _)| table != "run"));
+        drop(conn);
+
+        let state = super::super::LocalState::open(&path).unwrap();
+        let version: u32 = state
+            .conn()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+        let mut after = rows(&state.conn());
+        let at = after
+            .iter()
+            .position(|(t, _)| t == "run")
+            .expect("a run table");
+        assert!(after.remove(at).1.is_empty());
+        assert_eq!(after, before, "every row as it was");
+        let fresh = dir.path().join("fresh.sqlite");
+        drop(super::super::LocalState::open(&fresh).unwrap());
+        assert_eq!(
+            columns(&state.conn()),
+            columns(&rusqlite::Connection::open(&fresh).unwrap())
+        );
+        assert!(state.runs(1).unwrap().is_empty());
     }
 }

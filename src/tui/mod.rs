@@ -46,6 +46,7 @@ use crate::engine::{
     MigrationReport, OrphanAction, Progress, Reconciliation, RecordLookup, RestoreOptions,
     RestoreTally, TaskId,
 };
+use crate::history::{FrontEnd, Run, SetRef};
 use crate::model::{Tier, now_secs};
 use crate::scan::ScanProgress;
 type Term = Terminal<CrosstermBackend<Stdout>>;
@@ -79,9 +80,15 @@ pub async fn run(set: &ResolvedSet, config_flag: Option<&Path>) -> Result<ExitCo
         state.log(line);
     }
     state.set.previous_store = set.previous_store.clone();
+    state.set.stale_after = set.stale_after;
+    state.set.budget = set.budget.clone();
+    state.set.confirm_above = set.confirm_above;
+    if let Some(config) = &set.config_file {
+        state.set.config_file = config.display().to_string();
+    }
 
     let mut terminal = init_terminal().context("cannot set up the terminal")?;
-    let result = event_loop(&mut terminal, &mut state, engine).await;
+    let result = event_loop(&mut terminal, &mut state, engine, set.history()).await;
     restore_terminal();
     let _ = terminal.show_cursor();
     result
@@ -170,6 +177,8 @@ fn spawn_scan(engine: Arc<Engine>, tx: mpsc::UnboundedSender<Action>) {
 
 struct Runtime {
     engine: Arc<Engine>,
+    /// Where the jobs started here are recorded as runs.
+    history: SetRef,
     tx: mpsc::UnboundedSender<Action>,
     /// One upload batch (or migration: it uploads too) at a time, so the set's
     /// concurrency limit holds.
@@ -187,6 +196,30 @@ impl Runtime {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let _ = tx.send(work.await);
+        });
+    }
+
+    /// Runs a job that changes the set on a task of its own, as a run of
+    /// `command` in the set's history (its exit code the one `firn` would
+    /// give the same outcome; no hook runs: the person is watching), and
+    /// hands its result to the reducer.
+    fn spawn_run<F>(
+        &self,
+        command: &'static str,
+        work: impl FnOnce(Arc<Engine>, mpsc::UnboundedSender<Action>) -> F,
+    ) where
+        F: std::future::Future<Output = Action> + Send + 'static,
+    {
+        let run = Run::for_set(self.history.clone(), command, FrontEnd::Tui);
+        let work = work(Arc::clone(&self.engine), self.tx.clone());
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let action = run.scope(work).await;
+            let _ = tx.send(action);
+            let recorded = tokio::task::spawn_blocking(move || run.finish_noted()).await;
+            for warning in recorded.map(|r| r.warnings).unwrap_or_default() {
+                let _ = tx.send(Action::Log(format!("warning: {warning}")));
+            }
         });
     }
 
@@ -210,7 +243,7 @@ impl Runtime {
             Effect::Upload { batch, candidates } => {
                 let lock = Arc::clone(&self.batches);
                 let (progress, forward) = self.progress(self.cancel.child_token());
-                self.spawn(|engine, tx| async move {
+                self.spawn_run("upload", |engine, tx| async move {
                     let _turn = lock.lock().await;
                     let done = engine.backup(engine.plan(candidates), &progress).await;
                     drop(progress);
@@ -228,7 +261,7 @@ impl Runtime {
                 cancel,
             } => {
                 let (progress, forward) = self.progress(cancel);
-                self.spawn(|engine, tx| async move {
+                self.spawn_run("restore", |engine, tx| async move {
                     let tally =
                         restore_batch(&engine, items, tier, &destination, overwrite, &progress, &tx)
                             .await;
@@ -275,7 +308,7 @@ impl Runtime {
                 cancel,
             } => {
                 let (progress, forward) = self.progress(cancel);
-                self.spawn(|engine, tx| async move {
+                self.spawn_run("delete", |engine, tx| async move {
                     let done = engine.delete_archives(&plan, &progress).await;
                     drop(progress);
                     let _ = forward.await;
@@ -283,7 +316,7 @@ impl Runtime {
                     log_after(&tx, Action::DeleteDone { batch, report }, done.after)
                 });
             }
-            Effect::RunInventory => self.spawn(|engine, _| async move {
+            Effect::RunInventory => self.spawn_run("inventory", |engine, _| async move {
                 match engine.inventory(false, false).await {
                     Ok(InventoryOutcome::Ready(r)) => Action::Reconciled {
                         reconciliation: Some(r),
@@ -303,7 +336,7 @@ impl Runtime {
                     Err(e) => error("Cannot take an inventory", &e),
                 }
             }),
-            Effect::AdoptOrphans(orphans) => self.spawn(|engine, tx| async move {
+            Effect::AdoptOrphans(orphans) => self.spawn_run("inventory", |engine, tx| async move {
                 let chosen = Reconciliation {
                     orphans,
                     ..Reconciliation::default()
@@ -313,7 +346,7 @@ impl Runtime {
                     Err(e) => error("Cannot adopt the orphans", &e),
                 }
             }),
-            Effect::DeleteOrphans(orphans) => self.spawn(|engine, tx| async move {
+            Effect::DeleteOrphans(orphans) => self.spawn_run("inventory", |engine, tx| async move {
                 let chosen = Reconciliation {
                     orphans,
                     ..Reconciliation::default()
@@ -322,6 +355,26 @@ impl Runtime {
                 match engine.act_on_orphans(&delete, &chosen).await {
                     Ok(done) => log_after(&tx, Action::OrphansActed(done.report), done.after),
                     Err(e) => error("Cannot delete the orphans", &e),
+                }
+            }),
+            Effect::LoadHistory => {
+                let set = self.history.clone();
+                self.spawn(|_, _| async move {
+                    let runs =
+                        tokio::task::spawn_blocking(move || crate::history::runs(&set, 50)).await;
+                    Action::HistoryLoaded(match runs {
+                        Ok(Ok(runs)) => Ok(runs),
+                        Ok(Err(e)) => Err(crate::fmt::one_line(&e)),
+                        Err(e) => Err(e.to_string()),
+                    })
+                });
+            }
+            Effect::LoadMonthly => self.spawn(|engine, _| async move {
+                match engine.cost_summary(now_secs()).await {
+                    Ok(summary) => Action::MonthlyLoaded(summary.monthly_storage),
+                    Err(e) => Action::Log(format!(
+                        "cannot work out the monthly storage charge for the budget: {e:#}"
+                    )),
                 }
             }),
             Effect::LoadCost => self.spawn(|engine, _| async move {
@@ -362,21 +415,25 @@ impl Runtime {
             } => {
                 let lock = Arc::clone(&self.batches);
                 let (progress, forward) = self.progress(cancel);
-                self.spawn(|engine, tx| async move {
+                self.spawn_run("migrate", |engine, tx| async move {
                     let _turn = lock.lock().await;
                     let options = migrate_options(tier);
                     let done = match Arc::try_unwrap(plan) {
                         Ok(plan) => engine.migrate(&source.0, plan, &options, &progress).await,
-                        Err(_) => Done {
-                            report: MigrationReport {
-                                failed: vec![FailedFile {
-                                    path: "(migration plan)".into(),
-                                    reason: "the plan is still shown elsewhere: plan the migration again".into(),
-                                }],
-                                ..MigrationReport::default()
-                            },
-                            after: AfterRun::default(),
-                        },
+                        Err(_) => {
+                            let done = Done {
+                                report: MigrationReport {
+                                    failed: vec![FailedFile {
+                                        path: "(migration plan)".into(),
+                                        reason: "the plan is still shown elsewhere: plan the migration again".into(),
+                                    }],
+                                    ..MigrationReport::default()
+                                },
+                                after: AfterRun::default(),
+                            };
+                            crate::history::note(&done, engine.prices());
+                            done
+                        }
                     };
                     drop(progress);
                     let _ = forward.await;
@@ -452,7 +509,9 @@ fn log_after(tx: &mpsc::UnboundedSender<Action>, done: Action, after: AfterRun) 
     }
 }
 
+/// An error dialog; the error is the run's, when a run was under way.
 fn error(title: &str, e: &anyhow::Error) -> Action {
+    crate::history::note_error(e);
     Action::Error {
         title: title.into(),
         message: format!("{e:#}"),
@@ -519,12 +578,21 @@ async fn event_loop(
     terminal: &mut Term,
     state: &mut State,
     engine: Arc<Engine>,
+    history: SetRef,
 ) -> Result<ExitCode> {
     let started = Instant::now();
     let size = terminal.size()?;
     state.size = (size.width, size.height);
     let (tx, mut rx) = mpsc::unbounded_channel();
+    // When the last backup finished, for the title bar.
+    let set = history.clone();
+    if let Ok(Ok(backups)) =
+        tokio::task::spawn_blocking(move || crate::history::backups(&set)).await
+    {
+        let _ = tx.send(Action::BackupsLoaded(Box::new(backups)));
+    }
     let runtime = Runtime {
+        history,
         engine: Arc::clone(&engine),
         tx: tx.clone(),
         batches: Arc::new(tokio::sync::Mutex::new(())),
@@ -548,6 +616,10 @@ async fn event_loop(
         let _ = tx.send(Action::ResumeRetrievals(resumed));
     }
     let _ = tx.send(Action::Bandwidth(bandwidth_of(&engine)));
+    // The budget's figure, for the title bar (the catalog is read off the UI).
+    if engine.budget().is_some() {
+        runtime.start(Effect::LoadMonthly);
+    }
     spawn_scan(Arc::clone(&engine), tx.clone());
     let mut terminal_events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;

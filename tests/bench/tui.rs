@@ -134,7 +134,10 @@ fn main() {
     for id in ids {
         state.browse.tree.set_expanded(id, true);
     }
-    state.tree_changed();
+    // What a key that opens directories does: the rows are rebuilt once, when
+    // the key's update ends.
+    state.browse.reshape();
+    update(&mut state, Action::Tick);
     let expand_all = t.elapsed();
     println!(
         "expanding every directory: {} rows rebuilt in {:.0} ms (on that key press only)",

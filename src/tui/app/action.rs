@@ -13,6 +13,7 @@ use crate::engine::{
     MigrationPlan, MigrationReport, MigrationSource, Orphan, OrphanResult, Reconciliation,
     RestoreTally, TaskId,
 };
+use crate::history::{Backups, RunSummary};
 use crate::limit::Schedule;
 use crate::model::Tier;
 use crate::scan::ScanProgress;
@@ -60,6 +61,12 @@ pub enum Action {
         report: DeletionReport,
     },
     CostLoaded(Box<CostSummary>),
+    /// The set's last runs, newest first (or why they cannot be read).
+    HistoryLoaded(Result<Vec<RunSummary>, String>),
+    /// The set's last backup and the backup runs that failed since (at start).
+    BackupsLoaded(Box<Backups>),
+    /// The set's estimated monthly storage charge (for its budget).
+    MonthlyLoaded(f64),
     /// The last reconciliation (at start, or a new one).
     Reconciled {
         reconciliation: Option<Box<Reconciliation>>,
@@ -161,6 +168,10 @@ pub enum Effect {
         cancel: CancellationToken,
     },
     LoadCost,
+    /// Read the set's last runs.
+    LoadHistory,
+    /// Work out the set's estimated monthly storage charge (its budget's figure).
+    LoadMonthly,
     /// Request (or reuse) an inventory job and compare it when it is ready.
     RunInventory,
     AdoptOrphans(Vec<Orphan>),

@@ -93,7 +93,7 @@ impl Browse {
     pub fn replace_tree(&mut self, tree: Tree) {
         let keep = self.selected_node().map(|id| self.tree.key(id));
         self.tree = tree;
-        self.rows_dirty = true;
+        self.reshape();
         self.rebuild();
         self.selected = self.selected.min(self.rows.len().saturating_sub(1));
         if let Some(key) = keep
@@ -107,13 +107,13 @@ impl Browse {
     /// out switches to the view of everything so the jump lands.
     pub fn select_node(&mut self, id: NodeId) {
         self.tree.reveal(id);
-        self.rows_dirty = true;
+        self.reshape();
         self.rebuild();
         if let Some(index) = self.rows.iter().position(|&r| r == id) {
             self.selected = index;
         } else if self.view != View::All {
             self.view = View::All;
-            self.rows_dirty = true;
+            self.reshape();
             self.rebuild();
             if let Some(index) = self.rows.iter().position(|&r| r == id) {
                 self.selected = index;
@@ -130,7 +130,7 @@ impl Browse {
     pub fn after_tree_change(&mut self) {
         self.tree.invalidate_order(self.sort);
         if self.view != View::All || self.sort != SortBy::Name {
-            self.rows_dirty = true;
+            self.reshape();
         }
     }
 
@@ -141,7 +141,7 @@ impl Browse {
         {
             let expanded = self.tree.is_expanded(id);
             self.tree.set_expanded(id, !expanded);
-            self.rows_dirty = true;
+            self.reshape();
         }
     }
 
@@ -150,7 +150,7 @@ impl Browse {
         if let Some(id) = self.selected_node() {
             if self.tree.is_expanded(id) {
                 self.tree.set_expanded(id, false);
-                self.rows_dirty = true;
+                self.reshape();
             } else {
                 let parent = self.tree.node(id).parent;
                 if parent != ROOT {
@@ -169,8 +169,22 @@ impl Browse {
                 self.move_by(1);
             } else {
                 self.tree.set_expanded(id, true);
-                self.rows_dirty = true;
+                self.reshape();
             }
+        }
+    }
+
+    /// Opens the selected directory and every directory below it (on a file:
+    /// its directory's).
+    pub fn expand_all(&mut self) {
+        if let Some(id) = self.selected_node() {
+            let dir = if self.tree.is_dir(id) {
+                id
+            } else {
+                self.tree.node(id).parent
+            };
+            self.tree.expand_all(dir);
+            self.reshape();
         }
     }
 
@@ -197,12 +211,12 @@ impl Browse {
 
     pub fn next_sort(&mut self) {
         self.sort = self.sort.next();
-        self.rows_dirty = true;
+        self.reshape();
     }
 
     pub fn next_view(&mut self) {
         self.view = self.view.next();
-        self.rows_dirty = true;
+        self.reshape();
     }
 
     /// What upload, retrieve and delete act on: the marked entries, else the

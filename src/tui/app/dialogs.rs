@@ -12,6 +12,7 @@ use super::action::MigrationOffer;
 use super::bandwidth::Direction;
 use crate::cost::CostSummary;
 use crate::engine::{DeletionPlan, Orphan, Reconciliation};
+use crate::history::RunSummary;
 use crate::model::Tier;
 use crate::tui::keys::{Context, Key, KeyAction, KeyMap};
 
@@ -36,6 +37,8 @@ pub enum Dialog {
     },
     /// What the set's archives cost.
     Cost(Box<CostSummary>),
+    /// The set's last runs, newest first.
+    History(Vec<RunSummary>),
     /// The last comparison of the store's inventory with the catalog, and what
     /// can be done about its orphans.
     Reconciliation,
@@ -180,7 +183,9 @@ impl Dialog {
             Dialog::ConfirmOverwrite { .. } => {
                 question(&[A::Confirm], "replace them", "keep the local files")
             }
-            Dialog::Cost(_) | Dialog::Error { .. } => vec![map(Answer::No, CLOSE, 2, "close")],
+            Dialog::Cost(_) | Dialog::History(_) | Dialog::Error { .. } => {
+                vec![map(Answer::No, CLOSE, 2, "close")]
+            }
             Dialog::ConfirmMigration { offer, .. } => {
                 // The tier matters only for retrievals still to request.
                 let plan = &offer.plan;
@@ -394,6 +399,7 @@ mod tests {
                 note: None,
             },
             Dialog::Cost(Box::new(CostSummary::of([], &prices, 0))),
+            Dialog::History(Vec::new()),
             Dialog::Reconciliation,
             Dialog::ConfirmDeleteOrphans { orphans: vec![] },
             Dialog::ConfirmOverwrite {

@@ -61,9 +61,32 @@ impl State {
                 plural(summary.superseded_deleted, "superseded archive")
             ));
         }
+        if let Some(budget) = &summary.budget
+            && budget.refused_any()
+        {
+            line.push_str(&format!(
+                "; {} left out for the budget",
+                plural(budget.refused_files, "file")
+            ));
+        }
         self.log(line);
         for failure in &summary.failed {
             self.log(format!("failed: {}: {}", failure.path, failure.reason));
+        }
+        if let Some(budget) = &summary.budget {
+            self.set.monthly = Some(budget.used);
+            // The same words as `firn backup`: what was left out, what to change.
+            if let Some(refusal) = budget.refusal(&self.set.config_file) {
+                self.log(refusal.clone());
+                if !self.quitting() {
+                    self.dialog = Some(Dialog::Error {
+                        title: "Budget reached".into(),
+                        message: format!(
+                            "{refusal}\n\nThe files left out stay pending; nothing of them was uploaded or recorded."
+                        ),
+                    });
+                }
+            }
         }
         self.batch_ended();
     }
@@ -157,11 +180,16 @@ impl State {
             ));
         }
         self.batch_ended();
+        let mut effects = Vec::new();
+        // Deleting frees room in the budget: its figure again.
+        if report.deleted > 0 && self.set.budget.is_some() && !self.quitting() {
+            effects.push(Effect::LoadMonthly);
+        }
         // Deleted current versions make their files new (or gone): look again.
         if report.deleted > 0 && self.jobs.running_batches == 0 && !self.quitting() {
-            return vec![Effect::Rescan];
+            effects.push(Effect::Rescan);
         }
-        Vec::new()
+        effects
     }
 
     pub(super) fn orphans_acted(&mut self, results: Vec<OrphanResult>) -> Vec<Effect> {

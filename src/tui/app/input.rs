@@ -77,6 +77,7 @@ impl State {
             A::FocusNext | A::CancelJob | A::RetryJob => return self.jobs_action(action),
             A::Collapse
             | A::Expand
+            | A::ExpandAll
             | A::Open
             | A::Mark
             | A::ClearMarks
@@ -95,6 +96,7 @@ impl State {
             | A::Cost
             | A::Reconcile
             | A::Migrate
+            | A::History
             | A::Rescan => return self.work_action(action),
             A::ToggleDetails | A::ToggleLog | A::Help | A::Back | A::Quit => {
                 self.window_action(action)
@@ -139,6 +141,7 @@ impl State {
         match action {
             A::Collapse => browse.collapse(),
             A::Expand => browse.expand(),
+            A::ExpandAll => browse.expand_all(),
             A::Open => browse.toggle_open(),
             A::Mark => browse.toggle_mark(),
             A::ClearMarks => browse.tree.clear_marks(),
@@ -177,6 +180,10 @@ impl State {
                 return vec![Effect::LoadCost];
             }
             A::Reconcile => self.dialog = Some(Dialog::Reconciliation),
+            A::History => {
+                self.message = Some("reading the run history…".into());
+                return vec![Effect::LoadHistory];
+            }
             A::Migrate => return self.ask_migration(),
             A::Rescan => {
                 if self.jobs.running_batches > 0 {
@@ -327,7 +334,10 @@ impl State {
                 field,
                 ..
             } => self.apply_bandwidth(upload, download, field),
-            Dialog::Cost(_) | Dialog::Reconciliation | Dialog::Error { .. } => Vec::new(),
+            Dialog::Cost(_)
+            | Dialog::History(_)
+            | Dialog::Reconciliation
+            | Dialog::Error { .. } => Vec::new(),
         }
     }
 

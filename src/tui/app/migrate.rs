@@ -209,9 +209,14 @@ impl State {
         ));
         self.batch_ended();
         let changed = copied > 0 || report.recorded_from_earlier_run > 0;
-        if changed && self.jobs.running_batches == 0 && !self.quitting() {
-            return vec![Effect::Rescan];
+        let mut effects = Vec::new();
+        // Copies are stored in this store: the budget's figure again.
+        if changed && self.set.budget.is_some() && !self.quitting() {
+            effects.push(Effect::LoadMonthly);
         }
-        Vec::new()
+        if changed && self.jobs.running_batches == 0 && !self.quitting() {
+            effects.push(Effect::Rescan);
+        }
+        effects
     }
 }

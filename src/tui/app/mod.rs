@@ -74,9 +74,29 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::DeleteDone { batch, report } => state.delete_done(batch, report),
+        Action::MonthlyLoaded(monthly) => {
+            state.set.monthly = Some(monthly);
+            Vec::new()
+        }
         Action::CostLoaded(summary) => {
             state.message = None;
+            state.set.monthly = Some(summary.monthly_storage);
             state.dialog = Some(Dialog::Cost(summary));
+            Vec::new()
+        }
+        Action::HistoryLoaded(runs) => {
+            state.message = None;
+            state.dialog = Some(match runs {
+                Ok(runs) => Dialog::History(runs),
+                Err(message) => Dialog::Error {
+                    title: "Cannot read the run history".into(),
+                    message,
+                },
+            });
+            Vec::new()
+        }
+        Action::BackupsLoaded(backups) => {
+            state.set.backups = Some(*backups);
             Vec::new()
         }
         Action::Reconciled {

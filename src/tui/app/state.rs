@@ -11,8 +11,10 @@ use super::bandwidth::Bandwidth;
 use super::browse::Browse;
 use super::dialogs::Dialog;
 use crate::backend::StoreSettings;
+use crate::budget::Budget;
 use crate::cost::Prices;
 use crate::engine::{Reconciliation, TaskIds};
+use crate::history::Backups;
 use crate::model::Tier;
 use crate::scan::ScanProgress;
 use crate::tui::jobs::Jobs;
@@ -56,6 +58,50 @@ pub struct SetInfo {
     /// The store the set used before (`previous_store` in the config), which a
     /// migration copies from.
     pub previous_store: Option<StoreSettings>,
+    /// The last backup and the backup runs that failed since, once read.
+    pub backups: Option<Backups>,
+    /// The age past which the last backup shows as stale (None: never).
+    pub stale_after: Option<std::time::Duration>,
+    /// The set's cap on its estimated monthly storage charge (`budget`).
+    pub budget: Option<Budget>,
+    /// The set's estimated monthly storage charge, once the engine said (at
+    /// start, after each batch, in the cost view).
+    pub monthly: Option<f64>,
+    /// A charge of one run above which the dialogs say so (`confirm_above`).
+    pub confirm_above: Option<f64>,
+    /// The config file, named where a message says what to change in it.
+    pub config_file: String,
+}
+
+impl SetInfo {
+    /// `budget 1.97/2.00 USD/mo` once the figure is known, with how much of
+    /// the budget is used (1.0: all of it).
+    pub fn budget_text(&self) -> Option<(String, f64)> {
+        let (budget, used) = (self.budget.as_ref()?, self.monthly?);
+        let share = if budget.per_month > 0.0 {
+            used / budget.per_month
+        } else if used > 0.0 {
+            f64::INFINITY
+        } else {
+            1.0
+        };
+        Some((budget.short_text(used), share))
+    }
+
+    /// ` — over confirm_above (1.00 USD)` when `charge` is above it: the
+    /// dialogs that show a charge say so (they always ask anyway).
+    pub fn over_confirm_above(&self, charge: f64) -> Option<String> {
+        let limit = crate::budget::ChargeLimit {
+            confirm_above: self.confirm_above,
+            max_cost: None,
+        };
+        limit.over(charge).then(|| {
+            format!(
+                "over confirm_above ({})",
+                self.prices.format(self.confirm_above.unwrap_or_default())
+            )
+        })
+    }
 }
 
 /// Which optional panes and overlays are open.
@@ -138,6 +184,12 @@ impl State {
                 reconciliation: None,
                 task_ids: TaskIds::default(),
                 previous_store: None,
+                backups: None,
+                stale_after: None,
+                budget: None,
+                monthly: None,
+                confirm_above: None,
+                config_file: "the config file".into(),
             },
             keys,
             theme,
@@ -174,12 +226,6 @@ impl State {
         self.phase = Phase::Ready;
         self.details = None;
         self.details_requested = None;
-        self.refresh();
-    }
-
-    /// The tree's shape changed outside `update` (tests, benchmarks): rebuild rows.
-    pub fn tree_changed(&mut self) {
-        self.browse.reshape();
         self.refresh();
     }
 

@@ -13,6 +13,7 @@ pub enum KeyAction {
     Bottom,
     Collapse,
     Expand,
+    ExpandAll,
     Open,
     Mark,
     ClearMarks,
@@ -25,6 +26,7 @@ pub enum KeyAction {
     Reconcile,
     Migrate,
     Bandwidth,
+    History,
     Search,
     SearchNext,
     SearchPrev,
@@ -54,7 +56,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 47] = [
+    pub const ALL: [KeyAction; 49] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -65,6 +67,7 @@ impl KeyAction {
         KeyAction::Bottom,
         KeyAction::Collapse,
         KeyAction::Expand,
+        KeyAction::ExpandAll,
         KeyAction::Open,
         KeyAction::Mark,
         KeyAction::ClearMarks,
@@ -77,6 +80,7 @@ impl KeyAction {
         KeyAction::Reconcile,
         KeyAction::Migrate,
         KeyAction::Bandwidth,
+        KeyAction::History,
         KeyAction::Search,
         KeyAction::SearchNext,
         KeyAction::SearchPrev,
@@ -107,12 +111,12 @@ impl KeyAction {
     /// The actions of the panes (the first of [`KeyAction::ALL`]); the rest are
     /// read only in dialogs.
     pub fn panes() -> &'static [KeyAction] {
-        &KeyAction::ALL[..38]
+        &KeyAction::ALL[..40]
     }
 
     /// The actions read only in dialogs.
     pub fn dialog_only() -> &'static [KeyAction] {
-        &KeyAction::ALL[38..]
+        &KeyAction::ALL[40..]
     }
 
     /// The name used in the config file (`[tui.keys] upload = ["u"]`).
@@ -128,6 +132,7 @@ impl KeyAction {
             KeyAction::Bottom => "bottom",
             KeyAction::Collapse => "collapse",
             KeyAction::Expand => "expand",
+            KeyAction::ExpandAll => "expand_all",
             KeyAction::Open => "open",
             KeyAction::Mark => "mark",
             KeyAction::ClearMarks => "clear_marks",
@@ -148,6 +153,7 @@ impl KeyAction {
             KeyAction::Reconcile => "reconcile",
             KeyAction::Migrate => "migrate",
             KeyAction::Bandwidth => "bandwidth",
+            KeyAction::History => "history",
             KeyAction::CancelJob => "cancel_job",
             KeyAction::RetryJob => "retry_job",
             KeyAction::ToggleDetails => "toggle_details",
@@ -181,6 +187,7 @@ impl KeyAction {
             KeyAction::Bottom => "last row",
             KeyAction::Collapse => "collapse directory / go to parent",
             KeyAction::Expand => "expand directory",
+            KeyAction::ExpandAll => "expand directory and all below",
             KeyAction::Open => "expand or collapse directory",
             KeyAction::Mark => "mark file or directory",
             KeyAction::ClearMarks => "clear all marks",
@@ -201,6 +208,7 @@ impl KeyAction {
             KeyAction::Reconcile => "store inventory vs catalog, orphans",
             KeyAction::Migrate => "copy archives from the previous store (asks)",
             KeyAction::Bandwidth => "bandwidth limits for this run",
+            KeyAction::History => "the set's last runs and how they ended",
             KeyAction::CancelJob => "cancel the selected job",
             KeyAction::RetryJob => "retry the selected failed job",
             KeyAction::ToggleDetails => "show / hide details",
@@ -238,6 +246,7 @@ impl KeyAction {
             KeyAction::Cost => "cost",
             KeyAction::Reconcile => "inventory",
             KeyAction::Bandwidth => "bandwidth",
+            KeyAction::History => "history",
             KeyAction::CancelJob => "cancel",
             KeyAction::RetryJob => "retry",
             KeyAction::ToggleLog => "log",

@@ -52,6 +52,7 @@ impl Default for KeyMap {
         m.insert(A::Bottom, vec![b(&[p(C::End)]), b(&[c('G')])]);
         m.insert(A::Collapse, vec![b(&[p(C::Left)]), b(&[c('h')])]);
         m.insert(A::Expand, vec![b(&[p(C::Right)]), b(&[c('l')])]);
+        m.insert(A::ExpandAll, vec![b(&[c('*')])]);
         m.insert(A::Open, vec![b(&[p(C::Enter)])]);
         m.insert(A::Mark, vec![b(&[c(' ')])]);
         m.insert(A::ClearMarks, vec![b(&[c('M')])]);
@@ -79,6 +80,7 @@ impl Default for KeyMap {
         m.insert(A::Reconcile, vec![b(&[c('I')])]);
         m.insert(A::Migrate, vec![b(&[c('C')])]);
         m.insert(A::Bandwidth, vec![b(&[c('b')])]);
+        m.insert(A::History, vec![b(&[c('H')])]);
         m.insert(A::RetryJob, vec![b(&[c('R')])]);
         m.insert(A::ToggleDetails, vec![b(&[c('i')])]);
         m.insert(A::ToggleLog, vec![b(&[c('L')])]);
@@ -124,6 +126,7 @@ impl KeyMap {
         add(&mut map, A::Collapse, b(&[Key::ch('z'), Key::ch('c')]));
         add(&mut map, A::Expand, b(&[Key::ch('z'), Key::ch('o')]));
         add(&mut map, A::Open, b(&[Key::ch('z'), Key::ch('a')]));
+        add(&mut map, A::ExpandAll, b(&[Key::ch('z'), Key::ch('R')]));
         add(&mut map, A::Quit, b(&[Key::ch('Z'), Key::ch('Z')]));
         map
     }

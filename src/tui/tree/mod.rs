@@ -170,6 +170,17 @@ impl Tree {
         }
     }
 
+    /// Opens `id` and every directory below it.
+    pub fn expand_all(&mut self, id: NodeId) {
+        let mut stack = vec![id];
+        while let Some(dir) = stack.pop() {
+            if self.is_dir(dir) {
+                self.set_expanded(dir, true);
+                stack.extend_from_slice(self.children(dir));
+            }
+        }
+    }
+
     pub fn raw(&self, id: NodeId) -> Option<&[u8]> {
         self.extra.get(&id).and_then(|e| e.raw.as_deref())
     }

@@ -15,15 +15,24 @@ use crate::tui::theme::Role;
 pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect) {
     let t = &state.theme;
     let (title, body, role) = match dialog {
-        Dialog::ConfirmBackupAll { files, bytes } => (
-            " Back up everything pending? ".to_string(),
-            format!(
+        Dialog::ConfirmBackupAll { files, bytes } => {
+            let mut body = format!(
                 "Upload {} ({}) that are new or changed.\nUploads run in the background; you can keep browsing.",
                 crate::fmt::plural(*files, "file"),
                 human_bytes(*bytes)
-            ),
-            Role::Changed,
-        ),
+            );
+            if let (Some(budget), Some(used)) = (&state.set.budget, state.set.monthly) {
+                body.push_str(&format!(
+                    "\nBudget: {} used; what does not fit is left out.",
+                    budget.used_text(used)
+                ));
+            }
+            (
+                " Back up everything pending? ".to_string(),
+                body,
+                Role::Changed,
+            )
+        }
         Dialog::ConfirmQuit { running } => (
             " Uploads are running ".to_string(),
             format!(
@@ -46,18 +55,18 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             for option in state.offered_tiers() {
                 let (from, to) = state.tier_wait(option);
                 let requests = keys.len() as u64;
+                let cost = state
+                    .set
+                    .prices
+                    .retrieval_estimate(*bytes, requests, option);
                 body.push_str(&format!(
-                    "\n{} {:<10} ready in {}–{}, ≈ {}",
+                    "\n{} {:<10} ready in {}–{}, ≈ {}{}",
                     if option == *tier { "●" } else { "○" },
                     option.as_str(),
                     duration(from),
                     duration(to),
-                    state.set.prices.format(
-                        state
-                            .set
-                            .prices
-                            .retrieval_estimate(*bytes, requests, option)
-                    )
+                    state.set.prices.format(cost),
+                    over_limit(state, cost)
                 ));
             }
             body.push_str("\n\nFiles in place with other content are not replaced without asking; identical ones are skipped.");
@@ -84,10 +93,11 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 )
             });
             body.push_str(&format!(
-                "\n\nEarly-deletion charge ≈ {} ({} inside the {}-day minimum).",
+                "\n\nEarly-deletion charge ≈ {} ({} inside the {}-day minimum){}.",
                 prices.format(plan.total_charge),
                 plan.early_count(),
-                prices.minimum_storage_days
+                prices.minimum_storage_days,
+                over_limit(state, plan.total_charge)
             ));
             if let Some(note) = note {
                 body.push_str(&format!("\n{note}"));
@@ -108,6 +118,12 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                 count(summary.early.archives),
                 prices.minimum_storage_days,
             );
+            if let Some(budget) = &state.set.budget {
+                body.push_str(&format!(
+                    "\nBudget             {} used",
+                    budget.used_text(summary.monthly_storage)
+                ));
+            }
             if summary.snapshots.archives > 0 {
                 body.push_str(&format!(
                     "\nCatalog snapshots  {} archives, {} (in the storage)",
@@ -128,6 +144,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             }
             (" Cost ".to_string(), body, Role::Title)
         }
+        Dialog::History(runs) => (" Last runs ".to_string(), history_text(runs), Role::Title),
         Dialog::Reconciliation => (
             " Store inventory vs catalog ".to_string(),
             reconciliation_text(state),
@@ -204,6 +221,15 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
     );
 }
 
+/// ` — over confirm_above (1.00 USD)` after a charge above the set's limit
+/// (these dialogs always ask; the words say why `--yes` would not do).
+fn over_limit(state: &State, charge: f64) -> String {
+    state
+        .set
+        .over_confirm_above(charge)
+        .map_or_else(String::new, |over| format!(" — {over}"))
+}
+
 /// The dialog's keys, from the key map, and what each does: `KEYS: WHAT`
 /// entries, four spaces apart (two when there are more than two entries).
 fn key_line(state: &State, dialog: &Dialog) -> String {
@@ -246,6 +272,22 @@ fn push_section<T>(
         body.push_str(&format!("\n\n{heading}: {}", items.len()));
         push_list(body, items, shown, "", line);
     }
+}
+
+/// Runs shown in the history view (`firn log` lists more).
+const RUNS_SHOWN: usize = 8;
+
+/// The history view's body: the last runs, newest first, one entry each.
+fn history_text(runs: &[crate::history::RunSummary]) -> String {
+    if runs.is_empty() {
+        return "No runs recorded yet: backups, restores, deletions and the jobs started here are listed once they ran.".into();
+    }
+    let mut body = String::from("Newest first (`firn log` lists more):");
+    for run in runs.iter().take(RUNS_SHOWN) {
+        body.push('\n');
+        body.push_str(&run.describe());
+    }
+    body
 }
 
 /// One orphan: what its description names (or its id), size and age.
@@ -346,10 +388,11 @@ fn migration_text(state: &State, offer: &MigrationOffer, tier: Tier) -> String {
                 (from, to) => format!("ready in {}–{}", duration(from), duration(to)),
             };
             body.push_str(&format!(
-                "\n{} {:<10} {wait}, ≈ {}",
+                "\n{} {:<10} {wait}, ≈ {}{}",
                 if quote.tier == tier { "●" } else { "○" },
                 quote.tier.as_str(),
-                quote.cost_text
+                quote.cost_text,
+                over_limit(state, quote.cost)
             ));
         }
     }

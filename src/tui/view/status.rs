@@ -48,12 +48,45 @@ pub fn title_bar(state: &State, frame: &mut Frame, area: Rect) {
             t.fg(Role::Changed),
         ));
     }
+    // How much of the budget the set's storage uses (a warning from 90%).
+    if let Some((text, share)) = state.set.budget_text() {
+        let style = if share >= 1.0 {
+            t.fg(Role::Problem)
+        } else if share >= 0.9 {
+            t.fg(Role::Changed)
+        } else {
+            ratatui::style::Style::default()
+        };
+        right.push(Span::styled(" · ", t.dim()));
+        right.push(Span::styled(text, style));
+    }
     if state.browse.tree.marked_count() > 0 {
         right.push(Span::styled(" · ", t.dim()));
         right.push(Span::styled(
             format!("{} marked", state.browse.tree.marked_count()),
             t.fg(Role::Marked),
         ));
+    }
+    // When the last backup finished (red once it is stale, or when none
+    // completed and some failed).
+    if let Some(backups) = &state.set.backups {
+        right.push(Span::styled(" · ", t.dim()));
+        right.push(
+            match backups.age(state.clock.now_secs, state.set.stale_after) {
+                Some(age) => Span::styled(
+                    format!("last backup {} ago", crate::fmt::age(age.age_secs)),
+                    if age.stale {
+                        t.fg(Role::Problem)
+                    } else {
+                        t.dim()
+                    },
+                ),
+                None if !backups.failed_since.is_empty() => {
+                    Span::styled("no backup completed", t.fg(Role::Problem))
+                }
+                None => Span::styled("no backup recorded", t.dim()),
+            },
+        );
     }
     // The last reconciliation, when it found something (I shows it).
     if let Some(r) = &state.set.reconciliation
