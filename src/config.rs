@@ -36,7 +36,7 @@ use crate::budget::{Budget, parse_confirm_above};
 use crate::cost::{PriceSettings, Prices};
 use crate::history::{Hooks, SetRef};
 use crate::limit::Schedule;
-use crate::model::{Retention, usage};
+use crate::model::{Packing, Retention, usage};
 use crate::scan::Filter;
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +96,13 @@ pub struct SetSettings {
     /// A charge of one run (retrieval, early deletion) above which firn asks
     /// even with `--yes`: `"1 USD"`.
     pub confirm_above: Option<toml::Value>,
+    /// Small files go into packs (default true); false: one archive per file.
+    pub pack_small_files: Option<bool>,
+    /// Files up to this size go into packs: `"1 MiB"` (the default) or bytes.
+    pub pack_threshold: Option<toml::Value>,
+    /// About how big a pack grows: `"64 MiB"` (remote stores' default; the
+    /// embedded store's is 16 MiB).
+    pub pack_size: Option<toml::Value>,
 }
 
 /// Flags that override the config file.
@@ -153,6 +160,8 @@ pub struct ResolvedSet {
     pub hooks: Hooks,
     /// The age past which the last backup is shown as stale (None: never).
     pub stale_after: Option<Duration>,
+    /// Whether small files go into packs, up to what size, and how big packs grow.
+    pub packing: Packing,
 }
 
 impl ResolvedSet {
@@ -662,7 +671,9 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
                 .map_err(|e| usage(format!("stale_after: {e}; fix it in {where_config}")))?,
         ),
     };
+    let packing = resolve_packing(&settings, defaults, &where_config)?;
     let set = ResolvedSet {
+        packing,
         id,
         root,
         filter,
@@ -686,6 +697,72 @@ pub fn resolve(overrides: &Overrides, root_use: RootUse) -> Result<ResolvedSet> 
     };
     crate::history::note_set(set.history());
     Ok(set)
+}
+
+/// `pack_small_files`, `pack_threshold` and `pack_size` of a set over `[defaults]`.
+fn resolve_packing(
+    settings: &SetSettings,
+    defaults: &SetSettings,
+    where_config: &str,
+) -> Result<Packing> {
+    let mut packing = Packing::default();
+    if let Some(enabled) = settings.pack_small_files.or(defaults.pack_small_files) {
+        packing.enabled = enabled;
+    }
+    let size = |value: Option<&toml::Value>, key: &str| -> Result<Option<u64>> {
+        let Some(value) = value else { return Ok(None) };
+        let parsed = match value {
+            toml::Value::Integer(n) if *n > 0 => Some(*n as u64),
+            toml::Value::String(text) => parse_size(text),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(usage(format!(
+                "invalid {key} {value} in {where_config}: write a size such as \"1 MiB\" or \"512KiB\", or a number of bytes"
+            ))),
+        }
+    };
+    let threshold_value = settings
+        .pack_threshold
+        .as_ref()
+        .or(defaults.pack_threshold.as_ref());
+    if let Some(threshold) = size(threshold_value, "pack_threshold")? {
+        packing.threshold = threshold;
+    }
+    packing.size = size(
+        settings.pack_size.as_ref().or(defaults.pack_size.as_ref()),
+        "pack_size",
+    )?;
+    if let Some(pack_size) = packing.size
+        && pack_size < packing.threshold
+    {
+        bail!(usage(format!(
+            "pack_size ({}) is smaller than pack_threshold ({}): a pack must hold at least one file; fix it in {where_config}",
+            crate::fmt::human_bytes(pack_size),
+            crate::fmt::human_bytes(packing.threshold)
+        )));
+    }
+    Ok(packing)
+}
+
+/// `1 MiB`, `512KiB`, `64M`, `100` (bytes); K, M and G are binary.
+fn parse_size(text: &str) -> Option<u64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    let bytes = (value * scale as f64).round();
+    (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64 / 2.0).then_some(bytes as u64)
 }
 
 /// `firn status` calls the last backup stale past this, unless `stale_after`

@@ -55,6 +55,18 @@ pub struct Description {
     /// (firn1, mt2).
     pub owner: Option<String>,
     pub format: Format,
+    /// Set when the archive is a pack of small files (see `pack`): it then
+    /// describes no one file (`key` is None) but says where its index is.
+    pub pack: Option<PackFacts>,
+}
+
+/// What a pack's description says of it: how many files it holds and where
+/// its index is, so the index can be read (a range) without the whole pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackFacts {
+    pub members: u64,
+    pub index_offset: u64,
+    pub index_len: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +129,9 @@ struct FirnRecord {
     h: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     t: Option<String>,
+    /// A pack: members, index offset, index length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pk: Option<(u64, u64, u64)>,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +159,23 @@ impl Description {
             tree_hash: None,
             owner: Some(owner.to_owned()),
             format: Format::Firn2,
+            pack: None,
+        }
+    }
+
+    /// The record of a pack of small files of the set `owner`: its size and
+    /// SHA-1, and where its index is. It names no file (the index does).
+    pub fn of_pack(size: u64, sha1: &Sha1Digest, owner: &str, facts: PackFacts) -> Description {
+        Description {
+            key: None,
+            raw: None,
+            size: Some(size),
+            mtime_ns: 0,
+            sha1: Some(*sha1),
+            tree_hash: None,
+            owner: Some(owner.to_owned()),
+            format: Format::Firn2,
+            pack: Some(facts),
         }
     }
 
@@ -159,6 +191,7 @@ impl Description {
             m: self.mtime_ns,
             h: self.sha1.map(hex::encode),
             t: self.tree_hash.map(hex::encode),
+            pk: self.pack.map(|p| (p.members, p.index_offset, p.index_len)),
         };
         let owner = self.owner.as_deref().filter(|o| is_owner(o));
         let text = wrap(&full, owner);
@@ -226,6 +259,7 @@ pub fn decode(text: &str) -> Result<Description, DecodeError> {
             tree_hash: None,
             owner: None,
             format: Format::MtAwsGlacier2,
+            pack: None,
         });
     }
     Err(DecodeError::Unknown)
@@ -257,6 +291,11 @@ fn decode_firn(
         tree_hash,
         owner: owner.map(str::to_owned),
         format,
+        pack: rec.pk.map(|(members, index_offset, index_len)| PackFacts {
+            members,
+            index_offset,
+            index_len,
+        }),
     })
 }
 

@@ -159,6 +159,7 @@ pub mod history;
 pub mod limit;
 pub mod lock;
 pub mod model;
+pub mod pack;
 pub mod pathkey;
 pub mod provision;
 pub mod scan;

@@ -315,6 +315,43 @@ impl Tier {
     }
 }
 
+/// Whether and how a backup puts small files into packs (see `pack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packing {
+    /// `pack_small_files`: false keeps one archive per file.
+    pub enabled: bool,
+    /// `pack_threshold`: files up to this many bytes go into packs.
+    pub threshold: u64,
+    /// `pack_size`: about how many bytes a pack holds; None: what suits the
+    /// store (`Store::default_pack_size`).
+    pub size: Option<u64>,
+}
+
+impl Default for Packing {
+    fn default() -> Self {
+        Packing {
+            enabled: true,
+            threshold: 1 << 20,
+            size: None,
+        }
+    }
+}
+
+impl Packing {
+    /// One archive per file, as firn did before packs.
+    pub fn off() -> Packing {
+        Packing {
+            enabled: false,
+            ..Packing::default()
+        }
+    }
+
+    /// Whether a file of `size` bytes goes into a pack.
+    pub fn takes(&self, size: u64) -> bool {
+        self.enabled && size <= self.threshold
+    }
+}
+
 /// A problem with what the user asked for; exits with status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -86,6 +86,7 @@ fn a_file_with_five_thousand_superseded_versions_keeps_working() {
                 state: ArchiveState::Superseded,
                 host: "other".into(),
                 superseded_at: Some(base + 2),
+                pack: None,
             })
             .collect();
         catalog.import(&versions).await.unwrap();

@@ -472,6 +472,7 @@ fn archive_record(row: &Row) -> ArchiveRecord {
         state: ArchiveState::parse(&row.text("state")).unwrap(),
         host: row.text("host"),
         superseded_at: row.opt_int("superseded_at"),
+        pack: None,
     }
 }
 

@@ -55,6 +55,23 @@ pub struct ArchiveRecord {
     pub host: String,
     /// Unix seconds; set when a newer version became current.
     pub superseded_at: Option<i64>,
+    /// Where in its pack the bytes are, when `archive_id` is a pack of small
+    /// files (see `pack`); None: the archive holds this file alone.
+    pub pack: Option<PackSlot>,
+}
+
+/// A packed file's bytes: `len` bytes at `offset` of the pack archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PackSlot {
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl ArchiveRecord {
+    /// Whether this version's bytes share an archive (a pack) with others.
+    pub fn is_packed(&self) -> bool {
+        self.pack.is_some()
+    }
 }
 
 /// A snapshot of the catalog kept in the store (see `engine::snapshot`).

@@ -5,6 +5,9 @@
 //!   below, perhaps without the later indexes (`archive_not_current`).
 //! - 1: the tables and indexes below. Version 0 becomes 1 by creating what it
 //!   lacks; its rows stay as they are.
+//! - 2: `archive.pack_offset` and `archive.pack_len`: where a packed file's
+//!   bytes are in its pack (NULL for a file archived alone, as every row of
+//!   version 1 is).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -13,21 +16,23 @@ use anyhow::Result;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::{ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary, SnapshotRecord};
+use super::{
+    ArchiveRecord, ArchiveState, Catalog, Conflict, CurrentSummary, PackSlot, SnapshotRecord,
+};
 use crate::db::{Schema, Step};
 use crate::model::{Sha1Digest, UNKNOWN_SHA1};
 
 /// The newest schema version.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA: Schema = Schema {
     what: "catalog",
     version: SCHEMA_VERSION,
-    create: create_v1,
+    create: create_v2,
     steps: STEPS,
 };
 
-const STEPS: &[Step] = &[create_v1];
+const STEPS: &[Step] = &[create_v1, add_pack_slots];
 const _: () = assert!(
     STEPS.len() == SCHEMA_VERSION as usize,
     "one step per version"
@@ -55,6 +60,20 @@ fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             WHERE state != 'current';",
     )
 }
+/// Version 2 from nothing.
+fn create_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    create_v1(tx)?;
+    add_pack_slots(tx)
+}
+
+/// Version 1 to 2: a packed file's place in its pack.
+fn add_pack_slots(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "ALTER TABLE archive ADD COLUMN pack_offset INTEGER;
+         ALTER TABLE archive ADD COLUMN pack_len INTEGER;",
+    )
+}
+
 /// `catalog = { kind = "sqlite", path = "…" }` in a set's config; the path
 /// defaults to `<data dir>/catalog.sqlite`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -69,7 +88,7 @@ pub struct SqliteCatalog {
     conn: Mutex<Connection>,
 }
 
-const COLUMNS: &str = "key, raw_path, size, mtime_ns, sha1, tree_hash, archive_id, target, uploaded_at, state, host, superseded_at";
+const COLUMNS: &str = "key, raw_path, size, mtime_ns, sha1, tree_hash, archive_id, target, uploaded_at, state, host, superseded_at, pack_offset, pack_len";
 
 impl SqliteCatalog {
     /// Records one upload inside `tx`: the outer error fails the transaction, the
@@ -137,7 +156,7 @@ impl SqliteCatalog {
     }
 
     fn insert(conn: &Connection, set_id: &str, r: &ArchiveRecord) -> rusqlite::Result<usize> {
-        conn.prepare_cached(&format!("INSERT INTO archive (set_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"))?
+        conn.prepare_cached(&format!("INSERT INTO archive (set_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"))?
             .execute(params![
                 set_id,
                 r.key,
@@ -151,7 +170,9 @@ impl SqliteCatalog {
                 r.uploaded_at,
                 r.state.as_str(),
                 r.host,
-                r.superseded_at
+                r.superseded_at,
+                r.pack.map(|p| p.offset as i64),
+                r.pack.map(|p| p.len as i64)
             ])
     }
 }
@@ -176,6 +197,16 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<ArchiveRecord> {
         state: ArchiveState::parse(&state).ok_or_else(|| bad(9))?,
         host: row.get(10)?,
         superseded_at: row.get(11)?,
+        pack: match (
+            row.get::<_, Option<i64>>(12)?,
+            row.get::<_, Option<i64>>(13)?,
+        ) {
+            (Some(offset), Some(len)) => Some(PackSlot {
+                offset: offset as u64,
+                len: len as u64,
+            }),
+            _ => None,
+        },
     })
 }
 

@@ -48,11 +48,22 @@ pub struct Sent {
     pub stored_at: i64,
     /// The current version its upload saw (the record is conditional on it).
     pub replaces: Option<ArchiveRecord>,
+    /// Where its bytes are, when `archive_id` is a pack.
+    pub pack: Option<PackPlace>,
+}
+
+/// A packed file's pack (by the SHA-1 its journal entry has) and place in it.
+#[derive(Debug, Clone, Copy)]
+pub struct PackPlace {
+    pub sha1: crate::model::Sha1Digest,
+    pub slot: crate::catalog::PackSlot,
 }
 
 /// What the uploads hand to the commit.
 pub enum Commit {
     Sent(Box<Sent>),
+    /// Every member of a pack the store confirmed: recorded in one batch.
+    Pack(Vec<Sent>),
     /// A file that will not be recorded (failed, cancelled): its journal entry
     /// is closed with the next batch.
     End(String),
@@ -82,6 +93,10 @@ impl Batch {
             Commit::Sent(sent) => {
                 self.bytes += sent.content.size;
                 self.sent.push(*sent);
+            }
+            Commit::Pack(members) => {
+                self.bytes += members.iter().map(|m| m.content.size).sum::<u64>();
+                self.sent.extend(members);
             }
             Commit::End(key) => self.ended.push(key),
         }
@@ -139,9 +154,20 @@ impl Engine {
             ..
         } = batch;
         let mut recorded: Vec<(Sent, ArchiveRecord)> = Vec::new();
+        // Packs whose journal entries close with this batch: every member is
+        // recorded (or refused on its own, as an unpacked file would be).
+        let mut packs_done: Vec<crate::model::Sha1Digest> = Vec::new();
         if !sent.is_empty() {
+            let packs_in_batch: Vec<_> = {
+                let mut sha1s: Vec<_> =
+                    sent.iter().filter_map(|s| s.pack.map(|p| p.sha1)).collect();
+                sha1s.sort_unstable();
+                sha1s.dedup();
+                sha1s
+            };
             match self.record_batch(&mut sent, &mut ended).await {
                 Ok(outcome) => {
+                    packs_done = packs_in_batch;
                     recorded = outcome.recorded;
                     // Refused on its own (a conflict), or left in the journal for
                     // the next run's recovery to record.
@@ -172,6 +198,14 @@ impl Engine {
                     "cannot close the upload journal: {e:#}"
                 )))
                 .await;
+        }
+        if !packs_done.is_empty() {
+            fault_point("packs-recorded");
+            if let Err(e) = self.state.packs_end(&packs_done) {
+                progress
+                    .send(Event::Note(format!("cannot close the pack journal: {e:#}")))
+                    .await;
+            }
         }
         for (sent, record) in recorded {
             committed.uploaded_files += 1;
@@ -211,8 +245,20 @@ impl Engine {
         fault_point("batch-sent");
         self.store.make_durable().await?;
         fault_point("after-store");
+        let mut packs: Vec<(crate::model::Sha1Digest, &str, i64)> = Vec::new();
+        for s in sent.iter() {
+            if let Some(place) = s.pack
+                && !packs.iter().any(|(sha1, _, _)| *sha1 == place.sha1)
+            {
+                packs.push((place.sha1, &s.archive_id, s.stored_at));
+            }
+        }
+        if !packs.is_empty() {
+            self.state.packs_stored(&packs)?;
+        }
         let stored: Vec<JournalStored<'_>> = sent
             .iter()
+            .filter(|s| s.pack.is_none())
             .map(|s| JournalStored {
                 key: &s.item.key,
                 archive_id: &s.archive_id,
@@ -238,6 +284,7 @@ impl Engine {
                     state: ArchiveState::Current,
                     host: self.host.clone(),
                     superseded_at: None,
+                    pack: s.pack.map(|p| p.slot),
                 };
                 (record, s.replaces.as_ref().map(|r| r.archive_id.clone()))
             })

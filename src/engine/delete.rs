@@ -308,6 +308,20 @@ impl Engine {
                 self.store.target()
             );
         }
+        if record.is_packed() && !self.last_in_pack(record).await? {
+            // Other files' bytes share the pack: this version is forgotten, its
+            // bytes stay in the pack until the last of them goes.
+            return self
+                .catalog
+                .remove(&record.key, &record.archive_id)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot forget {} (in pack {}) in the catalog",
+                        record.key, record.archive_id
+                    )
+                });
+        }
         self.state
             .deletion_begin(&record.archive_id, &record.key, now_secs())
             .context("cannot journal the deletion in local state")?;
@@ -330,6 +344,38 @@ impl Engine {
                 )
             })?;
         self.state.deletion_end(&record.archive_id)
+    }
+
+    /// Whether `record` is the last version this set records in its pack: the
+    /// count of each pack's versions is read from the catalog once a run, then
+    /// taken down as versions go, so exactly one deletion finds itself the
+    /// last and deletes the pack (journaled, as any archive's deletion).
+    async fn last_in_pack(&self, record: &ArchiveRecord) -> Result<bool> {
+        let mut counts = self.pack_versions.lock().await;
+        // A pack recorded since the counts were read (a terminal UI session's
+        // engine lives on) is not in them: read them again.
+        if counts
+            .as_ref()
+            .is_none_or(|c| !c.contains_key(&record.archive_id))
+        {
+            let mut tally: std::collections::HashMap<String, u64> =
+                std::collections::HashMap::new();
+            self.catalog
+                .for_each_record(&mut |r| {
+                    if r.is_packed() {
+                        *tally.entry(r.archive_id).or_default() += 1;
+                    }
+                    Ok(())
+                })
+                .await?;
+            *counts = Some(tally);
+        }
+        let Some(counts) = counts.as_mut() else {
+            return Ok(true);
+        };
+        let left = counts.entry(record.archive_id.clone()).or_insert(1);
+        *left = left.saturating_sub(1);
+        Ok(*left == 0)
     }
 
     /// The other set that the last reconciliation found naming `archive_id` as

@@ -423,6 +423,13 @@ fn record_from(
         key: None,
         foreign: matches!(e, DecodeError::Unknown),
     })?;
+    if desc.pack.is_some() {
+        return Err(Refusal {
+            reason: "a pack of small files: its files are recorded from its index".into(),
+            key: None,
+            foreign: false,
+        });
+    }
     let Some(key) = desc.key.clone() else {
         return Err(Refusal {
             reason: "its description holds only a hash of the path (too long to fit); only the lost catalog knew the path".into(),
@@ -465,6 +472,7 @@ fn record_from(
         state: ArchiveState::Current,
         host: host.to_owned(),
         superseded_at: None,
+        pack: None,
     })
 }
 
@@ -777,7 +785,17 @@ impl Engine {
                     let (size, tree_hash) = listing.content(described);
                     let unknown = tree_hash == crate::model::UNKNOWN_TREE_HASH
                         || record.tree_hash == crate::model::UNKNOWN_TREE_HASH;
-                    if size == record.size && (unknown || tree_hash == record.tree_hash) {
+                    // A packed file is a range of its pack: the pack must hold
+                    // that range (its bytes are checked when restored).
+                    let fits_pack = record.pack.is_some_and(|slot| {
+                        slot.len == record.size
+                            && slot.offset.saturating_add(slot.len) <= listing.size
+                    });
+                    if fits_pack
+                        || (record.pack.is_none()
+                            && size == record.size
+                            && (unknown || tree_hash == record.tree_hash))
+                    {
                         report.matched += 1;
                     } else {
                         report.mismatched.push(Mismatch {

@@ -23,6 +23,7 @@ mod delete;
 mod inventory;
 mod migrate;
 mod owners;
+mod pack;
 mod progress;
 mod recover;
 mod restore;
@@ -111,6 +112,11 @@ pub struct Engine {
     disputed: std::sync::Mutex<Option<Arc<std::collections::HashMap<String, String>>>>,
     /// The run's bandwidth limits: the stores it opens send and read under them.
     limits: Limits,
+    /// Whether small files go into packs, and how (see `pack`).
+    packing: crate::model::Packing,
+    /// How many versions this set records in each pack, read once when a
+    /// packed version is first deleted (see `delete`).
+    pack_versions: tokio::sync::Mutex<Option<std::collections::HashMap<String, u64>>>,
 }
 
 /// What an engine is made of, for [`Engine::from_parts`] (tests put a store with
@@ -255,7 +261,8 @@ impl Engine {
             follow_symlinks: set.follow_symlinks,
         })
         .with_limits(limits)
-        .with_budget(set.budget.clone()))
+        .with_budget(set.budget.clone())
+        .with_packing(set.packing))
     }
 
     /// Opens a set for a run that changes it (a backup, restore, deletion,
@@ -313,12 +320,21 @@ impl Engine {
             disputed: std::sync::Mutex::new(None),
             _lock: None,
             limits: Limits::none(),
+            packing: crate::model::Packing::default(),
+            pack_versions: tokio::sync::Mutex::new(None),
         }
     }
 
     /// What to scan (filter, symlinks); the default scans everything.
     pub fn with_scan(mut self, scan: ScanOptions) -> Engine {
         self.scan = scan;
+        self
+    }
+
+    /// Whether and how small files go into packs (the default: packs of
+    /// files up to 1 MiB, the store's pack size).
+    pub fn with_packing(mut self, packing: crate::model::Packing) -> Engine {
+        self.packing = packing;
         self
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Engine;
 use super::owners::{Owners, Whose};
 use crate::catalog::Catalog as _;
-use crate::catalog::{ArchiveRecord, ArchiveState};
+use crate::catalog::{ArchiveRecord, ArchiveState, PackSlot};
 use crate::description;
 use crate::model::Fingerprint;
 use crate::model::now_secs;
@@ -73,6 +73,8 @@ struct Stray {
     hash: ContentHash,
     mtime_ns: i64,
     created_at: i64,
+    /// Its place, when the archive is a pack.
+    pack: Option<PackSlot>,
 }
 
 impl Engine {
@@ -93,6 +95,7 @@ impl Engine {
                 .warnings
                 .push(format!("cannot look for abandoned uploads: {e:#}")),
         }
+        self.recover_packs(&mut report).await?;
         let journal = self.state.journal()?;
         if journal.is_empty() {
             return Ok(report);
@@ -108,6 +111,7 @@ impl Engine {
                             hash,
                             mtime_ns: entry.fingerprint.mtime_ns,
                             created_at: entry.started_at,
+                            pack: None,
                         });
                     }
                 }
@@ -151,6 +155,7 @@ impl Engine {
                                     },
                                     mtime_ns: desc.mtime_ns,
                                     created_at: archive.created_at,
+                                    pack: None,
                                 });
                             }
                         }
@@ -166,6 +171,77 @@ impl Engine {
             self.state.journal_end(&entry.key)?;
         }
         Ok(report)
+    }
+
+    /// Resolves the packs an interrupted run journaled: the members of a pack
+    /// the store holds are recorded (current where the file is still the one
+    /// read, superseded otherwise); a pack the store does not hold is
+    /// forgotten, and its files, never recorded, are backed up again.
+    async fn recover_packs(&self, report: &mut RecoveryReport) -> Result<()> {
+        let intents = self.state.pack_journal()?;
+        if intents.is_empty() {
+            return Ok(());
+        }
+        let mut listing: Option<Option<Vec<crate::store::ArchiveListing>>> = None;
+        for intent in intents {
+            let stored = match (&intent.archive_id, intent.stored_at) {
+                (Some(id), Some(at)) => Some((id.clone(), at)),
+                _ => {
+                    if listing.is_none() {
+                        listing = Some(self.store.list().await?);
+                    }
+                    match listing.as_ref().and_then(|l| l.as_ref()) {
+                        None => {
+                            // Glacier cannot list: an inventory finds the pack if
+                            // the store kept it; its files are backed up again.
+                            report
+                                .unresolved
+                                .extend(intent.members.iter().map(|m| m.key.clone()));
+                            None
+                        }
+                        Some(archives) => archives
+                            .iter()
+                            .find(|a| {
+                                description::named_owner(&a.description).as_deref()
+                                    == Some(self.owner.as_str())
+                                    && description::decode(&a.description).is_ok_and(|d| {
+                                        d.pack.is_some() && d.sha1 == Some(intent.sha1)
+                                    })
+                            })
+                            .map(|a| (a.archive_id.clone(), a.created_at)),
+                    }
+                }
+            };
+            if let Some((archive_id, created_at)) = stored {
+                for member in &intent.members {
+                    if self.is_recorded(&member.key, &archive_id).await? {
+                        continue;
+                    }
+                    let entry = JournalEntry {
+                        key: member.key.clone(),
+                        raw: member.raw.clone(),
+                        fingerprint: member.fingerprint,
+                        started_at: intent.started_at,
+                        archive_id: Some(archive_id.clone()),
+                        hash: Some(member.hash),
+                    };
+                    let stray = Stray {
+                        archive_id: archive_id.clone(),
+                        hash: member.hash,
+                        mtime_ns: member.fingerprint.mtime_ns,
+                        created_at,
+                        pack: Some(PackSlot {
+                            offset: member.offset,
+                            len: member.hash.size,
+                        }),
+                    };
+                    let adopt = self.still_matches(&entry, &stray).await?;
+                    self.account_for(&entry, stray, adopt, report).await?;
+                }
+            }
+            self.state.packs_end(&[intent.sha1])?;
+        }
+        Ok(())
     }
 
     async fn is_recorded(&self, key: &str, archive_id: &str) -> Result<bool> {
@@ -220,6 +296,7 @@ impl Engine {
             state: ArchiveState::Superseded,
             host: self.host.clone(),
             superseded_at: Some(now_secs()),
+            pack: stray.pack,
         };
         if !adopt {
             self.catalog.record_superseded(&record).await?;

@@ -411,6 +411,21 @@ impl Engine {
             poll.pause(Some(progress)).await;
         }
 
+        // The jobs of packs whose every file asked for is restored.
+        let mut pack_jobs_done: std::collections::HashMap<&str, bool> =
+            std::collections::HashMap::new();
+        for (record, outcome) in records.iter().zip(&outcomes) {
+            if record.is_packed() {
+                let restored = matches!(outcome, Some(Ok(RestoreOutcome::Restored { .. })));
+                let all = pack_jobs_done.entry(&record.archive_id).or_insert(true);
+                *all &= restored || matches!(outcome, Some(Ok(RestoreOutcome::Identical { .. })));
+            }
+        }
+        for (archive_id, done) in pack_jobs_done {
+            if done {
+                let _ = self.state.forget_retrieval(archive_id);
+            }
+        }
         let mut results = Vec::with_capacity(records.len());
         for (index, (record, outcome)) in records.into_iter().zip(outcomes).enumerate() {
             let outcome = outcome.unwrap_or_else(|| Err(anyhow::anyhow!("not attempted")));
@@ -475,7 +490,10 @@ impl Engine {
                         progress,
                     )
                     .await;
+                // A pack's job serves its other files too: it is forgotten
+                // once all of them are restored (see `retrieve`).
                 if result.is_ok()
+                    && !record.is_packed()
                     && let Err(e) = self.state.forget_retrieval(&record.archive_id)
                 {
                     return finished(Err(e));
@@ -624,7 +642,14 @@ impl Engine {
         options: &RestoreOptions,
         progress: &Progress,
     ) -> Result<u64> {
-        let temp = parent.join(partial_name(&record.archive_id));
+        // A pack's files each have a temporary file of their own.
+        let temp = match record.pack {
+            Some(slot) => parent.join(partial_name(&format!(
+                "{}@{}",
+                record.archive_id, slot.offset
+            ))),
+            None => parent.join(partial_name(&record.archive_id)),
+        };
         if fs::symlink_metadata(&temp).is_ok_and(|m| !m.is_file()) {
             bail!(
                 "{} is in the way and is not a file; remove it",
@@ -752,7 +777,9 @@ pub(super) async fn fetch_range(
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
             }
-            let output = match store.read_job_output(job_id, offset, len).await {
+            // A packed file is a range of its pack's output.
+            let base = record.pack.map_or(0, |slot| slot.offset);
+            let output = match store.read_job_output(job_id, base + offset, len).await {
                 Ok(output) => output,
                 Err(e) => {
                     last_error = Some(e);
@@ -771,7 +798,10 @@ pub(super) async fn fetch_range(
                 tokio::task::spawn_blocking(move || hash_range(&data, before))
                     .await
                     .context("the hashing task failed")?;
-            match output.checksum {
+            // The store's checksums are of the pack's ranges, not of a packed
+            // file's: the file is verified by its own hashes at the end.
+            let checksum = output.checksum.filter(|_| record.pack.is_none());
+            match checksum {
                 // Verified on its own.
                 Some(sum) if sum == range_hash => return Ok((output.data, range_hash, after)),
                 // No checksum for this range, or the whole archive's (some servers

@@ -6,11 +6,14 @@
 //! starts from the newest snapshot, adds what the store holds beyond it, and drops
 //! what the store no longer holds.
 //!
-//! Format (version 1): gzip of JSON lines; the first line a header
-//! `{"firn_catalog_snapshot": 1, "set", "created_ms", "records", "target"}`, then
+//! Format (version 2): gzip of JSON lines; the first line a header
+//! `{"firn_catalog_snapshot": 2, "set", "created_ms", "records", "target"}`, then
 //! one line per record (`k` key, `r` raw name bytes base64url, `s` size, `m` mtime
 //! ns, `h` SHA-1 hex, `t` tree hash hex, `a` archive id, `g` target, `u` uploaded
-//! at, `st` state, `o` host, `x` superseded at).
+//! at, `st` state, `o` host, `x` superseded at, `p` `[offset, length]` of a packed
+//! file's bytes in the pack `a`). Version 1 is the same without `p`, and is read
+//! as it is; a firn that reads only version 1 refuses version 2 rather than take
+//! a packed file for a whole archive.
 //!
 //! Old snapshots are pruned: the newest [`SNAPSHOTS_KEPT`] stay, older ones go once
 //! they are past the store's minimum storage period (deleting earlier is billed).
@@ -73,7 +76,12 @@ struct Line {
     o: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     x: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<(u64, u64)>,
 }
+
+/// The snapshot format this firn writes; it reads every version up to it.
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// The compressed snapshot of `records`.
 #[cfg(test)]
@@ -134,7 +142,7 @@ impl<W: Write> SnapshotWriter<W> {
         let gz = flate2::write::GzEncoder::new(hashing, flate2::Compression::fast());
         let mut out = std::io::BufWriter::with_capacity(256 << 10, gz);
         let header = Header {
-            firn_catalog_snapshot: 1,
+            firn_catalog_snapshot: SNAPSHOT_FORMAT,
             set: set_id.to_string(),
             created_ms,
             records,
@@ -159,6 +167,7 @@ impl<W: Write> SnapshotWriter<W> {
             st: r.state.as_str().into(),
             o: r.host.clone(),
             x: r.superseded_at,
+            p: r.pack.map(|slot| (slot.offset, slot.len)),
         };
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;
@@ -184,7 +193,7 @@ pub fn decode(bytes: &[u8]) -> Result<(String, i64, Vec<ArchiveRecord>)> {
     let mut lines = reader.lines();
     let header: Header = serde_json::from_str(&lines.next().context("empty snapshot")??)
         .context("not a firn catalog snapshot")?;
-    if header.firn_catalog_snapshot != 1 {
+    if header.firn_catalog_snapshot > SNAPSHOT_FORMAT || header.firn_catalog_snapshot == 0 {
         bail!(
             "catalog snapshot format {} is newer than this firn reads; update firn",
             header.firn_catalog_snapshot
@@ -214,6 +223,9 @@ pub fn decode(bytes: &[u8]) -> Result<(String, i64, Vec<ArchiveRecord>)> {
             state: ArchiveState::parse(&line.st).context("corrupt state in snapshot")?,
             host: line.o,
             superseded_at: line.x,
+            pack: line
+                .p
+                .map(|(offset, len)| crate::catalog::PackSlot { offset, len }),
         });
     }
     if records.len() as u64 != header.records {
@@ -395,6 +407,7 @@ impl Engine {
             state: ArchiveState::Current,
             host: self.host.clone(),
             superseded_at: None,
+            pack: None,
         };
         let options = RestoreOptions {
             destination: dir.clone(),
@@ -733,6 +746,7 @@ mod tests {
             state,
             host: "h".into(),
             superseded_at: (state != ArchiveState::Current).then_some(1_700_000_100),
+            pack: None,
         }
     }
 

@@ -141,7 +141,19 @@ impl Engine {
             tokio::spawn(async move { engine.commit_all(received, &progress).await })
         };
 
-        let mut chunks = Chunks::new(plan.uploads);
+        // Small files go into packs, side by side with the larger ones.
+        let (packed, alone): (Vec<UploadItem>, Vec<UploadItem>) = plan
+            .uploads
+            .into_iter()
+            .partition(|item| self.packing.takes(item.size));
+        let packer = (!packed.is_empty()).then(|| {
+            let engine = Arc::clone(self);
+            let progress = progress.clone();
+            let commits = commits.clone();
+            tokio::spawn(async move { engine.upload_packs(packed, commits, &progress).await })
+        });
+
+        let mut chunks = Chunks::new(alone);
         let mut next_chunk = chunks.next().map(|c| self.prepare(c));
         let mut queue: VecDeque<Ready> = VecDeque::new();
         let mut limit = InFlightLimit::new(self.requests_in_flight.max(1));
@@ -267,6 +279,19 @@ impl Engine {
                 Err(join_error) => summary.failed.push(FailedFile {
                     path: "?".into(),
                     reason: format!("upload task failed: {join_error}"),
+                }),
+            }
+        }
+        if let Some(packer) = packer {
+            match packer.await {
+                Ok(tally) => {
+                    summary.cancelled += tally.cancelled;
+                    summary.failed.extend(tally.failed);
+                    summary.not_as_archived.extend(tally.not_as_archived);
+                }
+                Err(join_error) => summary.failed.push(FailedFile {
+                    path: "?".into(),
+                    reason: format!("pack task failed: {join_error}"),
                 }),
             }
         }
@@ -433,7 +458,7 @@ impl Engine {
             .collect()
     }
 
-    fn path_of(&self, item: &UploadItem) -> std::path::PathBuf {
+    pub(super) fn path_of(&self, item: &UploadItem) -> std::path::PathBuf {
         match &item.raw {
             Some(raw) => self
                 .root
@@ -606,6 +631,7 @@ impl Engine {
             archive_id: stored.archive_id,
             stored_at: stored.created_at,
             replaces: ready.replaces.clone(),
+            pack: None,
         })
     }
 

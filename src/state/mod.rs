@@ -6,6 +6,7 @@
 //!   [`crate::db`], which refuses a file a newer firn wrote);
 //! - `fingerprints.rs`: the fingerprint cache (and numbers kept between runs);
 //! - `journal.rs`: the journal of uploads in flight;
+//! - `packs.rs`: the journal of packs of small files in flight;
 //! - `multipart.rs`: resumable (multipart) uploads;
 //! - `retrievals.rs`: retrieval jobs requested for restores;
 //! - `migrations.rs`: a migration's jobs and copies in progress;
@@ -24,6 +25,7 @@ mod inventory;
 mod journal;
 mod migrations;
 mod multipart;
+mod packs;
 mod retrievals;
 mod schema;
 
@@ -40,6 +42,7 @@ pub use inventory::InventoryJob;
 pub use journal::{JournalEntry, JournalStored};
 pub use migrations::{MigratedCopy, MigrationRecord};
 pub use multipart::MultipartRecord;
+pub use packs::{PackIntent, PackedFile};
 pub use retrievals::RetrievalRecord;
 pub use schema::VERSION as SCHEMA_VERSION;
 

@@ -15,6 +15,9 @@
 //! - 3: `run`, the set's run history (a row per command or terminal UI job
 //!   that worked on the set: its command, start, duration, exit code and
 //!   outcome, and its summary as JSON); nothing else changes.
+//! - 4: `pack_journal`, the packs of small files sent and not yet recorded
+//!   (each with its members, and its archive once the store holds it);
+//!   nothing else changes.
 //!
 //! A later version that changes a table declares the new table beside the old
 //! one (`RETRIEVAL_V2`), lists it in [`TABLES`], and adds a step; the steps
@@ -25,7 +28,7 @@ use rusqlite::Transaction;
 use crate::db::{Schema, Step, has_column, has_table};
 
 /// The newest schema version.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 pub(super) const SCHEMA: Schema = Schema {
     what: "local state",
@@ -34,7 +37,12 @@ pub(super) const SCHEMA: Schema = Schema {
     steps: STEPS,
 };
 
-const STEPS: &[Step] = &[from_unversioned, one_retrieval_table, run_history];
+const STEPS: &[Step] = &[
+    from_unversioned,
+    one_retrieval_table,
+    run_history,
+    pack_journal,
+];
 const _: () = assert!(STEPS.len() == VERSION as usize, "one step per version");
 
 /// Fingerprint cache: the hashes of each file as of its size, mtime, ctime, inode.
@@ -118,6 +126,14 @@ const RUN_V3: &str = "CREATE TABLE IF NOT EXISTS run (
     summary TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS run_by_command ON run (command, id)";
 
+/// Packs of small files begun and not yet recorded: `sha1` (hex) names the
+/// pack (its description carries it, so recovery finds it in a listing),
+/// `members` is JSON (each file as it was read, and where it is in the pack),
+/// `archive_id` is set once the store holds it.
+const PACK_JOURNAL_V4: &str = "CREATE TABLE IF NOT EXISTS pack_journal (
+    sha1 TEXT PRIMARY KEY, size INTEGER NOT NULL, started_at INTEGER NOT NULL,
+    archive_id TEXT, stored_at INTEGER, members TEXT NOT NULL)";
+
 /// Every table of the newest version.
 const TABLES: &[&str] = &[
     FINGERPRINT,
@@ -130,6 +146,7 @@ const TABLES: &[&str] = &[
     REPORT,
     DELETED_ARCHIVE,
     RUN_V3,
+    PACK_JOURNAL_V4,
 ];
 
 fn create(tx: &Transaction<'_>) -> rusqlite::Result<()> {
@@ -217,6 +234,11 @@ fn one_retrieval_table(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 /// Version 2 to 3: the run history, empty.
 fn run_history(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(RUN_V3)
+}
+
+/// Version 3 to 4: the pack journal, empty.
+fn pack_journal(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(PACK_JOURNAL_V4)
 }
 
 #[cfg(test)]

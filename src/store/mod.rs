@@ -152,6 +152,13 @@ pub trait Store: Send + Sync {
         32
     }
 
+    /// About how big a pack of small files grows when the set does not say
+    /// (`pack_size`): 64 MiB for remote stores, where every archive is billed
+    /// a request to put and to restore, and a pack is retrieved whole.
+    fn default_pack_size(&self) -> u64 {
+        64 << 20
+    }
+
     /// Makes every archive completed since the last call durable. Remote stores
     /// hold an archive durably once [`Upload::complete`] returns (a no-op here); a
     /// local directory syncs a whole batch in one pass instead of once per file.

@@ -216,6 +216,7 @@ fn fill(catalog_db: &Path, records: usize) {
                 },
                 host: "storage-server".into(),
                 superseded_at: (!current).then_some(1_700_000_001 + file as i64),
+                pack: None,
             });
             written += 1;
         }

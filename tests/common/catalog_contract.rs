@@ -84,6 +84,7 @@ fn superseded(r: &ArchiveRecord, at: i64) -> ArchiveRecord {
     ArchiveRecord {
         state: ArchiveState::Superseded,
         superseded_at: Some(at),
+        pack: None,
         ..r.clone()
     }
 }
@@ -201,6 +202,7 @@ pub async fn an_upload_becomes_current_and_supersedes_the_version_it_replaces(
     let as_sent = ArchiveRecord {
         state: ArchiveState::Superseded,
         superseded_at: Some(3),
+        pack: None,
         ..v2.clone()
     };
     catalog.record_upload(&as_sent, Some("a1")).await.unwrap();
@@ -331,11 +333,13 @@ pub async fn an_adopted_stray_is_kept_superseded_beside_the_current_version(back
     // A stray older version of f, and one of a file with no current version.
     let stray = ArchiveRecord {
         superseded_at: Some(5),
+        pack: None,
         ..record("f", "old", 1)
     };
     catalog.record_superseded(&stray).await.unwrap();
     let lone = ArchiveRecord {
         superseded_at: Some(4),
+        pack: None,
         ..record("lone", "lone-old", 3)
     };
     catalog.record_superseded(&lone).await.unwrap();

@@ -327,6 +327,7 @@ pub fn sample_record(
         state: firn::catalog::ArchiveState::Current,
         host: "h".into(),
         superseded_at: None,
+        pack: None,
     }
 }
 

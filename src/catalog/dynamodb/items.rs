@@ -151,6 +151,10 @@ pub(super) fn version_attributes(r: &ArchiveRecord, with_state: bool) -> Item {
     m.insert("target".into(), s(&r.target));
     m.insert("uploaded_at".into(), n(r.uploaded_at));
     m.insert("host".into(), s(&r.host));
+    if let Some(slot) = r.pack {
+        m.insert("pack_offset".into(), n(slot.offset));
+        m.insert("pack_len".into(), n(slot.len));
+    }
     if with_state {
         m.insert("state".into(), s(r.state.as_str()));
         if let Some(at) = r.superseded_at {
@@ -179,6 +183,10 @@ pub(super) fn version_from(
         state: state.or_else(|| ArchiveState::parse(&get_s(m, "state")?))?,
         host: get_s(m, "host").unwrap_or_default(),
         superseded_at: get_n(m, "superseded_at"),
+        pack: match (get_n(m, "pack_offset"), get_n(m, "pack_len")) {
+            (Some(offset), Some(len)) => Some(crate::catalog::PackSlot { offset, len }),
+            _ => None,
+        },
     })
 }
 
@@ -323,6 +331,7 @@ mod tests {
             state: ArchiveState::Current,
             host: "h".into(),
             superseded_at: None,
+            pack: None,
         };
         let mut old = record.clone();
         old.archive_id = "id0".into();

@@ -171,6 +171,7 @@ impl Engine {
             state: original.state,
             host: self.host.clone(),
             superseded_at: original.superseded_at,
+            pack: None,
         }
     }
 

@@ -193,10 +193,12 @@ pub(super) fn description_key(description: &str) -> String {
     if let Some(claim) = crate::description::ClaimDescription::decode(description) {
         return format!(".firn-claims/{}", claim.owner);
     }
-    crate::description::decode(description)
-        .ok()
-        .and_then(|d| d.key)
-        .unwrap_or_else(|| "long-path".into())
+    match crate::description::decode(description) {
+        // Packs of small files sit apart from the files, in a folder of their own.
+        Ok(d) if d.pack.is_some() => ".firn-packs".into(),
+        Ok(d) => d.key.unwrap_or_else(|| "long-path".into()),
+        Err(_) => "long-path".into(),
+    }
 }
 
 /// The short id of the set a description names, if it names one.
@@ -241,7 +243,7 @@ pub(super) fn with_hashes(
     let Ok(mut d) = crate::description::decode(description) else {
         return description.to_string();
     };
-    if d.key.is_none() {
+    if d.key.is_none() && d.pack.is_none() {
         return description.to_string();
     }
     d.sha1 = d.sha1.or_else(|| {

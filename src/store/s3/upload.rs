@@ -221,7 +221,7 @@ impl Upload for SingleUpload {
         let body = self.body.finish(size)?;
         // The whole content is hashed by now: the record carries the tree hash too.
         let record = match crate::description::decode(description) {
-            Ok(mut record) if record.key.is_some() => {
+            Ok(mut record) if record.key.is_some() || record.pack.is_some() => {
                 record.size = Some(size);
                 record.tree_hash = Some(tree_hash);
                 record.encode(METADATA_MAX)
