@@ -13,15 +13,18 @@
 //!    at a time (group commit, `engine/commit.rs`): the store makes the batch
 //!    durable (the embedded store: one filesystem sync), local state journals its
 //!    archive ids, the catalog records it, the journal closes — each step for the
-//!    whole batch, in that order.
+//!    whole batch, in that order. A pack of small files is one archive: it is
+//!    journaled with all its files before it is sent, and its files are recorded
+//!    together once the store confirmed the pack.
 //! 2. **Upload, record, then remove.** A new version is uploaded first, recorded
 //!    second, and the version it superseded is removed last, and only by the
 //!    retention policy (early deletion is billed: 90 days on Glacier, 180 on S3
 //!    Deep Archive). No run, crash or kill at any instant leaves a file with neither
 //!    its old nor its new archive.
 //! 3. **Every archive is accounted for.** Each archive in the store is a current or
-//!    superseded version in the catalog, or an interrupted upload the next run
-//!    resumes or adopts; `firn inventory` finds and reports orphans.
+//!    superseded version in the catalog (a pack: the versions it holds), or an
+//!    interrupted upload the next run resumes or adopts; `firn inventory` finds
+//!    and reports orphans. A pack goes when its last version is deleted.
 //! 4. **Hash what you send.** Every byte sent is hashed in the same read that sends
 //!    it; a file that changes while it is read (size, mtime or ctime move) is not
 //!    recorded as backed up.
@@ -48,7 +51,8 @@
 //! 10. **Losing the catalog loses nothing.** After every run that changed it, the
 //!     set's catalog (every version, raw names, paths of any length, states,
 //!     times) is stored in the set's own store as a verified catalog snapshot; and
-//!     each archive carries a self-describing record (path, mtime, size, SHA-1).
+//!     each archive carries a self-describing record (path, mtime, size, SHA-1;
+//!     a pack, an index of every file in it).
 //!     `firn catalog rebuild` starts from the newest snapshot, adds what was stored
 //!     after it from the descriptions, and leaves out what the store no longer
 //!     holds.
@@ -92,6 +96,9 @@
 //!   SHA-1 and the Glacier tree hash in one read, the comparison with the catalog,
 //!   keys for names (NFC, raw bytes kept), the self-describing archive record
 //!   (which names the set that wrote it).
+//! - [`pack`]: the format of a pack of small files (their bytes, then an index
+//!   of their records, then a trailer); a packed file's catalog record names the
+//!   pack and its place in it ([`catalog::PackSlot`]).
 //! - [`state`]: a set's local state (fingerprint cache, upload journal, multipart
 //!   uploads, retrieval jobs, migration jobs, deletion journal, inventory job and
 //!   reports, run history), in SQLite in the data directory, one file per concern.
