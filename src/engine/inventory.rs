@@ -476,6 +476,55 @@ fn record_from(
     })
 }
 
+/// The indexes a rebuild read (see `pack_index.rs`), by pack archive id: an
+/// index, or why it could not be read.
+pub(super) type PackIndexes = HashMap<String, Result<crate::pack::Index, String>>;
+
+/// What a listing line says of a pack (None: not a pack).
+pub(super) fn pack_facts(listing: &ArchiveListing) -> Option<crate::description::PackFacts> {
+    description::decode(&listing.description)
+        .ok()
+        .and_then(|d| d.pack)
+}
+
+/// The packed versions a catalog records: by pack, the offsets of its members.
+pub(super) struct PackSlots(HashMap<String, HashSet<u64>>);
+
+impl PackSlots {
+    pub(super) fn of(records: &[ArchiveRecord]) -> PackSlots {
+        let mut slots: HashMap<String, HashSet<u64>> = HashMap::new();
+        for r in records {
+            if let Some(slot) = r.pack {
+                slots
+                    .entry(r.archive_id.clone())
+                    .or_default()
+                    .insert(slot.offset);
+            }
+        }
+        PackSlots(slots)
+    }
+
+    /// How many members of pack `archive_id` are recorded.
+    pub(super) fn recorded(&self, archive_id: &str) -> u64 {
+        self.0.get(archive_id).map_or(0, |s| s.len() as u64)
+    }
+
+    /// Whether every one of the pack's `members` is recorded: its index need
+    /// not be read.
+    pub(super) fn all_known(&self, archive_id: &str, members: u64) -> bool {
+        self.recorded(archive_id) >= members
+    }
+
+    /// Whether this packed version is recorded (same pack, same place).
+    pub(super) fn has(&self, record: &ArchiveRecord) -> bool {
+        record.pack.is_some_and(|slot| {
+            self.0
+                .get(&record.archive_id)
+                .is_some_and(|s| s.contains(&slot.offset))
+        })
+    }
+}
+
 /// Whether a record naming the store `recorded` belongs to the store `here`.
 /// Records of a relocated embedded store still name it by its old directory:
 /// an embedded store named by a directory that holds none any more is this one
@@ -989,6 +1038,116 @@ impl Engine {
         Ok(results)
     }
 
+    /// The packs of this set (or of unknown owner, when `adopt_unknown`) in
+    /// `archives` whose members the catalog does not all record: the ones a
+    /// rebuild reads the index of. Another set's pack is never read.
+    pub(super) async fn packs_to_read(
+        &self,
+        archives: &[ArchiveListing],
+        owners: &Owners,
+        adopt_unknown: bool,
+    ) -> Result<Vec<ArchiveListing>> {
+        let slots = PackSlots::of(&self.catalog.records().await?);
+        Ok(archives
+            .iter()
+            .filter(|a| {
+                pack_facts(a).is_some_and(|f| !slots.all_known(&a.archive_id, f.members))
+            })
+            .filter(|a| match owners.whose(a) {
+                Whose::Mine => true,
+                Whose::Unknown => adopt_unknown,
+                Whose::Other(_) => false,
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// The records of a pack's members (state current), from its index, or
+    /// why each cannot be one: an index another set wrote is none of this
+    /// set's; a member with an unsafe path or outside the pack is skipped.
+    fn members_of(
+        &self,
+        listing: &ArchiveListing,
+        index: Option<&Result<crate::pack::Index, String>>,
+        target: &str,
+    ) -> Vec<Result<ArchiveRecord, Skipped>> {
+        let skip = |key: Option<String>, reason: String| Skipped {
+            archive_id: listing.archive_id.clone(),
+            key,
+            reason,
+            foreign: false,
+        };
+        let index = match index {
+            Some(Ok(index)) => index,
+            Some(Err(why)) => {
+                return vec![Err(skip(
+                    None,
+                    format!("a pack whose index cannot be read: {why}"),
+                ))];
+            }
+            None => {
+                return vec![Err(skip(
+                    None,
+                    "a pack whose index was not read".into(),
+                ))];
+            }
+        };
+        if index.owner != self.owner {
+            return vec![Err(skip(
+                None,
+                format!(
+                    "a pack whose index names another set ({}), though its description names this one",
+                    index.owner
+                ),
+            ))];
+        }
+        // Members' bytes lie before the index and trailer.
+        let end = listing
+            .size
+            .saturating_sub(crate::pack::TRAILER_LEN);
+        let host = if index.host.is_empty() {
+            self.host.clone()
+        } else {
+            index.host.clone()
+        };
+        index
+            .members
+            .iter()
+            .map(|m| {
+                if let Err(why) = pathkey::safe_key(&m.key, m.raw.as_deref()) {
+                    return Err(skip(Some(m.key.clone()), format!("unsafe path: {why}")));
+                }
+                if m.offset.checked_add(m.size).is_none_or(|e| e > end) {
+                    return Err(skip(
+                        Some(m.key.clone()),
+                        format!(
+                            "its index places it at {}+{} bytes, outside the pack's {} bytes",
+                            m.offset, m.size, listing.size
+                        ),
+                    ));
+                }
+                Ok(ArchiveRecord {
+                    key: m.key.clone(),
+                    raw: m.raw.clone(),
+                    size: m.size,
+                    mtime_ns: m.mtime_ns,
+                    sha1: m.sha1,
+                    tree_hash: m.tree_hash,
+                    archive_id: listing.archive_id.clone(),
+                    target: target.to_owned(),
+                    uploaded_at: listing.created_at,
+                    state: ArchiveState::Current,
+                    host: host.clone(),
+                    superseded_at: None,
+                    pack: Some(crate::catalog::PackSlot {
+                        offset: m.offset,
+                        len: m.size,
+                    }),
+                })
+            })
+            .collect()
+    }
+
     /// Recreates the catalog of this set from an inventory's archive descriptions
     /// (firn2, firn1 and mt2). Only this set's archives are taken (`owners` reads
     /// them off the whole listing): another set's are counted and left alone,
@@ -1004,6 +1163,7 @@ impl Engine {
         inventory: &Inventory,
         owners: &Owners,
         adopt_unknown: bool,
+        indexes: &PackIndexes,
     ) -> Result<RebuildReport> {
         let existing = self.catalog.records().await?;
         let target = self.store.target();
@@ -1014,10 +1174,18 @@ impl Engine {
             ..RebuildReport::default()
         };
         let known: HashSet<&str> = existing.iter().map(|r| r.archive_id.as_str()).collect();
+        let slots = PackSlots::of(&existing);
         let mut by_key: BTreeMap<String, Vec<ArchiveRecord>> = BTreeMap::new();
         for listing in &inventory.archives {
-            if known.contains(listing.archive_id.as_str()) {
+            let facts = pack_facts(listing);
+            if facts.is_none() && known.contains(listing.archive_id.as_str()) {
                 report.already_known += 1;
+                continue;
+            }
+            if let Some(facts) = facts
+                && slots.all_known(&listing.archive_id, facts.members)
+            {
+                report.already_known += facts.members;
                 continue;
             }
             match owners.whose(listing) {
@@ -1031,6 +1199,18 @@ impl Engine {
                     continue;
                 }
                 Whose::Unknown => {}
+            }
+            if facts.is_some() {
+                // A pack: its members, from its index.
+                let members = self.members_of(listing, indexes.get(&listing.archive_id), &target);
+                for member in members {
+                    match member {
+                        Ok(record) if slots.has(&record) => report.already_known += 1,
+                        Ok(record) => by_key.entry(record.key.clone()).or_default().push(record),
+                        Err(skipped) => report.skipped.push(skipped),
+                    }
+                }
+                continue;
             }
             match record_from(listing, &target, &self.host, &self.owner) {
                 Ok(record) => by_key.entry(record.key.clone()).or_default().push(record),
@@ -1053,7 +1233,11 @@ impl Engine {
         let mut batch = Vec::new();
         for (key, mut group) in by_key {
             group.sort_by(|a, b| {
-                (a.uploaded_at, &a.archive_id).cmp(&(b.uploaded_at, &b.archive_id))
+                (a.uploaded_at, &a.archive_id, a.pack.map(|p| p.offset)).cmp(&(
+                    b.uploaded_at,
+                    &b.archive_id,
+                    b.pack.map(|p| p.offset),
+                ))
             });
             report.files += 1;
             report.unknown_sha1 += group.iter().filter(|r| r.sha1 == UNKNOWN_SHA1).count() as u64;

@@ -24,6 +24,7 @@ mod inventory;
 mod migrate;
 mod owners;
 mod pack;
+mod pack_index;
 mod progress;
 mod recover;
 mod restore;
