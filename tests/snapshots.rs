@@ -133,7 +133,9 @@ fn snapshots_inside_the_minimum_storage_period_are_kept_until_it_ends() {
 #[test]
 fn a_rebuild_leaves_out_what_the_store_lost_after_the_snapshot() {
     let sb = embedded();
+    // Two runs, two packs: the store can lose one without the other.
     sb.write("keep.txt", "keep");
+    sb.back_up_set(&[]);
     sb.write("lost.txt", "lost");
     sb.back_up_set(&[]);
     let lost = records(&sb)
@@ -167,11 +169,15 @@ fn a_rebuild_leaves_out_what_the_store_lost_after_the_snapshot() {
 
 #[test]
 fn archives_stored_after_the_snapshot_are_added_from_their_descriptions() {
-    let sb = embedded();
+    let sb = Sandbox::in_memory();
+    // new.txt goes into a pack (added from the pack's index), big.bin over the
+    // threshold into an archive of its own (added from its description).
+    sb.write_config(&format!("pack_threshold = 100\n{EMBEDDED}"));
     sb.write("old.txt", "old");
     sb.back_up_set(&[]);
     let snapshots = sb.store_snapshots();
     sb.write("new.txt", "new");
+    sb.write("big.bin", "b".repeat(200));
     sb.back_up_set(&[]);
     // The second run's snapshot is lost with the catalog: the first is the newest.
     for newer in sb.store_snapshots() {
@@ -184,8 +190,12 @@ fn archives_stored_after_the_snapshot_are_added_from_their_descriptions() {
     lose_catalog(&sb);
     let doc = ok_json(&sb, &["catalog", "rebuild", "--set", "s"]);
     assert_eq!(doc["snapshot"]["imported"], 1, "{doc}");
-    assert_eq!(doc["current"], 1, "new.txt from its description: {doc}");
+    assert_eq!(
+        doc["current"], 2,
+        "new.txt from its pack's index, big.bin from its description: {doc}"
+    );
     assert_eq!(records(&sb), before);
+
 }
 
 #[test]
