@@ -30,6 +30,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::owners::{Kind, Owners, Whose, kind_of};
+use super::pack_index::IndexFetch;
 use super::retrieval::Poll;
 use super::{AfterRun, Done, Engine};
 use crate::catalog::Catalog as _;
@@ -252,6 +253,21 @@ pub struct Orphan {
     pub description: Option<DescribedFile>,
     /// Why adopting it would be refused; None when it can be adopted.
     pub refused: Option<String>,
+    /// Set when it is a pack of small files of this set (none of which the
+    /// catalog records): adopting it records every file its index names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<OrphanPack>,
+}
+
+/// What an orphan pack holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanPack {
+    /// Files it holds, as its description says.
+    pub files: u64,
+    /// Their paths, when the index was read with the inventory (stores that
+    /// retrieve at once); empty otherwise (adopting reads it).
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 /// A file as an archive description names it.
@@ -554,6 +570,42 @@ impl Orphan {
             refused: record_from(listing, target, host, mine)
                 .err()
                 .map(|r| r.reason),
+            pack: None,
+        }
+    }
+
+    /// An orphan pack (see [`OrphanPack`]): adoptable when it is this set's
+    /// and its index, if read, reads.
+    fn of_pack(
+        listing: &ArchiveListing,
+        facts: crate::description::PackFacts,
+        index: Option<&Result<crate::pack::Index, String>>,
+        mine: &str,
+    ) -> Orphan {
+        let owner = description::named_owner(&listing.description);
+        let refused = match (owner.as_deref(), index) {
+            (Some(owner), _) if owner != mine => Some(format!(
+                "a pack written by another set sharing this store ({owner})"
+            )),
+            (None, _) => Some("a pack that names no set".into()),
+            (_, Some(Err(why))) => Some(format!("a pack whose index cannot be read: {why}")),
+            _ => None,
+        };
+        Orphan {
+            archive_id: listing.archive_id.clone(),
+            size: listing.size,
+            tree_hash: hex::encode(listing.tree_hash),
+            created_at: listing.created_at,
+            description_text: listing.description.clone(),
+            description: describe(listing),
+            refused,
+            pack: Some(OrphanPack {
+                files: facts.members,
+                paths: match index {
+                    Some(Ok(index)) => index.members.iter().map(|m| m.key.clone()).collect(),
+                    _ => Vec::new(),
+                },
+            }),
         }
     }
 
@@ -870,6 +922,29 @@ impl Engine {
                 }),
             }
         }
+        // The packs of this set none of whose files the catalog records: their
+        // indexes name those files where the store retrieves at once (else
+        // adopting them reads them).
+        let orphan_packs: Vec<ArchiveListing> = inventory
+            .archives
+            .iter()
+            .filter(|a| !known.contains(a.archive_id.as_str()))
+            .filter(|a| pack_facts(a).is_some() && owners.whose(a) == Whose::Mine)
+            .cloned()
+            .collect();
+        let pack_indexes = if !orphan_packs.is_empty()
+            && self.store.expected_wait(crate::model::Tier::Standard).1 == 0
+        {
+            match self
+                .read_pack_indexes(&orphan_packs, crate::model::Tier::Standard, false)
+                .await?
+            {
+                IndexFetch::Ready(indexes) => indexes,
+                IndexFetch::Waiting { .. } => PackIndexes::new(),
+            }
+        } else {
+            PackIndexes::new()
+        };
         let mut others: BTreeMap<String, u64> = BTreeMap::new();
         for listing in &inventory.archives {
             if known.contains(listing.archive_id.as_str()) {
@@ -898,7 +973,15 @@ impl Engine {
                 report.deleted_since += 1;
                 continue;
             }
-            let orphan = Orphan::from_listing(listing, &target, &self.host, &self.owner);
+            let orphan = match pack_facts(listing) {
+                Some(facts) => Orphan::of_pack(
+                    listing,
+                    facts,
+                    pack_indexes.get(&listing.archive_id),
+                    &self.owner,
+                ),
+                None => Orphan::from_listing(listing, &target, &self.host, &self.owner),
+            };
             if whose == Whose::Unknown && owners.shared() {
                 report.unclaimed.push(orphan);
             } else {
@@ -937,6 +1020,21 @@ impl Engine {
             .collect();
         drop(records);
         let target = self.store.target();
+        // Orphan packs are adopted from their indexes, read first (through
+        // their retrieval jobs; not waited for).
+        let packs: Vec<ArchiveListing> = orphans
+            .iter()
+            .filter(|o| o.pack.is_some() && o.refused.is_none())
+            .filter(|o| !known.contains(&o.archive_id))
+            .filter_map(|o| o.listing())
+            .collect();
+        let indexes = match self
+            .read_pack_indexes(&packs, crate::model::Tier::Standard, false)
+            .await?
+        {
+            IndexFetch::Ready(indexes) => indexes,
+            IndexFetch::Waiting { .. } => PackIndexes::new(),
+        };
         let mut order: Vec<usize> = (0..orphans.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(orphans[i].created_at));
         let mut results: Vec<Option<OrphanResult>> = vec![None; orphans.len()];
@@ -944,6 +1042,17 @@ impl Engine {
             let orphan = &orphans[i];
             let outcome = if known.contains(&orphan.archive_id) {
                 (orphan.key(), OrphanOutcome::AlreadyInCatalog)
+            } else if orphan.pack.is_some() {
+                let outcome = self
+                    .adopt_pack(orphan, &indexes, &target, &mut has_current)
+                    .await;
+                if matches!(
+                    outcome.1,
+                    OrphanOutcome::AdoptedCurrent | OrphanOutcome::AdoptedSuperseded
+                ) {
+                    known.insert(orphan.archive_id.clone());
+                }
+                outcome
             } else {
                 match orphan.listing() {
                     None => (
@@ -988,6 +1097,76 @@ impl Engine {
             });
         }
         Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Records every file of an orphan pack from its index (read by
+    /// [`Engine::adopt_orphans`]): as the current version of a file that has
+    /// none, else as a superseded one. The path named is the first file's.
+    async fn adopt_pack(
+        &self,
+        orphan: &Orphan,
+        indexes: &PackIndexes,
+        target: &str,
+        has_current: &mut HashSet<String>,
+    ) -> (Option<String>, OrphanOutcome) {
+        if let Some(why) = &orphan.refused {
+            return (None, OrphanOutcome::Refused(why.clone()));
+        }
+        let Some(listing) = orphan.listing() else {
+            return (
+                None,
+                OrphanOutcome::Refused(format!("bad tree hash {:?}", orphan.tree_hash)),
+            );
+        };
+        let Some(index) = indexes.get(&orphan.archive_id) else {
+            return (
+                None,
+                OrphanOutcome::Refused(
+                    "its index is being retrieved (a job of the store); adopt it again once the retrieval is ready".into(),
+                ),
+            );
+        };
+        let (mut current, mut first, mut problems) = (false, None, Vec::new());
+        for member in self.members_of(&listing, Some(index), target) {
+            let mut record = match member {
+                Ok(record) => record,
+                Err(skipped) => {
+                    problems.push(format!(
+                        "{}: {}",
+                        skipped.key.as_deref().unwrap_or("the pack"),
+                        skipped.reason
+                    ));
+                    continue;
+                }
+            };
+            first.get_or_insert_with(|| record.key.clone());
+            let adopted = if has_current.contains(&record.key) {
+                record.state = ArchiveState::Superseded;
+                record.superseded_at = Some(now_secs());
+                self.catalog.record_superseded(&record).await
+            } else {
+                current = true;
+                self.catalog.record_upload(&record, None).await
+            };
+            match adopted {
+                Ok(()) => {
+                    has_current.insert(record.key.clone());
+                }
+                Err(e) => problems.push(format!("{}: {e:#}", record.key)),
+            }
+        }
+        let outcome = if !problems.is_empty() {
+            OrphanOutcome::Failed(format!(
+                "{} of the pack's files not recorded: {}",
+                problems.len(),
+                problems.join("; ")
+            ))
+        } else if current {
+            OrphanOutcome::AdoptedCurrent
+        } else {
+            OrphanOutcome::AdoptedSuperseded
+        };
+        (first, outcome)
     }
 
     /// The archive ids the catalog records (any version, any store).

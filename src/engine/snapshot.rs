@@ -510,7 +510,16 @@ impl Engine {
             .iter()
             .map(|a| a.archive_id.as_str())
             .collect();
-        let known = self.known_archive_ids().await?;
+        // A version is known by its archive, and a packed one by its place in
+        // the pack too (the catalog may hold some of a pack's files and not
+        // others).
+        let known: HashSet<(String, Option<u64>)> = self
+            .catalog
+            .records()
+            .await?
+            .into_iter()
+            .map(|r| (r.archive_id, r.pack.map(|p| p.offset)))
+            .collect();
         let target = self.store.target();
         let mut used = SnapshotUsed {
             archive_id: listing.archive_id.clone(),
@@ -527,7 +536,10 @@ impl Engine {
                 && record.uploaded_at < inventory.date;
             if gone {
                 used.gone += 1;
-            } else if !known.contains(&record.archive_id) {
+            } else if !known.contains(&(
+                record.archive_id.clone(),
+                record.pack.map(|p| p.offset),
+            )) {
                 import.push(record);
             }
         }
