@@ -398,7 +398,10 @@ fn assert_packed_and_not(versions: &[serde_json::Value]) {
         by_archive.values().any(|paths| paths.len() >= 5),
         "a pack of small files: {by_archive:?}"
     );
-    for v in versions.iter().filter(|v| v["size"].as_u64().unwrap() > 1000) {
+    for v in versions
+        .iter()
+        .filter(|v| v["size"].as_u64().unwrap() > 1000)
+    {
         assert_eq!(
             by_archive[v["archive_id"].as_str().unwrap()].len(),
             1,

@@ -167,7 +167,10 @@ fn reconciliation_reports_orphans_missing_archives_and_mismatches() {
     // One archive per file: the point is one file's own archive gone from the
     // store and another's holding other bytes (sizes and tree hashes of whole
     // archives); packs are reconciled by their members' places.
-    sb.edit_config("retention = \"keep\"", "retention = \"keep\"\npack_small_files = false");
+    sb.edit_config(
+        "retention = \"keep\"",
+        "retention = \"keep\"\npack_small_files = false",
+    );
     for name in ["a.txt", "b.txt", "c.txt", "d.txt"] {
         sb.write(name, format!("content of {name}"));
     }

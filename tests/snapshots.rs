@@ -195,7 +195,6 @@ fn archives_stored_after_the_snapshot_are_added_from_their_descriptions() {
         "new.txt from its pack's index, big.bin from its description: {doc}"
     );
     assert_eq!(records(&sb), before);
-
 }
 
 #[test]

@@ -1229,9 +1229,7 @@ impl Engine {
         let slots = PackSlots::of(&self.catalog.records().await?);
         Ok(archives
             .iter()
-            .filter(|a| {
-                pack_facts(a).is_some_and(|f| !slots.all_known(&a.archive_id, f.members))
-            })
+            .filter(|a| pack_facts(a).is_some_and(|f| !slots.all_known(&a.archive_id, f.members)))
             .filter(|a| match owners.whose(a) {
                 Whose::Mine => true,
                 Whose::Unknown => adopt_unknown,
@@ -1265,10 +1263,7 @@ impl Engine {
                 ))];
             }
             None => {
-                return vec![Err(skip(
-                    None,
-                    "a pack whose index was not read".into(),
-                ))];
+                return vec![Err(skip(None, "a pack whose index was not read".into()))];
             }
         };
         if index.owner != self.owner {
@@ -1281,9 +1276,7 @@ impl Engine {
             ))];
         }
         // Members' bytes lie before the index and trailer.
-        let end = listing
-            .size
-            .saturating_sub(crate::pack::TRAILER_LEN);
+        let end = listing.size.saturating_sub(crate::pack::TRAILER_LEN);
         let host = if index.host.is_empty() {
             self.host.clone()
         } else {

@@ -31,8 +31,8 @@ use crate::catalog::Catalog as _;
 use std::collections::HashSet;
 
 use super::inventory::{InventoryFetch, RebuildReport, Skipped, SnapshotUsed};
-use super::pack_index::IndexFetch;
 use super::owners::{Kind, Owners, Whose, kind_of};
+use super::pack_index::IndexFetch;
 use super::{Engine, Progress, RestoreOptions, RestoreOutcome};
 use crate::catalog::{ArchiveRecord, ArchiveState, SnapshotRecord};
 use crate::description::SnapshotDescription;
@@ -536,10 +536,7 @@ impl Engine {
                 && record.uploaded_at < inventory.date;
             if gone {
                 used.gone += 1;
-            } else if !known.contains(&(
-                record.archive_id.clone(),
-                record.pack.map(|p| p.offset),
-            )) {
+            } else if !known.contains(&(record.archive_id.clone(), record.pack.map(|p| p.offset))) {
                 import.push(record);
             }
         }
