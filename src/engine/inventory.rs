@@ -150,6 +150,24 @@ pub struct Reconciliation {
     /// names as that set's.
     #[serde(default)]
     pub disputed: Vec<Disputed>,
+    /// Packs of this set that hold more files than the catalog records in
+    /// them: the others were deleted (a pack keeps their bytes until its last
+    /// file goes) or their records were lost (`firn catalog rebuild` adds
+    /// them back from the pack's index). Not a problem by itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partly_recorded_packs: Vec<PartlyRecordedPack>,
+}
+
+/// A pack the catalog records only some files of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartlyRecordedPack {
+    pub archive_id: String,
+    /// Files it holds, as its description says.
+    pub files: u64,
+    /// Of those, recorded in the catalog.
+    pub recorded: u64,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// How many archives of another set the store holds.
@@ -945,9 +963,20 @@ impl Engine {
         } else {
             PackIndexes::new()
         };
+        let slots = PackSlots::of(&records);
         let mut others: BTreeMap<String, u64> = BTreeMap::new();
         for listing in &inventory.archives {
             if known.contains(listing.archive_id.as_str()) {
+                if let Some(facts) = pack_facts(listing)
+                    && !slots.all_known(&listing.archive_id, facts.members)
+                {
+                    report.partly_recorded_packs.push(PartlyRecordedPack {
+                        archive_id: listing.archive_id.clone(),
+                        files: facts.members,
+                        recorded: slots.recorded(&listing.archive_id),
+                        created_at: listing.created_at,
+                    });
+                }
                 continue;
             }
             let whose = owners.whose(listing);
@@ -1004,6 +1033,9 @@ impl Engine {
         report.missing.sort_by(|a, b| a.key.cmp(&b.key));
         report.mismatched.sort_by(|a, b| a.key.cmp(&b.key));
         report.disputed.sort_by(|a, b| a.key.cmp(&b.key));
+        report
+            .partly_recorded_packs
+            .sort_by_key(|p| (p.created_at, p.archive_id.clone()));
         Ok(report)
     }
 

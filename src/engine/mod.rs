@@ -52,7 +52,8 @@ pub use delete::{
 pub use inventory::{
     DescribedFile, Disputed, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome,
     InventoryRequest, InventoryRun, Mismatch, Missing, Orphan, OrphanAction, OrphanOutcome,
-    OrphanPack, OrphanResult, OtherSet, RebuildReport, Reconciliation, Skipped, SnapshotUsed,
+    OrphanPack, OrphanResult, OtherSet, PartlyRecordedPack, RebuildReport, Reconciliation, Skipped,
+    SnapshotUsed,
 };
 pub use migrate::{
     MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, MigrationTask, TierQuote,
