@@ -125,6 +125,10 @@ fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
     out
 }
 
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn show(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
 }
@@ -365,6 +369,38 @@ fn drill(d: &Drill) {
         "expedited",
     ]);
     assert_eq!(std::fs::read(oldest.join("plain.txt")).unwrap(), b"plain");
+    // So does every superseded version (a pack's id restores every version it
+    // holds): its bytes and mtime as the catalog listed them before the loss.
+    let superseded: Vec<&serde_json::Value> = catalog_before
+        .iter()
+        .filter(|v| v["state"] == "superseded")
+        .collect();
+    assert_eq!(superseded.len(), 3, "plain.txt twice, empty-1 once");
+    for (n, version) in superseded.iter().enumerate() {
+        let to = d.sb.path().join(format!("version-{n}"));
+        d.ok(&[
+            "restore",
+            "--set",
+            "s",
+            "--archive",
+            version["archive_id"].as_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+            "--tier",
+            "expedited",
+        ]);
+        let restored = snapshot(&to);
+        let path = version["path"].as_str().unwrap().as_bytes();
+        let (content, mtime) = &restored[path];
+        let mut hasher = firn::hash::ContentHasher::new();
+        hasher.update(content);
+        assert_eq!(
+            hex_of(&hasher.finish().sha1),
+            version["sha1"].as_str().unwrap(),
+            "{version}"
+        );
+        assert_eq!(Some(*mtime), version["mtime_ns"].as_i64(), "{version}");
+    }
 
     // The rebuilt catalog is consistent with the store.
     let check = d.json(&["inventory", "--set", "s", "--json"]);
