@@ -54,8 +54,9 @@
 //!     each archive carries a self-describing record (path, mtime, size, SHA-1;
 //!     a pack, an index of every file in it).
 //!     `firn catalog rebuild` starts from the newest snapshot, adds what was stored
-//!     after it from the descriptions, and leaves out what the store no longer
-//!     holds.
+//!     after it from the descriptions (a pack's files from its index, read as
+//!     one range through a retrieval job), and leaves out what the store no
+//!     longer holds.
 //! 11. **Re-read nothing unchanged.** A file whose size, mtime, ctime and inode match
 //!     the fingerprint cache is not read again.
 //! 12. **A shared store is safe.** A store (vault, bucket, disk) and a DynamoDB

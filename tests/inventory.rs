@@ -164,6 +164,13 @@ fn names_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 #[test]
 fn reconciliation_reports_orphans_missing_archives_and_mismatches() {
     let sb = sandbox();
+    // One archive per file: the point is one file's own archive gone from the
+    // store and another's holding other bytes (sizes and tree hashes of whole
+    // archives); packs are reconciled by their members' places.
+    sb.edit_config(
+        "retention = \"keep\"",
+        "retention = \"keep\"\npack_small_files = false",
+    );
     for name in ["a.txt", "b.txt", "c.txt", "d.txt"] {
         sb.write(name, format!("content of {name}"));
     }
@@ -848,10 +855,13 @@ fn a_non_utf8_path_round_trips_through_a_rebuild() {
 #[test]
 fn a_moved_embedded_store_is_still_this_store_and_another_that_exists_is_not() {
     let sb = sandbox();
+    // Two runs, two packs: b.txt's can go without a.txt's.
     sb.write("a.txt", "a");
+    sb.back_up_set(&[]);
     sb.write("b.txt", "b");
     sb.back_up_set(&[]);
     let gone = archive_of(&sb, "b.txt");
+    assert_ne!(gone, archive_of(&sb, "a.txt"));
     // The disk is mounted elsewhere now: its records name the old directory.
     let moved = sb.path().join("mounted-elsewhere");
     std::fs::rename(sb.store_dir(), &moved).unwrap();
@@ -875,4 +885,80 @@ fn a_moved_embedded_store_is_still_this_store_and_another_that_exists_is_not() {
     let (_, doc) = json(&sb, &["inventory", "--set", "s", "--refresh"]);
     assert_eq!(doc["missing"].as_array().unwrap().len(), 0, "{doc}");
     assert_eq!(doc["other_store"], 1, "{doc}");
+}
+
+#[test]
+fn a_pack_the_catalog_lacks_is_an_orphan_of_its_files_and_adopting_it_records_them() {
+    let sb = sandbox();
+    sb.write("p/a.txt", "a");
+    sb.write("p/b.txt", "bb");
+    sb.write("p/c.txt", "ccc");
+    sb.back_up_set(&[]);
+    let pack = archive_of(&sb, "p/a.txt");
+    assert_eq!(archive_of(&sb, "p/c.txt"), pack, "one pack");
+
+    // A pack the catalog records some files of is named, not a problem (the
+    // others may have been deleted).
+    catalog_sql(&sb, "DELETE FROM archive WHERE key = 'p/b.txt'");
+    let (code, doc) = json(&sb, &["inventory", "--set", "s"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let partly = doc["partly_recorded_packs"].as_array().unwrap();
+    assert_eq!(partly.len(), 1, "{doc}");
+    assert_eq!(partly[0]["archive_id"], pack.as_str());
+    assert_eq!(
+        (&partly[0]["files"], &partly[0]["recorded"]),
+        (&3.into(), &2.into())
+    );
+
+    // None of its files recorded: an orphan that says it is a pack, and of what.
+    catalog_sql(&sb, "DELETE FROM archive");
+    let (code, doc) = json(&sb, &["inventory", "--set", "s", "--refresh"]);
+    assert_eq!(code, Some(1), "{doc}");
+    let orphans = doc["orphans"].as_array().unwrap();
+    assert_eq!(orphans.len(), 1, "{doc}");
+    assert_eq!(orphans[0]["archive_id"], pack.as_str());
+    assert!(orphans[0]["refused"].is_null(), "{doc}");
+    assert_eq!(orphans[0]["pack"]["files"], 3, "{doc}");
+    assert_eq!(
+        orphans[0]["pack"]["paths"],
+        serde_json::json!(["p/a.txt", "p/b.txt", "p/c.txt"])
+    );
+
+    // Adopting it records every file its index names, in its place.
+    let (code, doc) = json(&sb, &["inventory", "--set", "s", "--adopt-orphans"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(
+        doc["actions"][0]["outcome"]["result"], "adopted-current",
+        "{doc}"
+    );
+    let mut adopted: Vec<(String, String, u64)> = records(&sb)
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["archive_id"].as_str().unwrap().to_string(),
+                r["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    adopted.sort();
+    assert_eq!(
+        adopted,
+        vec![
+            ("p/a.txt".to_string(), pack.clone(), 1),
+            ("p/b.txt".to_string(), pack.clone(), 2),
+            ("p/c.txt".to_string(), pack.clone(), 3),
+        ]
+    );
+    let (code, doc) = json(&sb, &["inventory", "--set", "s", "--refresh"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["problems"], 0, "{doc}");
+    // And each comes back byte for byte.
+    let dest = sb.path().join("out");
+    let out = firn(
+        &sb,
+        &["restore", "--set", "s", "--to", dest.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(std::fs::read(dest.join("p/b.txt")).unwrap(), b"bb");
 }

@@ -133,7 +133,9 @@ fn snapshots_inside_the_minimum_storage_period_are_kept_until_it_ends() {
 #[test]
 fn a_rebuild_leaves_out_what_the_store_lost_after_the_snapshot() {
     let sb = embedded();
+    // Two runs, two packs: the store can lose one without the other.
     sb.write("keep.txt", "keep");
+    sb.back_up_set(&[]);
     sb.write("lost.txt", "lost");
     sb.back_up_set(&[]);
     let lost = records(&sb)
@@ -167,11 +169,15 @@ fn a_rebuild_leaves_out_what_the_store_lost_after_the_snapshot() {
 
 #[test]
 fn archives_stored_after_the_snapshot_are_added_from_their_descriptions() {
-    let sb = embedded();
+    let sb = Sandbox::in_memory();
+    // new.txt goes into a pack (added from the pack's index), big.bin over the
+    // threshold into an archive of its own (added from its description).
+    sb.write_config(&format!("pack_threshold = 100\n{EMBEDDED}"));
     sb.write("old.txt", "old");
     sb.back_up_set(&[]);
     let snapshots = sb.store_snapshots();
     sb.write("new.txt", "new");
+    sb.write("big.bin", "b".repeat(200));
     sb.back_up_set(&[]);
     // The second run's snapshot is lost with the catalog: the first is the newest.
     for newer in sb.store_snapshots() {
@@ -184,7 +190,10 @@ fn archives_stored_after_the_snapshot_are_added_from_their_descriptions() {
     lose_catalog(&sb);
     let doc = ok_json(&sb, &["catalog", "rebuild", "--set", "s"]);
     assert_eq!(doc["snapshot"]["imported"], 1, "{doc}");
-    assert_eq!(doc["current"], 1, "new.txt from its description: {doc}");
+    assert_eq!(
+        doc["current"], 2,
+        "new.txt from its pack's index, big.bin from its description: {doc}"
+    );
     assert_eq!(records(&sb), before);
 }
 
@@ -277,4 +286,67 @@ fn a_snapshot_that_fails_is_reported_and_stored_by_the_next_run() {
     assert_eq!(doc["catalog_snapshot"]["records"], 1, "{doc}");
     let doc = last_json(&a.ok(&["backup", "--set", "s", "--json"]));
     assert!(doc.get("catalog_snapshot").is_none(), "paid up: {doc}");
+}
+
+#[test]
+fn a_rebuild_waits_for_the_packs_stored_after_the_snapshot_and_retrieves_nothing_twice() {
+    let sb = Sandbox::in_memory();
+    sb.write_config(
+        "retention = \"keep\"\nstore = { kind = \"local\", retrieval_delay_secs = 2 }\n",
+    );
+    sb.write("old.txt", "old");
+    sb.back_up_set(&[]);
+    let snapshots = sb.store_snapshots();
+    sb.write("new.txt", "new");
+    sb.back_up_set(&[]);
+    // The second run's snapshot is lost: new.txt's pack is only in the store.
+    for newer in sb.store_snapshots() {
+        if !snapshots.contains(&newer) {
+            remove_archive(&sb, &newer);
+        }
+    }
+    let before = records(&sb);
+    lose_catalog(&sb);
+
+    let rebuild = [
+        "catalog",
+        "rebuild",
+        "--set",
+        "s",
+        "--tier",
+        "bulk",
+        "--no-wait",
+    ];
+    let waits = |what: &str| {
+        let out = sb.firn(rebuild);
+        assert!(out.status.success());
+        assert!(
+            stdout(&out).contains(&format!("waiting: nothing rebuilt yet ({what} requested")),
+            "{}",
+            stdout(&out)
+        );
+    };
+    waits("the store's inventory");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    waits("the retrieval of the catalog snapshot");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // The snapshot is in; the pack stored after it is retrieved to read its
+    // index. Nothing is imported until it is read.
+    waits("the retrieval of the packs stored after the catalog snapshot");
+    assert_eq!(
+        ok_json(&sb, &["ls", "--set", "s", "--all"]),
+        serde_json::json!([])
+    );
+    let jobs_before = sb.job_files();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let done = ok_json(&sb, &rebuild);
+    assert_eq!(done["outcome"], "ready", "{done}");
+    assert_eq!(done["snapshot"]["imported"], 1, "{done}");
+    assert_eq!(done["current"], 1, "new.txt from its pack's index: {done}");
+    assert_eq!(
+        sb.job_files(),
+        jobs_before,
+        "neither the snapshot nor the pack retrieved twice"
+    );
+    assert_eq!(records(&sb), before);
 }

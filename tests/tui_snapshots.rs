@@ -383,6 +383,7 @@ fn reconciliation_of_a_shared_store() {
             sha1: None,
         }),
         refused: None,
+        pack: None,
     };
     let reconciliation = Reconciliation {
         inventory_date: NOW - 86_400,

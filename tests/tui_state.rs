@@ -818,6 +818,7 @@ fn the_reconciliation_view_acts_on_orphans() {
         description_text: "firn1 ...".into(),
         description: None,
         refused: refused.map(str::to_string),
+        pack: None,
     };
     keys(&mut state, "I");
     assert!(render(&state).contains("No inventory has been compared"));

@@ -30,6 +30,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::owners::{Kind, Owners, Whose, kind_of};
+use super::pack_index::IndexFetch;
 use super::retrieval::Poll;
 use super::{AfterRun, Done, Engine};
 use crate::catalog::Catalog as _;
@@ -149,6 +150,24 @@ pub struct Reconciliation {
     /// names as that set's.
     #[serde(default)]
     pub disputed: Vec<Disputed>,
+    /// Packs of this set that hold more files than the catalog records in
+    /// them: the others were deleted (a pack keeps their bytes until its last
+    /// file goes) or their records were lost (`firn catalog rebuild` adds
+    /// them back from the pack's index). Not a problem by itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partly_recorded_packs: Vec<PartlyRecordedPack>,
+}
+
+/// A pack the catalog records only some files of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartlyRecordedPack {
+    pub archive_id: String,
+    /// Files it holds, as its description says.
+    pub files: u64,
+    /// Of those, recorded in the catalog.
+    pub recorded: u64,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// How many archives of another set the store holds.
@@ -252,6 +271,21 @@ pub struct Orphan {
     pub description: Option<DescribedFile>,
     /// Why adopting it would be refused; None when it can be adopted.
     pub refused: Option<String>,
+    /// Set when it is a pack of small files of this set (none of which the
+    /// catalog records): adopting it records every file its index names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<OrphanPack>,
+}
+
+/// What an orphan pack holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanPack {
+    /// Files it holds, as its description says.
+    pub files: u64,
+    /// Their paths, when the index was read with the inventory (stores that
+    /// retrieve at once); empty otherwise (adopting reads it).
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 /// A file as an archive description names it.
@@ -476,6 +510,55 @@ fn record_from(
     })
 }
 
+/// The indexes a rebuild read (see `pack_index.rs`), by pack archive id: an
+/// index, or why it could not be read.
+pub(super) type PackIndexes = HashMap<String, Result<crate::pack::Index, String>>;
+
+/// What a listing line says of a pack (None: not a pack).
+pub(super) fn pack_facts(listing: &ArchiveListing) -> Option<crate::description::PackFacts> {
+    description::decode(&listing.description)
+        .ok()
+        .and_then(|d| d.pack)
+}
+
+/// The packed versions a catalog records: by pack, the offsets of its members.
+pub(super) struct PackSlots(HashMap<String, HashSet<u64>>);
+
+impl PackSlots {
+    pub(super) fn of(records: &[ArchiveRecord]) -> PackSlots {
+        let mut slots: HashMap<String, HashSet<u64>> = HashMap::new();
+        for r in records {
+            if let Some(slot) = r.pack {
+                slots
+                    .entry(r.archive_id.clone())
+                    .or_default()
+                    .insert(slot.offset);
+            }
+        }
+        PackSlots(slots)
+    }
+
+    /// How many members of pack `archive_id` are recorded.
+    pub(super) fn recorded(&self, archive_id: &str) -> u64 {
+        self.0.get(archive_id).map_or(0, |s| s.len() as u64)
+    }
+
+    /// Whether every one of the pack's `members` is recorded: its index need
+    /// not be read.
+    pub(super) fn all_known(&self, archive_id: &str, members: u64) -> bool {
+        self.recorded(archive_id) >= members
+    }
+
+    /// Whether this packed version is recorded (same pack, same place).
+    pub(super) fn has(&self, record: &ArchiveRecord) -> bool {
+        record.pack.is_some_and(|slot| {
+            self.0
+                .get(&record.archive_id)
+                .is_some_and(|s| s.contains(&slot.offset))
+        })
+    }
+}
+
 /// Whether a record naming the store `recorded` belongs to the store `here`.
 /// Records of a relocated embedded store still name it by its old directory:
 /// an embedded store named by a directory that holds none any more is this one
@@ -505,6 +588,42 @@ impl Orphan {
             refused: record_from(listing, target, host, mine)
                 .err()
                 .map(|r| r.reason),
+            pack: None,
+        }
+    }
+
+    /// An orphan pack (see [`OrphanPack`]): adoptable when it is this set's
+    /// and its index, if read, reads.
+    fn of_pack(
+        listing: &ArchiveListing,
+        facts: crate::description::PackFacts,
+        index: Option<&Result<crate::pack::Index, String>>,
+        mine: &str,
+    ) -> Orphan {
+        let owner = description::named_owner(&listing.description);
+        let refused = match (owner.as_deref(), index) {
+            (Some(owner), _) if owner != mine => Some(format!(
+                "a pack written by another set sharing this store ({owner})"
+            )),
+            (None, _) => Some("a pack that names no set".into()),
+            (_, Some(Err(why))) => Some(format!("a pack whose index cannot be read: {why}")),
+            _ => None,
+        };
+        Orphan {
+            archive_id: listing.archive_id.clone(),
+            size: listing.size,
+            tree_hash: hex::encode(listing.tree_hash),
+            created_at: listing.created_at,
+            description_text: listing.description.clone(),
+            description: describe(listing),
+            refused,
+            pack: Some(OrphanPack {
+                files: facts.members,
+                paths: match index {
+                    Some(Ok(index)) => index.members.iter().map(|m| m.key.clone()).collect(),
+                    _ => Vec::new(),
+                },
+            }),
         }
     }
 
@@ -821,9 +940,43 @@ impl Engine {
                 }),
             }
         }
+        // The packs of this set none of whose files the catalog records: their
+        // indexes name those files where the store retrieves at once (else
+        // adopting them reads them).
+        let orphan_packs: Vec<ArchiveListing> = inventory
+            .archives
+            .iter()
+            .filter(|a| !known.contains(a.archive_id.as_str()))
+            .filter(|a| pack_facts(a).is_some() && owners.whose(a) == Whose::Mine)
+            .cloned()
+            .collect();
+        let pack_indexes = if !orphan_packs.is_empty()
+            && self.store.expected_wait(crate::model::Tier::Standard).1 == 0
+        {
+            match self
+                .read_pack_indexes(&orphan_packs, crate::model::Tier::Standard, false)
+                .await?
+            {
+                IndexFetch::Ready(indexes) => indexes,
+                IndexFetch::Waiting { .. } => PackIndexes::new(),
+            }
+        } else {
+            PackIndexes::new()
+        };
+        let slots = PackSlots::of(&records);
         let mut others: BTreeMap<String, u64> = BTreeMap::new();
         for listing in &inventory.archives {
             if known.contains(listing.archive_id.as_str()) {
+                if let Some(facts) = pack_facts(listing)
+                    && !slots.all_known(&listing.archive_id, facts.members)
+                {
+                    report.partly_recorded_packs.push(PartlyRecordedPack {
+                        archive_id: listing.archive_id.clone(),
+                        files: facts.members,
+                        recorded: slots.recorded(&listing.archive_id),
+                        created_at: listing.created_at,
+                    });
+                }
                 continue;
             }
             let whose = owners.whose(listing);
@@ -849,7 +1002,15 @@ impl Engine {
                 report.deleted_since += 1;
                 continue;
             }
-            let orphan = Orphan::from_listing(listing, &target, &self.host, &self.owner);
+            let orphan = match pack_facts(listing) {
+                Some(facts) => Orphan::of_pack(
+                    listing,
+                    facts,
+                    pack_indexes.get(&listing.archive_id),
+                    &self.owner,
+                ),
+                None => Orphan::from_listing(listing, &target, &self.host, &self.owner),
+            };
             if whose == Whose::Unknown && owners.shared() {
                 report.unclaimed.push(orphan);
             } else {
@@ -872,6 +1033,9 @@ impl Engine {
         report.missing.sort_by(|a, b| a.key.cmp(&b.key));
         report.mismatched.sort_by(|a, b| a.key.cmp(&b.key));
         report.disputed.sort_by(|a, b| a.key.cmp(&b.key));
+        report
+            .partly_recorded_packs
+            .sort_by_key(|p| (p.created_at, p.archive_id.clone()));
         Ok(report)
     }
 
@@ -888,6 +1052,21 @@ impl Engine {
             .collect();
         drop(records);
         let target = self.store.target();
+        // Orphan packs are adopted from their indexes, read first (through
+        // their retrieval jobs; not waited for).
+        let packs: Vec<ArchiveListing> = orphans
+            .iter()
+            .filter(|o| o.pack.is_some() && o.refused.is_none())
+            .filter(|o| !known.contains(&o.archive_id))
+            .filter_map(|o| o.listing())
+            .collect();
+        let indexes = match self
+            .read_pack_indexes(&packs, crate::model::Tier::Standard, false)
+            .await?
+        {
+            IndexFetch::Ready(indexes) => indexes,
+            IndexFetch::Waiting { .. } => PackIndexes::new(),
+        };
         let mut order: Vec<usize> = (0..orphans.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(orphans[i].created_at));
         let mut results: Vec<Option<OrphanResult>> = vec![None; orphans.len()];
@@ -895,6 +1074,17 @@ impl Engine {
             let orphan = &orphans[i];
             let outcome = if known.contains(&orphan.archive_id) {
                 (orphan.key(), OrphanOutcome::AlreadyInCatalog)
+            } else if orphan.pack.is_some() {
+                let outcome = self
+                    .adopt_pack(orphan, &indexes, &target, &mut has_current)
+                    .await;
+                if matches!(
+                    outcome.1,
+                    OrphanOutcome::AdoptedCurrent | OrphanOutcome::AdoptedSuperseded
+                ) {
+                    known.insert(orphan.archive_id.clone());
+                }
+                outcome
             } else {
                 match orphan.listing() {
                     None => (
@@ -939,6 +1129,76 @@ impl Engine {
             });
         }
         Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Records every file of an orphan pack from its index (read by
+    /// [`Engine::adopt_orphans`]): as the current version of a file that has
+    /// none, else as a superseded one. The path named is the first file's.
+    async fn adopt_pack(
+        &self,
+        orphan: &Orphan,
+        indexes: &PackIndexes,
+        target: &str,
+        has_current: &mut HashSet<String>,
+    ) -> (Option<String>, OrphanOutcome) {
+        if let Some(why) = &orphan.refused {
+            return (None, OrphanOutcome::Refused(why.clone()));
+        }
+        let Some(listing) = orphan.listing() else {
+            return (
+                None,
+                OrphanOutcome::Refused(format!("bad tree hash {:?}", orphan.tree_hash)),
+            );
+        };
+        let Some(index) = indexes.get(&orphan.archive_id) else {
+            return (
+                None,
+                OrphanOutcome::Refused(
+                    "its index is being retrieved (a job of the store); adopt it again once the retrieval is ready".into(),
+                ),
+            );
+        };
+        let (mut current, mut first, mut problems) = (false, None, Vec::new());
+        for member in self.members_of(&listing, Some(index), target) {
+            let mut record = match member {
+                Ok(record) => record,
+                Err(skipped) => {
+                    problems.push(format!(
+                        "{}: {}",
+                        skipped.key.as_deref().unwrap_or("the pack"),
+                        skipped.reason
+                    ));
+                    continue;
+                }
+            };
+            first.get_or_insert_with(|| record.key.clone());
+            let adopted = if has_current.contains(&record.key) {
+                record.state = ArchiveState::Superseded;
+                record.superseded_at = Some(now_secs());
+                self.catalog.record_superseded(&record).await
+            } else {
+                current = true;
+                self.catalog.record_upload(&record, None).await
+            };
+            match adopted {
+                Ok(()) => {
+                    has_current.insert(record.key.clone());
+                }
+                Err(e) => problems.push(format!("{}: {e:#}", record.key)),
+            }
+        }
+        let outcome = if !problems.is_empty() {
+            OrphanOutcome::Failed(format!(
+                "{} of the pack's files not recorded: {}",
+                problems.len(),
+                problems.join("; ")
+            ))
+        } else if current {
+            OrphanOutcome::AdoptedCurrent
+        } else {
+            OrphanOutcome::AdoptedSuperseded
+        };
+        (first, outcome)
     }
 
     /// The archive ids the catalog records (any version, any store).
@@ -989,6 +1249,109 @@ impl Engine {
         Ok(results)
     }
 
+    /// The packs of this set (or of unknown owner, when `adopt_unknown`) in
+    /// `archives` whose members the catalog does not all record: the ones a
+    /// rebuild reads the index of. Another set's pack is never read.
+    pub(super) async fn packs_to_read(
+        &self,
+        archives: &[ArchiveListing],
+        owners: &Owners,
+        adopt_unknown: bool,
+    ) -> Result<Vec<ArchiveListing>> {
+        let slots = PackSlots::of(&self.catalog.records().await?);
+        Ok(archives
+            .iter()
+            .filter(|a| pack_facts(a).is_some_and(|f| !slots.all_known(&a.archive_id, f.members)))
+            .filter(|a| match owners.whose(a) {
+                Whose::Mine => true,
+                Whose::Unknown => adopt_unknown,
+                Whose::Other(_) => false,
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// The records of a pack's members (state current), from its index, or
+    /// why each cannot be one: an index another set wrote is none of this
+    /// set's; a member with an unsafe path or outside the pack is skipped.
+    fn members_of(
+        &self,
+        listing: &ArchiveListing,
+        index: Option<&Result<crate::pack::Index, String>>,
+        target: &str,
+    ) -> Vec<Result<ArchiveRecord, Skipped>> {
+        let skip = |key: Option<String>, reason: String| Skipped {
+            archive_id: listing.archive_id.clone(),
+            key,
+            reason,
+            foreign: false,
+        };
+        let index = match index {
+            Some(Ok(index)) => index,
+            Some(Err(why)) => {
+                return vec![Err(skip(
+                    None,
+                    format!("a pack whose index cannot be read: {why}"),
+                ))];
+            }
+            None => {
+                return vec![Err(skip(None, "a pack whose index was not read".into()))];
+            }
+        };
+        if index.owner != self.owner {
+            return vec![Err(skip(
+                None,
+                format!(
+                    "a pack whose index names another set ({}), though its description names this one",
+                    index.owner
+                ),
+            ))];
+        }
+        // Members' bytes lie before the index and trailer.
+        let end = listing.size.saturating_sub(crate::pack::TRAILER_LEN);
+        let host = if index.host.is_empty() {
+            self.host.clone()
+        } else {
+            index.host.clone()
+        };
+        index
+            .members
+            .iter()
+            .map(|m| {
+                if let Err(why) = pathkey::safe_key(&m.key, m.raw.as_deref()) {
+                    return Err(skip(Some(m.key.clone()), format!("unsafe path: {why}")));
+                }
+                if m.offset.checked_add(m.size).is_none_or(|e| e > end) {
+                    return Err(skip(
+                        Some(m.key.clone()),
+                        format!(
+                            "its index places it at {}+{} bytes, outside the pack's {} bytes",
+                            m.offset, m.size, listing.size
+                        ),
+                    ));
+                }
+                Ok(ArchiveRecord {
+                    key: m.key.clone(),
+                    raw: m.raw.clone(),
+                    size: m.size,
+                    mtime_ns: m.mtime_ns,
+                    sha1: m.sha1,
+                    tree_hash: m.tree_hash,
+                    archive_id: listing.archive_id.clone(),
+                    target: target.to_owned(),
+                    uploaded_at: listing.created_at,
+                    state: ArchiveState::Current,
+                    host: host.clone(),
+                    superseded_at: None,
+                    pack: Some(crate::catalog::PackSlot {
+                        offset: m.offset,
+                        len: m.size,
+                    }),
+                })
+            })
+            .collect()
+    }
+
     /// Recreates the catalog of this set from an inventory's archive descriptions
     /// (firn2, firn1 and mt2). Only this set's archives are taken (`owners` reads
     /// them off the whole listing): another set's are counted and left alone,
@@ -1004,6 +1367,7 @@ impl Engine {
         inventory: &Inventory,
         owners: &Owners,
         adopt_unknown: bool,
+        indexes: &PackIndexes,
     ) -> Result<RebuildReport> {
         let existing = self.catalog.records().await?;
         let target = self.store.target();
@@ -1014,10 +1378,18 @@ impl Engine {
             ..RebuildReport::default()
         };
         let known: HashSet<&str> = existing.iter().map(|r| r.archive_id.as_str()).collect();
+        let slots = PackSlots::of(&existing);
         let mut by_key: BTreeMap<String, Vec<ArchiveRecord>> = BTreeMap::new();
         for listing in &inventory.archives {
-            if known.contains(listing.archive_id.as_str()) {
+            let facts = pack_facts(listing);
+            if facts.is_none() && known.contains(listing.archive_id.as_str()) {
                 report.already_known += 1;
+                continue;
+            }
+            if let Some(facts) = facts
+                && slots.all_known(&listing.archive_id, facts.members)
+            {
+                report.already_known += facts.members;
                 continue;
             }
             match owners.whose(listing) {
@@ -1031,6 +1403,18 @@ impl Engine {
                     continue;
                 }
                 Whose::Unknown => {}
+            }
+            if facts.is_some() {
+                // A pack: its members, from its index.
+                let members = self.members_of(listing, indexes.get(&listing.archive_id), &target);
+                for member in members {
+                    match member {
+                        Ok(record) if slots.has(&record) => report.already_known += 1,
+                        Ok(record) => by_key.entry(record.key.clone()).or_default().push(record),
+                        Err(skipped) => report.skipped.push(skipped),
+                    }
+                }
+                continue;
             }
             match record_from(listing, &target, &self.host, &self.owner) {
                 Ok(record) => by_key.entry(record.key.clone()).or_default().push(record),
@@ -1053,7 +1437,11 @@ impl Engine {
         let mut batch = Vec::new();
         for (key, mut group) in by_key {
             group.sort_by(|a, b| {
-                (a.uploaded_at, &a.archive_id).cmp(&(b.uploaded_at, &b.archive_id))
+                (a.uploaded_at, &a.archive_id, a.pack.map(|p| p.offset)).cmp(&(
+                    b.uploaded_at,
+                    &b.archive_id,
+                    b.pack.map(|p| p.offset),
+                ))
             });
             report.files += 1;
             report.unknown_sha1 += group.iter().filter(|r| r.sha1 == UNKNOWN_SHA1).count() as u64;

@@ -24,6 +24,7 @@ mod inventory;
 mod migrate;
 mod owners;
 mod pack;
+mod pack_index;
 mod progress;
 mod recover;
 mod restore;
@@ -51,7 +52,8 @@ pub use delete::{
 pub use inventory::{
     DescribedFile, Disputed, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome,
     InventoryRequest, InventoryRun, Mismatch, Missing, Orphan, OrphanAction, OrphanOutcome,
-    OrphanResult, OtherSet, RebuildReport, Reconciliation, Skipped, SnapshotUsed,
+    OrphanPack, OrphanResult, OtherSet, PartlyRecordedPack, RebuildReport, Reconciliation, Skipped,
+    SnapshotUsed,
 };
 pub use migrate::{
     MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, MigrationTask, TierQuote,

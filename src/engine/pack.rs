@@ -29,6 +29,8 @@ use crate::model::{ContentHash, Fingerprint, Sha1Digest, now_secs};
 use crate::pack::{Builder, Member};
 use crate::state::{PackIntent, PackedFile};
 
+/// The pack being sent: its members back, with why, when it failed.
+type Sending = tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>;
 /// Files read together (and their baselines read) in one chunk…
 const CHUNK_FILES: usize = 256;
 /// …of at most this many bytes, so chunks read ahead stay small in memory.
@@ -92,7 +94,7 @@ impl Engine {
         let mut staged: Vec<Staged> = Vec::new();
         // The pack being sent while the next one fills (one at a time: a pack
         // is its own parallelism, its parts go out together).
-        let mut sending: Option<tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>> = None;
+        let mut sending: Option<Sending> = None;
         while let Some(chunk) = reads.next().await {
             let (reads, mut baselines) = match chunk {
                 Ok(chunk) => chunk,
@@ -170,7 +172,7 @@ impl Engine {
 
     async fn wait_for(
         &self,
-        sending: &mut Option<tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>>,
+        sending: &mut Option<Sending>,
         tally: &mut PackTally,
         progress: &Progress,
     ) {

@@ -131,8 +131,22 @@ impl Engine {
             })
             .collect();
         let mut records = Vec::new();
+        let mut packed: Option<Vec<ArchiveRecord>> = None;
         for (id, found) in ids.iter().zip(self.look_up(&lookups).await?) {
             match found {
+                // A pack's id means every version it holds.
+                Some(record) if record.is_packed() => {
+                    if packed.is_none() {
+                        packed = Some(self.catalog.records().await?);
+                    }
+                    records.extend(
+                        packed
+                            .iter()
+                            .flatten()
+                            .filter(|r| &r.archive_id == id)
+                            .cloned(),
+                    );
+                }
                 Some(record) => records.push(record),
                 None => {
                     return Err(usage(format!(

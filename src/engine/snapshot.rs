@@ -32,6 +32,7 @@ use std::collections::HashSet;
 
 use super::inventory::{InventoryFetch, RebuildReport, Skipped, SnapshotUsed};
 use super::owners::{Kind, Owners, Whose, kind_of};
+use super::pack_index::IndexFetch;
 use super::{Engine, Progress, RestoreOptions, RestoreOutcome};
 use crate::catalog::{ArchiveRecord, ArchiveState, SnapshotRecord};
 use crate::description::SnapshotDescription;
@@ -378,12 +379,25 @@ impl Engine {
         };
         let newest = newest_in(&inventory.archives, &self.set_id).filter(|_| use_snapshot);
         let Some((listing, described)) = newest else {
+            let files = files_only(inventory.archives.clone());
+            let packs = self
+                .packs_to_read(&files.archives, &owners, adopt_unknown)
+                .await?;
+            let indexes = match self.read_pack_indexes(&packs, tier, wait).await? {
+                IndexFetch::Waiting {
+                    requested_at,
+                    ready_at,
+                } => {
+                    return Ok(RebuildOutcome::Waiting {
+                        what: "the retrieval of the packs whose indexes name their files",
+                        requested_at,
+                        ready_at,
+                    });
+                }
+                IndexFetch::Ready(indexes) => indexes,
+            };
             let mut report = self
-                .rebuild_catalog(
-                    &files_only(inventory.archives.clone()),
-                    &owners,
-                    adopt_unknown,
-                )
+                .rebuild_catalog(&files, &owners, adopt_unknown, &indexes)
                 .await?;
             report.archive_count = inventory.archives.len() as u64;
             report.snapshots_seen = snapshots_seen;
@@ -446,13 +460,48 @@ impl Engine {
         let (set, created_ms, records) = tokio::task::spawn_blocking(move || decode(&bytes))
             .await
             .context("snapshot task failed")??;
-        let _ = tokio::fs::remove_file(&path).await;
         if set != self.set_id {
+            let _ = tokio::fs::remove_file(&path).await;
             bail!(
                 "the newest catalog snapshot in the store is of set {set:?}, not {:?}",
                 self.set_id
             );
         }
+        let in_snapshot: HashSet<String> = records.iter().map(|r| r.archive_id.clone()).collect();
+
+        // What was stored after the snapshot is added from its description, or
+        // a pack's from its index; what is older and not in the snapshot was
+        // deleted since, or never recorded.
+        const CLOCK_SLACK: i64 = 300;
+        let (beyond, older): (Vec<ArchiveListing>, Vec<ArchiveListing>) = inventory
+            .archives
+            .iter()
+            .filter(|a| !in_snapshot.contains(&a.archive_id))
+            .filter(|a| kind_of(a) == Kind::File)
+            .cloned()
+            .partition(|a| a.created_at >= created_ms.div_euclid(1000) - CLOCK_SLACK);
+        let beyond = files_only(beyond);
+        // The packs stored after it are read before anything is imported: a
+        // run that waits for them keeps the retrieved snapshot (the next one
+        // finds it in place and retrieves nothing again).
+        let packs = self
+            .packs_to_read(&beyond.archives, &owners, adopt_unknown)
+            .await?;
+        let indexes = match self.read_pack_indexes(&packs, tier, wait).await? {
+            IndexFetch::Waiting {
+                requested_at,
+                ready_at,
+                ..
+            } => {
+                return Ok(RebuildOutcome::Waiting {
+                    what: "the retrieval of the packs stored after the catalog snapshot",
+                    requested_at,
+                    ready_at,
+                });
+            }
+            IndexFetch::Ready(indexes) => indexes,
+        };
+        let _ = tokio::fs::remove_file(&path).await;
 
         // What the store no longer holds was deleted after the snapshot: not
         // brought back (the listing's date bounds what it can tell).
@@ -461,7 +510,16 @@ impl Engine {
             .iter()
             .map(|a| a.archive_id.as_str())
             .collect();
-        let known = self.known_archive_ids().await?;
+        // A version is known by its archive, and a packed one by its place in
+        // the pack too (the catalog may hold some of a pack's files and not
+        // others).
+        let known: HashSet<(String, Option<u64>)> = self
+            .catalog
+            .records()
+            .await?
+            .into_iter()
+            .map(|r| (r.archive_id, r.pack.map(|p| p.offset)))
+            .collect();
         let target = self.store.target();
         let mut used = SnapshotUsed {
             archive_id: listing.archive_id.clone(),
@@ -469,7 +527,6 @@ impl Engine {
             records: records.len() as u64,
             ..SnapshotUsed::default()
         };
-        let in_snapshot: HashSet<String> = records.iter().map(|r| r.archive_id.clone()).collect();
         let mut import = Vec::with_capacity(records.len());
         for record in records {
             let here = record.target.is_empty() || record.target == target;
@@ -479,7 +536,7 @@ impl Engine {
                 && record.uploaded_at < inventory.date;
             if gone {
                 used.gone += 1;
-            } else if !known.contains(&record.archive_id) {
+            } else if !known.contains(&(record.archive_id.clone(), record.pack.map(|p| p.offset))) {
                 import.push(record);
             }
         }
@@ -503,18 +560,9 @@ impl Engine {
                 .await?;
         }
 
-        // Then what was stored after the snapshot, from its description; what is
-        // older and not in the snapshot was deleted since, or never recorded.
-        const CLOCK_SLACK: i64 = 300;
-        let (beyond, older): (Vec<ArchiveListing>, Vec<ArchiveListing>) = inventory
-            .archives
-            .iter()
-            .filter(|a| !in_snapshot.contains(&a.archive_id))
-            .filter(|a| kind_of(a) == Kind::File)
-            .cloned()
-            .partition(|a| a.created_at >= created_ms.div_euclid(1000) - CLOCK_SLACK);
+        // Then what was stored after the snapshot.
         let mut report = self
-            .rebuild_catalog(&files_only(beyond), &owners, adopt_unknown)
+            .rebuild_catalog(&beyond, &owners, adopt_unknown, &indexes)
             .await?;
         // Merged means the catalog had records before this rebuild, not that the
         // snapshot's went in first.

@@ -434,6 +434,7 @@ mod tests {
                 description_text: String::new(),
                 description: None,
                 refused: None,
+                pack: None,
             }],
             ..Default::default()
         };

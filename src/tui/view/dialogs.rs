@@ -292,11 +292,24 @@ fn history_text(runs: &[crate::history::RunSummary]) -> String {
 
 /// One orphan: what its description names (or its id), size and age.
 fn orphan_line(orphan: &crate::engine::Orphan) -> String {
-    let name = orphan
-        .description
-        .as_ref()
-        .and_then(|d| d.key.clone())
-        .unwrap_or_else(|| format!("archive {}", fit(&orphan.archive_id, 16)));
+    let name = match &orphan.pack {
+        // A pack: how many files, and their paths when its index was read.
+        Some(pack) if pack.paths.is_empty() => format!(
+            "pack {} of {}",
+            fit(&orphan.archive_id, 16),
+            crate::fmt::plural(pack.files, "file")
+        ),
+        Some(pack) => format!(
+            "pack of {}: {}",
+            crate::fmt::plural(pack.files, "file"),
+            fit(&pack.paths.join(", "), 60)
+        ),
+        None => orphan
+            .description
+            .as_ref()
+            .and_then(|d| d.key.clone())
+            .unwrap_or_else(|| format!("archive {}", fit(&orphan.archive_id, 16))),
+    };
     format!(
         "{name} · {} · stored {}{}",
         human_bytes(orphan.size),
