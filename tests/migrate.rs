@@ -652,3 +652,145 @@ fn a_deep_archive_bucket_moves_to_a_disk_across_runs_waiting_for_its_restores() 
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
     a.restore_and_compare(&refs, &[]);
 }
+
+/// The distinct archive ids of `records`.
+fn archives_of<'a>(records: impl Iterator<Item = &'a serde_json::Value>) -> Vec<String> {
+    let mut ids: Vec<String> = records
+        .filter_map(|r| r["archive_id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn packed_embedded_archives_move_into_s3_from_local_files_and_from_retrievals_one_job_per_pack() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let store = sb.store_dir();
+    let a = AwsSandbox::on(
+        sb,
+        &moto.endpoint,
+        "retention = \"keep\"\npack_threshold = \"8 KiB\"\npack_size = \"24 KiB\"\n",
+    );
+    // Small files in several packs, one large file alone.
+    let mut files: Vec<(String, Vec<u8>)> = (0..48)
+        .map(|i| {
+            (
+                format!("d{}/f{i:02}.bin", i % 3),
+                pattern(500 + i * 97, i as u8),
+            )
+        })
+        .collect();
+    files.push(("large.bin".into(), pattern(100_000, 200)));
+    for (name, content) in &files {
+        a.sb.write(name, content);
+    }
+    a.ok(&["backup", "--set", "s"]);
+    let in_old = a.records();
+    assert_eq!(in_old.len(), files.len());
+    let packs = archives_of(in_old.iter().filter(|r| r["path"] != "large.bin"));
+    assert!(
+        packs.len() >= 3,
+        "48 small files in packs of 24 KiB: {} packs",
+        packs.len()
+    );
+    // Every second small file changes after the backup: its archived bytes
+    // must come out of its pack; the others are copied from the files.
+    let mut changed_packs = Vec::new();
+    let mut changed = 0;
+    for (i, (name, _)) in files.iter().enumerate() {
+        if name != "large.bin" && i % 2 == 1 {
+            a.sb.write(name, format!("changed after the backup: {name}"));
+            changed += 1;
+            let record = in_old.iter().find(|r| r["path"] == name.as_str()).unwrap();
+            changed_packs.push(record["archive_id"].as_str().unwrap().to_string());
+        }
+    }
+    changed_packs.sort_unstable();
+    changed_packs.dedup();
+    assert!(changed_packs.len() >= 3, "{changed_packs:?}");
+
+    a.sb.write_config(&format!(
+        "retention = \"keep\"\npack_threshold = \"8 KiB\"\npack_size = \"24 KiB\"\nstore = {{ kind = \"s3\", bucket = \"packed\", force_path_style = true, checksum = \"md5\" }}\nprevious_store = {{ kind = \"local\", path = {store:?} }}\n"
+    ));
+    a.init();
+    let plan = a.json(&["migrate", "--set", "s", "--dry-run", "--json"]);
+    assert_eq!(
+        plan["plan"]["from_local"]["files"],
+        (files.len() - changed) as u64,
+        "{plan}"
+    );
+    assert_eq!(
+        plan["plan"]["retrievals"]["files"], changed as u64,
+        "{plan}"
+    );
+    assert_eq!(
+        plan["plan"]["retrieval_requests"],
+        changed_packs.len() as u64,
+        "one request per pack: {plan}"
+    );
+    let out = a.run(
+        &moto.endpoint,
+        &["migrate", "--set", "s", "--yes", "--json"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let doc = last_json(&out);
+    assert_eq!(
+        doc["report"]["from_local"]["files"],
+        (files.len() - changed) as u64,
+        "{doc}"
+    );
+    assert_eq!(doc["report"]["retrieved"]["files"], changed as u64, "{doc}");
+    assert_eq!(
+        doc["report"]["failed"].as_array().map_or(0, Vec::len),
+        0,
+        "{doc}"
+    );
+    assert_eq!(
+        doc["report"]["jobs_requested"],
+        changed_packs.len() as u64,
+        "one retrieval job per pack, however many of its files: {doc}"
+    );
+    assert_eq!(
+        a.sb.job_files(),
+        changed_packs.len(),
+        "the old store's jobs"
+    );
+
+    // Every version has its copy in the bucket, the small ones copied from
+    // the files in packs there too.
+    let records = a.records();
+    let in_bucket: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["target"].as_str().unwrap_or_default().starts_with("s3:"))
+        .collect();
+    assert_eq!(in_bucket.len(), files.len(), "{records:#?}");
+    assert!(in_bucket.iter().all(|r| r["state"] == "current"));
+    let local_copies = archives_of(
+        in_bucket
+            .iter()
+            .copied()
+            .filter(|r| r["path"] != "large.bin")
+            .filter(|r| {
+                files
+                    .iter()
+                    .position(|(name, _)| r["path"] == name.as_str())
+                    .is_some_and(|i| i % 2 == 0)
+            }),
+    );
+    assert!(
+        local_copies.len() < (files.len() - changed - 1),
+        "the unchanged small files share packs in the bucket: {local_copies:?}"
+    );
+    // Nothing left to do; every byte comes back from the bucket alone.
+    let again = a.json(&["migrate", "--set", "s", "--dry-run", "--json"]);
+    assert_eq!(again["plan"]["retrievals"]["files"], 0, "{again}");
+    assert_eq!(again["plan"]["from_local"]["files"], 0, "{again}");
+    std::fs::remove_dir_all(&store).unwrap();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, content)| (name.as_str(), content.as_slice()))
+        .collect();
+    a.restore_and_compare(&refs, &[]);
+}

@@ -198,6 +198,10 @@ enum Step {
     Failed(Retrieval, anyhow::Error),
 }
 
+/// The journal rows of an archive's files (one job for them all), and whether
+/// the job was requested now.
+type ArchiveJob = (Vec<MigrationRecord>, bool);
+
 /// The key of a file's row in the migration journal: its archive id, and for a
 /// packed file its place in the pack too (the members of a pack share the
 /// pack's job, each with its own row and copy).
@@ -538,21 +542,19 @@ impl Engine {
         }
         // Jobs are requested many at once: each is one small request.
         let known = &known;
-        let requested: Vec<(
-            Vec<(TaskId, ArchiveRecord)>,
-            Result<(Vec<MigrationRecord>, bool)>,
-        )> = futures_util::stream::iter(groups.into_values().map(|members| async move {
-            if progress.is_cancelled() {
-                return (members, Err(Cancelled.into()));
-            }
-            let jobs = self
-                .archive_job(source, known, &members, options.tier)
-                .await;
-            (members, jobs)
-        }))
-        .buffer_unordered(self.requests_in_flight.max(1))
-        .collect()
-        .await;
+        let requested: Vec<(Vec<(TaskId, ArchiveRecord)>, Result<ArchiveJob>)> =
+            futures_util::stream::iter(groups.into_values().map(|members| async move {
+                if progress.is_cancelled() {
+                    return (members, Err(Cancelled.into()));
+                }
+                let jobs = self
+                    .archive_job(source, known, &members, options.tier)
+                    .await;
+                (members, jobs)
+            }))
+            .buffer_unordered(self.requests_in_flight.max(1))
+            .collect()
+            .await;
         let mut pending = Vec::new();
         for (members, jobs) in requested {
             match jobs {
@@ -787,7 +789,7 @@ impl Engine {
         known: &HashMap<String, MigrationRecord>,
         members: &[(TaskId, ArchiveRecord)],
         tier: Tier,
-    ) -> Result<(Vec<MigrationRecord>, bool)> {
+    ) -> Result<ArchiveJob> {
         let now = now_secs();
         let Some((_, first)) = members.first() else {
             return Ok((Vec::new(), false));
