@@ -471,6 +471,8 @@ struct PackFacts {
     live: u64,
     files: u64,
     current: bool,
+    /// A current file with bytes: restoring the set retrieves the pack.
+    requested: bool,
     uploaded_at: i64,
 }
 
@@ -566,6 +568,7 @@ impl CostSummary {
                 pack.live += slot.len;
                 pack.files += 1;
                 pack.current |= is_current;
+                pack.requested |= is_current && record.size > 0;
                 pack.uploaded_at = pack.uploaded_at.max(record.uploaded_at);
                 continue;
             }
@@ -591,9 +594,12 @@ impl CostSummary {
             tally.files += pack.files;
             tally.bytes += pack.live;
             tally.dead_bytes_at_least += pack.end.saturating_sub(pack.live);
-            if pack.current {
+            if pack.requested {
                 // One retrieval request for the pack, however many files.
                 requests += 1;
+            }
+            if pack.current {
+                // Its superseded files are only forgotten when deleted: free.
             } else if prices.is_early(pack.uploaded_at, now) {
                 // Deleting its superseded files deletes the whole pack.
                 early.archives += pack.files;

@@ -202,6 +202,9 @@ enum Step {
 /// the job was requested now.
 type ArchiveJob = (Vec<MigrationRecord>, bool);
 
+/// The files copied out of one archive of the previous store, with their tasks.
+type Members = Vec<(TaskId, ArchiveRecord)>;
+
 /// The key of a file's row in the migration journal: its archive id, and for a
 /// packed file its place in the pack too (the members of a pack share the
 /// pack's job, each with its own row and copy).
@@ -542,7 +545,7 @@ impl Engine {
         }
         // Jobs are requested many at once: each is one small request.
         let known = &known;
-        let requested: Vec<(Vec<(TaskId, ArchiveRecord)>, Result<ArchiveJob>)> =
+        let requested: Vec<(Members, Result<ArchiveJob>)> =
             futures_util::stream::iter(groups.into_values().map(|members| async move {
                 if progress.is_cancelled() {
                     return (members, Err(Cancelled.into()));
