@@ -709,6 +709,74 @@ mod tests {
         (a - b).abs() < 1e-12
     }
 
+    /// A file's record: alone (`pack` None) or at `(offset, len)` of pack `id`.
+    fn record(id: &str, state: ArchiveState, size: u64, pack: Option<u64>) -> ArchiveRecord {
+        ArchiveRecord {
+            key: format!("{id}-{}", pack.unwrap_or(0)),
+            raw: None,
+            size,
+            mtime_ns: 0,
+            sha1: [0; 20],
+            tree_hash: [0; 32],
+            archive_id: id.into(),
+            target: "local:/x".into(),
+            uploaded_at: 0,
+            state,
+            host: "h".into(),
+            superseded_at: None,
+            pack: pack.map(|offset| crate::catalog::PackSlot { offset, len: size }),
+        }
+    }
+
+    #[test]
+    fn a_pack_is_billed_as_one_object_and_its_dead_bytes_are_counted() {
+        let p = Prices {
+            overhead_bytes: 1000,
+            overhead_standard_bytes: 100,
+            overhead_storage_per_gb_month: 1.0,
+            ..Prices::default()
+        };
+        use ArchiveState::{Current, Superseded};
+        let records = [
+            // Pack P: a deleted file at 0..500 left 500 dead bytes before
+            // the files kept at 500.. and 800...
+            record("P", Current, 300, Some(500)),
+            record("P", Superseded, 200, Some(800)),
+            // Pack Q: only superseded files, one of them deleted (0..50).
+            record("Q", Superseded, 50, Some(50)),
+            // A file alone, current.
+            record("A", Current, 5000, None),
+        ];
+        let summary = CostSummary::of(&records, &p, 10 * DAY);
+        assert_eq!(summary.stored_objects, 3, "P, Q and A");
+        assert_eq!(summary.packs.packs, 2);
+        assert_eq!(summary.packs.files, 3);
+        assert_eq!(summary.packs.bytes, 550);
+        assert_eq!(summary.packs.dead_bytes_at_least, 500 + 50);
+        assert!(close(summary.packs.dead_monthly, p.monthly_storage(550)));
+        // Storage: each object's billed bytes (P to 1000, Q to 100), once.
+        let billed = p.billed_bytes(1000) + p.billed_bytes(100) + p.billed_bytes(5000);
+        let overhead = (3 * 100) as f64 / GIB as f64 * 1.0;
+        assert!(close(
+            summary.monthly_storage,
+            p.monthly_storage(billed) + overhead
+        ));
+        // P's superseded file is free to delete (P stays for its current
+        // file); Q goes whole, with its early-deletion charge.
+        assert_eq!(summary.early.archives, 1);
+        assert!(close(
+            summary.pending_early_deletion,
+            p.early_deletion_charge(100, 0, 10 * DAY)
+        ));
+        // Restoring every current file: P once, A once.
+        let standard = summary
+            .retrieval
+            .iter()
+            .find(|e| e.tier == Tier::Standard)
+            .unwrap();
+        assert_eq!(standard.requests, 2);
+    }
+
     #[test]
     fn defaults_are_glacier_us_east_1() {
         let p = Prices::default();
