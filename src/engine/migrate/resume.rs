@@ -175,9 +175,15 @@ impl Engine {
             if job.source != target || !seen.insert(job_id.clone()) {
                 continue;
             }
+            // A packed file's row names the pack and its place: the job is
+            // the pack's.
+            let archive_id = match self.journaled_original(&job).await {
+                Ok(Some(original)) => original.archive_id,
+                _ => job.archive_id.clone(),
+            };
             let facts = JobFacts {
                 key: &job.key,
-                archive_id: &job.archive_id,
+                archive_id: &archive_id,
                 job_id: &job_id,
                 tier: job.tier,
                 size: job.size,
