@@ -464,6 +464,18 @@ impl ArchiveTally {
     }
 }
 
+/// One pack as [`CostSummary::of`] sums it up.
+#[derive(Default)]
+struct PackFacts {
+    end: u64,
+    live: u64,
+    files: u64,
+    current: bool,
+    /// A current file with bytes: restoring the set retrieves the pack.
+    requested: bool,
+    uploaded_at: i64,
+}
+
 /// What a set's archives cost (`firn cost`, the TUI's cost view).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CostSummary {
@@ -488,7 +500,31 @@ pub struct CostSummary {
     /// Archives of the set held in other stores (a migration's originals), by
     /// target: not in the figures above, which are this store's at its prices.
     pub other_stores: Vec<OtherStore>,
+    /// The objects the store bills (storage, per-object overhead): a pack
+    /// once however many files it holds, each file archived alone, each
+    /// snapshot.
+    pub stored_objects: u64,
+    /// Packs of small files, and the bytes they keep for files no longer in
+    /// the catalog.
+    pub packs: PackTally,
     pub prices: Prices,
+}
+
+/// The packs of a set's store. The catalog holds each packed file's place,
+/// not the pack's size: a pack's size is known to be at least the end of its
+/// last file the catalog keeps, so the dead bytes (files deleted, still in the
+/// pack) counted are those before that end — a lower bound (files deleted
+/// after it, and the pack's index, are not counted).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PackTally {
+    pub packs: u64,
+    /// The files the catalog keeps in them, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+    /// Bytes of files deleted (forgotten) that the packs still hold, at least.
+    pub dead_bytes_at_least: u64,
+    /// What storing those costs per month.
+    pub dead_monthly: f64,
 }
 
 /// A set's archives in a store it no longer uses.
@@ -511,22 +547,68 @@ impl CostSummary {
         let mut requests = 0;
         let mut pending_early_deletion = 0.0;
         let mut billed = 0;
+        // Bytes the store holds (files alone, packs up to their known end).
+        let mut stored = 0;
+        let mut objects = 0;
+        // Per pack: its known end, live bytes and files, whether it holds a
+        // current version, and when its files were last uploaded.
+        let mut packs: std::collections::HashMap<&str, PackFacts> =
+            std::collections::HashMap::new();
         for record in records {
-            billed += prices.billed_bytes(record.size);
-            if record.state == ArchiveState::Current {
+            let is_current = record.state == ArchiveState::Current;
+            if is_current {
                 current.add(record.size);
+            } else {
+                superseded.add(record.size);
+            }
+            if let Some(slot) = record.pack {
+                // Billed once per pack, below.
+                let pack = packs.entry(record.archive_id.as_str()).or_default();
+                pack.end = pack.end.max(slot.offset + slot.len);
+                pack.live += slot.len;
+                pack.files += 1;
+                pack.current |= is_current;
+                pack.requested |= is_current && record.size > 0;
+                pack.uploaded_at = pack.uploaded_at.max(record.uploaded_at);
+                continue;
+            }
+            billed += prices.billed_bytes(record.size);
+            stored += record.size;
+            objects += 1;
+            if is_current {
                 if record.size > 0 {
                     requests += 1;
                 }
-            } else {
-                superseded.add(record.size);
-                if prices.is_early(record.uploaded_at, now) {
-                    early.add(record.size);
-                    pending_early_deletion +=
-                        prices.early_deletion_charge(record.size, record.uploaded_at, now);
-                }
+            } else if prices.is_early(record.uploaded_at, now) {
+                early.add(record.size);
+                pending_early_deletion +=
+                    prices.early_deletion_charge(record.size, record.uploaded_at, now);
             }
         }
+        let mut tally = PackTally::default();
+        for pack in packs.values() {
+            billed += prices.billed_bytes(pack.end);
+            stored += pack.end;
+            objects += 1;
+            tally.packs += 1;
+            tally.files += pack.files;
+            tally.bytes += pack.live;
+            tally.dead_bytes_at_least += pack.end.saturating_sub(pack.live);
+            if pack.requested {
+                // One retrieval request for the pack, however many files.
+                requests += 1;
+            }
+            if pack.current {
+                // Its superseded files are only forgotten when deleted: free.
+            } else if prices.is_early(pack.uploaded_at, now) {
+                // Deleting its superseded files deletes the whole pack.
+                early.archives += pack.files;
+                early.bytes += pack.live;
+                pending_early_deletion +=
+                    prices.early_deletion_charge(pack.end, pack.uploaded_at, now);
+            }
+        }
+        tally.dead_monthly = prices.monthly_storage(tally.dead_bytes_at_least);
         let total = ArchiveTally {
             archives: current.archives + superseded.archives,
             bytes: current.bytes + superseded.bytes,
@@ -537,14 +619,16 @@ impl CostSummary {
             superseded,
             total,
             monthly_storage: prices.monthly_storage(billed)
-                + gb(total.archives * prices.overhead_standard_bytes)
+                + gb(objects * prices.overhead_standard_bytes)
                     * prices.overhead_storage_per_gb_month,
-            monthly_overhead: prices.monthly_overhead(total.archives, total.bytes, billed),
+            monthly_overhead: prices.monthly_overhead(objects, stored, billed),
             early,
             pending_early_deletion,
             retrieval: prices.retrieval_estimates(current.bytes, requests),
             snapshots: ArchiveTally::default(),
             other_stores: Vec::new(),
+            stored_objects: objects,
+            packs: tally,
             prices: prices.clone(),
         }
     }
@@ -581,6 +665,7 @@ impl CostSummary {
         self.total.bytes += tally.bytes;
         self.snapshots.archives += tally.archives;
         self.snapshots.bytes += tally.bytes;
+        self.stored_objects += tally.archives;
     }
 }
 
@@ -622,6 +707,74 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
+    }
+
+    /// A file's record: alone (`pack` None) or at `(offset, len)` of pack `id`.
+    fn record(id: &str, state: ArchiveState, size: u64, pack: Option<u64>) -> ArchiveRecord {
+        ArchiveRecord {
+            key: format!("{id}-{}", pack.unwrap_or(0)),
+            raw: None,
+            size,
+            mtime_ns: 0,
+            sha1: [0; 20],
+            tree_hash: [0; 32],
+            archive_id: id.into(),
+            target: "local:/x".into(),
+            uploaded_at: 0,
+            state,
+            host: "h".into(),
+            superseded_at: None,
+            pack: pack.map(|offset| crate::catalog::PackSlot { offset, len: size }),
+        }
+    }
+
+    #[test]
+    fn a_pack_is_billed_as_one_object_and_its_dead_bytes_are_counted() {
+        let p = Prices {
+            overhead_bytes: 1000,
+            overhead_standard_bytes: 100,
+            overhead_storage_per_gb_month: 1.0,
+            ..Prices::default()
+        };
+        use ArchiveState::{Current, Superseded};
+        let records = [
+            // Pack P: a deleted file at 0..500 left 500 dead bytes before
+            // the files kept at 500.. and 800...
+            record("P", Current, 300, Some(500)),
+            record("P", Superseded, 200, Some(800)),
+            // Pack Q: only superseded files, one of them deleted (0..50).
+            record("Q", Superseded, 50, Some(50)),
+            // A file alone, current.
+            record("A", Current, 5000, None),
+        ];
+        let summary = CostSummary::of(&records, &p, 10 * DAY);
+        assert_eq!(summary.stored_objects, 3, "P, Q and A");
+        assert_eq!(summary.packs.packs, 2);
+        assert_eq!(summary.packs.files, 3);
+        assert_eq!(summary.packs.bytes, 550);
+        assert_eq!(summary.packs.dead_bytes_at_least, 500 + 50);
+        assert!(close(summary.packs.dead_monthly, p.monthly_storage(550)));
+        // Storage: each object's billed bytes (P to 1000, Q to 100), once.
+        let billed = p.billed_bytes(1000) + p.billed_bytes(100) + p.billed_bytes(5000);
+        let overhead = (3 * 100) as f64 / GIB as f64 * 1.0;
+        assert!(close(
+            summary.monthly_storage,
+            p.monthly_storage(billed) + overhead
+        ));
+        // P's superseded file is free to delete (P stays for its current
+        // file); Q goes whole, with its early-deletion charge.
+        assert_eq!(summary.early.archives, 1);
+        assert!(close(
+            summary.pending_early_deletion,
+            p.early_deletion_charge(100, 0, 10 * DAY)
+        ));
+        // Restoring every current file: P once, A once.
+        let standard = summary
+            .retrieval
+            .iter()
+            .find(|e| e.tier == Tier::Standard)
+            .unwrap();
+        assert_eq!(standard.requests, 2);
     }
 
     #[test]

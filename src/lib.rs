@@ -47,7 +47,9 @@
 //!    `firn migrate` (`engine/migrate.rs`) copies archives into the store in use —
 //!    from the unchanged local file or a persisted retrieval job, verified by tree
 //!    hash and SHA-1 — and records the copy as current; the original is kept as a
-//!    superseded version and never deleted by the migration.
+//!    superseded version and never deleted by the migration. A pack of the old
+//!    store is retrieved once for all its files copied (one journal row per
+//!    file, keyed by pack id and offset, sharing the pack's job).
 //! 10. **Losing the catalog loses nothing.** After every run that changed it, the
 //!     set's catalog (every version, raw names, paths of any length, states,
 //!     times) is stored in the set's own store as a verified catalog snapshot; and

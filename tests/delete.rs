@@ -363,8 +363,11 @@ fn the_plan_shows_each_archives_early_deletion_charge() {
 #[test]
 fn cost_json_for_a_known_tree() {
     let sb = Sandbox::in_memory();
+    // One archive per file: the arithmetic of archives alone (a packed older
+    // version costs nothing to delete while its pack stays: tests/pack_delete.rs).
     sb.write_config_text(
-        "[prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 90\n\
+        "[defaults]\npack_small_files = false\n\
+         [prices]\nstorage_per_gb_month = 1.0\nminimum_storage_days = 90\n\
          [prices.expedited]\nretrieval_per_gb = 3.0\nretrieval_per_1000_requests = 100.0\n\
          [prices.standard]\nretrieval_per_gb = 0.5\nretrieval_per_1000_requests = 2.0\n\
          [prices.bulk]\nretrieval_per_gb = 0.25\n",

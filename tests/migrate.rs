@@ -96,10 +96,41 @@ fn a_vault_moves_into_an_s3_bucket_through_kills_and_no_retrieval_is_requested_t
         stdout(&status)
     );
 
-    // The dry run: one copy from the local file, three retrievals, a cost per tier.
+    // The archives those three versions are in: small files share packs, and
+    // a pack is retrieved once however many of its files are copied.
+    let archives_to_retrieve = {
+        let mut ids: Vec<&str> = in_vault
+            .iter()
+            .filter(|r| r["path"] != "docs/doc.txt" || r["state"] != "current")
+            .map(|r| r["archive_id"].as_str().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    assert_eq!(
+        archives_to_retrieve, 2,
+        "small.txt and the first doc.txt in one pack, big.bin alone: {in_vault:#?}"
+    );
+    let vault_archives = {
+        let mut ids: Vec<&str> = in_vault
+            .iter()
+            .map(|r| r["archive_id"].as_str().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+
+    // The dry run: one copy from the local file, three retrievals from two
+    // archives, a cost per tier.
     let plan = dry_run_of_all_versions(&a);
     assert_eq!(plan["plan"]["from_local"]["files"], 1, "{plan}");
     assert_eq!(plan["plan"]["retrievals"]["files"], 3, "{plan}");
+    assert_eq!(
+        plan["plan"]["retrieval_requests"], archives_to_retrieve as u64,
+        "{plan}"
+    );
     assert_eq!(
         plan["plan"]["retrievals"]["bytes"],
         (small.len() + doc_v1.len() + big.len()) as u64
@@ -141,15 +172,24 @@ fn a_vault_moves_into_an_s3_bucket_through_kills_and_no_retrieval_is_requested_t
     // Killed once the first retrieved copy is in the bucket, before its id is
     // journaled: the next run finds it by its description instead of copying again.
     expect_crash(&migrate(Some("migrate-stored")), "migrate-stored");
-    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 3);
+    assert_eq!(
+        proxy.count(RequestInfo::is_initiate_job),
+        archives_to_retrieve
+    );
     // Killed once a retrieved copy is stored and journaled, not recorded (when
     // the concurrent copies of the run before were all stored, this run only
     // records them and has nothing left to kill).
     crash_or_done(&migrate(Some("migrate-journaled")), "migrate-journaled");
-    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 3);
+    assert_eq!(
+        proxy.count(RequestInfo::is_initiate_job),
+        archives_to_retrieve
+    );
     // Killed right after taking up the jobs: none is requested again.
     crash_or_done(&migrate(Some("migrate-requested")), "migrate-requested");
-    assert_eq!(proxy.count(RequestInfo::is_initiate_job), 3);
+    assert_eq!(
+        proxy.count(RequestInfo::is_initiate_job),
+        archives_to_retrieve
+    );
     let done = migrate(None);
     assert!(done.status.success(), "{}{}", stdout(&done), stderr(&done));
     // How much is left for the last run depends on which concurrent copies the
@@ -167,8 +207,8 @@ fn a_vault_moves_into_an_s3_bucket_through_kills_and_no_retrieval_is_requested_t
     );
     assert_eq!(
         proxy.count(RequestInfo::is_initiate_job),
-        3,
-        "one retrieval per archive, over five runs"
+        archives_to_retrieve,
+        "one retrieval per archive (a pack once), over five runs"
     );
     assert_eq!(proxy.count(RequestInfo::is_s3_restore), 0);
 
@@ -269,7 +309,7 @@ fn a_vault_moves_into_an_s3_bucket_through_kills_and_no_retrieval_is_requested_t
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(
         proxy.count(|r| r.method == "DELETE" && r.path.contains("/vaults/photos/archives/")),
-        4,
+        vault_archives,
         "{before} deletions before"
     );
     let records = a.records();
@@ -310,7 +350,24 @@ fn an_unchanged_tree_moves_from_the_embedded_store_into_s3_without_a_single_retr
     assert_eq!(doc["report"]["retrieved"]["files"], 0, "{doc}");
     assert_eq!(doc["report"]["jobs_requested"], 0, "{doc}");
     assert_eq!(a.sb.job_files(), 0, "no retrieval job in the old store");
-    assert!(proxy.count(RequestInfo::is_s3_put_object) >= 42);
+    // The copies went through the backup's uploads: the small files into a
+    // pack, so far fewer objects than files, each of them sent.
+    let in_bucket = {
+        let mut ids: Vec<String> = a
+            .records()
+            .iter()
+            .filter(|r| r["target"].as_str().unwrap_or_default().starts_with("s3:"))
+            .map(|r| r["archive_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    assert!(
+        (2..=3).contains(&in_bucket),
+        "the 40 small files in one pack, large.bin alone: {in_bucket} objects"
+    );
+    assert!(proxy.count(|r| r.method == "PUT") >= in_bucket);
     let status = a.json(&["status", "--set", "s", "--json"]);
     assert_eq!(status["summary"]["up_to_date"]["files"], 42, "{status}");
     assert_eq!(status["summary"]["archived_elsewhere"]["files"], 0);
@@ -362,7 +419,31 @@ fn one_directory_moves_to_another_and_bad_sources_are_one_clear_line() {
         "retention = \"keep\"\nstore = {{ kind = \"local\", path = {new:?} }}\n"
     ));
     let old_archives = files_under(&old.join("archives"));
-    assert!(old_archives >= 303, "{old_archives}");
+    // Every archive the catalog names is a file of the old disk; the small
+    // files share packs, so there are far fewer archives than files.
+    let (_, before) = sb.firn_json(["ls", "--set", "s", "--all", "--json"]);
+    let mut named: Vec<&str> = before
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| r["archive_id"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    named.sort_unstable();
+    named.dedup();
+    for id in &named {
+        assert!(
+            old.join("archives").join(&id[..2]).join(id).is_file(),
+            "archive {id} on the old disk"
+        );
+    }
+    assert!(
+        (1..303).contains(&named.len()),
+        "303 versions in {} archives",
+        named.len()
+    );
 
     // No previous store named, a source that is no store, the store in use.
     let out = sb.firn(["migrate", "--set", "s"]);
@@ -569,5 +650,161 @@ fn a_deep_archive_bucket_moves_to_a_disk_across_runs_waiting_for_its_restores() 
         "one RestoreObject per object over both runs"
     );
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+    a.restore_and_compare(&refs, &[]);
+}
+
+/// The distinct archive ids of `records`.
+fn archives_of<'a>(records: impl Iterator<Item = &'a serde_json::Value>) -> Vec<String> {
+    let mut ids: Vec<String> = records
+        .filter_map(|r| r["archive_id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn packed_embedded_archives_move_into_s3_from_local_files_and_from_retrievals_one_job_per_pack() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let store = sb.store_dir();
+    let a = AwsSandbox::on(
+        sb,
+        &moto.endpoint,
+        "retention = \"keep\"\npack_threshold = \"8 KiB\"\npack_size = \"24 KiB\"\n",
+    );
+    // Small files in several packs, one large file alone.
+    let mut files: Vec<(String, Vec<u8>)> = (0..48)
+        .map(|i| {
+            (
+                format!("d{}/f{i:02}.bin", i % 3),
+                pattern(500 + i * 97, i as u8),
+            )
+        })
+        .collect();
+    files.push(("large.bin".into(), pattern(100_000, 200)));
+    for (name, content) in &files {
+        a.sb.write(name, content);
+    }
+    a.ok(&["backup", "--set", "s"]);
+    let in_old = a.records();
+    assert_eq!(in_old.len(), files.len());
+    let packs = archives_of(in_old.iter().filter(|r| r["path"] != "large.bin"));
+    assert!(
+        packs.len() >= 3,
+        "48 small files in packs of 24 KiB: {} packs",
+        packs.len()
+    );
+    // Every second small file changes after the backup: its archived bytes
+    // must come out of its pack; the others are copied from the files.
+    let mut changed_packs = Vec::new();
+    let mut changed = 0;
+    for (i, (name, _)) in files.iter().enumerate() {
+        if name != "large.bin" && i % 2 == 1 {
+            a.sb.write(name, format!("changed after the backup: {name}"));
+            changed += 1;
+            let record = in_old.iter().find(|r| r["path"] == name.as_str()).unwrap();
+            changed_packs.push(record["archive_id"].as_str().unwrap().to_string());
+        }
+    }
+    changed_packs.sort_unstable();
+    changed_packs.dedup();
+    assert!(changed_packs.len() >= 3, "{changed_packs:?}");
+
+    a.sb.write_config(&format!(
+        "retention = \"keep\"\npack_threshold = \"8 KiB\"\npack_size = \"24 KiB\"\nstore = {{ kind = \"s3\", bucket = \"packed\", force_path_style = true, checksum = \"md5\" }}\nprevious_store = {{ kind = \"local\", path = {store:?} }}\n"
+    ));
+    a.init();
+    let plan = a.json(&["migrate", "--set", "s", "--dry-run", "--json"]);
+    assert_eq!(
+        plan["plan"]["from_local"]["files"],
+        (files.len() - changed) as u64,
+        "{plan}"
+    );
+    assert_eq!(
+        plan["plan"]["retrievals"]["files"], changed as u64,
+        "{plan}"
+    );
+    assert_eq!(
+        plan["plan"]["retrieval_requests"],
+        changed_packs.len() as u64,
+        "one request per pack: {plan}"
+    );
+    // Killed once the retrieved copies are stored and journaled (the copies
+    // from the files are recorded by then): each pack's job is kept, every
+    // file's row with it.
+    let killed = a
+        .command(&moto.endpoint)
+        .args(["migrate", "--set", "s", "--yes", "--json"])
+        .env("FIRN_FAULT", "migrate-journaled")
+        .output()
+        .unwrap();
+    expect_crash(&killed, "migrate-journaled");
+    assert_eq!(a.sb.job_files(), changed_packs.len(), "one job per pack");
+    let out = a.run(
+        &moto.endpoint,
+        &["migrate", "--set", "s", "--yes", "--json"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let doc = last_json(&out);
+    assert_eq!(
+        doc["report"]["from_local"]["files"], 0,
+        "done before the kill: {doc}"
+    );
+    assert_eq!(
+        doc["report"]["retrieved"]["files"].as_u64().unwrap()
+            + doc["report"]["recorded_from_earlier_run"].as_u64().unwrap(),
+        changed as u64,
+        "{doc}"
+    );
+    assert_eq!(
+        doc["report"]["failed"].as_array().map_or(0, Vec::len),
+        0,
+        "{doc}"
+    );
+    assert_eq!(
+        doc["report"]["jobs_requested"], 0,
+        "none requested again: {doc}"
+    );
+    assert_eq!(
+        a.sb.job_files(),
+        changed_packs.len(),
+        "the old store's jobs"
+    );
+
+    // Every version has its copy in the bucket, the small ones copied from
+    // the files in packs there too.
+    let records = a.records();
+    let in_bucket: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["target"].as_str().unwrap_or_default().starts_with("s3:"))
+        .collect();
+    assert_eq!(in_bucket.len(), files.len(), "{records:#?}");
+    assert!(in_bucket.iter().all(|r| r["state"] == "current"));
+    let local_copies = archives_of(
+        in_bucket
+            .iter()
+            .copied()
+            .filter(|r| r["path"] != "large.bin")
+            .filter(|r| {
+                files
+                    .iter()
+                    .position(|(name, _)| r["path"] == name.as_str())
+                    .is_some_and(|i| i % 2 == 0)
+            }),
+    );
+    assert!(
+        local_copies.len() < (files.len() - changed - 1),
+        "the unchanged small files share packs in the bucket: {local_copies:?}"
+    );
+    // Nothing left to do; every byte comes back from the bucket alone.
+    let again = a.json(&["migrate", "--set", "s", "--dry-run", "--json"]);
+    assert_eq!(again["plan"]["retrievals"]["files"], 0, "{again}");
+    assert_eq!(again["plan"]["from_local"]["files"], 0, "{again}");
+    std::fs::remove_dir_all(&store).unwrap();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, content)| (name.as_str(), content.as_slice()))
+        .collect();
     a.restore_and_compare(&refs, &[]);
 }

@@ -106,9 +106,12 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
             out,
             "  of which ≈ {} is per-archive overhead ({} × {} billed beyond their size)",
             money(summary.monthly_overhead),
-            plural(summary.total.archives, "archive"),
+            plural(summary.stored_objects, "stored object"),
             overhead_words(prices)
         )?;
+    }
+    for line in pack_lines(&summary) {
+        writeln!(out, "{line}")?;
     }
     if let Some(budget) = budget {
         let over = if budget.exceeded_by(summary.monthly_storage) {
@@ -166,6 +169,31 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Packs of small files: the store bills each pack as one object, and keeps
+/// the bytes of files deleted from it until its last file goes.
+fn pack_lines(summary: &CostSummary) -> Vec<String> {
+    let packs = &summary.packs;
+    if packs.packs == 0 {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "packs: {} holding {} ({}), billed as {} of the {} the store keeps",
+        plural(packs.packs, "pack"),
+        plural(packs.files, "file"),
+        human_bytes(packs.bytes),
+        plural(packs.packs, "object"),
+        plural(summary.stored_objects, "object")
+    )];
+    if packs.dead_bytes_at_least > 0 {
+        lines.push(format!(
+            "  dead bytes in packs: at least {} of deleted files, kept until each pack's last file goes: ≈ {} per month",
+            human_bytes(packs.dead_bytes_at_least),
+            summary.prices.format(packs.dead_monthly)
+        ));
+    }
+    lines
 }
 
 /// What each archive is billed for beyond its bytes, in words.

@@ -18,8 +18,8 @@ use crate::budget::MaxCost;
 use crate::config::ResolvedSet;
 use crate::cost::Prices;
 use crate::engine::{
-    AfterRun, ArchiveState, DeletionPlan, DeletionReport, Engine, Event, Opened, Progress,
-    Prunable, RecoveryReport, Selection,
+    AfterRun, ArchiveState, DeletionPlan, DeletionReport, Engine, Event, Opened, PackFate,
+    Progress, Prunable, RecoveryReport, Selection,
 };
 use crate::fmt::{human_bytes, plural};
 use crate::model::{now_secs, usage};
@@ -92,7 +92,8 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     }
     let engine = &opened.engine;
     let chosen = choose(engine, &args).await?;
-    let plan = engine.plan_deletion(chosen, now_secs());
+    let mut plan = engine.plan_deletion(chosen, now_secs());
+    engine.settle_packs(&mut plan).await?;
     let deletion = Deletion {
         set,
         from: engine,
@@ -167,7 +168,8 @@ async fn run_in_store(
         chosen.retain(|r| old.holds(r));
         chosen
     };
-    let plan = old.plan_deletion(chosen, now_secs());
+    let mut plan = old.plan_deletion(chosen, now_secs());
+    old.settle_packs(&mut plan).await?;
     let deletion = Deletion {
         set: &old_set,
         from: &old,
@@ -257,6 +259,14 @@ pub(super) async fn run_deletion(
         let (progress, mut events) = Progress::channel(1024, cancel);
         // Deleting is explicit and cannot be undone: every archive gets its line.
         let quiet = out.json;
+        // A packed file's line says what became of its pack: printed from
+        // the report once the run is over.
+        let packed: std::collections::HashSet<crate::engine::TaskId> = plan
+            .items
+            .iter()
+            .filter(|i| i.record.is_packed())
+            .map(|i| i.id)
+            .collect();
         let printer = tokio::spawn(async move {
             let mut names = std::collections::HashMap::new();
             while let Some(event) = events.recv().await {
@@ -264,7 +274,7 @@ pub(super) async fn run_deletion(
                     Event::Queued { id, key, bytes } => {
                         names.insert(id, (key, bytes));
                     }
-                    Event::Done { id, archive_id } if !quiet => {
+                    Event::Done { id, archive_id } if !quiet && !packed.contains(&id) => {
                         let (key, size) = names.get(&id).cloned().unwrap_or_default();
                         println!(
                             "deleted: {key} ({}, archive {archive_id})",
@@ -302,6 +312,9 @@ pub(super) async fn run_deletion(
     } else if confirm.dry_run {
         out.line("dry run: nothing deleted");
     } else if !plan.is_empty() {
+        for line in report.pack_lines() {
+            out.line(line);
+        }
         out.line(format!(
             "deleted {} ({}), early-deletion charge ≈ {}; {} failed{}",
             plural(report.deleted, "archive"),
@@ -350,9 +363,20 @@ fn print_plan(
             "size", "age", "early-deletion", "state"
         )?;
         for (item, charge) in plan.items.iter().zip(&charges) {
+            let pack = match (item.pack, item.record.pack) {
+                (Some(PackFate::Kept), Some(slot)) => format!(
+                    "  (in pack {} @{}: forgotten, its bytes stay there until the pack's last file goes)",
+                    item.record.archive_id, slot.offset
+                ),
+                (Some(PackFate::Deleted), _) => format!(
+                    "  (last file of pack {}: the pack is deleted)",
+                    item.record.archive_id
+                ),
+                _ => String::new(),
+            };
             writeln!(
                 out,
-                "  {:>10}  {:>4} d  {charge:>width$}  {:<10}  {}",
+                "  {:>10}  {:>4} d  {charge:>width$}  {:<10}  {}{pack}",
                 human_bytes(item.record.size),
                 item.age_days(),
                 item.record.state.as_str(),
@@ -376,6 +400,24 @@ fn print_plan(
             }
         )?;
     }
+    let (kept, kept_bytes) = plan.kept_in_packs();
+    if kept > 0 {
+        writeln!(
+            out,
+            "{} ({}) only forgotten: their bytes stay in packs other files keep, billed until each pack's last file goes; no early-deletion charge for them now",
+            plural(kept, "packed file"),
+            human_bytes(kept_bytes)
+        )?;
+    }
+    let packs = plan.packs_deleted();
+    if packs > 0 {
+        writeln!(
+            out,
+            "{} deleted with {} last files",
+            plural(packs as u64, "pack"),
+            if packs == 1 { "its" } else { "their" }
+        )?;
+    }
     if let Some(kept) = prune.and_then(|p| p.kept_early(prices)) {
         writeln!(out, "{kept}")?;
     }
@@ -392,6 +434,12 @@ struct DeletionItemJson<'a> {
     age_days: i64,
     early: bool,
     early_deletion_charge: f64,
+    /// A packed file: its place in pack `archive_id`, and whether the pack
+    /// goes with it ("deleted") or keeps its bytes ("kept").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pack_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pack: Option<PackFate>,
 }
 
 #[derive(Serialize)]
@@ -442,6 +490,8 @@ impl<'a> DeletionJson<'a> {
                     age_days: i.age_days(),
                     early: i.early,
                     early_deletion_charge: i.early_charge,
+                    pack_offset: i.record.pack.map(|slot| slot.offset),
+                    pack: i.pack,
                 })
                 .collect(),
             total_archives: plan.len(),

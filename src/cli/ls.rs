@@ -34,6 +34,8 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
                     "path": r.key, "state": r.state, "size": r.size, "mtime_ns": r.mtime_ns,
                     "sha1": hex::encode(r.sha1), "tree_hash": hex::encode(r.tree_hash),
                     "archive_id": r.archive_id, "target": r.target, "uploaded_at": r.uploaded_at, "host": r.host,
+                    // A packed file: its place in the pack `archive_id` names.
+                    "pack": r.pack.map(|slot| serde_json::json!({"offset": slot.offset, "len": slot.len})),
                 })
             })
             .collect();
@@ -48,12 +50,16 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
             } else {
                 format!("  (in {})", r.target)
             };
+            // A packed file names its pack and its place there.
+            let archive = match r.pack {
+                Some(slot) => format!("pack {} @{}", r.archive_id, slot.offset),
+                None => r.archive_id.clone(),
+            };
             out.line(format!(
-                "{:<10} {:>11}  {}  {}  {}{elsewhere}",
+                "{:<10} {:>11}  {}  {archive}  {}{elsewhere}",
                 r.state.as_str(),
                 human_bytes(r.size),
                 format_time(r.uploaded_at),
-                r.archive_id,
                 r.key
             ));
         }

@@ -39,6 +39,46 @@ pub struct DeletionItem {
     pub early: bool,
     /// The early-deletion charge (0 once the minimum period is over).
     pub early_charge: f64,
+    /// A packed file: whether deleting it deletes its pack (the plan holds
+    /// every version the pack still has) or only forgets it, its bytes kept in
+    /// the pack until the pack's last file goes (then no charge applies to
+    /// it now). None for a file archived alone, and until
+    /// [`Engine::settle_packs`] looked at the catalog.
+    pub pack: Option<PackFate>,
+}
+
+/// What deleting a packed file does to its pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackFate {
+    /// The pack goes with it: no other version this set keeps is in it.
+    Deleted,
+    /// Forgotten only: its bytes stay in the pack, which other files keep.
+    Kept,
+}
+
+/// What became of one archive of a deletion plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Deleted from the store (a packed file: with its pack, its last file).
+    Deleted,
+    /// A packed file forgotten: its bytes stay in its pack until the pack's
+    /// last file goes; no early-deletion charge applies to it.
+    KeptInPack,
+}
+
+/// One file version a deletion removed from the catalog, and what became of
+/// its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletionOutcome {
+    pub path: String,
+    pub archive_id: String,
+    pub size: u64,
+    pub outcome: Outcome,
+    /// A packed file: its place in the pack `archive_id` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pack_offset: Option<u64>,
 }
 
 impl DeletionItem {
@@ -81,6 +121,7 @@ impl DeletionPlan {
                 age_secs: now.saturating_sub(record.uploaded_at).max(0),
                 early: prices.is_early(record.uploaded_at, now),
                 early_charge: prices.early_deletion_charge(record.size, record.uploaded_at, now),
+                pack: None,
                 record,
             })
             .collect();
@@ -98,6 +139,28 @@ impl DeletionPlan {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// How many of its packed files are only forgotten, their bytes kept in
+    /// packs other files keep, and those bytes.
+    pub fn kept_in_packs(&self) -> (u64, u64) {
+        self.items
+            .iter()
+            .filter(|i| i.pack == Some(PackFate::Kept))
+            .fold((0, 0), |(n, bytes), i| (n + 1, bytes + i.record.size))
+    }
+
+    /// How many packs it deletes (their last files are in it).
+    pub fn packs_deleted(&self) -> usize {
+        let mut packs: Vec<&str> = self
+            .items
+            .iter()
+            .filter(|i| i.pack == Some(PackFate::Deleted))
+            .map(|i| i.record.archive_id.as_str())
+            .collect();
+        packs.sort_unstable();
+        packs.dedup();
+        packs.len()
     }
 
     /// How many archives are inside their minimum storage period.
@@ -125,6 +188,49 @@ pub struct DeletionReport {
     pub failed: Vec<FailedDeletion>,
     /// Not attempted because the run was cancelled.
     pub cancelled: u64,
+    /// Of the versions deleted, the packed ones only forgotten (their bytes
+    /// stay in their packs until each pack's last file goes), and their bytes.
+    pub kept_in_packs: u64,
+    pub kept_in_packs_bytes: u64,
+    /// Each version deleted, and what became of its bytes.
+    pub outcomes: Vec<DeletionOutcome>,
+}
+
+impl DeletionReport {
+    /// The lines saying what became of each packed file deleted: gone with its
+    /// pack, or forgotten with its bytes kept in the pack; then how many (both
+    /// front ends say it the same way).
+    pub fn pack_lines(&self) -> Vec<String> {
+        let report = self;
+        let mut lines = Vec::new();
+        for o in &report.outcomes {
+            let Some(offset) = o.pack_offset else {
+                continue;
+            };
+            lines.push(match o.outcome {
+                Outcome::Deleted => format!(
+                    "deleted: {} ({}, the last file of pack {}: the pack is deleted)",
+                    o.path,
+                    crate::fmt::human_bytes(o.size),
+                    o.archive_id
+                ),
+                Outcome::KeptInPack => format!(
+                    "forgotten: {} ({}): its bytes stay in pack {} @{offset} until the pack's last file goes; no early-deletion charge for it now",
+                    o.path,
+                    crate::fmt::human_bytes(o.size),
+                    o.archive_id
+                ),
+            });
+        }
+        if report.kept_in_packs > 0 {
+            lines.push(format!(
+                "{} ({}) forgotten but kept in packs: the store keeps billing those bytes until each pack's last file is deleted (`firn cost` shows them)",
+                crate::fmt::plural(report.kept_in_packs, "packed file"),
+                crate::fmt::human_bytes(report.kept_in_packs_bytes)
+            ));
+        }
+        lines
+    }
 }
 
 /// Deletions an interrupted run left, finished (or not) by this one.
@@ -166,6 +272,44 @@ impl Engine {
     /// `records` at `now`.
     pub fn plan_deletion(&self, records: Vec<ArchiveRecord>, now: i64) -> DeletionPlan {
         DeletionPlan::new(records, &self.prices, now, &self.task_ids)
+    }
+
+    /// Says of each packed file of `plan` whether its deletion deletes its
+    /// pack (the plan holds every version the catalog keeps in it) or only
+    /// forgets it, its bytes kept in the pack: those are charged nothing now,
+    /// and the totals say so. Reads the catalog once, when the plan has a
+    /// packed file.
+    pub async fn settle_packs(&self, plan: &mut DeletionPlan) -> Result<()> {
+        let mut planned: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for item in plan.items.iter().filter(|i| i.record.is_packed()) {
+            *planned.entry(item.record.archive_id.clone()).or_default() += 1;
+        }
+        if planned.is_empty() {
+            return Ok(());
+        }
+        let mut kept: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        self.catalog
+            .for_each_record(&mut |r| {
+                if r.is_packed() && planned.contains_key(&r.archive_id) {
+                    *kept.entry(r.archive_id).or_default() += 1;
+                }
+                Ok(())
+            })
+            .await?;
+        for item in plan.items.iter_mut().filter(|i| i.record.is_packed()) {
+            let id = &item.record.archive_id;
+            let in_plan = planned.get(id).copied().unwrap_or(0);
+            let in_catalog = kept.get(id).copied().unwrap_or(0);
+            if in_plan >= in_catalog {
+                item.pack = Some(PackFate::Deleted);
+            } else {
+                item.pack = Some(PackFate::Kept);
+                item.early = false;
+                item.early_charge = 0.0;
+            }
+        }
+        plan.total_charge = plan.items.iter().map(|i| i.early_charge).sum();
+        Ok(())
     }
 
     /// `firn delete`, `firn prune`: deletes every archive of `plan` (up to
@@ -224,6 +368,18 @@ impl Engine {
                 .await;
         let mut outcomes = outcomes;
         outcomes.sort_by_key(|(n, _)| *n);
+        // Once every deletion is over: which packs of the files deleted are
+        // still there (other files keep them).
+        let mut packs_left = std::collections::HashMap::new();
+        for (n, outcome) in &outcomes {
+            if let (Some(Ok(())), Some(item)) = (outcome, plan.items.get(*n))
+                && item.record.is_packed()
+                && !packs_left.contains_key(&item.record.archive_id)
+            {
+                let left = self.pack_left(item).await;
+                packs_left.insert(item.record.archive_id.clone(), left);
+            }
+        }
         let mut report = DeletionReport::default();
         for (n, outcome) in outcomes {
             let Some(item) = plan.items.get(n) else {
@@ -232,9 +388,26 @@ impl Engine {
             match outcome {
                 None => report.cancelled += 1,
                 Some(Ok(())) => {
+                    let outcome = match packs_left.get(&item.record.archive_id) {
+                        Some(true) => Outcome::KeptInPack,
+                        _ => Outcome::Deleted,
+                    };
                     report.deleted += 1;
                     report.deleted_bytes += item.record.size;
-                    report.charged += item.early_charge;
+                    if outcome == Outcome::KeptInPack {
+                        // Nothing left the store: nothing is charged.
+                        report.kept_in_packs += 1;
+                        report.kept_in_packs_bytes += item.record.size;
+                    } else {
+                        report.charged += item.early_charge;
+                    }
+                    report.outcomes.push(DeletionOutcome {
+                        path: item.record.key.clone(),
+                        archive_id: item.record.archive_id.clone(),
+                        size: item.record.size,
+                        outcome,
+                        pack_offset: item.record.pack.map(|slot| slot.offset),
+                    });
                 }
                 Some(Err(reason)) => report.failed.push(FailedDeletion {
                     path: item.record.key.clone(),
@@ -344,6 +517,16 @@ impl Engine {
                 )
             })?;
         self.state.deletion_end(&record.archive_id)
+    }
+
+    /// Whether the pack of a packed file deleted is still there: the catalog
+    /// still names it (other files keep it). When the catalog cannot say,
+    /// what the plan foresaw.
+    async fn pack_left(&self, item: &DeletionItem) -> bool {
+        match self.catalog.find_archive(&item.record.archive_id).await {
+            Ok(found) => found.is_some(),
+            Err(_) => item.pack == Some(PackFate::Kept),
+        }
     }
 
     /// Whether `record` is the last version this set records in its pack: the
@@ -462,8 +645,10 @@ impl Engine {
                 chosen.push(record);
             }
         }
+        let mut plan = self.plan_deletion(chosen, now);
+        self.settle_packs(&mut plan).await?;
         Ok(Prunable {
-            plan: self.plan_deletion(chosen, now),
+            plan,
             skipped_early: self.plan_deletion(early, now),
         })
     }

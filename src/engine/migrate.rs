@@ -25,6 +25,7 @@
 //! journaled copy, or one the new store lists with the original's description,
 //! instead of copying again (`migrate/resume.rs`).
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
@@ -113,7 +114,11 @@ pub struct MigrationPlan {
     pub from_local: Tally,
     /// Archives to retrieve from the previous store.
     pub retrievals: Tally,
-    /// Of those, how many have a retrieval job requested already (paid for).
+    /// The archives of the previous store those retrievals read (a pack
+    /// counted once, however many of its files are copied): one job each.
+    pub retrieval_requests: u64,
+    /// Of those archives, how many have a retrieval job requested already
+    /// (paid for).
     pub jobs_requested: u64,
     /// Copies stored by an interrupted run, to be recorded.
     pub to_record: u64,
@@ -144,6 +149,7 @@ impl MigrationPlan {
             destination: self.destination.clone(),
             from_local: self.from_local,
             retrievals: self.retrievals,
+            retrieval_requests: self.retrieval_requests,
             jobs_requested: self.jobs_requested,
             to_record: self.to_record,
             already_copied: self.already_copied,
@@ -179,9 +185,6 @@ impl MigrationReport {
     }
 }
 
-/// A persisted job, and whether this run requested it.
-type JobTaken = (MigrationRecord, bool);
-
 /// Where one retrieval stands.
 struct Retrieval {
     id: TaskId,
@@ -190,12 +193,26 @@ struct Retrieval {
 }
 
 enum Step {
-    Pending(Retrieval),
     /// The copy is in the new store (verified), to be committed with its batch.
     Stored(Retrieval),
-    /// Not ready, and the run does not wait (the job is kept).
-    Waiting,
     Failed(Retrieval, anyhow::Error),
+}
+
+/// The journal rows of an archive's files (one job for them all), and whether
+/// the job was requested now.
+type ArchiveJob = (Vec<MigrationRecord>, bool);
+
+/// The files copied out of one archive of the previous store, with their tasks.
+type Members = Vec<(TaskId, ArchiveRecord)>;
+
+/// The key of a file's row in the migration journal: its archive id, and for a
+/// packed file its place in the pack too (the members of a pack share the
+/// pack's job, each with its own row and copy).
+pub(super) fn journal_key(record: &ArchiveRecord) -> String {
+    match record.pack {
+        Some(slot) => format!("{}@{}", record.archive_id, slot.offset),
+        None => record.archive_id.clone(),
+    }
 }
 
 impl Engine {
@@ -235,6 +252,7 @@ impl Engine {
             destination: here.clone(),
             from_local: Tally::default(),
             retrievals: Tally::default(),
+            retrieval_requests: 0,
             jobs_requested: 0,
             to_record: journaled.iter().filter(|j| j.copy.is_some()).count() as u64,
             already_copied: Tally::default(),
@@ -263,7 +281,7 @@ impl Engine {
                 if !from_source || record.state == ArchiveState::Deleting {
                     continue;
                 }
-                if copying.contains(record.archive_id.as_str()) {
+                if copying.contains(journal_key(&record).as_str()) {
                     continue;
                 }
                 let current = record.state == ArchiveState::Current;
@@ -319,21 +337,28 @@ impl Engine {
             .await?;
         settle(&mut group, &mut plan)?;
 
-        // Jobs an earlier run requested are paid for already.
+        // Jobs an earlier run requested are paid for already. One job per
+        // archive of the previous store: a pack's members share one.
         let now = now_secs();
         let requested: std::collections::HashSet<&str> = journaled
             .iter()
             .filter(|j| j.job_id.is_some() && job_usable(j.requested_at, j.ready_at, now))
             .map(|j| j.archive_id.as_str())
             .collect();
-        let mut to_request = Tally::default();
+        let mut archives: BTreeMap<&str, (bool, u64)> = BTreeMap::new();
         for (_, record) in &plan.retrieve {
-            let requested = requested.contains(record.archive_id.as_str());
+            let entry = archives.entry(record.archive_id.as_str()).or_default();
+            entry.0 |= requested.contains(journal_key(record).as_str());
+            entry.1 += record.size;
+        }
+        plan.retrieval_requests = archives.len() as u64;
+        let mut to_request = Tally::default();
+        for (requested, bytes) in archives.into_values() {
             if requested {
                 plan.jobs_requested += 1;
-            } else if record.size > 0 {
+            } else if bytes > 0 {
                 to_request.files += 1;
-                to_request.bytes += record.size;
+                to_request.bytes += bytes;
             }
         }
         plan.quotes = source
@@ -429,7 +454,7 @@ impl Engine {
         // Copies an interrupted run stored are recorded now: done already.
         let (recorded_now, mut retrieve): (Vec<_>, Vec<_>) = retrieve
             .into_iter()
-            .partition(|(_, record)| recorded.contains(&record.archive_id));
+            .partition(|(_, record)| recorded.contains(&journal_key(record)));
         for (id, record) in recorded_now {
             let (key, bytes) = (record.key, record.size);
             progress.send(Event::Queued { id, key, bytes }).await;
@@ -492,8 +517,9 @@ impl Engine {
         report
     }
 
-    /// Requests (or reuses) a job per archive, polls them with backoff, and
-    /// copies each as it becomes ready.
+    /// Requests (or reuses) a job per archive of the previous store — one per
+    /// pack, however many of its members are copied — polls them with backoff,
+    /// and copies each file as its job's output becomes ready.
     async fn copy_retrieved(
         &self,
         source: &MigrationSource,
@@ -502,36 +528,63 @@ impl Engine {
         progress: &Progress,
         report: &mut MigrationReport,
     ) {
+        let known: HashMap<String, MigrationRecord> = self
+            .state
+            .migrations()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|j| (j.archive_id.clone(), j))
+            .collect();
+        // The members of one pack share its archive id, and its job.
+        let mut groups: BTreeMap<String, Vec<(TaskId, ArchiveRecord)>> = BTreeMap::new();
+        for (id, record) in retrieve {
+            groups
+                .entry(record.archive_id.clone())
+                .or_default()
+                .push((id, record));
+        }
         // Jobs are requested many at once: each is one small request.
-        let requested: Vec<(TaskId, ArchiveRecord, Result<JobTaken>)> =
-            futures_util::stream::iter(retrieve.into_iter().map(|(id, record)| async move {
+        let known = &known;
+        let requested: Vec<(Members, Result<ArchiveJob>)> =
+            futures_util::stream::iter(groups.into_values().map(|members| async move {
                 if progress.is_cancelled() {
-                    return (id, record, Err(Cancelled.into()));
+                    return (members, Err(Cancelled.into()));
                 }
-                let job = self.migration_job(source, &record, options.tier).await;
-                (id, record, job)
+                let jobs = self
+                    .archive_job(source, known, &members, options.tier)
+                    .await;
+                (members, jobs)
             }))
             .buffer_unordered(self.requests_in_flight.max(1))
             .collect()
             .await;
         let mut pending = Vec::new();
-        for (id, record, job) in requested {
-            match job {
-                Ok((job, new)) => {
-                    report.jobs_requested += u64::from(new);
+        for (members, jobs) in requested {
+            match jobs {
+                Ok((jobs, new)) => {
                     if new {
+                        report.jobs_requested += 1;
+                        let bytes = members.iter().map(|(_, r)| r.size).sum();
                         report.retrieval_cost +=
-                            source
-                                .prices
-                                .retrieval_estimate(record.size, 1, options.tier);
+                            source.prices.retrieval_estimate(bytes, 1, options.tier);
                     }
-                    pending.push(Retrieval { id, record, job });
+                    for ((id, record), job) in members.into_iter().zip(jobs) {
+                        pending.push(Retrieval { id, record, job });
+                    }
                 }
                 Err(e) if e.is::<Cancelled>() => {
-                    report.cancelled += 1;
-                    progress.send(Event::Cancelled { id }).await;
+                    for (id, _) in members {
+                        report.cancelled += 1;
+                        progress.send(Event::Cancelled { id }).await;
+                    }
                 }
-                Err(e) => fail(progress, report, id, &record.key, e).await,
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    for (id, record) in members {
+                        let e = anyhow::anyhow!("{reason}");
+                        fail(progress, report, id, &record.key, e).await;
+                    }
+                }
             }
         }
         pending.sort_by(|a, b| a.record.key.cmp(&b.record.key));
@@ -539,8 +592,10 @@ impl Engine {
 
         let mut poll = Poll::for_wait(source.store.expected_wait(options.tier).0);
         while !pending.is_empty() {
-            let mut still = Vec::new();
-            let mut items = pending.into_iter();
+            let (ready, still) = self
+                .sort_by_job(source, pending, options, progress, report)
+                .await;
+            let mut items = ready.into_iter();
             loop {
                 // A batch at a time: its copies made durable, journaled and
                 // recorded together (one sync, one transaction each).
@@ -549,11 +604,9 @@ impl Engine {
                     break;
                 }
                 let mut stored = Vec::new();
-                for step in self.advance_batch(source, batch, options, progress).await {
+                for step in self.copy_batch(source, batch, progress).await {
                     match step {
-                        Step::Pending(item) => still.push(item),
                         Step::Stored(item) => stored.push(item),
-                        Step::Waiting => report.waiting += 1,
                         Step::Failed(item, e) if e.is::<Cancelled>() => {
                             report.cancelled += 1;
                             progress.send(Event::Cancelled { id: item.id }).await;
@@ -573,14 +626,136 @@ impl Engine {
         }
     }
 
-    /// One round of a batch: each job asked about, and copied when ready.
-    /// Small archives many at once (each a request or two); large ones up to
-    /// `concurrency`, each holding a range and a part in memory.
-    async fn advance_batch(
+    /// One round of asking the store about jobs, each job once however many
+    /// files wait on it: returns the files whose job's output is ready, and
+    /// the ones to ask about again. A job gone unused is requested again once
+    /// for all its files; a failed one fails its files (their rows forgotten).
+    async fn sort_by_job(
+        &self,
+        source: &MigrationSource,
+        pending: Vec<Retrieval>,
+        options: &MigrateOptions,
+        progress: &Progress,
+        report: &mut MigrationReport,
+    ) -> (Vec<Retrieval>, Vec<Retrieval>) {
+        let (mut ready, mut still) = (Vec::new(), Vec::new());
+        if progress.is_cancelled() {
+            for item in pending {
+                report.cancelled += 1;
+                progress.send(Event::Cancelled { id: item.id }).await;
+            }
+            return (ready, still);
+        }
+        let job_ids: BTreeSet<String> = pending
+            .iter()
+            .filter_map(|item| item.job.job_id.clone())
+            .collect();
+        let states: HashMap<String, Result<JobState, String>> =
+            futures_util::stream::iter(job_ids.into_iter().map(|job_id| async move {
+                let state = source
+                    .store
+                    .job_state(&job_id)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                (job_id, state)
+            }))
+            .buffer_unordered(self.requests_in_flight.max(1))
+            .collect()
+            .await;
+        let mut renew: BTreeMap<String, Vec<Retrieval>> = BTreeMap::new();
+        let mut seen_ready = Vec::new();
+        for mut item in pending {
+            let state = match &item.job.job_id {
+                None => Ok(JobState::Ready { expires_at: None }),
+                Some(job_id) => states
+                    .get(job_id)
+                    .cloned()
+                    .unwrap_or_else(|| Err("not asked".into())),
+            };
+            match state {
+                Ok(JobState::Ready { .. }) => {
+                    if item.job.ready_at.is_none() {
+                        item.job.ready_at = Some(now_secs());
+                        seen_ready.push(item.job.clone());
+                    }
+                    ready.push(item);
+                }
+                Ok(JobState::InProgress { ready_at }) => {
+                    progress
+                        .send(Event::Waiting {
+                            id: item.id,
+                            ready_at,
+                        })
+                        .await;
+                    if options.wait {
+                        still.push(item);
+                    } else {
+                        report.waiting += 1;
+                    }
+                }
+                // Expired unused: the one case that pays for another job.
+                Ok(JobState::Gone) => renew
+                    .entry(item.record.archive_id.clone())
+                    .or_default()
+                    .push(item),
+                Ok(JobState::Failed(reason)) => {
+                    let _ = self.state.forget_migration(&item.job.archive_id);
+                    let key = item.record.key.clone();
+                    let e = anyhow::anyhow!(
+                        "the previous store's retrieval job for {key} failed: {reason}; run the migration again to request a new one"
+                    );
+                    fail(progress, report, item.id, &key, e).await;
+                }
+                Err(reason) => {
+                    let key = item.record.key.clone();
+                    let e = anyhow::anyhow!(
+                        "cannot ask about the retrieval job of {key} (it is kept; run again): {reason}"
+                    );
+                    fail(progress, report, item.id, &key, e).await;
+                }
+            }
+        }
+        if !seen_ready.is_empty() {
+            let rows: Vec<&MigrationRecord> = seen_ready.iter().collect();
+            let _ = self.state.put_migrations(&rows);
+        }
+        let none = HashMap::new();
+        for (_, items) in renew {
+            let keys: Vec<&str> = items.iter().map(|i| i.job.archive_id.as_str()).collect();
+            let _ = self.state.forget_migrations(&keys);
+            let members: Vec<(TaskId, ArchiveRecord)> = items
+                .into_iter()
+                .map(|item| (item.id, item.record))
+                .collect();
+            match self
+                .archive_job(source, &none, &members, options.tier)
+                .await
+            {
+                Ok((jobs, new)) => {
+                    report.jobs_requested += u64::from(new);
+                    for ((id, record), job) in members.into_iter().zip(jobs) {
+                        still.push(Retrieval { id, record, job });
+                    }
+                }
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    for (id, record) in members {
+                        let e = anyhow::anyhow!("{reason}");
+                        fail(progress, report, id, &record.key, e).await;
+                    }
+                }
+            }
+        }
+        (ready, still)
+    }
+
+    /// Copies a batch of files whose job output is ready. Small files many at
+    /// once (each a request or two); large ones up to `concurrency`, each
+    /// holding a range and a part in memory.
+    async fn copy_batch(
         &self,
         source: &MigrationSource,
         batch: Vec<Retrieval>,
-        options: &MigrateOptions,
         progress: &Progress,
     ) -> Vec<Step> {
         let (small, large): (Vec<Retrieval>, Vec<Retrieval>) = batch
@@ -589,14 +764,14 @@ impl Engine {
         let small = futures_util::stream::iter(
             small
                 .into_iter()
-                .map(|item| self.advance_copy(source, item, options, progress)),
+                .map(|item| self.copy_one(source, item, progress)),
         )
         .buffer_unordered(self.requests_in_flight.max(1))
         .collect::<Vec<Step>>();
         let large = futures_util::stream::iter(
             large
                 .into_iter()
-                .map(|item| self.advance_copy(source, item, options, progress)),
+                .map(|item| self.copy_one(source, item, progress)),
         )
         .buffer_unordered(self.concurrency.max(1))
         .collect::<Vec<Step>>();
@@ -605,120 +780,89 @@ impl Engine {
         steps
     }
 
-    /// The persisted job of this archive while its output is kept, else a new
-    /// one, persisted before anything else happens (and whether it is new). An
-    /// empty file needs none.
-    async fn migration_job(
+    /// The job of one archive of the previous store (a pack's, shared by the
+    /// members copied from it): one a row of `known` holds while its output is
+    /// kept, else a new one. Every member gets its own row (its copy is its
+    /// own), all with the job, persisted together before anything else
+    /// happens. Returns the rows in the members' order, and whether the job is
+    /// new. Empty files need none.
+    async fn archive_job(
         &self,
         source: &MigrationSource,
-        record: &ArchiveRecord,
+        known: &HashMap<String, MigrationRecord>,
+        members: &[(TaskId, ArchiveRecord)],
         tier: Tier,
-    ) -> Result<(MigrationRecord, bool)> {
-        if let Some(job) = self.state.migration(&record.archive_id)?
-            && (job.job_id.is_some() || record.size == 0)
-            && job_usable(job.requested_at, job.ready_at, now_secs())
-        {
-            return Ok((job, false));
-        }
-        let mut job = MigrationRecord {
-            archive_id: record.archive_id.clone(),
-            source: source.store.target(),
-            key: record.key.clone(),
-            size: record.size,
-            job_id: None,
-            tier,
-            requested_at: now_secs(),
-            ready_at: None,
-            copy: None,
+    ) -> Result<ArchiveJob> {
+        let now = now_secs();
+        let Some((_, first)) = members.first() else {
+            return Ok((Vec::new(), false));
         };
-        if record.size > 0 {
-            let job_id = source
-                .store
-                .request_retrieval(&record.archive_id, tier)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot request the retrieval of {} from {}",
-                        record.key,
-                        source.store.target()
-                    )
-                })?;
-            job.job_id = Some(job_id);
-        }
-        self.state.put_migration(&job)?;
-        Ok((job, record.size > 0))
+        let reuse = members
+            .iter()
+            .filter_map(|(_, record)| known.get(&journal_key(record)))
+            .find(|job| job.job_id.is_some() && job_usable(job.requested_at, job.ready_at, now));
+        let needs_job = members.iter().any(|(_, record)| record.size > 0);
+        let (job_id, tier, requested_at, ready_at, new) = match reuse {
+            Some(job) => (
+                job.job_id.clone(),
+                job.tier,
+                job.requested_at,
+                job.ready_at,
+                false,
+            ),
+            None if needs_job => {
+                let job_id = source
+                    .store
+                    .request_retrieval(&first.archive_id, tier)
+                    .await
+                    .with_context(|| {
+                        let what = if first.pack.is_some() {
+                            format!("the pack holding {}", first.key)
+                        } else {
+                            first.key.clone()
+                        };
+                        format!(
+                            "cannot request the retrieval of {what} from {}",
+                            source.store.target()
+                        )
+                    })?;
+                (Some(job_id), tier, now, None, true)
+            }
+            None => (None, tier, now, None, false),
+        };
+        let rows: Vec<MigrationRecord> = members
+            .iter()
+            .map(|(_, record)| MigrationRecord {
+                archive_id: journal_key(record),
+                source: source.store.target(),
+                key: record.key.clone(),
+                size: record.size,
+                job_id: job_id.clone(),
+                tier,
+                requested_at,
+                ready_at,
+                copy: None,
+            })
+            .collect();
+        let refs: Vec<&MigrationRecord> = rows.iter().collect();
+        self.state.put_migrations(&refs)?;
+        Ok((rows, new))
     }
 
-    /// Asks about one job and copies the archive once its output is ready.
-    async fn advance_copy(
+    /// Copies one file whose job output is ready.
+    async fn copy_one(
         &self,
         source: &MigrationSource,
         mut item: Retrieval,
-        options: &MigrateOptions,
         progress: &Progress,
     ) -> Step {
         if progress.is_cancelled() {
             return Step::Failed(item, Cancelled.into());
         }
-        let state = match &item.job.job_id {
-            None => Ok(JobState::Ready { expires_at: None }),
-            Some(job_id) => source.store.job_state(job_id).await,
-        };
-        match state {
-            Ok(JobState::Ready { .. }) => {
-                if item.job.ready_at.is_none() {
-                    item.job.ready_at = Some(now_secs());
-                    let _ = self.state.put_migration(&item.job);
-                }
-                progress.send(Event::Started { id: item.id }).await;
-                match self.store_copy(source, &mut item, progress).await {
-                    Ok(()) => Step::Stored(item),
-                    Err(e) => Step::Failed(item, e),
-                }
-            }
-            Ok(JobState::InProgress { ready_at }) => {
-                progress
-                    .send(Event::Waiting {
-                        id: item.id,
-                        ready_at,
-                    })
-                    .await;
-                if options.wait {
-                    Step::Pending(item)
-                } else {
-                    Step::Waiting
-                }
-            }
-            Ok(JobState::Gone) => {
-                // Expired unused: the one case that pays for another job.
-                let _ = self.state.forget_migration(&item.record.archive_id);
-                match self.migration_job(source, &item.record, options.tier).await {
-                    Ok((job, _)) => {
-                        item.job = job;
-                        Step::Pending(item)
-                    }
-                    Err(e) => Step::Failed(item, e),
-                }
-            }
-            Ok(JobState::Failed(reason)) => {
-                let _ = self.state.forget_migration(&item.record.archive_id);
-                let key = item.record.key.clone();
-                Step::Failed(
-                    item,
-                    anyhow::anyhow!(
-                        "the previous store's retrieval job for {key} failed: {reason}; run the migration again to request a new one"
-                    ),
-                )
-            }
-            Err(e) => {
-                let key = item.record.key.clone();
-                Step::Failed(
-                    item,
-                    e.context(format!(
-                        "cannot ask about the retrieval job of {key} (it is kept; run again)"
-                    )),
-                )
-            }
+        progress.send(Event::Started { id: item.id }).await;
+        match self.store_copy(source, &mut item, progress).await {
+            Ok(()) => Step::Stored(item),
+            Err(e) => Step::Failed(item, e),
         }
     }
 

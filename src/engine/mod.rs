@@ -47,7 +47,8 @@ pub use backup::{
 };
 pub use claim::{ClaimOutcome, ClaimReport, ReleaseReport};
 pub use delete::{
-    DeletionItem, DeletionPlan, DeletionReport, FailedDeletion, InterruptedDeletions, Prunable,
+    DeletionItem, DeletionOutcome, DeletionPlan, DeletionReport, FailedDeletion,
+    InterruptedDeletions, Outcome, PackFate, Prunable,
 };
 pub use inventory::{
     DescribedFile, Disputed, INVENTORY_REUSE_SECS, InventoryFetch, InventoryOutcome,

@@ -286,10 +286,16 @@ impl Runtime {
                     })
                     .collect();
                 match engine.look_up(&lookups).await {
-                    Ok(found) => Action::DeletionPlanned {
-                        plan: engine.plan_deletion(found.into_iter().flatten().collect(), now_secs()),
-                        note: None,
-                    },
+                    Ok(found) => {
+                        let mut plan =
+                            engine.plan_deletion(found.into_iter().flatten().collect(), now_secs());
+                        // Packed files: forgotten (bytes kept in the pack) or
+                        // deleted with their pack.
+                        match engine.settle_packs(&mut plan).await {
+                            Ok(()) => Action::DeletionPlanned { plan, note: None },
+                            Err(e) => error("Cannot read the catalog", &e),
+                        }
+                    }
                     Err(e) => error("Cannot read the catalog", &e),
                 }
             }),

@@ -43,7 +43,7 @@ impl Engine {
         for (item, result) in stored.iter().zip(recorded) {
             match result {
                 Ok(()) => {
-                    closed.push(&item.record.archive_id);
+                    closed.push(&item.job.archive_id);
                     done.push(item);
                 }
                 // The journal keeps the copy: the next run records it.

@@ -54,7 +54,7 @@ impl Engine {
         };
         for entry in journaled {
             let result = async {
-                let Some(original) = self.catalog.find_archive(&entry.archive_id).await? else {
+                let Some(original) = self.journaled_original(&entry).await? else {
                     if let Some(copy) = &entry.copy {
                         bail!(
                             "the catalog no longer has archive {} of {} (copied as {}; `firn inventory` adopts the copy)",
@@ -94,6 +94,26 @@ impl Engine {
             }
         }
         recorded
+    }
+
+    /// The record a journal row copies: by its archive id, and for a packed
+    /// file (a row keyed by the pack's id and the file's place in it) the
+    /// version of its key at that place.
+    async fn journaled_original(
+        &self,
+        entry: &crate::state::MigrationRecord,
+    ) -> Result<Option<ArchiveRecord>> {
+        if let Some(record) = self.catalog.find_archive(&entry.archive_id).await?
+            && record.pack.is_none()
+        {
+            return Ok(Some(record));
+        }
+        Ok(self
+            .catalog
+            .versions(&entry.key)
+            .await?
+            .into_iter()
+            .find(|record| super::journal_key(record) == entry.archive_id))
     }
 
     /// An archive of the new store that nothing records and whose description
@@ -146,16 +166,24 @@ impl Engine {
     pub async fn migration_jobs(&self, source: &MigrationSource) -> Result<Vec<RetrievalJobView>> {
         let mut views = Vec::new();
         let target = source.target();
+        // The files of one pack share its job: it is listed once.
+        let mut seen = std::collections::HashSet::new();
         for mut job in self.state.migrations()? {
             let Some(job_id) = job.job_id.clone() else {
                 continue;
             };
-            if job.source != target {
+            if job.source != target || !seen.insert(job_id.clone()) {
                 continue;
             }
+            // A packed file's row names the pack and its place: the job is
+            // the pack's.
+            let archive_id = match self.journaled_original(&job).await {
+                Ok(Some(original)) => original.archive_id,
+                _ => job.archive_id.clone(),
+            };
             let facts = JobFacts {
                 key: &job.key,
-                archive_id: &job.archive_id,
+                archive_id: &archive_id,
                 job_id: &job_id,
                 tier: job.tier,
                 size: job.size,

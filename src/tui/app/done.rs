@@ -165,14 +165,26 @@ impl State {
 
     pub(super) fn delete_done(&mut self, batch: u32, report: DeletionReport) -> Vec<Effect> {
         self.finish_batch(batch);
+        let kept = if report.kept_in_packs > 0 {
+            format!(
+                " ({} of them only forgotten, bytes kept in packs)",
+                report.kept_in_packs
+            )
+        } else {
+            String::new()
+        };
         self.log(format!(
-            "deletion finished: {} deleted ({}), {} failed, {} cancelled; early-deletion charge ≈ {}",
+            "deletion finished: {} deleted ({}){kept}, {} failed, {} cancelled; early-deletion charge ≈ {}",
             plural(report.deleted, "archive"),
             human_bytes(report.deleted_bytes),
             report.failed.len(),
             report.cancelled,
             self.set.prices.format(report.charged)
         ));
+        // Packed files: gone with their pack, or forgotten, bytes kept in it.
+        for line in report.pack_lines() {
+            self.log(line);
+        }
         for failed in &report.failed {
             self.log(format!(
                 "deletion failed: {} ({}): {}",

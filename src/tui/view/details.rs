@@ -158,10 +158,23 @@ pub fn details_pane(state: &State, frame: &mut Frame, area: Rect) {
                         age_days
                     )),
                 ]));
-                lines.push(Line::from(vec![
-                    Span::styled("  id ", t.dim()),
-                    Span::raw(v.archive_id.clone()),
-                ]));
+                match v.pack {
+                    // A packed file: the pack holding it, and its place there.
+                    Some(slot) => {
+                        lines.push(Line::from(vec![
+                            Span::styled("  pack ", t.dim()),
+                            Span::raw(format!("{} @{}", v.archive_id, slot.offset)),
+                        ]));
+                        lines.push(Line::from(Span::styled(
+                            "  deleting it forgets it: its bytes stay in the pack until the pack's last file goes",
+                            t.dim(),
+                        )));
+                    }
+                    None => lines.push(Line::from(vec![
+                        Span::styled("  id ", t.dim()),
+                        Span::raw(v.archive_id.clone()),
+                    ])),
+                }
                 let window_end = v.uploaded_at + EARLY_DELETION_DAYS * 86_400;
                 let left = window_end - state.clock.now_secs;
                 let window = if left > 0 {

@@ -81,7 +81,7 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             );
             push_list(&mut body, &plan.items, 8, "", |item| {
                 format!(
-                    "{} · {} · {} d{}",
+                    "{} · {} · {} d{}{}",
                     item.record.key,
                     human_bytes(item.record.size),
                     item.age_days(),
@@ -89,9 +89,22 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                         format!(" · early ≈ {}", prices.format(item.early_charge))
                     } else {
                         String::new()
+                    },
+                    match item.pack {
+                        Some(crate::engine::PackFate::Kept) => " · stays in its pack",
+                        Some(crate::engine::PackFate::Deleted) => " · its pack goes too",
+                        None => "",
                     }
                 )
             });
+            let (kept, kept_bytes) = plan.kept_in_packs();
+            if kept > 0 {
+                body.push_str(&format!(
+                    "\n{} ({}) only forgotten: their bytes stay in packs other files keep until each pack's last file goes (no early-deletion charge for them now).",
+                    crate::fmt::plural(kept, "packed file"),
+                    human_bytes(kept_bytes)
+                ));
+            }
             body.push_str(&format!(
                 "\n\nEarly-deletion charge ≈ {} ({} inside the {}-day minimum){}.",
                 prices.format(plan.total_charge),
@@ -123,6 +136,24 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                     "\nBudget             {} used",
                     budget.used_text(summary.monthly_storage)
                 ));
+            }
+            if summary.packs.packs > 0 {
+                // The store bills a pack as one object; deleted files' bytes
+                // stay in it until its last file goes.
+                body.push_str(&format!(
+                    "\nPacks              {} holding {} files, {} ({} stored objects in all)",
+                    count(summary.packs.packs),
+                    count(summary.packs.files),
+                    human_bytes(summary.packs.bytes),
+                    count(summary.stored_objects),
+                ));
+                if summary.packs.dead_bytes_at_least > 0 {
+                    body.push_str(&format!(
+                        "\nDead in packs      ≥ {} of deleted files, ≈ {} per month until each pack's last file goes",
+                        human_bytes(summary.packs.dead_bytes_at_least),
+                        prices.format(summary.packs.dead_monthly),
+                    ));
+                }
             }
             if summary.snapshots.archives > 0 {
                 body.push_str(&format!(
