@@ -600,7 +600,10 @@ fn a_kill_at_any_pack_boundary_loses_nothing_and_leaves_no_pack_unaccounted_for(
             }
             // Durable, not recorded: the rerun records its members.
             "after-store" | "batch-journaled" => {
-                assert!(recovered > 0, "{point}: the durable pack is recovered: {doc}")
+                assert!(
+                    recovered > 0,
+                    "{point}: the durable pack is recovered: {doc}"
+                )
             }
             "batch-recorded" | "packs-recorded" => {
                 assert!(recorded_before > 0, "{point}: a pack was recorded")
