@@ -202,7 +202,11 @@ fn pending_jobs_are_listed_with_tier_window_and_expiry_and_reused() {
         text.contains("restored:") && out_dir.join("empty").exists(),
         "{text}"
     );
-    assert_eq!(sb.job_files(), 2, "one job per archive: the pack and b/c.txt's");
+    assert_eq!(
+        sb.job_files(),
+        2,
+        "one job per archive: the pack and b/c.txt's"
+    );
 
     let out = sb.firn(["jobs", "--set", "s", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
