@@ -65,6 +65,9 @@ struct Staged {
     offset: u64,
 }
 
+/// The pack being sent: its members back with the reason when it failed.
+type Sending = tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>;
+
 impl Engine {
     /// Packs `items` (every one within the pack threshold) and sends the packs,
     /// handing each to `commits` once the store confirmed it.
@@ -92,7 +95,7 @@ impl Engine {
         let mut staged: Vec<Staged> = Vec::new();
         // The pack being sent while the next one fills (one at a time: a pack
         // is its own parallelism, its parts go out together).
-        let mut sending: Option<tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>> = None;
+        let mut sending: Option<Sending> = None;
         while let Some(chunk) = reads.next().await {
             let (reads, mut baselines) = match chunk {
                 Ok(chunk) => chunk,
@@ -170,7 +173,7 @@ impl Engine {
 
     async fn wait_for(
         &self,
-        sending: &mut Option<tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>>,
+        sending: &mut Option<Sending>,
         tally: &mut PackTally,
         progress: &Progress,
     ) {
@@ -195,7 +198,7 @@ impl Engine {
         members: Vec<Staged>,
         commits: &mpsc::Sender<Commit>,
         progress: &Progress,
-    ) -> tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>> {
+    ) -> Sending {
         let engine = Arc::clone(self);
         let commits = commits.clone();
         let progress = progress.clone();
