@@ -13,7 +13,9 @@
 //! keeps in its store (current and superseded versions, catalog snapshots) at
 //! the set's prices, per-archive overhead and minimum billable size included.
 //! Which files fit is decided here ([`Budget::fit`]); the engine applies it to
-//! a backup's plan, and the front ends only show what it decided.
+//! a backup's plan, and the front ends only show what it decided. Files that
+//! go into packs ([`PackEstimate`]) share their pack's per-archive overhead:
+//! a packed file adds its bytes, and a pack's overhead once per pack.
 
 use serde::Serialize;
 
@@ -134,28 +136,100 @@ impl Budget {
         used > self.per_month + EPSILON
     }
 
-    /// Which of `sizes` (archives a backup would add) fit under the cap when
-    /// the set's estimated monthly storage charge is `used` now: the smallest
-    /// first, each while what it adds still fits (the largest number of files
-    /// kept safe for the money; ties in the order given). What each archive
-    /// adds is [`Prices::monthly_of_archive`]. Returns, per size in the order
-    /// given, whether it fits.
-    pub fn fit(&self, used: f64, sizes: &[u64], prices: &Prices) -> Vec<bool> {
+    /// Which of `sizes` (files a backup would store, stored as `packs` says)
+    /// fit under the cap when the set's estimated monthly storage charge is
+    /// `used` now: the smallest first, each while what it adds still fits (the
+    /// largest number of files kept safe for the money; ties in the order
+    /// given). What each file adds is [`Filling::add`]'s: a file of its own
+    /// is an archive ([`Prices::monthly_of_archive`]); a packed file adds its
+    /// bytes to the pack being filled, and the overhead of an archive only
+    /// when it starts a pack. Returns, per size in the order given, whether
+    /// it fits.
+    pub fn fit(
+        &self,
+        used: f64,
+        sizes: &[u64],
+        packs: Option<PackEstimate>,
+        prices: &Prices,
+    ) -> Vec<bool> {
         let mut order: Vec<usize> = (0..sizes.len()).collect();
         order.sort_by_key(|&i| (sizes[i], i));
         let mut fits = vec![false; sizes.len()];
         let mut total = used;
+        let mut filling = Filling::new(packs, prices);
         for i in order {
-            let adds = prices.monthly_of_archive(sizes[i]);
+            let mut next = filling.clone();
+            let adds = next.add(sizes[i]);
             if total + adds > self.per_month + EPSILON {
-                // What it adds only grows with the size: no later one fits either.
+                // What a file adds only grows with its size (a packed file's
+                // bytes, or a new pack's, come before any larger archive's):
+                // no later one fits either.
                 break;
             }
             total += adds;
+            filling = next;
             fits[i] = true;
         }
         fits
     }
+}
+
+/// How a backup's files become archives, for the estimates: files up to
+/// `threshold` bytes fill packs of about `size` bytes (one archive, and one
+/// archive's overhead, per pack); larger files are archives of their own.
+/// None where packing is off: an archive per file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEstimate {
+    pub threshold: u64,
+    pub size: u64,
+}
+
+/// Files stored one after the other, as [`Budget::fit`] counts them: the
+/// pack being filled, and what each file adds to a month of storage.
+#[derive(Debug, Clone)]
+pub struct Filling<'a> {
+    packs: Option<PackEstimate>,
+    prices: &'a Prices,
+    /// Bytes in the pack being filled (none yet, or the last one is full).
+    open: Option<u64>,
+}
+
+impl<'a> Filling<'a> {
+    pub fn new(packs: Option<PackEstimate>, prices: &'a Prices) -> Filling<'a> {
+        Filling {
+            packs,
+            prices,
+            open: None,
+        }
+    }
+
+    /// What storing one more file of `size` bytes adds to a month of storage.
+    /// A pack is sealed once it holds `size` bytes or more, as a backup seals
+    /// it; its index is left out (a few dozen bytes a file).
+    pub fn add(&mut self, size: u64) -> f64 {
+        let Some(packs) = self.packs.filter(|p| size <= p.threshold) else {
+            return self.prices.monthly_of_archive(size);
+        };
+        match self.open {
+            Some(open) if open < packs.size => {
+                self.open = Some(open + size);
+                self.prices.monthly_of_archive(open + size) - self.prices.monthly_of_archive(open)
+            }
+            _ => {
+                self.open = Some(size);
+                self.prices.monthly_of_archive(size)
+            }
+        }
+    }
+}
+
+/// What storing files of `sizes` adds to a month of storage, the smallest
+/// first (the order [`Budget::fit`] takes them in).
+pub fn monthly_of_files(sizes: &[u64], packs: Option<PackEstimate>, prices: &Prices) -> f64 {
+    let mut sorted = sizes.to_vec();
+    sorted.sort_unstable();
+    let mut filling = Filling::new(packs, prices);
+    sorted.into_iter().map(|size| filling.add(size)).sum()
 }
 
 /// What a backup's budget did: the figures before and after, and what it left
@@ -381,12 +455,15 @@ mod tests {
         let gib = 1u64 << 30;
         // 1.5 used: 3.5 left; 1 + 2 fit, then 4 and 8 do not.
         let sizes = [8 * gib, gib, 4 * gib, 2 * gib];
-        assert_eq!(budget.fit(1.5, &sizes, &prices), [false, true, false, true]);
+        assert_eq!(
+            budget.fit(1.5, &sizes, None, &prices),
+            [false, true, false, true]
+        );
         // Exactly at the cap still fits; over it nothing does.
-        assert_eq!(budget.fit(3.0, &[2 * gib], &prices), [true]);
-        assert_eq!(budget.fit(5.5, &[0, 1], &prices), [false, false]);
+        assert_eq!(budget.fit(3.0, &[2 * gib], None, &prices), [true]);
+        assert_eq!(budget.fit(5.5, &[0, 1], None, &prices), [false, false]);
         // Free prices: everything fits.
-        assert_eq!(budget.fit(0.0, &sizes, &Prices::free()), [true; 4]);
+        assert_eq!(budget.fit(0.0, &sizes, None, &Prices::free()), [true; 4]);
     }
 
     #[test]
@@ -405,8 +482,45 @@ mod tests {
             currency: "USD".into(),
         };
         // Ten empty files fit, the eleventh does not.
-        let fits = budget.fit(0.0, &[0; 11], &prices);
+        let fits = budget.fit(0.0, &[0; 11], None, &prices);
         assert_eq!(fits.iter().filter(|f| **f).count(), 10);
+    }
+
+    #[test]
+    fn packed_files_share_their_packs_overhead() {
+        let prices = Prices::defaults_for(crate::cost::PriceProfile::S3(
+            crate::store::s3::StorageClass::DeepArchive,
+        ));
+        // Packs of three 100-byte files; 1 MiB files go alone.
+        let packs = Some(PackEstimate {
+            threshold: 1000,
+            size: 300,
+        });
+        let pack = |bytes: u64| prices.monthly_of_archive(bytes);
+        let twelve = [100u64; 12];
+        let all = monthly_of_files(&twelve, packs, &prices);
+        assert!((all - 4.0 * pack(300)).abs() < 1e-15, "{all}");
+        let alone = monthly_of_files(&twelve, None, &prices);
+        assert!((alone - 12.0 * pack(100)).abs() < 1e-15, "{alone}");
+        // Room for two packs and a bit: six files, the seventh would start a
+        // third pack.
+        let budget = Budget {
+            per_month: 2.0 * pack(300) + pack(100) / 2.0,
+            currency: "USD".into(),
+        };
+        let fits = budget.fit(0.0, &twelve, packs, &prices);
+        assert_eq!(fits.iter().filter(|f| **f).count(), 6);
+        // One archive per file: two files and a half's overhead.
+        let fits = budget.fit(0.0, &twelve, None, &prices);
+        let expected = (budget.per_month / pack(100)).floor() as usize;
+        assert_eq!(fits.iter().filter(|f| **f).count(), expected);
+        assert!(expected < 6);
+        // A file above the threshold is an archive of its own, packs or not.
+        let big = [1 << 20];
+        assert_eq!(
+            monthly_of_files(&big, packs, &prices),
+            monthly_of_files(&big, None, &prices)
+        );
     }
 
     #[test]

@@ -30,6 +30,17 @@ fn glacier(store_extra: &str) -> AwsSandbox {
     )
 }
 
+/// [`glacier`] with one archive per file (`pack_small_files = false`), for
+/// tests that count one file's own requests.
+fn glacier_one_archive_per_file(store_extra: &str) -> AwsSandbox {
+    AwsSandbox::on_standin(
+        Sandbox::new(),
+        &format!(
+            "pack_small_files = false\nretention = \"keep\"\nstore = {{ kind = \"glacier\", vault = \"photos\"{store_extra} }}\ncatalog = {{ kind = \"dynamodb\", table = \"firn-catalog\" }}\n"
+        ),
+    )
+}
+
 /// Restores everything, expedited, and checks every byte.
 fn restore_and_compare(a: &AwsSandbox, files: &[(&str, &[u8])]) {
     a.restore_and_compare(files, &["--tier", "expedited"]);
@@ -73,9 +84,20 @@ fn init_creates_the_vault_and_table_and_refuses_a_foreign_table() {
 
 #[test]
 fn small_multipart_and_empty_files_round_trip_through_glacier() {
-    let a = glacier(
-        ", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2",
-    );
+    // Small files in one pack (the default), and each in an archive of its own.
+    for packed in [true, false] {
+        small_multipart_and_empty_files_round_trip(packed);
+    }
+}
+
+fn small_multipart_and_empty_files_round_trip(packed: bool) {
+    let store_extra =
+        ", single_upload_max = 1048576, part_memory_budget = 8388608, part_concurrency = 2";
+    let a = if packed {
+        glacier(store_extra)
+    } else {
+        glacier_one_archive_per_file(store_extra)
+    };
     a.init();
     let small = b"small file".to_vec();
     let medium = pattern(3 * MIB + 17, 1);
@@ -101,11 +123,19 @@ fn small_multipart_and_empty_files_round_trip_through_glacier() {
         "3 MiB + 17 B in 2 MiB parts, 20 MiB + 5 B in 4 MiB parts"
     );
     let singles = proxy.count(|r| r.method == "POST" && r.path.ends_with("/archives"));
-    assert_eq!(
-        singles,
-        3 + 1,
-        "only the small files go in one request (the empty one as a 1-byte placeholder), and the catalog snapshot"
-    );
+    if packed {
+        assert_eq!(
+            singles,
+            1 + 1,
+            "the three small files (the empty one too) in one pack, and the catalog snapshot"
+        );
+    } else {
+        assert_eq!(
+            singles,
+            3 + 1,
+            "only the small files go in one request (the empty one as a 1-byte placeholder), and the catalog snapshot"
+        );
+    }
 
     let records = a.records();
     assert_eq!(records.len(), 5);
@@ -218,7 +248,19 @@ fn an_upload_killed_midway_resumes_sending_only_the_missing_parts() {
 
 #[test]
 fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
-    let a = glacier(", single_upload_max = 1048576, part_memory_budget = 4194304");
+    // Small files in one pack (the default), and each in an archive of its own.
+    for packed in [true, false] {
+        a_tampered_tree_hash_is_rejected(packed);
+    }
+}
+
+fn a_tampered_tree_hash_is_rejected(packed: bool) {
+    let store_extra = ", single_upload_max = 1048576, part_memory_budget = 4194304";
+    let a = if packed {
+        glacier(store_extra)
+    } else {
+        glacier_one_archive_per_file(store_extra)
+    };
     a.init();
     a.sb.write("small.txt", "small");
     a.sb.write("big.bin", pattern(3 * MIB, 4));
@@ -249,7 +291,11 @@ fn a_tampered_tree_hash_is_rejected_and_nothing_is_recorded() {
     assert!(a.records().is_empty(), "nothing recorded");
     // The archives the service stored under a hash firn could not confirm are deleted.
     let deletes = proxy.count(|r| r.method == "DELETE" && r.path.contains("/archives/"));
-    assert_eq!(deletes, 3, "the empty file's placeholder too");
+    if packed {
+        assert_eq!(deletes, 2, "the pack of small.txt and empty, and big.bin's");
+    } else {
+        assert_eq!(deletes, 3, "the empty file's placeholder too");
+    }
 }
 
 #[test]

@@ -415,37 +415,76 @@ fn a_retrieval_over_confirm_above_requests_nothing_unless_max_cost_allows_it() {
 /// On S3 DEEP_ARCHIVE (moto), with the class's default prices: each object
 /// costs 32 KiB at the class's rate and 8 KiB at STANDARD's besides its bytes,
 /// which is what decides how many small files fit (their bytes alone would all).
+/// Packed, the overhead is a pack's, shared by its files: in packs of three,
+/// two packs fit where three files alone did not; one archive per file, nine.
 #[test]
 fn per_object_overhead_decides_how_many_small_files_fit_on_deep_archive() {
+    // (100 B + 32 KiB) × 0.00099 + 8 KiB × 0.023 per GiB-month ≈ 2.06e-7 USD
+    // an object of its own: 9 fit under 2e-6 (ties in the plan's order).
+    let per_object = (100.0 + 32768.0) / GIB * 0.00099 + 8192.0 / GIB * 0.023;
+    let fitting = (2e-6 / per_object).floor() as usize;
+    assert_eq!(fitting, 9);
+    small_files_within_budget(
+        "pack_small_files = false\n",
+        "0.000002",
+        per_object,
+        fitting,
+        fitting,
+    );
+    // A pack of three (300 B) costs what one object does and 200 B more; under
+    // 5e-7 two packs fit, and a third would not.
+    let per_pack = (300.0 + 32768.0) / GIB * 0.00099 + 8192.0 / GIB * 0.023;
+    assert!(2.0 * per_pack < 5e-7 && 3.0 * per_pack > 5e-7);
+    assert!(
+        3.0 * per_object > 5e-7,
+        "unpacked, only two files would fit"
+    );
+    small_files_within_budget(
+        "pack_threshold = 100\npack_size = 300\n",
+        "0.0000005",
+        per_pack / 3.0,
+        6,
+        2,
+    );
+}
+
+/// Twelve files of 100 B backed up to DEEP_ARCHIVE on moto under a budget of
+/// `limit` USD/month: the first `fitting` (in `objects` objects) are stored,
+/// the rest refused, each refused file adding `refused_each` a month.
+fn small_files_within_budget(
+    set_extra: &str,
+    limit: &str,
+    refused_each: f64,
+    fitting: usize,
+    objects: usize,
+) {
     use common::aws::Moto;
     use common::aws_sandbox::AwsSandbox;
     let moto = Moto::start();
     let s = AwsSandbox::on(
         Sandbox::new(),
         &moto.endpoint,
-        "budget = \"0.000002 USD/month\"\nstore = { kind = \"s3\", bucket = \"firn-budget\", force_path_style = true, checksum = \"md5\" }\n",
+        &format!(
+            "{set_extra}budget = \"{limit} USD/month\"\nstore = {{ kind = \"s3\", bucket = \"firn-budget\", force_path_style = true, checksum = \"md5\" }}\n"
+        ),
     );
     s.init();
     for n in 0..12 {
         s.sb.write(format!("f{n:02}.txt"), vec![b'x'; 100]);
     }
     let (code, doc) = s.backup_via(&moto.endpoint);
-    // (100 B + 32 KiB) × 0.00099 + 8 KiB × 0.023 per GiB-month ≈ 2.06e-7 USD
-    // an object: 9 fit under 2e-6 (ties in the plan's order).
-    let per_object = (100.0 + 32768.0) / GIB * 0.00099 + 8192.0 / GIB * 0.023;
-    let fitting = (2e-6 / per_object).floor() as usize;
-    assert_eq!(fitting, 9);
     assert_eq!(code, Some(OVER_LIMIT), "{doc}");
     assert_eq!(doc["uploaded_files"], fitting as u64, "{doc}");
-    assert_eq!(
-        doc["budget"]["refused"],
-        serde_json::json!(["f09.txt", "f10.txt", "f11.txt"])
+    let refused: Vec<String> = (fitting..12).map(|n| format!("f{n:02}.txt")).collect();
+    assert_eq!(doc["budget"]["refused"], serde_json::json!(refused));
+    assert!(
+        close(
+            doc["budget"]["refused_monthly"].as_f64().unwrap(),
+            (12 - fitting) as f64 * refused_each,
+            1e-12
+        ),
+        "{doc}"
     );
-    assert!(close(
-        doc["budget"]["refused_monthly"].as_f64().unwrap(),
-        3.0 * per_object,
-        1e-12
-    ));
     let records = s.records();
     assert_eq!(records.len(), fitting);
     // The bucket holds those objects and the catalog's snapshot, nothing more.
@@ -472,9 +511,12 @@ fn per_object_overhead_decides_how_many_small_files_fit_on_deep_archive() {
         .iter()
         .filter(|k| !k.contains(".firn-catalog-snapshots/"))
         .collect();
-    assert_eq!(files.len(), fitting, "{keys:?}");
-    for refused in ["f09.txt", "f10.txt", "f11.txt"] {
-        assert!(!keys.iter().any(|k| k.contains(refused)), "{keys:?}");
+    assert_eq!(files.len(), objects, "{keys:?}");
+    for refused in &refused {
+        assert!(
+            !keys.iter().any(|k| k.contains(refused.as_str())),
+            "{keys:?}"
+        );
     }
 }
 

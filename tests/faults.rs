@@ -454,10 +454,27 @@ fn every_command(backend: Backend, seed: u64, test: &str) {
     let before = s.proxy.log().len();
     s.restore_and_compare("restored");
     if backend == Backend::Glacier {
-        // One retrieval job per archive, however many answers were lost.
+        // One retrieval job per archive holding bytes to restore (a pack's
+        // files share its job), however many answers were lost.
         let jobs = jobs_started(&s.proxy.log()[before..]);
-        let archives = s.files.values().filter(|c| !c.is_empty()).count();
-        assert_eq!(jobs, archives, "retrieval jobs started ({})", s.context());
+        let archives: BTreeSet<String> = s
+            .records()
+            .iter()
+            .filter(|r| r["state"] == "current" && r["size"].as_u64() != Some(0))
+            .map(|r| r["archive_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let with_bytes = s.files.values().filter(|c| !c.is_empty()).count();
+        assert!(
+            archives.len() < with_bytes,
+            "small files share packs: {} archives for {with_bytes} files",
+            archives.len()
+        );
+        assert_eq!(
+            jobs,
+            archives.len(),
+            "retrieval jobs started ({})",
+            s.context()
+        );
     }
     s.ok(&["jobs", "--set", "s", "--json"]);
 
@@ -693,10 +710,14 @@ fn a_multipart_upload_whose_completion_answer_was_lost_is_recorded() {
 
 #[test]
 fn a_retrieval_whose_answer_was_lost_is_not_requested_again() {
-    // Every other InitiateJob reaches the vault and loses its answer.
+    // Every other InitiateJob reaches the vault and loses its answer. Packs of
+    // two files (1,500 bytes): three packs, three jobs.
     let n = std::sync::atomic::AtomicUsize::new(0);
     let (a, proxy) = targeted(
-        &format!("retention = \"keep\"\n{}\n", Backend::Glacier.store()),
+        &format!(
+            "retention = \"keep\"\npack_threshold = 1500\npack_size = 1500\n{}\n",
+            Backend::Glacier.store()
+        ),
         move |r| {
             if r.is_initiate_job()
                 && n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -708,7 +729,7 @@ fn a_retrieval_whose_answer_was_lost_is_not_requested_again() {
             }
         },
     );
-    let files: Vec<(String, Vec<u8>)> = (0..3)
+    let files: Vec<(String, Vec<u8>)> = (0..6)
         .map(|i| (format!("f{i}.bin"), pattern(1000 + i, i as u8)))
         .collect();
     for (name, content) in &files {
@@ -756,6 +777,14 @@ fn a_retrieval_whose_answer_was_lost_is_not_requested_again() {
             .filter(|j| j.action() == Some(&aws_sdk_glacier::types::ActionCode::ArchiveRetrieval))
             .count()
     });
+    let mut archives: Vec<String> = a
+        .records()
+        .iter()
+        .map(|r| r["archive_id"].as_str().unwrap().to_string())
+        .collect();
+    archives.sort();
+    archives.dedup();
+    assert_eq!(archives.len(), 3, "six files in three packs");
     assert_eq!(
         jobs, 3,
         "one retrieval job per archive, none paid for twice"
@@ -847,8 +876,13 @@ fn a_conditional_write_whose_answer_was_lost_is_not_a_conflict_without_its_token
 #[test]
 fn a_glacier_upload_whose_answer_was_lost_leaves_an_orphan_the_inventory_reports() {
     let first = std::sync::atomic::AtomicBool::new(true);
+    // One archive per file: the lost answer is one file's own upload, and the
+    // orphan it leaves names that file.
     let (a, proxy) = targeted(
-        &format!("retention = \"keep\"\n{}\n", Backend::Glacier.store()),
+        &format!(
+            "retention = \"keep\"\npack_small_files = false\n{}\n",
+            Backend::Glacier.store()
+        ),
         move |r| {
             let upload = r.is_glacier() && r.method == "POST" && r.path.ends_with("/archives");
             if upload && first.swap(false, std::sync::atomic::Ordering::SeqCst) {

@@ -514,9 +514,12 @@ fn a_runs_cost_is_what_its_retrievals_and_early_deletions_are_billed() {
     let sb = Sandbox::in_memory();
     sb.write("a.txt", "alpha");
     sb.write("b.txt", "bravo!");
-    // Prices that make each request and each early deletion plain to see.
+    // Prices that make each request and each early deletion plain to see. One
+    // archive per file: a request per file restored, and deleting a.txt deletes
+    // its archive early (a packed a.txt's bytes would stay in b.txt's pack,
+    // billed on, with no early deletion yet).
     sb.write_config_text(&format!(
-        "[prices]\nstorage_per_gb_month = 1000000.0\nminimum_storage_days = 90\n[prices.standard]\nretrieval_per_gb = 0.0\nretrieval_per_1000_requests = 1000.0\n[sets.s]\nroot = {:?}\n",
+        "[prices]\nstorage_per_gb_month = 1000000.0\nminimum_storage_days = 90\n[prices.standard]\nretrieval_per_gb = 0.0\nretrieval_per_1000_requests = 1000.0\n[sets.s]\nroot = {:?}\npack_small_files = false\n",
         sb.tree()
     ));
     assert_exit(&sb.firn(["backup", "--set", "s"]), 0);

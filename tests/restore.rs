@@ -172,7 +172,11 @@ fn a_symlink_in_the_destination_is_never_followed() {
 #[test]
 fn pending_jobs_are_listed_with_tier_window_and_expiry_and_reused() {
     let sb = Sandbox::in_memory();
-    configure(&sb, 3600);
+    // Files up to 4 bytes in packs: a.txt (and the empty file) in a pack,
+    // b/c.txt alone; a job each.
+    sb.write_config(
+        "pack_threshold = 4\nstore = { kind = \"local\", retrieval_delay_secs = 3600 }\n",
+    );
     sb.write("a.txt", "slow");
     sb.write("b/c.txt", "slower");
     sb.write("empty", "");
@@ -198,7 +202,11 @@ fn pending_jobs_are_listed_with_tier_window_and_expiry_and_reused() {
         text.contains("restored:") && out_dir.join("empty").exists(),
         "{text}"
     );
-    assert_eq!(sb.job_files(), 2, "one job per archive");
+    assert_eq!(
+        sb.job_files(),
+        2,
+        "one job per archive: the pack and b/c.txt's"
+    );
 
     let out = sb.firn(["jobs", "--set", "s", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));

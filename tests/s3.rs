@@ -15,6 +15,18 @@ use common::{Sandbox, one_line_error, pattern, stderr, stdout};
 
 const MIB: usize = 1 << 20;
 
+/// [`s3`] with one archive per file (`pack_small_files = false`), for tests
+/// that count or corrupt one file's own object.
+fn s3_one_archive_per_file(endpoint: &str, store_extra: &str) -> AwsSandbox {
+    AwsSandbox::on(
+        Sandbox::new(),
+        endpoint,
+        &format!(
+            "pack_small_files = false\nretention = \"keep\"\nstore = {{ kind = \"s3\", bucket = \"firn-archive\", force_path_style = true{store_extra} }}\n"
+        ),
+    )
+}
+
 /// A sandbox whose set `s` backs up to the S3 bucket `firn-archive` (with
 /// `store_extra` settings) on the server at `endpoint`; catalog: SQLite.
 fn s3(endpoint: &str, store_extra: &str) -> AwsSandbox {
@@ -75,12 +87,19 @@ fn classes(endpoint: &str) -> Vec<(String, String)> {
 fn every_class_round_trips_single_and_multipart_files() {
     let small = pattern(3000, 1);
     let multi = pattern(2 * 16 * MIB + 5, 2);
-    for class in ["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD"] {
+    // Every class with the small files in a pack (the default) and with one
+    // archive per file.
+    let runs = ["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD"]
+        .into_iter()
+        .flat_map(|class| [(class, true), (class, false)]);
+    for (class, packed) in runs {
         let cloud = FakeCloud::start();
-        let s = s3(
-            &cloud.endpoint,
-            &format!(", storage_class = \"{class}\", prefix = \"photos\""),
-        );
+        let store_extra = format!(", storage_class = \"{class}\", prefix = \"photos\"");
+        let s = if packed {
+            s3(&cloud.endpoint, &store_extra)
+        } else {
+            s3_one_archive_per_file(&cloud.endpoint, &store_extra)
+        };
         s.init();
         s.sb.write("small.jpg", &small);
         s.sb.write("raw/multi.bin", &multi);
@@ -91,11 +110,19 @@ fn every_class_round_trips_single_and_multipart_files() {
         assert_eq!(doc["uploaded_files"], 3, "{class}: {doc}");
         let parts = proxy.count(RequestInfo::is_s3_part_upload);
         let puts = proxy.count(RequestInfo::is_s3_put_object);
-        assert_eq!(
-            (parts, puts),
-            (3, 2 + 1),
-            "{class}: 3 parts of 16 MiB, 2 single puts and the catalog snapshot's"
-        );
+        if packed {
+            assert_eq!(
+                (parts, puts),
+                (3, 1 + 1),
+                "{class}: 3 parts of 16 MiB, one pack of the small and the empty file, and the catalog snapshot's"
+            );
+        } else {
+            assert_eq!(
+                (parts, puts),
+                (3, 2 + 1),
+                "{class}: 3 parts of 16 MiB, 2 single puts and the catalog snapshot's"
+            );
+        }
         assert!(
             proxy
                 .log()
@@ -107,7 +134,19 @@ fn every_class_round_trips_single_and_multipart_files() {
         // The class is set when each object is created; keys read as the files.
         // The catalog snapshot too: under the prefix, in the class, apart from the files.
         let objects = classes(&cloud.endpoint);
-        assert_eq!(objects.len(), 3 + 1);
+        assert_eq!(
+            objects.len(),
+            if packed { 2 + 1 } else { 3 + 1 },
+            "{objects:?}"
+        );
+        assert_eq!(
+            objects
+                .iter()
+                .filter(|(k, _)| k.starts_with("photos/.firn-packs/"))
+                .count(),
+            usize::from(packed),
+            "{class}: {objects:?}"
+        );
         assert!(
             objects
                 .iter()
@@ -277,7 +316,8 @@ fn a_flipped_bit_in_a_download_is_caught_by_its_checksum_and_fetched_again() {
     assert!(std::fs::read(to.join("small.bin")).unwrap() == small);
     assert!(std::fs::read(to.join("big.bin")).unwrap() == big);
     let gets = proxy.count(RequestInfo::is_s3_get_object);
-    // 1 small + 3 parts, and one fetch again for each damaged object.
+    // 1 small (its range of the pack: checked by its own tree hash) + 3 parts,
+    // and one fetch again for each damaged object.
     assert_eq!(gets, 4 + 2, "each damaged piece was fetched again");
 }
 

@@ -9,6 +9,10 @@ use common::{Sandbox, assert_exit, status_of, stdout};
 #[test]
 fn a_new_store_holds_nothing_until_a_backup_puts_it_there() {
     let sb = Sandbox::new();
+    // One archive per file: the test follows each file's own archive in the
+    // old store and deletes one of them by its id (a pack's id names every
+    // file in it).
+    sb.write_config_text("[defaults]\npack_small_files = false\n");
     sb.write("a.txt", "alpha");
     sb.write("docs/b.txt", "bravo");
     let tree = sb.tree().display().to_string();

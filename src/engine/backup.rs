@@ -410,7 +410,16 @@ impl Engine {
         };
         let used = costs.monthly_storage;
         let sizes: Vec<u64> = plan.uploads.iter().map(|u| u.size).collect();
-        let fits = budget.fit(used, &sizes, &self.prices);
+        // Packed files share their pack's per-archive overhead.
+        let packs = self.packing.enabled.then(|| crate::budget::PackEstimate {
+            threshold: self.packing.threshold,
+            size: self
+                .packing
+                .size
+                .unwrap_or_else(|| self.store.default_pack_size())
+                .max(1),
+        });
+        let fits = budget.fit(used, &sizes, packs, &self.prices);
         let (mut kept, mut refused) = (Vec::new(), Vec::new());
         for (item, fits) in plan.uploads.into_iter().zip(fits) {
             if fits {
@@ -419,20 +428,21 @@ impl Engine {
                 refused.push(item);
             }
         }
-        let monthly = |items: &[UploadItem]| -> f64 {
-            items
-                .iter()
-                .map(|u| self.prices.monthly_of_archive(u.size))
-                .sum()
+        let monthly = |items: &[&UploadItem]| -> f64 {
+            let sizes: Vec<u64> = items.iter().map(|u| u.size).collect();
+            crate::budget::monthly_of_files(&sizes, packs, &self.prices)
         };
+        let kept_monthly = monthly(&kept.iter().collect::<Vec<_>>());
+        // What the refused files would add after the kept ones.
+        let all_monthly = monthly(&kept.iter().chain(&refused).collect::<Vec<_>>());
         let outcome = BudgetOutcome {
             currency: budget.currency.clone(),
             limit: budget.per_month,
             used_before: used,
-            used: used + monthly(&kept),
+            used: used + kept_monthly,
             refused_files: refused.len() as u64,
             refused_bytes: refused.iter().map(|u| u.size).sum(),
-            refused_monthly: monthly(&refused),
+            refused_monthly: (all_monthly - kept_monthly).max(0.0),
             refused: refused.iter().map(|u| u.key.clone()).collect(),
             superseded_archives: costs.superseded.archives,
         };

@@ -497,9 +497,18 @@ impl Engine {
 }
 
 /// Test hook: `FIRN_FAULT=<point>` aborts the process at that point, as a crash or
-/// kill -9 would. Only in debug builds (the test suite), never in release.
+/// kill -9 would; with `FIRN_FAULT_SKIP=<n>`, at its n+1th pass (a later pack, a
+/// later batch). Only in debug builds (the test suite), never in release.
 fn fault_point(point: &str) {
+    static PASSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     if cfg!(debug_assertions) && std::env::var("FIRN_FAULT").is_ok_and(|v| v == point) {
+        let skip: usize = std::env::var("FIRN_FAULT_SKIP")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if PASSED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < skip {
+            return;
+        }
         eprintln!("firn: injected crash at {point}");
         std::process::abort();
     }

@@ -67,6 +67,9 @@ struct Staged {
     offset: u64,
 }
 
+/// The pack being sent: its members back with the reason when it failed.
+type Sending = tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>;
+
 impl Engine {
     /// Packs `items` (every one within the pack threshold) and sends the packs,
     /// handing each to `commits` once the store confirmed it.
@@ -197,7 +200,7 @@ impl Engine {
         members: Vec<Staged>,
         commits: &mpsc::Sender<Commit>,
         progress: &Progress,
-    ) -> tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>> {
+    ) -> Sending {
         let engine = Arc::clone(self);
         let commits = commits.clone();
         let progress = progress.clone();

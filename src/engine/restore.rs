@@ -799,7 +799,25 @@ pub(super) async fn fetch_range(
                     .await
                     .context("the hashing task failed")?;
             // The store's checksums are of the pack's ranges, not of a packed
-            // file's: the file is verified by its own hashes at the end.
+            // file's: the file is verified by its own hashes at the end, and a
+            // range that is the whole file by its own tree hash now (so bytes
+            // corrupted in transit are fetched again, as an archive's are).
+            let whole_member = record.pack.is_some()
+                && offset == 0
+                && len == record.size
+                && record.tree_hash != UNKNOWN_TREE_HASH;
+            if whole_member {
+                if range_hash == record.tree_hash {
+                    return Ok((output.data, range_hash, after));
+                }
+                last_error = Some(anyhow::anyhow!(
+                    "{} arrived with tree hash {}, its own is {} (corrupted in transit)",
+                    record.key,
+                    hex::encode(range_hash),
+                    hex::encode(record.tree_hash)
+                ));
+                continue;
+            }
             let checksum = output.checksum.filter(|_| record.pack.is_none());
             match checksum {
                 // Verified on its own.

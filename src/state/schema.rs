@@ -396,7 +396,11 @@ mod tests {
             before.iter().all(|(_, rows)| !rows.is_empty()),
             "{before:?}"
         );
-        assert!(before.iter().all(|(table, _)| table != "run"));
+        assert!(
+            before
+                .iter()
+                .all(|(table, _)| table != "run" && table != "pack_journal")
+        );
         drop(conn);
 
         let state = super::super::LocalState::open(&path).unwrap();
@@ -404,13 +408,16 @@ mod tests {
             .conn()
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, VERSION);
         let mut after = rows(&state.conn());
-        let at = after
-            .iter()
-            .position(|(t, _)| t == "run")
-            .expect("a run table");
-        assert!(after.remove(at).1.is_empty());
+        // Version 3's run history and version 4's pack journal, both empty.
+        for table in ["run", "pack_journal"] {
+            let at = after
+                .iter()
+                .position(|(t, _)| t == table)
+                .unwrap_or_else(|| panic!("a {table} table"));
+            assert!(after.remove(at).1.is_empty(), "{table}");
+        }
         assert_eq!(after, before, "every row as it was");
         let fresh = dir.path().join("fresh.sqlite");
         drop(super::super::LocalState::open(&fresh).unwrap());

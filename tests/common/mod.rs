@@ -126,7 +126,8 @@ impl Sandbox {
         cmd.env("FIRN_DATA_DIR", self.data())
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env_remove("FIRN_CONFIG")
-            .env_remove("FIRN_FAULT");
+            .env_remove("FIRN_FAULT")
+            .env_remove("FIRN_FAULT_SKIP");
         cmd
     }
 
@@ -358,7 +359,8 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env("HOME", self.path())
             .env_remove("FIRN_CONFIG")
-            .env_remove("FIRN_FAULT");
+            .env_remove("FIRN_FAULT")
+            .env_remove("FIRN_FAULT_SKIP");
         cmd
     }
 }
