@@ -67,9 +67,6 @@ struct Staged {
     offset: u64,
 }
 
-/// The pack being sent: its members back with the reason when it failed.
-type Sending = tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>;
-
 impl Engine {
     /// Packs `items` (every one within the pack threshold) and sends the packs,
     /// handing each to `commits` once the store confirmed it.
