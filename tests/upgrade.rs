@@ -574,6 +574,13 @@ fn ok(args: &[&str]) -> Output {
 /// `ls --all --json` rows in one order (key, upload time, archive id).
 fn listing(doc: serde_json::Value) -> Vec<serde_json::Value> {
     let mut rows = doc.as_array().expect("a list").clone();
+    // firn 0.1 knew no packs: each of its archives held one file, which `ls
+    // --json` now says with `"pack": null`.
+    for row in &mut rows {
+        if let Some(fields) = row.as_object_mut() {
+            fields.entry("pack").or_insert(serde_json::Value::Null);
+        }
+    }
     rows.sort_by_key(|r| {
         (
             r["path"].as_str().unwrap_or_default().to_string(),
