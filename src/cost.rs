@@ -500,6 +500,11 @@ pub struct OtherStore {
 }
 
 impl CostSummary {
+    /// The costs of `records` (every version the catalog holds). A packed
+    /// version is a file like any other in the tallies, but its pack is the
+    /// archive the store bills: stored (overhead once per pack) and retrieved
+    /// (one request, the whole pack) once, however many members it holds. A
+    /// pack's size is taken as the end of its last recorded member.
     pub fn of<'a>(
         records: impl IntoIterator<Item = &'a ArchiveRecord>,
         prices: &Prices,
@@ -508,15 +513,32 @@ impl CostSummary {
         let mut current = ArchiveTally::default();
         let mut superseded = ArchiveTally::default();
         let mut early = ArchiveTally::default();
-        let mut requests = 0;
+        let (mut requests, mut retrieved) = (0, 0);
         let mut pending_early_deletion = 0.0;
-        let mut billed = 0;
+        // What the store holds and bills: unpacked versions and whole packs.
+        let (mut billed, mut objects, mut stored) = (0, 0, 0);
+        // Each pack: its size as far as its members reach, and whether a
+        // current (non-empty) member makes a full restore retrieve it.
+        let mut packs: std::collections::HashMap<&str, (u64, bool)> =
+            std::collections::HashMap::new();
         for record in records {
-            billed += prices.billed_bytes(record.size);
+            match record.pack {
+                Some(slot) => {
+                    let pack = packs.entry(record.archive_id.as_str()).or_default();
+                    pack.0 = pack.0.max(slot.offset + slot.len);
+                    pack.1 |= record.state == ArchiveState::Current && record.size > 0;
+                }
+                None => {
+                    billed += prices.billed_bytes(record.size);
+                    objects += 1;
+                    stored += record.size;
+                }
+            }
             if record.state == ArchiveState::Current {
                 current.add(record.size);
-                if record.size > 0 {
+                if record.size > 0 && record.pack.is_none() {
                     requests += 1;
+                    retrieved += record.size;
                 }
             } else {
                 superseded.add(record.size);
@@ -525,6 +547,15 @@ impl CostSummary {
                     pending_early_deletion +=
                         prices.early_deletion_charge(record.size, record.uploaded_at, now);
                 }
+            }
+        }
+        for (size, wanted) in packs.values() {
+            billed += prices.billed_bytes(*size);
+            objects += 1;
+            stored += size;
+            if *wanted {
+                requests += 1;
+                retrieved += size;
             }
         }
         let total = ArchiveTally {
@@ -537,12 +568,12 @@ impl CostSummary {
             superseded,
             total,
             monthly_storage: prices.monthly_storage(billed)
-                + gb(total.archives * prices.overhead_standard_bytes)
+                + gb(objects * prices.overhead_standard_bytes)
                     * prices.overhead_storage_per_gb_month,
-            monthly_overhead: prices.monthly_overhead(total.archives, total.bytes, billed),
+            monthly_overhead: prices.monthly_overhead(objects, stored, billed),
             early,
             pending_early_deletion,
-            retrieval: prices.retrieval_estimates(current.bytes, requests),
+            retrieval: prices.retrieval_estimates(retrieved, requests),
             snapshots: ArchiveTally::default(),
             other_stores: Vec::new(),
             prices: prices.clone(),
@@ -741,6 +772,66 @@ mod tests {
         let bad: PriceSettings = toml::from_str("storage_per_gb_month = -1\n").unwrap();
         let err = bad.resolve().unwrap_err();
         assert!(err.contains("storage_per_gb_month"), "{err}");
+    }
+
+    fn version(
+        archive_id: &str,
+        size: u64,
+        pack: Option<(u64, u64)>,
+        state: ArchiveState,
+    ) -> ArchiveRecord {
+        ArchiveRecord {
+            key: format!("{archive_id}-{size}"),
+            raw: None,
+            size,
+            mtime_ns: 0,
+            sha1: [0; 20],
+            tree_hash: [0; 32],
+            archive_id: archive_id.into(),
+            target: String::new(),
+            uploaded_at: 0,
+            state,
+            host: String::new(),
+            superseded_at: None,
+            pack: pack.map(|(offset, len)| crate::catalog::PackSlot { offset, len }),
+        }
+    }
+
+    #[test]
+    fn a_pack_is_stored_and_retrieved_once_whatever_its_members() {
+        let p = Prices::defaults_for(PriceProfile::S3(StorageClass::DeepArchive));
+        let current = ArchiveState::Current;
+        let records = [
+            // Three current members and one superseded in pack P (1,000 bytes
+            // up to the end of its last member), one file alone, one empty.
+            version("P", 100, Some((0, 100)), current),
+            version("P", 300, Some((100, 300)), current),
+            version("P", 200, Some((400, 200)), ArchiveState::Superseded),
+            version("P", 400, Some((600, 400)), current),
+            version("A", 5000, None, current),
+            version("E", 0, None, current),
+            // Pack Q holds only a superseded version: stored, not retrieved.
+            version("Q", 50, Some((0, 50)), ArchiveState::Superseded),
+        ];
+        let summary = CostSummary::of(&records, &p, 0);
+        assert_eq!(summary.current.archives, 5, "files, not objects");
+        assert_eq!(summary.superseded.archives, 2);
+        let standard = summary.retrieval[1];
+        assert_eq!(standard.tier, Tier::Standard);
+        // Pack P whole and A: two requests; neither Q nor the empty file.
+        assert_eq!((standard.requests, standard.bytes), (2, 1000 + 5000));
+        // Objects: A, E, P, Q, each with its overhead once.
+        let billed = (1000 + 5000 + 50) + 4 * p.overhead_bytes;
+        let expected = p.monthly_storage(billed) + gb(4 * p.overhead_standard_bytes) * 0.023;
+        assert!(
+            close(summary.monthly_storage, expected),
+            "{}",
+            summary.monthly_storage
+        );
+        assert!(close(
+            summary.monthly_overhead,
+            p.monthly_overhead(4, 6050, billed)
+        ));
     }
 
     #[test]
