@@ -12,13 +12,14 @@ use common::aws_sandbox::AwsSandbox;
 use common::{Sandbox, stderr, stdout};
 
 /// A sandbox whose set `s` backs up to the DEEP_ARCHIVE bucket `firn-archive`
-/// on moto (catalog: SQLite), with `extra` set lines.
+/// on moto (catalog: SQLite; moto sends MD5 checksums, not CRC32C), with
+/// `extra` set lines.
 fn deep_archive(moto: &Moto, extra: &str) -> AwsSandbox {
     let s = AwsSandbox::on(
         Sandbox::new(),
         &moto.endpoint,
         &format!(
-            "retention = \"keep\"\nstore = {{ kind = \"s3\", bucket = \"firn-archive\", force_path_style = true, storage_class = \"DEEP_ARCHIVE\" }}\n{extra}"
+            "retention = \"keep\"\nstore = {{ kind = \"s3\", bucket = \"firn-archive\", force_path_style = true, storage_class = \"DEEP_ARCHIVE\", checksum = \"md5\" }}\n{extra}"
         ),
     );
     s.init();
@@ -67,7 +68,7 @@ fn objects_with(endpoint: &str, part: &str) -> Vec<String> {
 fn archives_of(s: &AwsSandbox, keys: &[String]) -> BTreeSet<String> {
     s.records()
         .iter()
-        .filter(|r| keys.iter().any(|k| r["key"] == k.as_str()))
+        .filter(|r| keys.iter().any(|k| r["path"] == k.as_str()))
         .map(|r| r["archive_id"].as_str().unwrap().to_string())
         .collect()
 }
@@ -107,6 +108,7 @@ fn restoring_one_small_file_from_a_deep_archive_pack_sends_one_restore_object() 
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let plan = stdout(&out);
+    eprintln!("{plan}");
     assert!(
         plan.contains("retrieving 1 file")
             && plan.contains("1 pack of 1 packed file")
@@ -154,7 +156,8 @@ fn restoring_5000_small_files_sends_one_restore_object_per_pack() {
         s.sb.write(&name(i), content(i));
     }
     let (code, summary) = s.backup_via(&moto.endpoint);
-    assert_eq!(code, Some(0), "{summary}");
+    let text = summary.to_string();
+    assert_eq!(code, Some(0), "{}", &text[..text.len().min(2000)]);
     let all: Vec<String> = (0..files).map(name).collect();
     let packs = archives_of(&s, &all);
     let stored = objects_with(&moto.endpoint, ".firn-packs/");
