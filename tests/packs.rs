@@ -80,7 +80,7 @@ fn restoring_one_small_file_from_a_deep_archive_pack_sends_one_restore_object() 
     let s = deep_archive(&moto, "");
     let files = 40;
     for i in 0..files {
-        s.sb.write(&name(i), content(i));
+        s.sb.write(name(i), content(i));
     }
     assert_eq!(s.backup_via(&moto.endpoint).0, Some(0));
     let all: Vec<String> = (0..files).map(name).collect();
@@ -153,7 +153,7 @@ fn restoring_5000_small_files_sends_one_restore_object_per_pack() {
     );
     let files = 5000;
     for i in 0..files {
-        s.sb.write(&name(i), content(i));
+        s.sb.write(name(i), content(i));
     }
     let (code, summary) = s.backup_via(&moto.endpoint);
     let text = summary.to_string();
