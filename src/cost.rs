@@ -536,6 +536,11 @@ pub struct OtherStore {
 }
 
 impl CostSummary {
+    /// The costs of `records` (every version the catalog holds). A packed
+    /// version is a file like any other in the tallies, but its pack is the
+    /// archive the store bills: stored (overhead once per pack) and retrieved
+    /// (one request, the whole pack) once, however many members it holds. A
+    /// pack's size is taken as the end of its last recorded member.
     pub fn of<'a>(
         records: impl IntoIterator<Item = &'a ArchiveRecord>,
         prices: &Prices,
@@ -544,7 +549,7 @@ impl CostSummary {
         let mut current = ArchiveTally::default();
         let mut superseded = ArchiveTally::default();
         let mut early = ArchiveTally::default();
-        let mut requests = 0;
+        let (mut requests, mut retrieved) = (0, 0);
         let mut pending_early_deletion = 0.0;
         let mut billed = 0;
         // Bytes the store holds (files alone, packs up to their known end).
@@ -578,6 +583,7 @@ impl CostSummary {
             if is_current {
                 if record.size > 0 {
                     requests += 1;
+                    retrieved += record.size;
                 }
             } else if prices.is_early(record.uploaded_at, now) {
                 early.add(record.size);
@@ -595,8 +601,10 @@ impl CostSummary {
             tally.bytes += pack.live;
             tally.dead_bytes_at_least += pack.end.saturating_sub(pack.live);
             if pack.requested {
-                // One retrieval request for the pack, however many files.
+                // One retrieval request for the pack, however many files; a
+                // whole pack is retrieved.
                 requests += 1;
+                retrieved += pack.end;
             }
             if pack.current {
                 // Its superseded files are only forgotten when deleted: free.
@@ -624,7 +632,7 @@ impl CostSummary {
             monthly_overhead: prices.monthly_overhead(objects, stored, billed),
             early,
             pending_early_deletion,
-            retrieval: prices.retrieval_estimates(current.bytes, requests),
+            retrieval: prices.retrieval_estimates(retrieved, requests),
             snapshots: ArchiveTally::default(),
             other_stores: Vec::new(),
             stored_objects: objects,
@@ -894,6 +902,66 @@ mod tests {
         let bad: PriceSettings = toml::from_str("storage_per_gb_month = -1\n").unwrap();
         let err = bad.resolve().unwrap_err();
         assert!(err.contains("storage_per_gb_month"), "{err}");
+    }
+
+    fn version(
+        archive_id: &str,
+        size: u64,
+        pack: Option<(u64, u64)>,
+        state: ArchiveState,
+    ) -> ArchiveRecord {
+        ArchiveRecord {
+            key: format!("{archive_id}-{size}"),
+            raw: None,
+            size,
+            mtime_ns: 0,
+            sha1: [0; 20],
+            tree_hash: [0; 32],
+            archive_id: archive_id.into(),
+            target: String::new(),
+            uploaded_at: 0,
+            state,
+            host: String::new(),
+            superseded_at: None,
+            pack: pack.map(|(offset, len)| crate::catalog::PackSlot { offset, len }),
+        }
+    }
+
+    #[test]
+    fn a_pack_is_stored_and_retrieved_once_whatever_its_members() {
+        let p = Prices::defaults_for(PriceProfile::S3(StorageClass::DeepArchive));
+        let current = ArchiveState::Current;
+        let records = [
+            // Three current members and one superseded in pack P (1,000 bytes
+            // up to the end of its last member), one file alone, one empty.
+            version("P", 100, Some((0, 100)), current),
+            version("P", 300, Some((100, 300)), current),
+            version("P", 200, Some((400, 200)), ArchiveState::Superseded),
+            version("P", 400, Some((600, 400)), current),
+            version("A", 5000, None, current),
+            version("E", 0, None, current),
+            // Pack Q holds only a superseded version: stored, not retrieved.
+            version("Q", 50, Some((0, 50)), ArchiveState::Superseded),
+        ];
+        let summary = CostSummary::of(&records, &p, 0);
+        assert_eq!(summary.current.archives, 5, "files, not objects");
+        assert_eq!(summary.superseded.archives, 2);
+        let standard = summary.retrieval[1];
+        assert_eq!(standard.tier, Tier::Standard);
+        // Pack P whole and A: two requests; neither Q nor the empty file.
+        assert_eq!((standard.requests, standard.bytes), (2, 1000 + 5000));
+        // Objects: A, E, P, Q, each with its overhead once.
+        let billed = (1000 + 5000 + 50) + 4 * p.overhead_bytes;
+        let expected = p.monthly_storage(billed) + gb(4 * p.overhead_standard_bytes) * 0.023;
+        assert!(
+            close(summary.monthly_storage, expected),
+            "{}",
+            summary.monthly_storage
+        );
+        assert!(close(
+            summary.monthly_overhead,
+            p.monthly_overhead(4, 6050, billed)
+        ));
     }
 
     #[test]

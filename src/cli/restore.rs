@@ -11,7 +11,8 @@ use super::progress::{cancel_on_ctrl_c, watch};
 use super::prompt;
 use super::set_args::{LimitArgs, SetAt, parse_tier};
 use crate::budget::MaxCost;
-use crate::engine::{Engine, Progress, RestoreOptions, RestoreOutcome, Selection};
+use crate::config::ResolvedSet;
+use crate::engine::{Engine, Progress, RestoreOptions, RestoreOutcome, RetrievalQuote, Selection};
 use crate::fmt::{duration, format_time, human_bytes, one_line, plural};
 use crate::model::{Tier, usage};
 
@@ -47,6 +48,10 @@ pub struct Args {
     /// Do not wait for retrieval jobs that are not ready; run again later.
     #[arg(long)]
     no_wait: bool,
+    /// Show the plan (files, archives and packs to retrieve, their bytes, each
+    /// tier's wait and cost) and stop: nothing is requested or written.
+    #[arg(long)]
+    dry_run: bool,
     /// Allow a retrieval charge up to AMOUNT (in the set's currency, e.g.
     /// 2.50) without asking, above the set's `confirm_above`.
     #[arg(long, value_name = "AMOUNT")]
@@ -76,28 +81,25 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         all_versions: false,
     };
     let records = engine.select_for_restore(&selection).await?;
+
+    let quote = engine.retrieval_quote(&records, args.tier).await?;
+    for line in plan_lines(&quote, set, args.dry_run) {
+        out.line(line);
+    }
+    if args.dry_run {
+        if limit.must_ask(quote.to_request_cost) {
+            out.line(format!(
+                "the retrieval charge ≈ {} is over confirm_above = {}: a restore asks first (--max-cost {} allows it)",
+                set.prices.format(quote.to_request_cost),
+                set.prices.format(limit.confirm_above.unwrap_or_default()),
+                crate::budget::max_cost_for(quote.to_request_cost)
+            ));
+        }
+        out.line("dry run: nothing requested, nothing restored");
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Err(e) = std::fs::create_dir_all(&destination) {
         return Err(destination_error(&destination, &e));
-    }
-
-    let quote = engine.retrieval_quote(&records, args.tier);
-    let when = match quote.wait {
-        (_, 0) => "ready at once".to_string(),
-        (from, to) => format!("ready in {}–{}", duration(from), duration(to)),
-    };
-    out.line(format!(
-        "retrieving {} ({}) with the {} tier: {when}, estimated cost at most {}",
-        plural(quote.files, "file"),
-        human_bytes(quote.bytes),
-        args.tier,
-        quote.cost_text
-    ));
-    if quote.already_requested > 0 {
-        out.line(format!(
-            "{} requested by an earlier run, not paid again; this run's retrievals ≈ {}",
-            plural(quote.already_requested, "retrieval job"),
-            set.prices.format(quote.to_request_cost)
-        ));
     }
     let charge = prompt::Charge {
         what: "the retrieval charge",
@@ -169,6 +171,73 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         || tally.cancelled > 0
         || done.after.failed();
     Ok(super::exit_code(failed))
+}
+
+/// What a restore will retrieve and pay, before anything is requested: the
+/// files, the archives and packs holding them (one retrieval each, a pack
+/// retrieved whole), and the chosen tier's wait and cost; every tier the store
+/// offers with `all_tiers` (a dry run).
+fn plan_lines(quote: &RetrievalQuote, set: &ResolvedSet, all_tiers: bool) -> Vec<String> {
+    let wait = |(from, to): (u64, u64)| match to {
+        0 => "ready at once".to_string(),
+        _ => format!("ready in {}–{}", duration(from), duration(to)),
+    };
+    let mut held = Vec::new();
+    if quote.archives > 0 {
+        held.push(format!(
+            "{} ({})",
+            plural(quote.archives, "archive"),
+            human_bytes(quote.archive_bytes)
+        ));
+    }
+    if quote.packs > 0 {
+        held.push(format!(
+            "{} of {} ({} retrieved whole)",
+            plural(quote.packs, "pack"),
+            plural(quote.packed_files, "packed file"),
+            human_bytes(quote.pack_bytes)
+        ));
+    }
+    let held = match held.len() {
+        0 => "nothing to retrieve".to_string(),
+        _ => format!(
+            "{}: {}, {}",
+            held.join(" and "),
+            plural(quote.requests(), "retrieval"),
+            human_bytes(quote.retrieved_bytes())
+        ),
+    };
+    let mut lines = vec![format!(
+        "retrieving {} ({}) from {held}",
+        plural(quote.files, "file"),
+        human_bytes(quote.bytes),
+    )];
+    if all_tiers {
+        for tier in &quote.tiers {
+            lines.push(format!(
+                "{} {:<10} {}, estimated cost at most {}",
+                if tier.tier == quote.tier { "*" } else { " " },
+                tier.tier.as_str(),
+                wait(tier.wait),
+                set.prices.format(tier.cost)
+            ));
+        }
+    } else {
+        lines.push(format!(
+            "{} tier: {}, estimated cost at most {}",
+            quote.tier,
+            wait(quote.wait),
+            quote.cost_text
+        ));
+    }
+    if quote.already_requested > 0 {
+        lines.push(format!(
+            "{} requested by an earlier run, not paid again; this run's retrievals ≈ {}",
+            plural(quote.already_requested, "retrieval job"),
+            set.prices.format(quote.to_request_cost)
+        ));
+    }
+    lines
 }
 
 /// A destination that is a directory, or can become one: its nearest existing

@@ -65,7 +65,8 @@ pub use progress::{
 pub use recover::RecoveryReport;
 pub use restore::{
     ExistsWithOtherContent, RestoreOptions, RestoreOutcome, RestoreReport, RestoreResult,
-    RestoreTally, ResumableRetrievals, RetrievalJobView, RetrievalQuote, partial_name,
+    RestoreTally, ResumableRetrievals, RetrievalJobView, RetrievalQuote, TierEstimate,
+    partial_name,
 };
 pub use retention::RetentionReport;
 pub use retrieval::JOB_OUTPUT_KEPT_SECS;

@@ -124,18 +124,20 @@ impl RestoreReport {
 }
 
 /// Retrieval jobs a restore requested (each is billed), counted from the
-/// files advanced at once.
+/// files advanced at once: a pack's job brings back the whole pack.
 #[derive(Default)]
 struct Requested {
     jobs: AtomicU64,
     bytes: AtomicU64,
+    packs: PackSizes,
 }
 
 impl Requested {
-    fn count(&self, new: bool, size: u64) {
+    fn count(&self, new: bool, record: &ArchiveRecord) {
         if new {
             self.jobs.fetch_add(1, Ordering::Relaxed);
-            self.bytes.fetch_add(size, Ordering::Relaxed);
+            self.bytes
+                .fetch_add(retrieval_bytes(record, &self.packs), Ordering::Relaxed);
         }
     }
 }
@@ -187,33 +189,84 @@ pub struct ResumableRetrievals {
     pub items: Vec<(String, String, u64)>,
 }
 
-/// What a retrieval will take before anything is requested: jobs reused from an
-/// earlier run and files already in place make it cost less.
+/// What a retrieval will take before anything is requested: how many
+/// retrievals (one per archive holding a file alone, one per pack however many
+/// of its files are asked for), the bytes they bring back (a pack is retrieved
+/// whole), and what each tier the store offers costs and how long it waits.
+/// Jobs reused from an earlier run and files already in place make it cost less.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrievalQuote {
+    /// The tier asked for (`wait`, `cost` and `to_request_cost` are its figures).
+    pub tier: Tier,
     pub files: u64,
+    /// The files' own bytes.
     pub bytes: u64,
+    /// Archives that hold one file each (empty files need no retrieval)...
+    pub archives: u64,
+    /// ...and their bytes.
+    pub archive_bytes: u64,
+    /// Packs that hold the packed files asked for: one retrieval each...
+    pub packs: u64,
+    /// ...of this many of the files...
+    pub packed_files: u64,
+    /// ...retrieving these bytes: each pack whole, as far as its catalog
+    /// records reach (the end of its last recorded member; its index and
+    /// trailer, a small fraction, are not counted).
+    pub pack_bytes: u64,
     /// The tier's usual wait, seconds (from, to); (0, 0) when ready at once.
     pub wait: (u64, u64),
     /// Upper bound, in the set's currency.
     pub cost: f64,
     /// The cost as text, with its currency.
     pub cost_text: String,
-    /// Archives whose retrieval job an earlier run requested and the store
-    /// still keeps: reused, not paid again.
+    /// Retrievals (archives or packs) whose job an earlier run requested and the
+    /// store still keeps: reused, not paid again.
     pub already_requested: u64,
     /// What this run would pay: the retrievals still to request (what
     /// `confirm_above` is compared with).
     pub to_request_cost: f64,
+    /// Every tier the store offers, fastest first, with the same retrievals.
+    pub tiers: Vec<TierEstimate>,
 }
+
+impl RetrievalQuote {
+    /// Retrieval requests: one per archive and one per pack.
+    pub fn requests(&self) -> u64 {
+        self.archives + self.packs
+    }
+
+    /// The bytes the retrievals bring back (and are billed for).
+    pub fn retrieved_bytes(&self) -> u64 {
+        self.archive_bytes + self.pack_bytes
+    }
+}
+
+/// One tier of a [`RetrievalQuote`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierEstimate {
+    pub tier: Tier,
+    /// Usual wait, seconds (from, to).
+    pub wait: (u64, u64),
+    /// Every retrieval of the quote at this tier.
+    pub cost: f64,
+    /// The retrievals no earlier job covers.
+    pub to_request_cost: f64,
+}
+
+/// The bytes retrieving each pack brings back, as far as the catalog knows:
+/// the end of its last recorded member.
+pub(super) type PackSizes = std::collections::HashMap<String, u64>;
 
 impl Engine {
     /// What retrieving `records` with `tier` will cost and how long it usually
-    /// takes.
-    pub fn retrieval_quote(&self, records: &[ArchiveRecord], tier: Tier) -> RetrievalQuote {
-        let bytes: u64 = records.iter().map(|r| r.size).sum();
-        let requests = records.iter().filter(|r| r.size > 0).count() as u64;
-        let cost = self.prices.retrieval_estimate(bytes, requests, tier);
+    /// takes: one retrieval per archive and per pack (never per packed file),
+    /// a pack's whole bytes, every tier the store offers.
+    pub async fn retrieval_quote(
+        &self,
+        records: &[ArchiveRecord],
+        tier: Tier,
+    ) -> Result<RetrievalQuote> {
+        let sizes = self.pack_sizes(records).await?;
         // Jobs kept in local state are reused while the store keeps their
         // output (unreadable state: every job counts as new, the dearer side).
         let now = now_secs();
@@ -225,26 +278,96 @@ impl Engine {
             .filter(|job| job_usable(job.requested_at, job.ready_at, now))
             .map(|job| job.archive_id)
             .collect();
-        let (mut new_bytes, mut new_requests, mut already_requested) = (0, 0, 0);
+        let mut quote = RetrievalQuote {
+            tier,
+            files: records.len() as u64,
+            bytes: records.iter().map(|r| r.size).sum(),
+            archives: 0,
+            archive_bytes: 0,
+            packs: 0,
+            packed_files: 0,
+            pack_bytes: 0,
+            wait: self.store.expected_wait(tier),
+            cost: 0.0,
+            cost_text: String::new(),
+            already_requested: 0,
+            to_request_cost: 0.0,
+            tiers: Vec::new(),
+        };
+        let (mut new_bytes, mut new_requests) = (0, 0);
+        let mut packs_seen = std::collections::HashSet::new();
         for record in records.iter().filter(|r| r.size > 0) {
-            if requested.contains(&record.archive_id) {
-                already_requested += 1;
+            let bytes = if record.is_packed() {
+                quote.packed_files += 1;
+                if !packs_seen.insert(record.archive_id.as_str()) {
+                    continue;
+                }
+                let bytes = retrieval_bytes(record, &sizes);
+                quote.packs += 1;
+                quote.pack_bytes += bytes;
+                bytes
             } else {
-                new_bytes += record.size;
+                quote.archives += 1;
+                quote.archive_bytes += record.size;
+                record.size
+            };
+            if requested.contains(&record.archive_id) {
+                quote.already_requested += 1;
+            } else {
+                new_bytes += bytes;
                 new_requests += 1;
             }
         }
-        RetrievalQuote {
-            files: records.len() as u64,
-            bytes,
-            wait: self.store.expected_wait(tier),
-            cost,
-            cost_text: self.prices.format(cost),
-            already_requested,
-            to_request_cost: self
-                .prices
-                .retrieval_estimate(new_bytes, new_requests, tier),
+        let (bytes, requests) = (quote.retrieved_bytes(), quote.requests());
+        quote.tiers = self
+            .store
+            .tiers()
+            .into_iter()
+            .map(|tier| TierEstimate {
+                tier,
+                wait: self.store.expected_wait(tier),
+                cost: self.prices.retrieval_estimate(bytes, requests, tier),
+                to_request_cost: self
+                    .prices
+                    .retrieval_estimate(new_bytes, new_requests, tier),
+            })
+            .collect();
+        quote.cost = self.prices.retrieval_estimate(bytes, requests, tier);
+        quote.cost_text = self.prices.format(quote.cost);
+        quote.to_request_cost = self
+            .prices
+            .retrieval_estimate(new_bytes, new_requests, tier);
+        Ok(quote)
+    }
+
+    /// The bytes each pack among `records` brings back when retrieved: the end
+    /// of its last member the catalog records (members not asked for
+    /// included), read in one pass over the catalog. Empty without packs.
+    pub(super) async fn pack_sizes(&self, records: &[ArchiveRecord]) -> Result<PackSizes> {
+        let mut sizes: PackSizes = records
+            .iter()
+            .filter_map(|r| {
+                r.pack
+                    .map(|slot| (r.archive_id.clone(), slot.offset + slot.len))
+            })
+            .fold(PackSizes::new(), |mut sizes, (id, end)| {
+                let size = sizes.entry(id).or_default();
+                *size = (*size).max(end);
+                sizes
+            });
+        if sizes.is_empty() {
+            return Ok(sizes);
         }
+        self.catalog
+            .for_each_record(&mut |r| {
+                if let (Some(slot), Some(size)) = (r.pack, sizes.get_mut(&r.archive_id)) {
+                    *size = (*size).max(slot.offset + slot.len);
+                }
+                Ok(())
+            })
+            .await
+            .context("cannot read the catalog to size the packs to retrieve")?;
+        Ok(sizes)
     }
 
     /// Retrieval jobs an earlier run left, grouped by destination and tier.
@@ -333,7 +456,11 @@ impl Engine {
         let mut outcomes: Vec<Option<Result<RestoreOutcome>>> =
             records.iter().map(|_| None).collect();
         let mut pending = Vec::new();
-        let requested = Requested::default();
+        // Unreadable, the packs are counted by the files asked for (less).
+        let requested = Requested {
+            packs: self.pack_sizes(&records).await.unwrap_or_default(),
+            ..Requested::default()
+        };
         for (index, record) in records.iter().enumerate() {
             emit(Event::Queued {
                 id: id_of(index),
@@ -365,7 +492,7 @@ impl Engine {
                 Ok(Prepared::Fetch { target, parent }) => {
                     match self.job_for(record, options).await {
                         Ok((job, new)) => {
-                            requested.count(new, record.size);
+                            requested.count(new, record);
                             pending.push(Pending {
                                 index,
                                 id: id_of(index),
@@ -510,7 +637,7 @@ impl Engine {
                 let _ = self.state.forget_retrieval(&record.archive_id);
                 match self.job_for(record, options).await {
                     Ok((job, new)) => {
-                        requested.count(new, record.size);
+                        requested.count(new, record);
                         item.job = job;
                         Step::Pending(item)
                     }
@@ -857,6 +984,18 @@ pub(super) struct JobFacts<'a> {
     pub destination: String,
     pub requested_at: i64,
     pub ready_at: Option<i64>,
+}
+
+/// The bytes retrieving `record`'s archive brings back: its pack's (as far as
+/// `sizes` knows it), else its own.
+fn retrieval_bytes(record: &ArchiveRecord, sizes: &PackSizes) -> u64 {
+    match record.pack {
+        Some(slot) => sizes
+            .get(&record.archive_id)
+            .copied()
+            .unwrap_or(slot.offset + slot.len),
+        None => record.size,
+    }
 }
 
 /// Asks `store` about one job (a failure to ask is a state, not an error) and

@@ -22,7 +22,10 @@
 //!
 //! Each run's wall time, files per second, the requests in flight at the proxy
 //! (the most at once, and the mean over the run's wall time) and the requests it
-//! took, with the two runs of a backend side by side. A run that does not upload
+//! took, with the two runs of a backend side by side; the PUT and POST requests
+//! per 1,000 files (with packs, a few per pack rather than one per file), and
+//! for S3's default run, those and the files/s next to issue 21's targets
+//! (at most 10 per 1,000 files, at least 2,000 files/s). A run that does not upload
 //! every file fails the benchmark; timings are only reported, never asserted.
 //!
 //! With `FIRN_BENCH_BASELINE=/path/to/an/older/firn`, each backend also gets a
@@ -64,6 +67,9 @@ const IN_FLIGHT_KEY: &str = "requests_in_flight";
 /// How often a long run reports what the proxy sees.
 const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 const PREFIX: &str = "remote benchmark: ";
+/// Issue 21's targets for S3 with packs (reported, not asserted).
+const PUT_TARGET_PER_1000: f64 = 10.0;
+const RATE_TARGET: f64 = 2000.0;
 
 fn main() {
     quiet_failures();
@@ -133,14 +139,23 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "{:<26} {:<21} {:>6} {:>9} {:>8} {:>9} {:>6} {:>9} {:>8}",
-        "backend", "run", "files", "wall", "files/s", "in flight", "mean", "requests", "req/file"
+        "{:<26} {:<21} {:>6} {:>9} {:>8} {:>9} {:>6} {:>9} {:>8} {:>9}",
+        "backend",
+        "run",
+        "files",
+        "wall",
+        "files/s",
+        "in flight",
+        "mean",
+        "requests",
+        "req/file",
+        "PUT/1000"
     );
     for group in results.chunks(modes.len()) {
         for (i, r) in group.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "{:<26} {:<21} {:>6} {:>9} {:>8.1} {:>9} {:>6.2} {:>9} {:>8.2}",
+                "{:<26} {:<21} {:>6} {:>9} {:>8.1} {:>9} {:>6.2} {:>9} {:>8.2} {:>9.2}",
                 if i == 0 {
                     r.backend.label()
                 } else {
@@ -154,6 +169,7 @@ fn main() {
                 r.proxy.mean,
                 r.proxy.requests,
                 r.proxy.requests as f64 / r.files.max(1) as f64,
+                r.puts_per_1000(),
             );
         }
         let rate = |mode: Mode| {
@@ -180,6 +196,34 @@ fn main() {
         }
     }
     let _ = writeln!(out);
+    for r in results
+        .iter()
+        .filter(|r| r.backend == Backend::S3 && r.mode == Mode::Default)
+    {
+        let (puts, rate) = (r.puts_per_1000(), r.files_per_sec());
+        let _ = writeln!(
+            out,
+            "{}, default: {} PUT and {} POST requests for {} files: {puts:.2} per 1,000 files (target <= {PUT_TARGET_PER_1000}: {}); {rate:.0} files/s (target >= {RATE_TARGET}: {})",
+            r.backend.label(),
+            r.proxy.with_method("PUT"),
+            r.proxy.with_method("POST"),
+            r.files,
+            if puts <= PUT_TARGET_PER_1000 {
+                "met"
+            } else {
+                "NOT met"
+            },
+            if rate >= RATE_TARGET {
+                "met"
+            } else {
+                "NOT met"
+            },
+        );
+    }
+    let _ = writeln!(
+        out,
+        "PUT/1000: PUT and POST requests (what S3 bills at the PUT rate; for Glacier + DynamoDB, the table's writes too) per 1,000 files"
+    );
     let _ = writeln!(
         out,
         "in flight: requests at the proxy at once, the most and the mean over the run's wall time"
@@ -264,6 +308,12 @@ struct RunResult {
 impl RunResult {
     fn files_per_sec(&self) -> f64 {
         self.files as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// PUT and POST requests (S3 bills both at the PUT rate) per 1,000 files.
+    fn puts_per_1000(&self) -> f64 {
+        let writes = self.proxy.with_method("PUT") + self.proxy.with_method("POST");
+        writes as f64 * 1000.0 / self.files.max(1) as f64
     }
 }
 

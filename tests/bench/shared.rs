@@ -52,6 +52,18 @@ impl XorShift {
 /// deep at 1,000 directories. The same seed every time: every bench that builds
 /// it builds the same tree.
 pub fn build_tree(tree: &Path, files: usize, dirs: usize) -> Result<(), String> {
+    build_tree_of(tree, files, dirs, MAX_SMALL_FILE).map(|_| ())
+}
+
+/// [`build_tree`] with files of 0 to `max_file` bytes (at most
+/// [`MAX_SMALL_FILE`]); returns the bytes written.
+pub fn build_tree_of(
+    tree: &Path,
+    files: usize,
+    dirs: usize,
+    max_file: usize,
+) -> Result<u64, String> {
+    let max_file = max_file.min(MAX_SMALL_FILE);
     let mut paths: Vec<PathBuf> = Vec::with_capacity(dirs);
     for i in 0..dirs {
         let parent = if i < 20 {
@@ -65,14 +77,16 @@ pub fn build_tree(tree: &Path, files: usize, dirs: usize) -> Result<(), String> 
     }
     let mut rng = XorShift::new(0x5eed_f12e);
     let mut content = [0u8; MAX_SMALL_FILE];
+    let mut total = 0;
     for j in 0..files {
-        let len = (rng.next() % (MAX_SMALL_FILE as u64 + 1)) as usize;
+        let len = (rng.next() % (max_file as u64 + 1)) as usize;
         rng.fill(&mut content[..len]);
         let path = paths[j % dirs].join(format!("f{j:06}.dat"));
         fs::write(&path, &content[..len])
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        total += len as u64;
     }
-    Ok(())
+    Ok(total)
 }
 
 /// A temporary directory in the first of `preferred` with `bytes` and `inodes`

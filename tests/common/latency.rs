@@ -24,7 +24,7 @@ fn fail(message: &str) -> ! {
 }
 
 /// What the proxy saw since its last reset.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ProxyReport {
     pub requests: u64,
     pub in_flight: u64,
@@ -37,9 +37,19 @@ pub struct ProxyReport {
     pub body_bytes: u64,
     /// From the first body byte received to the last.
     pub body_span: Duration,
+    /// Requests by HTTP method (`PUT`, `POST`...), in the order first seen.
+    pub methods: Vec<(String, u64)>,
 }
 
 impl ProxyReport {
+    /// The requests made with `method` (`PUT`, ...).
+    pub fn with_method(&self, method: &str) -> u64 {
+        self.methods
+            .iter()
+            .find(|(m, _)| m.eq_ignore_ascii_case(method))
+            .map_or(0, |(_, n)| *n)
+    }
+
     /// Body bytes per second between the first body byte and the last.
     pub fn body_rate(&self) -> f64 {
         self.body_bytes as f64 / self.body_span.as_secs_f64().max(1e-9)
@@ -60,6 +70,7 @@ struct Stats {
     last_body: Option<Instant>,
     /// Body bytes received so far, after each read: (since the reset, total).
     timeline: Vec<(Duration, u64)>,
+    methods: Vec<(String, u64)>,
 }
 
 impl Stats {
@@ -77,6 +88,14 @@ impl Stats {
             first_body: None,
             last_body: None,
             timeline: Vec::new(),
+            methods: Vec::new(),
+        }
+    }
+
+    fn method(&mut self, method: &str) {
+        match self.methods.iter_mut().find(|(m, _)| m == method) {
+            Some((_, n)) => *n += 1,
+            None => self.methods.push((method.to_string(), 1)),
         }
     }
 
@@ -220,6 +239,7 @@ impl LatencyProxy {
             s.first_body = None;
             s.last_body = None;
             s.timeline.clear();
+            s.methods.clear();
         });
     }
 
@@ -244,6 +264,7 @@ impl LatencyProxy {
                     (Some(first), Some(last)) => last - first,
                     _ => Duration::ZERO,
                 },
+                methods: s.methods.clone(),
             }
         })
     }
@@ -502,6 +523,7 @@ async fn relay(
         let _in_flight = InFlight::begin(stats);
         let mut head = Head::parse(&raw_head);
         let method = head.first.split(' ').next().unwrap_or("").to_string();
+        with_stats(stats, |s| s.method(&method));
         if head.has("expect", "100-continue") {
             // Ask for the body at once; the server is not asked to.
             head.headers
