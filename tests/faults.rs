@@ -654,7 +654,12 @@ fn a_migration_from_a_vault_to_s3_survives_a_faulty_network() {
     // its job): both versions of file-06, the changed big file and the gone file.
     let retrieved_archives: std::collections::BTreeSet<String> = records
         .iter()
-        .filter(|r| r["target"].as_str().unwrap_or_default().starts_with("glacier:"))
+        .filter(|r| {
+            r["target"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("glacier:")
+        })
         .filter(|r| {
             ["dir2/file-06.txt", "big/two-parts.bin", "dir3/file-07.txt"]
                 .contains(&r["path"].as_str().unwrap_or_default())

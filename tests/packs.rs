@@ -193,3 +193,55 @@ fn restoring_5000_small_files_sends_one_restore_object_per_pack() {
         );
     }
 }
+
+/// A pack closes at 4,096 files however small they are (what bounds the memory
+/// its files' records take): 5,000 tiny files on the embedded store make two
+/// packs, each file restorable byte for byte.
+#[test]
+fn a_pack_closes_at_4096_files_whatever_its_size() {
+    let sb = Sandbox::new();
+    for i in 0..5_000 {
+        sb.write(name(i), content(i));
+    }
+    let root = sb.tree().display().to_string();
+    let (code, doc) = sb.firn_json(["backup", root.as_str(), "--json"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let records = sb.records();
+    assert_eq!(records.len(), 5_000);
+    let mut members: std::collections::BTreeMap<String, usize> = Default::default();
+    for record in &records {
+        assert!(
+            !record["pack"].is_null(),
+            "every tiny file is packed: {record}"
+        );
+        *members
+            .entry(record["archive_id"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    let counts: Vec<usize> = members.values().copied().collect();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(counts.contains(&firn_pack_files_max()), "{counts:?}");
+    assert_eq!(sb.store_archives().len(), 2);
+    let to = sb.path().join("back");
+    let out = sb.firn([
+        "restore",
+        "--root",
+        root.as_str(),
+        "--to",
+        to.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for i in (0..5_000).step_by(97) {
+        assert_eq!(
+            std::fs::read(to.join(name(i))).unwrap(),
+            content(i),
+            "{}",
+            name(i)
+        );
+    }
+}
+
+/// The cap as the library states it.
+fn firn_pack_files_max() -> usize {
+    firn::engine::PACK_FILES_MAX
+}

@@ -59,6 +59,7 @@ pub use inventory::{
 pub use migrate::{
     MigrateOptions, MigrationPlan, MigrationReport, MigrationSource, MigrationTask, TierQuote,
 };
+pub use pack::PACK_FILES_MAX;
 pub use progress::{
     Cancelled, Change, Event, Progress, Task, TaskId, TaskIds, TaskState, TaskTable, Totals,
 };

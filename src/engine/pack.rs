@@ -37,6 +37,11 @@ const CHUNK_FILES: usize = 256;
 const CHUNK_BYTES: u64 = 4 << 20;
 /// Chunks read ahead of the one being packed.
 const CHUNKS_AHEAD: usize = 3;
+/// A pack also closes at this many files, whatever its size: each file's
+/// record is held while its pack fills, is sent and is recorded, so this bounds
+/// that memory (4,096 files of a few hundred bytes: a pack of about 2 MiB, and
+/// still one request for 4,096 files).
+pub const PACK_FILES_MAX: usize = 4096;
 
 /// What became of the files that went to packs, apart from those recorded
 /// (the commit counts those).
@@ -144,7 +149,7 @@ impl Engine {
                             content,
                             offset,
                         });
-                        if builder.len() >= pack_size {
+                        if builder.len() >= pack_size || builder.members() >= PACK_FILES_MAX {
                             let full = std::mem::replace(&mut builder, Builder::new(0));
                             let members = std::mem::take(&mut staged);
                             self.wait_for(&mut sending, &mut tally, progress).await;
