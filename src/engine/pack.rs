@@ -30,7 +30,18 @@ use crate::pack::{Builder, Member};
 use crate::state::{PackIntent, PackedFile};
 
 /// The pack being sent: its members back, with why, when it failed.
-type Sending = tokio::task::JoinHandle<Result<(), (Vec<Staged>, String)>>;
+type Sending = tokio::task::JoinHandle<Result<(), (Vec<Staged>, PackFailure)>>;
+
+/// Why a pack was not stored: a cancelled pack's files are cancelled, not failed.
+enum PackFailure {
+    Cancelled,
+    Failed(String),
+}
+
+/// The pack's upload stopped because the job was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+struct PackCancelled;
 /// Files read together (and their baselines read) in one chunk…
 const CHUNK_FILES: usize = 256;
 /// …of at most this many bytes, so chunks read ahead stay small in memory.
@@ -184,7 +195,13 @@ impl Engine {
         let Some(handle) = sending.take() else { return };
         match handle.await {
             Ok(Ok(())) => {}
-            Ok(Err((members, reason))) => {
+            Ok(Err((members, PackFailure::Cancelled))) => {
+                for member in members {
+                    tally.cancelled += 1;
+                    progress.send(Event::Cancelled { id: member.item.id }).await;
+                }
+            }
+            Ok(Err((members, PackFailure::Failed(reason)))) => {
                 for member in members {
                     fail(tally, progress, member.item, reason.clone()).await;
                 }
@@ -230,7 +247,10 @@ impl Engine {
                     let _ = commits.send(Commit::Pack(sent)).await;
                     Ok(())
                 }
-                Err(e) => Err((members, format!("{e:#}"))),
+                Err(e) if e.downcast_ref::<PackCancelled>().is_some() => {
+                    Err((members, PackFailure::Cancelled))
+                }
+                Err(e) => Err((members, PackFailure::Failed(format!("{e:#}")))),
             }
         })
     }
@@ -288,7 +308,7 @@ impl Engine {
             let sent: Result<()> = async {
                 while offset < size {
                     if progress.is_cancelled() {
-                        anyhow::bail!("cancelled");
+                        return Err(PackCancelled.into());
                     }
                     let len = part.min(size - offset);
                     upload.reserve(len).await?;
