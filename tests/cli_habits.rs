@@ -291,3 +291,51 @@ fn help_says_what_each_exit_code_means() {
         assert!(help.contains(code), "{code}: {help}");
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_printing_not_the_command() {
+    // `firn ls | head -1` and `firn backup -v | head -1`: the pipe closes after
+    // one line; firn neither panics nor fails, and the backup still finishes.
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let sb = Sandbox::new();
+    many_small_files(&sb, 400);
+    let tree = sb.tree().display().to_string();
+    let first_line_then_close = |args: &[&str]| {
+        let mut child = sb
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        drop(out);
+        let done = child.wait_with_output().unwrap();
+        (
+            line,
+            done.status.code(),
+            String::from_utf8_lossy(&done.stderr).into_owned(),
+        )
+    };
+    let (line, code, err) = first_line_then_close(&["backup", "-v", &tree]);
+    assert!(
+        line.contains("ad-hoc set"),
+        "the header comes first: {line}"
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert_eq!(sb.records().len(), 400, "the backup went on to its end");
+    let (line, code, err) = first_line_then_close(&["ls", "--root", &tree, "--all"]);
+    assert!(!line.is_empty());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+}

@@ -174,7 +174,7 @@ async fn rebuild(args: RebuildArgs, verbose: bool) -> Result<ExitCode> {
             out.line(line);
         }
         for s in &report.skipped {
-            println!(
+            outln!(
                 "skipped: archive {}{}: {}",
                 s.archive_id,
                 s.key
@@ -185,14 +185,14 @@ async fn rebuild(args: RebuildArgs, verbose: bool) -> Result<ExitCode> {
             );
         }
         if report.merged {
-            println!(
+            outln!(
                 "merged: {} already had records of set {}; only archives it did not know were added",
                 engine.info().catalog,
                 set.id
             );
         }
         if let Some(used) = &report.snapshot {
-            println!(
+            outln!(
                 "from the catalog snapshot of {}: {} ({} added, {} whose archive the store no longer holds left out)",
                 format_time(used.created_at),
                 plural(used.records, "record"),
@@ -200,23 +200,23 @@ async fn rebuild(args: RebuildArgs, verbose: bool) -> Result<ExitCode> {
                 used.gone
             );
         } else if report.snapshots_seen > 0 && !options.use_snapshot {
-            println!(
+            outln!(
                 "catalog snapshots ignored (--no-snapshot): rebuilt from archive descriptions alone"
             );
         }
         if report.other_sets > 0 {
-            println!(
+            outln!(
                 "left alone: {} of other sets sharing this store",
                 plural(report.other_sets, "archive")
             );
         }
         if report.unknown_owner > 0 {
-            println!(
+            outln!(
                 "not adopted: {} of unknown owner (written before archives named their set, or by mt-aws-glacier); if no other set ever shared this store, run again with --adopt-unknown",
                 plural(report.unknown_owner, "archive")
             );
         }
-        println!(
+        outln!(
             "{} the inventory of {}: {} ({} current, {} superseded; {} without SHA-1), {} skipped, {} already in the catalog",
             if report.snapshot.is_some() {
                 "stored after it, from"
@@ -276,12 +276,14 @@ async fn claim(args: ClaimArgs, verbose: bool) -> Result<ExitCode> {
     } else {
         out.header(set);
         for d in &report.others {
-            println!(
+            outln!(
                 "not claimed: {} (archive {}): set {} names it as its own",
-                d.key, d.archive_id, d.owner
+                d.key,
+                d.archive_id,
+                d.owner
             );
         }
-        println!(
+        outln!(
             "claimed: {} in {} (inventory of {}); {} this set's already, {} another set's, {} not in the inventory",
             plural(report.claimed, "archive"),
             plural(report.claim_archives, "claim"),
@@ -318,20 +320,21 @@ async fn release(args: ReleaseArgs, verbose: bool) -> Result<ExitCode> {
     } else {
         out.header(set);
         for id in &report.not_disputed {
-            println!(
-                "not released: archive {id} (the last inventory found no other set naming it)"
-            );
+            outln!("not released: archive {id} (the last inventory found no other set naming it)");
         }
         for d in &report.released {
-            println!(
+            outln!(
                 "released: {} (archive {}, {}) to set {}",
-                d.key, d.archive_id, d.state, d.owner
+                d.key,
+                d.archive_id,
+                d.state,
+                d.owner
             );
         }
         for key in &report.current_again {
-            println!("current again: {key} (its newest own version)");
+            outln!("current again: {key} (its newest own version)");
         }
-        println!(
+        outln!(
             "released {}; nothing was deleted from the store",
             plural(report.released.len() as u64, "record")
         );

@@ -229,7 +229,7 @@ pub(super) async fn run_deletion(
                 if out.json {
                     eprintln!("nothing deleted");
                 } else {
-                    println!("nothing deleted");
+                    outln!("nothing deleted");
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -250,7 +250,7 @@ pub(super) async fn run_deletion(
                 if out.json {
                     eprintln!("nothing deleted");
                 } else {
-                    println!("nothing deleted");
+                    outln!("nothing deleted");
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -276,14 +276,14 @@ pub(super) async fn run_deletion(
                     }
                     Event::Done { id, archive_id } if !quiet && !packed.contains(&id) => {
                         let (key, size) = names.get(&id).cloned().unwrap_or_default();
-                        println!(
+                        outln!(
                             "deleted: {key} ({}, archive {archive_id})",
                             human_bytes(size)
                         );
                     }
                     Event::Failed { id, reason } if !quiet => {
                         let key = names.get(&id).map(|(k, _)| k.as_str()).unwrap_or("?");
-                        println!("failed: {key}: {reason}");
+                        outln!("failed: {key}: {reason}");
                     }
                     _ => {}
                 }

@@ -23,7 +23,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .map_err(HashError::Io)
             .and_then(|meta| hash_file(path, &Fingerprint::of(&meta), &mut |_| {}));
         match outcome {
-            Ok(hash) => println!(
+            Ok(hash) => outln!(
                 "{}  {}  {}",
                 hex::encode(hash.sha1),
                 hex::encode(hash.tree_hash),

@@ -34,31 +34,31 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<ExitCode> {
     let set = &args.set.resolve(args.root, RootUse::MayBeMissing)?;
     let yes = args.yes;
-    println!("{}", set.describe());
+    outln!("{}", set.describe());
     let options = ProvisionOptions {
         point_in_time_recovery: !args.no_point_in_time_recovery,
     };
     let plan = Engine::provisioning(set, options).await?;
     for what in &plan.existing {
-        println!("exists: {what}");
+        outln!("exists: {what}");
     }
     for note in &plan.notes {
-        println!("{note}");
+        outln!("{note}");
     }
     if plan.is_empty() {
-        println!("nothing to create for set {}", set.id);
+        outln!("nothing to create for set {}", set.id);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("firn init will:");
+    outln!("firn init will:");
     for step in plan.steps() {
-        println!("  - {step}");
+        outln!("  - {step}");
     }
     if !yes && !prompt::confirm("Create?", "run again with --yes to create", false)? {
-        println!("nothing created");
+        outln!("nothing created");
         return Ok(ExitCode::SUCCESS);
     }
     for line in plan.apply().await? {
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -61,12 +61,12 @@ pub(super) fn print_waiting(
     ready_at: Option<i64>,
 ) -> Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"outcome": "waiting", "requested_at": requested_at, "ready_at": ready_at})
         );
     } else {
-        println!(
+        outln!(
             "waiting: {what} ({job} requested {}, ready {}); run again later",
             format_time(requested_at),
             ready_at

@@ -36,10 +36,10 @@ pub fn run(args: Args, command: clap::Command, verbose: bool) -> Result<ExitCode
     })?;
     if verbose {
         for name in &names {
-            println!("{}", dir.join(name).display());
+            outln!("{}", dir.join(name).display());
         }
     }
-    println!(
+    outln!(
         "wrote {} manual pages in {}; `man firn` reads them when that directory is on the manual path",
         names.len(),
         dir.display()

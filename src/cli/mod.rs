@@ -22,6 +22,18 @@
 //! that ended busy, or failed before the engine opened the set, included — and
 //! runs the set's hook. Here, once, not in each command.
 
+/// `println!` for what a command prints on stdout: a reader that went away
+/// (`firn ls | head`) ends the printing, never the command (see
+/// [`output::emit`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::output::emit(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit(format_args!($($arg)*))
+    };
+}
+
 mod backup;
 mod catalog;
 mod completions;

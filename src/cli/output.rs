@@ -2,6 +2,7 @@
 //! `-v`), or one JSON document for scripts (`--json`, nothing else on stdout).
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -47,16 +48,23 @@ impl Output {
     /// A line for people (nothing under `--json`).
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.json {
-            println!("{}", text.as_ref());
+            emit(format_args!("{}", text.as_ref()));
         }
     }
 
     /// The one JSON document of a `--json` run.
     pub fn document(&self, doc: &impl Serialize) -> Result<()> {
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer(&mut out, doc)?;
-        writeln!(out)?;
-        Ok(())
+        let written = serde_json::to_writer(&mut out, doc)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out));
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                STDOUT_GONE.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            other => Ok(other?),
+        }
     }
 
     /// What storing the catalog's snapshot after the job did, for people: a
@@ -96,4 +104,27 @@ pub fn describe_snapshot(stored: &SnapshotReport) -> String {
         );
     }
     line
+}
+
+/// Set once stdout's reader went away: nothing more is printed there.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Prints one line on stdout. When the reader has gone (`firn ls | head`,
+/// a closed pipe), the rest of the output is dropped and the command goes on
+/// to its end and its exit code: a backup piped into `head` must not stop
+/// half way, and nothing panics. Other write errors (a full disk behind a
+/// redirection) are said once on stderr.
+pub fn emit(line: std::fmt::Arguments<'_>) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}") {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!(
+                "firn: cannot write to standard output: {e}; the rest of the output is dropped"
+            );
+        }
+    }
 }

@@ -30,7 +30,7 @@ pub fn watch(
         let bar = out.animates().then(live_line);
         let print = |line: String| match &bar {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => outln!("{line}"),
         };
         let mut table = TaskTable::default();
         let mut tick = tokio::time::interval(TICK);

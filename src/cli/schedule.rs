@@ -196,13 +196,13 @@ fn install(args: &Args, scope: Scope, target: Target, verbose: bool) -> Result<E
                 );
                 eprintln!("remove it:  {}", cron_removal(&job.unit_name()));
             }
-            println!("{line}");
+            outln!("{line}");
             return Ok(ExitCode::SUCCESS);
         }
     };
     let plan = schedule::plan_install(&job, &dir, manage)?;
     if args.dry_run {
-        println!("{described}: {}", when(&job));
+        outln!("{described}: {}", when(&job));
         show_install(&plan, "would");
         return Ok(ExitCode::SUCCESS);
     }
@@ -222,7 +222,7 @@ fn install(args: &Args, scope: Scope, target: Target, verbose: bool) -> Result<E
                 "cannot ask for confirmation without a terminal; {hint}"
             )));
         }
-        println!("{described}: {}", when(&job));
+        outln!("{described}: {}", when(&job));
         show_install(&plan, "will");
         let question = if manage {
             "Write these and enable the timer?"
@@ -230,7 +230,7 @@ fn install(args: &Args, scope: Scope, target: Target, verbose: bool) -> Result<E
             "Write these?"
         };
         if !prompt::confirm(question, &hint, false)? {
-            println!("nothing written");
+            outln!("nothing written");
             return Ok(ExitCode::SUCCESS);
         }
     } else if verbose {
@@ -245,15 +245,15 @@ fn install(args: &Args, scope: Scope, target: Target, verbose: bool) -> Result<E
     if wrote.is_empty() {
         wrote.push("nothing (the units were up to date)".into());
     }
-    println!("{described}: wrote {}", wrote.join(" and "));
+    outln!("{described}: wrote {}", wrote.join(" and "));
     let timer = format!("{}.timer", plan.unit_name);
     let ctl = match scope {
         Scope::User => "systemctl --user",
         Scope::System => "systemctl",
     };
     if manage {
-        println!("enabled {timer}: {}", when(&job));
-        println!(
+        outln!("enabled {timer}: {}", when(&job));
+        outln!(
             "see it: {ctl} list-timers {timer}; its runs: {} -u {}.service",
             match scope {
                 Scope::User => "journalctl --user",
@@ -265,20 +265,20 @@ fn install(args: &Args, scope: Scope, target: Target, verbose: bool) -> Result<E
             && let Some(user) = std::env::var_os("USER").or_else(|| std::env::var_os("LOGNAME"))
             && !Path::new("/var/lib/systemd/linger").join(&user).exists()
         {
-            println!(
+            outln!(
                 "note: a user's timers run only while {0} is logged in; `loginctl enable-linger {0}` runs them at night too",
                 user.to_string_lossy()
             );
         }
     } else {
-        println!(
+        outln!(
             "not enabled (--dir): to use them, copy them to {} and run `{ctl} daemon-reload && {ctl} enable --now {timer}`",
             default_unit_dir(scope)
                 .map(|d| d.display().to_string())
                 .unwrap_or_else(|_| "the systemd unit directory".into())
         );
     }
-    println!("remove it: {}", again(args, &job, "--remove"));
+    outln!("remove it: {}", again(args, &job, "--remove"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -323,28 +323,28 @@ fn show_install(plan: &InstallPlan, tense: &str) {
     for (unit, change) in &plan.files {
         let path = plan.dir.join(&unit.name);
         match change {
-            Change::Unchanged => println!("{} (unchanged):", path.display()),
-            Change::Create => println!("{tense} write {}:", path.display()),
-            Change::Replace => println!("{tense} replace {}:", path.display()),
+            Change::Unchanged => outln!("{} (unchanged):", path.display()),
+            Change::Create => outln!("{tense} write {}:", path.display()),
+            Change::Replace => outln!("{tense} replace {}:", path.display()),
         }
         for line in unit.text.lines() {
-            println!("    {line}");
+            outln!("    {line}");
         }
     }
     for command in &plan.commands {
-        println!("{tense} run: {}", command.join(" "));
+        outln!("{tense} run: {}", command.join(" "));
     }
 }
 
 fn show_removal(plan: &RemovalPlan, tense: &str) {
     for command in &plan.commands {
-        println!("{tense} run: {}", command.join(" "));
+        outln!("{tense} run: {}", command.join(" "));
     }
     for path in &plan.files {
-        println!("{tense} delete {}", path.display());
+        outln!("{tense} delete {}", path.display());
     }
     for command in &plan.after {
-        println!("{tense} run: {}", command.join(" "));
+        outln!("{tense} run: {}", command.join(" "));
     }
 }
 
@@ -371,13 +371,13 @@ fn remove(args: &Args, scope: Scope, target: Target, verbose: bool) -> Result<Ex
                     }
                 );
             }
-            println!("{}", cron_removal(&unit_name));
+            outln!("{}", cron_removal(&unit_name));
             return Ok(ExitCode::SUCCESS);
         }
     };
     let plan = schedule::plan_removal(&unit_name, &dir, scope, manage)?;
     if plan.files.is_empty() {
-        println!(
+        outln!(
             "{described}: no schedule in {} ({unit_name}.timer); nothing to remove",
             dir.display()
         );
@@ -391,7 +391,7 @@ fn remove(args: &Args, scope: Scope, target: Target, verbose: bool) -> Result<Ex
         show_removal(&plan, "will");
     }
     let done = schedule::remove(&plan)?;
-    println!(
+    outln!(
         "{described}: schedule removed ({})",
         done.deleted
             .iter()
