@@ -725,6 +725,7 @@ mod tui {
             bytes: 2 << 20,
             tier: firn::model::Tier::Standard,
             destination: "/srv/backup".into(),
+            quote: None,
         });
         let screen = render(&ui);
         let standard = super::tui_common::line_with(&screen, "standard");

@@ -185,6 +185,11 @@ fn a_retrieval_requested_then_quit_is_picked_up_by_the_next_run() {
     pty.wait_for("the retrieval dialog", Duration::from_secs(5), |s| {
         s.contains("Retrieve archived files") && s.contains("expedited")
     });
+    // The engine's plan replaces the estimate by file: the photo shares a
+    // pack with kept.txt, and that pack is the one retrieval.
+    pty.wait_for("the retrieval's plan", Duration::from_secs(10), |s| {
+        s.contains("1 pack (for 1 file)")
+    });
     pty.send("\r");
     pty.wait_for("the job at the store", Duration::from_secs(10), |s| {
         s.contains("at the store")

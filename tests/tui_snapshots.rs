@@ -273,9 +273,63 @@ fn retrieval_dialog_and_a_job_at_the_store() {
     // Mark the archived-only file and retrieve it.
     let lost = state.browse.tree.find("photos/2023/lost.jpg").unwrap();
     state.browse.tree.toggle_mark(lost);
-    keys(&mut state, "r");
+    let effects = keys(&mut state, "r");
+    let asked = vec!["photos/2023/lost.jpg".to_string()];
+    assert!(
+        matches!(effects.as_slice(), [Effect::QuoteRetrieval { keys }] if *keys == asked),
+        "the engine is asked for the plan: {effects:?}"
+    );
     let dialog = render(&state);
     assert!(dialog.contains("Retrieve 1 file (3.0 MiB)"), "{dialog}");
+    assert!(
+        dialog.contains("working out the archives and packs"),
+        "{dialog}"
+    );
+    // The engine's plan: the file is in a 16 MiB pack, retrieved whole.
+    let prices = state.set.prices.clone();
+    let tiers: Vec<firn::engine::TierEstimate> = state
+        .set
+        .tiers
+        .iter()
+        .map(|&(tier, wait)| {
+            let cost = prices.retrieval_estimate(16 << 20, 1, tier);
+            firn::engine::TierEstimate {
+                tier,
+                wait,
+                cost,
+                to_request_cost: cost,
+            }
+        })
+        .collect();
+    let standard = tiers[1].clone();
+    let quote = firn::engine::RetrievalQuote {
+        tier: standard.tier,
+        files: 1,
+        bytes: 3 << 20,
+        archives: 0,
+        archive_bytes: 0,
+        packs: 1,
+        packed_files: 1,
+        pack_bytes: 16 << 20,
+        wait: standard.wait,
+        cost: standard.cost,
+        cost_text: prices.format(standard.cost),
+        already_requested: 0,
+        to_request_cost: standard.cost,
+        tiers,
+    };
+    update(
+        &mut state,
+        Action::RetrievalQuoted {
+            keys: asked,
+            quote: Box::new(quote),
+        },
+    );
+    let dialog = render(&state);
+    assert!(
+        dialog.contains("1 pack (for 1 file): 16.0 MiB retrieved."),
+        "{dialog}"
+    );
     insta::assert_snapshot!("retrieval_dialog", dialog);
 
     let effects = key(&mut state, KeyCode::Enter);

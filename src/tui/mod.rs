@@ -277,6 +277,30 @@ impl Runtime {
                     }
                 });
             }
+            Effect::QuoteRetrieval { keys } => self.spawn(|engine, _| async move {
+                let lookups: Vec<RecordLookup> = keys
+                    .iter()
+                    .map(|key| RecordLookup {
+                        key: Some(key.clone()),
+                        archive_id: None,
+                    })
+                    .collect();
+                let quoted = match engine.look_up(&lookups).await {
+                    Ok(found) => {
+                        let records: Vec<_> = found.into_iter().flatten().collect();
+                        engine.retrieval_quote(&records, Tier::Standard).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match quoted {
+                    Ok(quote) => Action::RetrievalQuoted {
+                        keys,
+                        quote: Box::new(quote),
+                    },
+                    // The dialog keeps its estimate by file.
+                    Err(e) => Action::Notice(format!("cannot work out the retrieval's plan: {e:#}")),
+                }
+            }),
             Effect::PlanDeletion { keys } => self.spawn(|engine, _| async move {
                 let lookups: Vec<RecordLookup> = keys
                     .into_iter()

@@ -11,7 +11,7 @@ use crate::cost::CostSummary;
 use crate::engine::{
     ArchiveRecord, BackupSummary, CachedHash, Candidate, DeletionPlan, DeletionReport, Event,
     MigrationPlan, MigrationReport, MigrationSource, Orphan, OrphanResult, Reconciliation,
-    RestoreTally, TaskId,
+    RestoreTally, RetrievalQuote, TaskId,
 };
 use crate::history::{Backups, RunSummary};
 use crate::limit::Schedule;
@@ -51,6 +51,11 @@ pub enum Action {
     },
     /// Retrieval jobs an earlier run left (local state), to pick up again.
     ResumeRetrievals(Vec<RetrievalGroup>),
+    /// The plan of a retrieval the dialog asks about.
+    RetrievalQuoted {
+        keys: Vec<String>,
+        quote: Box<RetrievalQuote>,
+    },
     /// A deletion plan is ready to be confirmed.
     DeletionPlanned {
         plan: DeletionPlan,
@@ -156,6 +161,11 @@ pub struct RetrieveItem {
 /// Work for the runtime.
 #[derive(Debug)]
 pub enum Effect {
+    /// Work out what retrieving the current versions of these files takes
+    /// (archives, packs, bytes, each tier's cost and wait).
+    QuoteRetrieval {
+        keys: Vec<String>,
+    },
     /// Plan deleting the current archives of these files (ages, charges).
     PlanDeletion {
         keys: Vec<String>,

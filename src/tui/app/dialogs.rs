@@ -11,7 +11,7 @@ use crossterm::event::{KeyCode, KeyModifiers};
 use super::action::MigrationOffer;
 use super::bandwidth::Direction;
 use crate::cost::CostSummary;
-use crate::engine::{DeletionPlan, Orphan, Reconciliation};
+use crate::engine::{DeletionPlan, Orphan, Reconciliation, RetrievalQuote};
 use crate::history::RunSummary;
 use crate::model::Tier;
 use crate::tui::keys::{Context, Key, KeyAction, KeyMap};
@@ -28,6 +28,10 @@ pub enum Dialog {
         bytes: u64,
         tier: Tier,
         destination: String,
+        /// The engine's plan of it (archives, packs, bytes retrieved, each
+        /// tier's cost) once worked out; until then the dialog shows an
+        /// estimate by file.
+        quote: Option<Box<RetrievalQuote>>,
     },
     /// Archives about to be deleted, with their ages and early-deletion charges.
     ConfirmDelete {
@@ -393,6 +397,7 @@ mod tests {
                 bytes: 0,
                 tier: Tier::Standard,
                 destination: String::new(),
+                quote: None,
             },
             Dialog::ConfirmDelete {
                 plan: DeletionPlan::new(Vec::new(), &prices, 0, &TaskIds::default()),

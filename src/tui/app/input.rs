@@ -169,7 +169,7 @@ impl State {
         match action {
             A::Upload => return self.upload_targets(),
             A::BackupAll => self.ask_backup_all(),
-            A::Retrieve => self.ask_retrieval(),
+            A::Retrieve => return self.ask_retrieval(),
             A::Delete => return self.plan_deletion(),
             A::Prune => {
                 self.message = Some("looking for superseded versions…".into());

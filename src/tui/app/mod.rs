@@ -64,6 +64,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::RestoreDone { batch, report } => state.restore_done(batch, report),
         Action::ResumeRetrievals(groups) => state.resume_retrievals(groups),
+        Action::RetrievalQuoted { keys, quote } => {
+            state.retrieval_quoted(&keys, quote);
+            Vec::new()
+        }
         Action::DeletionPlanned { plan, note } => {
             state.message = None;
             if plan.is_empty() {

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::action::{Effect, RetrieveItem};
 use super::dialogs::Dialog;
 use super::state::{Focus, Migration, State};
-use crate::engine::{Candidate, DeletionPlan, Take, TaskId};
+use crate::engine::{Candidate, DeletionPlan, RetrievalQuote, Take, TaskId};
 use crate::fmt::plural;
 use crate::model::Tier;
 use crate::tui::jobs::{JobKind, JobState, NewJob, NodeChange};
@@ -159,23 +159,39 @@ impl State {
 
     /// `r`: asks the tier and destination for what is archived under the
     /// marked entries or the selection.
-    pub(super) fn ask_retrieval(&mut self) {
+    /// The dialog opens at once with an estimate by file; the engine's plan
+    /// (one retrieval per archive and per pack, a pack's whole bytes) replaces
+    /// it when it comes ([`Effect::QuoteRetrieval`]).
+    pub(super) fn ask_retrieval(&mut self) -> Vec<Effect> {
         if !self.ready() {
-            return;
+            return Vec::new();
         }
         let tree = &self.browse.tree;
         let files = archived_under(tree, &self.browse.targets());
         if files.is_empty() {
             self.message = Some("nothing archived there to retrieve".into());
-            return;
+            return Vec::new();
         }
         let bytes = files.iter().map(|&id| tree.node(id).size).sum();
+        let keys: Vec<String> = files.iter().map(|&id| tree.key(id)).collect();
         self.dialog = Some(Dialog::Retrieve {
-            keys: files.iter().map(|&id| tree.key(id)).collect(),
+            keys: keys.clone(),
             bytes,
             tier: Tier::Standard,
             destination: self.set.root.clone(),
+            quote: None,
         });
+        vec![Effect::QuoteRetrieval { keys }]
+    }
+
+    /// The engine's plan of a retrieval, for the dialog still asking about
+    /// the same files (one closed or reopened meanwhile keeps its own).
+    pub(super) fn retrieval_quoted(&mut self, for_keys: &[String], plan: Box<RetrievalQuote>) {
+        if let Some(Dialog::Retrieve { keys, quote, .. }) = &mut self.dialog
+            && keys.as_slice() == for_keys
+        {
+            *quote = Some(plan);
+        }
     }
 
     /// `d`: asks the runtime what deleting the current archives under the

@@ -46,19 +46,33 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
             bytes,
             tier,
             destination,
+            quote,
         } => {
             let mut body = format!(
-                "Retrieve {} ({}) into:\n  {destination}▏\n\nTier:",
+                "Retrieve {} ({}) into:\n  {destination}▏\n",
                 crate::fmt::plural(keys.len() as u64, "file"),
                 human_bytes(*bytes)
             );
+            match quote {
+                Some(quote) => body.push_str(&retrieval_plan_line(quote)),
+                None => body.push_str("\nworking out the archives and packs to retrieve…"),
+            }
+            body.push_str("\nTier:");
             for option in state.offered_tiers() {
                 let (from, to) = state.tier_wait(option);
-                let requests = keys.len() as u64;
-                let cost = state
-                    .set
-                    .prices
-                    .retrieval_estimate(*bytes, requests, option);
+                // The engine's figure once it has one (one request per archive
+                // and per pack, a pack's whole bytes, reused jobs free); until
+                // then one request per file and the files' bytes.
+                let cost = match quote
+                    .as_ref()
+                    .and_then(|q| q.tiers.iter().find(|t| t.tier == option))
+                {
+                    Some(estimate) => estimate.to_request_cost,
+                    None => state
+                        .set
+                        .prices
+                        .retrieval_estimate(*bytes, keys.len() as u64, option),
+                };
                 body.push_str(&format!(
                     "\n{} {:<10} ready in {}–{}, ≈ {}{}",
                     if option == *tier { "●" } else { "○" },
@@ -254,6 +268,39 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
 
 /// ` — over confirm_above (1.00 USD)` after a charge above the set's limit
 /// (these dialogs always ask; the words say why `--yes` would not do).
+/// What a retrieval takes, as the engine planned it: one request per archive
+/// and per pack, and the bytes they bring back.
+fn retrieval_plan_line(quote: &crate::engine::RetrievalQuote) -> String {
+    let mut parts = Vec::new();
+    if quote.archives > 0 {
+        parts.push(crate::fmt::plural(quote.archives, "archive"));
+    }
+    if quote.packs > 0 {
+        parts.push(format!(
+            "{} (for {})",
+            crate::fmt::plural(quote.packs, "pack"),
+            crate::fmt::plural(quote.packed_files, "file")
+        ));
+    }
+    let mut line = if parts.is_empty() {
+        "\nNothing to retrieve: empty files only.".to_string()
+    } else {
+        format!(
+            "\n{}: {} retrieved.",
+            parts.join(" + "),
+            human_bytes(quote.retrieved_bytes())
+        )
+    };
+    if quote.already_requested > 0 {
+        line.push_str(&format!(
+            " {} requested earlier, reused at no charge.",
+            quote.already_requested
+        ));
+    }
+    line.push('\n');
+    line
+}
+
 fn over_limit(state: &State, charge: f64) -> String {
     state
         .set
