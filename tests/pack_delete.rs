@@ -181,3 +181,68 @@ fn a_packed_file_deleted_is_forgotten_its_bytes_kept_in_the_pack_until_its_last_
     assert_eq!(cost["packs"]["packs"], 0, "{cost}");
     assert_eq!(cost["packs"]["dead_bytes_at_least"], 0, "{cost}");
 }
+
+#[test]
+fn prune_forgets_an_early_packed_version_for_free_and_leaves_a_pack_it_would_delete_early() {
+    let sb = Sandbox::new();
+    sb.write_config(SET);
+    // One pack of three files; then a.txt changes, and lone.txt is alone in a
+    // pack of its own before it changes too.
+    sb.write("a.txt", pattern(50_000, 1));
+    sb.write("b.txt", pattern(50_001, 2));
+    sb.write("c.txt", pattern(50_002, 3));
+    ok(&sb, &["backup", "--set", "s"]);
+    sb.write("lone.txt", pattern(50_003, 4));
+    ok(&sb, &["backup", "--set", "s"]);
+    sb.write("a.txt", pattern(50_010, 5));
+    sb.write("lone.txt", pattern(50_011, 6));
+    ok(&sb, &["backup", "--set", "s"]);
+    let records = json(&sb, &["ls", "--set", "s", "--all", "--json"]);
+    let old = |path: &str| {
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == path && r["state"] != "current")
+            .unwrap_or_else(|| panic!("no superseded {path}: {records}"))
+            .clone()
+    };
+    let (old_a, old_lone) = (old("a.txt"), old("lone.txt"));
+
+    // Both superseded versions are inside the minimum period. Forgetting the
+    // old a.txt costs nothing (b and c keep its pack); the old lone.txt would
+    // delete its pack early, so it waits like any early archive.
+    let plan = json(&sb, &["prune", "--set", "s", "--dry-run", "--json"]);
+    let items = plan["archives"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{plan}");
+    assert_eq!(items[0]["path"], "a.txt", "{plan}");
+    assert_eq!(items[0]["archive_id"], old_a["archive_id"], "{plan}");
+    assert_eq!(items[0]["pack"], "kept", "{plan}");
+    assert_eq!(items[0]["early_deletion_charge"], 0.0, "{plan}");
+    assert_eq!(plan["total_early_deletion_charge"], 0.0, "{plan}");
+
+    ok(&sb, &["prune", "--set", "s", "--yes"]);
+    let after = json(&sb, &["ls", "--set", "s", "--all", "--json"]);
+    let after = after.as_array().unwrap();
+    assert!(
+        !after
+            .iter()
+            .any(|r| r["path"] == "a.txt" && r["state"] != "current"),
+        "the old a.txt is forgotten: {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|r| r["archive_id"] == old_lone["archive_id"] && r["path"] == "lone.txt"),
+        "the old lone.txt waits for its minimum period: {after:?}"
+    );
+    let pack = old_a["archive_id"].as_str().unwrap();
+    assert!(
+        sb.store_dir()
+            .join("archives")
+            .join(&pack[..2])
+            .join(pack)
+            .is_file(),
+        "the pack stays for b.txt and c.txt"
+    );
+}

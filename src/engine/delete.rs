@@ -645,8 +645,24 @@ impl Engine {
                 chosen.push(record);
             }
         }
+        // A packed version inside its minimum period is free to forget while
+        // its pack keeps other files: it is planned with the rest, and only
+        // the ones whose pack would go with them (billed early) wait. Members
+        // of one pack share its upload time, so a pack's are all early or none.
+        let (early_packed, mut early): (Vec<_>, Vec<_>) =
+            early.into_iter().partition(ArchiveRecord::is_packed);
+        chosen.extend(early_packed);
         let mut plan = self.plan_deletion(chosen, now);
         self.settle_packs(&mut plan).await?;
+        if !include_early {
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.items)
+                .into_iter()
+                .partition(|i| !i.early);
+            plan.items = ready;
+            plan.total_bytes = plan.items.iter().map(|i| i.record.size).sum();
+            plan.total_charge = plan.items.iter().map(|i| i.early_charge).sum();
+            early.extend(waiting.into_iter().map(|i| i.record));
+        }
         Ok(Prunable {
             plan,
             skipped_early: self.plan_deletion(early, now),
