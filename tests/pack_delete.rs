@@ -246,3 +246,46 @@ fn prune_forgets_an_early_packed_version_for_free_and_leaves_a_pack_it_would_del
         "the pack stays for b.txt and c.txt"
     );
 }
+
+#[test]
+fn deleting_a_pack_by_its_id_plans_every_file_it_holds() {
+    let sb = Sandbox::new();
+    sb.write_config(SET);
+    sb.write("a.txt", pattern(10_000, 1));
+    sb.write("b.txt", pattern(10_001, 2));
+    sb.write("c.txt", pattern(10_002, 3));
+    ok(&sb, &["backup", "--set", "s"]);
+    let records = json(&sb, &["ls", "--set", "s", "--json"]);
+    let pack = record(&records, "a.txt")["archive_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plan = json(
+        &sb,
+        &[
+            "delete",
+            "--set",
+            "s",
+            "--archive",
+            &pack,
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let mut paths: Vec<&str> = plan["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["pack"], "deleted", "{plan}");
+            i["path"].as_str().unwrap()
+        })
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["a.txt", "b.txt", "c.txt"], "{plan}");
+    ok(&sb, &["delete", "--set", "s", "--archive", &pack, "--yes"]);
+    let pack_file = sb.store_dir().join("archives").join(&pack[..2]).join(&pack);
+    assert!(!pack_file.exists(), "the pack is deleted");
+    let left = json(&sb, &["ls", "--set", "s", "--all", "--json"]);
+    assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
+}

@@ -192,13 +192,17 @@ impl Engine {
             chosen.extend(wanted.into_iter().map(|r| (*r).clone()));
         }
         for id in &selection.archives {
-            match records.iter().find(|r| &r.archive_id == id) {
-                Some(record) => chosen.push(record.clone()),
-                None => problems.push(format!(
+            // A pack's id means the pack: every version it holds (the plan
+            // lists each, and the pack goes with them).
+            let held: Vec<&ArchiveRecord> =
+                records.iter().filter(|r| &r.archive_id == id).collect();
+            if held.is_empty() {
+                problems.push(format!(
                     "archive {id} is not in the catalog of set {}",
                     self.set_id
-                )),
+                ));
             }
+            chosen.extend(held.into_iter().cloned());
         }
         if !problems.is_empty() {
             return Err(usage(format!(
