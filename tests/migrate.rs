@@ -730,6 +730,20 @@ fn packed_embedded_archives_move_into_s3_from_local_files_and_from_retrievals_on
         changed_packs.len() as u64,
         "one request per pack: {plan}"
     );
+    // Each pack is retrieved whole (to the end of its last file), however
+    // few of its files are copied: that is what the quote prices.
+    let pack_ends: u64 = changed_packs
+        .iter()
+        .map(|pack| {
+            in_old
+                .iter()
+                .filter(|r| r["archive_id"] == pack.as_str())
+                .map(|r| r["pack"]["offset"].as_u64().unwrap() + r["pack"]["len"].as_u64().unwrap())
+                .max()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(plan["plan"]["retrieval_bytes"], pack_ends, "{plan}");
     // Killed once the retrieved copies are stored and journaled (the copies
     // from the files are recorded by then): each pack's job is kept, every
     // file's row with it.

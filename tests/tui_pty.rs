@@ -488,7 +488,7 @@ fn a_migration_from_the_previous_store_runs_in_the_jobs_pane() {
     }
     let out = sandbox.firn(["migrate", "--set", "s", "--dry-run"]);
     assert!(
-        common::stdout(&out).contains("from unchanged local files: 0 archives"),
+        common::stdout(&out).contains("from unchanged local files: 0 files"),
         "nothing is left to copy: {}",
         common::stdout(&out)
     );

@@ -154,12 +154,15 @@ pub async fn run(request: Args, verbose: bool) -> Result<ExitCode> {
             .map(|q| q.cost_text.clone())
             .unwrap_or_default();
         let question = format!(
-            "Retrieve {} ({}) from {} with the {} tier (≈ {cost_text}) and copy {} in all?",
-            plural(plan.retrievals.files - plan.jobs_requested, "archive"),
-            human_bytes(plan.retrievals.bytes),
+            "Request {} ({}) from {} with the {} tier (≈ {cost_text}) and copy {} in all?",
+            plural(
+                plan.retrieval_requests.saturating_sub(plan.jobs_requested),
+                "retrieval"
+            ),
+            human_bytes(plan.retrieval_bytes),
             plan.source,
             request.tier,
-            plural(plan.retrievals.files + plan.from_local.files, "archive"),
+            plural(plan.retrievals.files + plan.from_local.files, "file"),
         );
         let hint = "not requesting paid retrievals without confirmation; pass --yes to go ahead (or --dry-run to see the plan)";
         if !prompt::confirm(&question, hint, out.json)? {
@@ -262,13 +265,15 @@ fn print_plan(
     ));
     out.line(format!(
         "  from unchanged local files: {} ({}), no retrieval",
-        plural(plan.from_local.files, "archive"),
+        plural(plan.from_local.files, "file"),
         human_bytes(plan.from_local.bytes)
     ));
     out.line(format!(
-        "  to retrieve: {} ({}){}",
-        plural(plan.retrievals.files, "archive"),
+        "  to retrieve: {} ({}) in {} bringing back {}{}",
+        plural(plan.retrievals.files, "file"),
         human_bytes(plan.retrievals.bytes),
+        plural(plan.retrieval_requests, "retrieval"),
+        human_bytes(plan.retrieval_bytes),
         if plan.jobs_requested > 0 {
             format!(
                 ", {} requested by an earlier run (not paid again)",

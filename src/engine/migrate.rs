@@ -117,6 +117,10 @@ pub struct MigrationPlan {
     /// The archives of the previous store those retrievals read (a pack
     /// counted once, however many of its files are copied): one job each.
     pub retrieval_requests: u64,
+    /// The bytes those retrievals bring back (and are billed for): a pack's
+    /// whole, as far as its catalog records reach, however few of its files
+    /// are copied.
+    pub retrieval_bytes: u64,
     /// Of those archives, how many have a retrieval job requested already
     /// (paid for).
     pub jobs_requested: u64,
@@ -150,6 +154,7 @@ impl MigrationPlan {
             from_local: self.from_local,
             retrievals: self.retrievals,
             retrieval_requests: self.retrieval_requests,
+            retrieval_bytes: self.retrieval_bytes,
             jobs_requested: self.jobs_requested,
             to_record: self.to_record,
             already_copied: self.already_copied,
@@ -253,6 +258,7 @@ impl Engine {
             from_local: Tally::default(),
             retrievals: Tally::default(),
             retrieval_requests: 0,
+            retrieval_bytes: 0,
             jobs_requested: 0,
             to_record: journaled.iter().filter(|j| j.copy.is_some()).count() as u64,
             already_copied: Tally::default(),
@@ -345,13 +351,26 @@ impl Engine {
             .filter(|j| j.job_id.is_some() && job_usable(j.requested_at, j.ready_at, now))
             .map(|j| j.archive_id.as_str())
             .collect();
+        let packed: Vec<ArchiveRecord> = plan
+            .retrieve
+            .iter()
+            .filter(|(_, r)| r.is_packed())
+            .map(|(_, r)| r.clone())
+            .collect();
+        let pack_sizes = self.pack_sizes(&packed).await?;
+        drop(packed);
         let mut archives: BTreeMap<&str, (bool, u64)> = BTreeMap::new();
         for (_, record) in &plan.retrieve {
             let entry = archives.entry(record.archive_id.as_str()).or_default();
             entry.0 |= requested.contains(journal_key(record).as_str());
-            entry.1 += record.size;
+            // A pack is retrieved whole, once.
+            entry.1 = match pack_sizes.get(&record.archive_id) {
+                Some(&pack) if record.is_packed() => pack,
+                _ => entry.1 + record.size,
+            };
         }
         plan.retrieval_requests = archives.len() as u64;
+        plan.retrieval_bytes = archives.values().map(|(_, bytes)| bytes).sum();
         let mut to_request = Tally::default();
         for (requested, bytes) in archives.into_values() {
             if requested {
