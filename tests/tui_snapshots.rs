@@ -462,6 +462,7 @@ fn run_summary(
         waiting: 0,
         cost_estimate: 0.0,
         currency: "USD".into(),
+        requests: Default::default(),
         hook: None,
     }
 }
