@@ -391,7 +391,10 @@ impl Prices {
 
     fn validate(&self) -> Result<(), String> {
         let mut figures = vec![
-            ("storage_per_gb_month".to_string(), self.storage_per_gb_month),
+            (
+                "storage_per_gb_month".to_string(),
+                self.storage_per_gb_month,
+            ),
             (
                 "upload_per_1000_requests".to_string(),
                 self.upload_per_1000_requests,

@@ -87,7 +87,10 @@ fn firn_cost_shows_what_the_last_backup_sent_and_what_a_full_restore_requests() 
     let counted = last["requests"]["upload"].as_u64().unwrap();
     // Packs, the two mid files, the large file's create + 2 parts + complete +
     // tags, the catalog snapshot: every one counted, none twice.
-    assert_eq!(counted, sent as u64, "firn counted {counted}, moto received {sent}");
+    assert_eq!(
+        counted, sent as u64,
+        "firn counted {counted}, moto received {sent}"
+    );
     let charged = last["requests"]["upload_cost"].as_f64().unwrap();
     assert!(
         close(charged, sent as f64 * DEEP_ARCHIVE_PUT / 1000.0),
@@ -99,7 +102,10 @@ fn firn_cost_shows_what_the_last_backup_sent_and_what_a_full_restore_requests() 
     let run = &log["runs"][0];
     assert_eq!(run["command"], "backup");
     assert_eq!(run["requests"]["upload"], sent as u64);
-    assert!(close(run["cost_estimate"].as_f64().unwrap(), charged), "{run}");
+    assert!(
+        close(run["cost_estimate"].as_f64().unwrap(), charged),
+        "{run}"
+    );
 
     // A full restore: one request per pack, one per file archived alone.
     let records = s.records();
@@ -113,7 +119,10 @@ fn firn_cost_shows_what_the_last_backup_sent_and_what_a_full_restore_requests() 
         .filter(|r| !r["pack"].is_null())
         .map(|r| r["archive_id"].as_str().unwrap())
         .collect();
-    assert!(packs.len() >= 2, "300 small files in 16 KiB packs: {packs:?}");
+    assert!(
+        packs.len() >= 2,
+        "300 small files in 16 KiB packs: {packs:?}"
+    );
     assert_eq!(archives.len(), packs.len() + 3, "packs + a, b, large");
     let retrieval = doc["retrieval"].as_array().unwrap();
     for (tier, per_1000) in [("standard", 0.10), ("bulk", 0.025)] {
@@ -130,7 +139,10 @@ fn firn_cost_shows_what_the_last_backup_sent_and_what_a_full_restore_requests() 
         let bytes_cost = estimate["bytes_cost"].as_f64().unwrap();
         assert!(bytes_cost > 0.0, "{estimate}");
         assert!(
-            close(estimate["cost"].as_f64().unwrap(), bytes_cost + request_cost),
+            close(
+                estimate["cost"].as_f64().unwrap(),
+                bytes_cost + request_cost
+            ),
             "{estimate}"
         );
     }
