@@ -13,6 +13,7 @@
 //! | Expedited retrieval | 0.03 USD per GB + 10.00 USD per 1,000 requests |
 //! | Standard retrieval | 0.01 USD per GB + 0.05 USD per 1,000 requests |
 //! | Bulk retrieval | 0.0025 USD per GB + 0.025 USD per 1,000 requests |
+//! | upload requests | 0.05 USD per 1,000 (UploadArchive; a multipart upload's initiate, each part, complete) |
 //!
 //! A "GB" is 2^30 bytes, as AWS bills it. A month is 30 days (AWS pro-rates the
 //! early-deletion charge over the remaining days of the 90-day minimum, which is
@@ -24,12 +25,18 @@
 //! per-object overhead and minimum billable size included, since many small files
 //! are where they matter:
 //!
-//! | class | storage per GB-month | minimum days | Expedited / Standard / Bulk retrieval per GB + per 1,000 | per object |
-//! | --- | --- | --- | --- | --- |
-//! | DEEP_ARCHIVE | 0.00099 | 180 | – / 0.02 + 0.10 / 0.0025 + 0.025 | 32 KiB at the class rate + 8 KiB at 0.023 |
-//! | GLACIER | 0.0036 | 90 | 0.03 + 10.00 / 0.01 + 0.05 / 0 + 0 | 32 KiB at the class rate + 8 KiB at 0.023 |
-//! | GLACIER_IR | 0.004 | 90 | 0.03 + 0.01 (read at once) | billed as at least 128 KiB |
-//! | STANDARD | 0.023 | 0 | 0 + 0.0004 (read at once) | – |
+//! | class | storage per GB-month | minimum days | Expedited / Standard / Bulk retrieval per GB + per 1,000 | per object | PUT, COPY, POST per 1,000 |
+//! | --- | --- | --- | --- | --- | --- |
+//! | DEEP_ARCHIVE | 0.00099 | 180 | – / 0.02 + 0.10 / 0.0025 + 0.025 | 32 KiB at the class rate + 8 KiB at 0.023 | 0.05 |
+//! | GLACIER | 0.0036 | 90 | 0.03 + 10.00 / 0.01 + 0.05 / 0 + 0 | 32 KiB at the class rate + 8 KiB at 0.023 | 0.03 |
+//! | GLACIER_IR | 0.004 | 90 | 0.03 + 0.01 (read at once) | billed as at least 128 KiB | 0.02 |
+//! | STANDARD | 0.023 | 0 | 0 + 0.0004 (read at once) | – | 0.005 |
+//!
+//! Upload requests are counted where they are sent (`store::requests`): a
+//! PutObject is one, a multipart upload its CreateMultipartUpload, one
+//! UploadPart per part, its CompleteMultipartUpload and the PutObjectTagging
+//! that records its hashes; a run's count and charge go into its summary in
+//! the run history (`history`), and `firn cost` shows the last backup's.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +92,11 @@ pub struct Prices {
     /// An archive is billed as at least this large (GLACIER_IR: 128 KiB).
     #[serde(default)]
     pub minimum_billable_bytes: u64,
+    /// Each request that uploads (S3's PUT, COPY and POST class: PutObject,
+    /// each request of a multipart upload; a vault's upload requests), per
+    /// 1,000 (see `store::requests`).
+    #[serde(default)]
+    pub upload_per_1000_requests: f64,
 }
 
 impl Default for Prices {
@@ -110,6 +122,7 @@ impl Default for Prices {
             overhead_standard_bytes: 0,
             overhead_storage_per_gb_month: 0.0,
             minimum_billable_bytes: 0,
+            upload_per_1000_requests: 0.05,
         }
     }
 }
@@ -141,10 +154,12 @@ impl Prices {
                         expedited: tier(0.02, 0.10),
                         standard: tier(0.02, 0.10),
                         bulk: tier(0.0025, 0.025),
+                        upload_per_1000_requests: 0.05,
                         ..base
                     },
                     StorageClass::Glacier => Prices {
                         bulk: tier(0.0, 0.0),
+                        upload_per_1000_requests: 0.03,
                         ..base
                     },
                     StorageClass::GlacierIr => Prices {
@@ -156,6 +171,7 @@ impl Prices {
                         overhead_bytes: 0,
                         overhead_standard_bytes: 0,
                         minimum_billable_bytes: 128 * KIB,
+                        upload_per_1000_requests: 0.02,
                         ..base
                     },
                     StorageClass::Standard => Prices {
@@ -166,6 +182,7 @@ impl Prices {
                         bulk: tier(0.0, 0.0004),
                         overhead_bytes: 0,
                         overhead_standard_bytes: 0,
+                        upload_per_1000_requests: 0.005,
                         ..base
                     },
                 }
@@ -228,6 +245,7 @@ pub struct PriceSettings {
     pub overhead_standard_bytes: Option<u64>,
     pub overhead_storage_per_gb_month: Option<f64>,
     pub minimum_billable_bytes: Option<u64>,
+    pub upload_per_1000_requests: Option<f64>,
 }
 
 impl TierPriceSettings {
@@ -273,6 +291,9 @@ impl PriceSettings {
                 .overhead_storage_per_gb_month
                 .or(below.overhead_storage_per_gb_month),
             minimum_billable_bytes: self.minimum_billable_bytes.or(below.minimum_billable_bytes),
+            upload_per_1000_requests: self
+                .upload_per_1000_requests
+                .or(below.upload_per_1000_requests),
         }
     }
 
@@ -312,6 +333,9 @@ impl PriceSettings {
             minimum_billable_bytes: settings
                 .minimum_billable_bytes
                 .unwrap_or(base.minimum_billable_bytes),
+            upload_per_1000_requests: settings
+                .upload_per_1000_requests
+                .unwrap_or(base.upload_per_1000_requests),
         }
     }
 }
@@ -324,13 +348,16 @@ impl TryFrom<PriceSettings> for Prices {
     }
 }
 
-/// A retrieval estimate for one tier.
+/// A retrieval estimate for one tier: `cost` is `bytes_cost` (per GB) plus
+/// `request_cost` (per 1,000 requests, one per archive or pack).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RetrievalEstimate {
     pub tier: Tier,
     pub bytes: u64,
     pub requests: u64,
     pub cost: f64,
+    pub bytes_cost: f64,
+    pub request_cost: f64,
 }
 
 impl Prices {
@@ -351,6 +378,7 @@ impl Prices {
             overhead_standard_bytes: 0,
             overhead_storage_per_gb_month: 0.0,
             minimum_billable_bytes: 0,
+            upload_per_1000_requests: 0.0,
         }
     }
 
@@ -362,10 +390,16 @@ impl Prices {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let mut figures = vec![(
-            "storage_per_gb_month".to_string(),
-            self.storage_per_gb_month,
-        )];
+        let mut figures = vec![
+            (
+                "storage_per_gb_month".to_string(),
+                self.storage_per_gb_month,
+            ),
+            (
+                "upload_per_1000_requests".to_string(),
+                self.upload_per_1000_requests,
+            ),
+        ];
         for (name, tier) in [
             ("expedited", self.expedited),
             ("standard", self.standard),
@@ -426,9 +460,18 @@ impl Prices {
 
     /// Retrieving `bytes` in `archive_count` archives (one request each) at `tier`.
     pub fn retrieval_estimate(&self, bytes: u64, archive_count: u64, tier: Tier) -> f64 {
-        let prices = self.tier(tier);
-        gb(bytes) * prices.retrieval_per_gb
-            + archive_count as f64 / 1000.0 * prices.retrieval_per_1000_requests
+        gb(bytes) * self.tier(tier).retrieval_per_gb + self.retrieval_requests(archive_count, tier)
+    }
+
+    /// The request part of a retrieval: `requests` requests at `tier`.
+    pub fn retrieval_requests(&self, requests: u64, tier: Tier) -> f64 {
+        requests as f64 / 1000.0 * self.tier(tier).retrieval_per_1000_requests
+    }
+
+    /// What `requests` upload requests are charged (S3's PUT class, a vault's
+    /// upload requests).
+    pub fn upload_requests(&self, requests: u64) -> f64 {
+        requests as f64 / 1000.0 * self.upload_per_1000_requests
     }
 
     /// The estimate of every tier, fastest first.
@@ -440,6 +483,8 @@ impl Prices {
                 bytes,
                 requests: archive_count,
                 cost: self.retrieval_estimate(bytes, archive_count, tier),
+                bytes_cost: gb(bytes) * self.tier(tier).retrieval_per_gb,
+                request_cost: self.retrieval_requests(archive_count, tier),
             })
             .collect()
     }

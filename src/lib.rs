@@ -109,7 +109,10 @@
 //!   each schema versioned with `PRAGMA user_version` and migrated forward in
 //!   one transaction; a file a newer firn wrote is refused and left untouched.
 //! - [`store`] and [`catalog`]: the two traits and their implementations (the
-//!   embedded directory store and SQLite catalog; Glacier and DynamoDB).
+//!   embedded directory store and SQLite catalog; Glacier and DynamoDB). The
+//!   Amazon stores count the requests billed per request where they send them
+//!   (`store::requests`: uploads, retrievals); the engine notes each job's in
+//!   the run history, at the set's prices.
 //! - [`backend`]: the one factory from a set's settings to a store and a catalog (and
 //!   to the provisioning plan of `firn init`, and to the store a set used before,
 //!   which a migration copies from). A new backend is a variant there plus its own

@@ -516,6 +516,7 @@ fn run_summary(
         waiting: 0,
         cost_estimate: 0.0,
         currency: "USD".into(),
+        requests: Default::default(),
         hook: None,
     }
 }

@@ -12,6 +12,7 @@ use super::set_args::SetAt;
 use crate::cost::{CostSummary, Prices};
 use crate::engine::Engine;
 use crate::fmt::{human_bytes, plural};
+use crate::history::{Requests, RunSummary};
 use crate::model::now_secs;
 
 /// What the set's archives cost: bytes and counts, monthly storage, pending
@@ -32,6 +33,10 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     let summary = engine.cost_summary(now_secs()).await?;
     let target = engine.info().target;
     let budget = engine.budget();
+    // The newest backup's requests, from the run history (the embedded store
+    // sends none anyone bills).
+    let history = crate::history::backups(&set.history())?;
+    let last_backup = history.newest().filter(|_| !set.store.is_embedded());
     if output.json {
         /// The set's budget against its monthly storage estimate.
         #[derive(Serialize)]
@@ -48,6 +53,18 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
             summary: &'a CostSummary,
             #[serde(skip_serializing_if = "Option::is_none")]
             budget: Option<BudgetJson<'a>>,
+            /// The newest backup run and the billed requests it sent (null:
+            /// none recorded, or the embedded store).
+            last_backup: Option<LastBackupJson<'a>>,
+        }
+        /// A backup run's billed requests.
+        #[derive(Serialize)]
+        struct LastBackupJson<'a> {
+            started_at: &'a str,
+            started_at_unix: i64,
+            outcome: &'static str,
+            requests: &'a Requests,
+            currency: &'a str,
         }
         let doc = CostJson {
             set: &set.id,
@@ -57,6 +74,13 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
                 limit: b.per_month,
                 used: summary.monthly_storage,
                 currency: &b.currency,
+            }),
+            last_backup: last_backup.map(|run| LastBackupJson {
+                started_at: &run.started_at,
+                started_at_unix: run.started_at_unix,
+                outcome: run.outcome.as_str(),
+                requests: &run.requests,
+                currency: &run.currency,
             }),
         };
         output.document(&doc)?;
@@ -113,6 +137,9 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
     for line in pack_lines(&summary) {
         writeln!(out, "{line}")?;
     }
+    if !set.store.is_embedded() {
+        writeln!(out, "{}", last_backup_line(last_backup, prices))?;
+    }
     if let Some(budget) = budget {
         let over = if budget.exceeded_by(summary.monthly_storage) {
             "; over it: backups upload nothing new until it is raised or archives are deleted"
@@ -148,9 +175,20 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         human_bytes(summary.current.bytes)
     )?;
     for estimate in &summary.retrieval {
+        // The bytes' part and the requests' part (one per archive or pack).
+        let parts = if estimate.cost > 0.0 {
+            format!(
+                " ({} for the bytes + {} for {})",
+                money(estimate.bytes_cost),
+                money(estimate.request_cost),
+                plural(estimate.requests, "request")
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "  {:<10} ≈ {}",
+            "  {:<10} ≈ {}{parts}",
             estimate.tier.as_str(),
             money(estimate.cost)
         )?;
@@ -169,6 +207,31 @@ pub async fn run(args: Args, verbose: bool) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the newest backup's upload requests were charged, from the run
+/// history: `last backup (2025-01-31 03:00, ok): 312 upload requests ≈ 0.0156
+/// USD (0.05 USD per 1,000)`.
+fn last_backup_line(run: Option<&RunSummary>, prices: &Prices) -> String {
+    let Some(run) = run else {
+        return "last backup: none recorded".into();
+    };
+    let requests = &run.requests;
+    let mut line = format!(
+        "last backup ({}, {}): {} ≈ {} ({} per 1,000)",
+        crate::fmt::format_time(run.started_at_unix),
+        run.outcome.as_str(),
+        plural(requests.upload, "upload request"),
+        crate::cost::format_money(requests.upload_cost, &run.currency),
+        prices.format(prices.upload_per_1000_requests)
+    );
+    if requests.retrieval > 0 {
+        line += &format!(
+            ", {} (in its retrievals' charge)",
+            plural(requests.retrieval, "retrieval request")
+        );
+    }
+    line
 }
 
 /// Packs of small files: the store bills each pack as one object, and keeps

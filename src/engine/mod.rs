@@ -122,6 +122,9 @@ pub struct Engine {
     /// How many versions this set records in each pack, read once when a
     /// packed version is first deleted (see `delete`).
     pack_versions: tokio::sync::Mutex<Option<std::collections::HashMap<String, u64>>>,
+    /// The store's billed requests when the last job was noted in the run's
+    /// history (see `summaries`).
+    requests_noted: std::sync::Mutex<crate::store::RequestCount>,
 }
 
 /// What an engine is made of, for [`Engine::from_parts`] (tests put a store with
@@ -307,6 +310,7 @@ impl Engine {
             .unwrap_or_else(|| parts.store.default_requests_in_flight())
             .max(1);
         let snapshot_due = parts.state.dir().join(snapshot::SNAPSHOT_DUE);
+        let requests_noted = std::sync::Mutex::new(parts.store.requests());
         Engine {
             root: parts.root,
             owner: crate::description::owner_of(&parts.set_id),
@@ -327,6 +331,7 @@ impl Engine {
             limits: Limits::none(),
             packing: crate::model::Packing::default(),
             pack_versions: tokio::sync::Mutex::new(None),
+            requests_noted,
         }
     }
 

@@ -17,11 +17,38 @@ use crate::cost::Prices;
 use crate::engine::progress::Cancelled;
 use crate::fmt::plural;
 use crate::history::{Summarize, Tally};
+use crate::store::RequestCount;
 
 impl Engine {
-    /// Adds a job's report to the run under way, at this set's prices.
+    /// Adds a job's report to the run under way, at this set's prices, with
+    /// the billed requests the store sent since the last job was noted (the
+    /// recovery before it, its own, its catalog snapshot's: each request is
+    /// noted once, with the first job noted after it was sent).
     pub(super) fn note(&self, report: &dyn Summarize) {
-        crate::history::note(report, &self.prices);
+        let sent = {
+            let now = self.store.requests();
+            let mut noted = self
+                .requests_noted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let since = now.since(*noted);
+            *noted = now;
+            since
+        };
+        crate::history::note(&WithRequests { report, sent }, &self.prices);
+    }
+}
+
+/// A job's report and the requests sent for it.
+struct WithRequests<'a> {
+    report: &'a dyn Summarize,
+    sent: RequestCount,
+}
+
+impl Summarize for WithRequests<'_> {
+    fn summarize(&self, prices: &Prices, tally: &mut Tally) {
+        self.report.summarize(prices, tally);
+        tally.sent(self.sent, prices);
     }
 }
 
@@ -44,7 +71,8 @@ impl Summarize for BackupSummary {
         }
         tally.cancelled += self.cancelled;
         tally.problems |= self.has_failures();
-        // Uploads' requests have no price in the cost model: nothing charged.
+        // Its upload requests are charged as the store counted them
+        // (`Engine::note`).
         tally.charge(0.0, prices);
     }
 }

@@ -38,6 +38,7 @@ use crate::cost::Prices;
 pub use crate::exit::Outcome;
 use crate::fmt::one_line;
 use crate::state::{LocalState, RUNS_KEPT, RunRow};
+use crate::store::RequestCount;
 pub use hooks::HookReport;
 
 /// The command whose runs are the set's backups (`firn status`'s "last backup").
@@ -105,6 +106,22 @@ impl Moved {
     }
 }
 
+/// The requests a run sent to the store that its provider bills per request
+/// (counted where they are sent: `store::requests`; retries included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requests {
+    /// Upload requests: S3's PUT, COPY and POST class (PutObject; a multipart
+    /// upload's create, each part, complete and tagging), a vault's uploads;
+    /// catalog snapshots included.
+    pub upload: u64,
+    /// What they are charged at the set's `upload_per_1000_requests` (part of
+    /// the run's `cost_estimate`).
+    pub upload_cost: f64,
+    /// Retrieval requests (S3 RestoreObject, a vault's InitiateJob): their
+    /// charge is the retrievals' estimate, not counted again.
+    pub retrieval: u64,
+}
+
 /// What a run's jobs reported, added up: [`Summarize`] adds each report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
@@ -124,9 +141,11 @@ pub struct Tally {
     pub cancelled: u64,
     /// Waiting for the store (retrieval or inventory jobs kept for the next run).
     pub waiting: u64,
-    /// Estimated charges of what the run did (retrievals requested, early
-    /// deletions), in `currency`.
+    /// Estimated charges of what the run did (upload requests, retrievals
+    /// requested, early deletions), in `currency`.
     pub cost: f64,
+    /// The billed requests it sent.
+    pub requests: Requests,
     pub currency: Option<String>,
     /// The run needs a look: it exits 1 (the same rule as the command's).
     pub problems: bool,
@@ -164,6 +183,18 @@ impl Tally {
             }
             self.failures.push(line);
         }
+    }
+
+    /// Requests the run sent to the store: upload requests are charged at
+    /// `prices`; retrieval requests are in the retrievals' own charge.
+    pub fn sent(&mut self, count: RequestCount, prices: &Prices) {
+        let upload_cost = prices.upload_requests(count.upload);
+        self.requests.upload += count.upload;
+        self.requests.retrieval += count.retrieval;
+        if upload_cost.is_finite() && upload_cost > 0.0 {
+            self.requests.upload_cost += upload_cost;
+        }
+        self.charge(upload_cost, prices);
     }
 
     /// An estimated charge at `prices`.
@@ -209,6 +240,10 @@ pub struct RunSummary {
     pub waiting: u64,
     pub cost_estimate: f64,
     pub currency: String,
+    /// The billed requests the run sent to the store (none in runs recorded
+    /// before firn counted them).
+    #[serde(default)]
+    pub requests: Requests,
     /// What the hook did (not on the hook's own standard input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<HookReport>,
@@ -427,6 +462,10 @@ impl Run {
             waiting: tally.waiting,
             cost_estimate: (tally.cost * 1e6).round() / 1e6,
             currency: tally.currency.unwrap_or_else(|| "USD".into()),
+            requests: Requests {
+                upload_cost: (tally.requests.upload_cost * 1e6).round() / 1e6,
+                ..tally.requests
+            },
             hook: None,
         };
         let mut recorded = Recorded {
@@ -555,6 +594,7 @@ fn summary_of(row: RunRow, set: &str) -> RunSummary {
         waiting: 0,
         cost_estimate: 0.0,
         currency: String::new(),
+        requests: Requests::default(),
         hook: None,
     })
 }
@@ -608,6 +648,12 @@ pub struct BackupAge {
 }
 
 impl Backups {
+    /// The newest backup run, whatever its outcome (its requests were sent
+    /// either way).
+    pub fn newest(&self) -> Option<&RunSummary> {
+        self.failed_since.first().or(self.last.as_ref())
+    }
+
     /// The last backup's age at `now`, stale past `stale_after` (None: never).
     pub fn age(&self, now: i64, stale_after: Option<Duration>) -> Option<BackupAge> {
         let last = self.last.as_ref()?;
@@ -735,6 +781,7 @@ mod tests {
                 waiting: 0,
                 cost_estimate: 0.0,
                 currency: "USD".into(),
+                requests: Requests::default(),
                 hook: None,
             };
             state

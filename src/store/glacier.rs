@@ -31,6 +31,7 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use super::parts::{PartSlots, WholeBody};
+use super::requests::{RequestCount, RequestCounter};
 use super::{
     ArchiveListing, EMPTY_ARCHIVE_ID, EMPTY_PLACEHOLDER, Inventory, JobOutput, JobState, PartCheck,
     Store, StoredArchive, StoredPart, Upload, placeholder_tree_hash,
@@ -85,6 +86,8 @@ pub struct GlacierStore {
     memory: Arc<Semaphore>,
     /// How fast request bodies go up and job output comes down.
     limits: Limits,
+    /// The billed requests this store's client sent.
+    requests: RequestCounter,
 }
 
 impl GlacierStore {
@@ -92,8 +95,12 @@ impl GlacierStore {
         let config = aws::sdk_config(&settings.aws()).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         let budget = settings.part_memory_budget.unwrap_or(256 * MIB).max(MIB);
+        let requests = RequestCounter::default();
+        let glacier_config = aws_sdk_glacier::config::Builder::from(&config)
+            .interceptor(requests.interceptor())
+            .build();
         Ok(GlacierStore {
-            client: Client::new(&config),
+            client: Client::from_conf(glacier_config),
             vault: settings.vault.clone(),
             region,
             single_upload_max: settings.single_upload_max.unwrap_or(8 * MIB),
@@ -102,6 +109,7 @@ impl GlacierStore {
             abandoned_after_secs: settings.abandoned_after_hours.unwrap_or(24) as i64 * 3600,
             memory: PartSlots::<()>::budget(budget),
             limits: Limits::none(),
+            requests,
         })
     }
 
@@ -247,6 +255,10 @@ impl GlacierStore {
 impl Store for GlacierStore {
     fn target(&self) -> String {
         format!("glacier:{}/{}", self.region, self.vault)
+    }
+
+    fn requests(&self) -> RequestCount {
+        self.requests.read()
     }
 
     fn kind(&self) -> String {

@@ -8,6 +8,7 @@
 pub mod glacier;
 pub mod local;
 pub mod parts;
+pub mod requests;
 pub mod s3;
 
 use anyhow::Result;
@@ -18,6 +19,7 @@ use crate::hash::tree_hash_of;
 
 use crate::model::Tier;
 use crate::model::TreeHash;
+pub use requests::RequestCount;
 /// What the store reports once it holds an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredArchive {
@@ -117,6 +119,12 @@ pub trait Store: Send + Sync {
 
     /// What kind of store this is, for people (`embedded store`, `S3 DEEP_ARCHIVE`).
     fn kind(&self) -> String;
+
+    /// The requests this store sent so far that its provider bills per
+    /// request (see `requests`): none for the embedded store.
+    fn requests(&self) -> RequestCount {
+        RequestCount::default()
+    }
 
     /// Fails with one clear line when the store is missing or unreachable.
     async fn check(&self) -> Result<()> {

@@ -60,6 +60,7 @@ mod settings;
 mod upload;
 
 use super::parts::{PartSlots, WholeBody};
+use super::requests::{RequestCount, RequestCounter};
 use naming::{
     Shape, description_key, description_of, description_owner, key_owner, parse_restore,
     parse_token, version, with_hashes,
@@ -90,11 +91,14 @@ pub struct S3Store {
     shapes: std::sync::Mutex<HashMap<String, Shape>>,
     /// How fast request bodies go up and answers' bodies come down.
     limits: Limits,
+    /// The billed requests this store's client sent.
+    requests: RequestCounter,
 }
 
 impl S3Store {
     pub async fn connect(settings: &S3Settings) -> Result<Self> {
-        let (client, region) = client(settings).await?;
+        let requests = RequestCounter::default();
+        let (client, region) = client(settings, &requests).await?;
         let budget = settings
             .part_memory_budget
             .unwrap_or(256 * MIB)
@@ -118,6 +122,7 @@ impl S3Store {
             memory: PartSlots::<()>::budget(budget),
             shapes: std::sync::Mutex::new(HashMap::new()),
             limits: Limits::none(),
+            requests,
         })
     }
 
@@ -284,6 +289,10 @@ impl Store for S3Store {
 
     fn kind(&self) -> String {
         format!("S3 {}", self.class.as_str())
+    }
+
+    fn requests(&self) -> RequestCount {
+        self.requests.read()
     }
 
     async fn check(&self) -> Result<()> {
@@ -701,7 +710,7 @@ impl S3Store {
 /// accepted.
 pub async fn readiness(settings: &S3Settings) -> Result<crate::provision::Readiness> {
     use crate::provision::Readiness;
-    let (client, region) = client(settings).await?;
+    let (client, region) = client(settings, &RequestCounter::default()).await?;
     let checksum = settings.checksum.unwrap_or_default();
     let what = format!("S3 bucket {:?} in {region}", settings.bucket);
     match aws::send(Call::Read, || {

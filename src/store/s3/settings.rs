@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::aws::{self, AwsSettings};
 use crate::model::Tier;
 use crate::store::DOWNLOAD_RANGE;
+use crate::store::requests::RequestCounter;
 
 pub(super) const MIB: u64 = 1 << 20;
 pub(super) const MAX_PARTS: u64 = 10_000;
@@ -147,10 +148,15 @@ impl S3Settings {
 
 /// The SDK client for these settings (path style for S3-compatible servers; firn
 /// chooses the checksum itself rather than the SDK's default CRC32).
-pub(super) async fn client(settings: &S3Settings) -> Result<(Client, String)> {
+/// The S3 client of `settings`, each billed request it sends counted in `requests`.
+pub(super) async fn client(
+    settings: &S3Settings,
+    requests: &RequestCounter,
+) -> Result<(Client, String)> {
     let config = aws::sdk_config(&settings.aws()).await?;
     let region = config.region().map(|r| r.to_string()).unwrap_or_default();
     let s3_config = aws_sdk_s3::config::Builder::from(&config)
+        .interceptor(requests.interceptor())
         .force_path_style(settings.force_path_style.unwrap_or(false))
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)

@@ -176,13 +176,28 @@ pub fn dialog_box(state: &State, dialog: &Dialog, frame: &mut Frame, area: Rect)
                     human_bytes(summary.snapshots.bytes)
                 ));
             }
+            // The newest backup's upload requests (the embedded store sends
+            // none anyone bills).
+            if let Some(run) = state.set.backups.as_ref().and_then(|b| b.newest())
+                && run.requests.upload > 0
+            {
+                body.push_str(&format!(
+                    "\nLast backup        {} upload requests, ≈ {} ({} per 1,000)",
+                    count(run.requests.upload),
+                    crate::cost::format_money(run.requests.upload_cost, &run.currency),
+                    prices.format(prices.upload_per_1000_requests),
+                ));
+            }
             body.push_str("\n\nRetrieving every current file:");
             for estimate in &summary.retrieval {
                 let (from, to) = state.tier_wait(estimate.tier);
                 body.push_str(&format!(
-                    "\n{:<10} ≈ {}, ready in {}–{}",
+                    "\n{:<10} ≈ {} ({} bytes + {} for {} requests), ready in {}–{}",
                     estimate.tier.as_str(),
                     prices.format(estimate.cost),
+                    prices.format(estimate.bytes_cost),
+                    prices.format(estimate.request_cost),
+                    count(estimate.requests),
                     duration(from),
                     duration(to)
                 ));
