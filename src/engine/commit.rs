@@ -13,9 +13,9 @@
 //! 5. only then is each file reported done and the version it superseded handed
 //!    to the retention policy.
 //!
-//! A batch closes at [`BATCH_FILES`] files, [`BATCH_BYTES`] bytes, [`BATCH_AFTER`]
-//! after its first file (so a slow trickle is still recorded promptly) and at the
-//! end of the run. A crash at any point leaves archives either not durable (and
+//! A batch closes at [`BATCH_FILES`] files (with packs: and [`BATCH_PACKS`]
+//! packs), [`BATCH_BYTES`] bytes, [`BATCH_AFTER`] after its first file (so a
+//! slow trickle is still recorded promptly) and at the end of the run. A crash at any point leaves archives either not durable (and
 //! never recorded), or durable and found by the next run's recovery (through the
 //! journal, or the store's listing), or recorded.
 
@@ -36,6 +36,11 @@ pub const BATCH_FILES: usize = 256;
 pub const BATCH_BYTES: u64 = 64 << 20;
 /// …or this long after its first file arrived.
 pub const BATCH_AFTER: Duration = Duration::from_secs(1);
+/// A batch of packs closes at [`BATCH_FILES`] files only once it holds this
+/// many packs: a pack of 4,096 small files alone would otherwise be a batch,
+/// and each batch costs two filesystem syncs and four transactions (a first
+/// backup of 200,000 small files: 49 batches instead of 13).
+pub const BATCH_PACKS: usize = 4;
 
 /// An upload the store confirmed, waiting for its batch to be recorded.
 pub struct Sent {
@@ -83,6 +88,9 @@ struct Batch {
     sent: Vec<Sent>,
     ended: Vec<String>,
     bytes: u64,
+    /// Packs in `sent`, and the files of `sent` that are not in one.
+    packs: usize,
+    loose: usize,
     opened: Option<Instant>,
 }
 
@@ -92,10 +100,12 @@ impl Batch {
         match commit {
             Commit::Sent(sent) => {
                 self.bytes += sent.content.size;
+                self.loose += 1;
                 self.sent.push(*sent);
             }
             Commit::Pack(members) => {
                 self.bytes += members.iter().map(|m| m.content.size).sum::<u64>();
+                self.packs += 1;
                 self.sent.extend(members);
             }
             Commit::End(key) => self.ended.push(key),
@@ -103,7 +113,10 @@ impl Batch {
     }
 
     fn is_full(&self) -> bool {
-        self.sent.len() + self.ended.len() >= BATCH_FILES || self.bytes >= BATCH_BYTES
+        let files = self.sent.len() + self.ended.len();
+        self.bytes >= BATCH_BYTES
+            || self.loose + self.ended.len() >= BATCH_FILES
+            || (files >= BATCH_FILES && self.packs >= BATCH_PACKS)
     }
 }
 
