@@ -99,28 +99,51 @@ impl SqliteCatalog {
         record: &ArchiveRecord,
         replaces: Option<&str>,
     ) -> Result<Result<()>> {
-        // Cached statements: a batch records hundreds of uploads in one transaction.
-        let found: Option<String> = tx
-            .prepare_cached(
+        // Cached statements: a batch records thousands of uploads in one
+        // transaction. The check costs no lookup when it passes: the version
+        // this upload saw is superseded only while it is current, and the
+        // unique index on current versions refuses a second one; the current
+        // version is looked up only to name it in a conflict.
+        let current = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<Option<String>> {
+            tx.prepare_cached(
                 "SELECT archive_id FROM archive WHERE set_id = ?1 AND key = ?2 AND state = 'current'",
             )?
             .query_row(params![set_id, record.key], |row| row.get(0))
-            .optional()?;
-        if let Err(conflict) = Conflict::check(&record.key, replaces, found) {
-            return Ok(Err(conflict));
-        }
+            .optional()
+        };
         if let Some(previous) = replaces {
-            tx.prepare_cached(
-                "UPDATE archive SET state = 'superseded', superseded_at = ?4
-                 WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3",
-            )?
-            .execute(params![set_id, record.key, previous, record.uploaded_at])?;
+            let superseded = tx
+                .prepare_cached(
+                    "UPDATE archive SET state = 'superseded', superseded_at = ?4
+                     WHERE set_id = ?1 AND key = ?2 AND archive_id = ?3 AND state = 'current'",
+                )?
+                .execute(params![set_id, record.key, previous, record.uploaded_at])?;
+            if superseded == 0 {
+                let found = current(tx)?;
+                if let Err(conflict) = Conflict::check(&record.key, replaces, found) {
+                    return Ok(Err(conflict));
+                }
+            }
         }
-        let mut current = record.clone();
-        current.state = ArchiveState::Current;
-        current.superseded_at = None;
-        Self::insert(tx, set_id, &current)?;
-        Ok(Ok(()))
+        let mut current_record = record.clone();
+        current_record.state = ArchiveState::Current;
+        current_record.superseded_at = None;
+        match Self::insert(tx, set_id, &current_record) {
+            Ok(_) => Ok(Ok(())),
+            Err(e)
+                if replaces.is_none()
+                    && e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+            {
+                // Another current version (a run recorded one meanwhile): the
+                // failed statement wrote nothing, the transaction goes on. (With
+                // a version superseded above, any failure fails the transaction.)
+                match Conflict::check(&record.key, replaces, current(tx)?) {
+                    Err(conflict) => Ok(Err(conflict)),
+                    Ok(()) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Opens the catalog at `path` (creating it), upgraded to this firn's

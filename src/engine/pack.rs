@@ -440,9 +440,27 @@ fn read_member(
     if before.size > threshold {
         return Ok(None);
     }
-    // One byte more than the file shows it grew.
-    let mut buf = vec![0u8; before.size as usize + 1];
-    let n = hash::read_full(&mut file, &mut buf)?;
+    // One byte more than the file shows it grew; once its whole size is in, a
+    // read that came back short is the end (no further read just to see 0): the
+    // stat after the read tells a file that grew meanwhile.
+    let size = before.size as usize;
+    let mut buf = vec![0u8; size + 1];
+    let mut n = 0;
+    while n < buf.len() {
+        match std::io::Read::read(&mut file, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(got) => {
+                let wanted = buf.len() - n;
+                n += got;
+                if n >= size && got < wanted {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    hash::count_bytes_read(n);
     buf.truncate(n);
     let after = Fingerprint::of(&file.metadata()?);
     if n as u64 != before.size || !after.same_content_stamp(&before) {

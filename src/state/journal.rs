@@ -119,9 +119,16 @@ impl LocalState {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
-            let mut end = tx.prepare_cached("DELETE FROM upload_journal WHERE key = ?1")?;
-            for key in ended {
-                end.execute([key])?;
+            // Packed files never have an entry: with none open (a first backup of
+            // small files), no statement per file.
+            let open: bool = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM upload_journal)")?
+                .query_row([], |row| row.get(0))?;
+            if open {
+                let mut end = tx.prepare_cached("DELETE FROM upload_journal WHERE key = ?1")?;
+                for key in ended {
+                    end.execute([key])?;
+                }
             }
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO fingerprint (key, size, mtime_ns, ctime_ns, inode, sha1, tree_hash)

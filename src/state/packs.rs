@@ -8,7 +8,7 @@
 
 use anyhow::{Context as _, Result};
 use rusqlite::{OptionalExtension as _, params};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::LocalState;
 use crate::model::{ContentHash, Fingerprint, Sha1Digest, TreeHash};
@@ -38,10 +38,101 @@ pub struct PackIntent {
     pub members: Vec<PackedFile>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// What a journal row's `members` holds: [`MEMBERS_BINARY`] then each member
+/// as key length (u32 LE) and bytes, raw name length (u32 LE, `u32::MAX` when
+/// there is none) and bytes, size, mtime ns, ctime ns, inode, offset (8 bytes LE
+/// each), SHA-1 (20 bytes) and tree hash (32 bytes): some 130 bytes a file, and
+/// no text to format. A row an older firn wrote holds JSON text instead (read
+/// by [`decode_members_json`]).
+const MEMBERS_BINARY: u8 = 1;
+
+fn encode_members(members: &[PackedFile]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        1 + members
+            .iter()
+            .map(|m| 100 + m.key.len() + m.raw.as_ref().map_or(0, Vec::len))
+            .sum::<usize>(),
+    );
+    out.push(MEMBERS_BINARY);
+    let bytes = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    for m in members {
+        bytes(&mut out, m.key.as_bytes());
+        match &m.raw {
+            Some(raw) => bytes(&mut out, raw),
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+        out.extend_from_slice(&m.fingerprint.size.to_le_bytes());
+        out.extend_from_slice(&m.fingerprint.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&m.fingerprint.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&m.fingerprint.inode.to_le_bytes());
+        out.extend_from_slice(&m.offset.to_le_bytes());
+        out.extend_from_slice(&m.hash.sha1);
+        out.extend_from_slice(&m.hash.tree_hash);
+    }
+    out
+}
+
+/// Reads what [`encode_members`] wrote.
+fn decode_members(blob: &[u8]) -> Result<Vec<PackedFile>> {
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+        if rest.len() < n {
+            anyhow::bail!("corrupt pack journal (a member is cut short)");
+        }
+        let (head, tail) = rest.split_at(n);
+        *rest = tail;
+        Ok(head)
+    }
+    fn word<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N]> {
+        Ok(take(rest, N)?.try_into().unwrap_or([0; N]))
+    }
+    let Some((&MEMBERS_BINARY, mut rest)) = blob.split_first() else {
+        anyhow::bail!("corrupt pack journal (unknown member encoding)");
+    };
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let key_len = u32::from_le_bytes(word(&mut rest)?) as usize;
+        let key = String::from_utf8(take(&mut rest, key_len)?.to_vec())
+            .context("corrupt key in the pack journal")?;
+        let raw = match u32::from_le_bytes(word(&mut rest)?) {
+            u32::MAX => None,
+            len => Some(take(&mut rest, len as usize)?.to_vec()),
+        };
+        let size = u64::from_le_bytes(word(&mut rest)?);
+        let mtime_ns = i64::from_le_bytes(word(&mut rest)?);
+        let ctime_ns = i64::from_le_bytes(word(&mut rest)?);
+        let inode = u64::from_le_bytes(word(&mut rest)?);
+        let offset = u64::from_le_bytes(word(&mut rest)?);
+        let sha1: Sha1Digest = word(&mut rest)?;
+        let tree_hash: TreeHash = word(&mut rest)?;
+        out.push(PackedFile {
+            key,
+            raw,
+            fingerprint: Fingerprint {
+                size,
+                mtime_ns,
+                ctime_ns,
+                inode,
+            },
+            hash: ContentHash {
+                size,
+                sha1,
+                tree_hash,
+            },
+            offset,
+        });
+    }
+    Ok(out)
+}
+
+/// The JSON text an older firn journaled members as (still read, so a run it
+/// left is recovered).
+#[derive(Deserialize)]
 struct MemberJson {
     k: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     r: Option<String>,
     s: u64,
     m: i64,
@@ -52,28 +143,7 @@ struct MemberJson {
     o: u64,
 }
 
-fn encode_members(members: &[PackedFile]) -> Result<String> {
-    use base64::Engine as _;
-    let json: Vec<MemberJson> = members
-        .iter()
-        .map(|m| MemberJson {
-            k: m.key.clone(),
-            r: m.raw
-                .as_ref()
-                .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r)),
-            s: m.fingerprint.size,
-            m: m.fingerprint.mtime_ns,
-            c: m.fingerprint.ctime_ns,
-            i: m.fingerprint.inode,
-            h: hex::encode(m.hash.sha1),
-            t: hex::encode(m.hash.tree_hash),
-            o: m.offset,
-        })
-        .collect();
-    Ok(serde_json::to_string(&json)?)
-}
-
-fn decode_members(text: &str) -> Result<Vec<PackedFile>> {
+fn decode_members_json(text: &str) -> Result<Vec<PackedFile>> {
     use base64::Engine as _;
     let json: Vec<MemberJson> = serde_json::from_str(text).context("corrupt pack journal")?;
     json.into_iter()
@@ -116,7 +186,7 @@ fn decode_members(text: &str) -> Result<Vec<PackedFile>> {
 impl LocalState {
     /// Notes a pack and its members before anything of it is sent.
     pub fn pack_begin(&self, intent: &PackIntent) -> Result<()> {
-        let members = encode_members(&intent.members)?;
+        let members = encode_members(&intent.members);
         self.conn().execute(
             "INSERT OR REPLACE INTO pack_journal (sha1, size, started_at, archive_id, stored_at, members)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -177,7 +247,7 @@ impl LocalState {
                 row.get::<_, i64>(2)?,
                 row.get::<_, Option<String>>(3)?,
                 row.get::<_, Option<i64>>(4)?,
-                row.get::<_, String>(5)?,
+                row.get::<_, rusqlite::types::Value>(5)?,
             ))
         })?;
         let mut out = Vec::new();
@@ -192,7 +262,11 @@ impl LocalState {
                 started_at,
                 archive_id,
                 stored_at,
-                members: decode_members(&members)?,
+                members: match members {
+                    rusqlite::types::Value::Blob(blob) => decode_members(&blob)?,
+                    rusqlite::types::Value::Text(text) => decode_members_json(&text)?,
+                    _ => anyhow::bail!("corrupt pack journal (members neither bytes nor JSON)"),
+                },
             });
         }
         Ok(out)
@@ -209,5 +283,62 @@ impl LocalState {
             )
             .optional()?
             .is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(key: &str, raw: Option<Vec<u8>>, offset: u64) -> PackedFile {
+        PackedFile {
+            key: key.into(),
+            raw,
+            fingerprint: Fingerprint {
+                size: 3,
+                mtime_ns: -1_700_000_000_123_456_789,
+                ctime_ns: 1_700_000_001_000_000_007,
+                inode: u64::MAX - 1,
+            },
+            hash: ContentHash {
+                size: 3,
+                sha1: [7; 20],
+                tree_hash: [9; 32],
+            },
+            offset,
+        }
+    }
+
+    #[test]
+    fn members_read_back_as_written_and_a_cut_entry_is_refused() {
+        let members = vec![
+            member("a/b.txt", None, 0),
+            member("odd", Some(vec![0xff, b'o']), 3),
+            member("", Some(Vec::new()), 6),
+        ];
+        let blob = encode_members(&members);
+        assert_eq!(decode_members(&blob).unwrap(), members);
+        assert!(decode_members(&encode_members(&[])).unwrap().is_empty());
+        let e = decode_members(&blob[..blob.len() - 1]).unwrap_err();
+        assert!(format!("{e:#}").contains("corrupt pack journal"), "{e:#}");
+        assert!(decode_members(b"").is_err());
+    }
+
+    #[test]
+    fn members_an_older_firn_journaled_as_json_are_still_read() {
+        let text = format!(
+            r#"[{{"k":"odd","r":"_28","s":3,"m":-5,"c":6,"i":7,"h":"{}","t":"{}","o":12}}]"#,
+            "07".repeat(20),
+            "09".repeat(32)
+        );
+        let read = decode_members_json(&text).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].key, "odd");
+        assert_eq!(read[0].raw.as_deref(), Some(&[0xff, b'o'][..]));
+        assert_eq!(read[0].fingerprint.mtime_ns, -5);
+        assert_eq!(read[0].fingerprint.inode, 7);
+        assert_eq!(read[0].hash.sha1, [7; 20]);
+        assert_eq!(read[0].hash.tree_hash, [9; 32]);
+        assert_eq!(read[0].offset, 12);
     }
 }

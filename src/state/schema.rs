@@ -128,7 +128,8 @@ const RUN_V3: &str = "CREATE TABLE IF NOT EXISTS run (
 
 /// Packs of small files begun and not yet recorded: `sha1` (hex) names the
 /// pack (its description carries it, so recovery finds it in a listing),
-/// `members` is JSON (each file as it was read, and where it is in the pack),
+/// `members` holds each file as it was read, and where it is in the pack
+/// (bytes, see `state::packs`; JSON text when an older firn wrote it),
 /// `archive_id` is set once the store holds it.
 const PACK_JOURNAL_V4: &str = "CREATE TABLE IF NOT EXISTS pack_journal (
     sha1 TEXT PRIMARY KEY, size INTEGER NOT NULL, started_at INTEGER NOT NULL,
