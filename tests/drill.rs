@@ -269,7 +269,9 @@ fn drill(d: &Drill) {
     // and still holds it in its index.
     let doomed_pack = &doomed[0].0;
     assert!(
-        versions(d).iter().any(|v| v["archive_id"] == doomed_pack.as_str()),
+        versions(d)
+            .iter()
+            .any(|v| v["archive_id"] == doomed_pack.as_str()),
         "doomed.txt's pack holds other live files"
     );
 
@@ -296,7 +298,10 @@ fn drill(d: &Drill) {
     let packs = &touch["catalog_snapshot"]["packs"];
     if d.cloud.is_none() {
         assert!(packs.as_u64().unwrap_or(0) >= 1, "{touch}");
-        assert!(touch["catalog_snapshot"].get("whole_because").is_none(), "{touch}");
+        assert!(
+            touch["catalog_snapshot"].get("whole_because").is_none(),
+            "{touch}"
+        );
     } else {
         assert!(packs.is_null(), "{touch}");
     }
@@ -355,7 +360,9 @@ fn drill(d: &Drill) {
     assert_eq!(history(d, "empty-1"), refilled);
     assert!(history(d, "doomed.txt").is_empty(), "{doomed:?} came back");
     assert!(
-        versions(d).iter().any(|v| v["archive_id"] == doomed_pack.as_str()),
+        versions(d)
+            .iter()
+            .any(|v| v["archive_id"] == doomed_pack.as_str()),
         "doomed.txt's pack is back, without it"
     );
 
