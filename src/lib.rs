@@ -58,7 +58,13 @@
 //!     `firn catalog rebuild` starts from the newest snapshot, adds what was stored
 //!     after it from the descriptions (a pack's files from its index, read as
 //!     one range through a retrieval job), and leaves out what the store no
-//!     longer holds.
+//!     longer holds. On a store that reads its archives at once (the embedded
+//!     store: `Store::reads_at_once`) the snapshot does not repeat what packs'
+//!     indexes hold: it names each pack once, with the members still live and,
+//!     per member, only what changed since (an mtime, a state, a time), and a
+//!     rebuild reads those indexes back (format 3, `engine::snapshot_packs`).
+//!     Remote stores' snapshots hold every record whole (format 2): reading
+//!     every pack's index there would cost a retrieval per pack and hours.
 //! 11. **Re-read nothing unchanged.** A file whose size, mtime, ctime and inode match
 //!     the fingerprint cache is not read again.
 //! 12. **A shared store is safe.** A store (vault, bucket, disk) and a DynamoDB

@@ -3,7 +3,10 @@
 //! in archives of their own, supersede and delete some versions, store some
 //! packs after the newest catalog snapshot, lose the tree, the catalog and the
 //! set's local state, rebuild the catalog from what the store holds (its newest
-//! catalog snapshot, then descriptions and packs' indexes), restore everything
+//! catalog snapshot, then descriptions and packs' indexes; on the embedded store
+//! the snapshot names packs and the members still live, and their indexes give
+//! the records back, so a packed file deleted while its pack lives and a packed
+//! file's updated mtime come back as they were), restore everything
 //! into a new directory, and compare every file's name (raw bytes), content and
 //! mtime, and every version the catalog had.
 
@@ -262,6 +265,46 @@ fn drill(d: &Drill) {
     std::fs::remove_file(d.sb.tree().join("doomed.txt")).unwrap();
     let plain: Vec<_> = history(d, "plain.txt");
     assert_eq!(plain.len(), 3, "{plain:?}");
+    // doomed.txt was a small file: its pack lives on with its other members,
+    // and still holds it in its index.
+    let doomed_pack = &doomed[0].0;
+    assert!(
+        versions(d)
+            .iter()
+            .any(|v| v["archive_id"] == doomed_pack.as_str()),
+        "doomed.txt's pack holds other live files"
+    );
+
+    // A packed file touched without a change: a backup updates its mtime in
+    // the catalog, and its pack's index keeps the old one.
+    let touched = "with space/it's a \"quoted\" name.txt";
+    let was = versions(d)
+        .into_iter()
+        .find(|v| v["path"] == touched)
+        .expect("the quoted name is recorded");
+    assert!(!was["pack"].is_null(), "{was}");
+    write_with_mtime(&d.sb, touched.as_bytes(), b"quotes", 300);
+    let touch = d.json(&["backup", "--set", "s", "--json"]);
+    assert_eq!(touch["uploaded_files"], 0, "{touch}");
+    let is = versions(d)
+        .into_iter()
+        .find(|v| v["path"] == touched)
+        .expect("still recorded");
+    assert_eq!(is["archive_id"], was["archive_id"]);
+    assert_ne!(is["mtime_ns"], was["mtime_ns"], "{touch}");
+    // The embedded store reads its packs' indexes at once: its snapshot names
+    // each pack instead of repeating its members' records. Remote stores'
+    // snapshots hold every record.
+    let packs = &touch["catalog_snapshot"]["packs"];
+    if d.cloud.is_none() {
+        assert!(packs.as_u64().unwrap_or(0) >= 1, "{touch}");
+        assert!(
+            touch["catalog_snapshot"].get("whole_because").is_none(),
+            "{touch}"
+        );
+    } else {
+        assert!(packs.is_null(), "{touch}");
+    }
     let catalog_snapshotted = versions(d).len();
     assert_packed_and_not(&versions(d));
 
@@ -316,6 +359,12 @@ fn drill(d: &Drill) {
     assert_eq!(history(d, "plain.txt"), plain);
     assert_eq!(history(d, "empty-1"), refilled);
     assert!(history(d, "doomed.txt").is_empty(), "{doomed:?} came back");
+    assert!(
+        versions(d)
+            .iter()
+            .any(|v| v["archive_id"] == doomed_pack.as_str()),
+        "doomed.txt's pack is back, without it"
+    );
 
     let restored: PathBuf = d.sb.path().join("restored here");
     let out = d.ok(&[

@@ -32,6 +32,7 @@ mod retention;
 mod retrieval;
 mod select;
 mod snapshot;
+mod snapshot_packs;
 mod summaries;
 mod tracked;
 mod upload;

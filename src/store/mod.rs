@@ -212,6 +212,29 @@ pub trait Store: Send + Sync {
 
     async fn job_state(&self, job_id: &str) -> Result<JobState>;
 
+    /// Whether [`Store::read_at_once`] reads an archive's bytes: no retrieval
+    /// job, no fee, no wait (the embedded store: a file on a local disk). A
+    /// catalog snapshot then leaves what packs' own indexes hold to them (see
+    /// `engine::snapshot`); elsewhere reading every pack's index would cost a
+    /// retrieval per pack and hours, so snapshots stay complete.
+    fn reads_at_once(&self) -> bool {
+        false
+    }
+
+    /// Where [`Store::reads_at_once`]: the archive's size, and its bytes from
+    /// `offset` (at most `len`; none past its end).
+    async fn read_at_once(
+        &self,
+        archive_id: &str,
+        _offset: u64,
+        _len: u64,
+    ) -> Result<(u64, Bytes)> {
+        anyhow::bail!(
+            "the store {} reads archive {archive_id} only through a retrieval job",
+            self.target()
+        )
+    }
+
     async fn read_job_output(&self, job_id: &str, offset: u64, len: u64) -> Result<JobOutput>;
 
     /// How long a retrieval job of this tier usually takes, in seconds (from, to).
