@@ -455,9 +455,7 @@ fn read_member(
 
 /// The items in chunks of at most [`CHUNK_FILES`] files and about
 /// [`CHUNK_BYTES`] bytes.
-fn chunks(
-    items: mpsc::Receiver<UploadItem>,
-) -> impl futures_util::Stream<Item = Vec<UploadItem>> {
+fn chunks(items: mpsc::Receiver<UploadItem>) -> impl futures_util::Stream<Item = Vec<UploadItem>> {
     // The receiver, and the item that did not fit the last chunk.
     futures_util::stream::unfold((items, None), |(mut items, carried)| async move {
         let mut current: Vec<UploadItem> = Vec::new();

@@ -714,13 +714,23 @@ mod tests {
                 Some(Change::Done(row) | Change::Failed(row, _)) => row,
                 other => panic!("unexpected {other:?}"),
             };
-            assert_eq!(table.task(row).map(|t| t.key.clone()), Some(format!("file{id}")));
+            assert_eq!(
+                table.task(row).map(|t| t.key.clone()),
+                Some(format!("file{id}"))
+            );
             most_held = most_held.max(table.held()).max(table.len());
         }
         assert!(most_held <= 2, "held {most_held} rows");
         let t = table.totals();
         assert_eq!(
-            (t.done, t.failed, t.queued, t.active(), t.bytes, t.bytes_done),
+            (
+                t.done,
+                t.failed,
+                t.queued,
+                t.active(),
+                t.bytes,
+                t.bytes_done
+            ),
             (900, 100, 0, 0, 10_000, 9_000)
         );
         // A late event for a forgotten task is ignored.
@@ -731,7 +741,13 @@ mod tests {
     #[test]
     fn announced_files_count_towards_the_eta_until_queued() {
         let mut table = TaskTable::forgetting();
-        table.apply(Event::Planned { files: 11, bytes: 110 }, 0);
+        table.apply(
+            Event::Planned {
+                files: 11,
+                bytes: 110,
+            },
+            0,
+        );
         table.apply(
             Event::Queued {
                 id: 0,

@@ -27,8 +27,8 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::backup::{BackupSummary, FailedFile, UploadItem};
-use super::planned::{PLANNED_AHEAD, PlanStream, Step};
 use super::commit::{Commit, Sent};
+use super::planned::{PLANNED_AHEAD, PlanStream, Step};
 use super::{Engine, Event, Progress};
 use crate::catalog::{ArchiveRecord, Catalog as _};
 use crate::description::Description;
