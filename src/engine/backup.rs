@@ -95,45 +95,7 @@ impl Candidate {
     }
 }
 
-/// One file to upload, with the id its progress events carry.
-#[derive(Debug, Clone)]
-pub struct UploadItem {
-    pub id: TaskId,
-    pub key: String,
-    pub raw: Option<Box<[u8]>>,
-    /// The size status saw (the upload re-reads the file's metadata itself).
-    pub size: u64,
-    /// The fingerprint status saw, when known.
-    pub fingerprint: Option<Fingerprint>,
-    /// Cancels this upload alone (the job's token cancels all of them).
-    pub cancel: Option<CancellationToken>,
-    /// The content a migration expects (its archived version's): bytes that
-    /// differ are not stored (`BackupSummary::not_as_archived`).
-    pub expect: Option<Expected>,
-}
-
-/// The hashes a file's bytes must have for its upload to be a copy of an
-/// archived version (an unknown hash, all zeros, is not compared).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expected {
-    pub sha1: crate::model::Sha1Digest,
-    pub tree_hash: crate::model::TreeHash,
-}
-
-impl Expected {
-    /// Whether there is anything to compare: a record with neither hash known
-    /// cannot vouch for a local file.
-    pub fn is_checkable(&self) -> bool {
-        self.sha1 != crate::model::UNKNOWN_SHA1 || self.tree_hash != crate::model::UNKNOWN_TREE_HASH
-    }
-
-    pub fn matches(&self, content: &crate::model::ContentHash) -> bool {
-        self.is_checkable()
-            && (self.sha1 == crate::model::UNKNOWN_SHA1 || self.sha1 == content.sha1)
-            && (self.tree_hash == crate::model::UNKNOWN_TREE_HASH
-                || self.tree_hash == content.tree_hash)
-    }
-}
+pub use super::planned::{Expected, UploadItem};
 
 /// What a backup will do.
 #[derive(Debug, Default)]
@@ -404,7 +366,9 @@ impl Engine {
             }
         };
         let uploads = !plan.uploads.is_empty();
-        let mut summary = self.upload_and_sweep(PlanStream::of(plan), progress).await;
+        let mut summary = self
+            .upload_and_sweep(PlanStream::of(plan.uploads, plan.mtime_updates), progress)
+            .await;
         if let Some(mut budget) = budget {
             // What the run stored (and retention deleted), as the catalog says
             // now; the planned figure if it cannot be read.

@@ -478,7 +478,10 @@ impl Engine {
                 mtime_updates: Vec::new(),
             };
             let summary = self
-                .upload_all(super::planned::PlanStream::of(plan), progress)
+                .upload_all(
+                    super::planned::PlanStream::of(plan.uploads, plan.mtime_updates),
+                    progress,
+                )
                 .await;
             report.from_local = Tally {
                 files: summary.uploaded_files,

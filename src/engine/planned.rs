@@ -10,7 +10,7 @@
 //! catalog's current versions with a cursor, and the group commit writes the
 //! same catalog; blocking one on the other's progress could deadlock.
 //!
-//! A plan held whole ([`super::Plan`]: the TUI's batches, a migration, a set
+//! A plan held whole (`Plan`: the TUI's batches, a migration, a set
 //! with a budget, which must see every file to choose what fits) is fed into
 //! the same channel.
 
@@ -20,9 +20,9 @@ use anyhow::{Context as _, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::backup::{Plan, UploadItem};
-use super::progress::TaskIds;
+use super::progress::{TaskId, TaskIds};
 use crate::model::Fingerprint;
+use tokio_util::sync::CancellationToken;
 
 /// Steps waiting in the channel between the plan and the uploads.
 pub(super) const PLANNED_AHEAD: usize = 1024;
@@ -43,12 +43,12 @@ pub(super) struct PlanStream {
 
 impl PlanStream {
     /// A plan held whole, fed into the stream (mtime updates first).
-    pub fn of(plan: Plan) -> PlanStream {
+    pub fn of(uploads: Vec<UploadItem>, mtime_updates: Vec<(String, i64)>) -> PlanStream {
         let (tx, steps) = mpsc::channel(PLANNED_AHEAD);
         let feeder = tokio::spawn(async move {
-            let updates = plan.mtime_updates.into_iter();
+            let updates = mtime_updates.into_iter();
             let updates = updates.map(|(key, mtime)| Step::UpdateMtime(key, mtime));
-            for step in updates.chain(plan.uploads.into_iter().map(Step::Upload)) {
+            for step in updates.chain(uploads.into_iter().map(Step::Upload)) {
                 if tx.send(step).await.is_err() {
                     break;
                 }
@@ -56,6 +56,46 @@ impl PlanStream {
             Ok(())
         });
         PlanStream { steps, feeder }
+    }
+}
+
+/// One file to upload, with the id its progress events carry.
+#[derive(Debug, Clone)]
+pub struct UploadItem {
+    pub id: TaskId,
+    pub key: String,
+    pub raw: Option<Box<[u8]>>,
+    /// The size status saw (the upload re-reads the file's metadata itself).
+    pub size: u64,
+    /// The fingerprint status saw, when known.
+    pub fingerprint: Option<Fingerprint>,
+    /// Cancels this upload alone (the job's token cancels all of them).
+    pub cancel: Option<CancellationToken>,
+    /// The content a migration expects (its archived version's): bytes that
+    /// differ are not stored (`BackupSummary::not_as_archived`).
+    pub expect: Option<Expected>,
+}
+
+/// The hashes a file's bytes must have for its upload to be a copy of an
+/// archived version (an unknown hash, all zeros, is not compared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub sha1: crate::model::Sha1Digest,
+    pub tree_hash: crate::model::TreeHash,
+}
+
+impl Expected {
+    /// Whether there is anything to compare: a record with neither hash known
+    /// cannot vouch for a local file.
+    pub fn is_checkable(&self) -> bool {
+        self.sha1 != crate::model::UNKNOWN_SHA1 || self.tree_hash != crate::model::UNKNOWN_TREE_HASH
+    }
+
+    pub fn matches(&self, content: &crate::model::ContentHash) -> bool {
+        self.is_checkable()
+            && (self.sha1 == crate::model::UNKNOWN_SHA1 || self.sha1 == content.sha1)
+            && (self.tree_hash == crate::model::UNKNOWN_TREE_HASH
+                || self.tree_hash == content.tree_hash)
     }
 }
 
