@@ -41,7 +41,10 @@
 //!    command line, in files firn writes, or in logs.
 //! 8. **Bounded memory.** Part buffers are at most part size × parts in flight; the
 //!    in-memory tree costs a small, fixed number of bytes per entry; nothing loads a
-//!    whole file.
+//!    whole file. A backup's plan is a bounded stream (`engine/planned.rs`: spilled
+//!    to an unlinked temporary file while status runs, read back a window at a
+//!    time), and the CLI's progress table forgets each file once it is settled;
+//!    only a dry run's list and a budgeted set's plan are held whole.
 //! 9. **Safe only against the store in use.** A file is up to date only against the
 //!    store its set uses now; an archive in another store never makes it look safe.
 //!    `firn migrate` (`engine/migrate.rs`) copies archives into the store in use —

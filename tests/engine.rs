@@ -514,3 +514,73 @@ async fn look_up_finds_the_same_records_per_file_or_from_one_load_of_the_set() {
     assert_eq!(found[41], None, "the archive belongs to another file");
     assert_eq!(found[42], None);
 }
+
+/// A whole-tree backup holds a bounded window of its plan, not every file: the
+/// files queued and not yet settled (what the engine holds per file, and what
+/// the CLI's table holds a row for) never exceed what its channels, chunks read
+/// ahead and the packs filling and in flight hold, however large the tree.
+/// Before the plan was streamed, every file was queued up front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_backup_holds_a_bounded_window_of_its_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let files = 12_000u64;
+    for i in 0..files {
+        let sub = tree.join(format!("d{:02}", i % 40));
+        std::fs::create_dir_all(&sub).unwrap();
+        let body = vec![b'x'; 10 + (i % 90) as usize];
+        std::fs::write(sub.join(format!("f{i:05}")), body).unwrap();
+    }
+    let state = Arc::new(LocalState::open(&dir.path().join("state.sqlite")).unwrap());
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqliteCatalog::open(&dir.path().join("catalog.sqlite"), "set").unwrap());
+    let engine = Arc::new(
+        Engine::from_parts(Parts {
+            root: tree,
+            set_id: "set".into(),
+            state,
+            catalog,
+            store: local_store(dir.path()),
+            host: "test-host".into(),
+            retention: Retention::Keep,
+            requests_in_flight: Some(2),
+            concurrency: 2,
+            prices: Prices::free(),
+        })
+        // Small packs (a few hundred files each), so what they hold is small.
+        .with_packing(firn::model::Packing {
+            enabled: true,
+            threshold: 4096,
+            size: Some(16 * 1024),
+        }),
+    );
+    let (tx, mut rx) = mpsc::channel(1024);
+    let watcher = tokio::spawn(async move {
+        let (mut planned, mut queued, mut settled, mut most) = (0u64, 0u64, 0u64, 0u64);
+        while let Some(event) = rx.recv().await {
+            match event {
+                Event::Planned { files, .. } => planned += files,
+                Event::Queued { .. } => queued += 1,
+                Event::Done { .. } | Event::Failed { .. } | Event::Cancelled { .. } => settled += 1,
+                _ => {}
+            }
+            most = most.max(queued.saturating_sub(settled));
+        }
+        (planned, queued, settled, most)
+    });
+    let progress = watched(tx, CancellationToken::new());
+    let done = engine.back_up_tree(false, &progress).await.unwrap();
+    drop(progress);
+    let (planned, queued, settled, most) = watcher.await.unwrap();
+    let summary = &done.report.summary;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(summary.uploaded_files, files);
+    assert_eq!((planned, queued, settled), (files, files, files));
+    // Channels (2 × 1,024), chunks read ahead (4 × 256), two packs (~300
+    // files each) and the commit's batch (up to a second of packs): half the
+    // tree at most, where an unstreamed plan queues all of it at once.
+    assert!(
+        most <= files / 2,
+        "{most} of {files} files were queued and unsettled at once"
+    );
+}

@@ -32,7 +32,9 @@ pub fn watch(
             Some(bar) => bar.println(line),
             None => outln!("{line}"),
         };
-        let mut table = TaskTable::default();
+        // Settled rows are forgotten: a run of millions of files holds only
+        // those in flight (the totals still count every one).
+        let mut table = TaskTable::forgetting();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -84,7 +86,9 @@ fn draw(bar: &indicatif::ProgressBar, table: &TaskTable, now_ms: u64) {
     bar.set_message(status_line(table, now_ms));
 }
 
-/// `1,204/20,000 files  45.2 MiB/786.0 MiB  3.1 MiB/s  ETA 1m20s`.
+/// `1,204/20,000 files  45.2 MiB/786.0 MiB  3.1 MiB/s  ETA 1m20s`. The total
+/// counts every file of the job, queued or announced ahead (a backup announces
+/// its whole plan before it queues files as they come up: [`Event::Planned`]).
 pub fn status_line(table: &TaskTable, now_ms: u64) -> String {
     let t = table.totals();
     let finished = t.done + t.failed;

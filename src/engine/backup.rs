@@ -20,6 +20,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::planned::{PlanSpill, PlanStream};
 use super::{AfterRun, Done, Engine, Event, Progress, RecoveryReport, TaskId};
 use crate::budget::BudgetOutcome;
 use crate::catalog::Catalog as _;
@@ -94,45 +95,7 @@ impl Candidate {
     }
 }
 
-/// One file to upload, with the id its progress events carry.
-#[derive(Debug, Clone)]
-pub struct UploadItem {
-    pub id: TaskId,
-    pub key: String,
-    pub raw: Option<Box<[u8]>>,
-    /// The size status saw (the upload re-reads the file's metadata itself).
-    pub size: u64,
-    /// The fingerprint status saw, when known.
-    pub fingerprint: Option<Fingerprint>,
-    /// Cancels this upload alone (the job's token cancels all of them).
-    pub cancel: Option<CancellationToken>,
-    /// The content a migration expects (its archived version's): bytes that
-    /// differ are not stored (`BackupSummary::not_as_archived`).
-    pub expect: Option<Expected>,
-}
-
-/// The hashes a file's bytes must have for its upload to be a copy of an
-/// archived version (an unknown hash, all zeros, is not compared).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expected {
-    pub sha1: crate::model::Sha1Digest,
-    pub tree_hash: crate::model::TreeHash,
-}
-
-impl Expected {
-    /// Whether there is anything to compare: a record with neither hash known
-    /// cannot vouch for a local file.
-    pub fn is_checkable(&self) -> bool {
-        self.sha1 != crate::model::UNKNOWN_SHA1 || self.tree_hash != crate::model::UNKNOWN_TREE_HASH
-    }
-
-    pub fn matches(&self, content: &crate::model::ContentHash) -> bool {
-        self.is_checkable()
-            && (self.sha1 == crate::model::UNKNOWN_SHA1 || self.sha1 == content.sha1)
-            && (self.tree_hash == crate::model::UNKNOWN_TREE_HASH
-                || self.tree_hash == content.tree_hash)
-    }
-}
+pub use super::planned::{Expected, UploadItem};
 
 /// What a backup will do.
 #[derive(Debug, Default)]
@@ -240,13 +203,27 @@ impl Engine {
     /// nothing. Only what the backup acts on and the problems are kept of the
     /// tree, not every entry: a run with nothing to upload needs no more memory
     /// than `firn status`.
+    ///
+    /// What it acts on is not held either: status writes each file's step to
+    /// a spill file as it settles it, and the uploads read it back as a bounded
+    /// stream ([`super::planned`]), each file queued (its `Queued` event) as it
+    /// comes up, after an [`Event::Planned`] announcing them all. Held whole,
+    /// as before: a dry run's list (it prints every file) and the plan of a set
+    /// with a budget (what fits is chosen among all of them; budgets are meant
+    /// for small sets).
     pub async fn back_up_tree(
         self: &Arc<Self>,
         dry_run: bool,
         progress: &Progress,
     ) -> Result<Done<TreeBackup>> {
         let reads_before = crate::hash::ReadCounters::now();
+        let whole = dry_run || self.budget.is_some();
         let mut candidates = Vec::new();
+        let mut spill = if whole {
+            None
+        } else {
+            Some(PlanSpill::new(self.state.dir())?)
+        };
         let mut problems = Vec::new();
         let totals = self
             .status_each(&mut |_| {}, &mut |entry| {
@@ -255,9 +232,15 @@ impl Engine {
                 let mtime_moved = entry
                     .archived
                     .is_some_and(|a| a.mtime_ns != entry.fingerprint.mtime_ns);
-                let acts = Take::of(entry.status.is_pending(), mtime_moved) != Take::Leave;
-                if acts && let Some(candidate) = Candidate::of(entry) {
-                    candidates.push(candidate);
+                let take = Take::of(entry.status.is_pending(), mtime_moved);
+                let local = entry.status.is_pending() || entry.status == Status::UpToDate;
+                match &mut spill {
+                    _ if take == Take::Leave || !local => {}
+                    Some(spill) if take == Take::Upload => {
+                        spill.upload(&entry.key, entry.raw.as_deref(), &entry.fingerprint)
+                    }
+                    Some(spill) => spill.update_mtime(&entry.key, entry.fingerprint.mtime_ns),
+                    None => candidates.extend(Candidate::of(entry)),
                 }
                 if entry.status.is_problem() {
                     problems.push(FileProblem {
@@ -269,28 +252,40 @@ impl Engine {
                 }
             })
             .await?;
-        let plan = self.plan(candidates);
         let mut run = TreeBackup {
             problems,
             totals,
-            pending_files: plan.uploads.len() as u64,
-            pending_bytes: plan.bytes(),
             ..TreeBackup::default()
         };
-        let after = if dry_run {
-            let costs = self.costs_for_budget().await?;
-            let (plan, _, budget) = self.cut_to_budget(plan, costs.as_ref());
-            run.summary.budget = budget;
-            run.would_upload = plan
-                .uploads
-                .iter()
-                .map(|u| (u.key.clone(), u.size))
-                .collect();
-            AfterRun::default()
-        } else {
-            let done = self.run_backup(plan, progress).await;
+        let after = if let Some(spill) = spill {
+            run.pending_files = spill.files;
+            run.pending_bytes = spill.bytes;
+            let (files, bytes) = (spill.files, spill.bytes);
+            let stream = spill.into_stream(self.task_ids.clone())?;
+            progress.send(Event::Planned { files, bytes }).await;
+            let summary = self.upload_and_sweep(stream, progress).await;
+            let done = self.done(summary).await;
             run.summary = done.report;
             done.after
+        } else {
+            let plan = self.plan(candidates);
+            run.pending_files = plan.uploads.len() as u64;
+            run.pending_bytes = plan.bytes();
+            if dry_run {
+                let costs = self.costs_for_budget().await?;
+                let (plan, _, budget) = self.cut_to_budget(plan, costs.as_ref());
+                run.summary.budget = budget;
+                run.would_upload = plan
+                    .uploads
+                    .iter()
+                    .map(|u| (u.key.clone(), u.size))
+                    .collect();
+                AfterRun::default()
+            } else {
+                let done = self.run_backup(plan, progress).await;
+                run.summary = done.report;
+                done.after
+            }
         };
         let reads = crate::hash::ReadCounters::now().since(reads_before);
         run.summary.files_read = reads.files_read;
@@ -371,7 +366,9 @@ impl Engine {
             }
         };
         let uploads = !plan.uploads.is_empty();
-        let mut summary = self.upload_and_sweep(plan, progress).await;
+        let mut summary = self
+            .upload_and_sweep(PlanStream::of(plan.uploads, plan.mtime_updates), progress)
+            .await;
         if let Some(mut budget) = budget {
             // What the run stored (and retention deleted), as the catalog says
             // now; the planned figure if it cannot be read.
@@ -450,7 +447,11 @@ impl Engine {
         (plan, refused, Some(outcome))
     }
 
-    async fn upload_and_sweep(self: &Arc<Self>, plan: Plan, progress: &Progress) -> BackupSummary {
+    async fn upload_and_sweep(
+        self: &Arc<Self>,
+        plan: PlanStream,
+        progress: &Progress,
+    ) -> BackupSummary {
         let mut summary = self.upload_all(plan, progress).await;
         if progress.is_cancelled() {
             // Stopping (Ctrl-C, quitting the UI): the sweep runs with the next backup.

@@ -496,7 +496,12 @@ impl Engine {
                 uploads,
                 mtime_updates: Vec::new(),
             };
-            let summary = self.upload_all(plan, progress).await;
+            let summary = self
+                .upload_all(
+                    super::planned::PlanStream::of(plan.uploads, plan.mtime_updates),
+                    progress,
+                )
+                .await;
             report.from_local = Tally {
                 files: summary.uploaded_files,
                 bytes: summary.uploaded_bytes,

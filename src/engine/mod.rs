@@ -25,6 +25,7 @@ mod migrate;
 mod owners;
 mod pack;
 mod pack_index;
+mod planned;
 mod progress;
 mod recover;
 mod restore;

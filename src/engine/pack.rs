@@ -84,11 +84,11 @@ struct Staged {
 }
 
 impl Engine {
-    /// Packs `items` (every one within the pack threshold) and sends the packs,
-    /// handing each to `commits` once the store confirmed it.
+    /// Packs `items` as they come (every one within the pack threshold) and
+    /// sends the packs, handing each to `commits` once the store confirmed it.
     pub(super) async fn upload_packs(
         self: &Arc<Self>,
-        items: Vec<UploadItem>,
+        items: mpsc::Receiver<UploadItem>,
         commits: mpsc::Sender<Commit>,
         progress: &Progress,
     ) -> PackTally {
@@ -98,13 +98,13 @@ impl Engine {
             .size
             .unwrap_or_else(|| self.store.default_pack_size())
             .max(1);
-        let chunks = chunk(items);
-        let mut reads = futures_util::stream::iter(chunks.into_iter().map(|chunk| {
-            let engine = Arc::clone(self);
-            let progress = progress.clone();
-            async move { engine.read_chunk(chunk, &progress).await }
-        }))
-        .buffered(CHUNKS_AHEAD);
+        let mut reads = Box::pin(chunks(items))
+            .map(|chunk| {
+                let engine = Arc::clone(self);
+                let progress = progress.clone();
+                async move { engine.read_chunk(chunk, &progress).await }
+            })
+            .buffered(CHUNKS_AHEAD);
 
         let mut builder = Builder::new(0);
         let mut staged: Vec<Staged> = Vec::new();
@@ -473,23 +473,27 @@ fn read_member(
 
 /// The items in chunks of at most [`CHUNK_FILES`] files and about
 /// [`CHUNK_BYTES`] bytes.
-fn chunk(items: Vec<UploadItem>) -> Vec<Vec<UploadItem>> {
-    let mut chunks = Vec::new();
-    let mut current = Vec::new();
-    let mut bytes = 0u64;
-    for item in items {
-        if !current.is_empty() && (current.len() >= CHUNK_FILES || bytes + item.size > CHUNK_BYTES)
-        {
-            chunks.push(std::mem::take(&mut current));
-            bytes = 0;
+fn chunks(items: mpsc::Receiver<UploadItem>) -> impl futures_util::Stream<Item = Vec<UploadItem>> {
+    // The receiver, and the item that did not fit the last chunk.
+    futures_util::stream::unfold((items, None), |(mut items, carried)| async move {
+        let mut current: Vec<UploadItem> = Vec::new();
+        let mut bytes = 0u64;
+        let mut next = match carried {
+            Some(item) => Some(item),
+            None => items.recv().await,
+        };
+        while let Some(item) = next {
+            if !current.is_empty()
+                && (current.len() >= CHUNK_FILES || bytes + item.size > CHUNK_BYTES)
+            {
+                return Some((current, (items, Some(item))));
+            }
+            bytes += item.size;
+            current.push(item);
+            next = items.recv().await;
         }
-        bytes += item.size;
-        current.push(item);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
+        (!current.is_empty()).then_some((current, (items, None)))
+    })
 }
 
 async fn fail(tally: &mut PackTally, progress: &Progress, item: UploadItem, reason: String) {

@@ -71,6 +71,14 @@ pub enum Event {
     },
     /// Something worth telling the user that is not a task (recovery, retention).
     Note(String),
+    /// Tasks a job will queue later: a streamed plan queues its files as they
+    /// come up (a bounded window ahead of the uploads), and announces how many
+    /// there are and their bytes first, so totals and the ETA cover the whole
+    /// job from the start. Each later `Queued` takes one file off it.
+    Planned {
+        files: u64,
+        bytes: u64,
+    },
 }
 
 impl Event {
@@ -83,7 +91,7 @@ impl Event {
             | Event::Failed { id, .. }
             | Event::Cancelled { id }
             | Event::Waiting { id, .. } => Some(*id),
-            Event::Note(_) => None,
+            Event::Note(_) | Event::Planned { .. } => None,
         }
     }
 }
@@ -260,11 +268,26 @@ pub enum Change {
 
 /// The one reducer of engine events. Tasks keep their position (a row) for the
 /// table's life; a retried task gets a new id and keeps its row.
+///
+/// A [`TaskTable::forgetting`] table (the CLI's) forgets a row once its task is
+/// settled (done, failed, cancelled) — on the next event, so the row a
+/// [`Change`] names can still be read — and reuses it: it holds only the tasks
+/// queued or in flight, whatever the job's size, while its totals, rate and ETA
+/// count every task.
 #[derive(Debug, Default)]
 pub struct TaskTable {
     tasks: Vec<Task>,
     rows: HashMap<TaskId, usize>,
     totals: Totals,
+    /// Forget settled rows ([`TaskTable::forgetting`]).
+    forget: bool,
+    /// Rows settled by the last event, forgotten at the next one.
+    settled: Vec<usize>,
+    /// Forgotten rows, to reuse.
+    free: Vec<usize>,
+    /// Announced by [`Event::Planned`] and not queued yet (counted in the
+    /// totals as queued): files and bytes.
+    announced: (u64, u64),
     /// The current busy stretch: when it began, bytes and files finished since.
     busy_since_ms: Option<u64>,
     busy_bytes: u64,
@@ -272,6 +295,38 @@ pub struct TaskTable {
 }
 
 impl TaskTable {
+    /// A table that forgets each row once its task is settled (see the type's docs).
+    pub fn forgetting() -> TaskTable {
+        TaskTable {
+            forget: true,
+            ..TaskTable::default()
+        }
+    }
+
+    /// Rows held now (a forgetting table: the tasks not settled, give or take
+    /// the last event's).
+    pub fn held(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Forgets the rows settled before this event (a forgetting table only).
+    fn forget_settled(&mut self) {
+        for row in self.settled.drain(..) {
+            let task = &mut self.tasks[row];
+            if self.rows.get(&task.id) == Some(&row) {
+                self.rows.remove(&task.id);
+            }
+            task.key = String::new();
+            self.free.push(row);
+        }
+    }
+
+    fn settled_row(&mut self, row: usize) {
+        if self.forget {
+            self.settled.push(row);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
@@ -301,8 +356,8 @@ impl TaskTable {
         if let Some(&row) = self.rows.get(&id) {
             return row;
         }
-        let row = self.tasks.len();
-        self.tasks.push(Task {
+        self.forget_settled();
+        let task = Task {
             id,
             key,
             bytes,
@@ -310,10 +365,32 @@ impl TaskTable {
             state: TaskState::Queued,
             started_ms: None,
             finished_ms: None,
-        });
+        };
+        let row = match self.free.pop() {
+            Some(row) => {
+                self.tasks[row] = task;
+                row
+            }
+            None => {
+                self.tasks.push(task);
+                self.tasks.len() - 1
+            }
+        };
         self.rows.insert(id, row);
-        self.totals.queued += 1;
-        self.totals.bytes += bytes;
+        if self.announced.0 > 0 {
+            // Counted as queued when it was announced: its own bytes replace its
+            // share of the announced ones.
+            let share = bytes.min(self.announced.1);
+            self.announced.0 -= 1;
+            self.announced.1 -= share;
+            self.totals.bytes = self.totals.bytes - share + bytes;
+            if self.announced.0 == 0 {
+                self.totals.bytes -= std::mem::take(&mut self.announced.1);
+            }
+        } else {
+            self.totals.queued += 1;
+            self.totals.bytes += bytes;
+        }
         row
     }
 
@@ -352,8 +429,16 @@ impl TaskTable {
 
     /// Reduces one event; events of unknown tasks are ignored (returns None).
     pub fn apply(&mut self, event: Event, now_ms: u64) -> Option<Change> {
+        self.forget_settled();
         let row = match &event {
             Event::Note(note) => return Some(Change::Note(note.clone())),
+            Event::Planned { files, bytes } => {
+                self.announced.0 += files;
+                self.announced.1 += bytes;
+                self.totals.queued += *files as usize;
+                self.totals.bytes += bytes;
+                return None;
+            }
             Event::Queued { id, key, bytes } => {
                 let row = self.add(*id, key.clone(), *bytes);
                 // A task announced before its size was known takes the engine's.
@@ -400,21 +485,24 @@ impl TaskTable {
                 self.busy_files += 1;
                 self.set_state(row, TaskState::Done);
                 self.settle();
+                self.settled_row(row);
                 Some(Change::Done(row))
             }
             Event::Failed { reason, .. } => {
                 self.tasks[row].finished_ms = Some(now_ms);
                 self.set_state(row, TaskState::Failed(reason.clone()));
                 self.settle();
+                self.settled_row(row);
                 Some(Change::Failed(row, reason))
             }
             Event::Cancelled { .. } => {
                 self.tasks[row].finished_ms = Some(now_ms);
                 self.set_state(row, TaskState::Cancelled);
                 self.settle();
+                self.settled_row(row);
                 Some(Change::Cancelled(row))
             }
-            Event::Queued { .. } | Event::Note(_) => None,
+            Event::Queued { .. } | Event::Note(_) | Event::Planned { .. } => None,
         }
     }
 
@@ -434,6 +522,7 @@ impl TaskTable {
             Change::Failed(row, reason)
         };
         self.settle();
+        self.settled_row(row);
         Some(change)
     }
 
@@ -580,5 +669,118 @@ mod tests {
         assert_eq!((t.queued, t.cancelled, t.bytes), (2, 0, 30));
         assert_eq!(table.settle_row(0, true, 9), Some(Change::Cancelled(0)));
         assert_eq!(table.settle_row(0, true, 9), None);
+    }
+
+    #[test]
+    fn a_forgetting_table_holds_only_unsettled_rows_and_keeps_totals() {
+        let mut table = TaskTable::forgetting();
+        table.apply(
+            Event::Planned {
+                files: 1000,
+                bytes: 10_000,
+            },
+            0,
+        );
+        let t = table.totals();
+        assert_eq!((t.queued, t.bytes, t.files()), (1000, 10_000, 1000));
+        let mut most_held = 0;
+        for id in 0..1000u64 {
+            let queued = Event::Queued {
+                id,
+                key: format!("file{id}"),
+                bytes: 10,
+            };
+            assert_eq!(table.apply(queued, id), None);
+            table.apply(Event::Started { id }, id);
+            let change = if id % 10 == 9 {
+                table.apply(
+                    Event::Failed {
+                        id,
+                        reason: "boom".into(),
+                    },
+                    id + 1,
+                )
+            } else {
+                table.apply(
+                    Event::Done {
+                        id,
+                        archive_id: String::new(),
+                    },
+                    id + 1,
+                )
+            };
+            // The row a change names can still be read (the CLI prints its key).
+            let row = match change {
+                Some(Change::Done(row) | Change::Failed(row, _)) => row,
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(
+                table.task(row).map(|t| t.key.clone()),
+                Some(format!("file{id}"))
+            );
+            most_held = most_held.max(table.held()).max(table.len());
+        }
+        assert!(most_held <= 2, "held {most_held} rows");
+        let t = table.totals();
+        assert_eq!(
+            (
+                t.done,
+                t.failed,
+                t.queued,
+                t.active(),
+                t.bytes,
+                t.bytes_done
+            ),
+            (900, 100, 0, 0, 10_000, 9_000)
+        );
+        // A late event for a forgotten task is ignored.
+        assert_eq!(table.apply(Event::Cancelled { id: 3 }, 2000), None);
+        assert_eq!(table.totals(), t);
+    }
+
+    #[test]
+    fn announced_files_count_towards_the_eta_until_queued() {
+        let mut table = TaskTable::forgetting();
+        table.apply(
+            Event::Planned {
+                files: 11,
+                bytes: 110,
+            },
+            0,
+        );
+        table.apply(
+            Event::Queued {
+                id: 0,
+                key: "a".into(),
+                bytes: 10,
+            },
+            0,
+        );
+        table.apply(Event::Started { id: 0 }, 0);
+        table.apply(Event::Advanced { id: 0, bytes: 10 }, 1000);
+        table.apply(
+            Event::Done {
+                id: 0,
+                archive_id: String::new(),
+            },
+            1000,
+        );
+        // One file a second, ten announced files left.
+        assert_eq!(table.eta_secs(1000), Some(10));
+        let t = table.totals();
+        assert_eq!((t.done, t.queued, t.bytes, t.bytes_done), (1, 10, 110, 10));
+        // A queued file's bytes were part of the announcement.
+        table.apply(
+            Event::Queued {
+                id: 1,
+                key: "b".into(),
+                bytes: 50,
+            },
+            1000,
+        );
+        assert_eq!(table.totals().bytes, 110);
+        table.apply(Event::Cancelled { id: 1 }, 1000);
+        let t = table.totals();
+        assert_eq!((t.cancelled, t.queued, t.bytes), (1, 9, 60));
     }
 }

@@ -26,8 +26,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::backup::{BackupSummary, FailedFile, Plan, UploadItem};
+use super::backup::{BackupSummary, FailedFile, UploadItem};
 use super::commit::{Commit, Sent};
+use super::planned::{PLANNED_AHEAD, PlanStream, Step};
 use super::{Engine, Event, Progress};
 use crate::catalog::{ArchiveRecord, Catalog as _};
 use crate::description::Description;
@@ -103,34 +104,21 @@ impl InFlightLimit {
 }
 
 impl Engine {
-    /// Uploads a plan: prepares chunks ahead, keeps the right number of uploads in
-    /// flight, and feeds what the store confirmed to the group commit. Files not
-    /// started when the job is cancelled are reported cancelled at once; only
-    /// uploads in flight are awaited.
+    /// Uploads a plan as it comes (a bounded stream: [`super::planned`]):
+    /// updates the mtimes it names, queues each upload as it comes up (its
+    /// `Queued` event), sends small files to packs and the others one by one,
+    /// prepares chunks ahead, keeps the right number of uploads in flight, and
+    /// feeds what the store confirmed to the group commit. Only a bounded
+    /// window of the plan is held at any time. Files not started when the job
+    /// is cancelled are reported cancelled at once; only uploads in flight are
+    /// awaited.
     pub(super) async fn upload_all(
         self: &Arc<Self>,
-        plan: Plan,
+        plan: PlanStream,
         progress: &Progress,
     ) -> BackupSummary {
         let reads_before = ReadCounters::now();
         let mut summary = BackupSummary::default();
-        for (key, mtime_ns) in &plan.mtime_updates {
-            match self.update_mtime(key, *mtime_ns).await {
-                Ok(()) => summary.mtimes_updated += 1,
-                Err(e) => summary.failed.push(FailedFile {
-                    path: key.clone(),
-                    reason: format!("cannot update mtime: {e:#}"),
-                }),
-            }
-        }
-        for item in &plan.uploads {
-            let queued = Event::Queued {
-                id: item.id,
-                key: item.key.clone(),
-                bytes: item.size,
-            };
-            progress.send(queued).await;
-        }
         // Keys with a resumable upload, read once (None: look each file up).
         let resumable = self.state.multipart_keys().ok().map(Arc::new);
 
@@ -142,19 +130,22 @@ impl Engine {
         };
 
         // Small files go into packs, side by side with the larger ones.
-        let (packed, alone): (Vec<UploadItem>, Vec<UploadItem>) = plan
-            .uploads
-            .into_iter()
-            .partition(|item| self.packing.takes(item.size));
-        let packer = (!packed.is_empty()).then(|| {
+        let (to_packs, packed) = mpsc::channel(PLANNED_AHEAD);
+        let (to_alone, alone) = mpsc::channel(PLANNED_AHEAD);
+        let router = {
+            let engine = Arc::clone(self);
+            let progress = progress.clone();
+            tokio::spawn(async move { engine.route(plan, to_packs, to_alone, &progress).await })
+        };
+        let packer = {
             let engine = Arc::clone(self);
             let progress = progress.clone();
             let commits = commits.clone();
             tokio::spawn(async move { engine.upload_packs(packed, commits, &progress).await })
-        });
+        };
 
         let mut chunks = Chunks::new(alone);
-        let mut next_chunk = chunks.next().map(|c| self.prepare(c));
+        let mut next_chunk = chunks.next().await.map(|c| self.prepare(c));
         let mut queue: VecDeque<Ready> = VecDeque::new();
         let mut limit = InFlightLimit::new(self.requests_in_flight.max(1));
         let mut large_in_flight = 0usize;
@@ -179,7 +170,7 @@ impl Engine {
                         break;
                     };
                     // Prepare the chunk after this one while this one uploads.
-                    next_chunk = chunks.next().map(|c| self.prepare(c));
+                    next_chunk = chunks.next().await.map(|c| self.prepare(c));
                     match handle.await {
                         Ok(Ok(ready)) => queue.extend(ready),
                         Ok(Err((items, e))) => {
@@ -282,18 +273,27 @@ impl Engine {
                 }),
             }
         }
-        if let Some(packer) = packer {
-            match packer.await {
-                Ok(tally) => {
-                    summary.cancelled += tally.cancelled;
-                    summary.failed.extend(tally.failed);
-                    summary.not_as_archived.extend(tally.not_as_archived);
-                }
-                Err(join_error) => summary.failed.push(FailedFile {
-                    path: "?".into(),
-                    reason: format!("pack task failed: {join_error}"),
-                }),
+        match packer.await {
+            Ok(tally) => {
+                summary.cancelled += tally.cancelled;
+                summary.failed.extend(tally.failed);
+                summary.not_as_archived.extend(tally.not_as_archived);
             }
+            Err(join_error) => summary.failed.push(FailedFile {
+                path: "?".into(),
+                reason: format!("pack task failed: {join_error}"),
+            }),
+        }
+        match router.await {
+            Ok(routed) => {
+                summary.mtimes_updated += routed.mtimes_updated;
+                summary.cancelled += routed.cancelled;
+                summary.failed.extend(routed.failed);
+            }
+            Err(join_error) => summary.failed.push(FailedFile {
+                path: "(plan)".into(),
+                reason: format!("plan task failed: {join_error}"),
+            }),
         }
         drop(commits);
         match committer.await {
@@ -337,18 +337,19 @@ impl Engine {
                 Err(_) => {}
             }
         }
-        let unprepared = std::iter::from_fn(|| chunks.next())
-            .flatten()
-            .map(|item| Ready {
-                item,
-                replaces: None,
-                journaled: false,
-            });
-        for ready in queue.drain(..).chain(unprepared) {
+        for ready in queue.drain(..) {
             summary.cancelled += 1;
             progress.send(Event::Cancelled { id: ready.item.id }).await;
             if ready.journaled {
                 let _ = commits.send(Commit::End(ready.item.key)).await;
+            }
+        }
+        // What was routed here before the router saw the cancellation (it
+        // settles the rest of the plan itself).
+        while let Some(chunk) = chunks.next().await {
+            for item in chunk {
+                summary.cancelled += 1;
+                progress.send(Event::Cancelled { id: item.id }).await;
             }
         }
     }
@@ -732,20 +733,98 @@ fn open_and_read_small(
     ))
 }
 
-/// The plan's uploads, [`PREPARE_CHUNK`] at a time.
+/// The uploads not packed, [`PREPARE_CHUNK`] at most at a time: as many as
+/// have come (a chunk does not wait to fill while uploads could start).
 struct Chunks {
-    items: std::vec::IntoIter<UploadItem>,
+    items: mpsc::Receiver<UploadItem>,
 }
 
 impl Chunks {
-    fn new(items: Vec<UploadItem>) -> Chunks {
-        Chunks {
-            items: items.into_iter(),
-        }
+    fn new(items: mpsc::Receiver<UploadItem>) -> Chunks {
+        Chunks { items }
     }
 
-    fn next(&mut self) -> Option<Vec<UploadItem>> {
-        let chunk: Vec<UploadItem> = self.items.by_ref().take(PREPARE_CHUNK).collect();
-        (!chunk.is_empty()).then_some(chunk)
+    async fn next(&mut self) -> Option<Vec<UploadItem>> {
+        let first = self.items.recv().await?;
+        let mut chunk = vec![first];
+        while chunk.len() < PREPARE_CHUNK {
+            match self.items.try_recv() {
+                Ok(item) => chunk.push(item),
+                Err(_) => break,
+            }
+        }
+        Some(chunk)
+    }
+}
+
+/// What became of a plan's steps that the router settled itself.
+#[derive(Default)]
+struct Routed {
+    mtimes_updated: u64,
+    cancelled: u64,
+    failed: Vec<FailedFile>,
+}
+
+impl Engine {
+    /// Takes the plan's steps as they come: updates mtimes, queues each upload
+    /// (its `Queued` event) and hands it to the packs or to the uploads one by
+    /// one. Once the job is cancelled, the rest of the plan is queued and
+    /// cancelled here (a front end that shows the files sees each settled).
+    async fn route(
+        &self,
+        mut plan: PlanStream,
+        to_packs: mpsc::Sender<UploadItem>,
+        to_alone: mpsc::Sender<UploadItem>,
+        progress: &Progress,
+    ) -> Routed {
+        let mut routed = Routed::default();
+        while let Some(step) = plan.steps.recv().await {
+            let item = match step {
+                Step::UpdateMtime(key, mtime_ns) => {
+                    match self.update_mtime(&key, mtime_ns).await {
+                        Ok(()) => routed.mtimes_updated += 1,
+                        Err(e) => routed.failed.push(FailedFile {
+                            path: key,
+                            reason: format!("cannot update mtime: {e:#}"),
+                        }),
+                    }
+                    continue;
+                }
+                Step::Upload(item) => item,
+            };
+            let queued = Event::Queued {
+                id: item.id,
+                key: item.key.clone(),
+                bytes: item.size,
+            };
+            progress.send(queued).await;
+            if progress.is_cancelled() {
+                routed.cancelled += 1;
+                progress.send(Event::Cancelled { id: item.id }).await;
+                continue;
+            }
+            let to = if self.packing.takes(item.size) {
+                &to_packs
+            } else {
+                &to_alone
+            };
+            if let Err(mpsc::error::SendError(item)) = to.send(item).await {
+                // Its uploader stopped (it cannot, short of a panic it reports).
+                routed.cancelled += 1;
+                progress.send(Event::Cancelled { id: item.id }).await;
+            }
+        }
+        match plan.feeder.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => routed.failed.push(FailedFile {
+                path: "(plan)".into(),
+                reason: format!("{e:#}; the files after it were not backed up this run"),
+            }),
+            Err(join_error) => routed.failed.push(FailedFile {
+                path: "(plan)".into(),
+                reason: format!("plan task failed: {join_error}"),
+            }),
+        }
+        routed
     }
 }
