@@ -209,7 +209,18 @@ async fn a_cancelled_upload_leaves_nothing_behind() {
     std::fs::create_dir_all(dir.path().join("tree")).unwrap();
     std::fs::write(dir.path().join("tree/big.img"), vec![3u8; 8 << 20]).unwrap();
     std::fs::write(dir.path().join("tree/later.txt"), "never started").unwrap();
-    let engine = engine_with_concurrency(dir.path(), local_store(dir.path()), 1);
+    let mut engine = engine_with_concurrency(dir.path(), local_store(dir.path()), 1);
+    // One archive per file: the point is a lone upload's partial archive, with
+    // later.txt queued behind it. Packed, later.txt would go in a pack beside
+    // big.img and could be stored before the cancel lands (a race, not a bug).
+    engine.engine = Arc::new(
+        Arc::try_unwrap(engine.engine)
+            .unwrap_or_else(|_| panic!("engine shared"))
+            .with_packing(firn::model::Packing {
+                enabled: false,
+                ..firn::model::Packing::default()
+            }),
+    );
     let plan = plan_for(&engine).await;
     let cancel = CancellationToken::new();
     let (tx, mut rx) = mpsc::channel(1);
