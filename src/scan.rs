@@ -1,14 +1,12 @@
 //! Scan: walk the root and describe every entry by key and metadata, without reading
 //! any file content.
 
-use std::os::unix::fs::FileTypeExt;
+use std::collections::VecDeque;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use regex::{RegexSet, RegexSetBuilder};
-use walkdir::WalkDir;
 
 use crate::model::Entry;
 use crate::model::Fingerprint;
@@ -112,485 +110,480 @@ pub enum ScanError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the scan thread: {0}; free some memory or processes and run again")]
+    Thread(std::io::Error),
 }
 
-/// The entries of one scan, held compactly until status has compared them: one
-/// 48-byte record per entry plus its key's bytes in one shared string, where a
-/// `Vec<Entry>` costs some 200 bytes per entry (invariant 8). What few entries
-/// carry besides (raw name bytes, a status other than [`Status::Local`]) sits in
-/// a side list.
-#[derive(Debug, Default)]
-pub struct Scanned {
-    keys: String,
-    items: Vec<Item>,
-    extras: Vec<Extra>,
+/// The scan as it goes: every entry of the tree in key order, each handed on as
+/// soon as the walk has it, so nothing is held per file for the whole run
+/// (invariant 8: a first backup of 2,000,000 files holds a few directories'
+/// listings, not 2,000,000 entries).
+///
+/// The walk runs on a thread of its own, a directory at a time, and hands its
+/// entries over in batches; the consumer (status, comparing them with the
+/// catalog as they come) works in parallel with it.
+///
+/// Key order is the bytes of the keys: a directory's entries come in the order
+/// of their names, except that a directory's contents (`a/…`) sort as if its
+/// name ended in `/`, after a sibling `a-b` or `a.txt` and before `a0`.
+/// Entries whose names normalize to the same key (NFC and NFD spellings of one
+/// name) are all refused as [`SkipReason::NameCollision`] rather than merged;
+/// directories whose names collide are walked as one.
+pub struct ScanStream<'p> {
+    batches: Receiver<Batch>,
+    batch: VecDeque<Entry>,
+    walker: Option<std::thread::JoinHandle<()>>,
+    /// The walk said it was done (a closed channel without it is a failed walk).
+    finished: bool,
+    failed: Option<String>,
+    handed: u64,
+    on_progress: &'p mut (dyn FnMut(ScanProgress) + Send),
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Item {
-    key_at: usize,
-    key_len: u32,
-    /// Index into `extras`, or [`NO_EXTRA`].
-    extra: u32,
-    fingerprint: Fingerprint,
+/// What the walk thread hands over: entries in key order, and its tallies so far.
+struct Batch {
+    entries: Vec<Entry>,
+    progress: ScanProgress,
+    last: bool,
 }
 
-#[derive(Debug)]
-struct Extra {
-    raw: Option<Box<[u8]>>,
-    status: Status,
-}
+/// Entries handed over at once (small enough that the walk never runs far ahead).
+const BATCH: usize = 1024;
+/// Batches the walk may have waiting before it waits for the consumer.
+const BATCHES_AHEAD: usize = 8;
 
-const NO_EXTRA: u32 = u32::MAX;
-static LOCAL: Status = Status::Local;
-
-impl Scanned {
-    fn with_capacity(entries: usize) -> Scanned {
-        Scanned {
-            keys: String::new(),
-            items: Vec::with_capacity(entries),
-            extras: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, key: &str, raw: Option<Vec<u8>>, fingerprint: Fingerprint, status: Status) {
-        let extra = if raw.is_some() || status != Status::Local {
-            self.extras.push(Extra {
-                raw: raw.map(Vec::into_boxed_slice),
-                status,
-            });
-            (self.extras.len() - 1) as u32
-        } else {
-            NO_EXTRA
+impl<'p> ScanStream<'p> {
+    /// Starts walking `root`; fails at once when the root itself cannot be read.
+    pub fn start(
+        root: &Path,
+        options: &ScanOptions,
+        on_progress: &'p mut (dyn FnMut(ScanProgress) + Send),
+    ) -> Result<ScanStream<'p>, ScanError> {
+        let meta = match std::fs::metadata(root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ScanError::MissingRoot(root.to_path_buf()));
+            }
+            Err(e) => {
+                return Err(ScanError::UnreadableRoot {
+                    path: root.to_path_buf(),
+                    source: e,
+                });
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(ScanError::NotADirectory(root.to_path_buf()));
+            }
+            Ok(meta) => meta,
         };
-        self.items.push(Item {
-            key_at: self.keys.len(),
-            key_len: key.len() as u32,
-            extra,
-            fingerprint,
-        });
-        self.keys.push_str(key);
-    }
-
-    /// Moves every entry of `other` here (`other` is left empty, its buffers kept).
-    fn append(&mut self, other: &mut Scanned) {
-        let (key_base, extra_base) = (self.keys.len(), self.extras.len() as u32);
-        self.keys.push_str(&other.keys);
-        self.items.extend(other.items.iter().map(|item| Item {
-            key_at: item.key_at + key_base,
-            extra: if item.extra == NO_EXTRA {
-                NO_EXTRA
-            } else {
-                item.extra + extra_base
-            },
-            ..*item
-        }));
-        self.extras.append(&mut other.extras);
-        other.keys.clear();
-        other.items.clear();
-    }
-
-    fn key_of(&self, item: &Item) -> &str {
-        &self.keys[item.key_at..item.key_at + item.key_len as usize]
-    }
-
-    fn sort(&mut self) {
-        let keys = &self.keys;
-        self.items
-            .sort_unstable_by(|a, b| key_in(keys, a).cmp(key_in(keys, b)));
-    }
-
-    /// Marks every entry whose key another entry has too (two names that
-    /// normalize alike): both are refused rather than merged.
-    fn mark_collisions(&mut self) {
-        let mut i = 0;
-        while i < self.items.len() {
-            let mut j = i + 1;
-            while j < self.items.len() && self.key(j) == self.key(i) {
-                j += 1;
-            }
-            if j - i > 1 {
-                for n in i..j {
-                    let raw = self.raw(n).map(Box::from);
-                    self.extras.push(Extra {
-                        raw,
-                        status: Status::Skipped(SkipReason::NameCollision),
-                    });
-                    let item = &mut self.items[n];
-                    item.extra = (self.extras.len() - 1) as u32;
-                    item.fingerprint = Fingerprint::default();
-                }
-            }
-            i = j;
-        }
-    }
-
-    fn shrink_to_fit(&mut self) {
-        self.keys.shrink_to_fit();
-        self.items.shrink_to_fit();
-        self.extras.shrink_to_fit();
-    }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    pub fn key(&self, index: usize) -> &str {
-        self.key_of(&self.items[index])
-    }
-
-    pub fn fingerprint(&self, index: usize) -> Fingerprint {
-        self.items[index].fingerprint
-    }
-
-    pub fn status(&self, index: usize) -> &Status {
-        self.extra(index).map_or(&LOCAL, |e| &e.status)
-    }
-
-    pub fn raw(&self, index: usize) -> Option<&[u8]> {
-        self.extra(index).and_then(|e| e.raw.as_deref())
-    }
-
-    fn extra(&self, index: usize) -> Option<&Extra> {
-        let extra = self.items[index].extra;
-        (extra != NO_EXTRA).then(|| &self.extras[extra as usize])
-    }
-
-    /// The index of an entry of key `key`, if any.
-    pub fn find(&self, key: &str) -> Option<usize> {
-        self.items
-            .binary_search_by(|item| self.key_of(item).cmp(key))
-            .ok()
-    }
-
-    /// Entry `index` as an [`Entry`] (scan's view: nothing compared yet).
-    pub fn entry(&self, index: usize) -> Entry {
-        Entry::new(
-            self.key(index).to_owned(),
-            self.raw(index).map(<[u8]>::to_vec),
-            self.fingerprint(index),
-            self.status(index).clone(),
-        )
-    }
-}
-
-fn key_in<'k>(keys: &'k str, item: &Item) -> &'k str {
-    &keys[item.key_at..item.key_at + item.key_len as usize]
-}
-
-/// Walks `root` and returns its entries sorted by key, name collisions marked.
-pub fn scan(
-    root: &Path,
-    options: &ScanOptions,
-    on_progress: &mut dyn FnMut(ScanProgress),
-) -> Result<Scanned, ScanError> {
-    scan_with_hint(root, options, 0, on_progress)
-}
-
-/// Like [`scan`], with the number of entries expected (the last scan's), so the
-/// entry list is allocated once instead of grown by doubling.
-pub fn scan_with_hint(
-    root: &Path,
-    options: &ScanOptions,
-    capacity_hint: usize,
-    on_progress: &mut dyn FnMut(ScanProgress),
-) -> Result<Scanned, ScanError> {
-    match std::fs::metadata(root) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ScanError::MissingRoot(root.to_path_buf()));
-        }
-        Err(e) => {
+        let (sender, batches) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+        let walker = Walker {
+            root: root.to_path_buf(),
+            options: options.clone(),
+            out: Vec::with_capacity(BATCH),
+            sender,
+            progress: ScanProgress::default(),
+        };
+        let top = DirGroup {
+            key: String::new(),
+            paths: vec![DirPath {
+                path: root.to_path_buf(),
+                differs: false,
+                id: (meta.dev(), meta.ino()),
+            }],
+        };
+        // The root's own listing is read here, so an unreadable root is an error
+        // rather than an entry.
+        let listing = walker.list(&top, &[]);
+        if let Some(source) = listing.failures.into_iter().next().map(|(_, e)| e) {
             return Err(ScanError::UnreadableRoot {
                 path: root.to_path_buf(),
-                source: e,
+                source,
             });
         }
-        Ok(meta) if !meta.is_dir() => return Err(ScanError::NotADirectory(root.to_path_buf())),
-        Ok(_) => {}
+        let ids = vec![top.paths[0].id];
+        let walker = std::thread::Builder::new()
+            .name("firn-scan".into())
+            .spawn(move || walker.walk(listing.children, ids))
+            .map_err(ScanError::Thread)?;
+        Ok(ScanStream {
+            batches,
+            batch: VecDeque::new(),
+            walker: Some(walker),
+            finished: false,
+            failed: None,
+            handed: 0,
+            on_progress,
+        })
     }
-    let mut entries = if options.follow_symlinks {
-        // Loop detection needs walkdir's view of every ancestor: one thread.
-        walk_sequential(root, options, capacity_hint, on_progress)?
-    } else {
-        walk_parallel(root, options, capacity_hint, on_progress)?
-    };
-    entries.sort();
-    entries.mark_collisions();
-    entries.shrink_to_fit();
-    Ok(entries)
-}
 
-fn walk_sequential(
-    root: &Path,
-    options: &ScanOptions,
-    capacity_hint: usize,
-    on_progress: &mut dyn FnMut(ScanProgress),
-) -> Result<Scanned, ScanError> {
-    let mut entries = Scanned::with_capacity(capacity_hint);
-    let mut progress = ScanProgress::default();
-    let mut walker = WalkDir::new(root)
-        .follow_links(options.follow_symlinks)
-        .min_depth(1)
-        .into_iter();
-    while let Some(next) = walker.next() {
-        progress.entries += 1;
-        if progress.entries % 4096 == 0 {
-            on_progress(progress);
-        }
-        let entry = match next {
-            Ok(entry) => entry,
-            Err(err) => {
-                if err.depth() == 0 {
-                    let source = err
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("walk failed"));
-                    return Err(ScanError::UnreadableRoot {
-                        path: root.to_path_buf(),
-                        source,
+    /// The next entry, without taking it.
+    pub fn peek(&mut self) -> Option<&Entry> {
+        self.refill();
+        self.batch.front()
+    }
+
+    /// Takes the next entry.
+    pub fn next_entry(&mut self) -> Option<Entry> {
+        self.refill();
+        let entry = self.batch.pop_front()?;
+        self.handed += 1;
+        Some(entry)
+    }
+
+    /// Entries taken so far.
+    pub fn handed(&self) -> u64 {
+        self.handed
+    }
+
+    /// Why the walk stopped before the end of the tree, if it did: then the
+    /// entries handed on are not the whole tree.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn refill(&mut self) {
+        while self.batch.is_empty() && !self.finished && self.failed.is_none() {
+            match self.batches.recv() {
+                Ok(batch) => {
+                    (self.on_progress)(batch.progress);
+                    self.batch.extend(batch.entries);
+                    self.finished = batch.last;
+                }
+                Err(_) => {
+                    let panic = self.walker.take().map(|walker| walker.join().is_err());
+                    self.failed = Some(if panic == Some(true) {
+                        "the scan thread panicked".into()
+                    } else {
+                        "the scan thread stopped early".into()
                     });
                 }
-                let Some(path) = err.path().map(Path::to_path_buf) else {
+            }
+        }
+    }
+}
+
+impl Drop for ScanStream<'_> {
+    fn drop(&mut self) {
+        // Closing the channel stops a walk still under way at its next batch.
+        let (_, closed) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.batches, closed));
+        if let Some(walker) = self.walker.take() {
+            let _ = walker.join();
+        }
+    }
+}
+
+/// Directories of one key: usually one, two or more when their names normalize
+/// alike (they are walked as one; their entries of equal keys collide).
+struct DirGroup {
+    key: String,
+    paths: Vec<DirPath>,
+}
+
+struct DirPath {
+    path: PathBuf,
+    /// Some name on the path differs from its key (entries below carry raw bytes).
+    differs: bool,
+    /// Device and inode, to catch a symlink that leads back up the tree.
+    id: (u64, u64),
+}
+
+/// One child of a directory as listed: an entry, or a directory to walk.
+enum Child {
+    Entry(Entry),
+    Dir(DirGroup),
+}
+
+impl Child {
+    fn key(&self) -> &str {
+        match self {
+            Child::Entry(entry) => &entry.key,
+            Child::Dir(group) => &group.key,
+        }
+    }
+}
+
+/// A directory group's children, sorted by key and collisions marked, and
+/// the entries of the directories that could not be read.
+struct Listing {
+    children: Vec<Child>,
+    failures: Vec<(Entry, std::io::Error)>,
+}
+
+/// A directory listed and waiting for its turn (its key followed by `/`).
+struct Pending {
+    key: String,
+    children: Vec<Child>,
+    ids: Vec<(u64, u64)>,
+}
+
+/// One directory being handed on: its children left, and the directories
+/// among them listed already but waiting for their turn (a stack: the one on
+/// top comes first).
+struct Frame {
+    children: std::iter::Peekable<std::vec::IntoIter<Child>>,
+    pending: Vec<Pending>,
+    ids: Vec<(u64, u64)>,
+}
+
+impl Frame {
+    fn new(children: Vec<Child>, ids: Vec<(u64, u64)>) -> Frame {
+        Frame {
+            children: children.into_iter().peekable(),
+            pending: Vec::new(),
+            ids,
+        }
+    }
+}
+
+struct Walker {
+    root: PathBuf,
+    options: ScanOptions,
+    out: Vec<Entry>,
+    sender: SyncSender<Batch>,
+    progress: ScanProgress,
+}
+
+/// The consumer went away: the walk stops.
+struct Stopped;
+
+impl Walker {
+    fn walk(mut self, top: Vec<Child>, ids: Vec<(u64, u64)>) {
+        if self.walk_from(top, ids).is_ok() {
+            let batch = Batch {
+                entries: std::mem::take(&mut self.out),
+                progress: self.progress,
+                last: true,
+            };
+            let _ = self.sender.send(batch);
+        }
+    }
+
+    /// Depth first, each directory's children in key order. A directory is
+    /// listed when its name comes up, so one that cannot be read is an entry in
+    /// its name's place; its children are handed on once the siblings that sort
+    /// between its name and its name + `/` (`a-b`, `a.txt` after a directory
+    /// `a`) have been.
+    fn walk_from(&mut self, top: Vec<Child>, ids: Vec<(u64, u64)>) -> Result<(), Stopped> {
+        let mut stack = vec![Frame::new(top, ids)];
+        while let Some(frame) = stack.last_mut() {
+            let next_key = frame.children.peek().map(Child::key);
+            if let Some(pending) = frame.pending.last()
+                && next_key.is_none_or(|next| !comes_before_contents(next, &pending.key))
+            {
+                let Some(pending) = frame.pending.pop() else {
                     continue;
                 };
-                let (key, raw) = key_of(root, &path);
-                let status = if err.loop_ancestor().is_some() {
-                    Status::Skipped(SkipReason::SymlinkLoop)
-                } else {
-                    let reason = err
-                        .io_error()
-                        .map(describe_io_error)
-                        .unwrap_or_else(|| err.to_string());
-                    Status::Unreadable(reason.into())
-                };
-                entries.push(&key, raw, Fingerprint::default(), status);
+                stack.push(Frame::new(pending.children, pending.ids));
                 continue;
             }
-        };
-        let (key, raw) = key_of(root, entry.path());
-        let file_type = entry.file_type();
-        let mut fingerprint = Fingerprint::default();
-        let status = if file_type.is_dir() {
-            if options.filter.is_ignored_dir(&key) {
-                walker.skip_current_dir();
-                Status::Ignored { is_dir: true }
-            } else {
+            let Some(child) = frame.children.next() else {
+                stack.pop();
                 continue;
-            }
-        } else {
-            let metadata = || {
-                entry.metadata().map_err(|err| {
-                    err.io_error()
-                        .map(describe_io_error)
-                        .unwrap_or_else(|| err.to_string())
-                })
             };
-            let (status, found) = classify(file_type, metadata, &key, &options.filter);
-            if status == Status::Local {
-                progress.files += 1;
-                progress.bytes += found.size;
-            }
-            fingerprint = found;
-            status
-        };
-        entries.push(&key, raw, fingerprint, status);
-    }
-    on_progress(progress);
-    Ok(entries)
-}
-
-/// Walks without following symlinks on every core: directories are shared out
-/// through a queue, each listed by walkdir one level deep, and entries are handed
-/// to one list (allocated once from the hint) in batches.
-fn walk_parallel(
-    root: &Path,
-    options: &ScanOptions,
-    capacity_hint: usize,
-    on_progress: &mut dyn FnMut(ScanProgress),
-) -> Result<Scanned, ScanError> {
-    struct Queue {
-        /// Directory on disk, its key, whether any name on its path differs from the key.
-        dirs: Vec<(PathBuf, String, bool)>,
-        busy: usize,
-        failed: Option<ScanError>,
-    }
-    let queue = Mutex::new(Queue {
-        dirs: vec![(root.to_path_buf(), String::new(), false)],
-        busy: 0,
-        failed: None,
-    });
-    let wake = Condvar::new();
-    let all = Mutex::new(Scanned::with_capacity(capacity_hint));
-    let (entries_seen, files_seen, bytes_seen) =
-        (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(1, 8);
-
-    let work = |report: &mut dyn FnMut(ScanProgress)| {
-        let mut batch = Scanned::with_capacity(BATCH);
-        loop {
-            let job = {
-                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-                loop {
-                    if q.failed.is_some() {
-                        break None;
+            match child {
+                Child::Entry(entry) => self.emit(entry)?,
+                Child::Dir(group) => {
+                    let ancestors: Vec<(u64, u64)> = if self.options.follow_symlinks {
+                        stack.iter().flat_map(|f| f.ids.iter().copied()).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let listing = self.list(&group, &ancestors);
+                    for (entry, _) in listing.failures {
+                        self.emit(entry)?;
                     }
-                    if let Some(job) = q.dirs.pop() {
-                        q.busy += 1;
-                        break Some(job);
+                    if !listing.children.is_empty()
+                        && let Some(frame) = stack.last_mut()
+                    {
+                        frame.pending.push(Pending {
+                            key: group.key,
+                            ids: group.paths.iter().map(|p| p.id).collect(),
+                            children: listing.children,
+                        });
                     }
-                    if q.busy == 0 {
-                        break None;
-                    }
-                    q = wake.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
-            };
-            let Some((dir, dir_key, dir_differs)) = job else {
-                break;
-            };
-            let mut subdirs = Vec::new();
-            let before = batch.len();
-            let outcome = list_dir(
-                &dir,
-                &dir_key,
-                dir_differs,
-                root,
-                options,
-                &mut batch,
-                &mut subdirs,
-                &files_seen,
-                &bytes_seen,
-            );
-            let listed = (batch.len() - before) as u64;
-            let total = entries_seen.fetch_add(listed, Ordering::Relaxed) + listed;
-            if batch.len() >= BATCH {
-                all.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .append(&mut batch);
             }
-            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-            q.busy -= 1;
-            match outcome {
-                Err(e) => q.failed = Some(e),
-                Ok(()) => q.dirs.extend(subdirs),
-            }
-            drop(q);
-            wake.notify_all();
-            report(ScanProgress {
-                entries: total,
-                files: files_seen.load(Ordering::Relaxed),
-                bytes: bytes_seen.load(Ordering::Relaxed),
-            });
         }
-        all.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .append(&mut batch);
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(|| work(&mut |_| {}));
-        }
-        let mut last = 0;
-        work(&mut |p: ScanProgress| {
-            if p.entries >= last + 4096 {
-                last = p.entries;
-                on_progress(p);
-            }
-        });
-    });
-    if let Some(e) = queue.into_inner().unwrap_or_else(|p| p.into_inner()).failed {
-        return Err(e);
-    }
-    on_progress(ScanProgress {
-        entries: entries_seen.load(Ordering::Relaxed),
-        files: files_seen.load(Ordering::Relaxed),
-        bytes: bytes_seen.load(Ordering::Relaxed),
-    });
-    Ok(all.into_inner().unwrap_or_else(|p| p.into_inner()))
-}
-
-const BATCH: usize = 512;
-
-/// Lists one directory, one level: entries go to `out`, subdirectories to
-/// `subdirs`. Only the root failing to open is an error; anything else is an
-/// entry that says what went wrong. Each entry is looked at relative to the open
-/// directory (statx on its name, not its whole path), as `find` does.
-#[allow(clippy::too_many_arguments)]
-fn list_dir(
-    dir: &Path,
-    dir_key: &str,
-    dir_differs: bool,
-    root: &Path,
-    options: &ScanOptions,
-    out: &mut Scanned,
-    subdirs: &mut Vec<(PathBuf, String, bool)>,
-    files_seen: &AtomicU64,
-    bytes_seen: &AtomicU64,
-) -> Result<(), ScanError> {
-    let unreadable = |out: &mut Scanned, err: std::io::Error| {
-        if dir_key.is_empty() {
-            return Err(ScanError::UnreadableRoot {
-                path: root.to_path_buf(),
-                source: err,
-            });
-        }
-        let raw = dir_differs.then(|| relative_bytes(root, dir));
-        out.push(
-            dir_key,
-            raw,
-            Fingerprint::default(),
-            Status::Unreadable(describe_io_error(&err).into()),
-        );
         Ok(())
-    };
-    let listing = match std::fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(err) => return unreadable(out, err),
-    };
-    for next in listing {
-        let entry = match next {
-            Ok(entry) => entry,
-            Err(err) => return unreadable(out, err),
-        };
+    }
+
+    fn emit(&mut self, entry: Entry) -> Result<(), Stopped> {
+        self.progress.entries += 1;
+        if entry.status == Status::Local {
+            self.progress.files += 1;
+            self.progress.bytes += entry.fingerprint.size;
+        }
+        self.out.push(entry);
+        if self.out.len() >= BATCH {
+            let batch = Batch {
+                entries: std::mem::replace(&mut self.out, Vec::with_capacity(BATCH)),
+                progress: self.progress,
+                last: false,
+            };
+            self.sender.send(batch).map_err(|_| Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Lists every directory of `group` one level deep. Anything wrong with an
+    /// entry is that entry's status; a directory that cannot be read is a
+    /// failure (an entry of its own, in its name's place). Each entry is looked
+    /// at relative to the open directory (statx on its name, not its whole
+    /// path), as `find` does.
+    fn list(&self, group: &DirGroup, ancestors: &[(u64, u64)]) -> Listing {
+        let mut children = Vec::new();
+        let mut failures = Vec::new();
+        for dir in &group.paths {
+            let failed = |err: std::io::Error| {
+                let raw = dir.differs.then(|| relative_bytes(&self.root, &dir.path));
+                let status = Status::Unreadable(describe_io_error(&err).into());
+                (
+                    Entry::new(group.key.clone(), raw, Fingerprint::default(), status),
+                    err,
+                )
+            };
+            // Listed whole before any of it is used: a directory that fails
+            // halfway is one failure, not half its entries.
+            let mut listed = Vec::new();
+            let outcome = std::fs::read_dir(&dir.path).and_then(|listing| {
+                for next in listing {
+                    listed.push(self.child(group, dir, next?, ancestors));
+                }
+                Ok(())
+            });
+            match outcome {
+                Ok(()) => children.append(&mut listed),
+                Err(err) => failures.push(failed(err)),
+            }
+        }
+        // Equal keys side by side (entries before a directory of the same key).
+        children.sort_by(|a, b| {
+            a.key()
+                .cmp(b.key())
+                .then_with(|| matches!(a, Child::Dir(_)).cmp(&matches!(b, Child::Dir(_))))
+        });
+        Listing {
+            children: merge_collisions(children),
+            failures,
+        }
+    }
+
+    fn child(
+        &self,
+        group: &DirGroup,
+        dir: &DirPath,
+        entry: std::fs::DirEntry,
+        ancestors: &[(u64, u64)],
+    ) -> Child {
         let file_name = entry.file_name();
         let (name, name_differs) = pathkey::name_key(&file_name);
-        let key = pathkey::join(dir_key, &name);
-        let differs = dir_differs || name_differs;
-        let raw = || differs.then(|| relative_bytes(root, &entry.path()));
-        let file_type = match entry.file_type() {
+        let key = pathkey::join(&group.key, &name);
+        let differs = dir.differs || name_differs;
+        let raw = || differs.then(|| relative_bytes(&self.root, &entry.path()));
+        let unreadable = |key: String, err: &std::io::Error| {
+            let status = Status::Unreadable(describe_io_error(err).into());
+            Child::Entry(Entry::new(key, raw(), Fingerprint::default(), status))
+        };
+        let mut file_type = match entry.file_type() {
             Ok(file_type) => file_type,
-            Err(err) => {
-                let status = Status::Unreadable(describe_io_error(&err).into());
-                out.push(&key, raw(), Fingerprint::default(), status);
-                continue;
-            }
+            Err(err) => return unreadable(key, &err),
         };
-        let mut fingerprint = Fingerprint::default();
-        let status = if file_type.is_dir() {
-            if options.filter.is_ignored_dir(&key) {
-                Status::Ignored { is_dir: true }
-            } else {
-                subdirs.push((entry.path(), key, differs));
-                continue;
+        // Following symlinks, a link is what it points at (a dangling one is
+        // unreadable).
+        let mut followed = None;
+        if self.options.follow_symlinks && file_type.is_symlink() {
+            match std::fs::metadata(entry.path()) {
+                Ok(meta) => {
+                    file_type = meta.file_type();
+                    followed = Some(meta);
+                }
+                Err(err) => return unreadable(key, &err),
             }
-        } else {
-            let metadata = || entry.metadata().map_err(|e| describe_io_error(&e));
-            let (status, found) = classify(file_type, metadata, &key, &options.filter);
-            if status == Status::Local {
-                files_seen.fetch_add(1, Ordering::Relaxed);
-                bytes_seen.fetch_add(found.size, Ordering::Relaxed);
+        }
+        if file_type.is_dir() {
+            if self.options.filter.is_ignored_dir(&key) {
+                let status = Status::Ignored { is_dir: true };
+                return Child::Entry(Entry::new(key, raw(), Fingerprint::default(), status));
             }
-            fingerprint = found;
-            status
+            let meta = match followed {
+                Some(meta) => meta,
+                None if self.options.follow_symlinks => match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(err) => return unreadable(key, &err),
+                },
+                None => {
+                    // Without following links no directory can lead back up.
+                    return Child::Dir(DirGroup {
+                        key,
+                        paths: vec![DirPath {
+                            path: entry.path(),
+                            differs,
+                            id: (0, 0),
+                        }],
+                    });
+                }
+            };
+            let id = (meta.dev(), meta.ino());
+            if ancestors.contains(&id) || group.paths.iter().any(|p| p.id == id) {
+                let status = Status::Skipped(SkipReason::SymlinkLoop);
+                return Child::Entry(Entry::new(key, raw(), Fingerprint::default(), status));
+            }
+            return Child::Dir(DirGroup {
+                key,
+                paths: vec![DirPath {
+                    path: entry.path(),
+                    differs,
+                    id,
+                }],
+            });
+        }
+        let metadata = || match followed {
+            Some(meta) => Ok(meta),
+            None => entry.metadata().map_err(|e| describe_io_error(&e)),
         };
-        out.push(&key, raw(), fingerprint, status);
+        let (status, fingerprint) = classify(file_type, metadata, &key, &self.options.filter);
+        Child::Entry(Entry::new(key, raw(), fingerprint, status))
     }
-    Ok(())
+}
+
+/// Whether the key `next`, a sibling after the directory `dir` in name order,
+/// comes before the directory's contents (`dir/…`): it is `dir` itself, or
+/// `dir` followed by a byte below `/` (`a-b`, `a.txt` after `a`).
+fn comes_before_contents(next: &str, dir: &str) -> bool {
+    next == dir
+        || (next.starts_with(dir) && next.as_bytes().get(dir.len()).is_some_and(|&b| b < b'/'))
+}
+
+/// Children sorted by key, with those of equal keys settled: directories
+/// become one group, entries are all refused as a name collision.
+fn merge_collisions(sorted: Vec<Child>) -> Vec<Child> {
+    let mut out: Vec<Child> = Vec::with_capacity(sorted.len());
+    let mut colliding = false;
+    for child in sorted {
+        match (out.last_mut(), child) {
+            (Some(Child::Dir(last)), Child::Dir(group)) if last.key == group.key => {
+                last.paths.extend(group.paths);
+            }
+            (Some(Child::Entry(last)), Child::Entry(mut entry)) if last.key == entry.key => {
+                if !colliding {
+                    refuse_collision(last);
+                    colliding = true;
+                }
+                refuse_collision(&mut entry);
+                out.push(Child::Entry(entry));
+            }
+            (_, child) => {
+                colliding = false;
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+fn refuse_collision(entry: &mut Entry) {
+    entry.status = Status::Skipped(SkipReason::NameCollision);
+    entry.fingerprint = Fingerprint::default();
 }
 
 /// What a non-directory entry is: a file to compare (with its fingerprint), an
@@ -634,16 +627,119 @@ fn relative_bytes(root: &Path, path: &Path) -> Vec<u8> {
         .to_vec()
 }
 
-fn key_of(root: &Path, path: &Path) -> (String, Option<Vec<u8>>) {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    pathkey::relative_key(relative)
-}
-
 pub fn describe_io_error(err: &std::io::Error) -> String {
     match err.kind() {
         std::io::ErrorKind::PermissionDenied => {
             "permission denied (check the file's owner and mode)".to_string()
         }
         _ => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn keys_of(root: &Path, options: &ScanOptions) -> Vec<(String, Status)> {
+        let mut on_progress = |_: ScanProgress| {};
+        let mut stream = ScanStream::start(root, options, &mut on_progress).unwrap();
+        let mut keys = Vec::new();
+        while let Some(entry) = stream.next_entry() {
+            keys.push((entry.key, entry.status));
+        }
+        assert_eq!(stream.failure(), None);
+        keys
+    }
+
+    fn write(root: &Path, relative: &[u8]) {
+        let path = root.join(std::ffi::OsStr::from_bytes(relative));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"x").unwrap();
+    }
+
+    #[test]
+    fn entries_come_in_byte_order_of_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // Directory `a` sorts after `a-b` and `a.txt` (its contents are `a/…`)
+        // and before `a0`; nested the same way below it.
+        for name in [
+            &b"a/x0"[..],
+            b"a/x-y/1",
+            b"a/x.txt",
+            b"a/x/z",
+            b"a-b",
+            b"a.txt",
+            b"a0",
+            b"a-b.d/q",
+            b"b",
+            b"\xffraw",
+        ] {
+            write(root, name);
+        }
+        std::fs::create_dir(root.join("empty")).unwrap();
+        let keys: Vec<String> = keys_of(root, &ScanOptions::default())
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "handed on in key order");
+        assert_eq!(keys.len(), 10, "{keys:?}");
+        assert!(keys.contains(&"a/x-y/1".to_string()) && keys.contains(&"a/x/z".to_string()));
+    }
+
+    #[test]
+    fn colliding_names_are_refused_and_colliding_directories_walked_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Cafe\u{301}.txt".as_bytes());
+        write(root, "Caf\u{e9}.txt".as_bytes());
+        write(root, "Cafe\u{301}/same".as_bytes());
+        write(root, "Caf\u{e9}/same".as_bytes());
+        write(root, "Caf\u{e9}/only-nfc".as_bytes());
+        write(root, "Cafe\u{301}/only-nfd".as_bytes());
+        let found = keys_of(root, &ScanOptions::default());
+        let collided = Status::Skipped(SkipReason::NameCollision);
+        let expect = vec![
+            ("Caf\u{e9}.txt".to_string(), collided.clone()),
+            ("Caf\u{e9}.txt".to_string(), collided.clone()),
+            ("Caf\u{e9}/only-nfc".to_string(), Status::Local),
+            ("Caf\u{e9}/only-nfd".to_string(), Status::Local),
+            ("Caf\u{e9}/same".to_string(), collided.clone()),
+            ("Caf\u{e9}/same".to_string(), collided),
+        ];
+        assert_eq!(found, expect);
+    }
+
+    #[test]
+    fn ignored_directories_and_symlink_loops_are_entries_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, b"cache/big");
+        write(root, b"keep/file");
+        std::os::unix::fs::symlink("..", root.join("keep/up")).unwrap();
+        let options = ScanOptions {
+            filter: Filter::new(&[], &["^cache$".to_string()]).unwrap(),
+            follow_symlinks: true,
+        };
+        let found = keys_of(root, &options);
+        assert_eq!(
+            found,
+            vec![
+                ("cache".to_string(), Status::Ignored { is_dir: true }),
+                ("keep/file".to_string(), Status::Local),
+                (
+                    "keep/up".to_string(),
+                    Status::Skipped(SkipReason::SymlinkLoop)
+                ),
+            ]
+        );
+        let plain = keys_of(root, &ScanOptions::default());
+        assert_eq!(
+            plain[2],
+            ("keep/up".to_string(), Status::Skipped(SkipReason::Symlink))
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::hash::{self, HashError};
 use crate::model::ContentHash;
 use crate::model::Status;
 use crate::model::{ArchivedSummary, Entry, Fingerprint};
-use crate::scan::{Filter, Scanned};
+use crate::scan::{Filter, ScanStream};
 use crate::state::{FingerprintCursor, LocalState};
 
 /// Files and bytes in one status class.
@@ -122,7 +122,7 @@ impl StatusReport {
 /// entries waiting to be opened or hashed are held, a bounded window at a time.
 pub async fn compute(
     root: &Path,
-    scanned: &Scanned,
+    scan: &mut ScanStream<'_>,
     filter: &Filter,
     state: &Arc<LocalState>,
     catalog: &dyn Catalog,
@@ -131,8 +131,8 @@ pub async fn compute(
 ) -> Result<Rollup> {
     let mut merge = Merge {
         root,
-        scanned,
-        next: 0,
+        scan,
+        unreadable: Vec::new(),
         cache: state.fingerprints()?,
         state,
         filter,
@@ -141,7 +141,6 @@ pub async fn compute(
         last_summary: String::new(),
         window: Vec::new(),
         work: Vec::new(),
-        scratch: Entry::new(String::new(), None, Fingerprint::default(), Status::Local),
         totals: Rollup::default(),
         visit,
         failed: None,
@@ -155,6 +154,14 @@ pub async fn compute(
     if merge.failed.is_none() {
         merge.flush();
     }
+    if merge.failed.is_none()
+        && let Some(failure) = merge.scan.failure()
+    {
+        merge.failed = Some(anyhow::anyhow!(
+            "the scan of {} stopped before its end ({failure}); nothing was compared past that point: run again",
+            root.display()
+        ));
+    }
     match merge.failed {
         Some(e) => Err(e),
         None => Ok(merge.totals),
@@ -165,13 +172,14 @@ pub async fn compute(
 /// work is done on the pool and the window handed on.
 const WINDOW: usize = 4096;
 
-/// The walk of [`compute`]: scanned entries (by index), the cache cursor, and
+/// The walk of [`compute`]: the scan as it goes, the cache cursor, and
 /// the entries settled but not yet handed on.
-struct Merge<'a> {
+struct Merge<'a, 'b> {
     root: &'a Path,
-    scanned: &'a Scanned,
-    /// The first scanned entry not settled yet.
-    next: usize,
+    scan: &'a mut ScanStream<'b>,
+    /// Directories the scan could not read, that keys still to come may lie
+    /// under (what an archived-only file there is, as far as firn can tell).
+    unreadable: Vec<(String, Box<str>)>,
     cache: FingerprintCursor,
     state: &'a LocalState,
     filter: &'a Filter,
@@ -184,14 +192,12 @@ struct Merge<'a> {
     window: Vec<Entry>,
     /// What the entries of the window wait for (by index in the window).
     work: Vec<(usize, Work)>,
-    /// The entry handed on when nothing waits: its buffers are reused.
-    scratch: Entry,
     totals: Rollup,
     visit: &'a mut (dyn FnMut(&Entry) + Send),
     failed: Option<anyhow::Error>,
 }
 
-impl Merge<'_> {
+impl Merge<'_, '_> {
     /// One catalog summary (they arrive in key order): settles the scanned
     /// entries before it, then its own file, or an archived-only entry.
     fn summary(&mut self, summary: CurrentSummary) {
@@ -212,10 +218,13 @@ impl Merge<'_> {
         self.last_summary.clear();
         self.last_summary.push_str(&summary.key);
         self.settle_before(Some(&summary.key));
-        if self.next < self.scanned.len() && self.scanned.key(self.next) == summary.key {
-            let index = self.next;
-            self.next += 1;
-            self.settle_scanned(index, Some(&summary));
+        if self.failed.is_some() {
+            return;
+        }
+        if self.scan.peek().is_some_and(|next| next.key == summary.key)
+            && let Some(entry) = self.scan.next_entry()
+        {
+            self.settle_scanned(entry, Some(&summary));
         } else {
             self.archived_only(summary);
         }
@@ -225,28 +234,22 @@ impl Merge<'_> {
     /// them when None).
     fn settle_before(&mut self, key: Option<&str>) {
         while self.failed.is_none()
-            && self.next < self.scanned.len()
-            && key.is_none_or(|key| self.scanned.key(self.next) < key)
+            && self
+                .scan
+                .peek()
+                .is_some_and(|next| key.is_none_or(|key| next.key.as_str() < key))
         {
-            let index = self.next;
-            self.next += 1;
-            self.settle_scanned(index, None);
+            let Some(entry) = self.scan.next_entry() else {
+                break;
+            };
+            self.settle_scanned(entry, None);
         }
     }
 
-    fn settle_scanned(&mut self, index: usize, summary: Option<&CurrentSummary>) {
-        let scanned = self.scanned;
-        let mut entry = std::mem::replace(
-            &mut self.scratch,
-            Entry::new(String::new(), None, Fingerprint::default(), Status::Local),
-        );
-        entry.key.clear();
-        entry.key.push_str(scanned.key(index));
-        entry.raw = scanned.raw(index).map(Box::from);
-        entry.fingerprint = scanned.fingerprint(index);
-        entry.status = scanned.status(index).clone();
-        entry.sha1 = None;
-        entry.archived = None;
+    fn settle_scanned(&mut self, mut entry: Entry, summary: Option<&CurrentSummary>) {
+        if let Status::Unreadable(reason) = &entry.status {
+            self.unreadable.push((entry.key.clone(), reason.clone()));
+        }
         if entry.status == Status::Local {
             match self.cache.seek(&entry.key) {
                 Ok(Some(cached)) if cached.fingerprint == entry.fingerprint => {
@@ -258,7 +261,6 @@ impl Merge<'_> {
                         "cannot read the fingerprint cache in {} (check that the disk is healthy and the file readable, then run again)",
                         self.state.dir().join("state.sqlite").display()
                     )));
-                    self.scratch = entry;
                     return;
                 }
             }
@@ -289,12 +291,31 @@ impl Merge<'_> {
         }
     }
 
+    /// The reason a directory above `key` could not be read, if one could not.
+    /// Keys come in order, so a directory whose contents (`dir/…`) all sort
+    /// before `key` is forgotten: no key to come can be under it.
+    fn unreadable_ancestor(&mut self, key: &str) -> Option<Box<str>> {
+        if self.unreadable.len() > 64 {
+            self.unreadable.retain(|(dir, _)| {
+                let mut past_contents = dir.as_bytes().to_vec();
+                past_contents.push(b'/' + 1);
+                key.as_bytes() < past_contents.as_slice()
+            });
+        }
+        self.unreadable.iter().find_map(|(dir, reason)| {
+            let under = key.len() > dir.len()
+                && key.starts_with(dir.as_str())
+                && key.as_bytes()[dir.len()] == b'/';
+            under.then(|| format!("inside unreadable directory {dir}: {reason}").into())
+        })
+    }
+
     fn archived_only(&mut self, summary: CurrentSummary) {
         let here = summary.target.is_empty() || summary.target == self.store_target;
         self.count_placement(here, summary.size);
         let status = if is_filtered(self.filter, &summary.key) {
             Status::Ignored { is_dir: false }
-        } else if let Some(reason) = unreadable_ancestor(self.scanned, &summary.key) {
+        } else if let Some(reason) = self.unreadable_ancestor(&summary.key) {
             // It may well still exist: firn just cannot see it.
             Status::Unreadable(reason)
         } else {
@@ -317,7 +338,6 @@ impl Merge<'_> {
         if work.is_none() && self.window.is_empty() {
             self.totals.add(&entry);
             (self.visit)(&entry);
-            self.scratch = entry;
             return;
         }
         if let Some(work) = work {
@@ -410,19 +430,6 @@ fn content_status(
     } else {
         Status::Changed
     }
-}
-
-/// The reason a directory above `key` could not be read, if one could not.
-fn unreadable_ancestor(scanned: &Scanned, key: &str) -> Option<Box<str>> {
-    key.match_indices('/').find_map(|(i, _)| {
-        let found = scanned.find(&key[..i])?;
-        match scanned.status(found) {
-            Status::Unreadable(reason) => {
-                Some(format!("inside unreadable directory {}: {reason}", &key[..i]).into())
-            }
-            _ => None,
-        }
-    })
 }
 
 /// An archived key that is excluded by the filters now (itself or a directory above it).

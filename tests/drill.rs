@@ -535,6 +535,19 @@ fn drill_from_descriptions(d: &Drill, multipart_files: u64) {
         if is["sha1"] == unknown.as_str() {
             was["sha1"] = is["sha1"].clone();
         }
+        // Without a snapshot the upload time is the store's: a multipart
+        // object's LastModified is when its upload began, which can be the
+        // second before firn recorded it.
+        let (recorded, listed) = (
+            was["uploaded_at"].as_i64().unwrap(),
+            is["uploaded_at"].as_i64().unwrap(),
+        );
+        assert!(
+            (recorded - listed).abs() <= 2,
+            "{}: recorded at {recorded}, listed at {listed}",
+            is["path"]
+        );
+        was["uploaded_at"] = is["uploaded_at"].clone();
         assert_eq!(is, was);
     }
 }

@@ -443,65 +443,44 @@ impl Engine {
         &self,
         on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
     ) -> Result<StatusReport> {
-        let scanned = self.scan(on_scan).await?;
-        // Room for a few archived-only entries besides the scanned ones.
-        let mut entries = Vec::with_capacity(scanned.len() + scanned.len() / 64 + 16);
-        let totals = self
-            .compare(&scanned, &mut |entry| entries.push(entry.clone()))
-            .await?;
-        Ok(StatusReport { entries, totals })
-    }
-
-    /// Like [`Engine::status`], handing each entry to `visit` (in key order)
-    /// instead of keeping them all: what a front end that needs only some of them
-    /// (the problems, what to back up) calls, in a fraction of the memory.
-    pub async fn status_each(
-        &self,
-        on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
-        visit: &mut (dyn FnMut(&crate::model::Entry) + Send),
-    ) -> Result<Rollup> {
-        let scanned = self.scan(on_scan).await?;
-        self.compare(&scanned, visit).await
-    }
-
-    async fn scan(
-        &self,
-        on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
-    ) -> Result<crate::scan::Scanned> {
-        let root = self.root.clone();
-        let scan_options = self.scan.clone();
         let state = Arc::clone(&self.state);
         let last = tokio::task::spawn_blocking(move || state.number("scan_entries"))
             .await
             .context("scan task failed")??
             .unwrap_or(0)
             .max(0) as usize;
-        // Room for some growth, so a few new files do not double the allocation.
-        let hint = last + last / 16 + 64;
-        // The walk is blocking work; keep it off the async workers.
-        let scanned = tokio::task::block_in_place(|| {
-            crate::scan::scan_with_hint(&root, &scan_options, hint, on_scan)
-        })?;
-        self.state
-            .set_number("scan_entries", scanned.len() as i64)?;
-        Ok(scanned)
+        // Room for some growth and a few archived-only entries, so a few new
+        // files do not double the allocation.
+        let mut entries = Vec::with_capacity(last + last / 16 + 64);
+        let totals = self
+            .status_each(on_scan, &mut |entry| entries.push(entry.clone()))
+            .await?;
+        Ok(StatusReport { entries, totals })
     }
 
-    async fn compare(
+    /// Like [`Engine::status`], handing each entry to `visit` (in key order)
+    /// instead of keeping them all: what a front end that needs only some of them
+    /// (the problems, what to back up) calls. The scan is compared as it goes,
+    /// so memory does not grow with the tree.
+    pub async fn status_each(
         &self,
-        scanned: &crate::scan::Scanned,
+        on_scan: &mut (dyn FnMut(crate::scan::ScanProgress) + Send),
         visit: &mut (dyn FnMut(&crate::model::Entry) + Send),
     ) -> Result<Rollup> {
-        crate::status::compute(
+        let mut scan = crate::scan::ScanStream::start(&self.root, &self.scan, on_scan)?;
+        let totals = crate::status::compute(
             &self.root,
-            scanned,
+            &mut scan,
             &self.scan.filter,
             &self.state,
             self.catalog.as_ref(),
             &self.store.target(),
             visit,
         )
-        .await
+        .await?;
+        self.state
+            .set_number("scan_entries", scan.handed() as i64)?;
+        Ok(totals)
     }
 }
 
