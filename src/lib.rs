@@ -41,7 +41,10 @@
 //!    command line, in files firn writes, or in logs.
 //! 8. **Bounded memory.** Part buffers are at most part size × parts in flight; the
 //!    in-memory tree costs a small, fixed number of bytes per entry; nothing loads a
-//!    whole file. A backup's plan is a bounded stream (`engine/planned.rs`: spilled
+//!    whole file. The scan is a stream in key order (`scan.rs`: depth first, one
+//!    directory listed at a time on a thread of its own) that status compares with
+//!    the catalog as it comes, so only the terminal UI, which shows the whole
+//!    tree, holds every entry. A backup's plan is a bounded stream (`engine/planned.rs`: spilled
 //!    to an unlinked temporary file while status runs, read back a window at a
 //!    time), and the CLI's progress table forgets each file once it is settled;
 //!    only a dry run's list and a budgeted set's plan are held whole.
