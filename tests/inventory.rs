@@ -909,6 +909,13 @@ fn a_pack_the_catalog_lacks_is_an_orphan_of_its_files_and_adopting_it_records_th
         (&partly[0]["files"], &partly[0]["recorded"]),
         (&3.into(), &2.into())
     );
+    let text =
+        String::from_utf8_lossy(&firn(&sb, &["inventory", "--set", "s"]).stdout).into_owned();
+    assert!(
+        text.contains(&format!("pack {pack} ("))
+            && text.contains("holds 3 files the catalog records 2 of"),
+        "the text names the pack and its counts: {text}"
+    );
 
     // None of its files recorded: an orphan that says it is a pack, and of what.
     catalog_sql(&sb, "DELETE FROM archive");
@@ -922,6 +929,12 @@ fn a_pack_the_catalog_lacks_is_an_orphan_of_its_files_and_adopting_it_records_th
     assert_eq!(
         orphans[0]["pack"]["paths"],
         serde_json::json!(["p/a.txt", "p/b.txt", "p/c.txt"])
+    );
+    let text =
+        String::from_utf8_lossy(&firn(&sb, &["inventory", "--set", "s"]).stdout).into_owned();
+    assert!(
+        text.contains("pack of 3 files: p/a.txt, p/b.txt, p/c.txt"),
+        "the text says the orphan is a pack, and of what: {text}"
     );
 
     // Adopting it records every file its index names, in its place.

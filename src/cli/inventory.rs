@@ -202,13 +202,15 @@ fn print_reconciliation(
         )?;
     }
     for o in &r.orphans {
-        let what = match (&o.description, &o.refused) {
-            (Some(d), None) => d.key.clone().unwrap_or_default(),
-            (Some(d), Some(why)) => format!(
-                "{} (cannot be adopted: {why})",
-                d.key.as_deref().unwrap_or("(no path)")
-            ),
-            (None, why) => format!("({})", why.as_deref().unwrap_or("no description")),
+        let what = match (&o.pack, &o.description, &o.refused) {
+            (Some(pack), _, refused) => {
+                let refused = refused
+                    .as_ref()
+                    .map(|why| format!(" (cannot be adopted: {why})"))
+                    .unwrap_or_default();
+                format!("{}{refused}", describe_pack(pack))
+            }
+            (None, description, refused) => describe_orphan(description, refused),
         };
         writeln!(
             out,
@@ -216,6 +218,16 @@ fn print_reconciliation(
             o.archive_id,
             human_bytes(o.size),
             format_time(o.created_at),
+        )?;
+    }
+    for p in &r.partly_recorded_packs {
+        writeln!(
+            out,
+            "pack {} (created {}) holds {} the catalog records {} of: the others were deleted (their bytes stay until the pack's last file goes) or their records lost (`firn catalog rebuild` adds them back)",
+            p.archive_id,
+            format_time(p.created_at),
+            plural(p.files, "file"),
+            p.recorded,
         )?;
     }
     for o in &r.unclaimed {
@@ -331,4 +343,34 @@ fn print_reconciliation(
         }
     }
     Ok(())
+}
+
+/// What an orphan that is no pack holds, as its description says.
+fn describe_orphan(
+    description: &Option<crate::engine::DescribedFile>,
+    refused: &Option<String>,
+) -> String {
+    match (description, refused) {
+        (Some(d), None) => d.key.clone().unwrap_or_default(),
+        (Some(d), Some(why)) => format!(
+            "{} (cannot be adopted: {why})",
+            d.key.as_deref().unwrap_or("(no path)")
+        ),
+        (None, why) => format!("({})", why.as_deref().unwrap_or("no description")),
+    }
+}
+
+/// An orphan pack: how many files, and the first few of their paths when the
+/// inventory read its index.
+fn describe_pack(pack: &crate::engine::OrphanPack) -> String {
+    const SHOWN: usize = 3;
+    let mut text = format!("pack of {}", plural(pack.files, "file"));
+    if !pack.paths.is_empty() {
+        let mut shown: Vec<&str> = pack.paths.iter().take(SHOWN).map(String::as_str).collect();
+        if pack.paths.len() > SHOWN {
+            shown.push("…");
+        }
+        text.push_str(&format!(": {}", shown.join(", ")));
+    }
+    text
 }
