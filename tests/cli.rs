@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime};
 
-use common::{Sandbox, one_line_error, status_of, stderr, stdout};
+use common::{Sandbox, last_json, one_line_error, status_of, stderr, stdout};
 
 fn set_mtime(path: &std::path::Path, when: SystemTime) {
     std::fs::File::options()
@@ -284,6 +284,47 @@ fn an_unreadable_file_is_reported_and_the_rest_backed_up() {
         let reason = problem["reason"].as_str().unwrap();
         assert!(reason.contains("permission denied"), "{problem}");
     }
+}
+
+#[test]
+fn archived_files_under_a_directory_that_became_unreadable_are_unreadable_not_gone() {
+    let sb = Sandbox::new();
+    sb.write("locked/inside.txt", "archived, then locked away");
+    // Between `locked` and `locked/…` in key order: the scan hands it on
+    // before the directory's contents.
+    sb.write("locked-b.txt", "a sibling");
+    sb.write("z.txt", "after");
+    let (code, doc) = sb.backup_json(&[]);
+    assert_eq!(code, Some(0), "{doc}");
+    std::fs::set_permissions(
+        sb.tree().join("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+
+    let mut cmd = sb.unprivileged_command();
+    let out = cmd
+        .args(["status", sb.tree().to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let doc = last_json(&out);
+    assert_eq!(status_of(&doc, "locked"), "unreadable", "{doc}");
+    assert_eq!(status_of(&doc, "locked-b.txt"), "up-to-date", "{doc}");
+    assert_eq!(status_of(&doc, "z.txt"), "up-to-date", "{doc}");
+    // Not archived-only: firn cannot see it, which is not the same as gone.
+    assert_eq!(status_of(&doc, "locked/inside.txt"), "unreadable", "{doc}");
+    let inside = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "locked/inside.txt")
+        .unwrap();
+    assert!(
+        inside
+            .to_string()
+            .contains("inside unreadable directory locked"),
+        "{inside}"
+    );
 }
 
 #[test]
