@@ -505,26 +505,18 @@ impl Walker {
                 let status = Status::Ignored { is_dir: true };
                 return Child::Entry(Entry::new(key, raw(), Fingerprint::default(), status));
             }
-            let meta = match followed {
-                Some(meta) => meta,
+            // Without following links no directory can lead back up: no id needed.
+            let id = match followed {
+                Some(meta) => (meta.dev(), meta.ino()),
                 None if self.options.follow_symlinks => match entry.metadata() {
-                    Ok(meta) => meta,
+                    Ok(meta) => (meta.dev(), meta.ino()),
                     Err(err) => return unreadable(key, &err),
                 },
-                None => {
-                    // Without following links no directory can lead back up.
-                    return Child::Dir(DirGroup {
-                        key,
-                        paths: vec![DirPath {
-                            path: entry.path(),
-                            differs,
-                            id: (0, 0),
-                        }],
-                    });
-                }
+                None => (0, 0),
             };
-            let id = (meta.dev(), meta.ino());
-            if ancestors.contains(&id) || group.paths.iter().any(|p| p.id == id) {
+            if self.options.follow_symlinks
+                && (ancestors.contains(&id) || group.paths.iter().any(|p| p.id == id))
+            {
                 let status = Status::Skipped(SkipReason::SymlinkLoop);
                 return Child::Entry(Entry::new(key, raw(), Fingerprint::default(), status));
             }

@@ -247,25 +247,28 @@ fn fifos_and_symlink_loops_are_reported_and_skipped() {
     );
 }
 
+/// Mode 000: unreadable to anyone but root.
+fn lock_away(path: &std::path::Path) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+}
+
+/// `firn <command> TREE --json` as an unprivileged user (root reads anything).
+fn unprivileged(sb: &Sandbox, command: &str) -> std::process::Output {
+    sb.unprivileged_command()
+        .args([command, sb.tree().to_str().unwrap(), "--json"])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn an_unreadable_file_is_reported_and_the_rest_backed_up() {
     let sb = Sandbox::new();
     sb.write("ok.txt", "readable");
-    let secret = sb.write("secret.txt", "not for you");
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    lock_away(&sb.write("secret.txt", "not for you"));
     sb.write("locked/inside.txt", "behind a closed directory");
-    std::fs::set_permissions(
-        sb.tree().join("locked"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o000),
-    )
-    .unwrap();
+    lock_away(&sb.tree().join("locked"));
 
-    // Root reads anything: firn runs as an unprivileged user instead.
-    let mut cmd = sb.unprivileged_command();
-    let out = cmd
-        .args(["backup", sb.tree().to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
+    let out = unprivileged(&sb, "backup");
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -296,18 +299,9 @@ fn archived_files_under_a_directory_that_became_unreadable_are_unreadable_not_go
     sb.write("z.txt", "after");
     let (code, doc) = sb.backup_json(&[]);
     assert_eq!(code, Some(0), "{doc}");
-    std::fs::set_permissions(
-        sb.tree().join("locked"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o000),
-    )
-    .unwrap();
+    lock_away(&sb.tree().join("locked"));
 
-    let mut cmd = sb.unprivileged_command();
-    let out = cmd
-        .args(["status", sb.tree().to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    let doc = last_json(&out);
+    let doc = last_json(&unprivileged(&sb, "status"));
     assert_eq!(status_of(&doc, "locked"), "unreadable", "{doc}");
     assert_eq!(status_of(&doc, "locked-b.txt"), "up-to-date", "{doc}");
     assert_eq!(status_of(&doc, "z.txt"), "up-to-date", "{doc}");
